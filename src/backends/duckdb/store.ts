@@ -1,0 +1,231 @@
+import {
+  DuckDBConnection,
+  DuckDBDataChunk,
+  DuckDBInstance,
+  DuckDBTimestampMillisecondsValue,
+  BIGINT,
+  INTEGER,
+  TIMESTAMP_MS,
+  VARCHAR,
+  type DuckDBType,
+  type DuckDBValue,
+} from '@duckdb/node-api';
+import fs from 'node:fs';
+import path from 'node:path';
+import { coerceError, FencedError, NonRetryableError, RetryAfterError } from '../../core/errors.js';
+import type { CountQuery, CountRow, LogRecord } from '../../core/types.js';
+import type { CommitBatch, CommitResult, Store } from '../../ports/store.js';
+import { countsSql, minuteCounts, SCHEMA } from './sql.js';
+
+export interface DuckdbStoreOptions {
+  file: string;
+  /** Rows per appended data chunk; the event loop is yielded between chunks. */
+  chunkRows?: number;
+  queryTimeoutMs?: number;
+}
+
+const EVENT_TYPES: DuckDBType[] = [VARCHAR, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS, TIMESTAMP_MS, INTEGER, BIGINT, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS];
+
+/**
+ * The embedded store on DuckDB: one process writes (DuckDB's rule), through one connection;
+ * queries use a second connection and see committed data only.
+ *
+ * A commit is one transaction holding the raw rows (appended in data chunks, which the
+ * appender writes inside the connection's open transaction), the per-minute counts (an
+ * upsert of a few pre-aggregated rows) and the applied offset and fencing token of each
+ * partition. Redelivered records are skipped by position (offset <= applied), which is
+ * what makes a replayed batch, a crash between commit and ack, or a stale consumer's late
+ * commit change nothing.
+ */
+export class DuckdbStore implements Store {
+  readonly name = 'duckdb';
+  private instance: DuckDBInstance | null = null;
+  private writer: DuckDBConnection | null = null;
+  private reader: DuckDBConnection | null = null;
+  /** Mirror of the `applied` table; valid because this object is the only writer. */
+  private readonly applied = new Map<number, { offset: number; token: number }>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly chunkRows: number;
+  private readonly queryTimeoutMs: number;
+
+  constructor(private readonly options: DuckdbStoreOptions) {
+    this.chunkRows = options.chunkRows ?? 2048;
+    this.queryTimeoutMs = options.queryTimeoutMs ?? 10_000;
+  }
+
+  async connect(): Promise<void> {
+    if (this.instance) return;
+    fs.mkdirSync(path.dirname(this.options.file), { recursive: true });
+    this.instance = await DuckDBInstance.create(this.options.file);
+    this.writer = await this.instance.connect();
+    await this.writer.run(SCHEMA);
+    this.reader = await this.instance.connect();
+    const rows = (await this.writer.runAndReadAll('SELECT p, o, token FROM applied')).getRows();
+    for (const [p, o, token] of rows) this.applied.set(Number(p), { offset: Number(o), token: Number(token) });
+  }
+
+  private conn(): DuckDBConnection {
+    if (!this.writer) throw new RetryAfterError('the store is not connected', 1000);
+    return this.writer;
+  }
+
+  commit(batch: CommitBatch): Promise<CommitResult> {
+    // DuckDB allows one open transaction per connection: commits run one after another.
+    const run = this.queue.then(() => this.commitNow(batch));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async commitNow(batch: CommitBatch): Promise<CommitResult> {
+    const declared = new Map<number, number>();
+    for (const { partition, token } of batch.partitions) {
+      const current = this.applied.get(partition);
+      if (current && token < current.token) {
+        throw new FencedError(`partition ${partition}: token ${token} is older than ${current.token}; a newer consumer owns it`);
+      }
+      declared.set(partition, token);
+    }
+    const fresh: LogRecord[] = [];
+    for (const r of batch.records) {
+      if (!declared.has(r.partition)) throw new NonRetryableError(`record at ${r.partition}:${r.offset} has no partition entry in the batch`);
+      if (r.offset > (this.applied.get(r.partition)?.offset ?? 0)) fresh.push(r);
+    }
+    const c = this.conn();
+    const next = new Map<number, { offset: number; token: number }>();
+    for (const { partition, token, upTo } of batch.partitions) {
+      next.set(partition, { offset: Math.max(upTo, this.applied.get(partition)?.offset ?? 0), token });
+    }
+    try {
+      await c.run('BEGIN TRANSACTION');
+      if (fresh.length > 0) {
+        await this.appendEvents(c, fresh);
+        const counts = minuteCounts(fresh);
+        await c.run(counts.sql, counts.params);
+      }
+      const values: DuckDBValue[] = [];
+      for (const [p, a] of next) values.push(p, a.offset, a.token);
+      await c.run(
+        `INSERT INTO applied (p, o, token) VALUES ${[...next.keys()].map(() => '(?, ?, ?)').join(', ')}
+         ON CONFLICT (p) DO UPDATE SET o = excluded.o, token = excluded.token`,
+        values,
+      );
+      await c.run('COMMIT');
+    } catch (e: unknown) {
+      await c.run('ROLLBACK').catch(() => undefined);
+      throw classify(e);
+    }
+    for (const [p, a] of next) this.applied.set(p, a);
+    return { stored: fresh.length, skipped: batch.records.length - fresh.length };
+  }
+
+  private async appendEvents(c: DuckDBConnection, records: LogRecord[]): Promise<void> {
+    const appender = await c.createAppender('events');
+    try {
+      const storedAt = new DuckDBTimestampMillisecondsValue(BigInt(Date.now()));
+      for (let start = 0; start < records.length; start += this.chunkRows) {
+        const n = Math.min(this.chunkRows, records.length - start);
+        const cols: DuckDBValue[][] = EVENT_TYPES.map(() => new Array<DuckDBValue>(n));
+        for (let i = 0; i < n; i++) {
+          const r = records[start + i]!;
+          cols[0]![i] = r.tenant;
+          cols[1]![i] = r.type;
+          cols[2]![i] = r.key;
+          cols[3]![i] = r.idempotencyKey;
+          cols[4]![i] = new DuckDBTimestampMillisecondsValue(BigInt(r.ts));
+          cols[5]![i] = new DuckDBTimestampMillisecondsValue(BigInt(r.receivedAt));
+          cols[6]![i] = r.partition;
+          cols[7]![i] = BigInt(r.offset);
+          cols[8]![i] = r.origin;
+          cols[9]![i] = r.properties;
+          cols[10]![i] = r.context;
+          cols[11]![i] = storedAt;
+        }
+        const chunk = DuckDBDataChunk.create(EVENT_TYPES, n);
+        chunk.setColumns(cols);
+        appender.appendDataChunk(chunk);
+        // Appending is synchronous; yield so that queries and lease renewals are served.
+        if (start + n < records.length) await new Promise((r) => setImmediate(r));
+      }
+      appender.flushSync();
+    } finally {
+      appender.closeSync();
+    }
+  }
+
+  async appliedOffsets(): Promise<Map<number, number>> {
+    // Wait for the commit in progress, so the answer is not older than what queries see.
+    await this.queue;
+    return new Map([...this.applied].map(([p, a]) => [p, a.offset]));
+  }
+
+  async counts(q: CountQuery, signal?: AbortSignal): Promise<CountRow[]> {
+    const { sql, params } = countsSql(q);
+    const rows = await this.withTimeout((c) => c.runAndReadAll(sql, params), signal);
+    return rows.getRows().map(([bucket, count]) => ({ bucket: Number(bucket), count: Number(count) }));
+  }
+
+  async countRaw(tenant: string): Promise<number> {
+    const r = await this.withTimeout((c) => c.runAndReadAll('SELECT count(*) FROM events WHERE tenant = ?', [tenant]));
+    return Number(r.getRows()[0]![0]);
+  }
+
+  /** Runs a read with the query timeout; an expired query is interrupted, not left running. */
+  private async withTimeout<T>(fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const c = this.reader;
+    if (!c) throw new RetryAfterError('the store is not connected', 1000);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      c.interrupt();
+    }, this.queryTimeoutMs);
+    const onAbort = (): void => c.interrupt();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await fn(c);
+    } catch (e: unknown) {
+      if (timedOut) throw new RetryAfterError(`the query ran past its ${this.queryTimeoutMs} ms timeout`, 0, { cause: e });
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async health(): Promise<{ ok: boolean; detail?: string }> {
+    if (!this.reader) return { ok: false, detail: 'not connected' };
+    try {
+      await this.reader.run('SELECT 1');
+      return { ok: true };
+    } catch (e: unknown) {
+      return { ok: false, detail: coerceError(e).message };
+    }
+  }
+
+  /** Must not throw. */
+  async close(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    for (const c of [this.reader, this.writer]) {
+      try {
+        c?.closeSync();
+      } catch {
+        // Already closed.
+      }
+    }
+    try {
+      this.instance?.closeSync();
+    } catch {
+      // Already closed.
+    }
+    this.reader = this.writer = null;
+    this.instance = null;
+  }
+}
+
+/** Data errors are the rows' fault (dead-letter them); everything else is transient. */
+function classify(e: unknown): Error {
+  const err = coerceError(e);
+  if (/Conversion Error|Invalid Input Error|Constraint Error|Out of Range/i.test(err.message)) {
+    return new NonRetryableError(err.message, { cause: err });
+  }
+  return new RetryAfterError(`store commit failed: ${err.message}`, 500, { cause: err });
+}

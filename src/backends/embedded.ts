@@ -1,0 +1,32 @@
+import path from 'node:path';
+import type { Config } from '../config/schema.js';
+import { DuckdbStore } from './duckdb/store.js';
+import { SqliteCatalog } from './sqlite/catalog.js';
+import { SqliteLog } from './sqlite/log.js';
+
+/**
+ * The embedded default: the log and the catalog in one SQLite file, the store in one DuckDB
+ * file, both under the data directory. The only place that knows the file names.
+ */
+export function embeddedPaths(dataDir: string): { sqlite: string; duckdb: string } {
+  return { sqlite: path.resolve(dataDir, 'sluice.db'), duckdb: path.resolve(dataDir, 'store.duckdb') };
+}
+
+export function openEmbeddedLog(config: Readonly<Config>, onFlush?: () => void): SqliteLog {
+  return new SqliteLog({
+    file: embeddedPaths(config.dataDir).sqlite,
+    partitions: config.partitions,
+    fsync: config.log.fsync,
+    dedupeHorizonMs: config.log.dedupeHorizonMs,
+    retentionMs: config.log.retentionMs,
+    onFlush,
+  });
+}
+
+export function openEmbeddedCatalog(config: Readonly<Config>): SqliteCatalog {
+  return new SqliteCatalog(embeddedPaths(config.dataDir).sqlite);
+}
+
+export function openEmbeddedStore(config: Readonly<Config>): DuckdbStore {
+  return new DuckdbStore({ file: embeddedPaths(config.dataDir).duckdb, queryTimeoutMs: config.query.timeoutMs });
+}

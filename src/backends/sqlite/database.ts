@@ -1,0 +1,91 @@
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export type SqliteDatabase = Database.Database;
+
+/** How the log's commits reach the disk. See docs/operations.md for what each mode risks. */
+export type Fsync = 'always' | 'normal' | 'off';
+
+const SYNCHRONOUS: Record<Fsync, string> = { always: 'FULL', normal: 'NORMAL', off: 'OFF' };
+
+/**
+ * Versioned migrations of the embedded database (the log and the catalog share one file).
+ * Applied in order under an immediate transaction, so that two processes starting at once
+ * do not both apply them. Never edit a shipped step; add one.
+ */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+  CREATE TABLE records (
+    p INTEGER NOT NULL, o INTEGER NOT NULL,
+    tenant TEXT NOT NULL, type TEXT NOT NULL, key TEXT NOT NULL, idem TEXT NOT NULL,
+    ts INTEGER NOT NULL, received_at INTEGER NOT NULL, origin TEXT NOT NULL,
+    properties TEXT NOT NULL, context TEXT NOT NULL,
+    PRIMARY KEY (p, o)
+  ) WITHOUT ROWID;
+  CREATE TABLE heads (p INTEGER PRIMARY KEY, head INTEGER NOT NULL);
+  CREATE TABLE offsets (grp TEXT NOT NULL, p INTEGER NOT NULL, committed INTEGER NOT NULL, PRIMARY KEY (grp, p)) WITHOUT ROWID;
+  CREATE TABLE leases (
+    grp TEXT NOT NULL, p INTEGER NOT NULL, owner TEXT, token INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+    PRIMARY KEY (grp, p)
+  ) WITHOUT ROWID;
+  CREATE TABLE deliveries (
+    grp TEXT NOT NULL, p INTEGER NOT NULL, from_o INTEGER NOT NULL, to_o INTEGER NOT NULL, attempts INTEGER NOT NULL,
+    PRIMARY KEY (grp, p)
+  ) WITHOUT ROWID;
+  CREATE TABLE members (grp TEXT NOT NULL, owner TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (grp, owner)) WITHOUT ROWID;
+  CREATE TABLE tenants (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY, tenant TEXT NOT NULL REFERENCES tenants(name), scope TEXT NOT NULL,
+    hash TEXT NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER
+  );
+  CREATE TABLE dead_letters (
+    tenant TEXT NOT NULL, idem TEXT NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
+    attempts INTEGER NOT NULL, p INTEGER NOT NULL, o INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, origin TEXT NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (tenant, idem)
+  ) WITHOUT ROWID;
+  `,
+];
+
+export interface OpenOptions {
+  fsync?: Fsync;
+  readonly?: boolean;
+}
+
+/** Opens (creating if needed) the embedded database at `file`, in WAL mode, migrated. */
+export function openDatabase(file: string, options: OpenOptions = {}): SqliteDatabase {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${SYNCHRONOUS[options.fsync ?? 'always']}`);
+  // Other processes (the CLI, a second consumer) hold the write lock for milliseconds at most.
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: SqliteDatabase): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current >= MIGRATIONS.length) return;
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    // Re-read under the lock: another process may have migrated meanwhile.
+    const version = db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+    db.exec('COMMIT');
+  } catch (e) {
+    db.exec('ROLLBACK');
+    throw e;
+  }
+}
+
+/** Runs `fn` in an IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
+export function immediate<T>(db: SqliteDatabase, fn: () => T): T {
+  return db.transaction(fn).immediate();
+}

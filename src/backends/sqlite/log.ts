@@ -1,0 +1,418 @@
+import type { Statement } from 'better-sqlite3';
+import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
+import type { AppendOutcome, LogEntry, LogRecord, Origin } from '../../core/types.js';
+import type { Lease, Log, LogCapabilities, PartitionPosition } from '../../ports/log.js';
+import { immediate, openDatabase, type Fsync, type SqliteDatabase } from './database.js';
+
+export interface SqliteLogOptions {
+  file: string;
+  partitions: number;
+  fsync: Fsync;
+  /** How long idempotency keys are remembered at append time (the dedupe horizon). */
+  dedupeHorizonMs: number;
+  /** How long acked records are kept (for lineage and re-reading), after which they are pruned. */
+  retentionMs: number;
+  /** Cap on entries written by one group commit. */
+  maxGroupCommit?: number;
+  now?: () => number;
+  /** Called after each group commit that appended records (to wake consumers). Must not throw. */
+  onFlush?: () => void;
+}
+
+interface Pending {
+  entries: readonly LogEntry[];
+  resolve: (outcomes: AppendOutcome[]) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * The embedded log on SQLite (WAL).
+ *
+ * Appends are group-committed: every append that arrives while the event loop is busy is
+ * written by one transaction (one fsync) on the next turn, and each caller's promise
+ * resolves after that commit. The dedupe ledger lives in the same transaction as the
+ * records, in generations of one horizon each (`ledger_<n>`): a key is checked against the
+ * current and the previous generation, so keys are remembered for between one and two
+ * horizons, and expiring a generation is a DROP TABLE instead of millions of deletes.
+ */
+export class SqliteLog implements Log {
+  readonly name = 'sqlite';
+  readonly capabilities: LogCapabilities;
+  private readonly db: SqliteDatabase;
+  private readonly opts: Required<SqliteLogOptions>;
+  private pending: Pending[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private readonly stmts: ReturnType<SqliteLog['prepare']>;
+  private ledgerGen = -1;
+  private ledgerInsert: Statement | null = null;
+  private ledgerPrevCheck: Statement | null = null;
+
+  constructor(options: SqliteLogOptions) {
+    this.opts = { maxGroupCommit: 20_000, now: Date.now, onFlush: () => undefined, ...options };
+    this.capabilities = { partitions: options.partitions, dedupeHorizonMs: options.dedupeHorizonMs };
+    this.db = openDatabase(options.file, { fsync: options.fsync });
+    this.checkPartitions();
+    this.stmts = this.prepare();
+  }
+
+  private checkPartitions(): void {
+    const row = this.db.prepare(`SELECT v FROM meta WHERE k = 'partitions'`).get() as { v: string } | undefined;
+    if (!row) {
+      immediate(this.db, () => {
+        this.db.prepare(`INSERT OR IGNORE INTO meta (k, v) VALUES ('partitions', ?)`).run(String(this.opts.partitions));
+        const insert = this.db.prepare('INSERT OR IGNORE INTO heads (p, head) VALUES (?, 0)');
+        for (let p = 0; p < this.opts.partitions; p++) insert.run(p);
+      });
+      return this.checkPartitions();
+    }
+    if (Number(row.v) !== this.opts.partitions) {
+      throw new SluiceError(
+        'SLUICE_ERR_CONFIG',
+        `the log in ${this.opts.file} was created with ${row.v} partitions, not ${this.opts.partitions}: ` +
+          `start with --partitions ${row.v}, or use a new data directory`,
+        { field: 'partitions' },
+      );
+    }
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      heads: db.prepare('SELECT p, head FROM heads'),
+      head: db.prepare('SELECT head FROM heads WHERE p = ?').pluck(),
+      setHead: db.prepare('UPDATE heads SET head = ? WHERE p = ?'),
+      insert: db.prepare(
+        `INSERT INTO records (p, o, tenant, type, key, idem, ts, received_at, origin, properties, context)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      join: db.prepare(
+        `INSERT INTO members (grp, owner, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (grp, owner) DO UPDATE SET expires_at = excluded.expires_at`,
+      ),
+      expireMembers: db.prepare('DELETE FROM members WHERE grp = ? AND expires_at < ?'),
+      members: db.prepare('SELECT count(*) FROM members WHERE grp = ? AND expires_at >= ?').pluck(),
+      leave: db.prepare('DELETE FROM members WHERE grp = ? AND owner = ?'),
+      lease: db.prepare('SELECT owner, token, expires_at FROM leases WHERE grp = ? AND p = ?'),
+      insertLease: db.prepare('INSERT OR IGNORE INTO leases (grp, p, owner, token, expires_at) VALUES (?, ?, NULL, 0, 0)'),
+      grant: db.prepare('UPDATE leases SET owner = ?, token = token + 1, expires_at = ? WHERE grp = ? AND p = ?'),
+      renew: db.prepare('UPDATE leases SET expires_at = ? WHERE grp = ? AND p = ? AND owner = ? AND token = ?'),
+      release: db.prepare('UPDATE leases SET owner = NULL, expires_at = 0 WHERE grp = ? AND p = ? AND owner = ? AND token = ?'),
+      committed: db.prepare('SELECT committed FROM offsets WHERE grp = ? AND p = ?'),
+      setCommitted: db.prepare(
+        `INSERT INTO offsets (grp, p, committed) VALUES (?, ?, ?)
+         ON CONFLICT (grp, p) DO UPDATE SET committed = max(committed, excluded.committed)`,
+      ),
+      delivery: db.prepare('SELECT from_o, to_o, attempts FROM deliveries WHERE grp = ? AND p = ?'),
+      setDelivery: db.prepare(
+        `INSERT INTO deliveries (grp, p, from_o, to_o, attempts) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (grp, p) DO UPDATE SET from_o = excluded.from_o, to_o = excluded.to_o, attempts = excluded.attempts`,
+      ),
+      clearDelivery: db.prepare('DELETE FROM deliveries WHERE grp = ? AND p = ? AND to_o <= ?'),
+      range: db.prepare(
+        `SELECT p, o, tenant, type, key, idem, ts, received_at, origin, properties, context
+         FROM records WHERE p = ? AND o >= ? AND o <= ? ORDER BY o`,
+      ),
+      receivedAt: db.prepare('SELECT received_at FROM records WHERE p = ? AND o = ?'),
+      offsets: db.prepare('SELECT p, committed FROM offsets WHERE grp = ?'),
+      leases: db.prepare('SELECT p, owner, expires_at FROM leases WHERE grp = ?'),
+      minCommitted: db.prepare('SELECT min(committed) AS c, count(*) AS n FROM offsets WHERE p = ?'),
+      groups: db.prepare('SELECT count(DISTINCT grp) AS n FROM offsets'),
+      prune: db.prepare(
+        `DELETE FROM records WHERE p = ? AND o IN (
+           SELECT o FROM records WHERE p = ? AND o <= ? AND received_at < ? ORDER BY o LIMIT ?)`,
+      ),
+    };
+  }
+
+  // ---- append ---------------------------------------------------------------------------
+
+  append(entries: readonly LogEntry[]): Promise<AppendOutcome[]> {
+    if (this.closed) return Promise.reject(new SluiceError('SLUICE_ERR_SHUTTING_DOWN', 'the log is closed', { retryAfter: 1 }));
+    if (entries.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ entries, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    while (this.pending.length > 0) {
+      const group: Pending[] = [];
+      let n = 0;
+      while (this.pending.length > 0 && (n === 0 || n + this.pending[0]!.entries.length <= this.opts.maxGroupCommit)) {
+        const p = this.pending.shift()!;
+        group.push(p);
+        n += p.entries.length;
+      }
+      let results: AppendOutcome[][];
+      try {
+        results = immediate(this.db, () => this.write(group));
+      } catch (e: unknown) {
+        const err = coerceError(e);
+        const full = /SQLITE_FULL|disk is full|database or disk is full/i.test(err.message);
+        const failure = new SluiceError(
+          'SLUICE_ERR_LOG_UNAVAILABLE',
+          full ? 'the log is out of disk space; nothing of this request was written' : `the log cannot write: ${err.message}`,
+          { retryAfter: full ? 5 : 1, cause: err },
+        );
+        for (const p of group) p.reject(failure);
+        continue;
+      }
+      for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]!);
+      this.opts.onFlush();
+    }
+  }
+
+  /** Inside the append transaction: dedupe, assign offsets, insert. */
+  private write(group: Pending[]): AppendOutcome[][] {
+    const now = this.opts.now();
+    this.rotateLedger(now);
+    const heads = new Map<number, number>();
+    for (const row of this.stmts.heads.iterate() as Iterable<{ p: number; head: number }>) heads.set(row.p, row.head);
+    const touched = new Set<number>();
+    const out: AppendOutcome[][] = [];
+    const insert = this.stmts.insert;
+    const ledgerInsert = this.ledgerInsert!;
+    const prev = this.ledgerPrevCheck;
+    for (const { entries } of group) {
+      const outcomes: AppendOutcome[] = new Array(entries.length);
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]!;
+        if ((prev && prev.get(e.tenant, e.idempotencyKey)) || ledgerInsert.run(e.tenant, e.idempotencyKey).changes === 0) {
+          outcomes[i] = { status: 'duplicate' };
+          continue;
+        }
+        const offset = (heads.get(e.partition) ?? 0) + 1;
+        heads.set(e.partition, offset);
+        touched.add(e.partition);
+        insert.run(e.partition, offset, e.tenant, e.type, e.key, e.idempotencyKey, e.ts, e.receivedAt, e.origin, e.properties, e.context);
+        outcomes[i] = { status: 'appended', partition: e.partition, offset };
+      }
+      out.push(outcomes);
+    }
+    for (const p of touched) this.stmts.setHead.run(heads.get(p)!, p);
+    return out;
+  }
+
+  /** Makes the current ledger generation exist, and drops generations older than the previous one. */
+  private rotateLedger(now: number): void {
+    const horizon = Math.max(1, this.opts.dedupeHorizonMs);
+    const gen = Math.floor(now / horizon);
+    if (gen === this.ledgerGen) return;
+    this.db.exec(`CREATE TABLE IF NOT EXISTS ledger_${gen} (tenant TEXT NOT NULL, idem TEXT NOT NULL, PRIMARY KEY (tenant, idem)) WITHOUT ROWID`);
+    const tables = this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ledger\\_%' ESCAPE '\\'`).all() as { name: string }[];
+    let hasPrev = false;
+    for (const { name } of tables) {
+      const g = Number(name.slice('ledger_'.length));
+      if (g === gen - 1) hasPrev = true;
+      else if (g < gen - 1) this.db.exec(`DROP TABLE ${name}`);
+    }
+    this.ledgerInsert = this.db.prepare(`INSERT OR IGNORE INTO ledger_${gen} (tenant, idem) VALUES (?, ?)`);
+    this.ledgerPrevCheck = hasPrev ? this.db.prepare(`SELECT 1 FROM ledger_${gen - 1} WHERE tenant = ? AND idem = ?`).pluck() : null;
+    this.ledgerGen = gen;
+  }
+
+  // ---- leases ---------------------------------------------------------------------------
+
+  async acquire(group: string, partition: number, owner: string, ttlMs: number): Promise<Lease | null> {
+    const now = this.opts.now();
+    return immediate(this.db, () => {
+      this.stmts.insertLease.run(group, partition);
+      const row = this.stmts.lease.get(group, partition) as { owner: string | null; token: number; expires_at: number };
+      if (row.owner !== null && row.owner !== owner && row.expires_at > now) return null;
+      this.stmts.grant.run(owner, now + ttlMs, group, partition);
+      return { group, partition, owner, token: row.token + 1, expiresAt: now + ttlMs };
+    });
+  }
+
+  async join(group: string, owner: string, ttlMs: number): Promise<number> {
+    const now = this.opts.now();
+    return immediate(this.db, () => {
+      this.stmts.join.run(group, owner, now + ttlMs);
+      this.stmts.expireMembers.run(group, now);
+      return this.stmts.members.get(group, now) as number;
+    });
+  }
+
+  async leave(group: string, owner: string): Promise<void> {
+    try {
+      this.stmts.leave.run(group, owner);
+    } catch {
+      // The membership expires on its own.
+    }
+  }
+
+  async renew(lease: Lease, ttlMs: number): Promise<boolean> {
+    try {
+      const expiresAt = this.opts.now() + ttlMs;
+      const ok = this.stmts.renew.run(expiresAt, lease.group, lease.partition, lease.owner, lease.token).changes === 1;
+      if (ok) lease.expiresAt = expiresAt;
+      return ok;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Must not throw. */
+  async release(lease: Lease): Promise<void> {
+    try {
+      this.stmts.release.run(lease.group, lease.partition, lease.owner, lease.token);
+    } catch {
+      // The lease expires on its own.
+    }
+  }
+
+  private holds(lease: Lease): boolean {
+    const row = this.stmts.lease.get(lease.group, lease.partition) as { owner: string | null; token: number } | undefined;
+    return row !== undefined && row.owner === lease.owner && row.token === lease.token;
+  }
+
+  // ---- read and ack ---------------------------------------------------------------------
+
+  async read(lease: Lease, max: number): Promise<LogRecord[]> {
+    return immediate(this.db, () => {
+      if (!this.holds(lease)) throw new FencedError(`lease on partition ${lease.partition} was lost (token ${lease.token})`);
+      const { group, partition } = lease;
+      const committed = (this.stmts.committed.get(group, partition) as { committed: number } | undefined)?.committed ?? 0;
+      const start = committed + 1;
+      const head = (this.stmts.head.get(partition) as number | undefined) ?? 0;
+      if (head < start) return [];
+      // A delivery that was not acked marks its range as suspect. Records in a suspect range
+      // are handed out one at a time, so that a record that crashes its consumer is isolated
+      // and reaches its attempt limit alone, while its neighbours go through.
+      const marker = this.stmts.delivery.get(group, partition) as { from_o: number; to_o: number; attempts: number } | undefined;
+      let end: number;
+      let attempts: number;
+      if (marker && start >= marker.from_o && start <= marker.to_o) {
+        attempts = marker.from_o === start ? marker.attempts + 1 : 1;
+        end = start;
+        this.stmts.setDelivery.run(group, partition, start, marker.to_o, attempts);
+      } else {
+        attempts = 1;
+        end = Math.min(head, start + max - 1);
+        this.stmts.setDelivery.run(group, partition, start, end, 1);
+      }
+      const rows = this.stmts.range.all(partition, start, end) as RecordRow[];
+      return rows.map((r) => toRecord(r, attempts));
+    });
+  }
+
+  /** Must not throw. */
+  async ack(lease: Lease, offset: number): Promise<boolean> {
+    try {
+      return immediate(this.db, () => {
+        if (!this.holds(lease)) return false;
+        this.stmts.setCommitted.run(lease.group, lease.partition, offset);
+        this.stmts.clearDelivery.run(lease.group, lease.partition, offset);
+        return true;
+      });
+    } catch {
+      return false;
+    }
+  }
+
+  // ---- positions, watermark, health -------------------------------------------------------
+
+  async positions(group: string): Promise<PartitionPosition[]> {
+    const committed = new Map<number, number>();
+    for (const r of this.stmts.offsets.all(group) as { p: number; committed: number }[]) committed.set(r.p, r.committed);
+    const owners = new Map<number, string | null>();
+    const now = this.opts.now();
+    for (const r of this.stmts.leases.all(group) as { p: number; owner: string | null; expires_at: number }[]) {
+      owners.set(r.p, r.expires_at > now ? r.owner : null);
+    }
+    const out: PartitionPosition[] = [];
+    for (const { p, head } of this.stmts.heads.all() as { p: number; head: number }[]) {
+      const c = committed.get(p) ?? 0;
+      const oldest = head > c ? ((this.stmts.receivedAt.pluck().get(p, c + 1) as number | undefined) ?? null) : null;
+      out.push({ partition: p, head, committed: c, oldestUnackedAt: oldest, owner: owners.get(p) ?? null });
+    }
+    return out;
+  }
+
+  async oldestUnapplied(applied: ReadonlyMap<number, number>): Promise<number | null> {
+    let oldest: number | null = null;
+    for (const p of this.pending) {
+      for (const e of p.entries) if (oldest === null || e.receivedAt < oldest) oldest = e.receivedAt;
+    }
+    for (const { p, head } of this.stmts.heads.all() as { p: number; head: number }[]) {
+      const a = applied.get(p) ?? 0;
+      if (head <= a) continue;
+      const at = this.stmts.receivedAt.pluck().get(p, a + 1) as number | undefined;
+      if (at !== undefined && (oldest === null || at < oldest)) oldest = at;
+    }
+    return oldest;
+  }
+
+  async health(): Promise<{ ok: boolean; detail?: string }> {
+    if (this.closed) return { ok: false, detail: 'closed' };
+    try {
+      this.db.prepare('SELECT 1').get();
+      return { ok: true };
+    } catch (e: unknown) {
+      return { ok: false, detail: coerceError(e).message };
+    }
+  }
+
+  /**
+   * Deletes acked records older than the retention, at most `limit` per partition per call,
+   * so that one call never holds the write lock for long. Returns how many it deleted.
+   */
+  prune(limit = 5_000): number {
+    const cutoff = this.opts.now() - this.opts.retentionMs;
+    let deleted = 0;
+    for (let p = 0; p < this.opts.partitions; p++) {
+      const row = this.stmts.minCommitted.get(p) as { c: number | null; n: number };
+      if (!row.n || row.c === null || row.c <= 0) continue;
+      deleted += this.stmts.prune.run(p, p, row.c, cutoff, limit).changes;
+    }
+    return deleted;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    try {
+      this.db.close();
+    } catch {
+      // Closing twice or after a fatal I/O error: nothing left to release.
+    }
+  }
+}
+
+interface RecordRow {
+  p: number;
+  o: number;
+  tenant: string;
+  type: string;
+  key: string;
+  idem: string;
+  ts: number;
+  received_at: number;
+  origin: string;
+  properties: string;
+  context: string;
+}
+
+function toRecord(r: RecordRow, attempt: number): LogRecord {
+  return {
+    partition: r.p,
+    offset: r.o,
+    tenant: r.tenant,
+    type: r.type,
+    key: r.key,
+    idempotencyKey: r.idem,
+    ts: r.ts,
+    receivedAt: r.received_at,
+    origin: r.origin as Origin,
+    properties: r.properties,
+    context: r.context,
+    attempt,
+  };
+}

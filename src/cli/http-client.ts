@@ -1,0 +1,68 @@
+import { backoffDelay, sleep } from '../core/backoff.js';
+
+/**
+ * The CLI's HTTP calls: JSON in and out, retried on network errors, 429 and 5xx (honouring
+ * Retry-After) with exponential backoff and jitter, never on other 4xx.
+ */
+
+export interface CallResult {
+  status: number;
+  body: unknown;
+  headers: Headers;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {
+    const b = body as { message?: string; code?: string } | null;
+    super(b && typeof b === 'object' && b.message ? `${status} ${b.code ?? ''}: ${b.message}` : `HTTP ${status}`);
+  }
+}
+
+function retryable(status: number): boolean {
+  return status === 429 || status >= 500;
+}
+
+export interface CallOptions {
+  maxAttempts?: number;
+  onRetry?: (reason: string, delayMs: number) => void;
+  signal?: AbortSignal;
+}
+
+export async function postJson(url: string, key: string, payload: unknown, options: CallOptions = {}): Promise<CallResult> {
+  const body = JSON.stringify(payload);
+  const max = options.maxAttempts ?? 20;
+  for (let attempt = 0; ; attempt++) {
+    let reason: string;
+    let retryAfterMs: number | null = null;
+    try {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body,
+        signal: options.signal,
+      });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : null;
+      } catch {
+        // Not JSON: keep the text for the error message.
+      }
+      if (res.ok) return { status: res.status, body: parsed, headers: res.headers };
+      if (!retryable(res.status)) throw new HttpError(res.status, parsed);
+      reason = `HTTP ${res.status}`;
+      const ra = Number(res.headers.get('retry-after'));
+      if (Number.isFinite(ra) && ra > 0) retryAfterMs = ra * 1000;
+    } catch (e: unknown) {
+      if (e instanceof HttpError || options.signal?.aborted) throw e;
+      reason = (e as Error).message;
+    }
+    if (attempt + 1 >= max) throw new Error(`giving up after ${max} attempts: ${reason}`);
+    const delay = Math.max(retryAfterMs ?? 0, backoffDelay(attempt, 100, 10_000));
+    options.onRetry?.(reason, delay);
+    await sleep(delay, options.signal);
+  }
+}

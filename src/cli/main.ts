@@ -1,0 +1,170 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { openEmbeddedCatalog } from '../backends/embedded.js';
+import { loadConfig } from '../config/load.js';
+import { coerceError, SluiceError } from '../core/errors.js';
+import { HttpError, postJson } from './http-client.js';
+import { send } from './send.js';
+import { banner, up } from './up.js';
+
+const USAGE = `sluice: an event pipeline (ingest → log → workers → store → query)
+
+Usage:
+  sluice up [--data-dir DIR] [--port 8080] [--host 127.0.0.1] [--partitions 16] [--config FILE]
+      Runs every role in one process on the embedded default (SQLite log, DuckDB store).
+  sluice tenant create NAME [--data-dir DIR] [--json]
+      Creates a tenant and prints its write and read keys (once). Works while "up" runs.
+  sluice send --key WRITE_KEY [--url URL] [--batch 500] [--concurrency 4] [FILE.ndjson | -]
+      Sends NDJSON events in batches, with progress; retries keep the same idempotency keys.
+  sluice query --key READ_KEY [--url URL] [--event TYPE] [--from -24h] [--to now] [--interval 1h] [--json]
+      Counts events per bucket.
+
+Configuration: flags, then SLUICE_* environment variables (SLUICE_PORT, SLUICE_DATA_DIR,
+SLUICE_LOG_FSYNC, ...), then a JSON file (--config or SLUICE_CONFIG). The client commands
+read SLUICE_URL and SLUICE_KEY.`;
+
+function usageError(message: string): never {
+  throw new SluiceError('SLUICE_ERR_CONFIG', `${message}\n\n${USAGE}`);
+}
+
+function int(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) usageError(`--${name} must be an integer, got "${v}"`);
+  return n;
+}
+
+const SERVER_FLAGS = {
+  'data-dir': { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  partitions: { type: 'string' },
+  fsync: { type: 'string' },
+  config: { type: 'string' },
+} as const;
+
+function serverConfig(values: Record<string, string | boolean | undefined>) {
+  const flags: Record<string, unknown> = {};
+  if (values['data-dir'] !== undefined) flags.dataDir = values['data-dir'];
+  if (values.host !== undefined) flags.host = values.host;
+  if (values.port !== undefined) flags.port = int(values.port as string, 'port');
+  if (values.partitions !== undefined) flags.partitions = int(values.partitions as string, 'partitions');
+  if (values.fsync !== undefined) flags.log = { fsync: values.fsync };
+  return loadConfig({ flags, file: values.config as string | undefined });
+}
+
+function clientTarget(values: Record<string, string | boolean | undefined>): { url: string; key: string } {
+  const key = (values.key as string | undefined) ?? process.env.SLUICE_KEY;
+  if (!key) usageError('--key is required (or set SLUICE_KEY)');
+  return { url: (values.url as string | undefined) ?? process.env.SLUICE_URL ?? 'http://127.0.0.1:8080', key };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'up': {
+      const { values } = parseArgs({ args: rest, options: SERVER_FLAGS, strict: true });
+      const config = serverConfig(values);
+      const running = await up(config);
+      process.stdout.write(banner(running, config) + '\n');
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.stderr.write('\nsluice: draining (in-flight requests and the batch in hand), then stopping\n');
+          void running.close().then(resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      return 0;
+    }
+    case 'tenant': {
+      const [sub, ...args] = rest;
+      if (sub !== 'create') usageError(`unknown command "tenant ${sub ?? ''}"`);
+      const { values, positionals } = parseArgs({
+        args,
+        options: { ...SERVER_FLAGS, json: { type: 'boolean' } },
+        allowPositionals: true,
+        strict: true,
+      });
+      if (positionals.length !== 1) usageError('tenant create takes exactly one NAME');
+      const catalog = openEmbeddedCatalog(serverConfig(values));
+      try {
+        const t = await catalog.createTenant(positionals[0]!);
+        if (values.json) process.stdout.write(JSON.stringify({ tenant: t.tenant, write_key: t.writeKey, read_key: t.readKey }) + '\n');
+        else process.stdout.write(`tenant:    ${t.tenant}\nwrite key: ${t.writeKey}\nread key:  ${t.readKey}\n(the keys are shown this once)\n`);
+      } finally {
+        await catalog.close();
+      }
+      return 0;
+    }
+    case 'send': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { key: { type: 'string' }, url: { type: 'string' }, batch: { type: 'string' }, concurrency: { type: 'string' } },
+        allowPositionals: true,
+        strict: true,
+      });
+      const target = clientTarget(values);
+      const s = await send({
+        ...target,
+        file: positionals[0] ?? '-',
+        batchSize: int(values.batch, 'batch') ?? 500,
+        concurrency: int(values.concurrency, 'concurrency') ?? 4,
+      });
+      process.stdout.write(
+        `sent ${s.sent}, accepted ${s.accepted}, duplicates ${s.duplicates}, rejected ${s.rejected}` +
+          (s.invalidLines ? `, invalid lines skipped ${s.invalidLines}` : '') +
+          '\n',
+      );
+      return s.rejected > 0 || s.invalidLines > 0 ? 1 : 0;
+    }
+    case 'query': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          key: { type: 'string' },
+          url: { type: 'string' },
+          event: { type: 'string' },
+          from: { type: 'string' },
+          to: { type: 'string' },
+          interval: { type: 'string' },
+          json: { type: 'boolean' },
+        },
+        strict: true,
+      });
+      const target = clientTarget(values);
+      const q = { event: values.event, from: values.from ?? '-24h', to: values.to ?? 'now', interval: values.interval ?? '1h', measures: ['count'] };
+      const r = await postJson(`${target.url.replace(/\/$/, '')}/v1/query`, target.key, q, { maxAttempts: 3 });
+      const body = r.body as { columns: string[]; rows: [string, number][]; watermark: string };
+      if (values.json) process.stdout.write(JSON.stringify(body) + '\n');
+      else {
+        const lines = body.rows.filter(([, n]) => n > 0);
+        process.stdout.write(`${'bucket'.padEnd(26)}count\n`);
+        for (const [b, n] of lines) process.stdout.write(`${b.padEnd(26)}${n}\n`);
+        const total = body.rows.reduce((s, [, n]) => s + n, 0);
+        process.stdout.write(`total ${total} in ${body.rows.length} buckets (${body.rows.length - lines.length} empty not shown); complete up to ${body.watermark}\n`);
+      }
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return command === undefined ? 2 : 0;
+    default:
+      usageError(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    const err = coerceError(e);
+    if (err instanceof HttpError) process.stderr.write(`sluice: ${err.message}\n`);
+    else if (err instanceof SluiceError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      process.stderr.write(`sluice: ${err.message}\n`);
+    } else process.stderr.write(`sluice: ${err.stack ?? err.message}\n`);
+    process.exit(err instanceof SluiceError && err.code === 'SLUICE_ERR_CONFIG' ? 2 : 1);
+  },
+);

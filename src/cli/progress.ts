@@ -1,0 +1,42 @@
+/**
+ * Progress on stderr: a bar redrawn in place on a terminal, a line every few seconds
+ * otherwise (CI logs, pipes).
+ */
+export class Progress {
+  private readonly started = Date.now();
+  private lastDraw = 0;
+  private readonly tty = process.stderr.isTTY === true;
+
+  constructor(private readonly totalBytes: number | null) {}
+
+  update(bytes: number, events: number): void {
+    const now = Date.now();
+    if (now - this.lastDraw < (this.tty ? 100 : 3_000)) return;
+    this.lastDraw = now;
+    this.draw(bytes, events, false);
+  }
+
+  note(message: string): void {
+    if (this.tty) process.stderr.write('\r\x1b[K');
+    process.stderr.write(message + '\n');
+  }
+
+  done(events: number): void {
+    this.draw(this.totalBytes ?? 0, events, true);
+    if (this.tty) process.stderr.write('\n');
+  }
+
+  private draw(bytes: number, events: number, final: boolean): void {
+    const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
+    const rate = Math.round(events / secs).toLocaleString('en-US');
+    let text = `${events.toLocaleString('en-US')} events  ${rate} ev/s`;
+    if (this.totalBytes) {
+      const frac = final ? 1 : Math.min(1, bytes / this.totalBytes);
+      const width = 24;
+      const filled = Math.round(frac * width);
+      const eta = frac > 0 && !final ? `  eta ${Math.round((secs / frac) * (1 - frac))}s` : '';
+      text = `[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${Math.round(frac * 100)}%  ${text}${eta}`;
+    }
+    process.stderr.write(this.tty ? `\r\x1b[K${text}` : `${text}\n`);
+  }
+}

@@ -1,0 +1,76 @@
+import type { FastifyInstance } from 'fastify';
+import { openEmbeddedCatalog, openEmbeddedLog } from '../backends/embedded.js';
+import type { Config } from '../config/schema.js';
+import { buildApp } from '../http/app.js';
+import { createLogger } from '../obs/logger.js';
+import type { NewTenant } from '../ports/catalog.js';
+import { StoreThread } from '../worker/thread-client.js';
+
+export interface Running {
+  app: FastifyInstance;
+  url: string;
+  /** The default tenant's keys when this start created it; null otherwise. */
+  created: NewTenant | null;
+  /** Drains and stops everything. Idempotent; must not throw. */
+  close(): Promise<void>;
+}
+
+/**
+ * `sluice up`: every role in one process on the embedded default. The HTTP thread
+ * validates and appends to the log (group commits, one fsync each); the store thread
+ * consumes the log and commits to DuckDB. So the HTTP path never waits for the store, and
+ * both cores work.
+ */
+export async function up(config: Readonly<Config>): Promise<Running> {
+  const logger = createLogger(config.logLevel);
+  const storeThread = new StoreThread(config, logger);
+  const log = openEmbeddedLog(config, () => storeThread.notify());
+  const catalog = openEmbeddedCatalog(config);
+  const created = (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
+  storeThread.start();
+  const app = buildApp({ config, log, catalog, reader: storeThread });
+  const address = await app.listen({ host: config.host, port: config.port });
+  const prune = setInterval(() => {
+    try {
+      log.prune();
+    } catch (e: unknown) {
+      logger.warn({ err: (e as Error).message }, 'log retention pass failed; will retry');
+    }
+  }, 10_000);
+  prune.unref();
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      clearInterval(prune);
+      // Stop taking requests and let those in flight finish (their appends are answered).
+      await app.close().catch(() => undefined);
+      await log.close();
+      await storeThread.stop();
+      await catalog.close();
+    })());
+  return { app, url: address, created, close };
+}
+
+export function banner(running: Running, config: Readonly<Config>): string {
+  const { url, created } = running;
+  const lines = [`sluice is up on ${url}  (data in ${config.dataDir}, ${config.partitions} partitions, log fsync: ${config.log.fsync})`, ''];
+  if (created) {
+    lines.push(
+      'Created the tenant "default". Its keys are shown this once; keep them:',
+      `  write key: ${created.writeKey}`,
+      `  read key:  ${created.readKey}`,
+      '',
+      'Send an event:',
+      `  curl -X POST ${url}/v1/events -H "Authorization: Bearer ${created.writeKey}" \\`,
+      `       -d '{"type":"checkout","key":"user-42","properties":{"amount":12.5}}'`,
+      'Count them per minute:',
+      `  curl -X POST ${url}/v1/query -H "Authorization: Bearer ${created.readKey}" \\`,
+      `       -d '{"event":"checkout","from":"-1h","to":"now","interval":"1m"}'`,
+    );
+  } else {
+    lines.push('Tenant "default" exists (its keys were printed when it was created).', 'New tenant and keys: sluice tenant create NAME');
+  }
+  lines.push('', `Health: ${url}/healthz  ${url}/readyz      Stop: Ctrl-C (drains, nothing is lost)`);
+  return lines.join('\n');
+}

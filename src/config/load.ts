@@ -1,0 +1,115 @@
+import { Ajv } from 'ajv';
+import fs from 'node:fs';
+import path from 'node:path';
+import { SluiceError } from '../core/errors.js';
+import { configSchema, type Config } from './schema.js';
+
+/**
+ * The only reader of configuration files and environment variables.
+ *
+ * Precedence, lowest first: defaults, the file (`--config FILE` or SLUICE_CONFIG), SLUICE_*
+ * environment variables, command-line flags. An environment variable names a field in
+ * upper snake case, nested fields joined by `_`: SLUICE_PORT, SLUICE_LOG_FSYNC,
+ * SLUICE_LIMITS_BODY_BYTES, SLUICE_WORKER_MAX_ATTEMPTS.
+ */
+
+/** Variables read by the command-line client, not by the server's configuration. */
+const CLIENT_VARIABLES = new Set(['SLUICE_CONFIG', 'SLUICE_KEY', 'SLUICE_URL']);
+
+type Json = Record<string, unknown>;
+
+const ajv = new Ajv({ useDefaults: true, coerceTypes: true, allErrors: false, strict: false });
+const validate = ajv.compile<Config>(configSchema);
+
+function snake(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+}
+
+/** Every leaf field of the schema, as [path, ENV_NAME]. */
+function leaves(schema: Json = configSchema as unknown as Json, prefix: string[] = []): [string[], string][] {
+  const out: [string[], string][] = [];
+  const props = (schema.properties ?? {}) as Record<string, Json>;
+  for (const [k, sub] of Object.entries(props)) {
+    const p = [...prefix, k];
+    if (sub.type === 'object') out.push(...leaves(sub, p));
+    else out.push([p, 'SLUICE_' + p.map(snake).join('_')]);
+  }
+  return out;
+}
+
+function setPath(target: Json, p: string[], value: unknown): void {
+  let cur = target;
+  for (const k of p.slice(0, -1)) {
+    if (typeof cur[k] !== 'object' || cur[k] === null) cur[k] = {};
+    cur = cur[k] as Json;
+  }
+  cur[p[p.length - 1]!] = value;
+}
+
+function merge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && out[k] && typeof out[k] === 'object' ? merge(out[k] as Json, v as Json) : v;
+  }
+  return out;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+export interface LoadOptions {
+  /** Values from command-line flags, already shaped like the config (e.g. { port: 9000 }). */
+  flags?: Json;
+  /** Path of a JSON config file. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function loadConfig(options: LoadOptions = {}): Readonly<Config> {
+  const env = options.env ?? process.env;
+  let merged: Json = {};
+  const file = options.file ?? env.SLUICE_CONFIG;
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.resolve(file), 'utf8');
+    } catch (e: unknown) {
+      throw new SluiceError('SLUICE_ERR_CONFIG', `cannot read the config file ${file}: ${(e as Error).message}`, { field: 'config' });
+    }
+    try {
+      merged = JSON.parse(text) as Json;
+    } catch (e: unknown) {
+      throw new SluiceError('SLUICE_ERR_CONFIG', `the config file ${file} is not valid JSON: ${(e as Error).message}`, { field: 'config' });
+    }
+  }
+  const known = new Map(leaves().map(([p, name]) => [name, p]));
+  const fromEnv: Json = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('SLUICE_') || CLIENT_VARIABLES.has(name) || value === undefined) continue;
+    const p = known.get(name);
+    if (!p) {
+      throw new SluiceError('SLUICE_ERR_CONFIG', `unknown environment variable ${name}; known ones: ${[...known.keys()].join(', ')}`, { field: name });
+    }
+    setPath(fromEnv, p, value);
+  }
+  merged = merge(merge(merged, fromEnv), options.flags ?? {});
+  if (!validate(merged)) {
+    const err = validate.errors![0]!;
+    const where = err.instancePath.replace(/^\//, '').replace(/\//g, '.');
+    const extra = (err.params as { additionalProperty?: string }).additionalProperty;
+    const field = extra ? (where ? `${where}.${extra}` : extra) : where || '(root)';
+    const message = extra ? `unknown configuration key "${field}"` : `configuration key "${field}" ${err.message}`;
+    throw new SluiceError('SLUICE_ERR_CONFIG', message, { field });
+  }
+  return deepFreeze(merged as unknown as Config);
+}
+
+/** The configuration with defaults only (for tests and tools). */
+export function defaultConfig(overrides: Json = {}): Readonly<Config> {
+  return loadConfig({ env: {}, flags: overrides });
+}

@@ -1,0 +1,72 @@
+/**
+ * The one configuration schema, with the default beside each field. Every source (file,
+ * SLUICE_* environment variables, command-line flags) is merged into this shape, then
+ * validated (unknown keys are errors that name the key) and frozen.
+ */
+export const configSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    dataDir: { type: 'string', minLength: 1, default: './data', description: 'where the embedded log, catalog and store live' },
+    host: { type: 'string', minLength: 1, default: '127.0.0.1', description: 'address the HTTP server listens on' },
+    port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    partitions: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        fsync: { enum: ['always', 'normal', 'off'], default: 'always', description: 'always: fsync every group commit' },
+        dedupeHorizonMs: { type: 'integer', minimum: 60_000, default: 7 * 86_400_000 },
+        retentionMs: { type: 'integer', minimum: 0, default: 86_400_000, description: 'how long acked records stay in the log' },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        bodyBytes: { type: 'integer', minimum: 1024, default: 1_048_576 },
+        eventBytes: { type: 'integer', minimum: 256, default: 32_768 },
+        batchEvents: { type: 'integer', minimum: 1, default: 1_000 },
+        decompressedBytes: { type: 'integer', minimum: 1024, default: 10_485_760 },
+        depth: { type: 'integer', minimum: 1, maximum: 256, default: 32 },
+      },
+    },
+    worker: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        consumers: { type: 'integer', minimum: 1, maximum: 64, default: 1, description: 'consumer tasks sharing the partitions' },
+        readBatch: { type: 'integer', minimum: 1, default: 5_000, description: 'records read per partition per round' },
+        commitBatch: { type: 'integer', minimum: 1, default: 20_000, description: 'records per store transaction' },
+        maxAttempts: { type: 'integer', minimum: 1, default: 5 },
+        leaseTtlMs: { type: 'integer', minimum: 1_000, default: 10_000 },
+        pollMs: { type: 'integer', minimum: 1, default: 50 },
+      },
+    },
+    query: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        timeoutMs: { type: 'integer', minimum: 1, default: 10_000 },
+        maxBuckets: { type: 'integer', minimum: 1, default: 10_000 },
+      },
+    },
+  },
+} as const;
+
+export interface Config {
+  dataDir: string;
+  host: string;
+  port: number;
+  partitions: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  log: { fsync: 'always' | 'normal' | 'off'; dedupeHorizonMs: number; retentionMs: number };
+  limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number };
+  worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number };
+  query: { timeoutMs: number; maxBuckets: number };
+}

@@ -1,0 +1,103 @@
+/**
+ * The one catalogue of sluice's error codes. Every error that reaches a user carries one
+ * of these codes, its HTTP status and a message that names the field at fault. HTTP
+ * handlers map errors to responses in one place (ingest/errors.ts) using this table.
+ */
+export const ERRORS = {
+  SLUICE_ERR_INVALID_JSON: { status: 400, title: 'Bad Request' },
+  SLUICE_ERR_INVALID_BODY: { status: 400, title: 'Bad Request' },
+  SLUICE_ERR_INVALID_ENCODING: { status: 400, title: 'Bad Request' },
+  SLUICE_ERR_INVALID_EVENT: { status: 400, title: 'Bad Request' },
+  SLUICE_ERR_INVALID_QUERY: { status: 400, title: 'Bad Request' },
+  SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported Media Type' },
+  SLUICE_ERR_UNAUTHORIZED: { status: 401, title: 'Unauthorized' },
+  SLUICE_ERR_FORBIDDEN: { status: 403, title: 'Forbidden' },
+  SLUICE_ERR_NOT_FOUND: { status: 404, title: 'Not Found' },
+  SLUICE_ERR_BODY_TOO_LARGE: { status: 413, title: 'Payload Too Large' },
+  SLUICE_ERR_EVENT_TOO_LARGE: { status: 413, title: 'Payload Too Large' },
+  SLUICE_ERR_TOO_MANY_EVENTS: { status: 413, title: 'Payload Too Large' },
+  SLUICE_ERR_QUERY_TOO_LARGE: { status: 422, title: 'Unprocessable Entity' },
+  SLUICE_ERR_LOG_UNAVAILABLE: { status: 503, title: 'Service Unavailable' },
+  SLUICE_ERR_STORE_UNAVAILABLE: { status: 503, title: 'Service Unavailable' },
+  SLUICE_ERR_SHUTTING_DOWN: { status: 503, title: 'Service Unavailable' },
+  SLUICE_ERR_QUERY_TIMEOUT: { status: 504, title: 'Gateway Timeout' },
+  SLUICE_ERR_FENCED: { status: 409, title: 'Conflict' },
+  SLUICE_ERR_CONFIG: { status: 500, title: 'Internal Server Error' },
+  SLUICE_ERR_INTERNAL: { status: 500, title: 'Internal Server Error' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface SluiceErrorOptions {
+  /** JSON pointer or dotted name of the field at fault, when there is one. */
+  field?: string;
+  /** Seconds a client should wait before retrying (sets `Retry-After`). */
+  retryAfter?: number;
+  cause?: unknown;
+}
+
+export class SluiceError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly field: string | undefined;
+  readonly retryAfter: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: SluiceErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SluiceError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.field = options.field;
+    this.retryAfter = options.retryAfter;
+  }
+}
+
+/**
+ * A failure that will not go away by retrying the same input: the event is at fault.
+ * Workers dead-letter the event after its attempts run out.
+ */
+export class NonRetryableError extends Error {
+  readonly code = 'SLUICE_NON_RETRYABLE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NonRetryableError';
+  }
+}
+
+/** A transient failure: retry the same work later, never dead-letter because of it. */
+export class RetryAfterError extends Error {
+  readonly code = 'SLUICE_RETRY_AFTER';
+  readonly retryAfterMs: number;
+  constructor(message: string, retryAfterMs: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RetryAfterError';
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** Thrown when a lease was lost to a newer owner; the holder must stop touching the partition. */
+export class FencedError extends SluiceError {
+  constructor(message: string) {
+    super('SLUICE_ERR_FENCED', message);
+    this.name = 'FencedError';
+  }
+}
+
+export function isNonRetryable(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'SLUICE_NON_RETRYABLE';
+}
+
+export function isFenced(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'SLUICE_ERR_FENCED';
+}
+
+/** Every `catch (e: unknown)` goes through here, so that what we handle is always an Error. */
+export function coerceError(e: unknown): Error {
+  if (e instanceof Error) return e;
+  if (typeof e === 'string') return new Error(e);
+  try {
+    return new Error(JSON.stringify(e));
+  } catch {
+    return new Error(String(e));
+  }
+}

@@ -1,0 +1,156 @@
+import { deriveIdempotencyKey, partitionOf } from './hash.js';
+import { parseRfc3339 } from './time.js';
+import type { LogEntry, Origin } from './types.js';
+
+/**
+ * Validation of one event as a producer sends it. Pure: no I/O, no clock (the receive time
+ * is passed in). The result is either a log entry or a rejection naming the field (as a
+ * JSON pointer relative to the event) and the reason.
+ */
+
+export interface EventLimits {
+  /** Largest event, in bytes of its JSON encoding. */
+  maxEventBytes: number;
+  /** Deepest nesting of objects and arrays inside `properties` and `context`. */
+  maxDepth: number;
+}
+
+export interface Rejection {
+  code: 'invalid_event' | 'missing_field' | 'invalid_field' | 'unknown_field' | 'event_too_large';
+  message: string;
+  /** JSON pointer to the field at fault, relative to the event ("" for the event itself). */
+  path: string;
+}
+
+export type Validated = { ok: true; entry: LogEntry; bytes: number } | { ok: false; rejection: Rejection };
+
+const KNOWN_FIELDS = new Set(['type', 'key', 'ts', 'idempotency_key', 'properties', 'context']);
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+// Control characters (C0, DEL) are refused in identifiers: they break logs, terminals and CSV.
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const MAX_TYPE = 200;
+const MAX_KEY = 512;
+
+function reject(code: Rejection['code'], path: string, message: string): Validated {
+  return { ok: false, rejection: { code, path, message } };
+}
+
+function checkIdentifier(value: unknown, field: string, max: number, required: boolean): Validated | null {
+  if (value === undefined || value === null) {
+    return required ? reject('missing_field', `/${field}`, `"${field}" is required and must be a non-empty string`) : null;
+  }
+  if (typeof value !== 'string') return reject('invalid_field', `/${field}`, `"${field}" must be a string, got ${typeName(value)}`);
+  if (required && value.length === 0) return reject('invalid_field', `/${field}`, `"${field}" must not be empty`);
+  if (value.length > max) return reject('invalid_field', `/${field}`, `"${field}" is ${value.length} characters; the limit is ${max}`);
+  if (CONTROL.test(value)) return reject('invalid_field', `/${field}`, `"${field}" contains a control character`);
+  return null;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+function escapePointer(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/**
+ * Walks a JSON value, refusing prototype-polluting keys, NUL characters and nesting beyond
+ * `maxDepth`. Returns the offending path or null. Bounded recursion: it stops at maxDepth.
+ */
+function inspect(value: unknown, path: string, depth: number, maxDepth: number): Rejection | null {
+  if (typeof value === 'string') {
+    return value.includes('\u0000') ? { code: 'invalid_field', path, message: 'strings must not contain NUL characters' } : null;
+  }
+  if (value === null || typeof value !== 'object') return null;
+  if (depth >= maxDepth) return { code: 'invalid_field', path, message: `nesting deeper than ${maxDepth} levels` };
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const r = inspect(value[i], `${path}/${i}`, depth + 1, maxDepth);
+      if (r) return r;
+    }
+    return null;
+  }
+  for (const k of Object.keys(value)) {
+    const p = `${path}/${escapePointer(k)}`;
+    if (FORBIDDEN_KEYS.has(k)) return { code: 'invalid_field', path: p, message: `the key "${k}" is not allowed` };
+    if (k.includes('\u0000')) return { code: 'invalid_field', path: p, message: 'keys must not contain NUL characters' };
+    const r = inspect((value as Record<string, unknown>)[k], p, depth + 1, maxDepth);
+    if (r) return r;
+  }
+  return null;
+}
+
+function checkObject(value: unknown, field: string, limits: EventLimits): Validated | null {
+  if (value === undefined) return null;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return reject('invalid_field', `/${field}`, `"${field}" must be an object, got ${typeName(value)}`);
+  }
+  const r = inspect(value, `/${field}`, 1, limits.maxDepth);
+  return r ? { ok: false, rejection: r } : null;
+}
+
+export function validateEvent(
+  raw: unknown,
+  tenant: string,
+  receivedAt: number,
+  partitions: number,
+  limits: EventLimits,
+  origin: Origin = 'live',
+): Validated {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return reject('invalid_event', '', `an event must be a JSON object, got ${typeName(raw)}`);
+  }
+  const e = raw as Record<string, unknown>;
+  for (const k of Object.keys(e)) {
+    if (!KNOWN_FIELDS.has(k)) {
+      return reject('unknown_field', `/${escapePointer(k)}`, `unknown field "${k}"; an event has type, key, ts, idempotency_key, properties and context`);
+    }
+  }
+  const bad =
+    checkIdentifier(e.type, 'type', MAX_TYPE, true) ??
+    checkIdentifier(e.key, 'key', MAX_KEY, false) ??
+    checkIdentifier(e.idempotency_key, 'idempotency_key', MAX_KEY, false) ??
+    checkObject(e.properties, 'properties', limits) ??
+    checkObject(e.context, 'context', limits);
+  if (bad) return bad;
+
+  let ts: number | null = null;
+  if (e.ts !== undefined && e.ts !== null) {
+    if (typeof e.ts !== 'string') return reject('invalid_field', '/ts', `"ts" must be an RFC 3339 string, got ${typeName(e.ts)}`);
+    ts = parseRfc3339(e.ts);
+    if (ts === null) return reject('invalid_field', '/ts', `"ts" is not an RFC 3339 timestamp: ${JSON.stringify(e.ts.slice(0, 40))}`);
+  }
+
+  const type = e.type as string;
+  const key = (e.key as string | undefined) ?? '';
+  const props = (e.properties as Record<string, unknown> | undefined) ?? {};
+  const properties = e.properties === undefined ? '{}' : JSON.stringify(props);
+  const context = e.context === undefined ? '{}' : JSON.stringify(e.context);
+  const bytes = properties.length + context.length + type.length + key.length + 64;
+  // String length counts UTF-16 units; the byte count is only needed when it could matter.
+  const exact = bytes * 3 > limits.maxEventBytes ? Buffer.byteLength(properties) + Buffer.byteLength(context) + Buffer.byteLength(type) + Buffer.byteLength(key) + 64 : bytes;
+  if (exact > limits.maxEventBytes) {
+    return reject('event_too_large', '', `the event is ${exact} bytes; the limit is ${limits.maxEventBytes}`);
+  }
+  const eventTime = ts ?? receivedAt;
+  const idempotencyKey = (e.idempotency_key as string | undefined) || deriveIdempotencyKey(tenant, type, key, eventTime, props);
+  return {
+    ok: true,
+    bytes: exact,
+    entry: {
+      tenant,
+      type,
+      key,
+      idempotencyKey,
+      ts: eventTime,
+      receivedAt,
+      partition: partitionOf(tenant, key, partitions),
+      origin,
+      properties,
+      context,
+    },
+  };
+}

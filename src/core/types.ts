@@ -1,0 +1,88 @@
+/**
+ * Glossary
+ *
+ * - event: what a producer sends: a `type`, an optional partition `key`, an optional
+ *   timestamp `ts`, an optional `idempotency_key`, and free-form `properties` and `context`.
+ * - record: an event as the log holds it, with the server's fields added (tenant,
+ *   received_at, the idempotency key, origin) and a position (partition, offset).
+ * - partition: one of P ordered sub-logs. An event's partition is hash(tenant, key) mod P,
+ *   so one key's events stay in order.
+ * - offset: a record's position in its partition, from 1, without gaps or reuse.
+ * - lease: a consumer's time-bounded ownership of one partition. Each grant carries a
+ *   fencing token that only grows; the store refuses a commit whose token is older than
+ *   the newest one it has seen for that partition.
+ * - attempt: how many times a record has been delivered since its partition last made
+ *   progress, persisted before the consumer sees the record.
+ * - dead letter: an event that cannot be processed, kept with its reason and attempts.
+ * - replay: re-injecting dead letters through the live path with their original keys.
+ * - backfill: rebuilding a derived table from the raw events.
+ * - view: a derived, read-optimized table (the per-minute counts are the first one).
+ * - watermark: a time T such that every event received before T is visible to queries.
+ */
+
+/** What a producer sends, after validation. Times are epoch milliseconds. */
+export interface EventInput {
+  type: string;
+  key: string;
+  ts: number | null;
+  idempotencyKey: string | null;
+  properties: Record<string, unknown>;
+  context: Record<string, unknown>;
+}
+
+export type Origin = 'live' | 'replay' | 'backfill';
+
+/** An event ready for the log: validated, keyed and partitioned. */
+export interface LogEntry {
+  tenant: string;
+  type: string;
+  key: string;
+  /** The producer's key, or one derived deterministically (see core/hash.ts). */
+  idempotencyKey: string;
+  /** Event time in epoch ms: the producer's `ts`, else `receivedAt`. */
+  ts: number;
+  receivedAt: number;
+  partition: number;
+  origin: Origin;
+  /** JSON text of the event's properties and context, kept as sent (canonical re-encoding is not needed). */
+  properties: string;
+  context: string;
+}
+
+/** A log entry at its position in the log, as a consumer receives it. */
+export interface LogRecord extends LogEntry {
+  offset: number;
+  /** Deliveries of this record since its partition last made progress, this one included (1 = first). */
+  attempt: number;
+}
+
+/** Per-event outcome of an append, in the order of the request. */
+export type AppendOutcome =
+  | { status: 'appended'; partition: number; offset: number }
+  | { status: 'duplicate' };
+
+/** Why an event was dead-lettered. */
+export type DeadLetterReason = 'poison' | 'invalid_row';
+
+export interface DeadLetter {
+  record: LogRecord;
+  reason: DeadLetterReason;
+  message: string;
+}
+
+/** One bucket of a timeseries answer. */
+export type Interval = '1m' | '1h' | '1d';
+
+export interface CountQuery {
+  tenant: string;
+  /** Restrict to one event type; null = all types. */
+  type: string | null;
+  from: number;
+  to: number;
+  interval: Interval;
+}
+
+export interface CountRow {
+  bucket: number;
+  count: number;
+}

@@ -1,0 +1,73 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from '../config/schema.js';
+import { SluiceError } from '../core/errors.js';
+import { decodeJsonBody } from '../ingest/body.js';
+import { errorHandler, sendError } from '../ingest/errors.js';
+import { ingestRoutes } from '../ingest/routes.js';
+import type { Catalog } from '../ports/catalog.js';
+import type { Log } from '../ports/log.js';
+import type { StoreReader } from '../query/reader.js';
+import { queryRoutes } from '../query/routes.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The body decoded as JSON (gzip, UTF-8 and size checked); throws a SluiceError. */
+    jsonBody(): Promise<unknown>;
+  }
+}
+
+export interface AppOptions {
+  config: Readonly<Config>;
+  log: Log;
+  catalog: Catalog;
+  reader: StoreReader;
+  logger?: boolean;
+}
+
+/** The HTTP API: ingest, query and health, with one error format. */
+export function buildApp(opts: AppOptions): FastifyInstance {
+  const { limits } = opts.config;
+  const app = Fastify({
+    bodyLimit: limits.bodyBytes,
+    logger: opts.logger ? { level: 'info' } : false,
+    // Slow or idle clients cannot hold sockets for ever.
+    requestTimeout: 30_000,
+    connectionTimeout: 30_000,
+    keepAliveTimeout: 10_000,
+    return503OnClosing: true,
+  });
+  // Bodies arrive as bytes whatever their Content-Type (curl's default is form-encoded) and
+  // are decoded in one place, with the limits applied there.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.decorateRequest('jsonBody', function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }) {
+    const raw = Buffer.isBuffer(this.body) ? this.body : Buffer.alloc(0);
+    const enc = this.headers['content-encoding'];
+    return decodeJsonBody(raw, Array.isArray(enc) ? enc.join(',') : enc, limits.decompressedBytes);
+  });
+  app.setErrorHandler(errorHandler(limits.bodyBytes));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new SluiceError('SLUICE_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+
+  ingestRoutes(app, {
+    catalog: opts.catalog,
+    log: opts.log,
+    limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth, batchEvents: limits.batchEvents },
+  });
+  queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const [log, store] = await Promise.all([opts.log.health(), opts.reader.health().catch((e: Error) => ({ ok: false, detail: e.message }))]);
+    let catalog: { ok: boolean; detail?: string } = { ok: true };
+    try {
+      await opts.catalog.listTenants();
+    } catch (e: unknown) {
+      catalog = { ok: false, detail: (e as Error).message };
+    }
+    const ready = log.ok && store.ok && catalog.ok;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'degraded', checks: { log, store, catalog } });
+  });
+  return app;
+}

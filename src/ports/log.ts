@@ -1,0 +1,107 @@
+import type { AppendOutcome, LogEntry, LogRecord } from '../core/types.js';
+
+/**
+ * The Log: a durable, partitioned, append-only sequence of records, read by consumer groups.
+ *
+ * Call order for a producer: `append` (any number of concurrent calls), then `close`.
+ * Call order for a consumer: `acquire` a partition's lease, then repeatedly
+ * `read` → (commit to the store) → `ack`, with `renew` at least every ttl/3; `release` when
+ * done. A consumer whose lease expired or was taken must stop: `read`, `renew` and `ack`
+ * tell it so (see each method).
+ */
+export interface Log {
+  readonly name: string;
+  readonly capabilities: LogCapabilities;
+
+  /**
+   * Appends entries durably and resolves only once they are durable (committed and synced
+   * according to the configured durability). One outcome per entry, in order: `appended`
+   * with its position, or `duplicate` when an entry with the same (tenant, idempotency key)
+   * was appended within the dedupe horizon (`capabilities.dedupeHorizonMs`).
+   * All-or-nothing: on a rejection (disk full, closed), nothing of the call is appended.
+   * Rejects with SluiceError SLUICE_ERR_LOG_UNAVAILABLE (with a retry hint) when the log
+   * cannot write.
+   */
+  append(entries: readonly LogEntry[]): Promise<AppendOutcome[]>;
+
+  /**
+   * Grants `owner` the lease of `partition` in `group` for `ttlMs` if it is free, expired,
+   * or already held by `owner`. Every grant gets a fencing token greater than any earlier
+   * grant of that partition. Returns null when another owner holds a live lease.
+   */
+  acquire(group: string, partition: number, owner: string, ttlMs: number): Promise<Lease | null>;
+
+  /**
+   * Registers `owner` as a live member of `group` until `ttlMs` from now and returns how many
+   * members are live, so that each can aim at its fair share of the partitions.
+   */
+  join(group: string, owner: string, ttlMs: number): Promise<number>;
+
+  /** Removes `owner` from the group's live members. Must not throw. */
+  leave(group: string, owner: string): Promise<void>;
+
+  /** Extends a lease. Returns false (never throws) when the lease was lost: stop using it. */
+  renew(lease: Lease, ttlMs: number): Promise<boolean>;
+
+  /**
+   * Reads up to `max` records after the group's committed offset, in offset order, and
+   * persists that they were delivered before returning them, so that a record that crashes
+   * the process is counted too. An empty array means the partition is caught up.
+   * Records of a delivery that was not acked come back with a higher `attempt`; the log
+   * then hands them out in smaller deliveries so that a poison record is isolated.
+   * Throws FencedError when the lease is no longer the partition's newest.
+   */
+  read(lease: Lease, max: number): Promise<LogRecord[]>;
+
+  /**
+   * Marks every record up to and including `offset` as processed by the group. Call it only
+   * after the store committed them. Must not throw: returns false when the lease was lost
+   * (the records will be redelivered to the new owner, whose store commit skips them).
+   */
+  ack(lease: Lease, offset: number): Promise<boolean>;
+
+  /** Gives the lease up so that another consumer can take it at once. Must not throw. */
+  release(lease: Lease): Promise<void>;
+
+  /** Heads and committed offsets per partition for a group: backlog and lag. */
+  positions(group: string): Promise<PartitionPosition[]>;
+
+  /**
+   * The receive time of the oldest record that is not yet at or below `applied[partition]`,
+   * including appends still in flight; null when there is none. The watermark of a query is
+   * min(this, now): every event received before it is visible in the store.
+   */
+  oldestUnapplied(applied: ReadonlyMap<number, number>): Promise<number | null>;
+
+  /** Whether the log can take writes now; a reason when it cannot. */
+  health(): Promise<{ ok: boolean; detail?: string }>;
+
+  /** Flushes in-flight appends and closes. Idempotent; must not throw. */
+  close(): Promise<void>;
+}
+
+export interface LogCapabilities {
+  partitions: number;
+  /** How long an idempotency key is remembered at append time; 0 = no dedupe at append. */
+  dedupeHorizonMs: number;
+}
+
+export interface Lease {
+  group: string;
+  partition: number;
+  owner: string;
+  /** Fencing token: strictly greater for every new grant of the partition. */
+  token: number;
+  expiresAt: number;
+}
+
+export interface PartitionPosition {
+  partition: number;
+  /** Offset of the newest record (0 when empty). */
+  head: number;
+  /** Newest offset acked by the group (0 when none). */
+  committed: number;
+  /** Receive time of the oldest unacked record, or null when caught up. */
+  oldestUnackedAt: number | null;
+  owner: string | null;
+}

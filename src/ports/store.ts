@@ -1,0 +1,55 @@
+import type { CountQuery, CountRow, LogRecord } from '../core/types.js';
+
+/**
+ * The Store: raw events (append-only) and the tables derived from them, with an idempotent
+ * commit and the queries that read them.
+ *
+ * Call order: `connect` once, then `commit` and the queries in any order (a backend
+ * serializes commits itself), then `close`.
+ */
+export interface Store {
+  readonly name: string;
+
+  connect(signal?: AbortSignal): Promise<void>;
+
+  /**
+   * Commits a batch in one transaction: the raw rows and the derived per-minute counts of
+   * every record not yet applied, and the new applied offset of each partition.
+   *
+   * Idempotent by position: a record at or below its partition's applied offset is skipped,
+   * so a redelivered batch changes nothing. Fenced: a partition whose `token` is older than
+   * the newest token the store has seen for it is refused with FencedError, and nothing of
+   * the batch is written. Records whose partition has no entry in `partitions` are refused.
+   *
+   * Throws RetryAfterError for transient failures (I/O, busy); NonRetryableError when a row
+   * itself cannot be stored (the caller isolates it and dead-letters it).
+   */
+  commit(batch: CommitBatch): Promise<CommitResult>;
+
+  /** Newest applied offset per partition (partitions never committed are absent). */
+  appliedOffsets(): Promise<Map<number, number>>;
+
+  /** Event counts of one tenant per bucket, read from the derived per-minute table. */
+  counts(query: CountQuery, signal?: AbortSignal): Promise<CountRow[]>;
+
+  /** Stored raw events of a tenant, for checks and exports. */
+  countRaw(tenant: string): Promise<number>;
+
+  health(): Promise<{ ok: boolean; detail?: string }>;
+
+  /** Idempotent; must not throw. */
+  close(): Promise<void>;
+}
+
+export interface CommitBatch {
+  records: readonly LogRecord[];
+  /** For each partition in the batch: the lease token and the offset the batch ends at. */
+  partitions: readonly { partition: number; token: number; upTo: number }[];
+}
+
+export interface CommitResult {
+  /** Records written now. */
+  stored: number;
+  /** Records skipped because an earlier commit applied them. */
+  skipped: number;
+}

@@ -1,0 +1,25 @@
+import type { CountQuery, CountRow } from '../core/types.js';
+import type { Store } from '../ports/store.js';
+
+/**
+ * What the query API needs of the store. In `sluice up` the store lives in another thread
+ * and this is a message channel (worker/thread-client.ts); in tests it is the store itself.
+ */
+export interface StoreReader {
+  /**
+   * Counts per bucket, with the applied offsets read *before* the counts, so that the
+   * counts contain at least everything up to those offsets (the watermark relies on it).
+   */
+  counts(q: CountQuery): Promise<{ rows: CountRow[]; applied: Map<number, number> }>;
+  health(): Promise<{ ok: boolean; detail?: string }>;
+}
+
+export function directReader(store: Store): StoreReader {
+  return {
+    async counts(q) {
+      const applied = await store.appliedOffsets();
+      return { rows: await store.counts(q), applied };
+    },
+    health: () => store.health(),
+  };
+}

@@ -1,0 +1,257 @@
+import { backoffDelay, sleep } from '../core/backoff.js';
+import { coerceError, isFenced, isNonRetryable } from '../core/errors.js';
+import type { DeadLetter, LogRecord } from '../core/types.js';
+import type { Catalog } from '../ports/catalog.js';
+import type { Lease, Log } from '../ports/log.js';
+import type { Store } from '../ports/store.js';
+
+/**
+ * A consumer: one member of a consumer group. It holds leases on its fair share of the
+ * partitions and runs the batch loop over them:
+ *
+ *   read (attempts persisted) → dead-letter records past their attempts → commit to the
+ *   store (fenced, idempotent by position) → ack.
+ *
+ * States: running (leases renewed every ttl/3 by a timer independent of the loop, so that a
+ * slow commit does not cost the lease) → stopping (the batch in hand finishes, nothing new
+ * is read) → stopped (leases released, membership left).
+ *
+ * Failures: a transient store error retries the same batch in memory with backoff and
+ * jitter, forever, and never dead-letters; a row the store refuses (NonRetryableError) is
+ * isolated and dead-lettered alone; a lost lease (FencedError) drops that partition.
+ */
+
+export interface ConsumerOptions {
+  group: string;
+  owner: string;
+  partitions: number;
+  readBatch: number;
+  commitBatch: number;
+  maxAttempts: number;
+  leaseTtlMs: number;
+  pollMs: number;
+  onEvent?: (e: ConsumerEvent) => void;
+}
+
+export type ConsumerEvent =
+  | { kind: 'lease'; partition: number; held: boolean }
+  | { kind: 'committed'; stored: number; skipped: number; deadLettered: number }
+  | { kind: 'retry'; error: string; delayMs: number };
+
+export class Consumer {
+  private readonly leases = new Map<number, Lease>();
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private wake: (() => void) | null = null;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly log: Log,
+    private readonly store: Store,
+    private readonly catalog: Catalog,
+    private readonly opts: ConsumerOptions,
+  ) {}
+
+  start(): void {
+    if (this.loop) return;
+    this.heartbeat = setInterval(() => void this.maintainLeases(), Math.max(200, Math.floor(this.opts.leaseTtlMs / 3)));
+    this.loop = this.maintainLeases().then(() => this.run());
+  }
+
+  /** New records may be there: skip the rest of the idle wait. */
+  notify(): void {
+    this.wake?.();
+  }
+
+  heldPartitions(): number[] {
+    return [...this.leases.keys()].sort((a, b) => a - b);
+  }
+
+  /** Finishes the batch in hand, releases the leases. Must not throw. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.abort.abort(new Error('consumer stopping'));
+    this.wake?.();
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    try {
+      await this.loop;
+    } catch {
+      // The loop reports its own errors; stopping must go on.
+    }
+    for (const lease of this.leases.values()) await this.log.release(lease);
+    this.leases.clear();
+    await this.log.leave(this.opts.group, this.opts.owner);
+  }
+
+  /** Renews held leases, drops lost ones, and moves towards the fair share. */
+  private async maintainLeases(): Promise<void> {
+    if (this.stopping) return;
+    const { group, owner, partitions, leaseTtlMs } = this.opts;
+    try {
+      const members = Math.max(1, await this.log.join(group, owner, leaseTtlMs));
+      const share = Math.ceil(partitions / members);
+      for (const [p, lease] of this.leases) {
+        if (!(await this.log.renew(lease, leaseTtlMs))) this.drop(p);
+      }
+      // Over the share (a member joined): give the highest partitions back.
+      for (const p of this.heldPartitions().reverse()) {
+        if (this.leases.size <= share) break;
+        const lease = this.leases.get(p)!;
+        this.drop(p);
+        await this.log.release(lease);
+      }
+      // Start at an owner-dependent partition so that members do not all race for partition 0.
+      const offset = hashOwner(owner) % partitions;
+      for (let i = 0; i < partitions && this.leases.size < share; i++) {
+        const p = (offset + i) % partitions;
+        if (this.leases.has(p)) continue;
+        const lease = await this.log.acquire(group, p, owner, leaseTtlMs);
+        if (lease) {
+          this.leases.set(p, lease);
+          this.opts.onEvent?.({ kind: 'lease', partition: p, held: true });
+        }
+      }
+    } catch (e: unknown) {
+      this.opts.onEvent?.({ kind: 'retry', error: `lease maintenance: ${coerceError(e).message}`, delayMs: 0 });
+    }
+  }
+
+  private drop(p: number): void {
+    if (this.leases.delete(p)) this.opts.onEvent?.({ kind: 'lease', partition: p, held: false });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      let worked = false;
+      try {
+        worked = await this.round();
+      } catch (e: unknown) {
+        this.opts.onEvent?.({ kind: 'retry', error: coerceError(e).message, delayMs: this.opts.pollMs });
+      }
+      if (!worked && !this.stopping) await this.idle();
+    }
+  }
+
+  private idle(): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, this.opts.pollMs);
+      function done(): void {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  /** One read-commit-ack round over the held partitions. Returns whether it found records. */
+  private async round(): Promise<boolean> {
+    const batch: { lease: Lease; records: LogRecord[] }[] = [];
+    let total = 0;
+    for (const lease of [...this.leases.values()]) {
+      if (total >= this.opts.commitBatch || this.stopping) break;
+      let records: LogRecord[];
+      try {
+        records = await this.log.read(lease, Math.min(this.opts.readBatch, this.opts.commitBatch - total));
+      } catch (e: unknown) {
+        if (isFenced(e)) {
+          this.drop(lease.partition);
+          continue;
+        }
+        throw e;
+      }
+      if (records.length > 0) {
+        batch.push({ lease, records });
+        total += records.length;
+      }
+    }
+    if (batch.length === 0) return false;
+    await this.process(batch);
+    return true;
+  }
+
+  private async process(batch: { lease: Lease; records: LogRecord[] }[]): Promise<void> {
+    const dead: DeadLetter[] = [];
+    const live: LogRecord[] = [];
+    for (const { records } of batch) {
+      for (const r of records) {
+        if (r.attempt >= this.opts.maxAttempts) {
+          dead.push({ record: r, reason: 'poison', message: `delivered ${r.attempt} times without completing; the consumer crashed or timed out on it each time` });
+        } else live.push(r);
+      }
+    }
+    if (dead.length > 0) await this.retrying(() => this.catalog.deadLetter(dead));
+    let parts = batch.map(({ lease, records }) => ({ lease, upTo: records[records.length - 1]!.offset }));
+    let records = live;
+    for (;;) {
+      try {
+        const result = await this.retrying(() =>
+          this.store.commit({ records, partitions: parts.map(({ lease, upTo }) => ({ partition: lease.partition, token: lease.token, upTo })) }),
+        );
+        this.opts.onEvent?.({ kind: 'committed', stored: result.stored, skipped: result.skipped, deadLettered: dead.length });
+        break;
+      } catch (e: unknown) {
+        if (isFenced(e)) {
+          // A lease was taken over. The log tells which: renewing a lost lease fails.
+          const held: typeof parts = [];
+          for (const part of parts) {
+            if (this.leases.get(part.lease.partition) === part.lease && (await this.log.renew(part.lease, this.opts.leaseTtlMs))) held.push(part);
+            else this.drop(part.lease.partition);
+          }
+          // The store refused a lease the log still grants: give them all up rather than loop.
+          if (held.length === parts.length) for (const part of parts) this.drop(part.lease.partition);
+          if (held.length === 0 || held.length === parts.length) return;
+          parts = held;
+          const keep = new Set(parts.map(({ lease }) => lease.partition));
+          records = records.filter((r) => keep.has(r.partition));
+          continue;
+        }
+        if (isNonRetryable(e)) {
+          await this.isolate(records, parts, coerceError(e).message);
+          break;
+        }
+        throw e;
+      }
+    }
+    // Ack only after the store committed (invariant 3). A lost lease makes ack a no-op.
+    for (const { lease, upTo } of parts) await this.log.ack(lease, upTo);
+  }
+
+  /** Commits record by record to find the rows the store refuses, and dead-letters those. */
+  private async isolate(records: LogRecord[], parts: { lease: Lease; upTo: number }[], firstError: string): Promise<void> {
+    const tokens = new Map(parts.map(({ lease }) => [lease.partition, lease.token]));
+    for (const r of records) {
+      const part = [{ partition: r.partition, token: tokens.get(r.partition)!, upTo: r.offset }];
+      try {
+        await this.retrying(() => this.store.commit({ records: [r], partitions: part }));
+      } catch (e: unknown) {
+        if (!isNonRetryable(e)) throw e;
+        await this.retrying(() => this.catalog.deadLetter([{ record: r, reason: 'invalid_row', message: coerceError(e).message || firstError }]));
+        await this.retrying(() => this.store.commit({ records: [], partitions: part }));
+      }
+    }
+    for (const { lease, upTo } of parts) {
+      await this.retrying(() => this.store.commit({ records: [], partitions: [{ partition: lease.partition, token: lease.token, upTo }] }));
+    }
+  }
+
+  /** Retries transient failures with backoff and jitter until they pass or the consumer stops. */
+  private async retrying<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e: unknown) {
+        if (isFenced(e) || isNonRetryable(e) || this.stopping) throw e;
+        const delayMs = backoffDelay(attempt, 50, 5_000);
+        this.opts.onEvent?.({ kind: 'retry', error: coerceError(e).message, delayMs });
+        await sleep(delayMs, this.abort.signal).catch(() => undefined);
+      }
+    }
+  }
+}
+
+function hashOwner(owner: string): number {
+  let h = 0;
+  for (let i = 0; i < owner.length; i++) h = (Math.imul(h, 31) + owner.charCodeAt(i)) >>> 0;
+  return h;
+}

@@ -1,0 +1,127 @@
+import { Worker } from 'node:worker_threads';
+import type { Config } from '../config/schema.js';
+import { backoffDelay } from '../core/backoff.js';
+import { SluiceError, type ErrorCode } from '../core/errors.js';
+import type { CountQuery } from '../core/types.js';
+import type { Logger } from '../obs/logger.js';
+import type { StoreReader } from '../query/reader.js';
+import type { CountsReply, FromStoreThread, ToStoreThread } from './thread-protocol.js';
+
+interface Waiting {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * The HTTP thread's handle on the store thread. It starts the thread, restarts it with
+ * backoff when it dies (ingest goes on meanwhile: the backlog waits in the log), and turns
+ * queries into messages.
+ *
+ * States: starting → running → (died → restarting after a backoff → starting) … → stopping
+ * → stopped.
+ */
+export class StoreThread implements StoreReader {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly waiting = new Map<number, Waiting>();
+  private stopping = false;
+  private restarts = 0;
+  private stopped: (() => void) | null = null;
+  private ready = false;
+
+  constructor(
+    private readonly config: Readonly<Config>,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    const worker = new Worker(new URL('./thread.js', import.meta.url), { workerData: { config: this.config } });
+    this.worker = worker;
+    this.ready = false;
+    worker.on('message', (m: FromStoreThread) => this.onMessage(m));
+    worker.on('error', (e) => this.logger.error({ err: e.message }, 'store thread failed'));
+    worker.on('exit', (code) => this.onExit(code));
+  }
+
+  private onMessage(m: FromStoreThread): void {
+    switch (m.op) {
+      case 'ready':
+        this.ready = true;
+        this.restarts = 0;
+        this.logger.info('store thread ready');
+        return;
+      case 'fatal':
+        this.logger.error({ err: m.message }, 'store thread could not start');
+        return;
+      case 'stopped':
+        this.stopped?.();
+        return;
+      case 'reply': {
+        const w = this.waiting.get(m.id);
+        if (!w) return;
+        this.waiting.delete(m.id);
+        if (m.ok) w.resolve(m.value);
+        else w.reject(new SluiceError(m.code as ErrorCode, m.message, { retryAfter: m.code === 'SLUICE_ERR_STORE_UNAVAILABLE' ? 1 : undefined }));
+      }
+    }
+  }
+
+  private onExit(code: number): void {
+    this.worker = null;
+    this.ready = false;
+    for (const w of this.waiting.values()) w.reject(new SluiceError('SLUICE_ERR_STORE_UNAVAILABLE', 'the store thread stopped', { retryAfter: 1 }));
+    this.waiting.clear();
+    if (this.stopping) {
+      this.stopped?.();
+      return;
+    }
+    const delay = backoffDelay(this.restarts++, 500, 30_000);
+    this.logger.error({ exitCode: code, restartInMs: delay }, 'store thread exited; restarting');
+    setTimeout(() => {
+      if (!this.stopping) this.start();
+    }, delay).unref();
+  }
+
+  private call<T>(message: ToStoreThread & { id: number }): Promise<T> {
+    const worker = this.worker;
+    if (!worker) return Promise.reject(new SluiceError('SLUICE_ERR_STORE_UNAVAILABLE', 'the store is restarting', { retryAfter: 1 }));
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(message.id, { resolve: resolve as (v: unknown) => void, reject });
+      worker.postMessage(message);
+    });
+  }
+
+  /** New records are in the log. Cheap; safe to call after every group commit. */
+  notify(): void {
+    if (this.ready) this.worker?.postMessage({ op: 'notify' } satisfies ToStoreThread);
+  }
+
+  async counts(query: CountQuery) {
+    const r = await this.call<CountsReply>({ op: 'counts', id: this.nextId++, query });
+    return { rows: r.rows, applied: new Map(r.applied) };
+  }
+
+  async health(): Promise<{ ok: boolean; detail?: string }> {
+    if (!this.ready) return { ok: false, detail: this.worker ? 'starting' : 'restarting' };
+    return this.call({ op: 'health', id: this.nextId++ });
+  }
+
+  /** Lets the consumers finish their batch and closes the store. Must not throw. */
+  async stop(timeoutMs = 30_000): Promise<void> {
+    this.stopping = true;
+    const worker = this.worker;
+    if (!worker) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.logger.warn('store thread did not stop in time; terminating it');
+        void worker.terminate().then(() => resolve());
+      }, timeoutMs);
+      this.stopped = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      worker.postMessage({ op: 'stop' } satisfies ToStoreThread);
+    });
+    await worker.terminate().catch(() => undefined);
+  }
+}

@@ -1,0 +1,20 @@
+import type { CountQuery, CountRow } from '../core/types.js';
+
+/** Messages between the HTTP thread and the store thread of `sluice up`. */
+export type ToStoreThread =
+  | { op: 'notify' }
+  | { op: 'counts'; id: number; query: CountQuery }
+  | { op: 'health'; id: number }
+  | { op: 'stop' };
+
+export type FromStoreThread =
+  | { op: 'ready' }
+  | { op: 'fatal'; message: string }
+  | { op: 'stopped' }
+  | { op: 'reply'; id: number; ok: true; value: unknown }
+  | { op: 'reply'; id: number; ok: false; code: string; message: string };
+
+export interface CountsReply {
+  rows: CountRow[];
+  applied: [number, number][];
+}

@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import type { Config } from '../config/schema.js';
+import { backoffDelay, sleep } from '../core/backoff.js';
+import { coerceError } from '../core/errors.js';
+import type { Logger } from '../obs/logger.js';
+import type { Catalog } from '../ports/catalog.js';
+import type { Log } from '../ports/log.js';
+import type { Store } from '../ports/store.js';
+import { Consumer } from './consumer.js';
+
+export const WORKER_GROUP = 'workers';
+
+export interface Workers {
+  consumers: Consumer[];
+  notify(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * Connects the store (retrying with backoff: a store that is down at start delays
+ * processing, never ingest) and starts `config.worker.consumers` consumers of the group.
+ */
+export async function startWorkers(
+  config: Readonly<Config>,
+  deps: { log: Log; store: Store; catalog: Catalog; logger?: Logger },
+  signal?: AbortSignal,
+): Promise<Workers> {
+  const { log, store, catalog, logger } = deps;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await store.connect(signal);
+      if (attempt > 0) logger?.info({ store: store.name }, 'store reachable again');
+      break;
+    } catch (e: unknown) {
+      if (signal?.aborted) throw e;
+      const delay = backoffDelay(attempt, 200, 10_000);
+      logger?.warn({ store: store.name, err: coerceError(e).message, retryInMs: delay }, 'store unreachable; retrying');
+      await sleep(delay, signal);
+    }
+  }
+  const w = config.worker;
+  const base = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const consumers: Consumer[] = [];
+  let lastRetryLog = 0;
+  for (let i = 0; i < w.consumers; i++) {
+    const owner = `${base}-${i}`;
+    consumers.push(
+      new Consumer(log, store, catalog, {
+        group: WORKER_GROUP,
+        owner,
+        partitions: log.capabilities.partitions,
+        readBatch: w.readBatch,
+        commitBatch: w.commitBatch,
+        maxAttempts: w.maxAttempts,
+        leaseTtlMs: w.leaseTtlMs,
+        pollMs: w.pollMs,
+        onEvent: (e) => {
+          if (e.kind === 'lease') logger?.debug({ owner, partition: e.partition }, e.held ? 'lease taken' : 'lease lost');
+          else if (e.kind === 'retry' && Date.now() - lastRetryLog > 5_000) {
+            lastRetryLog = Date.now();
+            logger?.warn({ owner, err: e.error, retryInMs: e.delayMs }, 'transient failure; retrying');
+          }
+        },
+      }),
+    );
+  }
+  for (const c of consumers) c.start();
+  return {
+    consumers,
+    notify: () => consumers.forEach((c) => c.notify()),
+    /** Must not throw. */
+    async stop() {
+      await Promise.all(consumers.map((c) => c.stop()));
+    },
+  };
+}
