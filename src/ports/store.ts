@@ -32,8 +32,8 @@ export interface Store {
   /** Event counts of one tenant per bucket, read from the derived per-minute table. */
   counts(query: CountQuery, signal?: AbortSignal): Promise<CountRow[]>;
 
-  /** Stored raw events of a tenant, for checks and exports. */
-  countRaw(tenant: string): Promise<number>;
+  /** Raw events stored for a tenant and how many distinct idempotency keys they carry (equal unless something was doubled). */
+  rawStats(tenant: string): Promise<{ events: number; distinctKeys: number }>;
 
   health(): Promise<{ ok: boolean; detail?: string }>;
 

@@ -164,9 +164,12 @@ export class DuckdbStore implements Store {
     return rows.getRows().map(([bucket, count]) => ({ bucket: Number(bucket), count: Number(count) }));
   }
 
-  async countRaw(tenant: string): Promise<number> {
-    const r = await this.withTimeout((c) => c.runAndReadAll('SELECT count(*) FROM events WHERE tenant = ?', [tenant]));
-    return Number(r.getRows()[0]![0]);
+  async rawStats(tenant: string): Promise<{ events: number; distinctKeys: number }> {
+    const r = await this.withTimeout((c) =>
+      c.runAndReadAll('SELECT count(*), count(DISTINCT idempotency_key) FROM events WHERE tenant = ?', [tenant]),
+    );
+    const [events, distinctKeys] = r.getRows()[0]!;
+    return { events: Number(events), distinctKeys: Number(distinctKeys) };
   }
 
   /** Runs a read with the query timeout; an expired query is interrupted, not left running. */

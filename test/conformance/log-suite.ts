@@ -1,0 +1,163 @@
+import { describe, expect, it } from 'vitest';
+import { isFenced } from '../../src/core/errors.js';
+import type { Log } from '../../src/ports/log.js';
+import { entry } from '../helpers/entries.js';
+
+/**
+ * The Log conformance suite. Every backend runs it. `make` returns a fresh, empty log with
+ * the given partition count and a controllable clock (`advance` moves it forward);
+ * `reopen` closes and reopens the same log (durability).
+ */
+export interface LogHarness {
+  log: Log;
+  advance(ms: number): void;
+  reopen(): Promise<Log>;
+}
+
+export function logConformance(name: string, make: (partitions: number) => Promise<LogHarness>): void {
+  describe(`Log conformance: ${name}`, () => {
+    it('append.assigns-contiguous-offsets-per-partition-in-order', async () => {
+      const { log } = await make(4);
+      const entries = Array.from({ length: 200 }, (_, i) => entry('t1', i, 4));
+      const out = await log.append(entries);
+      const seen = new Map<number, number[]>();
+      out.forEach((o, i) => {
+        expect(o.status).toBe('appended');
+        if (o.status !== 'appended') return;
+        expect(o.partition).toBe(entries[i]!.partition);
+        seen.set(o.partition, [...(seen.get(o.partition) ?? []), o.offset]);
+      });
+      for (const offsets of seen.values()) expect(offsets).toEqual(offsets.map((_, i) => i + 1));
+      await log.close();
+    });
+
+    it('append.dedupes-idempotency-keys-within-and-across-calls', async () => {
+      const { log } = await make(4);
+      const a = await log.append([entry('t1', 1, 4), entry('t1', 1, 4), entry('t1', 2, 4)]);
+      expect(a.map((o) => o.status)).toEqual(['appended', 'duplicate', 'appended']);
+      const b = await log.append([entry('t1', 2, 4), entry('t2', 2, 4)]);
+      // Same key, other tenant: a different event.
+      expect(b.map((o) => o.status)).toEqual(['duplicate', 'appended']);
+      const concurrent = await Promise.all([log.append([entry('t1', 3, 4)]), log.append([entry('t1', 3, 4)])]);
+      expect(concurrent.flat().map((o) => o.status).sort()).toEqual(['appended', 'duplicate']);
+      await log.close();
+    });
+
+    it('read.returns-records-after-the-committed-offset-and-ack-advances-it', async () => {
+      const { log } = await make(1);
+      await log.append(Array.from({ length: 10 }, (_, i) => entry('t1', i, 1)));
+      const lease = (await log.acquire('g', 0, 'a', 10_000))!;
+      const first = await log.read(lease, 4);
+      expect(first.map((r) => r.offset)).toEqual([1, 2, 3, 4]);
+      expect(first.every((r) => r.attempt === 1)).toBe(true);
+      expect(first[0]!.idempotencyKey).toBe('k-0');
+      expect(await log.ack(lease, 4)).toBe(true);
+      const next = await log.read(lease, 100);
+      expect(next.map((r) => r.offset)).toEqual([5, 6, 7, 8, 9, 10]);
+      expect(await log.ack(lease, 10)).toBe(true);
+      expect(await log.read(lease, 100)).toEqual([]);
+      // Another group reads from the start.
+      const other = (await log.acquire('g2', 0, 'a', 10_000))!;
+      expect((await log.read(other, 3)).map((r) => r.offset)).toEqual([1, 2, 3]);
+      await log.close();
+    });
+
+    it('read.redelivers-an-unacked-batch-with-a-higher-attempt-one-record-at-a-time', async () => {
+      const { log } = await make(1);
+      await log.append(Array.from({ length: 5 }, (_, i) => entry('t1', i, 1)));
+      const lease = (await log.acquire('g', 0, 'a', 10_000))!;
+      expect((await log.read(lease, 5)).length).toBe(5);
+      // No ack: the consumer crashed. The suspect range comes back one record at a time.
+      const again = await log.read(lease, 5);
+      expect(again.map((r) => [r.offset, r.attempt])).toEqual([[1, 2]]);
+      const third = await log.read(lease, 5);
+      expect(third.map((r) => [r.offset, r.attempt])).toEqual([[1, 3]]);
+      await log.ack(lease, 1);
+      // Progress was made: the next suspect record starts again at attempt 1, still alone.
+      expect((await log.read(lease, 5)).map((r) => [r.offset, r.attempt])).toEqual([[2, 1]]);
+      await log.ack(lease, 2);
+      await log.ack(lease, 5);
+      await log.append([entry('t1', 10, 1), entry('t1', 11, 1)]);
+      // Past the suspect range: whole batches again.
+      expect((await log.read(lease, 5)).map((r) => [r.offset, r.attempt])).toEqual([
+        [6, 1],
+        [7, 1],
+      ]);
+      await log.close();
+    });
+
+    it('lease.is-exclusive-until-it-expires-then-taken-over-with-a-greater-token', async () => {
+      const h = await make(2);
+      const { log } = h;
+      await log.append([entry('t1', 1, 2, { partition: 0 })]);
+      const a = (await log.acquire('g', 0, 'a', 1_000))!;
+      expect(a).not.toBeNull();
+      expect(await log.acquire('g', 0, 'b', 1_000)).toBeNull();
+      expect(await log.renew(a, 1_000)).toBe(true);
+      h.advance(1_500);
+      const b = (await log.acquire('g', 0, 'b', 1_000))!;
+      expect(b).not.toBeNull();
+      expect(b.token).toBeGreaterThan(a.token);
+      // The old owner is fenced: reading throws, renew and ack say no.
+      await expect(log.read(a, 10)).rejects.toSatisfy(isFenced);
+      expect(await log.renew(a, 1_000)).toBe(false);
+      expect(await log.ack(a, 1)).toBe(false);
+      expect((await log.read(b, 10)).length).toBe(1);
+      await log.close();
+    });
+
+    it('lease.release-lets-another-owner-acquire-at-once', async () => {
+      const { log } = await make(1);
+      const a = (await log.acquire('g', 0, 'a', 60_000))!;
+      await log.release(a);
+      const b = await log.acquire('g', 0, 'b', 60_000);
+      expect(b?.token).toBeGreaterThan(a.token);
+      await log.close();
+    });
+
+    it('join.counts-live-members-and-forgets-expired-ones', async () => {
+      const h = await make(1);
+      expect(await h.log.join('g', 'a', 1_000)).toBe(1);
+      expect(await h.log.join('g', 'b', 1_000)).toBe(2);
+      h.advance(600);
+      expect(await h.log.join('g', 'a', 1_000)).toBe(2);
+      h.advance(600);
+      expect(await h.log.join('g', 'a', 1_000)).toBe(1);
+      await h.log.leave('g', 'a');
+      expect(await h.log.join('g', 'c', 1_000)).toBe(1);
+      await h.log.close();
+    });
+
+    it('positions-and-oldest-unapplied-describe-the-backlog', async () => {
+      const { log } = await make(2);
+      await log.append([entry('t1', 1, 2, { partition: 0, receivedAt: 1000 }), entry('t1', 2, 2, { partition: 0, receivedAt: 2000 })]);
+      await log.append([entry('t1', 3, 2, { partition: 1, receivedAt: 3000 })]);
+      const lease = (await log.acquire('g', 0, 'a', 10_000))!;
+      await log.read(lease, 1);
+      await log.ack(lease, 1);
+      const pos = await log.positions('g');
+      expect(pos.find((p) => p.partition === 0)).toMatchObject({ head: 2, committed: 1, oldestUnackedAt: 2000, owner: 'a' });
+      expect(pos.find((p) => p.partition === 1)).toMatchObject({ head: 1, committed: 0, oldestUnackedAt: 3000 });
+      expect(await log.oldestUnapplied(new Map([[0, 1]]))).toBe(2000);
+      expect(await log.oldestUnapplied(new Map([[0, 2]]))).toBe(3000);
+      expect(await log.oldestUnapplied(new Map([[0, 2], [1, 1]]))).toBeNull();
+      await log.close();
+    });
+
+    it('durability.records-offsets-and-dedupe-survive-a-reopen', async () => {
+      const h = await make(2);
+      await h.log.append(Array.from({ length: 20 }, (_, i) => entry('t1', i, 2)));
+      const lease = (await h.log.acquire('g', 0, 'a', 10_000))!;
+      const got = await h.log.read(lease, 3);
+      await h.log.ack(lease, got[got.length - 1]!.offset);
+      const log = await h.reopen();
+      expect((await log.append([entry('t1', 5, 2)]))[0]!.status).toBe('duplicate');
+      const pos = await log.positions('g');
+      expect(pos.reduce((s, p) => s + p.head, 0)).toBe(20);
+      expect(pos.find((p) => p.partition === 0)!.committed).toBe(3);
+      const more = await log.append([entry('t1', 100, 2, { partition: 0 })]);
+      expect(more[0]).toMatchObject({ status: 'appended', offset: pos.find((p) => p.partition === 0)!.head + 1 });
+      await log.close();
+    });
+  });
+}

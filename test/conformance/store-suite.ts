@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { isFenced } from '../../src/core/errors.js';
+import type { LogRecord } from '../../src/core/types.js';
+import type { Store } from '../../src/ports/store.js';
+import { entry } from '../helpers/entries.js';
+
+/**
+ * The Store conformance suite. `make` returns a connected, empty store; `reopen` closes and
+ * reopens the same one.
+ */
+export interface StoreHarness {
+  store: Store;
+  reopen(): Promise<Store>;
+}
+
+const MINUTE = 60_000;
+const T0 = Date.UTC(2026, 10, 24, 10, 0);
+
+function records(tenant: string, partition: number, from: number, to: number, overrides: Partial<LogRecord> = {}): LogRecord[] {
+  const out: LogRecord[] = [];
+  for (let o = from; o <= to; o++) {
+    out.push({ ...entry(tenant, o, 1), partition, idempotencyKey: `${tenant}-${partition}-${o}`, ts: T0 + o * 1000, offset: o, attempt: 1, ...overrides });
+  }
+  return out;
+}
+
+async function total(store: Store, tenant: string, type: string | null = null): Promise<number> {
+  const rows = await store.counts({ tenant, type, from: T0 - 86_400_000, to: T0 + 86_400_000, interval: '1d' });
+  return rows.reduce((s, r) => s + r.count, 0);
+}
+
+export function storeConformance(name: string, make: () => Promise<StoreHarness>): void {
+  describe(`Store conformance: ${name}`, () => {
+    it('commit.stores-raw-rows-and-per-minute-counts', async () => {
+      const { store } = await make();
+      const batch = records('t1', 0, 1, 150);
+      const r = await store.commit({ records: batch, partitions: [{ partition: 0, token: 1, upTo: 150 }] });
+      expect(r).toEqual({ stored: 150, skipped: 0 });
+      expect(await store.rawStats('t1')).toEqual({ events: 150, distinctKeys: 150 });
+      const perMinute = await store.counts({ tenant: 't1', type: 'checkout', from: T0, to: T0 + 5 * MINUTE, interval: '1m' });
+      // Offsets 1..150 are seconds 1..150 after T0: 59 in the first minute, 60, then 31.
+      expect(perMinute).toEqual([
+        { bucket: T0, count: 59 },
+        { bucket: T0 + MINUTE, count: 60 },
+        { bucket: T0 + 2 * MINUTE, count: 31 },
+      ]);
+      expect(await store.appliedOffsets()).toEqual(new Map([[0, 150]]));
+      await store.close();
+    });
+
+    it('commit.dedupes-redelivered-batch', async () => {
+      const { store } = await make();
+      await store.commit({ records: records('t1', 0, 1, 100), partitions: [{ partition: 0, token: 1, upTo: 100 }] });
+      const again = await store.commit({ records: records('t1', 0, 1, 100), partitions: [{ partition: 0, token: 1, upTo: 100 }] });
+      expect(again).toEqual({ stored: 0, skipped: 100 });
+      // An overlapping redelivery under a newer lease stores only what is new.
+      const overlap = await store.commit({ records: records('t1', 0, 51, 130), partitions: [{ partition: 0, token: 2, upTo: 130 }] });
+      expect(overlap).toEqual({ stored: 30, skipped: 50 });
+      expect(await store.rawStats('t1')).toEqual({ events: 130, distinctKeys: 130 });
+      expect(await total(store, 't1')).toBe(130);
+      await store.close();
+    });
+
+    it('commit.refuses-a-stale-token-and-writes-nothing', async () => {
+      const { store } = await make();
+      await store.commit({ records: records('t1', 0, 1, 10), partitions: [{ partition: 0, token: 5, upTo: 10 }] });
+      const stale = store.commit({
+        records: [...records('t1', 0, 11, 20), ...records('t1', 1, 1, 5)],
+        partitions: [
+          { partition: 0, token: 4, upTo: 20 },
+          { partition: 1, token: 1, upTo: 5 },
+        ],
+      });
+      await expect(stale).rejects.toSatisfy(isFenced);
+      expect(await store.rawStats('t1')).toEqual({ events: 10, distinctKeys: 10 });
+      expect(await store.appliedOffsets()).toEqual(new Map([[0, 10]]));
+      await store.close();
+    });
+
+    it('commit.of-no-records-advances-the-applied-offset', async () => {
+      const { store } = await make();
+      await store.commit({ records: [], partitions: [{ partition: 3, token: 1, upTo: 42 }] });
+      expect(await store.appliedOffsets()).toEqual(new Map([[3, 42]]));
+      const late = await store.commit({ records: records('t1', 3, 40, 45), partitions: [{ partition: 3, token: 1, upTo: 45 }] });
+      expect(late).toEqual({ stored: 3, skipped: 3 });
+      await store.close();
+    });
+
+    it('counts.are-scoped-to-the-tenant-and-type', async () => {
+      const { store } = await make();
+      await store.commit({
+        records: [...records('t1', 0, 1, 10), ...records('t2', 1, 1, 7, { type: 'signup' })],
+        partitions: [
+          { partition: 0, token: 1, upTo: 10 },
+          { partition: 1, token: 1, upTo: 7 },
+        ],
+      });
+      expect(await total(store, 't1')).toBe(10);
+      expect(await total(store, 't2')).toBe(7);
+      expect(await total(store, 't2', 'checkout')).toBe(0);
+      expect(await total(store, 't2', 'signup')).toBe(7);
+      expect(await total(store, "t1' OR '1'='1")).toBe(0);
+      await store.close();
+    });
+
+    it('durability.rows-and-applied-offsets-survive-a-reopen', async () => {
+      const h = await make();
+      await h.store.commit({ records: records('t1', 0, 1, 25), partitions: [{ partition: 0, token: 3, upTo: 25 }] });
+      const store = await h.reopen();
+      expect(await store.rawStats('t1')).toEqual({ events: 25, distinctKeys: 25 });
+      expect(await store.appliedOffsets()).toEqual(new Map([[0, 25]]));
+      expect((await store.commit({ records: records('t1', 0, 1, 25), partitions: [{ partition: 0, token: 3, upTo: 25 }] })).stored).toBe(0);
+      await expect(store.commit({ records: [], partitions: [{ partition: 0, token: 2, upTo: 30 }] })).rejects.toSatisfy(isFenced);
+      await store.close();
+    });
+  });
+}

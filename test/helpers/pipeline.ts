@@ -1,0 +1,62 @@
+import type { FastifyInstance } from 'fastify';
+import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from '../../src/backends/embedded.js';
+import { defaultConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { buildApp } from '../../src/http/app.js';
+import type { NewTenant } from '../../src/ports/catalog.js';
+import { directReader } from '../../src/query/reader.js';
+import { startWorkers, type Workers } from '../../src/worker/workers.js';
+import { tmpDir } from './tmp.js';
+
+export interface Pipeline {
+  config: Readonly<Config>;
+  app: FastifyInstance;
+  tenant: NewTenant;
+  log: ReturnType<typeof openEmbeddedLog>;
+  store: ReturnType<typeof openEmbeddedStore>;
+  catalog: ReturnType<typeof openEmbeddedCatalog>;
+  workers: Workers | null;
+  close(): Promise<void>;
+}
+
+/**
+ * The whole embedded pipeline in this process, on real SQLite and DuckDB files, with the
+ * HTTP API reachable through `app.inject()`. `workers: false` leaves the log unconsumed.
+ */
+export async function startPipeline(overrides: Record<string, unknown> = {}, options: { workers?: boolean } = {}): Promise<Pipeline> {
+  const config = defaultConfig({ dataDir: tmpDir(), ...overrides });
+  let workers: Workers | null = null;
+  const log = openEmbeddedLog(config, () => workers?.notify());
+  const catalog = openEmbeddedCatalog(config);
+  const store = openEmbeddedStore(config);
+  await store.connect();
+  const tenant = await catalog.createTenant('acme');
+  if (options.workers !== false) workers = await startWorkers(config, { log, store, catalog });
+  const app = buildApp({ config, log, catalog, reader: directReader(store) });
+  await app.ready();
+  return {
+    config,
+    app,
+    tenant,
+    log,
+    store,
+    catalog,
+    workers,
+    async close() {
+      await app.close();
+      await workers?.stop();
+      await log.close();
+      await store.close();
+      await catalog.close();
+    },
+  };
+}
+
+/** Polls `fn` until it returns true or `timeoutMs` passes. */
+export async function until(fn: () => Promise<boolean> | boolean, timeoutMs = 30_000, stepMs = 25): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
