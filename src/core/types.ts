@@ -11,8 +11,8 @@
  * - lease: a consumer's time-bounded ownership of one partition. Each grant carries a
  *   fencing token that only grows; the store refuses a commit whose token is older than
  *   the newest one it has seen for that partition.
- * - attempt: how many times a record has been delivered since its partition last made
- *   progress, persisted before the consumer sees the record.
+ * - attempt: how many times in a row a record was delivered without being acked, persisted
+ *   before the consumer sees it (so a record that crashes the process is counted too).
  * - dead letter: an event that cannot be processed, kept with its reason and attempts.
  * - replay: re-injecting dead letters through the live path with their original keys.
  * - backfill: rebuilding a derived table from the raw events.
@@ -52,7 +52,7 @@ export interface LogEntry {
 /** A log entry at its position in the log, as a consumer receives it. */
 export interface LogRecord extends LogEntry {
   offset: number;
-  /** Deliveries of this record since its partition last made progress, this one included (1 = first). */
+  /** Deliveries in a row without an ack, this one included (1 = first); see Log.read. */
   attempt: number;
 }
 

@@ -47,8 +47,10 @@ export interface Log {
    * Reads up to `max` records after the group's committed offset, in offset order, and
    * persists that they were delivered before returning them, so that a record that crashes
    * the process is counted too. An empty array means the partition is caught up.
-   * Records of a delivery that was not acked come back with a higher `attempt`; the log
-   * then hands them out in smaller deliveries so that a poison record is isolated.
+   * A delivery that was not acked makes its range suspect: it comes back in halving windows
+   * (and doubling again as windows are acked), so that a record that crashes its consumer
+   * ends up delivered alone. `attempt` exceeds 1 only for such a lone record: it counts how
+   * many times in a row it was delivered alone without being acked.
    * Throws FencedError when the lease is no longer the partition's newest.
    */
   read(lease: Lease, max: number): Promise<LogRecord[]>;

@@ -108,6 +108,10 @@ export class Consumer {
         if (this.leases.has(p)) continue;
         const lease = await this.log.acquire(group, p, owner, leaseTtlMs);
         if (lease) {
+          // Records the store already applied were processed: ack them now, so that a
+          // predecessor's crash between commit and ack does not make them look suspect.
+          const applied = (await this.store.appliedOffsets()).get(p);
+          if (applied) await this.log.ack(lease, applied);
           this.leases.set(p, lease);
           this.opts.onEvent?.({ kind: 'lease', partition: p, held: true });
         }

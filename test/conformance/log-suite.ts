@@ -62,27 +62,27 @@ export function logConformance(name: string, make: (partitions: number) => Promi
       await log.close();
     });
 
-    it('read.redelivers-an-unacked-batch-with-a-higher-attempt-one-record-at-a-time', async () => {
+    it('read.bisects-an-unacked-delivery-until-a-poison-record-is-delivered-alone', async () => {
       const { log } = await make(1);
       await log.append(Array.from({ length: 5 }, (_, i) => entry('t1', i, 1)));
       const lease = (await log.acquire('g', 0, 'a', 10_000))!;
-      expect((await log.read(lease, 5)).length).toBe(5);
-      // No ack: the consumer crashed. The suspect range comes back one record at a time.
-      const again = await log.read(lease, 5);
-      expect(again.map((r) => [r.offset, r.attempt])).toEqual([[1, 2]]);
-      const third = await log.read(lease, 5);
-      expect(third.map((r) => [r.offset, r.attempt])).toEqual([[1, 3]]);
+      const delivered = async () => (await log.read(lease, 5)).map((r) => [r.offset, r.attempt]);
+      expect((await delivered()).length).toBe(5);
+      // No ack: the consumer crashed somewhere in 1..5. Each redelivery halves the window.
+      expect(await delivered()).toEqual([[1, 1], [2, 1]]);
+      expect(await delivered()).toEqual([[1, 1]]);
+      // Alone, the record's attempts climb.
+      expect(await delivered()).toEqual([[1, 2]]);
+      expect(await delivered()).toEqual([[1, 3]]);
       await log.ack(lease, 1);
-      // Progress was made: the next suspect record starts again at attempt 1, still alone.
-      expect((await log.read(lease, 5)).map((r) => [r.offset, r.attempt])).toEqual([[2, 1]]);
-      await log.ack(lease, 2);
+      // Progress: the window doubles again, within the suspect range.
+      expect(await delivered()).toEqual([[2, 1], [3, 1]]);
+      await log.ack(lease, 3);
+      expect(await delivered()).toEqual([[4, 1], [5, 1]]);
       await log.ack(lease, 5);
       await log.append([entry('t1', 10, 1), entry('t1', 11, 1)]);
       // Past the suspect range: whole batches again.
-      expect((await log.read(lease, 5)).map((r) => [r.offset, r.attempt])).toEqual([
-        [6, 1],
-        [7, 1],
-      ]);
+      expect(await delivered()).toEqual([[6, 1], [7, 1]]);
       await log.close();
     });
 

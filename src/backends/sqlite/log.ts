@@ -103,10 +103,10 @@ export class SqliteLog implements Log {
         `INSERT INTO offsets (grp, p, committed) VALUES (?, ?, ?)
          ON CONFLICT (grp, p) DO UPDATE SET committed = max(committed, excluded.committed)`,
       ),
-      delivery: db.prepare('SELECT from_o, to_o, attempts FROM deliveries WHERE grp = ? AND p = ?'),
+      delivery: db.prepare('SELECT from_o, to_o, win, attempts FROM deliveries WHERE grp = ? AND p = ?'),
       setDelivery: db.prepare(
-        `INSERT INTO deliveries (grp, p, from_o, to_o, attempts) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (grp, p) DO UPDATE SET from_o = excluded.from_o, to_o = excluded.to_o, attempts = excluded.attempts`,
+        `INSERT INTO deliveries (grp, p, from_o, to_o, win, attempts) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (grp, p) DO UPDATE SET from_o = excluded.from_o, to_o = excluded.to_o, win = excluded.win, attempts = excluded.attempts`,
       ),
       clearDelivery: db.prepare('DELETE FROM deliveries WHERE grp = ? AND p = ? AND to_o <= ?'),
       range: db.prepare(
@@ -282,21 +282,31 @@ export class SqliteLog implements Log {
       const start = committed + 1;
       const head = (this.stmts.head.get(partition) as number | undefined) ?? 0;
       if (head < start) return [];
-      // A delivery that was not acked marks its range as suspect. Records in a suspect range
-      // are handed out one at a time, so that a record that crashes its consumer is isolated
-      // and reaches its attempt limit alone, while its neighbours go through.
-      const marker = this.stmts.delivery.get(group, partition) as { from_o: number; to_o: number; attempts: number } | undefined;
-      let end: number;
-      let attempts: number;
+      // A delivery that was not acked marks its range as suspect: something in it may crash
+      // the consumer. The suspect range is bisected: each redelivery from the same start
+      // halves the window, each acked window doubles it back, so an ordinary crash costs a
+      // few smaller commits while a poison record ends up delivered alone. `attempts` counts
+      // the deliveries of the current window; it only climbs past 1 for a window of one
+      // record, which is what the consumer dead-letters once it reaches its limit.
+      const marker = this.stmts.delivery.get(group, partition) as { from_o: number; to_o: number; win: number; attempts: number } | undefined;
+      let win: number;
+      let attempts = 1;
+      let to: number;
       if (marker && start >= marker.from_o && start <= marker.to_o) {
-        attempts = marker.from_o === start ? marker.attempts + 1 : 1;
-        end = start;
-        this.stmts.setDelivery.run(group, partition, start, marker.to_o, attempts);
+        to = marker.to_o;
+        if (marker.from_o === start) {
+          win = Math.max(1, Math.floor(marker.win / 2));
+          if (win === marker.win) attempts = marker.attempts + 1;
+        } else {
+          win = Math.min(max, marker.win * 2);
+        }
+        win = Math.min(win, to - start + 1);
       } else {
-        attempts = 1;
-        end = Math.min(head, start + max - 1);
-        this.stmts.setDelivery.run(group, partition, start, end, 1);
+        win = Math.min(max, head - start + 1);
+        to = start + win - 1;
       }
+      const end = Math.min(head, start + win - 1);
+      this.stmts.setDelivery.run(group, partition, start, to, win, attempts);
       const rows = this.stmts.range.all(partition, start, end) as RecordRow[];
       return rows.map((r) => toRecord(r, attempts));
     });

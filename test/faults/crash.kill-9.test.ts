@@ -1,0 +1,101 @@
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import { storeFacts } from '../helpers/duckdb.js';
+import { freePort, keysFrom, kill9, startServer, stop, type ServerProcess } from '../helpers/server.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const EVENTS = 200_000;
+const BATCH = 1_000;
+const IN_FLIGHT = 4;
+const MIN_KILLS = 5;
+
+/**
+ * A producer sends 200k events in batches and retries every batch until it is
+ * acknowledged, with the same idempotency keys. Meanwhile `sluice up` is killed with
+ * SIGKILL at random moments and restarted. At the end, every acknowledged event is stored
+ * exactly once.
+ */
+it('crash.kill-9-at-random-moments-loses-and-doubles-nothing', async () => {
+  const dataDir = tmpDir();
+  const port = await freePort();
+  let server: ServerProcess = await startServer(dataDir, port);
+  const { writeKey, readKey } = keysFrom(server.stdout);
+  const url = server.url;
+
+  const acked = new Set<string>();
+  let retries = 0;
+  let kills = 0;
+  let sending = true;
+
+  const sendBatch = async (b: number): Promise<void> => {
+    const events = Array.from({ length: BATCH }, (_, i) => {
+      const n = b * BATCH + i;
+      return { type: n % 2 ? 'checkout' : 'view', key: `user-${n % 1000}`, ts: new Date(Date.UTC(2026, 10, 24, 8) + n).toISOString(), idempotency_key: `e-${n}` };
+    });
+    const body = JSON.stringify(events);
+    for (;;) {
+      try {
+        const r = await fetch(`${url}/v1/events`, { method: 'POST', body, headers: { authorization: `Bearer ${writeKey}`, 'content-type': 'application/json' } });
+        if (r.status === 202) {
+          const reply = (await r.json()) as { accepted: number; duplicates: number; rejected: unknown[] };
+          expect(reply.rejected).toEqual([]);
+          expect(reply.accepted + reply.duplicates).toBe(BATCH);
+          for (const e of events) acked.add(e.idempotency_key);
+          return;
+        }
+        expect(r.status).toBeGreaterThanOrEqual(500);
+      } catch {
+        // Connection refused or reset: the server is down. Retry the same batch.
+      }
+      retries++;
+      await new Promise((res) => setTimeout(res, 20 + Math.random() * 80));
+    }
+  };
+
+  const producer = (async () => {
+    const batches = EVENTS / BATCH;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        while (next < batches) await sendBatch(next++);
+      }),
+    );
+    sending = false;
+  })();
+
+  const killer = (async () => {
+    while (sending || kills < MIN_KILLS) {
+      await new Promise((res) => setTimeout(res, 200 + Math.random() * 700));
+      await kill9(server);
+      kills++;
+      server = await startServer(dataDir, port);
+    }
+  })();
+
+  await Promise.all([producer, killer]);
+  expect(acked.size).toBe(EVENTS);
+
+  // Let the restarted pipeline drain: the watermark passes the last acknowledgement.
+  const lastAck = Date.now();
+  let total = 0;
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
+    const r = await fetch(`${url}/v1/query`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${readKey}` },
+      body: JSON.stringify({ from: '2026-11-24T00:00:00Z', to: '2026-11-25T00:00:00Z', interval: '1d', measures: ['count'] }),
+    });
+    const q = (await r.json()) as { rows: [string, number][]; watermark: string };
+    total = q.rows.reduce((s, [, n]) => s + n, 0);
+    if (Date.parse(q.watermark) >= lastAck) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  expect(await stop(server)).toBe(0);
+  const facts = await storeFacts(path.join(dataDir, 'store.duckdb'), 'default');
+  const figures = { sent: EVENTS, acknowledged: acked.size, stored: facts.events, counted: total, duplicates: facts.events - facts.distinctKeys, lost: acked.size - facts.distinctKeys, kills, retries };
+  console.log('crash test figures', figures);
+  expect(kills).toBeGreaterThanOrEqual(MIN_KILLS);
+  expect(facts.distinctKeys).toBe(acked.size);
+  expect(facts.events).toBe(acked.size);
+  expect(facts.counted).toBe(acked.size);
+  expect(total).toBe(acked.size);
+}, 240_000);

@@ -1,0 +1,81 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = path.resolve(fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url)));
+
+export function assertBuilt(): void {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does it)`);
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  url: string;
+  stdout: string;
+  stderr: string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `sluice up` as a child process and resolves once it answers /healthz. */
+export async function startServer(dataDir: string, port: number, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  assertBuilt();
+  const child = spawn(process.execPath, [CLI, 'up', '--data-dir', dataDir, '--port', String(port), ...extraArgs], {
+    env: { ...process.env, SLUICE_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const proc: ServerProcess = {
+    child,
+    url: `http://127.0.0.1:${port}`,
+    stdout: '',
+    stderr: '',
+    exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
+  };
+  child.stdout!.on('data', (d: Buffer) => (proc.stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (proc.stderr += d.toString()));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`sluice up exited with ${child.exitCode}: ${proc.stderr}`);
+    try {
+      const r = await fetch(`${proc.url}/healthz`);
+      if (r.ok) return proc;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`sluice up did not answer within 30 s: ${proc.stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function keysFrom(stdout: string): { writeKey: string; readKey: string } {
+  const w = /write key:\s+(\S+)/.exec(stdout);
+  const r = /read key:\s+(\S+)/.exec(stdout);
+  if (!w || !r) throw new Error(`no keys in the output of sluice up:\n${stdout}`);
+  return { writeKey: w[1]!, readKey: r[1]! };
+}
+
+export async function kill9(s: ServerProcess): Promise<void> {
+  s.child.kill('SIGKILL');
+  await s.exited;
+}
+
+export async function stop(s: ServerProcess): Promise<number | null> {
+  s.child.kill('SIGTERM');
+  return s.exited;
+}
