@@ -49,7 +49,13 @@ export class SqliteLog implements Log {
   private ledgerPrevCheck: Statement | null = null;
 
   constructor(options: SqliteLogOptions) {
-    this.opts = { maxGroupCommit: 20_000, now: Date.now, onFlush: () => undefined, ...options };
+    // Field by field: an option passed as undefined must not erase its default.
+    this.opts = {
+      ...options,
+      maxGroupCommit: options.maxGroupCommit ?? 20_000,
+      now: options.now ?? Date.now,
+      onFlush: options.onFlush ?? (() => undefined),
+    };
     this.capabilities = { partitions: options.partitions, dedupeHorizonMs: options.dedupeHorizonMs };
     this.db = openDatabase(options.file, { fsync: options.fsync });
     this.checkPartitions();
