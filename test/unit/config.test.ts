@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+
+describe('config', () => {
+  it('load.applies-defaults-then-env-then-flags-and-freezes', () => {
+    const c = loadConfig({ env: { SLUICE_PORT: '9000', SLUICE_LOG_FSYNC: 'normal', SLUICE_WORKER_MAX_ATTEMPTS: '7' }, flags: { port: 9100 } });
+    expect(c.port).toBe(9100);
+    expect(c.log.fsync).toBe('normal');
+    expect(c.worker.maxAttempts).toBe(7);
+    expect(c.partitions).toBe(16);
+    expect(c.limits).toEqual({ bodyBytes: 1_048_576, eventBytes: 32_768, batchEvents: 1_000, decompressedBytes: 10_485_760, depth: 32 });
+    expect(Object.isFrozen(c) && Object.isFrozen(c.log)).toBe(true);
+  });
+
+  it('load.names-the-bad-key', () => {
+    expect(() => loadConfig({ env: {}, flags: { prot: 1 } })).toThrow(/unknown configuration key "prot"/);
+    expect(() => loadConfig({ env: {}, flags: { log: { fsnyc: 'always' } } })).toThrow(/"log.fsnyc"/);
+    expect(() => loadConfig({ env: { SLUICE_PORT: 'eighty' } })).toThrow(/"port" must be integer/);
+    expect(() => loadConfig({ env: { SLUICE_LOG_FSYNC: 'sometimes' } })).toThrow(/"log.fsync"/);
+    expect(() => loadConfig({ env: { SLUICE_PROT: '1' } })).toThrow(/unknown environment variable SLUICE_PROT/);
+    expect(() => loadConfig({ env: {}, file: '/nonexistent/sluice.json' })).toThrow(/cannot read the config file/);
+  });
+});
