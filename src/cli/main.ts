@@ -19,7 +19,7 @@ Usage:
   sluice query --key READ_KEY [--url URL] [--event TYPE] [--from -24h] [--to now] [--interval 1h] [--json]
       Counts events per bucket.
 
-Configuration: flags, then SLUICE_* environment variables (SLUICE_PORT, SLUICE_DATA_DIR,
+Configuration, highest precedence first: flags, SLUICE_* environment variables (SLUICE_PORT, SLUICE_DATA_DIR,
 SLUICE_LOG_FSYNC, ...), then a JSON file (--config or SLUICE_CONFIG). The client commands
 read SLUICE_URL and SLUICE_KEY.`;
 
@@ -43,6 +43,26 @@ const SERVER_FLAGS = {
   config: { type: 'string' },
 } as const;
 
+type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
+/**
+ * parseArgs with one convenience: a string option may take a value that starts with a dash
+ * and a digit (`--from -24h`), which node:util would otherwise call ambiguous.
+ */
+function parse<O extends Options>(args: string[], options: O) {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const name = a.startsWith('--') ? a.slice(2) : null;
+    const next = args[i + 1];
+    if (name && options?.[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${a}=${next}`);
+      i++;
+    } else joined.push(a);
+  }
+  return parseArgs({ args: joined, options, allowPositionals: true, strict: true });
+}
+
 function serverConfig(values: Record<string, string | boolean | undefined>) {
   const flags: Record<string, unknown> = {};
   if (values['data-dir'] !== undefined) flags.dataDir = values['data-dir'];
@@ -63,7 +83,8 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'up': {
-      const { values } = parseArgs({ args: rest, options: SERVER_FLAGS, strict: true });
+      const { values, positionals } = parse(rest, SERVER_FLAGS);
+      if (positionals.length > 0) usageError(`up takes no arguments, got "${positionals.join(' ')}"`);
       const config = serverConfig(values);
       const running = await up(config);
       process.stdout.write(banner(running, config) + '\n');
@@ -80,12 +101,7 @@ async function main(argv: string[]): Promise<number> {
     case 'tenant': {
       const [sub, ...args] = rest;
       if (sub !== 'create') usageError(`unknown command "tenant ${sub ?? ''}"`);
-      const { values, positionals } = parseArgs({
-        args,
-        options: { ...SERVER_FLAGS, json: { type: 'boolean' } },
-        allowPositionals: true,
-        strict: true,
-      });
+      const { values, positionals } = parse(args, { ...SERVER_FLAGS, json: { type: 'boolean' } } as const);
       if (positionals.length !== 1) usageError('tenant create takes exactly one NAME');
       const catalog = openEmbeddedCatalog(serverConfig(values));
       try {
@@ -98,12 +114,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'send': {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        options: { key: { type: 'string' }, url: { type: 'string' }, batch: { type: 'string' }, concurrency: { type: 'string' } },
-        allowPositionals: true,
-        strict: true,
-      });
+      const { values, positionals } = parse(rest, { key: { type: 'string' }, url: { type: 'string' }, batch: { type: 'string' }, concurrency: { type: 'string' } } as const);
       const target = clientTarget(values);
       const s = await send({
         ...target,
@@ -119,19 +130,16 @@ async function main(argv: string[]): Promise<number> {
       return s.rejected > 0 || s.invalidLines > 0 ? 1 : 0;
     }
     case 'query': {
-      const { values } = parseArgs({
-        args: rest,
-        options: {
-          key: { type: 'string' },
-          url: { type: 'string' },
-          event: { type: 'string' },
-          from: { type: 'string' },
-          to: { type: 'string' },
-          interval: { type: 'string' },
-          json: { type: 'boolean' },
-        },
-        strict: true,
-      });
+      const { values, positionals } = parse(rest, {
+        key: { type: 'string' },
+        url: { type: 'string' },
+        event: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        interval: { type: 'string' },
+        json: { type: 'boolean' },
+      } as const);
+      if (positionals.length > 0) usageError(`query takes no arguments, got "${positionals.join(' ')}"`);
       const target = clientTarget(values);
       const q = { event: values.event, from: values.from ?? '-24h', to: values.to ?? 'now', interval: values.interval ?? '1h', measures: ['count'] };
       const r = await postJson(`${target.url.replace(/\/$/, '')}/v1/query`, target.key, q, { maxAttempts: 3 });
@@ -157,14 +165,18 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+function isUsageError(e: Error): boolean {
+  return String((e as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS_');
+}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
     const err = coerceError(e);
     if (err instanceof HttpError) process.stderr.write(`sluice: ${err.message}\n`);
-    else if (err instanceof SluiceError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      process.stderr.write(`sluice: ${err.message}\n`);
-    } else process.stderr.write(`sluice: ${err.stack ?? err.message}\n`);
-    process.exit(err instanceof SluiceError && err.code === 'SLUICE_ERR_CONFIG' ? 2 : 1);
+    else if (err instanceof SluiceError) process.stderr.write(`sluice: ${err.message}\n`);
+    else if (isUsageError(err)) process.stderr.write(`sluice: ${err.message}\nRun "sluice help" for usage.\n`);
+    else process.stderr.write(`sluice: ${err.stack ?? err.message}\n`);
+    process.exit((err instanceof SluiceError && err.code === 'SLUICE_ERR_CONFIG') || isUsageError(err) ? 2 : 1);
   },
 );
