@@ -58,27 +58,29 @@ function escapePointer(key: string): string {
 
 /**
  * Walks a JSON value, refusing prototype-polluting keys, NUL characters and nesting beyond
- * `maxDepth`. Returns the offending path or null. Bounded recursion: it stops at maxDepth.
+ * `maxDepth`. Returns the offence with its path relative to `value` (built only on the way
+ * out of a failure, since this runs on every key of every event), or null. Bounded
+ * recursion: it stops at maxDepth.
  */
-function inspect(value: unknown, path: string, depth: number, maxDepth: number): Rejection | null {
+function inspect(value: unknown, depth: number, maxDepth: number): Rejection | null {
   if (typeof value === 'string') {
-    return value.includes('\u0000') ? { code: 'invalid_field', path, message: 'strings must not contain NUL characters' } : null;
+    return value.includes('\u0000') ? { code: 'invalid_field', path: '', message: 'strings must not contain NUL characters' } : null;
   }
   if (value === null || typeof value !== 'object') return null;
-  if (depth >= maxDepth) return { code: 'invalid_field', path, message: `nesting deeper than ${maxDepth} levels` };
+  if (depth >= maxDepth) return { code: 'invalid_field', path: '', message: `nesting deeper than ${maxDepth} levels` };
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const r = inspect(value[i], `${path}/${i}`, depth + 1, maxDepth);
-      if (r) return r;
+      const r = inspect(value[i], depth + 1, maxDepth);
+      if (r) return { ...r, path: `/${i}${r.path}` };
     }
     return null;
   }
   for (const k of Object.keys(value)) {
-    const p = `${path}/${escapePointer(k)}`;
-    if (FORBIDDEN_KEYS.has(k)) return { code: 'invalid_field', path: p, message: `the key "${k}" is not allowed` };
-    if (k.includes('\u0000')) return { code: 'invalid_field', path: p, message: 'keys must not contain NUL characters' };
-    const r = inspect((value as Record<string, unknown>)[k], p, depth + 1, maxDepth);
-    if (r) return r;
+    let r: Rejection | null;
+    if (FORBIDDEN_KEYS.has(k)) r = { code: 'invalid_field', path: '', message: `the key "${k}" is not allowed` };
+    else if (k.includes('\u0000')) r = { code: 'invalid_field', path: '', message: 'keys must not contain NUL characters' };
+    else r = inspect((value as Record<string, unknown>)[k], depth + 1, maxDepth);
+    if (r) return { ...r, path: `/${escapePointer(k)}${r.path}` };
   }
   return null;
 }
@@ -88,8 +90,8 @@ function checkObject(value: unknown, field: string, limits: EventLimits): Valida
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return reject('invalid_field', `/${field}`, `"${field}" must be an object, got ${typeName(value)}`);
   }
-  const r = inspect(value, `/${field}`, 1, limits.maxDepth);
-  return r ? { ok: false, rejection: r } : null;
+  const r = inspect(value, 1, limits.maxDepth);
+  return r ? { ok: false, rejection: { ...r, path: `/${field}${r.path}` } } : null;
 }
 
 export function validateEvent(

@@ -3,6 +3,7 @@ import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from '../back
 import type { Config } from '../config/schema.js';
 import { coerceError, RetryAfterError } from '../core/errors.js';
 import { createLogger } from '../obs/logger.js';
+import { lowerThreadPriority } from './priority.js';
 import { startWorkers } from './workers.js';
 import type { FromStoreThread, ToStoreThread } from './thread-protocol.js';
 
@@ -14,6 +15,7 @@ import type { FromStoreThread, ToStoreThread } from './thread-protocol.js';
 const config = workerData.config as Config;
 const port = parentPort!;
 const logger = createLogger(config.logLevel, 'sluice-worker');
+if (!lowerThreadPriority()) logger.debug('could not lower the store thread priority; it competes with ingest as an equal');
 const log = openEmbeddedLog(config);
 const catalog = openEmbeddedCatalog(config);
 const store = openEmbeddedStore(config);

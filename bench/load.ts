@@ -1,0 +1,97 @@
+import http from 'node:http';
+
+/**
+ * The load: realistic events (a type among a few, a user key among 10,000, a timestamp in the
+ * last hour, unique idempotency keys, small properties), pre-encoded into request bodies so
+ * that the generator spends its time sending, not building JSON.
+ */
+const TYPES = ['page_view', 'page_view', 'page_view', 'click', 'checkout', 'signup'];
+
+export function eventsFor(run: string, from: number, count: number, now = Date.now()): string[] {
+  const out = new Array<string>(count);
+  for (let i = 0; i < count; i++) {
+    const n = from + i;
+    const type = TYPES[n % TYPES.length]!;
+    const ts = new Date(now - ((n * 7919) % 3_600_000)).toISOString();
+    out[i] =
+      `{"type":"${type}","key":"user-${n % 10_000}","ts":"${ts}","idempotency_key":"${run}-${n}",` +
+      `"properties":{"path":"/products/${n % 500}","amount":${(n % 10_000) / 100},"plan":"pro"},"context":{"app":"web","locale":"en-GB"}}`;
+  }
+  return out;
+}
+
+export function batchBodies(run: string, total: number, batchSize: number): Buffer[] {
+  const bodies: Buffer[] = [];
+  for (let from = 0; from < total; from += batchSize) {
+    bodies.push(Buffer.from('[' + eventsFor(run, from, Math.min(batchSize, total - from)).join(',') + ']'));
+  }
+  return bodies;
+}
+
+export interface LoadResult {
+  events: number;
+  requests: number;
+  seconds: number;
+  eventsPerSecond: number;
+  /** Request latency percentiles in ms. */
+  p50: number;
+  p99: number;
+}
+
+/**
+ * Posts every body once, `concurrency` at a time over keep-alive connections. A non-2xx answer
+ * is an error: a benchmark that counts refused events as throughput measures nothing.
+ */
+export async function post(url: string, key: string, bodies: Buffer[], eventsPerBody: (i: number) => number, concurrency: number): Promise<LoadResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const target = new URL('/v1/events', url);
+  const latencies: number[] = [];
+  let next = 0;
+  let events = 0;
+  const one = (body: Buffer): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const req = http.request(
+        target,
+        { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length, authorization: `Bearer ${key}` } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            latencies.push(performance.now() - t0);
+            if (res.statusCode !== 202) reject(new Error(`HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString()}`));
+            else resolve();
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < bodies.length) {
+        const i = next++;
+        await one(bodies[i]!);
+        events += eventsPerBody(i);
+      }
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  return { events, requests: bodies.length, seconds, eventsPerSecond: events / seconds, p50: at(0.5), p99: at(0.99) };
+}
+
+/** Total count of events the query API answers for the last two hours (all types). */
+export async function queriedTotal(url: string, readKey: string): Promise<number> {
+  const r = await fetch(new URL('/v1/query', url), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${readKey}` },
+    body: JSON.stringify({ from: '-3h', to: 'now', interval: '1h', measures: ['count'] }),
+  });
+  if (!r.ok) throw new Error(`query: HTTP ${r.status}: ${await r.text()}`);
+  const body = (await r.json()) as { rows: [string, number][] };
+  return body.rows.reduce((s, [, n]) => s + n, 0);
+}

@@ -1,0 +1,169 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { openEmbeddedCatalog, openEmbeddedLog } from '../src/backends/embedded.js';
+import { loadConfig } from '../src/config/load.js';
+import { validateEvent } from '../src/core/event.js';
+import type { LogEntry } from '../src/core/types.js';
+import { appenderRowsPerSecond } from './duckdb-appender.js';
+import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
+import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from './proc.js';
+
+/**
+ * `npm run bench`: every figure beside a baseline measured in the same run, on the same
+ * machine, so that the ratio means something on a shared, noisy host.
+ *
+ *   ingest        sluice up (validate, dedupe, durable group-commit append) vs a bare Fastify
+ *                 server that parses the same batches and discards them
+ *   end to end    sent → queryable through sluice up vs DuckDB's appender in a bare loop
+ *                 over the same rows
+ *   backlog       RSS of sluice up while it drains a backlog written into its log beforehand
+ *
+ * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
+ * 5,000,000), --batch 500, --concurrency 8, --quick (200k and 500k), --json.
+ */
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string' },
+    backlog: { type: 'string' },
+    batch: { type: 'string' },
+    concurrency: { type: 'string' },
+    quick: { type: 'boolean' },
+    json: { type: 'boolean' },
+  },
+});
+const EVENTS = Number(values.events ?? (values.quick ? 200_000 : 1_000_000));
+const BACKLOG = Number(values.backlog ?? (values.quick ? 500_000 : 5_000_000));
+const BATCH = Number(values.batch ?? 500);
+const CONCURRENCY = Number(values.concurrency ?? 8);
+
+const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const mib = (b: number): string => `${fmt(b / 1_048_576)} MiB`;
+const say = (s: string): void => void process.stderr.write(s + '\n');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function entriesOf(run: string, from: number, count: number, tenant: string, partitions: number): LogEntry[] {
+  const now = Date.now();
+  return eventsFor(run, from, count, now).map((text) => {
+    const v = validateEvent(JSON.parse(text), tenant, now, partitions, { maxEventBytes: 32_768, maxDepth: 32 });
+    if (!v.ok) throw new Error(`bench event rejected: ${v.rejection.message}`);
+    return v.entry;
+  });
+}
+
+async function withServer<T>(start: () => Promise<Child>, body: (c: Child) => Promise<T>): Promise<T> {
+  const c = await start();
+  try {
+    return await body(c);
+  } finally {
+    await c.stop();
+  }
+}
+
+async function ingestAndEndToEnd(work: string) {
+  say(`ingest: building ${fmt(EVENTS)} events in ${fmt(Math.ceil(EVENTS / BATCH))} batches of ${BATCH}`);
+  const bodies = batchBodies(`bench-${Date.now()}`, EVENTS, BATCH);
+  const perBody = (i: number): number => Math.min(BATCH, EVENTS - i * BATCH);
+
+  say('ingest: bare Fastify, parse and discard');
+  const bare = await withServer(
+    async () => {
+      const port = await freePort();
+      return spawnServer(path.join(ROOT, 'dist-bench/bench/bare-server.js'), [String(port)], port);
+    },
+    (c) => post(c.url, 'none', bodies, perBody, CONCURRENCY),
+  );
+
+  say('ingest: sluice up, then wait until every event is queryable');
+  const dataDir = path.join(work, 'e2e');
+  const { sluice, e2eSeconds } = await withServer(
+    async () => startSluice(dataDir, await freePort()),
+    async (c) => {
+      const { writeKey, readKey } = keysFrom(c.stdout);
+      const start = performance.now();
+      const sluice = await post(c.url, writeKey, bodies, perBody, CONCURRENCY);
+      while ((await queriedTotal(c.url, readKey)) < EVENTS) await sleep(100);
+      const total = await queriedTotal(c.url, readKey);
+      if (total !== EVENTS) throw new Error(`end to end: the query counts ${total}, ${EVENTS} were sent`);
+      return { sluice, e2eSeconds: (performance.now() - start) / 1000 };
+    },
+  );
+  fs.rmSync(dataDir, { recursive: true, force: true });
+
+  say('end to end: DuckDB appender loop over the same rows');
+  const rows = entriesOf('baseline', 0, EVENTS, 'bench', 16);
+  const appender = await appenderRowsPerSecond(work, rows);
+  return { bare, sluice, e2e: EVENTS / e2eSeconds, appender };
+}
+
+async function backlogDrain(work: string) {
+  const dataDir = path.join(work, 'backlog');
+  const config = loadConfig({ flags: { dataDir }, env: {} });
+  const catalog = openEmbeddedCatalog(config);
+  const { readKey } = await catalog.createTenant('bench');
+  await catalog.close();
+  const log = openEmbeddedLog(config);
+  const run = `backlog-${Date.now()}`;
+  const step = 10_000;
+  for (let from = 0; from < BACKLOG; from += step) {
+    await log.append(entriesOf(run, from, Math.min(step, BACKLOG - from), 'bench', config.partitions));
+    if ((from / step) % 50 === 0) say(`backlog: writing the log directly, ${fmt(from)} / ${fmt(BACKLOG)}`);
+  }
+  await log.close();
+
+  say(`backlog: sluice up drains ${fmt(BACKLOG)} events; sampling RSS`);
+  return withServer(
+    async () => startSluice(dataDir, await freePort()),
+    async (c) => {
+      const samples: { done: number; rss: number }[] = [];
+      const start = performance.now();
+      let done = 0;
+      let lastQuery = 0;
+      while (done < BACKLOG) {
+        await sleep(250);
+        if (performance.now() - lastQuery > 1000) {
+          done = await queriedTotal(c.url, readKey);
+          lastQuery = performance.now();
+          say(`backlog: ${fmt(done)} / ${fmt(BACKLOG)} queryable, RSS ${mib(c.rss())}`);
+        }
+        samples.push({ done, rss: c.rss() });
+      }
+      const seconds = (performance.now() - start) / 1000;
+      const at = (fraction: number): number => samples.find((s) => s.done >= fraction * BACKLOG)?.rss ?? NaN;
+      const early = at(0.1);
+      const max = Math.max(...samples.map((s) => s.rss));
+      return { seconds, rate: BACKLOG / seconds, early, half: at(0.5), late: at(0.9), max, growth: max / early };
+    },
+  );
+}
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
+try {
+  say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
+  const ie = await ingestAndEndToEnd(work);
+  const bl = await backlogDrain(work);
+  const line = (name: string, r: LoadResult): string =>
+    `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
+  const out = [
+    '',
+    `ingest: ${fmt(EVENTS)} events, POST /v1/events in batches of ${BATCH}, ${CONCURRENCY} connections`,
+    line('baseline: bare Fastify, parse and discard', ie.bare),
+    line('sluice up: validate, dedupe, durable append', ie.sluice),
+    `  ratio sluice / baseline                     ${fmt(ie.sluice.eventsPerSecond / ie.bare.eventsPerSecond, 2).padStart(10)}        target ≥ 100,000 ev/s durable: ${ie.sluice.eventsPerSecond >= 100_000 ? 'met' : 'MISSED'}`,
+    '',
+    `end to end: the same ${fmt(EVENTS)} events, from the first send until the query counts them all`,
+    `  baseline: DuckDB appender loop, same rows   ${fmt(ie.appender).padStart(10)} rows/s`,
+    `  sluice up: sent → queryable                 ${fmt(ie.e2e).padStart(10)} ev/s`,
+    `  ratio sluice / baseline                     ${fmt(ie.e2e / ie.appender, 2).padStart(10)}        target ≥ 50,000 ev/s: ${ie.e2e >= 50_000 ? 'met' : 'MISSED'}`,
+    '',
+    `backlog: ${fmt(BACKLOG)} events already in the log when sluice up starts`,
+    `  drained in ${fmt(bl.seconds, 1)} s: ${fmt(bl.rate)} ev/s from log to queryable`,
+    `  RSS at 10% drained ${mib(bl.early)}, 50% ${mib(bl.half)}, 90% ${mib(bl.late)}, max ${mib(bl.max)}`,
+    `  ratio max / 10%                             ${fmt(bl.growth, 2).padStart(10)}        target: flat (≤ 1.25): ${bl.growth <= 1.25 ? 'met' : 'MISSED'}`,
+  ];
+  process.stdout.write(out.join('\n') + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, backlogDrain: bl }) + '\n');
+} finally {
+  fs.rmSync(work, { recursive: true, force: true });
+}
