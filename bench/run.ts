@@ -21,7 +21,7 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *   backlog       RSS of sluice up while it drains a backlog written into its log beforehand
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --batch 500, --concurrency 8, --quick (200k and 500k), --json.
+ * 5,000,000), --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -36,7 +36,7 @@ const { values } = parseArgs({
 const EVENTS = Number(values.events ?? (values.quick ? 200_000 : 1_000_000));
 const BACKLOG = Number(values.backlog ?? (values.quick ? 500_000 : 5_000_000));
 const BATCH = Number(values.batch ?? 500);
-const CONCURRENCY = Number(values.concurrency ?? 8);
+const CONCURRENCY = Number(values.concurrency ?? 16);
 
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const mib = (b: number): string => `${fmt(b / 1_048_576)} MiB`;

@@ -1,9 +1,9 @@
+import { isUtf8 } from 'node:buffer';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { SluiceError } from '../core/errors.js';
 
 const gunzip = promisify(zlib.gunzip);
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Turns a request body into a JSON value, treating every byte as hostile: the compressed
@@ -29,12 +29,9 @@ export async function decodeJsonBody(raw: Buffer, encoding: string | undefined, 
   if (bytes.length > maxDecompressed) {
     throw new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `the body is larger than ${maxDecompressed} bytes`, { field: 'body' });
   }
-  let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    throw new SluiceError('SLUICE_ERR_INVALID_ENCODING', 'the body is not valid UTF-8', { field: 'body' });
-  }
+  // isUtf8 validates with SIMD; a fatal TextDecoder costs several times more per batch.
+  if (!isUtf8(bytes)) throw new SluiceError('SLUICE_ERR_INVALID_ENCODING', 'the body is not valid UTF-8', { field: 'body' });
+  const text = bytes.toString('utf8');
   if (text.length === 0) throw new SluiceError('SLUICE_ERR_INVALID_JSON', 'the body is empty; send a JSON event, array of events or { "batch": [...] }', { field: 'body' });
   try {
     return JSON.parse(text) as unknown;
