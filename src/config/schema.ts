@@ -45,6 +45,7 @@ export const configSchema = {
         maxAttempts: { type: 'integer', minimum: 1, default: 5 },
         leaseTtlMs: { type: 'integer', minimum: 1_000, default: 10_000 },
         pollMs: { type: 'integer', minimum: 1, default: 50 },
+        heapMb: { type: 'integer', minimum: 64, default: 128, description: 'JavaScript heap of the store thread (MiB); DuckDB memory is apart' },
       },
     },
     query: {
@@ -67,6 +68,6 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   log: { fsync: 'always' | 'normal' | 'off'; dedupeHorizonMs: number; retentionMs: number };
   limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number };
-  worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number };
+  worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number };
   query: { timeoutMs: number; maxBuckets: number };
 }

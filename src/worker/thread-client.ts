@@ -35,7 +35,12 @@ export class StoreThread implements StoreReader {
   ) {}
 
   start(): void {
-    const worker = new Worker(new URL('./thread.js', import.meta.url), { workerData: { config: this.config } });
+    const worker = new Worker(new URL('./thread.js', import.meta.url), {
+      workerData: { config: this.config },
+      // A bounded heap: V8 otherwise grows it lazily while a large backlog drains, and the
+      // process's memory would grow with the backlog instead of staying flat.
+      resourceLimits: { maxOldGenerationSizeMb: this.config.worker.heapMb, maxYoungGenerationSizeMb: 16 },
+    });
     this.worker = worker;
     this.ready = false;
     worker.on('message', (m: FromStoreThread) => this.onMessage(m));
