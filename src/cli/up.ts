@@ -5,6 +5,7 @@ import { buildApp } from '../http/app.js';
 import { createLogger } from '../obs/logger.js';
 import type { NewTenant } from '../ports/catalog.js';
 import { StoreThread } from '../worker/thread-client.js';
+import { lockDataDir } from './data-dir-lock.js';
 
 export interface Running {
   app: FastifyInstance;
@@ -22,6 +23,7 @@ export interface Running {
  * both cores work.
  */
 export async function up(config: Readonly<Config>): Promise<Running> {
+  const unlock = lockDataDir(config.dataDir);
   const logger = createLogger(config.logLevel);
   const storeThread = new StoreThread(config, logger);
   const log = openEmbeddedLog(config, () => storeThread.notify());
@@ -48,6 +50,7 @@ export async function up(config: Readonly<Config>): Promise<Running> {
       await log.close();
       await storeThread.stop();
       await catalog.close();
+      unlock();
     })());
   return { app, url: address, created, close };
 }
