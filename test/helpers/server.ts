@@ -1,25 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+// One implementation for the tests and the benchmarks.
+export { freePort, keysFrom } from '../../bench/proc.js';
 
 export const CLI = path.resolve(fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url)));
 
 export function assertBuilt(): void {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does it)`);
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export interface ServerProcess {
@@ -61,13 +51,6 @@ export async function startServer(dataDir: string, port: number, extraArgs: stri
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-export function keysFrom(stdout: string): { writeKey: string; readKey: string } {
-  const w = /write key:\s+(\S+)/.exec(stdout);
-  const r = /read key:\s+(\S+)/.exec(stdout);
-  if (!w || !r) throw new Error(`no keys in the output of sluice up:\n${stdout}`);
-  return { writeKey: w[1]!, readKey: r[1]! };
 }
 
 export async function kill9(s: ServerProcess): Promise<void> {
