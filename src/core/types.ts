@@ -70,6 +70,37 @@ export interface DeadLetter {
   message: string;
 }
 
+/**
+ * What one ingest request brought, beyond its accepted entries: written by the log in the
+ * same transaction as the entries, so that the conservation check (received = stored +
+ * dead-lettered + rejected + duplicate, per tenant and minute of receipt) never sees half a
+ * request.
+ */
+export interface Receipt {
+  tenant: string;
+  receivedAt: number;
+  /** Events in the request, whatever became of them. */
+  received: number;
+  /** Events refused at the door (validation). Duplicates are counted by the log itself. */
+  rejected: number;
+}
+
+/** Per tenant and minute of receipt (epoch ms of the minute's start): what ingest saw. */
+export interface Tally {
+  tenant: string;
+  minute: number;
+  received: number;
+  rejected: number;
+  duplicate: number;
+}
+
+/** Per tenant and minute of receipt: how many events ended somewhere (stored, dead-lettered). */
+export interface MinuteCount {
+  tenant: string;
+  minute: number;
+  n: number;
+}
+
 /** One bucket of a timeseries answer. */
 export type Interval = '1m' | '1h' | '1d';
 

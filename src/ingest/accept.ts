@@ -32,7 +32,7 @@ export async function accept(
       throw new SluiceError('SLUICE_ERR_EVENT_TOO_LARGE', `event ${i}: ${v.rejection.message}`, { field: `/${i}` });
     } else rejected.push({ index: i, code: v.rejection.code, message: v.rejection.message, path: v.rejection.path });
   }
-  const outcomes = await log.append(entries);
+  const outcomes = await log.append(entries, { tenant, receivedAt, received: events.length, rejected: rejected.length });
   let accepted = 0;
   for (const o of outcomes) if (o.status === 'appended') accepted++;
   return { accepted, duplicates: outcomes.length - accepted, rejected };

@@ -1,4 +1,4 @@
-import type { DeadLetter } from '../core/types.js';
+import type { DeadLetter, MinuteCount } from '../core/types.js';
 
 /**
  * The Catalog: tenants, their keys and settings, and dead letters. Small transactional
@@ -26,6 +26,9 @@ export interface Catalog {
 
   /** Records dead letters; recording the same (tenant, idempotency key) again updates it. */
   deadLetter(entries: readonly DeadLetter[]): Promise<void>;
+
+  /** Dead letters per tenant and minute of their receipt by ingest, for minutes in [from, to). */
+  deadLetteredByMinute(from: number, to: number): Promise<MinuteCount[]>;
 
   /** Dead letters of a tenant, newest first. */
   listDeadLetters(tenant: string, limit: number): Promise<DeadLetterRow[]>;

@@ -1,4 +1,4 @@
-import type { AppendOutcome, LogEntry, LogRecord } from '../core/types.js';
+import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../core/types.js';
 
 /**
  * The Log: a durable, partitioned, append-only sequence of records, read by consumer groups.
@@ -21,8 +21,14 @@ export interface Log {
    * All-or-nothing: on a rejection (disk full, closed), nothing of the call is appended.
    * Rejects with SluiceError SLUICE_ERR_LOG_UNAVAILABLE (with a retry hint) when the log
    * cannot write.
+   * `receipt`, when given, is added to the tallies of its tenant and minute in the same
+   * transaction, with the duplicates found; it may come with no entries (every event of the
+   * request was rejected).
    */
-  append(entries: readonly LogEntry[]): Promise<AppendOutcome[]>;
+  append(entries: readonly LogEntry[], receipt?: Receipt): Promise<AppendOutcome[]>;
+
+  /** The tallies of receipts for minutes in [from, to) (epoch ms), any tenant, unordered. */
+  tallies(from: number, to: number): Promise<Tally[]>;
 
   /**
    * Grants `owner` the lease of `partition` in `group` for `ttlMs` if it is free, expired,

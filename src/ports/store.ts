@@ -1,4 +1,4 @@
-import type { CountQuery, CountRow, LogRecord } from '../core/types.js';
+import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../core/types.js';
 
 /**
  * The Store: raw events (append-only) and the tables derived from them, with an idempotent
@@ -34,6 +34,9 @@ export interface Store {
 
   /** Raw events stored for a tenant and how many distinct idempotency keys they carry (equal unless something was doubled). */
   rawStats(tenant: string): Promise<{ events: number; distinctKeys: number }>;
+
+  /** Stored events per tenant and minute of their receipt by ingest, for minutes in [from, to). */
+  storedByMinute(from: number, to: number): Promise<MinuteCount[]>;
 
   health(): Promise<{ ok: boolean; detail?: string }>;
 

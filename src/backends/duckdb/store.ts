@@ -13,7 +13,7 @@ import {
 import fs from 'node:fs';
 import path from 'node:path';
 import { coerceError, FencedError, NonRetryableError, RetryAfterError } from '../../core/errors.js';
-import type { CountQuery, CountRow, LogRecord } from '../../core/types.js';
+import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { CommitBatch, CommitResult, Store } from '../../ports/store.js';
 import { countsSql, minuteCounts, SCHEMA } from './sql.js';
 
@@ -162,6 +162,17 @@ export class DuckdbStore implements Store {
     const { sql, params } = countsSql(q);
     const rows = await this.withTimeout((c) => c.runAndReadAll(sql, params), signal);
     return rows.getRows().map(([bucket, count]) => ({ bucket: Number(bucket), count: Number(count) }));
+  }
+
+  async storedByMinute(from: number, to: number): Promise<MinuteCount[]> {
+    const r = await this.withTimeout((c) =>
+      c.runAndReadAll(
+        `SELECT tenant, (epoch_ms(received_at) // 60000) * 60000 AS minute, count(*) AS n FROM events
+         WHERE received_at >= epoch_ms(?::BIGINT) AND received_at < epoch_ms(?::BIGINT) GROUP BY ALL`,
+        [BigInt(from), BigInt(to)],
+      ),
+    );
+    return r.getRows().map(([tenant, minute, n]) => ({ tenant: String(tenant), minute: Number(minute), n: Number(n) }));
   }
 
   async rawStats(tenant: string): Promise<{ events: number; distinctKeys: number }> {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SluiceError } from '../../core/errors.js';
-import type { DeadLetter } from '../../core/types.js';
+import type { DeadLetter, MinuteCount } from '../../core/types.js';
 import type { Catalog, DeadLetterRow, KeyGrant, KeyScope, NewTenant, Tenant } from '../../ports/catalog.js';
 import { immediate, openDatabase, type SqliteDatabase } from './database.js';
 
@@ -110,8 +110,8 @@ export class SqliteCatalog implements Catalog {
     if (entries.length === 0) return;
     const now = Date.now();
     const upsert = this.db.prepare(
-      `INSERT INTO dead_letters (tenant, idem, type, reason, message, attempts, p, o, first_seen, last_seen, origin, payload)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO dead_letters (tenant, idem, type, reason, message, attempts, p, o, first_seen, last_seen, origin, payload, received_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (tenant, idem) DO UPDATE SET
          reason = excluded.reason, message = excluded.message, attempts = max(attempts, excluded.attempts),
          p = excluded.p, o = excluded.o, last_seen = excluded.last_seen`,
@@ -126,9 +126,18 @@ export class SqliteCatalog implements Catalog {
           properties: JSON.parse(r.properties) as unknown,
           context: JSON.parse(r.context) as unknown,
         });
-        upsert.run(r.tenant, r.idempotencyKey, r.type, reason, message, r.attempt, r.partition, r.offset, now, now, r.origin, payload);
+        upsert.run(r.tenant, r.idempotencyKey, r.type, reason, message, r.attempt, r.partition, r.offset, now, now, r.origin, payload, r.receivedAt);
       }
     });
+  }
+
+  async deadLetteredByMinute(from: number, to: number): Promise<MinuteCount[]> {
+    return this.db
+      .prepare(
+        `SELECT tenant, received_at - (received_at % 60000) AS minute, count(*) AS n FROM dead_letters
+         WHERE received_at >= ? AND received_at < ? GROUP BY 1, 2`,
+      )
+      .all(from, to) as MinuteCount[];
   }
 
   async listDeadLetters(tenant: string, limit: number): Promise<DeadLetterRow[]> {

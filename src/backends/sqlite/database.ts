@@ -61,6 +61,16 @@ const MIGRATIONS: string[] = [
   DROP TABLE records;
   ALTER TABLE records_packed RENAME TO records;
   `,
+  // The conservation check: what ingest saw per tenant and minute of receipt, written with
+  // the records; and the receipt time of dead letters, to put them in the same minute.
+  `
+  CREATE TABLE tallies (
+    tenant TEXT NOT NULL, minute INTEGER NOT NULL,
+    received INTEGER NOT NULL, rejected INTEGER NOT NULL, duplicate INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute)
+  ) WITHOUT ROWID;
+  ALTER TABLE dead_letters ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export interface OpenOptions {

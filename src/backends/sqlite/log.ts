@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
-import type { AppendOutcome, LogEntry, LogRecord, Origin } from '../../core/types.js';
+import type { AppendOutcome, LogEntry, LogRecord, Origin, Receipt, Tally } from '../../core/types.js';
 import type { Lease, Log, LogCapabilities, PartitionPosition } from '../../ports/log.js';
 import { immediate, openDatabase, type Fsync, type SqliteDatabase } from './database.js';
 
@@ -21,6 +21,7 @@ export interface SqliteLogOptions {
 
 interface Pending {
   entries: readonly LogEntry[];
+  receipt: Receipt | undefined;
   resolve: (outcomes: AppendOutcome[]) => void;
   reject: (e: Error) => void;
 }
@@ -86,6 +87,13 @@ export class SqliteLog implements Log {
     const db = this.db;
     return {
       heads: db.prepare('SELECT p, head FROM heads'),
+      tally: db.prepare(
+        `INSERT INTO tallies (tenant, minute, received, rejected, duplicate) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (tenant, minute) DO UPDATE SET received = received + excluded.received,
+           rejected = rejected + excluded.rejected, duplicate = duplicate + excluded.duplicate`,
+      ),
+      tallies: db.prepare('SELECT tenant, minute, received, rejected, duplicate FROM tallies WHERE minute >= ? AND minute < ?'),
+      pruneTallies: db.prepare('DELETE FROM tallies WHERE minute < ?'),
       head: db.prepare('SELECT head FROM heads WHERE p = ?').pluck(),
       setHead: db.prepare('UPDATE heads SET head = ? WHERE p = ?'),
       insert: db.prepare(
@@ -133,11 +141,11 @@ export class SqliteLog implements Log {
 
   // ---- append ---------------------------------------------------------------------------
 
-  append(entries: readonly LogEntry[]): Promise<AppendOutcome[]> {
+  append(entries: readonly LogEntry[], receipt?: Receipt): Promise<AppendOutcome[]> {
     if (this.closed) return Promise.reject(new SluiceError('SLUICE_ERR_SHUTTING_DOWN', 'the log is closed', { retryAfter: 1 }));
-    if (entries.length === 0) return Promise.resolve([]);
+    if (entries.length === 0 && !receipt?.received) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.pending.push({ entries, resolve, reject });
+      this.pending.push({ entries, receipt, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -185,12 +193,14 @@ export class SqliteLog implements Log {
     const insert = this.stmts.insert;
     const ledgerInsert = this.ledgerInsert!;
     const prev = this.ledgerPrevCheck;
-    for (const { entries } of group) {
+    for (const { entries, receipt } of group) {
       const outcomes: AppendOutcome[] = new Array(entries.length);
+      let duplicates = 0;
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i]!;
         if ((prev && prev.get(e.tenant, e.idempotencyKey)) || ledgerInsert.run(e.tenant, e.idempotencyKey).changes === 0) {
           outcomes[i] = { status: 'duplicate' };
+          duplicates++;
           continue;
         }
         const offset = (heads.get(e.partition) ?? 0) + 1;
@@ -198,6 +208,10 @@ export class SqliteLog implements Log {
         touched.add(e.partition);
         insert.run(recordId(e.partition, offset), e.tenant, e.type, e.key, e.idempotencyKey, e.ts, e.receivedAt, e.origin, e.properties, e.context);
         outcomes[i] = { status: 'appended', partition: e.partition, offset };
+      }
+      if (receipt) {
+        const minute = receipt.receivedAt - (receipt.receivedAt % 60_000);
+        this.stmts.tally.run(receipt.tenant, minute, receipt.received, receipt.rejected, duplicates);
       }
       out.push(outcomes);
     }
@@ -337,6 +351,10 @@ export class SqliteLog implements Log {
     }
   }
 
+  async tallies(from: number, to: number): Promise<Tally[]> {
+    return this.stmts.tallies.all(from, to) as Tally[];
+  }
+
   // ---- positions, watermark, health -------------------------------------------------------
 
   async positions(group: string): Promise<PartitionPosition[]> {
@@ -386,6 +404,8 @@ export class SqliteLog implements Log {
    */
   prune(limit = 5_000): number {
     const cutoff = this.opts.now() - this.opts.retentionMs;
+    // Tallies are kept as long as keys are: the conservation check looks back less far.
+    this.stmts.pruneTallies.run(this.opts.now() - this.opts.dedupeHorizonMs);
     let deleted = 0;
     for (let p = 0; p < this.opts.partitions; p++) {
       const row = this.stmts.minCommitted.get(p) as { c: number | null; n: number };
