@@ -13,7 +13,7 @@ Usage:
   sluice up [--data-dir DIR] [--port 8080] [--host 127.0.0.1] [--partitions 16] [--config FILE]
       Runs every role in one process on the embedded default (SQLite log, DuckDB store).
   sluice tenant create NAME [--data-dir DIR] [--json]
-      Creates a tenant and prints its write and read keys (once). Works while "up" runs.
+      Creates a tenant and prints its write, read and admin keys (once). Works while "up" runs.
   sluice send --key WRITE_KEY [--url URL] [--batch 500] [--concurrency 4] [FILE.ndjson | -]
       Sends NDJSON events in batches, with progress; retries keep the same idempotency keys.
   sluice query --key READ_KEY [--url URL] [--event TYPE] [--from -24h] [--to now] [--interval 1h] [--json]
@@ -106,8 +106,8 @@ async function main(argv: string[]): Promise<number> {
       const catalog = openEmbeddedCatalog(serverConfig(values));
       try {
         const t = await catalog.createTenant(positionals[0]!);
-        if (values.json) process.stdout.write(JSON.stringify({ tenant: t.tenant, write_key: t.writeKey, read_key: t.readKey }) + '\n');
-        else process.stdout.write(`tenant:    ${t.tenant}\nwrite key: ${t.writeKey}\nread key:  ${t.readKey}\n(the keys are shown this once)\n`);
+        if (values.json) process.stdout.write(JSON.stringify({ tenant: t.tenant, write_key: t.writeKey, read_key: t.readKey, admin_key: t.adminKey }) + '\n');
+        else process.stdout.write(`tenant:    ${t.tenant}\nwrite key: ${t.writeKey}\nread key:  ${t.readKey}\nadmin key: ${t.adminKey}\n(the keys are shown this once)\n`);
       } finally {
         await catalog.close();
       }

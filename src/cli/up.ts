@@ -30,7 +30,13 @@ export async function up(config: Readonly<Config>): Promise<Running> {
   const catalog = openEmbeddedCatalog(config);
   const created = (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
   storeThread.start();
-  const app = buildApp({ config, log, catalog, reader: storeThread });
+  const app = buildApp({
+    config,
+    log,
+    catalog,
+    reader: storeThread,
+    observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]) },
+  });
   const address = await app.listen({ host: config.host, port: config.port });
   const prune = setInterval(() => {
     try {
@@ -63,6 +69,7 @@ export function banner(running: Running, config: Readonly<Config>): string {
       'Created the tenant "default". Its keys are shown this once; keep them:',
       `  write key: ${created.writeKey}`,
       `  read key:  ${created.readKey}`,
+      `  admin key: ${created.adminKey}   (status: GET ${url}/v1/status)`,
       '',
       'Send an event:',
       `  curl -X POST ${url}/v1/events -H "Authorization: Bearer ${created.writeKey}" \\`,

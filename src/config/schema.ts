@@ -48,6 +48,16 @@ export const configSchema = {
         heapMb: { type: 'integer', minimum: 64, default: 128, description: 'JavaScript heap of the store thread (MiB); DuckDB memory is apart' },
       },
     },
+    obs: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        maxTenantLabels: { type: 'integer', minimum: 0, default: 100, description: 'tenants with their own metric label; the rest are "other"' },
+        conservationIntervalMs: { type: 'integer', minimum: 1_000, default: 15_000 },
+        conservationWindowMs: { type: 'integer', minimum: 60_000, default: 3_600_000, description: 'how far back the conservation check looks' },
+      },
+    },
     query: {
       type: 'object',
       additionalProperties: false,
@@ -69,5 +79,6 @@ export interface Config {
   log: { fsync: 'always' | 'normal' | 'off'; dedupeHorizonMs: number; retentionMs: number };
   limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number };
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number };
+  obs: { maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number };
   query: { timeoutMs: number; maxBuckets: number };
 }

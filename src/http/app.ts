@@ -4,6 +4,8 @@ import { SluiceError } from '../core/errors.js';
 import { decodeJsonBody } from '../ingest/body.js';
 import { errorHandler, sendError } from '../ingest/errors.js';
 import { ingestRoutes } from '../ingest/routes.js';
+import { observeHttp, type HttpObservabilityOptions } from '../obs/http.js';
+import { lagOf, positionsOf, statusRoutes } from '../obs/status.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { StoreReader } from '../query/reader.js';
@@ -22,6 +24,8 @@ export interface AppOptions {
   catalog: Catalog;
   reader: StoreReader;
   logger?: boolean;
+  /** Hooks of /metrics into the rest of the process (other threads, scrape-time gauges). */
+  observability?: Omit<HttpObservabilityOptions, 'maxTenantLabels'>;
 }
 
 /** The HTTP API: ingest, query and health, with one error format. */
@@ -50,10 +54,27 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     sendError(reply, new SluiceError('SLUICE_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
 
+  const obs = observeHttp(app, {
+    maxTenantLabels: opts.config.obs.maxTenantLabels,
+    async refresh(m) {
+      const lag = lagOf(await positionsOf(opts.log), Date.now());
+      m.backlog.set(lag.backlog);
+      m.freshness.set(lag.freshnessSeconds);
+      for (const p of lag.partitions) {
+        m.lagEvents.set({ partition: String(p.partition) }, p.lagEvents);
+        m.lagSeconds.set({ partition: String(p.partition) }, p.lagSeconds);
+      }
+      const disk = await opts.log.health().then((h) => h.bytes ?? null).catch(() => null);
+      if (disk !== null) m.logBytes.set(disk);
+    },
+    ...opts.observability,
+  });
+  statusRoutes(app, { log: opts.log, catalog: opts.catalog, reader: opts.reader });
   ingestRoutes(app, {
     catalog: opts.catalog,
     log: opts.log,
     limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth, batchEvents: limits.batchEvents },
+    obs,
   });
   queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets });
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { EventLimits } from '../core/event.js';
+import type { HttpObservability } from '../obs/http.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import { accept } from './accept.js';
@@ -10,6 +11,7 @@ export interface IngestRouteOptions {
   catalog: Catalog;
   log: Log;
   limits: EventLimits & { batchEvents: number };
+  obs: HttpObservability;
 }
 
 /** POST /v1/events (write key): 202 once the accepted events are durable in the log. */
@@ -18,7 +20,13 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     const grant = await authenticate(opts.catalog, request, 'write');
     const body = await request.jsonBody();
     const events = eventsOf(body, opts.limits.batchEvents);
-    const result = await accept(opts.log, grant.tenant, events, opts.limits, Date.now());
+    const { metrics } = opts.obs;
+    const tenant = opts.obs.tenant(grant.tenant);
+    const result = await accept(opts.log, grant.tenant, events, opts.limits, Date.now(), (seconds) => metrics.appendDuration.observe(seconds));
+    metrics.received.inc({ tenant }, events.length);
+    metrics.accepted.inc({ tenant }, result.accepted);
+    if (result.duplicates > 0) metrics.duplicates.inc({ tenant }, result.duplicates);
+    for (const r of result.rejected) metrics.rejected.inc({ tenant, reason: r.code });
     return reply.code(202).send(result);
   });
 }

@@ -74,3 +74,16 @@ export async function checkConservation(deps: ConservationDeps, now: number, win
   for (const m of unbalanced) gapByTenant.set(m.tenant, (gapByTenant.get(m.tenant) ?? 0) + Math.abs(m.gap));
   return { settledUntil, from, unbalanced, gapByTenant };
 }
+
+/** The last conservation check, as plain data (it crosses threads). */
+export interface ConservationReply {
+  checkedAt: number | null;
+  settledUntil: number | null;
+  from: number | null;
+  unbalanced: MinuteBalance[];
+  gapByTenant: [string, number][];
+}
+
+export function toReply(r: ConservationReport, checkedAt: number): ConservationReply {
+  return { checkedAt, settledUntil: r.settledUntil, from: r.from, unbalanced: r.unbalanced, gapByTenant: [...r.gapByTenant] };
+}

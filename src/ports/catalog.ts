@@ -30,13 +30,17 @@ export interface Catalog {
   /** Dead letters per tenant and minute of their receipt by ingest, for minutes in [from, to). */
   deadLetteredByMinute(from: number, to: number): Promise<MinuteCount[]>;
 
+  /** How many dead letters a tenant has, per reason. */
+  deadLetterCounts(tenant: string): Promise<Record<string, number>>;
+
   /** Dead letters of a tenant, newest first. */
   listDeadLetters(tenant: string, limit: number): Promise<DeadLetterRow[]>;
 
   close(): Promise<void>;
 }
 
-export type KeyScope = 'write' | 'read';
+/** write: send events; read: query; admin: operate the tenant (status, and later schemas, dead letters). */
+export type KeyScope = 'write' | 'read' | 'admin';
 
 export interface Tenant {
   name: string;
@@ -47,6 +51,7 @@ export interface NewTenant {
   tenant: string;
   writeKey: string;
   readKey: string;
+  adminKey: string;
 }
 
 export interface KeyGrant {

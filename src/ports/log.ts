@@ -81,8 +81,8 @@ export interface Log {
    */
   oldestUnapplied(applied: ReadonlyMap<number, number>): Promise<number | null>;
 
-  /** Whether the log can take writes now; a reason when it cannot. */
-  health(): Promise<{ ok: boolean; detail?: string }>;
+  /** Whether the log can take writes now; a reason when it cannot; its size on disk when known. */
+  health(): Promise<{ ok: boolean; detail?: string; bytes?: number }>;
 
   /** Flushes in-flight appends and closes. Idempotent; must not throw. */
   close(): Promise<void>;

@@ -55,4 +55,6 @@ export interface CommitResult {
   stored: number;
   /** Records skipped because an earlier commit applied them. */
   skipped: number;
+  /** `stored`, per tenant. */
+  storedByTenant: Map<string, number>;
 }

@@ -1,4 +1,7 @@
 import type { CountQuery, CountRow } from '../core/types.js';
+import { checkConservation, toReply, type ConservationReply } from '../obs/conservation.js';
+import type { Catalog } from '../ports/catalog.js';
+import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';
 
 /**
@@ -12,14 +15,21 @@ export interface StoreReader {
    */
   counts(q: CountQuery): Promise<{ rows: CountRow[]; applied: Map<number, number> }>;
   health(): Promise<{ ok: boolean; detail?: string }>;
+  /** The latest conservation check (in `sluice up`, the one the store thread runs periodically). */
+  conservation(): Promise<ConservationReply>;
 }
 
-export function directReader(store: Store): StoreReader {
+/** The store read in this thread; the conservation check runs on each call. */
+export function directReader(store: Store, deps: { log: Log; catalog: Catalog; conservationWindowMs: number }): StoreReader {
   return {
     async counts(q) {
       const applied = await store.appliedOffsets();
       return { rows: await store.counts(q), applied };
     },
     health: () => store.health(),
+    async conservation() {
+      const now = Date.now();
+      return toReply(await checkConservation({ store, ...deps }, now, deps.conservationWindowMs), now);
+    },
   };
 }

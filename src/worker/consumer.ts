@@ -1,9 +1,9 @@
 import { backoffDelay, sleep } from '../core/backoff.js';
 import { coerceError, isFenced, isNonRetryable } from '../core/errors.js';
-import type { DeadLetter, LogRecord } from '../core/types.js';
+import type { DeadLetter, DeadLetterReason, LogRecord } from '../core/types.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Lease, Log } from '../ports/log.js';
-import type { Store } from '../ports/store.js';
+import type { CommitBatch, CommitResult, Store } from '../ports/store.js';
 
 /**
  * A consumer: one member of a consumer group. It holds leases on its fair share of the
@@ -35,7 +35,9 @@ export interface ConsumerOptions {
 
 export type ConsumerEvent =
   | { kind: 'lease'; partition: number; held: boolean }
-  | { kind: 'committed'; stored: number; skipped: number; deadLettered: number }
+  | { kind: 'committed'; records: number; stored: number; skipped: number; storedByTenant: Map<string, number>; seconds: number }
+  | { kind: 'dead-lettered'; tenant: string; reason: DeadLetterReason }
+  | { kind: 'busy'; seconds: number }
   | { kind: 'retry'; error: string; delayMs: number };
 
 export class Consumer {
@@ -170,7 +172,9 @@ export class Consumer {
       }
     }
     if (batch.length === 0) return false;
+    const started = performance.now();
     await this.process(batch);
+    this.opts.onEvent?.({ kind: 'busy', seconds: (performance.now() - started) / 1000 });
     return true;
   }
 
@@ -184,15 +188,12 @@ export class Consumer {
         } else live.push(r);
       }
     }
-    if (dead.length > 0) await this.retrying(() => this.catalog.deadLetter(dead));
+    if (dead.length > 0) await this.deadLetter(dead);
     let parts = batch.map(({ lease, records }) => ({ lease, upTo: records[records.length - 1]!.offset }));
     let records = live;
     for (;;) {
       try {
-        const result = await this.retrying(() =>
-          this.store.commit({ records, partitions: parts.map(({ lease, upTo }) => ({ partition: lease.partition, token: lease.token, upTo })) }),
-        );
-        this.opts.onEvent?.({ kind: 'committed', stored: result.stored, skipped: result.skipped, deadLettered: dead.length });
+        await this.commit({ records, partitions: parts.map(({ lease, upTo }) => ({ partition: lease.partition, token: lease.token, upTo })) });
         break;
       } catch (e: unknown) {
         if (isFenced(e)) {
@@ -227,16 +228,36 @@ export class Consumer {
     for (const r of records) {
       const part = [{ partition: r.partition, token: tokens.get(r.partition)!, upTo: r.offset }];
       try {
-        await this.retrying(() => this.store.commit({ records: [r], partitions: part }));
+        await this.commit({ records: [r], partitions: part });
       } catch (e: unknown) {
         if (!isNonRetryable(e)) throw e;
-        await this.retrying(() => this.catalog.deadLetter([{ record: r, reason: 'invalid_row', message: coerceError(e).message || firstError }]));
-        await this.retrying(() => this.store.commit({ records: [], partitions: part }));
+        await this.deadLetter([{ record: r, reason: 'invalid_row', message: coerceError(e).message || firstError }]);
+        await this.commit({ records: [], partitions: part });
       }
     }
     for (const { lease, upTo } of parts) {
-      await this.retrying(() => this.store.commit({ records: [], partitions: [{ partition: lease.partition, token: lease.token, upTo }] }));
+      await this.commit({ records: [], partitions: [{ partition: lease.partition, token: lease.token, upTo }] });
     }
+  }
+
+  /** A store commit, retried while the failure is transient, and reported. */
+  private async commit(batch: CommitBatch): Promise<CommitResult> {
+    const started = performance.now();
+    const result = await this.retrying(() => this.store.commit(batch));
+    this.opts.onEvent?.({
+      kind: 'committed',
+      records: batch.records.length,
+      stored: result.stored,
+      skipped: result.skipped,
+      storedByTenant: result.storedByTenant,
+      seconds: (performance.now() - started) / 1000,
+    });
+    return result;
+  }
+
+  private async deadLetter(entries: DeadLetter[]): Promise<void> {
+    await this.retrying(() => this.catalog.deadLetter(entries));
+    for (const { record, reason } of entries) this.opts.onEvent?.({ kind: 'dead-lettered', tenant: record.tenant, reason });
   }
 
   /** Retries transient failures with backoff and jitter until they pass or the consumer stops. */

@@ -4,8 +4,9 @@ import { backoffDelay } from '../core/backoff.js';
 import { SluiceError, type ErrorCode } from '../core/errors.js';
 import type { CountQuery } from '../core/types.js';
 import type { Logger } from '../obs/logger.js';
+import type { MetricsJson } from '../obs/metrics.js';
 import type { StoreReader } from '../query/reader.js';
-import type { CountsReply, FromStoreThread, ToStoreThread } from './thread-protocol.js';
+import type { ConservationReply, CountsReply, FromStoreThread, ToStoreThread } from './thread-protocol.js';
 
 interface Waiting {
   resolve: (v: unknown) => void;
@@ -28,6 +29,7 @@ export class StoreThread implements StoreReader {
   private restarts = 0;
   private stopped: (() => void) | null = null;
   private ready = false;
+  private readonly labelled = new Set<string>();
 
   constructor(
     private readonly config: Readonly<Config>,
@@ -52,6 +54,7 @@ export class StoreThread implements StoreReader {
     switch (m.op) {
       case 'ready':
         this.ready = true;
+        if (this.labelled.size > 0) this.worker?.postMessage({ op: 'tenants', tenants: [...this.labelled] } satisfies ToStoreThread);
         this.restarts = 0;
         this.logger.info('store thread ready');
         return;
@@ -104,6 +107,22 @@ export class StoreThread implements StoreReader {
   async counts(query: CountQuery) {
     const r = await this.call<CountsReply>({ op: 'counts', id: this.nextId++, query });
     return { rows: r.rows, applied: new Map(r.applied) };
+  }
+
+  /** The store thread's metrics, to merge into /metrics. */
+  metrics(): Promise<MetricsJson> {
+    return this.call<MetricsJson>({ op: 'metrics', id: this.nextId++ });
+  }
+
+  /** The last conservation check. */
+  conservation(): Promise<ConservationReply> {
+    return this.call<ConservationReply>({ op: 'conservation', id: this.nextId++ });
+  }
+
+  /** Tenants that have their own metric label (sent again whenever the thread restarts). */
+  labelTenants(tenants: string[]): void {
+    for (const t of tenants) this.labelled.add(t);
+    this.worker?.postMessage({ op: 'tenants', tenants } satisfies ToStoreThread);
   }
 
   async health(): Promise<{ ok: boolean; detail?: string }> {

@@ -1,10 +1,16 @@
 import type { CountQuery, CountRow } from '../core/types.js';
+import type { ConservationReply } from '../obs/conservation.js';
+
+export type { ConservationReply };
 
 /** Messages between the HTTP thread and the store thread of `sluice up`. */
 export type ToStoreThread =
   | { op: 'notify' }
   | { op: 'counts'; id: number; query: CountQuery }
   | { op: 'health'; id: number }
+  | { op: 'metrics'; id: number }
+  | { op: 'conservation'; id: number }
+  | { op: 'tenants'; tenants: string[] }
   | { op: 'stop' };
 
 export type FromStoreThread =

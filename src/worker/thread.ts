@@ -2,7 +2,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from '../backends/embedded.js';
 import type { Config } from '../config/schema.js';
 import { coerceError, RetryAfterError } from '../core/errors.js';
+import { checkConservation, toReply, type ConservationReply } from '../obs/conservation.js';
 import { createLogger } from '../obs/logger.js';
+import { prom, storeMetrics, TenantLabels } from '../obs/metrics.js';
 import { lowerThreadPriority } from './priority.js';
 import { startWorkers } from './workers.js';
 import type { FromStoreThread, ToStoreThread } from './thread-protocol.js';
@@ -20,12 +22,35 @@ const log = openEmbeddedLog(config);
 const catalog = openEmbeddedCatalog(config);
 const store = openEmbeddedStore(config);
 const abort = new AbortController();
+const registry = new prom.Registry();
+const metrics = storeMetrics(registry);
+// The HTTP thread decides which tenants get their own label and tells this thread.
+const labels = new TenantLabels(config.obs.maxTenantLabels);
+let conservation: ConservationReply = { checkedAt: null, settledUntil: null, from: null, unbalanced: [], gapByTenant: [] };
 
 function send(m: FromStoreThread): void {
   port.postMessage(m);
 }
 
-const workersReady = startWorkers(config, { log, store, catalog, logger }, abort.signal);
+const workersReady = startWorkers(config, { log, store, catalog, logger, metrics, tenantLabel: (t) => labels.peek(t) }, abort.signal);
+
+/** Runs the conservation check; logs once when a gap appears and once when it is gone. */
+async function conserve(): Promise<void> {
+  const r = await checkConservation({ log, store, catalog }, Date.now(), config.obs.conservationWindowMs);
+  const before = conservation.unbalanced.length;
+  metrics.gap.reset();
+  const byLabel = new Map<string, number>();
+  for (const [tenant, gap] of r.gapByTenant) byLabel.set(labels.peek(tenant), (byLabel.get(labels.peek(tenant)) ?? 0) + gap);
+  for (const [tenant, gap] of byLabel) metrics.gap.set({ tenant }, gap);
+  metrics.settled.set(r.settledUntil / 1000);
+  conservation = toReply(r, Date.now());
+  if (before === 0 && r.unbalanced.length > 0) logger.error({ unbalanced: r.unbalanced.slice(0, 10) }, 'conservation gap: received events are not all accounted for');
+  else if (before > 0 && r.unbalanced.length === 0) logger.info('conservation gap closed');
+}
+const conserveTimer = setInterval(() => {
+  void workersReady.then(conserve).catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'conservation check failed; will retry'));
+}, config.obs.conservationIntervalMs);
+conserveTimer.unref();
 workersReady.then(
   () => send({ op: 'ready' }),
   (e: unknown) => {
@@ -52,12 +77,22 @@ port.on('message', (m: ToStoreThread) => {
         }
       })();
       return;
+    case 'metrics':
+      void registry.getMetricsAsJSON().then((value) => send({ op: 'reply', id: m.id, ok: true, value }));
+      return;
+    case 'conservation':
+      send({ op: 'reply', id: m.id, ok: true, value: conservation });
+      return;
+    case 'tenants':
+      labels.admit(m.tenants);
+      return;
     case 'health':
       void store.health().then((h) => send({ op: 'reply', id: m.id, ok: true, value: h }));
       return;
     case 'stop':
       void (async () => {
         abort.abort(new Error('stopping'));
+        clearInterval(conserveTimer);
         const w = await workersReady.catch(() => null);
         await w?.stop();
         await store.close();

@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import { backoffDelay, sleep } from '../core/backoff.js';
 import { coerceError } from '../core/errors.js';
 import type { Logger } from '../obs/logger.js';
+import type { StoreMetrics } from '../obs/metrics.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';
@@ -23,10 +24,11 @@ export interface Workers {
  */
 export async function startWorkers(
   config: Readonly<Config>,
-  deps: { log: Log; store: Store; catalog: Catalog; logger?: Logger },
+  deps: { log: Log; store: Store; catalog: Catalog; logger?: Logger; metrics?: StoreMetrics; tenantLabel?: (tenant: string) => string },
   signal?: AbortSignal,
 ): Promise<Workers> {
-  const { log, store, catalog, logger } = deps;
+  const { log, store, catalog, logger, metrics } = deps;
+  const label = deps.tenantLabel ?? ((t: string) => t);
   for (let attempt = 0; ; attempt++) {
     try {
       await store.connect(signal);
@@ -56,10 +58,30 @@ export async function startWorkers(
         leaseTtlMs: w.leaseTtlMs,
         pollMs: w.pollMs,
         onEvent: (e) => {
-          if (e.kind === 'lease') logger?.debug({ owner, partition: e.partition }, e.held ? 'lease taken' : 'lease lost');
-          else if (e.kind === 'retry' && Date.now() - lastRetryLog > 5_000) {
-            lastRetryLog = Date.now();
-            logger?.warn({ owner, err: e.error, retryInMs: e.delayMs }, 'transient failure; retrying');
+          switch (e.kind) {
+            case 'lease':
+              logger?.info({ owner, partition: e.partition }, e.held ? 'lease taken' : 'lease lost');
+              metrics?.leases.inc(e.held ? 1 : -1);
+              return;
+            case 'retry':
+              metrics?.retries.inc();
+              if (Date.now() - lastRetryLog > 5_000) {
+                lastRetryLog = Date.now();
+                logger?.warn({ owner, err: e.error, retryInMs: e.delayMs }, 'transient failure; retrying');
+              }
+              return;
+            case 'committed':
+              if (!metrics) return;
+              metrics.commitDuration.observe(e.seconds);
+              metrics.commitRecords.inc(e.records);
+              if (e.skipped > 0) metrics.redelivered.inc(e.skipped);
+              for (const [tenant, n] of e.storedByTenant) metrics.stored.inc({ tenant: label(tenant) }, n);
+              return;
+            case 'dead-lettered':
+              metrics?.deadLettered.inc({ tenant: label(e.tenant), reason: e.reason });
+              return;
+            case 'busy':
+              metrics?.busy.inc(e.seconds);
           }
         },
       }),

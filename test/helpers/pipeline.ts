@@ -32,7 +32,7 @@ export async function startPipeline(overrides: Record<string, unknown> = {}, opt
   await store.connect();
   const tenant = await catalog.createTenant('acme');
   if (options.workers !== false) workers = await startWorkers(config, { log, store, catalog });
-  const app = buildApp({ config, log, catalog, reader: directReader(store) });
+  const app = buildApp({ config, log, catalog, reader: directReader(store, { log, catalog, conservationWindowMs: config.obs.conservationWindowMs }) });
   await app.ready();
   return {
     config,

@@ -115,7 +115,9 @@ export class DuckdbStore implements Store {
       throw classify(e);
     }
     for (const [p, a] of next) this.applied.set(p, a);
-    return { stored: fresh.length, skipped: batch.records.length - fresh.length };
+    const storedByTenant = new Map<string, number>();
+    for (const r of fresh) storedByTenant.set(r.tenant, (storedByTenant.get(r.tenant) ?? 0) + 1);
+    return { stored: fresh.length, skipped: batch.records.length - fresh.length, storedByTenant };
   }
 
   private async appendEvents(c: DuckDBConnection, records: LogRecord[]): Promise<void> {

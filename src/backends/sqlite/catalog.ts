@@ -9,8 +9,8 @@ import { immediate, openDatabase, type SqliteDatabase } from './database.js';
  * public id used to find the key, and a 256-bit secret. Only SHA-256(secret) is stored; a
  * fast hash is right for random secrets of this length (there is nothing to brute-force).
  */
-const KEY_PATTERN = /^sluice_([wr])_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
-const SCOPE_LETTER: Record<KeyScope, string> = { write: 'w', read: 'r' };
+const KEY_PATTERN = /^sluice_([wra])_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+const SCOPE_LETTER: Record<KeyScope, string> = { write: 'w', read: 'r', admin: 'a' };
 const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** Revocations reach a running server within this long. */
 const KEY_CACHE_MS = 5_000;
@@ -51,7 +51,12 @@ export class SqliteCatalog implements Catalog {
       const exists = this.db.prepare('SELECT 1 FROM tenants WHERE name = ?').get(name);
       if (exists) throw new SluiceError('SLUICE_ERR_INVALID_BODY', `tenant "${name}" already exists`, { field: 'name' });
       this.db.prepare('INSERT INTO tenants (name, created_at) VALUES (?, ?)').run(name, now);
-      return { tenant: name, writeKey: this.insertKey(name, 'write', now), readKey: this.insertKey(name, 'read', now) };
+      return {
+        tenant: name,
+        writeKey: this.insertKey(name, 'write', now),
+        readKey: this.insertKey(name, 'read', now),
+        adminKey: this.insertKey(name, 'admin', now),
+      };
     });
   }
 
@@ -138,6 +143,11 @@ export class SqliteCatalog implements Catalog {
          WHERE received_at >= ? AND received_at < ? GROUP BY 1, 2`,
       )
       .all(from, to) as MinuteCount[];
+  }
+
+  async deadLetterCounts(tenant: string): Promise<Record<string, number>> {
+    const rows = this.db.prepare('SELECT reason, count(*) AS n FROM dead_letters WHERE tenant = ? GROUP BY reason').all(tenant) as { reason: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.reason, r.n]));
   }
 
   async listDeadLetters(tenant: string, limit: number): Promise<DeadLetterRow[]> {

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Origin, Receipt, Tally } from '../../core/types.js';
@@ -388,11 +389,13 @@ export class SqliteLog implements Log {
     return oldest;
   }
 
-  async health(): Promise<{ ok: boolean; detail?: string }> {
+  async health(): Promise<{ ok: boolean; detail?: string; bytes?: number }> {
     if (this.closed) return { ok: false, detail: 'closed' };
     try {
       this.db.prepare('SELECT 1').get();
-      return { ok: true };
+      let bytes = 0;
+      for (const f of [this.opts.file, `${this.opts.file}-wal`]) bytes += await fs.promises.stat(f).then((s) => s.size, () => 0);
+      return { ok: true, bytes };
     } catch (e: unknown) {
       return { ok: false, detail: coerceError(e).message };
     }

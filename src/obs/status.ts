@@ -1,0 +1,82 @@
+import type { FastifyInstance } from 'fastify';
+import { authenticate } from '../ingest/auth.js';
+import type { Catalog } from '../ports/catalog.js';
+import type { Log, PartitionPosition } from '../ports/log.js';
+import type { StoreReader } from '../query/reader.js';
+
+/** The consumer group whose positions are the pipeline's (see worker/workers.ts). */
+const GROUP = 'workers';
+
+/** Backlog, lag and freshness from the log's positions: what /metrics and /v1/status report. */
+export function lagOf(positions: readonly PartitionPosition[], now: number) {
+  let backlog = 0;
+  let oldest: number | null = null;
+  const partitions = positions.map((p) => {
+    const lagEvents = Math.max(0, p.head - p.committed);
+    backlog += lagEvents;
+    if (p.oldestUnackedAt !== null && (oldest === null || p.oldestUnackedAt < oldest)) oldest = p.oldestUnackedAt;
+    return { ...p, lagEvents, lagSeconds: p.oldestUnackedAt === null ? 0 : Math.max(0, now - p.oldestUnackedAt) / 1000 };
+  });
+  const watermark = oldest ?? now;
+  return { partitions, backlog, watermark, freshnessSeconds: Math.max(0, now - watermark) / 1000 };
+}
+
+export function positionsOf(log: Log): Promise<PartitionPosition[]> {
+  return log.positions(GROUP);
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/**
+ * `GET /v1/status` (admin key): the pipeline's state as an operator reads it. Partitions,
+ * leases and lag are shared infrastructure; dead letters and the conservation check are the
+ * key's tenant's only.
+ */
+export function statusRoutes(app: FastifyInstance, opts: { log: Log; catalog: Catalog; reader: StoreReader }): void {
+  app.get('/v1/status', async (request) => {
+    const { tenant } = await authenticate(opts.catalog, request, 'admin');
+    const now = Date.now();
+    const [positions, store, deadLetters, conservation] = await Promise.all([
+      positionsOf(opts.log),
+      opts.reader.health().catch((e: Error) => ({ ok: false, detail: e.message })),
+      opts.catalog.deadLetterCounts(tenant),
+      opts.reader.conservation().catch(() => null),
+    ]);
+    const lag = lagOf(positions, now);
+    const mine = conservation?.unbalanced.filter((m) => m.tenant === tenant) ?? [];
+    return {
+      tenant,
+      now: iso(now),
+      watermark: iso(lag.watermark),
+      freshness_seconds: lag.freshnessSeconds,
+      log: {
+        backlog_events: lag.backlog,
+        partitions: lag.partitions.map((p) => ({
+          partition: p.partition,
+          head: p.head,
+          committed: p.committed,
+          lag_events: p.lagEvents,
+          lag_seconds: p.lagSeconds,
+          owner: p.owner,
+        })),
+      },
+      store,
+      dead_letters: { total: Object.values(deadLetters).reduce((a, b) => a + b, 0), by_reason: deadLetters },
+      conservation: conservation && {
+        checked_at: iso(conservation.checkedAt),
+        from: iso(conservation.from),
+        settled_until: iso(conservation.settledUntil),
+        gap_events: mine.reduce((s, m) => s + Math.abs(m.gap), 0),
+        unbalanced: mine.map((m) => ({
+          minute: iso(m.minute),
+          received: m.received,
+          stored: m.stored,
+          dead_lettered: m.deadLettered,
+          rejected: m.rejected,
+          duplicate: m.duplicate,
+          gap: m.gap,
+        })),
+      },
+    };
+  });
+}
