@@ -35,7 +35,7 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
       const { store } = await make();
       const batch = records('t1', 0, 1, 150);
       const r = await store.commit({ records: batch, partitions: [{ partition: 0, token: 1, upTo: 150 }] });
-      expect(r).toEqual({ stored: 150, skipped: 0 });
+      expect(r).toEqual({ stored: 150, skipped: 0, storedByTenant: new Map([['t1', 150]]) });
       expect(await store.rawStats('t1')).toEqual({ events: 150, distinctKeys: 150 });
       const perMinute = await store.counts({ tenant: 't1', type: 'checkout', from: T0, to: T0 + 5 * MINUTE, interval: '1m' });
       // Offsets 1..150 are seconds 1..150 after T0: 59 in the first minute, 60, then 31.
@@ -52,10 +52,10 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
       const { store } = await make();
       await store.commit({ records: records('t1', 0, 1, 100), partitions: [{ partition: 0, token: 1, upTo: 100 }] });
       const again = await store.commit({ records: records('t1', 0, 1, 100), partitions: [{ partition: 0, token: 1, upTo: 100 }] });
-      expect(again).toEqual({ stored: 0, skipped: 100 });
+      expect(again).toEqual({ stored: 0, skipped: 100, storedByTenant: new Map() });
       // An overlapping redelivery under a newer lease stores only what is new.
       const overlap = await store.commit({ records: records('t1', 0, 51, 130), partitions: [{ partition: 0, token: 2, upTo: 130 }] });
-      expect(overlap).toEqual({ stored: 30, skipped: 50 });
+      expect(overlap).toEqual({ stored: 30, skipped: 50, storedByTenant: new Map([['t1', 30]]) });
       expect(await store.rawStats('t1')).toEqual({ events: 130, distinctKeys: 130 });
       expect(await total(store, 't1')).toBe(130);
       await store.close();
@@ -82,7 +82,7 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
       await store.commit({ records: [], partitions: [{ partition: 3, token: 1, upTo: 42 }] });
       expect(await store.appliedOffsets()).toEqual(new Map([[3, 42]]));
       const late = await store.commit({ records: records('t1', 3, 40, 45), partitions: [{ partition: 3, token: 1, upTo: 45 }] });
-      expect(late).toEqual({ stored: 3, skipped: 3 });
+      expect(late).toEqual({ stored: 3, skipped: 3, storedByTenant: new Map([['t1', 3]]) });
       await store.close();
     });
 
