@@ -3,6 +3,7 @@ import { openEmbeddedCatalog, openEmbeddedLog } from '../backends/embedded.js';
 import type { Config } from '../config/schema.js';
 import { buildApp } from '../http/app.js';
 import { createLogger } from '../obs/logger.js';
+import { startTracing } from '../obs/tracing.js';
 import type { NewTenant } from '../ports/catalog.js';
 import { StoreThread } from '../worker/thread-client.js';
 import { lockDataDir } from './data-dir-lock.js';
@@ -25,6 +26,7 @@ export interface Running {
 export async function up(config: Readonly<Config>): Promise<Running> {
   const unlock = lockDataDir(config.dataDir);
   const logger = createLogger(config.logLevel);
+  const tracing = await startTracing(config, 'http');
   const storeThread = new StoreThread(config, logger);
   const log = openEmbeddedLog(config, () => storeThread.notify());
   const catalog = openEmbeddedCatalog(config);
@@ -35,7 +37,7 @@ export async function up(config: Readonly<Config>): Promise<Running> {
     log,
     catalog,
     reader: storeThread,
-    observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]) },
+    observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]), tracer: tracing.tracer },
   });
   const address = await app.listen({ host: config.host, port: config.port });
   const prune = setInterval(() => {
@@ -56,6 +58,7 @@ export async function up(config: Readonly<Config>): Promise<Running> {
       await log.close();
       await storeThread.stop();
       await catalog.close();
+      await tracing.shutdown();
       unlock();
     })());
   return { app, url: address, created, close };

@@ -97,7 +97,7 @@ export function loadConfig(options: LoadOptions = {}): Readonly<Config> {
     }
     setPath(fromEnv, p, value);
   }
-  merged = merge(merge(merged, fromEnv), options.flags ?? {});
+  merged = merge(merge(merge(merged, otelEnv(env)), fromEnv), options.flags ?? {});
   if (!validate(merged)) {
     const err = validate.errors![0]!;
     const where = err.instancePath.replace(/^\//, '').replace(/\//g, '.');
@@ -107,6 +107,33 @@ export function loadConfig(options: LoadOptions = {}): Readonly<Config> {
     throw new SluiceError('SLUICE_ERR_CONFIG', message, { field });
   }
   return deepFreeze(merged as unknown as Config);
+}
+
+/**
+ * The standard OpenTelemetry variables, as configuration (below SLUICE_* in precedence).
+ * Tracing is on when an OTLP endpoint or `OTEL_TRACES_EXPORTER=otlp` is set, and off with
+ * `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`. The exporter itself reads the
+ * endpoint, headers and timeout variables, as every OpenTelemetry SDK does.
+ */
+function otelEnv(env: NodeJS.ProcessEnv): Json {
+  const tracing: Json = {};
+  const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase();
+  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (exporter === 'otlp' || (endpoint && exporter === undefined)) tracing.enabled = true;
+  if (exporter === 'none' || env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') tracing.enabled = false;
+  if (exporter && exporter !== 'otlp' && exporter !== 'none') {
+    throw new SluiceError('SLUICE_ERR_CONFIG', `OTEL_TRACES_EXPORTER="${exporter}" is not supported; use otlp or none`, { field: 'OTEL_TRACES_EXPORTER' });
+  }
+  const protocolVar = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocol = env[protocolVar]?.trim();
+  if (protocol) {
+    if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
+      throw new SluiceError('SLUICE_ERR_CONFIG', `${protocolVar}="${protocol}" is not supported; use http/protobuf or http/json`, { field: protocolVar });
+    }
+    tracing.protocol = protocol;
+  }
+  if (env.OTEL_SERVICE_NAME) tracing.serviceName = env.OTEL_SERVICE_NAME;
+  return Object.keys(tracing).length ? { tracing } : {};
 }
 
 /** The configuration with defaults only (for tests and tools). */

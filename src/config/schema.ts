@@ -58,6 +58,17 @@ export const configSchema = {
         conservationWindowMs: { type: 'integer', minimum: 60_000, default: 3_600_000, description: 'how far back the conservation check looks' },
       },
     },
+    tracing: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'OpenTelemetry traces over OTLP/HTTP; also set from the standard OTEL_* variables',
+      properties: {
+        enabled: { type: 'boolean', default: false },
+        protocol: { enum: ['http/protobuf', 'http/json'], default: 'http/protobuf' },
+        serviceName: { type: 'string', minLength: 1, default: 'sluice' },
+      },
+    },
     query: {
       type: 'object',
       additionalProperties: false,
@@ -80,5 +91,6 @@ export interface Config {
   limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number };
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number };
   obs: { maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number };
+  tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
   query: { timeoutMs: number; maxBuckets: number };
 }

@@ -47,6 +47,11 @@ export interface LogEntry {
   /** JSON text of the event's properties and context, kept as sent (canonical re-encoding is not needed). */
   properties: string;
   context: string;
+  /**
+   * W3C traceparent of the ingest request that brought the entry (absent when the request
+   * was not traced), so that the worker's span can link to it.
+   */
+  trace?: string;
 }
 
 /** A log entry at its position in the log, as a consumer receives it. */

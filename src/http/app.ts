@@ -24,7 +24,7 @@ export interface AppOptions {
   catalog: Catalog;
   reader: StoreReader;
   logger?: boolean;
-  /** Hooks of /metrics into the rest of the process (other threads, scrape-time gauges). */
+  /** Hooks of /metrics into the rest of the process (other threads, scrape-time gauges), and the tracer. */
   observability?: Omit<HttpObservabilityOptions, 'maxTenantLabels'>;
 }
 

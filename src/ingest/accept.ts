@@ -21,21 +21,24 @@ export async function accept(
   events: readonly unknown[],
   limits: EventLimits,
   receivedAt: number,
-  onAppended?: (seconds: number) => void,
+  options: { traceparent?: string; onAppended?: (seconds: number) => void } = {},
 ): Promise<IngestResponse> {
   const partitions = log.capabilities.partitions;
   const entries: LogEntry[] = [];
   const rejected: IngestResponse['rejected'] = [];
   for (let i = 0; i < events.length; i++) {
     const v = validateEvent(events[i], tenant, receivedAt, partitions, limits);
-    if (v.ok) entries.push(v.entry);
+    if (v.ok) {
+      if (options.traceparent) v.entry.trace = options.traceparent;
+      entries.push(v.entry);
+    }
     else if (v.rejection.code === 'event_too_large') {
       throw new SluiceError('SLUICE_ERR_EVENT_TOO_LARGE', `event ${i}: ${v.rejection.message}`, { field: `/${i}` });
     } else rejected.push({ index: i, code: v.rejection.code, message: v.rejection.message, path: v.rejection.path });
   }
   const started = performance.now();
   const outcomes = await log.append(entries, { tenant, receivedAt, received: events.length, rejected: rejected.length });
-  onAppended?.((performance.now() - started) / 1000);
+  options.onAppended?.((performance.now() - started) / 1000);
   let accepted = 0;
   for (const o of outcomes) if (o.status === 'appended') accepted++;
   return { accepted, duplicates: outcomes.length - accepted, rejected };

@@ -3,7 +3,9 @@ import type { EventLimits } from '../core/event.js';
 import type { HttpObservability } from '../obs/http.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
-import { accept } from './accept.js';
+import { SpanStatusCode } from '@opentelemetry/api';
+import { traceparentOf } from '../obs/tracing.js';
+import { accept, type IngestResponse } from './accept.js';
 import { authenticate } from './auth.js';
 import { eventsOf } from './body.js';
 
@@ -20,9 +22,20 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     const grant = await authenticate(opts.catalog, request, 'write');
     const body = await request.jsonBody();
     const events = eventsOf(body, opts.limits.batchEvents);
-    const { metrics } = opts.obs;
+    const { metrics, tracer } = opts.obs;
     const tenant = opts.obs.tenant(grant.tenant);
-    const result = await accept(opts.log, grant.tenant, events, opts.limits, Date.now(), (seconds) => metrics.appendDuration.observe(seconds));
+    const traceparent = traceparentOf(request.traceContext);
+    const span = tracer?.startSpan('log.append', { attributes: { 'sluice.tenant': grant.tenant, 'sluice.events': events.length } }, request.traceContext);
+    let result: IngestResponse;
+    try {
+      result = await accept(opts.log, grant.tenant, events, opts.limits, Date.now(), { traceparent, onAppended: (seconds) => metrics.appendDuration.observe(seconds) });
+      span?.setAttributes({ 'sluice.accepted': result.accepted, 'sluice.duplicates': result.duplicates, 'sluice.rejected': result.rejected.length });
+    } catch (e: unknown) {
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
+      throw e;
+    } finally {
+      span?.end();
+    }
     metrics.received.inc({ tenant }, events.length);
     metrics.accepted.inc({ tenant }, result.accepted);
     if (result.duplicates > 0) metrics.duplicates.inc({ tenant }, result.duplicates);

@@ -1,8 +1,19 @@
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
+import { extractContext } from './tracing.js';
 import { ingestMetrics, mergeMetrics, prom, TenantLabels, type IngestMetrics, type MetricsJson } from './metrics.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The trace context of the request's server span (the root context when untraced). */
+    traceContext: Context;
+  }
+}
 
 export interface HttpObservabilityOptions {
   maxTenantLabels: number;
+  /** Traces the API routes (/v1/...); the no-op tracer when tracing is off. */
+  tracer?: Tracer;
   /** Metrics of the other threads, merged into /metrics; a failure leaves them out. */
   remote?: () => Promise<MetricsJson>;
   /** Refreshes the gauges computed at scrape time (backlog, lag, freshness). */
@@ -13,6 +24,7 @@ export interface HttpObservabilityOptions {
 
 export interface HttpObservability {
   metrics: IngestMetrics;
+  tracer: Tracer | undefined;
   /** The metric label of a tenant (its name, or "other" past the cap). */
   tenant(name: string): string;
   tenantLabels(): string[];
@@ -27,11 +39,25 @@ export function observeHttp(app: FastifyInstance, opts: HttpObservabilityOptions
   const registry = new prom.Registry();
   const metrics = ingestMetrics(registry);
   const labels = new TenantLabels(opts.maxTenantLabels);
+  const tracer = opts.tracer;
+  app.decorateRequest('traceContext', null as unknown as Context);
+  app.addHook('onRequest', async (request) => {
+    request.traceContext = ROOT_CONTEXT;
+    const route = request.routeOptions.url;
+    if (!tracer || !route?.startsWith('/v1/')) return;
+    const parent = extractContext(request.headers);
+    const span = tracer.startSpan(`${request.method} ${route}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': request.method, 'http.route': route } }, parent);
+    request.traceContext = trace.setSpan(parent, span);
+  });
   app.addHook('onResponse', async (request, reply) => {
-    metrics.httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    const route = request.routeOptions.url;
+    metrics.httpDuration.observe({ method: request.method, route: route ?? 'unmatched', status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    const span = trace.getSpan(request.traceContext);
+    if (span) {
+      span.setAttribute('http.response.status_code', reply.statusCode);
+      if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    }
   });
   app.get('/metrics', async (_request, reply) => {
     await opts.refresh?.(metrics).catch(() => undefined);
@@ -43,6 +69,7 @@ export function observeHttp(app: FastifyInstance, opts: HttpObservabilityOptions
   });
   return {
     metrics,
+    tracer,
     tenant(name) {
       const before = labels.list().length;
       const label = labels.of(name);

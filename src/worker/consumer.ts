@@ -1,4 +1,6 @@
+import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { backoffDelay, sleep } from '../core/backoff.js';
+import { linksOf } from '../obs/tracing.js';
 import { coerceError, isFenced, isNonRetryable } from '../core/errors.js';
 import type { DeadLetter, DeadLetterReason, LogRecord } from '../core/types.js';
 import type { Catalog } from '../ports/catalog.js';
@@ -31,6 +33,8 @@ export interface ConsumerOptions {
   leaseTtlMs: number;
   pollMs: number;
   onEvent?: (e: ConsumerEvent) => void;
+  /** Traces each batch (linked to its records' ingest spans) and its store commits. */
+  tracer?: Tracer;
 }
 
 export type ConsumerEvent =
@@ -47,6 +51,8 @@ export class Consumer {
   private heartbeat: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
   private readonly abort = new AbortController();
+  /** The span context of the batch in hand (one batch at a time per consumer). */
+  private traceContext: Context = ROOT_CONTEXT;
 
   constructor(
     private readonly log: Log,
@@ -173,7 +179,24 @@ export class Consumer {
     }
     if (batch.length === 0) return false;
     const started = performance.now();
-    await this.process(batch);
+    const span = this.opts.tracer?.startSpan(
+      'worker.batch',
+      {
+        links: linksOf(batch.flatMap(({ records }) => records)),
+        attributes: { 'sluice.records': batch.reduce((n, b) => n + b.records.length, 0), 'sluice.partitions': batch.map((b) => b.lease.partition) },
+      },
+      ROOT_CONTEXT,
+    );
+    this.traceContext = span ? trace.setSpan(ROOT_CONTEXT, span) : ROOT_CONTEXT;
+    try {
+      await this.process(batch);
+    } catch (e: unknown) {
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: coerceError(e).message });
+      throw e;
+    } finally {
+      span?.end();
+      this.traceContext = ROOT_CONTEXT;
+    }
     this.opts.onEvent?.({ kind: 'busy', seconds: (performance.now() - started) / 1000 });
     return true;
   }
@@ -243,7 +266,17 @@ export class Consumer {
   /** A store commit, retried while the failure is transient, and reported. */
   private async commit(batch: CommitBatch): Promise<CommitResult> {
     const started = performance.now();
-    const result = await this.retrying(() => this.store.commit(batch));
+    const span = this.opts.tracer?.startSpan('store.commit', { attributes: { 'sluice.records': batch.records.length } }, this.traceContext);
+    let result: CommitResult;
+    try {
+      result = await this.retrying(() => this.store.commit(batch));
+      span?.setAttributes({ 'sluice.stored': result.stored, 'sluice.skipped': result.skipped });
+    } catch (e: unknown) {
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: coerceError(e).message });
+      throw e;
+    } finally {
+      span?.end();
+    }
     this.opts.onEvent?.({
       kind: 'committed',
       records: batch.records.length,

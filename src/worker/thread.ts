@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import { coerceError, RetryAfterError } from '../core/errors.js';
 import { checkConservation, toReply, type ConservationReply } from '../obs/conservation.js';
 import { createLogger } from '../obs/logger.js';
+import { startTracing } from '../obs/tracing.js';
 import { prom, storeMetrics, TenantLabels } from '../obs/metrics.js';
 import { lowerThreadPriority } from './priority.js';
 import { startWorkers } from './workers.js';
@@ -32,7 +33,8 @@ function send(m: FromStoreThread): void {
   port.postMessage(m);
 }
 
-const workersReady = startWorkers(config, { log, store, catalog, logger, metrics, tenantLabel: (t) => labels.peek(t) }, abort.signal);
+const tracing = await startTracing(config, 'store');
+const workersReady = startWorkers(config, { log, store, catalog, logger, metrics, tenantLabel: (t) => labels.peek(t), tracer: tracing.tracer }, abort.signal);
 
 /** Runs the conservation check; logs once when a gap appears and once when it is gone. */
 async function conserve(): Promise<void> {
@@ -98,6 +100,7 @@ port.on('message', (m: ToStoreThread) => {
         await store.close();
         await catalog.close();
         await log.close();
+        await tracing.shutdown();
         send({ op: 'stopped' });
       })();
       return;

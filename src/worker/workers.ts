@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Config } from '../config/schema.js';
@@ -24,7 +25,7 @@ export interface Workers {
  */
 export async function startWorkers(
   config: Readonly<Config>,
-  deps: { log: Log; store: Store; catalog: Catalog; logger?: Logger; metrics?: StoreMetrics; tenantLabel?: (tenant: string) => string },
+  deps: { log: Log; store: Store; catalog: Catalog; logger?: Logger; metrics?: StoreMetrics; tenantLabel?: (tenant: string) => string; tracer?: Tracer },
   signal?: AbortSignal,
 ): Promise<Workers> {
   const { log, store, catalog, logger, metrics } = deps;
@@ -57,6 +58,7 @@ export async function startWorkers(
         maxAttempts: w.maxAttempts,
         leaseTtlMs: w.leaseTtlMs,
         pollMs: w.pollMs,
+        tracer: deps.tracer,
         onEvent: (e) => {
           switch (e.kind) {
             case 'lease':

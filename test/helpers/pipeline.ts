@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
 import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from '../../src/backends/embedded.js';
 import { defaultConfig } from '../../src/config/load.js';
@@ -23,7 +24,7 @@ export interface Pipeline {
  * The whole embedded pipeline in this process, on real SQLite and DuckDB files, with the
  * HTTP API reachable through `app.inject()`. `workers: false` leaves the log unconsumed.
  */
-export async function startPipeline(overrides: Record<string, unknown> = {}, options: { workers?: boolean } = {}): Promise<Pipeline> {
+export async function startPipeline(overrides: Record<string, unknown> = {}, options: { workers?: boolean; tracer?: Tracer } = {}): Promise<Pipeline> {
   const config = defaultConfig({ dataDir: tmpDir(), ...overrides });
   let workers: Workers | null = null;
   const log = openEmbeddedLog(config, () => workers?.notify());
@@ -31,8 +32,14 @@ export async function startPipeline(overrides: Record<string, unknown> = {}, opt
   const store = openEmbeddedStore(config);
   await store.connect();
   const tenant = await catalog.createTenant('acme');
-  if (options.workers !== false) workers = await startWorkers(config, { log, store, catalog });
-  const app = buildApp({ config, log, catalog, reader: directReader(store, { log, catalog, conservationWindowMs: config.obs.conservationWindowMs }) });
+  if (options.workers !== false) workers = await startWorkers(config, { log, store, catalog, tracer: options.tracer });
+  const app = buildApp({
+    config,
+    log,
+    catalog,
+    reader: directReader(store, { log, catalog, conservationWindowMs: config.obs.conservationWindowMs }),
+    observability: { tracer: options.tracer },
+  });
   await app.ready();
   return {
     config,

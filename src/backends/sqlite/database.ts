@@ -71,6 +71,10 @@ const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   ALTER TABLE dead_letters ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0;
   `,
+  // The W3C traceparent of the request that brought each record: traces cross the log.
+  `
+  ALTER TABLE records ADD COLUMN trace TEXT;
+  `,
 ];
 
 export interface OpenOptions {

@@ -98,8 +98,8 @@ export class SqliteLog implements Log {
       head: db.prepare('SELECT head FROM heads WHERE p = ?').pluck(),
       setHead: db.prepare('UPDATE heads SET head = ? WHERE p = ?'),
       insert: db.prepare(
-        `INSERT INTO records (id, tenant, type, key, idem, ts, received_at, origin, properties, context)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO records (id, tenant, type, key, idem, ts, received_at, origin, properties, context, trace)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       join: db.prepare(
         `INSERT INTO members (grp, owner, expires_at) VALUES (?, ?, ?)
@@ -125,7 +125,7 @@ export class SqliteLog implements Log {
       ),
       clearDelivery: db.prepare('DELETE FROM deliveries WHERE grp = ? AND p = ? AND to_o <= ?'),
       range: db.prepare(
-        `SELECT id >> 40 AS p, id & ${OFFSET_SPAN - 1} AS o, tenant, type, key, idem, ts, received_at, origin, properties, context
+        `SELECT id >> 40 AS p, id & ${OFFSET_SPAN - 1} AS o, tenant, type, key, idem, ts, received_at, origin, properties, context, trace
          FROM records WHERE id BETWEEN ? AND ? ORDER BY id`,
       ),
       receivedAt: db.prepare('SELECT received_at FROM records WHERE id = ?'),
@@ -207,7 +207,7 @@ export class SqliteLog implements Log {
         const offset = (heads.get(e.partition) ?? 0) + 1;
         heads.set(e.partition, offset);
         touched.add(e.partition);
-        insert.run(recordId(e.partition, offset), e.tenant, e.type, e.key, e.idempotencyKey, e.ts, e.receivedAt, e.origin, e.properties, e.context);
+        insert.run(recordId(e.partition, offset), e.tenant, e.type, e.key, e.idempotencyKey, e.ts, e.receivedAt, e.origin, e.properties, e.context, e.trace ?? null);
         outcomes[i] = { status: 'appended', partition: e.partition, offset };
       }
       if (receipt) {
@@ -449,6 +449,7 @@ interface RecordRow {
   origin: string;
   properties: string;
   context: string;
+  trace: string | null;
 }
 
 function toRecord(r: RecordRow, attempt: number): LogRecord {
@@ -464,6 +465,7 @@ function toRecord(r: RecordRow, attempt: number): LogRecord {
     origin: r.origin as Origin,
     properties: r.properties,
     context: r.context,
+    ...(r.trace === null ? {} : { trace: r.trace }),
     attempt,
   };
 }
