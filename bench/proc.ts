@@ -63,9 +63,9 @@ export async function spawnServer(script: string, args: string[], port: number, 
   }
 }
 
-export function startSluice(dataDir: string, port: number): Promise<Child> {
+export function startSluice(dataDir: string, port: number, env: NodeJS.ProcessEnv = {}): Promise<Child> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build"`);
-  return spawnServer(CLI, ['up', '--data-dir', dataDir, '--port', String(port)], port, { SLUICE_LOG_LEVEL: 'warn' });
+  return spawnServer(CLI, ['up', '--data-dir', dataDir, '--port', String(port)], port, { SLUICE_LOG_LEVEL: 'warn', ...env });
 }
 
 function rssOf(pid: number | undefined): number {

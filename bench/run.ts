@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +21,8 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *   end to end    sent → queryable through sluice up vs DuckDB's appender in a bare loop
  *                 over the same rows
  *   backlog       RSS of sluice up while it drains a backlog written into its log beforehand
+ *   observability ingest with metrics (scraped every second) and tracing (exported over
+ *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
  * 5,000,000), --batch 500, --concurrency 16, --quick (200k and 500k), --json.
@@ -91,10 +95,51 @@ async function ingestAndEndToEnd(work: string) {
   );
   fs.rmSync(dataDir, { recursive: true, force: true });
 
+  const cost = await observabilityCost(work, bodies, perBody);
+
   say('end to end: DuckDB appender loop over the same rows');
   const rows = entriesOf('baseline', 0, EVENTS, 'bench', 16);
   const appender = await appenderRowsPerSecond(work, rows);
-  return { bare, sluice, e2e: EVENTS / e2eSeconds, appender };
+  return { bare, sluice, e2e: EVENTS / e2eSeconds, appender, cost };
+}
+
+/** Ingest throughput with metrics and tracing on and off, alternating runs to share the drift. */
+async function observabilityCost(work: string, bodies: Buffer[], perBody: (i: number) => number) {
+  const collector = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+  const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
+  const modes = {
+    off: { SLUICE_OBS_METRICS: 'false', OTEL_SDK_DISABLED: 'true' },
+    on: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' },
+  };
+  const rates: Record<keyof typeof modes, number[]> = { off: [], on: [] };
+  try {
+    for (const mode of ['off', 'on', 'off', 'on'] as const) {
+      say(`observability: ingest with metrics and tracing ${mode}`);
+      const dataDir = path.join(work, `obs-${mode}`);
+      await withServer(
+        async () => startSluice(dataDir, await freePort(), modes[mode]),
+        async (c) => {
+          const { writeKey } = keysFrom(c.stdout);
+          // Scraped as hard as a Prometheus could: every second.
+          const scrape = mode === 'on' ? setInterval(() => void fetch(`${c.url}/metrics`).then((r) => r.text(), () => ''), 1000) : null;
+          try {
+            rates[mode].push((await post(c.url, writeKey, bodies, perBody, CONCURRENCY)).eventsPerSecond);
+          } finally {
+            if (scrape) clearInterval(scrape);
+          }
+        },
+      );
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  } finally {
+    collector.close();
+  }
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { off: mean(rates.off), on: mean(rates.on) };
 }
 
 async function backlogDrain(work: string) {
@@ -160,6 +205,11 @@ try {
     `  baseline: DuckDB appender loop, same rows   ${fmt(ie.appender).padStart(10)} rows/s`,
     `  sluice up: sent → queryable                 ${fmt(ie.e2e).padStart(10)} ev/s`,
     `  ratio sluice / baseline                     ${fmt(ie.e2e / ie.appender, 2).padStart(10)}        target ≥ 50,000 ev/s: ${ie.e2e >= 50_000 ? 'met' : 'MISSED'}`,
+    '',
+    `observability: ingest of the same events, two runs each, alternating`,
+    `  baseline: metrics and tracing off           ${fmt(ie.cost.off).padStart(10)} ev/s`,
+    `  metrics (scraped each second) + tracing     ${fmt(ie.cost.on).padStart(10)} ev/s`,
+    `  ratio on / off                              ${fmt(ie.cost.on / ie.cost.off, 2).padStart(10)}        target ≥ 0.95: ${ie.cost.on >= 0.95 * ie.cost.off ? 'met' : 'MISSED'}`,
     '',
     `backlog: ${fmt(BACKLOG)} events already in the log when sluice up starts`,
     `  drained in ${fmt(bl.seconds, 1)} s: ${fmt(bl.rate)} ev/s from log to queryable`,

@@ -53,6 +53,7 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
+        metrics: { type: 'boolean', default: true, description: 'serve /metrics and keep the counters' },
         maxTenantLabels: { type: 'integer', minimum: 0, default: 100, description: 'tenants with their own metric label; the rest are "other"' },
         conservationIntervalMs: { type: 'integer', minimum: 1_000, default: 15_000 },
         conservationWindowMs: { type: 'integer', minimum: 60_000, default: 3_600_000, description: 'how far back the conservation check looks' },
@@ -90,7 +91,7 @@ export interface Config {
   log: { fsync: 'always' | 'normal' | 'off'; dedupeHorizonMs: number; retentionMs: number };
   limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number };
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number };
-  obs: { maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number };
+  obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
   query: { timeoutMs: number; maxBuckets: number };
 }

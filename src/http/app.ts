@@ -25,7 +25,7 @@ export interface AppOptions {
   reader: StoreReader;
   logger?: boolean;
   /** Hooks of /metrics into the rest of the process (other threads, scrape-time gauges), and the tracer. */
-  observability?: Omit<HttpObservabilityOptions, 'maxTenantLabels'>;
+  observability?: Omit<HttpObservabilityOptions, 'maxTenantLabels' | 'metrics'>;
 }
 
 /** The HTTP API: ingest, query and health, with one error format. */
@@ -55,6 +55,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   );
 
   const obs = observeHttp(app, {
+    metrics: opts.config.obs.metrics,
     maxTenantLabels: opts.config.obs.maxTenantLabels,
     async refresh(m) {
       const lag = lagOf(await positionsOf(opts.log), Date.now());

@@ -28,7 +28,7 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     const span = tracer?.startSpan('log.append', { attributes: { 'sluice.tenant': grant.tenant, 'sluice.events': events.length } }, request.traceContext);
     let result: IngestResponse;
     try {
-      result = await accept(opts.log, grant.tenant, events, opts.limits, Date.now(), { traceparent, onAppended: (seconds) => metrics.appendDuration.observe(seconds) });
+      result = await accept(opts.log, grant.tenant, events, opts.limits, Date.now(), { traceparent, onAppended: (seconds) => metrics?.appendDuration.observe(seconds) });
       span?.setAttributes({ 'sluice.accepted': result.accepted, 'sluice.duplicates': result.duplicates, 'sluice.rejected': result.rejected.length });
     } catch (e: unknown) {
       span?.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
@@ -36,10 +36,12 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     } finally {
       span?.end();
     }
-    metrics.received.inc({ tenant }, events.length);
-    metrics.accepted.inc({ tenant }, result.accepted);
-    if (result.duplicates > 0) metrics.duplicates.inc({ tenant }, result.duplicates);
-    for (const r of result.rejected) metrics.rejected.inc({ tenant, reason: r.code });
+    if (metrics) {
+      metrics.received.inc({ tenant }, events.length);
+      metrics.accepted.inc({ tenant }, result.accepted);
+      if (result.duplicates > 0) metrics.duplicates.inc({ tenant }, result.duplicates);
+      for (const r of result.rejected) metrics.rejected.inc({ tenant, reason: r.code });
+    }
     return reply.code(202).send(result);
   });
 }

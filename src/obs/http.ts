@@ -11,6 +11,8 @@ declare module 'fastify' {
 }
 
 export interface HttpObservabilityOptions {
+  /** false: no /metrics and no counters (what the bench compares against). */
+  metrics: boolean;
   maxTenantLabels: number;
   /** Traces the API routes (/v1/...); the no-op tracer when tracing is off. */
   tracer?: Tracer;
@@ -23,7 +25,8 @@ export interface HttpObservabilityOptions {
 }
 
 export interface HttpObservability {
-  metrics: IngestMetrics;
+  /** null when metrics are off. */
+  metrics: IngestMetrics | null;
   tracer: Tracer | undefined;
   /** The metric label of a tenant (its name, or "other" past the cap). */
   tenant(name: string): string;
@@ -37,7 +40,7 @@ export interface HttpObservability {
  */
 export function observeHttp(app: FastifyInstance, opts: HttpObservabilityOptions): HttpObservability {
   const registry = new prom.Registry();
-  const metrics = ingestMetrics(registry);
+  const metrics = opts.metrics ? ingestMetrics(registry) : null;
   const labels = new TenantLabels(opts.maxTenantLabels);
   const tracer = opts.tracer;
   app.decorateRequest('traceContext', null as unknown as Context);
@@ -51,7 +54,7 @@ export function observeHttp(app: FastifyInstance, opts: HttpObservabilityOptions
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url;
-    metrics.httpDuration.observe({ method: request.method, route: route ?? 'unmatched', status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    metrics?.httpDuration.observe({ method: request.method, route: route ?? 'unmatched', status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
     const span = trace.getSpan(request.traceContext);
     if (span) {
       span.setAttribute('http.response.status_code', reply.statusCode);
@@ -59,7 +62,7 @@ export function observeHttp(app: FastifyInstance, opts: HttpObservabilityOptions
       span.end();
     }
   });
-  app.get('/metrics', async (_request, reply) => {
+  if (metrics) app.get('/metrics', async (_request, reply) => {
     await opts.refresh?.(metrics).catch(() => undefined);
     const parts: MetricsJson[] = [await registry.getMetricsAsJSON()];
     const remote = await opts.remote?.().catch(() => null);

@@ -24,7 +24,7 @@ const catalog = openEmbeddedCatalog(config);
 const store = openEmbeddedStore(config);
 const abort = new AbortController();
 const registry = new prom.Registry();
-const metrics = storeMetrics(registry);
+const metrics = config.obs.metrics ? storeMetrics(registry) : null;
 // The HTTP thread decides which tenants get their own label and tells this thread.
 const labels = new TenantLabels(config.obs.maxTenantLabels);
 let conservation: ConservationReply = { checkedAt: null, settledUntil: null, from: null, unbalanced: [], gapByTenant: [] };
@@ -34,17 +34,19 @@ function send(m: FromStoreThread): void {
 }
 
 const tracing = await startTracing(config, 'store');
-const workersReady = startWorkers(config, { log, store, catalog, logger, metrics, tenantLabel: (t) => labels.peek(t), tracer: tracing.tracer }, abort.signal);
+const workersReady = startWorkers(config, { log, store, catalog, logger, metrics: metrics ?? undefined, tenantLabel: (t) => labels.peek(t), tracer: tracing.tracer }, abort.signal);
 
 /** Runs the conservation check; logs once when a gap appears and once when it is gone. */
 async function conserve(): Promise<void> {
   const r = await checkConservation({ log, store, catalog }, Date.now(), config.obs.conservationWindowMs);
   const before = conservation.unbalanced.length;
-  metrics.gap.reset();
-  const byLabel = new Map<string, number>();
-  for (const [tenant, gap] of r.gapByTenant) byLabel.set(labels.peek(tenant), (byLabel.get(labels.peek(tenant)) ?? 0) + gap);
-  for (const [tenant, gap] of byLabel) metrics.gap.set({ tenant }, gap);
-  metrics.settled.set(r.settledUntil / 1000);
+  if (metrics) {
+    metrics.gap.reset();
+    const byLabel = new Map<string, number>();
+    for (const [tenant, gap] of r.gapByTenant) byLabel.set(labels.peek(tenant), (byLabel.get(labels.peek(tenant)) ?? 0) + gap);
+    for (const [tenant, gap] of byLabel) metrics.gap.set({ tenant }, gap);
+    metrics.settled.set(r.settledUntil / 1000);
+  }
   conservation = toReply(r, Date.now());
   if (before === 0 && r.unbalanced.length > 0) logger.error({ unbalanced: r.unbalanced.slice(0, 10) }, 'conservation gap: received events are not all accounted for');
   else if (before > 0 && r.unbalanced.length === 0) logger.info('conservation gap closed');
