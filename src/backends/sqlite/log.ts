@@ -194,6 +194,9 @@ export class SqliteLog implements Log {
     const insert = this.stmts.insert;
     const ledgerInsert = this.ledgerInsert!;
     const prev = this.ledgerPrevCheck;
+    // The entries of one request share their traceparent: encode it once.
+    let traceText: string | undefined;
+    let traceBlob: Buffer | null = null;
     for (const { entries, receipt } of group) {
       const outcomes: AppendOutcome[] = new Array(entries.length);
       let duplicates = 0;
@@ -207,7 +210,11 @@ export class SqliteLog implements Log {
         const offset = (heads.get(e.partition) ?? 0) + 1;
         heads.set(e.partition, offset);
         touched.add(e.partition);
-        insert.run(recordId(e.partition, offset), e.tenant, e.type, e.key, e.idempotencyKey, e.ts, e.receivedAt, e.origin, e.properties, e.context, e.trace ?? null);
+        if (e.trace !== traceText) {
+          traceText = e.trace;
+          traceBlob = packTraceparent(e.trace);
+        }
+        insert.run(recordId(e.partition, offset), e.tenant, e.type, e.key, e.idempotencyKey, e.ts, e.receivedAt, e.origin, e.properties, e.context, traceBlob);
         outcomes[i] = { status: 'appended', partition: e.partition, offset };
       }
       if (receipt) {
@@ -449,7 +456,29 @@ interface RecordRow {
   origin: string;
   properties: string;
   context: string;
-  trace: string | null;
+  trace: Buffer | null;
+}
+
+/**
+ * A W3C traceparent (`00-<trace id>-<span id>-<flags>`, 55 characters) as 25 bytes: it is
+ * written into every record, and the smaller row is a measurably faster append.
+ */
+function packTraceparent(traceparent: string | undefined): Buffer | null {
+  if (!traceparent || traceparent.length !== 55 || !traceparent.startsWith('00-')) return null;
+  const b = Buffer.from(traceparent.slice(3, 35) + traceparent.slice(36, 52) + traceparent.slice(53, 55), 'hex');
+  return b.length === 25 ? b : null;
+}
+
+// Consecutive records mostly come from the same request: decode each distinct value once.
+let lastPacked: Buffer | null = null;
+let lastUnpacked = '';
+
+function unpackTraceparent(b: Buffer): string {
+  if (lastPacked && b.equals(lastPacked)) return lastUnpacked;
+  const hex = b.toString('hex');
+  lastPacked = b;
+  lastUnpacked = `00-${hex.slice(0, 32)}-${hex.slice(32, 48)}-${hex.slice(48, 50)}`;
+  return lastUnpacked;
 }
 
 function toRecord(r: RecordRow, attempt: number): LogRecord {
@@ -465,7 +494,7 @@ function toRecord(r: RecordRow, attempt: number): LogRecord {
     origin: r.origin as Origin,
     properties: r.properties,
     context: r.context,
-    ...(r.trace === null ? {} : { trace: r.trace }),
+    ...(r.trace === null ? {} : { trace: unpackTraceparent(r.trace) }),
     attempt,
   };
 }
