@@ -5,6 +5,7 @@ import { loadConfig } from '../config/load.js';
 import { coerceError, SluiceError } from '../core/errors.js';
 import { HttpError, postJson } from './http-client.js';
 import { send } from './send.js';
+import { top } from './top.js';
 import { banner, up } from './up.js';
 
 const USAGE = `sluice: an event pipeline (ingest → log → workers → store → query)
@@ -18,6 +19,8 @@ Usage:
       Sends NDJSON events in batches, with progress; retries keep the same idempotency keys.
   sluice query --key READ_KEY [--url URL] [--event TYPE] [--from -24h] [--to now] [--interval 1h] [--json]
       Counts events per bucket.
+  sluice top [--url URL] [--interval 2] [--once]
+      A live view of rates, latency, lag, freshness, errors and the conservation gap.
 
 Configuration, highest precedence first: flags, SLUICE_* environment variables (SLUICE_PORT, SLUICE_DATA_DIR,
 SLUICE_LOG_FSYNC, ...), then a JSON file (--config or SLUICE_CONFIG). The client commands
@@ -152,6 +155,15 @@ async function main(argv: string[]): Promise<number> {
         const total = body.rows.reduce((s, [, n]) => s + n, 0);
         process.stdout.write(`total ${total} in ${body.rows.length} buckets (${body.rows.length - lines.length} empty not shown); complete up to ${body.watermark}\n`);
       }
+      return 0;
+    }
+    case 'top': {
+      const { values, positionals } = parse(rest, { url: { type: 'string' }, interval: { type: 'string' }, once: { type: 'boolean' } } as const);
+      if (positionals.length > 0) usageError(`top takes no arguments, got "${positionals.join(' ')}"`);
+      const interval = Number(values.interval ?? 2);
+      if (!Number.isFinite(interval) || interval <= 0) usageError(`--interval must be a positive number of seconds, got "${values.interval}"`);
+      const url = (values.url as string | undefined) ?? process.env.SLUICE_URL ?? 'http://127.0.0.1:8080';
+      await top({ url, intervalMs: interval * 1000, once: values.once === true, out: process.stdout });
       return 0;
     }
     case undefined:

@@ -1,5 +1,6 @@
 import { afterEach, expect, it } from 'vitest';
-import { freePort, startServer, stop, type ServerProcess } from '../helpers/server.js';
+import { spawnSync } from 'node:child_process';
+import { CLI, freePort, startServer, stop, type ServerProcess } from '../helpers/server.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 let server: ServerProcess | null = null;
@@ -64,4 +65,10 @@ it('metrics.count-received-accepted-rejected-duplicate-stored-and-status-needs-a
   expect(body.dead_letters).toEqual({ total: 0, by_reason: {} });
   expect(body.store.ok).toBe(true);
   expect(body.conservation).toMatchObject({ gap_events: 0, unbalanced: [] });
+
+  // sluice top reads the same /metrics.
+  const topRun = spawnSync(process.execPath, [CLI, 'top', '--url', server.url, '--interval', '0.2', '--once'], { encoding: 'utf8', timeout: 20_000 });
+  expect(topRun.status, topRun.stderr).toBe(0);
+  expect(topRun.stdout).toMatch(/events\/s\s+received \d/);
+  expect(topRun.stdout).toContain('conservation gap 0');
 });
