@@ -37,6 +37,7 @@ export async function up(config: Readonly<Config>): Promise<Running> {
     log,
     catalog,
     reader: storeThread,
+    logger,
     observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]), tracer: tracing.tracer },
   });
   const address = await app.listen({ host: config.host, port: config.port });

@@ -1,5 +1,6 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
+import type { Logger } from '../obs/logger.js';
 import { SluiceError } from '../core/errors.js';
 import { decodeJsonBody } from '../ingest/body.js';
 import { errorHandler, sendError } from '../ingest/errors.js';
@@ -23,7 +24,8 @@ export interface AppOptions {
   log: Log;
   catalog: Catalog;
   reader: StoreReader;
-  logger?: boolean;
+  /** Where 5xx errors are logged (with the request id and trace id); none when absent. */
+  logger?: Logger;
   /** Hooks of /metrics into the rest of the process (other threads, scrape-time gauges), and the tracer. */
   observability?: Omit<HttpObservabilityOptions, 'maxTenantLabels' | 'metrics'>;
 }
@@ -31,9 +33,11 @@ export interface AppOptions {
 /** The HTTP API: ingest, query and health, with one error format. */
 export function buildApp(opts: AppOptions): FastifyInstance {
   const { limits } = opts.config;
-  const app = Fastify({
+  const app: FastifyInstance = Fastify({
     bodyLimit: limits.bodyBytes,
-    logger: opts.logger ? { level: 'info' } : false,
+    ...(opts.logger ? { loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger } : { logger: false }),
+    // Nothing per request on the hot path: errors are logged where they are handled.
+    disableRequestLogging: true,
     // Slow or idle clients cannot hold sockets for ever.
     requestTimeout: 30_000,
     connectionTimeout: 30_000,

@@ -1,3 +1,4 @@
+import { traceIdOf } from '../obs/tracing.js';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { coerceError, ERRORS, SluiceError, type ErrorCode } from '../core/errors.js';
 
@@ -35,7 +36,7 @@ export function sendError(reply: FastifyReply, e: SluiceError): FastifyReply {
 export function errorHandler(bodyLimit: number) {
   return (e: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const err = toSluiceError(e, bodyLimit);
-    if (err.status >= 500) request.log.error({ err: err.cause ?? err }, err.message);
+    if (err.status >= 500) request.log.error({ err: err.cause ?? err, trace_id: traceIdOf(request.traceContext) }, err.message);
     return sendError(reply, err);
   };
 }

@@ -1,6 +1,6 @@
 import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { backoffDelay, sleep } from '../core/backoff.js';
-import { linksOf } from '../obs/tracing.js';
+import { linksOf, traceIdOf } from '../obs/tracing.js';
 import { coerceError, isFenced, isNonRetryable } from '../core/errors.js';
 import type { DeadLetter, DeadLetterReason, LogRecord } from '../core/types.js';
 import type { Catalog } from '../ports/catalog.js';
@@ -42,7 +42,7 @@ export type ConsumerEvent =
   | { kind: 'committed'; records: number; stored: number; skipped: number; storedByTenant: Map<string, number>; seconds: number }
   | { kind: 'dead-lettered'; tenant: string; reason: DeadLetterReason }
   | { kind: 'busy'; seconds: number }
-  | { kind: 'retry'; error: string; delayMs: number };
+  | { kind: 'retry'; error: string; delayMs: number; traceId?: string };
 
 export class Consumer {
   private readonly leases = new Map<number, Lease>();
@@ -301,7 +301,7 @@ export class Consumer {
       } catch (e: unknown) {
         if (isFenced(e) || isNonRetryable(e) || this.stopping) throw e;
         const delayMs = backoffDelay(attempt, 50, 5_000);
-        this.opts.onEvent?.({ kind: 'retry', error: coerceError(e).message, delayMs });
+        this.opts.onEvent?.({ kind: 'retry', error: coerceError(e).message, delayMs, traceId: traceIdOf(this.traceContext) });
         await sleep(delayMs, this.abort.signal).catch(() => undefined);
       }
     }

@@ -69,7 +69,7 @@ export async function startWorkers(
               metrics?.retries.inc();
               if (Date.now() - lastRetryLog > 5_000) {
                 lastRetryLog = Date.now();
-                logger?.warn({ owner, err: e.error, retryInMs: e.delayMs }, 'transient failure; retrying');
+                logger?.warn({ owner, err: e.error, retryInMs: e.delayMs, trace_id: e.traceId }, 'transient failure; retrying');
               }
               return;
             case 'committed':
