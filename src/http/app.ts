@@ -69,8 +69,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         m.lagEvents.set({ partition: String(p.partition) }, p.lagEvents);
         m.lagSeconds.set({ partition: String(p.partition) }, p.lagSeconds);
       }
-      const disk = await opts.log.health().then((h) => h.bytes ?? null).catch(() => null);
-      if (disk !== null) m.logBytes.set(disk);
+      const health = await opts.log.health().catch(() => null);
+      if (health?.bytes !== undefined) m.logBytes.set(health.bytes);
+      if (health?.recordBytes !== undefined) m.backlogBytes.set(lag.backlog * health.recordBytes);
     },
     ...opts.observability,
   });

@@ -68,6 +68,11 @@ export function ingestMetrics(registry: client.Registry) {
       registers,
     }),
     backlog: new client.Gauge({ name: 'sluice_log_backlog_events', help: 'Records in the log not yet acknowledged by the workers', registers }),
+    backlogBytes: new client.Gauge({
+      name: 'sluice_log_backlog_bytes',
+      help: 'Unacknowledged records in bytes, estimated from the mean size of recent appends (absent until this process appended)',
+      registers,
+    }),
     logBytes: new client.Gauge({ name: 'sluice_log_disk_bytes', help: 'Size of the log on disk (database and write-ahead log)', registers }),
     lagEvents: new client.Gauge({ name: 'sluice_consumer_lag_events', help: 'Unacknowledged records per partition', labelNames: ['partition'], registers }),
     lagSeconds: new client.Gauge({

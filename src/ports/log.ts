@@ -81,8 +81,11 @@ export interface Log {
    */
   oldestUnapplied(applied: ReadonlyMap<number, number>): Promise<number | null>;
 
-  /** Whether the log can take writes now; a reason when it cannot; its size on disk when known. */
-  health(): Promise<{ ok: boolean; detail?: string; bytes?: number }>;
+  /**
+   * Whether the log can take writes now; a reason when it cannot; its size on disk, and the
+   * mean size of a record appended lately (to turn a backlog into bytes), when known.
+   */
+  health(): Promise<{ ok: boolean; detail?: string; bytes?: number; recordBytes?: number }>;
 
   /** Flushes in-flight appends and closes. Idempotent; must not throw. */
   close(): Promise<void>;

@@ -50,6 +50,8 @@ it('metrics.count-received-accepted-rejected-duplicate-stored-and-status-needs-a
   expect(metric(text, 'sluice_http_request_duration_seconds_count', '{method="GET",route="unmatched",status_code="404"}')).toBe(1);
   expect(text).not.toContain('/nope');
   expect(metric(text, 'sluice_log_backlog_events')).toBe(0);
+  expect(metric(text, 'sluice_log_backlog_bytes')).toBe(0);
+  expect(metric(text, 'sluice_log_disk_bytes')).toBeGreaterThan(0);
   expect(metric(text, 'sluice_store_commit_duration_seconds_count')).toBeGreaterThan(0);
   expect(metric(text, 'sluice_process_resident_memory_bytes')).toBeGreaterThan(0);
 

@@ -45,6 +45,8 @@ export class SqliteLog implements Log {
   private pending: Pending[] = [];
   private flushScheduled = false;
   private closed = false;
+  /** Moving mean of appended record sizes (bytes, approximate); 0 until the first appends. */
+  private recordBytes = 0;
   private readonly stmts: ReturnType<SqliteLog['prepare']>;
   private ledgerGen = -1;
   private ledgerInsert: Statement | null = null;
@@ -213,6 +215,11 @@ export class SqliteLog implements Log {
         if (e.trace !== traceText) {
           traceText = e.trace;
           traceBlob = packTraceparent(e.trace);
+        }
+        // A moving mean of the record size (its variable part), sampled: backlog in bytes.
+        if ((offset & 63) === 0 || this.recordBytes === 0) {
+          const size = e.properties.length + e.context.length + e.type.length + e.key.length + e.idempotencyKey.length + 48;
+          this.recordBytes = this.recordBytes === 0 ? size : this.recordBytes + 0.05 * (size - this.recordBytes);
         }
         insert.run(recordId(e.partition, offset), e.tenant, e.type, e.key, e.idempotencyKey, e.ts, e.receivedAt, e.origin, e.properties, e.context, traceBlob);
         outcomes[i] = { status: 'appended', partition: e.partition, offset };
@@ -396,13 +403,13 @@ export class SqliteLog implements Log {
     return oldest;
   }
 
-  async health(): Promise<{ ok: boolean; detail?: string; bytes?: number }> {
+  async health(): Promise<{ ok: boolean; detail?: string; bytes?: number; recordBytes?: number }> {
     if (this.closed) return { ok: false, detail: 'closed' };
     try {
       this.db.prepare('SELECT 1').get();
       let bytes = 0;
       for (const f of [this.opts.file, `${this.opts.file}-wal`]) bytes += await fs.promises.stat(f).then((s) => s.size, () => 0);
-      return { ok: true, bytes };
+      return { ok: true, bytes, ...(this.recordBytes > 0 ? { recordBytes: Math.round(this.recordBytes) } : {}) };
     } catch (e: unknown) {
       return { ok: false, detail: coerceError(e).message };
     }
