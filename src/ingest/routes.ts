@@ -3,9 +3,8 @@ import type { EventLimits } from '../core/event.js';
 import type { HttpObservability } from '../obs/http.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
-import { SpanStatusCode } from '@opentelemetry/api';
-import { traceparentOf } from '../obs/tracing.js';
-import { accept, type IngestResponse } from './accept.js';
+import { inSpan, traceparentOf } from '../obs/tracing.js';
+import { accept } from './accept.js';
 import { authenticate } from './auth.js';
 import { eventsOf } from './body.js';
 
@@ -25,17 +24,14 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     const { metrics, tracer } = opts.obs;
     const tenant = opts.obs.tenant(grant.tenant);
     const traceparent = traceparentOf(request.traceContext);
-    const span = tracer?.startSpan('log.append', { attributes: { 'sluice.tenant': grant.tenant, 'sluice.events': events.length } }, request.traceContext);
-    let result: IngestResponse;
-    try {
-      result = await accept(opts.log, grant.tenant, events, opts.limits, Date.now(), { traceparent, onAppended: (seconds) => metrics?.appendDuration.observe(seconds) });
-      span?.setAttributes({ 'sluice.accepted': result.accepted, 'sluice.duplicates': result.duplicates, 'sluice.rejected': result.rejected.length });
-    } catch (e: unknown) {
-      span?.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
-      throw e;
-    } finally {
-      span?.end();
-    }
+    const result = await inSpan(
+      tracer,
+      'log.append',
+      { attributes: { 'sluice.tenant': grant.tenant, 'sluice.events': events.length } },
+      request.traceContext,
+      () => accept(opts.log, grant.tenant, events, opts.limits, Date.now(), { traceparent, onAppended: (seconds) => metrics?.appendDuration.observe(seconds) }),
+      (r) => ({ 'sluice.accepted': r.accepted, 'sluice.duplicates': r.duplicates, 'sluice.rejected': r.rejected.length }),
+    );
     if (metrics) {
       metrics.received.inc({ tenant }, events.length);
       metrics.accepted.inc({ tenant }, result.accepted);

@@ -30,7 +30,6 @@ export interface HttpObservability {
   tracer: Tracer | undefined;
   /** The metric label of a tenant (its name, or "other" past the cap). */
   tenant(name: string): string;
-  tenantLabels(): string[];
 }
 
 /**
@@ -41,7 +40,7 @@ export interface HttpObservability {
 export function observeHttp(app: FastifyInstance, opts: HttpObservabilityOptions): HttpObservability {
   const registry = new prom.Registry();
   const metrics = opts.metrics ? ingestMetrics(registry) : null;
-  const labels = new TenantLabels(opts.maxTenantLabels);
+  const labels = new TenantLabels(opts.maxTenantLabels, opts.onTenantLabel);
   const tracer = opts.tracer;
   app.decorateRequest('traceContext', null as unknown as Context);
   app.addHook('onRequest', async (request) => {
@@ -73,12 +72,6 @@ export function observeHttp(app: FastifyInstance, opts: HttpObservabilityOptions
   return {
     metrics,
     tracer,
-    tenant(name) {
-      const before = labels.list().length;
-      const label = labels.of(name);
-      if (labels.list().length !== before) opts.onTenantLabel?.(name);
-      return label;
-    },
-    tenantLabels: () => labels.list(),
+    tenant: (name) => labels.of(name),
   };
 }

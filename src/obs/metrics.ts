@@ -17,13 +17,18 @@ export const OTHER_TENANT = 'other';
 export class TenantLabels {
   private readonly admitted = new Set<string>();
 
-  constructor(private readonly max: number) {}
+  /** `onAdmit` hears of each tenant given its own label by `of`. */
+  constructor(
+    private readonly max: number,
+    private readonly onAdmit?: (tenant: string) => void,
+  ) {}
 
   /** The label for `tenant`, admitting it while there is room. */
   of(tenant: string): string {
     if (this.admitted.has(tenant)) return tenant;
     if (this.admitted.size < this.max) {
       this.admitted.add(tenant);
+      this.onAdmit?.(tenant);
       return tenant;
     }
     return OTHER_TENANT;
@@ -36,10 +41,6 @@ export class TenantLabels {
 
   admit(tenants: Iterable<string>): void {
     for (const t of tenants) if (this.admitted.size < this.max) this.admitted.add(t);
-  }
-
-  list(): string[] {
-    return [...this.admitted];
   }
 }
 

@@ -3,9 +3,8 @@ import { authenticate } from '../ingest/auth.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log, PartitionPosition } from '../ports/log.js';
 import type { StoreReader } from '../query/reader.js';
+import { WORKER_GROUP } from '../worker/workers.js';
 
-/** The consumer group whose positions are the pipeline's (see worker/workers.ts). */
-const GROUP = 'workers';
 
 /** Backlog, lag and freshness from the log's positions: what /metrics and /v1/status report. */
 export function lagOf(positions: readonly PartitionPosition[], now: number) {
@@ -22,7 +21,7 @@ export function lagOf(positions: readonly PartitionPosition[], now: number) {
 }
 
 export function positionsOf(log: Log): Promise<PartitionPosition[]> {
-  return log.positions(GROUP);
+  return log.positions(WORKER_GROUP);
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());

@@ -4,8 +4,11 @@ import {
   ROOT_CONTEXT,
   trace,
   TraceFlags,
+  SpanStatusCode,
+  type Attributes,
   type Context,
   type Link,
+  type SpanOptions,
   type SpanContext,
   type Tracer,
 } from '@opentelemetry/api';
@@ -88,6 +91,32 @@ export function linksOf(records: Iterable<{ trace?: string }>): Link[] {
     if (links.length === MAX_LINKS) break;
   }
   return links;
+}
+
+/**
+ * Runs `fn` inside a span named `name` (child of `parent`), ending it whatever happens: a
+ * failure marks it as an error, a result may add attributes. Without a tracer, `fn` runs as is.
+ */
+export async function inSpan<T>(
+  tracer: Tracer | undefined,
+  name: string,
+  options: SpanOptions,
+  parent: Context,
+  fn: (ctx: Context) => Promise<T>,
+  attributesOf?: (result: T) => Attributes,
+): Promise<T> {
+  if (!tracer) return fn(parent);
+  const span = tracer.startSpan(name, options, parent);
+  try {
+    const result = await fn(trace.setSpan(parent, span));
+    if (attributesOf) span.setAttributes(attributesOf(result));
+    return result;
+  } catch (e: unknown) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) });
+    throw e;
+  } finally {
+    span.end();
+  }
 }
 
 /** The trace id of the span in `ctx`, for log lines; undefined when there is none. */

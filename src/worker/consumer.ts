@@ -1,6 +1,6 @@
-import { ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, type Context, type Tracer } from '@opentelemetry/api';
 import { backoffDelay, sleep } from '../core/backoff.js';
-import { linksOf, traceIdOf } from '../obs/tracing.js';
+import { inSpan, linksOf, traceIdOf } from '../obs/tracing.js';
 import { coerceError, isFenced, isNonRetryable } from '../core/errors.js';
 import type { DeadLetter, DeadLetterReason, LogRecord } from '../core/types.js';
 import type { Catalog } from '../ports/catalog.js';
@@ -179,24 +179,23 @@ export class Consumer {
     }
     if (batch.length === 0) return false;
     const started = performance.now();
-    const span = this.opts.tracer?.startSpan(
+    await inSpan(
+      this.opts.tracer,
       'worker.batch',
       {
         links: linksOf(batch.flatMap(({ records }) => records)),
         attributes: { 'sluice.records': batch.reduce((n, b) => n + b.records.length, 0), 'sluice.partitions': batch.map((b) => b.lease.partition) },
       },
       ROOT_CONTEXT,
+      async (ctx) => {
+        this.traceContext = ctx;
+        try {
+          await this.process(batch);
+        } finally {
+          this.traceContext = ROOT_CONTEXT;
+        }
+      },
     );
-    this.traceContext = span ? trace.setSpan(ROOT_CONTEXT, span) : ROOT_CONTEXT;
-    try {
-      await this.process(batch);
-    } catch (e: unknown) {
-      span?.setStatus({ code: SpanStatusCode.ERROR, message: coerceError(e).message });
-      throw e;
-    } finally {
-      span?.end();
-      this.traceContext = ROOT_CONTEXT;
-    }
     this.opts.onEvent?.({ kind: 'busy', seconds: (performance.now() - started) / 1000 });
     return true;
   }
@@ -266,17 +265,14 @@ export class Consumer {
   /** A store commit, retried while the failure is transient, and reported. */
   private async commit(batch: CommitBatch): Promise<CommitResult> {
     const started = performance.now();
-    const span = this.opts.tracer?.startSpan('store.commit', { attributes: { 'sluice.records': batch.records.length } }, this.traceContext);
-    let result: CommitResult;
-    try {
-      result = await this.retrying(() => this.store.commit(batch));
-      span?.setAttributes({ 'sluice.stored': result.stored, 'sluice.skipped': result.skipped });
-    } catch (e: unknown) {
-      span?.setStatus({ code: SpanStatusCode.ERROR, message: coerceError(e).message });
-      throw e;
-    } finally {
-      span?.end();
-    }
+    const result = await inSpan(
+      this.opts.tracer,
+      'store.commit',
+      { attributes: { 'sluice.records': batch.records.length } },
+      this.traceContext,
+      () => this.retrying(() => this.store.commit(batch)),
+      (r) => ({ 'sluice.stored': r.stored, 'sluice.skipped': r.skipped }),
+    );
     this.opts.onEvent?.({
       kind: 'committed',
       records: batch.records.length,

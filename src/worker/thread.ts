@@ -43,7 +43,10 @@ async function conserve(): Promise<void> {
   if (metrics) {
     metrics.gap.reset();
     const byLabel = new Map<string, number>();
-    for (const [tenant, gap] of r.gapByTenant) byLabel.set(labels.peek(tenant), (byLabel.get(labels.peek(tenant)) ?? 0) + gap);
+    for (const [tenant, gap] of r.gapByTenant) {
+      const label = labels.peek(tenant);
+      byLabel.set(label, (byLabel.get(label) ?? 0) + gap);
+    }
     for (const [tenant, gap] of byLabel) metrics.gap.set({ tenant }, gap);
     metrics.settled.set(r.settledUntil / 1000);
   }

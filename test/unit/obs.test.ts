@@ -46,9 +46,11 @@ describe('observability helpers', () => {
   });
 
   it('tenant-labels.admit-the-first-n-then-other', () => {
-    const l = new TenantLabels(2);
+    const admitted: string[] = [];
+    const l = new TenantLabels(2, (t) => admitted.push(t));
     expect([l.of('a'), l.of('b'), l.of('c'), l.of('a')]).toEqual(['a', 'b', 'other', 'a']);
     expect(l.peek('c')).toBe('other');
+    expect(admitted).toEqual(['a', 'b']);
   });
 
   it('conservation.balance-per-tenant-and-minute', () => {
