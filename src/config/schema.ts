@@ -79,6 +79,49 @@ export const configSchema = {
         maxBuckets: { type: 'integer', minimum: 1, default: 10_000 },
       },
     },
+    events: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'the time policy applied at ingest',
+      properties: {
+        lateWindowMs: { type: 'integer', minimum: 0, default: 30 * 86_400_000, description: 'older events are dead-lettered as too_late; 0 = no limit' },
+        futureToleranceMs: { type: 'integer', minimum: 0, default: 300_000, description: 'later event times are clamped to the receive time and flagged' },
+        schemaRefreshMs: { type: 'integer', minimum: 0, default: 1_000, description: 'how soon a schema published by another process is seen' },
+      },
+    },
+    enrich: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        anonymizeIp: { type: 'boolean', default: true, description: 'zero the last octet of IPv4 (last 80 bits of IPv6) in context.ip' },
+        userAgent: { type: 'boolean', default: true, description: 'parse context.user_agent into context.ua' },
+        plugins: {
+          type: 'array',
+          default: [],
+          description: 'custom enrichers: modules whose default export is an Enricher (see src/worker/enrich.ts)',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['module'],
+            properties: { module: { type: 'string', minLength: 1 }, options: { type: 'object', default: {} } },
+          },
+        },
+      },
+    },
+    breaker: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'the dead-letter ratio breaker: holds a tenant whose events mostly fail (a bad deploy)',
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        ratio: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.5, description: 'trips when more than this share of the window dead-letters' },
+        window: { type: 'integer', minimum: 10, default: 1_000, description: 'the last K processed events of a tenant' },
+        minEvents: { type: 'integer', minimum: 1, default: 100, description: 'events seen before the ratio is judged' },
+      },
+    },
   },
 } as const;
 
@@ -94,4 +137,7 @@ export interface Config {
   obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
   query: { timeoutMs: number; maxBuckets: number };
+  events: { lateWindowMs: number; futureToleranceMs: number; schemaRefreshMs: number };
+  enrich: { anonymizeIp: boolean; userAgent: boolean; plugins: { module: string; options: Record<string, unknown> }[] };
+  breaker: { enabled: boolean; ratio: number; window: number; minEvents: number };
 }

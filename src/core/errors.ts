@@ -22,6 +22,8 @@ export const ERRORS = {
   SLUICE_ERR_SHUTTING_DOWN: { status: 503, title: 'Service Unavailable' },
   SLUICE_ERR_QUERY_TIMEOUT: { status: 504, title: 'Gateway Timeout' },
   SLUICE_ERR_FENCED: { status: 409, title: 'Conflict' },
+  SLUICE_ERR_CONFLICT: { status: 409, title: 'Conflict' },
+  SLUICE_ERR_INCOMPATIBLE_SCHEMA: { status: 409, title: 'Conflict' },
   SLUICE_ERR_CONFIG: { status: 500, title: 'Internal Server Error' },
   SLUICE_ERR_INTERNAL: { status: 500, title: 'Internal Server Error' },
 } as const;
@@ -33,6 +35,8 @@ export interface SluiceErrorOptions {
   field?: string;
   /** Seconds a client should wait before retrying (sets `Retry-After`). */
   retryAfter?: number;
+  /** Structured detail for the response body (`details`), e.g. the incompatibilities of a schema. */
+  details?: unknown;
   cause?: unknown;
 }
 
@@ -41,6 +45,7 @@ export class SluiceError extends Error {
   readonly status: number;
   readonly field: string | undefined;
   readonly retryAfter: number | undefined;
+  readonly details: unknown;
 
   constructor(code: ErrorCode, message: string, options: SluiceErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -49,6 +54,7 @@ export class SluiceError extends Error {
     this.status = ERRORS[code].status;
     this.field = options.field;
     this.retryAfter = options.retryAfter;
+    this.details = options.details;
   }
 }
 

@@ -1,6 +1,6 @@
 import { deriveIdempotencyKey, partitionOf } from './hash.js';
 import { parseRfc3339 } from './time.js';
-import type { LogEntry, Origin } from './types.js';
+import type { Fault, LogEntry, Origin } from './types.js';
 
 /**
  * Validation of one event as a producer sends it. Pure: no I/O, no clock (the receive time
@@ -15,6 +15,16 @@ export interface EventLimits {
   maxDepth: number;
 }
 
+/** The time policy: how event times are corrected and how late or early they may be. */
+export interface TimePolicy {
+  /** An event older than this (event time before received_at minus the window) is dead-lettered as too_late; 0 = no limit. */
+  lateWindowMs: number;
+  /** An event time further in the future than this is clamped to received_at, and flagged in `context.sluice`. */
+  futureToleranceMs: number;
+}
+
+export const NO_TIME_POLICY: TimePolicy = { lateWindowMs: 0, futureToleranceMs: Number.MAX_SAFE_INTEGER };
+
 export interface Rejection {
   code: 'invalid_event' | 'missing_field' | 'invalid_field' | 'unknown_field' | 'event_too_large';
   message: string;
@@ -22,7 +32,9 @@ export interface Rejection {
   path: string;
 }
 
-export type Validated = { ok: true; entry: LogEntry; bytes: number } | { ok: false; rejection: Rejection };
+export type Validated =
+  | { ok: true; entry: LogEntry; bytes: number; properties: Record<string, unknown> }
+  | { ok: false; rejection: Rejection };
 
 const KNOWN_FIELDS = new Set(['type', 'key', 'ts', 'idempotency_key', 'properties', 'context']);
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -94,6 +106,10 @@ function checkObject(value: unknown, field: string, limits: EventLimits): Valida
   return r ? { ok: false, rejection: { ...r, path: `/${field}${r.path}` } } : null;
 }
 
+/**
+ * `sentAt` is the producer's clock when it sent the batch: when given, the event time is
+ * corrected for the producer's clock skew, `ts = receivedAt − (sentAt − ts)`.
+ */
 export function validateEvent(
   raw: unknown,
   tenant: string,
@@ -101,6 +117,8 @@ export function validateEvent(
   partitions: number,
   limits: EventLimits,
   origin: Origin = 'live',
+  time: TimePolicy = NO_TIME_POLICY,
+  sentAt?: number,
 ): Validated {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     return reject('invalid_event', '', `an event must be a JSON object, got ${typeName(raw)}`);
@@ -129,8 +147,23 @@ export function validateEvent(
   const type = e.type as string;
   const key = (e.key as string | undefined) ?? '';
   const props = (e.properties as Record<string, unknown> | undefined) ?? {};
+  // The key is derived from the time as the producer sent it: a retry carries a new sent_at.
+  const producerTs = ts;
+  if (ts !== null && sentAt !== undefined) ts = receivedAt - (sentAt - ts);
+  let fault: Fault | undefined;
+  let ctx = e.context as Record<string, unknown> | undefined;
+  if (ts !== null && ts > receivedAt + time.futureToleranceMs) {
+    ctx = { ...ctx, sluice: { ts_clamped_from: new Date(ts).toISOString() } };
+    ts = receivedAt;
+  } else if (ts !== null && time.lateWindowMs > 0 && ts < receivedAt - time.lateWindowMs) {
+    fault = {
+      reason: 'too_late',
+      path: '/ts',
+      message: `the event is ${Math.round((receivedAt - ts) / 3_600_000)} h old; events older than ${Math.round(time.lateWindowMs / 3_600_000)} h are not counted`,
+    };
+  }
   const properties = e.properties === undefined ? '{}' : JSON.stringify(props);
-  const context = e.context === undefined ? '{}' : JSON.stringify(e.context);
+  const context = ctx === undefined ? '{}' : JSON.stringify(ctx);
   const bytes = properties.length + context.length + type.length + key.length + 64;
   // String length counts UTF-16 units; the byte count is only needed when it could matter.
   const exact = bytes * 3 > limits.maxEventBytes ? Buffer.byteLength(properties) + Buffer.byteLength(context) + Buffer.byteLength(type) + Buffer.byteLength(key) + 64 : bytes;
@@ -138,11 +171,13 @@ export function validateEvent(
     return reject('event_too_large', '', `the event is ${exact} bytes; the limit is ${limits.maxEventBytes}`);
   }
   const eventTime = ts ?? receivedAt;
-  const idempotencyKey = (e.idempotency_key as string | undefined) || deriveIdempotencyKey(tenant, type, key, eventTime, props);
+  const idempotencyKey = (e.idempotency_key as string | undefined) || deriveIdempotencyKey(tenant, type, key, producerTs ?? receivedAt, props);
   return {
     ok: true,
     bytes: exact,
+    properties: props,
     entry: {
+      ...(fault ? { fault } : {}),
       tenant,
       type,
       key,

@@ -52,3 +52,12 @@ export function deriveIdempotencyKey(
 export function sha256Hex(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
+
+/**
+ * The key a replayed record is deduplicated by: its idempotency key and its replay
+ * generation, so that one replay of a dead letter appends once however often it is retried,
+ * while the live key stays as it was (a producer retrying the original is still a duplicate).
+ */
+export function replayDedupeKey(idempotencyKey: string, generation: number): string {
+  return `${idempotencyKey}\u0000replay:${generation}`;
+}

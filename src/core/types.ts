@@ -52,6 +52,29 @@ export interface LogEntry {
    * was not traced), so that the worker's span can link to it.
    */
   trace?: string;
+  /**
+   * Set when ingest already knows the event cannot be stored (it fails its schema, it is too
+   * late, its type is unknown and the tenant dead-letters those): the record still goes
+   * through the log, so that the dead letter is written exactly once by a worker, and the
+   * producer is told at once.
+   */
+  fault?: Fault;
+  /**
+   * The replay generation of a dead letter re-injected by replay (1 for its first replay);
+   * absent for live events. It is part of the dedupe key, so that replaying the same dead
+   * letter twice appends it once, and lets the dead-letter store ignore a stale failure.
+   */
+  replay?: number;
+}
+
+/** Why ingest refused to store an event that it still kept (see LogEntry.fault). */
+export interface Fault {
+  reason: DeadLetterReason;
+  message: string;
+  /** JSON pointer to the field at fault, relative to the event ("" for the whole event). */
+  path: string;
+  /** The schema version the event was checked against. */
+  schemaVersion?: number;
 }
 
 /** A log entry at its position in the log, as a consumer receives it. */
@@ -67,12 +90,28 @@ export type AppendOutcome =
   | { status: 'duplicate' };
 
 /** Why an event was dead-lettered. */
-export type DeadLetterReason = 'poison' | 'invalid_row';
+export type DeadLetterReason =
+  /** Delivered `maxAttempts` times without completing (it crashes or times out its consumer). */
+  | 'poison'
+  /** The store refused the row itself. */
+  | 'invalid_row'
+  /** The event fails its type's current schema. */
+  | 'schema_violation'
+  /** No schema for the type, and the tenant dead-letters unknown types. */
+  | 'unknown_type'
+  /** Older than the lateness window. */
+  | 'too_late'
+  /** An enricher failed permanently for this event. */
+  | 'enrich_failed'
+  /** Held, not failed: the tenant's dead-letter breaker was open; resuming replays it. */
+  | 'held';
 
 export interface DeadLetter {
   record: LogRecord;
   reason: DeadLetterReason;
   message: string;
+  path?: string;
+  schemaVersion?: number;
 }
 
 /**

@@ -11,6 +11,9 @@ import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { StoreReader } from '../query/reader.js';
 import { queryRoutes } from '../query/routes.js';
+import { SchemaRegistry } from '../schema/registry.js';
+import { schemaRoutes } from '../schema/routes.js';
+import { opsRoutes } from '../ops/routes.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -76,11 +79,23 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     ...opts.observability,
   });
   statusRoutes(app, { log: opts.log, catalog: opts.catalog, reader: opts.reader });
+  const schemas = new SchemaRegistry(opts.catalog, { refreshMs: opts.config.events.schemaRefreshMs });
   ingestRoutes(app, {
     catalog: opts.catalog,
     log: opts.log,
     limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth, batchEvents: limits.batchEvents },
+    time: opts.config.events,
+    schemas,
     obs,
+  });
+  schemaRoutes(app, { catalog: opts.catalog, registry: schemas, recent: (t, type, n) => opts.reader.recent(t, type, n) });
+  opsRoutes(app, {
+    log: opts.log,
+    catalog: opts.catalog,
+    schemas,
+    limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth },
+    time: opts.config.events,
+    ...(opts.logger ? { logger: opts.logger } : {}),
   });
   queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets });
 

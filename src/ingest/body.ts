@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { SluiceError } from '../core/errors.js';
+import { parseRfc3339 } from '../core/time.js';
 
 const gunzip = promisify(zlib.gunzip);
 
@@ -40,20 +41,30 @@ export async function decodeJsonBody(raw: Buffer, encoding: string | undefined, 
   }
 }
 
-/** The events of an ingest body: an array, `{ "batch": [...] }`, or a single event. */
-export function eventsOf(body: unknown, maxEvents: number): unknown[] {
+/**
+ * The events of an ingest body: an array, `{ "batch": [...], "sent_at"?: "…" }`, or a single
+ * event. `sent_at` is the producer's clock when it sent the batch (RFC 3339): event times
+ * are corrected for the producer's clock skew with it.
+ */
+export function eventsOf(body: unknown, maxEvents: number): { events: unknown[]; sentAt?: number } {
   let events: unknown[];
+  let sentAt: number | undefined;
   if (Array.isArray(body)) events = body;
   else if (body !== null && typeof body === 'object' && 'batch' in body) {
-    const batch = (body as { batch: unknown }).batch;
+    const { batch, sent_at, ...extra } = body as { batch: unknown; sent_at?: unknown };
     if (!Array.isArray(batch)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', '"batch" must be an array of events', { field: 'batch' });
-    const extra = Object.keys(body).find((k) => k !== 'batch');
-    if (extra) throw new SluiceError('SLUICE_ERR_INVALID_BODY', `unknown field "${extra}" beside "batch"`, { field: extra });
+    const unknown = Object.keys(extra)[0];
+    if (unknown !== undefined) throw new SluiceError('SLUICE_ERR_INVALID_BODY', `unknown field "${unknown}" beside "batch"; a batch has "batch" and "sent_at"`, { field: unknown });
+    if (sent_at !== undefined) {
+      const t = typeof sent_at === 'string' ? parseRfc3339(sent_at) : null;
+      if (t === null) throw new SluiceError('SLUICE_ERR_INVALID_BODY', '"sent_at" must be an RFC 3339 timestamp', { field: 'sent_at' });
+      sentAt = t;
+    }
     events = batch;
   } else if (body !== null && typeof body === 'object') events = [body];
   else throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'the body must be an event object, an array of events or { "batch": [...] }', { field: 'body' });
   if (events.length > maxEvents) {
     throw new SluiceError('SLUICE_ERR_TOO_MANY_EVENTS', `the batch has ${events.length} events; the limit is ${maxEvents}`, { field: 'batch' });
   }
-  return events;
+  return sentAt === undefined ? { events } : { events, sentAt };
 }

@@ -30,6 +30,7 @@ export function sendError(reply: FastifyReply, e: SluiceError): FastifyReply {
   if (e.status === 401) reply.header('www-authenticate', 'Bearer');
   const body: Record<string, unknown> = { statusCode: e.status, code: e.code, error: ERRORS[e.code].title, message: e.message };
   if (e.field !== undefined) body.field = e.field;
+  if (e.details !== undefined) body.details = e.details;
   return reply.code(e.status).type('application/json; charset=utf-8').send(body);
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { EventLimits } from '../core/event.js';
+import type { EventLimits, TimePolicy } from '../core/event.js';
+import type { SchemaRegistry } from '../schema/registry.js';
 import type { HttpObservability } from '../obs/http.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
@@ -12,6 +13,8 @@ export interface IngestRouteOptions {
   catalog: Catalog;
   log: Log;
   limits: EventLimits & { batchEvents: number };
+  time: TimePolicy;
+  schemas: SchemaRegistry;
   obs: HttpObservability;
 }
 
@@ -20,7 +23,7 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
   app.post('/v1/events', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'write');
     const body = await request.jsonBody();
-    const events = eventsOf(body, opts.limits.batchEvents);
+    const { events, sentAt } = eventsOf(body, opts.limits.batchEvents);
     const { metrics, tracer } = opts.obs;
     const tenant = opts.obs.tenant(grant.tenant);
     const traceparent = traceparentOf(request.traceContext);
@@ -29,14 +32,23 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
       'log.append',
       { attributes: { 'sluice.tenant': grant.tenant, 'sluice.events': events.length } },
       request.traceContext,
-      () => accept(opts.log, grant.tenant, events, opts.limits, Date.now(), { traceparent, onAppended: (seconds) => metrics?.appendDuration.observe(seconds) }),
+      () =>
+        accept(opts.log, grant.tenant, events, {
+          limits: opts.limits,
+          time: opts.time,
+          schemas: opts.schemas,
+          receivedAt: Date.now(),
+          ...(sentAt === undefined ? {} : { sentAt }),
+          traceparent,
+          onAppended: (seconds) => metrics?.appendDuration.observe(seconds),
+        }),
       (r) => ({ 'sluice.accepted': r.accepted, 'sluice.duplicates': r.duplicates, 'sluice.rejected': r.rejected.length }),
     );
     if (metrics) {
       metrics.received.inc({ tenant }, events.length);
       metrics.accepted.inc({ tenant }, result.accepted);
       if (result.duplicates > 0) metrics.duplicates.inc({ tenant }, result.duplicates);
-      for (const r of result.rejected) metrics.rejected.inc({ tenant, reason: r.code });
+      for (const r of result.rejected) if (!r.dead_lettered) metrics.rejected.inc({ tenant, reason: r.code });
     }
     return reply.code(202).send(result);
   });

@@ -66,7 +66,7 @@ export async function checkConservation(deps: ConservationDeps, now: number, win
   const [tallies, stored, dead] = await Promise.all([
     deps.log.tallies(from, settledUntil),
     deps.store.storedByMinute(from, settledUntil),
-    deps.catalog.deadLetteredByMinute(from, settledUntil),
+    deps.catalog.deadLetters.byMinute(from, settledUntil),
   ]);
   const unbalanced = balance(tallies, stored, dead).filter((m) => m.gap !== 0);
   const gapByTenant = new Map<string, number>();

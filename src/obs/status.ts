@@ -38,7 +38,7 @@ export function statusRoutes(app: FastifyInstance, opts: { log: Log; catalog: Ca
     const [positions, store, deadLetters, conservation] = await Promise.all([
       positionsOf(opts.log),
       opts.reader.health().catch((e: Error) => ({ ok: false, detail: e.message })),
-      opts.catalog.deadLetterCounts(tenant),
+      opts.catalog.deadLetters.counts(tenant),
       opts.reader.conservation().catch(() => null),
     ]);
     const lag = lagOf(positions, now);

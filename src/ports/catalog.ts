@@ -1,7 +1,8 @@
-import type { DeadLetter, MinuteCount } from '../core/types.js';
+import type { DeadLetterStore } from './dead-letters.js';
+import type { SchemaStore } from './schemas.js';
 
 /**
- * The Catalog: tenants, their keys and settings, and dead letters. Small transactional
+ * The Catalog: tenants, their keys and settings, the audit log, schemas and dead letters. Small transactional
  * writes; safe to use from several processes at once (the CLI creates tenants while the
  * server runs).
  */
@@ -24,23 +25,58 @@ export interface Catalog {
   /** Revokes a key by its id (the part before the secret). */
   revokeKey(keyId: string): Promise<boolean>;
 
-  /** Records dead letters; recording the same (tenant, idempotency key) again updates it. */
-  deadLetter(entries: readonly DeadLetter[]): Promise<void>;
+  /** Issues a new key of `scope` for a tenant; `team` labels a schema key with the team whose schemas it may publish. */
+  createKey(tenant: string, scope: KeyScope, team?: string): Promise<string>;
 
-  /** Dead letters per tenant and minute of their receipt by ingest, for minutes in [from, to). */
-  deadLetteredByMinute(from: number, to: number): Promise<MinuteCount[]>;
+  /** The tenant's settings (defaults for a tenant that never changed them). */
+  settings(tenant: string): Promise<TenantSettings>;
 
-  /** How many dead letters a tenant has, per reason. */
-  deadLetterCounts(tenant: string): Promise<Record<string, number>>;
+  /** Changes some of a tenant's settings and records the change in the audit log. */
+  updateSettings(tenant: string, patch: Partial<TenantSettings>, actor: string): Promise<TenantSettings>;
 
-  /** Dead letters of a tenant, newest first. */
-  listDeadLetters(tenant: string, limit: number): Promise<DeadLetterRow[]>;
+  /**
+   * A number that changes whenever a schema is published or a tenant's settings change; cheap
+   * to read, so that every process can notice and drop what it cached.
+   */
+  epoch(): Promise<number>;
+
+  /** Appends to the audit log. */
+  audit(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<void>;
+
+  /** A tenant's audit log, newest first. */
+  auditLog(tenant: string, limit: number, subject?: string): Promise<AuditEntry[]>;
+
+  readonly deadLetters: DeadLetterStore;
+  readonly schemas: SchemaStore;
 
   close(): Promise<void>;
 }
 
-/** write: send events; read: query; admin: operate the tenant (status, and later schemas, dead letters). */
-export type KeyScope = 'write' | 'read' | 'admin';
+/**
+ * write: send events; read: query; admin: operate the tenant (status, schemas, dead letters,
+ * backfills); schema: publish the schemas its team owns.
+ */
+export type KeyScope = 'write' | 'read' | 'admin' | 'schema';
+
+/** What ingest does with an event whose type has no schema. */
+export type UnknownTypes = 'accept' | 'dead-letter' | 'reject';
+
+export interface TenantSettings {
+  unknownTypes: UnknownTypes;
+  /** Set while the dead-letter breaker holds the tenant's events; null when it flows. */
+  paused: { since: number; reason: string } | null;
+}
+
+export interface AuditEntry {
+  id: number;
+  tenant: string;
+  at: number;
+  /** Key id, or "cli" for the command line on the server's machine. */
+  actor: string;
+  action: string;
+  subject: string;
+  detail: unknown;
+}
 
 export interface Tenant {
   name: string;
@@ -58,19 +94,8 @@ export interface KeyGrant {
   tenant: string;
   scope: KeyScope;
   keyId: string;
+  /** The team of a schema key. */
+  team?: string;
 }
 
-export interface DeadLetterRow {
-  tenant: string;
-  type: string;
-  idempotencyKey: string;
-  reason: string;
-  message: string;
-  attempts: number;
-  partition: number;
-  offset: number;
-  firstSeen: number;
-  lastSeen: number;
-  origin: string;
-  payload: string;
-}
+export type { DeadLetterRow } from './dead-letters.js';

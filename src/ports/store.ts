@@ -35,6 +35,9 @@ export interface Store {
   /** Raw events stored for a tenant and how many distinct idempotency keys they carry (equal unless something was doubled). */
   rawStats(tenant: string): Promise<{ events: number; distinctKeys: number }>;
 
+  /** The `properties` (JSON text) of the newest stored events of a tenant and type, newest first: a sample of recent traffic. */
+  recent(tenant: string, type: string, limit: number): Promise<string[]>;
+
   /** Stored events per tenant and minute of their receipt by ingest, for minutes in [from, to). */
   storedByMinute(from: number, to: number): Promise<MinuteCount[]>;
 

@@ -15,6 +15,8 @@ export interface StoreReader {
    */
   counts(q: CountQuery): Promise<{ rows: CountRow[]; applied: Map<number, number> }>;
   health(): Promise<{ ok: boolean; detail?: string }>;
+  /** See Store.recent. */
+  recent(tenant: string, type: string, limit: number): Promise<string[]>;
   /** The latest conservation check (in `sluice up`, the one the store thread runs periodically). */
   conservation(): Promise<ConservationReply>;
 }
@@ -27,6 +29,7 @@ export function directReader(store: Store, deps: { log: Log; catalog: Catalog; c
       return { rows: await store.counts(q), applied };
     },
     health: () => store.health(),
+    recent: (tenant, type, limit) => store.recent(tenant, type, limit),
     async conservation() {
       const now = Date.now();
       return toReply(await checkConservation({ store, ...deps }, now, deps.conservationWindowMs), now);

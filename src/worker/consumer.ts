@@ -6,6 +6,7 @@ import type { DeadLetter, DeadLetterReason, LogRecord } from '../core/types.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Lease, Log } from '../ports/log.js';
 import type { CommitBatch, CommitResult, Store } from '../ports/store.js';
+import type { Sorted, Triage } from './triage.js';
 
 /**
  * A consumer: one member of a consumer group. It holds leases on its fair share of the
@@ -35,12 +36,14 @@ export interface ConsumerOptions {
   onEvent?: (e: ConsumerEvent) => void;
   /** Traces each batch (linked to its records' ingest spans) and its store commits. */
   tracer?: Tracer;
+  /** Sorts each batch into dead, held and live (enriched) records; without it, only poison is dead-lettered. */
+  triage?: Triage;
 }
 
 export type ConsumerEvent =
   | { kind: 'lease'; partition: number; held: boolean }
   | { kind: 'committed'; records: number; stored: number; skipped: number; storedByTenant: Map<string, number>; seconds: number }
-  | { kind: 'dead-lettered'; tenant: string; reason: DeadLetterReason }
+  | { kind: 'dead-lettered'; tenant: string; reason: DeadLetterReason; held: boolean }
   | { kind: 'busy'; seconds: number }
   | { kind: 'retry'; error: string; delayMs: number; traceId?: string };
 
@@ -201,16 +204,12 @@ export class Consumer {
   }
 
   private async process(batch: { lease: Lease; records: LogRecord[] }[]): Promise<void> {
-    const dead: DeadLetter[] = [];
-    const live: LogRecord[] = [];
-    for (const { records } of batch) {
-      for (const r of records) {
-        if (r.attempt >= this.opts.maxAttempts) {
-          dead.push({ record: r, reason: 'poison', message: `delivered ${r.attempt} times without completing; the consumer crashed or timed out on it each time` });
-        } else live.push(r);
-      }
-    }
+    const all = batch.flatMap(({ records }) => records);
+    const { live, dead, held } = this.opts.triage
+      ? await this.opts.triage.sort(all, this.abort.signal, (fn) => this.retrying(fn))
+      : sortPoison(all, this.opts.maxAttempts);
     if (dead.length > 0) await this.deadLetter(dead);
+    if (held.length > 0) await this.deadLetter(held, 'held');
     let parts = batch.map(({ lease, records }) => ({ lease, upTo: records[records.length - 1]!.offset }));
     let records = live;
     for (;;) {
@@ -254,6 +253,7 @@ export class Consumer {
       } catch (e: unknown) {
         if (!isNonRetryable(e)) throw e;
         await this.deadLetter([{ record: r, reason: 'invalid_row', message: coerceError(e).message || firstError }]);
+        await this.opts.triage?.outcome(r.tenant, 0, 1);
         await this.commit({ records: [], partitions: part });
       }
     }
@@ -284,9 +284,9 @@ export class Consumer {
     return result;
   }
 
-  private async deadLetter(entries: DeadLetter[]): Promise<void> {
-    await this.retrying(() => this.catalog.deadLetter(entries));
-    for (const { record, reason } of entries) this.opts.onEvent?.({ kind: 'dead-lettered', tenant: record.tenant, reason });
+  private async deadLetter(entries: DeadLetter[], status: 'open' | 'held' = 'open'): Promise<void> {
+    await this.retrying(() => this.catalog.deadLetters.record(entries, status));
+    for (const { record, reason } of entries) this.opts.onEvent?.({ kind: 'dead-lettered', tenant: record.tenant, reason, held: status === 'held' });
   }
 
   /** Retries transient failures with backoff and jitter until they pass or the consumer stops. */
@@ -302,6 +302,17 @@ export class Consumer {
       }
     }
   }
+}
+
+/** Without a triage stage (tests of the loop itself): only poison records are dead-lettered. */
+function sortPoison(records: LogRecord[], maxAttempts: number): Sorted {
+  const dead: DeadLetter[] = [];
+  const live: LogRecord[] = [];
+  for (const r of records) {
+    if (r.attempt >= maxAttempts) dead.push({ record: r, reason: 'poison', message: `delivered ${r.attempt} times without completing; the consumer crashed or timed out on it each time` });
+    else live.push(r);
+  }
+  return { live, dead, held: [] };
 }
 
 function hashOwner(owner: string): number {

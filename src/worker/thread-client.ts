@@ -109,6 +109,10 @@ export class StoreThread implements StoreReader {
     return { rows: r.rows, applied: new Map(r.applied) };
   }
 
+  recent(tenant: string, type: string, limit: number): Promise<string[]> {
+    return this.call<string[]>({ op: 'recent', id: this.nextId++, tenant, type, limit });
+  }
+
   /** The store thread's metrics, to merge into /metrics. */
   metrics(): Promise<MetricsJson> {
     return this.call<MetricsJson>({ op: 'metrics', id: this.nextId++ });

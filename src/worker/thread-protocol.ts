@@ -8,6 +8,7 @@ export type ToStoreThread =
   | { op: 'notify' }
   | { op: 'counts'; id: number; query: CountQuery }
   | { op: 'health'; id: number }
+  | { op: 'recent'; id: number; tenant: string; type: string; limit: number }
   | { op: 'metrics'; id: number }
   | { op: 'conservation'; id: number }
   | { op: 'tenants'; tenants: string[] }

@@ -84,6 +84,16 @@ port.on('message', (m: ToStoreThread) => {
         }
       })();
       return;
+    case 'recent':
+      void (async () => {
+        try {
+          await workersReady;
+          send({ op: 'reply', id: m.id, ok: true, value: await store.recent(m.tenant, m.type, m.limit) });
+        } catch (e: unknown) {
+          send({ op: 'reply', id: m.id, ok: false, code: 'SLUICE_ERR_STORE_UNAVAILABLE', message: coerceError(e).message });
+        }
+      })();
+      return;
     case 'metrics':
       void registry.getMetricsAsJSON().then((value) => send({ op: 'reply', id: m.id, ok: true, value }));
       return;

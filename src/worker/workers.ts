@@ -9,7 +9,11 @@ import type { StoreMetrics } from '../obs/metrics.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';
+import { SchemaRegistry } from '../schema/registry.js';
+import { DeadLetterBreaker } from './breaker.js';
 import { Consumer } from './consumer.js';
+import { loadEnrichers } from './enrich.js';
+import { Triage } from './triage.js';
 
 export const WORKER_GROUP = 'workers';
 
@@ -43,6 +47,14 @@ export async function startWorkers(
     }
   }
   const w = config.worker;
+  const triage = new Triage({
+    catalog,
+    registry: new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs }),
+    enrich: { anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent, plugins: await loadEnrichers(config.enrich.plugins) },
+    breaker: config.breaker.enabled ? new DeadLetterBreaker(config.breaker) : null,
+    maxAttempts: w.maxAttempts,
+    onPause: (tenant, reason) => logger?.error({ tenant, reason }, 'dead-letter breaker open: tenant paused; its events are held until `sluice tenant resume`'),
+  });
   const base = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const consumers: Consumer[] = [];
   let lastRetryLog = 0;
@@ -59,6 +71,7 @@ export async function startWorkers(
         leaseTtlMs: w.leaseTtlMs,
         pollMs: w.pollMs,
         tracer: deps.tracer,
+        triage,
         onEvent: (e) => {
           switch (e.kind) {
             case 'lease':

@@ -81,5 +81,5 @@ it('pipeline.counts-100k-events-with-10pct-repeated-keys-exactly', async () => {
   expect(signups).toBe(Math.ceil(distinct / 3));
   expect(signups + checkouts).toBe(distinct);
   expect(await pipeline.store.rawStats('acme')).toEqual({ events: distinct, distinctKeys: distinct });
-  expect(await pipeline.catalog.listDeadLetters('acme', 10)).toEqual([]);
+  expect(await pipeline.catalog.deadLetters.list('acme', {}, 10)).toEqual({ entries: [], cursor: null });
 });

@@ -64,7 +64,7 @@ describe('worker failures', () => {
     // A healthy consumer takes over: the poison record comes to it alone, at its limit.
     consumer(log, store, catalog, options('healthy', 1));
     await until(async () => (await store.appliedOffsets()).get(0) === 1000);
-    const dead = await catalog.listDeadLetters('t1', 10);
+    const dead = (await catalog.deadLetters.list('t1', {}, 10)).entries;
     console.log('poison figures', { crashes, stored: (await store.rawStats('t1')).events, deadLettered: dead.length });
     expect(dead).toHaveLength(1);
     expect(dead[0]).toMatchObject({ idempotencyKey: poison, reason: 'poison', attempts: 5, origin: 'live' });
@@ -93,7 +93,7 @@ describe('worker failures', () => {
     await until(() => Date.now() > downUntil);
     await until(async () => (await store.rawStats('t1')).events === 5000, 30_000, 50);
     expect(refused).toBeGreaterThan(0);
-    expect(await catalog.listDeadLetters('t1', 10)).toEqual([]);
+    expect(await catalog.deadLetters.list('t1', {}, 10)).toEqual({ entries: [], cursor: null });
     expect(await store.rawStats('t1')).toEqual({ events: 5000, distinctKeys: 5000 });
     expect(c.heldPartitions()).toEqual([0, 1, 2, 3]);
     downUntil = 0;

@@ -185,6 +185,13 @@ export class DuckdbStore implements Store {
     return { events: Number(events), distinctKeys: Number(distinctKeys) };
   }
 
+  async recent(tenant: string, type: string, limit: number): Promise<string[]> {
+    const r = await this.withTimeout((c) =>
+      c.runAndReadAll('SELECT properties FROM events WHERE tenant = ? AND type = ? ORDER BY received_at DESC LIMIT ?', [tenant, type, Math.max(1, Math.min(limit, 10_000))]),
+    );
+    return r.getRows().map(([p]) => String(p));
+  }
+
   /** Runs a read with the query timeout; an expired query is interrupted, not left running. */
   private async withTimeout<T>(fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const c = this.reader;

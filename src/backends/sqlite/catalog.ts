@@ -1,16 +1,20 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SluiceError } from '../../core/errors.js';
-import type { DeadLetter, MinuteCount } from '../../core/types.js';
-import type { Catalog, DeadLetterRow, KeyGrant, KeyScope, NewTenant, Tenant } from '../../ports/catalog.js';
+import type { AuditEntry, Catalog, KeyGrant, KeyScope, NewTenant, Tenant, TenantSettings } from '../../ports/catalog.js';
 import { immediate, openDatabase, type SqliteDatabase } from './database.js';
+import { SqliteDeadLetters } from './dead-letters.js';
+import { SqliteSchemas } from './schemas.js';
 
 /**
- * API keys look like `sluice_w_<id>_<secret>`: the scope letter (w = write, r = read), a
+ * API keys look like `sluice_w_<id>_<secret>`: the scope letter (w = write, r = read,
+ * a = admin, s = schema), a
  * public id used to find the key, and a 256-bit secret. Only SHA-256(secret) is stored; a
  * fast hash is right for random secrets of this length (there is nothing to brute-force).
  */
-const KEY_PATTERN = /^sluice_([wra])_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
-const SCOPE_LETTER: Record<KeyScope, string> = { write: 'w', read: 'r', admin: 'a' };
+const KEY_PATTERN = /^sluice_([wras])_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+const SCOPE_LETTER: Record<KeyScope, string> = { write: 'w', read: 'r', admin: 'a', schema: 's' };
+const TEAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const DEFAULT_SETTINGS: TenantSettings = { unknownTypes: 'accept', paused: null };
 const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** Revocations reach a running server within this long. */
 const KEY_CACHE_MS = 5_000;
@@ -18,6 +22,7 @@ const KEY_CACHE_MS = 5_000;
 interface CachedKey {
   tenant: string;
   scope: KeyScope;
+  team: string | null;
   hash: Buffer;
   revoked: boolean;
   at: number;
@@ -32,10 +37,14 @@ export class SqliteCatalog implements Catalog {
   private readonly db: SqliteDatabase;
   private readonly ownsDb: boolean;
   private readonly cache = new Map<string, CachedKey | null>();
+  readonly deadLetters: SqliteDeadLetters;
+  readonly schemas: SqliteSchemas;
 
   constructor(fileOrDb: string | SqliteDatabase) {
     this.ownsDb = typeof fileOrDb === 'string';
     this.db = typeof fileOrDb === 'string' ? openDatabase(fileOrDb) : fileOrDb;
+    this.deadLetters = new SqliteDeadLetters(this.db);
+    this.schemas = new SqliteSchemas(this.db);
   }
 
   async createTenant(name: string): Promise<NewTenant> {
@@ -60,13 +69,71 @@ export class SqliteCatalog implements Catalog {
     });
   }
 
-  private insertKey(tenant: string, scope: KeyScope, now: number): string {
+  private insertKey(tenant: string, scope: KeyScope, now: number, team: string | null = null): string {
     const id = randomBytes(8).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     this.db
-      .prepare('INSERT INTO api_keys (id, tenant, scope, hash, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(id, tenant, scope, hashSecret(secret).toString('hex'), now);
+      .prepare('INSERT INTO api_keys (id, tenant, scope, hash, created_at, team) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(id, tenant, scope, hashSecret(secret).toString('hex'), now, team);
     return `sluice_${SCOPE_LETTER[scope]}_${id}_${secret}`;
+  }
+
+  async createKey(tenant: string, scope: KeyScope, team?: string): Promise<string> {
+    if (scope === 'schema' && (!team || !TEAM_NAME.test(team))) {
+      throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'a schema key needs a team: 1-63 letters, digits, ".", "-" or "_"', { field: 'team' });
+    }
+    if (scope !== 'schema' && team !== undefined) {
+      throw new SluiceError('SLUICE_ERR_INVALID_BODY', `only schema keys have a team, not ${scope} keys`, { field: 'team' });
+    }
+    if (!(await this.getTenant(tenant))) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no tenant "${tenant}"`, { field: 'tenant' });
+    const now = Date.now();
+    return immediate(this.db, () => {
+      const key = this.insertKey(tenant, scope, now, team ?? null);
+      this.insertAudit({ tenant, actor: 'cli', action: 'key.create', subject: key.slice(0, 26), detail: { scope, team: team ?? null } }, now);
+      return key;
+    });
+  }
+
+  async settings(tenant: string): Promise<TenantSettings> {
+    const row = this.db.prepare('SELECT settings FROM tenants WHERE name = ?').get(tenant) as { settings: string } | undefined;
+    if (!row) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no tenant "${tenant}"`, { field: 'tenant' });
+    return { ...DEFAULT_SETTINGS, ...(JSON.parse(row.settings) as Partial<TenantSettings>) };
+  }
+
+  async updateSettings(tenant: string, patch: Partial<TenantSettings>, actor: string): Promise<TenantSettings> {
+    const now = Date.now();
+    return immediate(this.db, () => {
+      const row = this.db.prepare('SELECT settings FROM tenants WHERE name = ?').get(tenant) as { settings: string } | undefined;
+      if (!row) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no tenant "${tenant}"`, { field: 'tenant' });
+      const before = { ...DEFAULT_SETTINGS, ...(JSON.parse(row.settings) as Partial<TenantSettings>) };
+      const after = { ...before, ...patch };
+      this.db.prepare('UPDATE tenants SET settings = ? WHERE name = ?').run(JSON.stringify(after), tenant);
+      this.db.prepare(`UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k = 'schema_epoch'`).run();
+      this.insertAudit({ tenant, actor, action: 'tenant.settings', subject: tenant, detail: { before, after } }, now);
+      return after;
+    });
+  }
+
+  async epoch(): Promise<number> {
+    return Number(this.db.prepare(`SELECT v FROM meta WHERE k = 'schema_epoch'`).pluck().get() ?? 0);
+  }
+
+  async audit(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<void> {
+    this.insertAudit(entry, Date.now());
+  }
+
+  private insertAudit(e: Omit<AuditEntry, 'id' | 'at'>, at: number): void {
+    this.db.prepare('INSERT INTO audit (tenant, at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)').run(e.tenant, at, e.actor, e.action, e.subject, JSON.stringify(e.detail ?? null));
+  }
+
+  async auditLog(tenant: string, limit: number, subject?: string): Promise<AuditEntry[]> {
+    const n = Math.max(1, Math.min(limit, 1000));
+    const rows = (
+      subject === undefined
+        ? this.db.prepare('SELECT * FROM audit WHERE tenant = ? ORDER BY id DESC LIMIT ?').all(tenant, n)
+        : this.db.prepare('SELECT * FROM audit WHERE tenant = ? AND subject = ? ORDER BY id DESC LIMIT ?').all(tenant, subject, n)
+    ) as { id: number; tenant: string; at: number; actor: string; action: string; subject: string; detail: string }[];
+    return rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }));
   }
 
   async getTenant(name: string): Promise<Tenant | null> {
@@ -87,20 +154,21 @@ export class SqliteCatalog implements Catalog {
     const [, letter, id, secret] = m as unknown as [string, string, string, string];
     const key = this.lookup(id);
     if (!key || key.revoked || SCOPE_LETTER[key.scope] !== letter) return null;
-    return timingSafeEqual(hashSecret(secret), key.hash) ? { tenant: key.tenant, scope: key.scope, keyId: id } : null;
+    if (!timingSafeEqual(hashSecret(secret), key.hash)) return null;
+    return key.team === null ? { tenant: key.tenant, scope: key.scope, keyId: id } : { tenant: key.tenant, scope: key.scope, keyId: id, team: key.team };
   }
 
   private lookup(id: string): CachedKey | null {
     const now = Date.now();
     const hit = this.cache.get(id);
     if (hit && now - hit.at < KEY_CACHE_MS) return hit;
-    const row = this.db.prepare('SELECT tenant, scope, hash, revoked_at FROM api_keys WHERE id = ?').get(id) as
-      | { tenant: string; scope: KeyScope; hash: string; revoked_at: number | null }
+    const row = this.db.prepare('SELECT tenant, scope, hash, revoked_at, team FROM api_keys WHERE id = ?').get(id) as
+      | { tenant: string; scope: KeyScope; hash: string; revoked_at: number | null; team: string | null }
       | undefined;
     // Unknown ids are not cached: a key created a moment ago by the CLI must work at once.
     if (!row) return null;
     if (this.cache.size > 10_000) this.cache.clear();
-    const key = { tenant: row.tenant, scope: row.scope, hash: Buffer.from(row.hash, 'hex'), revoked: row.revoked_at !== null, at: now };
+    const key = { tenant: row.tenant, scope: row.scope, team: row.team, hash: Buffer.from(row.hash, 'hex'), revoked: row.revoked_at !== null, at: now };
     this.cache.set(id, key);
     return key;
   }
@@ -109,65 +177,6 @@ export class SqliteCatalog implements Catalog {
     const changed = this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(Date.now(), keyId).changes;
     this.cache.delete(keyId);
     return changed === 1;
-  }
-
-  async deadLetter(entries: readonly DeadLetter[]): Promise<void> {
-    if (entries.length === 0) return;
-    const now = Date.now();
-    const upsert = this.db.prepare(
-      `INSERT INTO dead_letters (tenant, idem, type, reason, message, attempts, p, o, first_seen, last_seen, origin, payload, received_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (tenant, idem) DO UPDATE SET
-         reason = excluded.reason, message = excluded.message, attempts = max(attempts, excluded.attempts),
-         p = excluded.p, o = excluded.o, last_seen = excluded.last_seen`,
-    );
-    immediate(this.db, () => {
-      for (const { record: r, reason, message } of entries) {
-        const payload = JSON.stringify({
-          type: r.type,
-          key: r.key,
-          ts: new Date(r.ts).toISOString(),
-          idempotency_key: r.idempotencyKey,
-          properties: JSON.parse(r.properties) as unknown,
-          context: JSON.parse(r.context) as unknown,
-        });
-        upsert.run(r.tenant, r.idempotencyKey, r.type, reason, message, r.attempt, r.partition, r.offset, now, now, r.origin, payload, r.receivedAt);
-      }
-    });
-  }
-
-  async deadLetteredByMinute(from: number, to: number): Promise<MinuteCount[]> {
-    return this.db
-      .prepare(
-        `SELECT tenant, received_at - (received_at % 60000) AS minute, count(*) AS n FROM dead_letters
-         WHERE received_at >= ? AND received_at < ? GROUP BY 1, 2`,
-      )
-      .all(from, to) as MinuteCount[];
-  }
-
-  async deadLetterCounts(tenant: string): Promise<Record<string, number>> {
-    const rows = this.db.prepare('SELECT reason, count(*) AS n FROM dead_letters WHERE tenant = ? GROUP BY reason').all(tenant) as { reason: string; n: number }[];
-    return Object.fromEntries(rows.map((r) => [r.reason, r.n]));
-  }
-
-  async listDeadLetters(tenant: string, limit: number): Promise<DeadLetterRow[]> {
-    const rows = this.db
-      .prepare('SELECT * FROM dead_letters WHERE tenant = ? ORDER BY last_seen DESC LIMIT ?')
-      .all(tenant, Math.max(1, Math.min(limit, 1000))) as Record<string, unknown>[];
-    return rows.map((r) => ({
-      tenant: r.tenant as string,
-      type: r.type as string,
-      idempotencyKey: r.idem as string,
-      reason: r.reason as string,
-      message: r.message as string,
-      attempts: r.attempts as number,
-      partition: r.p as number,
-      offset: r.o as number,
-      firstSeen: r.first_seen as number,
-      lastSeen: r.last_seen as number,
-      origin: r.origin as string,
-      payload: r.payload as string,
-    }));
   }
 
   async close(): Promise<void> {

@@ -75,6 +75,33 @@ const MIGRATIONS: string[] = [
   `
   ALTER TABLE records ADD COLUMN trace TEXT;
   `,
+  // Schemas and their audit log; tenant settings; schema keys with a team; dead letters
+  // with a state, a replay generation and an error signature; records that ingest already
+  // judged (fault) or that replay brought back (generation).
+  `
+  ALTER TABLE records ADD COLUMN fault TEXT;
+  ALTER TABLE records ADD COLUMN gen INTEGER;
+  CREATE TABLE schemas (
+    tenant TEXT NOT NULL, type TEXT NOT NULL, version INTEGER NOT NULL, owner TEXT NOT NULL, body TEXT NOT NULL,
+    created_at INTEGER NOT NULL, created_by TEXT NOT NULL, forced_reason TEXT,
+    PRIMARY KEY (tenant, type, version)
+  ) WITHOUT ROWID;
+  CREATE TABLE audit (
+    id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, at INTEGER NOT NULL, actor TEXT NOT NULL,
+    action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL
+  );
+  CREATE INDEX audit_by_tenant ON audit (tenant, id);
+  ALTER TABLE tenants ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+  ALTER TABLE api_keys ADD COLUMN team TEXT;
+  ALTER TABLE dead_letters ADD COLUMN status TEXT NOT NULL DEFAULT 'open';
+  ALTER TABLE dead_letters ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE dead_letters ADD COLUMN signature TEXT NOT NULL DEFAULT '';
+  ALTER TABLE dead_letters ADD COLUMN path TEXT NOT NULL DEFAULT '';
+  ALTER TABLE dead_letters ADD COLUMN schema_version INTEGER;
+  CREATE INDEX dead_letters_by_time ON dead_letters (tenant, last_seen);
+  CREATE INDEX dead_letters_by_signature ON dead_letters (tenant, signature);
+  INSERT OR IGNORE INTO meta (k, v) VALUES ('schema_epoch', '0');
+  `,
 ];
 
 export interface OpenOptions {

@@ -4,6 +4,7 @@ import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
 import type { Lease, Log, LogCapabilities, PartitionPosition } from '../../ports/log.js';
 import { immediate, openDatabase, type Fsync, type SqliteDatabase } from './database.js';
+import { replayDedupeKey } from '../../core/hash.js';
 import { OFFSET_SPAN, packTraceparent, recordId, toRecord, type RecordRow } from './records.js';
 
 export interface SqliteLogOptions {
@@ -101,8 +102,8 @@ export class SqliteLog implements Log {
       head: db.prepare('SELECT head FROM heads WHERE p = ?').pluck(),
       setHead: db.prepare('UPDATE heads SET head = ? WHERE p = ?'),
       insert: db.prepare(
-        `INSERT INTO records (id, tenant, type, key, idem, ts, received_at, origin, properties, context, trace)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO records (id, tenant, type, key, idem, ts, received_at, origin, properties, context, trace, fault, gen)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       join: db.prepare(
         `INSERT INTO members (grp, owner, expires_at) VALUES (?, ?, ?)
@@ -128,7 +129,7 @@ export class SqliteLog implements Log {
       ),
       clearDelivery: db.prepare('DELETE FROM deliveries WHERE grp = ? AND p = ? AND to_o <= ?'),
       range: db.prepare(
-        `SELECT id >> 40 AS p, id & ${OFFSET_SPAN - 1} AS o, tenant, type, key, idem, ts, received_at, origin, properties, context, trace
+        `SELECT id >> 40 AS p, id & ${OFFSET_SPAN - 1} AS o, tenant, type, key, idem, ts, received_at, origin, properties, context, trace, fault, gen
          FROM records WHERE id BETWEEN ? AND ? ORDER BY id`,
       ),
       receivedAt: db.prepare('SELECT received_at FROM records WHERE id = ?'),
@@ -205,7 +206,8 @@ export class SqliteLog implements Log {
       let duplicates = 0;
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i]!;
-        if ((prev && prev.get(e.tenant, e.idempotencyKey)) || ledgerInsert.run(e.tenant, e.idempotencyKey).changes === 0) {
+        const dedupeKey = e.replay === undefined ? e.idempotencyKey : replayDedupeKey(e.idempotencyKey, e.replay);
+        if ((prev && prev.get(e.tenant, dedupeKey)) || ledgerInsert.run(e.tenant, dedupeKey).changes === 0) {
           outcomes[i] = { status: 'duplicate' };
           duplicates++;
           continue;
@@ -222,7 +224,8 @@ export class SqliteLog implements Log {
           const size = e.properties.length + e.context.length + e.type.length + e.key.length + e.idempotencyKey.length + 48;
           this.recordBytes = this.recordBytes === 0 ? size : this.recordBytes + 0.05 * (size - this.recordBytes);
         }
-        insert.run(recordId(e.partition, offset), e.tenant, e.type, e.key, e.idempotencyKey, e.ts, e.receivedAt, e.origin, e.properties, e.context, traceBlob);
+        insert.run(recordId(e.partition, offset), e.tenant, e.type, e.key, e.idempotencyKey, e.ts, e.receivedAt, e.origin, e.properties, e.context, traceBlob,
+          e.fault ? JSON.stringify(e.fault) : null, e.replay ?? null);
         outcomes[i] = { status: 'appended', partition: e.partition, offset };
       }
       if (receipt) {

@@ -1,4 +1,4 @@
-import type { LogRecord, Origin } from '../../core/types.js';
+import type { Fault, LogRecord, Origin } from '../../core/types.js';
 
 /** How log records sit in SQLite rows: their key, their columns, their traceparent. */
 
@@ -22,6 +22,8 @@ export interface RecordRow {
   properties: string;
   context: string;
   trace: Buffer | null;
+  fault: string | null;
+  gen: number | null;
 }
 
 /**
@@ -60,6 +62,8 @@ export function toRecord(r: RecordRow, attempt: number): LogRecord {
     properties: r.properties,
     context: r.context,
     ...(r.trace === null ? {} : { trace: unpackTraceparent(r.trace) }),
+    ...(r.fault === null ? {} : { fault: JSON.parse(r.fault) as Fault }),
+    ...(r.gen === null ? {} : { replay: r.gen }),
     attempt,
   };
 }

@@ -1,0 +1,207 @@
+import { errorSignature, foldPath, messageTemplate } from '../../core/signature.js';
+import { SluiceError } from '../../core/errors.js';
+import type { DeadLetter, DeadLetterReason, MinuteCount } from '../../core/types.js';
+import type {
+  DeadLetterFilter,
+  DeadLetterGroup,
+  DeadLetterPage,
+  DeadLetterRow,
+  DeadLetterStatus,
+  DeadLetterStore,
+} from '../../ports/dead-letters.js';
+import { immediate, type SqliteDatabase } from './database.js';
+
+const ACTIVE: readonly DeadLetterStatus[] = ['open', 'held'];
+
+/** The event as the producer sent it, rebuilt from the record (its ts is the corrected event time). */
+function payloadOf(d: DeadLetter): string {
+  const r = d.record;
+  return JSON.stringify({
+    type: r.type,
+    key: r.key,
+    ts: new Date(r.ts).toISOString(),
+    idempotency_key: r.idempotencyKey,
+    properties: JSON.parse(r.properties) as unknown,
+    context: JSON.parse(r.context) as unknown,
+  });
+}
+
+function toRow(r: Record<string, unknown>): DeadLetterRow {
+  return {
+    tenant: r.tenant as string,
+    type: r.type as string,
+    idempotencyKey: r.idem as string,
+    reason: r.reason as string,
+    message: r.message as string,
+    path: r.path as string,
+    schemaVersion: (r.schema_version as number | null) ?? null,
+    signature: r.signature as string,
+    status: r.status as DeadLetterStatus,
+    attempts: r.attempts as number,
+    replays: r.replays as number,
+    partition: r.p as number,
+    offset: r.o as number,
+    receivedAt: r.received_at as number,
+    firstSeen: r.first_seen as number,
+    lastSeen: r.last_seen as number,
+    origin: r.origin as string,
+    payload: r.payload as string,
+  };
+}
+
+/** A WHERE clause for a filter; values are always bound, never spliced. */
+function where(tenant: string, f: DeadLetterFilter): { sql: string; args: unknown[] } {
+  const parts = ['tenant = ?'];
+  const args: unknown[] = [tenant];
+  const status = f.status ?? ACTIVE;
+  parts.push(`status IN (${status.map(() => '?').join(', ')})`);
+  args.push(...status);
+  if (f.ids && f.ids.length > 0) {
+    parts.push(`idem IN (${f.ids.map(() => '?').join(', ')})`);
+    args.push(...f.ids);
+  }
+  if (f.type !== undefined) parts.push('type = ?'), args.push(f.type);
+  if (f.reason !== undefined) parts.push('reason = ?'), args.push(f.reason);
+  if (f.signature !== undefined) parts.push('signature = ?'), args.push(f.signature);
+  if (f.from !== undefined) parts.push('last_seen >= ?'), args.push(f.from);
+  if (f.to !== undefined) parts.push('last_seen < ?'), args.push(f.to);
+  return { sql: parts.join(' AND '), args };
+}
+
+function encodeCursor(row: DeadLetterRow): string {
+  return Buffer.from(JSON.stringify([row.lastSeen, row.idempotencyKey])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [number, string] {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'string') return [v[0], v[1]];
+  } catch {
+    // Falls through to the error.
+  }
+  throw new SluiceError('SLUICE_ERR_INVALID_QUERY', 'the cursor is not one this server gave out; start again without it', { field: 'cursor' });
+}
+
+/** Dead letters in the embedded catalog's SQLite file. */
+export class SqliteDeadLetters implements DeadLetterStore {
+  private readonly upsert;
+
+  constructor(private readonly db: SqliteDatabase) {
+    // A failure of an older replay generation than the entry's is a stale redelivery: ignored.
+    this.upsert = db.prepare(
+      `INSERT INTO dead_letters (tenant, idem, type, reason, message, attempts, p, o, first_seen, last_seen, origin, payload,
+         received_at, status, replays, signature, path, schema_version)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, idem) DO UPDATE SET
+         reason = excluded.reason, message = excluded.message, attempts = max(attempts, excluded.attempts),
+         p = excluded.p, o = excluded.o, last_seen = excluded.last_seen, status = excluded.status,
+         signature = excluded.signature, path = excluded.path, schema_version = excluded.schema_version,
+         origin = excluded.origin
+       WHERE excluded.replays >= dead_letters.replays AND dead_letters.status <> 'discarded'`,
+    );
+  }
+
+  async record(entries: readonly DeadLetter[], status: 'open' | 'held' = 'open'): Promise<void> {
+    if (entries.length === 0) return;
+    const now = Date.now();
+    immediate(this.db, () => {
+      for (const d of entries) {
+        const r = d.record;
+        const path = d.path ?? '';
+        this.upsert.run(
+          r.tenant, r.idempotencyKey, r.type, d.reason, d.message, r.attempt, r.partition, r.offset, now, now, r.origin,
+          payloadOf(d), r.receivedAt, status, r.replay ?? 0, errorSignature(d.reason, path, d.message), path, d.schemaVersion ?? null,
+        );
+      }
+    });
+  }
+
+  async list(tenant: string, filter: DeadLetterFilter, limit: number, cursor?: string | null): Promise<DeadLetterPage> {
+    const w = where(tenant, filter);
+    let sql = `SELECT * FROM dead_letters WHERE ${w.sql}`;
+    if (cursor) {
+      const [lastSeen, idem] = decodeCursor(cursor);
+      sql += ' AND (last_seen < ? OR (last_seen = ? AND idem < ?))';
+      w.args.push(lastSeen, lastSeen, idem);
+    }
+    const n = Math.max(1, Math.min(limit, 1000));
+    const rows = (this.db.prepare(`${sql} ORDER BY last_seen DESC, idem DESC LIMIT ?`).all(...w.args, n + 1) as Record<string, unknown>[]).map(toRow);
+    const more = rows.length > n;
+    if (more) rows.pop();
+    return { entries: rows, cursor: more ? encodeCursor(rows[rows.length - 1]!) : null };
+  }
+
+  async get(tenant: string, idempotencyKey: string): Promise<DeadLetterRow | null> {
+    const row = this.db.prepare('SELECT * FROM dead_letters WHERE tenant = ? AND idem = ?').get(tenant, idempotencyKey) as Record<string, unknown> | undefined;
+    return row ? toRow(row) : null;
+  }
+
+  async groups(tenant: string, filter: DeadLetterFilter, limit: number): Promise<DeadLetterGroup[]> {
+    const w = where(tenant, filter);
+    const groups = this.db
+      .prepare(
+        `SELECT signature, reason, path, count(*) AS n, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+           json_group_array(DISTINCT type) AS types
+         FROM dead_letters WHERE ${w.sql} GROUP BY signature ORDER BY n DESC, signature LIMIT ?`,
+      )
+      .all(...w.args, Math.max(1, Math.min(limit, 500))) as { signature: string; reason: string; path: string; n: number; first_seen: number; last_seen: number; types: string }[];
+    const samples = this.db.prepare(`SELECT * FROM dead_letters WHERE ${w.sql} AND signature = ? ORDER BY last_seen DESC LIMIT 3`);
+    return groups.map((g) => {
+      const rows = (samples.all(...w.args, g.signature) as Record<string, unknown>[]).map(toRow);
+      return {
+        signature: g.signature,
+        reason: g.reason,
+        path: foldPath(g.path),
+        template: rows[0] ? messageTemplate(rows[0].message) : '',
+        count: g.n,
+        firstSeen: g.first_seen,
+        lastSeen: g.last_seen,
+        types: (JSON.parse(g.types) as string[]).sort(),
+        samples: rows,
+      };
+    });
+  }
+
+  async counts(tenant: string): Promise<Record<string, number>> {
+    const rows = this.db
+      .prepare(`SELECT reason, count(*) AS n FROM dead_letters WHERE tenant = ? AND status IN ('open', 'held') GROUP BY reason`)
+      .all(tenant) as { reason: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.reason, r.n]));
+  }
+
+  async byMinute(from: number, to: number): Promise<MinuteCount[]> {
+    return this.db
+      .prepare(
+        `SELECT tenant, received_at - (received_at % 60000) AS minute, count(*) AS n FROM dead_letters
+         WHERE received_at >= ? AND received_at < ? AND status <> 'replayed' GROUP BY 1, 2`,
+      )
+      .all(from, to) as MinuteCount[];
+  }
+
+  async markReplayed(tenant: string, idempotencyKey: string, generation: number): Promise<boolean> {
+    return (
+      this.db
+        .prepare(
+          `UPDATE dead_letters SET status = 'replayed', replays = ?, last_seen = ?
+           WHERE tenant = ? AND idem = ? AND replays = ? AND status IN ('open', 'held')`,
+        )
+        .run(generation, Date.now(), tenant, idempotencyKey, generation - 1).changes === 1
+    );
+  }
+
+  async refail(tenant: string, idempotencyKey: string, f: { reason: DeadLetterReason; message: string; path: string; schemaVersion?: number }): Promise<void> {
+    this.db
+      .prepare(
+        `UPDATE dead_letters SET reason = ?, message = ?, path = ?, schema_version = ?, signature = ?, last_seen = ?, status = 'open'
+         WHERE tenant = ? AND idem = ? AND status IN ('open', 'held')`,
+      )
+      .run(f.reason, f.message, f.path, f.schemaVersion ?? null, errorSignature(f.reason, f.path, f.message), Date.now(), tenant, idempotencyKey);
+  }
+
+  async discard(tenant: string, filter: DeadLetterFilter, limit: number): Promise<number> {
+    const w = where(tenant, { ...filter, status: ACTIVE });
+    return this.db
+      .prepare(`UPDATE dead_letters SET status = 'discarded', last_seen = ? WHERE (tenant, idem) IN (SELECT tenant, idem FROM dead_letters WHERE ${w.sql} LIMIT ?)`)
+      .run(Date.now(), ...w.args, Math.max(1, limit)).changes;
+  }
+}

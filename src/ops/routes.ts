@@ -1,0 +1,188 @@
+import type { FastifyInstance } from 'fastify';
+import { coerceError, SluiceError } from '../core/errors.js';
+import { objectBody, optBool, optInt, optString, optStrings, optTime, type Fields } from '../http/fields.js';
+import { authenticate } from '../ingest/auth.js';
+import type { Logger } from '../obs/logger.js';
+import type { UnknownTypes } from '../ports/catalog.js';
+import type { DeadLetterFilter, DeadLetterRow, DeadLetterStatus } from '../ports/dead-letters.js';
+import { replay, type ReplayDeps } from './replay.js';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const STATUSES: readonly DeadLetterStatus[] = ['open', 'held', 'replayed', 'discarded'];
+const FILTER_FIELDS = ['id', 'type', 'reason', 'group', 'from', 'to', 'status'] as const;
+
+export function wireDeadLetter(r: DeadLetterRow) {
+  let payload: unknown = r.payload;
+  try {
+    payload = JSON.parse(r.payload) as unknown;
+  } catch {
+    // Shown as stored.
+  }
+  return {
+    idempotency_key: r.idempotencyKey,
+    type: r.type,
+    reason: r.reason,
+    message: r.message,
+    path: r.path,
+    schema_version: r.schemaVersion,
+    signature: r.signature,
+    status: r.status,
+    attempts: r.attempts,
+    replays: r.replays,
+    origin: r.origin,
+    partition: r.partition,
+    offset: r.offset,
+    received_at: iso(r.receivedAt),
+    first_seen: iso(r.firstSeen),
+    last_seen: iso(r.lastSeen),
+    payload,
+  };
+}
+
+/** A dead-letter filter from query-string or body fields. */
+function filterOf(f: Fields, now: number): DeadLetterFilter {
+  const status = optStrings(f, 'status', 4);
+  if (status?.some((s) => !STATUSES.includes(s as DeadLetterStatus))) {
+    throw new SluiceError('SLUICE_ERR_INVALID_BODY', `"status" must be among ${STATUSES.join(', ')}`, { field: 'status' });
+  }
+  const filter: DeadLetterFilter = {};
+  const ids = optStrings(f, 'id', 1000);
+  if (ids) filter.ids = ids;
+  const type = optString(f, 'type', 200);
+  if (type !== undefined) filter.type = type;
+  const reason = optString(f, 'reason', 64);
+  if (reason !== undefined) filter.reason = reason;
+  const group = optString(f, 'group', 64);
+  if (group !== undefined) filter.signature = group;
+  const from = optTime(f, 'from', now);
+  if (from !== undefined) filter.from = from;
+  const to = optTime(f, 'to', now);
+  if (to !== undefined) filter.to = to;
+  if (status) filter.status = status as DeadLetterStatus[];
+  return filter;
+}
+
+/**
+ * Dead letters, replay and the tenant's processing state over HTTP (admin key):
+ * GET /v1/dlq, GET /v1/dlq/groups, GET /v1/dlq/:idempotency_key, POST /v1/dlq/replay,
+ * POST /v1/dlq/discard, GET /v1/tenant, PATCH /v1/tenant, POST /v1/tenant/pause|resume.
+ */
+export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { logger?: Logger }): void {
+  const { catalog } = deps;
+  const dlq = catalog.deadLetters;
+
+  app.get<{ Querystring: Fields }>('/v1/dlq', async (request) => {
+    const { tenant } = await authenticate(catalog, request, 'admin');
+    const q = objectBody(request.query, [...FILTER_FIELDS, 'limit', 'cursor']);
+    const page = await dlq.list(tenant, filterOf(q, Date.now()), optInt(q, 'limit', 1, 1000) ?? 100, optString(q, 'cursor', 200));
+    return { entries: page.entries.map(wireDeadLetter), cursor: page.cursor };
+  });
+
+  app.get<{ Querystring: Fields }>('/v1/dlq/groups', async (request) => {
+    const { tenant } = await authenticate(catalog, request, 'admin');
+    const q = objectBody(request.query, [...FILTER_FIELDS, 'limit']);
+    const groups = await dlq.groups(tenant, filterOf(q, Date.now()), optInt(q, 'limit', 1, 500) ?? 50);
+    return {
+      groups: groups.map((g) => ({
+        group: g.signature,
+        reason: g.reason,
+        path: g.path,
+        template: g.template,
+        count: g.count,
+        types: g.types,
+        first_seen: iso(g.firstSeen),
+        last_seen: iso(g.lastSeen),
+        samples: g.samples.map(wireDeadLetter),
+      })),
+    };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/dlq/:id', async (request) => {
+    const { tenant } = await authenticate(catalog, request, 'admin');
+    const row = await dlq.get(tenant, request.params.id);
+    if (!row) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no dead letter with idempotency key "${request.params.id.slice(0, 200)}"`, { field: 'idempotency_key' });
+    return wireDeadLetter(row);
+  });
+
+  app.post('/v1/dlq/replay', async (request) => {
+    const { tenant, keyId } = await authenticate(catalog, request, 'admin');
+    const body = objectBody(await request.jsonBody(), [...FILTER_FIELDS, 'limit', 'cursor', 'rate', 'dry_run']);
+    const filter = filterOf(body, Date.now());
+    const report = await replay(deps, tenant, {
+      filter,
+      limit: optInt(body, 'limit', 1, 10_000) ?? 1_000,
+      cursor: optString(body, 'cursor', 200) ?? null,
+      rate: optInt(body, 'rate', 0, 1_000_000) ?? 0,
+      dryRun: optBool(body, 'dry_run') ?? false,
+    });
+    if (!report.dry_run && report.matched > 0) {
+      await catalog.audit({ tenant, actor: keyId, action: 'dlq.replay', subject: filter.signature ?? filter.type ?? '*', detail: { filter, replayed: report.replayed, failed: report.failed } });
+    }
+    return report;
+  });
+
+  app.post('/v1/dlq/discard', async (request) => {
+    const { tenant, keyId } = await authenticate(catalog, request, 'admin');
+    const body = objectBody(await request.jsonBody(), [...FILTER_FIELDS, 'limit', 'reason_for_discard']);
+    const why = optString(body, 'reason_for_discard', 1000);
+    if (!why) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'say why the entries are discarded ("reason_for_discard"); it is kept in the audit log', { field: 'reason_for_discard' });
+    const filter = filterOf(body, Date.now());
+    if (Object.keys(filter).length === 0) {
+      throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'name what to discard: "id", "group", "type", "reason", "from" or "to"', { field: 'body' });
+    }
+    const discarded = await dlq.discard(tenant, filter, optInt(body, 'limit', 1, 1_000_000) ?? 10_000);
+    await catalog.audit({ tenant, actor: keyId, action: 'dlq.discard', subject: filter.signature ?? filter.type ?? '*', detail: { filter, discarded, reason: why } });
+    return { discarded };
+  });
+
+  app.get('/v1/tenant', async (request) => {
+    const { tenant } = await authenticate(catalog, request, 'admin');
+    return { tenant, settings: await catalog.settings(tenant) };
+  });
+
+  app.patch('/v1/tenant', async (request) => {
+    const { tenant, keyId } = await authenticate(catalog, request, 'admin');
+    const body = objectBody(await request.jsonBody(), ['unknown_types']);
+    const unknownTypes = optString(body, 'unknown_types', 20);
+    if (unknownTypes !== undefined && !['accept', 'dead-letter', 'reject'].includes(unknownTypes)) {
+      throw new SluiceError('SLUICE_ERR_INVALID_BODY', '"unknown_types" must be accept, dead-letter or reject', { field: 'unknown_types' });
+    }
+    const settings = await catalog.updateSettings(tenant, unknownTypes ? { unknownTypes: unknownTypes as UnknownTypes } : {}, keyId);
+    deps.schemas.invalidate();
+    return { tenant, settings };
+  });
+
+  app.post('/v1/tenant/pause', async (request) => {
+    const { tenant, keyId } = await authenticate(catalog, request, 'admin');
+    const body = objectBody((await request.jsonBody().catch(() => ({}))) ?? {}, ['reason']);
+    const reason = optString(body, 'reason', 1000) ?? 'paused by an operator';
+    const settings = await catalog.updateSettings(tenant, { paused: { since: Date.now(), reason } }, keyId);
+    deps.schemas.invalidate();
+    return { tenant, settings };
+  });
+
+  app.post('/v1/tenant/resume', async (request) => {
+    const { tenant, keyId } = await authenticate(catalog, request, 'admin');
+    const settings = await catalog.updateSettings(tenant, { paused: null }, keyId);
+    deps.schemas.invalidate();
+    const held = (await dlq.counts(tenant)).held ?? 0;
+    // The held events go back through the live path, in the background, a page at a time.
+    if (held > 0) void replayHeld(deps, tenant);
+    return { tenant, settings, held };
+  });
+}
+
+async function replayHeld(deps: ReplayDeps & { logger?: Logger }, tenant: string): Promise<void> {
+  let cursor: string | null = null;
+  let replayed = 0;
+  try {
+    do {
+      const r = await replay(deps, tenant, { filter: { status: ['held'] }, limit: 1_000, cursor, rate: 0, dryRun: false });
+      replayed += r.replayed + r.duplicates;
+      cursor = r.cursor;
+    } while (cursor !== null);
+    deps.logger?.info({ tenant, replayed }, 'tenant resumed: held events replayed');
+  } catch (e: unknown) {
+    deps.logger?.error({ tenant, err: coerceError(e).message, replayed }, 'replaying held events failed; run `sluice dlq replay --status held` to finish');
+  }
+}

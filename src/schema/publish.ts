@@ -1,0 +1,129 @@
+import { SluiceError } from '../core/errors.js';
+import type { Catalog, KeyGrant } from '../ports/catalog.js';
+import type { SchemaVersion } from '../ports/schemas.js';
+import { incompatibilities, type Incompatibility } from './compat.js';
+import { diff, type Change } from './diff.js';
+import { compile, newAjv, type SchemaRegistry, type SchemaViolation } from './registry.js';
+
+/**
+ * Publishing a schema version: who may, and what is checked before anything changes.
+ *
+ * 1. The key: an admin key, or a schema key of the team that owns the type (a type without
+ *    a schema yet is owned by the team that publishes it first).
+ * 2. The schema compiles as JSON Schema 2020-12.
+ * 3. Compatibility: the new version accepts everything the previous one accepted
+ *    (see compat.ts), and recent traffic: "N of the last M events of this type would fail".
+ *    Either failing refuses the publish (409) unless it is forced with a reason.
+ * 4. A dry run stops here and reports; otherwise the version is written with its audit
+ *    entry (who, when, the diff), and every validator cache is dropped.
+ */
+
+export const TYPE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$/;
+const TRAFFIC_SAMPLE = 1_000;
+
+export interface PublishRequest {
+  schema: unknown;
+  owner?: string;
+  force?: boolean;
+  reason?: string;
+  dryRun?: boolean;
+  /** The version the publisher last saw (compare-and-set); defaults to the current one. */
+  expectedVersion?: number;
+}
+
+export interface PublishReport {
+  type: string;
+  /** The version published, or the one that would be for a dry run. */
+  version: number;
+  owner: string;
+  published: boolean;
+  dry_run: boolean;
+  compatible: boolean;
+  incompatibilities: Incompatibility[];
+  traffic: { checked: number; failed: number; examples: SchemaViolation[] };
+  diff: Change[];
+  forced_reason: string | null;
+}
+
+export interface PublishDeps {
+  catalog: Catalog;
+  registry: SchemaRegistry;
+  /** A sample of recent traffic; unavailable stores give no sample (the check says so). */
+  recent: (tenant: string, type: string, limit: number) => Promise<string[]>;
+}
+
+function actorOf(grant: KeyGrant): string {
+  return grant.team ? `${grant.keyId} (team ${grant.team})` : grant.keyId;
+}
+
+export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: string, req: PublishRequest): Promise<PublishReport> {
+  if (!TYPE_NAME.test(type)) {
+    throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'the event type must be 1-200 letters, digits, "_", ".", ":", "/" or "-"', { field: 'type' });
+  }
+  const tenant = grant.tenant;
+  const latest = await deps.catalog.schemas.latest(tenant, type);
+  const owner = ownerOf(grant, latest, req.owner);
+  if (req.force && !req.reason?.trim()) {
+    throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'forcing an incompatible schema needs a reason ("reason"), kept in the audit log', { field: 'reason' });
+  }
+  const version = (latest?.version ?? 0) + 1;
+  const compiled = compile(newAjv(), req.schema, version, owner);
+  const schema = req.schema as Record<string, unknown>;
+  const found = latest ? incompatibilities(latest.schema, schema) : [];
+
+  const traffic: PublishReport['traffic'] = { checked: 0, failed: 0, examples: [] };
+  const sample = await deps.recent(tenant, type, TRAFFIC_SAMPLE).catch(() => [] as string[]);
+  for (const text of sample) {
+    traffic.checked++;
+    const v = compiled.check(JSON.parse(text) as unknown);
+    if (v) {
+      traffic.failed++;
+      if (traffic.examples.length < 5) traffic.examples.push(v);
+    }
+  }
+  const report: PublishReport = {
+    type,
+    version,
+    owner,
+    published: false,
+    dry_run: req.dryRun === true,
+    compatible: found.length === 0 && traffic.failed === 0,
+    incompatibilities: found,
+    traffic,
+    diff: diff(latest?.schema ?? {}, schema),
+    forced_reason: req.force ? req.reason!.trim() : null,
+  };
+  if (req.dryRun) return report;
+  if (!report.compatible && !req.force) {
+    const why = found.length > 0 ? `${found.length} incompatible change${found.length > 1 ? 's' : ''} (first: ${found[0]!.path} ${found[0]!.message})` : '';
+    const seen = traffic.failed > 0 ? `${traffic.failed} of the last ${traffic.checked} "${type}" events would fail` : '';
+    throw new SluiceError(
+      'SLUICE_ERR_INCOMPATIBLE_SCHEMA',
+      `version ${version} of "${type}" would reject events that version ${latest?.version ?? 0} accepts: ${[why, seen].filter(Boolean).join('; ')}. ` +
+        'Make the change compatible, or publish with force and a reason',
+      { field: 'schema', details: report },
+    );
+  }
+  const expected = req.expectedVersion ?? latest?.version ?? 0;
+  await deps.catalog.schemas.publish(tenant, type, { schema, owner, actor: actorOf(grant), expectedVersion: expected, forcedReason: report.forced_reason, diff: report.diff });
+  deps.registry.invalidate();
+  return { ...report, published: true };
+}
+
+/** The owner of the new version, or 403 when this key may not publish it. */
+function ownerOf(grant: KeyGrant, latest: SchemaVersion | null, requested: string | undefined): string {
+  if (grant.scope === 'admin') {
+    const owner = requested ?? latest?.owner;
+    if (!owner) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'the first version of a schema needs an owner: the team responsible for it ("owner")', { field: 'owner' });
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(owner)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'the owner must be a team name: 1-63 letters, digits, ".", "-" or "_"', { field: 'owner' });
+    return owner;
+  }
+  const team = grant.team!;
+  if (latest && latest.owner !== team) {
+    throw new SluiceError('SLUICE_ERR_FORBIDDEN', `the schema is owned by team "${latest.owner}"; this key is team "${team}"'s. Ask them, or use an admin key`, { field: 'Authorization' });
+  }
+  if (requested !== undefined && requested !== team) {
+    throw new SluiceError('SLUICE_ERR_FORBIDDEN', `a schema key of team "${team}" cannot hand the schema to "${requested}"; use an admin key`, { field: 'owner' });
+  }
+  return team;
+}

@@ -1,0 +1,162 @@
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { SluiceError } from '../core/errors.js';
+import type { Catalog, TenantSettings } from '../ports/catalog.js';
+
+/**
+ * The schema registry as ingest sees it: per tenant, its settings and a compiled validator
+ * per event type, cached. The cache is dropped as a whole when the catalog's epoch changes
+ * (any publish or settings change, in any process), checked at most every `refreshMs`; a
+ * publish through this process drops it at once. So a stale "no schema" answer lives at
+ * most `refreshMs`, and a compiled schema is never served past its replacement for longer.
+ */
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+
+/** A schema may not be larger than this, as JSON. */
+export const MAX_SCHEMA_BYTES = 65_536;
+const MAX_TYPES_CACHED = 10_000;
+
+export interface SchemaViolation {
+  /** JSON pointer into the event (`/properties/...`). */
+  path: string;
+  message: string;
+}
+
+export interface CompiledSchema {
+  version: number;
+  owner: string;
+  /** The first violation of `properties`, or null when they conform. */
+  check(properties: unknown): SchemaViolation | null;
+}
+
+interface TenantCache {
+  settings: TenantSettings;
+  types: Map<string, CompiledSchema | null>;
+}
+
+export function newAjv(): Ajv2020 {
+  // strict: unknown keywords in a published schema are errors, not silently ignored rules.
+  const ajv = new Ajv2020({ allErrors: false, strict: true, strictRequired: false, validateFormats: true });
+  return addFormats(ajv);
+}
+
+function escape(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/** Ajv's first error as a JSON pointer into the event and a sentence. */
+export function violationOf(e: ErrorObject): SchemaViolation {
+  let path = `/properties${e.instancePath}`;
+  const params = e.params as Record<string, unknown>;
+  if (e.keyword === 'required' && typeof params.missingProperty === 'string') path += `/${escape(params.missingProperty)}`;
+  if (e.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') {
+    return { path: `${path}/${escape(params.additionalProperty)}`, message: `property "${params.additionalProperty}" is not allowed by the schema` };
+  }
+  const subject = e.keyword === 'required' ? 'property' : path === '/properties' ? 'properties' : `"${path.slice('/properties/'.length)}"`;
+  let message = `${subject} ${e.message ?? 'is invalid'}`;
+  if (e.keyword === 'enum' && Array.isArray(params.allowedValues)) message += `: ${params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+  return { path, message };
+}
+
+/** Compiles a schema, or explains why it cannot be one (400, naming the problem). */
+export function compile(ajv: Ajv2020, schema: unknown, version: number, owner: string): CompiledSchema {
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
+    throw new SluiceError('SLUICE_ERR_INVALID_BODY', '"schema" must be a JSON Schema object', { field: 'schema' });
+  }
+  if (Buffer.byteLength(JSON.stringify(schema)) > MAX_SCHEMA_BYTES) {
+    throw new SluiceError('SLUICE_ERR_INVALID_BODY', `the schema is larger than ${MAX_SCHEMA_BYTES} bytes`, { field: 'schema' });
+  }
+  const s = schema as Record<string, unknown>;
+  if (s.$schema !== undefined && s.$schema !== 'https://json-schema.org/draft/2020-12/schema') {
+    throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'schemas are JSON Schema 2020-12: omit "$schema" or set it to https://json-schema.org/draft/2020-12/schema', { field: 'schema.$schema' });
+  }
+  let fn: ValidateFunction;
+  try {
+    // Compiled without an $id, so that versions of one type never collide in Ajv's cache.
+    const { $id: _ignored, ...rest } = s;
+    fn = ajv.compile(rest);
+  } catch (e: unknown) {
+    throw new SluiceError('SLUICE_ERR_INVALID_BODY', `the schema is not valid JSON Schema 2020-12: ${(e as Error).message}`, { field: 'schema' });
+  }
+  return {
+    version,
+    owner,
+    check(properties) {
+      if (fn(properties)) return null;
+      const first = fn.errors?.[0];
+      return first ? violationOf(first) : { path: '/properties', message: 'properties do not match the schema' };
+    },
+  };
+}
+
+export class SchemaRegistry {
+  private ajv = newAjv();
+  private epoch = -1;
+  private checkedAt = -Infinity;
+  private checking: Promise<void> | null = null;
+  private readonly tenants = new Map<string, TenantCache>();
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly opts: { refreshMs: number; now?: () => number } = { refreshMs: 1_000 },
+  ) {}
+
+  /** Drops everything cached (after a publish or a settings change in this process). */
+  invalidate(): void {
+    this.tenants.clear();
+    this.ajv = newAjv();
+    this.checkedAt = -Infinity;
+  }
+
+  private async refresh(): Promise<void> {
+    const now = (this.opts.now ?? Date.now)();
+    if (now - this.checkedAt < this.opts.refreshMs) return;
+    this.checking ??= (async () => {
+      try {
+        const epoch = await this.catalog.epoch();
+        if (epoch !== this.epoch) {
+          this.invalidate();
+          this.epoch = epoch;
+        }
+        this.checkedAt = now;
+      } finally {
+        this.checking = null;
+      }
+    })();
+    await this.checking;
+  }
+
+  private async tenant(tenant: string): Promise<TenantCache> {
+    await this.refresh();
+    let t = this.tenants.get(tenant);
+    if (!t) {
+      t = { settings: await this.catalog.settings(tenant), types: new Map() };
+      this.tenants.set(tenant, t);
+    }
+    return t;
+  }
+
+  async settings(tenant: string): Promise<TenantSettings> {
+    return (await this.tenant(tenant)).settings;
+  }
+
+  /** The compiled schemas of `types` (null for a type without one), looked up together. */
+  async schemasFor(tenant: string, types: Iterable<string>): Promise<Map<string, CompiledSchema | null>> {
+    const t = await this.tenant(tenant);
+    const out = new Map<string, CompiledSchema | null>();
+    for (const type of types) {
+      if (out.has(type)) continue;
+      let c = t.types.get(type);
+      if (c === undefined) {
+        const latest = await this.catalog.schemas.latest(tenant, type);
+        c = latest ? compile(this.ajv, latest.schema, latest.version, latest.owner) : null;
+        // A flood of made-up types must not grow the cache without bound.
+        if (t.types.size >= MAX_TYPES_CACHED) t.types.clear();
+        t.types.set(type, c);
+      }
+      out.set(type, c);
+    }
+    return out;
+  }
+}

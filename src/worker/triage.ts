@@ -1,0 +1,83 @@
+import type { DeadLetter, LogRecord } from '../core/types.js';
+import type { Catalog } from '../ports/catalog.js';
+import type { SchemaRegistry } from '../schema/registry.js';
+import type { DeadLetterBreaker } from './breaker.js';
+import { enrich, type EnrichOptions } from './enrich.js';
+
+/**
+ * What a worker does with a batch before the store commit: it sorts each record into
+ *
+ * - dead: delivered too often (poison), judged at ingest (a fault: schema violation,
+ *   unknown type, too late), or failed permanently by an enricher;
+ * - held: its tenant is paused by the dead-letter breaker (kept, replayed on resume);
+ * - live: enriched, to be committed.
+ *
+ * and feeds the breaker with the pipeline's own failures.
+ */
+export interface TriageDeps {
+  catalog: Catalog;
+  /** Tenant settings (paused or not), cached and refreshed with the catalog's epoch. */
+  registry: SchemaRegistry;
+  enrich: EnrichOptions;
+  breaker: DeadLetterBreaker | null;
+  maxAttempts: number;
+  /** The breaker tripped for a tenant and it is now paused. Must not throw. */
+  onPause?: (tenant: string, reason: string) => void;
+}
+
+export interface Sorted {
+  live: LogRecord[];
+  dead: DeadLetter[];
+  held: DeadLetter[];
+}
+
+export class Triage {
+  constructor(private readonly deps: TriageDeps) {}
+
+  /** `retrying` runs a stage again while it fails transiently (the consumer's backoff). */
+  async sort(records: readonly LogRecord[], signal: AbortSignal, retrying: <T>(fn: () => Promise<T>) => Promise<T>): Promise<Sorted> {
+    const dead: DeadLetter[] = [];
+    const held: DeadLetter[] = [];
+    const candidates: LogRecord[] = [];
+    const failures = new Map<string, number>();
+    for (const r of records) {
+      if (r.attempt >= this.deps.maxAttempts) {
+        dead.push({ record: r, reason: 'poison', message: `delivered ${r.attempt} times without completing; the consumer crashed or timed out on it each time` });
+        failures.set(r.tenant, (failures.get(r.tenant) ?? 0) + 1);
+      } else if (r.fault) {
+        const { reason, message, path, schemaVersion } = r.fault;
+        dead.push({ record: r, reason, message, path, ...(schemaVersion === undefined ? {} : { schemaVersion }) });
+      } else candidates.push(r);
+    }
+    const paused = new Map<string, string>();
+    for (const tenant of new Set(candidates.map((r) => r.tenant))) {
+      const s = await retrying(() => this.deps.registry.settings(tenant)).catch(() => null);
+      if (s?.paused) paused.set(tenant, s.paused.reason);
+    }
+    const toEnrich: LogRecord[] = [];
+    for (const r of candidates) {
+      const why = paused.get(r.tenant);
+      if (why === undefined) toEnrich.push(r);
+      else held.push({ record: r, reason: 'held', message: `held while the tenant is paused: ${why}` });
+    }
+    const enriched = toEnrich.length === 0 ? { records: [], failed: [] } : await retrying(() => enrich(toEnrich, this.deps.enrich, signal));
+    for (const f of enriched.failed) {
+      dead.push({ record: f.record, reason: 'enrich_failed', message: f.message });
+      failures.set(f.record.tenant, (failures.get(f.record.tenant) ?? 0) + 1);
+    }
+    const ok = new Map<string, number>();
+    for (const r of enriched.records) ok.set(r.tenant, (ok.get(r.tenant) ?? 0) + 1);
+    for (const tenant of new Set([...ok.keys(), ...failures.keys()])) await this.outcome(tenant, ok.get(tenant) ?? 0, failures.get(tenant) ?? 0);
+    return { live: enriched.records, dead, held };
+  }
+
+  /** Feeds the breaker; pauses the tenant when it trips. */
+  async outcome(tenant: string, ok: number, failed: number): Promise<void> {
+    const ratio = this.deps.breaker?.record(tenant, ok, failed) ?? null;
+    if (ratio === null) return;
+    const reason = `${Math.round(ratio * 100)}% of its last events were dead-lettered by the pipeline; fix the cause, then resume the tenant`;
+    await this.deps.catalog.updateSettings(tenant, { paused: { since: Date.now(), reason } }, 'breaker');
+    this.deps.registry.invalidate();
+    this.deps.onPause?.(tenant, reason);
+  }
+}
