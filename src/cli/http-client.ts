@@ -31,16 +31,21 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-export async function postJson(url: string, key: string, payload: unknown, options: CallOptions = {}): Promise<CallResult> {
-  const body = JSON.stringify(payload);
+export function postJson(url: string, key: string, payload: unknown, options: CallOptions = {}): Promise<CallResult> {
+  return callJson('POST', url, key, payload, options);
+}
+
+/** One JSON call (no body when `payload` is undefined), retried as described above. */
+export async function callJson(method: string, url: string, key: string, payload: unknown, options: CallOptions = {}): Promise<CallResult> {
+  const body = payload === undefined ? undefined : JSON.stringify(payload);
   const max = options.maxAttempts ?? 20;
   for (let attempt = 0; ; attempt++) {
     let reason: string;
     let retryAfterMs: number | null = null;
     try {
       const res = await fetch(url, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        method,
+        headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body,
         signal: options.signal,
       });

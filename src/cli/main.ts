@@ -4,6 +4,8 @@ import { openEmbeddedCatalog } from '../backends/embedded.js';
 import { loadConfig } from '../config/load.js';
 import { coerceError, SluiceError } from '../core/errors.js';
 import { HttpError, postJson } from './http-client.js';
+import type { KeyScope, UnknownTypes } from '../ports/catalog.js';
+import { dlqCommand, schemaCommand, tenantStateCommand } from './admin.js';
 import { send } from './send.js';
 import { top } from './top.js';
 import { banner, up } from './up.js';
@@ -15,6 +17,23 @@ Usage:
       Runs every role in one process on the embedded default (SQLite log, DuckDB store).
   sluice tenant create NAME [--data-dir DIR] [--json]
       Creates a tenant and prints its write, read and admin keys (once). Works while "up" runs.
+  sluice tenant set NAME --unknown-types accept|dead-letter|reject [--data-dir DIR]
+      Changes a tenant's settings: what ingest does with event types that have no schema.
+  sluice tenant pause|resume --key ADMIN_KEY [--url URL] [--reason TEXT]
+      Holds a tenant's events (as the dead-letter breaker does), or lets them flow again and
+      replays what was held.
+  sluice key create TENANT --scope write|read|admin|schema [--team TEAM] [--data-dir DIR]
+      Issues another key; a schema key publishes the schemas of its team.
+  sluice schema push|check TYPE FILE.json [--owner TEAM] [--force --reason TEXT] [--dry-run]
+  sluice schema list | show TYPE [--version N] | diff TYPE [--from N] [--to N]
+      The schema registry (admin or schema key). check = push --dry-run: compatibility with
+      the previous version and "N of the last M events would fail", before anything changes.
+  sluice dlq list|groups [--type T] [--reason R] [--group SIG] [--from -24h] [--to now] [--status open,held]
+  sluice dlq show IDEMPOTENCY_KEY
+  sluice dlq replay [--group SIG | --id K1,K2 | --type T --reason R --from … --to …] [--rate N] [--limit N] [--dry-run]
+  sluice dlq discard [filters as above] --why TEXT
+      Dead letters (admin key): browse, group by error signature, replay through the live
+      path with the original keys (twice changes nothing), or discard with a reason.
   sluice send --key WRITE_KEY [--url URL] [--batch 500] [--concurrency 4] [FILE.ndjson | -]
       Sends NDJSON events in batches, with progress; retries keep the same idempotency keys.
   sluice query --key READ_KEY [--url URL] [--event TYPE] [--from -24h] [--to now] [--interval 1h] [--json]
@@ -101,8 +120,58 @@ async function main(argv: string[]): Promise<number> {
       });
       return 0;
     }
+    case 'schema':
+    case 'dlq': {
+      const [sub, ...args] = rest;
+      const { values, positionals } = parse(args, {
+        key: { type: 'string' }, url: { type: 'string' }, json: { type: 'boolean' },
+        owner: { type: 'string' }, force: { type: 'boolean' }, reason: { type: 'string' }, 'dry-run': { type: 'boolean' },
+        version: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' },
+        type: { type: 'string' }, group: { type: 'string' }, id: { type: 'string' }, status: { type: 'string' },
+        limit: { type: 'string' }, cursor: { type: 'string' }, rate: { type: 'string' }, why: { type: 'string' },
+      } as const);
+      const t = { ...clientTarget(values), json: values.json === true, out: process.stdout, err: process.stderr };
+      const flags = { ...values, dryRun: values['dry-run'] === true } as Record<string, string | undefined> & { force?: boolean; dryRun?: boolean };
+      return command === 'schema' ? schemaCommand(t, sub, positionals, flags) : dlqCommand(t, sub, positionals, flags);
+    }
+    case 'key': {
+      const [sub, ...args] = rest;
+      if (sub !== 'create') usageError(`unknown command "key ${sub ?? ''}"`);
+      const { values, positionals } = parse(args, { ...SERVER_FLAGS, scope: { type: 'string' }, team: { type: 'string' }, json: { type: 'boolean' } } as const);
+      if (positionals.length !== 1) usageError('key create takes exactly one TENANT');
+      const scope = values.scope ?? 'write';
+      if (!['write', 'read', 'admin', 'schema'].includes(scope)) usageError('--scope must be write, read, admin or schema');
+      const catalog = openEmbeddedCatalog(serverConfig(values));
+      try {
+        const key = await catalog.createKey(positionals[0]!, scope as KeyScope, values.team);
+        process.stdout.write(values.json ? JSON.stringify({ tenant: positionals[0], scope, team: values.team ?? null, key }) + '\n' : `${scope} key: ${key}\n(shown this once)\n`);
+      } finally {
+        await catalog.close();
+      }
+      return 0;
+    }
     case 'tenant': {
       const [sub, ...args] = rest;
+      if (sub === 'pause' || sub === 'resume') {
+        const { values, positionals } = parse(args, { key: { type: 'string' }, url: { type: 'string' }, json: { type: 'boolean' }, reason: { type: 'string' } } as const);
+        if (positionals.length > 0) usageError(`tenant ${sub} acts on the admin key's tenant and takes no NAME`);
+        return tenantStateCommand({ ...clientTarget(values), json: values.json === true, out: process.stdout, err: process.stderr }, sub, values.reason);
+      }
+      if (sub === 'set') {
+        const { values, positionals } = parse(args, { ...SERVER_FLAGS, 'unknown-types': { type: 'string' }, json: { type: 'boolean' } } as const);
+        if (positionals.length !== 1) usageError('tenant set takes exactly one NAME');
+        const unknownTypes = values['unknown-types'];
+        if (unknownTypes === undefined) usageError('tenant set: name a setting to change, e.g. --unknown-types dead-letter');
+        if (!['accept', 'dead-letter', 'reject'].includes(unknownTypes)) usageError('--unknown-types must be accept, dead-letter or reject');
+        const catalog = openEmbeddedCatalog(serverConfig(values));
+        try {
+          const settings = await catalog.updateSettings(positionals[0]!, { unknownTypes: unknownTypes as UnknownTypes }, 'cli');
+          process.stdout.write(values.json ? JSON.stringify({ tenant: positionals[0], settings }) + '\n' : `tenant ${positionals[0]}: unknown types → ${settings.unknownTypes}\n`);
+        } finally {
+          await catalog.close();
+        }
+        return 0;
+      }
       if (sub !== 'create') usageError(`unknown command "tenant ${sub ?? ''}"`);
       const { values, positionals } = parse(args, { ...SERVER_FLAGS, json: { type: 'boolean' } } as const);
       if (positionals.length !== 1) usageError('tenant create takes exactly one NAME');

@@ -56,7 +56,10 @@ export interface ReplayReport {
 const CHUNK = 200;
 
 export async function replay(deps: ReplayDeps, tenant: string, req: ReplayRequest): Promise<ReplayReport> {
-  const page = await deps.catalog.deadLetters.list(tenant, req.filter, req.limit, req.cursor);
+  // Only open and held entries replay: a replayed entry going again would be a second copy.
+  const status = (req.filter.status ?? ['open', 'held']).filter((s) => s === 'open' || s === 'held');
+  const page =
+    status.length === 0 ? { entries: [], cursor: null } : await deps.catalog.deadLetters.list(tenant, { ...req.filter, status }, req.limit, req.cursor);
   const report: ReplayReport = { matched: page.entries.length, replayed: 0, duplicates: 0, failed: 0, skipped: 0, failures: [], cursor: page.cursor, dry_run: req.dryRun };
   for (let i = 0; i < page.entries.length; i += CHUNK) {
     if (req.signal?.aborted) {

@@ -172,15 +172,26 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { logger?: Lo
   });
 }
 
+/** How long after a resume the held events are swept once more (see replayHeld). */
+const SWEEP_AGAIN_MS = 5_000;
+
+/**
+ * Replays a resumed tenant's held events. A worker that confirmed the pause just before the
+ * resume may write its held events just after the first sweep listed them; a second sweep
+ * a few seconds later takes those too.
+ */
 async function replayHeld(deps: ReplayDeps & { logger?: Logger }, tenant: string): Promise<void> {
-  let cursor: string | null = null;
   let replayed = 0;
   try {
-    do {
-      const r = await replay(deps, tenant, { filter: { status: ['held'] }, limit: 1_000, cursor, rate: 0, dryRun: false });
-      replayed += r.replayed + r.duplicates;
-      cursor = r.cursor;
-    } while (cursor !== null);
+    for (const delay of [0, SWEEP_AGAIN_MS]) {
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay).unref());
+      let cursor: string | null = null;
+      do {
+        const r = await replay(deps, tenant, { filter: { status: ['held'] }, limit: 1_000, cursor, rate: 0, dryRun: false });
+        replayed += r.replayed + r.duplicates;
+        cursor = r.cursor;
+      } while (cursor !== null);
+    }
     deps.logger?.info({ tenant, replayed }, 'tenant resumed: held events replayed');
   } catch (e: unknown) {
     deps.logger?.error({ tenant, err: coerceError(e).message, replayed }, 'replaying held events failed; run `sluice dlq replay --status held` to finish');

@@ -37,7 +37,7 @@ interface TenantCache {
 
 export function newAjv(): Ajv2020 {
   // strict: unknown keywords in a published schema are errors, not silently ignored rules.
-  const ajv = new Ajv2020({ allErrors: false, strict: true, strictRequired: false, validateFormats: true });
+  const ajv = new Ajv2020({ allErrors: false, strictSchema: true, strictNumbers: true, strictTypes: false, strictTuples: false, strictRequired: false, allowUnionTypes: true, validateFormats: true });
   return addFormats(ajv);
 }
 

@@ -51,8 +51,13 @@ export class Triage {
     }
     const paused = new Map<string, string>();
     for (const tenant of new Set(candidates.map((r) => r.tenant))) {
-      const s = await retrying(() => this.deps.registry.settings(tenant)).catch(() => null);
-      if (s?.paused) paused.set(tenant, s.paused.reason);
+      const cached = await retrying(() => this.deps.registry.settings(tenant));
+      if (!cached.paused) continue;
+      // Confirmed uncached: a resume replays the held events at once, and they must not be
+      // held again by a worker that has not yet seen the resume.
+      const s = await retrying(() => this.deps.catalog.settings(tenant));
+      if (s.paused) paused.set(tenant, s.paused.reason);
+      else this.deps.registry.invalidate();
     }
     const toEnrich: LogRecord[] = [];
     for (const r of candidates) {

@@ -1,0 +1,202 @@
+import fs from 'node:fs';
+import { SluiceError } from '../core/errors.js';
+import { formatDiff, type Change } from '../schema/diff.js';
+import type { PublishReport } from '../schema/publish.js';
+import type { ReplayReport } from '../ops/replay.js';
+import { callJson, HttpError } from './http-client.js';
+
+/**
+ * The operator's commands that talk to a running server with an admin (or schema) key:
+ * `sluice schema …`, `sluice dlq …`, `sluice tenant pause|resume`.
+ */
+
+export interface Target {
+  url: string;
+  key: string;
+  json: boolean;
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+}
+
+type Query = Record<string, string | undefined>;
+
+function qs(q: Query): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) if (v !== undefined) p.set(k, v);
+  const s = p.toString();
+  return s ? `?${s}` : '';
+}
+
+async function call<T>(t: Target, method: string, path: string, payload?: unknown): Promise<T> {
+  return (await callJson(method, `${t.url.replace(/\/$/, '')}${path}`, t.key, payload, { maxAttempts: 3 })).body as T;
+}
+
+function print(t: Target, value: unknown, human: () => string): void {
+  t.out.write((t.json ? JSON.stringify(value, null, 2) : human()) + '\n');
+}
+
+function readSchema(file: string | undefined): unknown {
+  if (!file) throw new SluiceError('SLUICE_ERR_CONFIG', 'name the schema file: sluice schema push TYPE FILE.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e: unknown) {
+    throw new SluiceError('SLUICE_ERR_CONFIG', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e: unknown) {
+    throw new SluiceError('SLUICE_ERR_CONFIG', `${file} is not JSON: ${(e as Error).message}`);
+  }
+}
+
+function describePublish(r: PublishReport): string {
+  const lines = [
+    r.published ? `published "${r.type}" version ${r.version} (owner ${r.owner})` : `"${r.type}" version ${r.version} (owner ${r.owner}): dry run, nothing changed`,
+    `compatible with the previous version: ${r.incompatibilities.length === 0 ? 'yes' : 'no'}`,
+    ...r.incompatibilities.map((i) => `  ${i.path}: ${i.message}`),
+    r.traffic.checked === 0
+      ? 'recent traffic: no stored events of this type to check'
+      : `recent traffic: ${r.traffic.failed} of the last ${r.traffic.checked} events would fail`,
+    ...r.traffic.examples.map((v) => `  ${v.path}: ${v.message}`),
+    ...(r.forced_reason ? [`forced: ${r.forced_reason}`] : []),
+    'changes:',
+    formatDiff(r.diff).replace(/^/gm, '  '),
+  ];
+  return lines.join('\n');
+}
+
+export async function schemaCommand(t: Target, sub: string | undefined, args: string[], flags: Query & { force?: boolean; dryRun?: boolean }): Promise<number> {
+  const type = args[0];
+  const need = () => {
+    if (!type) throw new SluiceError('SLUICE_ERR_CONFIG', `sluice schema ${sub} needs the event TYPE`);
+    return encodeURIComponent(type);
+  };
+  switch (sub) {
+    case 'list': {
+      const r = await call<{ schemas: { type: string; version: number; owner: string; created_at: string }[] }>(t, 'GET', '/v1/schemas');
+      print(t, r, () => (r.schemas.length === 0 ? 'no schemas yet' : r.schemas.map((s) => `${s.type.padEnd(32)} v${String(s.version).padEnd(5)} ${s.owner.padEnd(20)} ${s.created_at}`).join('\n')));
+      return 0;
+    }
+    case 'show': {
+      const r = await call<{ schema: unknown }>(t, 'GET', `/v1/schemas/${need()}${qs({ version: flags.version })}`);
+      print(t, r, () => JSON.stringify(r, null, 2));
+      return 0;
+    }
+    case 'diff': {
+      const r = await call<{ from: number; to: number; diff: Change[] }>(t, 'GET', `/v1/schemas/${need()}/diff${qs({ from: flags.from, to: flags.to })}`);
+      print(t, r, () => `"${type}" v${r.from} → v${r.to}\n${formatDiff(r.diff)}`);
+      return 0;
+    }
+    case 'push':
+    case 'check': {
+      const body = {
+        schema: readSchema(args[1]),
+        owner: flags.owner,
+        force: flags.force || undefined,
+        reason: flags.reason,
+        dry_run: sub === 'check' || flags.dryRun || undefined,
+      };
+      try {
+        const r = await call<PublishReport>(t, 'PUT', `/v1/schemas/${need()}`, body);
+        print(t, r, () => describePublish(r));
+        return r.compatible || r.published ? 0 : 1;
+      } catch (e: unknown) {
+        if (!(e instanceof HttpError)) throw e;
+        const details = (e.body as { details?: PublishReport } | null)?.details;
+        if (!details) throw e;
+        print(t, e.body, () => `${describePublish(details)}\n\nrefused: ${e.message}`);
+        return 1;
+      }
+    }
+    default:
+      throw new SluiceError('SLUICE_ERR_CONFIG', `unknown command "schema ${sub ?? ''}"; use push, check, list, show or diff`);
+  }
+}
+
+interface WireDeadLetter {
+  idempotency_key: string;
+  type: string;
+  reason: string;
+  message: string;
+  status: string;
+  attempts: number;
+  last_seen: string;
+}
+
+function filterQuery(f: Query): Query {
+  return { id: f.id, type: f.type, reason: f.reason, group: f.group, from: f.from, to: f.to, status: f.status };
+}
+
+export async function dlqCommand(t: Target, sub: string | undefined, args: string[], flags: Query & { dryRun?: boolean }): Promise<number> {
+  switch (sub) {
+    case 'list': {
+      const r = await call<{ entries: WireDeadLetter[]; cursor: string | null }>(t, 'GET', `/v1/dlq${qs({ ...filterQuery(flags), limit: flags.limit, cursor: flags.cursor })}`);
+      print(t, r, () =>
+        [
+          ...r.entries.map((e) => `${e.last_seen}  ${e.status.padEnd(9)} ${e.reason.padEnd(17)} ${e.type.padEnd(20)} ${e.idempotency_key}  ${e.message}`),
+          r.entries.length === 0 ? 'no dead letters match' : r.cursor ? `more: --cursor ${r.cursor}` : `${r.entries.length} shown`,
+        ].join('\n'),
+      );
+      return 0;
+    }
+    case 'show': {
+      if (!args[0]) throw new SluiceError('SLUICE_ERR_CONFIG', 'sluice dlq show needs the IDEMPOTENCY_KEY');
+      const r = await call<unknown>(t, 'GET', `/v1/dlq/${encodeURIComponent(args[0])}`);
+      print(t, r, () => JSON.stringify(r, null, 2));
+      return 0;
+    }
+    case 'groups': {
+      const r = await call<{ groups: { group: string; reason: string; path: string; template: string; count: number; types: string[] }[] }>(
+        t, 'GET', `/v1/dlq/groups${qs({ ...filterQuery(flags), limit: flags.limit })}`,
+      );
+      print(t, r, () =>
+        r.groups.length === 0 ? 'no dead letters' : r.groups.map((g) => `${g.group}  ${String(g.count).padStart(8)}  ${g.reason.padEnd(17)} ${g.path || '-'}  ${g.template}  [${g.types.join(', ')}]`).join('\n'),
+      );
+      return 0;
+    }
+    case 'replay': {
+      const limit = Number(flags.limit ?? 0) || Infinity;
+      const total: Omit<ReplayReport, 'cursor' | 'dry_run' | 'failures'> = { matched: 0, replayed: 0, duplicates: 0, failed: 0, skipped: 0 };
+      const failures: ReplayReport['failures'] = [];
+      let cursor: string | null = null;
+      do {
+        const page = Math.min(1_000, limit - total.matched);
+        const r: ReplayReport = await call<ReplayReport>(t, 'POST', '/v1/dlq/replay', {
+          ...filterQuery(flags),
+          id: flags.id?.split(','),
+          limit: page,
+          cursor,
+          rate: flags.rate === undefined ? undefined : Number(flags.rate),
+          dry_run: flags.dryRun || undefined,
+        });
+        for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += r[k];
+        failures.push(...r.failures.slice(0, Math.max(0, 20 - failures.length)));
+        cursor = r.cursor;
+        if (!t.json) t.err.write(`\r${flags.dryRun ? 'would replay' : 'replayed'} ${total.replayed + total.duplicates} of ${total.matched} seen, ${total.failed} failed again`);
+      } while (cursor !== null && total.matched < limit);
+      if (!t.json) t.err.write('\n');
+      print(t, { ...total, failures, dry_run: flags.dryRun === true }, () =>
+        [
+          `${flags.dryRun ? 'dry run: would replay' : 'replayed'} ${total.replayed + total.duplicates}, failed again ${total.failed}, changed meanwhile ${total.skipped}`,
+          ...failures.map((f) => `  ${f.idempotency_key}: ${f.reason} ${f.path} ${f.message}`),
+        ].join('\n'),
+      );
+      return total.failed > 0 ? 1 : 0;
+    }
+    case 'discard': {
+      if (!flags.why) throw new SluiceError('SLUICE_ERR_CONFIG', 'say why with --why "…" (kept in the audit log)');
+      const r = await call<{ discarded: number }>(t, 'POST', '/v1/dlq/discard', { ...filterQuery(flags), id: flags.id?.split(','), reason_for_discard: flags.why, limit: flags.limit ? Number(flags.limit) : undefined });
+      print(t, r, () => `discarded ${r.discarded}`);
+      return 0;
+    }
+    default:
+      throw new SluiceError('SLUICE_ERR_CONFIG', `unknown command "dlq ${sub ?? ''}"; use list, show, groups, replay or discard`);
+  }
+}
+
+export async function tenantStateCommand(t: Target, sub: 'pause' | 'resume', reason: string | undefined): Promise<number> {
+  const r = await call<{ tenant: string; held?: number }>(t, 'POST', `/v1/tenant/${sub}`, sub === 'pause' ? { reason } : {});
+  print(t, r, () => (sub === 'pause' ? `tenant ${r.tenant} paused: its events are held until "sluice tenant resume"` : `tenant ${r.tenant} resumed; ${r.held ?? 0} held events are being replayed`));
+  return 0;
+}
