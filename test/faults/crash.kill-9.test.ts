@@ -15,6 +15,9 @@ const MIN_KILLS = 5;
  * SIGKILL at random moments and restarted. At the end, every acknowledged event is stored
  * exactly once.
  */
+/** Yesterday, UTC: event times inside the lateness window whenever the test runs. */
+const DAY = Math.floor(Date.now() / 86_400_000) * 86_400_000 - 86_400_000;
+
 it('crash.kill-9-at-random-moments-loses-and-doubles-nothing', async () => {
   const dataDir = tmpDir();
   const port = await freePort();
@@ -30,7 +33,7 @@ it('crash.kill-9-at-random-moments-loses-and-doubles-nothing', async () => {
   const sendBatch = async (b: number): Promise<void> => {
     const events = Array.from({ length: BATCH }, (_, i) => {
       const n = b * BATCH + i;
-      return { type: n % 2 ? 'checkout' : 'view', key: `user-${n % 1000}`, ts: new Date(Date.UTC(2026, 10, 24, 8) + n).toISOString(), idempotency_key: `e-${n}` };
+      return { type: n % 2 ? 'checkout' : 'view', key: `user-${n % 1000}`, ts: new Date(DAY + 8 * 3_600_000 + n).toISOString(), idempotency_key: `e-${n}` };
     });
     const body = JSON.stringify(events);
     for (;;) {
@@ -82,7 +85,7 @@ it('crash.kill-9-at-random-moments-loses-and-doubles-nothing', async () => {
     const r = await fetch(`${url}/v1/query`, {
       method: 'POST',
       headers: { authorization: `Bearer ${readKey}` },
-      body: JSON.stringify({ from: '2026-11-24T00:00:00Z', to: '2026-11-25T00:00:00Z', interval: '1d', measures: ['count'] }),
+      body: JSON.stringify({ from: new Date(DAY).toISOString(), to: new Date(DAY + 86_400_000).toISOString(), interval: '1d', measures: ['count'] }),
     });
     const q = (await r.json()) as { rows: [string, number][]; watermark: string };
     total = q.rows.reduce((s, [, n]) => s + n, 0);

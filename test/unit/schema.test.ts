@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { incompatibilities } from '../../src/schema/compat.js';
+import { diff, formatDiff } from '../../src/schema/diff.js';
+import { compile, newAjv } from '../../src/schema/registry.js';
+
+const base = {
+  type: 'object',
+  required: ['amount'],
+  properties: { amount: { type: 'number', minimum: 0 }, currency: { enum: ['EUR', 'USD'] }, note: { type: 'string', maxLength: 100 } },
+};
+const paths = (o: object, n: object) => incompatibilities(o, n).map((i) => i.path);
+
+describe('schema compatibility: the new version accepts what the old one accepted', () => {
+  it('accepts widening changes', () => {
+    expect(incompatibilities(base, base)).toEqual([]);
+    expect(incompatibilities(base, { ...base, required: [] })).toEqual([]); // no longer required
+    expect(incompatibilities(base, { ...base, properties: { ...base.properties, amount: { type: ['number', 'string'], minimum: -10 } } })).toEqual([]);
+    expect(incompatibilities(base, { ...base, properties: { ...base.properties, currency: { enum: ['EUR', 'USD', 'GBP'] } } })).toEqual([]);
+    expect(incompatibilities(base, { ...base, properties: { ...base.properties, note: { type: 'string', maxLength: 200 } } })).toEqual([]);
+    expect(incompatibilities(base, { ...base, description: 'checkout', title: 'Checkout' })).toEqual([]);
+    expect(incompatibilities({ ...base, additionalProperties: false }, base)).toEqual([]); // opened up
+    expect(incompatibilities(base, { type: 'object' })).toEqual([]);
+    // integer → number widens; number → integer narrows.
+    expect(incompatibilities({ properties: { n: { type: 'integer' } } }, { properties: { n: { type: 'number' } } })).toEqual([]);
+  });
+
+  it('names each narrowing with its path', () => {
+    expect(paths(base, { ...base, required: ['amount', 'currency'] })).toEqual(['/properties/currency']);
+    expect(paths(base, { ...base, properties: { ...base.properties, amount: { type: 'integer' } } })).toEqual(['/properties/amount']);
+    expect(paths(base, { ...base, properties: { ...base.properties, amount: { type: 'number', minimum: 1 } } })).toEqual(['/properties/amount']);
+    expect(paths(base, { ...base, properties: { ...base.properties, currency: { enum: ['EUR'] } } })).toEqual(['/properties/currency']);
+    expect(paths(base, { ...base, properties: { ...base.properties, note: { type: 'string', maxLength: 10 } } })).toEqual(['/properties/note']);
+    expect(paths(base, { ...base, additionalProperties: false, properties: { amount: base.properties.amount, currency: base.properties.currency } })).toEqual(
+      expect.arrayContaining(['/properties/note', '/properties/*']),
+    );
+    // A new property constrains what was free before (any value was accepted under that name).
+    expect(paths(base, { ...base, properties: { ...base.properties, sku: { type: 'string' } } })).toEqual(['/properties/sku']);
+    expect(paths(base, { ...base, properties: { ...base.properties, note: { type: 'string', pattern: '^[a-z]+$' } } })).toEqual(['/properties/note']);
+    // Keywords it cannot reason about count as narrowing when they change.
+    expect(incompatibilities(base, { ...base, oneOf: [{ required: ['a'] }, { required: ['b'] }] })[0]!.message).toMatch(/cannot prove/);
+    expect(paths({ properties: { tags: { type: 'array', items: { type: 'string' } } } }, { properties: { tags: { type: 'array', items: { type: 'string', minLength: 2 } } } })).toEqual(['/properties/tags/*']);
+    expect(paths(true as never, false as never)).toEqual(['/properties']);
+  });
+});
+
+describe('schema diff', () => {
+  it('lists additions, removals and changes as JSON pointers', () => {
+    const d = diff(base, { ...base, required: ['amount', 'currency'], properties: { amount: base.properties.amount, currency: base.properties.currency, sku: { type: 'string' } } });
+    expect(d).toEqual([
+      { op: 'change', path: '/required', from: ['amount'], to: ['amount', 'currency'] },
+      { op: 'remove', path: '/properties/note', from: { type: 'string', maxLength: 100 } },
+      { op: 'add', path: '/properties/sku', to: { type: 'string' } },
+    ]);
+    expect(formatDiff(d).split('\n')[0]).toBe('~ /required: ["amount"] → ["amount","currency"]');
+    expect(formatDiff([])).toBe('(no changes)');
+  });
+});
+
+describe('compiled schemas', () => {
+  it('report the first violation as a JSON pointer into the event and a sentence', () => {
+    const c = compile(newAjv(), { ...base, additionalProperties: false, properties: { ...base.properties, email: { type: 'string', format: 'email' } } }, 3, 'payments');
+    expect(c.version).toBe(3);
+    expect(c.check({ amount: 3, currency: 'EUR' })).toBeNull();
+    expect(c.check({ amount: -1 })).toEqual({ path: '/properties/amount', message: '"amount" must be >= 0' });
+    expect(c.check({})).toEqual({ path: '/properties/amount', message: "property must have required property 'amount'" });
+    expect(c.check({ amount: 1, currency: 'JPY' })).toEqual({ path: '/properties/currency', message: '"currency" must be equal to one of the allowed values: "EUR", "USD"' });
+    expect(c.check({ amount: 1, extra: 1 })).toEqual({ path: '/properties/extra', message: 'property "extra" is not allowed by the schema' });
+    expect(c.check({ amount: 1, email: 'not an email' })!.path).toBe('/properties/email');
+  });
+
+  it('refuse what is not a JSON Schema 2020-12, with the reason', () => {
+    expect(() => compile(newAjv(), [], 1, 'x')).toThrow(/must be a JSON Schema object/);
+    expect(() => compile(newAjv(), { type: 'objekt' }, 1, 'x')).toThrow(/not valid JSON Schema/);
+    expect(() => compile(newAjv(), { typo_keyword: 1 }, 1, 'x')).toThrow(/unknown keyword/);
+    expect(() => compile(newAjv(), { $schema: 'http://json-schema.org/draft-07/schema#' }, 1, 'x')).toThrow(/2020-12/);
+    expect(() => compile(newAjv(), { description: 'x'.repeat(70_000) }, 1, 'x')).toThrow(/larger than/);
+  });
+});
