@@ -200,3 +200,29 @@ export async function tenantStateCommand(t: Target, sub: 'pause' | 'resume', rea
   print(t, r, () => (sub === 'pause' ? `tenant ${r.tenant} paused: its events are held until "sluice tenant resume"` : `tenant ${r.tenant} resumed; ${r.held ?? 0} held events are being replayed`));
   return 0;
 }
+
+interface WireBackfill {
+  id: string;
+  status: string;
+  done: number;
+  total: number;
+  percent: number;
+  events_per_second: number;
+  eta_seconds: number | null;
+  error: string | null;
+}
+
+/** `sluice backfill`: starts a rebuild and follows its progress until it ends (unless --no-wait). */
+export async function backfillCommand(t: Target, flags: { view?: string; from?: string; to?: string; rate?: string; wait: boolean }): Promise<number> {
+  if (!flags.view) throw new SluiceError('SLUICE_ERR_CONFIG', 'name the view to rebuild: --view counts_1m');
+  let s = await call<WireBackfill>(t, 'POST', '/v1/backfills', { view: flags.view, from: flags.from, to: flags.to, rate: flags.rate === undefined ? undefined : Number(flags.rate) });
+  if (!t.json) t.err.write(`backfill ${s.id} of ${flags.view}: ${s.total} events to aggregate\n`);
+  while (flags.wait && s.status === 'running') {
+    await new Promise((r) => setTimeout(r, 1_000));
+    s = await call<WireBackfill>(t, 'GET', `/v1/backfills/${s.id}`);
+    if (!t.json) t.err.write(`\r${s.done} of ${s.total} events (${s.percent}%), ${s.events_per_second} events/s${s.eta_seconds === null ? '' : `, ETA ${s.eta_seconds} s`}   `);
+  }
+  if (!t.json && flags.wait) t.err.write('\n');
+  print(t, s, () => (s.status === 'running' ? `backfill ${s.id} running; follow it with GET /v1/backfills/${s.id}` : `backfill ${s.id} ${s.status}${s.error ? `: ${s.error}` : ''}`));
+  return s.status === 'failed' ? 1 : 0;
+}

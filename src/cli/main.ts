@@ -5,7 +5,7 @@ import { loadConfig } from '../config/load.js';
 import { coerceError, SluiceError } from '../core/errors.js';
 import { HttpError, postJson } from './http-client.js';
 import type { KeyScope, UnknownTypes } from '../ports/catalog.js';
-import { dlqCommand, schemaCommand, tenantStateCommand } from './admin.js';
+import { backfillCommand, dlqCommand, schemaCommand, tenantStateCommand } from './admin.js';
 import { send } from './send.js';
 import { top } from './top.js';
 import { banner, up } from './up.js';
@@ -133,6 +133,15 @@ async function main(argv: string[]): Promise<number> {
       const t = { ...clientTarget(values), json: values.json === true, out: process.stdout, err: process.stderr };
       const flags = { ...values, dryRun: values['dry-run'] === true } as Record<string, string | undefined> & { force?: boolean; dryRun?: boolean };
       return command === 'schema' ? schemaCommand(t, sub, positionals, flags) : dlqCommand(t, sub, positionals, flags);
+    }
+    case 'backfill': {
+      const { values, positionals } = parse(rest, {
+        key: { type: 'string' }, url: { type: 'string' }, json: { type: 'boolean' }, view: { type: 'string' },
+        from: { type: 'string' }, to: { type: 'string' }, rate: { type: 'string' }, 'no-wait': { type: 'boolean' },
+      } as const);
+      if (positionals.length > 0) usageError(`backfill takes no arguments, got "${positionals.join(' ')}"`);
+      const t = { ...clientTarget(values), json: values.json === true, out: process.stdout, err: process.stderr };
+      return backfillCommand(t, { view: values.view, from: values.from, to: values.to, rate: values.rate, wait: values['no-wait'] !== true });
     }
     case 'key': {
       const [sub, ...args] = rest;

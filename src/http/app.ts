@@ -90,6 +90,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
   schemaRoutes(app, { catalog: opts.catalog, registry: schemas, recent: (t, type, n) => opts.reader.recent(t, type, n) });
   opsRoutes(app, {
+    reader: opts.reader,
     log: opts.log,
     catalog: opts.catalog,
     schemas,

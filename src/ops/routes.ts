@@ -5,6 +5,8 @@ import { authenticate } from '../ingest/auth.js';
 import type { Logger } from '../obs/logger.js';
 import type { UnknownTypes } from '../ports/catalog.js';
 import type { DeadLetterFilter, DeadLetterRow, DeadLetterStatus } from '../ports/dead-letters.js';
+import type { StoreReader } from '../query/reader.js';
+import { wireBackfill } from './backfill.js';
 import { replay, type ReplayDeps } from './replay.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -67,9 +69,38 @@ function filterOf(f: Fields, now: number): DeadLetterFilter {
  * GET /v1/dlq, GET /v1/dlq/groups, GET /v1/dlq/:idempotency_key, POST /v1/dlq/replay,
  * POST /v1/dlq/discard, GET /v1/tenant, PATCH /v1/tenant, POST /v1/tenant/pause|resume.
  */
-export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { logger?: Logger }): void {
+export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: StoreReader; logger?: Logger }): void {
   const { catalog } = deps;
   const dlq = catalog.deadLetters;
+
+  app.post('/v1/backfills', async (request, reply) => {
+    const { tenant, keyId } = await authenticate(catalog, request, 'admin');
+    const body = objectBody(await request.jsonBody(), ['view', 'from', 'to', 'rate']);
+    const view = optString(body, 'view', 100);
+    if (!view) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'name the view to rebuild ("view"), e.g. "counts_1m"', { field: 'view' });
+    const now = Date.now();
+    const state = await deps.reader.startBackfill({
+      view,
+      tenant,
+      from: optTime(body, 'from', now) ?? null,
+      to: optTime(body, 'to', now) ?? null,
+      rate: optInt(body, 'rate', 0, 100_000_000) ?? 0,
+    });
+    await catalog.audit({ tenant, actor: keyId, action: 'backfill.start', subject: view, detail: { id: state.id, from: state.from, to: state.to } });
+    return reply.code(202).send(wireBackfill(state));
+  });
+
+  app.get('/v1/backfills', async (request) => {
+    const { tenant } = await authenticate(catalog, request, 'admin');
+    return { backfills: (await deps.reader.backfills(tenant)).map((s) => wireBackfill(s)) };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/backfills/:id', async (request) => {
+    const { tenant } = await authenticate(catalog, request, 'admin');
+    const s = (await deps.reader.backfills(tenant)).find((b) => b.id === request.params.id);
+    if (!s) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no backfill "${request.params.id.slice(0, 40)}"`, { field: 'id' });
+    return wireBackfill(s);
+  });
 
   app.get<{ Querystring: Fields }>('/v1/dlq', async (request) => {
     const { tenant } = await authenticate(catalog, request, 'admin');

@@ -1,3 +1,4 @@
+import type { Backfills } from './backfill.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../core/types.js';
 
 /**
@@ -40,6 +41,9 @@ export interface Store {
 
   /** Stored events per tenant and minute of their receipt by ingest, for minutes in [from, to). */
   storedByMinute(from: number, to: number): Promise<MinuteCount[]>;
+
+  /** Rebuilding derived tables from the raw events. */
+  readonly backfills: Backfills;
 
   health(): Promise<{ ok: boolean; detail?: string }>;
 

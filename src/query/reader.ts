@@ -3,6 +3,8 @@ import { checkConservation, toReply, type ConservationReply } from '../obs/conse
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';
+import type { BackfillSpec, BackfillState } from '../ports/backfill.js';
+import { BackfillRunner } from '../ops/backfill.js';
 
 /**
  * What the query API needs of the store. In `sluice up` the store lives in another thread
@@ -17,13 +19,20 @@ export interface StoreReader {
   health(): Promise<{ ok: boolean; detail?: string }>;
   /** See Store.recent. */
   recent(tenant: string, type: string, limit: number): Promise<string[]>;
+  /** Starts a backfill in the background (see ops/backfill.ts). */
+  startBackfill(spec: BackfillSpec): Promise<BackfillState>;
+  /** A tenant's backfills, newest first. */
+  backfills(tenant: string): Promise<BackfillState[]>;
   /** The latest conservation check (in `sluice up`, the one the store thread runs periodically). */
   conservation(): Promise<ConservationReply>;
 }
 
-/** The store read in this thread; the conservation check runs on each call. */
-export function directReader(store: Store, deps: { log: Log; catalog: Catalog; conservationWindowMs: number }): StoreReader {
+/** The store read in this thread; the conservation check runs on each call, backfills run here. */
+export function directReader(store: Store, deps: { log: Log; catalog: Catalog; conservationWindowMs: number; signal?: AbortSignal }): StoreReader {
+  const runner = new BackfillRunner(store, { signal: deps.signal ?? new AbortController().signal });
   return {
+    startBackfill: (spec) => runner.start(spec),
+    backfills: (tenant) => runner.list(tenant),
     async counts(q) {
       const applied = await store.appliedOffsets();
       return { rows: await store.counts(q), applied };

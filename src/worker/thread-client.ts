@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { backoffDelay } from '../core/backoff.js';
 import { SluiceError, type ErrorCode } from '../core/errors.js';
 import type { CountQuery } from '../core/types.js';
+import type { BackfillSpec, BackfillState } from '../ports/backfill.js';
 import type { Logger } from '../obs/logger.js';
 import type { MetricsJson } from '../obs/metrics.js';
 import type { StoreReader } from '../query/reader.js';
@@ -107,6 +108,14 @@ export class StoreThread implements StoreReader {
   async counts(query: CountQuery) {
     const r = await this.call<CountsReply>({ op: 'counts', id: this.nextId++, query });
     return { rows: r.rows, applied: new Map(r.applied) };
+  }
+
+  startBackfill(spec: BackfillSpec): Promise<BackfillState> {
+    return this.call<BackfillState>({ op: 'backfill-start', id: this.nextId++, spec });
+  }
+
+  backfills(tenant: string): Promise<BackfillState[]> {
+    return this.call<BackfillState[]>({ op: 'backfill-list', id: this.nextId++, tenant });
   }
 
   recent(tenant: string, type: string, limit: number): Promise<string[]> {

@@ -1,4 +1,5 @@
 import type { CountQuery, CountRow } from '../core/types.js';
+import type { BackfillSpec } from '../ports/backfill.js';
 import type { ConservationReply } from '../obs/conservation.js';
 
 export type { ConservationReply };
@@ -9,6 +10,8 @@ export type ToStoreThread =
   | { op: 'counts'; id: number; query: CountQuery }
   | { op: 'health'; id: number }
   | { op: 'recent'; id: number; tenant: string; type: string; limit: number }
+  | { op: 'backfill-start'; id: number; spec: BackfillSpec }
+  | { op: 'backfill-list'; id: number; tenant: string }
   | { op: 'metrics'; id: number }
   | { op: 'conservation'; id: number }
   | { op: 'tenants'; tenants: string[] }

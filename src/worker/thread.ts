@@ -1,7 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from '../backends/embedded.js';
 import type { Config } from '../config/schema.js';
-import { coerceError, RetryAfterError } from '../core/errors.js';
+import { coerceError, RetryAfterError, SluiceError } from '../core/errors.js';
+import { BackfillRunner } from '../ops/backfill.js';
 import { checkConservation, toReply, type ConservationReply } from '../obs/conservation.js';
 import { createLogger } from '../obs/logger.js';
 import { startTracing } from '../obs/tracing.js';
@@ -34,6 +35,7 @@ function send(m: FromStoreThread): void {
 }
 
 const tracing = await startTracing(config, 'store');
+const backfills = new BackfillRunner(store, { logger, signal: abort.signal });
 const workersReady = startWorkers(config, { log, store, catalog, logger, metrics: metrics ?? undefined, tenantLabel: (t) => labels.peek(t), tracer: tracing.tracer }, abort.signal);
 
 /** Runs the conservation check; logs once when a gap appears and once when it is gone. */
@@ -59,7 +61,10 @@ const conserveTimer = setInterval(() => {
 }, config.obs.conservationIntervalMs);
 conserveTimer.unref();
 workersReady.then(
-  () => send({ op: 'ready' }),
+  () => {
+    send({ op: 'ready' });
+    void backfills.resume().catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'could not resume backfills'));
+  },
   (e: unknown) => {
     if (!abort.signal.aborted) send({ op: 'fatal', message: coerceError(e).message });
   },
@@ -81,6 +86,19 @@ port.on('message', (m: ToStoreThread) => {
           const err = coerceError(e);
           const code = e instanceof RetryAfterError && /timeout/.test(err.message) ? 'SLUICE_ERR_QUERY_TIMEOUT' : 'SLUICE_ERR_STORE_UNAVAILABLE';
           send({ op: 'reply', id: m.id, ok: false, code, message: err.message });
+        }
+      })();
+      return;
+    case 'backfill-start':
+    case 'backfill-list':
+      void (async () => {
+        try {
+          await workersReady;
+          const value = m.op === 'backfill-start' ? await backfills.start(m.spec) : await backfills.list(m.tenant);
+          send({ op: 'reply', id: m.id, ok: true, value });
+        } catch (e: unknown) {
+          const err = coerceError(e);
+          send({ op: 'reply', id: m.id, ok: false, code: err instanceof SluiceError ? err.code : 'SLUICE_ERR_STORE_UNAVAILABLE', message: err.message });
         }
       })();
       return;
@@ -112,6 +130,7 @@ port.on('message', (m: ToStoreThread) => {
         clearInterval(conserveTimer);
         const w = await workersReady.catch(() => null);
         await w?.stop();
+        await backfills.idle();
         await store.close();
         await catalog.close();
         await log.close();

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { coerceError, FencedError, NonRetryableError, RetryAfterError } from '../../core/errors.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { CommitBatch, CommitResult, Store } from '../../ports/store.js';
+import { BACKFILL_SCHEMA, DuckdbBackfills } from './backfill.js';
 import { countsSql, minuteCounts, SCHEMA } from './sql.js';
 
 export interface DuckdbStoreOptions {
@@ -45,6 +46,16 @@ export class DuckdbStore implements Store {
   /** Mirror of the `applied` table; valid because this object is the only writer. */
   private readonly applied = new Map<number, { offset: number; token: number }>();
   private queue: Promise<unknown> = Promise.resolve();
+  private sideConn: DuckDBConnection | null = null;
+  /** Rebuilding derived tables from raw events (see ports/backfill.ts). */
+  readonly backfills = new DuckdbBackfills(
+    (fn) => this.serialized(() => fn(this.conn())),
+    async () => {
+      if (!this.instance) throw new RetryAfterError('the store is not connected', 1000);
+      this.sideConn ??= await this.instance.connect();
+      return this.sideConn;
+    },
+  );
   private readonly chunkRows: number;
   private readonly queryTimeoutMs: number;
 
@@ -59,6 +70,7 @@ export class DuckdbStore implements Store {
     this.instance = await DuckDBInstance.create(this.options.file);
     this.writer = await this.instance.connect();
     await this.writer.run(SCHEMA);
+    await this.writer.run(BACKFILL_SCHEMA);
     this.reader = await this.instance.connect();
     const rows = (await this.writer.runAndReadAll('SELECT p, o, token FROM applied')).getRows();
     for (const [p, o, token] of rows) this.applied.set(Number(p), { offset: Number(o), token: Number(token) });
@@ -70,8 +82,12 @@ export class DuckdbStore implements Store {
   }
 
   commit(batch: CommitBatch): Promise<CommitResult> {
-    // DuckDB allows one open transaction per connection: commits run one after another.
-    const run = this.queue.then(() => this.commitNow(batch));
+    return this.serialized(() => this.commitNow(batch));
+  }
+
+  /** DuckDB allows one open transaction per connection: writes on the writer run one after another. */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -227,7 +243,7 @@ export class DuckdbStore implements Store {
   /** Must not throw. */
   async close(): Promise<void> {
     await this.queue.catch(() => undefined);
-    for (const c of [this.reader, this.writer]) {
+    for (const c of [this.reader, this.writer, this.sideConn]) {
       try {
         c?.closeSync();
       } catch {
@@ -239,7 +255,7 @@ export class DuckdbStore implements Store {
     } catch {
       // Already closed.
     }
-    this.reader = this.writer = null;
+    this.reader = this.writer = this.sideConn = null;
     this.instance = null;
   }
 }
