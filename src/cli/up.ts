@@ -29,6 +29,10 @@ export async function up(config: Readonly<Config>): Promise<Running> {
   const tracing = await startTracing(config, 'http');
   const storeThread = new StoreThread(config, logger);
   const log = openEmbeddedLog(config, () => storeThread.notify());
+  // The data-dir lock says no other process uses this log: leases left by one that died are
+  // free now, instead of at their expiry (a crash loop would otherwise wait a ttl per start).
+  const freed = log.expireLeases();
+  if (freed > 0) logger.info({ leases: freed }, 'freed the leases of a process that stopped without releasing them');
   const catalog = openEmbeddedCatalog(config);
   const created = (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
   storeThread.start();

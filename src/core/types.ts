@@ -82,6 +82,12 @@ export interface LogRecord extends LogEntry {
   offset: number;
   /** Deliveries in a row without an ack, this one included (1 = first); see Log.read. */
   attempt: number;
+  /**
+   * This delivery repeats one that was never acked: the range may hold a record that
+   * crashes its consumer. Consumers process a suspect delivery alone, so that a crash is
+   * charged to its own partition only.
+   */
+  suspect?: boolean;
 }
 
 /** Per-event outcome of an append, in the order of the request. */

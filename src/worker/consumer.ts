@@ -178,9 +178,21 @@ export class Consumer {
       if (records.length > 0) {
         batch.push({ lease, records });
         total += records.length;
+        // A suspect delivery is processed alone, after the rest: if it crashes the process,
+        // no other partition's delivery is in flight to be blamed with it.
+        if (records[0]!.suspect) break;
       }
     }
     if (batch.length === 0) return false;
+    const last = batch[batch.length - 1]!;
+    if (batch.length > 1 && last.records[0]!.suspect) {
+      await this.runBatch(batch.slice(0, -1));
+      await this.runBatch([last]);
+    } else await this.runBatch(batch);
+    return true;
+  }
+
+  private async runBatch(batch: { lease: Lease; records: LogRecord[] }[]): Promise<void> {
     const started = performance.now();
     await inSpan(
       this.opts.tracer,
@@ -200,7 +212,6 @@ export class Consumer {
       },
     );
     this.opts.onEvent?.({ kind: 'busy', seconds: (performance.now() - started) / 1000 });
-    return true;
   }
 
   private async process(batch: { lease: Lease; records: LogRecord[] }[]): Promise<void> {

@@ -258,6 +258,18 @@ export class SqliteLog implements Log {
 
   // ---- leases ---------------------------------------------------------------------------
 
+  /**
+   * Expires every live lease and membership (tokens are kept, so fencing still holds).
+   * Only for a process that knows it is the log's sole user, as `sluice up` does under its
+   * data-dir lock. Returns how many leases it freed.
+   */
+  expireLeases(): number {
+    return immediate(this.db, () => {
+      this.db.prepare('DELETE FROM members').run();
+      return this.db.prepare('UPDATE leases SET owner = NULL, expires_at = 0 WHERE owner IS NOT NULL').run().changes;
+    });
+  }
+
   async acquire(group: string, partition: number, owner: string, ttlMs: number): Promise<Lease | null> {
     const now = this.opts.now();
     return immediate(this.db, () => {
@@ -334,7 +346,8 @@ export class SqliteLog implements Log {
       let win: number;
       let attempts = 1;
       let to: number;
-      if (marker && start >= marker.from_o && start <= marker.to_o) {
+      const suspect = marker !== undefined && start >= marker.from_o && start <= marker.to_o;
+      if (marker && suspect) {
         to = marker.to_o;
         if (marker.from_o === start) {
           win = Math.max(1, Math.floor(marker.win / 2));
@@ -349,11 +362,11 @@ export class SqliteLog implements Log {
       }
       const end = Math.min(head, start + win - 1);
       this.stmts.setDelivery.run(group, partition, start, to, win, attempts);
-      return { start, end, attempts };
+      return { start, end, attempts, suspect };
     });
     if (!window) return [];
     const rows = this.stmts.range.all(recordId(lease.partition, window.start), recordId(lease.partition, window.end)) as RecordRow[];
-    return rows.map((r) => toRecord(r, window.attempts));
+    return rows.map((r) => toRecord(r, window.attempts, window.suspect));
   }
 
   /** Must not throw. */

@@ -48,7 +48,7 @@ function unpackTraceparent(b: Buffer): string {
   return lastUnpacked;
 }
 
-export function toRecord(r: RecordRow, attempt: number): LogRecord {
+export function toRecord(r: RecordRow, attempt: number, suspect: boolean): LogRecord {
   return {
     partition: r.p,
     offset: r.o,
@@ -65,5 +65,6 @@ export function toRecord(r: RecordRow, attempt: number): LogRecord {
     ...(r.fault === null ? {} : { fault: JSON.parse(r.fault) as Fault }),
     ...(r.gen === null ? {} : { replay: r.gen }),
     attempt,
+    ...(suspect ? { suspect } : {}),
   };
 }
