@@ -60,10 +60,11 @@ const conserveTimer = setInterval(() => {
   void workersReady.then(conserve).catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'conservation check failed; will retry'));
 }, config.obs.conservationIntervalMs);
 conserveTimer.unref();
+let resuming: Promise<void> = Promise.resolve();
 workersReady.then(
   () => {
     send({ op: 'ready' });
-    void backfills.resume().catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'could not resume backfills'));
+    resuming = backfills.resume().catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'could not resume backfills'));
   },
   (e: unknown) => {
     if (!abort.signal.aborted) send({ op: 'fatal', message: coerceError(e).message });
@@ -130,6 +131,8 @@ port.on('message', (m: ToStoreThread) => {
         clearInterval(conserveTimer);
         const w = await workersReady.catch(() => null);
         await w?.stop();
+        // DuckDB must not be closed under a query in flight (it aborts the process).
+        await resuming;
         await backfills.idle();
         await store.close();
         await catalog.close();
