@@ -9,6 +9,7 @@ import { loadConfig } from '../src/config/load.js';
 import { validateEvent } from '../src/core/event.js';
 import type { LogEntry } from '../src/core/types.js';
 import { appenderRowsPerSecond } from './duckdb-appender.js';
+import { recovery } from './recovery.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
 import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from './proc.js';
 
@@ -21,11 +22,13 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *   end to end    sent → queryable through sluice up vs DuckDB's appender in a bare loop
  *                 over the same rows
  *   backlog       RSS of sluice up while it drains a backlog written into its log beforehand
+ *   recovery      dead letters replayed vs live events (see recovery.ts); a backfill under
+ *                 steady live load, with live freshness beside the same load without it
  *   observability ingest with metrics (scraped every second) and tracing (exported over
  *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * 5,000,000), --recovery N (default 200,000), --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -33,12 +36,14 @@ const { values } = parseArgs({
     backlog: { type: 'string' },
     batch: { type: 'string' },
     concurrency: { type: 'string' },
+    recovery: { type: 'string' },
     quick: { type: 'boolean' },
     json: { type: 'boolean' },
   },
 });
 const EVENTS = Number(values.events ?? (values.quick ? 200_000 : 1_000_000));
 const BACKLOG = Number(values.backlog ?? (values.quick ? 500_000 : 5_000_000));
+const RECOVERY = Number(values.recovery ?? (values.quick ? 50_000 : 200_000));
 const BATCH = Number(values.batch ?? 500);
 const CONCURRENCY = Number(values.concurrency ?? 16);
 
@@ -192,6 +197,7 @@ try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const ie = await ingestAndEndToEnd(work);
   const bl = await backlogDrain(work);
+  const rc = await recovery(path.join(work, 'recovery'), RECOVERY, BATCH, CONCURRENCY, say);
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
   const out = [
@@ -216,9 +222,19 @@ try {
     `  RSS at 10% drained ${mib(bl.early)}, 50% ${mib(bl.half)}, 90% ${mib(bl.late)}, max ${mib(bl.max)}`,
     `  ratio max / 10%                             ${fmt(bl.growth, 2).padStart(10)}`,
     `  ratio max 2nd half / max 1st half           ${fmt(bl.secondHalfMax / bl.firstHalfMax, 2).padStart(10)}        target: flat (≤ 1.10): ${bl.secondHalfMax <= 1.1 * bl.firstHalfMax ? 'met' : 'MISSED'}`,
+    '',
+    `replay: ${fmt(RECOVERY)} dead letters (failed their schema at the door), replayed after the fix until queryable`,
+    `  baseline: the same number of live events    ${fmt(rc.liveRate).padStart(10)} ev/s sent → queryable`,
+    `  replay: re-validated, re-injected, stored   ${fmt(rc.replayRate).padStart(10)} ev/s (${fmt(rc.replayed)} replayed)`,
+    `  ratio replay / live                         ${fmt(rc.replayRate / rc.liveRate, 2).padStart(10)}`,
+    '',
+    `backfill: counts_1m rebuilt from ${fmt(rc.backfill.rows)} raw events while 5,000 ev/s of live load go on`,
+    `  backfill                                    ${fmt(rc.backfill.rate).padStart(10)} rows/s (${fmt(rc.backfill.seconds, 1)} s)`,
+    `  live freshness p99 without a backfill       ${fmt(rc.freshnessP99.without, 2).padStart(10)} s`,
+    `  live freshness p99 during the backfill      ${fmt(rc.freshnessP99.during, 2).padStart(10)} s`,
   ];
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, backlogDrain: bl }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, backlogDrain: bl, recovery: rc }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

@@ -53,7 +53,7 @@ export interface ReplayReport {
   dry_run: boolean;
 }
 
-const CHUNK = 200;
+const CHUNK = 1_000;
 
 export async function replay(deps: ReplayDeps, tenant: string, req: ReplayRequest): Promise<ReplayReport> {
   // Only open and held entries replay: a replayed entry going again would be a second copy.
@@ -70,6 +70,7 @@ export async function replay(deps: ReplayDeps, tenant: string, req: ReplayReques
     const started = Date.now();
     const chunk = page.entries.slice(i, i + CHUNK);
     const ready: { row: DeadLetterRow; entry: LogEntry }[] = [];
+    const refailed: Parameters<ReplayDeps['catalog']['deadLetters']['refail']>[1][number][] = [];
     for (const row of chunk) {
       const outcome = await rejudge(deps, tenant, row);
       if ('entry' in outcome) {
@@ -78,17 +79,21 @@ export async function replay(deps: ReplayDeps, tenant: string, req: ReplayReques
       }
       report.failed++;
       if (report.failures.length < 20) report.failures.push({ idempotency_key: row.idempotencyKey, ...outcome.fault });
-      if (!req.dryRun) await deps.catalog.deadLetters.refail(tenant, row.idempotencyKey, outcome.fault);
+      refailed.push({ idempotencyKey: row.idempotencyKey, fault: outcome.fault });
     }
+    if (!req.dryRun) await deps.catalog.deadLetters.refail(tenant, refailed);
     if (req.dryRun) {
       report.replayed += ready.length;
       continue;
     }
     // Durable in the log first; the mark second (a crash between is repaired by the next replay).
     const outcomes = await deps.log.append(ready.map((r) => r.entry));
+    const marked = await deps.catalog.deadLetters.markReplayed(
+      tenant,
+      ready.map(({ row, entry }) => ({ idempotencyKey: row.idempotencyKey, generation: entry.replay! })),
+    );
     for (let j = 0; j < ready.length; j++) {
-      const { row, entry } = ready[j]!;
-      if (!(await deps.catalog.deadLetters.markReplayed(tenant, row.idempotencyKey, entry.replay!))) report.skipped++;
+      if (!marked[j]) report.skipped++;
       else if (outcomes[j]!.status === 'duplicate') report.duplicates++;
       else report.replayed++;
     }

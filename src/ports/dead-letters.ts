@@ -39,13 +39,14 @@ export interface DeadLetterStore {
   byMinute(from: number, to: number): Promise<MinuteCount[]>;
 
   /**
-   * Marks an open or held entry replayed as generation `generation`, if it is still at
-   * generation `generation - 1`. False when someone else replayed or changed it first.
+   * Marks open or held entries replayed as generation `generation`, each if it is still at
+   * generation `generation - 1`, in one transaction. Per entry, false when someone else
+   * replayed or changed it first.
    */
-  markReplayed(tenant: string, idempotencyKey: string, generation: number): Promise<boolean>;
+  markReplayed(tenant: string, entries: readonly { idempotencyKey: string; generation: number }[]): Promise<boolean[]>;
 
-  /** An entry that failed again before it could be re-injected (replay re-validation): new reason, still open. */
-  refail(tenant: string, idempotencyKey: string, fault: { reason: DeadLetterReason; message: string; path: string; schemaVersion?: number }): Promise<void>;
+  /** Entries that failed again before they could be re-injected (replay re-validation): new reason, still open. */
+  refail(tenant: string, entries: readonly { idempotencyKey: string; fault: { reason: DeadLetterReason; message: string; path: string; schemaVersion?: number } }[]): Promise<void>;
 
   /** Marks open or held entries matching the filter discarded; returns how many. */
   discard(tenant: string, filter: DeadLetterFilter, limit: number): Promise<number>;

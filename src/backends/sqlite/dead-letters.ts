@@ -178,24 +178,27 @@ export class SqliteDeadLetters implements DeadLetterStore {
       .all(from, to) as MinuteCount[];
   }
 
-  async markReplayed(tenant: string, idempotencyKey: string, generation: number): Promise<boolean> {
-    return (
-      this.db
-        .prepare(
-          `UPDATE dead_letters SET status = 'replayed', replays = ?, last_seen = ?
-           WHERE tenant = ? AND idem = ? AND replays = ? AND status IN ('open', 'held')`,
-        )
-        .run(generation, Date.now(), tenant, idempotencyKey, generation - 1).changes === 1
+  async markReplayed(tenant: string, entries: readonly { idempotencyKey: string; generation: number }[]): Promise<boolean[]> {
+    const mark = this.db.prepare(
+      `UPDATE dead_letters SET status = 'replayed', replays = ?, last_seen = ?
+       WHERE tenant = ? AND idem = ? AND replays = ? AND status IN ('open', 'held')`,
     );
+    const now = Date.now();
+    return immediate(this.db, () => entries.map((e) => mark.run(e.generation, now, tenant, e.idempotencyKey, e.generation - 1).changes === 1));
   }
 
-  async refail(tenant: string, idempotencyKey: string, f: { reason: DeadLetterReason; message: string; path: string; schemaVersion?: number }): Promise<void> {
-    this.db
-      .prepare(
-        `UPDATE dead_letters SET reason = ?, message = ?, path = ?, schema_version = ?, signature = ?, last_seen = ?, status = 'open'
-         WHERE tenant = ? AND idem = ? AND status IN ('open', 'held')`,
-      )
-      .run(f.reason, f.message, f.path, f.schemaVersion ?? null, errorSignature(f.reason, f.path, f.message), Date.now(), tenant, idempotencyKey);
+  async refail(tenant: string, entries: readonly { idempotencyKey: string; fault: { reason: DeadLetterReason; message: string; path: string; schemaVersion?: number } }[]): Promise<void> {
+    if (entries.length === 0) return;
+    const update = this.db.prepare(
+      `UPDATE dead_letters SET reason = ?, message = ?, path = ?, schema_version = ?, signature = ?, last_seen = ?, status = 'open'
+       WHERE tenant = ? AND idem = ? AND status IN ('open', 'held')`,
+    );
+    const now = Date.now();
+    immediate(this.db, () => {
+      for (const { idempotencyKey, fault: f } of entries) {
+        update.run(f.reason, f.message, f.path, f.schemaVersion ?? null, errorSignature(f.reason, f.path, f.message), now, tenant, idempotencyKey);
+      }
+    });
   }
 
   async discard(tenant: string, filter: DeadLetterFilter, limit: number): Promise<number> {
