@@ -1,7 +1,7 @@
 import { coerceError } from '../core/errors.js';
 import type { EventLimits, TimePolicy } from '../core/event.js';
 import { sleep } from '../core/backoff.js';
-import type { LogEntry } from '../core/types.js';
+import type { Fault, LogEntry } from '../core/types.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { DeadLetterFilter, DeadLetterRow } from '../ports/dead-letters.js';
 import type { Log } from '../ports/log.js';
@@ -70,7 +70,7 @@ export async function replay(deps: ReplayDeps, tenant: string, req: ReplayReques
     const started = Date.now();
     const chunk = page.entries.slice(i, i + CHUNK);
     const ready: { row: DeadLetterRow; entry: LogEntry }[] = [];
-    const refailed: Parameters<ReplayDeps['catalog']['deadLetters']['refail']>[1][number][] = [];
+    const refailed: { idempotencyKey: string; fault: Fault }[] = [];
     for (const row of chunk) {
       const outcome = await rejudge(deps, tenant, row);
       if ('entry' in outcome) {
@@ -110,7 +110,7 @@ async function rejudge(
   deps: ReplayDeps,
   tenant: string,
   row: DeadLetterRow,
-): Promise<{ entry: LogEntry } | { fault: { reason: 'schema_violation' | 'unknown_type' | 'too_late' | 'poison'; message: string; path: string; schemaVersion?: number } }> {
+): Promise<{ entry: LogEntry } | { fault: Fault }> {
   let payload: unknown;
   try {
     payload = JSON.parse(row.payload) as unknown;
@@ -123,10 +123,7 @@ async function rejudge(
     entry.replay = row.replays + 1;
     return { entry };
   }
-  if (entry?.fault) {
-    const { reason, message, path, schemaVersion } = entry.fault;
-    return { fault: { reason: reason as 'schema_violation', message, path, ...(schemaVersion === undefined ? {} : { schemaVersion }) } };
-  }
+  if (entry?.fault) return { fault: entry.fault };
   const r = judged.rejected[0]!;
   return { fault: { reason: r.code === 'unknown_type' ? 'unknown_type' : 'schema_violation', message: r.message, path: r.path } };
 }

@@ -1,4 +1,4 @@
-import type { DeadLetter, DeadLetterReason, MinuteCount } from '../core/types.js';
+import type { DeadLetter, Fault, MinuteCount } from '../core/types.js';
 
 /**
  * The dead-letter store: one place for every event that could not be stored — refused by its
@@ -46,7 +46,7 @@ export interface DeadLetterStore {
   markReplayed(tenant: string, entries: readonly { idempotencyKey: string; generation: number }[]): Promise<boolean[]>;
 
   /** Entries that failed again before they could be re-injected (replay re-validation): new reason, still open. */
-  refail(tenant: string, entries: readonly { idempotencyKey: string; fault: { reason: DeadLetterReason; message: string; path: string; schemaVersion?: number } }[]): Promise<void>;
+  refail(tenant: string, entries: readonly { idempotencyKey: string; fault: Fault }[]): Promise<void>;
 
   /** Marks open or held entries matching the filter discarded; returns how many. */
   discard(tenant: string, filter: DeadLetterFilter, limit: number): Promise<number>;

@@ -12,8 +12,9 @@ import type { Sorted, Triage } from './triage.js';
  * A consumer: one member of a consumer group. It holds leases on its fair share of the
  * partitions and runs the batch loop over them:
  *
- *   read (attempts persisted) → dead-letter records past their attempts → commit to the
- *   store (fenced, idempotent by position) → ack.
+ *   read (attempts persisted) → triage (dead-letter poison and faulty records, hold a
+ *   paused tenant's, enrich the rest) → commit to the store (fenced, idempotent by
+ *   position) → ack. A suspect delivery (repeating an unacked one) is processed alone.
  *
  * States: running (leases renewed every ttl/3 by a timer independent of the loop, so that a
  * slow commit does not cost the lease) → stopping (the batch in hand finishes, nothing new

@@ -1,6 +1,6 @@
 import { errorSignature, foldPath, messageTemplate } from '../../core/signature.js';
 import { SluiceError } from '../../core/errors.js';
-import type { DeadLetter, DeadLetterReason, MinuteCount } from '../../core/types.js';
+import type { DeadLetter, Fault, MinuteCount } from '../../core/types.js';
 import type {
   DeadLetterFilter,
   DeadLetterGroup,
@@ -187,7 +187,7 @@ export class SqliteDeadLetters implements DeadLetterStore {
     return immediate(this.db, () => entries.map((e) => mark.run(e.generation, now, tenant, e.idempotencyKey, e.generation - 1).changes === 1));
   }
 
-  async refail(tenant: string, entries: readonly { idempotencyKey: string; fault: { reason: DeadLetterReason; message: string; path: string; schemaVersion?: number } }[]): Promise<void> {
+  async refail(tenant: string, entries: readonly { idempotencyKey: string; fault: Fault }[]): Promise<void> {
     if (entries.length === 0) return;
     const update = this.db.prepare(
       `UPDATE dead_letters SET reason = ?, message = ?, path = ?, schema_version = ?, signature = ?, last_seen = ?, status = 'open'
