@@ -98,7 +98,7 @@ const MIGRATIONS: string[] = [
   ALTER TABLE dead_letters ADD COLUMN signature TEXT NOT NULL DEFAULT '';
   ALTER TABLE dead_letters ADD COLUMN path TEXT NOT NULL DEFAULT '';
   ALTER TABLE dead_letters ADD COLUMN schema_version INTEGER;
-  CREATE INDEX dead_letters_by_time ON dead_letters (tenant, last_seen);
+  CREATE INDEX dead_letters_by_time ON dead_letters (tenant, last_seen, idem);
   CREATE INDEX dead_letters_by_signature ON dead_letters (tenant, signature);
   INSERT OR IGNORE INTO meta (k, v) VALUES ('schema_epoch', '0');
   `,

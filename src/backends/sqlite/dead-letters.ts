@@ -124,7 +124,7 @@ export class SqliteDeadLetters implements DeadLetterStore {
       sql += ' AND (last_seen < ? OR (last_seen = ? AND idem < ?))';
       w.args.push(lastSeen, lastSeen, idem);
     }
-    const n = Math.max(1, Math.min(limit, 1000));
+    const n = Math.max(1, Math.min(limit, 10_000));
     const rows = (this.db.prepare(`${sql} ORDER BY last_seen DESC, idem DESC LIMIT ?`).all(...w.args, n + 1) as Record<string, unknown>[]).map(toRow);
     const more = rows.length > n;
     if (more) rows.pop();
@@ -180,11 +180,11 @@ export class SqliteDeadLetters implements DeadLetterStore {
 
   async markReplayed(tenant: string, entries: readonly { idempotencyKey: string; generation: number }[]): Promise<boolean[]> {
     const mark = this.db.prepare(
-      `UPDATE dead_letters SET status = 'replayed', replays = ?, last_seen = ?
+      // last_seen stays: it is the entry's place in the order that replay pages through.
+      `UPDATE dead_letters SET status = 'replayed', replays = ?
        WHERE tenant = ? AND idem = ? AND replays = ? AND status IN ('open', 'held')`,
     );
-    const now = Date.now();
-    return immediate(this.db, () => entries.map((e) => mark.run(e.generation, now, tenant, e.idempotencyKey, e.generation - 1).changes === 1));
+    return immediate(this.db, () => entries.map((e) => mark.run(e.generation, tenant, e.idempotencyKey, e.generation - 1).changes === 1));
   }
 
   async refail(tenant: string, entries: readonly { idempotencyKey: string; fault: Fault }[]): Promise<void> {
