@@ -28,7 +28,7 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --recovery N (default 200,000), --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * 5,000,000), --recovery N (default 200,000), --only ingest|backlog|recovery, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -38,6 +38,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string' },
     recovery: { type: 'string' },
     quick: { type: 'boolean' },
+    only: { type: 'string' },
     json: { type: 'boolean' },
   },
 });
@@ -195,12 +196,16 @@ async function backlogDrain(work: string) {
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
-  const ie = await ingestAndEndToEnd(work);
-  const bl = await backlogDrain(work);
-  const rc = await recovery(path.join(work, 'recovery'), RECOVERY, BATCH, CONCURRENCY, say);
+  const only = values.only;
+  if (only !== undefined && !['ingest', 'backlog', 'recovery'].includes(only)) throw new Error('--only takes ingest, backlog or recovery');
+  const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
+  const bl = only === undefined || only === 'backlog' ? await backlogDrain(work) : null;
+  const rc = only === undefined || only === 'recovery' ? await recovery(path.join(work, 'recovery'), RECOVERY, BATCH, CONCURRENCY, say) : null;
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
-  const out = [
+  const out: string[] = [];
+  if (ie) {
+    out.push(
     '',
     `ingest: ${fmt(EVENTS)} events, POST /v1/events in batches of ${BATCH}, ${CONCURRENCY} connections`,
     line('baseline: bare Fastify, parse and discard', ie.bare),
@@ -216,12 +221,20 @@ try {
     `  baseline: metrics and tracing off           ${fmt(ie.cost.off).padStart(10)} ev/s`,
     `  metrics (scraped each second) + tracing     ${fmt(ie.cost.on).padStart(10)} ev/s`,
     `  ratio on / off                              ${fmt(ie.cost.on / ie.cost.off, 2).padStart(10)}        target ≥ 0.95: ${ie.cost.on >= 0.95 * ie.cost.off ? 'met' : 'MISSED'}`,
+    );
+  }
+  if (bl) {
+    out.push(
     '',
     `backlog: ${fmt(BACKLOG)} events already in the log when sluice up starts`,
     `  drained in ${fmt(bl.seconds, 1)} s: ${fmt(bl.rate)} ev/s from log to queryable`,
     `  RSS at 10% drained ${mib(bl.early)}, 50% ${mib(bl.half)}, 90% ${mib(bl.late)}, max ${mib(bl.max)}`,
     `  ratio max / 10%                             ${fmt(bl.growth, 2).padStart(10)}`,
     `  ratio max 2nd half / max 1st half           ${fmt(bl.secondHalfMax / bl.firstHalfMax, 2).padStart(10)}        target: flat (≤ 1.10): ${bl.secondHalfMax <= 1.1 * bl.firstHalfMax ? 'met' : 'MISSED'}`,
+    );
+  }
+  if (rc) {
+    out.push(
     '',
     `replay: ${fmt(RECOVERY)} dead letters (failed their schema at the door), replayed after the fix until queryable`,
     `  baseline: the same number of live events    ${fmt(rc.liveRate).padStart(10)} ev/s sent → queryable`,
@@ -232,7 +245,8 @@ try {
     `  backfill                                    ${fmt(rc.backfill.rate).padStart(10)} rows/s (${fmt(rc.backfill.seconds, 1)} s)`,
     `  live freshness p99 without a backfill       ${fmt(rc.freshnessP99.without, 2).padStart(10)} s`,
     `  live freshness p99 during the backfill      ${fmt(rc.freshnessP99.during, 2).padStart(10)} s`,
-  ];
+    );
+  }
   process.stdout.write(out.join('\n') + '\n');
   if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, backlogDrain: bl, recovery: rc }) + '\n');
 } finally {
