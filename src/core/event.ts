@@ -64,7 +64,8 @@ function typeName(v: unknown): string {
   return typeof v;
 }
 
-function escapePointer(key: string): string {
+/** Escapes one key for a JSON pointer (RFC 6901). */
+export function escapePointer(key: string): string {
   return key.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 

@@ -58,6 +58,9 @@ export interface Catalog {
  */
 export type KeyScope = 'write' | 'read' | 'admin' | 'schema';
 
+/** A team's name, as schema keys and schema owners carry it. */
+export const TEAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
 /** What ingest does with an event whose type has no schema. */
 export type UnknownTypes = 'accept' | 'dead-letter' | 'reject';
 

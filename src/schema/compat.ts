@@ -12,6 +12,8 @@
  * traffic, are for. Pure: no I/O.
  */
 
+import { escapePointer } from '../core/event.js';
+
 export interface Incompatibility {
   /** JSON pointer into the event (`/properties/...`) where the new version is narrower. */
   path: string;
@@ -47,9 +49,6 @@ function accepts(types: string[], t: string): boolean {
   return types.includes(t) || (t === 'integer' && types.includes('number'));
 }
 
-function escape(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
-}
 
 function same(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -107,7 +106,7 @@ function walk(oldS: Schema | undefined, newS: Schema | undefined, path: string, 
   // Objects.
   const oRequired = new Set(Array.isArray(o.required) ? (o.required as string[]) : []);
   for (const r of Array.isArray(n.required) ? (n.required as string[]) : []) {
-    if (!oRequired.has(r) && accepts(oTypes, 'object')) out.push({ path: `${path}/${escape(r)}`, message: `"${r}" is newly required` });
+    if (!oRequired.has(r) && accepts(oTypes, 'object')) out.push({ path: `${path}/${escapePointer(r)}`, message: `"${r}" is newly required` });
   }
   const oProps = (o.properties ?? {}) as Record<string, Schema>;
   const nProps = (n.properties ?? {}) as Record<string, Schema>;
@@ -115,10 +114,10 @@ function walk(oldS: Schema | undefined, newS: Schema | undefined, path: string, 
   const nAdditional = n.additionalProperties as Schema | undefined;
   for (const [k, ns] of Object.entries(nProps)) {
     // What the old version accepted under k: its own schema for k, or its additionalProperties.
-    walk(k in oProps ? oProps[k] : oAdditional, ns, `${path}/${escape(k)}`, out);
+    walk(k in oProps ? oProps[k] : oAdditional, ns, `${path}/${escapePointer(k)}`, out);
   }
   for (const [k, os] of Object.entries(oProps)) {
-    if (!(k in nProps)) walk(os, nAdditional, `${path}/${escape(k)}`, out);
+    if (!(k in nProps)) walk(os, nAdditional, `${path}/${escapePointer(k)}`, out);
   }
   if (nAdditional !== undefined) walk(oAdditional, nAdditional, `${path}/*`, out);
 

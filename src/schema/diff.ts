@@ -1,5 +1,7 @@
 /** A structural diff of two JSON values, for the audit log and `sluice schema diff`. Pure. */
 
+import { escapePointer } from '../core/event.js';
+
 export interface Change {
   op: 'add' | 'remove' | 'change';
   /** JSON pointer into the schema. */
@@ -12,18 +14,15 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-function escape(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
-}
 
 export function diff(a: unknown, b: unknown, path = ''): Change[] {
   if (isObject(a) && isObject(b)) {
     const out: Change[] = [];
     for (const k of Object.keys(a)) {
-      if (!(k in b)) out.push({ op: 'remove', path: `${path}/${escape(k)}`, from: a[k] });
-      else out.push(...diff(a[k], b[k], `${path}/${escape(k)}`));
+      if (!(k in b)) out.push({ op: 'remove', path: `${path}/${escapePointer(k)}`, from: a[k] });
+      else out.push(...diff(a[k], b[k], `${path}/${escapePointer(k)}`));
     }
-    for (const k of Object.keys(b)) if (!(k in a)) out.push({ op: 'add', path: `${path}/${escape(k)}`, to: b[k] });
+    for (const k of Object.keys(b)) if (!(k in a)) out.push({ op: 'add', path: `${path}/${escapePointer(k)}`, to: b[k] });
     return out;
   }
   if (JSON.stringify(a) === JSON.stringify(b)) return [];

@@ -1,5 +1,5 @@
 import { SluiceError } from '../core/errors.js';
-import type { Catalog, KeyGrant } from '../ports/catalog.js';
+import { TEAM_NAME, type Catalog, type KeyGrant } from '../ports/catalog.js';
 import type { SchemaVersion } from '../ports/schemas.js';
 import { incompatibilities, type Incompatibility } from './compat.js';
 import { diff, type Change } from './diff.js';
@@ -115,7 +115,7 @@ function ownerOf(grant: KeyGrant, latest: SchemaVersion | null, requested: strin
   if (grant.scope === 'admin') {
     const owner = requested ?? latest?.owner;
     if (!owner) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'the first version of a schema needs an owner: the team responsible for it ("owner")', { field: 'owner' });
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(owner)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'the owner must be a team name: 1-63 letters, digits, ".", "-" or "_"', { field: 'owner' });
+    if (!TEAM_NAME.test(owner)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'the owner must be a team name: 1-63 letters, digits, ".", "-" or "_"', { field: 'owner' });
     return owner;
   }
   const team = grant.team!;

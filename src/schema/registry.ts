@@ -1,6 +1,7 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { SluiceError } from '../core/errors.js';
+import { escapePointer } from '../core/event.js';
 import type { Catalog, TenantSettings } from '../ports/catalog.js';
 
 /**
@@ -41,17 +42,14 @@ export function newAjv(): Ajv2020 {
   return addFormats(ajv);
 }
 
-function escape(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
-}
 
 /** Ajv's first error as a JSON pointer into the event and a sentence. */
 export function violationOf(e: ErrorObject): SchemaViolation {
   let path = `/properties${e.instancePath}`;
   const params = e.params as Record<string, unknown>;
-  if (e.keyword === 'required' && typeof params.missingProperty === 'string') path += `/${escape(params.missingProperty)}`;
+  if (e.keyword === 'required' && typeof params.missingProperty === 'string') path += `/${escapePointer(params.missingProperty)}`;
   if (e.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') {
-    return { path: `${path}/${escape(params.additionalProperty)}`, message: `property "${params.additionalProperty}" is not allowed by the schema` };
+    return { path: `${path}/${escapePointer(params.additionalProperty)}`, message: `property "${params.additionalProperty}" is not allowed by the schema` };
   }
   const subject = e.keyword === 'required' ? 'property' : path === '/properties' ? 'properties' : `"${path.slice('/properties/'.length)}"`;
   let message = `${subject} ${e.message ?? 'is invalid'}`;

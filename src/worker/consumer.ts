@@ -6,7 +6,7 @@ import type { DeadLetter, DeadLetterReason, LogRecord } from '../core/types.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Lease, Log } from '../ports/log.js';
 import type { CommitBatch, CommitResult, Store } from '../ports/store.js';
-import type { Sorted, Triage } from './triage.js';
+import { poisonLetter, type Sorted, type Triage } from './triage.js';
 
 /**
  * A consumer: one member of a consumer group. It holds leases on its fair share of the
@@ -321,7 +321,7 @@ function sortPoison(records: LogRecord[], maxAttempts: number): Sorted {
   const dead: DeadLetter[] = [];
   const live: LogRecord[] = [];
   for (const r of records) {
-    if (r.attempt >= maxAttempts) dead.push({ record: r, reason: 'poison', message: `delivered ${r.attempt} times without completing; the consumer crashed or timed out on it each time` });
+    if (r.attempt >= maxAttempts) dead.push(poisonLetter(r));
     else live.push(r);
   }
   return { live, dead, held: [] };

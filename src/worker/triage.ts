@@ -25,6 +25,11 @@ export interface TriageDeps {
   onPause?: (tenant: string, reason: string) => void;
 }
 
+/** The dead letter of a record delivered `maxAttempts` times without completing. */
+export function poisonLetter(r: LogRecord): DeadLetter {
+  return { record: r, reason: 'poison', message: `delivered ${r.attempt} times without completing; the consumer crashed or timed out on it each time` };
+}
+
 export interface Sorted {
   live: LogRecord[];
   dead: DeadLetter[];
@@ -42,7 +47,7 @@ export class Triage {
     const failures = new Map<string, number>();
     for (const r of records) {
       if (r.attempt >= this.deps.maxAttempts) {
-        dead.push({ record: r, reason: 'poison', message: `delivered ${r.attempt} times without completing; the consumer crashed or timed out on it each time` });
+        dead.push(poisonLetter(r));
         failures.set(r.tenant, (failures.get(r.tenant) ?? 0) + 1);
       } else if (r.fault) {
         const { reason, message, path, schemaVersion } = r.fault;

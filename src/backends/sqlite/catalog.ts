@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SluiceError } from '../../core/errors.js';
-import type { AuditEntry, Catalog, KeyGrant, KeyScope, NewTenant, Tenant, TenantSettings } from '../../ports/catalog.js';
-import { immediate, openDatabase, type SqliteDatabase } from './database.js';
+import { TEAM_NAME, type AuditEntry, type Catalog, type KeyGrant, type KeyScope, type NewTenant, type Tenant, type TenantSettings } from '../../ports/catalog.js';
+import { bumpEpoch, immediate, openDatabase, readEpoch, type SqliteDatabase } from './database.js';
 import { SqliteDeadLetters } from './dead-letters.js';
 import { SqliteSchemas } from './schemas.js';
 
@@ -13,7 +13,6 @@ import { SqliteSchemas } from './schemas.js';
  */
 const KEY_PATTERN = /^sluice_([wras])_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 const SCOPE_LETTER: Record<KeyScope, string> = { write: 'w', read: 'r', admin: 'a', schema: 's' };
-const TEAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const DEFAULT_SETTINGS: TenantSettings = { unknownTypes: 'accept', paused: null };
 const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** Revocations reach a running server within this long. */
@@ -26,6 +25,11 @@ interface CachedKey {
   hash: Buffer;
   revoked: boolean;
   at: number;
+}
+
+/** Stored settings over the defaults: a setting added later reads as its default. */
+function parseSettings(text: string): TenantSettings {
+  return { ...DEFAULT_SETTINGS, ...(JSON.parse(text) as Partial<TenantSettings>) };
 }
 
 function hashSecret(secret: string): Buffer {
@@ -97,7 +101,7 @@ export class SqliteCatalog implements Catalog {
   async settings(tenant: string): Promise<TenantSettings> {
     const row = this.db.prepare('SELECT settings FROM tenants WHERE name = ?').get(tenant) as { settings: string } | undefined;
     if (!row) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no tenant "${tenant}"`, { field: 'tenant' });
-    return { ...DEFAULT_SETTINGS, ...(JSON.parse(row.settings) as Partial<TenantSettings>) };
+    return parseSettings(row.settings);
   }
 
   async updateSettings(tenant: string, patch: Partial<TenantSettings>, actor: string): Promise<TenantSettings> {
@@ -105,17 +109,17 @@ export class SqliteCatalog implements Catalog {
     return immediate(this.db, () => {
       const row = this.db.prepare('SELECT settings FROM tenants WHERE name = ?').get(tenant) as { settings: string } | undefined;
       if (!row) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no tenant "${tenant}"`, { field: 'tenant' });
-      const before = { ...DEFAULT_SETTINGS, ...(JSON.parse(row.settings) as Partial<TenantSettings>) };
+      const before = parseSettings(row.settings);
       const after = { ...before, ...patch };
       this.db.prepare('UPDATE tenants SET settings = ? WHERE name = ?').run(JSON.stringify(after), tenant);
-      this.db.prepare(`UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k = 'schema_epoch'`).run();
+      bumpEpoch(this.db);
       this.insertAudit({ tenant, actor, action: 'tenant.settings', subject: tenant, detail: { before, after } }, now);
       return after;
     });
   }
 
   async epoch(): Promise<number> {
-    return Number(this.db.prepare(`SELECT v FROM meta WHERE k = 'schema_epoch'`).pluck().get() ?? 0);
+    return readEpoch(this.db);
   }
 
   async audit(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<void> {

@@ -140,6 +140,16 @@ function migrate(db: SqliteDatabase): void {
   }
 }
 
+/** The catalog's epoch (see Catalog.epoch): moved by every schema publish and settings change. */
+export function readEpoch(db: SqliteDatabase): number {
+  return Number(db.prepare(`SELECT v FROM meta WHERE k = 'schema_epoch'`).pluck().get() ?? 0);
+}
+
+/** Moves the epoch; call it inside the transaction of the change. */
+export function bumpEpoch(db: SqliteDatabase): void {
+  db.prepare(`UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k = 'schema_epoch'`).run();
+}
+
 /** Runs `fn` in an IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
 export function immediate<T>(db: SqliteDatabase, fn: () => T): T {
   return db.transaction(fn).immediate();

@@ -1,6 +1,6 @@
 import { SluiceError } from '../../core/errors.js';
 import type { PublishInput, SchemaStore, SchemaVersion } from '../../ports/schemas.js';
-import { immediate, type SqliteDatabase } from './database.js';
+import { bumpEpoch, immediate, type SqliteDatabase } from './database.js';
 
 interface Row {
   tenant: string;
@@ -32,7 +32,6 @@ export class SqliteSchemas implements SchemaStore {
 
   constructor(private readonly db: SqliteDatabase) {
     this.stmts = {
-      bump: db.prepare(`UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k = 'schema_epoch'`),
       latest: db.prepare('SELECT * FROM schemas WHERE tenant = ? AND type = ? ORDER BY version DESC LIMIT 1'),
       versions: db.prepare('SELECT * FROM schemas WHERE tenant = ? AND type = ? ORDER BY version'),
       list: db.prepare(
@@ -90,7 +89,7 @@ export class SqliteSchemas implements SchemaStore {
         type,
         JSON.stringify({ version: row.version, owner: row.owner, forced_reason: row.forced_reason, diff: input.diff }),
       );
-      this.stmts.bump.run();
+      bumpEpoch(this.db);
       return toVersion(row);
     });
   }
