@@ -53,10 +53,19 @@ export function parseRfc3339(s: string): number | null {
   return Date.UTC(y, mo - 1, d, h, mi, se, ms) - offset;
 }
 
-export const INTERVAL_MS: Record<Interval, number> = { '1m': 60_000, '1h': 3_600_000, '1d': 86_400_000 };
+export const INTERVAL_MS: Record<Interval, number> = {
+  '1m': 60_000,
+  '5m': 300_000,
+  '15m': 900_000,
+  '1h': 3_600_000,
+  '6h': 21_600_000,
+  '1d': 86_400_000,
+};
+
+export const INTERVALS = Object.keys(INTERVAL_MS) as Interval[];
 
 export function isInterval(s: unknown): s is Interval {
-  return s === '1m' || s === '1h' || s === '1d';
+  return typeof s === 'string' && Object.hasOwn(INTERVAL_MS, s);
 }
 
 /** Start of the bucket (UTC) that contains `ms`. */

@@ -152,7 +152,7 @@ export interface MinuteCount {
 }
 
 /** One bucket of a timeseries answer. */
-export type Interval = '1m' | '1h' | '1d';
+export type Interval = '1m' | '5m' | '15m' | '1h' | '6h' | '1d';
 
 export interface CountQuery {
   tenant: string;

@@ -1,5 +1,7 @@
 import type { Backfills } from './backfill.js';
-import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../core/types.js';
+import type { Views } from './views.js';
+import type { CountQuery, CountRow, LogRecord, MinuteCount, Origin } from '../core/types.js';
+import type { QuerySpec } from '../query/spec.js';
 
 /**
  * The Store: raw events (append-only) and the tables derived from them, with an idempotent
@@ -33,6 +35,22 @@ export interface Store {
   /** Event counts of one tenant per bucket, read from the derived per-minute table. */
   counts(query: CountQuery, signal?: AbortSignal): Promise<CountRow[]>;
 
+  /**
+   * Answers a structured query (query/spec.ts), from a ready view that covers it (see
+   * query/plan.ts), else from raw events; rows hold the columns of `columnsOf(q)`, at most
+   * `cap` of them. Interrupted past the store's query timeout (RetryAfterError).
+   */
+  query(q: QuerySpec, cap: number, signal?: AbortSignal): Promise<QueryAnswer>;
+
+  /** A tenant's stored events, newest first (by event time, then position), from before `before`. Empty: none left. */
+  searchEvents(search: EventSearch, signal?: AbortSignal): Promise<StoredEvent[]>;
+
+  /** The stored event of a tenant with this idempotency key; null when the store does not have it. */
+  findEvent(tenant: string, idempotencyKey: string): Promise<StoredEvent | null>;
+
+  /** View definitions and their tables (see ports/views.ts). */
+  readonly views: Views;
+
   /** Raw events stored for a tenant and how many distinct idempotency keys they carry (equal unless something was doubled). */
   rawStats(tenant: string): Promise<{ events: number; distinctKeys: number }>;
 
@@ -64,4 +82,37 @@ export interface CommitResult {
   skipped: number;
   /** `stored`, per tenant. */
   storedByTenant: Map<string, number>;
+}
+
+export interface QueryAnswer {
+  rows: (string | number | boolean | null)[][];
+  /** `view:<name>` or `raw`. */
+  source: string;
+}
+
+export interface EventSearch {
+  tenant: string;
+  type?: string;
+  key?: string;
+  /** Event-time range [from, to), epoch ms. */
+  from: number;
+  to: number;
+  limit: number;
+  /** Continue after this event (the last one of the previous page). */
+  before?: { ts: number; partition: number; offset: number };
+}
+
+export interface StoredEvent {
+  type: string;
+  key: string;
+  idempotencyKey: string;
+  ts: number;
+  receivedAt: number;
+  storedAt: number;
+  partition: number;
+  offset: number;
+  origin: Origin;
+  /** JSON text. */
+  properties: string;
+  context: string;
 }

@@ -2,16 +2,39 @@ import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import { SluiceError } from '../../core/errors.js';
 import type { BackfillSpec, BackfillState, Backfills } from '../../ports/backfill.js';
+import { Params } from './query-sql.js';
 
-/** The tables a backfill can rebuild, with the SQL that aggregates raw events into them. */
-const VIEWS: Record<string, { columns: string; key: string; aggregate: string; select: string }> = {
-  counts_1m: {
-    columns: 'tenant VARCHAR NOT NULL, type VARCHAR NOT NULL, minute BIGINT NOT NULL, n BIGINT NOT NULL',
-    key: 'tenant, type, minute',
-    aggregate: 'n = n + excluded.n',
-    select: `SELECT e.tenant, e.type, (epoch_ms(e.ts) // 60000) * 60000 AS minute, count(*) AS n`,
-  },
+/**
+ * A table a backfill can rebuild: the built-in per-minute counts, or a tenant's view.
+ * `aggregate` returns the statement that adds the events of `source` (a relation with the
+ * events' columns, whose parameters are already in `p`) to table `into`, merging rows.
+ */
+export interface BackfillTarget {
+  table: string;
+  /** DDL of an empty table like `table`, named `name`. */
+  ddl(name: string): string;
+  /** The event-time column of the table (epoch ms of the bucket), and the buckets' size. */
+  bucketColumn: string;
+  grainMs: number;
+  /** Aggregate over the table's rows that counts the events in them (progress). */
+  events: string;
+  aggregate(into: string, source: string, p: Params): string;
+  /** For a view: the backfill that currently builds it (a superseded build must stop). */
+  build?: string | null;
+}
+
+export const COUNTS_1M: BackfillTarget = {
+  table: 'counts_1m',
+  ddl: (name) => `CREATE TABLE ${name} (tenant VARCHAR NOT NULL, type VARCHAR NOT NULL, minute BIGINT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (tenant, type, minute))`,
+  bucketColumn: 'minute',
+  grainMs: 60_000,
+  events: 'sum(n)',
+  aggregate: (into, source) =>
+    `INSERT INTO ${into} SELECT tenant, type, (epoch_ms(ts) // 60000) * 60000 AS minute, count(*) AS n FROM ${source} GROUP BY ALL ON CONFLICT DO UPDATE SET n = n + excluded.n`,
 };
+
+/** Finds what a backfill of `view` for `tenant` rebuilds; null when there is no such view. */
+export type TargetResolver = (tenant: string, view: string) => BackfillTarget | null;
 
 export const BACKFILL_SCHEMA = `
   CREATE TABLE IF NOT EXISTS backfills (
@@ -46,7 +69,6 @@ function toState(row: DuckDBValue[]): BackfillState & { cursor: number } {
 }
 
 const shadow = (id: string) => `backfill_${id}`;
-const MINUTE = 60_000;
 
 /**
  * Backfills on DuckDB. `locked` runs a function on the writer connection with live commits
@@ -57,20 +79,26 @@ export class DuckdbBackfills implements Backfills {
   constructor(
     private readonly locked: <T>(fn: (c: DuckDBConnection) => Promise<T>) => Promise<T>,
     private readonly side: () => Promise<DuckDBConnection>,
+    private readonly resolve: TargetResolver,
+    /** Called inside a transaction that changes a view's build (start, finish, fail), and after it commits. */
+    private readonly hooks: { started(c: DuckDBConnection, tenant: string, view: string, id: string): Promise<void>; changed(c: DuckDBConnection): Promise<void> },
   ) {}
 
   views(): string[] {
-    return Object.keys(VIEWS);
+    return ['counts_1m'];
   }
 
-  private view(name: string) {
-    const v = VIEWS[name];
-    if (!v) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no view "${name}"; views: ${Object.keys(VIEWS).join(', ')}`, { field: 'view' });
-    return v;
+  private target(tenant: string, name: string, id?: string): BackfillTarget {
+    const t = this.resolve(tenant, name);
+    if (!t) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no view "${name}"; counts_1m, or a view of the tenant (GET /v1/views)`, { field: 'view' });
+    if (id !== undefined && t.build !== undefined && t.build !== id) {
+      throw new SluiceError('SLUICE_ERR_CONFLICT', `view "${name}" changed or is being rebuilt by another backfill (${t.build ?? 'none'}); this one stops`, { field: 'view' });
+    }
+    return t;
   }
 
   async start(spec: BackfillSpec): Promise<BackfillState> {
-    const v = this.view(spec.view);
+    const v = this.target(spec.tenant, spec.view);
     const id = randomBytes(6).toString('hex');
     const now = Date.now();
     return this.locked(async (c) => {
@@ -80,8 +108,10 @@ export class DuckdbBackfills implements Backfills {
         const [[minTs, maxTs]] = (
           await c.runAndReadAll(`SELECT min(epoch_ms(ts)), max(epoch_ms(ts)) FROM events WHERE tenant = ?`, [spec.tenant])
         ).getRows() as [bigint | null, bigint | null][];
-        const from = Math.floor((spec.from ?? Number(minTs ?? now)) / MINUTE) * MINUTE;
-        const to = Math.ceil((spec.to ?? Number(maxTs ?? now) + 1) / MINUTE) * MINUTE;
+        // Whole buckets of the table: the swap replaces whole rows.
+        const g = v.grainMs;
+        const from = Math.floor((spec.from ?? Number(minTs ?? now)) / g) * g;
+        const to = Math.ceil((spec.to ?? Number(maxTs ?? now) + 1) / g) * g;
         if (to <= from) throw new SluiceError('SLUICE_ERR_INVALID_BODY', '"to" must be after "from"', { field: 'to' });
         const [[total]] = (
           await c.runAndReadAll(
@@ -90,7 +120,8 @@ export class DuckdbBackfills implements Backfills {
             [id, spec.tenant, BigInt(from), BigInt(to)],
           )
         ).getRows() as [bigint][];
-        await c.run(`CREATE TABLE ${shadow(id)} (${v.columns}, PRIMARY KEY (${v.key}))`);
+        await c.run(v.ddl(shadow(id)));
+        await this.hooks.started(c, spec.tenant, spec.view, id);
         await c.run(`INSERT INTO backfills (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, 0, ?, ?, ?, NULL, NULL)`, [
           id, spec.view, spec.tenant, BigInt(from), BigInt(to), BigInt(spec.rate), BigInt(from), total!, BigInt(now), BigInt(now),
         ]);
@@ -99,6 +130,7 @@ export class DuckdbBackfills implements Backfills {
         await c.run('ROLLBACK').catch(() => undefined);
         throw e;
       }
+      await this.hooks.changed(c);
       return (await this.get(c, id))!;
     });
   }
@@ -113,8 +145,9 @@ export class DuckdbBackfills implements Backfills {
     const s = await this.get(c, id);
     if (!s) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no backfill ${id}`, { field: 'id' });
     if (s.status !== 'running') return s;
-    const v = this.view(s.view);
+    const v = this.target(s.tenant, s.view, s.id);
     if (s.cursor >= s.to) return this.finish(s);
+    const MINUTE = v.grainMs;
     // A chunk spans the time that should hold about `events` input events (from the mean
     // density so far), whole minutes, so that a minute's rows are built by one chunk.
     const density = s.total / Math.max(MINUTE, s.to - s.from);
@@ -122,15 +155,12 @@ export class DuckdbBackfills implements Backfills {
     const end = Math.min(s.to, s.cursor + span);
     await c.run('BEGIN TRANSACTION');
     try {
+      const p = new Params();
+      const source = `(SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
+         WHERE e.tenant = ${p.add(s.tenant)} AND e.ts >= epoch_ms(${p.add(BigInt(s.cursor))}::BIGINT) AND e.ts < epoch_ms(${p.add(BigInt(end))}::BIGINT))`;
+      await c.run(v.aggregate(shadow(id), source, p), p.values);
       await c.run(
-        `INSERT INTO ${shadow(id)} ${v.select}
-         FROM events e JOIN backfill_snapshots s ON s.id = ? AND e.partition = s.p AND e."offset" <= s.o
-         WHERE e.tenant = ? AND e.ts >= epoch_ms(?::BIGINT) AND e.ts < epoch_ms(?::BIGINT)
-         GROUP BY ALL ON CONFLICT DO UPDATE SET ${v.aggregate}`,
-        [id, s.tenant, BigInt(s.cursor), BigInt(end)],
-      );
-      await c.run(
-        `UPDATE backfills SET cursor = ?, done = (SELECT coalesce(sum(n), 0) FROM ${shadow(id)}), updated_at = ? WHERE id = ?`,
+        `UPDATE backfills SET cursor = ?, done = (SELECT coalesce(${v.events}, 0) FROM ${shadow(id)}), updated_at = ? WHERE id = ?`,
         [BigInt(end), BigInt(Date.now()), id],
       );
       await c.run('COMMIT');
@@ -144,27 +174,27 @@ export class DuckdbBackfills implements Backfills {
 
   /** The catch-up and the swap, with live commits held back. */
   private finish(s: BackfillState & { cursor: number }): Promise<BackfillState> {
-    const v = this.view(s.view);
     return this.locked(async (c) => {
+      const v = this.target(s.tenant, s.view, s.id);
       await c.run('BEGIN TRANSACTION');
       try {
-        await c.run(
-          `INSERT INTO ${shadow(s.id)} ${v.select}
-           FROM events e LEFT JOIN backfill_snapshots s ON s.id = ? AND e.partition = s.p
-           WHERE e.tenant = ? AND e.ts >= epoch_ms(?::BIGINT) AND e.ts < epoch_ms(?::BIGINT) AND (s.o IS NULL OR e."offset" > s.o)
-           GROUP BY ALL ON CONFLICT DO UPDATE SET ${v.aggregate}`,
-          [s.id, s.tenant, BigInt(s.from), BigInt(s.to)],
-        );
-        await c.run(`DELETE FROM ${s.view} WHERE tenant = ? AND minute >= ? AND minute < ?`, [s.tenant, BigInt(s.from), BigInt(s.to)]);
-        await c.run(`INSERT INTO ${s.view} SELECT * FROM ${shadow(s.id)}`);
-        await c.run(`UPDATE backfills SET status = 'done', updated_at = ?, finished_at = ? WHERE id = ?`, [BigInt(Date.now()), BigInt(Date.now()), s.id]);
+        const p = new Params();
+        const source = `(SELECT e.* FROM events e LEFT JOIN backfill_snapshots s ON s.id = ${p.add(s.id)} AND e.partition = s.p
+           WHERE e.tenant = ${p.add(s.tenant)} AND e.ts >= epoch_ms(${p.add(BigInt(s.from))}::BIGINT) AND e.ts < epoch_ms(${p.add(BigInt(s.to))}::BIGINT)
+             AND (s.o IS NULL OR e."offset" > s.o))`;
+        await c.run(v.aggregate(shadow(s.id), source, p), p.values);
+        await c.run(`DELETE FROM ${v.table} WHERE tenant = $1 AND ${v.bucketColumn} >= $2 AND ${v.bucketColumn} < $3`, [s.tenant, BigInt(s.from), BigInt(s.to)]);
+        await c.run(`INSERT INTO ${v.table} SELECT * FROM ${shadow(s.id)}`);
+        await c.run(`UPDATE backfills SET status = 'done', updated_at = $1, finished_at = $1 WHERE id = $2`, [BigInt(Date.now()), s.id]);
+        await c.run(`UPDATE views SET status = 'ready', error = NULL, updated_at = $1 WHERE build = $2`, [BigInt(Date.now()), s.id]);
         await c.run(`DROP TABLE ${shadow(s.id)}`);
-        await c.run(`DELETE FROM backfill_snapshots WHERE id = ?`, [s.id]);
+        await c.run(`DELETE FROM backfill_snapshots WHERE id = $1`, [s.id]);
         await c.run('COMMIT');
       } catch (e) {
         await c.run('ROLLBACK').catch(() => undefined);
         throw e;
       }
+      await this.hooks.changed(c);
       return (await this.get(c, s.id))!;
     });
   }
@@ -182,9 +212,12 @@ export class DuckdbBackfills implements Backfills {
   }
 
   async fail(id: string, error: string): Promise<void> {
-    const c = await this.side();
-    await c.run(`UPDATE backfills SET status = 'failed', error = ?, updated_at = ? WHERE id = ? AND status = 'running'`, [error.slice(0, 1000), BigInt(Date.now()), id]);
-    await c.run(`DROP TABLE IF EXISTS ${shadow(id)}`);
-    await c.run(`DELETE FROM backfill_snapshots WHERE id = ?`, [id]);
+    await this.locked(async (c) => {
+      await c.run(`UPDATE backfills SET status = 'failed', error = ?, updated_at = ? WHERE id = ? AND status = 'running'`, [error.slice(0, 1000), BigInt(Date.now()), id]);
+      await c.run(`UPDATE views SET status = 'failed', error = ?, updated_at = ? WHERE build = ?`, [error.slice(0, 1000), BigInt(Date.now()), id]);
+      await c.run(`DROP TABLE IF EXISTS ${shadow(id)}`);
+      await c.run(`DELETE FROM backfill_snapshots WHERE id = ?`, [id]);
+      await this.hooks.changed(c);
+    });
   }
 }

@@ -13,10 +13,16 @@ import {
 import fs from 'node:fs';
 import path from 'node:path';
 import { coerceError, FencedError, NonRetryableError, RetryAfterError } from '../../core/errors.js';
+import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
-import type { CommitBatch, CommitResult, Store } from '../../ports/store.js';
-import { BACKFILL_SCHEMA, DuckdbBackfills } from './backfill.js';
+import type { Views } from '../../ports/views.js';
+import type { CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoredEvent } from '../../ports/store.js';
+import { chooseView, residualFilters } from '../../query/plan.js';
+import type { QuerySpec } from '../../query/spec.js';
+import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
+import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewTableDdl } from './query-sql.js';
 import { countsSql, minuteCounts, SCHEMA } from './sql.js';
+import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
 
 export interface DuckdbStoreOptions {
   file: string;
@@ -47,6 +53,7 @@ export class DuckdbStore implements Store {
   private readonly applied = new Map<number, { offset: number; token: number }>();
   private queue: Promise<unknown> = Promise.resolve();
   private sideConn: DuckDBConnection | null = null;
+  private readonly viewTables = new DuckdbViews((fn) => this.serialized(() => fn(this.conn())));
   /** Rebuilding derived tables from raw events (see ports/backfill.ts). */
   readonly backfills = new DuckdbBackfills(
     (fn) => this.serialized(() => fn(this.conn())),
@@ -55,7 +62,20 @@ export class DuckdbStore implements Store {
       this.sideConn ??= await this.instance.connect();
       return this.sideConn;
     },
+    (tenant, name) => this.backfillTarget(tenant, name),
+    {
+      started: async (c, tenant, view, id) => {
+        await c.run(`UPDATE views SET build = $1 WHERE tenant = $2 AND name = $3`, [id, tenant, view]);
+      },
+      changed: (c) => this.viewTables.load(c),
+    },
   );
+  /** See ports/views.ts. */
+  readonly views: Views = {
+    put: (tenant, def, source) => this.viewTables.put(tenant, def, source),
+    remove: (tenant, name) => this.viewTables.remove(tenant, name),
+    list: async (tenant) => this.viewTables.list(tenant),
+  };
   private readonly chunkRows: number;
   private readonly queryTimeoutMs: number;
 
@@ -71,9 +91,29 @@ export class DuckdbStore implements Store {
     this.writer = await this.instance.connect();
     await this.writer.run(SCHEMA);
     await this.writer.run(BACKFILL_SCHEMA);
+    await this.writer.run(VIEWS_SCHEMA);
+    // The rows of a commit for tenants with views land here first, so that the views are
+    // computed from exactly the rows appended (temporary: this connection only, never on disk).
+    await this.writer.run('CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0');
+    await this.viewTables.load(this.writer);
     this.reader = await this.instance.connect();
     const rows = (await this.writer.runAndReadAll('SELECT p, o, token FROM applied')).getRows();
     for (const [p, o, token] of rows) this.applied.set(Number(p), { offset: Number(o), token: Number(token) });
+  }
+
+  private backfillTarget(tenant: string, name: string): BackfillTarget | null {
+    if (name === 'counts_1m') return COUNTS_1M;
+    const v = this.viewTables.get(tenant, name);
+    if (!v) return null;
+    return {
+      table: v.table,
+      ddl: (t) => viewTableDdl(t, v.def),
+      bucketColumn: 'bucket',
+      grainMs: INTERVAL_MS[v.def.grain],
+      events: 'sum(n) FILTER (WHERE m = 0)',
+      aggregate: (into: string, source: string, p: Params) => viewMaintainSql(into, v.def, source, p),
+      build: v.build,
+    };
   }
 
   private conn(): DuckDBConnection {
@@ -114,7 +154,16 @@ export class DuckdbStore implements Store {
     try {
       await c.run('BEGIN TRANSACTION');
       if (fresh.length > 0) {
-        await this.appendEvents(c, fresh);
+        const viewed = new Set<string>();
+        for (const r of fresh) if (this.viewTables.has(r.tenant)) viewed.add(r.tenant);
+        if (viewed.size > 0) {
+          await this.appendEvents(c, fresh, 'staging');
+          await c.run('INSERT INTO events SELECT * FROM staging');
+          await this.viewTables.maintain(c, 'staging', viewed);
+          await c.run('DELETE FROM staging');
+        } else {
+          await this.appendEvents(c, fresh, 'events');
+        }
         const counts = minuteCounts(fresh);
         await c.run(counts.sql, counts.params);
       }
@@ -136,8 +185,8 @@ export class DuckdbStore implements Store {
     return { stored: fresh.length, skipped: batch.records.length - fresh.length, storedByTenant };
   }
 
-  private async appendEvents(c: DuckDBConnection, records: LogRecord[]): Promise<void> {
-    const appender = await c.createAppender('events');
+  private async appendEvents(c: DuckDBConnection, records: LogRecord[], table: 'events' | 'staging'): Promise<void> {
+    const appender = table === 'events' ? await c.createAppender('events') : await c.createAppender('staging', 'main', 'temp');
     try {
       const storedAt = new DuckDBTimestampMillisecondsValue(BigInt(Date.now()));
       for (let start = 0; start < records.length; start += this.chunkRows) {
@@ -180,6 +229,35 @@ export class DuckdbStore implements Store {
     const { sql, params } = countsSql(q);
     const rows = await this.withTimeout((c) => c.runAndReadAll(sql, params), signal);
     return rows.getRows().map(([bucket, count]) => ({ bucket: Number(bucket), count: Number(count) }));
+  }
+
+  async query(q: QuerySpec, cap: number, signal?: AbortSignal): Promise<QueryAnswer> {
+    const view = q.source === 'raw' ? null : chooseView(this.viewTables.ready(q.tenant), q);
+    const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap) : rawQuerySql(q, cap);
+    const r = await this.withTimeout((c) => c.runAndReadAll(sql, params), signal);
+    return { rows: r.getRows().map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw' };
+  }
+
+  async searchEvents(s: EventSearch, signal?: AbortSignal): Promise<StoredEvent[]> {
+    const p = new Params();
+    let where = `tenant = ${p.add(s.tenant)} AND ts >= epoch_ms(${p.add(BigInt(s.from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(s.to))}::BIGINT)`;
+    if (s.type !== undefined) where += ` AND type = ${p.add(s.type)}`;
+    if (s.key !== undefined) where += ` AND key = ${p.add(s.key)}`;
+    if (s.before) {
+      const [ts, part, off] = [p.add(BigInt(s.before.ts)), p.add(s.before.partition), p.add(BigInt(s.before.offset))];
+      where += ` AND (epoch_ms(ts) < ${ts} OR (epoch_ms(ts) = ${ts} AND (partition < ${part} OR (partition = ${part} AND "offset" < ${off}))))`;
+    }
+    const r = await this.withTimeout(
+      (c) => c.runAndReadAll(`SELECT ${EVENT_COLUMNS} FROM events WHERE ${where} ORDER BY ts DESC, partition DESC, "offset" DESC LIMIT ${Math.max(1, Math.min(s.limit, 10_000))}`, p.values),
+      signal,
+    );
+    return r.getRows().map(toStoredEvent);
+  }
+
+  async findEvent(tenant: string, idempotencyKey: string): Promise<StoredEvent | null> {
+    const r = await this.withTimeout((c) => c.runAndReadAll(`SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND idempotency_key = $2 LIMIT 1`, [tenant, idempotencyKey]));
+    const row = r.getRows()[0];
+    return row ? toStoredEvent(row) : null;
   }
 
   async storedByMinute(from: number, to: number): Promise<MinuteCount[]> {
@@ -258,6 +336,32 @@ export class DuckdbStore implements Store {
     this.reader = this.writer = this.sideConn = null;
     this.instance = null;
   }
+}
+
+const EVENT_COLUMNS = `type, key, idempotency_key, epoch_ms(ts), epoch_ms(received_at), epoch_ms(stored_at), partition, "offset", origin, properties, context`;
+
+function toStoredEvent(row: DuckDBValue[]): StoredEvent {
+  const [type, key, idem, ts, receivedAt, storedAt, partition, offset, origin, properties, context] = row;
+  return {
+    type: String(type),
+    key: String(key),
+    idempotencyKey: String(idem),
+    ts: Number(ts),
+    receivedAt: Number(receivedAt),
+    storedAt: Number(storedAt),
+    partition: Number(partition),
+    offset: Number(offset),
+    origin: String(origin) as StoredEvent['origin'],
+    properties: String(properties),
+    context: String(context),
+  };
+}
+
+/** A DuckDB value as JSON can carry it (query answers hold numbers, text and nulls). */
+function plain(v: DuckDBValue): string | number | boolean | null {
+  if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
+  if (typeof v === 'bigint') return Number(v);
+  return String(v);
 }
 
 /** Data errors are the rows' fault (dead-letter them); everything else is transient. */

@@ -1,0 +1,142 @@
+import { randomBytes } from 'node:crypto';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { parseView, viewJson, type ViewDef } from '../../query/spec.js';
+import type { ViewSource, ViewState } from '../../ports/views.js';
+import { Params, viewMaintainSql, viewTableDdl } from './query-sql.js';
+
+/**
+ * View definitions and their tables, in the store itself: a definition and the table that
+ * holds its rows change in one transaction, so they never disagree. Each version of a
+ * view has a table of its own (`view_<random>`); a changed definition gets a new, empty
+ * table, built by backfill, and queries read raw events until the build is done.
+ *
+ * States of a view: building (its table is maintained live while a backfill fills in the
+ * past) → ready (queries may use it) ; building → failed (the build failed; live upkeep
+ * goes on and a new backfill can finish it).
+ *
+ * The in-memory mirror is reloaded after every transaction that changes the table; it is
+ * valid because the store is the only writer.
+ */
+export const VIEWS_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS views (
+    tenant VARCHAR NOT NULL, name VARCHAR NOT NULL, version INTEGER NOT NULL, definition VARCHAR NOT NULL,
+    tbl VARCHAR NOT NULL, status VARCHAR NOT NULL, build VARCHAR, source VARCHAR NOT NULL,
+    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, error VARCHAR,
+    PRIMARY KEY (tenant, name)
+  );
+`;
+
+export interface LiveView extends ViewState {
+  table: string;
+}
+
+const COLUMNS = 'tenant, name, version, definition, tbl, status, build, source, created_at, updated_at, error';
+
+export class DuckdbViews {
+  private byTenant = new Map<string, LiveView[]>();
+
+  constructor(private readonly locked: <T>(fn: (c: DuckDBConnection) => Promise<T>) => Promise<T>) {}
+
+  async load(c: DuckDBConnection): Promise<void> {
+    const rows = (await c.runAndReadAll(`SELECT ${COLUMNS} FROM views ORDER BY tenant, name`)).getRows();
+    const next = new Map<string, LiveView[]>();
+    for (const [tenant, name, version, definition, tbl, status, build, source, createdAt, updatedAt, error] of rows) {
+      const v: LiveView = {
+        tenant: String(tenant),
+        name: String(name),
+        version: Number(version),
+        def: parseView(String(name), JSON.parse(String(definition))),
+        table: String(tbl),
+        status: String(status) as LiveView['status'],
+        build: build === null ? null : String(build),
+        source: String(source) as ViewSource,
+        createdAt: Number(createdAt),
+        updatedAt: Number(updatedAt),
+        error: error === null ? null : String(error),
+      };
+      const list = next.get(v.tenant) ?? [];
+      list.push(v);
+      next.set(v.tenant, list);
+    }
+    this.byTenant = next;
+  }
+
+  list(tenant: string): LiveView[] {
+    return this.byTenant.get(tenant) ?? [];
+  }
+
+  get(tenant: string, name: string): LiveView | null {
+    return this.list(tenant).find((v) => v.name === name) ?? null;
+  }
+
+  /** Views that answer queries. */
+  ready(tenant: string): LiveView[] {
+    return this.list(tenant).filter((v) => v.status === 'ready');
+  }
+
+  /** Tenants with at least one view: their commits go through the staging table. */
+  has(tenant: string): boolean {
+    return this.byTenant.has(tenant);
+  }
+
+  /**
+   * Creates or changes a view. The same definition again changes nothing (`changed: false`);
+   * a new one replaces the table with an empty one, in state building.
+   */
+  put(tenant: string, def: ViewDef, source: ViewSource): Promise<{ view: LiveView; changed: boolean }> {
+    const text = JSON.stringify(viewJson(def));
+    return this.locked(async (c) => {
+      const current = this.get(tenant, def.name);
+      if (current && JSON.stringify(viewJson(current.def)) === text) return { view: current, changed: false };
+      const table = `view_${randomBytes(8).toString('hex')}`;
+      const now = BigInt(Date.now());
+      await c.run('BEGIN TRANSACTION');
+      try {
+        await c.run(viewTableDdl(table, def));
+        if (current) {
+          await c.run(`DROP TABLE IF EXISTS ${current.table}`);
+          await c.run(`UPDATE views SET version = version + 1, definition = $1, tbl = $2, status = 'building', build = NULL, source = $3, updated_at = $4, error = NULL WHERE tenant = $5 AND name = $6`, [
+            text, table, source, now, tenant, def.name,
+          ]);
+        } else {
+          await c.run(`INSERT INTO views (${COLUMNS}) VALUES ($1, $2, 1, $3, $4, 'building', NULL, $5, $6, $6, NULL)`, [tenant, def.name, text, table, source, now]);
+        }
+        await c.run('COMMIT');
+      } catch (e) {
+        await c.run('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+      await this.load(c);
+      return { view: this.get(tenant, def.name)!, changed: true };
+    });
+  }
+
+  remove(tenant: string, name: string): Promise<boolean> {
+    return this.locked(async (c) => {
+      const current = this.get(tenant, name);
+      if (!current) return false;
+      await c.run('BEGIN TRANSACTION');
+      try {
+        await c.run(`DROP TABLE IF EXISTS ${current.table}`);
+        await c.run(`DELETE FROM views WHERE tenant = $1 AND name = $2`, [tenant, name]);
+        await c.run('COMMIT');
+      } catch (e) {
+        await c.run('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+      await this.load(c);
+      return true;
+    });
+  }
+
+  /** Inside a commit's transaction: adds the staged rows of `tenants` to their views. */
+  async maintain(c: DuckDBConnection, staging: string, tenants: Iterable<string>): Promise<void> {
+    for (const tenant of tenants) {
+      for (const v of this.list(tenant)) {
+        const p = new Params();
+        const source = `(SELECT * FROM ${staging} WHERE tenant = ${p.add(tenant)})`;
+        await c.run(viewMaintainSql(v.table, v.def, source, p), p.values);
+      }
+    }
+  }
+}

@@ -1,0 +1,313 @@
+import { SluiceError } from '../core/errors.js';
+import { bucketStart, INTERVAL_MS, INTERVALS, isInterval, parseQueryTime } from '../core/time.js';
+import type { Interval } from '../core/types.js';
+
+/**
+ * The query language, parsed and validated (pure): fields, filters, measures, view
+ * definitions and queries. Backends compile these values to SQL; nothing a user sends is
+ * ever spliced into SQL text. Field names must match FIELD, and reach SQL only as
+ * parameters (JSON paths) or as fixed column names chosen from a closed set.
+ *
+ * Semantics shared by every backend and by views (so that a view answers exactly what raw
+ * events answer):
+ * - A field's value is text: `type` and `key` as stored, `properties.<path>` and
+ *   `context.<path>` as JSON text of the value at that path (a string without quotes; a
+ *   number, boolean, object or array as JSON); a missing field or a JSON null is null.
+ * - Numeric measures and comparisons with a number read the text as a number; text that is
+ *   not a number counts as missing.
+ */
+
+/** `type`, `key`, or a dotted path of up to 8 names inside `properties` or `context`. */
+export const FIELD = /^(?:type|key|(?:properties|context)(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}){1,8})$/;
+
+export type Column = 'type' | 'key' | 'properties' | 'context';
+
+export interface FieldRef {
+  /** As written: `properties.region`. */
+  name: string;
+  column: Column;
+  /** JSON path inside the column (`$."region"`), null for `type` and `key`. */
+  path: string | null;
+}
+
+export type FilterOp = 'eq' | 'neq' | 'in' | 'nin' | 'gt' | 'gte' | 'lt' | 'lte' | 'contains' | 'exists';
+export const FILTER_OPS: readonly FilterOp[] = ['eq', 'neq', 'in', 'nin', 'gt', 'gte', 'lt', 'lte', 'contains', 'exists'];
+export type Scalar = string | number | boolean;
+
+export interface Filter {
+  field: FieldRef;
+  op: FilterOp;
+  /** A scalar; a list for in/nin; a boolean for exists (true: present and not null). */
+  value: Scalar | Scalar[];
+}
+
+export type MeasureKind = 'count' | 'sum' | 'min' | 'max' | 'avg' | 'uniq' | 'quantile';
+
+export interface Measure {
+  /** As written, and the answer's column name: `count`, `sum:amount`, `p95:latency_ms`. */
+  name: string;
+  kind: MeasureKind;
+  field: FieldRef | null;
+  /** For quantiles: 0 < q < 1. */
+  q?: number;
+}
+
+export interface ViewDef {
+  name: string;
+  event: string | null;
+  filters: Filter[];
+  dimensions: FieldRef[];
+  measures: Measure[];
+  grain: Interval;
+}
+
+export interface QuerySpec {
+  tenant: string;
+  event: string | null;
+  /** Whole buckets: `from` is floored and `to` ceiled to the interval (to the minute without one). */
+  from: number;
+  to: number;
+  /** Bucket size; null: one row per group over the whole range. */
+  interval: Interval | null;
+  measures: Measure[];
+  filters: Filter[];
+  groupBy: FieldRef[];
+  orderBy: { column: string; desc: boolean }[];
+  /** Rows at most, as the user asked; null: all, up to the server's cap. */
+  limit: number | null;
+  /** `auto`: a covering view when one is built, else raw events; `raw`: raw events (to check a view). */
+  source: 'auto' | 'raw';
+}
+
+export const LIMITS = { filters: 20, inValues: 100, groupBy: 3, dimensions: 5, measures: 20, viewName: /^[a-z][a-z0-9_]{0,62}$/ };
+
+function bad(field: string, message: string): SluiceError {
+  return new SluiceError('SLUICE_ERR_INVALID_QUERY', message, { field });
+}
+
+export function parseField(v: unknown, where: string): FieldRef {
+  if (typeof v !== 'string' || !FIELD.test(v)) {
+    throw bad(where, `${JSON.stringify(v)} is not a field: use "type", "key", "properties.<name>" or "context.<name>" (names of letters, digits, "_" and "-", dotted for nesting)`);
+  }
+  const [column, ...path] = v.split('.');
+  return { name: v, column: column as Column, path: path.length === 0 ? null : '$' + path.map((p) => `."${p}"`).join('') };
+}
+
+function isScalar(v: unknown): v is Scalar {
+  return (typeof v === 'string' && v.length <= 1000) || (typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean';
+}
+
+export function parseFilters(v: unknown, where = 'filters'): Filter[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw bad(where, `"${where}" must be an array of {field, op, value}`);
+  if (v.length > LIMITS.filters) throw bad(where, `at most ${LIMITS.filters} filters`);
+  return v.map((f: unknown, i) => {
+    const at = `${where}[${i}]`;
+    if (f === null || typeof f !== 'object' || Array.isArray(f)) throw bad(at, `${at} must be an object {field, op, value}`);
+    const o = f as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (k !== 'field' && k !== 'op' && k !== 'value') throw bad(`${at}.${k}`, `unknown key "${k}" in ${at}; a filter has field, op and value`);
+    const field = parseField(o.field, `${at}.field`);
+    const op = o.op;
+    if (typeof op !== 'string' || !FILTER_OPS.includes(op as FilterOp)) throw bad(`${at}.op`, `"op" must be one of ${FILTER_OPS.join(', ')}`);
+    const value = o.value;
+    switch (op as FilterOp) {
+      case 'in':
+      case 'nin':
+        if (!Array.isArray(value) || value.length === 0 || value.length > LIMITS.inValues || !value.every(isScalar)) {
+          throw bad(`${at}.value`, `"${op}" takes a list of 1 to ${LIMITS.inValues} strings, numbers or booleans`);
+        }
+        return { field, op: op as FilterOp, value: value as Scalar[] };
+      case 'exists':
+        if (value !== undefined && typeof value !== 'boolean') throw bad(`${at}.value`, '"exists" takes true (the default) or false');
+        return { field, op: 'exists', value: value ?? true };
+      case 'contains':
+        if (typeof value !== 'string' || value.length === 0 || value.length > 1000) throw bad(`${at}.value`, '"contains" takes a non-empty string');
+        return { field, op: 'contains', value };
+      case 'gt':
+      case 'gte':
+      case 'lt':
+      case 'lte':
+        if (!((typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && value.length <= 1000))) {
+          throw bad(`${at}.value`, `"${op}" takes a number (compared as numbers) or a string (compared as text)`);
+        }
+        return { field, op: op as FilterOp, value };
+      default:
+        if (!isScalar(value)) throw bad(`${at}.value`, `"${op}" takes a string, a number or a boolean`);
+        return { field, op: op as FilterOp, value };
+    }
+  });
+}
+
+const MEASURE = /^(?:(count)|(sum|min|max|avg|uniq):(.+)|p(\d{1,2}(?:\.\d{1,3})?):(.+))$/;
+
+/** In a measure, a bare name is a property: `sum:amount` is `sum:properties.amount`. */
+function measureField(name: string, where: string): FieldRef {
+  return parseField(FIELD.test(name) ? name : `properties.${name}`, where);
+}
+
+export function parseMeasure(v: unknown, where: string): Measure {
+  const m = typeof v === 'string' ? MEASURE.exec(v) : null;
+  if (!m) {
+    throw bad(where, `${JSON.stringify(v)} is not a measure: use count, sum:F, min:F, max:F, avg:F, uniq:F or pNN:F (p50, p95, p99.9…), F a field or a property name`);
+  }
+  const name = v as string;
+  if (m[1]) return { name, kind: 'count', field: null };
+  if (m[2]) {
+    const field = measureField(m[3]!, where);
+    if (m[2] !== 'uniq' && field.path === null) throw bad(where, `"${m[2]}" needs a numeric field inside properties or context, not "${field.name}"`);
+    return { name, kind: m[2] as MeasureKind, field };
+  }
+  const q = Number(m[4]) / 100;
+  if (!(q > 0 && q < 1)) throw bad(where, `percentile ${m[4]} must be between 0 and 100`);
+  const field = measureField(m[5]!, where);
+  if (field.path === null) throw bad(where, `percentiles need a numeric field inside properties or context, not "${field.name}"`);
+  return { name, kind: 'quantile', field, q };
+}
+
+export function parseMeasures(v: unknown, fallback: string[] | null): Measure[] {
+  if (v === undefined || v === null) {
+    if (fallback) return fallback.map((m) => parseMeasure(m, 'measures'));
+    throw bad('measures', '"measures" is required');
+  }
+  if (!Array.isArray(v) || v.length === 0 || v.length > LIMITS.measures) throw bad('measures', `"measures" must be a list of 1 to ${LIMITS.measures} measures`);
+  const out = v.map((m, i) => parseMeasure(m, `measures[${i}]`));
+  const seen = new Set<string>();
+  for (const m of out) {
+    if (seen.has(m.name)) throw bad('measures', `measure "${m.name}" is listed twice`);
+    seen.add(m.name);
+  }
+  return out;
+}
+
+function parseEvent(v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || v.length === 0 || v.length > 200) throw bad('event', '"event" must be an event type (a non-empty string of at most 200 characters)');
+  return v;
+}
+
+function parseFieldList(v: unknown, where: string, max: number): FieldRef[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || v.length > max) throw bad(where, `"${where}" must be a list of at most ${max} fields`);
+  const out = v.map((f, i) => parseField(f, `${where}[${i}]`));
+  if (new Set(out.map((f) => f.name)).size !== out.length) throw bad(where, `"${where}" lists a field twice`);
+  return out;
+}
+
+function checkKeys(o: Record<string, unknown>, allowed: readonly string[], what: string): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw bad(k, `unknown field "${k}"; ${what} has ${allowed.join(', ')}`);
+}
+
+function asObject(body: unknown, what: string): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw bad('body', `${what} must be a JSON object`);
+  return body as Record<string, unknown>;
+}
+
+const VIEW_KEYS = ['event', 'filters', 'dimensions', 'measures', 'grain'] as const;
+
+/** A view definition, as `PUT /v1/views/:name` or the configuration declares it. */
+export function parseView(name: string, body: unknown): ViewDef {
+  if (!LIMITS.viewName.test(name)) throw bad('name', `view name ${JSON.stringify(name)} is not valid: 1-63 lowercase letters, digits or "_", starting with a letter`);
+  const o = asObject(body, 'a view');
+  checkKeys(o, VIEW_KEYS, 'a view');
+  const grain = o.grain ?? '1m';
+  if (!isInterval(grain)) throw bad('grain', `"grain" must be one of ${INTERVALS.join(', ')}`);
+  return {
+    name,
+    event: parseEvent(o.event),
+    filters: parseFilters(o.filters),
+    dimensions: parseFieldList(o.dimensions, 'dimensions', LIMITS.dimensions),
+    measures: parseMeasures(o.measures, ['count']),
+    grain,
+  };
+}
+
+/** The JSON form of a view, as it was declared (field refs back to names). */
+export function viewJson(v: ViewDef): Record<string, unknown> {
+  return {
+    event: v.event,
+    filters: v.filters.map((f) => ({ field: f.field.name, op: f.op, value: f.value })),
+    dimensions: v.dimensions.map((d) => d.name),
+    measures: v.measures.map((m) => m.name),
+    grain: v.grain,
+  };
+}
+
+const QUERY_KEYS = ['event', 'from', 'to', 'interval', 'measures', 'filters', 'group_by', 'order_by', 'limit', 'source'] as const;
+
+export interface QueryLimits {
+  maxBuckets: number;
+  maxRows: number;
+}
+
+export function parseQuery(body: unknown, tenant: string, now: number, limits: QueryLimits): QuerySpec {
+  const o = asObject(body, 'the query');
+  checkKeys(o, QUERY_KEYS, 'a query');
+  const time = (field: 'from' | 'to', fallback: string): number => {
+    const v = o[field] ?? fallback;
+    const ms = typeof v === 'string' ? parseQueryTime(v, now) : null;
+    if (ms === null) throw bad(field, `"${field}" must be an RFC 3339 timestamp, "now" or a relative time like "-24h"`);
+    return ms;
+  };
+  let from = time('from', '-24h');
+  let to = time('to', 'now');
+  if (to <= from) throw bad('to', '"to" must be after "from"');
+  const interval = o.interval === undefined ? '1h' : o.interval;
+  if (interval !== null && !isInterval(interval)) throw bad('interval', `"interval" must be one of ${INTERVALS.join(', ')}, or null for totals over the range`);
+  const align: Interval = interval ?? '1m';
+  from = bucketStart(from, align);
+  to = Math.ceil(to / INTERVAL_MS[align]) * INTERVAL_MS[align];
+  if (interval !== null) {
+    const buckets = (to - from) / INTERVAL_MS[interval];
+    if (buckets > limits.maxBuckets) {
+      throw new SluiceError('SLUICE_ERR_QUERY_TOO_LARGE', `the query spans ${buckets} buckets; the limit is ${limits.maxBuckets}: use a larger interval or a shorter range`, {
+        field: 'interval',
+      });
+    }
+  }
+  const measures = parseMeasures(o.measures, ['count']);
+  const groupBy = parseFieldList(o.group_by, 'group_by', LIMITS.groupBy);
+  const columns = [...(interval ? ['bucket'] : []), ...groupBy.map((g) => g.name), ...measures.map((m) => m.name)];
+  let limit: number | null = null;
+  if (o.limit !== undefined && o.limit !== null) {
+    if (typeof o.limit !== 'number' || !Number.isInteger(o.limit) || o.limit < 1 || o.limit > limits.maxRows) throw bad('limit', `"limit" must be an integer from 1 to ${limits.maxRows}`);
+    limit = o.limit;
+  }
+  return {
+    tenant,
+    event: parseEvent(o.event),
+    from,
+    to,
+    interval,
+    measures,
+    filters: parseFilters(o.filters),
+    groupBy,
+    orderBy: parseOrderBy(o.order_by, columns),
+    limit,
+    source: parseSource(o.source),
+  };
+}
+
+function parseSource(v: unknown): 'auto' | 'raw' {
+  if (v === undefined || v === null || v === 'auto') return 'auto';
+  if (v === 'raw') return 'raw';
+  throw bad('source', '"source" must be "auto" (a view when one covers the query) or "raw"');
+}
+
+const ORDER = /^(-)?(.+?)(?:\s+(asc|desc))?$/i;
+
+/** `"count"`, `"-count"` or `"count desc"`, or a list of them; columns of the answer only. */
+function parseOrderBy(v: unknown, columns: string[]): { column: string; desc: boolean }[] {
+  if (v === undefined || v === null) return [];
+  const list = Array.isArray(v) ? v : [v];
+  if (list.length > columns.length) throw bad('order_by', '"order_by" lists more columns than the answer has');
+  return list.map((s: unknown) => {
+    const m = typeof s === 'string' ? ORDER.exec(s.trim()) : null;
+    if (!m || !columns.includes(m[2]!)) throw bad('order_by', `"order_by" must name columns of the answer (${columns.join(', ')}), optionally with "-" or " desc"`);
+    return { column: m[2]!, desc: m[1] === '-' || m[3]?.toLowerCase() === 'desc' };
+  });
+}
+
+/** The answer's columns, in order. */
+export function columnsOf(q: QuerySpec): string[] {
+  return [...(q.interval ? ['bucket'] : []), ...q.groupBy.map((g) => g.name), ...q.measures.map((m) => m.name)];
+}
