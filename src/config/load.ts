@@ -1,3 +1,4 @@
+import { parseView } from '../query/spec.js';
 import { Ajv } from 'ajv';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -106,7 +107,24 @@ export function loadConfig(options: LoadOptions = {}): Readonly<Config> {
     const message = extra ? `unknown configuration key "${field}"` : `configuration key "${field}" ${err.message}`;
     throw new SluiceError('SLUICE_ERR_CONFIG', message, { field });
   }
+  checkViews((merged as unknown as Config).views);
   return deepFreeze(merged as unknown as Config);
+}
+
+/** Views are checked by the same parser as `PUT /v1/views/:name`; the message names the view and its key. */
+function checkViews(views: Config['views']): void {
+  const names = new Set<string>();
+  views.forEach((v, i) => {
+    const { name, ...def } = v;
+    try {
+      parseView(name, def);
+    } catch (e: unknown) {
+      const err = e as SluiceError;
+      throw new SluiceError('SLUICE_ERR_CONFIG', `views[${i}] ("${name}"): ${err.message}`, { field: `views[${i}].${err.field ?? ''}` });
+    }
+    if (names.has(name)) throw new SluiceError('SLUICE_ERR_CONFIG', `views[${i}]: the view "${name}" is declared twice`, { field: `views[${i}].name` });
+    names.add(name);
+  });
 }
 
 /**

@@ -77,7 +77,15 @@ export const configSchema = {
       properties: {
         timeoutMs: { type: 'integer', minimum: 1, default: 10_000 },
         maxBuckets: { type: 'integer', minimum: 1, default: 10_000 },
+        maxRows: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000, description: 'rows (and groups) in one answer; more is refused with 422 unless the query sets a limit' },
+        streamBuffer: { type: 'integer', minimum: 1, default: 1_000, description: 'events queued for one live-tail client; a client further behind is disconnected' },
       },
+    },
+    views: {
+      type: 'array',
+      default: [],
+      description: 'views declared for every tenant: {name, event, filters, dimensions, measures, grain} as PUT /v1/views/:name takes them',
+      items: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
     },
     events: {
       type: 'object',
@@ -136,7 +144,8 @@ export interface Config {
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number };
   obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
-  query: { timeoutMs: number; maxBuckets: number };
+  query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number };
+  views: ({ name: string } & Record<string, unknown>)[];
   events: { lateWindowMs: number; futureToleranceMs: number; schemaRefreshMs: number };
   enrich: { anonymizeIp: boolean; userAgent: boolean; plugins: { module: string; options: Record<string, unknown> }[] };
   breaker: { enabled: boolean; ratio: number; window: number; minEvents: number };

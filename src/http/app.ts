@@ -11,6 +11,8 @@ import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { StoreReader } from '../query/reader.js';
 import { queryRoutes } from '../query/routes.js';
+import { eventRoutes } from '../query/events.js';
+import { LiveTail } from '../query/tail.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import { schemaRoutes } from '../schema/routes.js';
 import { opsRoutes } from '../ops/routes.js';
@@ -80,7 +82,14 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
   statusRoutes(app, { log: opts.log, catalog: opts.catalog, reader: opts.reader });
   const schemas = new SchemaRegistry(opts.catalog, { refreshMs: opts.config.events.schemaRefreshMs });
+  const tail = new LiveTail(opts.config.query.streamBuffer);
+  // Live streams never end by themselves: end them first, or closing would wait for them.
+  app.addHook('preClose', (done) => {
+    tail.closeAll();
+    done();
+  });
   ingestRoutes(app, {
+    tail,
     catalog: opts.catalog,
     log: opts.log,
     limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth, batchEvents: limits.batchEvents },
@@ -98,7 +107,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     time: opts.config.events,
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
-  queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets });
+  queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows });
+  eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

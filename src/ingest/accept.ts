@@ -1,6 +1,6 @@
 import { SluiceError } from '../core/errors.js';
 import { validateEvent, type EventLimits, type TimePolicy } from '../core/event.js';
-import type { LogEntry, Origin } from '../core/types.js';
+import type { AppendOutcome, LogEntry, Origin } from '../core/types.js';
 import type { Log } from '../ports/log.js';
 import type { SchemaRegistry } from '../schema/registry.js';
 
@@ -24,6 +24,8 @@ export interface AcceptOptions {
   sentAt?: number;
   traceparent?: string;
   onAppended?: (seconds: number) => void;
+  /** The entries appended, with their outcomes, once durable (the live tail). */
+  onDurable?: (entries: readonly LogEntry[], outcomes: readonly AppendOutcome[]) => void;
 }
 
 /**
@@ -94,6 +96,7 @@ export async function accept(log: Log, tenant: string, events: readonly unknown[
   const refused = rejected.reduce((n, r) => n + (r.dead_lettered ? 0 : 1), 0);
   const outcomes = await log.append(entries, { tenant, receivedAt: opts.receivedAt, received: events.length, rejected: refused });
   opts.onAppended?.((performance.now() - started) / 1000);
+  opts.onDurable?.(entries, outcomes);
   let accepted = 0;
   let duplicates = 0;
   // A faulty event seen before is a duplicate, not a new rejection: its dead letter exists.

@@ -8,6 +8,7 @@ import { inSpan, traceparentOf } from '../obs/tracing.js';
 import { accept } from './accept.js';
 import { authenticate } from './auth.js';
 import { eventsOf } from './body.js';
+import type { LiveTail } from '../query/tail.js';
 
 export interface IngestRouteOptions {
   catalog: Catalog;
@@ -16,6 +17,8 @@ export interface IngestRouteOptions {
   time: TimePolicy;
   schemas: SchemaRegistry;
   obs: HttpObservability;
+  /** Where durable events are published for `GET /v1/stream`. */
+  tail?: LiveTail;
 }
 
 /** POST /v1/events (write key): 202 once the accepted events are durable in the log. */
@@ -41,6 +44,7 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
           ...(sentAt === undefined ? {} : { sentAt }),
           traceparent,
           onAppended: (seconds) => metrics?.appendDuration.observe(seconds),
+          ...(opts.tail ? { onDurable: (entries, outcomes) => opts.tail!.publish(grant.tenant, entries, outcomes) } : {}),
         }),
       (r) => ({ 'sluice.accepted': r.accepted, 'sluice.duplicates': r.duplicates, 'sluice.rejected': r.rejected.length }),
     );

@@ -75,6 +75,12 @@ export interface Log {
   positions(group: string): Promise<PartitionPosition[]>;
 
   /**
+   * Whether the dedupe ledger holds this idempotency key of the tenant: an event with it was
+   * appended within the dedupe horizon, and the same key sent again is a duplicate.
+   */
+  seen(tenant: string, idempotencyKey: string): Promise<boolean>;
+
+  /**
    * The receive time of the oldest record that is not yet at or below `applied[partition]`,
    * including appends still in flight; null when there is none. The watermark of a query is
    * min(this, now): every event received before it is visible in the store.

@@ -20,6 +20,8 @@ import type { Interval } from '../core/types.js';
 /** `type`, `key`, or a dotted path of up to 8 names inside `properties` or `context`. */
 export const FIELD = /^(?:type|key|(?:properties|context)(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}){1,8})$/;
 
+const RESERVED = new Set(['__proto__', 'constructor', 'prototype']);
+
 export type Column = 'type' | 'key' | 'properties' | 'context';
 
 export interface FieldRef {
@@ -90,6 +92,7 @@ export function parseField(v: unknown, where: string): FieldRef {
     throw bad(where, `${JSON.stringify(v)} is not a field: use "type", "key", "properties.<name>" or "context.<name>" (names of letters, digits, "_" and "-", dotted for nesting)`);
   }
   const [column, ...path] = v.split('.');
+  if (path.some((p) => RESERVED.has(p))) throw bad(where, `${JSON.stringify(v)} names a reserved property (__proto__, constructor, prototype)`);
   return { name: v, column: column as Column, path: path.length === 0 ? null : '$' + path.map((p) => `."${p}"`).join('') };
 }
 

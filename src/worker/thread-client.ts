@@ -6,7 +6,7 @@ import type { CountQuery } from '../core/types.js';
 import type { BackfillSpec, BackfillState } from '../ports/backfill.js';
 import type { Logger } from '../obs/logger.js';
 import type { MetricsJson } from '../obs/metrics.js';
-import type { StoreReader } from '../query/reader.js';
+import type { StoreCall, StoreCalls, StoreReader } from '../query/reader.js';
 import type { ConservationReply, CountsReply, FromStoreThread, ToStoreThread } from './thread-protocol.js';
 
 interface Waiting {
@@ -70,7 +70,7 @@ export class StoreThread implements StoreReader {
         if (!w) return;
         this.waiting.delete(m.id);
         if (m.ok) w.resolve(m.value);
-        else w.reject(new SluiceError(m.code as ErrorCode, m.message, { retryAfter: m.code === 'SLUICE_ERR_STORE_UNAVAILABLE' ? 1 : undefined }));
+        else w.reject(new SluiceError(m.code as ErrorCode, m.message, { retryAfter: m.code === 'SLUICE_ERR_STORE_UNAVAILABLE' ? 1 : undefined, field: m.field }));
       }
     }
   }
@@ -109,6 +109,17 @@ export class StoreThread implements StoreReader {
     const r = await this.call<CountsReply>({ op: 'counts', id: this.nextId++, query });
     return { rows: r.rows, applied: new Map(r.applied) };
   }
+
+  private storeCall<M extends StoreCall>(method: M, ...args: Parameters<StoreCalls[M]>): ReturnType<StoreCalls[M]> {
+    return this.call({ op: 'call', id: this.nextId++, method, args }) as ReturnType<StoreCalls[M]>;
+  }
+
+  query: StoreCalls['query'] = (...a) => this.storeCall('query', ...a);
+  putView: StoreCalls['putView'] = (...a) => this.storeCall('putView', ...a);
+  removeView: StoreCalls['removeView'] = (...a) => this.storeCall('removeView', ...a);
+  listViews: StoreCalls['listViews'] = (...a) => this.storeCall('listViews', ...a);
+  searchEvents: StoreCalls['searchEvents'] = (...a) => this.storeCall('searchEvents', ...a);
+  findEvent: StoreCalls['findEvent'] = (...a) => this.storeCall('findEvent', ...a);
 
   startBackfill(spec: BackfillSpec): Promise<BackfillState> {
     return this.call<BackfillState>({ op: 'backfill-start', id: this.nextId++, spec });

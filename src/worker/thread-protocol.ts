@@ -1,6 +1,7 @@
 import type { CountQuery, CountRow } from '../core/types.js';
 import type { BackfillSpec } from '../ports/backfill.js';
 import type { ConservationReply } from '../obs/conservation.js';
+import type { StoreCall } from '../query/reader.js';
 
 export type { ConservationReply };
 
@@ -15,6 +16,7 @@ export type ToStoreThread =
   | { op: 'metrics'; id: number }
   | { op: 'conservation'; id: number }
   | { op: 'tenants'; tenants: string[] }
+  | { op: 'call'; id: number; method: StoreCall; args: unknown[] }
   | { op: 'stop' };
 
 export type FromStoreThread =
@@ -22,7 +24,7 @@ export type FromStoreThread =
   | { op: 'fatal'; message: string }
   | { op: 'stopped' }
   | { op: 'reply'; id: number; ok: true; value: unknown }
-  | { op: 'reply'; id: number; ok: false; code: string; message: string };
+  | { op: 'reply'; id: number; ok: false; code: string; message: string; field?: string };
 
 export interface CountsReply {
   rows: CountRow[];

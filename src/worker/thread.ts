@@ -3,6 +3,9 @@ import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from '../back
 import type { Config } from '../config/schema.js';
 import { coerceError, RetryAfterError, SluiceError } from '../core/errors.js';
 import { BackfillRunner } from '../ops/backfill.js';
+import { ViewBuilds } from '../ops/views.js';
+import { parseView } from '../query/spec.js';
+import { storeCalls } from '../query/reader.js';
 import { checkConservation, toReply, type ConservationReply } from '../obs/conservation.js';
 import { createLogger } from '../obs/logger.js';
 import { startTracing } from '../obs/tracing.js';
@@ -36,6 +39,17 @@ function send(m: FromStoreThread): void {
 
 const tracing = await startTracing(config, 'store');
 const backfills = new BackfillRunner(store, { logger, signal: abort.signal });
+const viewBuilds = new ViewBuilds(store, backfills, { logger });
+const calls = storeCalls(store, viewBuilds);
+const configViews = config.views.map(({ name, ...def }) => parseView(name, def));
+
+/** The error a caller sees: sluice's own errors as they are, a timeout as one, anything else as the store being unavailable. */
+function replyError(id: number, e: unknown): FromStoreThread {
+  const err = coerceError(e);
+  if (err instanceof SluiceError) return { op: 'reply', id, ok: false, code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) };
+  const code = e instanceof RetryAfterError && /timeout/.test(err.message) ? 'SLUICE_ERR_QUERY_TIMEOUT' : 'SLUICE_ERR_STORE_UNAVAILABLE';
+  return { op: 'reply', id, ok: false, code, message: err.message };
+}
 const workersReady = startWorkers(config, { log, store, catalog, logger, metrics: metrics ?? undefined, tenantLabel: (t) => labels.peek(t), tracer: tracing.tracer }, abort.signal);
 
 /** Runs the conservation check; logs once when a gap appears and once when it is gone. */
@@ -64,7 +78,11 @@ let resuming: Promise<void> = Promise.resolve();
 workersReady.then(
   () => {
     send({ op: 'ready' });
-    resuming = backfills.resume().catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'could not resume backfills'));
+    resuming = backfills
+      .resume()
+      .then(() => viewBuilds.declare(catalog, configViews))
+      .then((tenants) => viewBuilds.resume(tenants))
+      .catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'could not resume backfills and view builds'));
   },
   (e: unknown) => {
     if (!abort.signal.aborted) send({ op: 'fatal', message: coerceError(e).message });
@@ -121,6 +139,17 @@ port.on('message', (m: ToStoreThread) => {
       return;
     case 'tenants':
       labels.admit(m.tenants);
+      return;
+    case 'call':
+      void (async () => {
+        try {
+          await workersReady;
+          const fn = calls[m.method] as (...args: unknown[]) => Promise<unknown>;
+          send({ op: 'reply', id: m.id, ok: true, value: await fn(...m.args) });
+        } catch (e: unknown) {
+          send(replyError(m.id, e));
+        }
+      })();
       return;
     case 'health':
       void store.health().then((h) => send({ op: 'reply', id: m.id, ok: true, value: h }));

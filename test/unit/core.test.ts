@@ -3,7 +3,8 @@ import { backoffDelay } from '../../src/core/backoff.js';
 import { validateEvent } from '../../src/core/event.js';
 import { canonicalJson, deriveIdempotencyKey, partitionOf } from '../../src/core/hash.js';
 import { parseQueryTime, parseRfc3339 } from '../../src/core/time.js';
-import { fillBuckets, parseCountQuery } from '../../src/query/counts.js';
+import { fillBuckets } from '../../src/query/counts.js';
+import { parseQuery } from '../../src/query/spec.js';
 import { countsSql, minuteCounts } from '../../src/backends/duckdb/sql.js';
 
 const limits = { maxEventBytes: 32_768, maxDepth: 32 };
@@ -72,12 +73,13 @@ describe('core', () => {
 });
 
 describe('query building', () => {
-  it('parseCountQuery.floors-from-to-the-interval-and-defaults-to-the-last-day', () => {
+  it('parseQuery.covers-whole-buckets-and-defaults-to-counts-per-hour-over-the-last-day', () => {
     const now = Date.UTC(2026, 10, 24, 10, 30, 15);
-    const q = parseCountQuery({ event: 'x', from: '2026-11-24T10:07:30Z', to: 'now', interval: '1m' }, 'acme', now, 10_000);
-    expect(q).toEqual({ tenant: 'acme', type: 'x', from: Date.UTC(2026, 10, 24, 10, 7), to: now, interval: '1m' });
-    expect(parseCountQuery({}, 'acme', now, 10_000)).toMatchObject({ type: null, interval: '1h', from: Date.UTC(2026, 10, 23, 10), to: now });
-    const rows = fillBuckets({ ...q, from: Date.UTC(2026, 10, 24, 10, 7), to: Date.UTC(2026, 10, 24, 10, 10) }, [{ bucket: Date.UTC(2026, 10, 24, 10, 8), count: 4 }]);
+    const limits = { maxBuckets: 10_000, maxRows: 10_000 };
+    const q = parseQuery({ event: 'x', from: '2026-11-24T10:07:30Z', to: 'now', interval: '1m' }, 'acme', now, limits);
+    expect(q).toMatchObject({ tenant: 'acme', event: 'x', from: Date.UTC(2026, 10, 24, 10, 7), to: Date.UTC(2026, 10, 24, 10, 31), interval: '1m' });
+    expect(parseQuery({}, 'acme', now, limits)).toMatchObject({ event: null, interval: '1h', from: Date.UTC(2026, 10, 23, 10), to: Date.UTC(2026, 10, 24, 11) });
+    const rows = fillBuckets({ tenant: 'acme', type: 'x', interval: '1m', from: Date.UTC(2026, 10, 24, 10, 7), to: Date.UTC(2026, 10, 24, 10, 10) }, [{ bucket: Date.UTC(2026, 10, 24, 10, 8), count: 4 }]);
     expect(rows).toEqual([
       ['2026-11-24T10:07:00.000Z', 0],
       ['2026-11-24T10:08:00.000Z', 4],

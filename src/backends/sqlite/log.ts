@@ -238,6 +238,11 @@ export class SqliteLog implements Log {
     return out;
   }
 
+  async seen(tenant: string, idempotencyKey: string): Promise<boolean> {
+    const tables = this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ledger\\_%' ESCAPE '\\'`).pluck().all() as string[];
+    return tables.some((t) => this.db.prepare(`SELECT 1 FROM ${t} WHERE tenant = ? AND idem = ?`).get(tenant, idempotencyKey) !== undefined);
+  }
+
   /** Makes the current ledger generation exist, and drops generations older than the previous one. */
   private rotateLedger(now: number): void {
     const horizon = Math.max(1, this.opts.dedupeHorizonMs);
