@@ -3,9 +3,10 @@ import { parseArgs } from 'node:util';
 import { openEmbeddedCatalog } from '../backends/embedded.js';
 import { loadConfig } from '../config/load.js';
 import { coerceError, SluiceError } from '../core/errors.js';
-import { HttpError, postJson } from './http-client.js';
+import { HttpError } from './http-client.js';
 import type { KeyScope, UnknownTypes } from '../ports/catalog.js';
 import { backfillCommand, dlqCommand, schemaCommand, tenantStateCommand } from './admin.js';
+import { queryCommand } from './query.js';
 import { send } from './send.js';
 import { top } from './top.js';
 import { banner, up } from './up.js';
@@ -36,8 +37,14 @@ Usage:
       path with the original keys (twice changes nothing), or discard with a reason.
   sluice send --key WRITE_KEY [--url URL] [--batch 500] [--concurrency 4] [FILE.ndjson | -]
       Sends NDJSON events in batches, with progress; retries keep the same idempotency keys.
-  sluice query --key READ_KEY [--url URL] [--event TYPE] [--from -24h] [--to now] [--interval 1h] [--json]
-      Counts events per bucket.
+  sluice query --key READ_KEY [--url URL] [--event TYPE] [--from -24h] [--to now] [--interval 1h|none]
+               [--measures count,sum:amount,uniq:key,p95:latency_ms] [--group-by properties.region]
+               [--filter FIELD:OP[:VALUE]]... [--order-by -count] [--limit N] [--source raw] [--csv | --json]
+      Counts and measures per bucket and group, from a view when one covers the query.
+  sluice query events [--type T] [--event-key K] [--from -7d] [--to now] [--limit 100] [--cursor C]
+  sluice query event IDEMPOTENCY_KEY     where an event is: stored, dead-lettered, in the log, or unknown
+  sluice query tail [--type T]           live events as they are accepted
+  sluice query views [put NAME FILE.json | show NAME | delete NAME]   (put and delete: admin key)
   sluice top [--url URL] [--interval 2] [--once]
       A live view of rates, latency, lag, freshness, errors and the conservation gap.
 
@@ -68,8 +75,9 @@ const SERVER_FLAGS = {
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
 
 /**
- * parseArgs with one convenience: a string option may take a value that starts with a dash
- * and a digit (`--from -24h`), which node:util would otherwise call ambiguous.
+ * parseArgs with one convenience: a string option may take a value that starts with one
+ * dash (`--from -24h`, `--order-by -count`), which node:util would otherwise call
+ * ambiguous. sluice has no short options, so such a value is never a flag.
  */
 function parse<O extends Options>(args: string[], options: O) {
   const joined: string[] = [];
@@ -77,7 +85,7 @@ function parse<O extends Options>(args: string[], options: O) {
     const a = args[i]!;
     const name = a.startsWith('--') ? a.slice(2) : null;
     const next = args[i + 1];
-    if (name && options?.[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+    if (name && options?.[name]?.type === 'string' && next !== undefined && /^-[^-]/.test(next)) {
       joined.push(`${a}=${next}`);
       i++;
     } else joined.push(a);
@@ -215,25 +223,24 @@ async function main(argv: string[]): Promise<number> {
         key: { type: 'string' },
         url: { type: 'string' },
         event: { type: 'string' },
+        type: { type: 'string' },
+        'event-key': { type: 'string' },
         from: { type: 'string' },
         to: { type: 'string' },
         interval: { type: 'string' },
+        measures: { type: 'string' },
+        'group-by': { type: 'string' },
+        filter: { type: 'string', multiple: true },
+        'order-by': { type: 'string' },
+        limit: { type: 'string' },
+        cursor: { type: 'string' },
+        source: { type: 'string' },
+        csv: { type: 'boolean' },
         json: { type: 'boolean' },
       } as const);
-      if (positionals.length > 0) usageError(`query takes no arguments, got "${positionals.join(' ')}"`);
-      const target = clientTarget(values);
-      const q = { event: values.event, from: values.from ?? '-24h', to: values.to ?? 'now', interval: values.interval ?? '1h', measures: ['count'] };
-      const r = await postJson(`${target.url.replace(/\/$/, '')}/v1/query`, target.key, q, { maxAttempts: 3 });
-      const body = r.body as { columns: string[]; rows: [string, number][]; watermark: string };
-      if (values.json) process.stdout.write(JSON.stringify(body) + '\n');
-      else {
-        const lines = body.rows.filter(([, n]) => n > 0);
-        process.stdout.write(`${'bucket'.padEnd(26)}count\n`);
-        for (const [b, n] of lines) process.stdout.write(`${b.padEnd(26)}${n}\n`);
-        const total = body.rows.reduce((s, [, n]) => s + n, 0);
-        process.stdout.write(`total ${total} in ${body.rows.length} buckets (${body.rows.length - lines.length} empty not shown); complete up to ${body.watermark}\n`);
-      }
-      return 0;
+      const [sub, ...args] = positionals;
+      const { filter, ...single } = values;
+      return queryCommand(clientTarget(single), sub, args, { ...single, filter, key: values['event-key'] }, process.stdout);
     }
     case 'top': {
       const { values, positionals } = parse(rest, { url: { type: 'string' }, interval: { type: 'string' }, once: { type: 'boolean' } } as const);
