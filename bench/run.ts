@@ -10,6 +10,7 @@ import { validateEvent } from '../src/core/event.js';
 import type { LogEntry } from '../src/core/types.js';
 import { appenderRowsPerSecond } from './duckdb-appender.js';
 import { recovery } from './recovery.js';
+import { queryBench } from './query.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
 import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from './proc.js';
 
@@ -24,11 +25,13 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *   backlog       RSS of sluice up while it drains a backlog written into its log beforehand
  *   recovery      dead letters replayed vs live events (see recovery.ts); a backfill under
  *                 steady live load, with live freshness beside the same load without it
+ *   query         a 24 h per-minute timeseries with a group-by from a view vs the same from raw
+ *                 events; ad-hoc group-bys over 10M raw events vs the same SQL written by hand
  *   observability ingest with metrics (scraped every second) and tracing (exported over
  *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --recovery N (default 200,000), --only ingest|backlog|recovery, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --only ingest|backlog|recovery|query, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -37,6 +40,7 @@ const { values } = parseArgs({
     batch: { type: 'string' },
     concurrency: { type: 'string' },
     recovery: { type: 'string' },
+    'query-events': { type: 'string' },
     quick: { type: 'boolean' },
     only: { type: 'string' },
     json: { type: 'boolean' },
@@ -45,6 +49,7 @@ const { values } = parseArgs({
 const EVENTS = Number(values.events ?? (values.quick ? 200_000 : 1_000_000));
 const BACKLOG = Number(values.backlog ?? (values.quick ? 500_000 : 5_000_000));
 const RECOVERY = Number(values.recovery ?? (values.quick ? 50_000 : 200_000));
+const QUERY_EVENTS = Number(values['query-events'] ?? (values.quick ? 1_000_000 : 10_000_000));
 const BATCH = Number(values.batch ?? 500);
 const CONCURRENCY = Number(values.concurrency ?? 16);
 
@@ -197,10 +202,11 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'backlog', 'recovery'].includes(only)) throw new Error('--only takes ingest, backlog or recovery');
+  if (only !== undefined && !['ingest', 'backlog', 'recovery', 'query'].includes(only)) throw new Error('--only takes ingest, backlog, recovery or query');
   const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
   const bl = only === undefined || only === 'backlog' ? await backlogDrain(work) : null;
   const rc = only === undefined || only === 'recovery' ? await recovery(path.join(work, 'recovery'), RECOVERY, BATCH, CONCURRENCY, say) : null;
+  const qb = only === undefined || only === 'query' ? await queryBench(work, QUERY_EVENTS, say) : null;
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
   const out: string[] = [];
@@ -247,8 +253,27 @@ try {
     `  live freshness p99 during the backfill      ${fmt(rc.freshnessP99.during, 2).padStart(10)} s`,
     );
   }
+  if (qb) {
+    const ms = (x: { p50: number; p95: number }): string => `p50 ${fmt(x.p50, 1).padStart(8)} ms   p95 ${fmt(x.p95, 1).padStart(8)} ms`;
+    out.push(
+    '',
+    `query: ${fmt(qb.events)} events loaded through Store.commit (${fmt(qb.loadRate)} ev/s); view built by backfill at ${fmt(qb.backfillRate)} ev/s`,
+    `  24 h per-minute timeseries by region (${fmt(qb.view.rows)} rows)`,
+    `    baseline: from raw events                 ${ms(qb.rawSeries)}`,
+    `    from the view (${qb.view.source})  ${ms(qb.view)}`,
+    `    ratio view / raw (p50)                    ${fmt(qb.view.p50 / qb.rawSeries.p50, 3).padStart(11)}        target view p95 ≤ 50 ms: ${qb.view.p95 <= 50 ? 'met' : 'MISSED'}`,
+    `  ad-hoc group-by properties.region over all raw events, count + sum:amount`,
+    `    baseline: the same SQL by hand            ${ms(qb.handGroupBy)}`,
+    `    sluice query (compiled, parameterized)    ${ms(qb.rawGroupBy)}`,
+    `    ratio sluice / hand (p50)                 ${fmt(qb.rawGroupBy.p50 / qb.handGroupBy.p50, 2).padStart(11)}        target ≤ 500 ms: ${qb.rawGroupBy.p95 <= 500 ? 'met' : 'MISSED'}`,
+    `  ad-hoc group-by type over all raw events, count`,
+    `    baseline: the same SQL by hand            ${ms(qb.handColumnGroupBy)}`,
+    `    sluice query (compiled, parameterized)    ${ms(qb.rawColumnGroupBy)}`,
+    `    ratio sluice / hand (p50)                 ${fmt(qb.rawColumnGroupBy.p50 / qb.handColumnGroupBy.p50, 2).padStart(11)}        target ≤ 500 ms: ${qb.rawColumnGroupBy.p95 <= 500 ? 'met' : 'MISSED'}`,
+    );
+  }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, backlogDrain: bl, recovery: rc }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, backlogDrain: bl, recovery: rc, query: qb }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }
