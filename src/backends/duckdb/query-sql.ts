@@ -222,7 +222,16 @@ export function viewQuerySql(q: QuerySpec, table: string, v: ViewDef, residual: 
   for (const g of q.groupBy) keyExprs.push(`d${dimIndex.get(g.name)!}`);
   const keys = keyExprs.map((_, i) => `k${i}`);
   const keySelect = keyExprs.map((e, i) => `${e} AS k${i}`);
-  let where = `tenant = ${p.add(q.tenant)} AND bucket >= ${p.add(BigInt(q.from))} AND bucket < ${p.add(BigInt(q.to))}`;
+  // Only the row kinds the measures read: with rows stored by kind (see the backfill's swap),
+  // a count reads the count rows' row groups and skips the sketches'.
+  const kinds = new Set([0]);
+  for (const m of q.measures) {
+    const f = m.field?.name;
+    if (f === undefined) continue;
+    const code = NUMERIC.has(m.kind) ? codes.numeric.get(f) : m.kind === 'uniq' ? codes.uniq.get(f) : codes.quantile.get(f);
+    if (code !== undefined) kinds.add(code);
+  }
+  let where = `tenant = ${p.add(q.tenant)} AND bucket >= ${p.add(BigInt(q.from))} AND bucket < ${p.add(BigInt(q.to))} AND m IN (${[...kinds].join(', ')})`;
   for (const f of residual) where += ` AND ${filterSql(f, `NULLIF(d${dimIndex.get(f.field.name)!}, chr(0))`, p)}`;
   const ctes = [`base AS (SELECT ${[...keySelect, 'm', 'i', 'n', 's', 'lo', 'hi'].join(', ')} FROM ${table} WHERE ${where})`];
   const mainCols: string[] = [];

@@ -111,6 +111,7 @@ export class DuckdbStore implements Store {
       bucketColumn: 'bucket',
       grainMs: INTERVAL_MS[v.def.grain],
       events: 'sum(n) FILTER (WHERE m = 0)',
+      order: 'm, bucket',
       aggregate: (into: string, source: string, p: Params) => viewMaintainSql(into, v.def, source, p),
       build: v.build,
     };
