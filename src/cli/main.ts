@@ -4,7 +4,7 @@ import { openEmbeddedCatalog } from '../backends/embedded.js';
 import { loadConfig } from '../config/load.js';
 import { coerceError, SluiceError } from '../core/errors.js';
 import { HttpError } from './http-client.js';
-import type { KeyScope, UnknownTypes } from '../ports/catalog.js';
+import type { KeyScope, TenantQuota, TenantSettings, UnknownTypes } from '../ports/catalog.js';
 import { backfillCommand, dlqCommand, schemaCommand, tenantStateCommand } from './admin.js';
 import { queryCommand } from './query.js';
 import { send } from './send.js';
@@ -18,8 +18,10 @@ Usage:
       Runs every role in one process on the embedded default (SQLite log, DuckDB store).
   sluice tenant create NAME [--data-dir DIR] [--json]
       Creates a tenant and prints its write, read and admin keys (once). Works while "up" runs.
-  sluice tenant set NAME --unknown-types accept|dead-letter|reject [--data-dir DIR]
-      Changes a tenant's settings: what ingest does with event types that have no schema.
+  sluice tenant set NAME [--unknown-types accept|dead-letter|reject] [--events-per-second N]
+                         [--bytes-per-second N] [--backlog N] [--data-dir DIR]
+      Changes a tenant's settings: what ingest does with event types that have no schema, and
+      its quotas (0 = unlimited, "default" = the configured default). Takes effect within a second.
   sluice tenant pause|resume --key ADMIN_KEY [--url URL] [--reason TEXT]
       Holds a tenant's events (as the dead-letter breaker does), or lets them flow again and
       replays what was held.
@@ -175,15 +177,44 @@ async function main(argv: string[]): Promise<number> {
         return tenantStateCommand({ ...clientTarget(values), json: values.json === true, out: process.stdout, err: process.stderr }, sub, values.reason);
       }
       if (sub === 'set') {
-        const { values, positionals } = parse(args, { ...SERVER_FLAGS, 'unknown-types': { type: 'string' }, json: { type: 'boolean' } } as const);
+        const { values, positionals } = parse(args, {
+          ...SERVER_FLAGS,
+          'unknown-types': { type: 'string' },
+          'events-per-second': { type: 'string' },
+          'bytes-per-second': { type: 'string' },
+          backlog: { type: 'string' },
+          json: { type: 'boolean' },
+        } as const);
         if (positionals.length !== 1) usageError('tenant set takes exactly one NAME');
         const unknownTypes = values['unknown-types'];
-        if (unknownTypes === undefined) usageError('tenant set: name a setting to change, e.g. --unknown-types dead-letter');
-        if (!['accept', 'dead-letter', 'reject'].includes(unknownTypes)) usageError('--unknown-types must be accept, dead-letter or reject');
+        const patch: Partial<TenantSettings> = {};
+        if (unknownTypes !== undefined) {
+          if (!['accept', 'dead-letter', 'reject'].includes(unknownTypes)) usageError('--unknown-types must be accept, dead-letter or reject');
+          patch.unknownTypes = unknownTypes as UnknownTypes;
+        }
+        const quota: TenantQuota = {};
+        for (const [flag, key] of [['events-per-second', 'eventsPerSecond'], ['bytes-per-second', 'bytesPerSecond'], ['backlog', 'backlog']] as const) {
+          const v = values[flag];
+          if (v === undefined) continue;
+          // "default" puts the configured default back.
+          const n = v === 'default' ? undefined : int(v, flag);
+          if (n !== undefined && n < 0) usageError(`--${flag} must be 0 (unlimited) or more, or "default"`);
+          quota[key] = n;
+        }
+        if (patch.unknownTypes === undefined && Object.keys(quota).length === 0) {
+          usageError('tenant set: name a setting to change, e.g. --unknown-types dead-letter or --events-per-second 5000');
+        }
         const catalog = openEmbeddedCatalog(serverConfig(values));
         try {
-          const settings = await catalog.updateSettings(positionals[0]!, { unknownTypes: unknownTypes as UnknownTypes }, 'cli');
-          process.stdout.write(values.json ? JSON.stringify({ tenant: positionals[0], settings }) + '\n' : `tenant ${positionals[0]}: unknown types → ${settings.unknownTypes}\n`);
+          if (Object.keys(quota).length > 0) patch.quota = { ...(await catalog.settings(positionals[0]!)).quota, ...quota };
+          const settings = await catalog.updateSettings(positionals[0]!, patch, 'cli');
+          const q = settings.quota;
+          const show = (v: number | undefined) => (v === undefined ? 'default' : v === 0 ? 'unlimited' : String(v));
+          process.stdout.write(
+            values.json
+              ? JSON.stringify({ tenant: positionals[0], settings }) + '\n'
+              : `tenant ${positionals[0]}: unknown types → ${settings.unknownTypes}; events/s ${show(q.eventsPerSecond)}, bytes/s ${show(q.bytesPerSecond)}, backlog ${show(q.backlog)}\n`,
+          );
         } finally {
           await catalog.close();
         }

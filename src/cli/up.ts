@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { openEmbeddedCatalog, openEmbeddedLog } from '../backends/embedded.js';
 import type { Config } from '../config/schema.js';
 import { buildApp } from '../http/app.js';
+import { Quotas } from '../ingest/quotas.js';
 import { createLogger } from '../obs/logger.js';
 import { startTracing } from '../obs/tracing.js';
 import type { NewTenant } from '../ports/catalog.js';
@@ -35,11 +36,14 @@ export async function up(config: Readonly<Config>): Promise<Running> {
   if (freed > 0) logger.info({ leases: freed }, 'freed the leases of a process that stopped without releasing them');
   const catalog = openEmbeddedCatalog(config);
   const created = (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
+  const quotas = new Quotas({ defaults: config.quotas, logBacklog: config.limits.logBacklog, eventLoopLagMs: config.limits.eventLoopLagMs });
+  storeThread.onProcessed = (counts) => quotas.processed(counts);
   storeThread.start();
   const app = buildApp({
     config,
     log,
     catalog,
+    quotas,
     reader: storeThread,
     logger,
     observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]), tracer: tracing.tracer },
@@ -63,6 +67,7 @@ export async function up(config: Readonly<Config>): Promise<Running> {
       await log.close();
       await storeThread.stop();
       await catalog.close();
+      quotas.close();
       await tracing.shutdown();
       unlock();
     })());

@@ -32,6 +32,8 @@ export const configSchema = {
         batchEvents: { type: 'integer', minimum: 1, default: 1_000 },
         decompressedBytes: { type: 'integer', minimum: 1024, default: 10_485_760 },
         depth: { type: 'integer', minimum: 1, maximum: 256, default: 32 },
+        logBacklog: { type: 'integer', minimum: 1, default: 50_000_000, description: 'events in the log not yet processed, all tenants; over it ingest answers 503' },
+        eventLoopLagMs: { type: 'integer', minimum: 0, default: 2_000, description: 'worst event-loop delay of the last second; over it ingest answers 503 (0 = off)' },
       },
     },
     worker: {
@@ -79,6 +81,17 @@ export const configSchema = {
         maxBuckets: { type: 'integer', minimum: 1, default: 10_000 },
         maxRows: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000, description: 'rows (and groups) in one answer; more is refused with 422 unless the query sets a limit' },
         streamBuffer: { type: 'integer', minimum: 1, default: 1_000, description: 'events queued for one live-tail client; a client further behind is disconnected' },
+      },
+    },
+    quotas: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: "per-tenant ingest limits, unless a tenant's settings say otherwise (sluice tenant set); 0 = unlimited",
+      properties: {
+        eventsPerSecond: { type: 'integer', minimum: 0, default: 0 },
+        bytesPerSecond: { type: 'integer', minimum: 0, default: 0 },
+        backlog: { type: 'integer', minimum: 0, default: 1_000_000, description: 'events accepted and not yet processed' },
       },
     },
     views: {
@@ -140,12 +153,13 @@ export interface Config {
   partitions: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   log: { fsync: 'always' | 'normal' | 'off'; dedupeHorizonMs: number; retentionMs: number };
-  limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number };
+  limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number; logBacklog: number; eventLoopLagMs: number };
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number };
   obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
   query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number };
   views: ({ name: string } & Record<string, unknown>)[];
+  quotas: { eventsPerSecond: number; bytesPerSecond: number; backlog: number };
   events: { lateWindowMs: number; futureToleranceMs: number; schemaRefreshMs: number };
   enrich: { anonymizeIp: boolean; userAgent: boolean; plugins: { module: string; options: Record<string, unknown> }[] };
   breaker: { enabled: boolean; ratio: number; window: number; minEvents: number };

@@ -13,6 +13,7 @@ import type { StoreReader } from '../query/reader.js';
 import { queryRoutes } from '../query/routes.js';
 import { eventRoutes } from '../query/events.js';
 import { LiveTail } from '../query/tail.js';
+import { Quotas } from '../ingest/quotas.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import { schemaRoutes } from '../schema/routes.js';
 import { opsRoutes } from '../ops/routes.js';
@@ -21,6 +22,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The body decoded as JSON (gzip, UTF-8 and size checked); throws a SluiceError. */
     jsonBody(): Promise<unknown>;
+    /** Bytes of the body as sent (before decompression). */
+    rawBytes(): number;
   }
 }
 
@@ -31,6 +34,8 @@ export interface AppOptions {
   reader: StoreReader;
   /** Where 5xx errors are logged (with the request id and trace id); none when absent. */
   logger?: Logger;
+  /** Admission control; one is made from the configuration when absent. */
+  quotas?: Quotas;
   /** Hooks of /metrics into the rest of the process (other threads, scrape-time gauges), and the tracer. */
   observability?: Omit<HttpObservabilityOptions, 'maxTenantLabels' | 'metrics'>;
 }
@@ -58,6 +63,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     const enc = this.headers['content-encoding'];
     return decodeJsonBody(raw, Array.isArray(enc) ? enc.join(',') : enc, limits.decompressedBytes);
   });
+  app.decorateRequest('rawBytes', function (this: { body: unknown }) {
+    return Buffer.isBuffer(this.body) ? this.body.length : 0;
+  });
   app.setErrorHandler(errorHandler(limits.bodyBytes));
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new SluiceError('SLUICE_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
@@ -80,16 +88,33 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     },
     ...opts.observability,
   });
-  statusRoutes(app, { log: opts.log, catalog: opts.catalog, reader: opts.reader });
   const schemas = new SchemaRegistry(opts.catalog, { refreshMs: opts.config.events.schemaRefreshMs });
   const tail = new LiveTail(opts.config.query.streamBuffer);
+  const quotas =
+    opts.quotas ??
+    new Quotas({ defaults: opts.config.quotas, logBacklog: opts.config.limits.logBacklog, eventLoopLagMs: opts.config.limits.eventLoopLagMs });
+  // The log's backlog, for the global cap: measured twice a second, not per request.
+  const backlogTimer = setInterval(() => {
+    void positionsOf(opts.log).then(
+      (p) => quotas.setLogBacklog(lagOf(p, Date.now()).backlog),
+      () => undefined,
+    );
+  }, 500);
+  backlogTimer.unref();
+  app.addHook('onClose', (_app, done) => {
+    clearInterval(backlogTimer);
+    if (!opts.quotas) quotas.close();
+    done();
+  });
   // Live streams never end by themselves: end them first, or closing would wait for them.
   app.addHook('preClose', (done) => {
     tail.closeAll();
     done();
   });
+  statusRoutes(app, { log: opts.log, catalog: opts.catalog, reader: opts.reader, quotas, schemas });
   ingestRoutes(app, {
     tail,
+    quotas,
     catalog: opts.catalog,
     log: opts.log,
     limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth, batchEvents: limits.batchEvents },

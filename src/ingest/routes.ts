@@ -9,6 +9,7 @@ import { accept } from './accept.js';
 import { authenticate } from './auth.js';
 import { eventsOf } from './body.js';
 import type { LiveTail } from '../query/tail.js';
+import type { Quotas } from './quotas.js';
 
 export interface IngestRouteOptions {
   catalog: Catalog;
@@ -19,14 +20,18 @@ export interface IngestRouteOptions {
   obs: HttpObservability;
   /** Where durable events are published for `GET /v1/stream`. */
   tail?: LiveTail;
+  quotas: Quotas;
 }
 
 /** POST /v1/events (write key): 202 once the accepted events are durable in the log. */
 export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): void {
   app.post('/v1/events', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'write');
+    opts.quotas.checkSaturation();
     const body = await request.jsonBody();
     const { events, sentAt } = eventsOf(body, opts.limits.batchEvents);
+    const settings = await opts.schemas.settings(grant.tenant);
+    opts.quotas.admit(grant.tenant, settings.quota, events.length, request.rawBytes());
     const { metrics, tracer } = opts.obs;
     const tenant = opts.obs.tenant(grant.tenant);
     const traceparent = traceparentOf(request.traceContext);
@@ -44,7 +49,12 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
           ...(sentAt === undefined ? {} : { sentAt }),
           traceparent,
           onAppended: (seconds) => metrics?.appendDuration.observe(seconds),
-          ...(opts.tail ? { onDurable: (entries, outcomes) => opts.tail!.publish(grant.tenant, entries, outcomes) } : {}),
+          onDurable: (entries, outcomes) => {
+            let appended = 0;
+            for (const o of outcomes) if (o.status === 'appended') appended++;
+            opts.quotas.accepted(grant.tenant, appended);
+            opts.tail?.publish(grant.tenant, entries, outcomes);
+          },
         }),
       (r) => ({ 'sluice.accepted': r.accepted, 'sluice.duplicates': r.duplicates, 'sluice.rejected': r.rejected.length }),
     );

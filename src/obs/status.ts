@@ -1,3 +1,5 @@
+import type { Quotas } from '../ingest/quotas.js';
+import type { SchemaRegistry } from '../schema/registry.js';
 import type { FastifyInstance } from 'fastify';
 import { authenticate } from '../ingest/auth.js';
 import type { Catalog } from '../ports/catalog.js';
@@ -31,15 +33,16 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
  * leases and lag are shared infrastructure; dead letters and the conservation check are the
  * key's tenant's only.
  */
-export function statusRoutes(app: FastifyInstance, opts: { log: Log; catalog: Catalog; reader: StoreReader }): void {
+export function statusRoutes(app: FastifyInstance, opts: { log: Log; catalog: Catalog; reader: StoreReader; quotas: Quotas; schemas: SchemaRegistry }): void {
   app.get('/v1/status', async (request) => {
     const { tenant } = await authenticate(opts.catalog, request, 'admin');
     const now = Date.now();
-    const [positions, store, deadLetters, conservation] = await Promise.all([
+    const [positions, store, deadLetters, conservation, settings] = await Promise.all([
       positionsOf(opts.log),
       opts.reader.health().catch((e: Error) => ({ ok: false, detail: e.message })),
       opts.catalog.deadLetters.counts(tenant),
       opts.reader.conservation().catch(() => null),
+      opts.schemas.settings(tenant),
     ]);
     const lag = lagOf(positions, now);
     const mine = conservation?.unbalanced.filter((m) => m.tenant === tenant) ?? [];
@@ -60,6 +63,7 @@ export function statusRoutes(app: FastifyInstance, opts: { log: Log; catalog: Ca
         })),
       },
       store,
+      quota: opts.quotas.state(tenant, settings.quota),
       dead_letters: { total: Object.values(deadLetters).reduce((a, b) => a + b, 0), by_reason: deadLetters },
       conservation: conservation && {
         checked_at: iso(conservation.checkedAt),

@@ -3,7 +3,7 @@ import { coerceError, SluiceError } from '../core/errors.js';
 import { objectBody, optBool, optInt, optString, optStrings, optTime, type Fields } from '../http/fields.js';
 import { authenticate } from '../ingest/auth.js';
 import type { Logger } from '../obs/logger.js';
-import type { UnknownTypes } from '../ports/catalog.js';
+import type { TenantQuota, TenantSettings, UnknownTypes } from '../ports/catalog.js';
 import type { DeadLetterFilter, DeadLetterRow, DeadLetterStatus } from '../ports/dead-letters.js';
 import type { StoreReader } from '../query/reader.js';
 import { wireBackfill } from './backfill.js';
@@ -39,6 +39,19 @@ export function wireDeadLetter(r: DeadLetterRow) {
     last_seen: iso(r.lastSeen),
     payload,
   };
+}
+
+/** Quota fields of a body (`events_per_second`, `bytes_per_second`, `backlog`; 0 = unlimited, null = the default). */
+export function quotaPatch(f: Fields): TenantQuota | null {
+  const out: TenantQuota = {};
+  let any = false;
+  for (const [field, key] of [['events_per_second', 'eventsPerSecond'], ['bytes_per_second', 'bytesPerSecond'], ['backlog', 'backlog']] as const) {
+    if (!(field in f)) continue;
+    any = true;
+    // null: back to the configured default (the key disappears when stored).
+    out[key] = f[field] === null ? undefined : optInt(f, field, 0, 1e12);
+  }
+  return any ? out : null;
 }
 
 /** A dead-letter filter from query-string or body fields. */
@@ -173,12 +186,15 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
 
   app.patch('/v1/tenant', async (request) => {
     const { tenant, keyId } = await authenticate(catalog, request, 'admin');
-    const body = objectBody(await request.jsonBody(), ['unknown_types']);
+    const body = objectBody(await request.jsonBody(), ['unknown_types', 'events_per_second', 'bytes_per_second', 'backlog']);
     const unknownTypes = optString(body, 'unknown_types', 20);
     if (unknownTypes !== undefined && !['accept', 'dead-letter', 'reject'].includes(unknownTypes)) {
       throw new SluiceError('SLUICE_ERR_INVALID_BODY', '"unknown_types" must be accept, dead-letter or reject', { field: 'unknown_types' });
     }
-    const settings = await catalog.updateSettings(tenant, unknownTypes ? { unknownTypes: unknownTypes as UnknownTypes } : {}, keyId);
+    const patch: Partial<TenantSettings> = unknownTypes ? { unknownTypes: unknownTypes as UnknownTypes } : {};
+    const quota = quotaPatch(body);
+    if (quota) patch.quota = { ...(await catalog.settings(tenant)).quota, ...quota };
+    const settings = await catalog.updateSettings(tenant, patch, keyId);
     deps.schemas.invalidate();
     return { tenant, settings };
   });

@@ -64,8 +64,17 @@ export const TEAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 /** What ingest does with an event whose type has no schema. */
 export type UnknownTypes = 'accept' | 'dead-letter' | 'reject';
 
+/** A tenant's ingest limits; a field left out takes the configured default (`quotas.*`); 0 = unlimited. */
+export interface TenantQuota {
+  eventsPerSecond?: number;
+  bytesPerSecond?: number;
+  /** Events accepted but not yet processed by a worker. */
+  backlog?: number;
+}
+
 export interface TenantSettings {
   unknownTypes: UnknownTypes;
+  quota: TenantQuota;
   /** Set while the dead-letter breaker holds the tenant's events; null when it flows. */
   paused: { since: number; reason: string } | null;
 }

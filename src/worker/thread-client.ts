@@ -31,6 +31,8 @@ export class StoreThread implements StoreReader {
   private stopped: (() => void) | null = null;
   private ready = false;
   private readonly labelled = new Set<string>();
+  /** Events the workers finished, per tenant (ingest's backlog accounting). */
+  onProcessed: ((counts: [string, number][]) => void) | null = null;
 
   constructor(
     private readonly config: Readonly<Config>,
@@ -64,6 +66,9 @@ export class StoreThread implements StoreReader {
         return;
       case 'stopped':
         this.stopped?.();
+        return;
+      case 'processed':
+        this.onProcessed?.(m.counts);
         return;
       case 'reply': {
         const w = this.waiting.get(m.id);

@@ -23,6 +23,7 @@ export type FromStoreThread =
   | { op: 'ready' }
   | { op: 'fatal'; message: string }
   | { op: 'stopped' }
+  | { op: 'processed'; counts: [string, number][] }
   | { op: 'reply'; id: number; ok: true; value: unknown }
   | { op: 'reply'; id: number; ok: false; code: string; message: string; field?: string };
 

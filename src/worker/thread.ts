@@ -50,7 +50,28 @@ function replyError(id: number, e: unknown): FromStoreThread {
   const code = e instanceof RetryAfterError && /timeout/.test(err.message) ? 'SLUICE_ERR_QUERY_TIMEOUT' : 'SLUICE_ERR_STORE_UNAVAILABLE';
   return { op: 'reply', id, ok: false, code, message: err.message };
 }
-const workersReady = startWorkers(config, { log, store, catalog, logger, metrics: metrics ?? undefined, tenantLabel: (t) => labels.peek(t), tracer: tracing.tracer }, abort.signal);
+// Processed events per tenant, sent to the HTTP thread a few times a second (its backlog caps).
+const processed = new Map<string, number>();
+const processedTimer = setInterval(() => {
+  if (processed.size === 0) return;
+  send({ op: 'processed', counts: [...processed] });
+  processed.clear();
+}, 100);
+processedTimer.unref();
+const workersReady = startWorkers(
+  config,
+  {
+    log,
+    store,
+    catalog,
+    logger,
+    metrics: metrics ?? undefined,
+    tenantLabel: (t) => labels.peek(t),
+    tracer: tracing.tracer,
+    onProcessed: (tenant, n) => processed.set(tenant, (processed.get(tenant) ?? 0) + n),
+  },
+  abort.signal,
+);
 
 /** Runs the conservation check; logs once when a gap appears and once when it is gone. */
 async function conserve(): Promise<void> {
@@ -158,6 +179,7 @@ port.on('message', (m: ToStoreThread) => {
       void (async () => {
         abort.abort(new Error('stopping'));
         clearInterval(conserveTimer);
+        clearInterval(processedTimer);
         const w = await workersReady.catch(() => null);
         await w?.stop();
         // DuckDB must not be closed under a query in flight (it aborts the process).

@@ -29,7 +29,17 @@ export interface Workers {
  */
 export async function startWorkers(
   config: Readonly<Config>,
-  deps: { log: Log; store: Store; catalog: Catalog; logger?: Logger; metrics?: StoreMetrics; tenantLabel?: (tenant: string) => string; tracer?: Tracer },
+  deps: {
+    log: Log;
+    store: Store;
+    catalog: Catalog;
+    logger?: Logger;
+    metrics?: StoreMetrics;
+    tenantLabel?: (tenant: string) => string;
+    tracer?: Tracer;
+    /** Events of a tenant finished (stored or dead-lettered): ingest's backlog accounting. */
+    onProcessed?: (tenant: string, n: number) => void;
+  },
   signal?: AbortSignal,
 ): Promise<Workers> {
   const { log, store, catalog, logger, metrics } = deps;
@@ -86,6 +96,7 @@ export async function startWorkers(
               }
               return;
             case 'committed':
+              for (const [tenant, n] of e.storedByTenant) deps.onProcessed?.(tenant, n);
               if (!metrics) return;
               metrics.commitDuration.observe(e.seconds);
               metrics.commitRecords.inc(e.records);
@@ -93,6 +104,7 @@ export async function startWorkers(
               for (const [tenant, n] of e.storedByTenant) metrics.stored.inc({ tenant: label(tenant) }, n);
               return;
             case 'dead-lettered':
+              deps.onProcessed?.(e.tenant, 1);
               metrics?.deadLettered.inc({ tenant: label(e.tenant), reason: e.reason });
               return;
             case 'busy':

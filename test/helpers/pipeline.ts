@@ -4,6 +4,7 @@ import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from '../../s
 import { defaultConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { buildApp } from '../../src/http/app.js';
+import { Quotas } from '../../src/ingest/quotas.js';
 import type { NewTenant } from '../../src/ports/catalog.js';
 import { directReader } from '../../src/query/reader.js';
 import { startWorkers, type Workers } from '../../src/worker/workers.js';
@@ -16,6 +17,7 @@ export interface Pipeline {
   log: ReturnType<typeof openEmbeddedLog>;
   store: ReturnType<typeof openEmbeddedStore>;
   catalog: ReturnType<typeof openEmbeddedCatalog>;
+  quotas: Quotas;
   workers: Workers | null;
   close(): Promise<void>;
 }
@@ -32,11 +34,13 @@ export async function startPipeline(overrides: Record<string, unknown> = {}, opt
   const store = openEmbeddedStore(config);
   await store.connect();
   const tenant = await catalog.createTenant('acme');
-  if (options.workers !== false) workers = await startWorkers(config, { log, store, catalog, tracer: options.tracer });
+  const quotas = new Quotas({ defaults: config.quotas, logBacklog: config.limits.logBacklog, eventLoopLagMs: config.limits.eventLoopLagMs });
+  if (options.workers !== false) workers = await startWorkers(config, { log, store, catalog, tracer: options.tracer, onProcessed: (t, n) => quotas.processed([[t, n]]) });
   const app = buildApp({
     config,
     log,
     catalog,
+    quotas,
     reader: directReader(store, { log, catalog, conservationWindowMs: config.obs.conservationWindowMs }),
     observability: { tracer: options.tracer },
   });
@@ -48,6 +52,7 @@ export async function startPipeline(overrides: Record<string, unknown> = {}, opt
     log,
     store,
     catalog,
+    quotas,
     workers,
     async close() {
       await app.close();
@@ -55,6 +60,7 @@ export async function startPipeline(overrides: Record<string, unknown> = {}, opt
       await log.close();
       await store.close();
       await catalog.close();
+      quotas.close();
     },
   };
 }

@@ -13,7 +13,7 @@ import { SqliteSchemas } from './schemas.js';
  */
 const KEY_PATTERN = /^sluice_([wras])_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 const SCOPE_LETTER: Record<KeyScope, string> = { write: 'w', read: 'r', admin: 'a', schema: 's' };
-const DEFAULT_SETTINGS: TenantSettings = { unknownTypes: 'accept', paused: null };
+const DEFAULT_SETTINGS: TenantSettings = { unknownTypes: 'accept', quota: {}, paused: null };
 const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** Revocations reach a running server within this long. */
 const KEY_CACHE_MS = 5_000;

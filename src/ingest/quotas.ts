@@ -1,0 +1,147 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { SluiceError } from '../core/errors.js';
+import type { TenantQuota } from '../ports/catalog.js';
+
+/**
+ * Admission control at the door, so that one tenant's spike meets its own limits and a
+ * saturated process sheds load instead of growing without bound.
+ *
+ * Per tenant (429 + Retry-After, other tenants unaffected):
+ * - two token buckets, events/s and bytes/s, each holding one second of its rate. A request
+ *   is admitted while the bucket is not in debt and takes what it needs, going into debt if
+ *   it is larger than the bucket (a batch bigger than one second's quota is still possible);
+ *   `Retry-After` is the time the debt takes to refill.
+ * - a backlog cap: events accepted into the log and not yet processed by a worker. Counted in
+ *   this process (accepted here, processed as the workers report), so it starts from zero
+ *   after a restart; the global cap below still bounds the whole log.
+ *
+ * Global (503 + Retry-After): the log's backlog over `logBacklog` events, or the event loop
+ * lagging more than `eventLoopLagMs` (the process is past what it can serve).
+ */
+export interface QuotaLimits {
+  /** Per-tenant defaults, when a tenant's settings do not say; 0 = unlimited. */
+  defaults: Required<TenantQuota>;
+  logBacklog: number;
+  eventLoopLagMs: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export class Quotas {
+  private readonly events = new Map<string, Bucket>();
+  private readonly bytes = new Map<string, Bucket>();
+  private readonly backlog = new Map<string, number>();
+  private readonly loop: IntervalHistogram;
+  private loopLagMs = 0;
+  private readonly timer: NodeJS.Timeout;
+  private logBacklog = 0;
+
+  constructor(
+    private readonly limits: QuotaLimits,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.loop = monitorEventLoopDelay({ resolution: 20 });
+    this.loop.enable();
+    // The worst delay of the last second, then a fresh window.
+    this.timer = setInterval(() => {
+      this.loopLagMs = this.loop.max / 1e6;
+      this.loop.reset();
+    }, 1000);
+    this.timer.unref();
+  }
+
+  /** The limits in force for a tenant: its own settings over the defaults. */
+  effective(q: TenantQuota | undefined): Required<TenantQuota> {
+    return {
+      eventsPerSecond: q?.eventsPerSecond ?? this.limits.defaults.eventsPerSecond,
+      bytesPerSecond: q?.bytesPerSecond ?? this.limits.defaults.bytesPerSecond,
+      backlog: q?.backlog ?? this.limits.defaults.backlog,
+    };
+  }
+
+  /** The log's backlog in events (all tenants), as last measured. */
+  setLogBacklog(events: number): void {
+    this.logBacklog = events;
+  }
+
+  /** Throws 503 when the process is saturated. Cheap: call it before reading the body. */
+  checkSaturation(): void {
+    if (this.logBacklog > this.limits.logBacklog) {
+      throw new SluiceError('SLUICE_ERR_OVERLOADED', `the log holds ${this.logBacklog} events not yet processed (cap ${this.limits.logBacklog}); retry later`, {
+        retryAfter: 5,
+      });
+    }
+    if (this.limits.eventLoopLagMs > 0 && this.loopLagMs > this.limits.eventLoopLagMs) {
+      throw new SluiceError('SLUICE_ERR_OVERLOADED', `the server is saturated (event loop lag ${Math.round(this.loopLagMs)} ms); retry later`, { retryAfter: 1 });
+    }
+  }
+
+  /** Throws 429 when the tenant is over a quota; otherwise takes `events` and `bytes` from its buckets. */
+  admit(tenant: string, quota: TenantQuota | undefined, events: number, bytes: number): void {
+    const q = this.effective(quota);
+    const backlog = this.backlog.get(tenant) ?? 0;
+    if (q.backlog > 0 && backlog >= q.backlog) {
+      throw new SluiceError('SLUICE_ERR_QUOTA_EXCEEDED', `tenant "${tenant}" has ${backlog} events waiting to be processed (its backlog cap is ${q.backlog}); retry later`, {
+        field: 'backlog',
+        retryAfter: 1,
+      });
+    }
+    const now = this.now();
+    const e = q.eventsPerSecond > 0 ? this.refill(this.events, tenant, q.eventsPerSecond, now) : null;
+    const b = q.bytesPerSecond > 0 ? this.refill(this.bytes, tenant, q.bytesPerSecond, now) : null;
+    if (e && e.tokens < 0) throw this.over(tenant, 'events_per_second', q.eventsPerSecond, e);
+    if (b && b.tokens < 0) throw this.over(tenant, 'bytes_per_second', q.bytesPerSecond, b);
+    if (e) e.tokens -= events;
+    if (b) b.tokens -= bytes;
+  }
+
+  private refill(map: Map<string, Bucket>, tenant: string, rate: number, now: number): Bucket {
+    let bucket = map.get(tenant);
+    if (!bucket) map.set(tenant, (bucket = { tokens: rate, at: now }));
+    bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) / 1000) * rate);
+    bucket.at = now;
+    return bucket;
+  }
+
+  private over(tenant: string, field: string, rate: number, bucket: Bucket): SluiceError {
+    const seconds = Math.max(1, Math.ceil(-bucket.tokens / rate));
+    return new SluiceError('SLUICE_ERR_QUOTA_EXCEEDED', `tenant "${tenant}" is over its quota of ${rate} ${field.replace(/_/g, ' ')}; retry after ${seconds} s`, {
+      field,
+      retryAfter: seconds,
+    });
+  }
+
+  /** Events of a tenant appended to the log. */
+  accepted(tenant: string, n: number): void {
+    if (n > 0) this.backlog.set(tenant, (this.backlog.get(tenant) ?? 0) + n);
+  }
+
+  /** Events the workers finished (stored or dead-lettered), per tenant. */
+  processed(counts: Iterable<[string, number]>): void {
+    for (const [tenant, n] of counts) {
+      const left = (this.backlog.get(tenant) ?? 0) - n;
+      if (left > 0) this.backlog.set(tenant, left);
+      else this.backlog.delete(tenant);
+    }
+  }
+
+  /** What `/v1/status` shows of a tenant. */
+  state(tenant: string, quota: TenantQuota | undefined) {
+    const q = this.effective(quota);
+    return {
+      events_per_second: q.eventsPerSecond || null,
+      bytes_per_second: q.bytesPerSecond || null,
+      backlog: q.backlog || null,
+      current_backlog: this.backlog.get(tenant) ?? 0,
+    };
+  }
+
+  /** Must not throw. */
+  close(): void {
+    clearInterval(this.timer);
+    this.loop.disable();
+  }
+}
