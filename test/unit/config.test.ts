@@ -8,7 +8,7 @@ describe('config', () => {
     expect(c.log.fsync).toBe('normal');
     expect(c.worker.maxAttempts).toBe(7);
     expect(c.partitions).toBe(16);
-    expect(c.limits).toEqual({ bodyBytes: 1_048_576, eventBytes: 32_768, batchEvents: 1_000, decompressedBytes: 10_485_760, depth: 32 });
+    expect(c.limits).toEqual({ bodyBytes: 1_048_576, eventBytes: 32_768, batchEvents: 1_000, decompressedBytes: 10_485_760, depth: 32, logBacklog: 50_000_000, eventLoopLagMs: 2_000 });
     expect(Object.isFrozen(c) && Object.isFrozen(c.log)).toBe(true);
   });
 
@@ -19,5 +19,7 @@ describe('config', () => {
     expect(() => loadConfig({ env: { SLUICE_LOG_FSYNC: 'sometimes' } })).toThrow(/"log.fsync"/);
     expect(() => loadConfig({ env: { SLUICE_PROT: '1' } })).toThrow(/unknown environment variable SLUICE_PROT/);
     expect(() => loadConfig({ env: {}, file: '/nonexistent/sluice.json' })).toThrow(/cannot read the config file/);
+    expect(() => loadConfig({ env: {}, flags: { views: [{ name: 'v', measures: ['sum:a b'] }] } })).toThrow(/views\[0\] \("v"\): "properties.a b" is not a field/);
+    expect(() => loadConfig({ env: {}, flags: { views: [{ name: 'v' }, { name: 'v' }] } })).toThrow(/declared twice/);
   });
 });
