@@ -11,6 +11,7 @@ import type { LogEntry } from '../src/core/types.js';
 import { appenderRowsPerSecond } from './duckdb-appender.js';
 import { recovery } from './recovery.js';
 import { queryBench } from './query.js';
+import { spikeBench } from './spike.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
 import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from './proc.js';
 
@@ -27,11 +28,13 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *                 steady live load, with live freshness beside the same load without it
  *   query         a 24 h per-minute timeseries with a group-by from a view vs the same from raw
  *                 events; ad-hoc group-bys over 10M raw events vs the same SQL written by hand
+ *   spike         tenant B's latency and freshness while tenant A sends 10× its quota, vs
+ *                 the same run with A at its quota; A's 429s, nothing acknowledged lost, RSS
  *   observability ingest with metrics (scraped every second) and tracing (exported over
  *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --only ingest|backlog|recovery|query, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --only ingest|backlog|recovery|query|spike, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -41,6 +44,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string' },
     recovery: { type: 'string' },
     'query-events': { type: 'string' },
+    'spike-seconds': { type: 'string' },
     quick: { type: 'boolean' },
     only: { type: 'string' },
     json: { type: 'boolean' },
@@ -50,6 +54,7 @@ const EVENTS = Number(values.events ?? (values.quick ? 200_000 : 1_000_000));
 const BACKLOG = Number(values.backlog ?? (values.quick ? 500_000 : 5_000_000));
 const RECOVERY = Number(values.recovery ?? (values.quick ? 50_000 : 200_000));
 const QUERY_EVENTS = Number(values['query-events'] ?? (values.quick ? 1_000_000 : 10_000_000));
+const SPIKE_SECONDS = Number(values['spike-seconds'] ?? (values.quick ? 10 : 20));
 const BATCH = Number(values.batch ?? 500);
 const CONCURRENCY = Number(values.concurrency ?? 16);
 
@@ -202,11 +207,12 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'backlog', 'recovery', 'query'].includes(only)) throw new Error('--only takes ingest, backlog, recovery or query');
+  if (only !== undefined && !['ingest', 'backlog', 'recovery', 'query', 'spike'].includes(only)) throw new Error('--only takes ingest, backlog, recovery, query or spike');
   const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
   const bl = only === undefined || only === 'backlog' ? await backlogDrain(work) : null;
   const rc = only === undefined || only === 'recovery' ? await recovery(path.join(work, 'recovery'), RECOVERY, BATCH, CONCURRENCY, say) : null;
   const qb = only === undefined || only === 'query' ? await queryBench(work, QUERY_EVENTS, say) : null;
+  const sp = only === undefined || only === 'spike' ? await spikeBench(work, SPIKE_SECONDS, say) : null;
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
   const out: string[] = [];
@@ -272,8 +278,22 @@ try {
     `    ratio sluice / hand (p50)                 ${fmt(qb.rawColumnGroupBy.p50 / qb.handColumnGroupBy.p50, 2).padStart(11)}        target ≤ 500 ms: ${qb.rawColumnGroupBy.p95 <= 500 ? 'met' : 'MISSED'}`,
     );
   }
+  if (sp) {
+    const { calm, spiky } = sp;
+    const within = (x: number, base: number): string => (x <= base * 1.2 ? 'met' : 'MISSED');
+    out.push(
+    '',
+    `spike: tenant A sends 10× its quota of ${fmt(sp.aQuota)} ev/s for ${SPIKE_SECONDS} s while tenant B sends ${fmt(sp.bRate)} ev/s`,
+    `  baseline: A at its quota   p50 ${fmt(calm.bP50, 1)} ms, p99 ${fmt(calm.bP99, 1).padStart(6)} ms, freshness p99 ${fmt(calm.bFreshnessP99, 2)} s, RSS ${mib(calm.rssStart)} → ${mib(calm.rssEnd)} (max ${mib(calm.rssMax)})`,
+    `  A at 10× its quota        p50 ${fmt(spiky.bP50, 1)} ms, p99 ${fmt(spiky.bP99, 1).padStart(6)} ms, freshness p99 ${fmt(spiky.bFreshnessP99, 2)} s, RSS ${mib(spiky.rssStart)} → ${mib(spiky.rssEnd)} (max ${mib(spiky.rssMax)})`,
+    `  ratio B p99 spike / base  ${fmt(spiky.bP99 / calm.bP99, 2).padStart(6)}   target ≤ 1.20: ${within(spiky.bP99, calm.bP99)}`,
+    `  ratio B freshness p99      ${fmt(spiky.bFreshnessP99 / Math.max(calm.bFreshnessP99, 0.25), 2).padStart(6)}   (floor 0.5 s, the sampling period) target ≤ 1.20: ${within(spiky.bFreshnessP99, Math.max(calm.bFreshnessP99, 0.25))}`,
+    `  A: ${fmt(spiky.aAccepted)} events accepted (${fmt(spiky.aAccepted / SPIKE_SECONDS)} ev/s against a quota of ${fmt(sp.aQuota)}), ${fmt(spiky.aRefused)} requests answered 429`,
+    `  stored exactly what was acknowledged: A ${fmt(spiky.stored.a)} of ${fmt(spiky.aAccepted)}, B ${fmt(spiky.stored.b)} of ${fmt(spiky.bSent)}: ${spiky.stored.a === spiky.aAccepted && spiky.stored.b === spiky.bSent ? 'yes' : 'NO'}`,
+    );
+  }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, backlogDrain: bl, recovery: rc, query: qb }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, backlogDrain: bl, recovery: rc, query: qb, spike: sp }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

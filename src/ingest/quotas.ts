@@ -79,8 +79,11 @@ export class Quotas {
     }
   }
 
-  /** Throws 429 when the tenant is over a quota; otherwise takes `events` and `bytes` from its buckets. */
-  admit(tenant: string, quota: TenantQuota | undefined, events: number, bytes: number): void {
+  /**
+   * Before the body is decoded: throws 429 when the tenant is over its backlog cap or in debt
+   * on either bucket (so a refused request costs no JSON parsing), else takes `bytes`.
+   */
+  admit(tenant: string, quota: TenantQuota | undefined, bytes: number): void {
     const q = this.effective(quota);
     const backlog = this.backlog.get(tenant) ?? 0;
     if (q.backlog > 0 && backlog >= q.backlog) {
@@ -94,8 +97,13 @@ export class Quotas {
     const b = q.bytesPerSecond > 0 ? this.refill(this.bytes, tenant, q.bytesPerSecond, now) : null;
     if (e && e.tokens < 0) throw this.over(tenant, 'events_per_second', q.eventsPerSecond, e);
     if (b && b.tokens < 0) throw this.over(tenant, 'bytes_per_second', q.bytesPerSecond, b);
-    if (e) e.tokens -= events;
     if (b) b.tokens -= bytes;
+  }
+
+  /** After the body is decoded: takes the request's events from the tenant's bucket (possibly into debt). */
+  take(tenant: string, quota: TenantQuota | undefined, events: number): void {
+    const rate = this.effective(quota).eventsPerSecond;
+    if (rate > 0) this.refill(this.events, tenant, rate, this.now()).tokens -= events;
   }
 
   private refill(map: Map<string, Bucket>, tenant: string, rate: number, now: number): Bucket {

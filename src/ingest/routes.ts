@@ -28,10 +28,11 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
   app.post('/v1/events', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'write');
     opts.quotas.checkSaturation();
+    const { quota } = await opts.schemas.settings(grant.tenant);
+    opts.quotas.admit(grant.tenant, quota, request.rawBytes());
     const body = await request.jsonBody();
     const { events, sentAt } = eventsOf(body, opts.limits.batchEvents);
-    const settings = await opts.schemas.settings(grant.tenant);
-    opts.quotas.admit(grant.tenant, settings.quota, events.length, request.rawBytes());
+    opts.quotas.take(grant.tenant, quota, events.length);
     const { metrics, tracer } = opts.obs;
     const tenant = opts.obs.tenant(grant.tenant);
     const traceparent = traceparentOf(request.traceContext);
