@@ -1,11 +1,15 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { SluiceError } from '../core/errors.js';
+import type { KeyGrant } from '../ports/catalog.js';
+import { binaryAttributes, BATCH, fromCloudEvent, isJsonMediaType, STRUCTURED } from './cloudevents.js';
+import { SEGMENT_KINDS, segmentEvents } from './segment.js';
 import type { EventLimits, TimePolicy } from '../core/event.js';
 import type { SchemaRegistry } from '../schema/registry.js';
 import type { HttpObservability } from '../obs/http.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import { inSpan, traceparentOf } from '../obs/tracing.js';
-import { accept } from './accept.js';
+import { accept, type IngestResponse } from './accept.js';
 import { authenticate } from './auth.js';
 import { eventsOf } from './body.js';
 import type { LiveTail } from '../query/tail.js';
@@ -23,15 +27,28 @@ export interface IngestRouteOptions {
   quotas: Quotas;
 }
 
-/** POST /v1/events (write key): 202 once the accepted events are durable in the log. */
+type Decoded = { events: unknown[]; sentAt?: number };
+
+/**
+ * The ingest endpoints (write key); each answers once the accepted events are durable in
+ * the log: `POST /v1/events` (sluice's own shape), the Segment tracking API (`/v1/track`,
+ * `/v1/identify`, `/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`, `/v1/batch`) and
+ * CloudEvents (`/v1/cloudevents`). They share one path: saturation and quota checks before
+ * the body is decoded, then the same judging, appending and accounting.
+ */
 export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): void {
-  app.post('/v1/events', async (request, reply) => {
-    const grant = await authenticate(opts.catalog, request, 'write');
+  /** Admits, decodes and appends one request; `key` finds a key in the body when there is no Authorization header. */
+  async function ingest(request: FastifyRequest, decode: (body: unknown) => Decoded, key?: (body: unknown) => string | undefined): Promise<IngestResponse> {
+    let body: unknown;
+    let grant: KeyGrant;
+    if (key && !request.headers.authorization) {
+      body = await request.jsonBody();
+      grant = await authenticate(opts.catalog, request, 'write', key(body));
+    } else grant = await authenticate(opts.catalog, request, 'write');
     opts.quotas.checkSaturation();
     const { quota } = await opts.schemas.settings(grant.tenant);
     opts.quotas.admit(grant.tenant, quota, request.rawBytes());
-    const body = await request.jsonBody();
-    const { events, sentAt } = eventsOf(body, opts.limits.batchEvents);
+    const { events, sentAt } = decode(body === undefined ? await request.jsonBody() : body);
     opts.quotas.take(grant.tenant, quota, events.length);
     const { metrics, tracer } = opts.obs;
     const tenant = opts.obs.tenant(grant.tenant);
@@ -65,6 +82,37 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
       if (result.duplicates > 0) metrics.duplicates.inc({ tenant }, result.duplicates);
       for (const r of result.rejected) if (!r.dead_lettered) metrics.rejected.inc({ tenant, reason: r.code });
     }
+    return result;
+  }
+
+  app.post('/v1/events', async (request, reply) => reply.code(202).send(await ingest(request, (body) => eventsOf(body, opts.limits.batchEvents))));
+
+  // Segment answers 200 {"success": true}; its libraries check the status only.
+  const writeKeyOf = (body: unknown) => (body !== null && typeof body === 'object' && typeof (body as { writeKey?: unknown }).writeKey === 'string' ? (body as { writeKey: string }).writeKey : undefined);
+  for (const kind of [...SEGMENT_KINDS, 'batch'] as const) {
+    app.post(`/v1/${kind}`, async (request, reply) => {
+      const result = await ingest(request, (body) => segmentEvents(kind, body, opts.limits.batchEvents), writeKeyOf);
+      return reply.code(200).send({ success: true, ...result });
+    });
+  }
+
+  app.post('/v1/cloudevents', async (request, reply) => {
+    const ct = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const result = await ingest(request, (body) => {
+      if (ct === STRUCTURED) return { events: [fromCloudEvent(body, 'body')] };
+      if (ct === BATCH) {
+        if (!Array.isArray(body)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'a CloudEvents batch is a JSON array of events', { field: 'body' });
+        if (body.length > opts.limits.batchEvents) {
+          throw new SluiceError('SLUICE_ERR_TOO_MANY_EVENTS', `the batch has ${body.length} events; the limit is ${opts.limits.batchEvents}`, { field: 'body' });
+        }
+        return { events: body.map((ce, i) => fromCloudEvent(ce, `[${i}]`)) };
+      }
+      if (request.headers['ce-specversion'] === undefined) {
+        throw new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `send ${STRUCTURED}, ${BATCH}, or a binary-mode event with ce-* headers`, { field: 'Content-Type' });
+      }
+      if (ct && !isJsonMediaType(ct)) throw new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `binary-mode data must be JSON, not ${ct}`, { field: 'Content-Type' });
+      return { events: [fromCloudEvent({ ...binaryAttributes(request.headers, ct || undefined), ...(body === undefined ? {} : { data: body }) }, 'headers')] };
+    });
     return reply.code(202).send(result);
   });
 }
