@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { SluiceError } from '../core/errors.js';
 import { formatDiff, type Change } from '../schema/diff.js';
+import { generateTypes } from '../schema/typegen.js';
 import type { PublishReport } from '../schema/publish.js';
 import type { ReplayReport } from '../ops/replay.js';
 import { callJson, HttpError } from './http-client.js';
@@ -109,8 +110,17 @@ export async function schemaCommand(t: Target, sub: string | undefined, args: st
         return 1;
       }
     }
+    case 'types': {
+      const r = await call<{ schemas: { type: string; version: number; schema: unknown }[] }>(t, 'GET', '/v1/schemas');
+      const text = generateTypes(r.schemas, `Event types of ${t.url}, ${new Date().toISOString()}`);
+      if (type) {
+        fs.writeFileSync(type, text);
+        t.out.write(`wrote ${r.schemas.length} event types to ${type}\n`);
+      } else t.out.write(text);
+      return 0;
+    }
     default:
-      throw new SluiceError('SLUICE_ERR_CONFIG', `unknown command "schema ${sub ?? ''}"; use push, check, list, show or diff`);
+      throw new SluiceError('SLUICE_ERR_CONFIG', `unknown command "schema ${sub ?? ''}"; use push, check, list, show, diff or types`);
   }
 }
 

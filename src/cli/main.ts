@@ -28,9 +28,10 @@ Usage:
   sluice key create TENANT --scope write|read|admin|schema [--team TEAM] [--data-dir DIR]
       Issues another key; a schema key publishes the schemas of its team.
   sluice schema push|check TYPE FILE.json [--owner TEAM] [--force --reason TEXT] [--dry-run]
-  sluice schema list | show TYPE [--version N] | diff TYPE [--from N] [--to N]
+  sluice schema list | show TYPE [--version N] | diff TYPE [--from N] [--to N] | types [FILE.ts]
       The schema registry (admin or schema key). check = push --dry-run: compatibility with
       the previous version and "N of the last M events would fail", before anything changes.
+      types: TypeScript types of every event type's properties, for SluiceClient<SluiceEvents>.
   sluice dlq list|groups [--type T] [--reason R] [--group SIG] [--from -24h] [--to now] [--status open,held]
   sluice dlq show IDEMPOTENCY_KEY
   sluice dlq replay [--group SIG | --id K1,K2 | --type T --reason R --from … --to …] [--rate N] [--limit N] [--dry-run]

@@ -24,6 +24,7 @@ it('cli.schema-push-check-dlq-replay-and-backfill-against-a-running-server', asy
   const pushed = sluice('schema', 'push', 'checkout', v1, '--owner', 'payments');
   expect(pushed.status).toBe(0);
   expect(pushed.stdout).toContain('published "checkout" version 1 (owner payments)');
+  expect(sluice('schema', 'types').stdout).toMatch(/export type CheckoutProperties = \{\n  amount: number;/);
 
   const ts = new Date().toISOString();
   const res = await fetch(`${server.url}/v1/events`, {
