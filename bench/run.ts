@@ -284,10 +284,10 @@ try {
     out.push(
     '',
     `spike: tenant A sends 10× its quota of ${fmt(sp.aQuota)} ev/s for ${SPIKE_SECONDS} s while tenant B sends ${fmt(sp.bRate)} ev/s`,
-    `  baseline: A at its quota   p50 ${fmt(calm.bP50, 1)} ms, p99 ${fmt(calm.bP99, 1).padStart(6)} ms, freshness p99 ${fmt(calm.bFreshnessP99, 2)} s, RSS ${mib(calm.rssStart)} → ${mib(calm.rssEnd)} (max ${mib(calm.rssMax)})`,
-    `  A at 10× its quota        p50 ${fmt(spiky.bP50, 1)} ms, p99 ${fmt(spiky.bP99, 1).padStart(6)} ms, freshness p99 ${fmt(spiky.bFreshnessP99, 2)} s, RSS ${mib(spiky.rssStart)} → ${mib(spiky.rssEnd)} (max ${mib(spiky.rssMax)})`,
+    `  baseline: A at its quota   p50 ${fmt(calm.bP50, 1)} ms, p99 ${fmt(calm.bP99, 1).padStart(6)} ms, freshness p50 ${fmt(calm.bFreshnessP50, 2)} s, p99 ${fmt(calm.bFreshnessP99, 2)} s, RSS ${mib(calm.rssStart)} → ${mib(calm.rssEnd)} (max ${mib(calm.rssMax)})`,
+    `  A at 10× its quota        p50 ${fmt(spiky.bP50, 1)} ms, p99 ${fmt(spiky.bP99, 1).padStart(6)} ms, freshness p50 ${fmt(spiky.bFreshnessP50, 2)} s, p99 ${fmt(spiky.bFreshnessP99, 2)} s, RSS ${mib(spiky.rssStart)} → ${mib(spiky.rssEnd)} (max ${mib(spiky.rssMax)})`,
     `  ratio B p99 spike / base  ${fmt(spiky.bP99 / calm.bP99, 2).padStart(6)}   target ≤ 1.20: ${within(spiky.bP99, calm.bP99)}`,
-    `  ratio B freshness p99      ${fmt(spiky.bFreshnessP99 / Math.max(calm.bFreshnessP99, 0.25), 2).padStart(6)}   (floor 0.25 s, the sampling period) target ≤ 1.20: ${within(spiky.bFreshnessP99, Math.max(calm.bFreshnessP99, 0.25))}`,
+    `  ratio B freshness p99      ${fmt(spiky.bFreshnessP99 / calm.bFreshnessP99, 2).padStart(6)}   target ≤ 1.20: ${within(spiky.bFreshnessP99, calm.bFreshnessP99)}`,
     `  A: ${fmt(spiky.aAccepted)} events accepted (${fmt(spiky.aAccepted / SPIKE_SECONDS)} ev/s against a quota of ${fmt(sp.aQuota)}), ${fmt(spiky.aRefused)} requests answered 429`,
     `  stored exactly what was acknowledged: A ${fmt(spiky.stored.a)} of ${fmt(spiky.aAccepted)}, B ${fmt(spiky.stored.b)} of ${fmt(spiky.bSent)}: ${spiky.stored.a === spiky.aAccepted && spiky.stored.b === spiky.bSent ? 'yes' : 'NO'}`,
     );

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SluiceError } from '../core/errors.js';
-import type { KeyGrant } from '../ports/catalog.js';
+import type { KeyGrant, TenantQuota } from '../ports/catalog.js';
 import { binaryAttributes, BATCH, fromCloudEvent, isJsonMediaType, STRUCTURED } from './cloudevents.js';
 import { SEGMENT_KINDS, segmentEvents } from './segment.js';
 import type { EventLimits, TimePolicy } from '../core/event.js';
@@ -38,16 +38,32 @@ type Decoded = { events: unknown[]; sentAt?: number };
  */
 export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): void {
   /** Admits, decodes and appends one request; `key` finds a key in the body when there is no Authorization header. */
-  async function ingest(request: FastifyRequest, decode: (body: unknown) => Decoded, key?: (body: unknown) => string | undefined): Promise<IngestResponse> {
-    let body: unknown;
-    let grant: KeyGrant;
-    if (key && !request.headers.authorization) {
-      body = await request.jsonBody();
-      grant = await authenticate(opts.catalog, request, 'write', key(body));
-    } else grant = await authenticate(opts.catalog, request, 'write');
+  /** Authentication and admission; throws the 401/403/429/503 to answer. */
+  async function admit(request: FastifyRequest, bytes: number, fallbackKey?: string): Promise<{ grant: KeyGrant; quota: TenantQuota }> {
+    const grant = await authenticate(opts.catalog, request, 'write', fallbackKey);
     opts.quotas.checkSaturation();
     const { quota } = await opts.schemas.settings(grant.tenant);
-    opts.quotas.admit(grant.tenant, quota, request.rawBytes());
+    opts.quotas.admit(grant.tenant, quota, bytes);
+    return { grant, quota };
+  }
+
+  // A request with a key in its header is admitted before its body is read: a tenant over
+  // its quota is refused for the price of its headers (Node discards the unread body).
+  const early = async (request: FastifyRequest): Promise<void> => {
+    if (!request.headers.authorization) return;
+    admitted.set(request, await admit(request, Number(request.headers['content-length']) || 0));
+  };
+  const admitted = new WeakMap<FastifyRequest, { grant: KeyGrant; quota: TenantQuota }>();
+
+  async function ingest(request: FastifyRequest, decode: (body: unknown) => Decoded, key?: (body: unknown) => string | undefined): Promise<IngestResponse> {
+    let body: unknown;
+    let pass = admitted.get(request);
+    if (!pass) {
+      // No Authorization header: a Segment body may carry its write key.
+      body = await request.jsonBody();
+      pass = await admit(request, request.rawBytes(), key?.(body));
+    }
+    const { grant, quota } = pass;
     const { events, sentAt } = decode(body === undefined ? await request.jsonBody() : body);
     opts.quotas.take(grant.tenant, quota, events.length);
     const { metrics, tracer } = opts.obs;
@@ -85,18 +101,18 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     return result;
   }
 
-  app.post('/v1/events', async (request, reply) => reply.code(202).send(await ingest(request, (body) => eventsOf(body, opts.limits.batchEvents))));
+  app.post('/v1/events', { onRequest: early }, async (request, reply) => reply.code(202).send(await ingest(request, (body) => eventsOf(body, opts.limits.batchEvents))));
 
   // Segment answers 200 {"success": true}; its libraries check the status only.
   const writeKeyOf = (body: unknown) => (body !== null && typeof body === 'object' && typeof (body as { writeKey?: unknown }).writeKey === 'string' ? (body as { writeKey: string }).writeKey : undefined);
   for (const kind of [...SEGMENT_KINDS, 'batch'] as const) {
-    app.post(`/v1/${kind}`, async (request, reply) => {
+    app.post(`/v1/${kind}`, { onRequest: early }, async (request, reply) => {
       const result = await ingest(request, (body) => segmentEvents(kind, body, opts.limits.batchEvents), writeKeyOf);
       return reply.code(200).send({ success: true, ...result });
     });
   }
 
-  app.post('/v1/cloudevents', async (request, reply) => {
+  app.post('/v1/cloudevents', { onRequest: early }, async (request, reply) => {
     const ct = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     const result = await ingest(request, (body) => {
       if (ct === STRUCTURED) return { events: [fromCloudEvent(body, 'body')] };
