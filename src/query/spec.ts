@@ -81,6 +81,10 @@ export interface QuerySpec {
   source: 'auto' | 'raw';
 }
 
+/** 0001-01-01T00:00:00Z and 9999-12-31T23:59:00Z. */
+const MIN_TIME = -62_135_596_800_000;
+const MAX_TIME = 253_402_300_740_000;
+
 export const LIMITS = { filters: 20, inValues: 100, groupBy: 3, dimensions: 5, measures: 20, viewName: /^[a-z][a-z0-9_]{0,62}$/ };
 
 function bad(field: string, message: string): SluiceError {
@@ -249,7 +253,8 @@ export function parseQuery(body: unknown, tenant: string, now: number, limits: Q
     const v = o[field] ?? fallback;
     const ms = typeof v === 'string' ? parseQueryTime(v, now) : null;
     if (ms === null) throw bad(field, `"${field}" must be an RFC 3339 timestamp, "now" or a relative time like "-24h"`);
-    return ms;
+    // Years 1 to 9999: "-999999999d" means "from the beginning", not an overflow in the store.
+    return Math.min(MAX_TIME, Math.max(MIN_TIME, ms));
   };
   let from = time('from', '-24h');
   let to = time('to', 'now');

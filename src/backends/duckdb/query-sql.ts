@@ -28,6 +28,14 @@ export class Params {
     this.values.push(v);
     return `$${this.values.length}`;
   }
+
+  /**
+   * A number from a request, as a DOUBLE: bound as text and cast, because the driver binds a
+   * whole JavaScript number as BIGINT and refuses one beyond its range (9.3e18).
+   */
+  double(v: number): string {
+    return `CAST(${this.add(String(v))} AS DOUBLE)`;
+  }
 }
 
 export const HLL_BITS = 12;
@@ -49,7 +57,7 @@ export function fieldExpr(f: FieldRef, p: Params, alias = ''): string {
 const num = (x: string) => `TRY_CAST(${x} AS DOUBLE)`;
 
 function scalarCompare(x: string, op: 'eq' | 'neq', v: string | number | boolean, p: Params): string {
-  const [lhs, rhs] = typeof v === 'number' ? [num(x), p.add(v)] : [x, p.add(String(v))];
+  const [lhs, rhs] = typeof v === 'number' ? [num(x), p.double(v)] : [x, p.add(String(v))];
   return op === 'eq' ? `(${lhs} = ${rhs})` : `(${lhs} IS DISTINCT FROM ${rhs})`;
 }
 
@@ -69,7 +77,7 @@ export function filterSql(f: Filter, x: string, p: Params): string {
     case 'gte':
     case 'lt':
     case 'lte':
-      return typeof f.value === 'number' ? `(${num(x)} ${ORDERING[f.op]} ${p.add(f.value)})` : `(${x} ${ORDERING[f.op]} ${p.add(String(f.value))})`;
+      return typeof f.value === 'number' ? `(${num(x)} ${ORDERING[f.op]} ${p.double(f.value)})` : `(${x} ${ORDERING[f.op]} ${p.add(String(f.value))})`;
     case 'contains':
       return `coalesce(contains(${x}, ${p.add(String(f.value))}), false)`;
     case 'exists':
