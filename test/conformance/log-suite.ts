@@ -31,6 +31,24 @@ export function logConformance(name: string, make: (partitions: number) => Promi
       await log.close();
     });
 
+    it('append.remembers-a-key-at-least-one-dedupe-horizon-and-at-most-two-then-it-is-new', async () => {
+      const h = await make(4);
+      const horizon = h.log.capabilities.dedupeHorizonMs;
+      const batch = [entry('t1', 1, 4), entry('t1', 2, 4)];
+      // The same batch three times: appended once.
+      for (const expected of ['appended', 'duplicate', 'duplicate']) expect((await h.log.append(batch)).map((o) => o.status)).toEqual([expected, expected]);
+      expect(await h.log.seen('t1', batch[0]!.idempotencyKey)).toBe(true);
+      expect(await h.log.seen('t2', batch[0]!.idempotencyKey)).toBe(false);
+      expect(await h.log.seen('t1', 'never-sent')).toBe(false);
+      h.advance(horizon);
+      expect((await h.log.append(batch)).map((o) => o.status)).toEqual(['duplicate', 'duplicate']);
+      h.advance(2 * horizon);
+      // Forgotten: the same key is a new event (why the horizon must outlast retries and replays).
+      expect(await h.log.seen('t1', batch[0]!.idempotencyKey)).toBe(false);
+      expect((await h.log.append(batch)).map((o) => o.status)).toEqual(['appended', 'appended']);
+      await h.log.close();
+    });
+
     it('append.dedupes-idempotency-keys-within-and-across-calls', async () => {
       const { log } = await make(4);
       const a = await log.append([entry('t1', 1, 4), entry('t1', 1, 4), entry('t1', 2, 4)]);

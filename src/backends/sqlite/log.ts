@@ -239,8 +239,12 @@ export class SqliteLog implements Log {
   }
 
   async seen(tenant: string, idempotencyKey: string): Promise<boolean> {
-    const tables = this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ledger\\_%' ESCAPE '\\'`).pluck().all() as string[];
-    return tables.some((t) => this.db.prepare(`SELECT 1 FROM ${t} WHERE tenant = ? AND idem = ?`).get(tenant, idempotencyKey) !== undefined);
+    // The generations an append would check now (older ones are dropped at the next append).
+    const gen = Math.floor(this.opts.now() / Math.max(1, this.opts.dedupeHorizonMs));
+    const tables = new Set(this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ledger\\_%' ESCAPE '\\'`).pluck().all() as string[]);
+    return [`ledger_${gen}`, `ledger_${gen - 1}`].some(
+      (t) => tables.has(t) && this.db.prepare(`SELECT 1 FROM ${t} WHERE tenant = ? AND idem = ?`).get(tenant, idempotencyKey) !== undefined,
+    );
   }
 
   /** Makes the current ledger generation exist, and drops generations older than the previous one. */
