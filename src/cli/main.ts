@@ -27,6 +27,8 @@ Usage:
       replays what was held.
   sluice key create TENANT --scope write|read|admin|schema [--team TEAM] [--data-dir DIR]
       Issues another key; a schema key publishes the schemas of its team.
+  sluice key revoke KEY_ID [--data-dir DIR]
+      Revokes a key by its id (sluice_w_<id>_…) or the whole key; a running server refuses it within 5 s.
   sluice schema push|check TYPE FILE.json [--owner TEAM] [--force --reason TEXT] [--dry-run]
   sluice schema list | show TYPE [--version N] | diff TYPE [--from N] [--to N] | types [FILE.ts]
       The schema registry (admin or schema key). check = push --dry-run: compatibility with
@@ -156,7 +158,21 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'key': {
       const [sub, ...args] = rest;
-      if (sub !== 'create') usageError(`unknown command "key ${sub ?? ''}"`);
+      if (sub === 'revoke') {
+        const { values, positionals } = parse(args, { ...SERVER_FLAGS } as const);
+        if (positionals.length !== 1) usageError('key revoke takes exactly one KEY_ID (or the whole key)');
+        // The id is the part after the scope letter: sluice_w_<id>_<secret>; a whole key is accepted too.
+        const id = /^sluice_[wras]_([0-9a-f]{16})_/.exec(positionals[0]!)?.[1] ?? positionals[0]!;
+        const catalog = openEmbeddedCatalog(serverConfig(values));
+        try {
+          if (!(await catalog.revokeKey(id))) usageError(`no key with the id ${id}`);
+          process.stdout.write(`key ${id} revoked (a running server refuses it within 5 s)\n`);
+        } finally {
+          await catalog.close();
+        }
+        return 0;
+      }
+      if (sub !== 'create') usageError(`unknown command "key ${sub ?? ''}"; use create or revoke`);
       const { values, positionals } = parse(args, { ...SERVER_FLAGS, scope: { type: 'string' }, team: { type: 'string' }, json: { type: 'boolean' } } as const);
       if (positionals.length !== 1) usageError('key create takes exactly one TENANT');
       const scope = values.scope ?? 'write';

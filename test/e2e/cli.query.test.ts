@@ -64,4 +64,13 @@ it('cli.query-views-measures-filters-events-and-lineage-against-a-running-server
   const bad = sluice('query', '--group-by', "properties.x'; drop table events");
   expect(bad.status).toBe(1);
   expect(bad.stderr).toContain('SLUICE_ERR_INVALID_QUERY');
+
+  // Revoking the read key: the running server refuses it within its 5 s key cache.
+  const revoked = sluice('key', 'revoke', key('read'), '--data-dir', dir);
+  expect(revoked.stdout).toMatch(/^key [0-9a-f]{16} revoked/);
+  let status = 200;
+  for (const end = Date.now() + 8_000; Date.now() < end && status !== 401; await new Promise((r) => setTimeout(r, 250))) {
+    status = (await fetch(`${server.url}/v1/query`, { method: 'POST', headers: { authorization: `Bearer ${key('read')}` }, body: '{}' })).status;
+  }
+  expect(status).toBe(401);
 }, 90_000);
