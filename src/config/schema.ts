@@ -32,6 +32,7 @@ export const configSchema = {
         batchEvents: { type: 'integer', minimum: 1, default: 1_000 },
         decompressedBytes: { type: 'integer', minimum: 1024, default: 10_485_760 },
         depth: { type: 'integer', minimum: 1, maximum: 256, default: 32 },
+        requestTimeoutMs: { type: 'integer', minimum: 1_000, default: 30_000, description: 'a request (headers and body) must arrive within this; slow clients are disconnected' },
         logBacklog: { type: 'integer', minimum: 1, default: 50_000_000, description: 'events in the log not yet processed, all tenants; over it ingest answers 503' },
         eventLoopLagMs: { type: 'integer', minimum: 0, default: 2_000, description: 'worst event-loop delay of the last second; over it ingest answers 503 (0 = off)' },
       },
@@ -153,7 +154,7 @@ export interface Config {
   partitions: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   log: { fsync: 'always' | 'normal' | 'off'; dedupeHorizonMs: number; retentionMs: number };
-  limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number; logBacklog: number; eventLoopLagMs: number };
+  limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number; requestTimeoutMs: number; logBacklog: number; eventLoopLagMs: number };
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number };
   obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };

@@ -49,8 +49,15 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     // Nothing per request on the hot path: errors are logged where they are handled.
     disableRequestLogging: true,
     // Slow or idle clients cannot hold sockets for ever.
-    requestTimeout: 30_000,
-    connectionTimeout: 30_000,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.requestTimeoutMs,
+    // Node checks these timeouts every connectionsCheckingInterval (30 s by default): check
+    // often enough that a slowloris client is cut near its deadline, not up to 30 s after.
+    http: {
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(limits.requestTimeoutMs / 4))),
+    },
     keepAliveTimeout: 10_000,
     return503OnClosing: true,
   });

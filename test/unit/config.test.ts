@@ -8,7 +8,7 @@ describe('config', () => {
     expect(c.log.fsync).toBe('normal');
     expect(c.worker.maxAttempts).toBe(7);
     expect(c.partitions).toBe(16);
-    expect(c.limits).toEqual({ bodyBytes: 1_048_576, eventBytes: 32_768, batchEvents: 1_000, decompressedBytes: 10_485_760, depth: 32, logBacklog: 50_000_000, eventLoopLagMs: 2_000 });
+    expect(c.limits).toEqual({ bodyBytes: 1_048_576, eventBytes: 32_768, batchEvents: 1_000, decompressedBytes: 10_485_760, depth: 32, requestTimeoutMs: 30_000, logBacklog: 50_000_000, eventLoopLagMs: 2_000 });
     expect(Object.isFrozen(c) && Object.isFrozen(c.log)).toBe(true);
   });
 
