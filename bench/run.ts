@@ -23,6 +23,8 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *                 server that parses the same batches and discards them
  *   end to end    sent → queryable through sluice up vs DuckDB's appender in a bare loop
  *                 over the same rows
+ *   fsync         ingest throughput with log.fsync always, normal and off (the price of each
+ *                 durability level)
  *   backlog       RSS of sluice up while it drains a backlog written into its log beforehand
  *   recovery      dead letters replayed vs live events (see recovery.ts); a backfill under
  *                 steady live load, with live freshness beside the same load without it
@@ -34,7 +36,7 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --only ingest|backlog|recovery|query|spike, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --only ingest|fsync|backlog|recovery|query|spike, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -158,6 +160,27 @@ async function observabilityCost(work: string, bodies: Buffer[], perBody: (i: nu
   return { off: mean(rates.off), on: mean(rates.on) };
 }
 
+/** Ingest throughput per log.fsync mode, alternating runs (always, normal, off, twice). */
+async function fsyncCost(work: string) {
+  const events = Math.min(EVENTS, 300_000);
+  const bodies = batchBodies(`fsync-${Date.now()}`, events, BATCH);
+  const perBody = (i: number): number => Math.min(BATCH, events - i * BATCH);
+  const rates: Record<'always' | 'normal' | 'off', number[]> = { always: [], normal: [], off: [] };
+  for (const mode of ['always', 'normal', 'off', 'always', 'normal', 'off'] as const) {
+    say(`fsync: ingest with log.fsync ${mode}`);
+    const dataDir = path.join(work, `fsync-${mode}`);
+    await withServer(
+      async () => startSluice(dataDir, await freePort(), { SLUICE_LOG_FSYNC: mode }),
+      async (c) => {
+        rates[mode].push((await post(c.url, keysFrom(c.stdout).writeKey, bodies, perBody, CONCURRENCY)).eventsPerSecond);
+      },
+    );
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { events, always: mean(rates.always), normal: mean(rates.normal), off: mean(rates.off) };
+}
+
 async function backlogDrain(work: string) {
   const dataDir = path.join(work, 'backlog');
   const config = loadConfig({ flags: { dataDir }, env: {} });
@@ -207,8 +230,9 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'backlog', 'recovery', 'query', 'spike'].includes(only)) throw new Error('--only takes ingest, backlog, recovery, query or spike');
+  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike'].includes(only)) throw new Error('--only takes ingest, fsync, backlog, recovery, query or spike');
   const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
+  const fs_ = only === undefined || only === 'fsync' ? await fsyncCost(work) : null;
   const bl = only === undefined || only === 'backlog' ? await backlogDrain(work) : null;
   const rc = only === undefined || only === 'recovery' ? await recovery(path.join(work, 'recovery'), RECOVERY, BATCH, CONCURRENCY, say) : null;
   const qb = only === undefined || only === 'query' ? await queryBench(work, QUERY_EVENTS, say) : null;
@@ -233,6 +257,15 @@ try {
     `  baseline: metrics and tracing off           ${fmt(ie.cost.off).padStart(10)} ev/s`,
     `  metrics (scraped each second) + tracing     ${fmt(ie.cost.on).padStart(10)} ev/s`,
     `  ratio on / off                              ${fmt(ie.cost.on / ie.cost.off, 2).padStart(10)}        target ≥ 0.95: ${ie.cost.on >= 0.95 * ie.cost.off ? 'met' : 'MISSED'}`,
+    );
+  }
+  if (fs_) {
+    out.push(
+    '',
+    `durability: ingest of ${fmt(fs_.events)} events per log.fsync mode, two runs each, alternating (what each risks: docs/operations.md)`,
+    `  baseline: off (tests only; a crash may lose acknowledged events) ${fmt(fs_.off).padStart(10)} ev/s`,
+    `  normal (survives kill -9, not a power cut) ${fmt(fs_.normal).padStart(10)} ev/s   ratio / off ${fmt(fs_.normal / fs_.off, 2)}`,
+    `  always (survives a power cut; default)     ${fmt(fs_.always).padStart(10)} ev/s   ratio / off ${fmt(fs_.always / fs_.off, 2)}`,
     );
   }
   if (bl) {
@@ -294,7 +327,7 @@ try {
     );
   }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, backlogDrain: bl, recovery: rc, query: qb, spike: sp }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

@@ -1,0 +1,86 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { eventsFor, queriedTotal } from './load.js';
+import { freePort, keysFrom, startSluice } from './proc.js';
+
+/**
+ * `npm run soak`: `sluice up` under a steady load for a long time (an hour by default, at
+ * 20,000 ev/s: about half of what the end-to-end benchmark sustains on 2 cores). Every 10 s
+ * it samples RSS and freshness (how far the query watermark is behind now); at the end it
+ * compares the last quarter of the run with the first, and checks that the store holds
+ * exactly what was acknowledged. Flat means: memory and lag do not grow with time.
+ *
+ * Flags: --minutes 60, --rate 20000, --batch 500.
+ */
+const { values } = parseArgs({ options: { minutes: { type: 'string' }, rate: { type: 'string' }, batch: { type: 'string' } } });
+const MINUTES = Number(values.minutes ?? 60);
+const RATE = Number(values.rate ?? 20_000);
+const BATCH = Number(values.batch ?? 500);
+const say = (s: string): void => void process.stderr.write(s + '\n');
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-soak-'));
+const child = await startSluice(path.join(work, 'data'), await freePort());
+try {
+  const { writeKey, readKey } = keysFrom(child.stdout);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const end = Date.now() + MINUTES * 60_000;
+  let sent = 0;
+  let acked = 0;
+  const post = (body: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = http.request(`${child.url}/v1/events`, { method: 'POST', agent, headers: { authorization: `Bearer ${writeKey}`, 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  const samples: { minute: number; sent: number; rss: number; freshness: number }[] = [];
+  const started = Date.now();
+  const sampler = setInterval(() => {
+    void fetch(`${child.url}/v1/query`, { method: 'POST', headers: { authorization: `Bearer ${readKey}` }, body: JSON.stringify({ from: '-5m', interval: null, measures: ['count'] }) })
+      .then((r) => r.json() as Promise<{ watermark: string }>)
+      .then((q) => {
+        const s = { minute: (Date.now() - started) / 60_000, sent, rss: child.rss(), freshness: (Date.now() - Date.parse(q.watermark)) / 1000 };
+        samples.push(s);
+        say(`soak: ${s.minute.toFixed(1)} min, ${sent.toLocaleString('en-US')} sent, RSS ${(s.rss / 1_048_576).toFixed(0)} MiB, freshness ${s.freshness.toFixed(2)} s`);
+      }, () => undefined);
+  }, 10_000);
+  const every = (BATCH / RATE) * 1000;
+  const run = `soak-${Date.now()}`;
+  for (let next = Date.now(); Date.now() < end; next += every) {
+    const body = '[' + eventsFor(run, sent, BATCH).join(',') + ']';
+    const status = await post(body);
+    if (status !== 202) throw new Error(`ingest answered ${status} at ${sent} events`);
+    sent += BATCH;
+    acked += BATCH;
+    const wait = next + every - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  clearInterval(sampler);
+  agent.destroy();
+  let stored = 0;
+  for (const deadline = Date.now() + 120_000; Date.now() < deadline && stored < acked; await new Promise((r) => setTimeout(r, 500))) stored = await queriedTotal(child.url, readKey);
+  const quarter = Math.max(1, Math.floor(samples.length / 4));
+  const first = samples.slice(0, quarter);
+  const last = samples.slice(-quarter);
+  const max = (xs: number[]): number => Math.max(...xs);
+  const rssRatio = max(last.map((s) => s.rss)) / max(first.map((s) => s.rss));
+  const lagRatio = max(last.map((s) => s.freshness)) / Math.max(0.5, max(first.map((s) => s.freshness)));
+  process.stdout.write(
+    [
+      '',
+      `soak: ${MINUTES} min at ${RATE.toLocaleString('en-US')} ev/s, ${acked.toLocaleString('en-US')} events acknowledged, ${stored.toLocaleString('en-US')} queryable at the end (events of the last 3 h)`,
+      `  RSS max, first quarter ${(max(first.map((s) => s.rss)) / 1_048_576).toFixed(0)} MiB, last quarter ${(max(last.map((s) => s.rss)) / 1_048_576).toFixed(0)} MiB: ratio ${rssRatio.toFixed(2)}  target flat (≤ 1.10): ${rssRatio <= 1.1 ? 'met' : 'MISSED'}`,
+      `  freshness max, first quarter ${max(first.map((s) => s.freshness)).toFixed(2)} s, last quarter ${max(last.map((s) => s.freshness)).toFixed(2)} s: ratio ${lagRatio.toFixed(2)}  target flat (≤ 1.10, floor 0.5 s): ${lagRatio <= 1.1 ? 'met' : 'MISSED'}`,
+      `  stored = acknowledged: ${stored === acked ? 'yes' : `NO (${stored} of ${acked})`}`,
+      '',
+    ].join('\n'),
+  );
+} finally {
+  await child.stop();
+  fs.rmSync(work, { recursive: true, force: true });
+}
