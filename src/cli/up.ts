@@ -7,6 +7,7 @@ import { createLogger } from '../obs/logger.js';
 import { startTracing } from '../obs/tracing.js';
 import type { NewTenant } from '../ports/catalog.js';
 import { StoreThread } from '../worker/thread-client.js';
+import { WORKER_GROUP } from '../worker/workers.js';
 import { lockDataDir } from './data-dir-lock.js';
 
 export interface Running {
@@ -38,6 +39,8 @@ export async function up(config: Readonly<Config>): Promise<Running> {
   const created = (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
   const quotas = new Quotas({ defaults: config.quotas, logBacklog: config.limits.logBacklog, eventLoopLagMs: config.limits.eventLoopLagMs });
   storeThread.onProcessed = (counts) => quotas.processed(counts);
+  // The backlog a previous process left counts against each tenant's cap too.
+  for (const [tenant, n] of await log.backlogByTenant(WORKER_GROUP)) quotas.accepted(tenant, n);
   storeThread.start();
   const app = buildApp({
     config,

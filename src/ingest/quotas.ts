@@ -12,8 +12,8 @@ import type { TenantQuota } from '../ports/catalog.js';
  *   it is larger than the bucket (a batch bigger than one second's quota is still possible);
  *   `Retry-After` is the time the debt takes to refill.
  * - a backlog cap: events accepted into the log and not yet processed by a worker. Counted in
- *   this process (accepted here, processed as the workers report), so it starts from zero
- *   after a restart; the global cap below still bounds the whole log.
+ *   this process (accepted here, processed as the workers report), starting from the backlog
+ *   the log holds at start.
  *
  * Global (503 + Retry-After): the log's backlog over `logBacklog` events, or the event loop
  * lagging more than `eventLoopLagMs` (the process is past what it can serve).

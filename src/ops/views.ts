@@ -42,10 +42,20 @@ export class ViewBuilds {
     }
   }
 
-  /** Declares the configuration's views for every tenant (unchanged ones are left alone). */
+  private readonly declared = new Set<string>();
+
+  /**
+   * Declares the configuration's views for every tenant not declared yet in this process
+   * (unchanged ones are left alone); called at start and then periodically, so that a tenant
+   * created while the server runs gets them too. Returns every tenant.
+   */
   async declare(catalog: Catalog, defs: readonly ViewDef[]): Promise<string[]> {
     const tenants = (await catalog.listTenants()).map((t) => t.name);
-    for (const tenant of tenants) for (const def of defs) await this.put(tenant, def, 'config');
+    for (const tenant of tenants) {
+      if (this.declared.has(tenant)) continue;
+      for (const def of defs) await this.put(tenant, def, 'config');
+      this.declared.add(tenant);
+    }
     return tenants;
   }
 }

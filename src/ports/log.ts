@@ -75,6 +75,12 @@ export interface Log {
   positions(group: string): Promise<PartitionPosition[]>;
 
   /**
+   * Records not yet acknowledged by `group`, per tenant: the backlog a process inherits at
+   * start (a scan of the backlog; not for a hot path).
+   */
+  backlogByTenant(group: string): Promise<Map<string, number>>;
+
+  /**
    * Whether the dedupe ledger holds this idempotency key of the tenant: an event with it was
    * appended within the dedupe horizon, and the same key sent again is a duplicate.
    */

@@ -95,6 +95,15 @@ const conserveTimer = setInterval(() => {
   void workersReady.then(conserve).catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'conservation check failed; will retry'));
 }, config.obs.conservationIntervalMs);
 conserveTimer.unref();
+// Views of the configuration reach tenants created while the server runs.
+let declaring: Promise<unknown> = Promise.resolve();
+const declareTimer = setInterval(() => {
+  if (configViews.length === 0 || abort.signal.aborted) return;
+  declaring = workersReady
+    .then(() => viewBuilds.declare(catalog, configViews))
+    .catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'could not declare the configured views; will retry'));
+}, 10_000);
+declareTimer.unref();
 let resuming: Promise<void> = Promise.resolve();
 workersReady.then(
   () => {
@@ -180,10 +189,12 @@ port.on('message', (m: ToStoreThread) => {
         abort.abort(new Error('stopping'));
         clearInterval(conserveTimer);
         clearInterval(processedTimer);
+        clearInterval(declareTimer);
         const w = await workersReady.catch(() => null);
         await w?.stop();
         // DuckDB must not be closed under a query in flight (it aborts the process).
         await resuming;
+        await declaring;
         await backfills.idle();
         await store.close();
         await catalog.close();

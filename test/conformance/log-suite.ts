@@ -49,6 +49,18 @@ export function logConformance(name: string, make: (partitions: number) => Promi
       await h.log.close();
     });
 
+    it('backlog.counts-unacknowledged-records-per-tenant', async () => {
+      const { log } = await make(1);
+      await log.append([...Array.from({ length: 5 }, (_, i) => entry('t1', i, 1)), ...Array.from({ length: 3 }, (_, i) => entry('t2', 100 + i, 1))]);
+      expect(await log.backlogByTenant('g')).toEqual(new Map([['t1', 5], ['t2', 3]]));
+      const lease = (await log.acquire('g', 0, 'a', 10_000))!;
+      await log.read(lease, 6);
+      expect(await log.ack(lease, 6)).toBe(true);
+      expect(await log.backlogByTenant('g')).toEqual(new Map([['t2', 2]]));
+      expect(await log.backlogByTenant('other')).toEqual(new Map([['t1', 5], ['t2', 3]]));
+      await log.close();
+    });
+
     it('append.dedupes-idempotency-keys-within-and-across-calls', async () => {
       const { log } = await make(4);
       const a = await log.append([entry('t1', 1, 4), entry('t1', 1, 4), entry('t1', 2, 4)]);

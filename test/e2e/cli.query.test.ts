@@ -65,6 +65,15 @@ it('cli.query-views-measures-filters-events-and-lineage-against-a-running-server
   expect(bad.status).toBe(1);
   expect(bad.stderr).toContain('SLUICE_ERR_INVALID_QUERY');
 
+  // A tenant created while the server runs gets the configured views too.
+  const created = JSON.parse(sluice('tenant', 'create', 'later', '--data-dir', dir, '--json').stdout) as { read_key: string };
+  let views: string[] = [];
+  for (const end = Date.now() + 20_000; Date.now() < end && !views.includes('by_plan'); await new Promise((r) => setTimeout(r, 250))) {
+    const r = await fetch(`${server.url}/v1/views`, { headers: { authorization: `Bearer ${created.read_key}` } }).catch(() => null);
+    if (r?.ok) views = ((await r.json()) as { views: { name: string }[] }).views.map((v) => v.name);
+  }
+  expect(views).toEqual(['by_plan']);
+
   // Revoking the read key: the running server refuses it within its 5 s key cache.
   const revoked = sluice('key', 'revoke', key('read'), '--data-dir', dir);
   expect(revoked.stdout).toMatch(/^key [0-9a-f]{16} revoked/);

@@ -415,6 +415,19 @@ export class SqliteLog implements Log {
     return out;
   }
 
+  async backlogByTenant(group: string): Promise<Map<string, number>> {
+    const committed = new Map<number, number>();
+    for (const r of this.stmts.offsets.all(group) as { p: number; committed: number }[]) committed.set(r.p, r.committed);
+    const count = this.db.prepare('SELECT tenant, count(*) AS n FROM records WHERE id > ? AND id <= ? GROUP BY tenant');
+    const out = new Map<string, number>();
+    for (const { p, head } of this.stmts.heads.all() as { p: number; head: number }[]) {
+      const c = committed.get(p) ?? 0;
+      if (head <= c) continue;
+      for (const { tenant, n } of count.all(recordId(p, c), recordId(p, head)) as { tenant: string; n: number }[]) out.set(tenant, (out.get(tenant) ?? 0) + n);
+    }
+    return out;
+  }
+
   async oldestUnapplied(applied: ReadonlyMap<number, number>): Promise<number | null> {
     let oldest: number | null = null;
     for (const p of this.pending) {
