@@ -27,6 +27,7 @@ export const ERRORS = {
   SLUICE_ERR_CONFLICT: { status: 409, title: 'Conflict' },
   SLUICE_ERR_INCOMPATIBLE_SCHEMA: { status: 409, title: 'Conflict' },
   SLUICE_ERR_CONFIG: { status: 500, title: 'Internal Server Error' },
+  SLUICE_ERR_DATA_DAMAGED: { status: 500, title: 'Internal Server Error' },
   SLUICE_ERR_INTERNAL: { status: 500, title: 'Internal Server Error' },
 } as const;
 

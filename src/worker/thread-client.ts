@@ -9,6 +9,9 @@ import type { MetricsJson } from '../obs/metrics.js';
 import type { StoreCall, StoreCalls, StoreReader } from '../query/reader.js';
 import type { ConservationReply, CountsReply, FromStoreThread, ToStoreThread } from './thread-protocol.js';
 
+/** How long a call waits for a starting store before it is answered 503. */
+const READY_WAIT_MS = 5_000;
+
 interface Waiting {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -33,6 +36,8 @@ export class StoreThread implements StoreReader {
   private readonly labelled = new Set<string>();
   /** Events the workers finished, per tenant (ingest's backlog accounting). */
   onProcessed: ((counts: [string, number][]) => void) | null = null;
+  /** Why the store could not be opened, until it is (readiness shows it). */
+  private unavailable: string | null = null;
 
   constructor(
     private readonly config: Readonly<Config>,
@@ -57,6 +62,8 @@ export class StoreThread implements StoreReader {
     switch (m.op) {
       case 'ready':
         this.ready = true;
+        this.unavailable = null;
+        for (const w of this.readyWaiters.splice(0)) w();
         if (this.labelled.size > 0) this.worker?.postMessage({ op: 'tenants', tenants: [...this.labelled] } satisfies ToStoreThread);
         this.restarts = 0;
         this.logger.info('store thread ready');
@@ -69,6 +76,9 @@ export class StoreThread implements StoreReader {
         return;
       case 'processed':
         this.onProcessed?.(m.counts);
+        return;
+      case 'unavailable':
+        this.unavailable = m.message;
         return;
       case 'reply': {
         const w = this.waiting.get(m.id);
@@ -96,9 +106,35 @@ export class StoreThread implements StoreReader {
     }, delay).unref();
   }
 
+  private readyWaiters: (() => void)[] = [];
+
+  /** Resolves true once the store thread is ready, false after `ms`. */
+  private whenReady(ms: number): Promise<boolean> {
+    if (this.ready) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        // Gone from the list when it gives up: a store that never opens holds no waiters.
+        this.readyWaiters = this.readyWaiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, ms);
+      this.readyWaiters.push(waiter);
+    });
+  }
+
   private call<T>(message: ToStoreThread & { id: number }): Promise<T> {
     const worker = this.worker;
     if (!worker) return Promise.reject(new SluiceError('SLUICE_ERR_STORE_UNAVAILABLE', 'the store is restarting', { retryAfter: 1 }));
+    // Until the store is open, a call that needs it waits a little (a start takes a fraction
+    // of a second), then is answered 503 rather than left waiting without bound.
+    if (!this.ready && message.op !== 'metrics' && message.op !== 'conservation') {
+      return this.whenReady(READY_WAIT_MS).then((ready) =>
+        ready ? this.call<T>(message) : Promise.reject(new SluiceError('SLUICE_ERR_STORE_UNAVAILABLE', `the store is not open: ${this.unavailable ?? 'starting'}`, { retryAfter: 1 })),
+      );
+    }
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(message.id, { resolve: resolve as (v: unknown) => void, reject });
       worker.postMessage(message);
@@ -155,7 +191,7 @@ export class StoreThread implements StoreReader {
   }
 
   async health(): Promise<{ ok: boolean; detail?: string }> {
-    if (!this.ready) return { ok: false, detail: this.worker ? 'starting' : 'restarting' };
+    if (!this.ready) return { ok: false, detail: this.unavailable ?? (this.worker ? 'starting' : 'restarting') };
     return this.call({ op: 'health', id: this.nextId++ });
   }
 

@@ -24,6 +24,7 @@ export type FromStoreThread =
   | { op: 'fatal'; message: string }
   | { op: 'stopped' }
   | { op: 'processed'; counts: [string, number][] }
+  | { op: 'unavailable'; message: string }
   | { op: 'reply'; id: number; ok: true; value: unknown }
   | { op: 'reply'; id: number; ok: false; code: string; message: string; field?: string };
 

@@ -69,6 +69,7 @@ const workersReady = startWorkers(
     tenantLabel: (t) => labels.peek(t),
     tracer: tracing.tracer,
     onProcessed: (tenant, n) => processed.set(tenant, (processed.get(tenant) ?? 0) + n),
+    onUnavailable: (message) => send({ op: 'unavailable', message }),
   },
   abort.signal,
 );

@@ -39,6 +39,8 @@ export async function startWorkers(
     tracer?: Tracer;
     /** Events of a tenant finished (stored or dead-lettered): ingest's backlog accounting. */
     onProcessed?: (tenant: string, n: number) => void;
+    /** Why the store cannot be opened yet (readiness reports it). */
+    onUnavailable?: (reason: string) => void;
   },
   signal?: AbortSignal,
 ): Promise<Workers> {
@@ -53,6 +55,7 @@ export async function startWorkers(
       if (signal?.aborted) throw e;
       const delay = backoffDelay(attempt, 200, 10_000);
       logger?.warn({ store: store.name, err: coerceError(e).message, retryInMs: delay }, 'store unreachable; retrying');
+      deps.onUnavailable?.(coerceError(e).message);
       await sleep(delay, signal);
     }
   }

@@ -12,7 +12,7 @@ import {
 } from '@duckdb/node-api';
 import fs from 'node:fs';
 import path from 'node:path';
-import { coerceError, FencedError, NonRetryableError, RetryAfterError } from '../../core/errors.js';
+import { coerceError, FencedError, NonRetryableError, RetryAfterError, SluiceError } from '../../core/errors.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
@@ -86,6 +86,17 @@ export class DuckdbStore implements Store {
 
   async connect(): Promise<void> {
     if (this.instance) return;
+    try {
+      await this.open();
+    } catch (e: unknown) {
+      await this.close();
+      // A file DuckDB cannot read is damage, not a passing failure (a lock held elsewhere is not).
+      if (/Could not read|corrupt|checksum|not a valid DuckDB/i.test(coerceError(e).message)) throw damaged(this.options.file, e);
+      throw e;
+    }
+  }
+
+  private async open(): Promise<void> {
     fs.mkdirSync(path.dirname(this.options.file), { recursive: true });
     this.instance = await DuckDBInstance.create(this.options.file);
     this.writer = await this.instance.connect();
@@ -96,6 +107,9 @@ export class DuckdbStore implements Store {
     // computed from exactly the rows appended (temporary: this connection only, never on disk).
     await this.writer.run('CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0');
     await this.viewTables.load(this.writer);
+    // Read every block of one column: a truncated or damaged file fails here, at start, with a
+    // clear message, instead of on the first query.
+    await this.writer.run('SELECT sum(hash(stored_at)) FROM events');
     this.reader = await this.instance.connect();
     const rows = (await this.writer.runAndReadAll('SELECT p, o, token FROM applied')).getRows();
     for (const [p, o, token] of rows) this.applied.set(Number(p), { offset: Number(o), token: Number(token) });
@@ -363,6 +377,15 @@ function plain(v: DuckDBValue): string | number | boolean | null {
   if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
   if (typeof v === 'bigint') return Number(v);
   return String(v);
+}
+
+/** A damaged store file: reported as such, never retried as if it were transient. */
+function damaged(file: string, e: unknown): SluiceError {
+  return new SluiceError(
+    'SLUICE_ERR_DATA_DAMAGED',
+    `${file} is damaged (${coerceError(e).message}). sluice will not serve from it: stop, move it aside and restore it from a backup; events still in the log are committed again from there`,
+    { cause: e },
+  );
 }
 
 /** Data errors are the rows' fault (dead-letter them); everything else is transient. */

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
+import { SluiceError } from '../../core/errors.js';
 
 export type SqliteDatabase = Database.Database;
 
@@ -113,12 +114,25 @@ export interface OpenOptions {
 export function openDatabase(file: string, options: OpenOptions = {}): SqliteDatabase {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma(`synchronous = ${SYNCHRONOUS[options.fsync ?? 'always']}`);
-  // Other processes (the CLI, a second consumer) hold the write lock for milliseconds at most.
-  db.pragma('busy_timeout = 5000');
-  db.pragma('foreign_keys = ON');
-  migrate(db);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${SYNCHRONOUS[options.fsync ?? 'always']}`);
+    // Other processes (the CLI, a second consumer) hold the write lock for milliseconds at most.
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+  } catch (e: unknown) {
+    db.close();
+    const code = (e as { code?: string }).code ?? '';
+    if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) {
+      throw new SluiceError(
+        'SLUICE_ERR_DATA_DAMAGED',
+        `${file} is damaged (${(e as Error).message}). sluice will not serve from it: stop, restore it with its -wal file from a backup (or salvage what is left: sqlite3 ${file} ".recover" | sqlite3 recovered.db), then start again`,
+        { field: 'dataDir', cause: e },
+      );
+    }
+    throw e;
+  }
   return db;
 }
 
