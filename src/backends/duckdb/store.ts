@@ -383,7 +383,7 @@ function plain(v: DuckDBValue): string | number | boolean | null {
 function damaged(file: string, e: unknown): SluiceError {
   return new SluiceError(
     'SLUICE_ERR_DATA_DAMAGED',
-    `${file} is damaged (${coerceError(e).message}). sluice will not serve from it: stop, move it aside and restore it from a backup; events still in the log are committed again from there`,
+    `${file} is damaged (${coerceError(e).message}). sluice will not serve from it: stop, move it aside and restore it from a backup (ingest goes on meanwhile: new events wait in the log)`,
     { cause: e },
   );
 }
