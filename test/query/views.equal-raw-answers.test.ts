@@ -148,7 +148,8 @@ describe('views answer what raw events answer', () => {
           }
         }
       }),
-      { numRuns: Number(process.env.PROPERTY_RUNS ?? 25) },
+      // Fixed inputs in the test suite; PROPERTY_RUNS=N explores N new ones.
+      process.env.PROPERTY_RUNS ? { numRuns: Number(process.env.PROPERTY_RUNS) } : { numRuns: 25, seed: 20261124 },
     );
   });
 
