@@ -71,11 +71,12 @@ export class Quotas {
   checkSaturation(): void {
     if (this.logBacklog > this.limits.logBacklog) {
       throw new SluiceError('SLUICE_ERR_OVERLOADED', `the log holds ${this.logBacklog} events not yet processed (cap ${this.limits.logBacklog}); retry later`, {
+        field: 'log_backlog',
         retryAfter: 5,
       });
     }
     if (this.limits.eventLoopLagMs > 0 && this.loopLagMs > this.limits.eventLoopLagMs) {
-      throw new SluiceError('SLUICE_ERR_OVERLOADED', `the server is saturated (event loop lag ${Math.round(this.loopLagMs)} ms); retry later`, { retryAfter: 1 });
+      throw new SluiceError('SLUICE_ERR_OVERLOADED', `the server is saturated (event loop lag ${Math.round(this.loopLagMs)} ms); retry later`, { field: 'event_loop', retryAfter: 1 });
     }
   }
 

@@ -41,9 +41,14 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
   /** Authentication and admission; throws the 401/403/429/503 to answer. */
   async function admit(request: FastifyRequest, bytes: number, fallbackKey?: string): Promise<{ grant: KeyGrant; quota: TenantQuota }> {
     const grant = await authenticate(opts.catalog, request, 'write', fallbackKey);
-    opts.quotas.checkSaturation();
     const { quota } = await opts.schemas.settings(grant.tenant);
-    opts.quotas.admit(grant.tenant, quota, bytes);
+    try {
+      opts.quotas.checkSaturation();
+      opts.quotas.admit(grant.tenant, quota, bytes);
+    } catch (e: unknown) {
+      if (e instanceof SluiceError) opts.obs.metrics?.refused.inc({ tenant: opts.obs.tenant(grant.tenant), reason: e.field ?? e.code });
+      throw e;
+    }
     return { grant, quota };
   }
 

@@ -61,6 +61,12 @@ export function ingestMetrics(registry: client.Registry) {
     received: new client.Counter({ name: 'sluice_events_received_total', help: 'Events received in ingest requests that were read', labelNames: ['tenant'], registers }),
     accepted: new client.Counter({ name: 'sluice_events_accepted_total', help: 'Events appended to the log (durable)', labelNames: ['tenant'], registers }),
     rejected: new client.Counter({ name: 'sluice_events_rejected_total', help: 'Events refused at the door, by reason', labelNames: ['tenant', 'reason'], registers }),
+    refused: new client.Counter({
+      name: 'sluice_ingest_refused_requests_total',
+      help: 'Ingest requests refused before reading them: 429 (events_per_second, bytes_per_second, backlog) or 503 (log_backlog, event_loop)',
+      labelNames: ['tenant', 'reason'],
+      registers,
+    }),
     duplicates: new client.Counter({ name: 'sluice_events_duplicate_total', help: 'Events whose idempotency key was already seen', labelNames: ['tenant'], registers }),
     appendDuration: new client.Histogram({
       name: 'sluice_log_append_duration_seconds',

@@ -54,6 +54,10 @@ describe('quotas', () => {
     await until(async () => (await p!.store.rawStats('acme')).events === acmeAccepted && (await p!.store.rawStats('bravo')).events === bravoAccepted);
     expect(await p.store.rawStats('acme')).toEqual({ events: acmeAccepted, distinctKeys: acmeAccepted });
 
+    const metrics = (await p.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const line = metrics.split('\n').find((l) => l.startsWith('sluice_ingest_refused_requests_total{tenant="acme",reason="events_per_second"}'));
+    expect(Number(line?.split(' ').pop())).toBe(refused);
+    expect(metrics).not.toMatch(/sluice_ingest_refused_requests_total\{tenant="bravo"/);
     const status = await p.app.inject({ method: 'GET', url: '/v1/status', headers: { authorization: `Bearer ${p.tenant.adminKey}` } });
     expect(status.json().quota).toMatchObject({ events_per_second: 500, backlog: 1_000_000, current_backlog: 0 });
   });
