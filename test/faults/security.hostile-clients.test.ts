@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import net from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterEach, expect, it } from 'vitest';
 import { freePort, keysFrom, startServer, stop, type ServerProcess } from '../helpers/server.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -77,4 +79,51 @@ it('injection.sql-in-event-types-keys-and-property-names-is-stored-and-queried-a
   ]);
   const lineage = await (await fetch(`${server.url}/v1/events/${encodeURIComponent(`${evil}-1`)}`, { headers: { authorization: `Bearer ${readKey}` } })).json();
   expect(lineage).toMatchObject({ status: 'stored', stored: { type: evil, key: evil, properties: { [evil]: evil } } });
+}, 60_000);
+
+function rssOf(pid: number | undefined): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/**
+ * Oversized bodies and gzip bombs, many at once: each is refused (413) as it crosses its
+ * limit, nothing of them is appended, and the server's memory does not follow their size.
+ */
+it('oversized.bodies-and-gzip-bombs-get-413-and-memory-stays-bounded', async () => {
+  server = await startServer(tmpDir(), await freePort());
+  const { writeKey } = keysFrom(server.stdout);
+  const oversized = Buffer.from(JSON.stringify([{ type: 'big', properties: { pad: 'x'.repeat(1_600_000) } }]));
+  // 100 MB of JSON whitespace and one event: about 100 KB compressed, 10x the decompressed limit.
+  const bomb = gzipSync(Buffer.concat([Buffer.from('['), Buffer.alloc(100 * 1024 * 1024, 0x20), Buffer.from('{"type":"boom"}]')]));
+  const before = rssOf(server.child.pid);
+  const rss: number[] = [];
+  const statuses: number[] = [];
+  for (let round = 0; round < 10; round++) {
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        fetch(`${server!.url}/v1/events`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${writeKey}`, ...(i % 2 ? { 'content-encoding': 'gzip' } : {}) },
+          body: i % 2 ? bomb : oversized,
+        }).then(
+          (r) => r.status,
+          () => 413,
+        ),
+      ),
+    );
+    statuses.push(...answers);
+    rss.push(rssOf(server.child.pid));
+  }
+  const mib = (b: number) => Math.round(b / 1_048_576);
+  const firstHalf = Math.max(...rss.slice(0, 5));
+  const secondHalf = Math.max(...rss.slice(5));
+  console.log('oversized figures', { requests: statuses.length, rssBeforeMiB: mib(before), rssMaxFirstHalfMiB: mib(firstHalf), rssMaxSecondHalfMiB: mib(secondHalf) });
+  expect(new Set(statuses)).toEqual(new Set([413]));
+  // Memory follows the limits times the concurrency (5 bombs x 10 MiB decompressed at a time),
+  // not the bombs' size (5 x 100 MB), and does not grow from round to round.
+  expect(secondHalf - before).toBeLessThan(200 * 1_048_576);
+  expect(secondHalf).toBeLessThanOrEqual(firstHalf * 1.15);
+  const ok = await fetch(`${server.url}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${writeKey}` }, body: JSON.stringify({ type: 'fine' }) });
+  expect(ok.status).toBe(202);
 }, 60_000);
