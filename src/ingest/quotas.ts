@@ -101,10 +101,15 @@ export class Quotas {
     if (b) b.tokens -= bytes;
   }
 
-  /** After the body is decoded: takes the request's events from the tenant's bucket (possibly into debt). */
-  take(tenant: string, quota: TenantQuota | undefined, events: number): void {
-    const rate = this.effective(quota).eventsPerSecond;
-    if (rate > 0) this.refill(this.events, tenant, rate, this.now()).tokens -= events;
+  /**
+   * After the body is decoded: takes the request's events from the tenant's bucket (possibly
+   * into debt), and `bytes` the admission could not charge (a body without Content-Length).
+   */
+  take(tenant: string, quota: TenantQuota | undefined, events: number, bytes = 0): void {
+    const q = this.effective(quota);
+    const now = this.now();
+    if (q.eventsPerSecond > 0) this.refill(this.events, tenant, q.eventsPerSecond, now).tokens -= events;
+    if (q.bytesPerSecond > 0 && bytes > 0) this.refill(this.bytes, tenant, q.bytesPerSecond, now).tokens -= bytes;
   }
 
   private refill(map: Map<string, Bucket>, tenant: string, rate: number, now: number): Bucket {

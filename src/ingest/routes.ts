@@ -39,7 +39,7 @@ type Decoded = { events: unknown[]; sentAt?: number };
 export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): void {
   /** Admits, decodes and appends one request; `key` finds a key in the body when there is no Authorization header. */
   /** Authentication and admission; throws the 401/403/429/503 to answer. */
-  async function admit(request: FastifyRequest, bytes: number, fallbackKey?: string): Promise<{ grant: KeyGrant; quota: TenantQuota }> {
+  async function admit(request: FastifyRequest, bytes: number, fallbackKey?: string): Promise<{ grant: KeyGrant; quota: TenantQuota; bytes: number }> {
     const grant = await authenticate(opts.catalog, request, 'write', fallbackKey);
     const { quota } = await opts.schemas.settings(grant.tenant);
     try {
@@ -49,7 +49,7 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
       if (e instanceof SluiceError) opts.obs.metrics?.refused.inc({ tenant: opts.obs.tenant(grant.tenant), reason: e.field ?? e.code });
       throw e;
     }
-    return { grant, quota };
+    return { grant, quota, bytes };
   }
 
   // A request with a key in its header is admitted before its body is read: a tenant over
@@ -58,7 +58,7 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     if (!request.headers.authorization) return;
     admitted.set(request, await admit(request, Number(request.headers['content-length']) || 0));
   };
-  const admitted = new WeakMap<FastifyRequest, { grant: KeyGrant; quota: TenantQuota }>();
+  const admitted = new WeakMap<FastifyRequest, { grant: KeyGrant; quota: TenantQuota; bytes: number }>();
 
   async function ingest(request: FastifyRequest, decode: (body: unknown) => Decoded, key?: (body: unknown) => string | undefined): Promise<IngestResponse> {
     let body: unknown;
@@ -70,7 +70,7 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     }
     const { grant, quota } = pass;
     const { events, sentAt } = decode(body === undefined ? await request.jsonBody() : body);
-    opts.quotas.take(grant.tenant, quota, events.length);
+    opts.quotas.take(grant.tenant, quota, events.length, Math.max(0, request.rawBytes() - pass.bytes));
     const { metrics, tracer } = opts.obs;
     const tenant = opts.obs.tenant(grant.tenant);
     const traceparent = traceparentOf(request.traceContext);

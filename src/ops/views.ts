@@ -21,7 +21,9 @@ export class ViewBuilds {
 
   async put(tenant: string, def: ViewDef, source: ViewSource): Promise<ViewState> {
     const { view, changed } = await this.store.views.put(tenant, def, source);
-    if (!changed) return view;
+    // The same definition again: nothing to do, unless its build never started (a start that
+    // failed) or failed; then putting it again is how to retry.
+    if (!changed && view.build !== null && view.status !== 'failed') return view;
     this.opts.logger?.info({ tenant, view: def.name, version: view.version }, 'view declared; building it from raw events');
     const build = await this.runner.start({ view: def.name, tenant, from: null, to: null, rate: 0 });
     return { ...view, build: build.id };
