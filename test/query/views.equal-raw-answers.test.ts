@@ -153,6 +153,22 @@ describe('views answer what raw events answer', () => {
     );
   });
 
+  it('views.percentiles-are-exact-when-a-bin-holds-one-value', async () => {
+    const tenant = 'single';
+    const records = toRecords(tenant, Array.from({ length: 10 }, (_, i) => ({ type: 'checkout' as const, key: i, minute: 5, second: i, region: 'eu' as const, amount: 1, latency: i < 9 ? 12.5 : 800 })), 1, 3);
+    await store.views.put(tenant, parseView('orders', VIEW), 'api');
+    await build(tenant);
+    await store.commit({ records, partitions: [{ partition: 3, token: 1, upTo: records.length }] });
+    const spec = parseQuery({ event: 'checkout', from: new Date(T0).toISOString(), to: new Date(T0 + 3_600_000).toISOString(), interval: null, measures: ['p50:latency_ms', 'p95:latency_ms', 'p99:latency_ms'] }, tenant, Date.now(), {
+      maxBuckets: 10_000,
+      maxRows: 10_000,
+    });
+    const view = await store.query(spec, 10);
+    expect(view.source).toBe('view:orders');
+    expect(view.rows).toEqual([[12.5, 800, 800]]);
+    expect((await store.query({ ...spec, source: 'raw' }, 10)).rows).toEqual([[12.5, 800, 800]]);
+  });
+
   it('views.distinct-counts-and-percentiles-stay-within-their-documented-error-at-scale', async () => {
     const tenant = 'big';
     const n = 50_000;
