@@ -293,6 +293,8 @@ try {
     );
   }
   if (qb) {
+    // The targets are stated for 10M events; smaller runs (--quick) print the figures unjudged.
+    const judged = (ok: boolean): string => (qb.events >= 10_000_000 ? (ok ? 'met' : 'MISSED') : `not judged at ${fmt(qb.events)} events`);
     const ms = (x: { p50: number; p95: number }): string => `p50 ${fmt(x.p50, 1).padStart(8)} ms   p95 ${fmt(x.p95, 1).padStart(8)} ms`;
     out.push(
     '',
@@ -300,15 +302,15 @@ try {
     `  24 h per-minute timeseries by region (${fmt(qb.view.rows)} rows)`,
     `    baseline: from raw events                 ${ms(qb.rawSeries)}`,
     `    from the view (${qb.view.source})  ${ms(qb.view)}`,
-    `    ratio view / raw (p50)                    ${fmt(qb.view.p50 / qb.rawSeries.p50, 3).padStart(11)}        target view p95 ≤ 50 ms: ${qb.view.p95 <= 50 ? 'met' : 'MISSED'}`,
+    `    ratio view / raw (p50)                    ${fmt(qb.view.p50 / qb.rawSeries.p50, 3).padStart(11)}        target view p95 ≤ 50 ms at 10M: ${judged(qb.view.p95 <= 50)}`,
     `  ad-hoc group-by properties.region over all raw events, count + sum:amount`,
     `    baseline: the same SQL by hand            ${ms(qb.handGroupBy)}`,
     `    sluice query (compiled, parameterized)    ${ms(qb.rawGroupBy)}`,
-    `    ratio sluice / hand (p50)                 ${fmt(qb.rawGroupBy.p50 / qb.handGroupBy.p50, 2).padStart(11)}        target ≤ 500 ms: ${qb.rawGroupBy.p95 <= 500 ? 'met' : 'MISSED'}`,
+    `    ratio sluice / hand (p50)                 ${fmt(qb.rawGroupBy.p50 / qb.handGroupBy.p50, 2).padStart(11)}        target ≤ 500 ms at 10M: ${judged(qb.rawGroupBy.p95 <= 500)}`,
     `  ad-hoc group-by type over all raw events, count`,
     `    baseline: the same SQL by hand            ${ms(qb.handColumnGroupBy)}`,
     `    sluice query (compiled, parameterized)    ${ms(qb.rawColumnGroupBy)}`,
-    `    ratio sluice / hand (p50)                 ${fmt(qb.rawColumnGroupBy.p50 / qb.handColumnGroupBy.p50, 2).padStart(11)}        target ≤ 500 ms: ${qb.rawColumnGroupBy.p95 <= 500 ? 'met' : 'MISSED'}`,
+    `    ratio sluice / hand (p50)                 ${fmt(qb.rawColumnGroupBy.p50 / qb.handColumnGroupBy.p50, 2).padStart(11)}        target ≤ 500 ms at 10M: ${judged(qb.rawColumnGroupBy.p95 <= 500)}`,
     );
   }
   if (sp) {
