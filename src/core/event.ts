@@ -98,9 +98,14 @@ function inspect(value: unknown, depth: number, maxDepth: number): Rejection | n
   return null;
 }
 
+/** A JSON object (not null, not an array): what events, properties and context must be. */
+export function isJsonObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
 function checkObject(value: unknown, field: string, limits: EventLimits): Validated | null {
   if (value === undefined) return null;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+  if (!isJsonObject(value)) {
     return reject('invalid_field', `/${field}`, `"${field}" must be an object, got ${typeName(value)}`);
   }
   const r = inspect(value, 1, limits.maxDepth);
@@ -121,10 +126,10 @@ export function validateEvent(
   time: TimePolicy = NO_TIME_POLICY,
   sentAt?: number,
 ): Validated {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+  if (!isJsonObject(raw)) {
     return reject('invalid_event', '', `an event must be a JSON object, got ${typeName(raw)}`);
   }
-  const e = raw as Record<string, unknown>;
+  const e = raw;
   for (const k of Object.keys(e)) {
     if (!KNOWN_FIELDS.has(k)) {
       return reject('unknown_field', `/${escapePointer(k)}`, `unknown field "${k}"; an event has type, key, ts, idempotency_key, properties and context`);

@@ -1,3 +1,4 @@
+import { isJsonObject } from '../core/event.js';
 import { SluiceError } from '../core/errors.js';
 
 /**
@@ -17,7 +18,6 @@ import { SluiceError } from '../core/errors.js';
  */
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 export const STRUCTURED = 'application/cloudevents+json';
 export const BATCH = 'application/cloudevents-batch+json';
@@ -28,7 +28,7 @@ function bad(field: string, message: string): SluiceError {
 
 /** One CloudEvent (attributes and data) as a native event. */
 export function fromCloudEvent(ce: unknown, where: string): Obj {
-  if (!isObj(ce)) throw bad(where, `${where} must be a CloudEvent (a JSON object)`);
+  if (!isJsonObject(ce)) throw bad(where, `${where} must be a CloudEvent (a JSON object)`);
   if (ce.specversion !== '1.0') throw bad(`${where}.specversion`, `${where}: "specversion" must be "1.0"`);
   for (const attr of ['id', 'source', 'type'] as const) {
     if (typeof ce[attr] !== 'string' || (ce[attr] as string).length === 0) throw bad(`${where}.${attr}`, `${where}: "${attr}" is required (a non-empty string)`);
@@ -43,7 +43,7 @@ export function fromCloudEvent(ce: unknown, where: string): Obj {
     type,
     key: typeof subject === 'string' ? subject : '',
     idempotency_key: `${source as string}#${id as string}`,
-    properties: isObj(payload) ? payload : payload === undefined ? {} : { data: payload },
+    properties: isJsonObject(payload) ? payload : payload === undefined ? {} : { data: payload },
     context: { cloudevents: { id, source, ...attributes } },
   };
   if (time !== undefined) event.ts = time;

@@ -1,3 +1,4 @@
+import { isJsonObject } from '../core/event.js';
 import { SluiceError } from '../core/errors.js';
 import { parseRfc3339 } from '../core/time.js';
 
@@ -26,7 +27,6 @@ export type SegmentKind = (typeof SEGMENT_KINDS)[number];
 
 type Obj = Record<string, unknown>;
 
-const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' && v.length > 0 ? v : typeof v === 'number' ? String(v) : undefined;
@@ -36,8 +36,8 @@ function str(v: unknown): string | undefined {
 export function segmentEvent(kind: SegmentKind, m: Obj): Obj {
   const userId = str(m.userId);
   const anonymousId = str(m.anonymousId);
-  const props = isObj(m.properties) ? m.properties : {};
-  const traits = isObj(m.traits) ? m.traits : {};
+  const props = isJsonObject(m.properties) ? m.properties : {};
+  const traits = isJsonObject(m.traits) ? m.traits : {};
   let type: unknown = kind;
   let properties: Obj;
   switch (kind) {
@@ -59,7 +59,7 @@ export function segmentEvent(kind: SegmentKind, m: Obj): Obj {
       properties = { previousId: m.previousId };
       break;
   }
-  const context: Obj = { ...(isObj(m.context) ? m.context : {}) };
+  const context: Obj = { ...(isJsonObject(m.context) ? m.context : {}) };
   if (userId !== undefined) context.userId = userId;
   if (anonymousId !== undefined) context.anonymousId = anonymousId;
   const ts = m.timestamp ?? m.originalTimestamp;
@@ -78,7 +78,7 @@ function sentAtOf(v: unknown, field: string): number | undefined {
 
 /** The events of a Segment request: one call, or `{ batch: [...] }` for `/v1/batch`. */
 export function segmentEvents(kind: SegmentKind | 'batch', body: unknown, maxEvents: number): { events: unknown[]; sentAt?: number } {
-  if (!isObj(body)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'a Segment call is a JSON object', { field: 'body' });
+  if (!isJsonObject(body)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'a Segment call is a JSON object', { field: 'body' });
   if (kind !== 'batch') {
     const sentAt = sentAtOf(body.sentAt, 'sentAt');
     const events = [segmentEvent(kind, body)];
@@ -89,15 +89,15 @@ export function segmentEvents(kind: SegmentKind | 'batch', body: unknown, maxEve
     throw new SluiceError('SLUICE_ERR_TOO_MANY_EVENTS', `the batch has ${body.batch.length} calls; the limit is ${maxEvents}`, { field: 'batch' });
   }
   const sentAt = sentAtOf(body.sentAt, 'sentAt');
-  const shared = isObj(body.context) ? body.context : {};
+  const shared = isJsonObject(body.context) ? body.context : {};
   const events = body.batch.map((m: unknown, i) => {
-    if (!isObj(m)) return m;
+    if (!isJsonObject(m)) return m;
     const k = m.type;
     if (typeof k !== 'string' || !(SEGMENT_KINDS as readonly string[]).includes(k)) {
       // Left for the validator: an event without a usable type is rejected with its index.
       return { type: null, key: '', properties: { segmentType: k ?? null, index: i } };
     }
-    return segmentEvent(k as SegmentKind, { ...m, context: { ...shared, ...(isObj(m.context) ? m.context : {}) } });
+    return segmentEvent(k as SegmentKind, { ...m, context: { ...shared, ...(isJsonObject(m.context) ? m.context : {}) } });
   });
   return sentAt === undefined ? { events } : { events, sentAt };
 }

@@ -1,6 +1,6 @@
 /** A structural diff of two JSON values, for the audit log and `sluice schema diff`. Pure. */
 
-import { escapePointer } from '../core/event.js';
+import { escapePointer, isJsonObject } from '../core/event.js';
 
 export interface Change {
   op: 'add' | 'remove' | 'change';
@@ -10,13 +10,10 @@ export interface Change {
   to?: unknown;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 
 export function diff(a: unknown, b: unknown, path = ''): Change[] {
-  if (isObject(a) && isObject(b)) {
+  if (isJsonObject(a) && isJsonObject(b)) {
     const out: Change[] = [];
     for (const k of Object.keys(a)) {
       if (!(k in b)) out.push({ op: 'remove', path: `${path}/${escapePointer(k)}`, from: a[k] });
