@@ -6,6 +6,7 @@ import { authenticate } from '../ingest/auth.js';
 import { wireDeadLetter } from '../ops/routes.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
+import type { LogEntry } from '../core/types.js';
 import type { StoredEvent } from '../ports/store.js';
 import type { StoreReader } from './reader.js';
 import type { LiveTail } from './tail.js';
@@ -26,20 +27,22 @@ function parseJson(text: string): unknown {
   }
 }
 
-export function wireStored(e: StoredEvent) {
+/** An event as the API shows it, from the log (live tail) or the store (search, lineage). */
+export function wireEvent(e: Pick<LogEntry, 'type' | 'key' | 'idempotencyKey' | 'ts' | 'receivedAt' | 'origin' | 'properties' | 'context'>) {
   return {
     type: e.type,
     key: e.key,
     idempotency_key: e.idempotencyKey,
     ts: iso(e.ts),
     received_at: iso(e.receivedAt),
-    stored_at: iso(e.storedAt),
-    partition: e.partition,
-    offset: e.offset,
     origin: e.origin,
     properties: parseJson(e.properties),
     context: parseJson(e.context),
   };
+}
+
+export function wireStored(e: StoredEvent) {
+  return { ...wireEvent(e), stored_at: iso(e.storedAt), partition: e.partition, offset: e.offset };
 }
 
 /** A page cursor: the position of the last event of the page, opaque to clients. */

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { AppendOutcome, LogEntry } from '../core/types.js';
+import { wireEvent } from './events.js';
 
 /**
  * The live tail behind `GET /v1/stream`: ingest publishes every event once it is durable in
@@ -63,7 +64,7 @@ export class LiveTail {
       let frame: string | null = null;
       for (const c of set) {
         if (c.type !== null && c.type !== e.type) continue;
-        frame ??= `id: ${o.partition}:${o.offset}\nevent: event\ndata: ${JSON.stringify(wireEntry(e))}\n\n`;
+        frame ??= `id: ${o.partition}:${o.offset}\nevent: event\ndata: ${JSON.stringify(wireEvent(e))}\n\n`;
         this.send(c, frame);
       }
     }
@@ -79,17 +80,4 @@ export class LiveTail {
     }
     if (!c.res.write(frame)) c.pending++;
   }
-}
-
-function wireEntry(e: LogEntry) {
-  return {
-    type: e.type,
-    key: e.key,
-    idempotency_key: e.idempotencyKey,
-    ts: new Date(e.ts).toISOString(),
-    received_at: new Date(e.receivedAt).toISOString(),
-    origin: e.origin,
-    properties: JSON.parse(e.properties) as unknown,
-    context: JSON.parse(e.context) as unknown,
-  };
 }
