@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError } from '../core/errors.js';
-import { INTERVAL_MS, iso } from '../core/time.js';
+import { iso } from '../core/time.js';
 import { authenticate } from '../ingest/auth.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { ViewState } from '../ports/views.js';
-import { fillBuckets } from './counts.js';
+import { fillBuckets, type Cell } from './series.js';
 import type { StoreReader } from './reader.js';
 import { columnsOf, parseQuery, parseView, viewJson, type QuerySpec } from './spec.js';
 
@@ -17,22 +17,11 @@ export interface QueryRouteOptions {
   maxRows: number;
 }
 
-type Cell = string | number | boolean | null;
-
 /** The per-minute counts table answers plain counts (no filter, no group, no order): the cheapest path. */
 function isPlainCount(q: QuerySpec): boolean {
   return (
     q.source === 'auto' && q.interval !== null && q.measures.length === 1 && q.measures[0]!.kind === 'count' && q.filters.length === 0 && q.groupBy.length === 0 && q.orderBy.length === 0 && q.limit === null
   );
-}
-
-/** Every bucket of an ungrouped timeseries, empty ones too (count 0, other measures null). */
-function fillSeries(q: QuerySpec, rows: Cell[][]): Cell[][] {
-  const size = INTERVAL_MS[q.interval!];
-  const byBucket = new Map(rows.map((r) => [r[0] as number, r]));
-  const out: Cell[][] = [];
-  for (let b = q.from; b < q.to; b += size) out.push(byBucket.get(b) ?? [b, ...q.measures.map((m) => (m.kind === 'count' ? 0 : null))]);
-  return out;
 }
 
 function csvCell(v: Cell): string {
@@ -81,7 +70,7 @@ export function queryRoutes(app: FastifyInstance, opts: QueryRouteOptions): void
     let applied: Map<number, number>;
     if (isPlainCount(q)) {
       const r = await opts.reader.counts({ tenant: q.tenant, type: q.event, from: q.from, to: q.to, interval: q.interval! });
-      rows = fillBuckets({ tenant: q.tenant, type: q.event, from: q.from, to: q.to, interval: q.interval! }, r.rows);
+      rows = r.rows.map((c) => [c.bucket, c.count]);
       source = 'view:counts_1m';
       applied = r.applied;
     } else {
@@ -91,11 +80,14 @@ export function queryRoutes(app: FastifyInstance, opts: QueryRouteOptions): void
           field: q.groupBy.length ? 'group_by' : 'interval',
         });
       }
-      rows = q.interval && q.groupBy.length === 0 && q.orderBy.length === 0 && q.limit === null ? fillSeries(q, r.rows) : r.rows;
-      if (q.interval) rows = rows.map((row) => [iso(row[0] as number), ...row.slice(1)]);
+      rows = r.rows;
       source = r.source;
       applied = new Map(r.applied);
     }
+    // An ungrouped, unordered timeseries has every bucket, empty ones too (count 0, other measures null).
+    if (q.interval && q.groupBy.length === 0 && q.orderBy.length === 0 && q.limit === null) {
+      rows = fillBuckets({ from: q.from, to: q.to, interval: q.interval }, rows, q.measures.map((m) => (m.kind === 'count' ? 0 : null)));
+    } else if (q.interval) rows = rows.map((row) => [iso(row[0] as number), ...row.slice(1)]);
     const now = Date.now();
     const oldest = await opts.log.oldestUnapplied(applied);
     const watermark = iso(oldest === null ? now : Math.min(oldest, now));

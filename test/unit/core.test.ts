@@ -3,7 +3,7 @@ import { backoffDelay } from '../../src/core/backoff.js';
 import { validateEvent } from '../../src/core/event.js';
 import { canonicalJson, deriveIdempotencyKey, partitionOf } from '../../src/core/hash.js';
 import { parseQueryTime, parseRfc3339 } from '../../src/core/time.js';
-import { fillBuckets } from '../../src/query/counts.js';
+import { fillBuckets } from '../../src/query/series.js';
 import { parseQuery } from '../../src/query/spec.js';
 import { countsSql, minuteCounts } from '../../src/backends/duckdb/sql.js';
 
@@ -79,7 +79,7 @@ describe('query building', () => {
     const q = parseQuery({ event: 'x', from: '2026-11-24T10:07:30Z', to: 'now', interval: '1m' }, 'acme', now, limits);
     expect(q).toMatchObject({ tenant: 'acme', event: 'x', from: Date.UTC(2026, 10, 24, 10, 7), to: Date.UTC(2026, 10, 24, 10, 31), interval: '1m' });
     expect(parseQuery({}, 'acme', now, limits)).toMatchObject({ event: null, interval: '1h', from: Date.UTC(2026, 10, 23, 10), to: Date.UTC(2026, 10, 24, 11) });
-    const rows = fillBuckets({ tenant: 'acme', type: 'x', interval: '1m', from: Date.UTC(2026, 10, 24, 10, 7), to: Date.UTC(2026, 10, 24, 10, 10) }, [{ bucket: Date.UTC(2026, 10, 24, 10, 8), count: 4 }]);
+    const rows = fillBuckets({ interval: '1m', from: Date.UTC(2026, 10, 24, 10, 7), to: Date.UTC(2026, 10, 24, 10, 10) }, [[Date.UTC(2026, 10, 24, 10, 8), 4]], [0]);
     expect(rows).toEqual([
       ['2026-11-24T10:07:00.000Z', 0],
       ['2026-11-24T10:08:00.000Z', 4],
