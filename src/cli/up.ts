@@ -37,7 +37,7 @@ export async function up(config: Readonly<Config>): Promise<Running> {
   if (freed > 0) logger.info({ leases: freed }, 'freed the leases of a process that stopped without releasing them');
   const catalog = openEmbeddedCatalog(config);
   const created = (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
-  const quotas = new Quotas({ defaults: config.quotas, logBacklog: config.limits.logBacklog, eventLoopLagMs: config.limits.eventLoopLagMs });
+  const quotas = Quotas.fromConfig(config);
   storeThread.onProcessed = (counts) => quotas.processed(counts);
   // The backlog a previous process left counts against each tenant's cap too.
   for (const [tenant, n] of await log.backlogByTenant(WORKER_GROUP)) quotas.accepted(tenant, n);

@@ -97,9 +97,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
   const schemas = new SchemaRegistry(opts.catalog, { refreshMs: opts.config.events.schemaRefreshMs });
   const tail = new LiveTail(opts.config.query.streamBuffer);
-  const quotas =
-    opts.quotas ??
-    new Quotas({ defaults: opts.config.quotas, logBacklog: opts.config.limits.logBacklog, eventLoopLagMs: opts.config.limits.eventLoopLagMs });
+  const quotas = opts.quotas ?? Quotas.fromConfig(opts.config);
   // The log's backlog, for the global cap: measured twice a second, not per request.
   const backlogTimer = setInterval(() => {
     void positionsOf(opts.log).then(

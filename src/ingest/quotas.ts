@@ -1,4 +1,5 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { Config } from '../config/schema.js';
 import { SluiceError } from '../core/errors.js';
 import type { TenantQuota } from '../ports/catalog.js';
 
@@ -38,6 +39,11 @@ export class Quotas {
   private loopLagMs = 0;
   private readonly timer: NodeJS.Timeout;
   private logBacklog = 0;
+
+  /** The limits of a configuration: `quotas.*` per tenant, `limits.logBacklog` and `limits.eventLoopLagMs`. */
+  static fromConfig(config: Readonly<Config>): Quotas {
+    return new Quotas({ defaults: config.quotas, logBacklog: config.limits.logBacklog, eventLoopLagMs: config.limits.eventLoopLagMs });
+  }
 
   constructor(
     private readonly limits: QuotaLimits,

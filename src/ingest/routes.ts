@@ -37,7 +37,6 @@ type Decoded = { events: unknown[]; sentAt?: number };
  * the body is decoded, then the same judging, appending and accounting.
  */
 export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): void {
-  /** Admits, decodes and appends one request; `key` finds a key in the body when there is no Authorization header. */
   /** Authentication and admission; throws the 401/403/429/503 to answer. */
   async function admit(request: FastifyRequest, bytes: number, fallbackKey?: string): Promise<{ grant: KeyGrant; quota: TenantQuota; bytes: number }> {
     const grant = await authenticate(opts.catalog, request, 'write', fallbackKey);
@@ -54,12 +53,13 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
 
   // A request with a key in its header is admitted before its body is read: a tenant over
   // its quota is refused for the price of its headers (Node discards the unread body).
+  const admitted = new WeakMap<FastifyRequest, { grant: KeyGrant; quota: TenantQuota; bytes: number }>();
   const early = async (request: FastifyRequest): Promise<void> => {
     if (!request.headers.authorization) return;
     admitted.set(request, await admit(request, Number(request.headers['content-length']) || 0));
   };
-  const admitted = new WeakMap<FastifyRequest, { grant: KeyGrant; quota: TenantQuota; bytes: number }>();
 
+  /** Admits (unless `early` did), decodes and appends one request; `key` finds a key in the body when there is no Authorization header. */
   async function ingest(request: FastifyRequest, decode: (body: unknown) => Decoded, key?: (body: unknown) => string | undefined): Promise<IngestResponse> {
     let body: unknown;
     let pass = admitted.get(request);

@@ -13,6 +13,9 @@ import type { BackfillRunner } from './backfill.js';
  * declared for every tenant.
  */
 export class ViewBuilds {
+  /** Tenants whose configured views this process declared already. */
+  private readonly declared = new Set<string>();
+
   constructor(
     private readonly store: Store,
     private readonly runner: BackfillRunner,
@@ -43,8 +46,6 @@ export class ViewBuilds {
       }
     }
   }
-
-  private readonly declared = new Set<string>();
 
   /**
    * Declares the configuration's views for every tenant not declared yet in this process

@@ -34,7 +34,7 @@ export async function startPipeline(overrides: Record<string, unknown> = {}, opt
   const store = openEmbeddedStore(config);
   await store.connect();
   const tenant = await catalog.createTenant('acme');
-  const quotas = new Quotas({ defaults: config.quotas, logBacklog: config.limits.logBacklog, eventLoopLagMs: config.limits.eventLoopLagMs });
+  const quotas = Quotas.fromConfig(config);
   if (options.workers !== false) workers = await startWorkers(config, { log, store, catalog, tracer: options.tracer, onProcessed: (t, n) => quotas.processed([[t, n]]) });
   const app = buildApp({
     config,
