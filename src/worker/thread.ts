@@ -120,47 +120,36 @@ workersReady.then(
   },
 );
 
+/** Answers a request once the workers (and so the store) are up: its value, or its error as `toError` says. Never throws. */
+function answer(id: number, fn: () => Promise<unknown>, toError: (id: number, e: unknown) => FromStoreThread = replyError): void {
+  void workersReady.then(fn).then(
+    (value) => send({ op: 'reply', id, ok: true, value }),
+    (e: unknown) => send(toError(id, e)),
+  );
+}
+
 port.on('message', (m: ToStoreThread) => {
   switch (m.op) {
     case 'notify':
       void workersReady.then((w) => w.notify(), () => undefined);
       return;
     case 'counts':
-      void (async () => {
-        try {
-          await workersReady;
-          const applied = await store.appliedOffsets();
-          const rows = await store.counts(m.query);
-          send({ op: 'reply', id: m.id, ok: true, value: { rows, applied: [...applied] } });
-        } catch (e: unknown) {
-          const err = coerceError(e);
-          const code = e instanceof RetryAfterError && /timeout/.test(err.message) ? 'SLUICE_ERR_QUERY_TIMEOUT' : 'SLUICE_ERR_STORE_UNAVAILABLE';
-          send({ op: 'reply', id: m.id, ok: false, code, message: err.message });
-        }
-      })();
+      answer(m.id, async () => {
+        const applied = await store.appliedOffsets();
+        return { rows: await store.counts(m.query), applied: [...applied] };
+      });
       return;
     case 'backfill-start':
     case 'backfill-list':
-      void (async () => {
-        try {
-          await workersReady;
-          const value = m.op === 'backfill-start' ? await backfills.start(m.spec) : await backfills.list(m.tenant);
-          send({ op: 'reply', id: m.id, ok: true, value });
-        } catch (e: unknown) {
-          const err = coerceError(e);
-          send({ op: 'reply', id: m.id, ok: false, code: err instanceof SluiceError ? err.code : 'SLUICE_ERR_STORE_UNAVAILABLE', message: err.message });
-        }
-      })();
+      answer(m.id, () => (m.op === 'backfill-start' ? backfills.start(m.spec) : backfills.list(m.tenant)));
       return;
     case 'recent':
-      void (async () => {
-        try {
-          await workersReady;
-          send({ op: 'reply', id: m.id, ok: true, value: await store.recent(m.tenant, m.type, m.limit) });
-        } catch (e: unknown) {
-          send({ op: 'reply', id: m.id, ok: false, code: 'SLUICE_ERR_STORE_UNAVAILABLE', message: coerceError(e).message });
-        }
-      })();
+      // A failure here only means the sample of recent traffic is unavailable.
+      answer(
+        m.id,
+        () => store.recent(m.tenant, m.type, m.limit),
+        (id, e) => ({ op: 'reply', id, ok: false, code: 'SLUICE_ERR_STORE_UNAVAILABLE', message: coerceError(e).message }),
+      );
       return;
     case 'metrics':
       void registry.getMetricsAsJSON().then((value) => send({ op: 'reply', id: m.id, ok: true, value }));
@@ -172,15 +161,7 @@ port.on('message', (m: ToStoreThread) => {
       labels.admit(m.tenants);
       return;
     case 'call':
-      void (async () => {
-        try {
-          await workersReady;
-          const fn = calls[m.method] as (...args: unknown[]) => Promise<unknown>;
-          send({ op: 'reply', id: m.id, ok: true, value: await fn(...m.args) });
-        } catch (e: unknown) {
-          send(replyError(m.id, e));
-        }
-      })();
+      answer(m.id, () => (calls[m.method] as (...args: unknown[]) => Promise<unknown>)(...m.args));
       return;
     case 'health':
       void store.health().then((h) => send({ op: 'reply', id: m.id, ok: true, value: h }));
