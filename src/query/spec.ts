@@ -274,7 +274,7 @@ export function parseQuery(body: unknown, tenant: string, now: number, limits: Q
   }
   const measures = parseMeasures(o.measures, ['count']);
   const groupBy = parseFieldList(o.group_by, 'group_by', LIMITS.groupBy);
-  const columns = [...(interval ? ['bucket'] : []), ...groupBy.map((g) => g.name), ...measures.map((m) => m.name)];
+  const columns = columnsOf({ interval, groupBy, measures });
   let limit: number | null = null;
   if (o.limit !== undefined && o.limit !== null) {
     if (typeof o.limit !== 'number' || !Number.isInteger(o.limit) || o.limit < 1 || o.limit > limits.maxRows) throw bad('limit', `"limit" must be an integer from 1 to ${limits.maxRows}`);
@@ -315,7 +315,7 @@ function parseOrderBy(v: unknown, columns: string[]): { column: string; desc: bo
   });
 }
 
-/** The answer's columns, in order. */
-export function columnsOf(q: QuerySpec): string[] {
+/** The answer's columns, in order: the bucket (with an interval), the group-by fields, the measures. */
+export function columnsOf(q: Pick<QuerySpec, 'interval' | 'groupBy' | 'measures'>): string[] {
   return [...(q.interval ? ['bucket'] : []), ...q.groupBy.map((g) => g.name), ...q.measures.map((m) => m.name)];
 }

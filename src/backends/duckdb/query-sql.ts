@@ -1,6 +1,6 @@
 import type { DuckDBValue } from '@duckdb/node-api';
 import { INTERVAL_MS } from '../../core/time.js';
-import type { FieldRef, Filter, Measure, QuerySpec, ViewDef } from '../../query/spec.js';
+import { columnsOf, type FieldRef, type Filter, type Measure, type QuerySpec, type ViewDef } from '../../query/spec.js';
 import { NUMERIC } from '../../query/plan.js';
 
 /**
@@ -90,7 +90,9 @@ function timeRange(q: QuerySpec, p: Params): string {
   return `tenant = ${p.add(q.tenant)} AND ts >= epoch_ms(${p.add(BigInt(q.from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(q.to))}::BIGINT)`;
 }
 
-function orderLimit(q: QuerySpec, keys: string[], cols: string[], cap: number): string {
+/** ORDER BY and LIMIT over the answer's columns, c0, c1… in the order of `columnsOf(q)`, `keys` its group keys. */
+function orderLimit(q: QuerySpec, keys: string[], cap: number): string {
+  const cols = columnsOf(q);
   const order = q.orderBy.length > 0 ? q.orderBy.map((o) => `"c${cols.indexOf(o.column)}" ${o.desc ? 'DESC' : 'ASC'} NULLS LAST`) : keys.map((k) => `${k} ASC NULLS FIRST`);
   return `${order.length ? ` ORDER BY ${order.join(', ')}` : ''} LIMIT ${Math.min(q.limit ?? cap, cap)}`;
 }
@@ -125,16 +127,11 @@ export function rawQuerySql(q: QuerySpec, cap: number): { sql: string; params: D
   let where = timeRange(q, p);
   if (q.event !== null) where += ` AND type = ${p.add(q.event)}`;
   for (const f of q.filters) where += ` AND ${filterSql(f, fieldExpr(f.field, p), p)}`;
-  const cols = select.map((_, i) => `c${i}`);
   const sql =
     `SELECT ${select.map((s, i) => `${s} AS "c${i}"`).join(', ')} FROM events WHERE ${where}` +
     (keys.length ? ` GROUP BY ${keys.join(', ')}` : '') +
-    orderLimit(q, keys, cols.map((_, i) => columnName(q, i)), cap);
+    orderLimit(q, keys, cap);
   return { sql, params: p.values };
-}
-
-function columnName(q: QuerySpec, i: number): string {
-  return [...(q.interval ? ['bucket'] : []), ...q.groupBy.map((g) => g.name), ...q.measures.map((m) => m.name)][i]!;
 }
 
 // ---- views -------------------------------------------------------------------------------
@@ -293,9 +290,8 @@ export function viewQuerySql(q: QuerySpec, table: string, v: ViewDef, residual: 
   });
   ctes.push(`main AS (SELECT ${[...keys, ...mainCols, 'count(*) AS _n'].join(', ')} FROM base${groupBy})`);
   const cols = finalCols.map((c, i) => `${c} AS "c${i}"`);
-  const names = finalCols.map((_, i) => columnName(q, i));
   const sql =
     `WITH ${ctes.join(', ')} SELECT ${cols.join(', ')} FROM main ${joins.join(' ')}` +
-    orderLimit(q, keys.map((_, i) => `"c${i}"`), names, cap);
+    orderLimit(q, keys.map((_, i) => `"c${i}"`), cap);
   return { sql, params: p.values };
 }
