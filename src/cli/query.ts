@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { SluiceError } from '../core/errors.js';
+import type { Cell } from '../ports/store.js';
 import { callJson, postJson } from './http-client.js';
 
 /**
@@ -38,7 +39,6 @@ export interface QueryFlags {
 }
 
 type Out = { write(s: string): unknown };
-type Cell = string | number | boolean | null;
 
 function usage(message: string): never {
   throw new SluiceError('SLUICE_ERR_CONFIG', message);

@@ -84,8 +84,11 @@ export interface CommitResult {
   storedByTenant: Map<string, number>;
 }
 
+/** One cell of a query answer. */
+export type Cell = string | number | boolean | null;
+
 export interface QueryAnswer {
-  rows: (string | number | boolean | null)[][];
+  rows: Cell[][];
   /** `view:<name>` or `raw`. */
   source: string;
 }

@@ -5,7 +5,8 @@ import { authenticate } from '../ingest/auth.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { ViewState } from '../ports/views.js';
-import { fillBuckets, type Cell } from './series.js';
+import type { Cell } from '../ports/store.js';
+import { fillBuckets } from './series.js';
 import type { StoreReader } from './reader.js';
 import { columnsOf, parseQuery, parseView, viewJson, type QuerySpec } from './spec.js';
 

@@ -1,8 +1,6 @@
 import { INTERVAL_MS, iso } from '../core/time.js';
 import type { Interval } from '../core/types.js';
-
-/** One cell of a query answer. */
-export type Cell = string | number | boolean | null;
+import type { Cell } from '../ports/store.js';
 
 /**
  * Every bucket of a timeseries from `from` to `to`, the bucket shown as an RFC 3339 time:

@@ -16,7 +16,7 @@ import { coerceError, FencedError, NonRetryableError, RetryAfterError, SluiceErr
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
-import type { CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoredEvent } from '../../ports/store.js';
+import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoredEvent } from '../../ports/store.js';
 import { chooseView, residualFilters } from '../../query/plan.js';
 import type { QuerySpec } from '../../query/spec.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
@@ -373,7 +373,7 @@ function toStoredEvent(row: DuckDBValue[]): StoredEvent {
 }
 
 /** A DuckDB value as JSON can carry it (query answers hold numbers, text and nulls). */
-function plain(v: DuckDBValue): string | number | boolean | null {
+function plain(v: DuckDBValue): Cell {
   if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
   if (typeof v === 'bigint') return Number(v);
   return String(v);
