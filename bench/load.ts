@@ -28,6 +28,12 @@ export function batchBodies(run: string, total: number, batchSize: number): Buff
   return bodies;
 }
 
+/** The value at rank ⌈p·n⌉ of `xs` (the nearest-rank percentile); NaN when there is none. */
+export function percentile(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : NaN;
+}
+
 export interface LoadResult {
   events: number;
   requests: number;

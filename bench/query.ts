@@ -3,6 +3,7 @@ import path from 'node:path';
 import { DuckdbStore } from '../src/backends/duckdb/store.js';
 import type { LogRecord } from '../src/core/types.js';
 import { parseQuery, parseView, type QuerySpec } from '../src/query/spec.js';
+import { percentile } from './load.js';
 
 /**
  * The read path at scale: N events (10M by default) committed to a DuckDB store through
@@ -40,11 +41,6 @@ function records(from: number, count: number): LogRecord[] {
     };
   }
   return out;
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]!;
 }
 
 async function timed(runs: number, fn: () => Promise<unknown>): Promise<{ p50: number; p95: number }> {

@@ -3,6 +3,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { openEmbeddedCatalog } from '../src/backends/embedded.js';
 import { loadConfig } from '../src/config/load.js';
+import { percentile } from './load.js';
 import { freePort, keysFrom, startSluice, type Child } from './proc.js';
 
 /**
@@ -27,11 +28,6 @@ export interface SpikeRun {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : NaN;
-}
 
 function postJson(agent: http.Agent, url: string, key: string, body: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
