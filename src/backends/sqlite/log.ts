@@ -5,6 +5,7 @@ import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../c
 import type { Lease, Log, LogCapabilities, PartitionPosition } from '../../ports/log.js';
 import { immediate, openDatabase, type Fsync, type SqliteDatabase } from './database.js';
 import { replayDedupeKey } from '../../core/hash.js';
+import { deliveryWindow } from '../delivery.js';
 import { OFFSET_SPAN, packTraceparent, recordId, toRecord, type RecordRow } from './records.js';
 
 export interface SqliteLogOptions {
@@ -345,30 +346,12 @@ export class SqliteLog implements Log {
       const start = committed + 1;
       const head = (this.stmts.head.get(partition) as number | undefined) ?? 0;
       if (head < start) return null;
-      // A delivery that was not acked marks its range as suspect: something in it may crash
-      // the consumer. The suspect range is bisected: each redelivery from the same start
-      // halves the window, each acked window doubles it back, so an ordinary crash costs a
-      // few smaller commits while a poison record ends up delivered alone. `attempts` counts
-      // the deliveries of the current window; it only climbs past 1 for a window of one
-      // record, which is what the consumer dead-letters once it reaches its limit.
       const marker = this.stmts.delivery.get(group, partition) as { from_o: number; to_o: number; win: number; attempts: number } | undefined;
-      let win: number;
-      let attempts = 1;
-      let to: number;
-      const suspect = marker !== undefined && start >= marker.from_o && start <= marker.to_o;
-      if (marker && suspect) {
-        to = marker.to_o;
-        if (marker.from_o === start) {
-          win = Math.max(1, Math.floor(marker.win / 2));
-          if (win === marker.win) attempts = marker.attempts + 1;
-        } else {
-          win = Math.min(max, marker.win * 2);
-        }
-        win = Math.min(win, to - start + 1);
-      } else {
-        win = Math.min(max, head - start + 1);
-        to = start + win - 1;
-      }
+      const w = deliveryWindow(marker && { from: marker.from_o, to: marker.to_o, win: marker.win, attempts: marker.attempts }, start, max);
+      // Offsets are contiguous: a window's record count is its offset span.
+      const to = w.to ?? start + Math.min(w.win, head - start + 1) - 1;
+      const win = Math.min(w.win, to - start + 1);
+      const { attempts, suspect } = w;
       const end = Math.min(head, start + win - 1);
       this.stmts.setDelivery.run(group, partition, start, to, win, attempts);
       return { start, end, attempts, suspect };
