@@ -1,11 +1,13 @@
 import type { DuckDBValue } from '@duckdb/node-api';
 import { INTERVAL_MS } from '../../core/time.js';
-import { columnsOf, type FieldRef, type Filter, type Measure, type QuerySpec, type ViewDef } from '../../query/spec.js';
+import type { FieldRef, Filter, QuerySpec, ViewDef } from '../../query/spec.js';
+import { filterSql as sharedFilterSql, orderLimit, Params as BaseParams, rawQuerySql as sharedRawQuerySql, type Dialect } from '../sql/compile.js';
 import { NUMERIC } from '../../query/plan.js';
 
 /**
- * The query compiler for DuckDB (pure): queries over raw events, queries over views, view
- * tables and their maintenance. Values reach SQL as numbered parameters; the only text
+ * The query compiler for DuckDB (pure): DuckDB's dialect of the shared compiler
+ * (backends/sql/compile.ts) for raw events, and queries over views, view tables and their
+ * maintenance. Values reach SQL as numbered parameters; the only text
  * spliced in is built here from closed sets (column names, measure codes, numbers that
  * the parser produced).
  *
@@ -23,21 +25,30 @@ import { NUMERIC } from '../../query/plan.js';
  * be NULL); they are read back through NULLIF, so filters see what the raw path sees.
  */
 
-export class Params {
-  readonly values: DuckDBValue[] = [];
-  add(v: DuckDBValue): string {
-    this.values.push(v);
-    return `$${this.values.length}`;
-  }
-
+/** Parameters of a DuckDB statement. */
+export class Params extends BaseParams<DuckDBValue> {
   /**
    * A number from a request, as a DOUBLE: bound as text and cast, because the driver binds a
    * whole JavaScript number as BIGINT and refuses one beyond its range (9.3e18).
    */
   double(v: number): string {
-    return `CAST(${this.add(String(v))} AS DOUBLE)`;
+    return DUCKDB.double(v, this);
   }
 }
+
+/** DuckDB's side of the shared compiler (backends/sql/compile.ts). */
+export const DUCKDB: Dialect<DuckDBValue> = {
+  field: (f, p, alias = '') => (f.path === null ? `${alias}"${f.column}"` : `json_extract_string(${alias}${f.column}, ${p.add(f.path)})`),
+  num: (x) => `TRY_CAST(${x} AS DOUBLE)`,
+  double: (v, p) => `CAST(${p.add(String(v))} AS DOUBLE)`,
+  contains: (x, needle) => `contains(${x}, ${needle})`,
+  timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ts >= epoch_ms(${p.add(BigInt(from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(to))}::BIGINT)`,
+  bucket: (size, p) => {
+    const s = p.add(size);
+    return `(epoch_ms(ts) // ${s}) * ${s}`;
+  },
+  quantile: (x, q) => `quantile_disc(${x}, ${q})`,
+};
 
 export const HLL_BITS = 12;
 export const HLL_M = 1 << HLL_BITS;
@@ -51,87 +62,19 @@ const DD_MIN = 1e-9;
 
 /** The text of a field, as a SQL expression over a table with the events' columns. */
 export function fieldExpr(f: FieldRef, p: Params, alias = ''): string {
-  if (f.path === null) return `${alias}"${f.column}"`;
-  return `json_extract_string(${alias}${f.column}, ${p.add(f.path)})`;
+  return DUCKDB.field(f, p, alias);
 }
 
-const num = (x: string) => `TRY_CAST(${x} AS DOUBLE)`;
-
-function scalarCompare(x: string, op: 'eq' | 'neq', v: string | number | boolean, p: Params): string {
-  const [lhs, rhs] = typeof v === 'number' ? [num(x), p.double(v)] : [x, p.add(String(v))];
-  return op === 'eq' ? `(${lhs} = ${rhs})` : `(${lhs} IS DISTINCT FROM ${rhs})`;
-}
-
-const ORDERING = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
+const num = DUCKDB.num;
 
 /** One filter over the text expression `x` (see the semantics in query/spec.ts). */
 export function filterSql(f: Filter, x: string, p: Params): string {
-  switch (f.op) {
-    case 'eq':
-    case 'neq':
-      return scalarCompare(x, f.op, f.value as string | number | boolean, p);
-    case 'in':
-      return `(${(f.value as (string | number | boolean)[]).map((v) => scalarCompare(x, 'eq', v, p)).join(' OR ')})`;
-    case 'nin':
-      return `(${(f.value as (string | number | boolean)[]).map((v) => scalarCompare(x, 'neq', v, p)).join(' AND ')})`;
-    case 'gt':
-    case 'gte':
-    case 'lt':
-    case 'lte':
-      return typeof f.value === 'number' ? `(${num(x)} ${ORDERING[f.op]} ${p.double(f.value)})` : `(${x} ${ORDERING[f.op]} ${p.add(String(f.value))})`;
-    case 'contains':
-      return `coalesce(contains(${x}, ${p.add(String(f.value))}), false)`;
-    case 'exists':
-      return f.value === false ? `(${x} IS NULL)` : `(${x} IS NOT NULL)`;
-  }
+  return sharedFilterSql(DUCKDB, f, x, p);
 }
 
-function timeRange(q: QuerySpec, p: Params): string {
-  return `tenant = ${p.add(q.tenant)} AND ts >= epoch_ms(${p.add(BigInt(q.from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(q.to))}::BIGINT)`;
-}
-
-/** ORDER BY and LIMIT over the answer's columns, c0, c1… in the order of `columnsOf(q)`, `keys` its group keys. */
-function orderLimit(q: QuerySpec, keys: string[], cap: number): string {
-  const cols = columnsOf(q);
-  const order = q.orderBy.length > 0 ? q.orderBy.map((o) => `"c${cols.indexOf(o.column)}" ${o.desc ? 'DESC' : 'ASC'} NULLS LAST`) : keys.map((k) => `${k} ASC NULLS FIRST`);
-  return `${order.length ? ` ORDER BY ${order.join(', ')}` : ''} LIMIT ${Math.min(q.limit ?? cap, cap)}`;
-}
-
-function rawMeasure(m: Measure, p: Params): string {
-  if (m.kind === 'count') return 'count(*)';
-  const x = fieldExpr(m.field!, p);
-  switch (m.kind) {
-    case 'uniq':
-      return `count(DISTINCT ${x})`;
-    case 'quantile':
-      return `quantile_disc(${num(x)}, ${p.add(m.q!)})`;
-    default:
-      return `${m.kind}(${num(x)})`;
-  }
-}
-
-/**
- * A query over raw events. Columns are named c0, c1… in the order of `columnsOf(q)`.
- * `cap` is the most rows returned (one more than the server's cap, to tell "too many").
- */
+/** A query over raw events (see backends/sql/compile.ts). */
 export function rawQuerySql(q: QuerySpec, cap: number): { sql: string; params: DuckDBValue[] } {
-  const p = new Params();
-  const select: string[] = [];
-  if (q.interval) {
-    const size = p.add(INTERVAL_MS[q.interval]);
-    select.push(`(epoch_ms(ts) // ${size}) * ${size}`);
-  }
-  for (const g of q.groupBy) select.push(fieldExpr(g, p));
-  const keys = select.map((_, i) => `"c${i}"`);
-  for (const m of q.measures) select.push(rawMeasure(m, p));
-  let where = timeRange(q, p);
-  if (q.event !== null) where += ` AND type = ${p.add(q.event)}`;
-  for (const f of q.filters) where += ` AND ${filterSql(f, fieldExpr(f.field, p), p)}`;
-  const sql =
-    `SELECT ${select.map((s, i) => `${s} AS "c${i}"`).join(', ')} FROM events WHERE ${where}` +
-    (keys.length ? ` GROUP BY ${keys.join(', ')}` : '') +
-    orderLimit(q, keys, cap);
-  return { sql, params: p.values };
+  return sharedRawQuerySql(DUCKDB, q, cap);
 }
 
 // ---- views -------------------------------------------------------------------------------
