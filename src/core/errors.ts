@@ -29,6 +29,7 @@ export const ERRORS = {
   SLUICE_ERR_CONFIG: { status: 500, title: 'Internal Server Error' },
   SLUICE_ERR_DATA_DAMAGED: { status: 500, title: 'Internal Server Error' },
   SLUICE_ERR_INTERNAL: { status: 500, title: 'Internal Server Error' },
+  SLUICE_ERR_NOT_SUPPORTED: { status: 501, title: 'Not Implemented' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -3,6 +3,7 @@ import { isFenced } from '../../src/core/errors.js';
 import type { LogRecord } from '../../src/core/types.js';
 import type { Store } from '../../src/ports/store.js';
 import { entry } from '../helpers/entries.js';
+import { parseQuery } from '../../src/query/spec.js';
 
 /**
  * The Store conformance suite. `make` returns a connected, empty store; `reopen` closes and
@@ -100,6 +101,68 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
       expect(await total(store, 't2', 'checkout')).toBe(0);
       expect(await total(store, 't2', 'signup')).toBe(7);
       expect(await total(store, "t1' OR '1'='1")).toBe(0);
+      await store.close();
+    });
+
+    it('query.raw-group-by-filters-and-measures-answer-exactly', async () => {
+      const { store } = await make();
+      const regions = ['eu', 'us', 'ap'];
+      const batch = records('t1', 0, 1, 90).map((r) => ({ ...r, properties: JSON.stringify({ amount: r.offset, region: regions[r.offset % 3], note: r.offset % 10 === 0 ? 'big sale' : 'x' }) }));
+      await store.commit({ records: [...batch, ...records('t2', 1, 1, 5)], partitions: [{ partition: 0, token: 1, upTo: 90 }, { partition: 1, token: 1, upTo: 5 }] });
+      const q = parseQuery(
+        {
+          from: new Date(T0).toISOString(),
+          to: new Date(T0 + 10 * MINUTE).toISOString(),
+          measures: ['count', 'sum:amount', 'max:amount', 'p50:amount', 'uniq:amount'],
+          group_by: ['properties.region'],
+          filters: [{ field: 'properties.amount', op: 'gt', value: 30 }],
+        },
+        't1',
+        T0,
+        { maxBuckets: 10_000, maxRows: 10_000 },
+      );
+      const answer = await store.query(q, 100);
+      expect(answer.source).toBe('raw');
+      // amounts 31..90: 60 of them, 20 per region.
+      const expected = regions.map((region, k) => {
+        const xs = Array.from({ length: 60 }, (_, i) => 31 + i).filter((x) => x % 3 === k);
+        // One bucket for the whole range (no interval asked), then the group and the measures.
+        return [T0, region, 20, xs.reduce((a, b) => a + b, 0), Math.max(...xs), xs[9], 20];
+      });
+      expect(answer.rows).toEqual(
+        [...expected].sort((a, b) => String(a[1]).localeCompare(String(b[1]))),
+      );
+      const perMinute = parseQuery(
+        { from: new Date(T0).toISOString(), to: new Date(T0 + 2 * MINUTE).toISOString(), interval: '1m', measures: ['count'], filters: [{ field: 'properties.note', op: 'contains', value: 'sale' }] },
+        't1',
+        T0,
+        { maxBuckets: 10_000, maxRows: 10_000 },
+      );
+      // Offsets 10, 20, …, 50 fall in the first minute; 60 to 90 in the next.
+      expect((await store.query(perMinute, 100)).rows).toEqual([
+        [T0, 5],
+        [T0 + MINUTE, 4],
+      ]);
+      await store.close();
+    });
+
+    it('search-find-recent-and-stored-by-minute-read-the-raw-rows-of-one-tenant', async () => {
+      const { store } = await make();
+      await store.commit({ records: [...records('t1', 0, 1, 30), ...records('t2', 1, 1, 3)], partitions: [{ partition: 0, token: 1, upTo: 30 }, { partition: 1, token: 1, upTo: 3 }] });
+      const page1 = await store.searchEvents({ tenant: 't1', from: T0, to: T0 + 10 * MINUTE, limit: 20 });
+      expect(page1.map((e) => e.offset)).toEqual(Array.from({ length: 20 }, (_, i) => 30 - i));
+      const last = page1[page1.length - 1]!;
+      const page2 = await store.searchEvents({ tenant: 't1', from: T0, to: T0 + 10 * MINUTE, limit: 20, before: { ts: last.ts, partition: last.partition, offset: last.offset } });
+      expect(page2.map((e) => e.offset)).toEqual(Array.from({ length: 10 }, (_, i) => 10 - i));
+      const found = await store.findEvent('t1', 't1-0-7');
+      expect(found).toMatchObject({ type: 'checkout', idempotencyKey: 't1-0-7', partition: 0, offset: 7, origin: 'live' });
+      expect(JSON.parse(found!.properties)).toEqual({ amount: 7 });
+      expect(await store.findEvent('t2', 't1-0-7')).toBeNull();
+      expect((await store.recent('t1', 'checkout', 3)).map((p) => JSON.parse(p) as unknown)).toHaveLength(3);
+      const received = records('t1', 0, 1, 1)[0]!.receivedAt;
+      const minute = received - (received % MINUTE);
+      const byMinute = await store.storedByMinute(minute, minute + 2 * MINUTE);
+      expect(byMinute.filter((m) => m.tenant === 't1').reduce((s, m) => s + m.n, 0)).toBe(30);
       await store.close();
     });
 
