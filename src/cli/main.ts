@@ -9,13 +9,18 @@ import { backfillCommand, dlqCommand, schemaCommand, tenantStateCommand } from '
 import { queryCommand } from './query.js';
 import { send } from './send.js';
 import { top } from './top.js';
-import { banner, up } from './up.js';
+import { ALL_ROLES, banner, up } from './up.js';
 
 const USAGE = `sluice: an event pipeline (ingest → log → workers → store → query)
 
 Usage:
   sluice up [--data-dir DIR] [--port 8080] [--host 127.0.0.1] [--partitions 16] [--config FILE]
-      Runs every role in one process on the embedded default (SQLite log, DuckDB store).
+            [--log embedded|nats://HOST:4222[,HOST:4222…]] [--store embedded|postgres://USER@HOST/DB[?schema=S]]
+      Runs every role in one process; on the embedded default (SQLite log, DuckDB store in the
+      data directory) unless --log / --store name NATS JetStream and PostgreSQL.
+  sluice ingest|worker|query --log nats://… --store postgres://… [--port N] [same flags as up]
+      One role per process, for scale-out: ingest (the event endpoints, stateless), worker
+      (consumers sharing the partitions through leases), query (queries, views, events, DLQ).
   sluice tenant create NAME [--data-dir DIR] [--json]
       Creates a tenant and prints its write, read and admin keys (once). Works while "up" runs.
   sluice tenant set NAME [--unknown-types accept|dead-letter|reject] [--events-per-second N]
@@ -75,6 +80,9 @@ const SERVER_FLAGS = {
   partitions: { type: 'string' },
   fsync: { type: 'string' },
   config: { type: 'string' },
+  log: { type: 'string' },
+  store: { type: 'string' },
+  catalog: { type: 'string' },
 } as const;
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
@@ -104,7 +112,12 @@ function serverConfig(values: Record<string, string | boolean | undefined>) {
   if (values.host !== undefined) flags.host = values.host;
   if (values.port !== undefined) flags.port = int(values.port as string, 'port');
   if (values.partitions !== undefined) flags.partitions = int(values.partitions as string, 'partitions');
-  if (values.fsync !== undefined) flags.log = { fsync: values.fsync };
+  const log: Record<string, unknown> = {};
+  if (values.fsync !== undefined) log.fsync = values.fsync;
+  if (values.log !== undefined) log.url = values.log;
+  if (Object.keys(log).length > 0) flags.log = log;
+  if (values.store !== undefined) flags.store = { url: values.store };
+  if (values.catalog !== undefined) flags.catalog = { url: values.catalog };
   return loadConfig({ flags, file: values.config as string | undefined });
 }
 
@@ -117,11 +130,14 @@ function clientTarget(values: Record<string, string | boolean | undefined>): { u
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'up': {
+    case 'up':
+    case 'ingest':
+    case 'worker':
+    case 'query': {
       const { values, positionals } = parse(rest, SERVER_FLAGS);
-      if (positionals.length > 0) usageError(`up takes no arguments, got "${positionals.join(' ')}"`);
+      if (positionals.length > 0) usageError(`${command} takes no arguments, got "${positionals.join(' ')}"`);
       const config = serverConfig(values);
-      const running = await up(config);
+      const running = await up(config, command === 'up' ? ALL_ROLES : [command]);
       process.stdout.write(banner(running, config) + '\n');
       await new Promise<void>((resolve) => {
         const stop = (): void => {

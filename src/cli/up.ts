@@ -1,5 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { openEmbeddedCatalog, openEmbeddedLog } from '../backends/embedded.js';
+import { openCatalog, openLog, ownsDataDir } from '../backends/registry.js';
+import { SqliteLog } from '../backends/sqlite/log.js';
+import { SluiceError } from '../core/errors.js';
+import { redactUrl } from '../core/redact.js';
 import type { Config } from '../config/schema.js';
 import { buildApp } from '../http/app.js';
 import { Quotas } from '../ingest/quotas.js';
@@ -12,6 +15,7 @@ import { lockDataDir } from './data-dir-lock.js';
 
 export interface Running {
   app: FastifyInstance;
+  roles: readonly Role[];
   url: string;
   /** The default tenant's keys when this start created it; null otherwise. */
   created: NewTenant | null;
@@ -19,28 +23,47 @@ export interface Running {
   close(): Promise<void>;
 }
 
+/** The roles of a process: `sluice up` runs them all; `sluice ingest|worker|query` one each. */
+export type Role = 'ingest' | 'worker' | 'query';
+export const ALL_ROLES: readonly Role[] = ['ingest', 'worker', 'query'];
+
 /**
  * `sluice up`: every role in one process on the embedded default. The HTTP thread
  * validates and appends to the log (group commits, one fsync each); the store thread
  * consumes the log and commits to DuckDB. So the HTTP path never waits for the store, and
  * both cores work.
  */
-export async function up(config: Readonly<Config>): Promise<Running> {
-  const unlock = lockDataDir(config.dataDir);
+export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_ROLES): Promise<Running> {
+  const all = ALL_ROLES.every((r) => roles.includes(r));
+  if (!all && (config.log.url === 'embedded' || config.store.url === 'embedded')) {
+    throw new SluiceError(
+      'SLUICE_ERR_CONFIG',
+      `sluice ${roles.join(', ')} runs beside other processes and needs a shared log and store: --log nats://host:4222 --store postgres://user@host:5432/db (on one machine with the embedded files, run sluice up)`,
+    );
+  }
+  const unlock = ownsDataDir(config) ? lockDataDir(config.dataDir) : () => undefined;
   const logger = createLogger(config.logLevel);
   const tracing = await startTracing(config, 'http');
-  const storeThread = new StoreThread(config, logger);
-  const log = openEmbeddedLog(config, () => storeThread.notify());
-  // The data-dir lock says no other process uses this log: leases left by one that died are
-  // free now, instead of at their expiry (a crash loop would otherwise wait a ttl per start).
-  const freed = log.expireLeases();
-  if (freed > 0) logger.info({ leases: freed }, 'freed the leases of a process that stopped without releasing them');
-  const catalog = openEmbeddedCatalog(config);
-  const created = (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
+  // The store thread hosts the store (queries, status) and, in a worker, the consumers.
+  const storeThread = new StoreThread(config, logger, { consume: roles.includes('worker') });
+  const log = await openLog(config, () => storeThread.notify()).catch((e: unknown) => {
+    unlock();
+    throw e;
+  });
+  // The data-dir lock says no other process uses the embedded log: leases left by one that
+  // died are free now, instead of at their expiry (a crash loop would otherwise wait a ttl
+  // per start). A shared log (NATS) has other users: its leases expire by themselves.
+  if (log instanceof SqliteLog) {
+    const freed = log.expireLeases();
+    if (freed > 0) logger.info({ leases: freed }, 'freed the leases of a process that stopped without releasing them');
+  }
+  const catalog = openCatalog(config);
+  // Role processes share a catalog: tenants are made with `sluice tenant create`, not at start.
+  const created = !all || (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
   const quotas = Quotas.fromConfig(config);
   storeThread.onProcessed = (counts) => quotas.processed(counts);
   // The backlog a previous process left counts against each tenant's cap too.
-  for (const [tenant, n] of await log.backlogByTenant(WORKER_GROUP)) quotas.accepted(tenant, n);
+  if (roles.includes('ingest')) for (const [tenant, n] of await log.backlogByTenant(WORKER_GROUP)) quotas.accepted(tenant, n);
   storeThread.start();
   const app = buildApp({
     config,
@@ -49,10 +72,12 @@ export async function up(config: Readonly<Config>): Promise<Running> {
     quotas,
     reader: storeThread,
     logger,
+    serve: { ingest: roles.includes('ingest'), query: roles.includes('query') },
     observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]), tracer: tracing.tracer },
   });
   const address = await app.listen({ host: config.host, port: config.port });
   const prune = setInterval(() => {
+    if (!(log instanceof SqliteLog)) return;
     try {
       log.prune();
     } catch (e: unknown) {
@@ -74,12 +99,17 @@ export async function up(config: Readonly<Config>): Promise<Running> {
       await tracing.shutdown();
       unlock();
     })());
-  return { app, url: address, created, close };
+  return { app, roles, url: address, created, close };
 }
 
 export function banner(running: Running, config: Readonly<Config>): string {
   const { url, created } = running;
-  const lines = [`sluice is up on ${url}  (data in ${config.dataDir}, ${config.partitions} partitions, log fsync: ${config.log.fsync})`, ''];
+  const where =
+    config.log.url === 'embedded' && config.store.url === 'embedded'
+      ? `data in ${config.dataDir}, ${config.partitions} partitions, log fsync: ${config.log.fsync}`
+      : `log ${redactUrl(config.log.url)}, store ${redactUrl(config.store.url)}, catalog ${redactUrl(config.catalog.url)}, ${config.partitions} partitions`;
+  const what = running.roles.length === ALL_ROLES.length ? 'sluice is up' : `sluice ${running.roles.join(', ')} is up`;
+  const lines = [`${what} on ${url}  (${where})`, ''];
   if (created) {
     lines.push(
       'Created the tenant "default". Its keys are shown this once; keep them:',
@@ -94,9 +124,10 @@ export function banner(running: Running, config: Readonly<Config>): string {
       `  curl -X POST ${url}/v1/query -H "Authorization: Bearer ${created.readKey}" \\`,
       `       -d '{"event":"checkout","from":"-1h","to":"now","interval":"1m"}'`,
     );
-  } else {
+  } else if (running.roles.length === ALL_ROLES.length) {
     lines.push('Tenant "default" exists (its keys were printed when it was created).', 'New tenant and keys: sluice tenant create NAME');
   }
   lines.push('', `Health: ${url}/healthz  ${url}/readyz      Stop: Ctrl-C (drains, nothing is lost)`);
   return lines.join('\n');
 }
+

@@ -20,6 +20,36 @@ export const configSchema = {
         fsync: { enum: ['always', 'normal', 'off'], default: 'always', description: 'always: fsync every group commit' },
         dedupeHorizonMs: { type: 'integer', minimum: 60_000, default: 7 * 86_400_000 },
         retentionMs: { type: 'integer', minimum: 0, default: 86_400_000, description: 'how long acked records stay in the log' },
+        url: {
+          type: 'string',
+          minLength: 1,
+          default: 'embedded',
+          description: 'embedded (SQLite in the data directory) or nats://host:4222[,host2:4222,…] (NATS JetStream)',
+        },
+        stream: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'sluice', description: 'NATS: the stream, and the prefix of its subjects and KV buckets' },
+        replicas: { type: 'integer', minimum: 1, maximum: 5, default: 1, description: 'NATS: stream replicas (3 in production, on a 3-node cluster)' },
+        duplicateWindowMs: {
+          type: 'integer',
+          minimum: 1_000,
+          default: 120_000,
+          description: 'NATS: how long the server remembers message ids (memory); the store\'s key ledger covers the rest of the dedupe horizon',
+        },
+      },
+    },
+    store: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        url: { type: 'string', minLength: 1, default: 'embedded', description: 'embedded (DuckDB in the data directory) or postgres://user@host:5432/db[?schema=name]' },
+      },
+    },
+    catalog: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        url: { type: 'string', minLength: 1, default: 'embedded', description: 'embedded (SQLite in the data directory) or postgres://user@host:5432/db[?schema=name]' },
       },
     },
     limits: {
@@ -46,7 +76,7 @@ export const configSchema = {
         readBatch: { type: 'integer', minimum: 1, default: 5_000, description: 'records read per partition per round' },
         commitBatch: { type: 'integer', minimum: 1, default: 20_000, description: 'records per store transaction' },
         maxAttempts: { type: 'integer', minimum: 1, default: 5 },
-        leaseTtlMs: { type: 'integer', minimum: 1_000, default: 10_000 },
+        leaseTtlMs: { type: 'integer', minimum: 1_000, default: 7_500, description: 'a dead worker\'s partitions are taken over within 4/3 of this (10 s)' },
         pollMs: { type: 'integer', minimum: 1, default: 50 },
         heapMb: { type: 'integer', minimum: 64, default: 128, description: 'JavaScript heap of the store thread (MiB); DuckDB memory is apart' },
       },
@@ -153,7 +183,9 @@ export interface Config {
   port: number;
   partitions: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  log: { fsync: 'always' | 'normal' | 'off'; dedupeHorizonMs: number; retentionMs: number };
+  log: { fsync: 'always' | 'normal' | 'off'; dedupeHorizonMs: number; retentionMs: number; url: string; stream: string; replicas: number; duplicateWindowMs: number };
+  store: { url: string };
+  catalog: { url: string };
   limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number; requestTimeoutMs: number; logBacklog: number; eventLoopLagMs: number };
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number };
   obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number };

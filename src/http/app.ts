@@ -38,6 +38,11 @@ export interface AppOptions {
   quotas?: Quotas;
   /** Hooks of /metrics into the rest of the process (other threads, scrape-time gauges), and the tracer. */
   observability?: Omit<HttpObservabilityOptions, 'maxTenantLabels' | 'metrics'>;
+  /**
+   * Which APIs this process serves besides health, status and metrics (all by default):
+   * `ingest` the event endpoints; `query` queries, views, events, schemas and operations.
+   */
+  serve?: { ingest: boolean; query: boolean };
 }
 
 /** The HTTP API: ingest, query and health, with one error format. */
@@ -117,28 +122,33 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     done();
   });
   statusRoutes(app, { log: opts.log, catalog: opts.catalog, reader: opts.reader, quotas, schemas });
-  ingestRoutes(app, {
-    tail,
-    quotas,
-    catalog: opts.catalog,
-    log: opts.log,
-    limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth, batchEvents: limits.batchEvents },
-    time: opts.config.events,
-    schemas,
-    obs,
-  });
-  schemaRoutes(app, { catalog: opts.catalog, registry: schemas, recent: (t, type, n) => opts.reader.recent(t, type, n) });
-  opsRoutes(app, {
-    reader: opts.reader,
-    log: opts.log,
-    catalog: opts.catalog,
-    schemas,
-    limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth },
-    time: opts.config.events,
-    ...(opts.logger ? { logger: opts.logger } : {}),
-  });
-  queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows });
-  eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
+  const serve = opts.serve ?? { ingest: true, query: true };
+  if (serve.ingest) {
+    ingestRoutes(app, {
+      tail,
+      quotas,
+      catalog: opts.catalog,
+      log: opts.log,
+      limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth, batchEvents: limits.batchEvents },
+      time: opts.config.events,
+      schemas,
+      obs,
+    });
+  }
+  if (serve.query) {
+    schemaRoutes(app, { catalog: opts.catalog, registry: schemas, recent: (t, type, n) => opts.reader.recent(t, type, n) });
+    opsRoutes(app, {
+      reader: opts.reader,
+      log: opts.log,
+      catalog: opts.catalog,
+      schemas,
+      limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth },
+      time: opts.config.events,
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
+    queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows });
+    eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
+  }
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

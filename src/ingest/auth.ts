@@ -38,9 +38,14 @@ export async function authenticate(catalog: Catalog, request: FastifyRequest, sc
   const grant = await catalog.verifyKey(key);
   if (!grant) throw new SluiceError('SLUICE_ERR_UNAUTHORIZED', 'the key is unknown, revoked or malformed', { field: 'Authorization' });
   if (!allowed.includes(grant.scope)) {
-    throw new SluiceError('SLUICE_ERR_FORBIDDEN', `this is a ${grant.scope} key; ${request.method} ${request.routeOptions.url} needs a ${scope} key`, {
+    throw new SluiceError('SLUICE_ERR_FORBIDDEN', `this is ${article(grant.scope)} key; ${request.method} ${request.routeOptions.url} needs ${article(scope)} key`, {
       field: 'Authorization',
     });
   }
   return grant;
+}
+
+/** "a read", "an admin". */
+function article(word: string): string {
+  return `${/^[aeiou]/i.test(word) ? 'an' : 'a'} ${word}`;
 }

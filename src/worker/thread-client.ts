@@ -42,11 +42,13 @@ export class StoreThread implements StoreReader {
   constructor(
     private readonly config: Readonly<Config>,
     private readonly logger: Logger,
+    /** Whether the thread runs consumers (a worker), or only serves the store (a query or ingest process). */
+    private readonly role: { consume: boolean } = { consume: true },
   ) {}
 
   start(): void {
     const worker = new Worker(new URL('./thread.js', import.meta.url), {
-      workerData: { config: this.config },
+      workerData: { config: this.config, consume: this.role.consume },
       // A bounded heap: V8 otherwise grows it lazily while a large backlog drains, and the
       // process's memory would grow with the backlog instead of staying flat.
       resourceLimits: { maxOldGenerationSizeMb: this.config.worker.heapMb, maxYoungGenerationSizeMb: 16 },

@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from '../backends/embedded.js';
+import { openCatalog, openLog, openStore } from '../backends/registry.js';
 import type { Config } from '../config/schema.js';
 import { coerceError, RetryAfterError, SluiceError } from '../core/errors.js';
 import { BackfillRunner } from '../ops/backfill.js';
@@ -19,13 +19,15 @@ import type { FromStoreThread, ToStoreThread } from './thread-protocol.js';
  * writing process, so everything that writes it lives here), and the queries that read it.
  * The HTTP thread never waits for a store commit; it sends queries here by message.
  */
-const config = workerData.config as Config;
+const given = workerData.config as Config;
+// A process that is not a worker hosts the store for queries and status, with no consumers.
+const config: Config = workerData.consume === false ? { ...given, worker: { ...given.worker, consumers: 0 } } : given;
 const port = parentPort!;
 const logger = createLogger(config.logLevel, 'sluice-worker');
 if (!lowerThreadPriority()) logger.debug('could not lower the store thread priority; it competes with ingest as an equal');
-const log = openEmbeddedLog(config);
-const catalog = openEmbeddedCatalog(config);
-const store = openEmbeddedStore(config);
+const log = await openLog(config);
+const catalog = openCatalog(config);
+const store = openStore(config);
 const abort = new AbortController();
 const registry = new prom.Registry();
 const metrics = config.obs.metrics ? storeMetrics(registry) : null;

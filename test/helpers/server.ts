@@ -20,10 +20,16 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `sluice up` as a child process and resolves once it answers /healthz. */
-export async function startServer(dataDir: string, port: number, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+/** Starts `sluice up` (or one role: `command`) as a child process and resolves once it answers /healthz. */
+export async function startServer(
+  dataDir: string,
+  port: number,
+  extraArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  command: 'up' | 'ingest' | 'worker' | 'query' = 'up',
+): Promise<ServerProcess> {
   assertBuilt();
-  const child = spawn(process.execPath, [CLI, 'up', '--data-dir', dataDir, '--port', String(port), ...extraArgs], {
+  const child = spawn(process.execPath, [CLI, command, '--data-dir', dataDir, '--port', String(port), ...extraArgs], {
     env: { ...process.env, SLUICE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -38,7 +44,7 @@ export async function startServer(dataDir: string, port: number, extraArgs: stri
   child.stderr!.on('data', (d: Buffer) => (proc.stderr += d.toString()));
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`sluice up exited with ${child.exitCode}: ${proc.stderr}`);
+    if (child.exitCode !== null) throw new Error(`sluice ${command} exited with ${child.exitCode}: ${proc.stderr}`);
     try {
       const r = await fetch(`${proc.url}/healthz`);
       if (r.ok) return proc;
@@ -47,7 +53,7 @@ export async function startServer(dataDir: string, port: number, extraArgs: stri
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`sluice up did not answer within 30 s: ${proc.stderr}`);
+      throw new Error(`sluice ${command} did not answer within 30 s: ${proc.stderr}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -28,8 +28,12 @@ export interface NatsLogOptions {
   partitions: number;
   /** Stream replicas: 1 by default, 3 in production (a 3-node cluster). */
   replicas: number;
-  /** How long an idempotency key is remembered at least (JetStream's duplicate window is twice it). */
-  dedupeHorizonMs: number;
+  /**
+   * JetStream's duplicate window: how long the server remembers a message id (in memory, so
+   * minutes, not days). A key is remembered for at least half of it (the log's dedupe horizon);
+   * the store's key ledger catches what comes later.
+   */
+  duplicateWindowMs: number;
   /** How long records stay in the stream, acknowledged or not (JetStream's max_age); 0 = no limit. */
   retentionMs: number;
   /** How long an append waits for the server's acknowledgements before it fails. */
@@ -99,7 +103,7 @@ export class NatsLog implements Log {
     private readonly publisher: PipelinedPublisher,
   ) {
     this.now = opts.now ?? Date.now;
-    this.capabilities = { partitions: opts.partitions, dedupeHorizonMs: opts.dedupeHorizonMs };
+    this.capabilities = { partitions: opts.partitions, dedupeHorizonMs: Math.floor(opts.duplicateWindowMs / 2) };
     this.tallyTimer = setInterval(() => void this.flushTallies(), 1_000);
     this.tallyTimer.unref();
   }
@@ -208,7 +212,7 @@ export class NatsLog implements Log {
     // JetStream's duplicate table cannot be queried: scan the newest records of its window.
     const info = await this.jsm.streams.info(this.opts.stream);
     const limit = this.opts.seenScanLimit ?? 100_000;
-    const since = Date.now() - 2 * this.opts.dedupeHorizonMs;
+    const since = Date.now() - this.opts.duplicateWindowMs;
     const start = Math.max(info.state.first_seq, info.state.last_seq - limit + 1);
     let found = false;
     await this.scan(`${this.opts.stream}.p.*`, start, info.state.last_seq, (m) => {
@@ -501,8 +505,8 @@ async function ensureStream(jsm: JetStreamManager, opts: NatsLogOptions): Promis
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
     num_replicas: opts.replicas,
-    duplicate_window: nanos(2 * opts.dedupeHorizonMs),
-    max_age: opts.retentionMs > 0 ? nanos(Math.max(opts.retentionMs, 2 * opts.dedupeHorizonMs)) : 0,
+    duplicate_window: nanos(opts.duplicateWindowMs),
+    max_age: opts.retentionMs > 0 ? nanos(Math.max(opts.retentionMs, opts.duplicateWindowMs)) : 0,
     allow_direct: true,
   };
   let existing;

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { FencedError, NonRetryableError, RetryAfterError, SluiceError } from '../../core/errors.js';
+import { redactUrl } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { BackfillState, Backfills } from '../../ports/backfill.js';
@@ -111,7 +112,7 @@ export class PostgresStore implements Store {
     } catch (e: unknown) {
       await writer.end().catch(() => undefined);
       if (e instanceof SluiceError) throw e;
-      throw unavailable(e, `the store at ${redact(this.target.url)}`);
+      throw unavailable(e, `the store at ${redactUrl(this.target.url)}`);
     }
     this.writer = writer;
     this.reader = openPool(this.target, { max: this.options.readers ?? 4, name: 'query', statementTimeoutMs: this.queryTimeoutMs });
@@ -413,14 +414,4 @@ function readError(e: unknown, timeoutMs: number): Error {
 
 function notSupported(what: string): SluiceError {
   return new SluiceError('SLUICE_ERR_NOT_SUPPORTED', `${what} are not available on the PostgreSQL store yet: queries read raw events; use the embedded store for ${what}`);
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(the URL)';
-  }
 }

@@ -1,0 +1,140 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { connect } from 'nats';
+import pg from 'pg';
+import { CLI, freePort, startServer, type ServerProcess } from './server.js';
+import { NATS_URL, POSTGRES_URL, uniqueName } from './services.js';
+import { tmpDir } from './tmp.js';
+
+/**
+ * A scale-out deployment for tests: role processes on NATS JetStream and PostgreSQL, with a
+ * stream and a schema of their own (deleted by `cleanup`: nothing leaks), sharing one catalog
+ * file for their tenants and keys.
+ */
+export interface Deployment {
+  dataDir: string;
+  stream: string;
+  schema: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  tenant: { writeKey: string; readKey: string; adminKey: string };
+  start(role: 'ingest' | 'worker' | 'query', env?: NodeJS.ProcessEnv): Promise<ServerProcess>;
+  /** Stored rows and distinct idempotency keys, read from PostgreSQL directly. */
+  stored(): Promise<{ rows: number; keys: number }>;
+  cleanup(): Promise<void>;
+}
+
+const run = promisify(execFile);
+
+export async function deploy(options: { partitions?: number } = {}): Promise<Deployment> {
+  const dataDir = tmpDir('sluice-scale-');
+  const stream = uniqueName('sluice_e2e');
+  const schema = uniqueName('sluice_e2e');
+  const args = ['--log', NATS_URL, '--store', `${POSTGRES_URL}?schema=${schema}`, '--partitions', String(options.partitions ?? 16)];
+  const env = { SLUICE_LOG_STREAM: stream, SLUICE_LOG_LEVEL: 'warn' };
+  const { stdout } = await run(process.execPath, [CLI, 'tenant', 'create', 'acme', '--data-dir', dataDir, '--json'], { env: { ...process.env, ...env } });
+  const keys = JSON.parse(stdout) as { write_key: string; read_key: string; admin_key: string };
+  const tenant = { writeKey: keys.write_key, readKey: keys.read_key, adminKey: keys.admin_key };
+  const started: ServerProcess[] = [];
+  return {
+    dataDir,
+    stream,
+    schema,
+    args,
+    env,
+    tenant,
+    async start(role, extra = {}) {
+      const p = await startServer(dataDir, await freePort(), args, { ...env, ...extra }, role);
+      started.push(p);
+      return p;
+    },
+    async stored() {
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      try {
+        const r = await client.query<{ rows: string; keys: string }>(`SELECT count(*) AS rows, count(DISTINCT (tenant, idempotency_key)) AS keys FROM ${schema}.events`);
+        return { rows: Number(r.rows[0]!.rows), keys: Number(r.rows[0]!.keys) };
+      } catch (e: unknown) {
+        // Before the first worker migrated the schema there is nothing stored.
+        if ((e as { code?: string }).code === '42P01') return { rows: 0, keys: 0 };
+        throw e;
+      } finally {
+        await client.end();
+      }
+    },
+    async cleanup() {
+      for (const p of started) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+      await Promise.all(started.map((p) => p.exited));
+      const nc = await connect({ servers: NATS_URL });
+      const jsm = await nc.jetstreamManager();
+      for (const name of [stream, `KV_${stream}_state`, `KV_${stream}_tallies`]) await jsm.streams.delete(name).catch(() => undefined);
+      await nc.close();
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await client.end();
+    },
+  };
+}
+
+/**
+ * Sends `total` events through the ingest processes (round robin, `concurrency` requests in
+ * flight, retrying a failed request with the same keys until it is answered 2xx). One event
+ * in ten repeats the idempotency key of an earlier one: a producer's retry. Returns the
+ * distinct keys acknowledged and the duplicates the log reported.
+ */
+export async function sendAll(
+  ingest: () => string[],
+  writeKey: string,
+  total: number,
+  options: { batch?: number; concurrency?: number; onProgress?: (sent: number) => void } = {},
+): Promise<{ keys: number; duplicates: number; accepted: number; retries: number }> {
+  const batch = options.batch ?? 500;
+  const concurrency = options.concurrency ?? 4;
+  const runId = uniqueName('run');
+  let next = 0;
+  let keys = 0;
+  let accepted = 0;
+  let duplicates = 0;
+  let retries = 0;
+  let turn = 0;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const start = next;
+      if (start >= total) return;
+      next = Math.min(total, start + batch);
+      const events = [];
+      for (let i = start; i < next; i++) {
+        // Every tenth event repeats the key of the event 5 before it (sent in an earlier or the same batch).
+        const n = i % 10 === 9 && i >= 5 ? i - 5 : i;
+        if (n === i) keys++;
+        events.push({ type: 'checkout', key: `user-${n % 1000}`, idempotency_key: `${runId}-${n}`, properties: { amount: n % 100 } });
+      }
+      const body = JSON.stringify(events);
+      for (let attempt = 0; ; attempt++) {
+        const urls = ingest();
+        const url = urls[turn++ % urls.length]!;
+        try {
+          const r = await fetch(`${url}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${writeKey}`, 'content-type': 'application/json' }, body });
+          if (r.ok) {
+            const a = (await r.json()) as { accepted: number; duplicates: number };
+            accepted += a.accepted;
+            duplicates += a.duplicates;
+            break;
+          }
+          // A refusal of the request itself is a bug in the test or the server: fail loudly.
+          if (r.status >= 400 && r.status < 500 && r.status !== 429) throw new Error(`ingest answered ${r.status}: ${await r.text()}`);
+          await r.body?.cancel();
+        } catch (e: unknown) {
+          if (e instanceof Error && e.message.startsWith('ingest answered')) throw e;
+          // Connection refused or reset (a process restarting): try again.
+        }
+        retries++;
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * 2 ** attempt)));
+      }
+      options.onProgress?.(next);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return { keys, duplicates, accepted, retries };
+}
