@@ -127,6 +127,41 @@ function clientTarget(values: Record<string, string | boolean | undefined>): { u
   return { url: (values.url as string | undefined) ?? process.env.SLUICE_URL ?? 'http://127.0.0.1:8080', key };
 }
 
+/** `sluice query …` as the query client (see query.ts). */
+async function queryClient(rest: string[]): Promise<number> {
+    const { values, positionals } = parse(rest, {
+      key: { type: 'string' },
+      url: { type: 'string' },
+      event: { type: 'string' },
+      type: { type: 'string' },
+      'event-key': { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      interval: { type: 'string' },
+      measures: { type: 'string' },
+      'group-by': { type: 'string' },
+      filter: { type: 'string', multiple: true },
+      'order-by': { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      source: { type: 'string' },
+      csv: { type: 'boolean' },
+      json: { type: 'boolean' },
+    } as const);
+    const [sub, ...args] = positionals;
+    const { filter, ...single } = values;
+    return queryCommand(clientTarget(single), sub, args, { ...single, filter, key: values['event-key'] }, process.stdout);
+}
+
+/** Whether `sluice query ARGS` starts the query role: server flags only, no positionals. */
+function serverInvocation(args: string[]): boolean {
+  try {
+    return parse(args, SERVER_FLAGS).positionals.length === 0;
+  } catch {
+    return false;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -134,6 +169,9 @@ async function main(argv: string[]): Promise<number> {
     case 'ingest':
     case 'worker':
     case 'query': {
+      // `sluice query` is also the query client: it is the query role only when given server
+      // flags alone (--log, --store, --port…), never a measure or --key.
+      if (command === 'query' && !serverInvocation(rest)) return queryClient(rest);
       const { values, positionals } = parse(rest, SERVER_FLAGS);
       if (positionals.length > 0) usageError(`${command} takes no arguments, got "${positionals.join(' ')}"`);
       const config = serverConfig(values);
@@ -281,30 +319,6 @@ async function main(argv: string[]): Promise<number> {
           '\n',
       );
       return s.rejected > 0 || s.invalidLines > 0 ? 1 : 0;
-    }
-    case 'query': {
-      const { values, positionals } = parse(rest, {
-        key: { type: 'string' },
-        url: { type: 'string' },
-        event: { type: 'string' },
-        type: { type: 'string' },
-        'event-key': { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        interval: { type: 'string' },
-        measures: { type: 'string' },
-        'group-by': { type: 'string' },
-        filter: { type: 'string', multiple: true },
-        'order-by': { type: 'string' },
-        limit: { type: 'string' },
-        cursor: { type: 'string' },
-        source: { type: 'string' },
-        csv: { type: 'boolean' },
-        json: { type: 'boolean' },
-      } as const);
-      const [sub, ...args] = positionals;
-      const { filter, ...single } = values;
-      return queryCommand(clientTarget(single), sub, args, { ...single, filter, key: values['event-key'] }, process.stdout);
     }
     case 'top': {
       const { values, positionals } = parse(rest, { url: { type: 'string' }, interval: { type: 'string' }, once: { type: 'boolean' } } as const);
