@@ -79,6 +79,12 @@ export const configSchema = {
         leaseTtlMs: { type: 'integer', minimum: 1_000, default: 7_500, description: 'a dead worker\'s partitions are taken over within 4/3 of this (10 s)' },
         pollMs: { type: 'integer', minimum: 1, default: 50 },
         heapMb: { type: 'integer', minimum: 64, default: 128, description: 'JavaScript heap of the store thread (MiB); DuckDB memory is apart' },
+        id: {
+          type: 'string',
+          pattern: '^[A-Za-z0-9_.-]{0,64}$',
+          default: '',
+          description: 'a stable name for this worker (e.g. systemd %i): restarted after a crash, it takes its leases back at once; unique per running worker',
+        },
       },
     },
     obs: {
@@ -187,7 +193,7 @@ export interface Config {
   store: { url: string };
   catalog: { url: string };
   limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number; requestTimeoutMs: number; logBacklog: number; eventLoopLagMs: number };
-  worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number };
+  worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number; id: string };
   obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
   query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number };

@@ -68,7 +68,9 @@ export async function startWorkers(
     maxAttempts: w.maxAttempts,
     onPause: (tenant, reason) => logger?.error({ tenant, reason }, 'dead-letter breaker open: tenant paused; its events are held until `sluice tenant resume`'),
   });
-  const base = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  // A worker with a stable id (a systemd instance, a pod name) takes its predecessor's leases
+  // back at once after a crash, instead of waiting for them to expire.
+  const base = w.id ? `${os.hostname()}-${w.id}` : `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const consumers: Consumer[] = [];
   let lastRetryLog = 0;
   for (let i = 0; i < w.consumers; i++) {

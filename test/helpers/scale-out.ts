@@ -26,12 +26,13 @@ export interface Deployment {
 
 const run = promisify(execFile);
 
-export async function deploy(options: { partitions?: number } = {}): Promise<Deployment> {
+export async function deploy(options: { partitions?: number; natsUrl?: string; postgresUrl?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Deployment> {
   const dataDir = tmpDir('sluice-scale-');
   const stream = uniqueName('sluice_e2e');
   const schema = uniqueName('sluice_e2e');
-  const args = ['--log', NATS_URL, '--store', `${POSTGRES_URL}?schema=${schema}`, '--partitions', String(options.partitions ?? 16)];
-  const env = { SLUICE_LOG_STREAM: stream, SLUICE_LOG_LEVEL: 'warn' };
+  const natsUrl = options.natsUrl ?? NATS_URL;
+  const args = ['--log', natsUrl, '--store', `${options.postgresUrl ?? POSTGRES_URL}?schema=${schema}`, '--partitions', String(options.partitions ?? 16)];
+  const env = { SLUICE_LOG_STREAM: stream, SLUICE_LOG_LEVEL: 'warn', ...options.env };
   const { stdout } = await run(process.execPath, [CLI, 'tenant', 'create', 'acme', '--data-dir', dataDir, '--json'], { env: { ...process.env, ...env } });
   const keys = JSON.parse(stdout) as { write_key: string; read_key: string; admin_key: string };
   const tenant = { writeKey: keys.write_key, readKey: keys.read_key, adminKey: keys.admin_key };
@@ -65,10 +66,13 @@ export async function deploy(options: { partitions?: number } = {}): Promise<Dep
     async cleanup() {
       for (const p of started) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
       await Promise.all(started.map((p) => p.exited));
-      const nc = await connect({ servers: NATS_URL });
-      const jsm = await nc.jetstreamManager();
-      for (const name of [stream, `KV_${stream}_state`, `KV_${stream}_tallies`]) await jsm.streams.delete(name).catch(() => undefined);
-      await nc.close();
+      // A test's own cluster goes away with its files; the shared server is cleaned.
+      if (natsUrl === NATS_URL) {
+        const nc = await connect({ servers: NATS_URL });
+        const jsm = await nc.jetstreamManager();
+        for (const name of [stream, `KV_${stream}_state`, `KV_${stream}_tallies`]) await jsm.streams.delete(name).catch(() => undefined);
+        await nc.close();
+      }
       const client = new pg.Client({ connectionString: POSTGRES_URL });
       await client.connect();
       await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -87,7 +91,7 @@ export async function sendAll(
   ingest: () => string[],
   writeKey: string,
   total: number,
-  options: { batch?: number; concurrency?: number; onProgress?: (sent: number) => void } = {},
+  options: { batch?: number; concurrency?: number; onProgress?: (sent: number) => void; eventsPerSecond?: number } = {},
 ): Promise<{ keys: number; duplicates: number; accepted: number; retries: number }> {
   const batch = options.batch ?? 500;
   const concurrency = options.concurrency ?? 4;
@@ -98,10 +102,17 @@ export async function sendAll(
   let duplicates = 0;
   let retries = 0;
   let turn = 0;
+  const began = Date.now();
   const worker = async (): Promise<void> => {
     for (;;) {
       const start = next;
       if (start >= total) return;
+      // Paced: events flow for total / rate seconds.
+      if (options.eventsPerSecond) {
+        const due = began + (start / options.eventsPerSecond) * 1000;
+        if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+        if (next !== start) continue;
+      }
       next = Math.min(total, start + batch);
       const events = [];
       for (let i = start; i < next; i++) {

@@ -9,7 +9,6 @@ import {
   StorageType,
   type JetStreamClient,
   type JetStreamManager,
-  type JsMsg,
   type KV,
   type NatsConnection,
 } from 'nats';
@@ -58,11 +57,27 @@ interface Cursor {
   name: string;
   /** Stream sequence the consumer delivers next (after the last one it delivered). */
   next: number;
+  /** The consumer's own count of deliveries so far: each message delivered to us is the next one. */
+  delivered: number;
 }
 
 const EMPTY: PartitionState = { owner: null, token: null, expiresAt: 0, committed: 0, delivery: null };
 const TALLY_TTL_MS = 86_400_000;
 const CAS_RETRIES = 20;
+const PULL_TIMEOUT_MS = 3_000;
+/** After a consumer failure: how long reads go direct, and how many records one such read takes. */
+const DIRECT_MODE_MS = 10_000;
+const DIRECT_BATCH = 200;
+
+/** A record as read: its stream sequence and its bytes. */
+interface Fetched {
+  seq: number;
+  data: Uint8Array;
+  /** The consumer's delivery number (pulls only). */
+  delivered?: number;
+  /** When the server stored it (epoch ms). */
+  time: number;
+}
 
 /**
  * The Log on NATS JetStream.
@@ -92,6 +107,7 @@ export class NatsLog implements Log {
   private closed = false;
   private inFlight = new Map<number, number>();
   private nextAppend = 1;
+  private directUntil = 0;
 
   private constructor(
     private readonly opts: NatsLogOptions,
@@ -119,7 +135,8 @@ export class NatsLog implements Log {
       });
     }
     try {
-      const jsm = await nc.jetstreamManager();
+      // API calls give up after 3 s (not 5): a worker then reads directly (see fetch).
+      const jsm = await nc.jetstreamManager({ timeout: 3_000 });
       await ensureStream(jsm, opts);
       const js = nc.jetstream();
       const state = await js.views.kv(`${opts.stream}_state`, { history: 1, replicas: opts.replicas });
@@ -216,7 +233,7 @@ export class NatsLog implements Log {
     const start = Math.max(info.state.first_seq, info.state.last_seq - limit + 1);
     let found = false;
     await this.scan(`${this.opts.stream}.p.*`, start, info.state.last_seq, (m) => {
-      if (m.info.timestampNanos / 1e6 < since) return;
+      if (m.time < since) return;
       const e = decodeEntry(m.data);
       if (e.tenant === tenant && e.idempotencyKey === idempotencyKey && e.replay === undefined) found = true;
     });
@@ -346,23 +363,81 @@ export class NatsLog implements Log {
   }
 
   /** Up to `max` records of a partition from sequence `start`, through the partition's ephemeral consumer. */
-  private async fetch(group: string, partition: number, start: number, max: number): Promise<JsMsg[]> {
+  private async fetch(group: string, partition: number, start: number, max: number): Promise<Fetched[]> {
+    // While consumers cannot be made (a server died: the cluster is electing leaders and
+    // placing consumers), read message by message from any replica instead.
+    if (Date.now() < this.directUntil) return this.directRead(partition, start, Math.min(max, DIRECT_BATCH));
     const key = `${group}\u0000${partition}`;
     let cursor = this.cursors.get(key);
-    if (!cursor || cursor.next !== start) {
-      if (cursor) void this.jsm.consumers.delete(this.opts.stream, cursor.name).catch(() => undefined);
-      cursor = { name: await this.createConsumer(this.subject(partition), start), next: start };
-      this.cursors.set(key, cursor);
-    }
-    const out: JsMsg[] = [];
     try {
-      for await (const m of this.js.fetch(this.opts.stream, cursor.name, { batch: max, no_wait: true })) {
-        out.push(m);
-        cursor.next = m.seq + 1;
+      if (!cursor || cursor.next !== start) {
+        if (cursor) this.dropCursorKey(key);
+        cursor = { name: await this.createConsumer(this.subject(partition), start), next: start, delivered: 0 };
+        this.cursors.set(key, cursor);
       }
+      const out = await this.pull(cursor.name, max);
+      // The consumer numbers its deliveries: a gap means some went elsewhere (a pull that
+      // was given up, answered late), and the records in it would be skipped. Never trust
+      // such a consumer: read again from `start` through a new one.
+      for (const m of out) {
+        if (m.delivered !== ++cursor.delivered) {
+          this.dropCursorKey(key);
+          throw new SkippedDelivery('SLUICE_ERR_LOG_UNAVAILABLE', `the consumer of partition ${partition} skipped a delivery; reading again from ${start}`, { retryAfter: 0 });
+        }
+      }
+      if (out.length > 0) cursor.next = out[out.length - 1]!.seq + 1;
+      return out;
     } catch (e: unknown) {
-      this.cursors.delete(key);
-      throw e;
+      if (e instanceof SkippedDelivery) throw e;
+      // A pull that gets no answer went to a consumer on a server that is gone (ephemeral
+      // consumers live on one server), and a consumer that cannot be made waits on an
+      // election. Drop every consumer (their neighbours are likely gone too) and read
+      // directly for a while.
+      for (const c of [...this.cursors.keys()]) this.dropCursorKey(c);
+      this.directUntil = Date.now() + DIRECT_MODE_MS;
+      return this.directRead(partition, start, Math.min(max, DIRECT_BATCH));
+    }
+  }
+
+  /** Up to `max` records of a partition from `start`, one direct get each (any replica answers). */
+  private async directRead(partition: number, start: number, max: number): Promise<Fetched[]> {
+    const out: Fetched[] = [];
+    let seq = start;
+    while (out.length < max) {
+      try {
+        const m = await directApi(this.jsm).getMessage(this.opts.stream, { next_by_subj: this.subject(partition), seq });
+        out.push({ seq: m.seq, data: m.data, time: m.time.getTime() });
+        seq = m.seq + 1;
+      } catch (e: unknown) {
+        if (isNotFound(e)) break;
+        if (out.length > 0) break;
+        throw e;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * One pull of up to `batch` messages that are there now. The client would wait for ever
+   * for the answer of a consumer whose server died: the pull is bounded by a timer.
+   */
+  private async pull(consumer: string, batch: number): Promise<Fetched[]> {
+    const out: Fetched[] = [];
+    const iter = this.js.fetch(this.opts.stream, consumer, { batch, no_wait: true });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      iter.stop();
+    }, PULL_TIMEOUT_MS);
+    try {
+      for await (const m of iter) out.push({ seq: m.seq, data: m.data, time: m.info.timestampNanos / 1e6, delivered: m.info.deliverySequence });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (timedOut) {
+      throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `a pull from the stream ${this.opts.stream} got no answer within ${PULL_TIMEOUT_MS} ms (a NATS server is away?); retrying`, {
+        retryAfter: 1,
+      });
     }
     return out;
   }
@@ -384,7 +459,10 @@ export class NatsLog implements Log {
   }
 
   private dropCursor(group: string, partition: number): void {
-    const key = `${group}\u0000${partition}`;
+    this.dropCursorKey(`${group}\u0000${partition}`);
+  }
+
+  private dropCursorKey(key: string): void {
     const cursor = this.cursors.get(key);
     if (!cursor) return;
     this.cursors.delete(key);
@@ -392,19 +470,14 @@ export class NatsLog implements Log {
   }
 
   /** Calls `visit` for every record of `filter` with sequence in [from, to], through a throwaway consumer. */
-  private async scan(filter: string, from: number, to: number, visit: (m: JsMsg) => void): Promise<void> {
+  private async scan(filter: string, from: number, to: number, visit: (m: Fetched) => void): Promise<void> {
     if (to < from) return;
     const name = await this.createConsumer(filter, from);
     try {
       for (;;) {
-        let got = 0;
-        let done = false;
-        for await (const m of this.js.fetch(this.opts.stream, name, { batch: 1_000, no_wait: true })) {
-          got++;
-          if (m.seq > to) done = true;
-          else visit(m);
-        }
-        if (done || got === 0) return;
+        const msgs = await this.pull(name, 1_000);
+        for (const m of msgs) if (m.seq <= to) visit(m);
+        if (msgs.length === 0 || msgs[msgs.length - 1]!.seq >= to) return;
       }
     } finally {
       await this.jsm.consumers.delete(this.opts.stream, name).catch(() => undefined);
@@ -494,6 +567,9 @@ export class NatsLog implements Log {
   }
 }
 
+/** A consumer delivered to someone else (see fetch): the read is retried from its start. */
+class SkippedDelivery extends SluiceError {}
+
 /** Creates the stream, or checks that an existing one has the same partitions. */
 async function ensureStream(jsm: JetStreamManager, opts: NatsLogOptions): Promise<void> {
   const description = `sluice log; partitions=${opts.partitions}`;
@@ -531,7 +607,7 @@ async function ensureStream(jsm: JetStreamManager, opts: NatsLogOptions): Promis
 
 /** The direct-get API: the client has it on every manager, its typings only on the class. */
 interface DirectGet {
-  getMessage(stream: string, query: { next_by_subj: string; seq: number }): Promise<{ data: Uint8Array }>;
+  getMessage(stream: string, query: { next_by_subj: string; seq: number }): Promise<{ seq: number; data: Uint8Array; time: Date }>;
 }
 
 function directApi(jsm: JetStreamManager): DirectGet {
