@@ -10,6 +10,7 @@ import { queryCommand } from './query.js';
 import { send } from './send.js';
 import { top } from './top.js';
 import { ALL_ROLES, banner, up } from './up.js';
+import { doctor, formatFindings } from './doctor.js';
 
 const USAGE = `sluice: an event pipeline (ingest → log → workers → store → query)
 
@@ -18,6 +19,9 @@ Usage:
             [--log embedded|nats://HOST:4222[,HOST:4222…]] [--store embedded|postgres://USER@HOST/DB[?schema=S]]
       Runs every role in one process; on the embedded default (SQLite log, DuckDB store in the
       data directory) unless --log / --store name NATS JetStream and PostgreSQL.
+  sluice doctor [--log …] [--store …] [--config FILE] [--json]
+      Checks the backends a configuration names and their durability settings (NATS version
+      and sync_interval, stream replicas, PostgreSQL fsync and synchronous_commit); exit 1 on a failure.
   sluice ingest|worker|query --log nats://… --store postgres://… [--port N] [same flags as up]
       One role per process, for scale-out: ingest (the event endpoints, stateless), worker
       (consumers sharing the partitions through leases), query (queries, views, events, DLQ).
@@ -319,6 +323,13 @@ async function main(argv: string[]): Promise<number> {
           '\n',
       );
       return s.rejected > 0 || s.invalidLines > 0 ? 1 : 0;
+    }
+    case 'doctor': {
+      const { values, positionals } = parse(rest, { ...SERVER_FLAGS, json: { type: 'boolean' } });
+      if (positionals.length > 0) usageError(`doctor takes no arguments, got "${positionals.join(' ')}"`);
+      const findings = await doctor(serverConfig(values));
+      process.stdout.write((values.json ? JSON.stringify({ findings }) : formatFindings(findings)) + '\n');
+      return findings.some((f) => f.level === 'fail') ? 1 : 0;
     }
     case 'top': {
       const { values, positionals } = parse(rest, { url: { type: 'string' }, interval: { type: 'string' }, once: { type: 'boolean' } } as const);
