@@ -12,6 +12,7 @@ import { appenderRowsPerSecond } from './duckdb-appender.js';
 import { recovery } from './recovery.js';
 import { queryBench } from './query.js';
 import { spikeBench } from './spike.js';
+import { scaleOutBench } from './scale-out.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
 import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from './proc.js';
 
@@ -32,11 +33,13 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *                 events; ad-hoc group-bys over 10M raw events vs the same SQL written by hand
  *   spike         tenant B's latency and freshness while tenant A sends 10× its quota, vs
  *                 the same run with A at its quota; A's 429s, nothing acknowledged lost, RSS
+ *   scale-out     sluice ingest + 2 workers on NATS JetStream and PostgreSQL vs sluice up
+ *                 embedded, beside the engines' ceilings (JetStream publish, PostgreSQL COPY)
  *   observability ingest with metrics (scraped every second) and tracing (exported over
  *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --only ingest|fsync|backlog|recovery|query|spike, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -47,6 +50,7 @@ const { values } = parseArgs({
     recovery: { type: 'string' },
     'query-events': { type: 'string' },
     'spike-seconds': { type: 'string' },
+    'scale-out-events': { type: 'string' },
     quick: { type: 'boolean' },
     only: { type: 'string' },
     json: { type: 'boolean' },
@@ -57,6 +61,7 @@ const BACKLOG = Number(values.backlog ?? (values.quick ? 500_000 : 5_000_000));
 const RECOVERY = Number(values.recovery ?? (values.quick ? 50_000 : 200_000));
 const QUERY_EVENTS = Number(values['query-events'] ?? (values.quick ? 1_000_000 : 10_000_000));
 const SPIKE_SECONDS = Number(values['spike-seconds'] ?? (values.quick ? 10 : 20));
+const SCALE_OUT_EVENTS = Number(values['scale-out-events'] ?? (values.quick ? 100_000 : 500_000));
 const BATCH = Number(values.batch ?? 500);
 const CONCURRENCY = Number(values.concurrency ?? 16);
 
@@ -230,13 +235,16 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike'].includes(only)) throw new Error('--only takes ingest, fsync, backlog, recovery, query or spike');
+  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out'].includes(only)) {
+    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike or scale-out');
+  }
   const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
   const fs_ = only === undefined || only === 'fsync' ? await fsyncCost(work) : null;
   const bl = only === undefined || only === 'backlog' ? await backlogDrain(work) : null;
   const rc = only === undefined || only === 'recovery' ? await recovery(path.join(work, 'recovery'), RECOVERY, BATCH, CONCURRENCY, say) : null;
   const qb = only === undefined || only === 'query' ? await queryBench(work, QUERY_EVENTS, say) : null;
   const sp = only === undefined || only === 'spike' ? await spikeBench(work, SPIKE_SECONDS, say) : null;
+  const so = only === undefined || only === 'scale-out' ? await scaleOutBench(work, SCALE_OUT_EVENTS, BATCH, CONCURRENCY, say) : null;
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
   const out: string[] = [];
@@ -328,8 +336,27 @@ try {
     `  stored exactly what was acknowledged, every run: ${sp.exact ? 'yes' : 'NO'}; RSS ${mib(Math.min(calm.rssStart, spiky.rssStart))} → max ${mib(calm.rssMax)} (baseline), ${mib(spiky.rssMax)} (spike)`,
     );
   }
+  if (so) {
+    const l = (name: string, r: number, unit: string, base?: number): string =>
+      `  ${name.padEnd(48)}${fmt(r).padStart(10)} ${unit}${base === undefined ? '' : `   ratio ${fmt(r / base, 2)}`}`;
+    out.push(
+    '',
+    `scale-out: ${fmt(so.events)} events, batches of ${BATCH}, ${CONCURRENCY} connections; every figure from this run`,
+    `  engine ceilings`,
+    l('JetStream js.publish(), a round trip each', so.jsPublish, 'msg/s'),
+    l('JetStream pipelined publish (sluice ingest)', so.pipelined, 'msg/s', so.jsPublish),
+    l('PostgreSQL COPY, same shape of rows', so.copy, 'rows/s'),
+    `  embedded (sluice up: SQLite log, DuckDB store)`,
+    l('ingest', so.embedded.ingest.eventsPerSecond, 'ev/s'),
+    l('sent → queryable', so.embedded.e2e, 'ev/s'),
+    `  NATS + PostgreSQL (1 sluice ingest, 2 sluice worker processes)`,
+    l('ingest', so.natsPg.ingest.eventsPerSecond, 'ev/s', so.embedded.ingest.eventsPerSecond),
+    l('sent → stored', so.natsPg.e2e, 'ev/s', so.embedded.e2e),
+    l('  … as a share of the COPY ceiling', so.natsPg.e2e, 'ev/s', so.copy),
+    );
+  }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }
