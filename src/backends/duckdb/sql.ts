@@ -1,6 +1,7 @@
 import type { DuckDBValue } from '@duckdb/node-api';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, LogRecord } from '../../core/types.js';
+import { countsPerMinute } from '../minute-counts.js';
 
 /**
  * The store's SQL, built as pure values (text + parameters) so that it can be tested
@@ -43,18 +44,11 @@ export interface Sql {
 
 /** One upsert adding a batch's events to the per-minute counts (pre-aggregated: one row per key). */
 export function minuteCounts(records: readonly LogRecord[]): Sql {
-  const agg = new Map<string, { tenant: string; type: string; minute: number; n: number }>();
-  for (const r of records) {
-    const minute = Math.floor(r.ts / 60_000) * 60_000;
-    const k = `${r.tenant}\u0000${r.type}\u0000${minute}`;
-    const cur = agg.get(k);
-    if (cur) cur.n++;
-    else agg.set(k, { tenant: r.tenant, type: r.type, minute, n: 1 });
-  }
+  const rows = countsPerMinute(records);
   const params: DuckDBValue[] = [];
-  for (const a of agg.values()) params.push(a.tenant, a.type, a.minute, a.n);
+  for (const a of rows) params.push(a.tenant, a.type, a.minute, a.n);
   return {
-    sql: `INSERT INTO counts_1m (tenant, type, minute, n) VALUES ${Array.from(agg.values(), () => '(?, ?, ?, ?)').join(', ')}
+    sql: `INSERT INTO counts_1m (tenant, type, minute, n) VALUES ${rows.map(() => '(?, ?, ?, ?)').join(', ')}
           ON CONFLICT (tenant, type, minute) DO UPDATE SET n = n + excluded.n`,
     params,
   };

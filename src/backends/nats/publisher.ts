@@ -76,7 +76,6 @@ export class PipelinedPublisher {
         });
         const h = natsHeaders();
         h.set('Nats-Msg-Id', m.msgId);
-        h.set('Nats-Expected-Stream', this.stream);
         try {
           this.nc.publish(m.subject, m.data, { reply: `${this.inbox}.${id}`, headers: h });
         } catch (e: unknown) {

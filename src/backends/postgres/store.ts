@@ -7,6 +7,7 @@ import type { BackfillState, Backfills } from '../../ports/backfill.js';
 import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoredEvent } from '../../ports/store.js';
 import type { Views } from '../../ports/views.js';
 import type { QuerySpec } from '../../query/spec.js';
+import { countsPerMinute } from '../minute-counts.js';
 import { Params, rawQuerySql } from '../sql/compile.js';
 import { classify, migrate, openPool, postgresTarget, unavailable, type Migration } from './database.js';
 import { POSTGRES } from './dialect.js';
@@ -228,15 +229,7 @@ export class PostgresStore implements Store {
          AS x(t, y, k, i, ts, r, p, o, g, pr, c)`,
       [...cols, storedAt],
     );
-    const agg = new Map<string, { tenant: string; type: string; minute: number; n: number }>();
-    for (const r of records) {
-      const minute = Math.floor(r.ts / 60_000) * 60_000;
-      const k = `${r.tenant}\u0000${r.type}\u0000${minute}`;
-      const a = agg.get(k);
-      if (a) a.n++;
-      else agg.set(k, { tenant: r.tenant, type: r.type, minute, n: 1 });
-    }
-    const rows = [...agg.values()];
+    const rows = countsPerMinute(records);
     await client.query(
       `INSERT INTO counts_1m (tenant, type, minute, n) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
        ON CONFLICT (tenant, type, minute) DO UPDATE SET n = counts_1m.n + excluded.n`,
