@@ -8,6 +8,7 @@ import { connect, headers } from 'nats';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { PipelinedPublisher } from '../src/backends/nats/publisher.js';
+import { namesOf } from '../src/backends/nats/stream.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
 import { CLI, freePort, keysFrom, spawnServer, startSluice, type Child } from './proc.js';
 
@@ -93,7 +94,7 @@ export async function scaleOutBench(work: string, events: number, batch: number,
     }
     return { events, jsPublish, pipelined, copy, natsPg, embedded };
   } finally {
-    for (const name of [`${stream}_js`, `${stream}_pp`, stream, `KV_${stream}_state`, `KV_${stream}_tallies`]) await jsm.streams.delete(name).catch(() => undefined);
+    for (const name of [`${stream}_js`, `${stream}_pp`, ...namesOf(stream).streams]) await jsm.streams.delete(name).catch(() => undefined);
     await nc.close();
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
     await admin.end();

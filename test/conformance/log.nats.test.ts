@@ -1,6 +1,7 @@
 import { afterAll } from 'vitest';
 import { connect } from 'nats';
 import { NatsLog } from '../../src/backends/nats/log.js';
+import { namesOf } from '../../src/backends/nats/stream.js';
 import { NATS_URL, natsAvailable, uniqueName } from '../helpers/services.js';
 import { logConformance } from './log-suite.js';
 
@@ -37,7 +38,7 @@ if (await natsAvailable()) {
     const nc = await connect({ servers: NATS_URL });
     const jsm = await nc.jetstreamManager();
     for (const s of streams) {
-      for (const name of [s, `KV_${s}_state`, `KV_${s}_tallies`]) await jsm.streams.delete(name).catch(() => undefined);
+      for (const name of namesOf(s).streams) await jsm.streams.delete(name).catch(() => undefined);
     }
     await nc.close();
   });

@@ -1,23 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
-import {
-  AckPolicy,
-  connect,
-  DeliverPolicy,
-  DiscardPolicy,
-  nanos,
-  RetentionPolicy,
-  StorageType,
-  type JetStreamClient,
-  type JetStreamManager,
-  type KV,
-  type NatsConnection,
-} from 'nats';
+import { connect, type JetStreamManager, type KV, type NatsConnection } from 'nats';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
-import { replayDedupeKey } from '../../core/hash.js';
-import type { AppendOutcome, Fault, LogEntry, LogRecord, Origin, Receipt, Tally } from '../../core/types.js';
+import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
 import type { Lease, Log, LogCapabilities, PartitionPosition } from '../../ports/log.js';
 import { deliveryWindow, type DeliveryMarker } from '../delivery.js';
 import { PipelinedPublisher } from './publisher.js';
+import { StreamReader } from './reader.js';
+import { decodeEntry, encodeEntry, msgIdOf } from './records.js';
+import { ensureStream, namesOf, subjectOf } from './stream.js';
 
 export interface NatsLogOptions {
   /** NATS servers, `host:port` or `nats://host:port`. */
@@ -53,31 +42,9 @@ interface PartitionState {
   delivery: DeliveryMarker | null;
 }
 
-interface Cursor {
-  name: string;
-  /** Stream sequence the consumer delivers next (after the last one it delivered). */
-  next: number;
-  /** The consumer's own count of deliveries so far: each message delivered to us is the next one. */
-  delivered: number;
-}
-
 const EMPTY: PartitionState = { owner: null, token: null, expiresAt: 0, committed: 0, delivery: null };
 const TALLY_TTL_MS = 86_400_000;
 const CAS_RETRIES = 20;
-const PULL_TIMEOUT_MS = 3_000;
-/** After a consumer failure: how long reads go direct, and how many records one such read takes. */
-const DIRECT_MODE_MS = 10_000;
-const DIRECT_BATCH = 200;
-
-/** A record as read: its stream sequence and its bytes. */
-interface Fetched {
-  seq: number;
-  data: Uint8Array;
-  /** The consumer's delivery number (pulls only). */
-  delivered?: number;
-  /** When the server stored it (epoch ms). */
-  time: number;
-}
 
 /**
  * The Log on NATS JetStream.
@@ -101,21 +68,19 @@ export class NatsLog implements Log {
   readonly name = 'nats';
   readonly capabilities: LogCapabilities;
   private readonly now: () => number;
-  private readonly cursors = new Map<string, Cursor>();
   /** Partition entries as this process last saw them (see getState). */
   private readonly known = new Map<string, { s: PartitionState; revision: number }>();
   private readonly tallyBuffer = new Map<string, Tally>();
   private tallyTimer: NodeJS.Timeout | null = null;
   private closed = false;
-  private inFlight = new Map<number, number>();
+  private readonly inFlight = new Map<number, number>();
   private nextAppend = 1;
-  private directUntil = 0;
 
   private constructor(
     private readonly opts: NatsLogOptions,
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
-    private readonly js: JetStreamClient,
+    private readonly reader: StreamReader,
     private readonly state: KV,
     private readonly talliesKv: KV,
     private readonly publisher: PipelinedPublisher,
@@ -132,26 +97,23 @@ export class NatsLog implements Log {
     try {
       nc = await connect({ servers: opts.servers, name: `sluice ${process.pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
     } catch (e: unknown) {
-      throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `cannot reach NATS at ${opts.servers.join(',')}: ${coerceError(e).message}. Start it (see the README: "Running on NATS and PostgreSQL") or fix --log.`, {
+      throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `cannot reach NATS at ${opts.servers.join(',')}: ${coerceError(e).message}. Start it (see the README: "Scaling out: NATS JetStream and PostgreSQL") or fix --log.`, {
         retryAfter: 5,
       });
     }
     try {
-      // API calls give up after 3 s (not 5): a worker then reads directly (see fetch).
+      // API calls give up after 3 s (not 5): a worker then reads directly (see reader.ts).
       const jsm = await nc.jetstreamManager({ timeout: 3_000 });
       await ensureStream(jsm, opts);
       const js = nc.jetstream();
-      const state = await js.views.kv(`${opts.stream}_state`, { history: 1, replicas: opts.replicas });
-      const tallies = await js.views.kv(`${opts.stream}_tallies`, { history: 1, replicas: opts.replicas, ttl: TALLY_TTL_MS });
-      return new NatsLog(opts, nc, jsm, js, state, tallies, new PipelinedPublisher(nc, opts.stream));
+      const names = namesOf(opts.stream);
+      const state = await js.views.kv(names.stateBucket, { history: 1, replicas: opts.replicas });
+      const tallies = await js.views.kv(names.talliesBucket, { history: 1, replicas: opts.replicas, ttl: TALLY_TTL_MS });
+      return new NatsLog(opts, nc, jsm, new StreamReader(jsm, js, opts.stream), state, tallies, new PipelinedPublisher(nc, opts.stream));
     } catch (e: unknown) {
       await nc.close().catch(() => undefined);
       throw e;
     }
-  }
-
-  private subject(partition: number): string {
-    return `${this.opts.stream}.p.${partition}`;
   }
 
   // ---- append ---------------------------------------------------------------------------
@@ -164,7 +126,7 @@ export class NatsLog implements Log {
     if (entries.length > 0) this.inFlight.set(id, oldest);
     try {
       const acks = await this.publisher.publishAll(
-        entries.map((e) => ({ subject: this.subject(e.partition), data: encodeEntry(e), msgId: msgIdOf(e) })),
+        entries.map((e) => ({ subject: subjectOf(this.opts.stream, e.partition), data: encodeEntry(e), msgId: msgIdOf(e) })),
         this.opts.publishTimeoutMs ?? 10_000,
       );
       let duplicates = 0;
@@ -234,7 +196,7 @@ export class NatsLog implements Log {
     const since = Date.now() - this.opts.duplicateWindowMs;
     const start = Math.max(info.state.first_seq, info.state.last_seq - limit + 1);
     let found = false;
-    await this.scan(`${this.opts.stream}.p.*`, start, info.state.last_seq, (m) => {
+    await this.reader.scan('*', start, info.state.last_seq, (m) => {
       if (m.time < since) return;
       const e = decodeEntry(m.data);
       if (e.tenant === tenant && e.idempotencyKey === idempotencyKey && e.replay === undefined) found = true;
@@ -271,15 +233,10 @@ export class NatsLog implements Log {
   /** Writes a new state if the entry is still at `revision`; the new revision, or null when someone wrote first. */
   private async put(group: string, partition: number, s: PartitionState, revision: number): Promise<number | null> {
     const key = this.stateKey(group, partition);
-    try {
-      const next = revision === 0 ? await this.state.create(key, JSON.stringify(s)) : await this.state.update(key, JSON.stringify(s), revision);
-      this.known.set(key, { s, revision: next });
-      return next;
-    } catch (e: unknown) {
-      this.known.delete(key);
-      if (/wrong last sequence|key exists/i.test(coerceError(e).message)) return null;
-      throw e;
-    }
+    this.known.delete(key);
+    const next = await writeAt(this.state, key, JSON.stringify(s), revision);
+    if (next !== null) this.known.set(key, { s, revision: next });
+    return next;
   }
 
   async acquire(group: string, partition: number, owner: string, ttlMs: number): Promise<Lease | null> {
@@ -289,7 +246,7 @@ export class NatsLog implements Log {
       if (s.owner !== null && s.owner !== owner && s.expiresAt > now) return null;
       const token = await this.put(group, partition, { ...s, owner, token: null, expiresAt: now + ttlMs }, revision);
       if (token !== null) {
-        this.dropCursor(group, partition);
+        this.reader.drop(readerKey(group, partition));
         return { group, partition, owner, token, expiresAt: now + ttlMs };
       }
     }
@@ -320,7 +277,7 @@ export class NatsLog implements Log {
     } catch {
       // The lease expires by itself.
     }
-    this.dropCursor(lease.group, lease.partition);
+    this.reader.drop(readerKey(lease.group, lease.partition));
   }
 
   // KV key listings are not read-your-writes in this client: a group's members share one
@@ -354,7 +311,7 @@ export class NatsLog implements Log {
       if (!this.holds(lease, s, revision)) throw new FencedError(`lease on partition ${lease.partition} was lost (token ${lease.token})`);
       const start = s.committed + 1;
       const w = deliveryWindow(s.delivery, start, max);
-      const msgs = (await this.fetch(lease.group, lease.partition, start, w.win)).filter((m) => w.to === null || m.seq <= w.to);
+      const msgs = (await this.reader.read(readerKey(lease.group, lease.partition), lease.partition, start, w.win)).filter((m) => w.to === null || m.seq <= w.to);
       if (msgs.length === 0) return [];
       const delivery: DeliveryMarker = { from: start, to: w.to ?? msgs[msgs.length - 1]!.seq, win: msgs.length, attempts: w.attempts };
       // The delivery is persisted before the records are returned: a record that crashes
@@ -377,156 +334,16 @@ export class NatsLog implements Log {
     }
   }
 
-  /** Up to `max` records of a partition from sequence `start`, through the partition's ephemeral consumer. */
-  private async fetch(group: string, partition: number, start: number, max: number): Promise<Fetched[]> {
-    // While consumers cannot be made (a server died: the cluster is electing leaders and
-    // placing consumers), read message by message from any replica instead.
-    if (Date.now() < this.directUntil) return this.directRead(partition, start, Math.min(max, DIRECT_BATCH));
-    const key = `${group}\u0000${partition}`;
-    let cursor = this.cursors.get(key);
-    try {
-      if (!cursor || cursor.next !== start) {
-        if (cursor) this.dropCursorKey(key);
-        cursor = { name: await this.createConsumer(this.subject(partition), start), next: start, delivered: 0 };
-        this.cursors.set(key, cursor);
-      }
-      const out = await this.pull(cursor.name, max);
-      // The consumer numbers its deliveries: a gap means some went elsewhere (a pull that
-      // was given up, answered late), and the records in it would be skipped. Never trust
-      // such a consumer: read again from `start` through a new one.
-      for (const m of out) {
-        if (m.delivered !== ++cursor.delivered) {
-          this.dropCursorKey(key);
-          throw new SkippedDelivery('SLUICE_ERR_LOG_UNAVAILABLE', `the consumer of partition ${partition} skipped a delivery; reading again from ${start}`, { retryAfter: 0 });
-        }
-      }
-      if (out.length > 0) cursor.next = out[out.length - 1]!.seq + 1;
-      return out;
-    } catch (e: unknown) {
-      if (e instanceof SkippedDelivery) throw e;
-      // A pull that gets no answer went to a consumer on a server that is gone (ephemeral
-      // consumers live on one server), and a consumer that cannot be made waits on an
-      // election. Drop every consumer (their neighbours are likely gone too) and read
-      // directly for a while.
-      for (const c of [...this.cursors.keys()]) this.dropCursorKey(c);
-      this.directUntil = Date.now() + DIRECT_MODE_MS;
-      return this.directRead(partition, start, Math.min(max, DIRECT_BATCH));
-    }
-  }
-
-  /** Up to `max` records of a partition from `start`, one direct get each (any replica answers). */
-  private async directRead(partition: number, start: number, max: number): Promise<Fetched[]> {
-    const out: Fetched[] = [];
-    let seq = start;
-    while (out.length < max) {
-      try {
-        const m = await directApi(this.jsm).getMessage(this.opts.stream, { next_by_subj: this.subject(partition), seq });
-        out.push({ seq: m.seq, data: m.data, time: m.time.getTime() });
-        seq = m.seq + 1;
-      } catch (e: unknown) {
-        if (isNotFound(e)) break;
-        if (out.length > 0) break;
-        throw e;
-      }
-    }
-    return out;
-  }
-
-  /**
-   * One pull of up to `batch` messages that are there now. The client would wait for ever
-   * for the answer of a consumer whose server died: the pull is bounded by a timer.
-   */
-  private async pull(consumer: string, batch: number): Promise<Fetched[]> {
-    const out: Fetched[] = [];
-    const iter = this.js.fetch(this.opts.stream, consumer, { batch, no_wait: true });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      iter.stop();
-    }, PULL_TIMEOUT_MS);
-    try {
-      for await (const m of iter) out.push({ seq: m.seq, data: m.data, time: m.info.timestampNanos / 1e6, delivered: m.info.deliverySequence });
-    } finally {
-      clearTimeout(timer);
-    }
-    if (timedOut) {
-      throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `a pull from the stream ${this.opts.stream} got no answer within ${PULL_TIMEOUT_MS} ms (a NATS server is away?); retrying`, {
-        retryAfter: 1,
-      });
-    }
-    return out;
-  }
-
-  private async createConsumer(filter: string, start: number): Promise<string> {
-    const name = `sluice_${randomBytes(8).toString('hex')}`;
-    await this.jsm.consumers.add(this.opts.stream, {
-      name,
-      filter_subject: filter,
-      ack_policy: AckPolicy.None,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: Math.max(1, start),
-      // Forgotten by the server if this process goes away: nothing leaks.
-      inactive_threshold: nanos(120_000),
-      mem_storage: true,
-      num_replicas: 1,
-    });
-    return name;
-  }
-
-  private dropCursor(group: string, partition: number): void {
-    this.dropCursorKey(`${group}\u0000${partition}`);
-  }
-
-  private dropCursorKey(key: string): void {
-    const cursor = this.cursors.get(key);
-    if (!cursor) return;
-    this.cursors.delete(key);
-    void this.jsm.consumers.delete(this.opts.stream, cursor.name).catch(() => undefined);
-  }
-
-  /** Calls `visit` for every record of `filter` with sequence in [from, to], through a throwaway consumer. */
-  private async scan(filter: string, from: number, to: number, visit: (m: Fetched) => void): Promise<void> {
-    if (to < from) return;
-    const name = await this.createConsumer(filter, from);
-    try {
-      for (;;) {
-        const msgs = await this.pull(name, 1_000);
-        for (const m of msgs) if (m.seq <= to) visit(m);
-        if (msgs.length === 0 || msgs[msgs.length - 1]!.seq >= to) return;
-      }
-    } finally {
-      await this.jsm.consumers.delete(this.opts.stream, name).catch(() => undefined);
-    }
-  }
-
   // ---- positions, watermark, health -------------------------------------------------------
-
-  private async head(partition: number): Promise<number> {
-    try {
-      return (await this.jsm.streams.getMessage(this.opts.stream, { last_by_subj: this.subject(partition) })).seq;
-    } catch (e: unknown) {
-      if (isNotFound(e)) return 0;
-      throw e;
-    }
-  }
-
-  /** The first record of a partition after sequence `after`, or null. */
-  private async firstAfter(partition: number, after: number): Promise<Omit<LogEntry, 'partition'> | null> {
-    try {
-      return decodeEntry((await directApi(this.jsm).getMessage(this.opts.stream, { next_by_subj: this.subject(partition), seq: after + 1 })).data);
-    } catch (e: unknown) {
-      if (isNotFound(e)) return null;
-      throw e;
-    }
-  }
 
   async positions(group: string): Promise<PartitionPosition[]> {
     const now = this.now();
     return Promise.all(
       Array.from({ length: this.opts.partitions }, async (_, partition) => {
-        const [head, { s }] = await Promise.all([this.head(partition), this.getState(group, partition)]);
+        const [head, { s }] = await Promise.all([this.reader.head(partition), this.getState(group, partition)]);
         const committed = s.committed;
-        const oldest = head > committed ? ((await this.firstAfter(partition, committed))?.receivedAt ?? null) : null;
+        const first = head > committed ? await this.reader.firstAfter(partition, committed) : null;
+        const oldest = first ? decodeEntry(first.data).receivedAt : null;
         return { partition, head, committed, oldestUnackedAt: oldest, owner: s.expiresAt > now ? s.owner : null };
       }),
     );
@@ -535,8 +352,8 @@ export class NatsLog implements Log {
   async backlogByTenant(group: string): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     for (let p = 0; p < this.opts.partitions; p++) {
-      const [head, { s }] = await Promise.all([this.head(p), this.getState(group, p)]);
-      await this.scan(this.subject(p), s.committed + 1, head, (m) => {
+      const [head, { s }] = await Promise.all([this.reader.head(p), this.getState(group, p)]);
+      await this.reader.scan(p, s.committed + 1, head, (m) => {
         const tenant = decodeEntry(m.data).tenant;
         out.set(tenant, (out.get(tenant) ?? 0) + 1);
       });
@@ -547,8 +364,11 @@ export class NatsLog implements Log {
   async oldestUnapplied(applied: ReadonlyMap<number, number>): Promise<number | null> {
     let oldest: number | null = null;
     for (const at of this.inFlight.values()) if (oldest === null || at < oldest) oldest = at;
-    const firsts = await Promise.all(Array.from({ length: this.opts.partitions }, (_, p) => this.firstAfter(p, applied.get(p) ?? 0)));
-    for (const e of firsts) if (e && (oldest === null || e.receivedAt < oldest)) oldest = e.receivedAt;
+    const firsts = await Promise.all(Array.from({ length: this.opts.partitions }, (_, p) => this.reader.firstAfter(p, applied.get(p) ?? 0)));
+    for (const m of firsts) {
+      const at = m ? decodeEntry(m.data).receivedAt : null;
+      if (at !== null && (oldest === null || at < oldest)) oldest = at;
+    }
     return oldest;
   }
 
@@ -572,8 +392,7 @@ export class NatsLog implements Log {
       const deadline = Date.now() + (this.opts.publishTimeoutMs ?? 10_000);
       while (this.publisher.pending > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       await this.flushTallies();
-      await Promise.all([...this.cursors.values()].map((c) => this.jsm.consumers.delete(this.opts.stream, c.name).catch(() => undefined)));
-      this.cursors.clear();
+      await this.reader.close();
       this.publisher.close();
       await this.nc.drain();
     } catch {
@@ -582,72 +401,26 @@ export class NatsLog implements Log {
   }
 }
 
-/** A consumer delivered to someone else (see fetch): the read is retried from its start. */
-class SkippedDelivery extends SluiceError {}
-
-/** Creates the stream, or checks that an existing one has the same partitions. */
-async function ensureStream(jsm: JetStreamManager, opts: NatsLogOptions): Promise<void> {
-  const description = `sluice log; partitions=${opts.partitions}`;
-  const config = {
-    name: opts.stream,
-    subjects: [`${opts.stream}.p.*`],
-    description,
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-    discard: DiscardPolicy.Old,
-    num_replicas: opts.replicas,
-    duplicate_window: nanos(opts.duplicateWindowMs),
-    max_age: opts.retentionMs > 0 ? nanos(Math.max(opts.retentionMs, opts.duplicateWindowMs)) : 0,
-    allow_direct: true,
-  };
-  let existing;
-  try {
-    existing = await jsm.streams.info(opts.stream);
-  } catch (e: unknown) {
-    if (!isNotFound(e)) throw e;
-    await jsm.streams.add(config);
-    return;
-  }
-  const had = /partitions=(\d+)/.exec(existing.config.description ?? '')?.[1];
-  if (had !== undefined && Number(had) !== opts.partitions) {
-    throw new SluiceError(
-      'SLUICE_ERR_CONFIG',
-      `the stream ${opts.stream} was created with ${had} partitions, and the configuration says ${opts.partitions}: records would land in other partitions. Set partitions back to ${had}, or use another stream name.`,
-    );
-  }
-  if (existing.config.duplicate_window !== config.duplicate_window || existing.config.max_age !== config.max_age) {
-    await jsm.streams.update(opts.stream, { ...existing.config, duplicate_window: config.duplicate_window, max_age: config.max_age, allow_direct: true });
-  }
-}
-
-/** The direct-get API: the client has it on every manager, its typings only on the class. */
-interface DirectGet {
-  getMessage(stream: string, query: { next_by_subj: string; seq: number }): Promise<{ seq: number; data: Uint8Array; time: Date }>;
-}
-
-function directApi(jsm: JetStreamManager): DirectGet {
-  return (jsm as JetStreamManager & { direct: DirectGet }).direct;
-}
-
-function isNotFound(e: unknown): boolean {
-  const err = e as { code?: unknown; api_error?: { code?: number }; message?: string };
-  return err?.code === '404' || err?.code === 404 || err?.api_error?.code === 404 || /not found/i.test(err?.message ?? '');
-}
-
 async function casUpdate<T>(kv: KV, key: string, change: (prev: T | null) => T): Promise<void> {
   for (let i = 0; i < CAS_RETRIES; i++) {
     const e = await kv.get(key);
     const prev = e && e.operation === 'PUT' ? e.json<T>() : null;
-    const data = JSON.stringify(change(prev));
-    try {
-      if (e) await kv.update(key, data, e.revision);
-      else await kv.create(key, data);
-      return;
-    } catch (err: unknown) {
-      if (!/wrong last sequence|key exists/i.test(coerceError(err).message)) throw err;
-    }
+    if ((await writeAt(kv, key, JSON.stringify(change(prev)), e?.revision ?? 0)) !== null) return;
   }
   throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `too much contention on ${key}`, { retryAfter: 1 });
+}
+
+/**
+ * Writes `key` if it is still at `revision` (0: if it does not exist): the new revision, or
+ * null when someone wrote first. Other failures throw.
+ */
+async function writeAt(kv: KV, key: string, data: string, revision: number): Promise<number | null> {
+  try {
+    return revision === 0 ? await kv.create(key, data) : await kv.update(key, data, revision);
+  } catch (e: unknown) {
+    if (/wrong last sequence|key exists/i.test(coerceError(e).message)) return null;
+    throw e;
+  }
 }
 
 /** KV keys allow a small alphabet: names go in as hex. */
@@ -655,52 +428,7 @@ function hexOf(s: string): string {
   return Buffer.from(s, 'utf8').toString('hex');
 }
 
-/** The dedupe id of an entry: what makes two appends the same event (tenant, key, replay generation). */
-function msgIdOf(e: LogEntry): string {
-  const key = e.replay === undefined ? e.idempotencyKey : replayDedupeKey(e.idempotencyKey, e.replay);
-  return createHash('sha256').update(e.tenant).update('\u0000').update(key).digest('base64url');
-}
-
-/** The wire form of a record: JSON with short names; properties and context stay the producer's text. */
-interface WireEntry {
-  t: string;
-  y: string;
-  k: string;
-  i: string;
-  ts: number;
-  r: number;
-  o: Origin;
-  p: string;
-  c: string;
-  tr?: string;
-  f?: Fault;
-  g?: number;
-}
-
-const encoder = new TextEncoder();
-
-function encodeEntry(e: LogEntry): Uint8Array {
-  const w: WireEntry = { t: e.tenant, y: e.type, k: e.key, i: e.idempotencyKey, ts: e.ts, r: e.receivedAt, o: e.origin, p: e.properties, c: e.context };
-  if (e.trace !== undefined) w.tr = e.trace;
-  if (e.fault !== undefined) w.f = e.fault;
-  if (e.replay !== undefined) w.g = e.replay;
-  return encoder.encode(JSON.stringify(w));
-}
-
-function decodeEntry(data: Uint8Array): Omit<LogEntry, 'partition'> {
-  const w = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as WireEntry;
-  return {
-    tenant: w.t,
-    type: w.y,
-    key: w.k,
-    idempotencyKey: w.i,
-    ts: w.ts,
-    receivedAt: w.r,
-    origin: w.o,
-    properties: w.p,
-    context: w.c,
-    ...(w.tr === undefined ? {} : { trace: w.tr }),
-    ...(w.f === undefined ? {} : { fault: w.f }),
-    ...(w.g === undefined ? {} : { replay: w.g }),
-  };
+/** The key of a (group, partition)'s consumer in the reader. */
+function readerKey(group: string, partition: number): string {
+  return `${group}\u0000${partition}`;
 }
