@@ -1,28 +1,16 @@
 import type { Config } from '../config/schema.js';
-import { SluiceError } from '../core/errors.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';
 import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from './embedded.js';
+import { kindOf } from './kinds.js';
 import { NatsLog } from './nats/log.js';
 import { PostgresStore } from './postgres/store.js';
 
 /**
- * Which backend serves each port, from the configuration's URLs: `embedded` (the files in
- * the data directory), `nats://…` for the log, `postgres://…` for the store. The only place
- * that maps a URL to a backend.
+ * The backend of each port, from the configuration's URLs (see kinds.ts): the only place that
+ * opens one.
  */
-
-export type BackendKind = 'embedded' | 'nats' | 'postgres';
-
-export function kindOf(url: string, port: 'log' | 'store' | 'catalog'): BackendKind {
-  if (url === 'embedded') return 'embedded';
-  const scheme = url.split(':', 1)[0]!.toLowerCase();
-  if (port === 'log' && (scheme === 'nats' || scheme === 'tls')) return 'nats';
-  if (port === 'store' && (scheme === 'postgres' || scheme === 'postgresql')) return 'postgres';
-  const expected = { log: 'embedded or nats://host:4222[,host2:4222]', store: 'embedded or postgres://user@host:5432/db', catalog: 'embedded' }[port];
-  throw new SluiceError('SLUICE_ERR_CONFIG', `--${port} ${JSON.stringify(url)} is not a backend sluice knows; expected ${expected}`);
-}
 
 /**
  * Whether this process needs the data directory to itself: the embedded log and store have
@@ -30,7 +18,6 @@ export function kindOf(url: string, port: 'log' | 'store' | 'catalog'): BackendK
  * processes of one machine), so role processes can share it.
  */
 export function ownsDataDir(config: Readonly<Config>): boolean {
-  kindOf(config.catalog.url, 'catalog');
   return kindOf(config.log.url, 'log') === 'embedded' || kindOf(config.store.url, 'store') === 'embedded';
 }
 
@@ -58,6 +45,5 @@ export function openStore(config: Readonly<Config>): Store {
 }
 
 export function openCatalog(config: Readonly<Config>): Catalog {
-  kindOf(config.catalog.url, 'catalog');
   return openEmbeddedCatalog(config);
 }

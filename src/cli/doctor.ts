@@ -1,6 +1,8 @@
 import { connect } from 'nats';
 import pg from 'pg';
-import { natsServers, kindOf } from '../backends/registry.js';
+import { kindOf } from '../backends/kinds.js';
+import { natsServers } from '../backends/registry.js';
+import { partitionsOf } from '../backends/nats/stream.js';
 import { postgresTarget } from '../backends/postgres/database.js';
 import type { Config } from '../config/schema.js';
 import { coerceError } from '../core/errors.js';
@@ -24,7 +26,6 @@ export async function doctor(config: Readonly<Config>): Promise<Finding[]> {
   else out.push({ level: 'ok', what: 'log', detail: `embedded SQLite in ${config.dataDir} (fsync: ${config.log.fsync})` });
   if (kindOf(config.store.url, 'store') === 'postgres') out.push(...(await checkPostgres(config.store.url, 'store')));
   else out.push({ level: 'ok', what: 'store', detail: `embedded DuckDB in ${config.dataDir}` });
-  kindOf(config.catalog.url, 'catalog');
   out.push({ level: 'ok', what: 'catalog', detail: `embedded SQLite in ${config.dataDir} (role processes of one machine share it)` });
   return out;
 }
@@ -64,8 +65,8 @@ async function checkNats(config: Readonly<Config>): Promise<Finding[]> {
           ? { level: 'ok', what: 'stream', detail: `${config.log.stream}: ${replicas} replicas, ${info.state.messages} records` }
           : { level: 'warn', what: 'stream', detail: `${config.log.stream} has ${replicas} replica(s): one server lost loses its records. Production runs 3 (log.replicas: 3 on a 3-node cluster).` },
       );
-      const partitions = /partitions=(\d+)/.exec(info.config.description ?? '')?.[1];
-      if (partitions !== undefined && Number(partitions) !== config.partitions) {
+      const partitions = partitionsOf(info.config.description);
+      if (partitions !== null && partitions !== config.partitions) {
         out.push({ level: 'fail', what: 'stream', detail: `${config.log.stream} was created with ${partitions} partitions; the configuration says ${config.partitions}` });
       }
     } catch {

@@ -35,13 +35,15 @@ export const ALL_ROLES: readonly Role[] = ['ingest', 'worker', 'query'];
  */
 export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_ROLES): Promise<Running> {
   const all = ALL_ROLES.every((r) => roles.includes(r));
-  if (!all && (config.log.url === 'embedded' || config.store.url === 'embedded')) {
+  // The embedded log and store have one writer: the process that holds the data directory.
+  const ownsDir = ownsDataDir(config);
+  if (!all && ownsDir) {
     throw new SluiceError(
       'SLUICE_ERR_CONFIG',
       `sluice ${roles.join(', ')} runs beside other processes and needs a shared log and store: --log nats://host:4222 --store postgres://user@host:5432/db (on one machine with the embedded files, run sluice up)`,
     );
   }
-  const unlock = ownsDataDir(config) ? lockDataDir(config.dataDir) : () => undefined;
+  const unlock = ownsDir ? lockDataDir(config.dataDir) : () => undefined;
   const logger = createLogger(config.logLevel);
   const tracing = await startTracing(config, 'http');
   // The store thread hosts the store (queries, status) and, in a worker, the consumers.

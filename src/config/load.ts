@@ -1,3 +1,4 @@
+import { kindOf } from '../backends/kinds.js';
 import { parseView } from '../query/spec.js';
 import { Ajv } from 'ajv';
 import fs from 'node:fs';
@@ -108,7 +109,15 @@ export function loadConfig(options: LoadOptions = {}): Readonly<Config> {
     throw new SluiceError('SLUICE_ERR_CONFIG', message, { field });
   }
   checkViews((merged as unknown as Config).views);
+  checkBackends(merged as unknown as Config);
   return deepFreeze(merged as unknown as Config);
+}
+
+/** The backends' URLs name backends sluice has, for the port they are given to. */
+function checkBackends(config: Config): void {
+  kindOf(config.log.url, 'log');
+  kindOf(config.store.url, 'store');
+  kindOf(config.catalog.url, 'catalog');
 }
 
 /** Views are checked by the same parser as `PUT /v1/views/:name`; the message names the view and its key. */

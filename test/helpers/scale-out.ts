@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { connect } from 'nats';
 import pg from 'pg';
+import { namesOf } from '../../src/backends/nats/stream.js';
 import { CLI, freePort, startServer, type ServerProcess } from './server.js';
 import { NATS_URL, POSTGRES_URL, uniqueName } from './services.js';
 import { tmpDir } from './tmp.js';
@@ -70,7 +71,7 @@ export async function deploy(options: { partitions?: number; natsUrl?: string; p
       if (natsUrl === NATS_URL) {
         const nc = await connect({ servers: NATS_URL });
         const jsm = await nc.jetstreamManager();
-        for (const name of [stream, `KV_${stream}_state`, `KV_${stream}_tallies`]) await jsm.streams.delete(name).catch(() => undefined);
+        for (const name of namesOf(stream).streams) await jsm.streams.delete(name).catch(() => undefined);
         await nc.close();
       }
       const client = new pg.Client({ connectionString: POSTGRES_URL });
@@ -125,20 +126,22 @@ export async function sendAll(
       for (let attempt = 0; ; attempt++) {
         const urls = ingest();
         const url = urls[turn++ % urls.length]!;
+        let answer: { accepted: number; duplicates: number } | null = null;
+        let refused: string | null = null;
         try {
           const r = await fetch(`${url}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${writeKey}`, 'content-type': 'application/json' }, body });
-          if (r.ok) {
-            const a = (await r.json()) as { accepted: number; duplicates: number };
-            accepted += a.accepted;
-            duplicates += a.duplicates;
-            break;
-          }
-          // A refusal of the request itself is a bug in the test or the server: fail loudly.
-          if (r.status >= 400 && r.status < 500 && r.status !== 429) throw new Error(`ingest answered ${r.status}: ${await r.text()}`);
-          await r.body?.cancel();
-        } catch (e: unknown) {
-          if (e instanceof Error && e.message.startsWith('ingest answered')) throw e;
+          if (r.ok) answer = (await r.json()) as { accepted: number; duplicates: number };
+          else if (r.status >= 400 && r.status < 500 && r.status !== 429) refused = `${r.status}: ${await r.text()}`;
+          else await r.body?.cancel();
+        } catch {
           // Connection refused or reset (a process restarting): try again.
+        }
+        // A refusal of the request itself is a bug in the test or the server: fail loudly.
+        if (refused !== null) throw new Error(`ingest answered ${refused}`);
+        if (answer) {
+          accepted += answer.accepted;
+          duplicates += answer.duplicates;
+          break;
         }
         retries++;
         await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * 2 ** attempt)));

@@ -21,5 +21,10 @@ describe('config', () => {
     expect(() => loadConfig({ env: {}, file: '/nonexistent/sluice.json' })).toThrow(/cannot read the config file/);
     expect(() => loadConfig({ env: {}, flags: { views: [{ name: 'v', measures: ['sum:a b'] }] } })).toThrow(/views\[0\] \("v"\): "properties.a b" is not a field/);
     expect(() => loadConfig({ env: {}, flags: { views: [{ name: 'v' }, { name: 'v' }] } })).toThrow(/declared twice/);
+    // A backend URL is checked at load, for the port it is given to.
+    expect(() => loadConfig({ env: { SLUICE_STORE_URL: 'mysql://db/x' } })).toThrow(/--store "mysql:\/\/db\/x" is not a backend sluice knows/);
+    expect(() => loadConfig({ env: {}, flags: { log: { url: 'postgres://db/x' } } })).toThrow(/--log .* expected embedded or nats:/);
+    expect(() => loadConfig({ env: {}, flags: { catalog: { url: 'postgres://db/x' } } })).toThrow(/--catalog .* expected embedded/);
+    expect(loadConfig({ env: { SLUICE_LOG_URL: 'nats://a:4222,b:4222', SLUICE_STORE_URL: 'postgres://u@h/db' } }).store.url).toBe('postgres://u@h/db');
   });
 });
