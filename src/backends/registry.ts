@@ -5,6 +5,7 @@ import type { Store } from '../ports/store.js';
 import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from './embedded.js';
 import { kindOf } from './kinds.js';
 import { NatsLog } from './nats/log.js';
+import { PostgresCatalog } from './postgres/catalog.js';
 import { PostgresStore } from './postgres/store.js';
 
 /**
@@ -44,6 +45,15 @@ export function openStore(config: Readonly<Config>): Store {
   return new PostgresStore({ url: config.store.url, queryTimeoutMs: config.query.timeoutMs });
 }
 
-export function openCatalog(config: Readonly<Config>): Catalog {
-  return openEmbeddedCatalog(config);
+/** The catalog, connected (and on PostgreSQL, migrated). */
+export async function openCatalog(config: Readonly<Config>): Promise<Catalog> {
+  if (kindOf(config.catalog.url, 'catalog') === 'embedded') return openEmbeddedCatalog(config);
+  const catalog = new PostgresCatalog(config.catalog.url);
+  try {
+    await catalog.connect();
+  } catch (e: unknown) {
+    await catalog.close();
+    throw e;
+  }
+  return catalog;
 }

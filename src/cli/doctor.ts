@@ -26,7 +26,8 @@ export async function doctor(config: Readonly<Config>): Promise<Finding[]> {
   else out.push({ level: 'ok', what: 'log', detail: `embedded SQLite in ${config.dataDir} (fsync: ${config.log.fsync})` });
   if (kindOf(config.store.url, 'store') === 'postgres') out.push(...(await checkPostgres(config.store.url, 'store')));
   else out.push({ level: 'ok', what: 'store', detail: `embedded DuckDB in ${config.dataDir}` });
-  out.push({ level: 'ok', what: 'catalog', detail: `embedded SQLite in ${config.dataDir} (role processes of one machine share it)` });
+  if (kindOf(config.catalog.url, 'catalog') === 'postgres') out.push(...(await checkPostgres(config.catalog.url, 'catalog')));
+  else out.push({ level: 'ok', what: 'catalog', detail: `embedded SQLite in ${config.dataDir} (role processes of one machine share it; on several machines use --catalog postgres://…)` });
   return out;
 }
 

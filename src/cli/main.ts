@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { openEmbeddedCatalog } from '../backends/embedded.js';
+import { keyIdOf } from '../backends/api-keys.js';
+import { openCatalog } from '../backends/registry.js';
 import { loadConfig } from '../config/load.js';
 import { coerceError, SluiceError } from '../core/errors.js';
 import { HttpError } from './http-client.js';
@@ -220,8 +221,8 @@ async function main(argv: string[]): Promise<number> {
         const { values, positionals } = parse(args, { ...SERVER_FLAGS } as const);
         if (positionals.length !== 1) usageError('key revoke takes exactly one KEY_ID (or the whole key)');
         // The id is the part after the scope letter: sluice_w_<id>_<secret>; a whole key is accepted too.
-        const id = /^sluice_[wras]_([0-9a-f]{16})_/.exec(positionals[0]!)?.[1] ?? positionals[0]!;
-        const catalog = openEmbeddedCatalog(serverConfig(values));
+        const id = keyIdOf(positionals[0]!);
+        const catalog = await openCatalog(serverConfig(values));
         try {
           if (!(await catalog.revokeKey(id))) usageError(`no key with the id ${id}`);
           process.stdout.write(`key ${id} revoked (a running server refuses it within 5 s)\n`);
@@ -235,7 +236,7 @@ async function main(argv: string[]): Promise<number> {
       if (positionals.length !== 1) usageError('key create takes exactly one TENANT');
       const scope = values.scope ?? 'write';
       if (!['write', 'read', 'admin', 'schema'].includes(scope)) usageError('--scope must be write, read, admin or schema');
-      const catalog = openEmbeddedCatalog(serverConfig(values));
+      const catalog = await openCatalog(serverConfig(values));
       try {
         const key = await catalog.createKey(positionals[0]!, scope as KeyScope, values.team);
         process.stdout.write(values.json ? JSON.stringify({ tenant: positionals[0], scope, team: values.team ?? null, key }) + '\n' : `${scope} key: ${key}\n(shown this once)\n`);
@@ -279,7 +280,7 @@ async function main(argv: string[]): Promise<number> {
         if (patch.unknownTypes === undefined && Object.keys(quota).length === 0) {
           usageError('tenant set: name a setting to change, e.g. --unknown-types dead-letter or --events-per-second 5000');
         }
-        const catalog = openEmbeddedCatalog(serverConfig(values));
+        const catalog = await openCatalog(serverConfig(values));
         try {
           if (Object.keys(quota).length > 0) patch.quota = { ...(await catalog.settings(positionals[0]!)).quota, ...quota };
           const settings = await catalog.updateSettings(positionals[0]!, patch, 'cli');
@@ -298,7 +299,7 @@ async function main(argv: string[]): Promise<number> {
       if (sub !== 'create') usageError(`unknown command "tenant ${sub ?? ''}"`);
       const { values, positionals } = parse(args, { ...SERVER_FLAGS, json: { type: 'boolean' } } as const);
       if (positionals.length !== 1) usageError('tenant create takes exactly one NAME');
-      const catalog = openEmbeddedCatalog(serverConfig(values));
+      const catalog = await openCatalog(serverConfig(values));
       try {
         const t = await catalog.createTenant(positionals[0]!);
         if (values.json) process.stdout.write(JSON.stringify({ tenant: t.tenant, write_key: t.writeKey, read_key: t.readKey, admin_key: t.adminKey }) + '\n');

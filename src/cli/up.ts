@@ -59,7 +59,11 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     const freed = log.expireLeases();
     if (freed > 0) logger.info({ leases: freed }, 'freed the leases of a process that stopped without releasing them');
   }
-  const catalog = openCatalog(config);
+  const catalog = await openCatalog(config).catch(async (e: unknown) => {
+    await log.close();
+    unlock();
+    throw e;
+  });
   // Role processes share a catalog: tenants are made with `sluice tenant create`, not at start.
   const created = !all || (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
   const quotas = Quotas.fromConfig(config);

@@ -20,6 +20,7 @@ export const ERRORS = {
   SLUICE_ERR_QUOTA_EXCEEDED: { status: 429, title: 'Too Many Requests' },
   SLUICE_ERR_LOG_UNAVAILABLE: { status: 503, title: 'Service Unavailable' },
   SLUICE_ERR_STORE_UNAVAILABLE: { status: 503, title: 'Service Unavailable' },
+  SLUICE_ERR_CATALOG_UNAVAILABLE: { status: 503, title: 'Service Unavailable' },
   SLUICE_ERR_SHUTTING_DOWN: { status: 503, title: 'Service Unavailable' },
   SLUICE_ERR_OVERLOADED: { status: 503, title: 'Service Unavailable' },
   SLUICE_ERR_QUERY_TIMEOUT: { status: 504, title: 'Gateway Timeout' },

@@ -118,6 +118,12 @@ export class SchemaRegistry {
           this.epoch = epoch;
         }
         this.checkedAt = now;
+      } catch (e: unknown) {
+        // The catalog is away (a PostgreSQL restart): what was read at the last epoch is still
+        // the best answer, so ingest goes on with it and asks again after refreshMs. Before
+        // a first epoch there is nothing to go on with.
+        if (this.epoch === -1) throw e;
+        this.checkedAt = now;
       } finally {
         this.checking = null;
       }

@@ -9,8 +9,9 @@ import { tmpDir } from './tmp.js';
 
 /**
  * A scale-out deployment for tests: role processes on NATS JetStream and PostgreSQL, with a
- * stream and a schema of their own (deleted by `cleanup`: nothing leaks), sharing one catalog
- * file for their tenants and keys.
+ * stream and a schema of their own (deleted by `cleanup`: nothing leaks). The store and the
+ * catalog share the schema; each process gets a data directory of its own, as on separate
+ * machines: nothing is shared but NATS and PostgreSQL.
  */
 export interface Deployment {
   dataDir: string;
@@ -32,9 +33,12 @@ export async function deploy(options: { partitions?: number; natsUrl?: string; p
   const stream = uniqueName('sluice_e2e');
   const schema = uniqueName('sluice_e2e');
   const natsUrl = options.natsUrl ?? NATS_URL;
-  const args = ['--log', natsUrl, '--store', `${options.postgresUrl ?? POSTGRES_URL}?schema=${schema}`, '--partitions', String(options.partitions ?? 16)];
+  const postgres = `${options.postgresUrl ?? POSTGRES_URL}?schema=${schema}`;
+  const args = ['--log', natsUrl, '--store', postgres, '--catalog', postgres, '--partitions', String(options.partitions ?? 16)];
   const env = { SLUICE_LOG_STREAM: stream, SLUICE_LOG_LEVEL: 'warn', ...options.env };
-  const { stdout } = await run(process.execPath, [CLI, 'tenant', 'create', 'acme', '--data-dir', dataDir, '--json'], { env: { ...process.env, ...env } });
+  const { stdout } = await run(process.execPath, [CLI, 'tenant', 'create', 'acme', '--catalog', postgres, '--data-dir', dataDir, '--json'], {
+    env: { ...process.env, ...env },
+  });
   const keys = JSON.parse(stdout) as { write_key: string; read_key: string; admin_key: string };
   const tenant = { writeKey: keys.write_key, readKey: keys.read_key, adminKey: keys.admin_key };
   const started: ServerProcess[] = [];
@@ -46,7 +50,7 @@ export async function deploy(options: { partitions?: number; natsUrl?: string; p
     env,
     tenant,
     async start(role, extra = {}) {
-      const p = await startServer(dataDir, await freePort(), args, { ...env, ...extra }, role);
+      const p = await startServer(tmpDir('sluice-role-'), await freePort(), args, { ...env, ...extra }, role);
       started.push(p);
       return p;
     },

@@ -24,7 +24,8 @@ describe('config', () => {
     // A backend URL is checked at load, for the port it is given to.
     expect(() => loadConfig({ env: { SLUICE_STORE_URL: 'mysql://db/x' } })).toThrow(/--store "mysql:\/\/db\/x" is not a backend sluice knows/);
     expect(() => loadConfig({ env: {}, flags: { log: { url: 'postgres://db/x' } } })).toThrow(/--log .* expected embedded or nats:/);
-    expect(() => loadConfig({ env: {}, flags: { catalog: { url: 'postgres://db/x' } } })).toThrow(/--catalog .* expected embedded/);
-    expect(loadConfig({ env: { SLUICE_LOG_URL: 'nats://a:4222,b:4222', SLUICE_STORE_URL: 'postgres://u@h/db' } }).store.url).toBe('postgres://u@h/db');
+    expect(() => loadConfig({ env: {}, flags: { catalog: { url: 'nats://a:4222' } } })).toThrow(/--catalog .* expected embedded or postgres:/);
+    const scaled = loadConfig({ env: { SLUICE_LOG_URL: 'nats://a:4222,b:4222', SLUICE_STORE_URL: 'postgres://u@h/db', SLUICE_CATALOG_URL: 'postgres://u@h/db' } });
+    expect([scaled.store.url, scaled.catalog.url]).toEqual(['postgres://u@h/db', 'postgres://u@h/db']);
   });
 });

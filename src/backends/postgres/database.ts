@@ -113,3 +113,52 @@ export function classify(e: unknown, what: string): Error {
   if (code === '57014') return new RetryAfterError(`${what} ran past its timeout`, 0, { cause: err });
   return new RetryAfterError(`${what} failed: ${err.message}`, 500, { cause: err });
 }
+
+/** Whether a failure is the connection's (the server away, restarting, or refusing us), not the statement's. */
+export function isConnectionError(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return typeof code !== 'string' || /^(08|57P|53)/.test(code) || /^E[A-Z]+$/.test(code);
+}
+
+export type Sql = <R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<R[]>;
+
+/**
+ * Runs statements on a pool, alone or in a transaction; a connection failure becomes
+ * `onUnavailable(e)` (a 503 with Retry-After), a statement's own error passes through.
+ */
+export class Executor {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly onUnavailable: (e: unknown) => Error,
+  ) {}
+
+  readonly query: Sql = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) => {
+    try {
+      return (await this.pool.query<R>(text, values)).rows;
+    } catch (e: unknown) {
+      throw isConnectionError(e) ? this.onUnavailable(e) : e;
+    }
+  };
+
+  /** Runs `fn` in one transaction: committed when it returns, rolled back when it throws. */
+  async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (e: unknown) {
+      throw this.onUnavailable(e);
+    }
+    const sql: Sql = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) => (await client.query<R>(text, values)).rows;
+    try {
+      await client.query('BEGIN');
+      const out = await fn(sql);
+      await client.query('COMMIT');
+      return out;
+    } catch (e: unknown) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw isConnectionError(e) && !(e instanceof SluiceError) ? this.onUnavailable(e) : e;
+    } finally {
+      client.release();
+    }
+  }
+}

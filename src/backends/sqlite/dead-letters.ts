@@ -1,5 +1,4 @@
-import { errorSignature, foldPath, messageTemplate } from '../../core/signature.js';
-import { SluiceError } from '../../core/errors.js';
+import { errorSignature } from '../../core/signature.js';
 import type { DeadLetter, Fault, MinuteCount } from '../../core/types.js';
 import type {
   DeadLetterFilter,
@@ -9,77 +8,14 @@ import type {
   DeadLetterStatus,
   DeadLetterStore,
 } from '../../ports/dead-letters.js';
+import { ACTIVE, afterCursor, clampLimit, groupOf, LIST_ORDER, pageOf, payloadOf, toRow, whereOf } from '../dead-letter-rows.js';
 import { immediate, type SqliteDatabase } from './database.js';
 
-const ACTIVE: readonly DeadLetterStatus[] = ['open', 'held'];
-
-/** The event as the producer sent it, rebuilt from the record (its ts is the corrected event time). */
-function payloadOf(d: DeadLetter): string {
-  const r = d.record;
-  return JSON.stringify({
-    type: r.type,
-    key: r.key,
-    ts: new Date(r.ts).toISOString(),
-    idempotency_key: r.idempotencyKey,
-    properties: JSON.parse(r.properties) as unknown,
-    context: JSON.parse(r.context) as unknown,
-  });
-}
-
-function toRow(r: Record<string, unknown>): DeadLetterRow {
-  return {
-    tenant: r.tenant as string,
-    type: r.type as string,
-    idempotencyKey: r.idem as string,
-    reason: r.reason as string,
-    message: r.message as string,
-    path: r.path as string,
-    schemaVersion: (r.schema_version as number | null) ?? null,
-    signature: r.signature as string,
-    status: r.status as DeadLetterStatus,
-    attempts: r.attempts as number,
-    replays: r.replays as number,
-    partition: r.p as number,
-    offset: r.o as number,
-    receivedAt: r.received_at as number,
-    firstSeen: r.first_seen as number,
-    lastSeen: r.last_seen as number,
-    origin: r.origin as string,
-    payload: r.payload as string,
-  };
-}
-
-/** A WHERE clause for a filter; values are always bound, never spliced. */
+/** A filter's WHERE clause with `?` placeholders, and its values. */
 function where(tenant: string, f: DeadLetterFilter): { sql: string; args: unknown[] } {
-  const parts = ['tenant = ?'];
-  const args: unknown[] = [tenant];
-  const status = f.status ?? ACTIVE;
-  parts.push(`status IN (${status.map(() => '?').join(', ')})`);
-  args.push(...status);
-  if (f.ids && f.ids.length > 0) {
-    parts.push(`idem IN (${f.ids.map(() => '?').join(', ')})`);
-    args.push(...f.ids);
-  }
-  if (f.type !== undefined) parts.push('type = ?'), args.push(f.type);
-  if (f.reason !== undefined) parts.push('reason = ?'), args.push(f.reason);
-  if (f.signature !== undefined) parts.push('signature = ?'), args.push(f.signature);
-  if (f.from !== undefined) parts.push('last_seen >= ?'), args.push(f.from);
-  if (f.to !== undefined) parts.push('last_seen < ?'), args.push(f.to);
-  return { sql: parts.join(' AND '), args };
-}
-
-function encodeCursor(row: DeadLetterRow): string {
-  return Buffer.from(JSON.stringify([row.lastSeen, row.idempotencyKey])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [number, string] {
-  try {
-    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'string') return [v[0], v[1]];
-  } catch {
-    // Falls through to the error.
-  }
-  throw new SluiceError('SLUICE_ERR_INVALID_QUERY', 'the cursor is not one this server gave out; start again without it', { field: 'cursor' });
+  const args: unknown[] = [];
+  const sql = whereOf(tenant, f, (v) => (args.push(v), '?'));
+  return { sql, args };
 }
 
 /** Dead letters in the embedded catalog's SQLite file. */
@@ -118,17 +54,10 @@ export class SqliteDeadLetters implements DeadLetterStore {
 
   async list(tenant: string, filter: DeadLetterFilter, limit: number, cursor?: string | null): Promise<DeadLetterPage> {
     const w = where(tenant, filter);
-    let sql = `SELECT * FROM dead_letters WHERE ${w.sql}`;
-    if (cursor) {
-      const [lastSeen, idem] = decodeCursor(cursor);
-      sql += ' AND (last_seen < ? OR (last_seen = ? AND idem < ?))';
-      w.args.push(lastSeen, lastSeen, idem);
-    }
-    const n = Math.max(1, Math.min(limit, 10_000));
-    const rows = (this.db.prepare(`${sql} ORDER BY last_seen DESC, idem DESC LIMIT ?`).all(...w.args, n + 1) as Record<string, unknown>[]).map(toRow);
-    const more = rows.length > n;
-    if (more) rows.pop();
-    return { entries: rows, cursor: more ? encodeCursor(rows[rows.length - 1]!) : null };
+    const after = cursor ? ` AND ${afterCursor(cursor, (v) => (w.args.push(v), '?'))}` : '';
+    const n = clampLimit(limit, 10_000);
+    const rows = this.db.prepare(`SELECT * FROM dead_letters WHERE ${w.sql}${after} ${LIST_ORDER} LIMIT ?`).all(...w.args, n + 1) as Record<string, unknown>[];
+    return pageOf(rows.map(toRow), n);
   }
 
   async get(tenant: string, idempotencyKey: string): Promise<DeadLetterRow | null> {
@@ -144,22 +73,9 @@ export class SqliteDeadLetters implements DeadLetterStore {
            json_group_array(DISTINCT type) AS types
          FROM dead_letters WHERE ${w.sql} GROUP BY signature ORDER BY n DESC, signature LIMIT ?`,
       )
-      .all(...w.args, Math.max(1, Math.min(limit, 500))) as { signature: string; reason: string; path: string; n: number; first_seen: number; last_seen: number; types: string }[];
+      .all(...w.args, clampLimit(limit, 500)) as { signature: string; reason: string; path: string; n: number; first_seen: number; last_seen: number; types: string }[];
     const samples = this.db.prepare(`SELECT * FROM dead_letters WHERE ${w.sql} AND signature = ? ORDER BY last_seen DESC LIMIT 3`);
-    return groups.map((g) => {
-      const rows = (samples.all(...w.args, g.signature) as Record<string, unknown>[]).map(toRow);
-      return {
-        signature: g.signature,
-        reason: g.reason,
-        path: foldPath(g.path),
-        template: rows[0] ? messageTemplate(rows[0].message) : '',
-        count: g.n,
-        firstSeen: g.first_seen,
-        lastSeen: g.last_seen,
-        types: (JSON.parse(g.types) as string[]).sort(),
-        samples: rows,
-      };
-    });
+    return groups.map((g) => groupOf({ ...g, types: JSON.parse(g.types) as string[] }, (samples.all(...w.args, g.signature) as Record<string, unknown>[]).map(toRow)));
   }
 
   async counts(tenant: string): Promise<Record<string, number>> {

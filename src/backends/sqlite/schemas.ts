@@ -1,30 +1,6 @@
-import { SluiceError } from '../../core/errors.js';
 import type { PublishInput, SchemaStore, SchemaVersion } from '../../ports/schemas.js';
+import { nextVersion, publishAudit, toVersion, type SchemaRow as Row } from '../schema-versions.js';
 import { bumpEpoch, immediate, type SqliteDatabase } from './database.js';
-
-interface Row {
-  tenant: string;
-  type: string;
-  version: number;
-  owner: string;
-  body: string;
-  created_at: number;
-  created_by: string;
-  forced_reason: string | null;
-}
-
-function toVersion(r: Row): SchemaVersion {
-  return {
-    tenant: r.tenant,
-    type: r.type,
-    version: r.version,
-    owner: r.owner,
-    schema: JSON.parse(r.body) as Record<string, unknown>,
-    createdAt: r.created_at,
-    createdBy: r.created_by,
-    forcedReason: r.forced_reason,
-  };
-}
 
 /** Schemas in the embedded catalog's SQLite file. */
 export class SqliteSchemas implements SchemaStore {
@@ -62,33 +38,10 @@ export class SqliteSchemas implements SchemaStore {
     const now = Date.now();
     return immediate(this.db, () => {
       const current = this.stmts.latest.get(tenant, type) as Row | undefined;
-      const version = current?.version ?? 0;
-      if (version !== input.expectedVersion) {
-        throw new SluiceError(
-          'SLUICE_ERR_CONFLICT',
-          `schema "${type}" is at version ${version}, not ${input.expectedVersion}: someone published meanwhile; check again and retry`,
-          { field: 'expected_version' },
-        );
-      }
-      const row: Row = {
-        tenant,
-        type,
-        version: version + 1,
-        owner: input.owner,
-        body: JSON.stringify(input.schema),
-        created_at: now,
-        created_by: input.actor,
-        forced_reason: input.forcedReason ?? null,
-      };
+      const row = nextVersion(tenant, type, current?.version ?? 0, input, now);
       this.stmts.insert.run(row.tenant, row.type, row.version, row.owner, row.body, row.created_at, row.created_by, row.forced_reason);
-      this.stmts.audit.run(
-        tenant,
-        now,
-        input.actor,
-        'schema.publish',
-        type,
-        JSON.stringify({ version: row.version, owner: row.owner, forced_reason: row.forced_reason, diff: input.diff }),
-      );
+      const a = publishAudit(row, input);
+      this.stmts.audit.run(a.tenant, now, a.actor, a.action, a.subject, a.detail);
       bumpEpoch(this.db);
       return toVersion(row);
     });

@@ -1,0 +1,215 @@
+import { describe, expect, it } from 'vitest';
+import { SluiceError } from '../../src/core/errors.js';
+import type { DeadLetter, LogRecord } from '../../src/core/types.js';
+import type { Catalog } from '../../src/ports/catalog.js';
+import { entry } from '../helpers/entries.js';
+
+/**
+ * The Catalog conformance suite: tenants, keys, settings, the audit log, schemas and dead
+ * letters. `make` returns a connected, empty catalog; `another` opens a second one on the
+ * same data, as another process would.
+ */
+export interface CatalogHarness {
+  catalog: Catalog;
+  another(): Promise<Catalog>;
+}
+
+function code(p: Promise<unknown>): Promise<string> {
+  return p.then(
+    () => 'resolved',
+    (e: unknown) => (e instanceof SluiceError ? `${e.code}${e.field ? `:${e.field}` : ''}` : String(e)),
+  );
+}
+
+function dead(tenant: string, n: number, overrides: Partial<DeadLetter> = {}, record: Partial<LogRecord> = {}): DeadLetter {
+  return {
+    record: { ...entry(tenant, n, 1), partition: 0, offset: n, attempt: 3, ...record },
+    reason: 'schema_violation',
+    message: `"amount" must be >= 0, got -${n}`,
+    path: '/properties/amount',
+    schemaVersion: 2,
+    ...overrides,
+  };
+}
+
+const schema = (required: string[]) => ({ type: 'object', required, properties: Object.fromEntries(required.map((r) => [r, { type: 'number' }])) });
+
+export function catalogConformance(name: string, make: () => Promise<CatalogHarness>): void {
+  describe(`Catalog conformance: ${name}`, () => {
+    it('tenants.are-created-once-with-valid-names', async () => {
+      const { catalog } = await make();
+      const t = await catalog.createTenant('acme');
+      expect(t.tenant).toBe('acme');
+      expect(await code(catalog.createTenant('acme'))).toBe('SLUICE_ERR_INVALID_BODY:name');
+      expect(await code(catalog.createTenant('Not Valid'))).toBe('SLUICE_ERR_INVALID_BODY:name');
+      await catalog.createTenant('beta');
+      expect((await catalog.listTenants()).map((x) => x.name)).toEqual(['acme', 'beta']);
+      expect((await catalog.getTenant('acme'))?.createdAt).toBeGreaterThan(0);
+      expect(await catalog.getTenant('nobody')).toBeNull();
+    });
+
+    it('keys.verify-by-scope-refuse-anything-else-and-revoke-across-processes', async () => {
+      const { catalog, another } = await make();
+      const t = await catalog.createTenant('acme');
+      expect(await catalog.verifyKey(t.writeKey)).toMatchObject({ tenant: 'acme', scope: 'write' });
+      expect(await catalog.verifyKey(t.readKey)).toMatchObject({ tenant: 'acme', scope: 'read' });
+      expect(await catalog.verifyKey(t.adminKey)).toMatchObject({ tenant: 'acme', scope: 'admin' });
+      // A changed secret, a changed scope letter, garbage: all unknown.
+      const last = t.writeKey.at(-1) === 'A' ? 'B' : 'A';
+      expect(await catalog.verifyKey(t.writeKey.slice(0, -1) + last)).toBeNull();
+      expect(await catalog.verifyKey(t.writeKey.replace('sluice_w_', 'sluice_a_'))).toBeNull();
+      expect(await catalog.verifyKey("sluice_w_' OR 1=1 --")).toBeNull();
+      expect(await catalog.verifyKey('')).toBeNull();
+
+      // Another process sees a key made here at once, and a revocation made there.
+      const other = await another();
+      try {
+        const schemaKey = await catalog.createKey('acme', 'schema', 'payments');
+        expect(await other.verifyKey(schemaKey)).toMatchObject({ tenant: 'acme', scope: 'schema', team: 'payments' });
+        const id = t.writeKey.split('_')[2]!;
+        expect(await other.revokeKey(id)).toBe(true);
+        expect(await other.revokeKey(id)).toBe(false);
+        expect(await other.verifyKey(t.writeKey)).toBeNull();
+      } finally {
+        await other.close();
+      }
+      expect(await code(catalog.createKey('acme', 'schema'))).toBe('SLUICE_ERR_INVALID_BODY:team');
+      expect(await code(catalog.createKey('acme', 'read', 'payments'))).toBe('SLUICE_ERR_INVALID_BODY:team');
+      expect(await code(catalog.createKey('nobody', 'read'))).toBe('SLUICE_ERR_NOT_FOUND:tenant');
+      expect((await catalog.auditLog('acme', 10)).map((a) => a.action)).toEqual(['key.create']);
+    });
+
+    it('settings.default-merge-move-the-epoch-and-are-audited', async () => {
+      const { catalog, another } = await make();
+      await catalog.createTenant('acme');
+      expect(await catalog.settings('acme')).toEqual({ unknownTypes: 'accept', quota: {}, paused: null });
+      expect(await code(catalog.settings('nobody'))).toBe('SLUICE_ERR_NOT_FOUND:tenant');
+      const before = await catalog.epoch();
+      const after = await catalog.updateSettings('acme', { quota: { eventsPerSecond: 50 } }, 'key:abc');
+      expect(after).toEqual({ unknownTypes: 'accept', quota: { eventsPerSecond: 50 }, paused: null });
+      await catalog.updateSettings('acme', { unknownTypes: 'reject' }, 'cli');
+      const other = await another();
+      try {
+        expect(await other.epoch()).toBe(before + 2);
+        expect(await other.settings('acme')).toEqual({ unknownTypes: 'reject', quota: { eventsPerSecond: 50 }, paused: null });
+      } finally {
+        await other.close();
+      }
+      const log = await catalog.auditLog('acme', 10);
+      expect(log.map((a) => [a.action, a.actor])).toEqual([['tenant.settings', 'cli'], ['tenant.settings', 'key:abc']]);
+      expect(log[1]!.detail).toMatchObject({ before: { quota: {} }, after: { quota: { eventsPerSecond: 50 } } });
+      expect(await code(catalog.updateSettings('nobody', { unknownTypes: 'reject' }, 'cli'))).toBe('SLUICE_ERR_NOT_FOUND:tenant');
+    });
+
+    it('audit.lists-newest-first-per-tenant-and-subject', async () => {
+      const { catalog } = await make();
+      for (let i = 0; i < 5; i++) await catalog.audit({ tenant: i % 2 ? 'a' : 'b', actor: 'cli', action: 'x', subject: `s${i % 3}`, detail: { i } });
+      expect((await catalog.auditLog('a', 10)).map((e) => e.detail)).toEqual([{ i: 3 }, { i: 1 }]);
+      expect((await catalog.auditLog('b', 1)).map((e) => e.detail)).toEqual([{ i: 4 }]);
+      expect((await catalog.auditLog('b', 10, 's0')).map((e) => e.detail)).toEqual([{ i: 0 }]);
+      const [e] = await catalog.auditLog('a', 1);
+      expect(e).toMatchObject({ tenant: 'a', actor: 'cli', action: 'x', subject: 's0' });
+      expect(e!.at).toBeGreaterThan(0);
+    });
+
+    it('schemas.publish-compare-and-set-on-the-version', async () => {
+      const { catalog, another } = await make();
+      const epoch = await catalog.epoch();
+      const v1 = await catalog.schemas.publish('acme', 'order', { schema: schema(['amount']), owner: 'shop', actor: 'k1', expectedVersion: 0, diff: [] });
+      expect(v1).toMatchObject({ tenant: 'acme', type: 'order', version: 1, owner: 'shop', createdBy: 'k1', forcedReason: null });
+      expect(await code(catalog.schemas.publish('acme', 'order', { schema: schema([]), owner: 'shop', actor: 'k1', expectedVersion: 0, diff: [] }))).toBe(
+        'SLUICE_ERR_CONFLICT:expected_version',
+      );
+      await catalog.schemas.publish('acme', 'order', { schema: schema(['amount', 'tax']), owner: 'shop', actor: 'k2', expectedVersion: 1, diff: ['x'], forcedReason: 'migration' });
+      await catalog.schemas.publish('acme', 'refund', { schema: schema([]), owner: 'shop', actor: 'k1', expectedVersion: 0, diff: [] });
+      await catalog.schemas.publish('other', 'order', { schema: schema([]), owner: 'x', actor: 'k9', expectedVersion: 0, diff: [] });
+      expect((await catalog.schemas.list('acme')).map((s) => [s.type, s.version])).toEqual([['order', 2], ['refund', 1]]);
+      expect((await catalog.schemas.versions('acme', 'order')).map((s) => s.version)).toEqual([1, 2]);
+      expect((await catalog.schemas.latest('acme', 'order'))?.schema).toEqual(schema(['amount', 'tax']));
+      expect((await catalog.schemas.latest('acme', 'order'))?.forcedReason).toBe('migration');
+      expect(await catalog.schemas.latest('acme', 'nothing')).toBeNull();
+      expect(await catalog.epoch()).toBe(epoch + 4);
+      expect((await catalog.auditLog('acme', 10, 'order'))[0]).toMatchObject({ action: 'schema.publish', actor: 'k2', detail: { version: 2, forced_reason: 'migration', diff: ['x'] } });
+
+      // Two processes publishing the same version at once: exactly one wins.
+      const other = await another();
+      try {
+        const race = await Promise.all(
+          [catalog, other].map((c, i) => code(c.schemas.publish('acme', 'race', { schema: schema([]), owner: 'o', actor: `k${i}`, expectedVersion: 0, diff: [] }))),
+        );
+        expect(race.sort()).toEqual(['SLUICE_ERR_CONFLICT:expected_version', 'resolved']);
+        expect((await catalog.schemas.versions('acme', 'race')).length).toBe(1);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('dead-letters.upsert-page-group-and-count-per-tenant', async () => {
+      const { catalog } = await make();
+      const dlq = catalog.deadLetters;
+      await dlq.record(Array.from({ length: 25 }, (_, i) => dead('acme', i, i % 5 === 0 ? { reason: 'too_late', message: 'too late by 3 days', path: '' } : {})));
+      await dlq.record([dead('other', 1)]);
+      // The same key again (a redelivery): one entry, its attempts kept at the highest.
+      await dlq.record([dead('acme', 1, {}, { attempt: 1 }), dead('acme', 1, {}, { attempt: 2 })]);
+      expect(await dlq.counts('acme')).toEqual({ schema_violation: 20, too_late: 5 });
+      const one = await dlq.get('acme', 'k-1');
+      expect(one).toMatchObject({ tenant: 'acme', type: 'checkout', reason: 'schema_violation', path: '/properties/amount', schemaVersion: 2, status: 'open', attempts: 3, replays: 0 });
+      expect(JSON.parse(one!.payload)).toMatchObject({ type: 'checkout', idempotency_key: 'k-1', properties: { amount: 1 } });
+      expect(await dlq.get('other', 'k-2')).toBeNull();
+
+      // Pages: every entry once, newest first, other tenants never.
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page = await dlq.list('acme', {}, 7, cursor);
+        expect(page.entries.length).toBeLessThanOrEqual(7);
+        seen.push(...page.entries.map((e) => e.idempotencyKey));
+        cursor = page.cursor;
+      } while (cursor);
+      expect(seen.sort()).toEqual(Array.from({ length: 25 }, (_, i) => `k-${i}`).sort());
+      expect((await dlq.list('acme', { reason: 'too_late' }, 100)).entries.length).toBe(5);
+      expect((await dlq.list('acme', { ids: ['k-0', 'k-1', 'k-404'] }, 100)).entries.map((e) => e.idempotencyKey).sort()).toEqual(['k-0', 'k-1']);
+      expect(await code(dlq.list('acme', {}, 10, 'bm90IGEgY3Vyc29y'))).toBe('SLUICE_ERR_INVALID_QUERY:cursor');
+
+      const groups = await dlq.groups('acme', {}, 10);
+      expect(groups.map((g) => [g.reason, g.count, g.path, g.types])).toEqual([
+        ['schema_violation', 20, '/properties/amount', ['checkout']],
+        ['too_late', 5, '', ['checkout']],
+      ]);
+      expect(groups[0]!.template).toBe('"…" must be >= N, got N');
+      expect(groups[0]!.samples).toHaveLength(3);
+
+      const minute = one!.receivedAt - (one!.receivedAt % 60_000);
+      const byMinute = await dlq.byMinute(minute - 60_000, minute + 120_000);
+      expect(byMinute.filter((m) => m.tenant === 'acme').reduce((s, m) => s + m.n, 0)).toBe(25);
+    });
+
+    it('dead-letters.replay-generations-refail-and-discard', async () => {
+      const { catalog } = await make();
+      const dlq = catalog.deadLetters;
+      await dlq.record([dead('acme', 1), dead('acme', 2), dead('acme', 3)]);
+      expect(await dlq.markReplayed('acme', [{ idempotencyKey: 'k-1', generation: 1 }, { idempotencyKey: 'k-2', generation: 2 }])).toEqual([true, false]);
+      expect(await dlq.markReplayed('acme', [{ idempotencyKey: 'k-1', generation: 1 }])).toEqual([false]);
+      expect(await dlq.get('acme', 'k-1')).toMatchObject({ status: 'replayed', replays: 1 });
+      // A late failure of the first generation does not reopen it; one of the replay does.
+      await dlq.record([dead('acme', 1, { reason: 'poison' }, { replay: 0 })]);
+      expect(await dlq.get('acme', 'k-1')).toMatchObject({ status: 'replayed', reason: 'schema_violation' });
+      await dlq.record([dead('acme', 1, { reason: 'poison', message: 'crashed', path: '' }, { replay: 1 })]);
+      expect(await dlq.get('acme', 'k-1')).toMatchObject({ status: 'open', reason: 'poison', replays: 1 });
+      expect((await dlq.byMinute(0, Date.now() + 60_000)).reduce((s, m) => s + m.n, 0)).toBe(3);
+
+      await dlq.refail('acme', [{ idempotencyKey: 'k-2', fault: { reason: 'schema_violation', message: 'still bad', path: '/properties/x', schemaVersion: 3 } }]);
+      expect(await dlq.get('acme', 'k-2')).toMatchObject({ status: 'open', message: 'still bad', path: '/properties/x', schemaVersion: 3 });
+
+      await dlq.record([dead('acme', 4)], 'held');
+      expect(await dlq.get('acme', 'k-4')).toMatchObject({ status: 'held' });
+      expect(await dlq.discard('acme', { ids: ['k-2', 'k-4'] }, 100)).toBe(2);
+      expect(await dlq.discard('acme', { ids: ['k-2'] }, 100)).toBe(0);
+      // A discarded entry stays discarded whatever arrives later.
+      await dlq.record([dead('acme', 2, {}, { replay: 5 })]);
+      expect(await dlq.get('acme', 'k-2')).toMatchObject({ status: 'discarded' });
+      expect(await dlq.counts('acme')).toEqual({ poison: 1, schema_violation: 1 });
+      expect((await dlq.list('acme', { status: ['discarded'] }, 10)).entries.map((e) => e.idempotencyKey).sort()).toEqual(['k-2', 'k-4']);
+    });
+  });
+}
