@@ -10,5 +10,6 @@ export function countsPerMinute(records: readonly LogRecord[]): { tenant: string
     if (cur) cur.n++;
     else agg.set(k, { tenant: r.tenant, type: r.type, minute, n: 1 });
   }
-  return [...agg.values()];
+  // In key order: concurrent upserts of the same rows (workers on PostgreSQL) lock them in one order.
+  return [...agg.values()].sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : a.type < b.type ? -1 : a.type > b.type ? 1 : a.minute - b.minute));
 }

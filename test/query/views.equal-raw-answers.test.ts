@@ -6,6 +6,9 @@ import { DD_ALPHA } from '../../src/backends/duckdb/query-sql.js';
 import type { LogRecord } from '../../src/core/types.js';
 import type { Store } from '../../src/ports/store.js';
 import { parseQuery, parseView, columnsOf, type QuerySpec } from '../../src/query/spec.js';
+import pg from 'pg';
+import { PostgresStore } from '../../src/backends/postgres/store.js';
+import { POSTGRES_URL, postgresAvailable, uniqueName } from '../helpers/services.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 /**
@@ -90,15 +93,34 @@ function close(view: unknown, raw: unknown, measure: string): boolean {
   return Math.abs(view - raw) <= 1e-9 * Math.max(1, Math.abs(raw));
 }
 
-describe('views answer what raw events answer', () => {
+/** The stores that maintain views: DuckDB always, PostgreSQL when it is there (always in CI). */
+const stores: { name: string; open(): Promise<Store>; drop?(): Promise<void> }[] = [
+  { name: 'duckdb', open: async () => new DuckdbStore({ file: path.join(tmpDir(), 'store.duckdb') }) },
+];
+if (await postgresAvailable()) {
+  const schema = uniqueName('sluice_test');
+  stores.push({
+    name: 'postgres',
+    open: async () => new PostgresStore({ url: `${POSTGRES_URL}?schema=${schema}` }),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await client.end();
+    },
+  });
+}
+
+describe.each(stores)('views answer what raw events answer: $name', (backend) => {
   let store: Store;
   let run = 0;
   beforeAll(async () => {
-    store = new DuckdbStore({ file: path.join(tmpDir(), 'store.duckdb') });
+    store = await backend.open();
     await store.connect();
   });
   afterAll(async () => {
     await store.close();
+    await backend.drop?.();
   });
 
   async function build(tenant: string): Promise<void> {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import { SluiceError } from '../../core/errors.js';
+import { chunkEnd, noSuchView, superseded, wholeBuckets } from '../backfill-plan.js';
 import type { BackfillSpec, BackfillState, Backfills } from '../../ports/backfill.js';
 import { Params } from './query-sql.js';
 
@@ -93,10 +94,8 @@ export class DuckdbBackfills implements Backfills {
 
   private target(tenant: string, name: string, id?: string): BackfillTarget {
     const t = this.resolve(tenant, name);
-    if (!t) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no view "${name}"; counts_1m, or a view of the tenant (GET /v1/views)`, { field: 'view' });
-    if (id !== undefined && t.build !== undefined && t.build !== id) {
-      throw new SluiceError('SLUICE_ERR_CONFLICT', `view "${name}" changed or is being rebuilt by another backfill (${t.build ?? 'none'}); this one stops`, { field: 'view' });
-    }
+    if (!t) throw noSuchView(name);
+    if (id !== undefined && t.build !== undefined && t.build !== id) throw superseded(name, t.build);
     return t;
   }
 
@@ -111,11 +110,7 @@ export class DuckdbBackfills implements Backfills {
         const [[minTs, maxTs]] = (
           await c.runAndReadAll(`SELECT min(epoch_ms(ts)), max(epoch_ms(ts)) FROM events WHERE tenant = ?`, [spec.tenant])
         ).getRows() as [bigint | null, bigint | null][];
-        // Whole buckets of the table: the swap replaces whole rows.
-        const g = v.grainMs;
-        const from = Math.floor((spec.from ?? Number(minTs ?? now)) / g) * g;
-        const to = Math.ceil((spec.to ?? Number(maxTs ?? now) + 1) / g) * g;
-        if (to <= from) throw new SluiceError('SLUICE_ERR_INVALID_BODY', '"to" must be after "from"', { field: 'to' });
+        const { from, to } = wholeBuckets(spec, minTs === null ? null : Number(minTs), maxTs === null ? null : Number(maxTs), now, v.grainMs);
         const [[total]] = (
           await c.runAndReadAll(
             `SELECT count(*) FROM events e JOIN backfill_snapshots s ON s.id = ? AND e.partition = s.p AND e."offset" <= s.o
@@ -150,12 +145,7 @@ export class DuckdbBackfills implements Backfills {
     if (s.status !== 'running') return s;
     const v = this.target(s.tenant, s.view, s.id);
     if (s.cursor >= s.to) return this.finish(s);
-    const MINUTE = v.grainMs;
-    // A chunk spans the time that should hold about `events` input events (from the mean
-    // density so far), whole minutes, so that a minute's rows are built by one chunk.
-    const density = s.total / Math.max(MINUTE, s.to - s.from);
-    const span = Math.max(MINUTE, Math.floor(events / Math.max(density, 1e-9) / MINUTE) * MINUTE);
-    const end = Math.min(s.to, s.cursor + span);
+    const end = chunkEnd(s, events, v.grainMs);
     await c.run('BEGIN TRANSACTION');
     try {
       const p = new Params();

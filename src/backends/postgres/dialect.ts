@@ -1,11 +1,16 @@
-import type { Dialect } from '../sql/compile.js';
+import type { ViewDialect } from '../sql/views.js';
 
 /**
- * PostgreSQL's side of the shared compiler (backends/sql/compile.ts). Event times are
- * BIGINT epoch ms; JSON is jsonb, read with `#>>` and a parameter holding the path's names;
- * `sluice_num` (the store's migrations) turns text into a double or NULL, never an error.
+ * PostgreSQL's side of the shared compilers (backends/sql/compile.ts, views.ts). Event times
+ * are BIGINT epoch ms; JSON is jsonb, read with `#>>` and a parameter holding the path's
+ * names; `sluice_num` (the store's migrations) turns text into a double or NULL, never an
+ * error.
+ *
+ * A view's dimension is stored as "=" followed by its text, and missing as the empty string:
+ * PostgreSQL text cannot hold chr(0), the marker DuckDB uses, and no value can be mistaken
+ * for missing this way.
  */
-export const POSTGRES: Dialect = {
+export const POSTGRES: ViewDialect = {
   field: (f, p, alias = '') => {
     if (f.path === null) return `${alias}"${f.column}"`;
     // `properties.a.b` → {a,b}: the names after the column.
@@ -17,4 +22,11 @@ export const POSTGRES: Dialect = {
   timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ts >= ${p.add(from)}::bigint AND ts < ${p.add(to)}::bigint`,
   bucket: (size) => `(ts - ((ts % ${size}) + ${size}) % ${size})`,
   quantile: (x, q) => `percentile_disc(CAST(${q} AS double precision)) WITHIN GROUP (ORDER BY ${x})`,
+  dimStore: (x) => `coalesce('=' || ${x}, '')`,
+  dimRead: (d) => `(CASE WHEN ${d} = '' THEN NULL ELSE substr(${d}, 2) END)`,
+  hash64: (x) => `hashtextextended(${x}, 0)`,
+  lowBit: (w) => `bit_count(CAST((${w}) # ((${w}) - 1) AS bit(64)))`,
+  // Integer division in PostgreSQL truncates toward zero; this rounds down, as buckets do.
+  idiv: (a, b) => `((${a} - ((${a} % ${b}) + ${b}) % ${b}) / ${b})`,
+  argMin: (x, by, cond) => `(array_agg(${x} ORDER BY ${by}) FILTER (WHERE ${cond}))[1]`,
 };

@@ -3,13 +3,16 @@ import { FencedError, NonRetryableError, RetryAfterError, SluiceError } from '..
 import { redactUrl } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
-import type { BackfillState, Backfills } from '../../ports/backfill.js';
 import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoredEvent } from '../../ports/store.js';
 import type { Views } from '../../ports/views.js';
 import type { QuerySpec } from '../../query/spec.js';
 import { countsPerMinute } from '../minute-counts.js';
 import { Params, rawQuerySql } from '../sql/compile.js';
-import { classify, migrate, openPool, postgresTarget, unavailable, type Migration } from './database.js';
+import { chooseView, residualFilters } from '../../query/plan.js';
+import { viewMaintainSql, viewQuerySql, viewTableDdl } from '../sql/views.js';
+import { BACKFILL_TABLES, COUNTS_1M, PostgresBackfills } from './backfill.js';
+import { classify, Executor, migrate, openPool, postgresTarget, unavailable, type Migration, type Sql } from './database.js';
+import { PostgresViews, type LiveView } from './views.js';
 import { POSTGRES } from './dialect.js';
 
 export interface PostgresStoreOptions {
@@ -55,6 +58,19 @@ const MIGRATIONS: Migration[] = [
       CREATE TABLE applied (p integer PRIMARY KEY, o bigint NOT NULL, token bigint NOT NULL);
     `,
   },
+  {
+    // Views and backfills (see views.ts and backfill.ts).
+    version: 2,
+    sql: `
+      CREATE TABLE views (
+        tenant text NOT NULL, name text NOT NULL, version integer NOT NULL, definition text NOT NULL,
+        tbl text NOT NULL, status text NOT NULL, build text, source text NOT NULL,
+        created_at bigint NOT NULL, updated_at bigint NOT NULL, error text,
+        PRIMARY KEY (tenant, name)
+      );
+      ${BACKFILL_TABLES}
+    `,
+  },
 ];
 
 /**
@@ -80,25 +96,36 @@ export class PostgresStore implements Store {
   private readonly target;
   private readonly queryTimeoutMs: number;
 
+  private readonly viewTables = new PostgresViews();
+  private exec: Executor | null = null;
+
+  /** See ports/views.ts. */
   readonly views: Views = {
-    put: async () => {
-      throw notSupported('views');
-    },
-    remove: async () => false,
-    list: async () => [],
+    put: (tenant, def, source) => this.executor().transaction((sql) => this.viewTables.put(sql, tenant, def, source)),
+    remove: (tenant, name) => this.executor().transaction((sql) => this.viewTables.remove(sql, tenant, name)),
+    list: (tenant) => this.viewTables.list((text, values) => this.read(text, values), tenant),
   };
 
-  readonly backfills: Backfills = {
-    views: () => [],
-    start: async () => {
-      throw notSupported('backfills');
+  /** Rebuilding derived tables from raw events (see ports/backfill.ts and backfill.ts). */
+  readonly backfills = new PostgresBackfills(
+    (fn) => this.executor().transaction(fn),
+    (text, values) => this.read(text, values),
+    async (sql, tenant, name) => {
+      if (name === 'counts_1m') return COUNTS_1M;
+      const v = await this.viewTables.get(sql, tenant, name);
+      if (!v) return null;
+      return {
+        table: v.table,
+        ddl: (t: string) => viewTableDdl(t, v.def),
+        bucketColumn: 'bucket',
+        grainMs: INTERVAL_MS[v.def.grain],
+        events: 'sum(n) FILTER (WHERE m = 0)',
+        order: 'm, bucket',
+        aggregate: (into: string, source: string, p: Params) => viewMaintainSql(POSTGRES, into, v.def, source, p),
+        build: v.build,
+      };
     },
-    step: async () => {
-      throw notSupported('backfills');
-    },
-    list: async (): Promise<BackfillState[]> => [],
-    fail: async () => undefined,
-  };
+  );
 
   constructor(private readonly options: PostgresStoreOptions) {
     this.target = postgresTarget(options.url);
@@ -116,7 +143,13 @@ export class PostgresStore implements Store {
       throw unavailable(e, `the store at ${redactUrl(this.target.url)}`);
     }
     this.writer = writer;
+    this.exec = new Executor(writer, (e) => unavailable(e, 'the store'));
     this.reader = openPool(this.target, { max: this.options.readers ?? 4, name: 'query', statementTimeoutMs: this.queryTimeoutMs });
+  }
+
+  private executor(): Executor {
+    if (!this.exec) throw new RetryAfterError('the store is not connected', 1000);
+    return this.exec;
   }
 
   private pools(): { writer: pg.Pool; reader: pg.Pool } {
@@ -206,7 +239,31 @@ export class PostgresStore implements Store {
     return out;
   }
 
+  /**
+   * Adds the rows, their per-minute counts and, for tenants with views, the views' rows. The
+   * views are read here, after the commit locked its partitions (see views.ts for why).
+   */
   private async insert(client: pg.PoolClient, records: LogRecord[]): Promise<void> {
+    const sql: Sql = async (text, values) => (await client.query(text, values)).rows;
+    const views = await this.viewTables.ofTenants(sql, [...new Set(records.map((r) => r.tenant))]);
+    if (views.length === 0) {
+      await this.insertRows(client, 'events', records);
+    } else {
+      // The batch lands in a temporary table first, so that the views are computed from exactly its rows.
+      await client.query('CREATE TEMP TABLE IF NOT EXISTS staging (LIKE events) ON COMMIT DELETE ROWS');
+      await this.insertRows(client, 'staging', records);
+      await client.query('INSERT INTO events SELECT * FROM staging');
+      await this.viewTables.maintain(sql, 'staging', views);
+    }
+    const rows = countsPerMinute(records);
+    await client.query(
+      `INSERT INTO counts_1m (tenant, type, minute, n) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+       ON CONFLICT (tenant, type, minute) DO UPDATE SET n = counts_1m.n + excluded.n`,
+      [rows.map((a) => a.tenant), rows.map((a) => a.type), rows.map((a) => a.minute), rows.map((a) => a.n)],
+    );
+  }
+
+  private async insertRows(client: pg.PoolClient, table: 'events' | 'staging', records: LogRecord[]): Promise<void> {
     const storedAt = Date.now();
     const cols: unknown[][] = Array.from({ length: 11 }, () => new Array<unknown>(records.length));
     records.forEach((r, i) => {
@@ -223,17 +280,11 @@ export class PostgresStore implements Store {
       cols[10]![i] = r.context;
     });
     await client.query(
-      `INSERT INTO events (tenant, type, key, idempotency_key, ts, received_at, partition, "offset", origin, properties, context, stored_at)
+      `INSERT INTO ${table} (tenant, type, key, idempotency_key, ts, received_at, partition, "offset", origin, properties, context, stored_at)
        SELECT t, y, k, i, ts, r, p, o, g, pr::jsonb, c::jsonb, $12
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::int[], $8::bigint[], $9::text[], $10::text[], $11::text[])
          AS x(t, y, k, i, ts, r, p, o, g, pr, c)`,
       [...cols, storedAt],
-    );
-    const rows = countsPerMinute(records);
-    await client.query(
-      `INSERT INTO counts_1m (tenant, type, minute, n) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
-       ON CONFLICT (tenant, type, minute) DO UPDATE SET n = counts_1m.n + excluded.n`,
-      [rows.map((a) => a.tenant), rows.map((a) => a.type), rows.map((a) => a.minute), rows.map((a) => a.n)],
     );
   }
 
@@ -277,9 +328,11 @@ export class PostgresStore implements Store {
   }
 
   async query(q: QuerySpec, cap: number): Promise<QueryAnswer> {
-    const { sql, params } = rawQuerySql(POSTGRES, q, cap);
+    const ready = q.source === 'raw' ? [] : (await this.views.list(q.tenant)).filter((v) => v.status === 'ready');
+    const view = chooseView(ready as LiveView[], q);
+    const { sql, params } = view ? viewQuerySql(POSTGRES, q, view.table, view.def, residualFilters(view.def, q), cap) : rawQuerySql(POSTGRES, q, cap);
     const rows = await this.readRows(sql, params);
-    return { rows: rows.map((row) => row.map(plain)), source: 'raw' };
+    return { rows: rows.map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw' };
   }
 
   async searchEvents(s: EventSearch): Promise<StoredEvent[]> {
@@ -354,6 +407,7 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     const pools = [this.writer, this.reader];
     this.writer = this.reader = null;
+    this.exec = null;
     await Promise.all(pools.map((p) => p?.end().catch(() => undefined)));
   }
 }
@@ -403,8 +457,4 @@ function readError(e: unknown, timeoutMs: number): Error {
   const code = (e as { code?: string }).code;
   if (code === undefined || /^(08|57P)/.test(code)) return unavailable(e, 'the store');
   return e as Error;
-}
-
-function notSupported(what: string): SluiceError {
-  return new SluiceError('SLUICE_ERR_NOT_SUPPORTED', `${what} are not available on the PostgreSQL store yet: queries read raw events; use the embedded store for ${what}`);
 }

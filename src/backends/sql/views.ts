@@ -123,8 +123,11 @@ export function viewMaintainSql<V>(d: ViewDialect<V>, table: string, v: ViewDef,
     // (exact when a bin holds one distinct value, and never further from the truth).
     parts.push(`SELECT ${keys}, CAST(${code} AS SMALLINT), ${bin}, count(*), ${none}, min(v${code}), max(v${code}) FROM x WHERE v${code} IS NOT NULL GROUP BY ${byI}`);
   }
+  // Rows upserted in key order: two writers adding to the same rows (workers of one tenant
+  // on PostgreSQL) lock them in the same order, and never deadlock.
+  const order = Array.from({ length: keyCols.length + 2 }, (_, i) => i + 1).join(', ');
   return (
-    `INSERT INTO ${table} AS t WITH x AS (SELECT ${cols.join(', ')} FROM ${source} WHERE ${where}) ${parts.join(' UNION ALL ')} ` +
+    `INSERT INTO ${table} AS t WITH x AS (SELECT ${cols.join(', ')} FROM ${source} AS src WHERE ${where}) ${parts.join(' UNION ALL ')} ORDER BY ${order} ` +
     `ON CONFLICT (${viewKey(v)}) DO UPDATE SET ${viewMerge('t')}`
   );
 }

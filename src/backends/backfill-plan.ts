@@ -1,0 +1,34 @@
+import { SluiceError } from '../core/errors.js';
+import type { BackfillSpec, BackfillState } from '../ports/backfill.js';
+
+/** What every store's backfill computes the same way (see ports/backfill.ts). */
+
+/**
+ * The range a backfill rebuilds: the spec's, or the tenant's first to last event, widened to
+ * whole buckets of the table (the swap replaces whole rows).
+ */
+export function wholeBuckets(spec: BackfillSpec, minTs: number | null, maxTs: number | null, now: number, grainMs: number): { from: number; to: number } {
+  const from = Math.floor((spec.from ?? minTs ?? now) / grainMs) * grainMs;
+  const to = Math.ceil((spec.to ?? (maxTs ?? now) + 1) / grainMs) * grainMs;
+  if (to <= from) throw new SluiceError('SLUICE_ERR_INVALID_BODY', '"to" must be after "from"', { field: 'to' });
+  return { from, to };
+}
+
+/**
+ * The end of the next chunk: it spans the time that should hold about `events` input events
+ * (from the mean density of the range), whole buckets, so that a bucket's rows are built by
+ * one chunk.
+ */
+export function chunkEnd(s: Pick<BackfillState, 'from' | 'to' | 'total'> & { cursor: number }, events: number, grainMs: number): number {
+  const density = s.total / Math.max(grainMs, s.to - s.from);
+  const span = Math.max(grainMs, Math.floor(events / Math.max(density, 1e-9) / grainMs) * grainMs);
+  return Math.min(s.to, s.cursor + span);
+}
+
+export function noSuchView(name: string): SluiceError {
+  return new SluiceError('SLUICE_ERR_NOT_FOUND', `no view "${name}"; counts_1m, or a view of the tenant (GET /v1/views)`, { field: 'view' });
+}
+
+export function superseded(name: string, build: string | null): SluiceError {
+  return new SluiceError('SLUICE_ERR_CONFLICT', `view "${name}" changed or is being rebuilt by another backfill (${build ?? 'none'}); this one stops`, { field: 'view' });
+}

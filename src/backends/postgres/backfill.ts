@@ -1,0 +1,204 @@
+import { randomBytes } from 'node:crypto';
+import { SluiceError } from '../../core/errors.js';
+import type { BackfillSpec, BackfillState, Backfills } from '../../ports/backfill.js';
+import { chunkEnd, noSuchView, superseded, wholeBuckets } from '../backfill-plan.js';
+import { Params } from '../sql/compile.js';
+import type { Sql } from './database.js';
+
+/**
+ * A table a backfill can rebuild on PostgreSQL: the built-in per-minute counts, or a
+ * tenant's view. `aggregate` returns the statement that adds the events of `source` (a
+ * relation with the events' columns, whose parameters are already in `p`) to table `into`.
+ */
+export interface BackfillTarget {
+  table: string;
+  ddl(name: string): string;
+  bucketColumn: string;
+  grainMs: number;
+  /** The order the rebuilt rows are written in. */
+  order: string;
+  /** Aggregate over the table's rows that counts the events in them (progress). */
+  events: string;
+  aggregate(into: string, source: string, p: Params): string;
+  /** For a view: the backfill that currently builds it (a superseded build must stop). */
+  build?: string | null;
+}
+
+export const COUNTS_1M: BackfillTarget = {
+  table: 'counts_1m',
+  ddl: (name) => `CREATE TABLE ${name} (tenant text NOT NULL, type text NOT NULL, minute bigint NOT NULL, n bigint NOT NULL, PRIMARY KEY (tenant, type, minute))`,
+  bucketColumn: 'minute',
+  grainMs: 60_000,
+  events: 'sum(n)',
+  order: 'minute, type',
+  aggregate: (into, source) =>
+    `INSERT INTO ${into} AS t SELECT tenant, type, ts - ((ts % 60000) + 60000) % 60000 AS minute, count(*) AS n FROM ${source} AS src GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+     ON CONFLICT (tenant, type, minute) DO UPDATE SET n = t.n + excluded.n`,
+};
+
+export const BACKFILL_TABLES = `
+  CREATE TABLE backfills (
+    id text PRIMARY KEY, view text NOT NULL, tenant text NOT NULL,
+    range_from bigint NOT NULL, range_to bigint NOT NULL, rate bigint NOT NULL, status text NOT NULL,
+    cursor bigint NOT NULL, done bigint NOT NULL, total bigint NOT NULL,
+    started_at bigint NOT NULL, updated_at bigint NOT NULL, finished_at bigint, error text
+  );
+  CREATE INDEX backfills_by_tenant ON backfills (tenant, started_at);
+  CREATE TABLE backfill_snapshots (id text NOT NULL, p integer NOT NULL, o bigint NOT NULL, PRIMARY KEY (id, p));
+`;
+
+interface Row {
+  id: string;
+  view: string;
+  tenant: string;
+  range_from: number;
+  range_to: number;
+  rate: number;
+  status: BackfillState['status'];
+  cursor: number;
+  done: number;
+  total: number;
+  started_at: number;
+  updated_at: number;
+  finished_at: number | null;
+  error: string | null;
+}
+
+function toState(r: Row): BackfillState & { cursor: number } {
+  return {
+    id: r.id,
+    view: r.view,
+    tenant: r.tenant,
+    from: Number(r.range_from),
+    to: Number(r.range_to),
+    rate: Number(r.rate),
+    status: r.status,
+    cursor: Number(r.cursor),
+    done: Number(r.done),
+    total: Number(r.total),
+    startedAt: Number(r.started_at),
+    updatedAt: Number(r.updated_at),
+    finishedAt: r.finished_at === null ? null : Number(r.finished_at),
+    error: r.error,
+  };
+}
+
+const shadow = (id: string) => `backfill_${id}`;
+
+/** Holds every commit back until the transaction ends (commits take ROW EXCLUSIVE on `applied` first). */
+const LOCK_COMMITS = 'LOCK TABLE applied IN SHARE ROW EXCLUSIVE MODE';
+
+/**
+ * Backfills on PostgreSQL. Any process that hosts the store may run a step: the step locks
+ * its backfill's row, so two processes resuming the same backfill take turns and never
+ * aggregate a chunk twice. The start (snapshot) and the finish (catch-up and swap) lock
+ * `applied` against every commit, which is what the DuckDB store's commit queue does.
+ */
+export class PostgresBackfills implements Backfills {
+  constructor(
+    private readonly tx: <T>(fn: (sql: Sql) => Promise<T>) => Promise<T>,
+    private readonly read: Sql,
+    private readonly resolve: (sql: Sql, tenant: string, view: string) => Promise<BackfillTarget | null>,
+  ) {}
+
+  views(): string[] {
+    return ['counts_1m'];
+  }
+
+  private async target(sql: Sql, tenant: string, name: string, id?: string): Promise<BackfillTarget> {
+    const t = await this.resolve(sql, tenant, name);
+    if (!t) throw noSuchView(name);
+    if (id !== undefined && t.build !== undefined && t.build !== id) throw superseded(name, t.build);
+    return t;
+  }
+
+  async start(spec: BackfillSpec): Promise<BackfillState> {
+    const id = randomBytes(6).toString('hex');
+    const now = Date.now();
+    return this.tx(async (sql) => {
+      await sql(LOCK_COMMITS);
+      const v = await this.target(sql, spec.tenant, spec.view);
+      await sql(`INSERT INTO backfill_snapshots (id, p, o) SELECT $1, p, o FROM applied`, [id]);
+      const [range] = await sql<{ lo: number | null; hi: number | null }>('SELECT min(ts) AS lo, max(ts) AS hi FROM events WHERE tenant = $1', [spec.tenant]);
+      const { from, to } = wholeBuckets(spec, range?.lo ?? null, range?.hi ?? null, now, v.grainMs);
+      const [count] = await sql<{ n: number }>(
+        `SELECT count(*) AS n FROM events e JOIN backfill_snapshots s ON s.id = $1 AND e.partition = s.p AND e."offset" <= s.o
+         WHERE e.tenant = $2 AND e.ts >= $3 AND e.ts < $4`,
+        [id, spec.tenant, from, to],
+      );
+      await sql(v.ddl(shadow(id)));
+      if (spec.view !== 'counts_1m') await sql(`UPDATE views SET build = $1 WHERE tenant = $2 AND name = $3`, [id, spec.tenant, spec.view]);
+      await sql(
+        `INSERT INTO backfills (id, view, tenant, range_from, range_to, rate, status, cursor, done, total, started_at, updated_at, finished_at, error)
+         VALUES ($1, $2, $3, $4, $5, $6, 'running', $4, 0, $7, $8, $8, NULL, NULL)`,
+        [id, spec.view, spec.tenant, from, to, spec.rate, Number(count?.n ?? 0), now],
+      );
+      return (await this.get(sql, id))!;
+    });
+  }
+
+  private async get(sql: Sql, id: string, forUpdate = false): Promise<(BackfillState & { cursor: number }) | null> {
+    const rows = await sql<Row>(`SELECT * FROM backfills WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+    return rows[0] ? toState(rows[0]) : null;
+  }
+
+  async step(id: string, events: number): Promise<BackfillState> {
+    const next = await this.tx(async (sql) => {
+      const s = await this.get(sql, id, true);
+      if (!s) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no backfill ${id}`, { field: 'id' });
+      if (s.status !== 'running' || s.cursor >= s.to) return s;
+      const v = await this.target(sql, s.tenant, s.view, s.id);
+      const end = chunkEnd(s, events, v.grainMs);
+      const p = new Params();
+      const source = `(SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
+         WHERE e.tenant = ${p.add(s.tenant)} AND e.ts >= ${p.add(s.cursor)}::bigint AND e.ts < ${p.add(end)}::bigint)`;
+      await sql(v.aggregate(shadow(id), source, p), p.values);
+      await sql(`UPDATE backfills SET cursor = $1, done = (SELECT coalesce(${v.events}, 0) FROM ${shadow(id)}), updated_at = $2 WHERE id = $3`, [end, Date.now(), id]);
+      return (await this.get(sql, id))!;
+    });
+    return next.status === 'running' && next.cursor >= next.to ? this.finish(id) : next;
+  }
+
+  /** The catch-up and the swap, with commits held back. */
+  private finish(id: string): Promise<BackfillState> {
+    return this.tx(async (sql) => {
+      await sql(LOCK_COMMITS);
+      const s = (await this.get(sql, id, true))!;
+      if (s.status !== 'running') return s;
+      const v = await this.target(sql, s.tenant, s.view, s.id);
+      const p = new Params();
+      const source = `(SELECT e.* FROM events e LEFT JOIN backfill_snapshots s ON s.id = ${p.add(s.id)} AND e.partition = s.p
+         WHERE e.tenant = ${p.add(s.tenant)} AND e.ts >= ${p.add(s.from)}::bigint AND e.ts < ${p.add(s.to)}::bigint AND (s.o IS NULL OR e."offset" > s.o))`;
+      await sql(v.aggregate(shadow(s.id), source, p), p.values);
+      await sql(`DELETE FROM ${v.table} WHERE tenant = $1 AND ${v.bucketColumn} >= $2 AND ${v.bucketColumn} < $3`, [s.tenant, s.from, s.to]);
+      await sql(`INSERT INTO ${v.table} SELECT * FROM ${shadow(s.id)} ORDER BY ${v.order}`);
+      const now = Date.now();
+      await sql(`UPDATE backfills SET status = 'done', updated_at = $1, finished_at = $1 WHERE id = $2`, [now, s.id]);
+      await sql(`UPDATE views SET status = 'ready', error = NULL, updated_at = $1 WHERE build = $2`, [now, s.id]);
+      await sql(`DROP TABLE ${shadow(s.id)}`);
+      await sql(`DELETE FROM backfill_snapshots WHERE id = $1`, [s.id]);
+      return (await this.get(sql, s.id))!;
+    });
+  }
+
+  async list(tenant?: string): Promise<BackfillState[]> {
+    const rows =
+      tenant === undefined
+        ? await this.read<Row>('SELECT * FROM backfills ORDER BY started_at DESC')
+        : await this.read<Row>('SELECT * FROM backfills WHERE tenant = $1 ORDER BY started_at DESC LIMIT 100', [tenant]);
+    return rows.map((r) => {
+      const { cursor: _cursor, ...state } = toState(r);
+      return state;
+    });
+  }
+
+  async fail(id: string, error: string): Promise<void> {
+    await this.tx(async (sql) => {
+      const now = Date.now();
+      await sql(`UPDATE backfills SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND status = 'running'`, [error.slice(0, 1000), now, id]);
+      await sql(`UPDATE views SET status = 'failed', error = $1, updated_at = $2 WHERE build = $3`, [error.slice(0, 1000), now, id]);
+      await sql(`DROP TABLE IF EXISTS ${shadow(id)}`);
+      await sql(`DELETE FROM backfill_snapshots WHERE id = $1`, [id]);
+    });
+  }
+}
