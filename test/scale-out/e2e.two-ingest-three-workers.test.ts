@@ -7,7 +7,8 @@ import { natsAvailable, postgresAvailable } from '../helpers/services.js';
 /**
  * Scale-out end to end: 2 ingest, 3 worker and 1 query processes on NATS JetStream and
  * PostgreSQL; 10% of the events repeat an earlier key. Every distinct key is stored exactly
- * once, and the query process answers the exact total.
+ * once, and the query process answers the exact total, from raw events and from a view that
+ * the three workers maintain together.
  */
 const TOTAL = Number(process.env.SCALE_OUT_EVENTS ?? 500_000);
 const ready = (await natsAvailable()) && (await postgresAvailable());
@@ -29,7 +30,19 @@ afterAll(async () => {
   if (ready) await d.cleanup();
 }, 60_000);
 
+async function api(method: string, path: string, key: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(`${query.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
+
 it.skipIf(!ready)(`scale-out.two-ingest-three-workers-${TOTAL}-events-with-repeated-keys-stored-exactly-once`, async () => {
+  const view = await api('PUT', '/v1/views/checkouts', d.tenant.adminKey, { event: 'checkout', measures: ['count', 'uniq:key'], grain: '1m' });
+  expect(view.status, JSON.stringify(view.body)).toBe(201);
+  await until(async () => (await api('GET', '/v1/views/checkouts', d.tenant.readKey)).body.status === 'ready', 30_000, 100);
   const started = Date.now();
   const sent = await sendAll(() => ingest.map((p) => p.url), d.tenant.writeKey, TOTAL, { batch: 500, concurrency: 8 });
   const sentSeconds = (Date.now() - started) / 1000;
@@ -46,12 +59,16 @@ it.skipIf(!ready)(`scale-out.two-ingest-three-workers-${TOTAL}-events-with-repea
   const answer = (await r.json()) as { rows: [string, number][] };
   expect(r.status, JSON.stringify(answer)).toBe(200);
   const counted = answer.rows.reduce((n, row) => n + row[1], 0);
+  const fromView = await api('POST', '/v1/query', d.tenant.readKey, { event: 'checkout', from: '-1h', to: 'now', interval: null, measures: ['count'] });
+  const fromRaw = await api('POST', '/v1/query', d.tenant.readKey, { event: 'checkout', from: '-1h', to: 'now', interval: null, measures: ['count'], source: 'raw' });
   console.log(
     `scale-out: sent ${TOTAL} (distinct keys ${sent.keys}), acknowledged ${sent.accepted} + ${sent.duplicates} duplicates, stored ${stored.rows} rows / ${stored.keys} keys, ` +
-      `query count ${counted}; ingest ${Math.round(TOTAL / sentSeconds)} ev/s, end to end ${Math.round(sent.keys / drainedSeconds)} ev/s, ${sent.retries} retried requests`,
+      `query count ${counted} (per-minute counts), ${JSON.stringify(fromView.body.rows)} (${String(fromView.body.source)}), ${JSON.stringify(fromRaw.body.rows)} (raw); ingest ${Math.round(TOTAL / sentSeconds)} ev/s, end to end ${Math.round(sent.keys / drainedSeconds)} ev/s, ${sent.retries} retried requests`,
   );
   expect(stored).toEqual({ rows: sent.keys, keys: sent.keys });
   expect(sent.accepted).toBe(sent.keys);
   expect(sent.duplicates).toBe(TOTAL - sent.keys);
   expect(counted).toBe(sent.keys);
+  expect(fromView.body).toMatchObject({ source: 'view:checkouts', rows: [[sent.keys]] });
+  expect(fromRaw.body).toMatchObject({ source: 'raw', rows: [[sent.keys]] });
 }, 600_000);
