@@ -77,9 +77,10 @@ function rssOf(pid: number | undefined): number {
   }
 }
 
-export function keysFrom(stdout: string): { writeKey: string; readKey: string } {
+export function keysFrom(stdout: string): { writeKey: string; readKey: string; adminKey: string } {
   const w = /write key:\s+(\S+)/.exec(stdout);
   const r = /read key:\s+(\S+)/.exec(stdout);
-  if (!w || !r) throw new Error(`no keys in the output of sluice up:\n${stdout}`);
-  return { writeKey: w[1]!, readKey: r[1]! };
+  const a = /admin key:\s+(\S+)/.exec(stdout);
+  if (!w || !r || !a) throw new Error(`no keys in the output of sluice up:\n${stdout}`);
+  return { writeKey: w[1]!, readKey: r[1]!, adminKey: a[1]! };
 }
