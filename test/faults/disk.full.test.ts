@@ -5,6 +5,7 @@ import { afterEach, expect, it } from 'vitest';
 import { storeFacts } from '../helpers/duckdb.js';
 import { freePort, keysFrom, startServer, stop, type ServerProcess } from '../helpers/server.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { tmpfsOrSkip } from '../helpers/tmpfs.js';
 
 /**
  * The data directory on a small tmpfs fills up under load: the log refuses with 503 and
@@ -12,26 +13,10 @@ import { tmpDir } from '../helpers/tmp.js';
  * loop); the store backs off. When space returns, ingest resumes and every acknowledged event
  * is stored exactly once.
  *
- * Mounting needs root (CI runs as root). Elsewhere the test says so and is skipped, unless
- * CI is set, where it fails.
+ * Mounting needs root (see helpers/tmpfs.ts).
  */
 
-function canMount(dir: string): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'ignore' });
-    execFileSync('umount', [dir], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const probe = tmpDir('sluice-mount-probe-');
-const mountable = canMount(probe);
-if (!mountable) {
-  if (process.env.CI) throw new Error('the disk-full fault test needs to mount a tmpfs (root); CI must run it');
-  console.warn('disk.full: cannot mount a tmpfs here (not root); the disk-full fault test is skipped');
-}
+const mountable = tmpfsOrSkip('the disk-full fault test');
 
 let mounted: string | null = null;
 let server: ServerProcess | null = null;
