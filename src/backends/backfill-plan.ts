@@ -4,6 +4,27 @@ import type { BackfillSpec, BackfillState } from '../ports/backfill.js';
 /** What every store's backfill computes the same way (see ports/backfill.ts). */
 
 /**
+ * A table a backfill can rebuild: the built-in per-minute counts, or a tenant's view.
+ * `aggregate` returns the statement that adds the events of `source` (a relation with the
+ * events' columns, whose parameters are already in `p`) to table `into`, merging rows.
+ */
+export interface BackfillTarget<P> {
+  table: string;
+  /** DDL of an empty table like `table`, named `name`. */
+  ddl(name: string): string;
+  /** The event-time column of the table (epoch ms of the bucket), and the buckets' size. */
+  bucketColumn: string;
+  grainMs: number;
+  /** The order the rebuilt rows are written in: rows read together stored together (zone maps skip the rest). */
+  order: string;
+  /** Aggregate over the table's rows that counts the events in them (progress). */
+  events: string;
+  aggregate(into: string, source: string, p: P): string;
+  /** For a view: the backfill that currently builds it (a superseded build must stop). */
+  build?: string | null;
+}
+
+/**
  * The range a backfill rebuilds: the spec's, or the tenant's first to last event, widened to
  * whole buckets of the table (the swap replaces whole rows).
  */

@@ -1,30 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import { SluiceError } from '../../core/errors.js';
-import { chunkEnd, noSuchView, superseded, wholeBuckets } from '../backfill-plan.js';
+import { chunkEnd, noSuchView, superseded, wholeBuckets, type BackfillTarget as Target } from '../backfill-plan.js';
 import type { BackfillSpec, BackfillState, Backfills } from '../../ports/backfill.js';
 import { Params } from './query-sql.js';
 
-/**
- * A table a backfill can rebuild: the built-in per-minute counts, or a tenant's view.
- * `aggregate` returns the statement that adds the events of `source` (a relation with the
- * events' columns, whose parameters are already in `p`) to table `into`, merging rows.
- */
-export interface BackfillTarget {
-  table: string;
-  /** DDL of an empty table like `table`, named `name`. */
-  ddl(name: string): string;
-  /** The event-time column of the table (epoch ms of the bucket), and the buckets' size. */
-  bucketColumn: string;
-  grainMs: number;
-  /** The order the rebuilt rows are written in: rows read together stored together (zone maps skip the rest). */
-  order: string;
-  /** Aggregate over the table's rows that counts the events in them (progress). */
-  events: string;
-  aggregate(into: string, source: string, p: Params): string;
-  /** For a view: the backfill that currently builds it (a superseded build must stop). */
-  build?: string | null;
-}
+/** A table a backfill rebuilds on DuckDB (see backfill-plan.ts). */
+export type BackfillTarget = Target<Params>;
 
 export const COUNTS_1M: BackfillTarget = {
   table: 'counts_1m',

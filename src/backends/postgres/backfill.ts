@@ -1,28 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { SluiceError } from '../../core/errors.js';
 import type { BackfillSpec, BackfillState, Backfills } from '../../ports/backfill.js';
-import { chunkEnd, noSuchView, superseded, wholeBuckets } from '../backfill-plan.js';
+import { chunkEnd, noSuchView, superseded, wholeBuckets, type BackfillTarget as Target } from '../backfill-plan.js';
 import { Params } from '../sql/compile.js';
 import type { Sql } from './database.js';
 
-/**
- * A table a backfill can rebuild on PostgreSQL: the built-in per-minute counts, or a
- * tenant's view. `aggregate` returns the statement that adds the events of `source` (a
- * relation with the events' columns, whose parameters are already in `p`) to table `into`.
- */
-export interface BackfillTarget {
-  table: string;
-  ddl(name: string): string;
-  bucketColumn: string;
-  grainMs: number;
-  /** The order the rebuilt rows are written in. */
-  order: string;
-  /** Aggregate over the table's rows that counts the events in them (progress). */
-  events: string;
-  aggregate(into: string, source: string, p: Params): string;
-  /** For a view: the backfill that currently builds it (a superseded build must stop). */
-  build?: string | null;
-}
+/** A table a backfill rebuilds on PostgreSQL (see backfill-plan.ts). */
+export type BackfillTarget = Target<Params>;
 
 export const COUNTS_1M: BackfillTarget = {
   table: 'counts_1m',
