@@ -57,9 +57,11 @@ export async function scaleOutBench(work: string, events: number, batch: number,
 
     say('scale-out: sluice ingest + 2 workers on NATS and PostgreSQL');
     const dataDir = path.join(work, 'scale-out');
-    const args = ['--data-dir', dataDir, '--log', NATS_URL, '--store', `${POSTGRES_URL}?schema=${schema}`];
+    const pgUrl = `${POSTGRES_URL}?schema=${schema}`;
+    // The whole deployment on the shared engines: the log on NATS, the store and the catalog on PostgreSQL.
+    const args = ['--data-dir', dataDir, '--log', NATS_URL, '--store', pgUrl, '--catalog', pgUrl];
     const env = { SLUICE_LOG_STREAM: stream, SLUICE_LOG_LEVEL: 'warn' };
-    const { stdout } = await run(process.execPath, [CLI, 'tenant', 'create', 'bench', '--data-dir', dataDir, '--json'], { env: { ...process.env, ...env } });
+    const { stdout } = await run(process.execPath, [CLI, 'tenant', 'create', 'bench', '--catalog', pgUrl, '--data-dir', dataDir, '--json'], { env: { ...process.env, ...env } });
     const writeKey = (JSON.parse(stdout) as { write_key: string }).write_key;
     const role = async (name: string, extra: NodeJS.ProcessEnv = {}): Promise<Child> => {
       const port = await freePort();
