@@ -15,6 +15,8 @@ import type { Interval } from '../core/types.js';
  *   number, boolean, object or array as JSON); a missing field or a JSON null is null.
  * - Numeric measures and comparisons with a number read the text as a number; text that is
  *   not a number counts as missing.
+ * - A sum never fails: past the largest double it is Infinity on DuckDB and the largest double
+ *   on PostgreSQL (which raises on a double overflow, so it sums as numeric and clamps).
  */
 
 /** `type`, `key`, or a dotted path of up to 8 names inside `properties` or `context`. */

@@ -191,6 +191,27 @@ describe.each(stores)('views answer what raw events answer: $name', (backend) =>
     expect((await store.query({ ...spec, source: 'raw' }, 10)).rows).toEqual([[12.5, 800, 800]]);
   });
 
+  it('views.sums-past-the-largest-double-never-fail-a-commit-or-a-query', async () => {
+    const tenant = 'huge';
+    await store.views.put(tenant, parseView('orders', VIEW), 'api');
+    await build(tenant);
+    const records = toRecords(tenant, [1.5e308, 1.6e308, -1e308].map((amount, i) => ({ type: 'checkout' as const, key: i, minute: 1, second: i, region: 'eu' as const, amount, latency: 1 })), 1, 4);
+    // Stored, not dead-lettered: a view's arithmetic must never refuse an event.
+    expect((await store.commit({ records, partitions: [{ partition: 4, token: 1, upTo: records.length }] })).stored).toBe(3);
+    const spec = parseQuery({ event: 'checkout', from: new Date(T0).toISOString(), to: new Date(T0 + 3_600_000).toISOString(), interval: null, measures: ['count', 'sum:amount', 'avg:amount', 'max:amount'] }, tenant, Date.now(), {
+      maxBuckets: 10_000,
+      maxRows: 10_000,
+    });
+    for (const answer of [await store.query(spec, 10), await store.query({ ...spec, source: 'raw' }, 10)]) {
+      const [[count, sum, avg, max]] = answer.rows as [number, number | null, number | null, number][];
+      expect(count).toBe(3);
+      expect(max).toBe(1.6e308);
+      // Past the largest double: Infinity (DuckDB) or clamped to the largest double (PostgreSQL).
+      expect(sum === Infinity || sum === Number.MAX_VALUE).toBe(true);
+      expect(avg === Infinity || (typeof avg === 'number' && avg > 1e307)).toBe(true);
+    }
+  });
+
   it('views.distinct-counts-and-percentiles-stay-within-their-documented-error-at-scale', async () => {
     const tenant = 'big';
     const n = 50_000;

@@ -31,6 +31,8 @@ export const DUCKDB: ViewDialect<DuckDBValue> = {
     return `(epoch_ms(ts) // ${s}) * ${s}`;
   },
   quantile: (x, q) => `quantile_disc(${x}, ${q})`,
+  // DuckDB's double sums go to ±Infinity past the largest double; they never raise.
+  sum: (x, filter = '') => `sum(${x}) ${filter}`,
   // chr(0) cannot come from JSON text as DuckDB extracts it, so it marks missing.
   dimStore: (x) => `coalesce(${x}, chr(0))`,
   dimRead: (d) => `NULLIF(${d}, chr(0))`,
@@ -38,6 +40,7 @@ export const DUCKDB: ViewDialect<DuckDBValue> = {
   lowBit: (w) => `bit_count(xor(${w}, ${w} - 1))`,
   idiv: (a, b) => `(${a} // ${b})`,
   argMin: (x, by, cond) => `arg_min(${x}, ${by}) FILTER (WHERE ${cond})`,
+  add: (a, b) => `(${a} + ${b})`,
 };
 
 export { DD_ALPHA, viewTableDdl } from '../sql/views.js';

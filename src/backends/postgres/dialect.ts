@@ -1,5 +1,12 @@
 import type { ViewDialect } from '../sql/views.js';
 
+const MAX_DOUBLE = '1.7976931348623157e308';
+
+/** A numeric expression as a double, clamped to the doubles' range; NULL stays NULL (least and greatest skip NULLs). */
+function clampDouble(x: string): string {
+  return `CAST(CASE WHEN ${x} IS NULL THEN NULL ELSE least(greatest(${x}, -${MAX_DOUBLE}), ${MAX_DOUBLE}) END AS double precision)`;
+}
+
 /**
  * PostgreSQL's side of the shared compilers (backends/sql/compile.ts, views.ts). Event times
  * are BIGINT epoch ms; JSON is jsonb, read with `#>>` and a parameter holding the path's
@@ -22,6 +29,9 @@ export const POSTGRES: ViewDialect = {
   timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ts >= ${p.add(from)}::bigint AND ts < ${p.add(to)}::bigint`,
   bucket: (size) => `(ts - ((ts % ${size}) + ${size}) % ${size})`,
   quantile: (x, q) => `percentile_disc(CAST(${q} AS double precision)) WITHIN GROUP (ORDER BY ${x})`,
+  // A double sum past the largest double raises an error in PostgreSQL (22003), which would
+  // fail a query, or a commit maintaining a view: summed as numeric, clamped as sluice_num does.
+  sum: (x, filter = '') => clampDouble(`sum(CAST(${x} AS numeric)) ${filter}`),
   dimStore: (x) => `coalesce('=' || ${x}, '')`,
   dimRead: (d) => `(CASE WHEN ${d} = '' THEN NULL ELSE substr(${d}, 2) END)`,
   hash64: (x) => `hashtextextended(${x}, 0)`,
@@ -29,4 +39,5 @@ export const POSTGRES: ViewDialect = {
   // Integer division in PostgreSQL truncates toward zero; this rounds down, as buckets do.
   idiv: (a, b) => `((${a} - ((${a} % ${b}) + ${b}) % ${b}) / ${b})`,
   argMin: (x, by, cond) => `(array_agg(${x} ORDER BY ${by}) FILTER (WHERE ${cond}))[1]`,
+  add: (a, b) => clampDouble(`CAST(${a} AS numeric) + CAST(${b} AS numeric)`),
 };

@@ -32,6 +32,11 @@ export interface Dialect<V = unknown> {
   bucket(sizeMs: number, p: Params<V>): string;
   /** The value at rank q (discrete, a value of the set) of `x`; `q` is a parameter. */
   quantile(x: string, q: string): string;
+  /**
+   * The sum of the doubles `x` (`filter`, e.g. `FILTER (WHERE …)`, follows the aggregate), as a
+   * double; never an overflow error, whatever the values.
+   */
+  sum(x: string, filter?: string): string;
 }
 
 function scalarCompare<V>(d: Dialect<V>, x: string, op: 'eq' | 'neq', v: string | number | boolean, p: Params<V>): string {
@@ -80,6 +85,10 @@ function rawMeasure<V>(d: Dialect<V>, m: Measure, p: Params<V>): string {
       return `count(DISTINCT ${x})`;
     case 'quantile':
       return d.quantile(d.num(x), p.add(m.q! as V));
+    case 'sum':
+      return d.sum(d.num(x));
+    case 'avg':
+      return `${d.sum(d.num(x))} / nullif(count(${d.num(x)}), 0)`;
     default:
       return `${m.kind}(${d.num(x)})`;
   }

@@ -37,6 +37,8 @@ export interface ViewDialect<V = unknown> extends Dialect<V> {
   idiv(a: string, b: string): string;
   /** The value of `x` at the least `by` among the rows where `cond` holds. */
   argMin(x: string, by: string, cond: string): string;
+  /** `a + b` for doubles, never an overflow error (as `sum`). */
+  add(a: string, b: string): string;
 }
 
 export const HLL_BITS = 12;
@@ -77,10 +79,10 @@ export function viewTableDdl(table: string, v: ViewDef): string {
 }
 
 /** How a row already in view table `t` absorbs a new one with the same key. */
-export function viewMerge(t: string): string {
+export function viewMerge<V>(d: ViewDialect<V>, t: string): string {
   return (
     `n = CASE WHEN ${t}.m >= 100 AND ${t}.m < 200 THEN greatest(${t}.n, excluded.n) ELSE ${t}.n + excluded.n END, ` +
-    `s = CASE WHEN ${t}.s IS NULL THEN excluded.s WHEN excluded.s IS NULL THEN ${t}.s ELSE ${t}.s + excluded.s END, ` +
+    `s = CASE WHEN ${t}.s IS NULL THEN excluded.s WHEN excluded.s IS NULL THEN ${t}.s ELSE ${d.add(`${t}.s`, 'excluded.s')} END, ` +
     `lo = least(${t}.lo, excluded.lo), hi = greatest(${t}.hi, excluded.hi)`
   );
 }
@@ -108,7 +110,7 @@ export function viewMaintainSql<V>(d: ViewDialect<V>, table: string, v: ViewDef,
   const none = 'CAST(NULL AS FLOAT8)';
   const parts = [`SELECT ${keys}, CAST(0 AS SMALLINT), 0, count(*), ${none}, ${none}, ${none} FROM x GROUP BY ${groupKeys.join(', ')}`];
   for (const code of codes.numeric.values()) {
-    parts.push(`SELECT ${keys}, CAST(${code} AS SMALLINT), 0, count(v${code}), sum(v${code}), min(v${code}), max(v${code}) FROM x WHERE v${code} IS NOT NULL GROUP BY ${groupKeys.join(', ')}`);
+    parts.push(`SELECT ${keys}, CAST(${code} AS SMALLINT), 0, count(v${code}), ${d.sum(`v${code}`)}, min(v${code}), max(v${code}) FROM x WHERE v${code} IS NOT NULL GROUP BY ${groupKeys.join(', ')}`);
   }
   for (const code of codes.uniq.values()) {
     const w = `CAST(v${code} >> ${HLL_BITS} AS BIGINT)`;
@@ -128,7 +130,7 @@ export function viewMaintainSql<V>(d: ViewDialect<V>, table: string, v: ViewDef,
   const order = Array.from({ length: keyCols.length + 2 }, (_, i) => i + 1).join(', ');
   return (
     `INSERT INTO ${table} AS t WITH x AS (SELECT ${cols.join(', ')} FROM ${source} AS src WHERE ${where}) ${parts.join(' UNION ALL ')} ORDER BY ${order} ` +
-    `ON CONFLICT (${viewKey(v)}) DO UPDATE SET ${viewMerge('t')}`
+    `ON CONFLICT (${viewKey(v)}) DO UPDATE SET ${viewMerge(d, 't')}`
   );
 }
 
@@ -191,7 +193,7 @@ export function viewQuerySql<V>(d: ViewDialect<V>, q: QuerySpec, table: string, 
     if (NUMERIC.has(m.kind)) {
       const c = codes.numeric.get(f)!;
       const only = `FILTER (WHERE m = ${c})`;
-      const agg = { sum: `sum(s) ${only}`, min: `min(lo) ${only}`, max: `max(hi) ${only}`, avg: `sum(s) ${only} / nullif(sum(n) ${only}, 0)` }[m.kind as 'sum' | 'min' | 'max' | 'avg'];
+      const agg = { sum: d.sum('s', only), min: `min(lo) ${only}`, max: `max(hi) ${only}`, avg: `${d.sum('s', only)} / nullif(sum(n) ${only}, 0)` }[m.kind as 'sum' | 'min' | 'max' | 'avg'];
       mainCols.push(`${agg} AS a${j}`);
       finalCols.push(`main.a${j}`);
       return;
