@@ -28,5 +28,5 @@ export function openEmbeddedCatalog(config: Readonly<Config>): SqliteCatalog {
 }
 
 export function openEmbeddedStore(config: Readonly<Config>): DuckdbStore {
-  return new DuckdbStore({ file: embeddedPaths(config.dataDir).duckdb, queryTimeoutMs: config.query.timeoutMs });
+  return new DuckdbStore({ file: embeddedPaths(config.dataDir).duckdb, queryTimeoutMs: config.query.timeoutMs, memoryMb: config.store.memoryMb });
 }

@@ -42,6 +42,12 @@ export const configSchema = {
       default: {},
       properties: {
         url: { type: 'string', minLength: 1, default: 'embedded', description: 'embedded (DuckDB in the data directory) or postgres://user@host:5432/db[?schema=name]' },
+        memoryMb: {
+          type: 'integer',
+          minimum: 64,
+          default: 512,
+          description: 'memory the embedded DuckDB store may hold (MiB): its cache of table blocks and its queries; larger queries spill to disk',
+        },
       },
     },
     catalog: {
@@ -190,7 +196,7 @@ export interface Config {
   partitions: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   log: { fsync: 'always' | 'normal' | 'off'; dedupeHorizonMs: number; retentionMs: number; url: string; stream: string; replicas: number; duplicateWindowMs: number };
-  store: { url: string };
+  store: { url: string; memoryMb: number };
   catalog: { url: string };
   limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number; requestTimeoutMs: number; logBacklog: number; eventLoopLagMs: number };
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number; id: string };

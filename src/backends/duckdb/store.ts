@@ -29,6 +29,11 @@ export interface DuckdbStoreOptions {
   /** Rows per appended data chunk; the event loop is yielded between chunks. */
   chunkRows?: number;
   queryTimeoutMs?: number;
+  /**
+   * DuckDB's memory limit (MiB). Without one DuckDB may hold 80% of the machine's memory,
+   * and it keeps the table blocks it wrote cached: the process grows with the data.
+   */
+  memoryMb?: number;
 }
 
 const EVENT_TYPES: DuckDBType[] = [VARCHAR, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS, TIMESTAMP_MS, INTEGER, BIGINT, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS];
@@ -98,7 +103,7 @@ export class DuckdbStore implements Store {
 
   private async open(): Promise<void> {
     fs.mkdirSync(path.dirname(this.options.file), { recursive: true });
-    this.instance = await DuckDBInstance.create(this.options.file);
+    this.instance = await DuckDBInstance.create(this.options.file, this.options.memoryMb ? { memory_limit: `${this.options.memoryMb}MB` } : {});
     this.writer = await this.instance.connect();
     await this.writer.run(SCHEMA);
     await this.writer.run(BACKFILL_SCHEMA);
