@@ -29,11 +29,23 @@ try {
   const end = Date.now() + MINUTES * 60_000;
   let sent = 0;
   let acked = 0;
-  const post = (body: string): Promise<number> =>
+  /** Refused requests by status and error code: load shed (503) and quotas (429) are answers a producer retries. */
+  const refused = new Map<string, number>();
+  const post = (body: string): Promise<{ status: number; retryAfter: number; code: string }> =>
     new Promise((resolve, reject) => {
       const req = http.request(`${child.url}/v1/events`, { method: 'POST', agent, headers: { authorization: `Bearer ${writeKey}`, 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => {
+          let code = '';
+          try {
+            code = String((JSON.parse(text) as { code?: unknown }).code ?? '');
+          } catch {
+            // Not JSON: the status says enough.
+          }
+          resolve({ status: res.statusCode ?? 0, retryAfter: Number(res.headers['retry-after'] ?? 1), code });
+        });
       });
       req.on('error', reject);
       req.end(body);
@@ -53,8 +65,14 @@ try {
   const run = `soak-${Date.now()}`;
   for (let next = Date.now(); Date.now() < end; next += every) {
     const body = '[' + eventsFor(run, sent, BATCH).join(',') + ']';
-    const status = await post(body);
-    if (status !== 202) throw new Error(`ingest answered ${status} at ${sent} events`);
+    // A well-behaved producer: on 429 or 503 it waits Retry-After and sends the same batch again.
+    for (let r = await post(body); r.status !== 202; r = await post(body)) {
+      if (r.status !== 429 && r.status !== 503) throw new Error(`ingest answered ${r.status} ${r.code} at ${sent} events`);
+      const what = `${r.status} ${r.code}`;
+      refused.set(what, (refused.get(what) ?? 0) + 1);
+      say(`soak: ${what} at ${sent.toLocaleString('en-US')} events; retrying after ${r.retryAfter} s`);
+      await new Promise((res) => setTimeout(res, Math.max(1, r.retryAfter) * 1000));
+    }
     sent += BATCH;
     acked += BATCH;
     const wait = next + every - Date.now();
@@ -77,6 +95,7 @@ try {
       `  RSS max, first quarter ${(max(first.map((s) => s.rss)) / 1_048_576).toFixed(0)} MiB, last quarter ${(max(last.map((s) => s.rss)) / 1_048_576).toFixed(0)} MiB: ratio ${rssRatio.toFixed(2)}  target flat (≤ 1.10): ${rssRatio <= 1.1 ? 'met' : 'MISSED'}`,
       `  freshness max, first quarter ${max(first.map((s) => s.freshness)).toFixed(2)} s, last quarter ${max(last.map((s) => s.freshness)).toFixed(2)} s: ratio ${lagRatio.toFixed(2)}  target flat (≤ 1.10, floor 0.5 s): ${lagRatio <= 1.1 ? 'met' : 'MISSED'}`,
       `  stored = acknowledged: ${stored === acked ? 'yes' : `NO (${stored} of ${acked})`}`,
+      `  requests refused and retried: ${refused.size === 0 ? 'none' : [...refused].map(([k, n]) => `${n} × ${k}`).join(', ')}`,
       '',
     ].join('\n'),
   );
