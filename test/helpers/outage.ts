@@ -64,7 +64,8 @@ export class NatsCluster {
   /** Whether the servers fsync every write (`sync_interval: always`, NATS 2.10 and later). */
   syncAlways = false;
 
-  static async start(size = 3): Promise<NatsCluster> {
+  /** Writes the nodes' configurations and starts `started` of them (all by default). */
+  static async start(size = 3, started = size): Promise<NatsCluster> {
     const c = new NatsCluster();
     const dir = tmpDir('sluice-nats-');
     const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
@@ -84,7 +85,7 @@ export class NatsCluster {
       );
       c.nodes.push({ port: ports[i]!, process: null, config });
     }
-    for (let i = 0; i < size; i++) c.startNode(i);
+    for (let i = 0; i < started; i++) c.startNode(i);
     return c;
   }
 

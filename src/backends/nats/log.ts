@@ -1,4 +1,5 @@
 import { connect, type JetStreamManager, type KV, type NatsConnection } from 'nats';
+import { backoffDelay, sleep } from '../../core/backoff.js';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
 import type { Lease, Log, LogCapabilities, PartitionPosition } from '../../ports/log.js';
@@ -24,6 +25,8 @@ export interface NatsLogOptions {
   duplicateWindowMs: number;
   /** How long records stay in the stream, acknowledged or not (JetStream's max_age); 0 = no limit. */
   retentionMs: number;
+  /** How long opening waits for a cluster that is still forming (60 s by default). */
+  startTimeoutMs?: number;
   /** How long an append waits for the server's acknowledgements before it fails. */
   publishTimeoutMs?: number;
   /** The clock of leases and memberships. */
@@ -44,6 +47,8 @@ interface PartitionState {
 
 const EMPTY: PartitionState = { owner: null, token: null, expiresAt: 0, committed: 0, delivery: null };
 const TALLY_TTL_MS = 86_400_000;
+/** What a JetStream cluster answers while it forms or elects its leader: worth waiting for at start. */
+const FORMING = /no suitable peers|temporarily unavailable|no responders|timeout/i;
 const CAS_RETRIES = 20;
 
 /**
@@ -93,26 +98,49 @@ export class NatsLog implements Log {
 
   /** Connects, and creates the stream and buckets if they do not exist (checking them if they do). */
   static async open(opts: NatsLogOptions): Promise<NatsLog> {
+    // Every process of a deployment may start at once, NATS with them: servers that refuse
+    // connections, or a cluster still forming ("no suitable peers", "temporarily unavailable",
+    // no answer), are waited for until the deadline.
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
     let nc: NatsConnection;
-    try {
-      nc = await connect({ servers: opts.servers, name: `sluice ${process.pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
-    } catch (e: unknown) {
-      throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `cannot reach NATS at ${opts.servers.join(',')}: ${coerceError(e).message}. Start it (see the README: "Scaling out: NATS JetStream and PostgreSQL") or fix --log.`, {
-        retryAfter: 5,
-      });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        nc = await connect({ servers: opts.servers, name: `sluice ${process.pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+        break;
+      } catch (e: unknown) {
+        if (Date.now() < deadline) {
+          await sleep(backoffDelay(attempt, 250, 3_000));
+          continue;
+        }
+        throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `cannot reach NATS at ${opts.servers.join(',')}: ${coerceError(e).message}. Start it (see the README: "Scaling out: NATS JetStream and PostgreSQL") or fix --log.`, {
+          retryAfter: 5,
+        });
+      }
     }
-    try {
-      // API calls give up after 3 s (not 5): a worker then reads directly (see reader.ts).
-      const jsm = await nc.jetstreamManager({ timeout: 3_000 });
-      await ensureStream(jsm, opts);
-      const js = nc.jetstream();
-      const names = namesOf(opts.stream);
-      const state = await js.views.kv(names.stateBucket, { history: 1, replicas: opts.replicas });
-      const tallies = await js.views.kv(names.talliesBucket, { history: 1, replicas: opts.replicas, ttl: TALLY_TTL_MS });
-      return new NatsLog(opts, nc, jsm, new StreamReader(jsm, js, opts.stream), state, tallies, new PipelinedPublisher(nc, opts.stream));
-    } catch (e: unknown) {
-      await nc.close().catch(() => undefined);
-      throw e;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        // API calls give up after 3 s (not 5): a worker then reads directly (see reader.ts).
+        const jsm = await nc.jetstreamManager({ timeout: 3_000 });
+        await ensureStream(jsm, opts);
+        const js = nc.jetstream();
+        const names = namesOf(opts.stream);
+        const state = await js.views.kv(names.stateBucket, { history: 1, replicas: opts.replicas });
+        const tallies = await js.views.kv(names.talliesBucket, { history: 1, replicas: opts.replicas, ttl: TALLY_TTL_MS });
+        return new NatsLog(opts, nc, jsm, new StreamReader(jsm, js, opts.stream), state, tallies, new PipelinedPublisher(nc, opts.stream));
+      } catch (e: unknown) {
+        const forming = FORMING.test(coerceError(e).message);
+        if (forming && Date.now() < deadline) {
+          await sleep(backoffDelay(attempt, 250, 3_000));
+          continue;
+        }
+        await nc.close().catch(() => undefined);
+        if (!forming) throw e;
+        throw new SluiceError(
+          'SLUICE_ERR_LOG_UNAVAILABLE',
+          `JetStream at ${opts.servers.join(',')} did not become ready (${coerceError(e).message}): is JetStream enabled (nats-server -js), and have ${opts.replicas} servers of the cluster joined (log.replicas)?`,
+          { retryAfter: 5, cause: e },
+        );
+      }
     }
   }
 
