@@ -138,9 +138,13 @@ export class SqliteLog implements Log {
       leases: db.prepare('SELECT p, owner, expires_at FROM leases WHERE grp = ?'),
       minCommitted: db.prepare('SELECT min(committed) AS c, count(*) AS n FROM offsets WHERE p = ?'),
       groups: db.prepare('SELECT count(DISTINCT grp) AS n FROM offsets'),
+      // Only the oldest `limit` acked records of a partition are looked at, and those past the
+      // retention deleted: a pass costs `limit` rows, however large the log. (Filtering on
+      // received_at inside the range read every acked record on every pass: 2.6 s of blocked
+      // event loop with 20M records.)
       prune: db.prepare(
         `DELETE FROM records WHERE id IN (
-           SELECT id FROM records WHERE id BETWEEN ? AND ? AND received_at < ? ORDER BY id LIMIT ?)`,
+           SELECT id FROM records WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?) AND received_at < ?`,
       ),
     };
   }
@@ -449,7 +453,7 @@ export class SqliteLog implements Log {
     for (let p = 0; p < this.opts.partitions; p++) {
       const row = this.stmts.minCommitted.get(p) as { c: number | null; n: number };
       if (!row.n || row.c === null || row.c <= 0) continue;
-      deleted += this.stmts.prune.run(recordId(p, 1), recordId(p, row.c), cutoff, limit).changes;
+      deleted += this.stmts.prune.run(recordId(p, 1), recordId(p, row.c), limit, cutoff).changes;
     }
     return deleted;
   }
