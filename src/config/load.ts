@@ -17,6 +17,8 @@ import { configSchema, type Config } from './schema.js';
 
 /** Variables read by the command-line client, not by the server's configuration. */
 const CLIENT_VARIABLES = new Set(['SLUICE_CONFIG', 'SLUICE_KEY', 'SLUICE_URL']);
+/** The test suite's own variables (SLUICE_TEST_NATS, SLUICE_TEST_POSTGRES): a shell that runs the tests also runs sluice. */
+const TEST_VARIABLES = 'SLUICE_TEST_';
 
 type Json = Record<string, unknown>;
 
@@ -92,7 +94,7 @@ export function loadConfig(options: LoadOptions = {}): Readonly<Config> {
   const known = new Map(leaves().map(([p, name]) => [name, p]));
   const fromEnv: Json = {};
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('SLUICE_') || CLIENT_VARIABLES.has(name) || value === undefined) continue;
+    if (!name.startsWith('SLUICE_') || name.startsWith(TEST_VARIABLES) || CLIENT_VARIABLES.has(name) || value === undefined) continue;
     const p = known.get(name);
     if (!p) {
       throw new SluiceError('SLUICE_ERR_CONFIG', `unknown environment variable ${name}; known ones: ${[...known.keys()].join(', ')}`, { field: name });

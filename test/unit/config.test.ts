@@ -18,6 +18,8 @@ describe('config', () => {
     expect(() => loadConfig({ env: { SLUICE_PORT: 'eighty' } })).toThrow(/"port" must be integer/);
     expect(() => loadConfig({ env: { SLUICE_LOG_FSYNC: 'sometimes' } })).toThrow(/"log.fsync"/);
     expect(() => loadConfig({ env: { SLUICE_PROT: '1' } })).toThrow(/unknown environment variable SLUICE_PROT/);
+    // The test suite's addresses (README) are not configuration: sluice started from the same shell ignores them.
+    expect(loadConfig({ env: { SLUICE_TEST_NATS: 'nats://10.0.0.9:4222', SLUICE_TEST_POSTGRES: 'postgres://ci@db/test' } }).log.url).toBe('embedded');
     expect(() => loadConfig({ env: {}, file: '/nonexistent/sluice.json' })).toThrow(/cannot read the config file/);
     expect(() => loadConfig({ env: {}, flags: { views: [{ name: 'v', measures: ['sum:a b'] }] } })).toThrow(/views\[0\] \("v"\): "properties.a b" is not a field/);
     expect(() => loadConfig({ env: {}, flags: { views: [{ name: 'v' }, { name: 'v' }] } })).toThrow(/declared twice/);
