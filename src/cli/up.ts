@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { openCatalog, openLog, ownsDataDir } from '../backends/registry.js';
 import { SqliteLog } from '../backends/sqlite/log.js';
+import { startRetention } from '../backends/sqlite/retention.js';
 import { SluiceError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 import type { Config } from '../config/schema.js';
@@ -82,20 +83,12 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]), tracer: tracing.tracer },
   });
   const address = await app.listen({ host: config.host, port: config.port });
-  const prune = setInterval(() => {
-    if (!(log instanceof SqliteLog)) return;
-    try {
-      log.prune();
-    } catch (e: unknown) {
-      logger.warn({ err: (e as Error).message }, 'log retention pass failed; will retry');
-    }
-  }, 10_000);
-  prune.unref();
+  const stopRetention = log instanceof SqliteLog ? startRetention(log, logger) : () => undefined;
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      clearInterval(prune);
+      stopRetention();
       // Stop taking requests and let those in flight finish (their appends are answered).
       await app.close().catch(() => undefined);
       await log.close();

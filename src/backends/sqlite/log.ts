@@ -443,19 +443,24 @@ export class SqliteLog implements Log {
 
   /**
    * Deletes acked records older than the retention, at most `limit` per partition per call,
-   * so that one call never holds the write lock for long. Returns how many it deleted.
+   * so that one call never holds the write lock for long. Says how many it deleted and
+   * whether a partition had more to delete than the limit (the log is behind its retention:
+   * see `startRetention`).
    */
-  prune(limit = 5_000): number {
+  prune(limit = 1_000): { deleted: number; behind: boolean } {
     const cutoff = this.opts.now() - this.opts.retentionMs;
     // Tallies are kept as long as keys are: the conservation check looks back less far.
     this.stmts.pruneTallies.run(this.opts.now() - this.opts.dedupeHorizonMs);
     let deleted = 0;
+    let behind = false;
     for (let p = 0; p < this.opts.partitions; p++) {
       const row = this.stmts.minCommitted.get(p) as { c: number | null; n: number };
       if (!row.n || row.c === null || row.c <= 0) continue;
-      deleted += this.stmts.prune.run(recordId(p, 1), recordId(p, row.c), limit, cutoff).changes;
+      const n = this.stmts.prune.run(recordId(p, 1), recordId(p, row.c), limit, cutoff).changes;
+      deleted += n;
+      behind ||= n === limit;
     }
-    return deleted;
+    return { deleted, behind };
   }
 
   async close(): Promise<void> {

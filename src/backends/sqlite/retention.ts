@@ -1,0 +1,26 @@
+import type { Logger } from '../../obs/logger.js';
+import type { SqliteLog } from './log.js';
+
+/**
+ * Log retention for the embedded log, on the thread that appends (SQLite has one writer).
+ * A pass deletes a bounded batch per partition and costs a few milliseconds; passes run every
+ * `periodMs`, and back to back while a partition has more past its retention than a pass
+ * deletes, each followed by a pause nine times as long as the pass took. So a log fed faster
+ * than one batch per period still keeps to its retention, and requests keep nine tenths of the
+ * thread while it catches up. Returns a function that stops it.
+ */
+export function startRetention(log: SqliteLog, logger: Logger, periodMs = 10_000, batch = 1_000): () => void {
+  let timer: NodeJS.Timeout;
+  const pass = (): void => {
+    let next = periodMs;
+    try {
+      const started = performance.now();
+      if (log.prune(batch).behind) next = Math.max(1, 9 * (performance.now() - started));
+    } catch (e: unknown) {
+      logger.warn({ err: (e as Error).message }, 'log retention pass failed; will retry');
+    }
+    timer = setTimeout(pass, next).unref();
+  };
+  timer = setTimeout(pass, periodMs).unref();
+  return () => clearTimeout(timer);
+}
