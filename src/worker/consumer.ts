@@ -176,6 +176,8 @@ export class Consumer {
         }
         throw e;
       }
+      // A redelivery whose commit went through and whose ack was lost: those records are done.
+      if (records.length > 0 && records[0]!.suspect) records = await this.unapplied(lease, records);
       if (records.length > 0) {
         batch.push({ lease, records });
         total += records.length;
@@ -191,6 +193,19 @@ export class Consumer {
       await this.runBatch([last]);
     } else await this.runBatch(batch);
     return true;
+  }
+
+  /**
+   * The records of a delivery that the store has not applied yet. The others were committed
+   * (stored, skipped as duplicates or dead-lettered) by this consumer or a predecessor whose
+   * ack was lost: they are acked again and never triaged again, so that attempts counted by
+   * lost acks do not dead-letter an event that is already stored.
+   */
+  private async unapplied(lease: Lease, records: LogRecord[]): Promise<LogRecord[]> {
+    const applied = (await this.retrying(() => this.store.appliedOffsets())).get(lease.partition) ?? 0;
+    if (records[0]!.offset > applied) return records;
+    await this.log.ack(lease, Math.min(applied, records[records.length - 1]!.offset));
+    return records.filter((r) => r.offset > applied);
   }
 
   private async runBatch(batch: { lease: Lease; records: LogRecord[] }[]): Promise<void> {

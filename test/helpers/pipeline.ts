@@ -6,6 +6,7 @@ import type { Config } from '../../src/config/schema.js';
 import { buildApp } from '../../src/http/app.js';
 import { Quotas } from '../../src/ingest/quotas.js';
 import type { NewTenant } from '../../src/ports/catalog.js';
+import type { Log } from '../../src/ports/log.js';
 import { directReader } from '../../src/query/reader.js';
 import { startWorkers, type Workers } from '../../src/worker/workers.js';
 import { tmpDir } from './tmp.js';
@@ -22,20 +23,30 @@ export interface Pipeline {
   close(): Promise<void>;
 }
 
+export interface PipelineOptions {
+  /** false: the log is left unconsumed. */
+  workers?: boolean;
+  tracer?: Tracer;
+  /** The log as the workers see it: a fault injected between them and the log. */
+  workerLog?: (log: Log) => Log;
+  /** The log's clock (the dedupe horizon), when not the wall clock. */
+  now?: () => number;
+}
+
 /**
  * The whole embedded pipeline in this process, on real SQLite and DuckDB files, with the
  * HTTP API reachable through `app.inject()`. `workers: false` leaves the log unconsumed.
  */
-export async function startPipeline(overrides: Record<string, unknown> = {}, options: { workers?: boolean; tracer?: Tracer } = {}): Promise<Pipeline> {
+export async function startPipeline(overrides: Record<string, unknown> = {}, options: PipelineOptions = {}): Promise<Pipeline> {
   const config = defaultConfig({ dataDir: tmpDir(), ...overrides });
   let workers: Workers | null = null;
-  const log = openEmbeddedLog(config, () => workers?.notify());
+  const log = openEmbeddedLog(config, () => workers?.notify(), options.now);
   const catalog = openEmbeddedCatalog(config);
   const store = openEmbeddedStore(config);
   await store.connect();
   const tenant = await catalog.createTenant('acme');
   const quotas = Quotas.fromConfig(config);
-  if (options.workers !== false) workers = await startWorkers(config, { log, store, catalog, tracer: options.tracer, onProcessed: (t, n) => quotas.processed([[t, n]]) });
+  if (options.workers !== false) workers = await startWorkers(config, { log: options.workerLog?.(log) ?? log, store, catalog, tracer: options.tracer, onProcessed: (t, n) => quotas.processed([[t, n]]) });
   const app = buildApp({
     config,
     log,
