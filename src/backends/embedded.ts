@@ -12,7 +12,8 @@ export function embeddedPaths(dataDir: string): { sqlite: string; duckdb: string
   return { sqlite: path.resolve(dataDir, 'sluice.db'), duckdb: path.resolve(dataDir, 'store.duckdb') };
 }
 
-export function openEmbeddedLog(config: Readonly<Config>, onFlush?: () => void): SqliteLog {
+/** `now` is the log's clock (the dedupe horizon and retention): a test's, or the wall clock. */
+export function openEmbeddedLog(config: Readonly<Config>, onFlush?: () => void, now?: () => number): SqliteLog {
   return new SqliteLog({
     file: embeddedPaths(config.dataDir).sqlite,
     partitions: config.partitions,
@@ -20,6 +21,7 @@ export function openEmbeddedLog(config: Readonly<Config>, onFlush?: () => void):
     dedupeHorizonMs: config.log.dedupeHorizonMs,
     retentionMs: config.log.retentionMs,
     onFlush,
+    now,
   });
 }
 
