@@ -55,11 +55,12 @@ it('damaged.a-corrupted-store-is-reported-by-readyz-queries-answer-503-and-inges
   for (let at = 16_384; at < size; at += 262_144) fs.writeSync(fd, Buffer.alloc(4096, 0xab), 0, 4096, at + 8);
   fs.closeSync(fd);
   server = await startServer(dir, await freePort());
-  let ready: { status: string; checks: { store: { ok: boolean; detail?: string } } } | null = null;
+  type Ready = { status: string; checks: { store: { ok: boolean; detail?: string } } };
+  let ready = null as Ready | null;
   for (const end = Date.now() + 20_000; Date.now() < end && !ready?.checks.store.detail?.includes('damaged'); await new Promise((r) => setTimeout(r, 200))) {
     ready = (await (await fetch(`${server.url}/readyz`).catch((e: unknown) => {
       throw new Error(`sluice up stopped answering (exit ${server!.child.exitCode}): ${server!.stderr.slice(-2000)}`, { cause: e });
-    })).json()) as typeof ready;
+    })).json()) as Ready;
   }
   expect(ready).toMatchObject({ status: 'degraded', checks: { store: { ok: false } } });
   expect(ready!.checks.store.detail).toContain(`${file} is damaged`);

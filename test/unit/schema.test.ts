@@ -8,7 +8,7 @@ const base = {
   required: ['amount'],
   properties: { amount: { type: 'number', minimum: 0 }, currency: { enum: ['EUR', 'USD'] }, note: { type: 'string', maxLength: 100 } },
 };
-const paths = (o: object, n: object) => incompatibilities(o, n).map((i) => i.path);
+const paths = (o: Record<string, unknown>, n: Record<string, unknown>) => incompatibilities(o, n).map((i) => i.path);
 
 describe('schema compatibility: the new version accepts what the old one accepted', () => {
   it('accepts widening changes', () => {
