@@ -2,7 +2,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { connect } from 'nats';
 import pg from 'pg';
+import { expect } from 'vitest';
 import { namesOf } from '../../src/backends/nats/stream.js';
+import { until } from './pipeline.js';
 import { CLI, freePort, startServer, type ServerProcess } from './server.js';
 import { NATS_URL, POSTGRES_URL, uniqueName } from './services.js';
 import { tmpDir } from './tmp.js';
@@ -155,4 +157,14 @@ export async function sendAll(
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return { keys, duplicates, accepted, retries };
+}
+
+/** Waits until every acknowledged key is stored, then checks nothing more arrives; prints the figures. */
+export async function settle(d: Deployment, name: string, sent: { keys: number; accepted: number; duplicates: number; retries: number }, timeoutMs = 120_000): Promise<void> {
+  await until(async () => (await d.stored()).rows >= sent.keys, timeoutMs, 250);
+  await new Promise((r) => setTimeout(r, 1_000));
+  const stored = await d.stored();
+  const lost = sent.keys - stored.keys;
+  console.log(`${name}: acknowledged ${sent.keys} distinct keys (+${sent.duplicates} duplicates, ${sent.retries} retried requests), stored ${stored.rows}, doubled ${stored.rows - stored.keys}, lost ${lost}`);
+  expect(stored).toEqual({ rows: sent.keys, keys: sent.keys });
 }

@@ -1,5 +1,5 @@
 import { afterEach, expect, it } from 'vitest';
-import { deploy, sendAll, type Deployment } from '../helpers/scale-out.js';
+import { deploy, sendAll, settle, type Deployment } from '../helpers/scale-out.js';
 import { NatsCluster, Outage } from '../helpers/outage.js';
 import { until } from '../helpers/pipeline.js';
 import type { ServerProcess } from '../helpers/server.js';
@@ -21,16 +21,6 @@ async function deployed(options: Parameters<typeof deploy>[0] = {}): Promise<Dep
   const d = await deploy(options);
   cleanups.push(() => d.cleanup());
   return d;
-}
-
-/** Waits until every acknowledged key is stored, then checks nothing more arrives; prints the figures. */
-async function settle(d: Deployment, name: string, sent: { keys: number; accepted: number; duplicates: number; retries: number }, timeoutMs = 120_000): Promise<void> {
-  await until(async () => (await d.stored()).rows >= sent.keys, timeoutMs, 250);
-  await new Promise((r) => setTimeout(r, 1_000));
-  const stored = await d.stored();
-  const lost = sent.keys - stored.keys;
-  console.log(`${name}: acknowledged ${sent.keys} distinct keys (+${sent.duplicates} duplicates, ${sent.retries} retried requests), stored ${stored.rows}, doubled ${stored.rows - stored.keys}, lost ${lost}`);
-  expect(stored).toEqual({ rows: sent.keys, keys: sent.keys });
 }
 
 async function deadLetters(query: ServerProcess, adminKey: string): Promise<number> {
