@@ -90,6 +90,31 @@ export async function post(url: string, key: string, bodies: Buffer[], eventsPer
   return { events, requests: bodies.length, seconds, eventsPerSecond: events / seconds, p50: at(0.5), p99: at(0.99) };
 }
 
+/**
+ * One POST /v1/events of `body`: its status, its Retry-After in seconds (NaN when there is
+ * none) and its error code ('' when accepted or not JSON).
+ */
+export function postEvents(url: string, key: string, body: string, agent: http.Agent): Promise<{ status: number; retryAfter: number; code: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL('/v1/events', url), { method: 'POST', agent, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        let code = '';
+        try {
+          if (res.statusCode !== 202) code = String((JSON.parse(text) as { code?: unknown }).code ?? '');
+        } catch {
+          // Not JSON: the status says enough.
+        }
+        resolve({ status: res.statusCode ?? 0, retryAfter: Number(res.headers['retry-after'] ?? NaN), code });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** Total count of events the query API answers for the last two hours (all types). */
 export async function queriedTotal(url: string, readKey: string): Promise<number> {
   const r = await fetch(new URL('/v1/query', url), {

@@ -3,7 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { eventsFor, queriedTotal } from './load.js';
+import { eventsFor, postEvents, queriedTotal } from './load.js';
 import { freePort, keysFrom, startSluice } from './proc.js';
 
 /**
@@ -31,25 +31,7 @@ try {
   let acked = 0;
   /** Refused requests by status and error code: load shed (503) and quotas (429) are answers a producer retries. */
   const refused = new Map<string, number>();
-  const post = (body: string): Promise<{ status: number; retryAfter: number; code: string }> =>
-    new Promise((resolve, reject) => {
-      const req = http.request(`${child.url}/v1/events`, { method: 'POST', agent, headers: { authorization: `Bearer ${writeKey}`, 'content-type': 'application/json' } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => {
-          let code = '';
-          try {
-            code = String((JSON.parse(text) as { code?: unknown }).code ?? '');
-          } catch {
-            // Not JSON: the status says enough.
-          }
-          resolve({ status: res.statusCode ?? 0, retryAfter: Number(res.headers['retry-after'] ?? 1), code });
-        });
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+  const post = (body: string) => postEvents(child.url, writeKey, body, agent);
   const samples: { minute: number; sent: number; rss: number; freshness: number }[] = [];
   const started = Date.now();
   const sampler = setInterval(() => {
@@ -71,7 +53,7 @@ try {
       const what = `${r.status} ${r.code}`;
       refused.set(what, (refused.get(what) ?? 0) + 1);
       say(`soak: ${what} at ${sent.toLocaleString('en-US')} events; retrying after ${r.retryAfter} s`);
-      await new Promise((res) => setTimeout(res, Math.max(1, r.retryAfter) * 1000));
+      await new Promise((res) => setTimeout(res, Math.max(1, r.retryAfter || 1) * 1000));
     }
     sent += BATCH;
     acked += BATCH;

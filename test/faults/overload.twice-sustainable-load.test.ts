@@ -1,7 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { expect, it } from 'vitest';
-import { eventsFor, queriedTotal } from '../../bench/load.js';
+import { eventsFor, postEvents, queriedTotal } from '../../bench/load.js';
 import { startSluice } from '../../bench/proc.js';
 import { freePort, keysFrom } from '../helpers/server.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -40,20 +40,7 @@ it('overload.twice-the-sustainable-load-is-shed-with-retry-after-memory-and-queu
   const slow: net.Socket[] = [];
   try {
     const { writeKey, readKey } = keysFrom(child.stdout);
-    const send = (body: string): Promise<{ status: number; retryAfter: number; code: string }> =>
-      new Promise((resolve, reject) => {
-        const req = http.request(`${child.url}/v1/events`, { method: 'POST', agent, headers: { authorization: `Bearer ${writeKey}`, 'content-type': 'application/json' } }, (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => (text += d));
-          res.on('end', () => {
-            const code = res.statusCode === 202 ? '' : String((JSON.parse(text) as { code?: unknown }).code);
-            resolve({ status: res.statusCode ?? 0, retryAfter: Number(res.headers['retry-after']), code });
-          });
-        });
-        req.on('error', reject);
-        req.end(body);
-      });
+    const send = (body: string) => postEvents(child.url, writeKey, body, agent);
     let acked = 0;
     const refused = new Map<string, number>();
     let missingRetryAfter = 0;

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { connect } from 'nats';
 import pg from 'pg';
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { namesOf } from '../../src/backends/nats/stream.js';
 import { until } from './pipeline.js';
 import { CLI, freePort, startServer, type ServerProcess } from './server.js';
@@ -84,6 +84,25 @@ export async function deploy(options: { partitions?: number; natsUrl?: string; p
       await client.connect();
       await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await client.end();
+    },
+  };
+}
+
+/**
+ * For a test file: `deployed` deploys, and every deployment (and whatever the test adds to
+ * `cleanups`: an outage, a cluster) is removed after each test, newest first.
+ */
+export function deployments(): { deployed: (options?: Parameters<typeof deploy>[0]) => Promise<Deployment>; cleanups: (() => Promise<void>)[] } {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  }, 60_000);
+  return {
+    cleanups,
+    async deployed(options = {}) {
+      const d = await deploy(options);
+      cleanups.push(() => d.cleanup());
+      return d;
     },
   };
 }

@@ -1,5 +1,5 @@
-import { afterEach, expect, it } from 'vitest';
-import { deploy, sendAll, settle, type Deployment } from '../helpers/scale-out.js';
+import { expect, it } from 'vitest';
+import { deployments, sendAll, settle } from '../helpers/scale-out.js';
 import { NatsCluster, Outage } from '../helpers/outage.js';
 import { until } from '../helpers/pipeline.js';
 import type { ServerProcess } from '../helpers/server.js';
@@ -12,16 +12,7 @@ import { natsAvailable, postgresAvailable, POSTGRES_URL } from '../helpers/servi
 const ready = (await natsAvailable()) && (await postgresAvailable());
 /** Events sent while workers are killed: 1M, as the fault suite asks; FAULT_KILL_EVENTS=N for a quicker run. */
 const KILL_EVENTS = Number(process.env.FAULT_KILL_EVENTS ?? 1_000_000);
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-}, 60_000);
-
-async function deployed(options: Parameters<typeof deploy>[0] = {}): Promise<Deployment> {
-  const d = await deploy(options);
-  cleanups.push(() => d.cleanup());
-  return d;
-}
+const { deployed, cleanups } = deployments();
 
 async function deadLetters(query: ServerProcess, adminKey: string): Promise<number> {
   const r = await fetch(`${query.url}/v1/dlq?limit=1000`, { headers: { authorization: `Bearer ${adminKey}` } });
