@@ -82,7 +82,7 @@ export const configSchema = {
         readBatch: { type: 'integer', minimum: 1, default: 5_000, description: 'records read per partition per round' },
         commitBatch: { type: 'integer', minimum: 1, default: 20_000, description: 'records per store transaction' },
         maxAttempts: { type: 'integer', minimum: 1, default: 5 },
-        leaseTtlMs: { type: 'integer', minimum: 1_000, default: 7_500, description: 'a dead worker\'s partitions are taken over within 4/3 of this (10 s)' },
+        leaseTtlMs: { type: 'integer', minimum: 1_000, default: 6_000, description: 'a dead worker\'s partitions are taken over within 4/3 of this (8 s)' },
         pollMs: { type: 'integer', minimum: 1, default: 50 },
         heapMb: { type: 'integer', minimum: 64, default: 128, description: 'JavaScript heap of the store thread (MiB); DuckDB memory is apart' },
         id: {

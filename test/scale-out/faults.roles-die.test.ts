@@ -1,0 +1,79 @@
+import { expect, it } from 'vitest';
+import { deployments, sendAll, settle } from '../helpers/scale-out.js';
+import { natsAvailable, postgresAvailable } from '../helpers/services.js';
+
+/**
+ * Role processes of a scale-out deployment dying for good or again and again: a worker that
+ * never comes back (its partitions move to the others), and an ingest process killed while
+ * the producer retries its unacknowledged batches, with the same keys, on the other one.
+ */
+const ready = (await natsAvailable()) && (await postgresAvailable());
+const { deployed } = deployments();
+
+interface Status {
+  log: { partitions: { partition: number; owner: string | null }[] };
+}
+
+it.skipIf(!ready)('scale-out.a-dead-workers-partitions-move-to-the-others-within-10-s', async () => {
+  const d = await deployed();
+  const ids = ['w0', 'w1', 'w2'];
+  const [w0] = await Promise.all(ids.map((id) => d.start('worker', { SLUICE_WORKER_ID: id })));
+  const query = await d.start('query');
+  const ingest = await d.start('ingest');
+  const owners = async (): Promise<(string | null)[]> => {
+    const r = await fetch(`${query.url}/v1/status`, { headers: { authorization: `Bearer ${d.tenant.adminKey}` } });
+    expect(r.status).toBe(200);
+    return ((await r.json()) as Status).log.partitions.map((p) => p.owner);
+  };
+  // Worker ids name the owners (host-id-consumer): w0's are the ones that die with it.
+  const of = (id: string) => (owner: string | null) => owner !== null && owner.includes(`-${id}-`);
+  const sending = sendAll(() => [ingest.url], d.tenant.writeKey, 100_000, { concurrency: 2, eventsPerSecond: 4_000 });
+  // Until the three share the partitions.
+  for (let o = await owners(); !ids.every((id) => o.some(of(id))) || o.includes(null); o = await owners()) await new Promise((r) => setTimeout(r, 200));
+
+  w0!.child.kill('SIGKILL');
+  await w0!.exited;
+  const killedAt = Date.now();
+  let movedAfterMs = NaN;
+  for (;;) {
+    const o = await owners();
+    if (!o.some(of('w0')) && !o.includes(null)) {
+      movedAfterMs = Date.now() - killedAt;
+      break;
+    }
+    if (Date.now() - killedAt > 30_000) throw new Error(`partitions still held by the dead worker or by nobody 30 s after: ${JSON.stringify(o)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const sent = await sending;
+  console.log(`a worker killed for good: its partitions held by the other two ${(movedAfterMs / 1000).toFixed(1)} s later`);
+  await settle(d, 'a worker killed for good', sent);
+  // A lease of 6 s, renewed every 2 s: taken over within 8 s, well within the 10 s promised.
+  expect(movedAfterMs).toBeLessThan(10_000);
+}, 300_000);
+
+it.skipIf(!ready)('scale-out.kill-9-an-ingest-process-while-the-producer-retries-on-the-other-nothing-lost-nothing-doubled', async () => {
+  const d = await deployed();
+  await Promise.all([d.start('worker'), d.start('worker')]);
+  const ingest = await Promise.all([d.start('ingest'), d.start('ingest')]);
+  // Behind a load balancer: the producer sends to both, and retries a batch that got no answer
+  // (connection refused or reset) with the same keys, on the next one.
+  let flowing = true;
+  let kills = 0;
+  const killer = (async () => {
+    while (flowing) {
+      await new Promise((r) => setTimeout(r, 1_000 + Math.random() * 2_000));
+      if (!flowing) break;
+      const victim = kills++ % 2;
+      ingest[victim]!.child.kill('SIGKILL');
+      await ingest[victim]!.exited;
+      ingest[victim] = await d.start('ingest');
+    }
+  })();
+  const sent = await sendAll(() => ingest.map((p) => p.url), d.tenant.writeKey, 200_000, { concurrency: 4 });
+  flowing = false;
+  await killer;
+  console.log(`kill-9 an ingest process: ${kills} kills, ${sent.retries} requests retried`);
+  expect(kills).toBeGreaterThanOrEqual(2);
+  expect(sent.retries).toBeGreaterThan(0);
+  await settle(d, 'kill-9 an ingest process every 2 s', sent);
+}, 300_000);
