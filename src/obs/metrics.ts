@@ -117,6 +117,12 @@ export function storeMetrics(registry: client.Registry) {
     redelivered: new client.Counter({ name: 'sluice_store_skipped_records_total', help: 'Redelivered records skipped because the store already had them', registers }),
     retries: new client.Counter({ name: 'sluice_worker_retries_total', help: 'Transient failures retried with backoff', registers }),
     busy: new client.Counter({ name: 'sluice_worker_busy_seconds_total', help: 'Time the workers spent processing batches; rate() is the busy ratio', registers }),
+    memory: new client.Gauge({
+      name: 'sluice_store_memory_bytes',
+      help: "Memory the store's engine holds by its own accounting (the embedded store's block cache and queries, at most store.memoryMb)",
+      registers,
+    }),
+    threadHeap: new client.Gauge({ name: 'sluice_store_thread_heap_bytes', help: 'V8 heap of the store thread (its old space at most worker.heapMb)', registers }),
     leases: new client.Gauge({ name: 'sluice_worker_leases', help: 'Partitions leased by this process', registers }),
     gap: new client.Gauge({
       name: 'sluice_conservation_gap_events',

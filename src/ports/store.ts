@@ -63,7 +63,11 @@ export interface Store {
   /** Rebuilding derived tables from the raw events. */
   readonly backfills: Backfills;
 
-  health(): Promise<{ ok: boolean; detail?: string }>;
+  /**
+   * Whether the store answers; a reason when it does not; and the memory its engine holds by
+   * its own accounting (the embedded store's block cache and queries), when it keeps one.
+   */
+  health(): Promise<{ ok: boolean; detail?: string; memoryBytes?: number }>;
 
   /** Idempotent; must not throw. */
   close(): Promise<void>;

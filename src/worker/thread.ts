@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openCatalog, openLog, openStore } from '../backends/registry.js';
 import type { Config } from '../config/schema.js';
@@ -154,7 +155,14 @@ port.on('message', (m: ToStoreThread) => {
       );
       return;
     case 'metrics':
-      void registry.getMetricsAsJSON().then((value) => send({ op: 'reply', id: m.id, ok: true, value }));
+      void (async () => {
+        if (metrics) {
+          metrics.threadHeap.set(getHeapStatistics().total_heap_size);
+          const { memoryBytes } = await store.health().catch(() => ({ memoryBytes: undefined }));
+          if (memoryBytes !== undefined) metrics.memory.set(memoryBytes);
+        }
+        send({ op: 'reply', id: m.id, ok: true, value: await registry.getMetricsAsJSON() });
+      })();
       return;
     case 'conservation':
       send({ op: 'reply', id: m.id, ok: true, value: conservation });

@@ -94,6 +94,7 @@ it('overload.twice-the-sustainable-load-is-shed-with-retry-after-memory-and-queu
     const started = Date.now();
     const rss: number[] = [];
     const backlog: number[] = [];
+    const storeMemory: number[] = [];
     const sampler = setInterval(() => {
       rss.push(child.rss());
       void fetch(`${child.url}/metrics`)
@@ -101,6 +102,8 @@ it('overload.twice-the-sustainable-load-is-shed-with-retry-after-memory-and-queu
         .then((t) => {
           const m = /^sluice_log_backlog_events(?:\{[^}]*\})? (\d+)/m.exec(t);
           if (m) backlog.push(Number(m[1]));
+          const s = /^sluice_store_memory_bytes (\d+)/m.exec(t);
+          if (s) storeMemory.push(Number(s[1]));
         }, () => undefined);
     }, 500);
     const inFlight = new Set<Promise<void>>();
@@ -135,6 +138,7 @@ it('overload.twice-the-sustainable-load-is-shed-with-retry-after-memory-and-queu
       doubled: Math.max(0, stored - acked),
       maxBacklog: Math.max(...backlog),
       maxRssMiB: Math.round(Math.max(...rss) / 1_048_576),
+      maxStoreMemoryMiB: Math.round(Math.max(...storeMemory) / 1_048_576),
       slowClientsCut: slowCut,
     };
     console.log('twice the sustainable load', figures);
@@ -147,6 +151,10 @@ it('overload.twice-the-sustainable-load-is-shed-with-retry-after-memory-and-queu
     // The backlog is held near its cap: over it by what was in flight when it was measured at most.
     expect(Math.max(...backlog)).toBeLessThan(BACKLOG_CAP + 2 * SOCKETS * BATCH);
     expect(Math.max(...rss)).toBeLessThan(1_536 * 1_048_576);
+    // DuckDB's own accounting, within its limit (store.memoryMb, 512 MiB by default).
+    expect(storeMemory.length).toBeGreaterThan(0);
+    expect(Math.max(...storeMemory)).toBeGreaterThan(0);
+    expect(Math.max(...storeMemory)).toBeLessThanOrEqual(512 * 1_048_576);
     expect(slowCut).toBe(SLOW_CLIENTS);
   } finally {
     for (const s of slow) s.destroy();

@@ -328,11 +328,11 @@ export class DuckdbStore implements Store {
     }
   }
 
-  async health(): Promise<{ ok: boolean; detail?: string }> {
+  async health(): Promise<{ ok: boolean; detail?: string; memoryBytes?: number }> {
     if (!this.reader) return { ok: false, detail: 'not connected' };
     try {
-      await this.reader.run('SELECT 1');
-      return { ok: true };
+      const r = await this.reader.runAndReadAll('SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()');
+      return { ok: true, memoryBytes: Number(r.getRows()[0]![0]) };
     } catch (e: unknown) {
       return { ok: false, detail: coerceError(e).message };
     }
