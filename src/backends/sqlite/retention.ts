@@ -1,3 +1,4 @@
+import { coerceError } from '../../core/errors.js';
 import type { Logger } from '../../obs/logger.js';
 import type { SqliteLog } from './log.js';
 
@@ -17,7 +18,7 @@ export function startRetention(log: SqliteLog, logger: Logger, periodMs = 10_000
       const started = performance.now();
       if (log.prune(batch).behind) next = Math.max(1, 9 * (performance.now() - started));
     } catch (e: unknown) {
-      logger.warn({ err: (e as Error).message }, 'log retention pass failed; will retry');
+      logger.warn({ err: coerceError(e).message }, 'log retention pass failed; will retry');
     }
     timer = setTimeout(pass, next).unref();
   };
