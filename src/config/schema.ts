@@ -102,6 +102,12 @@ export const configSchema = {
         maxTenantLabels: { type: 'integer', minimum: 0, default: 100, description: 'tenants with their own metric label; the rest are "other"' },
         conservationIntervalMs: { type: 'integer', minimum: 1_000, default: 15_000 },
         conservationWindowMs: { type: 'integer', minimum: 60_000, default: 3_600_000, description: 'how far back the conservation check looks' },
+        conservationFullIntervalMs: {
+          type: 'integer',
+          minimum: 1_000,
+          default: 300_000,
+          description: 'how often the check reads the whole window again; other runs read the minutes settled since the last one',
+        },
       },
     },
     tracing: {
@@ -200,7 +206,7 @@ export interface Config {
   catalog: { url: string };
   limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number; requestTimeoutMs: number; logBacklog: number; eventLoopLagMs: number };
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number; id: string };
-  obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number };
+  obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number; conservationFullIntervalMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
   query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number };
   views: ({ name: string } & Record<string, unknown>)[];

@@ -57,12 +57,15 @@ export interface ConservationDeps {
   catalog: Catalog;
 }
 
-/** Checks the settled minutes of the last `windowMs`. Read-only. */
-export async function checkConservation(deps: ConservationDeps, now: number, windowMs: number): Promise<ConservationReport> {
+/**
+ * Checks the settled minutes of the last `windowMs`, or only those from `since` on when it is
+ * later than the window's start. Read-only.
+ */
+export async function checkConservation(deps: ConservationDeps, now: number, windowMs: number, since = 0): Promise<ConservationReport> {
   const applied = await deps.store.appliedOffsets();
   const watermark = Math.min((await deps.log.oldestUnapplied(applied)) ?? now, now);
   const settledUntil = watermark - (watermark % 60_000);
-  const from = Math.max(0, settledUntil - windowMs);
+  const from = Math.max(0, settledUntil - windowMs, since);
   const [tallies, stored, dead] = await Promise.all([
     deps.log.tallies(from, settledUntil),
     deps.store.storedByMinute(from, settledUntil),
@@ -73,6 +76,44 @@ export async function checkConservation(deps: ConservationDeps, now: number, win
   for (const t of tallies) gapByTenant.set(t.tenant, 0);
   for (const m of unbalanced) gapByTenant.set(m.tenant, (gapByTenant.get(m.tenant) ?? 0) + Math.abs(m.gap));
   return { settledUntil, from, unbalanced, gapByTenant };
+}
+
+/**
+ * The periodic check. Each run reads the stored rows of the minutes settled since the run
+ * before (and of the minute before those, in case it was still filling), and keeps the older
+ * minutes' balances from earlier runs; every `fullEveryMs` a run reads the whole window again.
+ * Reading the whole window every run cost a scan of every row received in the last hour
+ * (72M at 20k ev/s: about 0.9 s of both cores every 15 s, and the store's freshness with
+ * it); settled minutes change only when rows are removed behind sluice's back, which the next
+ * full run sees.
+ */
+export class ConservationChecker {
+  private last: ConservationReport | null = null;
+  private lastFullAt = 0;
+
+  constructor(
+    private readonly deps: ConservationDeps,
+    private readonly windowMs: number,
+    private readonly fullEveryMs: number,
+  ) {}
+
+  async check(now: number): Promise<ConservationReport> {
+    const last = this.last;
+    if (!last || now - this.lastFullAt >= this.fullEveryMs) {
+      this.last = await checkConservation(this.deps, now, this.windowMs);
+      this.lastFullAt = now;
+      return this.last;
+    }
+    const since = last.settledUntil - 60_000;
+    const recent = await checkConservation(this.deps, now, this.windowMs, since);
+    const from = Math.max(0, recent.settledUntil - this.windowMs);
+    const unbalanced = [...last.unbalanced.filter((m) => m.minute >= from && m.minute < since), ...recent.unbalanced];
+    const gapByTenant = new Map<string, number>();
+    for (const t of [...last.gapByTenant.keys(), ...recent.gapByTenant.keys()]) gapByTenant.set(t, 0);
+    for (const m of unbalanced) gapByTenant.set(m.tenant, gapByTenant.get(m.tenant)! + Math.abs(m.gap));
+    this.last = { settledUntil: recent.settledUntil, from, unbalanced, gapByTenant };
+    return this.last;
+  }
 }
 
 /** The last conservation check, as plain data (it crosses threads). */

@@ -7,7 +7,7 @@ import { BackfillRunner } from '../ops/backfill.js';
 import { ViewBuilds } from '../ops/views.js';
 import { parseView } from '../query/spec.js';
 import { storeCalls } from '../query/reader.js';
-import { checkConservation, toReply, type ConservationReply } from '../obs/conservation.js';
+import { ConservationChecker, toReply, type ConservationReply } from '../obs/conservation.js';
 import { createLogger } from '../obs/logger.js';
 import { startTracing } from '../obs/tracing.js';
 import { prom, storeMetrics, TenantLabels } from '../obs/metrics.js';
@@ -77,9 +77,10 @@ const workersReady = startWorkers(
   abort.signal,
 );
 
+const checker = new ConservationChecker({ log, store, catalog }, config.obs.conservationWindowMs, config.obs.conservationFullIntervalMs);
 /** Runs the conservation check; logs once when a gap appears and once when it is gone. */
 async function conserve(): Promise<void> {
-  const r = await checkConservation({ log, store, catalog }, Date.now(), config.obs.conservationWindowMs);
+  const r = await checker.check(Date.now());
   const before = conservation.unbalanced.length;
   if (metrics) {
     metrics.gap.reset();

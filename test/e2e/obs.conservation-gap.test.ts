@@ -1,7 +1,8 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterEach, expect, it } from 'vitest';
 import { embeddedPaths, openEmbeddedStore } from '../../src/backends/embedded.js';
-import { checkConservation } from '../../src/obs/conservation.js';
+import { checkConservation, ConservationChecker } from '../../src/obs/conservation.js';
+import type { Store } from '../../src/ports/store.js';
 import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
 
 let p: Pipeline | null = null;
@@ -54,4 +55,58 @@ it('conservation.balances-every-minute-and-sees-a-row-removed-behind-its-back', 
   expect(after.unbalanced).toHaveLength(1);
   expect(after.unbalanced[0]).toMatchObject({ tenant: 'acme', gap: 1, stored: expect.any(Number) });
   await store.close();
+});
+
+it('conservation.periodic-runs-read-new-minutes-and-a-full-run-sees-old-ones-change', async () => {
+  p = await startPipeline();
+  const { app, tenant, log, catalog } = p;
+  const r = await app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    headers: { authorization: `Bearer ${tenant.writeKey}` },
+    payload: Array.from({ length: 300 }, (_, i) => ({ type: 'checkout', key: `u-${i}`, idempotency_key: `c-${i}` })),
+  });
+  expect(r.statusCode).toBe(202);
+  await until(async () => (await p!.store.rawStats('acme')).events === 300);
+  await p.workers?.stop();
+  p.workers = null;
+
+  // The store as the checker sees it, recording the ranges of stored rows it reads.
+  let store: Store = p.store;
+  const reads: [number, number][] = [];
+  const seen = new Proxy({} as Store, {
+    get: (_, prop) => {
+      if (prop === 'storedByMinute') return (from: number, to: number) => (reads.push([from, to]), store.storedByMinute(from, to));
+      const value: unknown = Reflect.get(store, prop);
+      return typeof value === 'function' ? value.bind(store) : value;
+    },
+  });
+  const HOUR = 3_600_000;
+  const checker = new ConservationChecker({ log, store: seen, catalog }, HOUR, 300_000);
+  const t0 = LATER();
+  const first = await checker.check(t0);
+  expect(first.gapByTenant.get('acme')).toBe(0);
+  expect(reads.pop()).toEqual([first.settledUntil - HOUR, first.settledUntil]);
+  // 15 s later: only the minute before the last settled one, and what settled since.
+  const second = await checker.check(t0 + 15_000);
+  expect(reads.pop()).toEqual([first.settledUntil - 60_000, second.settledUntil]);
+  expect(second).toMatchObject({ from: second.settledUntil - HOUR, unbalanced: [] });
+
+  // Behind sluice's back, a stored row of an older minute goes away.
+  await p.store.close();
+  const db = await DuckDBInstance.create(embeddedPaths(p.config.dataDir).duckdb);
+  const c = await db.connect();
+  await c.run("DELETE FROM events WHERE idempotency_key = 'c-7'");
+  c.closeSync();
+  db.closeSync();
+  store = p.store = openEmbeddedStore(p.config);
+  await store.connect();
+  // A run between full ones does not read that minute again; the next full run sees the gap.
+  expect((await checker.check(t0 + 30_000)).gapByTenant.get('acme')).toBe(0);
+  const full = await checker.check(t0 + 300_000);
+  expect(reads.pop()).toEqual([full.settledUntil - HOUR, full.settledUntil]);
+  expect(full.gapByTenant.get('acme')).toBe(1);
+  expect(full.unbalanced).toEqual([expect.objectContaining({ tenant: 'acme', gap: 1 })]);
+  // And the runs after it keep the gap they did not read again.
+  expect((await checker.check(t0 + 315_000)).unbalanced).toEqual([expect.objectContaining({ tenant: 'acme', gap: 1 })]);
 });
