@@ -7,9 +7,9 @@ import { freePort, keysFrom } from '../helpers/server.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const BATCH = 500;
-const WARMUP_EVENTS = 60_000;
-const OVERLOAD_MS = 20_000;
-const BACKLOG_CAP = 40_000;
+const WARMUP_EVENTS = 40_000;
+const OVERLOAD_MS = 15_000;
+const BACKLOG_CAP = 20_000;
 const SLOW_CLIENTS = 200;
 /** Connections of the producer: requests in flight at the server at most. */
 const SOCKETS = 64;
@@ -18,8 +18,8 @@ const MAX_PENDING = 1_000;
 
 /**
  * Twice the sustainable load, with slowloris connections on the side. First the producer
- * measures what `sluice up` sustains end to end (60k events sent as fast as it takes them,
- * until all are queryable), then offers twice that for 20 s. Ingest sheds what the store cannot take: 503 (backlog over its
+ * measures what `sluice up` sustains end to end (40k events sent as fast as it takes them,
+ * until all are queryable), then offers twice that for 15 s. Ingest sheds what the store cannot take: 503 (backlog over its
  * cap) or 429, each with Retry-After; the producer waits it out and sends the same batch
  * again, as the SDK does. Meanwhile 200 connections trickle their headers a byte at a time.
  * The log's backlog stays near its cap, the process's memory stays bounded, nothing crashes,
@@ -61,7 +61,7 @@ it('overload.twice-the-sustainable-load-is-shed-with-retry-after-memory-and-queu
     };
     const storedNow = () => queriedTotal(child.url, readKey);
 
-    // What it sustains: 60k events sent as fast as it takes them, until all are queryable.
+    // What it sustains: 40k events sent as fast as it takes them, until all are queryable.
     const t0 = performance.now();
     let next = 0;
     await Promise.all(
@@ -88,7 +88,7 @@ it('overload.twice-the-sustainable-load-is-shed-with-retry-after-memory-and-queu
       for (const s of slow) if (!s.destroyed) s.write('X');
     }, 1_000);
 
-    // Twice that, offered at a steady pace for 20 s.
+    // Twice that, offered at a steady pace for 15 s.
     const offered = 2 * sustainable;
     const every = (BATCH / offered) * 1000;
     const started = Date.now();

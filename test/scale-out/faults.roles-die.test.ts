@@ -27,7 +27,7 @@ it.skipIf(!ready)('scale-out.a-dead-workers-partitions-move-to-the-others-within
   };
   // Worker ids name the owners (host-id-consumer): w0's are the ones that die with it.
   const of = (id: string) => (owner: string | null) => owner !== null && owner.includes(`-${id}-`);
-  const sending = sendAll(() => [ingest.url], d.tenant.writeKey, 100_000, { concurrency: 2, eventsPerSecond: 4_000 });
+  const sending = sendAll(() => [ingest.url], d.tenant.writeKey, 64_000, { concurrency: 2, eventsPerSecond: 4_000 });
   // Until the three share the partitions.
   for (let o = await owners(); !ids.every((id) => o.some(of(id))) || o.includes(null); o = await owners()) await new Promise((r) => setTimeout(r, 200));
 
@@ -69,7 +69,7 @@ it.skipIf(!ready)('scale-out.kill-9-an-ingest-process-while-the-producer-retries
       ingest[victim] = await d.start('ingest');
     }
   })();
-  const sent = await sendAll(() => ingest.map((p) => p.url), d.tenant.writeKey, 200_000, { concurrency: 4 });
+  const sent = await sendAll(() => ingest.map((p) => p.url), d.tenant.writeKey, 120_000, { concurrency: 4 });
   flowing = false;
   await killer;
   console.log(`kill-9 an ingest process: ${kills} kills, ${sent.retries} requests retried`);
