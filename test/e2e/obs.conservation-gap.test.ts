@@ -11,6 +11,19 @@ afterEach(async () => {
   p = null;
 });
 
+/** Closes the pipeline's store, deletes one stored row with DuckDB itself, and opens the store again. */
+async function removeStoredRow(p: Pipeline, idempotencyKey: string): Promise<Store> {
+  await p.store.close();
+  const db = await DuckDBInstance.create(embeddedPaths(p.config.dataDir).duckdb);
+  const c = await db.connect();
+  await c.run('DELETE FROM events WHERE idempotency_key = ?', [idempotencyKey]);
+  c.closeSync();
+  db.closeSync();
+  p.store = openEmbeddedStore(p.config);
+  await p.store.connect();
+  return p.store;
+}
+
 const LATER = (): number => Date.now() + 120_000; // a clock two minutes ahead: the current minute has settled
 
 it('conservation.balances-every-minute-and-sees-a-row-removed-behind-its-back', async () => {
@@ -40,15 +53,7 @@ it('conservation.balances-every-minute-and-sees-a-row-removed-behind-its-back', 
   // Behind sluice's back: stop the store, delete one stored row with DuckDB itself.
   await p.workers?.stop();
   p.workers = null;
-  await p.store.close();
-  const db = await DuckDBInstance.create(embeddedPaths(p.config.dataDir).duckdb);
-  const c = await db.connect();
-  await c.run("DELETE FROM events WHERE idempotency_key = 'k-7'");
-  c.closeSync();
-  db.closeSync();
-  const store = openEmbeddedStore(p.config);
-  await store.connect();
-  p.store = store;
+  const store = await removeStoredRow(p, 'k-7');
 
   const after = await checkConservation({ log, store, catalog }, LATER(), 3_600_000);
   expect(after.gapByTenant.get('acme')).toBe(1);
@@ -93,14 +98,7 @@ it('conservation.periodic-runs-read-new-minutes-and-a-full-run-sees-old-ones-cha
   expect(second).toMatchObject({ from: second.settledUntil - HOUR, unbalanced: [] });
 
   // Behind sluice's back, a stored row of an older minute goes away.
-  await p.store.close();
-  const db = await DuckDBInstance.create(embeddedPaths(p.config.dataDir).duckdb);
-  const c = await db.connect();
-  await c.run("DELETE FROM events WHERE idempotency_key = 'c-7'");
-  c.closeSync();
-  db.closeSync();
-  store = p.store = openEmbeddedStore(p.config);
-  await store.connect();
+  store = await removeStoredRow(p, 'c-7');
   // A run between full ones does not read that minute again; the next full run sees the gap.
   expect((await checker.check(t0 + 30_000)).gapByTenant.get('acme')).toBe(0);
   const full = await checker.check(t0 + 300_000);
