@@ -84,8 +84,8 @@ export async function checkConservation(deps: ConservationDeps, now: number, win
  * minutes' balances from earlier runs; every `fullEveryMs` a run reads the whole window again.
  * Reading the whole window every run cost a scan of every row received in the last hour
  * (72M at 20k ev/s: about 0.9 s of both cores every 15 s, and the store's freshness with
- * it); settled minutes change only when rows are removed behind sluice's back, which the next
- * full run sees.
+ * it). A settled minute seldom changes afterwards (a row removed behind sluice's back, for
+ * one): the next full run sees it.
  */
 export class ConservationChecker {
   private last: ConservationReport | null = null;
