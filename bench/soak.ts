@@ -3,6 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { parsePrometheusText, quantileBetween, total, type Sample } from '../src/obs/prom-text.js';
 import { eventsFor, postEvents, queriedTotal } from './load.js';
 import { freePort, keysFrom, startSluice } from './proc.js';
 
@@ -12,6 +13,10 @@ import { freePort, keysFrom, startSluice } from './proc.js';
  * it samples RSS and freshness (how far the query watermark is behind now); at the end it
  * compares the last quarter of the run with the first, and checks that the store holds
  * exactly what was acknowledged. Flat means: memory and lag do not grow with time.
+ *
+ * Each sample also reads /metrics, so that a lag that grows says where the time went: the
+ * store's commit latency and records per commit, the log's append latency, the workers' busy
+ * ratio and the event loop's lag, all over the 10 s since the sample before.
  *
  * Flags: --minutes 60, --rate 20000, --batch 500.
  */
@@ -32,16 +37,23 @@ try {
   /** Refused requests by status and error code: load shed (503) and quotas (429) are answers a producer retries. */
   const refused = new Map<string, number>();
   const post = (body: string) => postEvents(child.url, writeKey, body, agent);
-  const samples: { minute: number; sent: number; rss: number; freshness: number }[] = [];
+  const samples: { minute: number; sent: number; rss: number; freshness: number; inside: Inside }[] = [];
   const started = Date.now();
+  let metricsBefore: { at: number; samples: Sample[] } | undefined;
   const sampler = setInterval(() => {
-    void fetch(`${child.url}/v1/query`, { method: 'POST', headers: { authorization: `Bearer ${readKey}` }, body: JSON.stringify({ from: '-5m', interval: null, measures: ['count'] }) })
-      .then((r) => r.json() as Promise<{ watermark: string }>)
-      .then((q) => {
-        const s = { minute: (Date.now() - started) / 60_000, sent, rss: child.rss(), freshness: (Date.now() - Date.parse(q.watermark)) / 1000 };
-        samples.push(s);
-        say(`soak: ${s.minute.toFixed(1)} min, ${sent.toLocaleString('en-US')} sent, RSS ${(s.rss / 1_048_576).toFixed(0)} MiB, freshness ${s.freshness.toFixed(2)} s`);
-      }, () => undefined);
+    void Promise.all([
+      fetch(`${child.url}/v1/query`, { method: 'POST', headers: { authorization: `Bearer ${readKey}` }, body: JSON.stringify({ from: '-5m', interval: null, measures: ['count'] }) }).then(
+        (r) => r.json() as Promise<{ watermark: string }>,
+      ),
+      fetch(`${child.url}/metrics`).then(async (r) => ({ at: Date.now(), samples: parsePrometheusText(await r.text()) })),
+    ]).then(([q, metrics]) => {
+      const inside = metricsBefore ? between(metricsBefore.samples, metrics.samples, (metrics.at - metricsBefore.at) / 1000) : undefined;
+      metricsBefore = metrics;
+      if (!inside) return;
+      const s = { minute: (Date.now() - started) / 60_000, sent, rss: child.rss(), freshness: (Date.now() - Date.parse(q.watermark)) / 1000, inside };
+      samples.push(s);
+      say(`soak: ${s.minute.toFixed(1)} min, ${sent.toLocaleString('en-US')} sent, RSS ${(s.rss / 1_048_576).toFixed(0)} MiB, freshness ${s.freshness.toFixed(2)} s; ${describe(inside)}`);
+    }, () => undefined);
   }, 10_000);
   const every = (BATCH / RATE) * 1000;
   const run = `soak-${Date.now()}`;
@@ -79,9 +91,58 @@ try {
       `  stored = acknowledged: ${stored === acked ? 'yes' : `NO (${stored} of ${acked})`}`,
       `  requests refused and retried: ${refused.size === 0 ? 'none' : [...refused].map(([k, n]) => `${n} × ${k}`).join(', ')}`,
       '',
+      'per quarter (medians of the 10 s samples):',
+      ...[0, 1, 2, 3].map((i) => {
+        const part = samples.slice(Math.floor((i * samples.length) / 4), Math.floor(((i + 1) * samples.length) / 4));
+        const med = (f: (s: (typeof samples)[number]) => number): number => median(part.map(f));
+        return `  Q${i + 1}  freshness ${med((s) => s.freshness).toFixed(2)} s; ${describe({
+          commitP50: med((s) => s.inside.commitP50),
+          commitP99: med((s) => s.inside.commitP99),
+          recordsPerCommit: med((s) => s.inside.recordsPerCommit),
+          appendP50: med((s) => s.inside.appendP50),
+          busy: med((s) => s.inside.busy),
+          loopLagP99: med((s) => s.inside.loopLagP99),
+        })}`;
+      }),
+      '',
     ].join('\n'),
   );
 } finally {
   await child.stop();
   fs.rmSync(work, { recursive: true, force: true });
+}
+
+/** What /metrics says about the interval between two scrapes. */
+interface Inside {
+  commitP50: number;
+  commitP99: number;
+  recordsPerCommit: number;
+  appendP50: number;
+  /** Share of wall time the workers spent in batches. */
+  busy: number;
+  loopLagP99: number;
+}
+
+function between(before: Sample[], after: Sample[], seconds: number): Inside {
+  const delta = (name: string): number => total(after, name) - total(before, name);
+  return {
+    commitP50: quantileBetween(before, after, 'sluice_store_commit_duration_seconds', 0.5),
+    commitP99: quantileBetween(before, after, 'sluice_store_commit_duration_seconds', 0.99),
+    recordsPerCommit: delta('sluice_store_committed_records_total') / Math.max(1, delta('sluice_store_commit_duration_seconds_count')),
+    appendP50: quantileBetween(before, after, 'sluice_log_append_duration_seconds', 0.5),
+    busy: delta('sluice_worker_busy_seconds_total') / seconds,
+    loopLagP99: total(after, 'sluice_nodejs_eventloop_lag_p99_seconds'),
+  };
+}
+
+function describe(i: Inside): string {
+  return (
+    `commit p50 ${(i.commitP50 * 1000).toFixed(1)} ms, p99 ${(i.commitP99 * 1000).toFixed(0)} ms, ${i.recordsPerCommit.toFixed(0)} records/commit; ` +
+  `append p50 ${(i.appendP50 * 1000).toFixed(1)} ms; workers busy ${(i.busy * 100).toFixed(0)}%; loop lag p99 ${(i.loopLagP99 * 1000).toFixed(0)} ms`
+  );
+}
+
+function median(xs: number[]): number {
+  const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return sorted.length === 0 ? NaN : sorted[Math.floor(sorted.length / 2)]!;
 }
