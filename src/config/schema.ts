@@ -106,7 +106,7 @@ export const configSchema = {
           type: 'integer',
           minimum: 1_000,
           default: 300_000,
-          description: 'how often the check reads the whole window again; other runs read the minutes settled since the last one',
+          description: 'the time in which the check reads the whole window again, a slice per run besides the minutes settled since the run before',
         },
       },
     },

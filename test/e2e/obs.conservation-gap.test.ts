@@ -62,7 +62,7 @@ it('conservation.balances-every-minute-and-sees-a-row-removed-behind-its-back', 
   await store.close();
 });
 
-it('conservation.periodic-runs-read-new-minutes-and-a-full-run-sees-old-ones-change', async () => {
+it('conservation.periodic-runs-read-new-minutes-and-a-slice-of-the-window-and-see-old-ones-change-within-a-rotation', async () => {
   p = await startPipeline();
   const { app, tenant, log, catalog } = p;
   const r = await app.inject({
@@ -87,24 +87,42 @@ it('conservation.periodic-runs-read-new-minutes-and-a-full-run-sees-old-ones-cha
     },
   });
   const HOUR = 3_600_000;
-  const checker = new ConservationChecker({ log, store: seen, catalog }, HOUR, 300_000);
+  const ROTATION = 300_000;
+  const checker = new ConservationChecker({ log, store: seen, catalog }, HOUR, ROTATION);
   const t0 = LATER();
   const first = await checker.check(t0);
   expect(first.gapByTenant.get('acme')).toBe(0);
-  expect(reads.pop()).toEqual([first.settledUntil - HOUR, first.settledUntil]);
-  // 15 s later: only the minute before the last settled one, and what settled since.
+  // The first run reads the whole window.
+  expect(reads.splice(0)).toEqual([[first.settledUntil - HOUR, first.settledUntil]]);
+  // 15 s later: the minute before the last settled one and what settled since, and a slice of
+  // the window from its start: 15 s of a 5-minute rotation is a twentieth of the hour, 3 minutes.
   const second = await checker.check(t0 + 15_000);
-  expect(reads.pop()).toEqual([first.settledUntil - 60_000, second.settledUntil]);
-  expect(second).toMatchObject({ from: second.settledUntil - HOUR, unbalanced: [] });
+  const from = second.settledUntil - HOUR;
+  expect(reads.splice(0)).toEqual([
+    [first.settledUntil - 60_000, second.settledUntil],
+    [from, from + 180_000],
+  ]);
+  expect(second).toMatchObject({ from, unbalanced: [] });
+  // The next run's slice follows on.
+  await checker.check(t0 + 30_000);
+  expect(reads.splice(0)[1]).toEqual([from + 180_000, from + 360_000]);
 
-  // Behind sluice's back, a stored row of an older minute goes away.
+  // Behind sluice's back, a stored row of an older minute goes away. The runs walk the window
+  // and see the gap within one rotation; no run reads more than its slice and the new minutes.
   store = await removeStoredRow(p, 'c-7');
-  // A run between full ones does not read that minute again; the next full run sees the gap.
-  expect((await checker.check(t0 + 30_000)).gapByTenant.get('acme')).toBe(0);
-  const full = await checker.check(t0 + 300_000);
-  expect(reads.pop()).toEqual([full.settledUntil - HOUR, full.settledUntil]);
-  expect(full.gapByTenant.get('acme')).toBe(1);
-  expect(full.unbalanced).toEqual([expect.objectContaining({ tenant: 'acme', gap: 1 })]);
-  // And the runs after it keep the gap they did not read again.
-  expect((await checker.check(t0 + 315_000)).unbalanced).toEqual([expect.objectContaining({ tenant: 'acme', gap: 1 })]);
+  let at = t0 + 30_000;
+  let seenAt: number | null = null;
+  while (seenAt === null && at <= t0 + 30_000 + ROTATION + 15_000) {
+    at += 15_000;
+    const run = await checker.check(at);
+    for (const [a, b] of reads.splice(0)) expect(b - a).toBeLessThanOrEqual(180_000);
+    if (run.gapByTenant.get('acme') === 1) {
+      seenAt = at;
+      expect(run.unbalanced).toEqual([expect.objectContaining({ tenant: 'acme', gap: 1 })]);
+    }
+  }
+  expect(seenAt).not.toBeNull();
+  expect(seenAt! - (t0 + 30_000)).toBeLessThanOrEqual(ROTATION + 15_000);
+  // And the runs after it keep the gap, though they do not read that minute again.
+  expect((await checker.check(seenAt! + 15_000)).unbalanced).toEqual([expect.objectContaining({ tenant: 'acme', gap: 1 })]);
 });
