@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 
 /**
@@ -7,14 +8,27 @@ import http from 'node:http';
  */
 const TYPES = ['page_view', 'page_view', 'page_view', 'click', 'checkout', 'signup'];
 
-export function eventsFor(run: string, from: number, count: number, now = Date.now()): string[] {
+/**
+ * How idempotency keys look: `sequential` (`RUN-N`, which arrive in the order they sort) or
+ * `uuid` (a UUID per event, derived from RUN and N so that a resend carries the same one, as
+ * Segment's messageId does: keys that arrive in random order).
+ */
+export type KeyShape = 'sequential' | 'uuid';
+
+function keyFor(run: string, n: number, shape: KeyShape): string {
+  if (shape === 'sequential') return `${run}-${n}`;
+  const h = createHash('md5').update(`${run}-${n}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+export function eventsFor(run: string, from: number, count: number, now = Date.now(), keys: KeyShape = 'sequential'): string[] {
   const out = new Array<string>(count);
   for (let i = 0; i < count; i++) {
     const n = from + i;
     const type = TYPES[n % TYPES.length]!;
     const ts = new Date(now - ((n * 7919) % 3_600_000)).toISOString();
     out[i] =
-      `{"type":"${type}","key":"user-${n % 10_000}","ts":"${ts}","idempotency_key":"${run}-${n}",` +
+      `{"type":"${type}","key":"user-${n % 10_000}","ts":"${ts}","idempotency_key":"${keyFor(run, n, keys)}",` +
       `"properties":{"path":"/products/${n % 500}","amount":${(n % 10_000) / 100},"plan":"pro"},"context":{"app":"web","locale":"en-GB"}}`;
   }
   return out;
