@@ -93,11 +93,19 @@ try {
   let failure: Error | null = null;
   const send = async (from: number): Promise<void> => {
     const body = '[' + eventsFor(run, from, BATCH, Date.now(), KEYS).join(',') + ']';
-    // A well-behaved producer: on 429 or 503 it waits Retry-After and sends the same batch again.
-    for (let r = await post(body); r.status !== 202; r = await post(body)) {
-      if (r.status !== 429 && r.status !== 503) throw new Error(`ingest answered ${r.status} ${r.code} at ${from} events`);
-      const what = `${r.status} ${r.code}`;
+    // A well-behaved producer: on 429 or 503 it waits Retry-After and sends the same batch
+    // again; on a connection reset (a keep-alive socket the server closed as it was reused)
+    // it sends the same batch again at once: the keys make either safe.
+    for (;;) {
+      const r = await post(body).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ECONNRESET' && e.code !== 'EPIPE') throw e;
+        return { status: 0, code: e.code, retryAfter: 0 };
+      });
+      if (r.status === 202) break;
+      if (r.status !== 0 && r.status !== 429 && r.status !== 503) throw new Error(`ingest answered ${r.status} ${r.code} at ${from} events`);
+      const what = r.status === 0 ? r.code : `${r.status} ${r.code}`;
       refused.set(what, (refused.get(what) ?? 0) + 1);
+      if (r.status === 0) continue;
       say(`soak: ${what} at ${from.toLocaleString('en-US')} events; retrying after ${r.retryAfter} s`);
       await new Promise((res) => setTimeout(res, Math.max(1, r.retryAfter || 1) * 1000));
     }
@@ -135,7 +143,7 @@ try {
       `  lag max, first quarter ${max(first.map((s) => s.lag)).toFixed(2)} s, last quarter ${max(last.map((s) => s.lag)).toFixed(2)} s: ratio ${lagRatio.toFixed(2)}  target flat (≤ 1.10, floor 0.5 s): ${lagRatio <= 1.1 ? 'met' : 'MISSED'}`,
       `  offered ${offered.toLocaleString('en-US', { maximumFractionDigits: 0 })} ev/s on average (target ${RATE.toLocaleString('en-US')})`,
       `  stored = acknowledged: ${stored === acked ? 'yes' : `NO (${stored} of ${acked})`}`,
-      `  requests refused and retried: ${refused.size === 0 ? 'none' : [...refused].map(([k, n]) => `${n} × ${k}`).join(', ')}`,
+      `  requests refused or reset, and retried: ${refused.size === 0 ? 'none' : [...refused].map(([k, n]) => `${n} × ${k}`).join(', ')}`,
       '',
       'per quarter (medians of the 10 s samples):',
       ...[0, 1, 2, 3].map((i) => {
