@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parsePrometheusText, quantileBetween, total, type Sample } from '../src/obs/prom-text.js';
-import { eventsFor, postEvents, queriedTotal, type KeyShape } from './load.js';
+import { eventsFor, percentile, postEvents, queriedTotal, type KeyShape } from './load.js';
 import { freePort, keysFrom, startSluice } from './proc.js';
 
 /**
@@ -192,17 +192,14 @@ function between(before: Sample[], after: Sample[], seconds: number): Inside {
 function describe(i: Inside): string {
   return (
     `commit p50 ${(i.commitP50 * 1000).toFixed(1)} ms, p99 ${(i.commitP99 * 1000).toFixed(0)} ms, ${i.recordsPerCommit.toFixed(0)} records/commit; ` +
-  `append p50 ${(i.appendP50 * 1000).toFixed(1)} ms; workers busy ${(i.busy * 100).toFixed(0)}%; loop lag p99 ${(i.loopLagP99 * 1000).toFixed(0)} ms`
+    `append p50 ${(i.appendP50 * 1000).toFixed(1)} ms; workers busy ${(i.busy * 100).toFixed(0)}%; loop lag p99 ${(i.loopLagP99 * 1000).toFixed(0)} ms`
   );
 }
 
-function quantile(xs: number[], q: number): number {
-  const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
-}
+/** Percentiles of the samples that have a value (a quiet interval's latency is NaN). */
 function median(xs: number[]): number {
-  return quantile(xs, 0.5);
+  return percentile(xs.filter(Number.isFinite), 0.5);
 }
 function p90(xs: number[]): number {
-  return quantile(xs, 0.9);
+  return percentile(xs.filter(Number.isFinite), 0.9);
 }
