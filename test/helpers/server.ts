@@ -47,7 +47,9 @@ export async function startServer(
     if (child.exitCode !== null) throw new Error(`sluice ${command} exited with ${child.exitCode}: ${proc.stderr}`);
     try {
       const r = await fetch(`${proc.url}/healthz`);
-      if (r.ok) return proc;
+      // The banner (with a new tenant's keys) is written just after the server listens: wait
+      // for its last line too, so callers can read the keys from stdout.
+      if (r.ok && proc.stdout.includes('Health: ')) return proc;
     } catch {
       // Not listening yet.
     }
