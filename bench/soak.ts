@@ -125,19 +125,23 @@ try {
     }
     acked += BATCH;
   };
-  for (let next = Date.now(); Date.now() < end; next += every) {
-    if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+  /** Sends batches until `until`, at most `producers` requests at a time, one per `every` ms (0: as fast as they are answered). */
+  const drive = async (until: number, producers: number, every: number): Promise<void> => {
+    for (let next = Date.now(); Date.now() < until; next += every) {
+      if (inFlight.size >= producers) await Promise.race(inFlight);
+      if (failure) throw failure;
+      const request: Promise<void> = send(sent)
+        .catch((e: unknown) => void (failure ??= e as Error))
+        .finally(() => inFlight.delete(request));
+      inFlight.add(request);
+      sent += BATCH;
+      const wait = next + every - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    await Promise.all(inFlight);
     if (failure) throw failure;
-    const request: Promise<void> = send(sent)
-      .catch((e: unknown) => void (failure ??= e as Error))
-      .finally(() => inFlight.delete(request));
-    inFlight.add(request);
-    sent += BATCH;
-    const wait = next + every - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  }
-  await Promise.all(inFlight);
-  if (failure) throw failure;
+  };
+  await drive(end, IN_FLIGHT, every);
   const offered = sent / ((Date.now() - started) / 1000);
   clearInterval(sampler);
 
@@ -147,17 +151,7 @@ try {
     say(`soak: probing capacity for ${PROBE_SECONDS} s (${PROBE_IN_FLIGHT} producers, no pacing)`);
     const scrape = async () => ({ at: Date.now(), acked, samples: parsePrometheusText(await (await fetch(`${child.url}/metrics`)).text()) });
     const before = await scrape();
-    for (const probeEnd = Date.now() + PROBE_SECONDS * 1000; Date.now() < probeEnd; ) {
-      if (inFlight.size >= PROBE_IN_FLIGHT) await Promise.race(inFlight);
-      if (failure) throw failure;
-      const request: Promise<void> = send(sent)
-        .catch((e: unknown) => void (failure ??= e as Error))
-        .finally(() => inFlight.delete(request));
-      inFlight.add(request);
-      sent += BATCH;
-    }
-    await Promise.all(inFlight);
-    if (failure) throw failure;
+    await drive(Date.now() + PROBE_SECONDS * 1000, PROBE_IN_FLIGHT, 0);
     const after = await scrape();
     const seconds = (after.at - before.at) / 1000;
     const committed = total(after.samples, 'sluice_store_committed_records_total') - total(before.samples, 'sluice_store_committed_records_total');
