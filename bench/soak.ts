@@ -176,7 +176,7 @@ try {
       `  RSS median, second quarter ${mib(rss[0])}, last quarter ${mib(rss[1])}: ratio ${rssRatio.toFixed(2)}  target flat (≤ 1.10): ${rssRatio <= 1.1 ? 'met' : 'MISSED'}`,
       `  lag median, second quarter ${lag[0].toFixed(2)} s, last quarter ${lag[1].toFixed(2)} s (floor 0.1 s): ratio ${lagRatio.toFixed(2)}  target flat (≤ 1.10): ${lagRatio <= 1.1 ? 'met' : 'MISSED'}`,
       `  RSS max ${mib(Math.max(...samples.map((s) => s.rss)))}, lag max ${Math.max(...samples.map((s) => s.lag)).toFixed(2)} s (one sample each)`,
-      `  offered ${offered.toLocaleString('en-US', { maximumFractionDigits: 0 })} ev/s on average (target ${RATE.toLocaleString('en-US')})`,
+      `  offered ${fmt(offered)} ev/s on average (target ${fmt(RATE)})`,
       probe
         ? `  capacity at the end (${probe.seconds.toFixed(0)} s probe): ingest acknowledged ${fmt(probe.acked)} ev/s, the store committed ${fmt(probe.committed)} ev/s, lag ${probe.lagAtEnd.toFixed(1)} s at its end; ` +
           `the soak ran at ${((RATE / capacity) * 100).toFixed(0)}% of ${fmt(capacity)} ev/s  target ≤ 50%: ${RATE <= capacity / 2 ? 'met' : 'MISSED'}`
