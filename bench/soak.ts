@@ -57,6 +57,8 @@ const say = (s: string): void => void process.stderr.write(s + '\n');
 const IN_FLIGHT = 8;
 const PROBE_SECONDS = Number(values['probe-seconds'] ?? 60);
 const PROBE_IN_FLIGHT = 16;
+/** The fields of `Inside`, for the medians per quarter (up here: the run below needs them). */
+const INSIDE = ['commitP50', 'commitP99', 'recordsPerCommit', 'appendP50', 'busy', 'loopLagP99', 'duckdbBytes', 'storeHeapBytes', 'heapBytes'] as const satisfies readonly (keyof Inside)[];
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-soak-'));
 const child = await startSluice(path.join(work, 'data'), await freePort());
@@ -163,7 +165,6 @@ try {
   const quarters = [0, 1, 2, 3].map((i) => samples.slice(Math.floor((i * samples.length) / 4), Math.floor(((i + 1) * samples.length) / 4)));
   const second = quarters[1]!;
   const last = quarters[3]!;
-  const mib = (b: number): string => `${(b / 1_048_576).toFixed(0)} MiB`;
   const rss = [median(second.map((s) => s.rss)), median(last.map((s) => s.rss))] as const;
   const lag = [Math.max(0.1, median(second.map((s) => s.lag))), Math.max(0.1, median(last.map((s) => s.lag)))] as const;
   const rssRatio = rss[1] / rss[0];
@@ -187,14 +188,9 @@ try {
       'per quarter (medians of the 10 s samples):',
       ...quarters.map((part, i) => {
         const med = (f: (s: (typeof samples)[number]) => number): number => median(part.map(f));
-        return `  Q${i + 1}  RSS ${mib(med((s) => s.rss))}, lag ${med((s) => s.lag).toFixed(2)} s (p90 ${p90(part.map((s) => s.lag)).toFixed(2)} s), freshness seen by a query ${med((s) => s.freshness).toFixed(2)} s; ${describe({
-          commitP50: med((s) => s.inside.commitP50),
-          commitP99: med((s) => s.inside.commitP99),
-          recordsPerCommit: med((s) => s.inside.recordsPerCommit),
-          appendP50: med((s) => s.inside.appendP50),
-          busy: med((s) => s.inside.busy),
-          loopLagP99: med((s) => s.inside.loopLagP99),
-        })}`;
+        return `  Q${i + 1}  RSS ${mib(med((s) => s.rss))}, lag ${med((s) => s.lag).toFixed(2)} s (p90 ${p90(part.map((s) => s.lag)).toFixed(2)} s), freshness seen by a query ${med((s) => s.freshness).toFixed(2)} s; ${describe(
+          Object.fromEntries(INSIDE.map((k) => [k, med((s) => s.inside[k])])) as unknown as Inside,
+        )}`;
       }),
       '',
     ].join('\n'),
@@ -213,6 +209,10 @@ interface Inside {
   /** Share of wall time the workers spent in batches. */
   busy: number;
   loopLagP99: number;
+  /** Where RSS goes: DuckDB's memory by its own accounting, the store thread's and the HTTP thread's V8 heaps. */
+  duckdbBytes: number;
+  storeHeapBytes: number;
+  heapBytes: number;
 }
 
 function between(before: Sample[], after: Sample[], seconds: number): Inside {
@@ -224,14 +224,22 @@ function between(before: Sample[], after: Sample[], seconds: number): Inside {
     appendP50: quantileBetween(before, after, 'sluice_log_append_duration_seconds', 0.5),
     busy: delta('sluice_worker_busy_seconds_total') / seconds,
     loopLagP99: total(after, 'sluice_nodejs_eventloop_lag_p99_seconds'),
+    duckdbBytes: total(after, 'sluice_store_memory_bytes'),
+    storeHeapBytes: total(after, 'sluice_store_thread_heap_bytes'),
+    heapBytes: total(after, 'sluice_nodejs_heap_size_total_bytes'),
   };
 }
 
 function describe(i: Inside): string {
   return (
     `commit p50 ${(i.commitP50 * 1000).toFixed(1)} ms, p99 ${(i.commitP99 * 1000).toFixed(0)} ms, ${i.recordsPerCommit.toFixed(0)} records/commit; ` +
-    `append p50 ${(i.appendP50 * 1000).toFixed(1)} ms; workers busy ${(i.busy * 100).toFixed(0)}%; loop lag p99 ${(i.loopLagP99 * 1000).toFixed(0)} ms`
+    `append p50 ${(i.appendP50 * 1000).toFixed(1)} ms; workers busy ${(i.busy * 100).toFixed(0)}%; loop lag p99 ${(i.loopLagP99 * 1000).toFixed(0)} ms; ` +
+    `DuckDB ${mib(i.duckdbBytes)}, heaps: store thread ${mib(i.storeHeapBytes)}, HTTP thread ${mib(i.heapBytes)}`
   );
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1_048_576).toFixed(0)} MiB`;
 }
 
 function fmt(rate: number): string {
