@@ -96,7 +96,7 @@ try {
       };
       samples.push(s);
       say(
-        `soak: ${s.minute.toFixed(1)} min, ${sent.toLocaleString('en-US')} sent, RSS ${(s.rss / 1_048_576).toFixed(0)} MiB, lag ${s.lag.toFixed(2)} s, ` +
+        `soak: ${s.minute.toFixed(1)} min, ${sent.toLocaleString('en-US')} sent, RSS ${mib(s.rss)}, lag ${s.lag.toFixed(2)} s, ` +
           `freshness seen by a query ${s.freshness.toFixed(2)} s; ${describe(inside)}`,
       );
     }, () => undefined);
