@@ -1,5 +1,5 @@
 import { kindOf } from '../backends/kinds.js';
-import { parseView } from '../query/spec.js';
+import { parseView } from '../core/query.js';
 import { Ajv } from 'ajv';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -2,21 +2,22 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../obs/logger.js';
 import { SluiceError } from '../core/errors.js';
-import { decodeJsonBody } from '../ingest/body.js';
-import { errorHandler, sendError } from '../ingest/errors.js';
-import { ingestRoutes } from '../ingest/routes.js';
-import { observeHttp, type HttpObservabilityOptions } from '../obs/http.js';
-import { lagOf, positionsOf, statusRoutes } from '../obs/status.js';
+import { decodeJsonBody } from './body.js';
+import { errorHandler, sendError } from './errors.js';
+import { ingestRoutes } from './routes/ingest.js';
+import { observeHttp, type HttpObservabilityOptions } from './observe.js';
+import { statusRoutes } from './routes/status.js';
+import { lagOf, positionsOf } from '../obs/lag.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
-import type { StoreReader } from '../query/reader.js';
-import { queryRoutes } from '../query/routes.js';
-import { eventRoutes } from '../query/events.js';
-import { LiveTail } from '../query/tail.js';
+import type { StoreReader } from '../ports/reader.js';
+import { queryRoutes } from './routes/query.js';
+import { eventRoutes } from './routes/events.js';
+import { LiveTail } from './tail.js';
 import { Quotas } from '../ingest/quotas.js';
 import { SchemaRegistry } from '../schema/registry.js';
-import { schemaRoutes } from '../schema/routes.js';
-import { opsRoutes } from '../ops/routes.js';
+import { schemaRoutes } from './routes/schemas.js';
+import { opsRoutes } from './routes/ops.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,7 +1,7 @@
 import type { Backfills } from './backfill.js';
 import type { Views } from './views.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount, Origin } from '../core/types.js';
-import type { QuerySpec } from '../query/spec.js';
+import type { QuerySpec } from '../core/query.js';
 
 /**
  * The Store: raw events (append-only) and the tables derived from them, with an idempotent

@@ -3,7 +3,7 @@ import { isFenced } from '../../src/core/errors.js';
 import type { LogRecord } from '../../src/core/types.js';
 import type { Store } from '../../src/ports/store.js';
 import { entry } from '../helpers/entries.js';
-import { parseQuery } from '../../src/query/spec.js';
+import { parseQuery } from '../../src/core/query.js';
 
 /**
  * The Store conformance suite. `make` returns a connected, empty store; `reopen` closes and

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { PostgresStore } from '../../src/backends/postgres/store.js';
 import { POSTGRES_URL, postgresAvailable, uniqueName } from '../helpers/services.js';
 import { storeConformance } from './store-suite.js';
-import { parseQuery, parseView } from '../../src/query/spec.js';
+import { parseQuery, parseView } from '../../src/core/query.js';
 
 const schemas: string[] = [];
 

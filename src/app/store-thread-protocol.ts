@@ -1,7 +1,7 @@
 import type { CountQuery, CountRow } from '../core/types.js';
 import type { BackfillSpec } from '../ports/backfill.js';
-import type { ConservationReply } from '../obs/conservation.js';
-import type { StoreCall } from '../query/reader.js';
+import type { ConservationReply } from '../ports/reader.js';
+import type { StoreCall } from '../ports/reader.js';
 
 export type { ConservationReply };
 

@@ -6,8 +6,8 @@ import type { CountQuery } from '../core/types.js';
 import type { BackfillSpec, BackfillState } from '../ports/backfill.js';
 import type { Logger } from '../obs/logger.js';
 import type { MetricsJson } from '../obs/metrics.js';
-import type { StoreCall, StoreCalls, StoreReader } from '../query/reader.js';
-import type { ConservationReply, CountsReply, FromStoreThread, ToStoreThread } from './thread-protocol.js';
+import type { StoreCall, StoreCalls, StoreReader } from '../ports/reader.js';
+import type { ConservationReply, CountsReply, FromStoreThread, ToStoreThread } from './store-thread-protocol.js';
 
 /** How long a call waits for a starting store before it is answered 503. */
 const READY_WAIT_MS = 5_000;
@@ -47,7 +47,7 @@ export class StoreThread implements StoreReader {
   ) {}
 
   start(): void {
-    const worker = new Worker(new URL('./thread.js', import.meta.url), {
+    const worker = new Worker(new URL('./store-thread.js', import.meta.url), {
       workerData: { config: this.config, consume: this.role.consume },
       // A bounded heap: V8 otherwise grows it lazily while a large backlog drains, and the
       // process's memory would grow with the backlog instead of staying flat.

@@ -10,7 +10,7 @@ import { Quotas } from '../ingest/quotas.js';
 import { createLogger } from '../obs/logger.js';
 import { startTracing } from '../obs/tracing.js';
 import type { NewTenant } from '../ports/catalog.js';
-import { StoreThread } from '../worker/thread-client.js';
+import { StoreThread } from './store-thread-client.js';
 import { WORKER_GROUP } from '../worker/workers.js';
 import { lockDataDir } from './data-dir-lock.js';
 

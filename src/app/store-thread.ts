@@ -5,15 +5,16 @@ import type { Config } from '../config/schema.js';
 import { coerceError, RetryAfterError, SluiceError } from '../core/errors.js';
 import { BackfillRunner } from '../ops/backfill.js';
 import { ViewBuilds } from '../ops/views.js';
-import { parseView } from '../query/spec.js';
-import { storeCalls } from '../query/reader.js';
-import { ConservationChecker, toReply, type ConservationReply } from '../obs/conservation.js';
+import { parseView } from '../core/query.js';
+import { storeCalls } from './store-calls.js';
+import { ConservationChecker, toReply } from '../obs/conservation.js';
+import type { ConservationReply } from '../ports/reader.js';
 import { createLogger } from '../obs/logger.js';
 import { startTracing } from '../obs/tracing.js';
 import { prom, storeMetrics, TenantLabels } from '../obs/metrics.js';
 import { lowerThreadPriority } from './priority.js';
-import { startWorkers } from './workers.js';
-import type { FromStoreThread, ToStoreThread } from './thread-protocol.js';
+import { startWorkers } from '../worker/workers.js';
+import type { FromStoreThread, ToStoreThread } from './store-thread-protocol.js';
 
 /**
  * The store thread of `sluice up`: the consumers and the DuckDB store (which admits one
