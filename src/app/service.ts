@@ -96,8 +96,16 @@ export class Services {
     return service;
   }
 
+  /** A service that is already running (an engine opened to build the next ones): only stopped. */
+  adopt(name: string, stop: () => Promise<void> | void): void {
+    const service: Service = { name, start: () => undefined, stop: async () => stop(), health: () => ({ ok: true }) };
+    this.list.push(service);
+    this.started.push(service);
+  }
+
   async start(): Promise<void> {
     for (const s of this.list) {
+      if (this.started.includes(s)) continue;
       try {
         await s.start(this.abort.signal);
         this.started.push(s);
@@ -108,10 +116,10 @@ export class Services {
     }
   }
 
-  /** Stops every started service, the last started first. Must not throw. */
+  /** Stops every started service, in the reverse of the order they were added. Must not throw. */
   async stop(): Promise<void> {
     this.abort.abort(new Error('stopping'));
-    for (const s of this.started.reverse()) await s.stop().catch(() => undefined);
+    for (const s of [...this.list].reverse()) if (this.started.includes(s)) await s.stop().catch(() => undefined);
     this.started = [];
   }
 
