@@ -1,7 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { openCatalog, openLog, ownsDataDir } from '../backends/registry.js';
-import { SqliteLog } from '../backends/sqlite/log.js';
-import { startRetention } from '../backends/sqlite/retention.js';
+import { configured, openCatalog, ownsDataDir } from '../backends/registry.js';
 import { SluiceError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 import type { Config } from '../config/schema.js';
@@ -49,18 +47,29 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   const tracing = await startTracing(config, 'http');
   // The store thread hosts the store (queries, status) and, in a worker, the consumers.
   const storeThread = new StoreThread(config, logger, { consume: roles.includes('worker') });
-  const log = await openLog(config, () => storeThread.notify()).catch((e: unknown) => {
+  const logBackend = configured(config, 'log');
+  const log = await logBackend.create(config, { onFlush: () => storeThread.notify() }).catch((e: unknown) => {
     unlock();
     throw e;
   });
-  // The data-dir lock says no other process uses the embedded log: leases left by one that
-  // died are free now, instead of at their expiry (a crash loop would otherwise wait a ttl
-  // per start). A shared log (NATS) has other users: its leases expire by themselves.
-  if (log instanceof SqliteLog) {
-    const freed = log.expireLeases();
-    if (freed > 0) logger.info({ leases: freed }, 'freed the leases of a process that stopped without releasing them');
+  // What the log's engine needs beside it (the embedded log: free the leases of a process
+  // that died, at start; prune acked records past their retention).
+  const upkeep = logBackend.services?.(log, { logger }) ?? [];
+  const upkeepAbort = new AbortController();
+  const stopUpkeep = async (): Promise<void> => {
+    upkeepAbort.abort();
+    for (const s of [...upkeep].reverse()) await s.stop();
+  };
+  try {
+    for (const s of upkeep) await s.start(upkeepAbort.signal);
+  } catch (e: unknown) {
+    await stopUpkeep();
+    await log.close();
+    unlock();
+    throw e;
   }
   const catalog = await openCatalog(config).catch(async (e: unknown) => {
+    await stopUpkeep();
     await log.close();
     unlock();
     throw e;
@@ -83,12 +92,11 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]), tracer: tracing.tracer },
   });
   const address = await app.listen({ host: config.host, port: config.port });
-  const stopRetention = log instanceof SqliteLog ? startRetention(log, logger) : () => undefined;
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      stopRetention();
+      await stopUpkeep();
       // Stop taking requests and let those in flight finish (their appends are answered).
       await app.close().catch(() => undefined);
       await log.close();
