@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { BACKENDS, backendFor, ownsDataDir } from '../../src/backends/registry.js';
 import { loadConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
+import { createLogger } from '../../src/obs/logger.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 describe('the backend registry', () => {
@@ -47,5 +48,29 @@ describe('the backend registry', () => {
     expect(() => loadConfig({ env: { SLUICE_STORE_MEMORY_MB: '8' } })).toThrow(/"store.memoryMb" must be >= 64/);
     expect(() => loadConfig({ env: {}, flags: { log: { streem: 'x' } } })).toThrow(/unknown configuration key "log.streem"/);
     expect(() => loadConfig({ env: { SLUICE_STORE_MEMORY: '1' } })).toThrow(/unknown environment variable SLUICE_STORE_MEMORY;/);
+  });
+});
+
+describe('the embedded log backend', () => {
+  it('services.free-the-leases-of-a-process-that-died-at-start', async () => {
+    const config = loadConfig({ env: {}, flags: { dataDir: tmpDir(), partitions: 2 } });
+    const backend = backendFor('log', 'embedded');
+    const crashed = await backend.create(config);
+    expect(await crashed.acquire('workers', 0, 'dead-worker', 60_000)).not.toBeNull();
+    // The process dies holding the lease: its log is closed without a release.
+    await crashed.close();
+    const log = await backend.create(config);
+    expect(await log.acquire('workers', 0, 'new-worker', 60_000)).toBeNull();
+    const logged: unknown[] = [];
+    const logger = createLogger('silent');
+    logger.info = ((obj: unknown) => void logged.push(obj)) as typeof logger.info;
+    const services = backend.services!(log, { logger });
+    expect(services.map((s) => s.name)).toEqual(['log-leases-of-a-dead-process', 'log-retention']);
+    const abort = new AbortController();
+    for (const s of services) await s.start(abort.signal);
+    expect(logged).toEqual([{ leases: 1 }]);
+    expect(await log.acquire('workers', 0, 'new-worker', 60_000)).not.toBeNull();
+    for (const s of services.reverse()) await s.stop();
+    await log.close();
   });
 });
