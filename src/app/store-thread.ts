@@ -37,7 +37,7 @@ const logger = createLogger(config.logLevel, 'sluice-worker');
 if (!lowerThreadPriority()) logger.debug('could not lower the store thread priority; it competes with ingest as an equal');
 const log = await openLog(config);
 const catalog = await openCatalog(config);
-const store = openStore(config);
+const store = await openStore(config);
 const registry = new prom.Registry();
 const metrics = config.obs.metrics ? storeMetrics(registry) : null;
 // The HTTP thread decides which tenants get their own label and tells this thread.

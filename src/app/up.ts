@@ -1,7 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { openCatalog, openLog, ownsDataDir } from '../backends/registry.js';
-import { SqliteLog } from '../backends/sqlite/log.js';
-import { startRetention } from '../backends/sqlite/retention.js';
+import { configured, openCatalog, ownsDataDir } from '../backends/registry.js';
 import { SluiceError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 import type { Config } from '../config/schema.js';
@@ -54,15 +52,12 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   // The store thread hosts the store (queries, status) and, in a worker, the consumers.
   const storeThread = new StoreThread(config, logger, { consume: consumes(roles) });
   try {
-    const log = await openLog(config, () => storeThread.notify());
+    const logBackend = configured(config, 'log');
+    const log = await logBackend.create(config, { onFlush: () => storeThread.notify() });
     services.adopt('log', () => log.close());
-    // The data-dir lock says no other process uses the embedded log: leases left by one that
-    // died are free now, instead of at their expiry (a crash loop would otherwise wait a ttl
-    // per start). A shared log (NATS) has other users: its leases expire by themselves.
-    if (log instanceof SqliteLog) {
-      const freed = log.expireLeases();
-      if (freed > 0) logger.info({ leases: freed }, 'freed the leases of a process that stopped without releasing them');
-    }
+    // What the log's engine needs beside it (the embedded log: free the leases of a process
+    // that died, at start; prune acked records past their retention).
+    for (const s of logBackend.services?.(log, { logger }) ?? []) services.add(s);
     const catalog = await openCatalog(config);
     services.adopt('catalog', () => catalog.close());
     // Role processes share a catalog: tenants are made with `sluice tenant create`, not at start.
@@ -85,10 +80,6 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     });
     // Stop taking requests and let those in flight finish (their appends are answered), before the log closes.
     services.adopt('http', () => app.close().then(() => undefined, () => undefined));
-    if (log instanceof SqliteLog) {
-      let stopRetention = (): void => undefined;
-      services.add({ name: 'log retention', start: () => void (stopRetention = startRetention(log, logger)), stop: async () => stopRetention(), health: () => ({ ok: true }) });
-    }
     await services.start();
     const address = await app.listen({ host: config.host, port: config.port });
     let closing: Promise<void> | null = null;

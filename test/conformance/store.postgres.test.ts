@@ -25,6 +25,11 @@ if (await postgresAvailable()) {
         await store.connect();
         return store;
       },
+      another: async () => {
+        const other = new PostgresStore({ url });
+        await other.connect();
+        return other;
+      },
     };
   });
 
