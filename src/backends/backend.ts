@@ -1,6 +1,6 @@
-import type { Service } from '../app/service.js';
+import type { Service } from '../ports/service.js';
 import type { Config } from '../config/schema.js';
-import type { Logger } from '../obs/logger.js';
+import type { Logger } from '../ports/service.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';

@@ -3,7 +3,7 @@ import { backoffDelay } from '../../src/core/backoff.js';
 import { validateEvent } from '../../src/core/event.js';
 import { canonicalJson, deriveIdempotencyKey, partitionOf } from '../../src/core/hash.js';
 import { parseQueryTime, parseRfc3339 } from '../../src/core/time.js';
-import { fillBuckets } from '../../src/core/series.js';
+import { fillBuckets } from '../../src/http/series.js';
 import { parseQuery } from '../../src/core/query.js';
 import { countsSql, minuteCounts } from '../../src/backends/duckdb/sql.js';
 

@@ -6,7 +6,7 @@ import type { Catalog } from '../../ports/catalog.js';
 import type { Log } from '../../ports/log.js';
 import type { ViewState } from '../../ports/views.js';
 import type { Cell } from '../../ports/store.js';
-import { fillBuckets } from '../../core/series.js';
+import { fillBuckets } from '../series.js';
 import type { StoreReader } from '../../ports/reader.js';
 import { columnsOf, parseQuery, parseView, viewJson, type QuerySpec } from '../../core/query.js';
 

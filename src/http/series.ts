@@ -1,5 +1,5 @@
-import { INTERVAL_MS, iso } from './time.js';
-import type { Interval } from './types.js';
+import { INTERVAL_MS, iso } from '../core/time.js';
+import type { Interval } from '../core/types.js';
 import type { Cell } from '../ports/store.js';
 
 /**
