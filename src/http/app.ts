@@ -1,3 +1,5 @@
+import { periodic } from '../app/service.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../obs/logger.js';
@@ -44,11 +46,14 @@ export interface AppOptions {
    * `ingest` the event endpoints; `query` queries, views, events, schemas and operations.
    */
   serve?: { ingest: boolean; query: boolean };
+  /** The time of freshness, lag and the backlog sampler (the system clock by default). */
+  clock?: Clock;
 }
 
 /** The HTTP API: ingest, query and health, with one error format. */
 export function buildApp(opts: AppOptions): FastifyInstance {
   const { limits } = opts.config;
+  const clock = opts.clock ?? systemClock;
   const app: FastifyInstance = Fastify({
     bodyLimit: limits.bodyBytes,
     ...(opts.logger ? { loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger } : { logger: false }),
@@ -88,7 +93,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     metrics: opts.config.obs.metrics,
     maxTenantLabels: opts.config.obs.maxTenantLabels,
     async refresh(m) {
-      const lag = lagOf(await positionsOf(opts.log), Date.now());
+      const lag = lagOf(await positionsOf(opts.log), clock.now());
       m.backlog.set(lag.backlog);
       m.freshness.set(lag.freshnessSeconds);
       for (const p of lag.partitions) {
@@ -105,15 +110,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const tail = new LiveTail(opts.config.query.streamBuffer);
   const quotas = opts.quotas ?? Quotas.fromConfig(opts.config);
   // The log's backlog, for the global cap: measured twice a second, not per request.
-  const backlogTimer = setInterval(() => {
-    void positionsOf(opts.log).then(
-      (p) => quotas.setLogBacklog(lagOf(p, Date.now()).backlog),
-      () => undefined,
-    );
-  }, 500);
-  backlogTimer.unref();
+  const backlog = periodic('log backlog', 500, async () => quotas.setLogBacklog(lagOf(await positionsOf(opts.log), clock.now()).backlog), { clock });
+  backlog.start(new AbortController().signal);
   app.addHook('onClose', (_app, done) => {
-    clearInterval(backlogTimer);
+    void backlog.stop();
     if (!opts.quotas) quotas.close();
     done();
   });
