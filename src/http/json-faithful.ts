@@ -39,7 +39,7 @@ export function findUnfaithful(text: string): Unfaithful | null {
   if (!MAYBE.test(text)) return null;
   // One frame per open container: an object's current key, or an array's current index.
   const stack: { key: string | null; index: number; array: boolean; expectKey: boolean }[] = [];
-  const pointer = (extra?: string) => stack.map((f) => (f.array ? String(f.index) : escape(f.key ?? ''))).join('/').replace(/^/, stack.length ? '/' : '') + (extra === undefined ? '' : `/${escape(extra)}`);
+  const pointer = () => stack.map((f) => '/' + (f.array ? String(f.index) : escape(f.key ?? ''))).join('');
   let i = 0;
   const n = text.length;
   while (i < n) {
@@ -74,8 +74,9 @@ export function findUnfaithful(text: string): Unfaithful | null {
       const top = stack[stack.length - 1];
       const isKey = top !== undefined && !top.array && top.expectKey;
       if (escaped && !isWellFormed(s)) {
+        if (isKey) top.key = toWellFormed(s);
         return {
-          pointer: isKey ? pointer(toWellFormed(s)) : pointer(),
+          pointer: pointer(),
           kind: 'unicode',
           message: `${isKey ? 'a key' : 'the string'} holds a lone UTF-16 surrogate (${/\\u[dD][89a-fA-F][0-9a-fA-F]{2}/.exec(raw)?.[0] ?? 'unpaired'}), which is not Unicode text; send valid UTF-8 or pair the surrogate`,
         };

@@ -169,7 +169,7 @@ export function segmentEvents(
       // Left for the validator: an event without a usable type is rejected with its index.
       return { type: null, key: '', properties: { segmentType: k ?? null, index: i } };
     }
-    return flag(segmentEvent(k as SegmentKind, { ...m, context: { ...shared, ...(isJsonObject(m.context) ? m.context : {}) } }));
+    return flag(segmentEvent(k as SegmentKind, { ...(body.sentAt === undefined ? {} : { sentAt: body.sentAt }), ...m, context: { ...shared, ...(isJsonObject(m.context) ? m.context : {}) } }));
   });
   const pathOf = (i: number, path: string) => {
     const m = calls[i];
