@@ -175,10 +175,14 @@ const MEASURE = /^(?:(count)|(sum|min|max|avg|uniq):(.+)|p(\d{1,2}(?:\.\d{1,3})?
 /**
  * In a measure, a bare name is one property, taken whole: `sum:amount` is
  * `sum:properties.amount`, and `sum:price.eur` is `sum:properties["price.eur"]` (a nested
- * field is written out: `sum:properties.subscription.price`).
+ * field is written out: `sum:properties.subscription.price`). A bare name is letters, digits,
+ * `_`, `-` and dots; any other name is written as a field, `sum:properties["a b"]`.
  */
 function measureField(name: string, where: string): FieldRef {
-  return parseField(FIELD.test(name) ? name : `properties${fieldSegment(name)}`, where);
+  if (FIELD.test(name) || /^(?:properties|context)[.[]/.test(name)) return parseField(name, where);
+  // Bare names are identifiers, dots allowed; any other name is written quoted in full.
+  if (/^[A-Za-z_][A-Za-z0-9_-]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}){0,7}$/.test(name)) return parseField(`properties${fieldSegment(name)}`, where);
+  return parseField(`properties.${name}`, where);
 }
 
 export function parseMeasure(v: unknown, where: string): Measure {
