@@ -2,7 +2,7 @@ import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openCatalog, openLog, openStore } from '../backends/registry.js';
 import type { Config } from '../config/schema.js';
-import { coerceError, RetryAfterError, SluiceError } from '../core/errors.js';
+import { coerceError, RetryAfterError, SluiceError, storeDataError } from '../core/errors.js';
 import { BackfillRunner } from '../ops/backfill.js';
 import { ViewBuilds } from '../ops/views.js';
 import { parseView } from '../core/query.js';
@@ -51,6 +51,12 @@ const configViews = config.views.map(({ name, ...def }) => parseView(name, def))
 function replyError(id: number, e: unknown): FromStoreThread {
   const err = coerceError(e);
   if (err instanceof SluiceError) return { op: 'reply', id, ok: false, code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) };
+  // A value the store cannot read is one query's problem, not the store being away (no retry, no payload echoed).
+  const data = storeDataError(err);
+  if (data) {
+    logger.error({ err }, data.message);
+    return { op: 'reply', id, ok: false, code: data.code, message: data.message };
+  }
   const code = e instanceof RetryAfterError && /timeout/.test(err.message) ? 'SLUICE_ERR_QUERY_TIMEOUT' : 'SLUICE_ERR_STORE_UNAVAILABLE';
   return { op: 'reply', id, ok: false, code, message: err.message };
 }
