@@ -15,8 +15,10 @@ import type { Interval } from './types.js';
  *   number, boolean, object or array as JSON); a missing field or a JSON null is null.
  * - Numeric measures and comparisons with a number read the text as a number; text that is
  *   not a number counts as missing.
- * - A sum never fails: past the largest double it is Infinity on DuckDB and the largest double
- *   on PostgreSQL (which raises on a double overflow, so it sums as numeric and clamps).
+ * - Only finite numbers are numbers: "NaN", "inf" and "-Infinity" text counts as missing.
+ * - A sum never fails: past the largest double it is that double (±1.7976931348623157e308) on
+ *   every store (PostgreSQL raises on a double overflow, so it sums as numeric and clamps;
+ *   DuckDB's sum goes to Infinity, clamped), so JSON and CSV answers read the same.
  */
 
 /**
