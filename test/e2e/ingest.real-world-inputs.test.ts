@@ -211,7 +211,13 @@ describe('4. producer-format timestamps', () => {
     // CloudEvents: an event refused outright is not answered 2xx.
     const ce = await post('/v1/cloudevents', { specversion: '1.0', id: 'c1', source: 's', type: 't', time: '29/11/2026' }, { 'content-type': 'application/cloudevents+json' });
     expect(ce.statusCode).toBe(400);
-    expect(ce.json()).toMatchObject({ field: '/ts', rejected: [{ code: 'invalid_field', path: '/ts' }] });
+    expect(ce.json()).toMatchObject({ field: '/time', rejected: [{ code: 'invalid_field', path: '/time' }] });
+    const batchCe = await post('/v1/cloudevents', [{ specversion: '1.0', id: 'c2', source: 's', type: 't', data: { ok: 1 } }, { specversion: '1.0', id: 'c3', source: 's', type: 't', data: { s: 'a\u0000b' } }], { 'content-type': 'application/cloudevents-batch+json' });
+    expect(batchCe.statusCode).toBe(400);
+    expect(batchCe.json()).toMatchObject({ accepted: 1, field: '/1/data/s' });
+    const binaryCe = await post('/v1/cloudevents', '{"n":1}', { 'ce-specversion': '1.0', 'ce-id': 'c4', 'ce-source': 's', 'ce-type': 't', 'ce-time': 'yesterday' });
+    expect(binaryCe.statusCode).toBe(400);
+    expect(binaryCe.json().field).toBe('ce-time');
     expect(ce.json().rejected[0].message).toContain('RFC 3339 with Z or ±hh:mm');
   });
 });

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../core/errors.js';
 import type { KeyGrant, TenantQuota } from '../../ports/catalog.js';
-import { binaryAttributes, BATCH, fromCloudEvent, isJsonMediaType, STRUCTURED } from '../../ingest/cloudevents.js';
+import { binaryAttributes, BATCH, cloudEventPath, fromCloudEvent, isJsonMediaType, STRUCTURED } from '../../ingest/cloudevents.js';
+import { isJsonObject } from '../../core/event.js';
 import { SEGMENT_KINDS, segmentEvents, type SegmentKind } from '../../ingest/segment.js';
 import type { EventLimits, TimePolicy } from '../../core/event.js';
 import type { SchemaRegistry } from '../../schema/registry.js';
@@ -167,18 +168,25 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
   app.post('/v1/cloudevents', { onRequest: early }, async (request, reply) => {
     const ct = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     const binary = ct !== STRUCTURED && ct !== BATCH;
+    // Where each event came from, to name the producer's own field in a refusal.
+    let origins: { where: string; dataWasObject: boolean }[] = [];
+    const from = (ce: unknown, where: string) => {
+      origins.push({ where, dataWasObject: isJsonObject(ce) && isJsonObject(ce.data) });
+      return fromCloudEvent(ce, where);
+    };
     const result = await ingest(
       request,
       reply,
       (body) => {
         if (!binary) {
           const value = decodeJson(body as Buffer, request.headers['content-type']);
-          if (ct === STRUCTURED) return { events: [fromCloudEvent(value, 'body')] };
+          if (ct === STRUCTURED) return { events: [from(value, 'body')] };
           if (!Array.isArray(value)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'a CloudEvents batch is a JSON array of events', { field: 'body' });
           if (value.length > opts.limits.batchEvents) {
             throw new SluiceError('SLUICE_ERR_TOO_MANY_EVENTS', `the batch has ${value.length} events; the limit is ${opts.limits.batchEvents}`, { field: 'body' });
           }
-          return { events: value.map((ce, i) => fromCloudEvent(ce, `[${i}]`)) };
+          origins = [];
+          return { events: value.map((ce, i) => from(ce, `[${i}]`)) };
         }
         if (request.headers['ce-specversion'] === undefined) {
           throw new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `send ${STRUCTURED}, ${BATCH}, or a binary-mode event with ce-* headers`, { field: 'Content-Type' });
@@ -189,11 +197,12 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
             field: 'Content-Type',
           });
         }
-        return { events: [fromCloudEvent({ ...binaryAttributes(request.headers, ct || undefined), ...binaryData(body as Buffer, request.headers['content-type']) }, 'headers')] };
+        return { events: [from({ ...binaryAttributes(request.headers, ct || undefined), ...binaryData(body as Buffer, request.headers['content-type']) }, 'headers')] };
       },
       undefined,
       true,
     );
+    result.rejected = result.rejected.map((r) => (origins[r.index] ? { ...r, path: cloudEventPath(origins[r.index]!.where, r.path, origins[r.index]!.dataWasObject) } : r));
     // CloudEvents SDKs read the status: an event refused outright is not answered 2xx.
     const refused = refusedOutright(result);
     if (refused.length > 0) {
