@@ -7,10 +7,11 @@
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+// ES2024's String.prototype.isWellFormed (Node 20 has it; TypeScript's ES2022 lib does not).
+const native = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
+
 /** True when `s` holds no lone surrogate (String.prototype.isWellFormed, ES2024). */
-export function isWellFormed(s: string): boolean {
-  return !LONE_SURROGATE.test(s);
-}
+export const isWellFormed: (s: string) => boolean = native ? (s) => native.call(s) : (s) => !LONE_SURROGATE.test(s);
 
 /** `s` with each lone surrogate replaced by U+FFFD, for messages and pointers only. */
 export function toWellFormed(s: string): string {

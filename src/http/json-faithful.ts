@@ -17,7 +17,9 @@ import { isWellFormed, toWellFormed } from '../core/text.js';
  * The scan runs only when a cheap test of the text says one of these may be present.
  */
 
-const MAYBE = /\\u[dD][89a-fA-F]|\d{16}|[eE][+-]?\d{3}/;
+// A surrogate escape, or a number token (after ':', '[' or ',') of 16+ digits or with a
+// 3-digit exponent; UUIDs and hex ids in strings ("5e123") do not start a scan.
+const MAYBE = /\\u[dD][89a-fA-F]|[:[,]\s*-?(?:\d{16}|\d+(?:\.\d+)?[eE][+-]?\d{3})/;
 const NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 /** A problem found in the text: the pointer to the field, and what to do about it. */
