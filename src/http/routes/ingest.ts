@@ -93,8 +93,8 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     let body: unknown;
     let pass = admitted.get(request);
     if (!pass) {
-      // No Authorization header: a Segment body may carry its write key.
-      body = await request.jsonBody();
+      // No Authorization header: a Segment body may carry its write key (no other body is read before the 401).
+      if (key) body = await request.jsonBody();
       pass = await admit(request, request.rawBytes(), key?.(body));
     }
     const { grant, quota } = pass;
