@@ -26,6 +26,13 @@ export interface CorsPolicy {
 const ALLOW_HEADERS = 'authorization, content-type, content-encoding, traceparent, tracestate';
 const MAX_AGE_S = 600;
 
+/** The headers a preflight may be granted: sluice's own, and CloudEvents' `ce-*` attributes (binary mode). */
+function allowHeaders(requested: string | string[] | undefined): string {
+  const asked = (Array.isArray(requested) ? requested.join(',') : (requested ?? '')).split(',').map((h) => h.trim().toLowerCase());
+  const ce = asked.filter((h) => /^ce-[a-z0-9]{1,20}$/.test(h));
+  return ce.length > 0 ? `${ALLOW_HEADERS}, ${ce.join(', ')}` : ALLOW_HEADERS;
+}
+
 function allows(list: readonly string[], origin: string): boolean {
   return list.includes('*') || list.includes(origin);
 }
@@ -44,7 +51,7 @@ export function preflightRoutes(app: FastifyInstance, paths: readonly string[], 
         .header('access-control-allow-origin', origin)
         .header('vary', 'Origin')
         .header('access-control-allow-methods', 'POST, OPTIONS')
-        .header('access-control-allow-headers', ALLOW_HEADERS)
+        .header('access-control-allow-headers', allowHeaders(request.headers['access-control-request-headers']))
         .header('access-control-max-age', String(MAX_AGE_S))
         .send();
     });

@@ -250,6 +250,9 @@ describe('6. browsers and the Segment browser library (HTTP side)', () => {
     for (const url of ['/v1/t', '/v1/p', '/v1/i', '/v1/g', '/v1/a', '/v1/s', '/v1/b', '/v1/track', '/v1/batch', '/v1/cloudevents']) {
       expect((await p.app.inject({ method: 'OPTIONS', url, headers: { origin, 'access-control-request-method': 'POST' } })).statusCode, url).toBe(204);
     }
+    // A binary-mode CloudEvent's ce-* headers are granted.
+    const ce = await p.app.inject({ method: 'OPTIONS', url: '/v1/cloudevents', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'ce-id,ce-source,ce-specversion,ce-type,content-type' } });
+    expect(ce.headers['access-control-allow-headers']).toBe('authorization, content-type, content-encoding, traceparent, tracestate, ce-id, ce-source, ce-specversion, ce-type');
     // Never for read or admin routes.
     const q = await p.app.inject({ method: 'OPTIONS', url: '/v1/query', headers: { origin, 'access-control-request-method': 'POST' } });
     expect(q.statusCode).toBe(404);
