@@ -3,7 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openCatalog, openLog, openStore } from '../backends/registry.js';
 import type { Config } from '../config/schema.js';
 import { systemClock } from '../core/clock.js';
-import { coerceError, RetryAfterError, SluiceError } from '../core/errors.js';
+import { coerceError, RetryAfterError, SluiceError, storeDataError } from '../core/errors.js';
 import { parseView } from '../core/query.js';
 import { BackfillRunner } from '../ops/backfill.js';
 import { ViewBuilds } from '../ops/views.js';
@@ -202,6 +202,12 @@ function replyError(id: number, e: unknown, method: string): FromStoreThread {
   const err = coerceError(e);
   // A failure of the sample of recent traffic only means that sample is unavailable.
   if (err instanceof SluiceError && method !== 'recent') return { op: 'reply', id, ok: false, code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) };
+  // A value the store cannot read is one query's problem, not the store being away (no retry, no payload echoed).
+  const data = method === 'recent' ? null : storeDataError(err);
+  if (data) {
+    logger.error({ err }, data.message);
+    return { op: 'reply', id, ok: false, code: data.code, message: data.message };
+  }
   const code = e instanceof RetryAfterError && /timeout/.test(err.message) && method !== 'recent' ? 'SLUICE_ERR_QUERY_TIMEOUT' : 'SLUICE_ERR_STORE_UNAVAILABLE';
   return { op: 'reply', id, ok: false, code, message: err.message };
 }

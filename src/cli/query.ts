@@ -46,12 +46,18 @@ function usage(message: string): never {
 
 /** `FIELD:OP[:VALUE]`; a value that reads as a number or a boolean is one; `in`/`nin` split on commas. */
 export function parseFilterFlag(s: string): { field: string; op: string; value?: unknown } {
-  const m = /^([^:]+):([a-z]+)(?::(.*))?$/.exec(s);
+  // FIELD may quote a name (`properties["a:b"]`), so a colon inside quotes is not a separator.
+  const m = /^((?:[^:"]|"(?:[^"\\]|\\.)*")+):([a-z]+)(?::(.*))?$/.exec(s);
   if (!m) usage(`--filter must be FIELD:OP[:VALUE] (for example properties.region:eq:eu, properties.amount:gt:10, key:in:a,b), got "${s}"`);
   const typed = (v: string): unknown => (v === 'true' ? true : v === 'false' ? false : v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v);
   const [, field, op, raw] = m;
   if (raw === undefined) return op === 'exists' ? { field: field!, op } : usage(`--filter "${s}" needs a value`);
   return { field: field!, op: op!, value: op === 'in' || op === 'nin' ? raw.split(',').map(typed) : typed(raw) };
+}
+
+/** `a,properties["b,c"]` → [`a`, `properties["b,c"]`]: commas inside a quoted name do not split. */
+export function splitOutsideQuotes(s: string): string[] {
+  return s.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? [];
 }
 
 export function table(columns: string[], rows: Cell[][]): string {
@@ -69,7 +75,7 @@ export async function queryCommand(target: QueryTarget, sub: string | undefined,
       const q: Record<string, unknown> = { from: flags.from ?? '-24h', to: flags.to ?? 'now', interval: flags.interval === 'none' ? null : (flags.interval ?? '1h') };
       if (flags.event) q.event = flags.event;
       if (flags.measures) q.measures = flags.measures.split(',');
-      if (flags['group-by']) q.group_by = flags['group-by'].split(',');
+      if (flags['group-by']) q.group_by = splitOutsideQuotes(flags['group-by']);
       if (flags.filter?.length) q.filters = flags.filter.map(parseFilterFlag);
       if (flags['order-by']) q.order_by = flags['order-by'].split(',');
       if (flags.limit) q.limit = Number(flags.limit);

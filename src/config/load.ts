@@ -99,7 +99,8 @@ export function loadConfig(options: LoadOptions = {}): Readonly<Config> {
     if (!p) {
       throw new SluiceError('SLUICE_ERR_CONFIG', `unknown environment variable ${name}; known ones: ${[...known.keys()].join(', ')}`, { field: name });
     }
-    setPath(fromEnv, p, value);
+    // A list from the environment is comma-separated: SLUICE_CORS_ORIGINS=https://a.example,https://b.example.
+    setPath(fromEnv, p, p.join('.') === 'cors.origins' ? value.split(',').map((o) => o.trim()).filter((o) => o.length > 0) : value);
   }
   merged = merge(merge(merge(merged, otelEnv(env)), fromEnv), options.flags ?? {});
   if (!validate(merged)) {

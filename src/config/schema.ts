@@ -161,7 +161,7 @@ export const configSchema = {
       default: {},
       properties: {
         anonymizeIp: { type: 'boolean', default: true, description: 'zero the last octet of IPv4 (last 80 bits of IPv6) in context.ip' },
-        userAgent: { type: 'boolean', default: true, description: 'parse context.user_agent into context.ua' },
+        userAgent: { type: 'boolean', default: true, description: 'parse context.user_agent (or Segment\'s context.userAgent) into context.ua' },
         plugins: {
           type: 'array',
           default: [],
@@ -172,6 +172,21 @@ export const configSchema = {
             required: ['module'],
             properties: { module: { type: 'string', minLength: 1 }, options: { type: 'object', default: {} } },
           },
+        },
+      },
+    },
+    cors: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'browsers on the ingest routes (write keys only; read and admin routes never answer CORS)',
+      properties: {
+        origins: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['*'], description: 'origins allowed to send events; "*" = any' },
+        tenants: {
+          type: 'object',
+          default: {},
+          description: 'per tenant: its allowed origins, in place of "origins"',
+          additionalProperties: { type: 'array', items: { type: 'string', minLength: 1 } },
         },
       },
     },

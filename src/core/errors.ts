@@ -112,3 +112,28 @@ export function coerceError(e: unknown): Error {
     return new Error(String(e));
   }
 }
+
+// DuckDB's error classes for a value it cannot read or convert (its message starts with the class).
+const DUCKDB_DATA_ERROR = /^(Conversion|Invalid Input|Out of Range|Mismatch Type) Error\b/;
+
+/**
+ * A store's refusal of the data a statement met (a stored value it cannot read or convert),
+ * as the error a caller sees, or null for anything else: DuckDB's conversion, invalid-input
+ * and out-of-range errors, PostgreSQL's SQLSTATE class 22 (data exception). It is not the
+ * store being unavailable: not retryable (no Retry-After), other queries go on, and the
+ * message never quotes the store's own (which can hold the offending value, a payload).
+ */
+export function storeDataError(e: unknown): SluiceError | null {
+  if (e instanceof SluiceError) return null;
+  const err = coerceError(e);
+  const sqlstate = (e as { code?: unknown }).code;
+  const duck = DUCKDB_DATA_ERROR.exec(err.message);
+  const pg = typeof sqlstate === 'string' && /^22[0-9A-Z]{3}$/.test(sqlstate);
+  if (!duck && !pg) return null;
+  const kind = duck ? `${duck[1]} Error` : `SQLSTATE ${sqlstate as string}`;
+  return new SluiceError(
+    'SLUICE_ERR_DATA_DAMAGED',
+    `a stored value in this query's range cannot be read by the store (${kind}); this query cannot be answered as asked, other queries are unaffected: narrow the range or the fields, and see the server log for the rows`,
+    { cause: err },
+  );
+}

@@ -1,5 +1,6 @@
 import { deriveIdempotencyKey, partitionOf } from './hash.js';
-import { parseRfc3339 } from './time.js';
+import { isWellFormed } from './text.js';
+import { parseRfc3339Detailed, RFC3339_REQUIRED } from './time.js';
 import type { Fault, LogEntry, Origin } from './types.js';
 
 /**
@@ -37,7 +38,9 @@ export type Validated =
   | { ok: false; rejection: Rejection };
 
 const KNOWN_FIELDS = new Set(['type', 'key', 'ts', 'idempotency_key', 'properties', 'context']);
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+// Only `__proto__` can change an object's prototype (through assignment or a spread into a
+// literal); `constructor` and `prototype` are ordinary names, kept like any other.
+const FORBIDDEN_KEYS = new Set(['__proto__']);
 // Control characters (C0, DEL) are refused in identifiers: they break logs, terminals and CSV.
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const MAX_TYPE = 200;
@@ -55,6 +58,7 @@ function checkIdentifier(value: unknown, field: string, max: number, required: b
   if (required && value.length === 0) return reject('invalid_field', `/${field}`, `"${field}" must not be empty`);
   if (value.length > max) return reject('invalid_field', `/${field}`, `"${field}" is ${value.length} characters; the limit is ${max}`);
   if (CONTROL.test(value)) return reject('invalid_field', `/${field}`, `"${field}" contains a control character`);
+  if (!isWellFormed(value)) return reject('invalid_field', `/${field}`, `"${field}" holds a lone UTF-16 surrogate, which is not Unicode text`);
   return null;
 }
 
@@ -77,7 +81,8 @@ export function escapePointer(key: string): string {
  */
 function inspect(value: unknown, depth: number, maxDepth: number): Rejection | null {
   if (typeof value === 'string') {
-    return value.includes('\u0000') ? { code: 'invalid_field', path: '', message: 'strings must not contain NUL characters' } : null;
+    if (value.includes('\u0000')) return { code: 'invalid_field', path: '', message: 'strings must not contain NUL characters' };
+    return isWellFormed(value) ? null : { code: 'invalid_field', path: '', message: 'the string holds a lone UTF-16 surrogate, which is not Unicode text' };
   }
   if (value === null || typeof value !== 'object') return null;
   if (depth >= maxDepth) return { code: 'invalid_field', path: '', message: `nesting deeper than ${maxDepth} levels` };
@@ -92,6 +97,7 @@ function inspect(value: unknown, depth: number, maxDepth: number): Rejection | n
     let r: Rejection | null;
     if (FORBIDDEN_KEYS.has(k)) r = { code: 'invalid_field', path: '', message: `the key "${k}" is not allowed` };
     else if (k.includes('\u0000')) r = { code: 'invalid_field', path: '', message: 'keys must not contain NUL characters' };
+    else if (!isWellFormed(k)) r = { code: 'invalid_field', path: '', message: 'the key holds a lone UTF-16 surrogate, which is not Unicode text' };
     else r = inspect((value as Record<string, unknown>)[k], depth + 1, maxDepth);
     if (r) return { ...r, path: `/${escapePointer(k)}${r.path}` };
   }
@@ -110,6 +116,11 @@ function checkObject(value: unknown, field: string, limits: EventLimits): Valida
   }
   const r = inspect(value, 1, limits.maxDepth);
   return r ? { ok: false, rejection: { ...r, path: `/${field}${r.path}` } } : null;
+}
+
+function sluiceOf(ctx: Record<string, unknown> | undefined): Record<string, unknown> {
+  const s = ctx?.sluice;
+  return isJsonObject(s) ? s : {};
 }
 
 /**
@@ -144,10 +155,13 @@ export function validateEvent(
   if (bad) return bad;
 
   let ts: number | null = null;
+  let leapSecond = false;
   if (e.ts !== undefined && e.ts !== null) {
-    if (typeof e.ts !== 'string') return reject('invalid_field', '/ts', `"ts" must be an RFC 3339 string, got ${typeName(e.ts)}`);
-    ts = parseRfc3339(e.ts);
-    if (ts === null) return reject('invalid_field', '/ts', `"ts" is not an RFC 3339 timestamp: ${JSON.stringify(e.ts.slice(0, 40))}`);
+    if (typeof e.ts !== 'string') return reject('invalid_field', '/ts', `"ts" must be an RFC 3339 string (${RFC3339_REQUIRED}), got ${typeName(e.ts)}`);
+    const parsed = parseRfc3339Detailed(e.ts);
+    if (parsed === null) return reject('invalid_field', '/ts', `"ts" is not an RFC 3339 timestamp (${RFC3339_REQUIRED}): ${JSON.stringify(e.ts.slice(0, 40))}`);
+    ts = parsed.ms;
+    leapSecond = parsed.leapSecond;
   }
 
   const type = e.type as string;
@@ -158,8 +172,10 @@ export function validateEvent(
   if (ts !== null && sentAt !== undefined) ts = receivedAt - (sentAt - ts);
   let fault: Fault | undefined;
   let ctx = e.context as Record<string, unknown> | undefined;
+  // A leap second (23:59:60) is kept as the last millisecond before it, flagged.
+  if (leapSecond) ctx = { ...ctx, sluice: { ...sluiceOf(ctx), ts_leap_second: e.ts } };
   if (ts !== null && ts > receivedAt + time.futureToleranceMs) {
-    ctx = { ...ctx, sluice: { ts_clamped_from: new Date(ts).toISOString() } };
+    ctx = { ...ctx, sluice: { ...sluiceOf(ctx), ts_clamped_from: new Date(ts).toISOString() } };
     ts = receivedAt;
   } else if (ts !== null && time.lateWindowMs > 0 && ts < receivedAt - time.lateWindowMs) {
     fault = {
@@ -196,4 +212,16 @@ export function validateEvent(
       context,
     },
   };
+}
+
+/**
+ * `event` with `context.sluice[flag] = value` (a copy), when it is an object whose context
+ * is an object or absent; anything else is returned as it is, for the validator to refuse.
+ */
+export function flagContext(event: unknown, flag: string, value: unknown): unknown {
+  if (!isJsonObject(event)) return event;
+  const ctx = event.context;
+  if (ctx !== undefined && !isJsonObject(ctx)) return event;
+  const sluice = isJsonObject(ctx?.sluice) ? ctx.sluice : {};
+  return { ...event, context: { ...ctx, sluice: { ...sluice, [flag]: value } } };
 }

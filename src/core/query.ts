@@ -15,23 +15,40 @@ import type { Interval } from './types.js';
  *   number, boolean, object or array as JSON); a missing field or a JSON null is null.
  * - Numeric measures and comparisons with a number read the text as a number; text that is
  *   not a number counts as missing.
- * - A sum never fails: past the largest double it is Infinity on DuckDB and the largest double
- *   on PostgreSQL (which raises on a double overflow, so it sums as numeric and clamps).
+ * - Only finite numbers are numbers: "NaN", "inf" and "-Infinity" text counts as missing.
+ * - A sum never fails: past the largest double it is that double (±1.7976931348623157e308) on
+ *   every store (PostgreSQL raises on a double overflow, so it sums as numeric and clamps;
+ *   DuckDB's sum goes to Infinity, clamped), so JSON and CSV answers read the same.
  */
 
-/** `type`, `key`, or a dotted path of up to 8 names inside `properties` or `context`. */
-export const FIELD = /^(?:type|key|(?:properties|context)(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}){1,8})$/;
+/**
+ * `type`, `key`, or a path of up to 8 names inside `properties` or `context`: each name is
+ * `.name` (letters, digits, `_` and `-`) or, for any other name, a JSON string in brackets:
+ * `properties["price.eur"]`, `context["a b"].c`. A dot always means nesting; a name that holds
+ * a dot is quoted.
+ */
+export const FIELD = /^(?:type|key|(?:properties|context)(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}|\["(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){1,200}"\]){1,8})$/;
 
-const RESERVED = new Set(['__proto__', 'constructor', 'prototype']);
+const SEGMENT = /\.([A-Za-z_][A-Za-z0-9_-]{0,63})|\[("(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){1,200}")\]/y;
+
+// Only `__proto__` can reach an object's prototype; `constructor` and `prototype` are ordinary names.
+const RESERVED = new Set(['__proto__']);
+
+/** A name as a field segment: `.name` when it can be written bare, else `["…"]`. */
+export function fieldSegment(name: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
+}
 
 export type Column = 'type' | 'key' | 'properties' | 'context';
 
 export interface FieldRef {
-  /** As written: `properties.region`. */
+  /** Canonical: `properties.region`, names quoted only where they must be (`properties["price.eur"]`). */
   name: string;
   column: Column;
   /** JSON path inside the column (`$."region"`), null for `type` and `key`. */
   path: string | null;
+  /** The names of the path inside the column, unquoted (`["price.eur"]`); empty for `type` and `key`. */
+  names: string[];
 }
 
 export type FilterOp = 'eq' | 'neq' | 'in' | 'nin' | 'gt' | 'gte' | 'lt' | 'lte' | 'contains' | 'exists';
@@ -95,11 +112,19 @@ function bad(field: string, message: string): SluiceError {
 
 export function parseField(v: unknown, where: string): FieldRef {
   if (typeof v !== 'string' || !FIELD.test(v)) {
-    throw bad(where, `${JSON.stringify(v)} is not a field: use "type", "key", "properties.<name>" or "context.<name>" (names of letters, digits, "_" and "-", dotted for nesting)`);
+    throw bad(
+      where,
+      `${JSON.stringify(v)} is not a field: use "type", "key", "properties.<name>" or "context.<name>" (names of letters, digits, "_" and "-", dotted for nesting; any other name quoted, as in properties["price.eur"])`,
+    );
   }
-  const [column, ...path] = v.split('.');
-  if (path.some((p) => RESERVED.has(p))) throw bad(where, `${JSON.stringify(v)} names a reserved property (__proto__, constructor, prototype)`);
-  return { name: v, column: column as Column, path: path.length === 0 ? null : '$' + path.map((p) => `."${p}"`).join('') };
+  const column = v.startsWith('properties') ? 'properties' : v.startsWith('context') ? 'context' : v;
+  const names: string[] = [];
+  SEGMENT.lastIndex = column.length;
+  for (let m = SEGMENT.exec(v); m; m = SEGMENT.exec(v)) names.push(m[1] ?? (JSON.parse(m[2]!) as string));
+  if (names.some((p) => RESERVED.has(p))) throw bad(where, `${JSON.stringify(v)} names __proto__, which sluice never stores`);
+  // JSONPath member names in double quotes, with JSON's escapes (DuckDB and the SQL standard's syntax).
+  const name = column + names.map(fieldSegment).join('');
+  return { name, column: column as Column, path: names.length === 0 ? null : '$' + names.map((p) => `.${JSON.stringify(p)}`).join(''), names };
 }
 
 function isScalar(v: unknown): v is Scalar {
@@ -149,9 +174,17 @@ export function parseFilters(v: unknown, where = 'filters'): Filter[] {
 
 const MEASURE = /^(?:(count)|(sum|min|max|avg|uniq):(.+)|p(\d{1,2}(?:\.\d{1,3})?):(.+))$/;
 
-/** In a measure, a bare name is a property: `sum:amount` is `sum:properties.amount`. */
+/**
+ * In a measure, a bare name is one property, taken whole: `sum:amount` is
+ * `sum:properties.amount`, and `sum:price.eur` is `sum:properties["price.eur"]` (a nested
+ * field is written out: `sum:properties.subscription.price`). A bare name is letters, digits,
+ * `_`, `-` and dots; any other name is written as a field, `sum:properties["a b"]`.
+ */
 function measureField(name: string, where: string): FieldRef {
-  return parseField(FIELD.test(name) ? name : `properties.${name}`, where);
+  if (FIELD.test(name) || /^(?:properties|context)[.[]/.test(name)) return parseField(name, where);
+  // Bare names are identifiers, dots allowed; any other name is written quoted in full.
+  if (/^[A-Za-z_][A-Za-z0-9_-]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}){0,7}$/.test(name)) return parseField(`properties${fieldSegment(name)}`, where);
+  return parseField(`properties.${name}`, where);
 }
 
 export function parseMeasure(v: unknown, where: string): Measure {

@@ -4,7 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../obs/logger.js';
 import { SluiceError } from '../core/errors.js';
-import { decodeJsonBody } from './body.js';
+import { decodeBodyBytes, decodeJsonBody } from './body.js';
 import { errorHandler, sendError } from './errors.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { observeHttp, type HttpObservabilityOptions } from './observe.js';
@@ -25,6 +25,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The body decoded as JSON (gzip, UTF-8 and size checked); throws a SluiceError. */
     jsonBody(): Promise<unknown>;
+    /** The body's bytes after Content-Encoding (gzip), within the decompressed limit. */
+    bodyBytes(): Promise<Buffer>;
     /** Bytes of the body as sent (before decompression). */
     rawBytes(): number;
   }
@@ -79,7 +81,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.decorateRequest('jsonBody', function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }) {
     const raw = Buffer.isBuffer(this.body) ? this.body : Buffer.alloc(0);
     const enc = this.headers['content-encoding'];
-    return decodeJsonBody(raw, Array.isArray(enc) ? enc.join(',') : enc, limits.decompressedBytes);
+    return decodeJsonBody(raw, Array.isArray(enc) ? enc.join(',') : enc, limits.decompressedBytes, this.headers['content-type'] as string | undefined);
+  });
+  app.decorateRequest('bodyBytes', function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }) {
+    const raw = Buffer.isBuffer(this.body) ? this.body : Buffer.alloc(0);
+    const enc = this.headers['content-encoding'];
+    return decodeBodyBytes(raw, Array.isArray(enc) ? enc.join(',') : enc, limits.decompressedBytes);
   });
   app.decorateRequest('rawBytes', function (this: { body: unknown }) {
     return Buffer.isBuffer(this.body) ? this.body.length : 0;
@@ -134,6 +141,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       time: opts.config.events,
       schemas,
       obs,
+      cors: opts.config.cors,
     });
   }
   if (serve.query) {

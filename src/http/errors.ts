@@ -1,6 +1,6 @@
 import { traceIdOf } from '../obs/tracing.js';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { coerceError, ERRORS, SluiceError, type ErrorCode } from '../core/errors.js';
+import { coerceError, ERRORS, SluiceError, storeDataError, type ErrorCode } from '../core/errors.js';
 
 /** Fastify's own errors, translated into the catalogue. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -12,6 +12,8 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 
 export function toSluiceError(e: unknown, bodyLimit: number): SluiceError {
   if (e instanceof SluiceError) return e;
+  const data = storeDataError(e);
+  if (data) return data;
   const err = coerceError(e) as FastifyError;
   const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
   if (mapped === 'SLUICE_ERR_BODY_TOO_LARGE') {

@@ -72,3 +72,45 @@ export function binaryAttributes(headers: Record<string, string | string[] | und
 export function isJsonMediaType(ct: string): boolean {
   return /^application\/(?:[\w.+-]+\+)?json$/i.test(ct) || ct === 'text/json';
 }
+
+/**
+ * The producer's own field for a rejection's path in the event a CloudEvent became:
+ * `/ts` is `time`, `/key` `subject`, `/idempotency_key` `id`, `/properties/…` `data/…` (or
+ * `data` itself when the data was not an object), `/context/cloudevents/x` the attribute `x`.
+ * `where` is how the event was sent: `body` (structured), `[i]` (batched) or `headers`
+ * (binary, where attributes are `ce-*` headers and data is the body).
+ */
+export function cloudEventPath(where: string, path: string, dataWasObject: boolean): string {
+  const [, head = '', ...rest] = path.split('/');
+  let attr: string | null = null;
+  let inData: string | null = null;
+  switch (head) {
+    case 'ts':
+      attr = 'time';
+      break;
+    case 'key':
+      attr = 'subject';
+      break;
+    case 'idempotency_key':
+      attr = 'id';
+      break;
+    case 'type':
+      attr = 'type';
+      break;
+    case 'properties':
+      inData = dataWasObject ? rest.map((r) => '/' + r).join('') : '';
+      break;
+    case 'context':
+      if (rest[0] === 'cloudevents' && rest[1] !== undefined) attr = rest[1];
+      break;
+  }
+  if (where === 'headers') {
+    if (attr !== null) return `ce-${attr}`;
+    if (inData !== null) return `body${inData}`;
+    return path;
+  }
+  const base = where === 'body' ? '' : `/${where.slice(1, -1)}`;
+  if (attr !== null) return `${base}/${attr}`;
+  if (inData !== null) return `${base}/data${inData}`;
+  return `${base}${path}`;
+}

@@ -74,7 +74,7 @@ export function anonymizeIp(ip: string): string | null {
 
 const uaParser = new UAParser();
 
-/** `context.user_agent` parsed into `context.ua` (browser, os, device); null when there is nothing to parse. */
+/** `context.user_agent` (or Segment's `context.userAgent`) parsed into `context.ua` (browser, os, device); null when there is nothing to parse. */
 export function parseUserAgent(ua: string): Record<string, unknown> | null {
   uaParser.setUA(ua.slice(0, 1024));
   const r = uaParser.getResult();
@@ -91,7 +91,8 @@ export function parseUserAgent(ua: string): Record<string, unknown> | null {
 function builtIns(context: string, opts: EnrichOptions): Record<string, unknown> | null {
   // Parsing every context costs; most have neither field.
   const hasIp = opts.anonymizeIp && context.includes('"ip"');
-  const hasUa = opts.userAgent && context.includes('"user_agent"');
+  // Segment's libraries send `userAgent` (camelCase); sluice's SDK and docs `user_agent`.
+  const hasUa = opts.userAgent && (context.includes('"user_agent"') || context.includes('"userAgent"'));
   if (!hasIp && !hasUa) return null;
   const ctx = JSON.parse(context) as Record<string, unknown>;
   let changed = false;
@@ -103,8 +104,9 @@ function builtIns(context: string, opts: EnrichOptions): Record<string, unknown>
       changed = true;
     }
   }
-  if (hasUa && typeof ctx.user_agent === 'string' && ctx.ua === undefined) {
-    const ua = parseUserAgent(ctx.user_agent);
+  const userAgent = typeof ctx.user_agent === 'string' ? ctx.user_agent : typeof ctx.userAgent === 'string' ? ctx.userAgent : undefined;
+  if (hasUa && userAgent !== undefined && ctx.ua === undefined) {
+    const ua = parseUserAgent(userAgent);
     if (ua) {
       ctx.ua = ua;
       changed = true;

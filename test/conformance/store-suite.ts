@@ -189,6 +189,36 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
       await store.close();
     });
 
+    it('query.finite-numbers-only-clamped-sums-and-quoted-names-answer-alike-on-every-store', async () => {
+      const { store } = await make();
+      const props: Record<string, unknown>[] = [
+        { g: 'nan', amount: 10 },
+        { g: 'nan', amount: 'NaN' },
+        { g: 'nan', amount: 5 },
+        { g: 'nan', amount: '-inf' },
+        { g: 'nan', amount: 'Infinity' },
+        { g: 'nan', amount: 'abc' },
+        { g: 'over', amount: 1e308 },
+        { g: 'over', amount: 1e308 },
+        { g: 'under', amount: -1e308 },
+        { g: 'under', amount: -1e308 },
+        { g: 'dots', 'price.eur': 5, price: { eur: 100 }, 'a"b': 2 },
+      ];
+      const batch = records('t1', 0, 1, props.length).map((r, i) => ({ ...r, properties: JSON.stringify(props[i]) }));
+      await store.commit({ records: batch, partitions: [{ partition: 0, token: 1, upTo: props.length }] });
+      const ask = async (measures: string[], group = 'properties.g') =>
+        (await store.query(parseQuery({ from: new Date(T0).toISOString(), to: new Date(T0 + MINUTE).toISOString(), interval: null, measures, group_by: [group] }, 't1', T0, { maxBuckets: 10_000, maxRows: 10_000 }), 100)).rows;
+      // An average is the (clamped) sum over the count: past the largest double it is that over n.
+      expect(await ask(['sum:amount', 'avg:amount', 'max:amount'])).toEqual([
+        ['dots', null, null, null],
+        ['nan', 15, 7.5, 10],
+        ['over', 1.7976931348623157e308, 1.7976931348623157e308 / 2, 1e308],
+        ['under', -1.7976931348623157e308, -1.7976931348623157e308 / 2, -1e308],
+      ]);
+      expect((await ask(['sum:price.eur', 'sum:properties["price.eur"]', 'sum:properties.price.eur', 'sum:properties["a\\"b"]'])).find((r) => r[0] === 'dots')).toEqual(['dots', 5, 5, 100, 2]);
+      await store.close();
+    });
+
     it('search-find-recent-and-stored-by-minute-read-the-raw-rows-of-one-tenant', async () => {
       const { store } = await make();
       await store.commit({ records: [...records('t1', 0, 1, 30), ...records('t2', 1, 1, 3)], partitions: [{ partition: 0, token: 1, upTo: 30 }, { partition: 1, token: 1, upTo: 3 }] });

@@ -60,7 +60,8 @@ describe('Segment tracking API', () => {
     const body = await p.app.inject({ method: 'POST', url: '/v1/identify', payload: JSON.stringify({ writeKey: p.tenant.writeKey, userId: 'u3', messageId: 'seg-11', traits: {} }) });
     expect(body.json()).toMatchObject({ success: true, accepted: 1 });
     const noEvent = await p.app.inject({ method: 'POST', url: '/v1/track', headers: { authorization: basic }, payload: JSON.stringify({ userId: 'u2', messageId: 'seg-12' }) });
-    expect(noEvent.json().rejected).toMatchObject([{ index: 0, code: 'missing_field', path: '/type' }]);
+    // The producer's own field: a track call names its type in "event" (was '/type', sluice's field).
+    expect(noEvent.json().rejected).toMatchObject([{ index: 0, code: 'missing_field', path: '/event' }]);
     const wrong = await p.app.inject({ method: 'POST', url: '/v1/track', headers: { authorization: 'Basic ' + Buffer.from('nope:').toString('base64') }, payload: '{}' });
     expect(wrong.statusCode).toBe(401);
     const readKey = await p.app.inject({ method: 'POST', url: '/v1/batch', payload: JSON.stringify({ writeKey: p.tenant.readKey, batch: [] }) });

@@ -19,10 +19,20 @@ export class Params extends BaseParams<DuckDBValue> {
   }
 }
 
+const MAX_DOUBLE = '1.7976931348623157e308';
+
+/** A double clamped to the doubles' finite range; NULL stays NULL (DuckDB's least and greatest skip NULLs). */
+function clampDouble(x: string): string {
+  return `(CASE WHEN (${x}) IS NULL THEN NULL ELSE least(greatest(${x}, -${MAX_DOUBLE}), ${MAX_DOUBLE}) END)`;
+}
+
 /** DuckDB's side of the shared compilers (backends/sql/compile.ts, views.ts). */
 export const DUCKDB: ViewDialect<DuckDBValue> = {
   field: (f, p, alias = '') => (f.path === null ? `${alias}"${f.column}"` : `json_extract_string(${alias}${f.column}, ${p.add(f.path)})`),
-  num: (x) => `TRY_CAST(${x} AS DOUBLE)`,
+  // Finite numbers only: "NaN", "inf" and "-Infinity" are text, not numbers (as sluice_num in
+  // PostgreSQL); numeric text past the largest double ("1e400") is clamped to it, as there.
+  num: (x) =>
+    `(CASE WHEN isfinite(TRY_CAST(${x} AS DOUBLE)) THEN TRY_CAST(${x} AS DOUBLE) WHEN isinf(TRY_CAST(${x} AS DOUBLE)) AND NOT contains(lower(${x}), 'inf') THEN sign(TRY_CAST(${x} AS DOUBLE)) * ${MAX_DOUBLE} END)`,
   double: (v, p) => `CAST(${p.add(String(v))} AS DOUBLE)`,
   contains: (x, needle) => `contains(${x}, ${needle})`,
   timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ts >= epoch_ms(${p.add(BigInt(from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(to))}::BIGINT)`,
@@ -31,8 +41,9 @@ export const DUCKDB: ViewDialect<DuckDBValue> = {
     return `(epoch_ms(ts) // ${s}) * ${s}`;
   },
   quantile: (x, q) => `quantile_disc(${x}, ${q})`,
-  // DuckDB's double sums go to ±Infinity past the largest double; they never raise.
-  sum: (x, filter = '') => `sum(${x}) ${filter}`,
+  // DuckDB's double sums go to ±Infinity past the largest double: clamped to it, as
+  // PostgreSQL's store does, so that an overflow reads the same in JSON, CSV and both engines.
+  sum: (x, filter = '') => clampDouble(`sum(${x}) ${filter}`),
   // chr(0) cannot come from JSON text as DuckDB extracts it, so it marks missing.
   dimStore: (x) => `coalesce(${x}, chr(0))`,
   dimRead: (d) => `NULLIF(${d}, chr(0))`,
@@ -40,7 +51,7 @@ export const DUCKDB: ViewDialect<DuckDBValue> = {
   lowBit: (w) => `bit_count(xor(${w}, ${w} - 1))`,
   idiv: (a, b) => `(${a} // ${b})`,
   argMin: (x, by, cond) => `arg_min(${x}, ${by}) FILTER (WHERE ${cond})`,
-  add: (a, b) => `(${a} + ${b})`,
+  add: (a, b) => clampDouble(`(${a} + ${b})`),
 };
 
 export { DD_ALPHA, viewTableDdl } from '../sql/views.js';

@@ -20,8 +20,8 @@ function clampDouble(x: string): string {
 export const POSTGRES: ViewDialect = {
   field: (f, p, alias = '') => {
     if (f.path === null) return `${alias}"${f.column}"`;
-    // `properties.a.b` → {a,b}: the names after the column.
-    return `(${alias}${f.column} #>> ${p.add(f.name.split('.').slice(1))}::text[])`;
+    // `properties.a["b.c"]` → {a,b.c}: the names after the column, as a text[] parameter.
+    return `(${alias}${f.column} #>> ${p.add(f.names)}::text[])`;
   },
   num: (x) => `sluice_num(${x})`,
   double: (v, p) => `CAST(${p.add(String(v))} AS double precision)`,

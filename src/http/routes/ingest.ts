@@ -1,8 +1,9 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../core/errors.js';
 import type { KeyGrant, TenantQuota } from '../../ports/catalog.js';
-import { binaryAttributes, BATCH, fromCloudEvent, isJsonMediaType, STRUCTURED } from '../../ingest/cloudevents.js';
-import { SEGMENT_KINDS, segmentEvents } from '../../ingest/segment.js';
+import { binaryAttributes, BATCH, cloudEventPath, fromCloudEvent, isJsonMediaType, STRUCTURED } from '../../ingest/cloudevents.js';
+import { isJsonObject } from '../../core/event.js';
+import { SEGMENT_KINDS, segmentEvents, type SegmentKind } from '../../ingest/segment.js';
 import type { EventLimits, TimePolicy } from '../../core/event.js';
 import type { SchemaRegistry } from '../../schema/registry.js';
 import type { HttpObservability } from '../observe.js';
@@ -11,7 +12,8 @@ import type { Log } from '../../ports/log.js';
 import { inSpan, traceparentOf } from '../../obs/tracing.js';
 import { accept, type IngestResponse } from '../../ingest/accept.js';
 import { authenticate } from '../auth.js';
-import { eventsOf } from '../body.js';
+import { decodeJson, eventsOf } from '../body.js';
+import { checkOrigin, preflightRoutes, type CorsPolicy } from '../cors.js';
 import type { LiveTail } from '../tail.js';
 import type { Quotas } from '../../ingest/quotas.js';
 
@@ -25,9 +27,24 @@ export interface IngestRouteOptions {
   /** Where durable events are published for `GET /v1/stream`. */
   tail?: LiveTail;
   quotas: Quotas;
+  cors: CorsPolicy;
 }
 
 type Decoded = { events: unknown[]; sentAt?: number };
+
+/** analytics.js (analytics-next) posts each call to `<apiHost>/<letter>`; with `apiHost: "<sluice>/v1"` these are its paths. */
+export const ANALYTICS_JS_PATHS = { t: 'track', p: 'page', i: 'identify', g: 'group', a: 'alias', s: 'screen', b: 'batch' } as const;
+
+/** A rejection the producer was not told of in a way its library reads: a 2xx would lose the event. */
+function refusedOutright(result: IngestResponse): IngestResponse['rejected'] {
+  return result.rejected.filter((r) => !r.dead_lettered);
+}
+
+function refusalMessage(refused: IngestResponse['rejected'], total: number): string {
+  const first = refused[0]!;
+  const others = total - refused.length;
+  return `${refused.length} of ${total} event${total === 1 ? '' : 's'} refused (first: ${first.path || 'the event'}: ${first.message})${others > 0 ? `; the other ${others} were kept (accepted, duplicates or dead-lettered)` : ''}`;
+}
 
 /**
  * The ingest endpoints (write key); each answers once the accepted events are durable in
@@ -54,22 +71,35 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
   // A request with a key in its header is admitted before its body is read: a tenant over
   // its quota is refused for the price of its headers (Node discards the unread body).
   const admitted = new WeakMap<FastifyRequest, { grant: KeyGrant; quota: TenantQuota; bytes: number }>();
-  const early = async (request: FastifyRequest): Promise<void> => {
+  const early = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    // A browser must be able to read even a refusal: the origin is allowed provisionally
+    // here and judged against the tenant's own list once the key is known (checkOrigin).
+    const origin = request.headers.origin;
+    if (typeof origin === 'string' && (opts.cors.origins.includes('*') || opts.cors.origins.includes(origin) || Object.values(opts.cors.tenants).some((l) => l.includes('*') || l.includes(origin)))) {
+      reply.header('access-control-allow-origin', origin).header('vary', 'Origin');
+    }
     if (!request.headers.authorization) return;
     admitted.set(request, await admit(request, Number(request.headers['content-length']) || 0));
   };
 
   /** Admits (unless `early` did), decodes and appends one request; `key` finds a key in the body when there is no Authorization header. */
-  async function ingest(request: FastifyRequest, decode: (body: unknown) => Decoded, key?: (body: unknown) => string | undefined): Promise<IngestResponse> {
+  async function ingest(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    decode: (body: unknown) => Decoded,
+    key?: (body: unknown) => string | undefined,
+    bytes = false,
+  ): Promise<IngestResponse> {
     let body: unknown;
     let pass = admitted.get(request);
     if (!pass) {
-      // No Authorization header: a Segment body may carry its write key.
-      body = await request.jsonBody();
+      // No Authorization header: a Segment body may carry its write key (no other body is read before the 401).
+      if (key) body = await request.jsonBody();
       pass = await admit(request, request.rawBytes(), key?.(body));
     }
     const { grant, quota } = pass;
-    const { events, sentAt } = decode(body === undefined ? await request.jsonBody() : body);
+    checkOrigin(request, reply, grant.tenant, opts.cors);
+    const { events, sentAt } = decode(body !== undefined ? body : bytes ? await request.bodyBytes() : await request.jsonBody());
     opts.quotas.take(grant.tenant, quota, events.length, Math.max(0, request.rawBytes() - pass.bytes));
     const { metrics, tracer } = opts.obs;
     const tenant = opts.obs.tenant(grant.tenant);
@@ -106,34 +136,89 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     return result;
   }
 
-  app.post('/v1/events', { onRequest: early }, async (request, reply) => reply.code(202).send(await ingest(request, (body) => eventsOf(body, opts.limits.batchEvents))));
+  app.post('/v1/events', { onRequest: early }, async (request, reply) => reply.code(202).send(await ingest(request, reply, (body) => eventsOf(body, opts.limits.batchEvents))));
 
-  // Segment answers 200 {"success": true}; its libraries check the status only.
+  // Segment answers 200 {"success": true}; its libraries check the status only, so an event
+  // refused outright is answered 400 (not retried by them), with the producer's own field.
   const writeKeyOf = (body: unknown) => (body !== null && typeof body === 'object' && typeof (body as { writeKey?: unknown }).writeKey === 'string' ? (body as { writeKey: string }).writeKey : undefined);
-  for (const kind of [...SEGMENT_KINDS, 'batch'] as const) {
-    app.post(`/v1/${kind}`, { onRequest: early }, async (request, reply) => {
-      const result = await ingest(request, (body) => segmentEvents(kind, body, opts.limits.batchEvents), writeKeyOf);
-      return reply.code(200).send({ success: true, ...result });
-    });
-  }
+  const segment = (kind: SegmentKind | 'batch') => async (request: FastifyRequest, reply: FastifyReply) => {
+    let pathOf: (index: number, path: string) => string = (_i, p) => p;
+    let total = 0;
+    const result = await ingest(
+      request,
+      reply,
+      (body) => {
+        const decoded = segmentEvents(kind, body, opts.limits.batchEvents);
+        pathOf = decoded.pathOf;
+        total = decoded.events.length;
+        return decoded;
+      },
+      writeKeyOf,
+    );
+    result.rejected = result.rejected.map((r) => ({ ...r, path: pathOf(r.index, r.path) }));
+    const refused = refusedOutright(result);
+    if (refused.length > 0) {
+      return reply.code(400).send({ success: false, statusCode: 400, code: 'SLUICE_ERR_INVALID_EVENT', error: 'Bad Request', message: refusalMessage(refused, total), field: refused[0]!.path, ...result });
+    }
+    return reply.code(200).send({ success: true, ...result });
+  };
+  for (const kind of [...SEGMENT_KINDS, 'batch'] as const) app.post(`/v1/${kind}`, { onRequest: early }, segment(kind));
+  for (const [letter, kind] of Object.entries(ANALYTICS_JS_PATHS)) app.post(`/v1/${letter}`, { onRequest: early }, segment(kind));
 
   app.post('/v1/cloudevents', { onRequest: early }, async (request, reply) => {
     const ct = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    const result = await ingest(request, (body) => {
-      if (ct === STRUCTURED) return { events: [fromCloudEvent(body, 'body')] };
-      if (ct === BATCH) {
-        if (!Array.isArray(body)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'a CloudEvents batch is a JSON array of events', { field: 'body' });
-        if (body.length > opts.limits.batchEvents) {
-          throw new SluiceError('SLUICE_ERR_TOO_MANY_EVENTS', `the batch has ${body.length} events; the limit is ${opts.limits.batchEvents}`, { field: 'body' });
+    const binary = ct !== STRUCTURED && ct !== BATCH;
+    // Where each event came from, to name the producer's own field in a refusal.
+    let origins: { where: string; dataWasObject: boolean }[] = [];
+    const from = (ce: unknown, where: string) => {
+      origins.push({ where, dataWasObject: isJsonObject(ce) && isJsonObject(ce.data) });
+      return fromCloudEvent(ce, where);
+    };
+    const result = await ingest(
+      request,
+      reply,
+      (body) => {
+        if (!binary) {
+          const value = decodeJson(body as Buffer, request.headers['content-type']);
+          if (ct === STRUCTURED) return { events: [from(value, 'body')] };
+          if (!Array.isArray(value)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'a CloudEvents batch is a JSON array of events', { field: 'body' });
+          if (value.length > opts.limits.batchEvents) {
+            throw new SluiceError('SLUICE_ERR_TOO_MANY_EVENTS', `the batch has ${value.length} events; the limit is ${opts.limits.batchEvents}`, { field: 'body' });
+          }
+          origins = [];
+          return { events: value.map((ce, i) => from(ce, `[${i}]`)) };
         }
-        return { events: body.map((ce, i) => fromCloudEvent(ce, `[${i}]`)) };
-      }
-      if (request.headers['ce-specversion'] === undefined) {
-        throw new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `send ${STRUCTURED}, ${BATCH}, or a binary-mode event with ce-* headers`, { field: 'Content-Type' });
-      }
-      if (ct && !isJsonMediaType(ct)) throw new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `binary-mode data must be JSON, not ${ct}`, { field: 'Content-Type' });
-      return { events: [fromCloudEvent({ ...binaryAttributes(request.headers, ct || undefined), ...(body === undefined ? {} : { data: body }) }, 'headers')] };
-    });
+        if (request.headers['ce-specversion'] === undefined) {
+          throw new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `send ${STRUCTURED}, ${BATCH}, or a binary-mode event with ce-* headers`, { field: 'Content-Type' });
+        }
+        // Only JSON data is read; other bytes are refused naming their type, before any parse.
+        if (ct && !isJsonMediaType(ct)) {
+          throw new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `binary-mode data must be JSON (application/json or +json), not ${ct}; send the event in structured mode with data_base64 for other bytes`, {
+            field: 'Content-Type',
+          });
+        }
+        return { events: [from({ ...binaryAttributes(request.headers, ct || undefined), ...binaryData(body as Buffer, request.headers['content-type']) }, 'headers')] };
+      },
+      undefined,
+      true,
+    );
+    result.rejected = result.rejected.map((r) => (origins[r.index] ? { ...r, path: cloudEventPath(origins[r.index]!.where, r.path, origins[r.index]!.dataWasObject) } : r));
+    // CloudEvents SDKs read the status: an event refused outright is not answered 2xx.
+    const refused = refusedOutright(result);
+    if (refused.length > 0) {
+      return reply.code(400).send({ statusCode: 400, code: 'SLUICE_ERR_INVALID_EVENT', error: 'Bad Request', message: refusalMessage(refused, result.accepted + result.duplicates + result.rejected.length), field: refused[0]!.path, ...result });
+    }
     return reply.code(202).send(result);
   });
+
+  preflightRoutes(app, ['/v1/events', '/v1/cloudevents', ...[...SEGMENT_KINDS, 'batch', ...Object.keys(ANALYTICS_JS_PATHS)].map((k) => `/v1/${k}`)], opts.cors);
+}
+
+/**
+ * A binary-mode CloudEvent's data (CloudEvents HTTP binding §3.1.1): none for an empty body
+ * (a data-less event, kept with empty properties), else the JSON value; the media type was
+ * checked before the body was read.
+ */
+function binaryData(bytes: Buffer, contentType: string | undefined): { data?: unknown } {
+  return bytes.length === 0 ? {} : { data: decodeJson(bytes, contentType) };
 }
