@@ -17,6 +17,12 @@ import { Quotas } from '../ingest/quotas.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import { schemaRoutes } from '../schema/routes.js';
 import { opsRoutes } from '../ops/routes.js';
+import { SignalSampler } from '../obs/signals.js';
+import { catalogRoutes } from './routes/catalog.js';
+import { consoleRoutes } from './routes/console.js';
+import { keyRoutes } from './routes/keys.js';
+import { savedQueryRoutes } from './routes/saved-queries.js';
+import { signalRoutes } from './routes/signals.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -43,7 +49,12 @@ export interface AppOptions {
    * `ingest` the event endpoints; `query` queries, views, events, schemas and operations.
    */
   serve?: { ingest: boolean; query: boolean };
+  /** Where the console's built files are (tests); CONSOLE_DIR by default. */
+  consoleDir?: string;
 }
+
+/** The ingest endpoints, whose latency and errors the Overview shows. */
+const INGEST_ROUTE = /^\/v1\/(events|cloudevents|batch|track|identify|page|screen|group|alias)$/;
 
 /** The HTTP API: ingest, query and health, with one error format. */
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -116,6 +127,23 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     if (!opts.quotas) quotas.close();
     done();
   });
+  // The Overview's sampled history: lag and freshness every 10 s, ingest latency per request.
+  const sampler = new SignalSampler();
+  const sampleTimer = setInterval(() => {
+    void positionsOf(opts.log).then(
+      (p) => {
+        const now = Date.now();
+        const lag = lagOf(p, now);
+        sampler.sampleLag(now, lag.freshnessSeconds, lag.backlog);
+      },
+      () => undefined,
+    );
+  }, 10_000);
+  sampleTimer.unref();
+  app.addHook('onClose', (_app, done) => {
+    clearInterval(sampleTimer);
+    done();
+  });
   // Live streams never end by themselves: end them first, or closing would wait for them.
   app.addHook('preClose', (done) => {
     tail.closeAll();
@@ -124,6 +152,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   statusRoutes(app, { log: opts.log, catalog: opts.catalog, reader: opts.reader, quotas, schemas });
   const serve = opts.serve ?? { ingest: true, query: true };
   if (serve.ingest) {
+    app.addHook('onResponse', async (request, reply) => {
+      if (request.method === 'POST' && INGEST_ROUTE.test(request.routeOptions.url ?? '')) sampler.observeIngest(Date.now(), reply.elapsedTime, reply.statusCode);
+    });
     ingestRoutes(app, {
       tail,
       quotas,
@@ -148,6 +179,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     });
     queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows });
     eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
+    const { maxBuckets, maxRows } = opts.config.query;
+    void app.register(signalRoutes, { catalog: opts.catalog, log: opts.log, reader: opts.reader, sampler, maxBuckets });
+    void app.register(catalogRoutes, { catalog: opts.catalog, reader: opts.reader, maxRows });
+    void app.register(savedQueryRoutes, { catalog: opts.catalog, maxBuckets, maxRows });
+    void app.register(keyRoutes, { catalog: opts.catalog });
+    void app.register(consoleRoutes, opts.consoleDir ? { dir: opts.consoleDir } : {});
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }));

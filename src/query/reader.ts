@@ -1,4 +1,4 @@
-import type { CountQuery, CountRow } from '../core/types.js';
+import type { CountQuery, CountRow, MinuteCount } from '../core/types.js';
 import { checkConservation, toReply, type ConservationReply } from '../obs/conservation.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
@@ -45,6 +45,8 @@ export interface StoreCalls {
   listViews(tenant: string): Promise<ViewState[]>;
   searchEvents(search: EventSearch): Promise<StoredEvent[]>;
   findEvent(tenant: string, idempotencyKey: string): Promise<StoredEvent | null>;
+  /** See Store.storedByMinute. */
+  storedByMinute(from: number, to: number): Promise<MinuteCount[]>;
 }
 
 export type StoreCall = keyof StoreCalls;
@@ -60,6 +62,7 @@ export function storeCalls(store: Store, builds: ViewBuilds): StoreCalls {
     listViews: (tenant) => store.views.list(tenant),
     searchEvents: (search) => store.searchEvents(search),
     findEvent: (tenant, key) => store.findEvent(tenant, key),
+    storedByMinute: (from, to) => store.storedByMinute(from, to),
   };
 }
 

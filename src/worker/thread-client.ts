@@ -163,6 +163,7 @@ export class StoreThread implements StoreReader {
   listViews: StoreCalls['listViews'] = (...a) => this.storeCall('listViews', ...a);
   searchEvents: StoreCalls['searchEvents'] = (...a) => this.storeCall('searchEvents', ...a);
   findEvent: StoreCalls['findEvent'] = (...a) => this.storeCall('findEvent', ...a);
+  storedByMinute: StoreCalls['storedByMinute'] = (...a) => this.storeCall('storedByMinute', ...a);
 
   startBackfill(spec: BackfillSpec): Promise<BackfillState> {
     return this.call<BackfillState>({ op: 'backfill-start', id: this.nextId++, spec });
