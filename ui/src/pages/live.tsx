@@ -26,6 +26,7 @@ export function Live() {
   const [error, setError] = useState<string | null>(null);
   const [connected, setConnected] = useState(false);
   const held = useRef<LiveEvent[]>([]);
+  const [heldCount, setHeldCount] = useState(0);
   const pausedRef = useRef(paused);
   pausedRef.current = paused;
   const [typeDraft, setTypeDraft] = useState(type);
@@ -35,6 +36,7 @@ export function Live() {
     const ctl = new AbortController();
     setRows([]);
     held.current = [];
+    setHeldCount(0);
     setError(null);
     setConnected(true);
     stream(
@@ -44,6 +46,7 @@ export function Live() {
         if (key && e.key !== key) return;
         if (pausedRef.current) {
           held.current = [e, ...held.current].slice(0, MAX_ROWS);
+          setHeldCount(held.current.length);
           return;
         }
         setRows((r) => [e, ...r].slice(0, MAX_ROWS));
@@ -64,6 +67,7 @@ export function Live() {
   const resume = () => {
     setRows((r) => [...held.current, ...r].slice(0, MAX_ROWS));
     held.current = [];
+    setHeldCount(0);
     setPaused(false);
   };
   return (
@@ -71,7 +75,7 @@ export function Live() {
       <div class="toolbar">
         <h2>Live</h2>
         <span class="meta" data-testid="live-state">
-          {connected ? (paused ? `paused (${held.current.length} held)` : 'streaming') : 'disconnected'}
+          {connected ? (paused ? `paused (${heldCount} held)` : 'streaming') : 'disconnected'}
         </span>
         <button type="button" data-testid="live-pause" onClick={() => (paused ? resume() : setPaused(true))}>
           {paused ? 'Resume' : 'Pause'}
