@@ -31,6 +31,8 @@ export function Chart(props: { x: number[]; series: Series[]; watermark?: number
         legend: { show: props.series.length <= 12 },
         hooks: {
           draw: [
+            // A User Timing mark per drawing: what the UI bench measures (bench/ui.ts).
+            () => performance.mark('sluice:chart-drawn'),
             (u: uPlot) => {
               if (watermark === null) return;
               const left = u.valToPos(watermark, 'x', true);

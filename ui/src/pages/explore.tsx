@@ -37,6 +37,8 @@ interface Saved {
 const DEFAULT: Query = { from: '-24h', to: 'now', interval: '1h', measures: ['count'] };
 const INTERVALS = ['1m', '5m', '15m', '1h', '6h', '1d'];
 const RANGES = ['-1h', '-6h', '-24h', '-7d', '-30d'];
+/** Rows drawn in the table at first; "Show more" adds as many again (the CSV has them all). */
+const TABLE_ROWS = 200;
 const OPS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'contains', 'exists'];
 
 function parseQ(q: string | null): { query: Query; error: string | null } {
@@ -67,16 +69,23 @@ export function Explore() {
   const route = useRoute();
   const qText = route.params.get('q');
   const { query, error: urlError } = useMemo(() => parseQ(qText), [qText]);
-  const answer = useLoad((signal) => api<Answer>('/v1/query', { method: 'POST', body: query, signal }), [qText]);
+  const answer = useLoad(async (signal) => {
+    const a = await api<Answer>('/v1/query', { method: 'POST', body: query, signal });
+    performance.mark('sluice:answer');
+    return a;
+  }, [qText]);
   const catalog = useLoad((signal) => api<EventCatalog>('/v1/catalog', { signal }), []);
   const saved = useLoad((signal) => api<{ saved_queries: Saved[] }>('/v1/saved-queries', { signal }), []);
   const [draft, setDraft] = useState<Query>(query);
   const [draftOf, setDraftOf] = useState(qText);
+  const [saveName, setSaveName] = useState('');
+  const [tableRows, setTableRows] = useState(TABLE_ROWS);
+  // A new query in the URL: the builder shows it, the table starts from its first rows.
   if (draftOf !== qText) {
     setDraft(query);
     setDraftOf(qText);
+    setTableRows(TABLE_ROWS);
   }
-  const [saveName, setSaveName] = useState('');
   const [note, setNote] = useState<string | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
 
@@ -260,7 +269,7 @@ export function Explore() {
               </tr>
             </thead>
             <tbody>
-              {answer.data.rows.map((row) => {
+              {answer.data.rows.slice(0, tableRows).map((row) => {
                 const incomplete = answer.data!.columns[0] === 'bucket' && Date.parse(String(row[0])) + intervalMs(query.interval) > Date.parse(answer.data!.watermark);
                 return (
                   <tr data-testid="result-row" class={incomplete ? 'incomplete' : ''} title={incomplete ? 'not complete yet: after the watermark' : undefined}>
@@ -272,6 +281,14 @@ export function Explore() {
               })}
             </tbody>
           </table>
+          {answer.data.rows.length > tableRows && (
+            <p class="meta" data-testid="rows-cut">
+              Showing the first {num(tableRows)} of {num(answer.data.rows.length)} rows; the chart and the CSV download have them all.{' '}
+              <button type="button" class="link" onClick={() => setTableRows((n) => n + TABLE_ROWS * 5)}>
+                Show more
+              </button>
+            </p>
+          )}
         </>
       )}
     </section>
