@@ -15,6 +15,7 @@ import { CLI, freePort, keysFrom, startServer, stop, type ServerProcess } from '
 
 const exe = chromiumPath();
 const suite = exe ? describe : describe.skip;
+if (!exe) console.warn('test/ui: no Chromium (install Debian\'s chromium or set SLUICE_TEST_CHROMIUM): the console tests are skipped');
 
 /** Hostile strings: each would set window.__xss if the console ever treated data as markup or a URL. */
 const XSS_TYPE = '<script>window.__xss="type"</script>';
