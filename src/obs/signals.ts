@@ -35,9 +35,9 @@ export const SIGNAL_COLUMNS = [
 export const SAMPLED_MINUTES = 7 * 1440;
 
 /**
- * Latency histogram bounds: 0.1 ms × √2^i for i in 0..39 (up to about 100 s), and one
+ * Latency histogram bounds: 0.1 ms × √2^i for i in 0..39 (up to about 74 s), and one
  * bucket past the last. A p99 read from it is the bound of its bucket: at most √2 (41%)
- * above the true value. Fixed log-spaced buckets as in HdrHistogram, coarser, so that a
+ * above the true value; a p99 past the last bound is reported as that bound (74,146 ms). Fixed log-spaced buckets as in HdrHistogram, coarser, so that a
  * minute costs 42 integers.
  */
 const LATENCY_BOUNDS_MS = Array.from({ length: 40 }, (_, i) => 0.1 * Math.SQRT2 ** i);
@@ -85,7 +85,9 @@ export class SignalSampler {
     s.requests++;
     if (status >= 500) s.errors++;
     s.latency ??= new Uint32Array(LATENCY_BOUNDS_MS.length + 1);
-    let i = 0;
+    // The first bound at or above ms: 0.1·√2^i ≥ ms ⇔ i ≥ 2·log2(ms / 0.1); the loops fix rounding.
+    let i = ms <= LATENCY_BOUNDS_MS[0]! ? 0 : Math.min(LATENCY_BOUNDS_MS.length, Math.ceil(2 * Math.log2(ms / 0.1)));
+    while (i > 0 && ms <= LATENCY_BOUNDS_MS[i - 1]!) i--;
     while (i < LATENCY_BOUNDS_MS.length && ms > LATENCY_BOUNDS_MS[i]!) i++;
     s.latency[i]!++;
   }
@@ -118,7 +120,7 @@ export class SignalSampler {
       for (let i = 0; i < hist.length; i++) {
         seen += hist[i]!;
         if (seen >= rank) {
-          p99 = Math.round((LATENCY_BOUNDS_MS[i] ?? Infinity) * 100) / 100;
+          p99 = Math.round(LATENCY_BOUNDS_MS[Math.min(i, LATENCY_BOUNDS_MS.length - 1)]! * 100) / 100;
           break;
         }
       }

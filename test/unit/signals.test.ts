@@ -24,6 +24,21 @@ describe('signals', () => {
     expect(s.bucket(T0 + 5 * MIN, MIN)).toEqual({ freshnessSeconds: null, lagEvents: null, p99Ms: null, errorRate: null });
   });
 
+  it('sampler.puts-each-latency-in-the-first-bucket-bound-at-or-above-it', () => {
+    for (const ms of [0.01, 0.1, 0.1001, 0.5, 1, 7.3, 100, 4_999, 50_000, 74_000]) {
+      const s = new SignalSampler();
+      s.observeIngest(T0, ms, 202);
+      const bound = s.bucket(T0, MIN).p99Ms!;
+      // Bounds are reported to 0.01 ms.
+      expect(bound + 0.005).toBeGreaterThanOrEqual(ms);
+      if (ms > 0.1) expect(bound / Math.SQRT2).toBeLessThan(ms + 0.005);
+    }
+    // Past the last bound (about 74 s): reported as that bound, a number JSON can carry.
+    const s = new SignalSampler();
+    s.observeIngest(T0, 1e6, 202);
+    expect(s.bucket(T0, MIN).p99Ms).toBe(74_145.52);
+  });
+
   it('sampler.is-bounded-to-seven-days-of-minutes', () => {
     const s = new SignalSampler();
     for (let m = 0; m < SAMPLED_MINUTES + 500; m++) s.sampleLag(T0 + m * MIN, m, m);
