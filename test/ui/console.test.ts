@@ -368,4 +368,47 @@ suite('console', () => {
     expect(api.views.map((v) => v.name)).toContain('checkout_by_region');
     await page.context().close();
   });
+  it('console.settings-show-a-new-key-once-and-revoke-it', async () => {
+    const { page } = await signedIn(a.adminKey);
+    await page.goto(`${server.url}/ui/settings`);
+    await page.getByTestId('key-row').first().waitFor();
+    const before = await page.getByTestId('key-row').count();
+    expect((await call<{ keys: unknown[] }>(a.adminKey, 'GET', '/v1/keys')).keys).toHaveLength(before);
+    await page.getByTestId('key-create').click();
+    const secret = (await page.getByTestId('key-secret').textContent())!;
+    expect(secret).toMatch(/^sluice_r_[0-9a-f]{16}_/);
+    expect(await call(secret, 'GET', '/v1/whoami')).toMatchObject({ tenant: 'default', scope: 'read' });
+    await expect.poll(() => page.getByTestId('key-row').count()).toBe(before + 1);
+    // Shown once: after a reload the list has the key's id, never its secret.
+    await page.reload();
+    await expect.poll(() => page.getByTestId('key-row').count()).toBe(before + 1);
+    const id = secret.split('_')[2]!;
+    expect(await page.content()).toContain(id);
+    expect(await page.content()).not.toContain(secret.split('_')[3]!);
+    await page.getByTestId('key-row').filter({ hasText: id }).getByRole('button', { name: 'Revoke' }).click();
+    await expect.poll(() => page.getByTestId('key-row').filter({ hasText: id }).textContent()).toContain('revoked');
+    expect((await fetch(`${server.url}/v1/whoami`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
+    const audit = await call<{ entries: { action: string; subject: string }[] }>(a.adminKey, 'GET', '/v1/audit?limit=5');
+    expect(audit.entries.slice(0, 2).map((e) => [e.action, e.subject])).toEqual([
+      ['key.revoke', id],
+      ['key.create', secret.slice(0, 26)],
+    ]);
+    await page.context().close();
+  });
+
+  it('console.schemas-check-a-draft-against-traffic-then-publish', async () => {
+    const { page } = await signedIn(a.adminKey);
+    await page.goto(`${server.url}/ui/schemas?type=signup`);
+    const draft = { type: 'object', required: ['plan'], properties: { plan: { type: 'string', enum: ['free', 'pro'] } } };
+    await page.getByLabel('draft schema').fill(JSON.stringify(draft));
+    await page.getByLabel('owner').fill('growth');
+    await page.getByTestId('schema-check').click();
+    await expect.poll(async () => JSON.parse((await page.getByTestId('schema-report').textContent()) ?? '{}')).toMatchObject({ dry_run: true, compatible: true, traffic: { failed: 0 } });
+    expect((await call<{ schemas: unknown[] }>(a.adminKey, 'GET', '/v1/schemas')).schemas).toEqual([]);
+    await page.getByTestId('schema-publish').click();
+    await expect.poll(async () => JSON.parse((await page.getByTestId('schema-report').textContent()) ?? '{}')).toMatchObject({ published: true, version: 1 });
+    await expect.poll(() => page.getByTestId('schema-row').allTextContents()).toEqual([expect.stringContaining('signup')]);
+    expect(await call(a.adminKey, 'GET', '/v1/schemas/signup')).toMatchObject({ version: 1, owner: 'growth', schema: draft });
+    await page.context().close();
+  });
 });
