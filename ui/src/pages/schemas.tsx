@@ -82,8 +82,20 @@ export function Schemas(props: { who: Who }) {
           )}
           {to > 0 && (
             <>
-              <h4>
-                Diff v{Math.max(0, from)} → v{to}
+              <h4 class="actions">
+                Diff
+                <select value={String(Math.max(0, from))} onChange={(e) => setParams({ from: (e.target as HTMLSelectElement).value })} aria-label="diff from version">
+                  <option value="0">(none)</option>
+                  {(one.data?.versions ?? []).map((v) => (
+                    <option value={String(v.version)}>v{v.version}</option>
+                  ))}
+                </select>
+                →
+                <select value={String(to)} onChange={(e) => setParams({ to: (e.target as HTMLSelectElement).value })} aria-label="diff to version">
+                  {(one.data?.versions ?? []).map((v) => (
+                    <option value={String(v.version)}>v{v.version}</option>
+                  ))}
+                </select>
               </h4>
               <pre data-testid="schema-diff">{diff.data ? pretty(diff.data.diff) : ''}</pre>
             </>
