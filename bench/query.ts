@@ -2,7 +2,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import path from 'node:path';
 import { DuckdbStore } from '../src/backends/duckdb/store.js';
 import type { LogRecord } from '../src/core/types.js';
-import { parseQuery, parseView, type QuerySpec } from '../src/query/spec.js';
+import { parseQuery, parseView, type QuerySpec } from '../src/core/query.js';
 import { percentile } from './load.js';
 
 /**

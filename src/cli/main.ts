@@ -10,7 +10,7 @@ import { backfillCommand, dlqCommand, schemaCommand, tenantStateCommand } from '
 import { queryCommand } from './query.js';
 import { send } from './send.js';
 import { top } from './top.js';
-import { ALL_ROLES, banner, up } from './up.js';
+import { ALL_ROLES, banner, up } from '../app/up.js';
 import { doctor, formatFindings } from './doctor.js';
 
 const USAGE = `sluice: an event pipeline (ingest → log → workers → store → query)

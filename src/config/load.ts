@@ -1,5 +1,5 @@
-import { kindOf } from '../backends/kinds.js';
-import { parseView } from '../query/spec.js';
+import { backendFor } from '../backends/registry.js';
+import { parseView } from '../core/query.js';
 import { Ajv } from 'ajv';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -117,9 +117,9 @@ export function loadConfig(options: LoadOptions = {}): Readonly<Config> {
 
 /** The backends' URLs name backends sluice has, for the port they are given to. */
 function checkBackends(config: Config): void {
-  kindOf(config.log.url, 'log');
-  kindOf(config.store.url, 'store');
-  kindOf(config.catalog.url, 'catalog');
+  backendFor('log', config.log.url);
+  backendFor('store', config.store.url);
+  backendFor('catalog', config.catalog.url);
 }
 
 /** Views are checked by the same parser as `PUT /v1/views/:name`; the message names the view and its key. */

@@ -1,7 +1,14 @@
+import type { FromSchema } from 'json-schema-to-ts';
+import { duckdbStoreConfig } from '../backends/duckdb/config.js';
+import { natsLogConfig } from '../backends/nats/config.js';
+import { sqliteLogConfig } from '../backends/sqlite/config.js';
+
 /**
  * The one configuration schema, with the default beside each field. Every source (file,
  * SLUICE_* environment variables, command-line flags) is merged into this shape, then
- * validated (unknown keys are errors that name the key) and frozen.
+ * validated (unknown keys are errors that name the key) and frozen. The keys only one backend
+ * reads are that backend's (its `configSchema`, e.g. src/backends/nats/config.ts), taken in
+ * under the port they belong to.
  */
 export const configSchema = {
   type: 'object',
@@ -17,7 +24,6 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        fsync: { enum: ['always', 'normal', 'off'], default: 'always', description: 'always: fsync every group commit' },
         dedupeHorizonMs: { type: 'integer', minimum: 60_000, default: 7 * 86_400_000 },
         retentionMs: { type: 'integer', minimum: 0, default: 86_400_000, description: 'how long acked records stay in the log' },
         url: {
@@ -26,14 +32,8 @@ export const configSchema = {
           default: 'embedded',
           description: 'embedded (SQLite in the data directory) or nats://host:4222[,host2:4222,…] (NATS JetStream)',
         },
-        stream: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'sluice', description: 'NATS: the stream, and the prefix of its subjects and KV buckets' },
-        replicas: { type: 'integer', minimum: 1, maximum: 5, default: 1, description: 'NATS: stream replicas (3 in production, on a 3-node cluster)' },
-        duplicateWindowMs: {
-          type: 'integer',
-          minimum: 1_000,
-          default: 120_000,
-          description: 'NATS: how long the server remembers message ids (memory); the store\'s key ledger covers the rest of the dedupe horizon',
-        },
+        ...sqliteLogConfig.properties,
+        ...natsLogConfig.properties,
       },
     },
     store: {
@@ -42,12 +42,7 @@ export const configSchema = {
       default: {},
       properties: {
         url: { type: 'string', minLength: 1, default: 'embedded', description: 'embedded (DuckDB in the data directory) or postgres://user@host:5432/db[?schema=name]' },
-        memoryMb: {
-          type: 'integer',
-          minimum: 64,
-          default: 512,
-          description: 'memory the embedded DuckDB store may hold (MiB): its cache of table blocks and its queries; larger queries spill to disk',
-        },
+        ...duckdbStoreConfig.properties,
       },
     },
     catalog: {
@@ -195,23 +190,8 @@ export const configSchema = {
   },
 } as const;
 
-export interface Config {
-  dataDir: string;
-  host: string;
-  port: number;
-  partitions: number;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  log: { fsync: 'always' | 'normal' | 'off'; dedupeHorizonMs: number; retentionMs: number; url: string; stream: string; replicas: number; duplicateWindowMs: number };
-  store: { url: string; memoryMb: number };
-  catalog: { url: string };
-  limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number; requestTimeoutMs: number; logBacklog: number; eventLoopLagMs: number };
-  worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number; id: string };
-  obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number; conservationFullIntervalMs: number };
-  tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
-  query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number };
-  views: ({ name: string } & Record<string, unknown>)[];
-  quotas: { eventsPerSecond: number; bytesPerSecond: number; backlog: number };
-  events: { lateWindowMs: number; futureToleranceMs: number; schemaRefreshMs: number };
-  enrich: { anonymizeIp: boolean; userAgent: boolean; plugins: { module: string; options: Record<string, unknown> }[] };
-  breaker: { enabled: boolean; ratio: number; window: number; minEvents: number };
-}
+/**
+ * The configuration, as validated and frozen by loadConfig: derived from the schema (every
+ * field has a default, so every field is present).
+ */
+export type Config = FromSchema<typeof configSchema>;

@@ -1,3 +1,4 @@
+import type { ConservationReply, MinuteBalance } from '../ports/reader.js';
 import type { MinuteCount, Tally } from '../core/types.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
@@ -15,17 +16,6 @@ import type { Store } from '../ports/store.js';
  * a negative one, counted twice.
  */
 
-export interface MinuteBalance {
-  tenant: string;
-  minute: number;
-  received: number;
-  stored: number;
-  deadLettered: number;
-  rejected: number;
-  duplicate: number;
-  /** received − (stored + deadLettered + rejected + duplicate). */
-  gap: number;
-}
 
 export interface ConservationReport {
   /** Minutes before this (epoch ms) were checked; later ones have not settled yet. */
@@ -136,14 +126,6 @@ export class ConservationChecker {
   }
 }
 
-/** The last conservation check, as plain data (it crosses threads). */
-export interface ConservationReply {
-  checkedAt: number | null;
-  settledUntil: number | null;
-  from: number | null;
-  unbalanced: MinuteBalance[];
-  gapByTenant: [string, number][];
-}
 
 export function toReply(r: ConservationReport, checkedAt: number): ConservationReply {
   return { checkedAt, settledUntil: r.settledUntil, from: r.from, unbalanced: r.unbalanced, gapByTenant: [...r.gapByTenant] };

@@ -87,24 +87,3 @@ export class BackfillRunner {
     }
   }
 }
-
-/** A backfill as the API shows it: progress, rate and ETA. */
-export function wireBackfill(s: BackfillState, now = Date.now()) {
-  const seconds = Math.max(0.001, ((s.finishedAt ?? now) - s.startedAt) / 1000);
-  const rate = s.done / seconds;
-  return {
-    id: s.id,
-    view: s.view,
-    status: s.status,
-    from: new Date(s.from).toISOString(),
-    to: new Date(s.to).toISOString(),
-    done: s.done,
-    total: s.total,
-    percent: s.total === 0 ? 100 : Math.min(100, Math.round((s.done / s.total) * 1000) / 10),
-    events_per_second: Math.round(rate),
-    eta_seconds: s.status === 'running' && rate > 0 ? Math.round((s.total - s.done) / rate) : null,
-    started_at: new Date(s.startedAt).toISOString(),
-    finished_at: s.finishedAt === null ? null : new Date(s.finishedAt).toISOString(),
-    error: s.error,
-  };
-}

@@ -3,7 +3,7 @@ import type { Logger } from '../obs/logger.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Store } from '../ports/store.js';
 import type { ViewSource, ViewState } from '../ports/views.js';
-import type { ViewDef } from '../query/spec.js';
+import type { ViewDef } from '../core/query.js';
 import type { BackfillRunner } from './backfill.js';
 
 /**

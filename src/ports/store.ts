@@ -1,7 +1,7 @@
 import type { Backfills } from './backfill.js';
 import type { Views } from './views.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount, Origin } from '../core/types.js';
-import type { QuerySpec } from '../query/spec.js';
+import type { QuerySpec } from '../core/query.js';
 
 /**
  * The Store: raw events (append-only) and the tables derived from them, with an idempotent
@@ -12,6 +12,9 @@ import type { QuerySpec } from '../query/spec.js';
  */
 export interface Store {
   readonly name: string;
+
+  /** How this engine keeps the commit's promises (derived from the engine, not configured). */
+  readonly capabilities: StoreCapabilities;
 
   connect(signal?: AbortSignal): Promise<void>;
 
@@ -71,6 +74,29 @@ export interface Store {
 
   /** Idempotent; must not throw. */
   close(): Promise<void>;
+}
+
+/**
+ * What a store's engine gives, declared by the store and checked by the conformance suite
+ * (test/conformance/store-suite.ts).
+ */
+export interface StoreCapabilities {
+  /**
+   * How `commit` applies each record exactly once:
+   * - `transactional-offsets`: the rows, the derived counts and each partition's applied
+   *   offset (with its fencing token) are written in one transaction, so a batch is stored
+   *   whole or not at all, and a redelivered record at or below the applied offset is skipped
+   *   (DuckDB, PostgreSQL).
+   * - `insert-deduplication`: no multi-statement transaction; each insert carries a
+   *   deduplication token derived from the batch (partition, first and last offset), so a
+   *   retried insert of the same block is dropped by the engine, and the applied offsets
+   *   are written after the rows (ClickHouse's insert_deduplication_token).
+   */
+  readonly exactlyOnce: 'transactional-offsets' | 'insert-deduplication';
+  /** Several statements commit or roll back together (`exactlyOnce: 'transactional-offsets'` needs it). */
+  readonly transactions: boolean;
+  /** Several processes may commit at once (each partition under its own lease); false: one writing process. */
+  readonly concurrentWriters: boolean;
 }
 
 export interface CommitBatch {

@@ -1,4 +1,4 @@
-import type { ViewDef } from '../query/spec.js';
+import type { ViewDef } from '../core/query.js';
 
 /**
  * Views: declarative, read-optimized aggregates of a tenant's events (an event filter,

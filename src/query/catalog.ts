@@ -1,6 +1,6 @@
 import type { Cell } from '../ports/store.js';
-import type { StoreReader } from './reader.js';
-import { parseQuery } from './spec.js';
+import type { StoreReader } from '../ports/reader.js';
+import { parseQuery } from '../core/query.js';
 
 /**
  * The tenant's event catalog, as the console's query builder offers it (`GET /v1/catalog`):

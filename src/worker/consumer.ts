@@ -3,18 +3,18 @@ import { backoffDelay, sleep } from '../core/backoff.js';
 import { inSpan, linksOf, traceIdOf } from '../obs/tracing.js';
 import { coerceError, isFenced, isNonRetryable } from '../core/errors.js';
 import type { DeadLetter, DeadLetterReason, LogRecord } from '../core/types.js';
-import type { Catalog } from '../ports/catalog.js';
+import type { DeadLetterStore } from '../ports/dead-letters.js';
 import type { Lease, Log } from '../ports/log.js';
 import type { CommitBatch, CommitResult, Store } from '../ports/store.js';
-import { poisonLetter, type Sorted, type Triage } from './triage.js';
+import { judge, processBatch, type Stage } from './pipeline.js';
 
 /**
  * A consumer: one member of a consumer group. It holds leases on its fair share of the
  * partitions and runs the batch loop over them:
  *
- *   read (attempts persisted) → triage (dead-letter poison and faulty records, hold a
- *   paused tenant's, enrich the rest) → commit to the store (fenced, idempotent by
- *   position) → ack. A suspect delivery (repeating an unacked one) is processed alone.
+ *   read (attempts persisted) → the pipeline's stages (pipeline.ts: dead-letter poison and
+ *   faulty records, hold a paused tenant's, enrich the rest) → commit to the sink (fenced,
+ *   idempotent by position) → ack. A suspect delivery (repeating an unacked one) is processed alone.
  *
  * States: running (leases renewed every ttl/3 by a timer independent of the loop, so that a
  * slow commit does not cost the lease) → stopping (the batch in hand finishes, nothing new
@@ -25,7 +25,27 @@ import { poisonLetter, type Sorted, type Triage } from './triage.js';
  * isolated and dead-lettered alone; a lost lease (FencedError) drops that partition.
  */
 
+/**
+ * Where a consumer's results go: the store's commit and its applied offsets, and the dead
+ * letters. The live group writes to the store and the catalog (`storeSinks`); a shadow group
+ * can write to tables of its own.
+ */
+export interface ConsumerSinks {
+  /** See Store.commit: idempotent by position, fenced by the lease's token. */
+  commit(batch: CommitBatch): Promise<CommitResult>;
+  /** See Store.appliedOffsets: the last offset applied per partition. */
+  appliedOffsets(): Promise<Map<number, number>>;
+  /** Writes dead letters (`open`) or held records (`held`); see DeadLetterStore.record. */
+  deadLetters: Pick<DeadLetterStore, 'record'>;
+}
+
+/** The sinks of the live consumer group: the store and the catalog's dead letters. */
+export function storeSinks(store: Pick<Store, 'commit' | 'appliedOffsets'>, deadLetters: Pick<DeadLetterStore, 'record'>): ConsumerSinks {
+  return { commit: (b) => store.commit(b), appliedOffsets: () => store.appliedOffsets(), deadLetters };
+}
+
 export interface ConsumerOptions {
+  /** The consumer group: its members share the partitions, and it keeps its own offsets. */
   group: string;
   owner: string;
   partitions: number;
@@ -37,8 +57,13 @@ export interface ConsumerOptions {
   onEvent?: (e: ConsumerEvent) => void;
   /** Traces each batch (linked to its records' ingest spans) and its store commits. */
   tracer?: Tracer;
-  /** Sorts each batch into dead, held and live (enriched) records; without it, only poison is dead-lettered. */
-  triage?: Triage;
+  /** The pipeline run over each batch; without it, only poison and faulty records are dead-lettered. */
+  stages?: readonly Stage[];
+  /**
+   * Per tenant, the records of a batch that passed and the pipeline's own failures (poison,
+   * enrich_failed, invalid_row…): the dead-letter breaker's input. May pause the tenant.
+   */
+  onOutcome?: (tenant: string, ok: number, failed: number) => Promise<void>;
 }
 
 export type ConsumerEvent =
@@ -60,8 +85,7 @@ export class Consumer {
 
   constructor(
     private readonly log: Log,
-    private readonly store: Store,
-    private readonly catalog: Catalog,
+    private readonly sinks: ConsumerSinks,
     private readonly opts: ConsumerOptions,
   ) {}
 
@@ -122,7 +146,7 @@ export class Consumer {
         if (lease) {
           // Records the store already applied were processed: ack them now, so that a
           // predecessor's crash between commit and ack does not make them look suspect.
-          const applied = (await this.store.appliedOffsets()).get(p);
+          const applied = (await this.sinks.appliedOffsets()).get(p);
           if (applied) await this.log.ack(lease, applied);
           this.leases.set(p, lease);
           this.opts.onEvent?.({ kind: 'lease', partition: p, held: true });
@@ -202,7 +226,7 @@ export class Consumer {
    * lost acks do not dead-letter an event that is already stored.
    */
   private async unapplied(lease: Lease, records: LogRecord[]): Promise<LogRecord[]> {
-    const applied = (await this.retrying(() => this.store.appliedOffsets())).get(lease.partition) ?? 0;
+    const applied = (await this.retrying(() => this.sinks.appliedOffsets())).get(lease.partition) ?? 0;
     if (records[0]!.offset > applied) return records;
     await this.log.ack(lease, Math.min(applied, records[records.length - 1]!.offset));
     return records.filter((r) => r.offset > applied);
@@ -232,11 +256,11 @@ export class Consumer {
 
   private async process(batch: { lease: Lease; records: LogRecord[] }[]): Promise<void> {
     const all = batch.flatMap(({ records }) => records);
-    const { live, dead, held } = this.opts.triage
-      ? await this.opts.triage.sort(all, this.abort.signal, (fn) => this.retrying(fn))
-      : sortPoison(all, this.opts.maxAttempts);
+    const stages = this.opts.stages ?? [judge(this.opts.maxAttempts)];
+    const { live, dead, held, outcomes } = await this.retrying(() => processBatch(all, stages, { signal: this.abort.signal }));
     if (dead.length > 0) await this.deadLetter(dead);
     if (held.length > 0) await this.deadLetter(held, 'held');
+    for (const [tenant, { ok, failed }] of outcomes) await this.retrying(() => this.opts.onOutcome?.(tenant, ok, failed) ?? Promise.resolve());
     let parts = batch.map(({ lease, records }) => ({ lease, upTo: records[records.length - 1]!.offset }));
     let records = live;
     for (;;) {
@@ -280,7 +304,7 @@ export class Consumer {
       } catch (e: unknown) {
         if (!isNonRetryable(e)) throw e;
         await this.deadLetter([{ record: r, reason: 'invalid_row', message: coerceError(e).message || firstError }]);
-        await this.opts.triage?.outcome(r.tenant, 0, 1);
+        await this.opts.onOutcome?.(r.tenant, 0, 1);
         await this.commit({ records: [], partitions: part });
       }
     }
@@ -297,7 +321,7 @@ export class Consumer {
       'store.commit',
       { attributes: { 'sluice.records': batch.records.length } },
       this.traceContext,
-      () => this.retrying(() => this.store.commit(batch)),
+      () => this.retrying(() => this.sinks.commit(batch)),
       (r) => ({ 'sluice.stored': r.stored, 'sluice.skipped': r.skipped }),
     );
     this.opts.onEvent?.({
@@ -312,7 +336,7 @@ export class Consumer {
   }
 
   private async deadLetter(entries: DeadLetter[], status: 'open' | 'held' = 'open'): Promise<void> {
-    await this.retrying(() => this.catalog.deadLetters.record(entries, status));
+    await this.retrying(() => this.sinks.deadLetters.record(entries, status));
     for (const { record, reason } of entries) this.opts.onEvent?.({ kind: 'dead-lettered', tenant: record.tenant, reason, held: status === 'held' });
   }
 
@@ -329,17 +353,6 @@ export class Consumer {
       }
     }
   }
-}
-
-/** Without a triage stage (tests of the loop itself): only poison records are dead-lettered. */
-function sortPoison(records: LogRecord[], maxAttempts: number): Sorted {
-  const dead: DeadLetter[] = [];
-  const live: LogRecord[] = [];
-  for (const r of records) {
-    if (r.attempt >= maxAttempts) dead.push(poisonLetter(r));
-    else live.push(r);
-  }
-  return { live, dead, held: [] };
 }
 
 function hashOwner(owner: string): number {

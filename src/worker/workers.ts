@@ -11,10 +11,11 @@ import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import { DeadLetterBreaker } from './breaker.js';
-import { Consumer } from './consumer.js';
+import { Consumer, storeSinks } from './consumer.js';
 import { loadEnrichers } from './enrich.js';
-import { Triage } from './triage.js';
+import { enrichStage, hold, judge, type Stage } from './pipeline.js';
 
+/** The live consumer group: the one whose commits queries see. */
 export const WORKER_GROUP = 'workers';
 
 export interface Workers {
@@ -41,6 +42,8 @@ export async function startWorkers(
     onProcessed?: (tenant: string, n: number) => void;
     /** Why the store cannot be opened yet (readiness reports it). */
     onUnavailable?: (reason: string) => void;
+    /** The consumer group (WORKER_GROUP by default). */
+    group?: string;
   },
   signal?: AbortSignal,
 ): Promise<Workers> {
@@ -60,14 +63,29 @@ export async function startWorkers(
     }
   }
   const w = config.worker;
-  const triage = new Triage({
-    catalog,
-    registry: new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs }),
-    enrich: { anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent, plugins: await loadEnrichers(config.enrich.plugins) },
-    breaker: config.breaker.enabled ? new DeadLetterBreaker(config.breaker) : null,
-    maxAttempts: w.maxAttempts,
-    onPause: (tenant, reason) => logger?.error({ tenant, reason }, 'dead-letter breaker open: tenant paused; its events are held until `sluice tenant resume`'),
-  });
+  const registry = new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs });
+  const stages: Stage[] = [
+    judge(w.maxAttempts),
+    hold(async (tenant) => {
+      if (!(await registry.settings(tenant)).paused) return null;
+      // Confirmed uncached: a resume replays the held events at once, and they must not be
+      // held again by a worker that has not yet seen the resume.
+      const s = await catalog.settings(tenant);
+      if (!s.paused) registry.invalidate();
+      return s.paused?.reason ?? null;
+    }),
+    enrichStage({ anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent, plugins: await loadEnrichers(config.enrich.plugins) }),
+  ];
+  const breaker = config.breaker.enabled ? new DeadLetterBreaker(config.breaker) : null;
+  /** Feeds the breaker; pauses the tenant when it trips. */
+  const onOutcome = async (tenant: string, ok: number, failed: number): Promise<void> => {
+    const ratio = breaker?.record(tenant, ok, failed) ?? null;
+    if (ratio === null) return;
+    const reason = `${Math.round(ratio * 100)}% of its last events were dead-lettered by the pipeline; fix the cause, then resume the tenant`;
+    await catalog.updateSettings(tenant, { paused: { since: Date.now(), reason } }, 'breaker');
+    registry.invalidate();
+    logger?.error({ tenant, reason }, 'dead-letter breaker open: tenant paused; its events are held until `sluice tenant resume`');
+  };
   // A worker with a stable id (a systemd instance, a pod name) takes its predecessor's leases
   // back at once after a crash, instead of waiting for them to expire.
   const base = w.id ? `${os.hostname()}-${w.id}` : `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -76,8 +94,8 @@ export async function startWorkers(
   for (let i = 0; i < w.consumers; i++) {
     const owner = `${base}-${i}`;
     consumers.push(
-      new Consumer(log, store, catalog, {
-        group: WORKER_GROUP,
+      new Consumer(log, storeSinks(store, catalog.deadLetters), {
+        group: deps.group ?? WORKER_GROUP,
         owner,
         partitions: log.capabilities.partitions,
         readBatch: w.readBatch,
@@ -86,7 +104,8 @@ export async function startWorkers(
         leaseTtlMs: w.leaseTtlMs,
         pollMs: w.pollMs,
         tracer: deps.tracer,
-        triage,
+        stages,
+        onOutcome,
         onEvent: (e) => {
           switch (e.kind) {
             case 'lease':

@@ -3,7 +3,7 @@ import { isFenced } from '../../src/core/errors.js';
 import type { LogRecord } from '../../src/core/types.js';
 import type { Store } from '../../src/ports/store.js';
 import { entry } from '../helpers/entries.js';
-import { parseQuery } from '../../src/query/spec.js';
+import { parseQuery } from '../../src/core/query.js';
 
 /**
  * The Store conformance suite. `make` returns a connected, empty store; `reopen` closes and
@@ -12,6 +12,8 @@ import { parseQuery } from '../../src/query/spec.js';
 export interface StoreHarness {
   store: Store;
   reopen(): Promise<Store>;
+  /** A second store on the same database, opened and connected; only for engines that declare `concurrentWriters`. */
+  another?(): Promise<Store>;
 }
 
 const MINUTE = 60_000;
@@ -75,6 +77,47 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
       await expect(stale).rejects.toSatisfy(isFenced);
       expect(await store.rawStats('t1')).toEqual({ events: 10, distinctKeys: 10 });
       expect(await store.appliedOffsets()).toEqual(new Map([[0, 10]]));
+      await store.close();
+    });
+
+    it('capabilities.are-declared-and-hold', async () => {
+      const harness = await make();
+      const { store } = harness;
+      const caps = store.capabilities;
+      expect(['transactional-offsets', 'insert-deduplication']).toContain(caps.exactlyOnce);
+      expect(typeof caps.transactions).toBe('boolean');
+      expect(typeof caps.concurrentWriters).toBe('boolean');
+      if (caps.exactlyOnce === 'transactional-offsets') {
+        expect(caps.transactions).toBe(true);
+        // One transaction: partition 0's rows come first and are valid, partition 1's token is
+        // stale; whichever statement finds it, nothing of the batch stays.
+        await store.commit({ records: records('t1', 1, 1, 5), partitions: [{ partition: 1, token: 7, upTo: 5 }] });
+        const refused = store.commit({
+          records: [...records('t1', 0, 1, 50), ...records('t1', 1, 6, 10)],
+          partitions: [
+            { partition: 0, token: 1, upTo: 50 },
+            { partition: 1, token: 6, upTo: 10 },
+          ],
+        });
+        await expect(refused).rejects.toSatisfy(isFenced);
+        expect(await store.rawStats('t1')).toEqual({ events: 5, distinctKeys: 5 });
+        expect(await store.appliedOffsets()).toEqual(new Map([[1, 5]]));
+        expect(await total(store, 't1')).toBe(5);
+      }
+      if (caps.concurrentWriters) {
+        // Two writers on one database, each under the lease of its own partition, at once.
+        const other = await harness.another!();
+        const [a, b] = await Promise.all([
+          store.commit({ records: records('t2', 2, 1, 200), partitions: [{ partition: 2, token: 1, upTo: 200 }] }),
+          other.commit({ records: records('t2', 3, 1, 200), partitions: [{ partition: 3, token: 1, upTo: 200 }] }),
+        ]);
+        expect([a.stored, b.stored]).toEqual([200, 200]);
+        expect(await store.rawStats('t2')).toEqual({ events: 400, distinctKeys: 400 });
+        expect((await other.appliedOffsets()).get(3)).toBe(200);
+        await other.close();
+      } else {
+        expect(harness.another).toBeUndefined();
+      }
       await store.close();
     });
 

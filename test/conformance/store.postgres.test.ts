@@ -4,7 +4,7 @@ import pg from 'pg';
 import { PostgresStore } from '../../src/backends/postgres/store.js';
 import { POSTGRES_URL, postgresAvailable, uniqueName } from '../helpers/services.js';
 import { storeConformance } from './store-suite.js';
-import { parseQuery, parseView } from '../../src/query/spec.js';
+import { parseQuery, parseView } from '../../src/core/query.js';
 
 const schemas: string[] = [];
 
@@ -24,6 +24,11 @@ if (await postgresAvailable()) {
         store = new PostgresStore({ url });
         await store.connect();
         return store;
+      },
+      another: async () => {
+        const other = new PostgresStore({ url });
+        await other.connect();
+        return other;
       },
     };
   });

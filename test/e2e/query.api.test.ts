@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NewTenant } from '../../src/ports/catalog.js';
-import { LiveTail } from '../../src/query/tail.js';
+import { LiveTail } from '../../src/http/tail.js';
 import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
 
 /**

@@ -5,7 +5,9 @@ import { SqliteCatalog } from '../../src/backends/sqlite/catalog.js';
 import { SqliteLog } from '../../src/backends/sqlite/log.js';
 import { isFenced, RetryAfterError } from '../../src/core/errors.js';
 import type { Store } from '../../src/ports/store.js';
-import { Consumer, type ConsumerOptions } from '../../src/worker/consumer.js';
+import { Consumer, storeSinks, type ConsumerOptions } from '../../src/worker/consumer.js';
+import type { SqliteCatalog as Catalog } from '../../src/backends/sqlite/catalog.js';
+import type { Log } from '../../src/ports/log.js';
 import { entry } from '../helpers/entries.js';
 import { until } from '../helpers/pipeline.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -33,8 +35,8 @@ function options(owner: string, partitions: number, overrides: Partial<ConsumerO
   return { group: 'workers', owner, partitions, readBatch: 500, commitBatch: 2000, maxAttempts: 5, leaseTtlMs: 1_000, pollMs: 10, ...overrides };
 }
 
-function consumer(...args: ConstructorParameters<typeof Consumer>): Consumer {
-  const c = new Consumer(...args);
+function consumer(log: Log, store: Store, catalog: Catalog, opts: ConsumerOptions): Consumer {
+  const c = new Consumer(log, storeSinks(store, catalog.deadLetters), opts);
   c.start();
   cleanups.push(() => c.stop());
   return c;
@@ -103,7 +105,7 @@ describe('worker failures', () => {
     const { log, catalog, store } = await engines(8);
     const a = consumer(log, store, catalog, options('a', 8));
     await until(() => a.heldPartitions().length === 8);
-    const b = new Consumer(log, store, catalog, options('b', 8));
+    const b = new Consumer(log, storeSinks(store, catalog.deadLetters), options('b', 8));
     b.start();
     await until(() => a.heldPartitions().length === 4 && b.heldPartitions().length === 4, 10_000);
     expect(new Set([...a.heldPartitions(), ...b.heldPartitions()]).size).toBe(8);

@@ -6,11 +6,11 @@ import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewTableDdl } from
 import { SCHEMA } from '../../src/backends/duckdb/sql.js';
 import { SluiceError } from '../../src/core/errors.js';
 import { validateEvent } from '../../src/core/event.js';
-import { eventsOf, decodeJsonBody } from '../../src/ingest/body.js';
+import { eventsOf, decodeJsonBody } from '../../src/http/body.js';
 import { fromCloudEvent } from '../../src/ingest/cloudevents.js';
 import { segmentEvents } from '../../src/ingest/segment.js';
-import { chooseView, residualFilters } from '../../src/query/plan.js';
-import { parseQuery, parseView } from '../../src/query/spec.js';
+import { chooseView, residualFilters } from '../../src/core/plan.js';
+import { parseQuery, parseView } from '../../src/core/query.js';
 
 /**
  * Fuzz targets, run briefly in every test run (FUZZ_RUNS raises it): the ingest body parser

@@ -7,7 +7,7 @@ import { buildApp } from '../../src/http/app.js';
 import { Quotas } from '../../src/ingest/quotas.js';
 import type { NewTenant } from '../../src/ports/catalog.js';
 import type { Log } from '../../src/ports/log.js';
-import { directReader } from '../../src/query/reader.js';
+import { directReader } from '../../src/app/store-calls.js';
 import { startWorkers, type Workers } from '../../src/worker/workers.js';
 import { tmpDir } from './tmp.js';
 

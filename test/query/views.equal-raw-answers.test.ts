@@ -5,7 +5,7 @@ import { DuckdbStore } from '../../src/backends/duckdb/store.js';
 import { DD_ALPHA } from '../../src/backends/duckdb/query-sql.js';
 import type { LogRecord } from '../../src/core/types.js';
 import type { Store } from '../../src/ports/store.js';
-import { parseQuery, parseView, columnsOf, type QuerySpec } from '../../src/query/spec.js';
+import { parseQuery, parseView, columnsOf, type QuerySpec } from '../../src/core/query.js';
 import pg from 'pg';
 import { PostgresStore } from '../../src/backends/postgres/store.js';
 import { POSTGRES_URL, postgresAvailable, uniqueName } from '../helpers/services.js';

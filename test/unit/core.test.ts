@@ -3,8 +3,8 @@ import { backoffDelay } from '../../src/core/backoff.js';
 import { validateEvent } from '../../src/core/event.js';
 import { canonicalJson, deriveIdempotencyKey, partitionOf } from '../../src/core/hash.js';
 import { parseQueryTime, parseRfc3339 } from '../../src/core/time.js';
-import { fillBuckets } from '../../src/query/series.js';
-import { parseQuery } from '../../src/query/spec.js';
+import { fillBuckets } from '../../src/http/series.js';
+import { parseQuery } from '../../src/core/query.js';
 import { countsSql, minuteCounts } from '../../src/backends/duckdb/sql.js';
 
 const limits = { maxEventBytes: 32_768, maxDepth: 32 };

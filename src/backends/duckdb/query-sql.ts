@@ -1,5 +1,5 @@
 import type { DuckDBValue } from '@duckdb/node-api';
-import type { Filter, QuerySpec, ViewDef } from '../../query/spec.js';
+import type { Filter, QuerySpec, ViewDef } from '../../core/query.js';
 import { viewMaintainSql as sharedViewMaintainSql, viewQuerySql as sharedViewQuerySql, type ViewDialect } from '../sql/views.js';
 import { Params as BaseParams, rawQuerySql as sharedRawQuerySql } from '../sql/compile.js';
 

@@ -16,9 +16,9 @@ import { coerceError, FencedError, NonRetryableError, RetryAfterError, SluiceErr
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
-import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoredEvent } from '../../ports/store.js';
-import { chooseView, residualFilters } from '../../query/plan.js';
-import type { QuerySpec } from '../../query/spec.js';
+import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoreCapabilities, StoredEvent } from '../../ports/store.js';
+import { chooseView, residualFilters } from '../../core/plan.js';
+import type { QuerySpec } from '../../core/query.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
 import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewTableDdl } from './query-sql.js';
 import { countsSql, minuteCounts, SCHEMA } from './sql.js';
@@ -51,6 +51,7 @@ const EVENT_TYPES: DuckDBType[] = [VARCHAR, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP
  */
 export class DuckdbStore implements Store {
   readonly name = 'duckdb';
+  readonly capabilities: StoreCapabilities = { exactlyOnce: 'transactional-offsets', transactions: true, concurrentWriters: false };
   private instance: DuckDBInstance | null = null;
   private writer: DuckDBConnection | null = null;
   private reader: DuckDBConnection | null = null;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { parseView, viewJson, type ViewDef } from '../../query/spec.js';
+import { parseView, viewJson, type ViewDef } from '../../core/query.js';
 import type { ViewSource, ViewState } from '../../ports/views.js';
 import { Params, viewMaintainSql, viewTableDdl } from './query-sql.js';
 

@@ -3,12 +3,12 @@ import { FencedError, NonRetryableError, RetryAfterError, SluiceError } from '..
 import { redactUrl } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
-import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoredEvent } from '../../ports/store.js';
+import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoreCapabilities, StoredEvent } from '../../ports/store.js';
 import type { Views } from '../../ports/views.js';
-import type { QuerySpec } from '../../query/spec.js';
+import type { QuerySpec } from '../../core/query.js';
 import { countsPerMinute } from '../minute-counts.js';
 import { Params, rawQuerySql } from '../sql/compile.js';
-import { chooseView, residualFilters } from '../../query/plan.js';
+import { chooseView, residualFilters } from '../../core/plan.js';
 import { viewMaintainSql, viewQuerySql, viewTableDdl } from '../sql/views.js';
 import { BACKFILL_TABLES, COUNTS_1M, PostgresBackfills } from './backfill.js';
 import { classify, Executor, migrate, openPool, postgresTarget, unavailable, type Migration, type Sql } from './database.js';
@@ -90,6 +90,7 @@ const MIGRATIONS: Migration[] = [
  */
 export class PostgresStore implements Store {
   readonly name = 'postgres';
+  readonly capabilities: StoreCapabilities = { exactlyOnce: 'transactional-offsets', transactions: true, concurrentWriters: true };
   private writer: pg.Pool | null = null;
   private reader: pg.Pool | null = null;
   private readonly days = new Set<number>();

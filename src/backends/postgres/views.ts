@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { parseView, viewJson, type ViewDef } from '../../query/spec.js';
+import { parseView, viewJson, type ViewDef } from '../../core/query.js';
 import type { ViewSource, ViewState } from '../../ports/views.js';
 import { Params } from '../sql/compile.js';
 import { viewMaintainSql, viewTableDdl } from '../sql/views.js';

@@ -1,5 +1,5 @@
 import { INTERVAL_MS } from '../../core/time.js';
-import { columnsOf, type FieldRef, type Filter, type Measure, type QuerySpec } from '../../query/spec.js';
+import { columnsOf, type FieldRef, type Filter, type Measure, type QuerySpec } from '../../core/query.js';
 
 /**
  * The query compiler shared by the SQL stores (pure): filters, measures and queries over raw

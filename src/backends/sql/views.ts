@@ -1,6 +1,6 @@
 import { INTERVAL_MS } from '../../core/time.js';
-import { NUMERIC } from '../../query/plan.js';
-import type { Filter, QuerySpec, ViewDef } from '../../query/spec.js';
+import { NUMERIC } from '../../core/plan.js';
+import type { Filter, QuerySpec, ViewDef } from '../../core/query.js';
 import { filterSql, orderLimit, Params, type Dialect } from './compile.js';
 
 /**

@@ -1,5 +1,5 @@
 import { coerceError } from '../../core/errors.js';
-import type { Logger } from '../../obs/logger.js';
+import type { Logger } from '../../ports/service.js';
 import type { SqliteLog } from './log.js';
 
 /**

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { iso } from '../../core/time.js';
-import { authenticate } from '../../ingest/auth.js';
+import { authenticate } from '../auth.js';
 import type { Catalog } from '../../ports/catalog.js';
 import { eventCatalog } from '../../query/catalog.js';
-import type { StoreReader } from '../../query/reader.js';
+import type { StoreReader } from '../../ports/reader.js';
 
 /** The window of the catalog: types seen in the last 30 days. */
 const WINDOW_MS = 30 * 86_400_000;

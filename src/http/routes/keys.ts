@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../../core/errors.js';
 import { iso } from '../../core/time.js';
 import { objectBody, optString } from '../fields.js';
-import { authenticate } from '../../ingest/auth.js';
+import { authenticate } from '../auth.js';
 import type { Catalog, KeyInfo, KeyScope } from '../../ports/catalog.js';
 
 const SCOPES: readonly KeyScope[] = ['write', 'read', 'admin', 'schema'];

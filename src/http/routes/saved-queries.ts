@@ -2,10 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../../core/errors.js';
 import { iso } from '../../core/time.js';
 import { objectBody, optString } from '../fields.js';
-import { authenticate } from '../../ingest/auth.js';
+import { authenticate } from '../auth.js';
 import type { Catalog } from '../../ports/catalog.js';
 import type { SavedQuery, SavedQueryInput } from '../../ports/saved-queries.js';
-import { parseQuery } from '../../query/spec.js';
+import { parseQuery } from '../../core/query.js';
 
 function wireSaved(q: SavedQuery) {
   return { id: q.id, name: q.name, query: q.query, created_at: iso(q.createdAt), updated_at: iso(q.updatedAt), created_by: q.createdBy };

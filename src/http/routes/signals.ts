@@ -3,12 +3,12 @@ import { SluiceError } from '../../core/errors.js';
 import { bucketStart, INTERVAL_MS, INTERVALS, isInterval } from '../../core/time.js';
 import type { Interval } from '../../core/types.js';
 import { objectBody, optTime } from '../fields.js';
-import { authenticate } from '../../ingest/auth.js';
-import { lagOf, positionsOf } from '../../obs/status.js';
+import { authenticate } from '../auth.js';
+import { lagOf, positionsOf } from '../../obs/lag.js';
 import { SIGNAL_COLUMNS, signalRows, type SignalSampler } from '../../obs/signals.js';
 import type { Catalog } from '../../ports/catalog.js';
 import type { Log } from '../../ports/log.js';
-import type { StoreReader } from '../../query/reader.js';
+import type { StoreReader } from '../../ports/reader.js';
 
 /**
  * `GET /v1/signals?from=&to=&interval=` (read or admin key) → `{columns, rows, watermark}`:

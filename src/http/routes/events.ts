@@ -1,15 +1,14 @@
 import type { FastifyInstance } from 'fastify';
-import { SluiceError } from '../core/errors.js';
-import { iso } from '../core/time.js';
-import { optInt, optString, optTime, type Fields } from '../http/fields.js';
-import { authenticate } from '../ingest/auth.js';
-import { wireDeadLetter } from '../ops/routes.js';
-import type { Catalog } from '../ports/catalog.js';
-import type { Log } from '../ports/log.js';
-import type { LogEntry } from '../core/types.js';
-import type { StoredEvent } from '../ports/store.js';
-import type { StoreReader } from './reader.js';
-import type { LiveTail } from './tail.js';
+import { SluiceError } from '../../core/errors.js';
+import { iso } from '../../core/time.js';
+import { optInt, optString, optTime, type Fields } from '../fields.js';
+import { authenticate } from '../auth.js';
+import { wireDeadLetter, wireStored } from '../wire.js';
+import type { Catalog } from '../../ports/catalog.js';
+import type { Log } from '../../ports/log.js';
+import type { StoredEvent } from '../../ports/store.js';
+import type { StoreReader } from '../../ports/reader.js';
+import type { LiveTail } from '../tail.js';
 
 export interface EventRouteOptions {
   catalog: Catalog;
@@ -19,31 +18,8 @@ export interface EventRouteOptions {
   dedupeHorizonMs: number;
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
-}
 
-/** An event as the API shows it, from the log (live tail) or the store (search, lineage). */
-export function wireEvent(e: Pick<LogEntry, 'type' | 'key' | 'idempotencyKey' | 'ts' | 'receivedAt' | 'origin' | 'properties' | 'context'>) {
-  return {
-    type: e.type,
-    key: e.key,
-    idempotency_key: e.idempotencyKey,
-    ts: iso(e.ts),
-    received_at: iso(e.receivedAt),
-    origin: e.origin,
-    properties: parseJson(e.properties),
-    context: parseJson(e.context),
-  };
-}
 
-export function wireStored(e: StoredEvent) {
-  return { ...wireEvent(e), stored_at: iso(e.storedAt), partition: e.partition, offset: e.offset };
-}
 
 /** A page cursor: the position of the last event of the page, opaque to clients. */
 function encodeCursor(e: StoredEvent): string {

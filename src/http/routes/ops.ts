@@ -1,45 +1,18 @@
 import type { FastifyInstance } from 'fastify';
-import { coerceError, SluiceError } from '../core/errors.js';
-import { objectBody, optBool, optInt, optString, optStrings, optTime, type Fields } from '../http/fields.js';
-import { authenticate } from '../ingest/auth.js';
-import type { Logger } from '../obs/logger.js';
-import type { TenantQuota, TenantSettings, UnknownTypes } from '../ports/catalog.js';
-import type { DeadLetterFilter, DeadLetterRow, DeadLetterStatus } from '../ports/dead-letters.js';
-import type { StoreReader } from '../query/reader.js';
-import { wireBackfill } from './backfill.js';
-import { replay, type ReplayDeps } from './replay.js';
+import { coerceError, SluiceError } from '../../core/errors.js';
+import { objectBody, optBool, optInt, optString, optStrings, optTime, type Fields } from '../fields.js';
+import { authenticate } from '../auth.js';
+import type { Logger } from '../../obs/logger.js';
+import type { TenantQuota, TenantSettings, UnknownTypes } from '../../ports/catalog.js';
+import type { DeadLetterFilter, DeadLetterStatus } from '../../ports/dead-letters.js';
+import type { StoreReader } from '../../ports/reader.js';
+import { wireBackfill, wireDeadLetter } from '../wire.js';
+import { replay, type ReplayDeps } from '../../ops/replay.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const STATUSES: readonly DeadLetterStatus[] = ['open', 'held', 'replayed', 'discarded'];
 const FILTER_FIELDS = ['id', 'type', 'reason', 'group', 'from', 'to', 'status'] as const;
 
-export function wireDeadLetter(r: DeadLetterRow) {
-  let payload: unknown = r.payload;
-  try {
-    payload = JSON.parse(r.payload) as unknown;
-  } catch {
-    // Shown as stored.
-  }
-  return {
-    idempotency_key: r.idempotencyKey,
-    type: r.type,
-    reason: r.reason,
-    message: r.message,
-    path: r.path,
-    schema_version: r.schemaVersion,
-    signature: r.signature,
-    status: r.status,
-    attempts: r.attempts,
-    replays: r.replays,
-    origin: r.origin,
-    partition: r.partition,
-    offset: r.offset,
-    received_at: iso(r.receivedAt),
-    first_seen: iso(r.firstSeen),
-    last_seen: iso(r.lastSeen),
-    payload,
-  };
-}
 
 /** Quota fields of a body (`events_per_second`, `bytes_per_second`, `backlog`; 0 = unlimited, null = the default). */
 export function quotaPatch(f: Fields): TenantQuota | null {

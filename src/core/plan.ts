@@ -1,5 +1,5 @@
-import { INTERVAL_MS } from '../core/time.js';
-import type { Filter, Measure, QuerySpec, ViewDef } from './spec.js';
+import { INTERVAL_MS } from './time.js';
+import type { Filter, Measure, QuerySpec, ViewDef } from './query.js';
 
 /**
  * Choosing where a query is answered from (pure): a built view that covers it, else raw

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { SluiceError } from '../core/errors.js';
-import { objectBody, optBool, optInt, optString } from '../http/fields.js';
-import { authenticate } from '../ingest/auth.js';
-import type { Catalog } from '../ports/catalog.js';
-import type { SchemaVersion } from '../ports/schemas.js';
-import { diff } from './diff.js';
-import { publishSchema, type PublishDeps } from './publish.js';
+import { SluiceError } from '../../core/errors.js';
+import { objectBody, optBool, optInt, optString } from '../fields.js';
+import { authenticate } from '../auth.js';
+import type { Catalog } from '../../ports/catalog.js';
+import type { SchemaVersion } from '../../ports/schemas.js';
+import { diff } from '../../schema/diff.js';
+import { publishSchema, type PublishDeps } from '../../schema/publish.js';
 
 function wire(v: SchemaVersion) {
   return {

@@ -1,6 +1,6 @@
-import { SluiceError } from '../core/errors.js';
-import { bucketStart, INTERVAL_MS, INTERVALS, isInterval, parseQueryTime } from '../core/time.js';
-import type { Interval } from '../core/types.js';
+import { SluiceError } from './errors.js';
+import { bucketStart, INTERVAL_MS, INTERVALS, isInterval, parseQueryTime } from './time.js';
+import type { Interval } from './types.js';
 
 /**
  * The query language, parsed and validated (pure): fields, filters, measures, view

@@ -1,7 +1,7 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
-import { extractContext } from './tracing.js';
-import { ingestMetrics, mergeMetrics, prom, TenantLabels, type IngestMetrics, type MetricsJson } from './metrics.js';
+import { extractContext } from '../obs/tracing.js';
+import { ingestMetrics, mergeMetrics, prom, TenantLabels, type IngestMetrics, type MetricsJson } from '../obs/metrics.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

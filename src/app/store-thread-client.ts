@@ -3,11 +3,9 @@ import type { Config } from '../config/schema.js';
 import { backoffDelay } from '../core/backoff.js';
 import { SluiceError, type ErrorCode } from '../core/errors.js';
 import type { CountQuery } from '../core/types.js';
-import type { BackfillSpec, BackfillState } from '../ports/backfill.js';
 import type { Logger } from '../obs/logger.js';
-import type { MetricsJson } from '../obs/metrics.js';
-import type { StoreCall, StoreCalls, StoreReader } from '../query/reader.js';
-import type { ConservationReply, CountsReply, FromStoreThread, ToStoreThread } from './thread-protocol.js';
+import type { StoreReader } from '../ports/reader.js';
+import { WITHOUT_STORE, type FromStoreThread, type StoreThreadCalls, type StoreThreadEvent, type StoreThreadMethod, type ToStoreThread } from './store-thread-protocol.js';
 
 /** How long a call waits for a starting store before it is answered 503. */
 const READY_WAIT_MS = 5_000;
@@ -47,7 +45,7 @@ export class StoreThread implements StoreReader {
   ) {}
 
   start(): void {
-    const worker = new Worker(new URL('./thread.js', import.meta.url), {
+    const worker = new Worker(new URL('./store-thread.js', import.meta.url), {
       workerData: { config: this.config, consume: this.role.consume },
       // A bounded heap: V8 otherwise grows it lazily while a large backlog drains, and the
       // process's memory would grow with the backlog instead of staying flat.
@@ -61,34 +59,35 @@ export class StoreThread implements StoreReader {
   }
 
   private onMessage(m: FromStoreThread): void {
-    switch (m.op) {
+    if (m.op === 'event') return this.onEvent(m.event);
+    const w = this.waiting.get(m.id);
+    if (!w) return;
+    this.waiting.delete(m.id);
+    if (m.ok) w.resolve(m.value);
+    else w.reject(new SluiceError(m.code as ErrorCode, m.message, { retryAfter: m.code === 'SLUICE_ERR_STORE_UNAVAILABLE' ? 1 : undefined, field: m.field }));
+  }
+
+  private onEvent(e: StoreThreadEvent): void {
+    switch (e.kind) {
       case 'ready':
         this.ready = true;
         this.unavailable = null;
         for (const w of this.readyWaiters.splice(0)) w();
-        if (this.labelled.size > 0) this.worker?.postMessage({ op: 'tenants', tenants: [...this.labelled] } satisfies ToStoreThread);
+        if (this.labelled.size > 0) this.send('labelTenants', [...this.labelled]);
         this.restarts = 0;
         this.logger.info('store thread ready');
         return;
       case 'fatal':
-        this.logger.error({ err: m.message }, 'store thread could not start');
+        this.logger.error({ err: e.message }, 'store thread could not start');
         return;
       case 'stopped':
         this.stopped?.();
         return;
       case 'processed':
-        this.onProcessed?.(m.counts);
+        this.onProcessed?.(e.counts);
         return;
       case 'unavailable':
-        this.unavailable = m.message;
-        return;
-      case 'reply': {
-        const w = this.waiting.get(m.id);
-        if (!w) return;
-        this.waiting.delete(m.id);
-        if (m.ok) w.resolve(m.value);
-        else w.reject(new SluiceError(m.code as ErrorCode, m.message, { retryAfter: m.code === 'SLUICE_ERR_STORE_UNAVAILABLE' ? 1 : undefined, field: m.field }));
-      }
+        this.unavailable = e.message;
     }
   }
 
@@ -127,75 +126,70 @@ export class StoreThread implements StoreReader {
     });
   }
 
-  private call<T>(message: ToStoreThread & { id: number }): Promise<T> {
+  /** Calls `method` in the store thread; rejects with a SluiceError (503 while the store is not open). */
+  private call<M extends StoreThreadMethod>(method: M, ...args: Parameters<StoreThreadCalls[M]>): ReturnType<StoreThreadCalls[M]> {
+    return this.callUnchecked(method, args) as ReturnType<StoreThreadCalls[M]>;
+  }
+
+  private callUnchecked(method: StoreThreadMethod, args: unknown[]): Promise<unknown> {
     const worker = this.worker;
     if (!worker) return Promise.reject(new SluiceError('SLUICE_ERR_STORE_UNAVAILABLE', 'the store is restarting', { retryAfter: 1 }));
     // Until the store is open, a call that needs it waits a little (a start takes a fraction
     // of a second), then is answered 503 rather than left waiting without bound.
-    if (!this.ready && message.op !== 'metrics' && message.op !== 'conservation') {
+    if (!this.ready && !WITHOUT_STORE.has(method)) {
       return this.whenReady(READY_WAIT_MS).then((ready) =>
-        ready ? this.call<T>(message) : Promise.reject(new SluiceError('SLUICE_ERR_STORE_UNAVAILABLE', `the store is not open: ${this.unavailable ?? 'starting'}`, { retryAfter: 1 })),
+        ready ? this.callUnchecked(method, args) : Promise.reject(new SluiceError('SLUICE_ERR_STORE_UNAVAILABLE', `the store is not open: ${this.unavailable ?? 'starting'}`, { retryAfter: 1 })),
       );
     }
-    return new Promise<T>((resolve, reject) => {
-      this.waiting.set(message.id, { resolve: resolve as (v: unknown) => void, reject });
-      worker.postMessage(message);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      worker.postMessage({ op: 'call', id, method, args } satisfies ToStoreThread);
     });
+  }
+
+  /** A notification: no reply. */
+  private send<M extends StoreThreadMethod>(method: M, ...args: Parameters<StoreThreadCalls[M]>): void {
+    this.worker?.postMessage({ op: 'call', id: 0, method, args } satisfies ToStoreThread);
   }
 
   /** New records are in the log. Cheap; safe to call after every group commit. */
   notify(): void {
-    if (this.ready) this.worker?.postMessage({ op: 'notify' } satisfies ToStoreThread);
+    if (this.ready) this.send('notify');
   }
 
   async counts(query: CountQuery) {
-    const r = await this.call<CountsReply>({ op: 'counts', id: this.nextId++, query });
+    const r = await this.call('counts', query);
     return { rows: r.rows, applied: new Map(r.applied) };
   }
 
-  private storeCall<M extends StoreCall>(method: M, ...args: Parameters<StoreCalls[M]>): ReturnType<StoreCalls[M]> {
-    return this.call({ op: 'call', id: this.nextId++, method, args }) as ReturnType<StoreCalls[M]>;
-  }
-
-  query: StoreCalls['query'] = (...a) => this.storeCall('query', ...a);
-  putView: StoreCalls['putView'] = (...a) => this.storeCall('putView', ...a);
-  removeView: StoreCalls['removeView'] = (...a) => this.storeCall('removeView', ...a);
-  listViews: StoreCalls['listViews'] = (...a) => this.storeCall('listViews', ...a);
-  searchEvents: StoreCalls['searchEvents'] = (...a) => this.storeCall('searchEvents', ...a);
-  findEvent: StoreCalls['findEvent'] = (...a) => this.storeCall('findEvent', ...a);
-  storedByMinute: StoreCalls['storedByMinute'] = (...a) => this.storeCall('storedByMinute', ...a);
-
-  startBackfill(spec: BackfillSpec): Promise<BackfillState> {
-    return this.call<BackfillState>({ op: 'backfill-start', id: this.nextId++, spec });
-  }
-
-  backfills(tenant: string): Promise<BackfillState[]> {
-    return this.call<BackfillState[]>({ op: 'backfill-list', id: this.nextId++, tenant });
-  }
-
-  recent(tenant: string, type: string, limit: number): Promise<string[]> {
-    return this.call<string[]>({ op: 'recent', id: this.nextId++, tenant, type, limit });
-  }
+  query: StoreReader['query'] = (...a) => this.call('query', ...a);
+  putView: StoreReader['putView'] = (...a) => this.call('putView', ...a);
+  removeView: StoreReader['removeView'] = (...a) => this.call('removeView', ...a);
+  listViews: StoreReader['listViews'] = (...a) => this.call('listViews', ...a);
+  searchEvents: StoreReader['searchEvents'] = (...a) => this.call('searchEvents', ...a);
+  findEvent: StoreReader['findEvent'] = (...a) => this.call('findEvent', ...a);
+  storedByMinute: StoreReader['storedByMinute'] = (...a) => this.call('storedByMinute', ...a);
+  startBackfill: StoreReader['startBackfill'] = (...a) => this.call('startBackfill', ...a);
+  backfills: StoreReader['backfills'] = (...a) => this.call('backfills', ...a);
+  recent: StoreReader['recent'] = (...a) => this.call('recent', ...a);
+  /** The last conservation check. */
+  conservation: StoreReader['conservation'] = () => this.call('conservation');
 
   /** The store thread's metrics, to merge into /metrics. */
-  metrics(): Promise<MetricsJson> {
-    return this.call<MetricsJson>({ op: 'metrics', id: this.nextId++ });
-  }
-
-  /** The last conservation check. */
-  conservation(): Promise<ConservationReply> {
-    return this.call<ConservationReply>({ op: 'conservation', id: this.nextId++ });
+  metrics(): ReturnType<StoreThreadCalls['metrics']> {
+    return this.call('metrics');
   }
 
   /** Tenants that have their own metric label (sent again whenever the thread restarts). */
   labelTenants(tenants: string[]): void {
     for (const t of tenants) this.labelled.add(t);
-    this.worker?.postMessage({ op: 'tenants', tenants } satisfies ToStoreThread);
+    this.send('labelTenants', tenants);
   }
 
   async health(): Promise<{ ok: boolean; detail?: string }> {
     if (!this.ready) return { ok: false, detail: this.unavailable ?? (this.worker ? 'starting' : 'restarting') };
-    return this.call({ op: 'health', id: this.nextId++ });
+    return this.call('health');
   }
 
   /** Lets the consumers finish their batch and closes the store. Must not throw. */

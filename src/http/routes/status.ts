@@ -1,30 +1,14 @@
-import type { Quotas } from '../ingest/quotas.js';
-import type { SchemaRegistry } from '../schema/registry.js';
+import type { Quotas } from '../../ingest/quotas.js';
+import type { SchemaRegistry } from '../../schema/registry.js';
 import type { FastifyInstance } from 'fastify';
-import { authenticate } from '../ingest/auth.js';
-import type { Catalog } from '../ports/catalog.js';
-import type { Log, PartitionPosition } from '../ports/log.js';
-import type { StoreReader } from '../query/reader.js';
-import { WORKER_GROUP } from '../worker/workers.js';
+import { authenticate } from '../auth.js';
+import type { Catalog } from '../../ports/catalog.js';
+import type { Log } from '../../ports/log.js';
+import type { StoreReader } from '../../ports/reader.js';
+import { lagOf, positionsOf } from '../../obs/lag.js';
 
 
-/** Backlog, lag and freshness from the log's positions: what /metrics and /v1/status report. */
-export function lagOf(positions: readonly PartitionPosition[], now: number) {
-  let backlog = 0;
-  let oldest: number | null = null;
-  const partitions = positions.map((p) => {
-    const lagEvents = Math.max(0, p.head - p.committed);
-    backlog += lagEvents;
-    if (p.oldestUnackedAt !== null && (oldest === null || p.oldestUnackedAt < oldest)) oldest = p.oldestUnackedAt;
-    return { ...p, lagEvents, lagSeconds: p.oldestUnackedAt === null ? 0 : Math.max(0, now - p.oldestUnackedAt) / 1000 };
-  });
-  const watermark = oldest ?? now;
-  return { partitions, backlog, watermark, freshnessSeconds: Math.max(0, now - watermark) / 1000 };
-}
 
-export function positionsOf(log: Log): Promise<PartitionPosition[]> {
-  return log.positions(WORKER_GROUP);
-}
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 

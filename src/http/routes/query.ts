@@ -1,14 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { SluiceError } from '../core/errors.js';
-import { iso } from '../core/time.js';
-import { authenticate } from '../ingest/auth.js';
-import type { Catalog } from '../ports/catalog.js';
-import type { Log } from '../ports/log.js';
-import type { ViewState } from '../ports/views.js';
-import type { Cell } from '../ports/store.js';
-import { fillBuckets } from './series.js';
-import type { StoreReader } from './reader.js';
-import { columnsOf, parseQuery, parseView, viewJson, type QuerySpec } from './spec.js';
+import { SluiceError } from '../../core/errors.js';
+import { iso } from '../../core/time.js';
+import { authenticate } from '../auth.js';
+import type { Catalog } from '../../ports/catalog.js';
+import type { Log } from '../../ports/log.js';
+import type { ViewState } from '../../ports/views.js';
+import type { Cell } from '../../ports/store.js';
+import { fillBuckets } from '../series.js';
+import type { StoreReader } from '../../ports/reader.js';
+import { columnsOf, parseQuery, parseView, viewJson, type QuerySpec } from '../../core/query.js';
 
 export interface QueryRouteOptions {
   catalog: Catalog;

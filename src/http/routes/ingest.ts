@@ -1,19 +1,19 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { SluiceError } from '../core/errors.js';
-import type { KeyGrant, TenantQuota } from '../ports/catalog.js';
-import { binaryAttributes, BATCH, fromCloudEvent, isJsonMediaType, STRUCTURED } from './cloudevents.js';
-import { SEGMENT_KINDS, segmentEvents } from './segment.js';
-import type { EventLimits, TimePolicy } from '../core/event.js';
-import type { SchemaRegistry } from '../schema/registry.js';
-import type { HttpObservability } from '../obs/http.js';
-import type { Catalog } from '../ports/catalog.js';
-import type { Log } from '../ports/log.js';
-import { inSpan, traceparentOf } from '../obs/tracing.js';
-import { accept, type IngestResponse } from './accept.js';
-import { authenticate } from './auth.js';
-import { eventsOf } from './body.js';
-import type { LiveTail } from '../query/tail.js';
-import type { Quotas } from './quotas.js';
+import { SluiceError } from '../../core/errors.js';
+import type { KeyGrant, TenantQuota } from '../../ports/catalog.js';
+import { binaryAttributes, BATCH, fromCloudEvent, isJsonMediaType, STRUCTURED } from '../../ingest/cloudevents.js';
+import { SEGMENT_KINDS, segmentEvents } from '../../ingest/segment.js';
+import type { EventLimits, TimePolicy } from '../../core/event.js';
+import type { SchemaRegistry } from '../../schema/registry.js';
+import type { HttpObservability } from '../observe.js';
+import type { Catalog } from '../../ports/catalog.js';
+import type { Log } from '../../ports/log.js';
+import { inSpan, traceparentOf } from '../../obs/tracing.js';
+import { accept, type IngestResponse } from '../../ingest/accept.js';
+import { authenticate } from '../auth.js';
+import { eventsOf } from '../body.js';
+import type { LiveTail } from '../tail.js';
+import type { Quotas } from '../../ingest/quotas.js';
 
 export interface IngestRouteOptions {
   catalog: Catalog;

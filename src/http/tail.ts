@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { AppendOutcome, LogEntry } from '../core/types.js';
-import { wireEvent } from './events.js';
+import { wireEvent } from './wire.js';
 
 /**
  * The live tail behind `GET /v1/stream`: ingest publishes every event once it is durable in

@@ -1,7 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { openCatalog, openLog, ownsDataDir } from '../backends/registry.js';
-import { SqliteLog } from '../backends/sqlite/log.js';
-import { startRetention } from '../backends/sqlite/retention.js';
+import { configured, openCatalog, ownsDataDir } from '../backends/registry.js';
 import { SluiceError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 import type { Config } from '../config/schema.js';
@@ -10,9 +8,11 @@ import { Quotas } from '../ingest/quotas.js';
 import { createLogger } from '../obs/logger.js';
 import { startTracing } from '../obs/tracing.js';
 import type { NewTenant } from '../ports/catalog.js';
-import { StoreThread } from '../worker/thread-client.js';
+import { StoreThread } from './store-thread-client.js';
 import { WORKER_GROUP } from '../worker/workers.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { ALL_ROLES, consumes, isAllRoles, servedApis, type Role } from './roles.js';
+import { Services } from './service.js';
 
 export interface Running {
   app: FastifyInstance;
@@ -24,9 +24,7 @@ export interface Running {
   close(): Promise<void>;
 }
 
-/** The roles of a process: `sluice up` runs them all; `sluice ingest|worker|query` one each. */
-export type Role = 'ingest' | 'worker' | 'query';
-export const ALL_ROLES: readonly Role[] = ['ingest', 'worker', 'query'];
+export { ALL_ROLES, type Role } from './roles.js';
 
 /**
  * `sluice up`: every role in one process on the embedded default. The HTTP thread
@@ -35,7 +33,7 @@ export const ALL_ROLES: readonly Role[] = ['ingest', 'worker', 'query'];
  * both cores work.
  */
 export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_ROLES): Promise<Running> {
-  const all = ALL_ROLES.every((r) => roles.includes(r));
+  const all = isAllRoles(roles);
   // The embedded log and store have one writer: the process that holds the data directory.
   const ownsDir = ownsDataDir(config);
   if (!all && ownsDir) {
@@ -44,61 +42,53 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
       `sluice ${roles.join(', ')} runs beside other processes and needs a shared log and store: --log nats://host:4222 --store postgres://user@host:5432/db (on one machine with the embedded files, run sluice up)`,
     );
   }
+  // Everything started is stopped in reverse order, on close or when a later start fails.
+  const services = new Services();
   const unlock = ownsDir ? lockDataDir(config.dataDir) : () => undefined;
+  services.adopt('data-directory lock', unlock);
   const logger = createLogger(config.logLevel);
   const tracing = await startTracing(config, 'http');
+  services.adopt('tracing', () => tracing.shutdown());
   // The store thread hosts the store (queries, status) and, in a worker, the consumers.
-  const storeThread = new StoreThread(config, logger, { consume: roles.includes('worker') });
-  const log = await openLog(config, () => storeThread.notify()).catch((e: unknown) => {
-    unlock();
+  const storeThread = new StoreThread(config, logger, { consume: consumes(roles) });
+  try {
+    const logBackend = configured(config, 'log');
+    const log = await logBackend.create(config, { onFlush: () => storeThread.notify() });
+    services.adopt('log', () => log.close());
+    // What the log's engine needs beside it (the embedded log: free the leases of a process
+    // that died, at start; prune acked records past their retention).
+    for (const s of logBackend.services?.(log, { logger }) ?? []) services.add(s);
+    const catalog = await openCatalog(config);
+    services.adopt('catalog', () => catalog.close());
+    // Role processes share a catalog: tenants are made with `sluice tenant create`, not at start.
+    const created = !all || (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
+    const quotas = Quotas.fromConfig(config);
+    services.adopt('quotas', () => quotas.close());
+    storeThread.onProcessed = (counts) => quotas.processed(counts);
+    // The backlog a previous process left counts against each tenant's cap too.
+    if (roles.includes('ingest')) for (const [tenant, n] of await log.backlogByTenant(WORKER_GROUP)) quotas.accepted(tenant, n);
+    services.add({ name: 'store thread', start: () => storeThread.start(), stop: () => storeThread.stop(), health: () => ({ ok: true }) });
+    const app = buildApp({
+      config,
+      log,
+      catalog,
+      quotas,
+      reader: storeThread,
+      logger,
+      serve: servedApis(roles),
+      observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]), tracer: tracing.tracer },
+    });
+    // Stop taking requests and let those in flight finish (their appends are answered), before the log closes.
+    services.adopt('http', () => app.close().then(() => undefined, () => undefined));
+    await services.start();
+    const address = await app.listen({ host: config.host, port: config.port });
+    let closing: Promise<void> | null = null;
+    const close = (): Promise<void> => (closing ??= services.stop());
+    return { app, roles, url: address, created, close };
+  } catch (e: unknown) {
+    await services.stop();
     throw e;
-  });
-  // The data-dir lock says no other process uses the embedded log: leases left by one that
-  // died are free now, instead of at their expiry (a crash loop would otherwise wait a ttl
-  // per start). A shared log (NATS) has other users: its leases expire by themselves.
-  if (log instanceof SqliteLog) {
-    const freed = log.expireLeases();
-    if (freed > 0) logger.info({ leases: freed }, 'freed the leases of a process that stopped without releasing them');
   }
-  const catalog = await openCatalog(config).catch(async (e: unknown) => {
-    await log.close();
-    unlock();
-    throw e;
-  });
-  // Role processes share a catalog: tenants are made with `sluice tenant create`, not at start.
-  const created = !all || (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
-  const quotas = Quotas.fromConfig(config);
-  storeThread.onProcessed = (counts) => quotas.processed(counts);
-  // The backlog a previous process left counts against each tenant's cap too.
-  if (roles.includes('ingest')) for (const [tenant, n] of await log.backlogByTenant(WORKER_GROUP)) quotas.accepted(tenant, n);
-  storeThread.start();
-  const app = buildApp({
-    config,
-    log,
-    catalog,
-    quotas,
-    reader: storeThread,
-    logger,
-    serve: { ingest: roles.includes('ingest'), query: roles.includes('query') },
-    observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]), tracer: tracing.tracer },
-  });
-  const address = await app.listen({ host: config.host, port: config.port });
-  const stopRetention = log instanceof SqliteLog ? startRetention(log, logger) : () => undefined;
-
-  let closing: Promise<void> | null = null;
-  const close = (): Promise<void> =>
-    (closing ??= (async () => {
-      stopRetention();
-      // Stop taking requests and let those in flight finish (their appends are answered).
-      await app.close().catch(() => undefined);
-      await log.close();
-      await storeThread.stop();
-      await catalog.close();
-      quotas.close();
-      await tracing.shutdown();
-      unlock();
-    })());
-  return { app, roles, url: address, created, close };
 }
 
 export function banner(running: Running, config: Readonly<Config>): string {

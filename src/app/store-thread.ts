@@ -1,0 +1,223 @@
+import { getHeapStatistics } from 'node:v8';
+import { parentPort, workerData } from 'node:worker_threads';
+import { openCatalog, openLog, openStore } from '../backends/registry.js';
+import type { Config } from '../config/schema.js';
+import { systemClock } from '../core/clock.js';
+import { coerceError, RetryAfterError, SluiceError } from '../core/errors.js';
+import { parseView } from '../core/query.js';
+import { BackfillRunner } from '../ops/backfill.js';
+import { ViewBuilds } from '../ops/views.js';
+import { ConservationChecker, toReply } from '../obs/conservation.js';
+import { createLogger } from '../obs/logger.js';
+import { startTracing } from '../obs/tracing.js';
+import { prom, storeMetrics, TenantLabels } from '../obs/metrics.js';
+import type { ConservationReply } from '../ports/reader.js';
+import { startWorkers, type Workers } from '../worker/workers.js';
+import { lowerThreadPriority } from './priority.js';
+import { periodic, Services, type Service } from './service.js';
+import { storeCalls } from './store-calls.js';
+import { WITHOUT_STORE, type FromStoreThread, type StoreThreadCalls, type StoreThreadEvent, type ToStoreThread } from './store-thread-protocol.js';
+
+/**
+ * The store thread of a sluice process: the store (DuckDB admits one writing process, so
+ * everything that writes it lives here), the queries that read it, and in a worker the
+ * consumers. The HTTP thread never waits for a store commit; it calls here by message
+ * (store-thread-protocol.ts).
+ *
+ * Its services, started in this order and stopped in reverse: the engines (log, catalog,
+ * store), the consumer group, the conservation check, the configured views' declarations,
+ * and the reports of processed events to the HTTP thread.
+ */
+const given = workerData.config as Config;
+// A process that is not a worker hosts the store for queries and status, with no consumers.
+const config: Config = workerData.consume === false ? { ...given, worker: { ...given.worker, consumers: 0 } } : given;
+const clock = systemClock;
+const port = parentPort!;
+const logger = createLogger(config.logLevel, 'sluice-worker');
+if (!lowerThreadPriority()) logger.debug('could not lower the store thread priority; it competes with ingest as an equal');
+const log = await openLog(config);
+const catalog = await openCatalog(config);
+const store = await openStore(config);
+const registry = new prom.Registry();
+const metrics = config.obs.metrics ? storeMetrics(registry) : null;
+// The HTTP thread decides which tenants get their own label and tells this thread.
+const labels = new TenantLabels(config.obs.maxTenantLabels);
+const tracing = await startTracing(config, 'store');
+const abort = new AbortController();
+const backfills = new BackfillRunner(store, { logger, signal: abort.signal });
+const viewBuilds = new ViewBuilds(store, backfills, { logger });
+const configViews = config.views.map(({ name, ...def }) => parseView(name, def));
+
+function emit(event: StoreThreadEvent): void {
+  port.postMessage({ op: 'event', event } satisfies FromStoreThread);
+}
+
+const services = new Services();
+
+/** The engines: closed last, once nothing uses them. DuckDB must not be closed under a query in flight (it aborts the process). */
+services.add<Service>({
+  name: 'engines',
+  start: () => undefined,
+  async stop() {
+    await backfills.idle();
+    await store.close();
+    await catalog.close();
+    await log.close();
+    await tracing.shutdown();
+  },
+  health: () => ({ ok: true }),
+});
+
+/** The consumer group; `ready` resolves once the store is open and the consumers run. */
+const processed = new Map<string, number>();
+let workersReady: Promise<Workers> = new Promise(() => undefined);
+let resuming: Promise<void> = Promise.resolve();
+services.add<Service>({
+  name: 'workers',
+  start(signal) {
+    workersReady = startWorkers(
+      config,
+      {
+        log,
+        store,
+        catalog,
+        logger,
+        metrics: metrics ?? undefined,
+        tenantLabel: (t) => labels.peek(t),
+        tracer: tracing.tracer,
+        onProcessed: (tenant, n) => processed.set(tenant, (processed.get(tenant) ?? 0) + n),
+        onUnavailable: (message) => emit({ kind: 'unavailable', message }),
+      },
+      signal,
+    );
+    workersReady.then(
+      () => {
+        emit({ kind: 'ready' });
+        resuming = backfills
+          .resume()
+          .then(() => viewBuilds.declare(catalog, configViews))
+          .then((tenants) => viewBuilds.resume(tenants))
+          .catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'could not resume backfills and view builds'));
+      },
+      (e: unknown) => {
+        if (!signal.aborted) emit({ kind: 'fatal', message: coerceError(e).message });
+      },
+    );
+  },
+  async stop() {
+    abort.abort(new Error('stopping'));
+    const w = await workersReady.catch(() => null);
+    await w?.stop();
+    await resuming;
+  },
+  health: () => ({ ok: true }),
+});
+
+let conservation: ConservationReply = { checkedAt: null, settledUntil: null, from: null, unbalanced: [], gapByTenant: [] };
+const checker = new ConservationChecker({ log, store, catalog }, config.obs.conservationWindowMs, config.obs.conservationFullIntervalMs);
+/** The conservation check; logs once when a gap appears and once when it is gone. */
+services.add(
+  periodic(
+    'conservation',
+    config.obs.conservationIntervalMs,
+    async () => {
+      await workersReady;
+      const r = await checker.check(clock.now());
+      const before = conservation.unbalanced.length;
+      if (metrics) {
+        metrics.gap.reset();
+        const byLabel = new Map<string, number>();
+        for (const [tenant, gap] of r.gapByTenant) {
+          const label = labels.peek(tenant);
+          byLabel.set(label, (byLabel.get(label) ?? 0) + gap);
+        }
+        for (const [tenant, gap] of byLabel) metrics.gap.set({ tenant }, gap);
+        metrics.settled.set(r.settledUntil / 1000);
+      }
+      conservation = toReply(r, clock.now());
+      if (before === 0 && r.unbalanced.length > 0) logger.error({ unbalanced: r.unbalanced.slice(0, 10) }, 'conservation gap: received events are not all accounted for');
+      else if (before > 0 && r.unbalanced.length === 0) logger.info('conservation gap closed');
+    },
+    { clock, logger },
+  ),
+);
+
+/** Views of the configuration reach tenants created while the server runs. */
+services.add(
+  periodic(
+    'configured views',
+    10_000,
+    async () => {
+      if (configViews.length === 0) return;
+      await workersReady;
+      await viewBuilds.declare(catalog, configViews);
+    },
+    { clock, logger },
+  ),
+);
+
+/** Processed events per tenant, reported to the HTTP thread a few times a second (its backlog caps). */
+services.add(
+  periodic(
+    'processed reports',
+    100,
+    () => {
+      if (processed.size === 0) return;
+      emit({ kind: 'processed', counts: [...processed] });
+      processed.clear();
+    },
+    { clock },
+  ),
+);
+
+const calls: StoreThreadCalls = {
+  ...storeCalls(store, viewBuilds),
+  async counts(query) {
+    const applied = await store.appliedOffsets();
+    return { rows: await store.counts(query), applied: [...applied] };
+  },
+  health: () => store.health(),
+  recent: (tenant, type, limit) => store.recent(tenant, type, limit),
+  startBackfill: (spec) => backfills.start(spec),
+  backfills: (tenant) => backfills.list(tenant),
+  async metrics() {
+    if (metrics) {
+      metrics.threadHeap.set(getHeapStatistics().total_heap_size);
+      const { memoryBytes } = await store.health().catch(() => ({ memoryBytes: undefined }));
+      if (memoryBytes !== undefined) metrics.memory.set(memoryBytes);
+    }
+    return registry.getMetricsAsJSON();
+  },
+  conservation: async () => conservation,
+  async notify() {
+    await workersReady.then((w) => w.notify(), () => undefined);
+  },
+  async labelTenants(tenants) {
+    labels.admit(tenants);
+  },
+};
+
+/** The error a caller sees: sluice's own errors as they are, a timeout as one, anything else as the store being unavailable. */
+function replyError(id: number, e: unknown, method: string): FromStoreThread {
+  const err = coerceError(e);
+  // A failure of the sample of recent traffic only means that sample is unavailable.
+  if (err instanceof SluiceError && method !== 'recent') return { op: 'reply', id, ok: false, code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) };
+  const code = e instanceof RetryAfterError && /timeout/.test(err.message) && method !== 'recent' ? 'SLUICE_ERR_QUERY_TIMEOUT' : 'SLUICE_ERR_STORE_UNAVAILABLE';
+  return { op: 'reply', id, ok: false, code, message: err.message };
+}
+
+port.on('message', (m: ToStoreThread) => {
+  if (m.op === 'stop') {
+    void services.stop().then(() => emit({ kind: 'stopped' }));
+    return;
+  }
+  const fn = calls[m.method] as (...args: unknown[]) => Promise<unknown>;
+  // Calls that need the store wait for it to be open (the client bounds that wait).
+  const run = WITHOUT_STORE.has(m.method) ? Promise.resolve().then(() => fn(...m.args)) : workersReady.then(() => fn(...m.args));
+  run.then(
+    (value) => m.id !== 0 && port.postMessage({ op: 'reply', id: m.id, ok: true, value } satisfies FromStoreThread),
+    (e: unknown) => m.id !== 0 && port.postMessage(replyError(m.id, e, m.method)),
+  );
+});
+
+await services.start();

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import type { LogRecord } from '../../src/core/types.js';
+import { enrichStage, hold, judge, processBatch, type Stage } from '../../src/worker/pipeline.js';
+import { entry } from '../helpers/entries.js';
+
+function record(tenant: string, n: number, overrides: Partial<LogRecord> = {}): LogRecord {
+  return { ...entry(tenant, n, 1), offset: n + 1, attempt: 1, suspect: false, ...overrides } as LogRecord;
+}
+
+const ctx = { signal: new AbortController().signal };
+
+describe('pipeline as a value', () => {
+  it('pipeline.stages-sort-a-batch-into-live-dead-and-held-without-effects', async () => {
+    const batch = [
+      record('a', 1),
+      record('a', 2, { attempt: 5 }),
+      record('a', 3, { fault: { reason: 'schema_violation', message: '"amount" is required', path: '/amount', schemaVersion: 2 } }),
+      record('paused', 4),
+      record('b', 5, { context: JSON.stringify({ ip: '203.0.113.77' }) }),
+    ];
+    const stages = [judge(5), hold(async (t) => (t === 'paused' ? 'too many dead letters' : null)), enrichStage({ anonymizeIp: true, userAgent: false, plugins: [] })];
+    const out = await processBatch(batch, stages, ctx);
+    expect(out.live.map((r) => r.idempotencyKey)).toEqual(['k-1', 'k-5']);
+    expect(JSON.parse(out.live[1]!.context)).toEqual({ ip: '203.0.113.0' });
+    expect(out.dead.map((d) => [d.record.idempotencyKey, d.reason])).toEqual([
+      ['k-2', 'poison'],
+      ['k-3', 'schema_violation'],
+    ]);
+    expect(out.dead[1]).toMatchObject({ path: '/amount', schemaVersion: 2 });
+    expect(out.held.map((d) => [d.record.idempotencyKey, d.reason, d.message])).toEqual([['k-4', 'held', 'held while the tenant is paused: too many dead letters']]);
+    // The breaker's input: a producer's schema violation is not the pipeline's failure.
+    expect(Object.fromEntries(out.outcomes)).toEqual({ a: { ok: 1, failed: 1 }, b: { ok: 1, failed: 0 } });
+    // The input batch is untouched.
+    expect(JSON.parse(batch[4]!.context)).toEqual({ ip: '203.0.113.77' });
+  });
+
+  it('pipeline.a-candidate-stage-list-runs-beside-the-live-one-on-the-same-batch', async () => {
+    const batch = [record('a', 1), record('a', 2)];
+    const dropOdd: Stage = {
+      name: 'transform',
+      run: (records) => ({
+        live: records.filter((r) => JSON.parse(r.properties).amount % 2 === 0),
+        dead: records.filter((r) => JSON.parse(r.properties).amount % 2 === 1).map((record) => ({ record, reason: 'enrich_failed' as const, message: 'odd' })),
+      }),
+    };
+    const live = await processBatch(batch, [judge(5)], ctx);
+    const candidate = await processBatch(batch, [judge(5), dropOdd], ctx);
+    expect(live.live).toHaveLength(2);
+    expect(candidate.live.map((r) => r.idempotencyKey)).toEqual(['k-2']);
+    expect(candidate.outcomes.get('a')).toEqual({ ok: 1, failed: 1 });
+  });
+});
