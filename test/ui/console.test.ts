@@ -393,6 +393,10 @@ suite('console', () => {
       ['key.revoke', id],
       ['key.create', secret.slice(0, 26)],
     ]);
+    // A quota set on the page is the tenant's setting.
+    await page.getByLabel('Quota, events/s').fill('5000');
+    await page.locator('.actions').filter({ has: page.getByLabel('Quota, events/s') }).getByRole('button', { name: 'Set' }).click();
+    await expect.poll(async () => (await call<{ settings: { quota: { eventsPerSecond?: number } } }>(a.adminKey, 'GET', '/v1/tenant')).settings.quota.eventsPerSecond).toBe(5000);
     await page.context().close();
   });
 

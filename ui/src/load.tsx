@@ -12,7 +12,6 @@ export function useLoad<T>(fn: (signal: AbortSignal) => Promise<T>, deps: unknow
       (e: unknown) => !ctl.signal.aborted && setState({ data: null, error: e instanceof Error ? e.message : String(e), loading: false }),
     );
     return () => ctl.abort();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { ...state, reload };

@@ -16,6 +16,12 @@ interface Key {
   revoked_at: string | null;
 }
 
+const QUOTAS = [
+  { field: 'events_per_second', setting: 'eventsPerSecond', label: 'Quota, events/s' },
+  { field: 'bytes_per_second', setting: 'bytesPerSecond', label: 'Quota, bytes/s' },
+  { field: 'backlog', setting: 'backlog', label: 'Quota, backlog (events)' },
+] as const;
+
 /** `/ui/settings` (admin key): quotas, unknown-type policy, pause/resume, keys. */
 export function Settings(props: { who: Who }) {
   const tenant = useLoad((signal) => api<Tenant>('/v1/tenant', { signal }), []);
@@ -24,7 +30,7 @@ export function Settings(props: { who: Who }) {
   const [secret, setSecret] = useState<string | null>(null);
   const [scope, setScope] = useState('read');
   const [team, setTeam] = useState('');
-  const [eps, setEps] = useState('');
+  const [quota, setQuota] = useState<Record<string, string>>({});
   const act = async (fn: () => Promise<void>) => {
     setError(null);
     try {
@@ -60,23 +66,27 @@ export function Settings(props: { who: Who }) {
               </select>
             </label>
           </div>
-          <div class="actions">
-            <span>Quota: {s.quota.eventsPerSecond ? `${num(s.quota.eventsPerSecond)} events/s` : 'default events/s'}</span>
-            <input type="number" min="0" value={eps} onInput={(e) => setEps((e.target as HTMLInputElement).value)} placeholder="events/s (0: unlimited)" aria-label="events per second" />
-            <button
-              type="button"
-              disabled={eps === ''}
-              onClick={() =>
-                act(async () => {
-                  await api('/v1/tenant', { method: 'PATCH', body: { events_per_second: Number(eps) } });
-                  setEps('');
-                  tenant.reload();
-                })
-              }
-            >
-              Set
-            </button>
-          </div>
+          {QUOTAS.map((q) => (
+            <div class="actions">
+              <span>
+                {q.label}: {s.quota[q.setting] ? num(s.quota[q.setting]!) : 'the default'}
+              </span>
+              <input type="number" min="0" value={quota[q.field] ?? ''} onInput={(e) => setQuota({ ...quota, [q.field]: (e.target as HTMLInputElement).value })} placeholder="0: unlimited" aria-label={q.label} />
+              <button
+                type="button"
+                disabled={!quota[q.field]}
+                onClick={() =>
+                  act(async () => {
+                    await api('/v1/tenant', { method: 'PATCH', body: { [q.field]: Number(quota[q.field]) } });
+                    setQuota({ ...quota, [q.field]: '' });
+                    tenant.reload();
+                  })
+                }
+              >
+                Set
+              </button>
+            </div>
+          ))}
           <div class="actions">
             <span data-testid="paused">{s.paused ? `Paused since ${time(s.paused.since)}: ${s.paused.reason}` : 'Flowing'}</span>
             <button
