@@ -1,3 +1,4 @@
+import type { Clock } from '../core/clock.js';
 import type { Service } from '../ports/service.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../ports/service.js';
@@ -50,11 +51,15 @@ export interface BackendCapabilities {
 export interface BackendContext {
   /** Called after each group commit of a log (the embedded log's consumers wake on it). */
   onFlush?: () => void;
+  /** The log's clock: leases, the dedupe horizon, retention (the system clock by default). */
+  clock?: Clock;
 }
 
 /** What a backend's services are given. */
 export interface ServiceContext {
   logger: Logger;
+  /** When periodic upkeep runs (the system clock by default). */
+  clock?: Clock;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Clock } from '../core/clock.js';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { DuckdbStore } from './duckdb/store.js';
@@ -12,8 +13,8 @@ export function embeddedPaths(dataDir: string): { sqlite: string; duckdb: string
   return { sqlite: path.resolve(dataDir, 'sluice.db'), duckdb: path.resolve(dataDir, 'store.duckdb') };
 }
 
-/** `now` is the log's clock (the dedupe horizon and retention): a test's, or the wall clock. */
-export function openEmbeddedLog(config: Readonly<Config>, onFlush?: () => void, now?: () => number): SqliteLog {
+/** `clock` is the log's clock (leases, the dedupe horizon and retention): a test's, or the system clock. */
+export function openEmbeddedLog(config: Readonly<Config>, onFlush?: () => void, clock?: Pick<Clock, 'now'>): SqliteLog {
   return new SqliteLog({
     file: embeddedPaths(config.dataDir).sqlite,
     partitions: config.partitions,
@@ -21,7 +22,7 @@ export function openEmbeddedLog(config: Readonly<Config>, onFlush?: () => void, 
     dedupeHorizonMs: config.log.dedupeHorizonMs,
     retentionMs: config.log.retentionMs,
     onFlush,
-    now,
+    clock,
   });
 }
 

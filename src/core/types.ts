@@ -18,6 +18,37 @@
  * - backfill: rebuilding a derived table from the raw events.
  * - view: a derived, read-optimized table (the per-minute counts are the first one).
  * - watermark: a time T such that every event received before T is visible to queries.
+ *
+ * Terms of sluice's own, in the order a record meets them:
+ *
+ * - idempotency key: the producer's `idempotency_key` (Segment's `messageId`, CloudEvents'
+ *   `id`), or a hash of (tenant, type, key, timestamp, canonical properties). One key's
+ *   effect happens once per tenant.
+ * - dedupe horizon: how long the log remembers idempotency keys at append
+ *   (`log.dedupeHorizonMs`, 7 days): a key seen within it is answered `duplicate`.
+ * - receipt: what the log answers for one appended entry (appended at partition/offset, or
+ *   duplicate); tally: per tenant and minute, what ingest received, rejected and found
+ *   duplicate, written with the append (the conservation check's left-hand side).
+ * - fault: a judgement ingest made but did not act on by refusing (a schema violation, an
+ *   unknown type, too late): the record carries it through the log and a worker writes its
+ *   dead letter, exactly once.
+ * - consumer group: the consumers that share a log's partitions and keep one committed
+ *   offset per partition (`workers` is the live group; a shadow pipeline runs as another).
+ * - fencing token: a number that grows with each lease grant; a commit carrying an older
+ *   token than the store has seen for the partition is refused (a consumer that lost its
+ *   lease cannot write over its successor).
+ * - applied offset: per partition, the last offset the store committed, written in the
+ *   same transaction as the rows: a redelivered record (offset <= applied) is skipped.
+ * - suspect: a delivery that repeats an unacked one (the consumer may have crashed on it):
+ *   processed alone, and its attempts count towards poison.
+ * - held: a record set aside while its tenant is paused by the dead-letter breaker; kept
+ *   as a dead letter with status `held` and replayed on resume.
+ * - replay generation: the n-th replay of a dead letter; the log dedupes (key, generation),
+ *   so replaying one twice stores it once.
+ * - stage: one step of the pipeline a worker runs over a batch (judge, hold, enrich; see
+ *   worker/pipeline.ts).
+ * - conservation: received = stored + dead-lettered + rejected + duplicate, per tenant and
+ *   minute, checked continuously; the difference is the conservation gap.
  */
 
 /** What a producer sends, after validation. Times are epoch milliseconds. */

@@ -1,3 +1,5 @@
+import { periodic } from '../app/service.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../obs/logger.js';
@@ -52,6 +54,8 @@ export interface AppOptions {
   serve?: { ingest: boolean; query: boolean };
   /** Where the console's built files are (tests); CONSOLE_DIR by default. */
   consoleDir?: string;
+  /** The time of freshness, lag and the backlog sampler (the system clock by default). */
+  clock?: Clock;
 }
 
 /** The ingest endpoints, whose latency and errors the Overview shows. */
@@ -60,6 +64,7 @@ const INGEST_ROUTES = new Set(['events', 'cloudevents', 'batch', 'track', 'ident
 /** The HTTP API: ingest, query and health, with one error format. */
 export function buildApp(opts: AppOptions): FastifyInstance {
   const { limits } = opts.config;
+  const clock = opts.clock ?? systemClock;
   const app: FastifyInstance = Fastify({
     bodyLimit: limits.bodyBytes,
     ...(opts.logger ? { loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger } : { logger: false }),
@@ -99,7 +104,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     metrics: opts.config.obs.metrics,
     maxTenantLabels: opts.config.obs.maxTenantLabels,
     async refresh(m) {
-      const lag = lagOf(await positionsOf(opts.log), Date.now());
+      const lag = lagOf(await positionsOf(opts.log), clock.now());
       m.backlog.set(lag.backlog);
       m.freshness.set(lag.freshnessSeconds);
       for (const p of lag.partitions) {
@@ -116,33 +121,28 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const tail = new LiveTail(opts.config.query.streamBuffer);
   const quotas = opts.quotas ?? Quotas.fromConfig(opts.config);
   // The log's backlog, for the global cap: measured twice a second, not per request.
-  const backlogTimer = setInterval(() => {
-    void positionsOf(opts.log).then(
-      (p) => quotas.setLogBacklog(lagOf(p, Date.now()).backlog),
-      () => undefined,
-    );
-  }, 500);
-  backlogTimer.unref();
+  const backlog = periodic('log backlog', 500, async () => quotas.setLogBacklog(lagOf(await positionsOf(opts.log), clock.now()).backlog), { clock });
+  backlog.start(new AbortController().signal);
   app.addHook('onClose', (_app, done) => {
-    clearInterval(backlogTimer);
+    void backlog.stop();
     if (!opts.quotas) quotas.close();
     done();
   });
   // The Overview's sampled history: lag and freshness every 10 s, ingest latency per request.
   const sampler = new SignalSampler();
-  const sampleTimer = setInterval(() => {
-    void positionsOf(opts.log).then(
-      (p) => {
-        const now = Date.now();
-        const lag = lagOf(p, now);
-        sampler.sampleLag(now, lag.freshnessSeconds, lag.backlog);
-      },
-      () => undefined,
-    );
-  }, 10_000);
-  sampleTimer.unref();
+  const sampling = periodic(
+    'signal sampler',
+    10_000,
+    async () => {
+      const now = clock.now();
+      const lag = lagOf(await positionsOf(opts.log), now);
+      sampler.sampleLag(now, lag.freshnessSeconds, lag.backlog);
+    },
+    { clock },
+  );
+  sampling.start(new AbortController().signal);
   app.addHook('onClose', (_app, done) => {
-    clearInterval(sampleTimer);
+    void sampling.stop();
     done();
   });
   // Live streams never end by themselves: end them first, or closing would wait for them.
@@ -154,7 +154,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const serve = opts.serve ?? { ingest: true, query: true };
   if (serve.ingest) {
     app.addHook('onResponse', async (request, reply) => {
-      if (request.method === 'POST' && INGEST_ROUTES.has(request.routeOptions.url ?? '')) sampler.observeIngest(Date.now(), reply.elapsedTime, reply.statusCode);
+      if (request.method === 'POST' && INGEST_ROUTES.has(request.routeOptions.url ?? '')) sampler.observeIngest(clock.now(), reply.elapsedTime, reply.statusCode);
     });
     ingestRoutes(app, {
       tail,
@@ -181,7 +181,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows });
     eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
     const { maxBuckets, maxRows } = opts.config.query;
-    void app.register(signalRoutes, { catalog: opts.catalog, log: opts.log, reader: opts.reader, sampler, maxBuckets });
+    void app.register(signalRoutes, { catalog: opts.catalog, log: opts.log, reader: opts.reader, sampler, maxBuckets, now: () => clock.now() });
     void app.register(catalogRoutes, { catalog: opts.catalog, reader: opts.reader, maxRows });
     void app.register(savedQueryRoutes, { catalog: opts.catalog, maxBuckets, maxRows });
     void app.register(keyRoutes, { catalog: opts.catalog });

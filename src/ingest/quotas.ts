@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../core/clock.js';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Config } from '../config/schema.js';
 import { SluiceError } from '../core/errors.js';
@@ -47,7 +48,8 @@ export class Quotas {
 
   constructor(
     private readonly limits: QuotaLimits,
-    private readonly now: () => number = Date.now,
+    /** The token buckets' clock (refills). */
+    private readonly clock: Pick<Clock, 'now'> = systemClock,
   ) {
     this.loop = monitorEventLoopDelay({ resolution: 20 });
     this.loop.enable();
@@ -99,7 +101,7 @@ export class Quotas {
         retryAfter: 1,
       });
     }
-    const now = this.now();
+    const now = this.clock.now();
     const e = q.eventsPerSecond > 0 ? this.refill(this.events, tenant, q.eventsPerSecond, now) : null;
     const b = q.bytesPerSecond > 0 ? this.refill(this.bytes, tenant, q.bytesPerSecond, now) : null;
     if (e && e.tokens < 0) throw this.over(tenant, 'events_per_second', q.eventsPerSecond, e);
@@ -113,7 +115,7 @@ export class Quotas {
    */
   take(tenant: string, quota: TenantQuota | undefined, events: number, bytes = 0): void {
     const q = this.effective(quota);
-    const now = this.now();
+    const now = this.clock.now();
     if (q.eventsPerSecond > 0) this.refill(this.events, tenant, q.eventsPerSecond, now).tokens -= events;
     if (q.bytesPerSecond > 0 && bytes > 0) this.refill(this.bytes, tenant, q.bytesPerSecond, now).tokens -= bytes;
   }

@@ -1,5 +1,6 @@
 import { ROOT_CONTEXT, type Context, type Tracer } from '@opentelemetry/api';
-import { backoffDelay, sleep } from '../core/backoff.js';
+import { backoffDelay } from '../core/backoff.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { inSpan, linksOf, traceIdOf } from '../obs/tracing.js';
 import { coerceError, isFenced, isNonRetryable } from '../core/errors.js';
 import type { DeadLetter, DeadLetterReason, LogRecord } from '../core/types.js';
@@ -57,6 +58,8 @@ export interface ConsumerOptions {
   onEvent?: (e: ConsumerEvent) => void;
   /** Traces each batch (linked to its records' ingest spans) and its store commits. */
   tracer?: Tracer;
+  /** Time for lease heartbeats, idle polls and backoff (the system clock by default). */
+  clock?: Clock;
   /** The pipeline run over each batch; without it, only poison and faulty records are dead-lettered. */
   stages?: readonly Stage[];
   /**
@@ -77,7 +80,7 @@ export class Consumer {
   private readonly leases = new Map<number, Lease>();
   private stopping = false;
   private loop: Promise<void> | null = null;
-  private heartbeat: NodeJS.Timeout | null = null;
+  private heartbeat: TimerHandle | null = null;
   private wake: (() => void) | null = null;
   private readonly abort = new AbortController();
   /** The span context of the batch in hand (one batch at a time per consumer). */
@@ -87,11 +90,20 @@ export class Consumer {
     private readonly log: Log,
     private readonly sinks: ConsumerSinks,
     private readonly opts: ConsumerOptions,
-  ) {}
+  ) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  private readonly clock: Clock;
 
   start(): void {
     if (this.loop) return;
-    this.heartbeat = setInterval(() => void this.maintainLeases(), Math.max(200, Math.floor(this.opts.leaseTtlMs / 3)));
+    // Renewed every ttl/3, on a timer of its own: a slow commit does not cost the lease.
+    const every = Math.max(200, Math.floor(this.opts.leaseTtlMs / 3));
+    const beat = (): void => {
+      this.heartbeat = this.clock.setTimeout(() => void this.maintainLeases().then(() => !this.stopping && beat()), every);
+    };
+    beat();
     this.loop = this.maintainLeases().then(() => this.run());
   }
 
@@ -109,7 +121,7 @@ export class Consumer {
     this.stopping = true;
     this.abort.abort(new Error('consumer stopping'));
     this.wake?.();
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.heartbeat) this.clock.clearTimeout(this.heartbeat);
     try {
       await this.loop;
     } catch {
@@ -175,9 +187,10 @@ export class Consumer {
 
   private idle(): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(done, this.opts.pollMs);
+      const clock = this.clock;
+      const t = clock.setTimeout(done, this.opts.pollMs);
       function done(): void {
-        clearTimeout(t);
+        clock.clearTimeout(t);
         resolve();
       }
       this.wake = done;
@@ -349,7 +362,7 @@ export class Consumer {
         if (isFenced(e) || isNonRetryable(e) || this.stopping) throw e;
         const delayMs = backoffDelay(attempt, 50, 5_000);
         this.opts.onEvent?.({ kind: 'retry', error: coerceError(e).message, delayMs, traceId: traceIdOf(this.traceContext) });
-        await sleep(delayMs, this.abort.signal).catch(() => undefined);
+        await this.clock.sleep(delayMs, this.abort.signal).catch(() => undefined);
       }
     }
   }

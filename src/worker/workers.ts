@@ -2,7 +2,8 @@ import type { Tracer } from '@opentelemetry/api';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Config } from '../config/schema.js';
-import { backoffDelay, sleep } from '../core/backoff.js';
+import { backoffDelay } from '../core/backoff.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { coerceError } from '../core/errors.js';
 import type { Logger } from '../obs/logger.js';
 import type { StoreMetrics } from '../obs/metrics.js';
@@ -44,11 +45,14 @@ export async function startWorkers(
     onUnavailable?: (reason: string) => void;
     /** The consumer group (WORKER_GROUP by default). */
     group?: string;
+    /** Leases, backoff, idle polls and the breaker's pause time (the system clock by default). */
+    clock?: Clock;
   },
   signal?: AbortSignal,
 ): Promise<Workers> {
   const { log, store, catalog, logger, metrics } = deps;
   const label = deps.tenantLabel ?? ((t: string) => t);
+  const clock = deps.clock ?? systemClock;
   for (let attempt = 0; ; attempt++) {
     try {
       await store.connect(signal);
@@ -59,7 +63,7 @@ export async function startWorkers(
       const delay = backoffDelay(attempt, 200, 10_000);
       logger?.warn({ store: store.name, err: coerceError(e).message, retryInMs: delay }, 'store unreachable; retrying');
       deps.onUnavailable?.(coerceError(e).message);
-      await sleep(delay, signal);
+      await clock.sleep(delay, signal);
     }
   }
   const w = config.worker;
@@ -82,7 +86,7 @@ export async function startWorkers(
     const ratio = breaker?.record(tenant, ok, failed) ?? null;
     if (ratio === null) return;
     const reason = `${Math.round(ratio * 100)}% of its last events were dead-lettered by the pipeline; fix the cause, then resume the tenant`;
-    await catalog.updateSettings(tenant, { paused: { since: Date.now(), reason } }, 'breaker');
+    await catalog.updateSettings(tenant, { paused: { since: clock.now(), reason } }, 'breaker');
     registry.invalidate();
     logger?.error({ tenant, reason }, 'dead-letter breaker open: tenant paused; its events are held until `sluice tenant resume`');
   };
@@ -104,6 +108,7 @@ export async function startWorkers(
         leaseTtlMs: w.leaseTtlMs,
         pollMs: w.pollMs,
         tracer: deps.tracer,
+        clock,
         stages,
         onOutcome,
         onEvent: (e) => {
@@ -114,8 +119,8 @@ export async function startWorkers(
               return;
             case 'retry':
               metrics?.retries.inc();
-              if (Date.now() - lastRetryLog > 5_000) {
-                lastRetryLog = Date.now();
+              if (clock.now() - lastRetryLog > 5_000) {
+                lastRetryLog = clock.now();
                 logger?.warn({ owner, err: e.error, retryInMs: e.delayMs, trace_id: e.traceId }, 'transient failure; retrying');
               }
               return;

@@ -16,7 +16,7 @@ if (await natsAvailable()) {
     streams.push(stream);
     let now = Date.now();
     const open = () =>
-      NatsLog.open({ servers: [NATS_URL], stream, partitions, replicas: 1, duplicateWindowMs: 2 * HORIZON_MS, retentionMs: 0, now: () => now });
+      NatsLog.open({ servers: [NATS_URL], stream, partitions, replicas: 1, duplicateWindowMs: 2 * HORIZON_MS, retentionMs: 0, clock: { now: () => now } });
     let log = await open();
     return {
       get log() {

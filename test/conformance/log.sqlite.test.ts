@@ -7,7 +7,7 @@ logConformance('sqlite', async (partitions) => {
   const file = path.join(tmpDir(), 'log.db');
   let now = Date.now();
   const open = () =>
-    new SqliteLog({ file, partitions, fsync: 'always', dedupeHorizonMs: 86_400_000, retentionMs: 0, now: () => now });
+    new SqliteLog({ file, partitions, fsync: 'always', dedupeHorizonMs: 86_400_000, retentionMs: 0, clock: { now: () => now } });
   let log = open();
   return {
     get log() {

@@ -1,3 +1,4 @@
+import { ManualClock } from '../../src/core/clock.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect, it } from 'vitest';
@@ -15,7 +16,7 @@ import { tmpDir } from '../helpers/tmp.js';
  */
 it('retention.prunes-old-acked-records-from-the-oldest-a-bounded-batch-per-pass', async () => {
   let now = Date.UTC(2026, 10, 25, 12, 0);
-  const log = new SqliteLog({ file: path.join(tmpDir(), 'sluice.db'), partitions: 1, fsync: 'off', dedupeHorizonMs: 86_400_000, retentionMs: 60_000, now: () => now });
+  const log = new SqliteLog({ file: path.join(tmpDir(), 'sluice.db'), partitions: 1, fsync: 'off', dedupeHorizonMs: 86_400_000, retentionMs: 60_000, clock: { now: () => now } });
   const at = (receivedAt: number, from: number, n: number) => Array.from({ length: n }, (_, i) => ({ ...entry('t', from + i, 1), partition: 0, receivedAt }));
   // 3,000 old records, then 1,000 recent ones; the consumer acked the first 3,500.
   await log.append(at(now, 0, 3_000));
@@ -52,18 +53,19 @@ it('retention.prunes-old-acked-records-from-the-oldest-a-bounded-batch-per-pass'
 it('retention.catches-up-in-back-to-back-passes-while-behind', async () => {
   let now = Date.UTC(2026, 10, 25, 12, 0);
   const file = path.join(tmpDir(), 'sluice.db');
-  const log = new SqliteLog({ file, partitions: 2, fsync: 'off', dedupeHorizonMs: 86_400_000, retentionMs: 60_000, now: () => now });
+  const log = new SqliteLog({ file, partitions: 2, fsync: 'off', dedupeHorizonMs: 86_400_000, retentionMs: 60_000, clock: { now: () => now } });
   for (let i = 0; i < 60; i++) await log.append(Array.from({ length: 1_000 }, (_, j) => ({ ...entry('t', i * 1_000 + j, 1), partition: j % 2, receivedAt: now })));
   for (const p of [0, 1]) expect(await log.ack((await log.acquire('workers', p, 'w1', 60_000))!, 30_000)).toBe(true);
   const reader = new Database(file, { readonly: true });
   const records = (): number => (reader.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n;
   expect(records()).toBe(60_000);
   now += 120_000;
-  const started = Date.now();
-  const stop = startRetention(log, createLogger('silent'), 1_000, 1_000);
-  for (; records() > 0 && Date.now() - started < 40_000; await new Promise((r) => setTimeout(r, 50)));
+  // Retention's timers run on a clock the test drives: 50 ms of its time per step.
+  const clock = new ManualClock(now);
+  const stop = startRetention(log, createLogger('silent'), { periodMs: 1_000, batch: 1_000, clock });
+  for (; records() > 0 && clock.now() - now < 40_000; await clock.advance(50));
   stop();
-  const took = Date.now() - started;
+  const took = clock.now() - now;
   process.stderr.write(`retention: 60,000 records past the retention deleted in ${took} ms (periodic passes alone: 30 s)\n`);
   expect(records()).toBe(0);
   expect(took).toBeLessThan(10_000);

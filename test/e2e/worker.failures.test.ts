@@ -19,7 +19,7 @@ afterEach(async () => {
 
 async function engines(partitions: number, now?: () => number) {
   const dir = tmpDir();
-  const log = new SqliteLog({ file: path.join(dir, 'sluice.db'), partitions, fsync: 'normal', dedupeHorizonMs: 86_400_000, retentionMs: 0, now });
+  const log = new SqliteLog({ file: path.join(dir, 'sluice.db'), partitions, fsync: 'normal', dedupeHorizonMs: 86_400_000, retentionMs: 0, clock: now ? { now } : undefined });
   const catalog = new SqliteCatalog(path.join(dir, 'sluice.db'));
   const store = new DuckdbStore({ file: path.join(dir, 'store.duckdb') });
   await store.connect();

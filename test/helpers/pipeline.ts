@@ -1,3 +1,4 @@
+import type { Clock } from '../../src/core/clock.js';
 import type { Tracer } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
 import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from '../../src/backends/embedded.js';
@@ -30,7 +31,8 @@ export interface PipelineOptions {
   /** The log as the workers see it: a fault injected between them and the log. */
   workerLog?: (log: Log) => Log;
   /** The log's clock (the dedupe horizon), when not the wall clock. */
-  now?: () => number;
+  /** The log's clock (leases, the dedupe horizon): a test's, or the system clock. */
+  clock?: Pick<Clock, 'now'>;
 }
 
 /**
@@ -40,7 +42,7 @@ export interface PipelineOptions {
 export async function startPipeline(overrides: Record<string, unknown> = {}, options: PipelineOptions = {}): Promise<Pipeline> {
   const config = defaultConfig({ dataDir: tmpDir(), ...overrides });
   let workers: Workers | null = null;
-  const log = openEmbeddedLog(config, () => workers?.notify(), options.now);
+  const log = openEmbeddedLog(config, () => workers?.notify(), options.clock);
   const catalog = openEmbeddedCatalog(config);
   const store = openEmbeddedStore(config);
   await store.connect();

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../../core/clock.js';
 import { connect, type JetStreamManager, type KV, type NatsConnection } from 'nats';
 import { backoffDelay, sleep } from '../../core/backoff.js';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
@@ -29,8 +30,8 @@ export interface NatsLogOptions {
   startTimeoutMs?: number;
   /** How long an append waits for the server's acknowledgements before it fails. */
   publishTimeoutMs?: number;
-  /** The clock of leases and memberships. */
-  now?: () => number;
+  /** The clock of leases and memberships (the system clock by default). */
+  clock?: Pick<Clock, 'now'>;
   /** Records a `seen` lookup scans at most (the newest of the duplicate window). */
   seenScanLimit?: number;
 }
@@ -90,7 +91,8 @@ export class NatsLog implements Log {
     private readonly talliesKv: KV,
     private readonly publisher: PipelinedPublisher,
   ) {
-    this.now = opts.now ?? Date.now;
+    const clock = opts.clock ?? systemClock;
+    this.now = () => clock.now();
     this.capabilities = { partitions: opts.partitions, dedupeHorizonMs: Math.floor(opts.duplicateWindowMs / 2) };
     this.tallyTimer = setInterval(() => void this.flushTallies(), 1_000);
     this.tallyTimer.unref();

@@ -16,12 +16,12 @@ export const sqliteLog: Backend<'log', SqliteLog> = {
   capabilities: { ownsDataDir: true },
   async create(config, ctx) {
     const { openEmbeddedLog } = await import('../embedded.js');
-    return openEmbeddedLog(config, ctx?.onFlush);
+    return openEmbeddedLog(config, ctx?.onFlush, ctx?.clock);
   },
   async probe(config) {
     return [{ level: 'ok', what: 'log', detail: `embedded SQLite in ${config.dataDir} (fsync: ${config.log.fsync})` }];
   },
-  services(log, { logger }) {
+  services(log, { logger, clock }) {
     // The data-dir lock says no other process uses the embedded log: leases left by one that
     // died are free now, instead of at their expiry (a crash loop would otherwise wait a ttl
     // per start). A shared log (NATS) has other users: its leases expire by themselves.
@@ -39,7 +39,7 @@ export const sqliteLog: Backend<'log', SqliteLog> = {
       name: 'log-retention',
       async start() {
         const { startRetention } = await import('./retention.js');
-        stopRetention = startRetention(log, logger);
+        stopRetention = startRetention(log, logger, { clock });
       },
       async stop() {
         stopRetention?.();

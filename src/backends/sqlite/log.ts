@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../../core/clock.js';
 import fs from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
@@ -18,7 +19,8 @@ export interface SqliteLogOptions {
   retentionMs: number;
   /** Cap on entries written by one group commit. */
   maxGroupCommit?: number;
-  now?: () => number;
+  /** The clock of leases, memberships, retention and the dedupe horizon (the system clock by default). */
+  clock?: Pick<Clock, 'now'>;
   /** Called after each group commit that appended records (to wake consumers). Must not throw. */
   onFlush?: () => void;
 }
@@ -60,7 +62,7 @@ export class SqliteLog implements Log {
     this.opts = {
       ...options,
       maxGroupCommit: options.maxGroupCommit ?? 20_000,
-      now: options.now ?? Date.now,
+      clock: options.clock ?? systemClock,
       onFlush: options.onFlush ?? (() => undefined),
     };
     this.capabilities = { partitions: options.partitions, dedupeHorizonMs: options.dedupeHorizonMs };
@@ -194,7 +196,7 @@ export class SqliteLog implements Log {
 
   /** Inside the append transaction: dedupe, assign offsets, insert. */
   private write(group: Pending[]): AppendOutcome[][] {
-    const now = this.opts.now();
+    const now = this.opts.clock.now();
     this.rotateLedger(now);
     const heads = new Map<number, number>();
     for (const row of this.stmts.heads.iterate() as Iterable<{ p: number; head: number }>) heads.set(row.p, row.head);
@@ -245,7 +247,7 @@ export class SqliteLog implements Log {
 
   async seen(tenant: string, idempotencyKey: string): Promise<boolean> {
     // The generations an append would check now (older ones are dropped at the next append).
-    const gen = Math.floor(this.opts.now() / Math.max(1, this.opts.dedupeHorizonMs));
+    const gen = Math.floor(this.opts.clock.now() / Math.max(1, this.opts.dedupeHorizonMs));
     const tables = new Set(this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ledger\\_%' ESCAPE '\\'`).pluck().all() as string[]);
     return [`ledger_${gen}`, `ledger_${gen - 1}`].some(
       (t) => tables.has(t) && this.db.prepare(`SELECT 1 FROM ${t} WHERE tenant = ? AND idem = ?`).get(tenant, idempotencyKey) !== undefined,
@@ -285,7 +287,7 @@ export class SqliteLog implements Log {
   }
 
   async acquire(group: string, partition: number, owner: string, ttlMs: number): Promise<Lease | null> {
-    const now = this.opts.now();
+    const now = this.opts.clock.now();
     return immediate(this.db, () => {
       this.stmts.insertLease.run(group, partition);
       const row = this.stmts.lease.get(group, partition) as { owner: string | null; token: number; expires_at: number };
@@ -296,7 +298,7 @@ export class SqliteLog implements Log {
   }
 
   async join(group: string, owner: string, ttlMs: number): Promise<number> {
-    const now = this.opts.now();
+    const now = this.opts.clock.now();
     return immediate(this.db, () => {
       this.stmts.join.run(group, owner, now + ttlMs);
       this.stmts.expireMembers.run(group, now);
@@ -314,7 +316,7 @@ export class SqliteLog implements Log {
 
   async renew(lease: Lease, ttlMs: number): Promise<boolean> {
     try {
-      const expiresAt = this.opts.now() + ttlMs;
+      const expiresAt = this.opts.clock.now() + ttlMs;
       const ok = this.stmts.renew.run(expiresAt, lease.group, lease.partition, lease.owner, lease.token).changes === 1;
       if (ok) lease.expiresAt = expiresAt;
       return ok;
@@ -389,7 +391,7 @@ export class SqliteLog implements Log {
     const committed = new Map<number, number>();
     for (const r of this.stmts.offsets.all(group) as { p: number; committed: number }[]) committed.set(r.p, r.committed);
     const owners = new Map<number, string | null>();
-    const now = this.opts.now();
+    const now = this.opts.clock.now();
     for (const r of this.stmts.leases.all(group) as { p: number; owner: string | null; expires_at: number }[]) {
       owners.set(r.p, r.expires_at > now ? r.owner : null);
     }
@@ -448,9 +450,9 @@ export class SqliteLog implements Log {
    * see `startRetention`).
    */
   prune(limit = 1_000): { deleted: number; behind: boolean } {
-    const cutoff = this.opts.now() - this.opts.retentionMs;
+    const cutoff = this.opts.clock.now() - this.opts.retentionMs;
     // Tallies are kept as long as keys are: the conservation check looks back less far.
-    this.stmts.pruneTallies.run(this.opts.now() - this.opts.dedupeHorizonMs);
+    this.stmts.pruneTallies.run(this.opts.clock.now() - this.opts.dedupeHorizonMs);
     let deleted = 0;
     let behind = false;
     for (let p = 0; p < this.opts.partitions; p++) {

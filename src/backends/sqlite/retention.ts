@@ -1,3 +1,4 @@
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
 import { coerceError } from '../../core/errors.js';
 import type { Logger } from '../../ports/service.js';
 import type { SqliteLog } from './log.js';
@@ -10,8 +11,9 @@ import type { SqliteLog } from './log.js';
  * than one batch per period still keeps to its retention, and requests keep nine tenths of the
  * thread while it catches up. Returns a function that stops it.
  */
-export function startRetention(log: SqliteLog, logger: Logger, periodMs = 10_000, batch = 1_000): () => void {
-  let timer: NodeJS.Timeout;
+export function startRetention(log: SqliteLog, logger: Logger, opts: { periodMs?: number; batch?: number; clock?: Clock } = {}): () => void {
+  const { periodMs = 10_000, batch = 1_000, clock = systemClock } = opts;
+  let timer: TimerHandle;
   const pass = (): void => {
     let next = periodMs;
     try {
@@ -20,8 +22,8 @@ export function startRetention(log: SqliteLog, logger: Logger, periodMs = 10_000
     } catch (e: unknown) {
       logger.warn({ err: coerceError(e).message }, 'log retention pass failed; will retry');
     }
-    timer = setTimeout(pass, next).unref();
+    timer = clock.setTimeout(pass, next);
   };
-  timer = setTimeout(pass, periodMs).unref();
-  return () => clearTimeout(timer);
+  timer = clock.setTimeout(pass, periodMs);
+  return () => clock.clearTimeout(timer);
 }

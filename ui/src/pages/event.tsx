@@ -1,3 +1,4 @@
+import { useEffect } from 'preact/hooks';
 import { api } from '../api.js';
 import { pretty, time } from '../format.js';
 import { ErrorBox, useLoad } from '../load.js';
@@ -14,6 +15,12 @@ interface Lineage {
 export function EventPage(props: { id: string }) {
   const r = useLoad((signal) => api<Lineage>(`/v1/events/${encodeURIComponent(props.id)}`, { signal }), [props.id]);
   const e = r.data;
+  // An event on its way (in the log, not yet stored) is followed until it lands.
+  useEffect(() => {
+    if (e?.status !== 'in_log') return;
+    const t = setTimeout(r.reload, 1_000);
+    return () => clearTimeout(t);
+  }, [e]);
   return (
     <section>
       <h2>
