@@ -182,7 +182,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
     const { maxBuckets, maxRows } = opts.config.query;
     void app.register(signalRoutes, { catalog: opts.catalog, log: opts.log, reader: opts.reader, sampler, maxBuckets, now: () => clock.now() });
-    void app.register(catalogRoutes, { catalog: opts.catalog, reader: opts.reader, maxRows });
+    void app.register(catalogRoutes, { catalog: opts.catalog, reader: opts.reader, maxRows, now: () => clock.now() });
     void app.register(savedQueryRoutes, { catalog: opts.catalog, maxBuckets, maxRows });
     void app.register(keyRoutes, { catalog: opts.catalog });
     void app.register(consoleRoutes, opts.consoleDir ? { dir: opts.consoleDir } : {});
