@@ -415,4 +415,17 @@ suite('console', () => {
     expect(await call(a.adminKey, 'GET', '/v1/schemas/signup')).toMatchObject({ version: 1, owner: 'growth', schema: draft });
     await page.context().close();
   });
+  it('console.a-schema-key-sees-schemas-only', async () => {
+    const { key } = await call<{ key: string }>(a.adminKey, 'POST', '/v1/keys', { scope: 'schema', team: 'growth' });
+    const { page } = await signedIn(key);
+    await page.waitForURL(/\/ui\/schemas$/);
+    expect(await page.locator('header nav a').allTextContents()).toEqual(['Schemas']);
+    expect(await page.getByTestId('who').textContent()).toContain('schema (growth)');
+    for (const p of ['/ui/', '/ui/explore', '/ui/live', '/ui/views']) {
+      await page.goto(`${server.url}${p}`);
+      if (p === '/ui/') await page.waitForURL(/\/ui\/schemas$/);
+      else await page.getByTestId('forbidden').waitFor();
+    }
+    await page.context().close();
+  });
 });
