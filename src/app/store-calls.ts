@@ -18,6 +18,7 @@ export function storeCalls(store: Store, builds: ViewBuilds): StoreCalls {
     listViews: (tenant) => store.views.list(tenant),
     searchEvents: (search) => store.searchEvents(search),
     findEvent: (tenant, key) => store.findEvent(tenant, key),
+    storedByMinute: (from, to) => store.storedByMinute(from, to),
   };
 }
 

@@ -73,6 +73,12 @@ export function keyIdOf(keyOrId: string): string {
   return /^sluice_[wras]_([0-9a-f]{16})_/.exec(keyOrId)?.[1] ?? keyOrId;
 }
 
+/**
+ * A key's last use is written at most this often (a write per key per minute, not per
+ * request): KeyInfo.lastUsedAt is exact to this.
+ */
+export const KEY_TOUCH_MS = 60_000;
+
 /** A stored key as the catalog reads it by id. */
 export interface StoredKey {
   tenant: string;
@@ -81,6 +87,8 @@ export interface StoredKey {
   /** Hex SHA-256 of the secret. */
   hash: string;
   revoked: boolean;
+  /** Epoch ms; null: never used (or the catalog does not track it). */
+  lastUsedAt?: number | null;
 }
 
 interface CachedKey {
@@ -90,6 +98,7 @@ interface CachedKey {
   hash: Buffer;
   revoked: boolean;
   at: number;
+  lastUsedAt: number | null;
 }
 
 /**
@@ -100,7 +109,11 @@ interface CachedKey {
 export class KeyVerifier {
   private readonly cache = new Map<string, CachedKey>();
 
-  constructor(private readonly read: (id: string) => Promise<StoredKey | null>) {}
+  /** `touch` records a key's use (see KEY_TOUCH_MS); its failure never fails a request. */
+  constructor(
+    private readonly read: (id: string) => Promise<StoredKey | null>,
+    private readonly touch?: (id: string, at: number) => Promise<void>,
+  ) {}
 
   async verify(presented: string): Promise<KeyGrant | null> {
     const m = KEY_PATTERN.exec(presented);
@@ -109,6 +122,11 @@ export class KeyVerifier {
     const key = await this.lookup(id);
     if (!key || key.revoked || SCOPE_LETTER[key.scope] !== letter) return null;
     if (!timingSafeEqual(hashSecret(secret), key.hash)) return null;
+    const now = Date.now();
+    if (this.touch && (key.lastUsedAt === null || now - key.lastUsedAt >= KEY_TOUCH_MS)) {
+      key.lastUsedAt = now;
+      this.touch(id, now).catch(() => undefined);
+    }
     return key.team === null ? { tenant: key.tenant, scope: key.scope, keyId: id } : { tenant: key.tenant, scope: key.scope, keyId: id, team: key.team };
   }
 
@@ -133,7 +151,8 @@ export class KeyVerifier {
       return null;
     }
     if (this.cache.size > 10_000) this.cache.clear();
-    const key = { tenant: row.tenant, scope: row.scope, team: row.team, hash: Buffer.from(row.hash, 'hex'), revoked: row.revoked, at: now };
+    const lastUsedAt = Math.max(row.lastUsedAt ?? 0, hit?.lastUsedAt ?? 0) || null;
+    const key = { tenant: row.tenant, scope: row.scope, team: row.team, hash: Buffer.from(row.hash, 'hex'), revoked: row.revoked, at: now, lastUsedAt };
     this.cache.set(id, key);
     return key;
   }

@@ -20,6 +20,12 @@ import { Quotas } from '../ingest/quotas.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import { schemaRoutes } from './routes/schemas.js';
 import { opsRoutes } from './routes/ops.js';
+import { SignalSampler } from '../obs/signals.js';
+import { catalogRoutes } from './routes/catalog.js';
+import { consoleRoutes } from './routes/console.js';
+import { keyRoutes } from './routes/keys.js';
+import { savedQueryRoutes } from './routes/saved-queries.js';
+import { signalRoutes } from './routes/signals.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -48,9 +54,14 @@ export interface AppOptions {
    * `ingest` the event endpoints; `query` queries, views, events, schemas and operations.
    */
   serve?: { ingest: boolean; query: boolean };
+  /** Where the console's built files are (tests); CONSOLE_DIR by default. */
+  consoleDir?: string;
   /** The time of freshness, lag and the backlog sampler (the system clock by default). */
   clock?: Clock;
 }
+
+/** The ingest endpoints, whose latency and errors the Overview shows. */
+const INGEST_ROUTES = new Set(['events', 'cloudevents', 'batch', 'track', 'identify', 'page', 'screen', 'group', 'alias'].map((r) => `/v1/${r}`));
 
 /** The HTTP API: ingest, query and health, with one error format. */
 export function buildApp(opts: AppOptions): FastifyInstance {
@@ -124,6 +135,23 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     if (!opts.quotas) quotas.close();
     done();
   });
+  // The Overview's sampled history: lag and freshness every 10 s, ingest latency per request.
+  const sampler = new SignalSampler();
+  const sampling = periodic(
+    'signal sampler',
+    10_000,
+    async () => {
+      const now = clock.now();
+      const lag = lagOf(await positionsOf(opts.log), now);
+      sampler.sampleLag(now, lag.freshnessSeconds, lag.backlog);
+    },
+    { clock },
+  );
+  sampling.start(new AbortController().signal);
+  app.addHook('onClose', (_app, done) => {
+    void sampling.stop();
+    done();
+  });
   // Live streams never end by themselves: end them first, or closing would wait for them.
   app.addHook('preClose', (done) => {
     tail.closeAll();
@@ -132,6 +160,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   statusRoutes(app, { log: opts.log, catalog: opts.catalog, reader: opts.reader, quotas, schemas });
   const serve = opts.serve ?? { ingest: true, query: true };
   if (serve.ingest) {
+    app.addHook('onResponse', async (request, reply) => {
+      if (request.method === 'POST' && INGEST_ROUTES.has(request.routeOptions.url ?? '')) sampler.observeIngest(clock.now(), reply.elapsedTime, reply.statusCode);
+    });
     ingestRoutes(app, {
       tail,
       quotas,
@@ -157,6 +188,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     });
     queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows });
     eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
+    const { maxBuckets, maxRows } = opts.config.query;
+    void app.register(signalRoutes, { catalog: opts.catalog, log: opts.log, reader: opts.reader, sampler, maxBuckets, now: () => clock.now() });
+    void app.register(catalogRoutes, { catalog: opts.catalog, reader: opts.reader, maxRows, now: () => clock.now() });
+    void app.register(savedQueryRoutes, { catalog: opts.catalog, maxBuckets, maxRows });
+    void app.register(keyRoutes, { catalog: opts.catalog });
+    void app.register(consoleRoutes, opts.consoleDir ? { dir: opts.consoleDir } : {});
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -1,4 +1,5 @@
 import type { DeadLetterStore } from './dead-letters.js';
+import type { SavedQueryStore } from './saved-queries.js';
 import type { SchemaStore } from './schemas.js';
 
 /**
@@ -25,8 +26,14 @@ export interface Catalog {
   /** Revokes a key by its id (the part before the secret). */
   revokeKey(keyId: string): Promise<boolean>;
 
-  /** Issues a new key of `scope` for a tenant; `team` labels a schema key with the team whose schemas it may publish. */
-  createKey(tenant: string, scope: KeyScope, team?: string): Promise<string>;
+  /**
+   * Issues a new key of `scope` for a tenant; `team` labels a schema key with the team whose
+   * schemas it may publish. Audited as `key.create` by `actor` (a key id; "cli" by default).
+   */
+  createKey(tenant: string, scope: KeyScope, team?: string, actor?: string): Promise<string>;
+
+  /** A tenant's keys, revoked ones too, oldest first; never their secrets (only hashes are stored). */
+  listKeys(tenant: string): Promise<KeyInfo[]>;
 
   /** The tenant's settings (defaults for a tenant that never changed them). */
   settings(tenant: string): Promise<TenantSettings>;
@@ -48,6 +55,7 @@ export interface Catalog {
 
   readonly deadLetters: DeadLetterStore;
   readonly schemas: SchemaStore;
+  readonly savedQueries: SavedQueryStore;
 
   close(): Promise<void>;
 }
@@ -100,6 +108,18 @@ export interface NewTenant {
   writeKey: string;
   readKey: string;
   adminKey: string;
+}
+
+/** A key as listed: everything but its secret. Times are epoch ms. */
+export interface KeyInfo {
+  id: string;
+  tenant: string;
+  scope: KeyScope;
+  team: string | null;
+  createdAt: number;
+  revokedAt: number | null;
+  /** When the key last authenticated a request, to the minute (see KEY_TOUCH_MS); null: never. */
+  lastUsedAt: number | null;
 }
 
 export interface KeyGrant {

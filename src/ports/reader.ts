@@ -1,4 +1,4 @@
-import type { CountQuery, CountRow } from '../core/types.js';
+import type { CountQuery, CountRow, MinuteCount } from '../core/types.js';
 import type { BackfillSpec, BackfillState } from './backfill.js';
 import type { EventSearch, QueryAnswer, StoredEvent } from './store.js';
 import type { ViewSource, ViewState } from './views.js';
@@ -39,6 +39,8 @@ export interface StoreCalls {
   listViews(tenant: string): Promise<ViewState[]>;
   searchEvents(search: EventSearch): Promise<StoredEvent[]>;
   findEvent(tenant: string, idempotencyKey: string): Promise<StoredEvent | null>;
+  /** See Store.storedByMinute. */
+  storedByMinute(from: number, to: number): Promise<MinuteCount[]>;
 }
 
 export type StoreCall = keyof StoreCalls;

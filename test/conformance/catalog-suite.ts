@@ -211,5 +211,76 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       expect(await dlq.counts('acme')).toEqual({ poison: 1, schema_violation: 1 });
       expect((await dlq.list('acme', { status: ['discarded'] }, 10)).entries.map((e) => e.idempotencyKey).sort()).toEqual(['k-2', 'k-4']);
     });
+
+    it('saved-queries.are-per-tenant-audited-and-survive-another-process', async () => {
+      const { catalog, another } = await make();
+      await catalog.createTenant('acme');
+      await catalog.createTenant('beta');
+      const sq = catalog.savedQueries;
+      const query = { event: 'checkout', measures: ['count', 'sum:properties.amount'], group_by: ['properties.region'], interval: '1h', from: '-24h' };
+      const a = await sq.create('acme', { name: 'Checkouts by region', query }, 'key-1');
+      expect(a).toMatchObject({ tenant: 'acme', name: 'Checkouts by region', query, createdBy: 'key-1' });
+      expect(a.id).toMatch(/^[0-9a-f]{16}$/);
+      const b = await sq.create('acme', { name: 'All events', query: { interval: '1d' } }, 'key-1');
+      expect((await sq.list('acme')).map((q) => q.name)).toEqual(['All events', 'Checkouts by region']);
+
+      // Another tenant sees none of them, and cannot read, change or delete them by id.
+      expect(await sq.list('beta')).toEqual([]);
+      expect(await sq.get('beta', a.id)).toBeNull();
+      expect(await sq.update('beta', a.id, { name: 'mine now', query: {} }, 'key-2')).toBeNull();
+      expect(await sq.remove('beta', a.id, 'key-2')).toBe(false);
+
+      const other = await another();
+      try {
+        expect(await other.savedQueries.get('acme', a.id)).toEqual(a);
+        const changed = await other.savedQueries.update('acme', a.id, { name: 'Checkouts', query: { ...query, interval: '1d' } }, 'key-3');
+        expect(changed).toMatchObject({ id: a.id, name: 'Checkouts', query: { interval: '1d' }, createdAt: a.createdAt, createdBy: 'key-1' });
+        expect(changed!.updatedAt).toBeGreaterThanOrEqual(a.updatedAt);
+      } finally {
+        await other.close();
+      }
+      expect(await sq.remove('acme', b.id, 'key-1')).toBe(true);
+      expect(await sq.remove('acme', b.id, 'key-1')).toBe(false);
+      expect(await sq.get('acme', b.id)).toBeNull();
+      expect((await sq.list('acme')).map((q) => q.id)).toEqual([a.id]);
+      expect((await catalog.auditLog('acme', 10)).map((e) => `${e.action} ${e.subject} ${e.actor}`)).toEqual([
+        `saved_query.delete ${b.id} key-1`,
+        `saved_query.update ${a.id} key-3`,
+        `saved_query.create ${b.id} key-1`,
+        `saved_query.create ${a.id} key-1`,
+      ]);
+      expect(await catalog.auditLog('beta', 10)).toEqual([]);
+    });
+
+    it('keys.are-listed-without-secrets-with-last-use-and-revocation', async () => {
+      const { catalog } = await make();
+      const t = await catalog.createTenant('acme');
+      await catalog.createTenant('beta');
+      const before = Date.now();
+      expect(await catalog.verifyKey(t.readKey)).toMatchObject({ scope: 'read' });
+      const schemaKey = await catalog.createKey('acme', 'schema', 'payments', 'admin-key-id');
+      const id = (k: string) => k.split('_')[2]!;
+      expect(await catalog.revokeKey(id(t.writeKey))).toBe(true);
+      const keys = await catalog.listKeys('acme');
+      const byId = (a: unknown[], b: unknown[]) => String(a[0]).localeCompare(String(b[0]));
+      expect(keys.map((k) => [k.id, k.scope, k.team, k.revokedAt !== null]).sort(byId)).toEqual(
+        [
+          [id(t.writeKey), 'write', null, true],
+          [id(t.readKey), 'read', null, false],
+          [id(t.adminKey), 'admin', null, false],
+          [id(schemaKey), 'schema', 'payments', false],
+        ].sort(byId),
+      );
+      expect(keys.at(-1)!.id).toBe(id(schemaKey));
+      // A key's use is written down (at most once a minute); an unused key has none.
+      await expect.poll(async () => (await catalog.listKeys('acme')).find((k) => k.id === id(t.readKey))?.lastUsedAt ?? 0).toBeGreaterThanOrEqual(before);
+      expect((await catalog.listKeys('acme')).find((k) => k.id === id(t.adminKey))?.lastUsedAt).toBeNull();
+      // Nothing in a listing is a secret, and another tenant's keys are not listed.
+      expect(JSON.stringify(keys)).not.toContain(t.readKey.split('_')[3]!);
+      expect(JSON.stringify(keys)).not.toContain('hash');
+      expect(await catalog.listKeys('beta')).toHaveLength(3);
+      expect(await catalog.listKeys('nobody')).toEqual([]);
+      expect((await catalog.auditLog('acme', 1))[0]).toMatchObject({ action: 'key.create', actor: 'admin-key-id' });
+    });
   });
 }

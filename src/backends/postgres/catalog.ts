@@ -1,11 +1,12 @@
 import type pg from 'pg';
 import { coerceError, SluiceError } from '../../core/errors.js';
 import { redactUrl } from '../../core/redact.js';
-import type { AuditEntry, Catalog, KeyGrant, KeyScope, NewTenant, Tenant, TenantSettings } from '../../ports/catalog.js';
+import type { AuditEntry, Catalog, KeyGrant, KeyInfo, KeyScope, NewTenant, Tenant, TenantSettings } from '../../ports/catalog.js';
 import { checkKeyTeam, checkTenantName, KeyVerifier, mintKey, noTenant, parseSettings, tenantExists } from '../api-keys.js';
 import { bumpEpoch, insertAudit } from './changes.js';
 import { Executor, migrate, openPool, postgresTarget, type Migration, type Sql } from './database.js';
 import { PostgresDeadLetters } from './dead-letters.js';
+import { PostgresSavedQueries } from './saved-queries.js';
 import { PostgresSchemas } from './schemas.js';
 
 const MIGRATIONS: Migration[] = [
@@ -42,6 +43,18 @@ const MIGRATIONS: Migration[] = [
       CREATE INDEX dead_letters_by_receipt ON dead_letters (received_at);
     `,
   },
+  {
+    // The console: saved queries per tenant, and when each key was last used.
+    version: 2,
+    sql: `
+      CREATE TABLE saved_queries (
+        tenant text NOT NULL, id text NOT NULL, name text NOT NULL, query text NOT NULL,
+        created_at bigint NOT NULL, updated_at bigint NOT NULL, created_by text NOT NULL,
+        PRIMARY KEY (tenant, id)
+      );
+      ALTER TABLE api_keys ADD COLUMN last_used_at bigint;
+    `,
+  },
 ];
 
 /**
@@ -56,16 +69,22 @@ export class PostgresCatalog implements Catalog {
   private readonly target;
   private pool: pg.Pool | null = null;
   private readonly exec: Executor;
-  private readonly keys = new KeyVerifier(async (id) => {
-    const rows = await this.exec.query<{ tenant: string; scope: KeyScope; hash: string; revoked_at: number | null; team: string | null }>(
-      'SELECT tenant, scope, hash, revoked_at, team FROM api_keys WHERE id = $1',
-      [id],
-    );
-    const r = rows[0];
-    return r ? { tenant: r.tenant, scope: r.scope, team: r.team, hash: r.hash, revoked: r.revoked_at !== null } : null;
-  });
+  private readonly keys = new KeyVerifier(
+    async (id) => {
+      const rows = await this.exec.query<{ tenant: string; scope: KeyScope; hash: string; revoked_at: number | null; team: string | null; last_used_at: string | null }>(
+        'SELECT tenant, scope, hash, revoked_at, team, last_used_at FROM api_keys WHERE id = $1',
+        [id],
+      );
+      const r = rows[0];
+      return r ? { tenant: r.tenant, scope: r.scope, team: r.team, hash: r.hash, revoked: r.revoked_at !== null, lastUsedAt: r.last_used_at === null ? null : Number(r.last_used_at) } : null;
+    },
+    async (id, at) => {
+      await this.exec.query('UPDATE api_keys SET last_used_at = $1 WHERE id = $2', [at, id]);
+    },
+  );
   readonly deadLetters: PostgresDeadLetters;
   readonly schemas: PostgresSchemas;
+  readonly savedQueries: PostgresSavedQueries;
 
   constructor(url: string) {
     this.target = postgresTarget(url);
@@ -74,6 +93,7 @@ export class PostgresCatalog implements Catalog {
     this.exec = new Executor(this.pool, (e) => this.unavailable(e));
     this.deadLetters = new PostgresDeadLetters(this.exec);
     this.schemas = new PostgresSchemas(this.exec);
+    this.savedQueries = new PostgresSavedQueries(this.exec);
   }
 
   private unavailable(e: unknown): SluiceError {
@@ -109,16 +129,25 @@ export class PostgresCatalog implements Catalog {
     });
   }
 
-  async createKey(tenant: string, scope: KeyScope, team?: string): Promise<string> {
+  async createKey(tenant: string, scope: KeyScope, team?: string, actor = 'cli'): Promise<string> {
     checkKeyTeam(scope, team);
     const now = Date.now();
     return this.exec.transaction(async (sql) => {
       if ((await sql('SELECT 1 FROM tenants WHERE name = $1', [tenant])).length === 0) throw noTenant(tenant);
       const key = await insertKey(sql, tenant, scope, now, team ?? null);
       const detail = JSON.stringify({ scope, team: team ?? null });
-      await insertAudit(sql, { tenant, actor: 'cli', action: 'key.create', subject: key.slice(0, 26), detail }, now);
+      await insertAudit(sql, { tenant, actor, action: 'key.create', subject: key.slice(0, 26), detail }, now);
       return key;
     });
+  }
+
+  async listKeys(tenant: string): Promise<KeyInfo[]> {
+    const rows = await this.exec.query<{ id: string; tenant: string; scope: KeyScope; team: string | null; created_at: string; revoked_at: string | null; last_used_at: string | null }>(
+      'SELECT id, tenant, scope, team, created_at, revoked_at, last_used_at FROM api_keys WHERE tenant = $1 ORDER BY created_at, id',
+      [tenant],
+    );
+    const ms = (v: string | null) => (v === null ? null : Number(v));
+    return rows.map((r) => ({ id: r.id, tenant: r.tenant, scope: r.scope, team: r.team, createdAt: Number(r.created_at), revokedAt: ms(r.revoked_at), lastUsedAt: ms(r.last_used_at) }));
   }
 
   async settings(tenant: string): Promise<TenantSettings> {

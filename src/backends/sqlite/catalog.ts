@@ -1,22 +1,30 @@
-import type { AuditEntry, Catalog, KeyGrant, KeyScope, NewTenant, Tenant, TenantSettings } from '../../ports/catalog.js';
+import type { AuditEntry, Catalog, KeyGrant, KeyInfo, KeyScope, NewTenant, Tenant, TenantSettings } from '../../ports/catalog.js';
 import { checkKeyTeam, checkTenantName, KeyVerifier, mintKey, noTenant, parseSettings, tenantExists, type StoredKey } from '../api-keys.js';
 import { bumpEpoch, immediate, openDatabase, readEpoch, type SqliteDatabase } from './database.js';
 import { SqliteDeadLetters } from './dead-letters.js';
+import { SqliteSavedQueries } from './saved-queries.js';
 import { SqliteSchemas } from './schemas.js';
 
 export class SqliteCatalog implements Catalog {
   readonly name = 'sqlite';
   private readonly db: SqliteDatabase;
   private readonly ownsDb: boolean;
-  private readonly keys = new KeyVerifier(async (id) => this.readKey(id));
+  private readonly keys = new KeyVerifier(
+    async (id) => this.readKey(id),
+    async (id, at) => {
+      this.db.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?').run(at, id);
+    },
+  );
   readonly deadLetters: SqliteDeadLetters;
   readonly schemas: SqliteSchemas;
+  readonly savedQueries: SqliteSavedQueries;
 
   constructor(fileOrDb: string | SqliteDatabase) {
     this.ownsDb = typeof fileOrDb === 'string';
     this.db = typeof fileOrDb === 'string' ? openDatabase(fileOrDb) : fileOrDb;
     this.deadLetters = new SqliteDeadLetters(this.db);
     this.schemas = new SqliteSchemas(this.db);
+    this.savedQueries = new SqliteSavedQueries(this.db);
   }
 
   async createTenant(name: string): Promise<NewTenant> {
@@ -41,15 +49,28 @@ export class SqliteCatalog implements Catalog {
     return k.key;
   }
 
-  async createKey(tenant: string, scope: KeyScope, team?: string): Promise<string> {
+  async createKey(tenant: string, scope: KeyScope, team?: string, actor = 'cli'): Promise<string> {
     checkKeyTeam(scope, team);
     if (!(await this.getTenant(tenant))) throw noTenant(tenant);
     const now = Date.now();
     return immediate(this.db, () => {
       const key = this.insertKey(tenant, scope, now, team ?? null);
-      this.insertAudit({ tenant, actor: 'cli', action: 'key.create', subject: key.slice(0, 26), detail: { scope, team: team ?? null } }, now);
+      this.insertAudit({ tenant, actor, action: 'key.create', subject: key.slice(0, 26), detail: { scope, team: team ?? null } }, now);
       return key;
     });
+  }
+
+  async listKeys(tenant: string): Promise<KeyInfo[]> {
+    const rows = this.db.prepare('SELECT id, tenant, scope, team, created_at, revoked_at, last_used_at FROM api_keys WHERE tenant = ? ORDER BY created_at, id').all(tenant) as {
+      id: string;
+      tenant: string;
+      scope: KeyScope;
+      team: string | null;
+      created_at: number;
+      revoked_at: number | null;
+      last_used_at: number | null;
+    }[];
+    return rows.map((r) => ({ id: r.id, tenant: r.tenant, scope: r.scope, team: r.team, createdAt: r.created_at, revokedAt: r.revoked_at, lastUsedAt: r.last_used_at }));
   }
 
   async settings(tenant: string): Promise<TenantSettings> {
@@ -111,10 +132,10 @@ export class SqliteCatalog implements Catalog {
   }
 
   private readKey(id: string): StoredKey | null {
-    const row = this.db.prepare('SELECT tenant, scope, hash, revoked_at, team FROM api_keys WHERE id = ?').get(id) as
-      | { tenant: string; scope: KeyScope; hash: string; revoked_at: number | null; team: string | null }
+    const row = this.db.prepare('SELECT tenant, scope, hash, revoked_at, team, last_used_at FROM api_keys WHERE id = ?').get(id) as
+      | { tenant: string; scope: KeyScope; hash: string; revoked_at: number | null; team: string | null; last_used_at: number | null }
       | undefined;
-    return row ? { tenant: row.tenant, scope: row.scope, team: row.team, hash: row.hash, revoked: row.revoked_at !== null } : null;
+    return row ? { tenant: row.tenant, scope: row.scope, team: row.team, hash: row.hash, revoked: row.revoked_at !== null, lastUsedAt: row.last_used_at } : null;
   }
 
   async revokeKey(keyId: string): Promise<boolean> {

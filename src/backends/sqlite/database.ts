@@ -103,6 +103,15 @@ const MIGRATIONS: string[] = [
   CREATE INDEX dead_letters_by_signature ON dead_letters (tenant, signature);
   INSERT OR IGNORE INTO meta (k, v) VALUES ('schema_epoch', '0');
   `,
+  // The console: saved queries per tenant, and when each key was last used.
+  `
+  CREATE TABLE saved_queries (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, query TEXT NOT NULL,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+  ) WITHOUT ROWID;
+  ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
+  `,
 ];
 
 export interface OpenOptions {

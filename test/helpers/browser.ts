@@ -1,0 +1,2 @@
+// One implementation for the tests and the benchmarks.
+export { chromiumPath, launchChromium } from '../../bench/browser.js';

@@ -1,0 +1,80 @@
+import { api, type Who } from '../api.js';
+import { num, pretty, time } from '../format.js';
+import { ErrorBox, useLoad } from '../load.js';
+
+interface View {
+  name: string;
+  version: number;
+  status: string;
+  source: string;
+  definition: unknown;
+  build: string | null;
+  updated_at: string;
+  error: string | null;
+}
+interface Backfill {
+  id: string;
+  status: string;
+  done: number;
+  total: number;
+  percent: number;
+  events_per_second: number;
+  eta_seconds: number | null;
+}
+
+/** `/ui/views`: view definitions, status and build progress (progress needs an admin key). */
+export function Views(props: { who: Who }) {
+  const views = useLoad((signal) => api<{ views: View[] }>('/v1/views', { signal }), []);
+  const builds = useLoad(async (signal) => (props.who.scope === 'admin' ? api<{ backfills: Backfill[] }>('/v1/backfills', { signal }) : null), [props.who.scope]);
+  const byId = new Map((builds.data?.backfills ?? []).map((b) => [b.id, b]));
+  return (
+    <section>
+      <div class="toolbar">
+        <h2>Views</h2>
+        <button
+          type="button"
+          onClick={() => {
+            views.reload();
+            builds.reload();
+          }}
+        >
+          Refresh
+        </button>
+      </div>
+      <ErrorBox error={views.error} />
+      {views.data && views.data.views.length === 0 && <p class="meta">No views. Declare one with PUT /v1/views/:name (admin key).</p>}
+      <table>
+        <thead>
+          <tr>
+            <th>name</th>
+            <th>version</th>
+            <th>status</th>
+            <th>build</th>
+            <th>definition</th>
+            <th>updated</th>
+          </tr>
+        </thead>
+        <tbody>
+          {views.data?.views.map((v) => {
+            const b = v.build ? byId.get(v.build) : undefined;
+            return (
+              <tr data-testid="view-row">
+                <td>{v.name}</td>
+                <td class="num">{v.version}</td>
+                <td data-testid="view-status">{v.status}</td>
+                <td>
+                  {b ? `${num(b.done)} of ${num(b.total)} (${b.percent} %), ${num(b.events_per_second)} ev/s${b.eta_seconds === null ? '' : `, ETA ${b.eta_seconds} s`}` : v.status === 'ready' ? 'done' : '–'}
+                  {v.error && <div class="error">{v.error}</div>}
+                </td>
+                <td>
+                  <pre class="small">{pretty(v.definition)}</pre>
+                </td>
+                <td>{time(v.updated_at)}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </section>
+  );
+}
