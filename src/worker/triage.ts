@@ -37,6 +37,9 @@ export interface Sorted {
 }
 
 export class Triage {
+  /** Per tenant, the resume (`resumedAt`) its breaker window started after. */
+  private readonly windows = new Map<string, number | undefined>();
+
   constructor(private readonly deps: TriageDeps) {}
 
   /** `retrying` runs a stage again while it fails transiently (the consumer's backoff). */
@@ -55,14 +58,16 @@ export class Triage {
       } else candidates.push(r);
     }
     const paused = new Map<string, string>();
-    for (const tenant of new Set(candidates.map((r) => r.tenant))) {
-      const cached = await retrying(() => this.deps.registry.settings(tenant));
-      if (!cached.paused) continue;
-      // Confirmed uncached: a resume replays the held events at once, and they must not be
-      // held again by a worker that has not yet seen the resume.
-      const s = await retrying(() => this.deps.catalog.settings(tenant));
-      if (s.paused) paused.set(tenant, s.paused.reason);
-      else this.deps.registry.invalidate();
+    for (const tenant of new Set(records.map((r) => r.tenant))) {
+      let s = await retrying(() => this.deps.registry.settings(tenant));
+      if (s.paused) {
+        // Confirmed uncached: a resume replays the held events at once, and they must not be
+        // held again by a worker that has not yet seen the resume.
+        s = await retrying(() => this.deps.catalog.settings(tenant));
+        if (s.paused) paused.set(tenant, s.paused.reason);
+        else this.deps.registry.invalidate();
+      }
+      this.freshWindowAfterResume(tenant, s.resumedAt);
     }
     const toEnrich: LogRecord[] = [];
     for (const r of candidates) {
@@ -77,8 +82,23 @@ export class Triage {
     }
     const ok = new Map<string, number>();
     for (const r of enriched.records) ok.set(r.tenant, (ok.get(r.tenant) ?? 0) + 1);
-    for (const tenant of new Set([...ok.keys(), ...failures.keys()])) await this.outcome(tenant, ok.get(tenant) ?? 0, failures.get(tenant) ?? 0);
+    // A paused tenant's failures (poison from before the pause) do not weigh on the window
+    // that starts at its resume.
+    for (const tenant of new Set([...ok.keys(), ...failures.keys()])) {
+      if (!paused.has(tenant)) await this.outcome(tenant, ok.get(tenant) ?? 0, failures.get(tenant) ?? 0);
+    }
     return { live: enriched.records, dead, held };
+  }
+
+  /**
+   * A resume starts the breaker's window afresh, in every worker: what was recorded before it
+   * (the failures that tripped the breaker, and those of batches in flight when it tripped)
+   * would otherwise pause the tenant again on its first good events after the fix.
+   */
+  private freshWindowAfterResume(tenant: string, resumedAt: number | undefined): void {
+    if (this.windows.get(tenant) === resumedAt) return;
+    this.windows.set(tenant, resumedAt);
+    this.deps.breaker?.reset(tenant);
   }
 
   /** Feeds the breaker; pauses the tenant when it trips. */

@@ -183,7 +183,7 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
 
   app.post('/v1/tenant/resume', async (request) => {
     const { tenant, keyId } = await authenticate(catalog, request, 'admin');
-    const settings = await catalog.updateSettings(tenant, { paused: null }, keyId);
+    const settings = await catalog.updateSettings(tenant, { paused: null, resumedAt: Date.now() }, keyId);
     deps.schemas.invalidate();
     const held = (await dlq.counts(tenant)).held ?? 0;
     // The held events go back through the live path, in the background, a page at a time.

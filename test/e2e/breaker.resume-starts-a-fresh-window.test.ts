@@ -1,0 +1,45 @@
+import { afterEach, expect, it } from 'vitest';
+import type { LogRecord } from '../../src/core/types.js';
+import { SchemaRegistry } from '../../src/schema/registry.js';
+import { DeadLetterBreaker } from '../../src/worker/breaker.js';
+import { Triage } from '../../src/worker/triage.js';
+import { startPipeline, type Pipeline } from '../helpers/pipeline.js';
+
+let p: Pipeline | null = null;
+afterEach(async () => {
+  await p?.close();
+  p = null;
+});
+
+const record = (i: number): LogRecord => ({
+  tenant: 'acme', type: 'order', key: `k${i}`, idempotencyKey: `good-${i}`, ts: Date.now(), receivedAt: Date.now(), partition: 0,
+  origin: 'live', properties: '{}', context: '{}', offset: i, attempt: 1,
+});
+
+it('breaker.resume-starts-a-fresh-window-so-the-first-good-events-after-the-fix-are-not-held', async () => {
+  p = await startPipeline({}, { workers: false });
+  const triage = new Triage({
+    catalog: p.catalog,
+    registry: new SchemaRegistry(p.catalog, { refreshMs: 60_000 }),
+    enrich: { anonymizeIp: false, userAgent: false, plugins: [] },
+    breaker: new DeadLetterBreaker({ ratio: 0.5, window: 1_000, minEvents: 100 }),
+    maxAttempts: 5,
+  });
+  const settings = async () => (await p!.app.inject({ method: 'GET', url: '/v1/tenant', headers: { authorization: `Bearer ${p!.tenant.adminKey}` } })).json().settings;
+  await triage.outcome('acme', 0, 100); // a bad deploy: trips
+  expect((await settings()).paused).not.toBeNull();
+  await triage.outcome('acme', 0, 90); // batches in flight when it tripped fail too
+
+  const resumed = await p.app.inject({ method: 'POST', url: '/v1/tenant/resume', headers: { authorization: `Bearer ${p.tenant.adminKey}` } });
+  expect(resumed.statusCode).toBe(200);
+  const retrying = <T>(fn: () => Promise<T>) => fn();
+  let stored = 0;
+  for (let i = 0; i < 1_000; i += 10) {
+    const sorted = await triage.sort(Array.from({ length: 10 }, (_, j) => record(i + j)), new AbortController().signal, retrying);
+    expect(sorted.held).toEqual([]);
+    expect(sorted.dead).toEqual([]);
+    stored += sorted.live.length;
+  }
+  expect(stored).toBe(1_000);
+  expect((await settings()).paused).toBeNull();
+});
