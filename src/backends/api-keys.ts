@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SluiceError } from '../core/errors.js';
+import { isReservedName, reservedNameMessage } from '../core/reserved.js';
 import { TEAM_NAME, type KeyGrant, type KeyScope, type TenantSettings } from '../ports/catalog.js';
 
 /**
@@ -30,6 +31,7 @@ export function parseSettings(stored: string | Partial<TenantSettings>): TenantS
 }
 
 export function checkTenantName(name: string): void {
+  if (isReservedName(name)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', reservedNameMessage('tenant', name), { field: 'name' });
   if (!TENANT_NAME.test(name)) {
     throw new SluiceError(
       'SLUICE_ERR_INVALID_BODY',

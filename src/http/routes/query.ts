@@ -8,7 +8,7 @@ import type { ViewState } from '../../ports/views.js';
 import type { Cell } from '../../ports/store.js';
 import { fillBuckets } from '../../core/series.js';
 import type { StoreReader } from '../../ports/reader.js';
-import { columnsOf, parseQuery, parseView, viewJson, type QuerySpec } from '../../core/query.js';
+import { columnsOf, declareView, parseQuery, viewJson, type QuerySpec } from '../../core/query.js';
 
 export interface QueryRouteOptions {
   catalog: Catalog;
@@ -115,7 +115,7 @@ export function queryRoutes(app: FastifyInstance, opts: QueryRouteOptions): void
 
   app.put('/v1/views/:name', async (request, reply: FastifyReply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
-    const def = parseView(viewName(request), await request.jsonBody());
+    const def = declareView(viewName(request), await request.jsonBody());
     const before = (await opts.reader.listViews(grant.tenant)).find((x) => x.name === def.name);
     const v = await opts.reader.putView(grant.tenant, def, 'api');
     if (!before || before.version !== v.version) {
