@@ -174,7 +174,8 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
 
   app.post('/v1/tenant/pause', async (request) => {
     const { tenant, keyId } = await authenticate(catalog, request, 'admin');
-    const body = objectBody((await request.jsonBody().catch(() => ({}))) ?? {}, ['reason']);
+    // No body pauses with the default reason; any body is parsed and checked before anything changes.
+    const body = objectBody(request.rawBytes() === 0 ? {} : await request.jsonBody(), ['reason']);
     const reason = optString(body, 'reason', 1000) ?? 'paused by an operator';
     const settings = await catalog.updateSettings(tenant, { paused: { since: Date.now(), reason } }, keyId);
     deps.schemas.invalidate();
