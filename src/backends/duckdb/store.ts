@@ -102,8 +102,14 @@ export class DuckdbStore implements Store {
   }
 
   private async open(): Promise<void> {
-    fs.mkdirSync(path.dirname(this.options.file), { recursive: true });
+    fs.mkdirSync(path.dirname(this.options.file), { recursive: true, mode: 0o700 });
     this.instance = await DuckDBInstance.create(this.options.file, this.options.memoryMb ? { memory_limit: `${this.options.memoryMb}MB` } : {});
+    // Private to the server's user; the WAL follows the process umask (077 under `sluice up`).
+    try {
+      fs.chmodSync(this.options.file, 0o600);
+    } catch (e: unknown) {
+      if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e; // another user's file keeps its mode
+    }
     this.writer = await this.instance.connect();
     await this.writer.run(SCHEMA);
     await this.writer.run(BACKFILL_SCHEMA);

@@ -112,9 +112,12 @@ export interface OpenOptions {
 
 /** Opens (creating if needed) the embedded database at `file`, in WAL mode, migrated. */
 export function openDatabase(file: string, options: OpenOptions = {}): SqliteDatabase {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file);
   try {
+    // Events and key hashes are private to the server's user; SQLite gives the WAL and shm
+    // files the database file's mode.
+    if (!options.readonly) chmodIfOwned(file, 0o600);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${SYNCHRONOUS[options.fsync ?? 'always']}`);
     // Other processes (the CLI, a second consumer) hold the write lock for milliseconds at most.
@@ -167,4 +170,13 @@ export function bumpEpoch(db: SqliteDatabase): void {
 /** Runs `fn` in an IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
 export function immediate<T>(db: SqliteDatabase, fn: () => T): T {
   return db.transaction(fn).immediate();
+}
+
+/** Sets `file`'s mode; a file of another user (EPERM) keeps its own. */
+export function chmodIfOwned(file: string, mode: number): void {
+  try {
+    fs.chmodSync(file, mode);
+  } catch (e: unknown) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+  }
 }
