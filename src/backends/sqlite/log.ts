@@ -64,7 +64,7 @@ export class SqliteLog implements Log {
       onFlush: options.onFlush ?? (() => undefined),
     };
     this.capabilities = { partitions: options.partitions, dedupeHorizonMs: options.dedupeHorizonMs };
-    this.db = openDatabase(options.file, { fsync: options.fsync });
+    this.db = openDatabase(options.file, { fsync: options.fsync, integrityCheck: true });
     this.checkPartitions();
     this.stmts = this.prepare();
   }
