@@ -100,6 +100,12 @@ export const configSchema = {
       properties: {
         metrics: { type: 'boolean', default: true, description: 'serve /metrics and keep the counters' },
         maxTenantLabels: { type: 'integer', minimum: 0, default: 100, description: 'tenants with their own metric label; the rest are "other"' },
+        readyFreshnessSeconds: {
+          type: 'number',
+          minimum: 0,
+          default: 300,
+          description: '/readyz answers 503 while the oldest unprocessed event is older than this (the pipeline is not keeping up); 0: not checked',
+        },
         conservationIntervalMs: { type: 'integer', minimum: 1_000, default: 15_000 },
         conservationWindowMs: { type: 'integer', minimum: 60_000, default: 3_600_000, description: 'how far back the conservation check looks' },
         conservationFullIntervalMs: {
@@ -206,7 +212,7 @@ export interface Config {
   catalog: { url: string };
   limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number; requestTimeoutMs: number; logBacklog: number; eventLoopLagMs: number };
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number; id: string };
-  obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number; conservationFullIntervalMs: number };
+  obs: { metrics: boolean; maxTenantLabels: number; readyFreshnessSeconds: number; conservationIntervalMs: number; conservationWindowMs: number; conservationFullIntervalMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
   query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number };
   views: ({ name: string } & Record<string, unknown>)[];

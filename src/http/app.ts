@@ -18,6 +18,8 @@ import { Quotas } from '../ingest/quotas.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import { schemaRoutes } from './routes/schemas.js';
 import { opsRoutes } from './routes/ops.js';
+import { readiness } from '../obs/readiness.js';
+import { systemClock, type Clock } from '../core/clock.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -44,6 +46,8 @@ export interface AppOptions {
    * `ingest` the event endpoints; `query` queries, views, events, schemas and operations.
    */
   serve?: { ingest: boolean; query: boolean };
+  /** The clock readiness judges freshness by (the system clock when absent). */
+  clock?: Clock;
 }
 
 /** The HTTP API: ingest, query and health, with one error format. */
@@ -153,15 +157,19 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const [log, store] = await Promise.all([opts.log.health(), opts.reader.health().catch((e: Error) => ({ ok: false, detail: e.message }))]);
+    const [log, store, positions] = await Promise.all([
+      opts.log.health(),
+      opts.reader.health().catch((e: Error) => ({ ok: false, detail: e.message })),
+      positionsOf(opts.log).catch(() => []),
+    ]);
     let catalog: { ok: boolean; detail?: string } = { ok: true };
     try {
       await opts.catalog.listTenants();
     } catch (e: unknown) {
       catalog = { ok: false, detail: (e as Error).message };
     }
-    const ready = log.ok && store.ok && catalog.ok;
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'degraded', checks: { log, store, catalog } });
+    const r = readiness({ log, store, catalog }, lagOf(positions, (opts.clock ?? systemClock).now()).freshnessSeconds, opts.config.obs.readyFreshnessSeconds);
+    return reply.code(r.status === 'ready' ? 200 : 503).send(r);
   });
   return app;
 }

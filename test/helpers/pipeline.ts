@@ -1,4 +1,5 @@
 import type { Tracer } from '@opentelemetry/api';
+import type { Clock } from '../../src/core/clock.js';
 import type { FastifyInstance } from 'fastify';
 import { openEmbeddedCatalog, openEmbeddedLog, openEmbeddedStore } from '../../src/backends/embedded.js';
 import { defaultConfig } from '../../src/config/load.js';
@@ -31,6 +32,8 @@ export interface PipelineOptions {
   workerLog?: (log: Log) => Log;
   /** The log's clock (the dedupe horizon), when not the wall clock. */
   now?: () => number;
+  /** The HTTP app's clock (readiness), when not the system clock. */
+  clock?: Clock;
 }
 
 /**
@@ -54,6 +57,7 @@ export async function startPipeline(overrides: Record<string, unknown> = {}, opt
     quotas,
     reader: directReader(store, { log, catalog, conservationWindowMs: config.obs.conservationWindowMs }),
     observability: { tracer: options.tracer },
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   await app.ready();
   return {

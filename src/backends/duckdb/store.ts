@@ -56,6 +56,8 @@ export class DuckdbStore implements Store {
   private reader: DuckDBConnection | null = null;
   /** Mirror of the `applied` table; valid because this object is the only writer. */
   private readonly applied = new Map<number, { offset: number; token: number }>();
+  /** The last commit's transient failure (out of memory, I/O), until one succeeds: readiness reports it. */
+  private commitFailure: { at: number; message: string } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private sideConn: DuckDBConnection | null = null;
   private readonly viewTables = new DuckdbViews((fn) => this.serialized(() => fn(this.conn())));
@@ -203,8 +205,11 @@ export class DuckdbStore implements Store {
       await c.run('COMMIT');
     } catch (e: unknown) {
       await c.run('ROLLBACK').catch(() => undefined);
-      throw classify(e);
+      const err = classify(e);
+      if (err instanceof RetryAfterError) this.commitFailure ??= { at: Date.now(), message: err.message };
+      throw err;
     }
+    this.commitFailure = null;
     for (const [p, a] of next) this.applied.set(p, a);
     const storedByTenant = new Map<string, number>();
     for (const r of fresh) storedByTenant.set(r.tenant, (storedByTenant.get(r.tenant) ?? 0) + 1);
@@ -338,7 +343,10 @@ export class DuckdbStore implements Store {
     if (!this.reader) return { ok: false, detail: 'not connected' };
     try {
       const r = await this.reader.runAndReadAll('SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()');
-      return { ok: true, memoryBytes: Number(r.getRows()[0]![0]) };
+      const memoryBytes = Number(r.getRows()[0]![0]);
+      const failing = this.commitFailure;
+      if (failing) return { ok: false, detail: `commits fail since ${new Date(failing.at).toISOString()}: ${failing.message}`, memoryBytes };
+      return { ok: true, memoryBytes };
     } catch (e: unknown) {
       return { ok: false, detail: coerceError(e).message };
     }
