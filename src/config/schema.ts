@@ -136,6 +136,9 @@ export const configSchema = {
         maxBuckets: { type: 'integer', minimum: 1, default: 10_000 },
         maxRows: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000, description: 'rows (and groups) in one answer; more is refused with 422 unless the query sets a limit' },
         streamBuffer: { type: 'integer', minimum: 1, default: 1_000, description: 'events queued for one live-tail client; a client further behind is disconnected' },
+        streamsPerKey: { type: 'integer', minimum: 1, default: 10, description: 'open live-tail streams (GET /v1/stream) of one key; one more is refused with 429' },
+        streamsPerTenant: { type: 'integer', minimum: 1, default: 50, description: 'open live-tail streams of one tenant, all its keys together; one more is refused with 429' },
+        streams: { type: 'integer', minimum: 1, default: 500, description: 'open live-tail streams of this process, all tenants together; one more is refused with 429' },
       },
     },
     quotas: {
@@ -214,7 +217,7 @@ export interface Config {
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number; id: string };
   obs: { metrics: boolean; maxTenantLabels: number; readyFreshnessSeconds: number; conservationIntervalMs: number; conservationWindowMs: number; conservationFullIntervalMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
-  query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number };
+  query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number; streamsPerKey: number; streamsPerTenant: number; streams: number };
   views: ({ name: string } & Record<string, unknown>)[];
   quotas: { eventsPerSecond: number; bytesPerSecond: number; backlog: number };
   events: { lateWindowMs: number; futureToleranceMs: number; schemaRefreshMs: number };

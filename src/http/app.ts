@@ -106,7 +106,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     ...opts.observability,
   });
   const schemas = new SchemaRegistry(opts.catalog, { refreshMs: opts.config.events.schemaRefreshMs });
-  const tail = new LiveTail(opts.config.query.streamBuffer);
+  const q = opts.config.query;
+  const tail = new LiveTail(q.streamBuffer, { perKey: q.streamsPerKey, perTenant: q.streamsPerTenant, total: q.streams }, (key) => opts.catalog.verifyKey(key), opts.clock);
   const quotas = opts.quotas ?? Quotas.fromConfig(opts.config);
   // The log's backlog, for the global cap: measured twice a second, not per request.
   const backlogTimer = setInterval(() => {
