@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { SluiceError } from '../core/errors.js';
+import { redactJsonError } from '../core/redact.js';
 import { parseRfc3339 } from '../core/time.js';
 
 const gunzip = promisify(zlib.gunzip);
@@ -37,7 +38,7 @@ export async function decodeJsonBody(raw: Buffer, encoding: string | undefined, 
   try {
     return JSON.parse(text) as unknown;
   } catch (e: unknown) {
-    throw new SluiceError('SLUICE_ERR_INVALID_JSON', `the body is not valid JSON: ${(e as Error).message}`, { field: 'body' });
+    throw new SluiceError('SLUICE_ERR_INVALID_JSON', `the body is not valid JSON: ${redactJsonError((e as Error).message)}`, { field: 'body' });
   }
 }
 

@@ -6,6 +6,7 @@ import type { DeadLetter, DeadLetterReason, LogRecord } from '../core/types.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Lease, Log } from '../ports/log.js';
 import type { CommitBatch, CommitResult, Store } from '../ports/store.js';
+import { redactValues } from '../core/redact.js';
 import { poisonLetter, type Sorted, type Triage } from './triage.js';
 
 /**
@@ -279,7 +280,9 @@ export class Consumer {
         await this.commit({ records: [r], partitions: part });
       } catch (e: unknown) {
         if (!isNonRetryable(e)) throw e;
-        await this.deadLetter([{ record: r, reason: 'invalid_row', message: coerceError(e).message || firstError }]);
+        // Named by its key, never by its contents (the engine's message may quote a value).
+        const why = redactValues(coerceError(e).message || firstError);
+        await this.deadLetter([{ record: r, reason: 'invalid_row', message: `the store refused the row of "${r.idempotencyKey}": ${why}` }]);
         await this.opts.triage?.outcome(r.tenant, 0, 1);
         await this.commit({ records: [], partitions: part });
       }

@@ -13,6 +13,7 @@ import {
 import fs from 'node:fs';
 import path from 'node:path';
 import { coerceError, FencedError, NonRetryableError, RetryAfterError, SluiceError } from '../../core/errors.js';
+import { redactValues } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
@@ -410,8 +411,10 @@ function damaged(file: string, e: unknown): SluiceError {
 /** Data errors are the rows' fault (dead-letter them); everything else is transient. */
 function classify(e: unknown): Error {
   const err = coerceError(e);
-  if (/Conversion Error|Invalid Input Error|Constraint Error|Out of Range/i.test(err.message)) {
-    return new NonRetryableError(err.message, { cause: err });
+  // The engine quotes the offending value: it goes into dead letters and logs without it.
+  const message = redactValues(err.message);
+  if (/Conversion Error|Invalid Input Error|Constraint Error|Out of Range/i.test(message)) {
+    return new NonRetryableError(message, { cause: err });
   }
-  return new RetryAfterError(`store commit failed: ${err.message}`, 500, { cause: err });
+  return new RetryAfterError(`store commit failed: ${message}`, 500, { cause: err });
 }
