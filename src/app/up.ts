@@ -12,12 +12,16 @@ import { startTracing } from '../obs/tracing.js';
 import type { NewTenant } from '../ports/catalog.js';
 import { StoreThread } from './store-thread-client.js';
 import { WORKER_GROUP } from '../worker/workers.js';
+import type { AddressInfo } from 'node:net';
+import { listenObservability } from '../http/obs-listener.js';
 import { lockDataDir } from './data-dir-lock.js';
 
 export interface Running {
   app: FastifyInstance;
   roles: readonly Role[];
   url: string;
+  /** The observability listener's URL (obs.metricsAddress), or null when there is none. */
+  obsUrl: string | null;
   /** The default tenant's keys when this start created it; null otherwise. */
   created: NewTenant | null;
   /** Drains and stops everything. Idempotent; must not throw. */
@@ -83,6 +87,8 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]), tracer: tracing.tracer },
   });
   const address = await app.listen({ host: config.host, port: config.port });
+  const obs = config.obs.metricsAddress ? await listenObservability(app, config.obs.metricsAddress) : null;
+  const obsUrl = obs ? urlOf(obs.address() as AddressInfo) : null;
   const stopRetention = log instanceof SqliteLog ? startRetention(log, logger) : () => undefined;
 
   let closing: Promise<void> | null = null;
@@ -90,6 +96,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     (closing ??= (async () => {
       stopRetention();
       // Stop taking requests and let those in flight finish (their appends are answered).
+      await new Promise((r) => (obs ? obs.close(r) : r(undefined)));
       await app.close().catch(() => undefined);
       await log.close();
       await storeThread.stop();
@@ -98,7 +105,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
       await tracing.shutdown();
       unlock();
     })());
-  return { app, roles, url: address, created, close };
+  return { app, roles, url: address, obsUrl, created, close };
 }
 
 export function banner(running: Running, config: Readonly<Config>): string {
@@ -126,7 +133,12 @@ export function banner(running: Running, config: Readonly<Config>): string {
   } else if (running.roles.length === ALL_ROLES.length) {
     lines.push('Tenant "default" exists (its keys were printed when it was created).', 'New tenant and keys: sluice tenant create NAME');
   }
-  lines.push('', `Health: ${url}/healthz  ${url}/readyz      Stop: Ctrl-C (drains, nothing is lost)`);
+  const obs = running.obsUrl ?? url;
+  lines.push('', `Health: ${obs}/healthz  ${obs}/readyz  Metrics: ${obs}/metrics${running.obsUrl ? '' : ' (loopback clients only)'}      Stop: Ctrl-C (drains, nothing is lost)`);
   return lines.join('\n');
 }
 
+
+function urlOf(a: AddressInfo): string {
+  return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+}

@@ -100,6 +100,13 @@ export const configSchema = {
       properties: {
         metrics: { type: 'boolean', default: true, description: 'serve /metrics and keep the counters' },
         maxTenantLabels: { type: 'integer', minimum: 0, default: 100, description: 'tenants with their own metric label; the rest are "other"' },
+        metricsAddress: {
+          type: 'string',
+          pattern: '^$|^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]]+):[0-9]{1,5}$',
+          default: '',
+          description:
+            'host:port of a second listener serving only /metrics, /healthz and /readyz (e.g. 10.0.0.5:9464 on a private network); empty: none. On the API address, /metrics answers loopback clients only',
+        },
         readyFreshnessSeconds: {
           type: 'number',
           minimum: 0,
@@ -215,7 +222,7 @@ export interface Config {
   catalog: { url: string };
   limits: { bodyBytes: number; eventBytes: number; batchEvents: number; decompressedBytes: number; depth: number; requestTimeoutMs: number; logBacklog: number; eventLoopLagMs: number };
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number; id: string };
-  obs: { metrics: boolean; maxTenantLabels: number; readyFreshnessSeconds: number; conservationIntervalMs: number; conservationWindowMs: number; conservationFullIntervalMs: number };
+  obs: { metrics: boolean; maxTenantLabels: number; metricsAddress: string; readyFreshnessSeconds: number; conservationIntervalMs: number; conservationWindowMs: number; conservationFullIntervalMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
   query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number; streamsPerKey: number; streamsPerTenant: number; streams: number };
   views: ({ name: string } & Record<string, unknown>)[];
