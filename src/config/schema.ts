@@ -181,7 +181,11 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        anonymizeIp: { type: 'boolean', default: true, description: 'zero the last octet of IPv4 (last 80 bits of IPv6) in context.ip' },
+        anonymizeIp: {
+          type: 'boolean',
+          default: true,
+          description: 'zero the last octet of IPv4 (last 80 bits of IPv6) in context.ip at ingest, before the log: no raw address in the log, live tail, dead letters or store',
+        },
         userAgent: { type: 'boolean', default: true, description: 'parse context.user_agent into context.ua' },
         plugins: {
           type: 'array',

@@ -137,6 +137,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       log: opts.log,
       limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth, batchEvents: limits.batchEvents },
       time: opts.config.events,
+      anonymizeIp: opts.config.enrich.anonymizeIp,
       schemas,
       obs,
     });
