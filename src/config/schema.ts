@@ -143,6 +143,12 @@ export const configSchema = {
         maxBuckets: { type: 'integer', minimum: 1, default: 10_000 },
         maxRows: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000, description: 'rows (and groups) in one answer; more is refused with 422 unless the query sets a limit' },
         streamBuffer: { type: 'integer', minimum: 1, default: 1_000, description: 'events queued for one live-tail client; a client further behind is disconnected' },
+        viewsPerTenant: {
+          type: 'integer',
+          minimum: 0,
+          default: 20,
+          description: 'views a tenant may declare through the API (each is maintained in every commit of its events and held in store memory while it builds); one more is refused with 409',
+        },
         streamsPerKey: { type: 'integer', minimum: 1, default: 10, description: 'open live-tail streams (GET /v1/stream) of one key; one more is refused with 429' },
         streamsPerTenant: { type: 'integer', minimum: 1, default: 50, description: 'open live-tail streams of one tenant, all its keys together; one more is refused with 429' },
         streams: { type: 'integer', minimum: 1, default: 500, description: 'open live-tail streams of this process, all tenants together; one more is refused with 429' },
@@ -228,7 +234,7 @@ export interface Config {
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number; id: string };
   obs: { metrics: boolean; maxTenantLabels: number; metricsAddress: string; readyFreshnessSeconds: number; conservationIntervalMs: number; conservationWindowMs: number; conservationFullIntervalMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
-  query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number; streamsPerKey: number; streamsPerTenant: number; streams: number };
+  query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number; viewsPerTenant: number; streamsPerKey: number; streamsPerTenant: number; streams: number };
   views: ({ name: string } & Record<string, unknown>)[];
   quotas: { eventsPerSecond: number; bytesPerSecond: number; backlog: number };
   events: { lateWindowMs: number; futureToleranceMs: number; schemaRefreshMs: number };

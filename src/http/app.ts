@@ -153,7 +153,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       time: opts.config.events,
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
-    queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows });
+    queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows, viewsPerTenant: opts.config.query.viewsPerTenant });
     eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
   }
 
