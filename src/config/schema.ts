@@ -143,6 +143,14 @@ export const configSchema = {
         maxBuckets: { type: 'integer', minimum: 1, default: 10_000 },
         maxRows: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000, description: 'rows (and groups) in one answer; more is refused with 422 unless the query sets a limit' },
         streamBuffer: { type: 'integer', minimum: 1, default: 1_000, description: 'events queued for one live-tail client; a client further behind is disconnected' },
+        readers: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 64,
+          default: 4,
+          description: 'embedded store: connections queries run on, each query on one of its own (a timeout interrupts only it); more queries wait in a fair per-tenant line',
+        },
+        readersPerTenant: { type: 'integer', minimum: 1, maximum: 64, default: 2, description: 'embedded store: readers one tenant may hold at once' },
         viewsPerTenant: {
           type: 'integer',
           minimum: 0,
@@ -234,7 +242,7 @@ export interface Config {
   worker: { consumers: number; readBatch: number; commitBatch: number; maxAttempts: number; leaseTtlMs: number; pollMs: number; heapMb: number; id: string };
   obs: { metrics: boolean; maxTenantLabels: number; metricsAddress: string; readyFreshnessSeconds: number; conservationIntervalMs: number; conservationWindowMs: number; conservationFullIntervalMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
-  query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number; viewsPerTenant: number; streamsPerKey: number; streamsPerTenant: number; streams: number };
+  query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number; readers: number; readersPerTenant: number; viewsPerTenant: number; streamsPerKey: number; streamsPerTenant: number; streams: number };
   views: ({ name: string } & Record<string, unknown>)[];
   quotas: { eventsPerSecond: number; bytesPerSecond: number; backlog: number };
   events: { lateWindowMs: number; futureToleranceMs: number; schemaRefreshMs: number };
