@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { DuckdbStore } from '../../src/backends/duckdb/store.js';
+import { classifyCommitError, DuckdbStore } from '../../src/backends/duckdb/store.js';
 import { redactJsonError, redactValues } from '../../src/core/redact.js';
 import { parseView } from '../../src/core/query.js';
 import type { LogRecord } from '../../src/core/types.js';
@@ -45,5 +45,17 @@ describe('errors name the key and the field, never the payload', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('a failed commit is the row’s fault or the store’s', () => {
+  it('commit.out-of-memory-and-duplicate-keys-are-retried-never-dead-lettered', () => {
+    const oom = classifyCommitError(new Error('Out of Memory Error: failed to allocate data of size 16.0 MiB (512.0 MiB/512.0 MiB used)'));
+    expect(oom).toMatchObject({ code: 'SLUICE_RETRY_AFTER' });
+    const dup = classifyCommitError(new Error('Constraint Error: Duplicate key "tenant: acme, minute: 29400000" violates primary key constraint'));
+    expect(dup).toMatchObject({ code: 'SLUICE_RETRY_AFTER' });
+    const row = classifyCommitError(new Error(`Conversion Error: Could not convert string '${SECRET}' to INT64`));
+    expect(row).toMatchObject({ code: 'SLUICE_NON_RETRYABLE' });
+    expect(row.message).not.toContain('hunter2');
   });
 });

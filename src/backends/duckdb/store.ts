@@ -222,7 +222,7 @@ export class DuckdbStore implements Store {
       await c.run('COMMIT');
     } catch (e: unknown) {
       await c.run('ROLLBACK').catch(() => undefined);
-      const err = classify(e);
+      const err = classifyCommitError(e);
       if (err instanceof RetryAfterError) this.commitFailure ??= { at: Date.now(), message: err.message };
       throw err;
     }
@@ -442,11 +442,19 @@ function damaged(file: string, e: unknown): SluiceError {
 }
 
 /** Data errors are the rows' fault (dead-letter them); everything else is transient. */
-function classify(e: unknown): Error {
+/**
+ * A failed commit: the row's fault (NonRetryableError: the consumer isolates the row and
+ * dead-letters it) or the store's (RetryAfterError: the batch is retried, nothing is
+ * dead-lettered). Out of memory is the store's, and so is a duplicate key: sluice dedupes
+ * before the store, so a duplicate is state a failed commit left (a view's rows after an
+ * out-of-memory error), never the event's fault.
+ */
+export function classifyCommitError(e: unknown): Error {
   const err = coerceError(e);
   // The engine quotes the offending value: it goes into dead letters and logs without it.
   const message = redactValues(err.message);
-  if (/Conversion Error|Invalid Input Error|Constraint Error|Out of Range/i.test(message)) {
+  const storeFault = /Out of Memory|Duplicate key|could not allocate|failed to allocate/i.test(message);
+  if (!storeFault && /Conversion Error|Invalid Input Error|Constraint Error|Out of Range/i.test(message)) {
     return new NonRetryableError(message, { cause: err });
   }
   return new RetryAfterError(`store commit failed: ${message}`, 500, { cause: err });
