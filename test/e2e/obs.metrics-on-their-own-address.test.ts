@@ -23,10 +23,12 @@ it('obs.metrics-answer-loopback-clients-on-the-api-address-and-anyone-on-obs.met
   expect(server.stdout).toContain(`Metrics: http://127.0.0.1:${obsPort}/metrics`);
 
   const obs = `http://127.0.0.1:${obsPort}`;
+  await until(async () => (await fetch(`${obs}/readyz`)).status === 200, 20_000); // once the store thread has started
   const metrics = await fetch(`${obs}/metrics`);
   expect(metrics.status).toBe(200);
-  expect(await metrics.text()).toContain('sluice_');
-  await until(async () => (await fetch(`${obs}/readyz`)).status === 200, 20_000); // once the store thread has started
+  const text = await metrics.text();
+  expect(text).toContain('sluice_store_queries_waiting 0'); // waiting in line, apart from running
+  expect(text).toMatch(/sluice_store_readers_busy \d/);
   expect((await fetch(`${obs}/healthz`)).status).toBe(200);
   expect((await fetch(`${obs}/v1/status`)).status).toBe(404); // nothing else there
 
