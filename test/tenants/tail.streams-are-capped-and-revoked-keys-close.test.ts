@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { KEY_RECHECK_MS } from '../../src/http/tail.js';
+import { quantile, steadyIngest } from '../helpers/neighbour.js';
 import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
 
 let p: Pipeline | null = null;
@@ -75,5 +76,40 @@ describe('live-tail streams', () => {
     await p.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p.tenant.writeKey}` }, payload: [{ type: 'signup', key: 'still-here' }] });
     let other = '';
     while (!other.includes('still-here')) other += new TextDecoder().decode((await rb.read()).value);
+  });
+
+  it('tail.tenant-b-ingests-and-stores-as-fast-while-tenant-a-holds-its-stream-caps-and-keeps-asking-for-more', async () => {
+    p = await startPipeline({ query: { streamsPerKey: 5, streamsPerTenant: 5, streams: 50 } });
+    const url = await p.app.listen({ port: 0, host: '127.0.0.1' });
+    const beta = await p.catalog.createTenant('beta');
+    const quiet = await steadyIngest(p, beta.writeKey, 'quiet');
+
+    for (let i = 0; i < 5; i++) expect((await open(url, p.tenant.readKey)).res.status).toBe(200);
+    let attacking = true;
+    let refused = 0;
+    const attacker = (async () => {
+      while (attacking) {
+        const r = await open(url, p!.tenant.readKey);
+        if (r.res.status === 429) refused++;
+        await r.res.body?.cancel().catch(() => undefined);
+      }
+    })();
+    // Tenant a's streams get tenant a's events: 20 per batch, as fast as it can send them.
+    const flood = (async () => {
+      for (let i = 0; attacking; i++) {
+        await p!.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p!.tenant.writeKey}` }, payload: Array.from({ length: 20 }, (_, j) => ({ type: 'x', idempotency_key: `a-${i}-${j}`, properties: { pad: 'p'.repeat(200) } })) });
+      }
+    })();
+    const loud = await steadyIngest(p, beta.writeKey, 'loud');
+    attacking = false;
+    await Promise.all([attacker, flood]);
+
+    expect(refused).toBeGreaterThan(0);
+    expect([...quiet.statuses.keys(), ...loud.statuses.keys()]).toEqual([202, 202]);
+    const [p99quiet, p99loud] = [quantile(quiet.ingestMs, 0.99), quantile(loud.ingestMs, 0.99)];
+    console.info(`beta's ingest p99: ${p99loud.toFixed(1)} ms while alpha held its streams and was refused ${refused} more, ${p99quiet.toFixed(1)} ms without`);
+    // Within 2x, with a floor of 25 ms for a shared two-core machine's noise.
+    expect(p99loud).toBeLessThan(2 * Math.max(p99quiet, 25));
+    await until(async () => (await p!.store.rawStats('beta')).events === 2 * 40 * 20);
   });
 });
