@@ -13,10 +13,10 @@ afterEach(async () => {
 
 const record = (i: number): LogRecord => ({
   tenant: 'acme', type: 'order', key: `k${i}`, idempotencyKey: `good-${i}`, ts: Date.now(), receivedAt: Date.now(), partition: 0,
-  origin: 'live', properties: '{}', context: '{}', offset: i, attempt: 1,
+  origin: 'live', properties: '{}', context: '{}', offset: i + 1, attempt: 1,
 });
 
-it('breaker.resume-starts-a-fresh-window-so-the-first-good-events-after-the-fix-are-not-held', async () => {
+it('breaker.resume-starts-a-fresh-window-so-the-1000-good-events-after-the-fix-are-all-stored', async () => {
   p = await startPipeline({}, { workers: false });
   const triage = new Triage({
     catalog: p.catalog,
@@ -38,8 +38,9 @@ it('breaker.resume-starts-a-fresh-window-so-the-first-good-events-after-the-fix-
     const sorted = await triage.sort(Array.from({ length: 10 }, (_, j) => record(i + j)), new AbortController().signal, retrying);
     expect(sorted.held).toEqual([]);
     expect(sorted.dead).toEqual([]);
-    stored += sorted.live.length;
+    stored += (await p.store.commit({ records: sorted.live, partitions: [{ partition: 0, token: 1, upTo: i + 10 }] })).stored;
   }
   expect(stored).toBe(1_000);
+  expect(await p.store.rawStats('acme')).toEqual({ events: 1_000, distinctKeys: 1_000 });
   expect((await settings()).paused).toBeNull();
 });
