@@ -185,6 +185,13 @@ const calls: StoreThreadCalls = {
       metrics.threadHeap.set(getHeapStatistics().total_heap_size);
       const { memoryBytes } = await store.health().catch(() => ({ memoryBytes: undefined }));
       if (memoryBytes !== undefined) metrics.memory.set(memoryBytes);
+      // Waiting in line is reported apart from running (the embedded store only).
+      const pool = (store as { readers?: () => { waiting: number; busy: number } }).readers;
+      if (pool) {
+        const { waiting, busy } = pool.call(store);
+        metrics.queriesWaiting.set(waiting);
+        metrics.readersBusy.set(busy);
+      }
     }
     return registry.getMetricsAsJSON();
   },

@@ -10,6 +10,8 @@ import { startTracing } from '../obs/tracing.js';
 import type { NewTenant } from '../ports/catalog.js';
 import { StoreThread } from './store-thread-client.js';
 import { WORKER_GROUP } from '../worker/workers.js';
+import type { AddressInfo } from 'node:net';
+import { listenObservability } from '../http/obs-listener.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { ALL_ROLES, consumes, isAllRoles, servedApis, type Role } from './roles.js';
 import { Services } from './service.js';
@@ -18,6 +20,8 @@ export interface Running {
   app: FastifyInstance;
   roles: readonly Role[];
   url: string;
+  /** The observability listener's URL (obs.metricsAddress), or null when there is none. */
+  obsUrl: string | null;
   /** The default tenant's keys when this start created it; null otherwise. */
   created: NewTenant | null;
   /** Drains and stops everything. Idempotent; must not throw. */
@@ -82,9 +86,13 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     services.adopt('http', () => app.close().then(() => undefined, () => undefined));
     await services.start();
     const address = await app.listen({ host: config.host, port: config.port });
+    // Metrics and health on an address of their own (loopback by default in deploy/).
+    const obs = config.obs.metricsAddress ? await listenObservability(app, config.obs.metricsAddress) : null;
+    if (obs) services.adopt('metrics listener', () => new Promise<void>((r) => obs.close(() => r())));
+    const obsUrl = obs ? urlOf(obs.address() as AddressInfo) : null;
     let closing: Promise<void> | null = null;
     const close = (): Promise<void> => (closing ??= services.stop());
-    return { app, roles, url: address, created, close };
+    return { app, roles, url: address, obsUrl, created, close };
   } catch (e: unknown) {
     await services.stop();
     throw e;
@@ -116,7 +124,12 @@ export function banner(running: Running, config: Readonly<Config>): string {
   } else if (running.roles.length === ALL_ROLES.length) {
     lines.push('Tenant "default" exists (its keys were printed when it was created).', 'New tenant and keys: sluice tenant create NAME');
   }
-  lines.push('', `Health: ${url}/healthz  ${url}/readyz      Stop: Ctrl-C (drains, nothing is lost)`);
+  const obs = running.obsUrl ?? url;
+  lines.push('', `Health: ${obs}/healthz  ${obs}/readyz  Metrics: ${obs}/metrics${running.obsUrl ? '' : ' (loopback clients only)'}      Stop: Ctrl-C (drains, nothing is lost)`);
   return lines.join('\n');
 }
 
+
+function urlOf(a: AddressInfo): string {
+  return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+}

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SluiceError } from '../core/errors.js';
+import { isReservedName, reservedNameMessage } from '../core/reserved.js';
 import { TEAM_NAME, type KeyGrant, type KeyScope, type TenantSettings } from '../ports/catalog.js';
 
 /**
@@ -15,8 +16,11 @@ const KEY_PATTERN = /^sluice_([wras])_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 const SCOPE_LETTER: Record<KeyScope, string> = { write: 'w', read: 'r', admin: 'a', schema: 's' };
 const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DEFAULT_SETTINGS: TenantSettings = { unknownTypes: 'accept', quota: {}, paused: null };
-/** Revocations reach a running server within this long. */
-export const KEY_CACHE_MS = 5_000;
+/**
+ * Revocations reach a running server within this long. With the live tail's re-check every
+ * second (http/tail.ts), a revoked key's open streams end within 5 s, the documented delay.
+ */
+export const KEY_CACHE_MS = 4_000;
 /**
  * While the catalog cannot be read, a key verified within this long keeps working: ingest
  * goes on through a short catalog outage. A revocation made during the outage waits for it
@@ -30,6 +34,7 @@ export function parseSettings(stored: string | Partial<TenantSettings>): TenantS
 }
 
 export function checkTenantName(name: string): void {
+  if (isReservedName(name)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', reservedNameMessage('tenant', name), { field: 'name' });
   if (!TENANT_NAME.test(name)) {
     throw new SluiceError(
       'SLUICE_ERR_INVALID_BODY',

@@ -31,5 +31,11 @@ export function openEmbeddedCatalog(config: Readonly<Config>): SqliteCatalog {
 }
 
 export function openEmbeddedStore(config: Readonly<Config>): DuckdbStore {
-  return new DuckdbStore({ file: embeddedPaths(config.dataDir).duckdb, queryTimeoutMs: config.query.timeoutMs, memoryMb: config.store.memoryMb });
+  return new DuckdbStore({
+    file: embeddedPaths(config.dataDir).duckdb,
+    queryTimeoutMs: config.query.timeoutMs,
+    memoryMb: config.store.memoryMb,
+    readers: config.query.readers,
+    readersPerTenant: config.query.readersPerTenant,
+  });
 }

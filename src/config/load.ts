@@ -1,5 +1,5 @@
 import { backendFor } from '../backends/registry.js';
-import { parseView } from '../core/query.js';
+import { declareView } from '../core/query.js';
 import { Ajv } from 'ajv';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -129,7 +129,7 @@ function checkViews(views: Config['views']): void {
   views.forEach((v, i) => {
     const { name, ...def } = v;
     try {
-      parseView(name, def);
+      declareView(name, def);
     } catch (e: unknown) {
       const err = e as SluiceError;
       throw new SluiceError('SLUICE_ERR_CONFIG', `views[${i}] ("${name}"): ${err.message}`, { field: `views[${i}].${err.field ?? ''}` });

@@ -95,6 +95,19 @@ export const configSchema = {
       properties: {
         metrics: { type: 'boolean', default: true, description: 'serve /metrics and keep the counters' },
         maxTenantLabels: { type: 'integer', minimum: 0, default: 100, description: 'tenants with their own metric label; the rest are "other"' },
+        metricsAddress: {
+          type: 'string',
+          pattern: '^$|^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]]+):[0-9]{1,5}$',
+          default: '',
+          description:
+            'host:port of a second listener serving only /metrics, /healthz and /readyz (e.g. 10.0.0.5:9464 on a private network); empty: none. On the API address, /metrics answers loopback clients only',
+        },
+        readyFreshnessSeconds: {
+          type: 'number',
+          minimum: 0,
+          default: 300,
+          description: '/readyz answers 503 while the oldest unprocessed event is older than this (the pipeline is not keeping up); 0: not checked',
+        },
         conservationIntervalMs: { type: 'integer', minimum: 1_000, default: 15_000 },
         conservationWindowMs: { type: 'integer', minimum: 60_000, default: 3_600_000, description: 'how far back the conservation check looks' },
         conservationFullIntervalMs: {
@@ -125,6 +138,23 @@ export const configSchema = {
         maxBuckets: { type: 'integer', minimum: 1, default: 10_000 },
         maxRows: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000, description: 'rows (and groups) in one answer; more is refused with 422 unless the query sets a limit' },
         streamBuffer: { type: 'integer', minimum: 1, default: 1_000, description: 'events queued for one live-tail client; a client further behind is disconnected' },
+        readers: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 64,
+          default: 4,
+          description: 'embedded store: connections queries run on, each query on one of its own (a timeout interrupts only it); more queries wait in a fair per-tenant line',
+        },
+        readersPerTenant: { type: 'integer', minimum: 1, maximum: 64, default: 2, description: 'embedded store: readers one tenant may hold at once' },
+        viewsPerTenant: {
+          type: 'integer',
+          minimum: 0,
+          default: 20,
+          description: 'views a tenant may declare through the API (each is maintained in every commit of its events and held in store memory while it builds); one more is refused with 409',
+        },
+        streamsPerKey: { type: 'integer', minimum: 1, default: 10, description: 'open live-tail streams (GET /v1/stream) of one key; one more is refused with 429' },
+        streamsPerTenant: { type: 'integer', minimum: 1, default: 50, description: 'open live-tail streams of one tenant, all its keys together; one more is refused with 429' },
+        streams: { type: 'integer', minimum: 1, default: 500, description: 'open live-tail streams of this process, all tenants together; one more is refused with 429' },
       },
     },
     quotas: {
@@ -160,7 +190,11 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        anonymizeIp: { type: 'boolean', default: true, description: 'zero the last octet of IPv4 (last 80 bits of IPv6) in context.ip' },
+        anonymizeIp: {
+          type: 'boolean',
+          default: true,
+          description: 'zero the last octet of IPv4 (last 80 bits of IPv6) in context.ip at ingest, before the log: no raw address in the log, live tail, dead letters or store',
+        },
         userAgent: { type: 'boolean', default: true, description: 'parse context.user_agent (or Segment\'s context.userAgent) into context.ua' },
         plugins: {
           type: 'array',

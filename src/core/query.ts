@@ -1,4 +1,5 @@
 import { SluiceError } from './errors.js';
+import { isReservedName, reservedNameMessage } from './reserved.js';
 import { bucketStart, INTERVAL_MS, INTERVALS, isInterval, parseQueryTime } from './time.js';
 import type { Interval } from './types.js';
 
@@ -245,6 +246,15 @@ function asObject(body: unknown, what: string): Record<string, unknown> {
 }
 
 const VIEW_KEYS = ['event', 'filters', 'dimensions', 'measures', 'grain'] as const;
+
+/**
+ * A view definition as a tenant or the configuration declares it: its name must also not be
+ * one of sluice's own (core/reserved.ts). 400 naming `name` otherwise.
+ */
+export function declareView(name: string, body: unknown): ViewDef {
+  if (isReservedName(name)) throw bad('name', reservedNameMessage('view', name));
+  return parseView(name, body);
+}
 
 /** A view definition, as `PUT /v1/views/:name` or the configuration declares it. */
 export function parseView(name: string, body: unknown): ViewDef {

@@ -26,6 +26,7 @@ import { consoleRoutes } from './routes/console.js';
 import { keyRoutes } from './routes/keys.js';
 import { savedQueryRoutes } from './routes/saved-queries.js';
 import { signalRoutes } from './routes/signals.js';
+import { readiness } from '../obs/readiness.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -56,7 +57,7 @@ export interface AppOptions {
   serve?: { ingest: boolean; query: boolean };
   /** Where the console's built files are (tests); CONSOLE_DIR by default. */
   consoleDir?: string;
-  /** The time of freshness, lag and the backlog sampler (the system clock by default). */
+  /** The time of freshness (metrics and readiness), lag and the backlog sampler (the system clock by default). */
   clock?: Clock;
 }
 
@@ -125,7 +126,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     ...opts.observability,
   });
   const schemas = new SchemaRegistry(opts.catalog, { refreshMs: opts.config.events.schemaRefreshMs });
-  const tail = new LiveTail(opts.config.query.streamBuffer);
+  const q = opts.config.query;
+  const tail = new LiveTail(q.streamBuffer, { perKey: q.streamsPerKey, perTenant: q.streamsPerTenant, total: q.streams }, (key) => opts.catalog.verifyKey(key), opts.clock);
   const quotas = opts.quotas ?? Quotas.fromConfig(opts.config);
   // The log's backlog, for the global cap: measured twice a second, not per request.
   const backlog = periodic('log backlog', 500, async () => quotas.setLogBacklog(lagOf(await positionsOf(opts.log), clock.now()).backlog), { clock });
@@ -170,6 +172,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       log: opts.log,
       limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth, batchEvents: limits.batchEvents },
       time: opts.config.events,
+      anonymizeIp: opts.config.enrich.anonymizeIp,
       schemas,
       obs,
       cors: opts.config.cors,
@@ -186,7 +189,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       time: opts.config.events,
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
-    queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows });
+    queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows, viewsPerTenant: opts.config.query.viewsPerTenant });
     eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
     const { maxBuckets, maxRows } = opts.config.query;
     void app.register(signalRoutes, { catalog: opts.catalog, log: opts.log, reader: opts.reader, sampler, maxBuckets, now: () => clock.now() });
@@ -198,15 +201,19 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const [log, store] = await Promise.all([opts.log.health(), opts.reader.health().catch((e: Error) => ({ ok: false, detail: e.message }))]);
+    const [log, store, positions] = await Promise.all([
+      opts.log.health(),
+      opts.reader.health().catch((e: Error) => ({ ok: false, detail: e.message })),
+      positionsOf(opts.log).catch(() => []),
+    ]);
     let catalog: { ok: boolean; detail?: string } = { ok: true };
     try {
       await opts.catalog.listTenants();
     } catch (e: unknown) {
       catalog = { ok: false, detail: (e as Error).message };
     }
-    const ready = log.ok && store.ok && catalog.ok;
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'degraded', checks: { log, store, catalog } });
+    const r = readiness({ log, store, catalog }, lagOf(positions, clock.now()).freshnessSeconds, opts.config.obs.readyFreshnessSeconds);
+    return reply.code(r.status === 'ready' ? 200 : 503).send(r);
   });
   return app;
 }

@@ -10,7 +10,7 @@ const BASIC = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i;
  * the user name and an empty password (what Segment libraries send); `fallback` (a key in the
  * body, as Segment also allows) when there is no header. Null when the header is malformed.
  */
-function presentedKey(header: string | undefined, fallback?: string): string | null | undefined {
+export function presentedKey(header: string | undefined, fallback?: string): string | null | undefined {
   if (!header) return fallback;
   const bearer = BEARER.exec(header);
   if (bearer) return bearer[1]!;

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { SluiceError } from '../core/errors.js';
 import { flagContext } from '../core/event.js';
+import { redactJsonError } from '../core/redact.js';
 import { parseRfc3339 } from '../core/time.js';
 import { assertFaithful } from './json-faithful.js';
 
@@ -64,7 +65,7 @@ export function decodeJson(bytes: Buffer, contentType?: string): unknown {
   try {
     value = JSON.parse(text) as unknown;
   } catch (e: unknown) {
-    throw new SluiceError('SLUICE_ERR_INVALID_JSON', `the body is not valid JSON: ${(e as Error).message}`, { field: 'body' });
+    throw new SluiceError('SLUICE_ERR_INVALID_JSON', `the body is not valid JSON: ${redactJsonError((e as Error).message)}`, { field: 'body' });
   }
   assertFaithful(text);
   return value;

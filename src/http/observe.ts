@@ -1,6 +1,8 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
 import { extractContext } from '../obs/tracing.js';
+import { SluiceError } from '../core/errors.js';
+import { isLoopback } from './obs-listener.js';
 import { ingestMetrics, mergeMetrics, prom, TenantLabels, type IngestMetrics, type MetricsJson } from '../obs/metrics.js';
 
 declare module 'fastify' {
@@ -61,7 +63,14 @@ export function observeHttp(app: FastifyInstance, opts: HttpObservabilityOptions
       span.end();
     }
   });
-  if (metrics) app.get('/metrics', async (_request, reply) => {
+  if (metrics) app.get('/metrics', async (request, reply) => {
+    // It names tenants and their volumes: loopback clients only (obs.metricsAddress serves
+    // a scraper elsewhere, through this same handler in-process).
+    if (!isLoopback(request.ip)) {
+      throw new SluiceError('SLUICE_ERR_FORBIDDEN', '/metrics names tenants and their volumes, so this address serves it to loopback clients only: scrape obs.metricsAddress (SLUICE_OBS_METRICS_ADDRESS, e.g. 10.0.0.5:9464 on a private network) instead', {
+        field: 'obs.metricsAddress',
+      });
+    }
     await opts.refresh?.(metrics).catch(() => undefined);
     const parts: MetricsJson[] = [await registry.getMetricsAsJSON()];
     const remote = await opts.remote?.().catch(() => null);

@@ -2,6 +2,7 @@ import { SluiceError } from '../core/errors.js';
 import { validateEvent, type EventLimits, type TimePolicy } from '../core/event.js';
 import type { AppendOutcome, LogEntry, Origin } from '../core/types.js';
 import type { Log } from '../ports/log.js';
+import { anonymizeIp } from '../worker/enrich.js';
 import type { SchemaRegistry } from '../schema/registry.js';
 
 export interface IngestResponse {
@@ -20,6 +21,12 @@ export interface AcceptOptions {
   time: TimePolicy;
   schemas: SchemaRegistry;
   receivedAt: number;
+  /**
+   * Zero the host part of `context.ip` before the event is written to the log
+   * (`enrich.anonymizeIp`): the raw address then never reaches the log, the live tail, dead
+   * letters or the store.
+   */
+  anonymizeIp?: boolean;
   /** The producer's clock when it sent the batch, for skew correction. */
   sentAt?: number;
   traceparent?: string;
@@ -47,6 +54,7 @@ export async function judge(
   for (let i = 0; i < events.length; i++) {
     const v = validateEvent(events[i], tenant, opts.receivedAt, partitions, opts.limits, origin, opts.time, opts.sentAt);
     if (v.ok) {
+      if (opts.anonymizeIp) v.entry.context = anonymizeContextIp(v.entry.context);
       entries.push(v.entry);
       indexes.push(i);
       props.push(v.properties);
@@ -108,4 +116,16 @@ export async function accept(log: Log, tenant: string, events: readonly unknown[
     } else if (!entries[i]!.fault) accepted++;
   }
   return { accepted, duplicates, rejected: seenFaults.size === 0 ? rejected : rejected.filter((r) => !seenFaults.has(r.index)) };
+}
+
+/** `context` (JSON) with `ip` anonymized (see worker/enrich.ts's anonymizeIp), or as it was. */
+export function anonymizeContextIp(context: string): string {
+  if (!context.includes('"ip"')) return context;
+  const ctx = JSON.parse(context) as Record<string, unknown>;
+  if (typeof ctx.ip !== 'string') return context;
+  const masked = anonymizeIp(ctx.ip);
+  if (masked === ctx.ip) return context;
+  if (masked === null) delete ctx.ip;
+  else ctx.ip = masked;
+  return JSON.stringify(ctx);
 }

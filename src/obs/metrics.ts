@@ -122,6 +122,8 @@ export function storeMetrics(registry: client.Registry) {
       help: "Memory the store's engine holds by its own accounting (the embedded store's block cache and queries, at most store.memoryMb)",
       registers,
     }),
+    queriesWaiting: new client.Gauge({ name: 'sluice_store_queries_waiting', help: 'Queries waiting in line for a reader of the embedded store (not yet running)', registers }),
+    readersBusy: new client.Gauge({ name: 'sluice_store_readers_busy', help: 'Readers of the embedded store running a query (at most query.readers)', registers }),
     threadHeap: new client.Gauge({ name: 'sluice_store_thread_heap_bytes', help: 'V8 heap of the store thread (its old space at most worker.heapMb)', registers }),
     leases: new client.Gauge({ name: 'sluice_worker_leases', help: 'Partitions leased by this process', registers }),
     gap: new client.Gauge({

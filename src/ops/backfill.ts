@@ -1,5 +1,6 @@
 import { backoffDelay, sleep } from '../core/backoff.js';
 import { coerceError } from '../core/errors.js';
+import { redactValues } from '../core/redact.js';
 import type { Logger } from '../obs/logger.js';
 import type { BackfillSpec, BackfillState } from '../ports/backfill.js';
 import type { Store } from '../ports/store.js';
@@ -67,13 +68,14 @@ export class BackfillRunner {
         s = await this.store.backfills.step(id, chunk);
         failures = 0;
       } catch (e: unknown) {
-        const err = coerceError(e);
+        // The engine may quote a row's value: the view's error and the log get it without.
+        const message = redactValues(coerceError(e).message);
         if (++failures >= 5) {
-          this.opts.logger?.error({ backfill: id, err: err.message }, 'backfill failed');
-          await this.store.backfills.fail(id, err.message).catch(() => undefined);
+          this.opts.logger?.error({ backfill: id, err: message }, 'backfill failed');
+          await this.store.backfills.fail(id, message).catch(() => undefined);
           return;
         }
-        this.opts.logger?.warn({ backfill: id, err: err.message }, 'backfill step failed; retrying');
+        this.opts.logger?.warn({ backfill: id, err: message }, 'backfill step failed; retrying');
         await sleep(backoffDelay(failures, 500, 10_000), this.opts.signal).catch(() => undefined);
         continue;
       }

@@ -85,6 +85,12 @@ export interface TenantSettings {
   quota: TenantQuota;
   /** Set while the dead-letter breaker holds the tenant's events; null when it flows. */
   paused: { since: number; reason: string } | null;
+  /**
+   * When the tenant was last resumed (ms since the epoch); absent if never. Workers start
+   * their dead-letter breaker's window afresh when they see it change, so that failures
+   * from before the fix never pause the tenant again.
+   */
+  resumedAt?: number;
 }
 
 export interface AuditEntry {

@@ -9,7 +9,8 @@ import { compile, newAjv, type SchemaRegistry, type SchemaViolation } from './re
  * Publishing a schema version: who may, and what is checked before anything changes.
  *
  * 1. The key: an admin key, or a schema key of the team that owns the type (a type without
- *    a schema yet is owned by the team that publishes it first).
+ *    a schema yet is owned by the team that publishes it first, unless events of that type
+ *    are already stored: claiming a type with traffic needs an admin key).
  * 2. The schema compiles as JSON Schema 2020-12.
  * 3. Compatibility: the new version accepts everything the previous one accepted
  *    (see compat.ts), and recent traffic: "N of the last M events of this type would fail".
@@ -72,8 +73,14 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
   const found = latest ? incompatibilities(latest.schema, schema) : [];
 
   const traffic: PublishReport['traffic'] = { checked: 0, failed: 0, examples: [] };
-  const sample = await deps.recent(tenant, type, TRAFFIC_SAMPLE).catch(() => [] as string[]);
-  for (const text of sample) {
+  const sample = await deps.recent(tenant, type, TRAFFIC_SAMPLE).catch(() => null);
+  if (!latest && grant.scope !== 'admin' && !req.dryRun && sample?.length !== 0) {
+    // A schema key claims the types its team starts; one that already flows belongs to other
+    // producers too, and a claim could dead-letter all of it.
+    const seen = sample === null ? 'its recent traffic cannot be checked (the store is unavailable)' : `it has traffic (${sample.length}${sample.length === TRAFFIC_SAMPLE ? '+' : ''} recent events)`;
+    throw new SluiceError('SLUICE_ERR_FORBIDDEN', `"${type}" has no schema yet and ${seen}: claiming a type with traffic needs an admin key (try dry_run first to see what would fail)`, { field: 'Authorization' });
+  }
+  for (const text of sample ?? []) {
     traffic.checked++;
     const v = compiled.check(JSON.parse(text) as unknown);
     if (v) {

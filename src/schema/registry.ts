@@ -3,6 +3,7 @@ import addFormatsModule from 'ajv-formats';
 import { SluiceError } from '../core/errors.js';
 import { escapePointer } from '../core/event.js';
 import type { Catalog, TenantSettings } from '../ports/catalog.js';
+import { checkPatterns, linearRegExp } from './patterns.js';
 
 /**
  * The schema registry as ingest sees it: per tenant, its settings and a compiled validator
@@ -38,7 +39,8 @@ interface TenantCache {
 
 export function newAjv(): Ajv2020 {
   // strict: unknown keywords in a published schema are errors, not silently ignored rules.
-  const ajv = new Ajv2020({ allErrors: false, strictSchema: true, strictNumbers: true, strictTypes: false, strictTuples: false, strictRequired: false, allowUnionTypes: true, validateFormats: true });
+  // code.regExp: every pattern runs on RE2 (linear time), never on the backtracking engine.
+  const ajv = new Ajv2020({ code: { regExp: linearRegExp }, allErrors: false, strictSchema: true, strictNumbers: true, strictTypes: false, strictTuples: false, strictRequired: false, allowUnionTypes: true, validateFormats: true });
   return addFormats(ajv);
 }
 
@@ -69,6 +71,7 @@ export function compile(ajv: Ajv2020, schema: unknown, version: number, owner: s
   if (s.$schema !== undefined && s.$schema !== 'https://json-schema.org/draft/2020-12/schema') {
     throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'schemas are JSON Schema 2020-12: omit "$schema" or set it to https://json-schema.org/draft/2020-12/schema', { field: 'schema.$schema' });
   }
+  checkPatterns(s);
   let fn: ValidateFunction;
   try {
     // Compiled without an $id, so that versions of one type never collide in Ajv's cache.

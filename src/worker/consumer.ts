@@ -8,6 +8,7 @@ import type { DeadLetterStore } from '../ports/dead-letters.js';
 import type { Lease, Log } from '../ports/log.js';
 import type { CommitBatch, CommitResult, Store } from '../ports/store.js';
 import { judge, processBatch, type Stage } from './pipeline.js';
+import { redactValues } from '../core/redact.js';
 
 /**
  * A consumer: one member of a consumer group. It holds leases on its fair share of the
@@ -316,7 +317,9 @@ export class Consumer {
         await this.commit({ records: [r], partitions: part });
       } catch (e: unknown) {
         if (!isNonRetryable(e)) throw e;
-        await this.deadLetter([{ record: r, reason: 'invalid_row', message: coerceError(e).message || firstError }]);
+        // Named by its key, never by its contents (the engine's message may quote a value).
+        const why = redactValues(coerceError(e).message || firstError);
+        await this.deadLetter([{ record: r, reason: 'invalid_row', message: `the store refused the row of "${r.idempotencyKey}": ${why}` }]);
         await this.opts.onOutcome?.(r.tenant, 0, 1);
         await this.commit({ records: [], partitions: part });
       }

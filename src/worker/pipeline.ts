@@ -39,7 +39,10 @@ export interface StageResult {
   held?: DeadLetter[];
 }
 
-/** What a batch comes to. `outcomes`: per tenant, records that passed and pipeline failures (the breaker's input). */
+/**
+ * What a batch comes to. `outcomes`: per tenant, records that passed and pipeline failures (the
+ * breaker's input); a tenant with held records (paused) has none.
+ */
 export interface Processed {
   live: LogRecord[];
   dead: DeadLetter[];
@@ -71,7 +74,10 @@ export async function processBatch(records: readonly LogRecord[], stages: readon
     if (!o) outcomes.set(tenant, (o = { ok: 0, failed: 0 }));
     return o;
   };
-  for (const d of dead) if (PIPELINE_FAULTS.has(d.reason)) at(d.record.tenant).failed++;
+  // A paused tenant's failures (poison from before the pause) do not weigh on the breaker's
+  // window that starts at its resume.
+  const paused = new Set(held.map((d) => d.record.tenant));
+  for (const d of dead) if (PIPELINE_FAULTS.has(d.reason) && !paused.has(d.record.tenant)) at(d.record.tenant).failed++;
   for (const r of live) at(r.tenant).ok++;
   return { live, dead, held, outcomes };
 }

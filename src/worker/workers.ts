@@ -15,6 +15,7 @@ import { DeadLetterBreaker } from './breaker.js';
 import { Consumer, storeSinks } from './consumer.js';
 import { loadEnrichers } from './enrich.js';
 import { enrichStage, hold, judge, type Stage } from './pipeline.js';
+import { TenantPauses } from './pauses.js';
 
 /** The live consumer group: the one whose commits queries see. */
 export const WORKER_GROUP = 'workers';
@@ -67,29 +68,18 @@ export async function startWorkers(
     }
   }
   const w = config.worker;
-  const registry = new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs });
+  const pauses = new TenantPauses({
+    catalog,
+    registry: new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs }),
+    breaker: config.breaker.enabled ? new DeadLetterBreaker(config.breaker) : null,
+    clock,
+    logger,
+  });
   const stages: Stage[] = [
     judge(w.maxAttempts),
-    hold(async (tenant) => {
-      if (!(await registry.settings(tenant)).paused) return null;
-      // Confirmed uncached: a resume replays the held events at once, and they must not be
-      // held again by a worker that has not yet seen the resume.
-      const s = await catalog.settings(tenant);
-      if (!s.paused) registry.invalidate();
-      return s.paused?.reason ?? null;
-    }),
+    hold(pauses.pausedWhy),
     enrichStage({ anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent, plugins: await loadEnrichers(config.enrich.plugins) }),
   ];
-  const breaker = config.breaker.enabled ? new DeadLetterBreaker(config.breaker) : null;
-  /** Feeds the breaker; pauses the tenant when it trips. */
-  const onOutcome = async (tenant: string, ok: number, failed: number): Promise<void> => {
-    const ratio = breaker?.record(tenant, ok, failed) ?? null;
-    if (ratio === null) return;
-    const reason = `${Math.round(ratio * 100)}% of its last events were dead-lettered by the pipeline; fix the cause, then resume the tenant`;
-    await catalog.updateSettings(tenant, { paused: { since: clock.now(), reason } }, 'breaker');
-    registry.invalidate();
-    logger?.error({ tenant, reason }, 'dead-letter breaker open: tenant paused; its events are held until `sluice tenant resume`');
-  };
   // A worker with a stable id (a systemd instance, a pod name) takes its predecessor's leases
   // back at once after a crash, instead of waiting for them to expire.
   const base = w.id ? `${os.hostname()}-${w.id}` : `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -110,7 +100,7 @@ export async function startWorkers(
         tracer: deps.tracer,
         clock,
         stages,
-        onOutcome,
+        onOutcome: pauses.outcome,
         onEvent: (e) => {
           switch (e.kind) {
             case 'lease':

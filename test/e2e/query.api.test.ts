@@ -167,7 +167,7 @@ describe('raw events: search, lineage, live tail', () => {
   it('stream.drops-a-client-that-does-not-read-instead-of-buffering', () => {
     const sink = new Writable({ highWaterMark: 16, write: () => undefined }) as unknown as ServerResponse;
     const tail = new LiveTail(10);
-    tail.subscribe('acme', null, sink);
+    tail.subscribe({ tenant: 'acme', scope: 'read', keyId: 'k1' }, 'sluice_r_k1', null, sink);
     const entry = { tenant: 'acme', type: 'x', key: 'k', idempotencyKey: 'i', ts: 0, receivedAt: 0, partition: 0, origin: 'live' as const, properties: '{}', context: '{}' };
     for (let i = 0; i < 50; i++) tail.publish('acme', [entry], [{ status: 'appended', partition: 0, offset: i + 1 }]);
     expect(sink.destroyed).toBe(true);

@@ -13,7 +13,7 @@ const EVENTS = 500;
  */
 it('dedupe.same-batch-three-times-is-stored-once-and-after-the-horizon-is-new', async () => {
   let now = Date.now();
-  const p = await startPipeline({ log: { dedupeHorizonMs: HORIZON_MS } }, { clock: { now: () => now } });
+  const p = await startPipeline({ log: { dedupeHorizonMs: HORIZON_MS } }, { logClock: { now: () => now } });
   try {
     const ts = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 600_000).toISOString();
     const batch = Array.from({ length: EVENTS }, (_, i) => ({ type: 'checkout', key: `user-${i % 50}`, ts, idempotency_key: `retry-${i}`, properties: { amount: i } }));

@@ -30,9 +30,10 @@ export interface PipelineOptions {
   tracer?: Tracer;
   /** The log as the workers see it: a fault injected between them and the log. */
   workerLog?: (log: Log) => Log;
-  /** The log's clock (the dedupe horizon), when not the wall clock. */
   /** The log's clock (leases, the dedupe horizon): a test's, or the system clock. */
-  clock?: Pick<Clock, 'now'>;
+  logClock?: Pick<Clock, 'now'>;
+  /** The HTTP app's clock (readiness, freshness), when not the system clock. */
+  clock?: Clock;
 }
 
 /**
@@ -42,7 +43,7 @@ export interface PipelineOptions {
 export async function startPipeline(overrides: Record<string, unknown> = {}, options: PipelineOptions = {}): Promise<Pipeline> {
   const config = defaultConfig({ dataDir: tmpDir(), ...overrides });
   let workers: Workers | null = null;
-  const log = openEmbeddedLog(config, () => workers?.notify(), options.clock);
+  const log = openEmbeddedLog(config, () => workers?.notify(), options.logClock);
   const catalog = openEmbeddedCatalog(config);
   const store = openEmbeddedStore(config);
   await store.connect();
@@ -56,6 +57,7 @@ export async function startPipeline(overrides: Record<string, unknown> = {}, opt
     quotas,
     reader: directReader(store, { log, catalog, conservationWindowMs: config.obs.conservationWindowMs }),
     observability: { tracer: options.tracer },
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   await app.ready();
   return {

@@ -13,6 +13,7 @@ import {
 import fs from 'node:fs';
 import path from 'node:path';
 import { coerceError, FencedError, NonRetryableError, RetryAfterError, SluiceError } from '../../core/errors.js';
+import { redactValues } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
@@ -23,6 +24,10 @@ import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from
 import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewTableDdl } from './query-sql.js';
 import { countsSql, minuteCounts, SCHEMA } from './sql.js';
 import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
+import { ReadPool } from './read-pool.js';
+
+/** The read pool's lane for sluice's own reads (the conservation check). */
+const SYSTEM_LANE = '\u0000sluice';
 
 export interface DuckdbStoreOptions {
   file: string;
@@ -34,6 +39,13 @@ export interface DuckdbStoreOptions {
    * and it keeps the table blocks it wrote cached: the process grows with the data.
    */
   memoryMb?: number;
+  /**
+   * Reader connections shared by queries (query.readers, default 4): each query holds one of
+   * its own, so a timeout interrupts that query only. See query/read-pool.ts.
+   */
+  readers?: number;
+  /** Readers one tenant may hold at once (query.readersPerTenant, default 2). */
+  readersPerTenant?: number;
 }
 
 const EVENT_TYPES: DuckDBType[] = [VARCHAR, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS, TIMESTAMP_MS, INTEGER, BIGINT, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS];
@@ -55,8 +67,13 @@ export class DuckdbStore implements Store {
   private instance: DuckDBInstance | null = null;
   private writer: DuckDBConnection | null = null;
   private reader: DuckDBConnection | null = null;
+  /** The readers of queries, shared fairly by tenants; null until connected. */
+  private pool: ReadPool<DuckDBConnection> | null = null;
+  private poolConns: DuckDBConnection[] = [];
   /** Mirror of the `applied` table; valid because this object is the only writer. */
   private readonly applied = new Map<number, { offset: number; token: number }>();
+  /** The last commit's transient failure (out of memory, I/O), until one succeeds: readiness reports it. */
+  private commitFailure: { at: number; message: string } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private sideConn: DuckDBConnection | null = null;
   private readonly viewTables = new DuckdbViews((fn) => this.serialized(() => fn(this.conn())));
@@ -103,8 +120,14 @@ export class DuckdbStore implements Store {
   }
 
   private async open(): Promise<void> {
-    fs.mkdirSync(path.dirname(this.options.file), { recursive: true });
+    fs.mkdirSync(path.dirname(this.options.file), { recursive: true, mode: 0o700 });
     this.instance = await DuckDBInstance.create(this.options.file, this.options.memoryMb ? { memory_limit: `${this.options.memoryMb}MB` } : {});
+    // Private to the server's user; the WAL follows the process umask (077 under `sluice up`).
+    try {
+      fs.chmodSync(this.options.file, 0o600);
+    } catch (e: unknown) {
+      if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e; // another user's file keeps its mode
+    }
     this.writer = await this.instance.connect();
     await this.writer.run(SCHEMA);
     await this.writer.run(BACKFILL_SCHEMA);
@@ -117,6 +140,8 @@ export class DuckdbStore implements Store {
     // clear message, instead of on the first query.
     await this.writer.run('SELECT sum(hash(stored_at)) FROM events');
     this.reader = await this.instance.connect();
+    for (let i = 0; i < (this.options.readers ?? 4); i++) this.poolConns.push(await this.instance.connect());
+    this.pool = new ReadPool(this.poolConns, { perTenant: this.options.readersPerTenant ?? 2, maxWaitMs: this.queryTimeoutMs });
     const rows = (await this.writer.runAndReadAll('SELECT p, o, token FROM applied')).getRows();
     for (const [p, o, token] of rows) this.applied.set(Number(p), { offset: Number(o), token: Number(token) });
   }
@@ -198,8 +223,11 @@ export class DuckdbStore implements Store {
       await c.run('COMMIT');
     } catch (e: unknown) {
       await c.run('ROLLBACK').catch(() => undefined);
-      throw classify(e);
+      const err = classifyCommitError(e);
+      if (err instanceof RetryAfterError) this.commitFailure ??= { at: Date.now(), message: err.message };
+      throw err;
     }
+    this.commitFailure = null;
     for (const [p, a] of next) this.applied.set(p, a);
     const storedByTenant = new Map<string, number>();
     for (const r of fresh) storedByTenant.set(r.tenant, (storedByTenant.get(r.tenant) ?? 0) + 1);
@@ -248,14 +276,14 @@ export class DuckdbStore implements Store {
 
   async counts(q: CountQuery, signal?: AbortSignal): Promise<CountRow[]> {
     const { sql, params } = countsSql(q);
-    const rows = await this.withTimeout((c) => c.runAndReadAll(sql, params), signal);
+    const rows = await this.withTimeout(q.tenant, (c) => c.runAndReadAll(sql, params), signal);
     return rows.getRows().map(([bucket, count]) => ({ bucket: Number(bucket), count: Number(count) }));
   }
 
   async query(q: QuerySpec, cap: number, signal?: AbortSignal): Promise<QueryAnswer> {
     const view = q.source === 'raw' ? null : chooseView(this.viewTables.ready(q.tenant), q);
     const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap) : rawQuerySql(q, cap);
-    const r = await this.withTimeout((c) => c.runAndReadAll(sql, params), signal);
+    const r = await this.withTimeout(q.tenant, (c) => c.runAndReadAll(sql, params), signal);
     return { rows: r.getRows().map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw' };
   }
 
@@ -269,6 +297,7 @@ export class DuckdbStore implements Store {
       where += ` AND (epoch_ms(ts) < ${ts} OR (epoch_ms(ts) = ${ts} AND (partition < ${part} OR (partition = ${part} AND "offset" < ${off}))))`;
     }
     const r = await this.withTimeout(
+      s.tenant,
       (c) => c.runAndReadAll(`SELECT ${EVENT_COLUMNS} FROM events WHERE ${where} ORDER BY ts DESC, partition DESC, "offset" DESC LIMIT ${Math.max(1, Math.min(s.limit, 10_000))}`, p.values),
       signal,
     );
@@ -276,13 +305,14 @@ export class DuckdbStore implements Store {
   }
 
   async findEvent(tenant: string, idempotencyKey: string): Promise<StoredEvent | null> {
-    const r = await this.withTimeout((c) => c.runAndReadAll(`SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND idempotency_key = $2 LIMIT 1`, [tenant, idempotencyKey]));
+    const r = await this.withTimeout(tenant, (c) => c.runAndReadAll(`SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND idempotency_key = $2 LIMIT 1`, [tenant, idempotencyKey]));
     const row = r.getRows()[0];
     return row ? toStoredEvent(row) : null;
   }
 
   async storedByMinute(from: number, to: number): Promise<MinuteCount[]> {
-    const r = await this.withTimeout((c) =>
+    // sluice's own check (conservation): a lane of its own, as if a tenant.
+    const r = await this.withTimeout(SYSTEM_LANE, (c) =>
       c.runAndReadAll(
         `SELECT tenant, (epoch_ms(received_at) // 60000) * 60000 AS minute, count(*) AS n FROM events
          WHERE received_at >= epoch_ms(?::BIGINT) AND received_at < epoch_ms(?::BIGINT) GROUP BY ALL`,
@@ -293,7 +323,7 @@ export class DuckdbStore implements Store {
   }
 
   async rawStats(tenant: string): Promise<{ events: number; distinctKeys: number }> {
-    const r = await this.withTimeout((c) =>
+    const r = await this.withTimeout(tenant, (c) =>
       c.runAndReadAll('SELECT count(*), count(DISTINCT idempotency_key) FROM events WHERE tenant = ?', [tenant]),
     );
     const [events, distinctKeys] = r.getRows()[0]!;
@@ -301,16 +331,29 @@ export class DuckdbStore implements Store {
   }
 
   async recent(tenant: string, type: string, limit: number): Promise<string[]> {
-    const r = await this.withTimeout((c) =>
+    const r = await this.withTimeout(tenant, (c) =>
       c.runAndReadAll('SELECT properties FROM events WHERE tenant = ? AND type = ? ORDER BY received_at DESC LIMIT ?', [tenant, type, Math.max(1, Math.min(limit, 10_000))]),
     );
     return r.getRows().map(([p]) => String(p));
   }
 
-  /** Runs a read with the query timeout; an expired query is interrupted, not left running. */
-  private async withTimeout<T>(fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const c = this.reader;
-    if (!c) throw new RetryAfterError('the store is not connected', 1000);
+  /**
+   * Runs a read of `tenant` on a reader of its own from the fair pool, with the query timeout
+   * counted from when it starts running (waiting in line is bounded apart): an expired query
+   * is interrupted, and only it.
+   */
+  private withTimeout<T>(tenant: string, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const pool = this.pool;
+    if (!pool) return Promise.reject(new RetryAfterError('the store is not connected', 1000));
+    return pool.run(tenant, (c) => this.timed(c, fn, signal), signal);
+  }
+
+  /** Read pool state, for metrics: queries waiting for a reader and readers in use. */
+  readers(): { waiting: number; busy: number } {
+    return { waiting: this.pool?.waiting ?? 0, busy: this.pool?.busy ?? 0 };
+  }
+
+  private async timed<T>(c: DuckDBConnection, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal): Promise<T> {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -333,7 +376,10 @@ export class DuckdbStore implements Store {
     if (!this.reader) return { ok: false, detail: 'not connected' };
     try {
       const r = await this.reader.runAndReadAll('SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()');
-      return { ok: true, memoryBytes: Number(r.getRows()[0]![0]) };
+      const memoryBytes = Number(r.getRows()[0]![0]);
+      const failing = this.commitFailure;
+      if (failing) return { ok: false, detail: `commits fail since ${new Date(failing.at).toISOString()}: ${failing.message}`, memoryBytes };
+      return { ok: true, memoryBytes };
     } catch (e: unknown) {
       return { ok: false, detail: coerceError(e).message };
     }
@@ -342,7 +388,9 @@ export class DuckdbStore implements Store {
   /** Must not throw. */
   async close(): Promise<void> {
     await this.queue.catch(() => undefined);
-    for (const c of [this.reader, this.writer, this.sideConn]) {
+    this.pool?.close(new RetryAfterError('the store is closing', 1000));
+    this.pool = null;
+    for (const c of [this.reader, this.writer, this.sideConn, ...this.poolConns.splice(0)]) {
       try {
         c?.closeSync();
       } catch {
@@ -395,10 +443,20 @@ function damaged(file: string, e: unknown): SluiceError {
 }
 
 /** Data errors are the rows' fault (dead-letter them); everything else is transient. */
-function classify(e: unknown): Error {
+/**
+ * A failed commit: the row's fault (NonRetryableError: the consumer isolates the row and
+ * dead-letters it) or the store's (RetryAfterError: the batch is retried, nothing is
+ * dead-lettered). Out of memory is the store's, and so is a duplicate key: sluice dedupes
+ * before the store, so a duplicate is state a failed commit left (a view's rows after an
+ * out-of-memory error), never the event's fault.
+ */
+export function classifyCommitError(e: unknown): Error {
   const err = coerceError(e);
-  if (/Conversion Error|Invalid Input Error|Constraint Error|Out of Range/i.test(err.message)) {
-    return new NonRetryableError(err.message, { cause: err });
+  // The engine quotes the offending value: it goes into dead letters and logs without it.
+  const message = redactValues(err.message);
+  const storeFault = /Out of Memory|Duplicate key|could not allocate|failed to allocate/i.test(message);
+  if (!storeFault && /Conversion Error|Invalid Input Error|Constraint Error|Out of Range/i.test(message)) {
+    return new NonRetryableError(message, { cause: err });
   }
-  return new RetryAfterError(`store commit failed: ${err.message}`, 500, { cause: err });
+  return new RetryAfterError(`store commit failed: ${message}`, 500, { cause: err });
 }

@@ -117,18 +117,29 @@ const MIGRATIONS: string[] = [
 export interface OpenOptions {
   fsync?: Fsync;
   readonly?: boolean;
+  /**
+   * Runs SQLite's `PRAGMA quick_check` after opening (it reads every page once, without
+   * checking indexes against their tables): pages overwritten with garbage are found at
+   * start, with recovery steps, instead of as "database disk image is malformed" on a later
+   * call. The log sets it; the CLI's short-lived openers do not pay for it.
+   */
+  integrityCheck?: boolean;
 }
 
 /** Opens (creating if needed) the embedded database at `file`, in WAL mode, migrated. */
 export function openDatabase(file: string, options: OpenOptions = {}): SqliteDatabase {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file);
   try {
+    // Events and key hashes are private to the server's user; SQLite gives the WAL and shm
+    // files the database file's mode.
+    if (!options.readonly) chmodIfOwned(file, 0o600);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${SYNCHRONOUS[options.fsync ?? 'always']}`);
     // Other processes (the CLI, a second consumer) hold the write lock for milliseconds at most.
     db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
+    if (options.integrityCheck) quickCheck(db);
     migrate(db);
   } catch (e: unknown) {
     db.close();
@@ -143,6 +154,14 @@ export function openDatabase(file: string, options: OpenOptions = {}): SqliteDat
     throw e;
   }
   return db;
+}
+
+/** Throws SQLITE_CORRUPT (reported as damage by openDatabase) when quick_check finds a problem. */
+function quickCheck(db: SqliteDatabase): void {
+  const rows = db.pragma('quick_check(5)') as Array<{ quick_check: string }>;
+  const problems = rows.map((r) => r.quick_check).filter((m) => m !== 'ok');
+  if (problems.length === 0) return;
+  throw Object.assign(new Error(`integrity check failed: ${problems.join('; ')}`), { code: 'SQLITE_CORRUPT' });
 }
 
 function migrate(db: SqliteDatabase): void {
@@ -176,4 +195,13 @@ export function bumpEpoch(db: SqliteDatabase): void {
 /** Runs `fn` in an IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
 export function immediate<T>(db: SqliteDatabase, fn: () => T): T {
   return db.transaction(fn).immediate();
+}
+
+/** Sets `file`'s mode; a file of another user (EPERM) keeps its own. */
+export function chmodIfOwned(file: string, mode: number): void {
+  try {
+    fs.chmodSync(file, mode);
+  } catch (e: unknown) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+  }
 }

@@ -49,6 +49,8 @@ export class SqliteLog implements Log {
   private readonly opts: Required<SqliteLogOptions>;
   private pending: Pending[] = [];
   private flushScheduled = false;
+  /** The last group commit's failure, until one succeeds (readiness reports it). */
+  private appendFailure: { at: number; message: string } | null = null;
   private closed = false;
   /** Moving mean of appended record sizes (bytes, approximate); 0 until the first appends. */
   private recordBytes = 0;
@@ -66,7 +68,7 @@ export class SqliteLog implements Log {
       onFlush: options.onFlush ?? (() => undefined),
     };
     this.capabilities = { partitions: options.partitions, dedupeHorizonMs: options.dedupeHorizonMs };
-    this.db = openDatabase(options.file, { fsync: options.fsync });
+    this.db = openDatabase(options.file, { fsync: options.fsync, integrityCheck: true });
     this.checkPartitions();
     this.stmts = this.prepare();
   }
@@ -186,9 +188,11 @@ export class SqliteLog implements Log {
           full ? 'the log is out of disk space; nothing of this request was written' : `the log cannot write: ${err.message}`,
           { retryAfter: full ? 5 : 1, cause: err },
         );
+        this.appendFailure ??= { at: this.opts.clock.now(), message: failure.message };
         for (const p of group) p.reject(failure);
         continue;
       }
+      this.appendFailure = null;
       for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]!);
       this.opts.onFlush();
     }
@@ -437,6 +441,8 @@ export class SqliteLog implements Log {
       this.db.prepare('SELECT 1').get();
       let bytes = 0;
       for (const f of [this.opts.file, `${this.opts.file}-wal`]) bytes += await fs.promises.stat(f).then((s) => s.size, () => 0);
+      const failing = this.appendFailure;
+      if (failing) return { ok: false, detail: `appends fail since ${new Date(failing.at).toISOString()}: ${failing.message}`, bytes };
       return { ok: true, bytes, ...(this.recordBytes > 0 ? { recordBytes: Math.round(this.recordBytes) } : {}) };
     } catch (e: unknown) {
       return { ok: false, detail: coerceError(e).message };

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../../core/errors.js';
 import { iso } from '../../core/time.js';
 import { optInt, optString, optTime, type Fields } from '../fields.js';
-import { authenticate } from '../auth.js';
+import { authenticate, presentedKey } from '../auth.js';
 import { wireDeadLetter, wireStored } from '../wire.js';
 import type { Catalog } from '../../ports/catalog.js';
 import type { Log } from '../../ports/log.js';
@@ -105,11 +105,12 @@ export function eventRoutes(app: FastifyInstance, opts: EventRouteOptions): void
     const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
     const f = request.query as Fields;
     const type = optString(f, 'type', 200) ?? null;
+    opts.tail.admit(grant);
     const res = reply.raw;
     reply.hijack();
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write(`: live tail of ${type ?? 'every event type'}; events appear once durable in the log\n\n`);
-    const unsubscribe = opts.tail.subscribe(grant.tenant, type, res);
+    const unsubscribe = opts.tail.subscribe(grant, presentedKey(request.headers.authorization) ?? '', type, res);
     // A comment now and then keeps proxies from closing an idle stream.
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
     ping.unref();

@@ -22,6 +22,8 @@ export interface IngestRouteOptions {
   log: Log;
   limits: EventLimits & { batchEvents: number };
   time: TimePolicy;
+  /** Anonymize context.ip before the log (enrich.anonymizeIp). */
+  anonymizeIp?: boolean;
   schemas: SchemaRegistry;
   obs: HttpObservability;
   /** Where durable events are published for `GET /v1/stream`. */
@@ -115,6 +117,7 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
           time: opts.time,
           schemas: opts.schemas,
           receivedAt: Date.now(),
+          anonymizeIp: opts.anonymizeIp === true,
           ...(sentAt === undefined ? {} : { sentAt }),
           traceparent,
           onAppended: (seconds) => metrics?.appendDuration.observe(seconds),

@@ -174,7 +174,8 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
 
   app.post('/v1/tenant/pause', async (request) => {
     const { tenant, keyId } = await authenticate(catalog, request, 'admin');
-    const body = objectBody((await request.jsonBody().catch(() => ({}))) ?? {}, ['reason']);
+    // No body pauses with the default reason; any body is parsed and checked before anything changes.
+    const body = objectBody(request.rawBytes() === 0 ? {} : await request.jsonBody(), ['reason']);
     const reason = optString(body, 'reason', 1000) ?? 'paused by an operator';
     const settings = await catalog.updateSettings(tenant, { paused: { since: Date.now(), reason } }, keyId);
     deps.schemas.invalidate();
@@ -183,7 +184,7 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
 
   app.post('/v1/tenant/resume', async (request) => {
     const { tenant, keyId } = await authenticate(catalog, request, 'admin');
-    const settings = await catalog.updateSettings(tenant, { paused: null }, keyId);
+    const settings = await catalog.updateSettings(tenant, { paused: null, resumedAt: Date.now() }, keyId);
     deps.schemas.invalidate();
     const held = (await dlq.counts(tenant)).held ?? 0;
     // The held events go back through the live path, in the background, a page at a time.

@@ -8,7 +8,7 @@ import type { ViewState } from '../../ports/views.js';
 import type { Cell } from '../../ports/store.js';
 import { fillBuckets } from '../series.js';
 import type { StoreReader } from '../../ports/reader.js';
-import { columnsOf, parseQuery, parseView, viewJson, type QuerySpec } from '../../core/query.js';
+import { columnsOf, declareView, parseQuery, viewJson, type QuerySpec } from '../../core/query.js';
 
 export interface QueryRouteOptions {
   catalog: Catalog;
@@ -16,6 +16,8 @@ export interface QueryRouteOptions {
   reader: StoreReader;
   maxBuckets: number;
   maxRows: number;
+  /** Views a tenant may declare through the API (query.viewsPerTenant). */
+  viewsPerTenant: number;
 }
 
 /** The per-minute counts table answers plain counts (no filter, no group, no order): the cheapest path. */
@@ -115,8 +117,15 @@ export function queryRoutes(app: FastifyInstance, opts: QueryRouteOptions): void
 
   app.put('/v1/views/:name', async (request, reply: FastifyReply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
-    const def = parseView(viewName(request), await request.jsonBody());
-    const before = (await opts.reader.listViews(grant.tenant)).find((x) => x.name === def.name);
+    const def = declareView(viewName(request), await request.jsonBody());
+    const views = await opts.reader.listViews(grant.tenant);
+    const before = views.find((x) => x.name === def.name);
+    const declared = views.filter((x) => x.source === 'api').length;
+    if (!before && declared >= opts.viewsPerTenant) {
+      throw new SluiceError('SLUICE_ERR_CONFLICT', `the tenant has ${declared} views, the limit (query.viewsPerTenant = ${opts.viewsPerTenant}): delete one it no longer needs (DELETE /v1/views/NAME), or ask the operator to raise the limit`, {
+        field: 'query.viewsPerTenant',
+      });
+    }
     const v = await opts.reader.putView(grant.tenant, def, 'api');
     if (!before || before.version !== v.version) {
       await opts.catalog.audit({ tenant: grant.tenant, actor: grant.keyId, action: 'view.put', subject: def.name, detail: viewJson(def) });

@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DuckdbStore } from '../../src/backends/duckdb/store.js';
+import { parseQuery } from '../../src/core/query.js';
+import type { LogRecord } from '../../src/core/types.js';
+import { quantile } from '../helpers/neighbour.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+/**
+ * Tenant alpha runs heavy raw group-bys side by side while tenant beta runs small queries:
+ * beta's queries keep a reader of their own (alpha holds at most query.readersPerTenant and
+ * waits in its own line), alpha's timeouts interrupt alpha's queries only, and every beta
+ * query answers, right.
+ *
+ * Not yet achieved, so measured and printed, not asserted: beta's p95 within 2x of the same
+ * queries without alpha. The readers are apart, but DuckDB runs every connection's work on one
+ * task scheduler (the instance's threads): on two cores beta's 16 ms query took 237 ms while
+ * two of alpha's group-bys over 600k rows ran (p95, one run).
+ */
+const TIMEOUT_MS = 1_500;
+let store: DuckdbStore;
+let offset = 0;
+const now = Date.now();
+
+async function fill(tenant: string, n: number, keys: number): Promise<void> {
+  for (let done = 0; done < n; done += 20_000) {
+    const records: LogRecord[] = Array.from({ length: Math.min(20_000, n - done) }, (_, i) => {
+      offset++;
+      return { tenant, type: 'order', key: `k${(done + i) % keys}`, idempotencyKey: `${tenant}-${offset}`, ts: now - ((done + i) % 3_600_000), receivedAt: now, partition: 0, origin: 'live', properties: JSON.stringify({ amount: (done + i) % 977, note: randomBytes(8).toString('hex') }), context: '{}', offset, attempt: 1 };
+    });
+    await store.commit({ records, partitions: [{ partition: 0, token: 1, upTo: offset }] });
+  }
+}
+
+const limits = { maxBuckets: 10_000 };
+const heavy = () => parseQuery({ event: 'order', from: new Date(now - 7_200_000).toISOString(), to: new Date(now + 60_000).toISOString(), interval: null, group_by: ['key'], measures: ['count', 'uniq:properties.note', 'p95:amount'], source: 'raw', limit: 10 }, 'alpha', now, limits as never);
+const small = () => parseQuery({ event: 'order', from: new Date(now - 7_200_000).toISOString(), to: new Date(now + 60_000).toISOString(), interval: null, measures: ['count', 'sum:amount'], source: 'raw' }, 'beta', now, limits as never);
+
+async function timeSmall(n: number): Promise<number[]> {
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const r = await store.query(small(), 10_000);
+    ms.push(performance.now() - t0);
+    expect(r.rows[0]![0]).toBe(2_000);
+  }
+  return ms;
+}
+
+beforeAll(async () => {
+  store = new DuckdbStore({ file: `${tmpDir()}/store.duckdb`, queryTimeoutMs: TIMEOUT_MS, memoryMb: 256, readers: 4, readersPerTenant: 2 });
+  await store.connect();
+  await fill('alpha', 600_000, 200_000);
+  await fill('beta', 2_000, 100);
+}, 120_000);
+afterAll(async () => {
+  await store.close();
+});
+
+describe('queries of one tenant do not hurt another', () => {
+  it('queries.tenant-b-is-never-interrupted-queued-or-refused-while-tenant-a-runs-heavy-queries', async () => {
+    const quiet = await timeSmall(30);
+    let attacking = true;
+    const outcomes = { done: 0, timedOut: 0, waitedTooLong: 0, other: [] as string[] };
+    const attacker = async () => {
+      while (attacking) {
+        await store.query(heavy(), 10_000).then(
+          () => outcomes.done++,
+          (e: Error) => (/timeout/.test(e.message) ? outcomes.timedOut++ : /waited \d+ ms for a free reader/.test(e.message) ? outcomes.waitedTooLong++ : outcomes.other.push(e.message)),
+        );
+      }
+    };
+    const attackers = [attacker(), attacker(), attacker(), attacker(), attacker(), attacker()];
+    await new Promise((r) => setTimeout(r, 200)); // the attack is under way
+    const loud = await timeSmall(30);
+    attacking = false;
+    await Promise.all(attackers);
+
+    const p95quiet = quantile(quiet, 0.95);
+    const p95loud = quantile(loud, 0.95);
+    console.info(`beta's query p95: ${p95loud.toFixed(1)} ms under alpha's heavy queries, ${p95quiet.toFixed(1)} ms without; alpha: ${outcomes.done} done, ${outcomes.timedOut} timed out, ${outcomes.waitedTooLong} refused after waiting for a reader`);
+    expect(outcomes.other).toEqual([]);
+    // alpha met its own limits (its timeout, its line), beta none: timeSmall checked every answer.
+    expect(outcomes.timedOut + outcomes.waitedTooLong).toBeGreaterThan(0);
+    expect(loud).toHaveLength(30);
+    expect(store.readers()).toEqual({ waiting: 0, busy: 0 });
+  }, 120_000);
+});
