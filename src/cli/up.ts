@@ -20,6 +20,8 @@ export interface Running {
   url: string;
   /** The default tenant's keys when this start created it; null otherwise. */
   created: NewTenant | null;
+  /** Resolves true once the store thread is ready (consumers started), false after `ms`. */
+  ready(ms: number): Promise<boolean>;
   /** Drains and stops everything. Idempotent; must not throw. */
   close(): Promise<void>;
 }
@@ -65,8 +67,6 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     unlock();
     throw e;
   });
-  // Role processes share a catalog: tenants are made with `sluice tenant create`, not at start.
-  const created = !all || (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
   const quotas = Quotas.fromConfig(config);
   storeThread.onProcessed = (counts) => quotas.processed(counts);
   // The backlog a previous process left counts against each tenant's cap too.
@@ -82,9 +82,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     serve: { ingest: roles.includes('ingest'), query: roles.includes('query') },
     observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]), tracer: tracing.tracer },
   });
-  const address = await app.listen({ host: config.host, port: config.port });
-  const stopRetention = log instanceof SqliteLog ? startRetention(log, logger) : () => undefined;
-
+  let stopRetention = (): void => undefined;
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
@@ -98,7 +96,51 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
       await tracing.shutdown();
       unlock();
     })());
-  return { app, roles, url: address, created, close };
+  // Bind before anything is created: a port in use must not leave a tenant whose keys were never shown.
+  let address: string;
+  try {
+    address = await app.listen({ host: config.host, port: config.port });
+  } catch (e: unknown) {
+    await close();
+    throw listenError(e, config);
+  }
+  if (log instanceof SqliteLog) stopRetention = startRetention(log, logger);
+  // Role processes share a catalog: tenants are made with `sluice tenant create`, not at start.
+  // Created after the bind and printed at once by the caller; a crash in between loses the
+  // keys of a tenant that has received nothing, and the banner then says how to issue new ones.
+  const created = !all || (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
+  return { app, roles, url: address, created, ready: (ms) => storeThread.whenReady(ms), close };
+}
+
+/** Why the server could not listen, and what to do about it. */
+function listenError(e: unknown, config: Readonly<Config>): unknown {
+  const code = (e as { code?: string }).code;
+  const where = `${config.host}:${config.port}`;
+  if (code === 'EADDRINUSE') {
+    return new SluiceError('SLUICE_ERR_CONFIG', `${where} is in use (another sluice, or another server): stop it, or pick another port with --port ${config.port + 1} (or SLUICE_PORT)`, { cause: e });
+  }
+  if (code === 'EACCES') return new SluiceError('SLUICE_ERR_CONFIG', `not allowed to listen on ${where}: pick a port above 1023 with --port (or SLUICE_PORT)`, { cause: e });
+  if (code === 'EADDRNOTAVAIL') return new SluiceError('SLUICE_ERR_CONFIG', `${config.host} is not an address of this machine: pick another with --host (or SLUICE_HOST)`, { cause: e });
+  return e;
+}
+
+/**
+ * Runs a server process until SIGINT or SIGTERM: starts the roles, waits until the store
+ * thread is ready (so its start-up log lines come first), then prints the banner last.
+ */
+export async function serve(config: Readonly<Config>, roles: readonly Role[]): Promise<number> {
+  const running = await up(config, roles);
+  await running.ready(10_000);
+  process.stdout.write(banner(running, config) + '\n');
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.stderr.write('\nsluice: draining (in-flight requests and the batch in hand), then stopping\n');
+      void running.close().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
 }
 
 export function banner(running: Running, config: Readonly<Config>): string {
@@ -124,9 +166,14 @@ export function banner(running: Running, config: Readonly<Config>): string {
       `       -d '{"event":"checkout","from":"-1h","to":"now","interval":"1m"}'`,
     );
   } else if (running.roles.length === ALL_ROLES.length) {
-    lines.push('Tenant "default" exists (its keys were printed when it was created).', 'New tenant and keys: sluice tenant create NAME');
+    const dir = config.log.url === 'embedded' && config.dataDir !== './data' ? ` --data-dir ${config.dataDir}` : '';
+    lines.push(
+      'Tenant "default" exists; its keys were printed when it was created.',
+      `Lost them? Issue new ones: sluice key create default --scope write${dir}   (or --scope read, --scope admin)`,
+      `Another tenant and its keys: sluice tenant create NAME${dir}`,
+    );
   }
-  lines.push('', `Health: ${url}/healthz  ${url}/readyz      Stop: Ctrl-C (drains, nothing is lost)`);
+  lines.push('', `Health: ${url}/healthz  ${url}/readyz`, `Stop: Ctrl-C, or kill ${process.pid} (pid ${process.pid}; drains, nothing is lost)`);
   return lines.join('\n');
 }
 

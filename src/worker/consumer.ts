@@ -68,8 +68,12 @@ export class Consumer {
   start(): void {
     if (this.loop) return;
     this.heartbeat = setInterval(() => void this.maintainLeases(), Math.max(200, Math.floor(this.opts.leaseTtlMs / 3)));
-    this.loop = this.maintainLeases().then(() => this.run());
+    this.firstLeases = this.maintainLeases();
+    this.loop = this.firstLeases.then(() => this.run());
   }
+
+  /** Settles when the first round of lease taking after start() is over (never rejects). */
+  firstLeases: Promise<void> = Promise.resolve();
 
   /** New records may be there: skip the rest of the idle wait. */
   notify(): void {

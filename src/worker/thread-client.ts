@@ -110,8 +110,8 @@ export class StoreThread implements StoreReader {
 
   private readyWaiters: (() => void)[] = [];
 
-  /** Resolves true once the store thread is ready, false after `ms`. */
-  private whenReady(ms: number): Promise<boolean> {
+  /** Resolves true once the store thread is ready (its consumers hold their first leases), false after `ms`. */
+  whenReady(ms: number): Promise<boolean> {
     if (this.ready) return Promise.resolve(true);
     return new Promise((resolve) => {
       const waiter = (): void => {

@@ -73,6 +73,17 @@ export async function startWorkers(
   const base = w.id ? `${os.hostname()}-${w.id}` : `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const consumers: Consumer[] = [];
   let lastRetryLog = 0;
+  // One log line per change of the leases, not one per partition: a start takes 16 at once.
+  const leaseChanges = { taken: [] as number[], lost: [] as number[] };
+  let leaseTimer: NodeJS.Timeout | null = null;
+  const logLeases = (): void => {
+    if (leaseTimer) clearTimeout(leaseTimer);
+    leaseTimer = null;
+    const { taken, lost } = leaseChanges;
+    if (taken.length === 0 && lost.length === 0) return;
+    const sort = (a: number[]) => a.splice(0).sort((x, y) => x - y);
+    logger?.info({ owner: base, taken: sort(taken), lost: sort(lost) }, 'leases changed');
+  };
   for (let i = 0; i < w.consumers; i++) {
     const owner = `${base}-${i}`;
     consumers.push(
@@ -90,7 +101,9 @@ export async function startWorkers(
         onEvent: (e) => {
           switch (e.kind) {
             case 'lease':
-              logger?.info({ owner, partition: e.partition }, e.held ? 'lease taken' : 'lease lost');
+              logger?.debug({ owner, partition: e.partition }, e.held ? 'lease taken' : 'lease lost');
+              (e.held ? leaseChanges.taken : leaseChanges.lost).push(e.partition);
+              leaseTimer ??= setTimeout(logLeases, 100).unref();
               metrics?.leases.inc(e.held ? 1 : -1);
               return;
             case 'retry':
@@ -120,6 +133,8 @@ export async function startWorkers(
     );
   }
   for (const c of consumers) c.start();
+  await Promise.all(consumers.map((c) => c.firstLeases));
+  logLeases();
   return {
     consumers,
     notify: () => consumers.forEach((c) => c.notify()),
