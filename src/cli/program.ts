@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, Option, type OutputConfiguration } from 'commander';
+import { didYouMean } from '../query/warnings.js';
 import { keyIdOf } from '../backends/api-keys.js';
 import { openCatalog } from '../backends/registry.js';
 import { loadConfig } from '../config/load.js';
@@ -92,14 +93,14 @@ const WRITE = 'a write key (sluice_w_…)';
 const READ = 'a read key (sluice_r_…)';
 const ADMIN = 'an admin key (sluice_a_…)';
 
-/** Builds the program; `exit` receives the exit code of the command that ran. */
-export function buildProgram(exit: (code: number) => void): Command {
+/** Builds the program; `exit` receives the exit code of the command that ran; `output` overrides where commander writes. */
+export function buildProgram(exit: (code: number) => void, output: OutputConfiguration = {}): Command {
   const program = new Command('sluice')
     .description('an event pipeline: ingest → log → workers → store → query')
     .version(version(), '-V, --version')
     .enablePositionalOptions()
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`sluice: ${text.replace(/^error: /, '')}`) })
+    .configureOutput({ outputError: (text, write) => write(`sluice: ${text.replace(/^error: /, '')}`), ...output })
     .showSuggestionAfterError(true)
     .showHelpAfterError('(add --help for usage)')
     .addHelpText(
@@ -399,8 +400,14 @@ function addQuery(program: Command, act: <A extends unknown[]>(fn: (...a: A) => 
     csv: o.csv === true,
     json: o.json === true,
   });
+  const SUBCOMMANDS = ['events', 'event', 'tail', 'views'];
+  query.argument('[command]', `${SUBCOMMANDS.join(', ')} (below); none: a query`);
   query.action(
-    act(async (o: Opts, cmd: Command) => {
+    act(async (given: string | undefined, o: Opts, cmd: Command) => {
+      if (given !== undefined) {
+        const near = didYouMean(given, SUBCOMMANDS);
+        cmd.error(`unknown command '${given}'${near ? `\n(Did you mean ${near}?)` : ''}`, { exitCode: 2, code: 'commander.unknownCommand' });
+      }
       const client = CLIENT.some((k) => o[k] !== undefined) || cmd.getOptionValueSource('key') === 'cli';
       const server = SERVER_FLAGS.some((k) => o[k] !== undefined);
       if (!client && (server || !o.key)) return serve(serverConfig(o), ['query']);
