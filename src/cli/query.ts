@@ -95,7 +95,7 @@ export async function queryCommand(target: QueryTarget, sub: string | undefined,
       const plain = body.columns.length === 2 && body.columns[0] === 'bucket' && body.columns[1] === 'count';
       const rows = plain ? body.rows.filter((r) => (r[1] as number) > 0) : body.rows;
       out.write(table(body.columns, rows));
-      const total = plain ? `total ${body.rows.reduce((s, r) => s + (r[1] as number), 0)} in ${body.rows.length} buckets (${body.rows.length - rows.length} empty not shown); ` : `${rows.length} rows; `;
+      const total = plain ? `total ${body.rows.reduce((s, r) => s + (r[1] as number), 0)} in ${body.rows.length} buckets (${body.rows.length - rows.length} empty not shown); ` : `${rows.length} row${rows.length === 1 ? '' : 's'}; `;
       out.write(`${total}complete up to ${body.watermark}; from ${body.source}\n`);
       return 0;
     }

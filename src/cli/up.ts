@@ -69,9 +69,14 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   });
   const quotas = Quotas.fromConfig(config);
   storeThread.onProcessed = (counts) => quotas.processed(counts);
-  // The backlog a previous process left counts against each tenant's cap too.
-  if (roles.includes('ingest')) for (const [tenant, n] of await log.backlogByTenant(WORKER_GROUP)) quotas.accepted(tenant, n);
   storeThread.start();
+  // The backlog a previous process left counts against each tenant's cap too. The consumers of
+  // this process first ack what the store had already applied (a crash between commit and
+  // ack): counted before that, those records would hold the cap for ever, since they are
+  // never processed again. So wait for them (briefly: a store that is down must not keep
+  // ingest from starting).
+  if (roles.includes('worker')) await storeThread.whenReady(10_000);
+  if (roles.includes('ingest')) for (const [tenant, n] of await log.backlogByTenant(WORKER_GROUP)) quotas.accepted(tenant, n);
   const app = buildApp({
     config,
     log,
