@@ -146,7 +146,12 @@ export async function queryCommand(target: QueryTarget, sub: string | undefined,
       const path = `${base}/v1/views/${encodeURIComponent(name)}`;
       if (action === 'put') {
         if (!file) usage('query views put NAME FILE.json: the file holds {event, filters, dimensions, measures, grain}');
-        const def = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+        let def: unknown;
+        try {
+          def = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+        } catch (e: unknown) {
+          usage(`cannot read the view definition ${file}: ${(e as { code?: string }).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+        }
         const body = (await callJson('PUT', path, target.key, def, { maxAttempts: 3 })).body as { status: string; version: number; build: string | null };
         out.write(flags.json ? JSON.stringify(body) + '\n' : `view ${name} v${body.version}: ${body.status}${body.build ? ` (its build: GET /v1/backfills/${body.build}; sluice query views shows when it is ready)` : ''}\n`);
         return 0;
