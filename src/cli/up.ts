@@ -22,6 +22,8 @@ export interface Running {
   created: NewTenant | null;
   /** Resolves true once the store thread is ready (consumers started), false after `ms`. */
   ready(ms: number): Promise<boolean>;
+  /** Lets consumers held by `holdConsumers` process records. Idempotent. */
+  begin(): void;
   /** Drains and stops everything. Idempotent; must not throw. */
   close(): Promise<void>;
 }
@@ -36,7 +38,7 @@ export const ALL_ROLES: readonly Role[] = ['ingest', 'worker', 'query'];
  * consumes the log and commits to DuckDB. So the HTTP path never waits for the store, and
  * both cores work.
  */
-export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_ROLES): Promise<Running> {
+export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_ROLES, options: { holdConsumers?: boolean } = {}): Promise<Running> {
   const all = ALL_ROLES.every((r) => roles.includes(r));
   // The embedded log and store have one writer: the process that holds the data directory.
   const ownsDir = ownsDataDir(config);
@@ -50,7 +52,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   const logger = createLogger(config.logLevel);
   const tracing = await startTracing(config, 'http');
   // The store thread hosts the store (queries, status) and, in a worker, the consumers.
-  const storeThread = new StoreThread(config, logger, { consume: roles.includes('worker') });
+  const storeThread = new StoreThread(config, logger, { consume: roles.includes('worker'), hold: options.holdConsumers === true });
   const log = await openLog(config, () => storeThread.notify()).catch((e: unknown) => {
     unlock();
     throw e;
@@ -69,14 +71,20 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   });
   const quotas = Quotas.fromConfig(config);
   storeThread.onProcessed = (counts) => quotas.processed(counts);
-  storeThread.start();
-  // The backlog a previous process left counts against each tenant's cap too. The consumers of
-  // this process first ack what the store had already applied (a crash between commit and
-  // ack): counted before that, those records would hold the cap for ever, since they are
-  // never processed again. So wait for them (briefly: a store that is down must not keep
-  // ingest from starting).
-  if (roles.includes('worker')) await storeThread.whenReady(10_000);
+  // The backlog a previous process left counts against each tenant's cap too.
   if (roles.includes('ingest')) for (const [tenant, n] of await log.backlogByTenant(WORKER_GROUP)) quotas.accepted(tenant, n);
+  storeThread.start();
+  // The consumers of this process first ack what the store had already applied (a crash
+  // between commit and ack): those records are never processed again, so the count above
+  // would keep them for ever. Counted again once the consumers have started.
+  if (roles.includes('ingest') && roles.includes('worker')) {
+    void storeThread
+      .whenReady(60_000)
+      .then(async (ready) => {
+        if (ready) quotas.resetBacklog(await log.backlogByTenant(WORKER_GROUP));
+      })
+      .catch(() => undefined);
+  }
   const app = buildApp({
     config,
     log,
@@ -114,7 +122,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   // Created after the bind and printed at once by the caller; a crash in between loses the
   // keys of a tenant that has received nothing, and the banner then says how to issue new ones.
   const created = !all || (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
-  return { app, roles, url: address, created, ready: (ms) => storeThread.whenReady(ms), close };
+  return { app, roles, url: address, created, ready: (ms) => storeThread.whenReady(ms), begin: () => storeThread.begin(), close };
 }
 
 /** Why the server could not listen, and what to do about it. */
@@ -134,9 +142,11 @@ function listenError(e: unknown, config: Readonly<Config>): unknown {
  * thread is ready (so its start-up log lines come first), then prints the banner last.
  */
 export async function serve(config: Readonly<Config>, roles: readonly Role[]): Promise<number> {
-  const running = await up(config, roles);
+  // The consumers take their leases (and log it), then wait until the banner is out.
+  const running = await up(config, roles, { holdConsumers: true });
   await running.ready(10_000);
   process.stdout.write(banner(running, config) + '\n');
+  running.begin();
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.stderr.write('\nsluice: draining (in-flight requests and the batch in hand), then stopping\n');

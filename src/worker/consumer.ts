@@ -39,6 +39,8 @@ export interface ConsumerOptions {
   tracer?: Tracer;
   /** Sorts each batch into dead, held and live (enriched) records; without it, only poison is dead-lettered. */
   triage?: Triage;
+  /** Processing starts when this settles, after the first leases are taken (default: at once); stop() does not wait for it. */
+  begin?: Promise<void>;
 }
 
 export type ConsumerEvent =
@@ -69,7 +71,9 @@ export class Consumer {
     if (this.loop) return;
     this.heartbeat = setInterval(() => void this.maintainLeases(), Math.max(200, Math.floor(this.opts.leaseTtlMs / 3)));
     this.firstLeases = this.maintainLeases();
-    this.loop = this.firstLeases.then(() => this.run());
+    const stopped = new Promise<void>((resolve) => this.abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const begun = this.opts.begin ? Promise.race([this.opts.begin, stopped]) : undefined;
+    this.loop = this.firstLeases.then(() => begun).then(() => this.run());
   }
 
   /** Settles when the first round of lease taking after start() is over (never rejects). */

@@ -17,6 +17,7 @@ export type ToStoreThread =
   | { op: 'conservation'; id: number }
   | { op: 'tenants'; tenants: string[] }
   | { op: 'call'; id: number; method: StoreCall; args: unknown[] }
+  | { op: 'begin' }
   | { op: 'stop' };
 
 export type FromStoreThread =

@@ -61,6 +61,10 @@ const processedTimer = setInterval(() => {
   processed.clear();
 }, 100);
 processedTimer.unref();
+// Held consumers (workerData.hold) take their leases, then wait for 'begin' to process: the
+// process prints its banner in between.
+let beginNow: () => void = () => undefined;
+const begin = workerData.hold === true ? new Promise<void>((resolve) => (beginNow = resolve)) : undefined;
 const workersReady = startWorkers(
   config,
   {
@@ -73,6 +77,7 @@ const workersReady = startWorkers(
     tracer: tracing.tracer,
     onProcessed: (tenant, n) => processed.set(tenant, (processed.get(tenant) ?? 0) + n),
     onUnavailable: (message) => send({ op: 'unavailable', message }),
+    begin,
   },
   abort.signal,
 );
@@ -134,6 +139,9 @@ function answer(id: number, fn: () => Promise<unknown>, toError: (id: number, e:
 
 port.on('message', (m: ToStoreThread) => {
   switch (m.op) {
+    case 'begin':
+      beginNow();
+      return;
     case 'notify':
       void workersReady.then((w) => w.notify(), () => undefined);
       return;

@@ -41,6 +41,8 @@ export async function startWorkers(
     onProcessed?: (tenant: string, n: number) => void;
     /** Why the store cannot be opened yet (readiness reports it). */
     onUnavailable?: (reason: string) => void;
+    /** The consumers process records once this settles (see ConsumerOptions.begin). */
+    begin?: Promise<void>;
   },
   signal?: AbortSignal,
 ): Promise<Workers> {
@@ -98,6 +100,7 @@ export async function startWorkers(
         pollMs: w.pollMs,
         tracer: deps.tracer,
         triage,
+        begin: deps.begin,
         onEvent: (e) => {
           switch (e.kind) {
             case 'lease':
