@@ -105,7 +105,7 @@ afterAll(async () => {
   if (server) await stop(server);
 });
 
-it('readme.tour-runs-as-written-and-shows-the-outputs-it-claims', { timeout: 180_000 }, async () => {
+it('readme.tour-runs-as-written-and-shows-the-outputs-it-claims', { timeout: 240_000 }, async () => {
   const dataDir = tmpDir('sluice-readme-data-');
   const work = tmpDir('sluice-readme-work-');
   const port = await freePort();
