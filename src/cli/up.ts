@@ -144,17 +144,22 @@ function listenError(e: unknown, config: Readonly<Config>): unknown {
 export async function serve(config: Readonly<Config>, roles: readonly Role[]): Promise<number> {
   // The consumers take their leases (and log it), then wait until the banner is out.
   const running = await up(config, roles, { holdConsumers: true });
-  await running.ready(10_000);
-  process.stdout.write(banner(running, config) + '\n');
-  running.begin();
-  await new Promise<void>((resolve) => {
+  let stopping = false;
+  const stopped = new Promise<void>((resolve) => {
     const stop = (): void => {
+      stopping = true;
       process.stderr.write('\nsluice: draining (in-flight requests and the batch in hand), then stopping\n');
       void running.close().then(resolve);
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  await Promise.race([running.ready(10_000), stopped]);
+  if (!stopping) {
+    process.stdout.write(banner(running, config) + '\n');
+    running.begin();
+  }
+  await stopped;
   return 0;
 }
 
