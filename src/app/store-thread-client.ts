@@ -41,12 +41,20 @@ export class StoreThread implements StoreReader {
     private readonly config: Readonly<Config>,
     private readonly logger: Logger,
     /** Whether the thread runs consumers (a worker), or only serves the store (a query or ingest process). */
-    private readonly role: { consume: boolean } = { consume: true },
+    private readonly role: { consume: boolean; hold?: boolean } = { consume: true },
   ) {}
+
+  private begun = false;
+
+  /** Lets held consumers process (see `role.hold`); a restarted thread is never held again. */
+  begin(): void {
+    this.begun = true;
+    this.send('begin');
+  }
 
   start(): void {
     const worker = new Worker(new URL('./store-thread.js', import.meta.url), {
-      workerData: { config: this.config, consume: this.role.consume },
+      workerData: { config: this.config, consume: this.role.consume, hold: this.role.hold === true && !this.begun },
       // A bounded heap: V8 otherwise grows it lazily while a large backlog drains, and the
       // process's memory would grow with the backlog instead of staying flat.
       resourceLimits: { maxOldGenerationSizeMb: this.config.worker.heapMb, maxYoungGenerationSizeMb: 16 },
@@ -109,8 +117,8 @@ export class StoreThread implements StoreReader {
 
   private readyWaiters: (() => void)[] = [];
 
-  /** Resolves true once the store thread is ready, false after `ms`. */
-  private whenReady(ms: number): Promise<boolean> {
+  /** Resolves true once the store thread is ready (its consumers hold their first leases), false after `ms`. */
+  whenReady(ms: number): Promise<boolean> {
     if (this.ready) return Promise.resolve(true);
     return new Promise((resolve) => {
       const waiter = (): void => {

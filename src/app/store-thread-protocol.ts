@@ -45,12 +45,14 @@ export interface StoreThreadCalls extends StoreCalls {
   notify(): Promise<void>;
   /** Tenants that have a metric label of their own (a notification). */
   labelTenants(tenants: string[]): Promise<void>;
+  /** Held consumers (started with `hold`) may process records now (a notification). */
+  begin(): Promise<void>;
 }
 
 export type StoreThreadMethod = keyof StoreThreadCalls;
 
 /** Calls answered at once, even while the store is starting (they do not need it open). */
-export const WITHOUT_STORE: ReadonlySet<StoreThreadMethod> = new Set(['metrics', 'conservation', 'health', 'notify', 'labelTenants']);
+export const WITHOUT_STORE: ReadonlySet<StoreThreadMethod> = new Set(['metrics', 'conservation', 'health', 'notify', 'labelTenants', 'begin']);
 
 export interface CountsReply {
   rows: CountRow[];

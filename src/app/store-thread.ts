@@ -68,6 +68,11 @@ services.add<Service>({
   health: () => ({ ok: true }),
 });
 
+// Held consumers (workerData.hold) take their leases, then wait for `begin` to process: the
+// process prints its banner in between.
+let beginNow: () => void = () => undefined;
+const begin = workerData.hold === true ? new Promise<void>((resolve) => (beginNow = resolve)) : undefined;
+
 /** The consumer group; `ready` resolves once the store is open and the consumers run. */
 const processed = new Map<string, number>();
 let workersReady: Promise<Workers> = new Promise(() => undefined);
@@ -87,6 +92,7 @@ services.add<Service>({
         tracer: tracing.tracer,
         onProcessed: (tenant, n) => processed.set(tenant, (processed.get(tenant) ?? 0) + n),
         onUnavailable: (message) => emit({ kind: 'unavailable', message }),
+        begin,
       },
       signal,
     );
@@ -201,6 +207,9 @@ const calls: StoreThreadCalls = {
   },
   async labelTenants(tenants) {
     labels.admit(tenants);
+  },
+  async begin() {
+    beginNow();
   },
 };
 

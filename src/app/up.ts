@@ -24,6 +24,10 @@ export interface Running {
   obsUrl: string | null;
   /** The default tenant's keys when this start created it; null otherwise. */
   created: NewTenant | null;
+  /** Resolves true once the store thread is ready (consumers started), false after `ms`. */
+  ready(ms: number): Promise<boolean>;
+  /** Lets consumers held by `holdConsumers` process records. Idempotent. */
+  begin(): void;
   /** Drains and stops everything. Idempotent; must not throw. */
   close(): Promise<void>;
 }
@@ -36,7 +40,7 @@ export { ALL_ROLES, type Role } from './roles.js';
  * consumes the log and commits to DuckDB. So the HTTP path never waits for the store, and
  * both cores work.
  */
-export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_ROLES): Promise<Running> {
+export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_ROLES, options: { holdConsumers?: boolean } = {}): Promise<Running> {
   const all = isAllRoles(roles);
   // The embedded log and store have one writer: the process that holds the data directory.
   const ownsDir = ownsDataDir(config);
@@ -54,7 +58,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   const tracing = await startTracing(config, 'http');
   services.adopt('tracing', () => tracing.shutdown());
   // The store thread hosts the store (queries, status) and, in a worker, the consumers.
-  const storeThread = new StoreThread(config, logger, { consume: consumes(roles) });
+  const storeThread = new StoreThread(config, logger, { consume: consumes(roles), hold: options.holdConsumers === true });
   try {
     const logBackend = configured(config, 'log');
     const log = await logBackend.create(config, { onFlush: () => storeThread.notify() });
@@ -64,8 +68,6 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     for (const s of logBackend.services?.(log, { logger }) ?? []) services.add(s);
     const catalog = await openCatalog(config);
     services.adopt('catalog', () => catalog.close());
-    // Role processes share a catalog: tenants are made with `sluice tenant create`, not at start.
-    const created = !all || (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
     const quotas = Quotas.fromConfig(config);
     services.adopt('quotas', () => quotas.close());
     storeThread.onProcessed = (counts) => quotas.processed(counts);
@@ -85,14 +87,32 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     // Stop taking requests and let those in flight finish (their appends are answered), before the log closes.
     services.adopt('http', () => app.close().then(() => undefined, () => undefined));
     await services.start();
-    const address = await app.listen({ host: config.host, port: config.port });
+    // The consumers of this process first ack what the store had already applied (a crash
+    // between commit and ack): those records are never processed again, so the count above
+    // would keep them for ever. Counted again once the consumers have started.
+    if (roles.includes('ingest') && roles.includes('worker')) {
+      void storeThread
+        .whenReady(60_000)
+        .then(async (ready) => {
+          if (ready) quotas.resetBacklog(await log.backlogByTenant(WORKER_GROUP));
+        })
+        .catch(() => undefined);
+    }
+    // Bind before anything is created: a port in use must not leave a tenant whose keys were never shown.
+    const address = await app.listen({ host: config.host, port: config.port }).catch((e: unknown) => {
+      throw listenError(e, config);
+    });
     // Metrics and health on an address of their own (loopback by default in deploy/).
     const obs = config.obs.metricsAddress ? await listenObservability(app, config.obs.metricsAddress) : null;
     if (obs) services.adopt('metrics listener', () => new Promise<void>((r) => obs.close(() => r())));
     const obsUrl = obs ? urlOf(obs.address() as AddressInfo) : null;
+    // Role processes share a catalog: tenants are made with `sluice tenant create`, not at start.
+    // Created after the bind and printed at once by the caller; a crash in between loses the
+    // keys of a tenant that has received nothing, and the banner then says how to issue new ones.
+    const created = !all || (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
     let closing: Promise<void> | null = null;
     const close = (): Promise<void> => (closing ??= services.stop());
-    return { app, roles, url: address, obsUrl, created, close };
+    return { app, roles, url: address, obsUrl, created, ready: (ms) => storeThread.whenReady(ms), begin: () => storeThread.begin(), close };
   } catch (e: unknown) {
     await services.stop();
     throw e;
@@ -122,11 +142,58 @@ export function banner(running: Running, config: Readonly<Config>): string {
       `       -d '{"event":"checkout","from":"-1h","to":"now","interval":"1m"}'`,
     );
   } else if (running.roles.length === ALL_ROLES.length) {
-    lines.push('Tenant "default" exists (its keys were printed when it was created).', 'New tenant and keys: sluice tenant create NAME');
+    const dir = config.log.url === 'embedded' && config.dataDir !== './data' ? ` --data-dir ${config.dataDir}` : '';
+    lines.push(
+      'Tenant "default" exists; its keys were printed when it was created.',
+      `Lost them? Issue new ones: sluice key create default --scope write${dir}   (or --scope read, --scope admin)`,
+      `Another tenant and its keys: sluice tenant create NAME${dir}`,
+    );
   }
   const obs = running.obsUrl ?? url;
-  lines.push('', `Health: ${obs}/healthz  ${obs}/readyz  Metrics: ${obs}/metrics${running.obsUrl ? '' : ' (loopback clients only)'}      Stop: Ctrl-C (drains, nothing is lost)`);
+  lines.push(
+    '',
+    `Health: ${obs}/healthz  ${obs}/readyz  Metrics: ${obs}/metrics${running.obsUrl ? '' : ' (loopback clients only)'}`,
+    `Stop: Ctrl-C, or kill ${process.pid} (pid ${process.pid}; drains, nothing is lost)`,
+  );
   return lines.join('\n');
+}
+
+/** Why the server could not listen, and what to do about it. */
+function listenError(e: unknown, config: Readonly<Config>): unknown {
+  const code = (e as { code?: string }).code;
+  const where = `${config.host}:${config.port}`;
+  if (code === 'EADDRINUSE') {
+    return new SluiceError('SLUICE_ERR_CONFIG', `${where} is in use (another sluice, or another server): stop it, or pick another port with --port ${config.port + 1} (or SLUICE_PORT)`, { cause: e });
+  }
+  if (code === 'EACCES') return new SluiceError('SLUICE_ERR_CONFIG', `not allowed to listen on ${where}: pick a port above 1023 with --port (or SLUICE_PORT)`, { cause: e });
+  if (code === 'EADDRNOTAVAIL') return new SluiceError('SLUICE_ERR_CONFIG', `${config.host} is not an address of this machine: pick another with --host (or SLUICE_HOST)`, { cause: e });
+  return e;
+}
+
+/**
+ * Runs a server process until SIGINT or SIGTERM: starts the roles, waits until the store
+ * thread is ready (so its start-up log lines come first), then prints the banner last.
+ */
+export async function serve(config: Readonly<Config>, roles: readonly Role[]): Promise<number> {
+  // The consumers take their leases (and log it), then wait until the banner is out.
+  const running = await up(config, roles, { holdConsumers: true });
+  let stopping = false;
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (): void => {
+      stopping = true;
+      process.stderr.write('\nsluice: draining (in-flight requests and the batch in hand), then stopping\n');
+      void running.close().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await Promise.race([running.ready(10_000), stopped]);
+  if (!stopping) {
+    process.stdout.write(banner(running, config) + '\n');
+    running.begin();
+  }
+  await stopped;
+  return 0;
 }
 
 

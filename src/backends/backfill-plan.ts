@@ -20,6 +20,8 @@ export interface BackfillTarget<P> {
   /** Aggregate over the table's rows that counts the events in them (progress). */
   events: string;
   aggregate(into: string, source: string, p: P): string;
+  /** The events the table reads, as a predicate over the events' columns (a view's type and filters); absent: every event of the tenant. */
+  where?(p: P): string;
   /** For a view: the backfill that currently builds it (a superseded build must stop). */
   build?: string | null;
 }

@@ -58,7 +58,8 @@ function describePublish(r: PublishReport): string {
     ...r.incompatibilities.map((i) => `  ${i.path}: ${i.message}`),
     r.traffic.checked === 0
       ? 'recent traffic: no stored events of this type to check'
-      : `recent traffic: ${r.traffic.failed} of the last ${r.traffic.checked} events would fail`,
+      : `recent traffic: ${r.traffic.failed} of the last ${r.traffic.checked} events would fail` +
+        (r.traffic.already_rejected ? ` (${r.traffic.already_rejected} more fail the previous version already)` : ''),
     ...r.traffic.examples.map((v) => `  ${v.path}: ${v.message}`),
     ...(r.forced_reason ? [`forced: ${r.forced_reason}`] : []),
     'changes:',

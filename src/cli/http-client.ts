@@ -21,6 +21,34 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * The server is not there: a refused connection (or an unknown host) before this process has
+ * ever reached it. Not retried: the user is told at once where the CLI looked and how to
+ * point it elsewhere. Once a server has answered, a refused connection is a restart in
+ * progress and is retried like any network error.
+ */
+export class UnreachableError extends Error {
+  constructor(readonly url: string, cause: unknown) {
+    super(`cannot reach sluice at ${new URL(url).origin}: is it running? (--url, SLUICE_URL)`, { cause });
+  }
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+let reached = false;
+
+/** `fetch`, with a refused connection to a server never reached turned into an UnreachableError. */
+export async function fetchSluice(url: string, init: RequestInit = {}): Promise<Response> {
+  try {
+    const res = await fetch(url, init);
+    reached = true;
+    return res;
+  } catch (e: unknown) {
+    const code = ((e as { cause?: { code?: string } }).cause ?? {}).code;
+    if (!reached && code !== undefined && UNREACHABLE.has(code)) throw new UnreachableError(url, e);
+    throw e;
+  }
+}
+
 function retryable(status: number): boolean {
   return status === 429 || status >= 500;
 }
@@ -43,7 +71,7 @@ export async function callJson(method: string, url: string, key: string, payload
     let reason: string;
     let retryAfterMs: number | null = null;
     try {
-      const res = await fetch(url, {
+      const res = await fetchSluice(url, {
         method,
         headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body,
@@ -62,7 +90,7 @@ export async function callJson(method: string, url: string, key: string, payload
       const ra = Number(res.headers.get('retry-after'));
       if (Number.isFinite(ra) && ra > 0) retryAfterMs = ra * 1000;
     } catch (e: unknown) {
-      if (e instanceof HttpError || options.signal?.aborted) throw e;
+      if (e instanceof HttpError || e instanceof UnreachableError || options.signal?.aborted) throw e;
       reason = (e as Error).message;
     }
     if (attempt + 1 >= max) throw new Error(`giving up after ${max} attempts: ${reason}`);

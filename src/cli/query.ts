@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { SluiceError } from '../core/errors.js';
 import type { Cell } from '../ports/store.js';
-import { callJson, postJson } from './http-client.js';
+import { callJson, fetchSluice, postJson } from './http-client.js';
 
 /**
  * `sluice query`: the query API from the command line, as tables (or `--json`).
@@ -51,8 +51,16 @@ export function parseFilterFlag(s: string): { field: string; op: string; value?:
   if (!m) usage(`--filter must be FIELD:OP[:VALUE] (for example properties.region:eq:eu, properties.amount:gt:10, key:in:a,b), got "${s}"`);
   const typed = (v: string): unknown => (v === 'true' ? true : v === 'false' ? false : v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v);
   const [, field, op, raw] = m;
-  if (raw === undefined) return op === 'exists' ? { field: field!, op } : usage(`--filter "${s}" needs a value`);
-  return { field: field!, op: op!, value: op === 'in' || op === 'nin' ? raw.split(',').map(typed) : typed(raw) };
+  if (raw === undefined) return op === 'exists' ? { field: fieldFlag(field!), op } : usage(`--filter "${s}" needs a value`);
+  return { field: fieldFlag(field!), op: op!, value: op === 'in' || op === 'nin' ? raw.split(',').map(typed) : typed(raw) };
+}
+
+/** A bare name is a property, as in measures: `region` is `properties.region`. */
+export function fieldFlag(name: string): string {
+  const f = name.trim();
+  if (/^(?:type|key|pipeline_version)$|^(?:properties|context)[.[]/.test(f)) return f;
+  // `["price.eur"]`: a quoted property name.
+  return f.startsWith('[') ? `properties${f}` : `properties.${f}`;
 }
 
 /** `a,properties["b,c"]` → [`a`, `properties["b,c"]`]: commas inside a quoted name do not split. */
@@ -67,7 +75,7 @@ export function table(columns: string[], rows: Cell[][]): string {
   return [line(columns), ...text.map(line)].join('\n') + '\n';
 }
 
-export async function queryCommand(target: QueryTarget, sub: string | undefined, args: string[], flags: QueryFlags, out: Out): Promise<number> {
+export async function queryCommand(target: QueryTarget, sub: string | undefined, args: string[], flags: QueryFlags, out: Out, err?: Out): Promise<number> {
   const base = target.url.replace(/\/$/, '');
   const get = (path: string) => callJson('GET', `${base}${path}`, target.key, undefined, { maxAttempts: 3 });
   switch (sub) {
@@ -75,18 +83,19 @@ export async function queryCommand(target: QueryTarget, sub: string | undefined,
       const q: Record<string, unknown> = { from: flags.from ?? '-24h', to: flags.to ?? 'now', interval: flags.interval === 'none' ? null : (flags.interval ?? '1h') };
       if (flags.event) q.event = flags.event;
       if (flags.measures) q.measures = flags.measures.split(',');
-      if (flags['group-by']) q.group_by = splitOutsideQuotes(flags['group-by']);
+      if (flags['group-by']) q.group_by = splitOutsideQuotes(flags['group-by']).map(fieldFlag);
       if (flags.filter?.length) q.filters = flags.filter.map(parseFilterFlag);
       if (flags['order-by']) q.order_by = flags['order-by'].split(',');
       if (flags.limit) q.limit = Number(flags.limit);
       if (flags.source) q.source = flags.source;
       if (flags.csv) {
-        const res = await fetch(`${base}/v1/query`, { method: 'POST', headers: { authorization: `Bearer ${target.key}`, accept: 'text/csv' }, body: JSON.stringify(q) });
+        const res = await fetchSluice(`${base}/v1/query`, { method: 'POST', headers: { authorization: `Bearer ${target.key}`, accept: 'text/csv' }, body: JSON.stringify(q) });
         if (!res.ok) usage(`${res.status}: ${await res.text()}`);
         out.write(await res.text());
         return 0;
       }
-      const body = (await postJson(`${base}/v1/query`, target.key, q, { maxAttempts: 3 })).body as { columns: string[]; rows: Cell[][]; watermark: string; source: string };
+      const body = (await postJson(`${base}/v1/query`, target.key, q, { maxAttempts: 3 })).body as { columns: string[]; rows: Cell[][]; watermark: string; source: string; warnings?: string[] };
+      for (const w of body.warnings ?? []) (err ?? process.stderr).write(`warning: ${w}\n`);
       if (flags.json) {
         out.write(JSON.stringify(body) + '\n');
         return 0;
@@ -94,7 +103,7 @@ export async function queryCommand(target: QueryTarget, sub: string | undefined,
       const plain = body.columns.length === 2 && body.columns[0] === 'bucket' && body.columns[1] === 'count';
       const rows = plain ? body.rows.filter((r) => (r[1] as number) > 0) : body.rows;
       out.write(table(body.columns, rows));
-      const total = plain ? `total ${body.rows.reduce((s, r) => s + (r[1] as number), 0)} in ${body.rows.length} buckets (${body.rows.length - rows.length} empty not shown); ` : `${rows.length} rows; `;
+      const total = plain ? `total ${body.rows.reduce((s, r) => s + (r[1] as number), 0)} in ${body.rows.length} buckets (${body.rows.length - rows.length} empty not shown); ` : `${rows.length} row${rows.length === 1 ? '' : 's'}; `;
       out.write(`${total}complete up to ${body.watermark}; from ${body.source}\n`);
       return 0;
     }
@@ -116,7 +125,7 @@ export async function queryCommand(target: QueryTarget, sub: string | undefined,
       return body.status === 'unknown' ? 1 : 0;
     }
     case 'tail': {
-      const res = await fetch(`${base}/v1/stream${flags.type ? `?type=${encodeURIComponent(flags.type)}` : ''}`, { headers: { authorization: `Bearer ${target.key}` } });
+      const res = await fetchSluice(`${base}/v1/stream${flags.type ? `?type=${encodeURIComponent(flags.type)}` : ''}`, { headers: { authorization: `Bearer ${target.key}` } });
       if (!res.ok || !res.body) usage(`${res.status}: ${await res.text()}`);
       const decoder = new TextDecoder();
       let buf = '';
@@ -145,9 +154,14 @@ export async function queryCommand(target: QueryTarget, sub: string | undefined,
       const path = `${base}/v1/views/${encodeURIComponent(name)}`;
       if (action === 'put') {
         if (!file) usage('query views put NAME FILE.json: the file holds {event, filters, dimensions, measures, grain}');
-        const def = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+        let def: unknown;
+        try {
+          def = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+        } catch (e: unknown) {
+          usage(`cannot read the view definition ${file}: ${(e as { code?: string }).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+        }
         const body = (await callJson('PUT', path, target.key, def, { maxAttempts: 3 })).body as { status: string; version: number; build: string | null };
-        out.write(flags.json ? JSON.stringify(body) + '\n' : `view ${name} v${body.version}: ${body.status}${body.build ? ` (build: sluice backfill status, GET /v1/backfills/${body.build})` : ''}\n`);
+        out.write(flags.json ? JSON.stringify(body) + '\n' : `view ${name} v${body.version}: ${body.status}${body.build ? ` (its build: GET /v1/backfills/${body.build}; sluice query views shows when it is ready)` : ''}\n`);
         return 0;
       }
       if (action === 'show') {

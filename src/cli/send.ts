@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import readline from 'node:readline';
+import { SluiceError } from '../core/errors.js';
 import { postJson } from './http-client.js';
 import { Progress } from './progress.js';
 
@@ -27,19 +28,29 @@ export interface SendSummary {
  * twice. Memory is bounded by batchSize × concurrency whatever the file's size.
  */
 export async function send(opts: SendOptions): Promise<SendSummary> {
+  let total: number | null = null;
+  if (opts.file !== '-') {
+    try {
+      total = fs.statSync(opts.file).size;
+    } catch (e: unknown) {
+      const why = (e as { code?: string }).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+      throw new SluiceError('SLUICE_ERR_CONFIG', `cannot read ${opts.file}: ${why} (name an NDJSON file, one event per line, or - for standard input)`);
+    }
+  }
   const input = opts.file === '-' ? process.stdin : fs.createReadStream(opts.file);
-  const total = opts.file === '-' ? null : fs.statSync(opts.file).size;
   const progress = new Progress(total);
   const summary: SendSummary = { sent: 0, accepted: 0, duplicates: 0, rejected: 0, invalidLines: 0 };
   const inFlight = new Set<Promise<void>>();
   const endpoint = `${opts.url.replace(/\/$/, '')}/v1/events`;
   let failure: Error | null = null;
-  let bytesRead = 0;
+  // Progress is what the server acknowledged: the bytes of the lines of acknowledged batches.
+  let bytesAcked = 0;
   let lineNo = 0;
 
-  const flush = (batch: unknown[], firstLine: number): void => {
+  /** `lines[i]` is the line number of `batch[i]` (blank and invalid lines are skipped, not sent). */
+  const flush = (batch: unknown[], lines: number[], bytes: number): void => {
     const p = postJson(endpoint, opts.key, batch, {
-      onRetry: (reason, delay) => progress.note(`retrying batch at line ${firstLine} in ${delay} ms (${reason})`),
+      onRetry: (reason, delay) => progress.note(`retrying the batch of lines ${lines[0]}-${lines.at(-1)} in ${delay} ms (${reason})`),
     }).then(
       (r) => {
         const b = r.body as { accepted: number; duplicates: number; rejected: { index: number; message: string; path: string }[] };
@@ -47,8 +58,9 @@ export async function send(opts: SendOptions): Promise<SendSummary> {
         summary.accepted += b.accepted;
         summary.duplicates += b.duplicates;
         summary.rejected += b.rejected.length;
-        for (const rej of b.rejected.slice(0, 3)) progress.note(`line ${firstLine + rej.index}: rejected at ${rej.path || '/'}: ${rej.message}`);
-        progress.update(bytesRead, summary.sent);
+        for (const rej of b.rejected.slice(0, 3)) progress.note(`line ${lines[rej.index]}: rejected at ${rej.path || '/'}: ${rej.message}`);
+        bytesAcked += bytes;
+        progress.update(bytesAcked, summary.sent);
       },
       (e: Error) => {
         failure ??= e;
@@ -60,10 +72,11 @@ export async function send(opts: SendOptions): Promise<SendSummary> {
 
   const rl = readline.createInterface({ input, crlfDelay: Infinity });
   let batch: unknown[] = [];
-  let batchStart = 1;
+  let lines: number[] = [];
+  let bytes = 0;
   for await (const line of rl) {
     lineNo++;
-    bytesRead += Buffer.byteLength(line) + 1;
+    bytes += Buffer.byteLength(line) + 1;
     if (failure) break;
     if (line.trim() === '') continue;
     let event: unknown;
@@ -77,17 +90,19 @@ export async function send(opts: SendOptions): Promise<SendSummary> {
     if (event && typeof event === 'object' && !Array.isArray(event) && !('idempotency_key' in event)) {
       (event as Record<string, unknown>).idempotency_key = randomUUID();
     }
-    if (batch.length === 0) batchStart = lineNo;
     batch.push(event);
+    lines.push(lineNo);
     if (batch.length >= opts.batchSize) {
-      flush(batch, batchStart);
+      flush(batch, lines, bytes);
       batch = [];
+      lines = [];
+      bytes = 0;
       while (inFlight.size >= opts.concurrency) await Promise.race(inFlight);
     }
   }
-  if (batch.length > 0 && !failure) flush(batch, batchStart);
+  if (batch.length > 0 && !failure) flush(batch, lines, bytes);
   await Promise.all(inFlight);
-  progress.done(summary.sent);
   if (failure) throw failure;
+  progress.done(summary.sent);
   return summary;
 }

@@ -1,3 +1,4 @@
+import { fetchSluice } from './http-client.js';
 import { parsePrometheusText, quantileBetween, sumBy, total, type Sample } from '../obs/prom-text.js';
 
 /**
@@ -15,7 +16,7 @@ export interface TopOptions {
 }
 
 async function scrape(url: string): Promise<Sample[]> {
-  const r = await fetch(new URL('/metrics', url));
+  const r = await fetchSluice(new URL('/metrics', url).href);
   if (!r.ok) throw new Error(`GET /metrics answered ${r.status}; is this a sluice with metrics on (obs.metrics)?`);
   return parsePrometheusText(await r.text());
 }

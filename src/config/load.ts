@@ -17,6 +17,16 @@ import { configSchema, type Config } from './schema.js';
 
 /** Variables read by the command-line client, not by the server's configuration. */
 const CLIENT_VARIABLES = new Set(['SLUICE_CONFIG', 'SLUICE_KEY', 'SLUICE_URL']);
+/** The standard OpenTelemetry variables read here (see otelEnv); the exporter reads its own (endpoint, headers, timeout). */
+const OTEL_VARIABLES = [
+  'OTEL_TRACES_EXPORTER',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_PROTOCOL',
+  'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
+  'OTEL_SDK_DISABLED',
+  'OTEL_SERVICE_NAME',
+] as const;
 /** The test suite's own variables (SLUICE_TEST_NATS, SLUICE_TEST_POSTGRES): a shell that runs the tests also runs sluice. */
 const TEST_VARIABLES = 'SLUICE_TEST_';
 
@@ -35,10 +45,24 @@ function leaves(schema: Json = configSchema as unknown as Json, prefix: string[]
   const props = (schema.properties ?? {}) as Record<string, Json>;
   for (const [k, sub] of Object.entries(props)) {
     const p = [...prefix, k];
-    if (sub.type === 'object') out.push(...leaves(sub, p));
+    // An object without properties is a map (cors.tenants): one leaf, set in the file.
+    if (sub.type === 'object' && sub.properties) out.push(...leaves(sub, p));
     else out.push([p, 'SLUICE_' + p.map(snake).join('_')]);
   }
   return out;
+}
+
+/**
+ * Every environment variable sluice reads, for the documentation and its test: each field of
+ * the schema (`field` dotted, `name` its variable), the client's variables, and the standard
+ * OpenTelemetry ones.
+ */
+export function environmentVariables(): { field: string | null; name: string }[] {
+  return [
+    ...leaves().map(([p, name]) => ({ field: p.join('.'), name })),
+    ...[...CLIENT_VARIABLES].map((name) => ({ field: null, name })),
+    ...OTEL_VARIABLES.map((name) => ({ field: null, name })),
+  ];
 }
 
 function setPath(target: Json, p: string[], value: unknown): void {

@@ -1,6 +1,6 @@
 import { periodic } from '../app/service.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../obs/logger.js';
 import { SluiceError } from '../core/errors.js';
@@ -72,7 +72,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     bodyLimit: limits.bodyBytes,
     ...(opts.logger ? { loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger } : { logger: false }),
     // Nothing per request on the hot path: errors are logged where they are handled.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Slow or idle clients cannot hold sockets for ever.
     requestTimeout: limits.requestTimeoutMs,
     connectionTimeout: limits.requestTimeoutMs,

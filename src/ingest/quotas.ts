@@ -150,6 +150,17 @@ export class Quotas {
     }
   }
 
+  /**
+   * Replaces the per-tenant backlog counts with the log's own count (events not yet acked).
+   * Called once the workers have started: records a crashed process had committed to the
+   * store but not acked are acked then without being processed again, so the count taken at
+   * start, before that, would keep them for ever.
+   */
+  resetBacklog(byTenant: Iterable<[string, number]>): void {
+    this.backlog.clear();
+    for (const [tenant, n] of byTenant) if (n > 0) this.backlog.set(tenant, n);
+  }
+
   /** What `/v1/status` shows of a tenant. */
   state(tenant: string, quota: TenantQuota | undefined) {
     const q = this.effective(quota);

@@ -7,5 +7,7 @@ export type { Logger };
  * the store down and up again, a thread restarted).
  */
 export function createLogger(level: string, name = 'sluice'): Logger {
-  return pino({ name, level }, destination(2));
+  // Synchronous writes: lines are few (state changes), and a line written before the banner
+  // must reach stderr before it, whatever thread wrote it.
+  return pino({ name, level }, destination({ dest: 2, sync: true }));
 }

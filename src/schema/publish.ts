@@ -41,7 +41,12 @@ export interface PublishReport {
   dry_run: boolean;
   compatible: boolean;
   incompatibilities: Incompatibility[];
-  traffic: { checked: number; failed: number; examples: SchemaViolation[] };
+  /**
+   * The last `checked` stored events of the type: `failed` of them the previous version (or,
+   * for a first version, no schema) accepts and this one rejects; `already_rejected` the
+   * previous version rejects too (they do not count against this version).
+   */
+  traffic: { checked: number; failed: number; already_rejected: number; examples: SchemaViolation[] };
   diff: Change[];
   forced_reason: string | null;
 }
@@ -72,7 +77,7 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
   const schema = req.schema as Record<string, unknown>;
   const found = latest ? incompatibilities(latest.schema, schema) : [];
 
-  const traffic: PublishReport['traffic'] = { checked: 0, failed: 0, examples: [] };
+  const traffic: PublishReport['traffic'] = { checked: 0, failed: 0, already_rejected: 0, examples: [] };
   const sample = await deps.recent(tenant, type, TRAFFIC_SAMPLE).catch(() => null);
   if (!latest && grant.scope !== 'admin' && !req.dryRun && sample?.length !== 0) {
     // A schema key claims the types its team starts; one that already flows belongs to other
@@ -80,9 +85,17 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
     const seen = sample === null ? 'its recent traffic cannot be checked (the store is unavailable)' : `it has traffic (${sample.length}${sample.length === TRAFFIC_SAMPLE ? '+' : ''} recent events)`;
     throw new SluiceError('SLUICE_ERR_FORBIDDEN', `"${type}" has no schema yet and ${seen}: claiming a type with traffic needs an admin key (try dry_run first to see what would fail)`, { field: 'Authorization' });
   }
+  // Only what this version changes counts: an event the previous version rejects (stored
+  // before it, or under a forced publish) is not one that this version would start to reject.
+  const previous = latest ? compile(newAjv(), latest.schema, latest.version, latest.owner) : null;
   for (const text of sample ?? []) {
     traffic.checked++;
-    const v = compiled.check(JSON.parse(text) as unknown);
+    const properties = JSON.parse(text) as unknown;
+    if (previous?.check(properties)) {
+      traffic.already_rejected++;
+      continue;
+    }
+    const v = compiled.check(properties);
     if (v) {
       traffic.failed++;
       if (traffic.examples.length < 5) traffic.examples.push(v);

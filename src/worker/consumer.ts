@@ -68,6 +68,8 @@ export interface ConsumerOptions {
    * enrich_failed, invalid_row…): the dead-letter breaker's input. May pause the tenant.
    */
   onOutcome?: (tenant: string, ok: number, failed: number) => Promise<void>;
+  /** Processing starts when this settles, after the first leases are taken (default: at once); stop() does not wait for it. */
+  begin?: Promise<void>;
 }
 
 export type ConsumerEvent =
@@ -105,8 +107,14 @@ export class Consumer {
       this.heartbeat = this.clock.setTimeout(() => void this.maintainLeases().then(() => !this.stopping && beat()), every);
     };
     beat();
-    this.loop = this.maintainLeases().then(() => this.run());
+    this.firstLeases = this.maintainLeases();
+    const stopped = new Promise<void>((resolve) => this.abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const begun = this.opts.begin ? Promise.race([this.opts.begin, stopped]) : undefined;
+    this.loop = this.firstLeases.then(() => begun).then(() => this.run());
   }
+
+  /** Settles when the first round of lease taking after start() is over (never rejects). */
+  firstLeases: Promise<void> = Promise.resolve();
 
   /** New records may be there: skip the rest of the idle wait. */
   notify(): void {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Config } from '../config/schema.js';
 import { backoffDelay } from '../core/backoff.js';
-import { systemClock, type Clock } from '../core/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { coerceError } from '../core/errors.js';
 import type { Logger } from '../obs/logger.js';
 import type { StoreMetrics } from '../obs/metrics.js';
@@ -48,6 +48,8 @@ export async function startWorkers(
     group?: string;
     /** Leases, backoff, idle polls and the breaker's pause time (the system clock by default). */
     clock?: Clock;
+    /** The consumers process records once this settles (see ConsumerOptions.begin). */
+    begin?: Promise<void>;
   },
   signal?: AbortSignal,
 ): Promise<Workers> {
@@ -85,6 +87,17 @@ export async function startWorkers(
   const base = w.id ? `${os.hostname()}-${w.id}` : `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const consumers: Consumer[] = [];
   let lastRetryLog = 0;
+  // One log line per change of the leases, not one per partition: a start takes 16 at once.
+  const leaseChanges = { taken: [] as number[], lost: [] as number[] };
+  let leaseTimer: TimerHandle | null = null;
+  const logLeases = (): void => {
+    if (leaseTimer) clock.clearTimeout(leaseTimer);
+    leaseTimer = null;
+    const { taken, lost } = leaseChanges;
+    if (taken.length === 0 && lost.length === 0) return;
+    const sort = (a: number[]) => a.splice(0).sort((x, y) => x - y);
+    logger?.info({ owner: base, taken: sort(taken), lost: sort(lost) }, 'leases changed');
+  };
   for (let i = 0; i < w.consumers; i++) {
     const owner = `${base}-${i}`;
     consumers.push(
@@ -101,10 +114,13 @@ export async function startWorkers(
         clock,
         stages,
         onOutcome: pauses.outcome,
+        begin: deps.begin,
         onEvent: (e) => {
           switch (e.kind) {
             case 'lease':
-              logger?.info({ owner, partition: e.partition }, e.held ? 'lease taken' : 'lease lost');
+              logger?.debug({ owner, partition: e.partition }, e.held ? 'lease taken' : 'lease lost');
+              (e.held ? leaseChanges.taken : leaseChanges.lost).push(e.partition);
+              leaseTimer ??= clock.setTimeout(logLeases, 100);
               metrics?.leases.inc(e.held ? 1 : -1);
               return;
             case 'retry':
@@ -134,6 +150,8 @@ export async function startWorkers(
     );
   }
   for (const c of consumers) c.start();
+  await Promise.all(consumers.map((c) => c.firstLeases));
+  logLeases();
   return {
     consumers,
     notify: () => consumers.forEach((c) => c.notify()),

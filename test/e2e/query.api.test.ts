@@ -224,3 +224,30 @@ describe('tenant isolation and hostile queries', () => {
     expect(await stored('globex')).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('warnings for silent zeros', () => {
+  const q = (body: Record<string, unknown>) => call('POST', '/v1/query', p.tenant.readKey, { from: '-7d', to: 'now', interval: null, ...body });
+
+  it('query.warns-of-an-unknown-event-type-with-the-nearest-known-one', async () => {
+    const r = (await q({ event: 'chekout' })).json();
+    expect(r.rows).toEqual([[0]]);
+    expect(r.warnings).toEqual(['no events of type "chekout" in the last 30 days; did you mean "checkout"?']);
+    // Nothing near: no suggestion. Another tenant's types are never suggested.
+    expect((await q({ event: 'zzzzzzzz' })).json().warnings).toEqual(['no events of type "zzzzzzzz" in the last 30 days']);
+  });
+
+  it('query.warns-of-a-measure-on-a-property-no-event-of-the-type-has', async () => {
+    const r = (await q({ event: 'checkout', measures: ['count', 'sum:amout', 'max:properties.region_x'] })).json();
+    expect(r.rows[0][0]).toBeGreaterThanOrEqual(400);
+    expect(r.warnings).toEqual([
+      'no "checkout" event in the last 30 days has "properties.amout"; did you mean "properties.amount"?',
+      'no "checkout" event in the last 30 days has "properties.region_x"; did you mean "properties.region"?',
+    ]);
+  });
+
+  it('query.an-answer-with-data-has-no-warnings', async () => {
+    expect((await q({ event: 'checkout', measures: ['count', 'sum:amount'] })).json().warnings).toEqual([]);
+    // A real zero on a known type and property is not a typo either.
+    expect((await q({ event: 'checkout', measures: ['sum:amount'], filters: [{ field: 'properties.amount', op: 'eq', value: 0 }] })).json().warnings).toEqual([]);
+  });
+});

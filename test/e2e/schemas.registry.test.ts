@@ -64,6 +64,34 @@ describe('the schema registry', () => {
     const wide = { type: 'object', properties: { plan: { enum: ['free', 'pro'] } } };
     expect((await call(p, 'PUT', '/v1/schemas/signup', admin, { owner: 'growth', schema: wide })).body).toMatchObject({ published: true, traffic: { checked: 4, failed: 0 } });
   });
+
+  it('schemas.traffic-check-counts-only-events-the-previous-version-accepts-and-the-new-one-rejects', async () => {
+    p = await startPipeline();
+    const admin = p.tenant.adminKey;
+    const ts = new Date().toISOString();
+    // Two checkouts without an amount, stored before any schema; one with it.
+    const events = [
+      { type: 'checkout', idempotency_key: 'c-1', ts, properties: {} },
+      { type: 'checkout', idempotency_key: 'c-2', ts, properties: { coupon: 'x' } },
+      { type: 'checkout', idempotency_key: 'c-3', ts, properties: { amount: 3 } },
+    ];
+    await call(p, 'POST', '/v1/events', p.tenant.writeKey, events);
+    await until(async () => (await p!.store.rawStats('acme')).events === 3);
+    // A first version: "no schema" accepted all three, v1 rejects two of them.
+    const first = await call(p, 'PUT', '/v1/schemas/checkout', admin, { owner: 'payments', schema: v1 });
+    expect(first.status).toBe(409);
+    expect(first.body.details.traffic).toMatchObject({ checked: 3, failed: 2, already_rejected: 0 });
+    expect((await call(p, 'PUT', '/v1/schemas/checkout', admin, { owner: 'payments', schema: v1, force: true, reason: 'amount is required from now on' })).status).toBe(201);
+    // A pure widening (a new optional, free property): the two events v1 already rejects do not count.
+    const widened = { ...v1, properties: { ...v1.properties, title: {} } };
+    const second = await call(p, 'PUT', '/v1/schemas/checkout', admin, { schema: widened });
+    expect(second.status).toBe(201);
+    expect(second.body).toMatchObject({ version: 2, compatible: true, traffic: { checked: 3, failed: 0, already_rejected: 2 } });
+    // A narrowing still counts the event the previous version accepts: amount 3 fails a minimum of 5.
+    const narrowed = { ...widened, properties: { ...widened.properties, amount: { type: 'number', minimum: 5 } } };
+    const third = await call(p, 'PUT', '/v1/schemas/checkout', admin, { schema: narrowed, dry_run: true });
+    expect(third.body.traffic).toMatchObject({ checked: 3, failed: 1, already_rejected: 2, examples: [{ path: '/properties/amount' }] });
+  });
 });
 
 describe('the time policy and unknown types at ingest', () => {

@@ -175,6 +175,22 @@ describe.each(stores)('views answer what raw events answer: $name', (backend) =>
     );
   });
 
+  it('backfill.progress-counts-the-events-the-view-reads-not-the-whole-tenant', async () => {
+    const tenant = 'progress';
+    const evs: Ev[] = Array.from({ length: 40 }, (_, i) => ({ type: i < 12 ? 'checkout' : 'refund', key: i, minute: i, second: 0, region: 'eu', amount: i, latency: 1 }));
+    const records = toRecords(tenant, evs, 1, 5);
+    await store.commit({ records, partitions: [{ partition: 5, token: 1, upTo: records.length }] });
+    await store.views.put(tenant, parseView('orders', VIEW), 'api');
+    const s = await store.backfills.start({ view: 'orders', tenant, from: null, to: null, rate: 0 });
+    // The view reads checkouts only: 12 of the tenant's 40 events.
+    expect(s.total).toBe(12);
+    let st = s;
+    while (st.status === 'running') st = await store.backfills.step(s.id, 5);
+    expect(st).toMatchObject({ status: 'done', done: 12, total: 12 });
+    // counts_1m reads every event of the tenant.
+    expect((await store.backfills.start({ view: 'counts_1m', tenant, from: null, to: null, rate: 0 })).total).toBe(40);
+  });
+
   it('views.percentiles-are-exact-when-a-bin-holds-one-value', async () => {
     const tenant = 'single';
     const records = toRecords(tenant, Array.from({ length: 10 }, (_, i) => ({ type: 'checkout' as const, key: i, minute: 5, second: i, region: 'eu' as const, amount: 1, latency: i < 9 ? 12.5 : 800 })), 1, 3);

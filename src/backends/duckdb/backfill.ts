@@ -93,13 +93,11 @@ export class DuckdbBackfills implements Backfills {
           await c.runAndReadAll(`SELECT min(epoch_ms(ts)), max(epoch_ms(ts)) FROM events WHERE tenant = ?`, [spec.tenant])
         ).getRows() as [bigint | null, bigint | null][];
         const { from, to } = wholeBuckets(spec, minTs === null ? null : Number(minTs), maxTs === null ? null : Number(maxTs), now, v.grainMs);
-        const [[total]] = (
-          await c.runAndReadAll(
-            `SELECT count(*) FROM events e JOIN backfill_snapshots s ON s.id = ? AND e.partition = s.p AND e."offset" <= s.o
-             WHERE e.tenant = ? AND e.ts >= epoch_ms(?::BIGINT) AND e.ts < epoch_ms(?::BIGINT)`,
-            [id, spec.tenant, BigInt(from), BigInt(to)],
-          )
-        ).getRows() as [bigint][];
+        // The total is what the table reads (a view: its type and filters), as `done` counts it.
+        const p = new Params();
+        const source = `SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
+             WHERE e.tenant = ${p.add(spec.tenant)} AND e.ts >= epoch_ms(${p.add(BigInt(from))}::BIGINT) AND e.ts < epoch_ms(${p.add(BigInt(to))}::BIGINT)`;
+        const [[total]] = (await c.runAndReadAll(`SELECT count(*) FROM (${source}) AS src WHERE ${v.where?.(p) ?? 'true'}`, p.values)).getRows() as [bigint][];
         await c.run(v.ddl(shadow(id)));
         await this.hooks.started(c, spec.tenant, spec.view, id);
         await c.run(`INSERT INTO backfills (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, 0, ?, ?, ?, NULL, NULL)`, [

@@ -1,6 +1,6 @@
 import type { DuckDBValue } from '@duckdb/node-api';
 import type { Filter, QuerySpec, ViewDef } from '../../core/query.js';
-import { viewMaintainSql as sharedViewMaintainSql, viewQuerySql as sharedViewQuerySql, type ViewDialect } from '../sql/views.js';
+import { viewWhereSql as sharedViewWhereSql, viewMaintainSql as sharedViewMaintainSql, viewQuerySql as sharedViewQuerySql, type ViewDialect } from '../sql/views.js';
 import { Params as BaseParams, rawQuerySql as sharedRawQuerySql } from '../sql/compile.js';
 
 /**
@@ -62,6 +62,10 @@ export function rawQuerySql(q: QuerySpec, cap: number): { sql: string; params: D
 }
 
 /** Adds the events of `source` to a view table (see backends/sql/views.ts). */
+export function viewWhereSql(v: ViewDef, p: Params): string {
+  return sharedViewWhereSql(DUCKDB, v, p);
+}
+
 export function viewMaintainSql(table: string, v: ViewDef, source: string, p: Params): string {
   return sharedViewMaintainSql(DUCKDB, table, v, source, p);
 }

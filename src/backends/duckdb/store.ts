@@ -21,7 +21,7 @@ import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, 
 import { chooseView, residualFilters } from '../../core/plan.js';
 import type { QuerySpec } from '../../core/query.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
-import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewTableDdl } from './query-sql.js';
+import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewWhereSql, viewTableDdl } from './query-sql.js';
 import { countsSql, minuteCounts, SCHEMA } from './sql.js';
 import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
 import { ReadPool } from './read-pool.js';
@@ -158,6 +158,7 @@ export class DuckdbStore implements Store {
       events: 'sum(n) FILTER (WHERE m = 0)',
       order: 'm, bucket',
       aggregate: (into: string, source: string, p: Params) => viewMaintainSql(into, v.def, source, p),
+      where: (p: Params) => viewWhereSql(v.def, p),
       build: v.build,
     };
   }

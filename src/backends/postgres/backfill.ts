@@ -105,11 +105,11 @@ export class PostgresBackfills implements Backfills {
       await sql(`INSERT INTO backfill_snapshots (id, p, o) SELECT $1, p, o FROM applied`, [id]);
       const [range] = await sql<{ lo: number | null; hi: number | null }>('SELECT min(ts) AS lo, max(ts) AS hi FROM events WHERE tenant = $1', [spec.tenant]);
       const { from, to } = wholeBuckets(spec, range?.lo ?? null, range?.hi ?? null, now, v.grainMs);
-      const [count] = await sql<{ n: number }>(
-        `SELECT count(*) AS n FROM events e JOIN backfill_snapshots s ON s.id = $1 AND e.partition = s.p AND e."offset" <= s.o
-         WHERE e.tenant = $2 AND e.ts >= $3 AND e.ts < $4`,
-        [id, spec.tenant, from, to],
-      );
+      // The total is what the table reads (a view: its type and filters), as `done` counts it.
+      const p = new Params();
+      const source = `SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
+         WHERE e.tenant = ${p.add(spec.tenant)} AND e.ts >= ${p.add(from)}::bigint AND e.ts < ${p.add(to)}::bigint`;
+      const [count] = await sql<{ n: number }>(`SELECT count(*) AS n FROM (${source}) AS src WHERE ${v.where?.(p) ?? 'true'}`, p.values);
       await sql(v.ddl(shadow(id)));
       if (spec.view !== 'counts_1m') await sql(`UPDATE views SET build = $1 WHERE tenant = $2 AND name = $3`, [id, spec.tenant, spec.view]);
       await sql(

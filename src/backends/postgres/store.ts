@@ -9,7 +9,7 @@ import type { QuerySpec } from '../../core/query.js';
 import { countsPerMinute } from '../minute-counts.js';
 import { Params, rawQuerySql } from '../sql/compile.js';
 import { chooseView, residualFilters } from '../../core/plan.js';
-import { viewMaintainSql, viewQuerySql, viewTableDdl } from '../sql/views.js';
+import { viewMaintainSql, viewQuerySql, viewTableDdl, viewWhereSql } from '../sql/views.js';
 import { BACKFILL_TABLES, COUNTS_1M, PostgresBackfills } from './backfill.js';
 import { classify, Executor, migrate, openPool, postgresTarget, unavailable, type Migration, type Sql } from './database.js';
 import { PostgresViews, type LiveView } from './views.js';
@@ -123,6 +123,7 @@ export class PostgresStore implements Store {
         events: 'sum(n) FILTER (WHERE m = 0)',
         order: 'm, bucket',
         aggregate: (into: string, source: string, p: Params) => viewMaintainSql(POSTGRES, into, v.def, source, p),
+        where: (p: Params) => viewWhereSql(POSTGRES, v.def, p),
         build: v.build,
       };
     },

@@ -87,6 +87,14 @@ export function viewMerge<V>(d: ViewDialect<V>, t: string): string {
   );
 }
 
+/** The predicate, over the events' columns, of the events a view reads: its event type and filters. */
+export function viewWhereSql<V>(d: ViewDialect<V>, v: ViewDef, p: Params<V>): string {
+  let where = 'true';
+  if (v.event !== null) where += ` AND type = ${p.add(v.event as V)}`;
+  for (const f of v.filters) where += ` AND ${filterSql(d, f, d.field(f.field, p), p)}`;
+  return where;
+}
+
 /**
  * Adds the events of `source` (a relation with the events' columns; its parameters already
  * in `p`) to `table`: one statement, upserting pre-aggregated rows of every kind.
@@ -99,9 +107,7 @@ export function viewMaintainSql<V>(d: ViewDialect<V>, table: string, v: ViewDef,
   for (const [f, code] of codes.numeric) cols.push(`${d.num(d.field(fieldOf(f), p))} AS v${code}`);
   for (const [f, code] of codes.uniq) cols.push(`${d.hash64(d.field(fieldOf(f), p))} AS v${code}`);
   for (const [f, code] of codes.quantile) cols.push(`${d.num(d.field(fieldOf(f), p))} AS v${code}`);
-  let where = 'true';
-  if (v.event !== null) where += ` AND type = ${p.add(v.event as V)}`;
-  for (const f of v.filters) where += ` AND ${filterSql(d, f, d.field(f.field, p), p)}`;
+  const where = viewWhereSql(d, v, p);
   const keyCols = ['tenant', 'bucket', ...dimCols(v)];
   const keys = keyCols.join(', ');
   const groupKeys = keyCols.map((_, i) => String(i + 1));

@@ -9,6 +9,7 @@ import type { Cell } from '../../ports/store.js';
 import { fillBuckets } from '../series.js';
 import type { StoreReader } from '../../ports/reader.js';
 import { columnsOf, declareView, parseQuery, viewJson, type QuerySpec } from '../../core/query.js';
+import { silentZeroWarnings } from '../../query/warnings.js';
 
 export interface QueryRouteOptions {
   catalog: Catalog;
@@ -87,6 +88,7 @@ export function queryRoutes(app: FastifyInstance, opts: QueryRouteOptions): void
       source = r.source;
       applied = new Map(r.applied);
     }
+    const warnings = await silentZeroWarnings(q, columns, rows, { query: async (w) => (await opts.reader.query(w, 10_000)).rows, recent: (t, type, n) => opts.reader.recent(t, type, n) }, Date.now());
     // An ungrouped, unordered timeseries has every bucket, empty ones too (count 0, other measures null).
     if (q.interval && q.groupBy.length === 0 && q.orderBy.length === 0 && q.limit === null) {
       rows = fillBuckets({ from: q.from, to: q.to, interval: q.interval }, rows, q.measures.map((m) => (m.kind === 'count' ? 0 : null)));
@@ -98,7 +100,7 @@ export function queryRoutes(app: FastifyInstance, opts: QueryRouteOptions): void
     if (wantsCsv(request)) {
       return reply.type('text/csv; charset=utf-8').header('x-sluice-watermark', watermark).header('x-sluice-source', source).send(toCsv(columns, rows));
     }
-    return reply.send({ columns, rows, watermark, source, elapsed_ms: elapsed });
+    return reply.send({ columns, rows, watermark, source, elapsed_ms: elapsed, warnings });
   });
 
   const viewName = (request: FastifyRequest) => (request.params as { name: string }).name;
