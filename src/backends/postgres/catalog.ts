@@ -5,6 +5,7 @@ import type { AuditEntry, Catalog, KeyGrant, KeyScope, NewTenant, Tenant, Tenant
 import { checkKeyTeam, checkTenantName, KeyVerifier, mintKey, noTenant, parseSettings, tenantExists } from '../api-keys.js';
 import { bumpEpoch, insertAudit } from './changes.js';
 import { Executor, migrate, openPool, postgresTarget, type Migration, type Sql } from './database.js';
+import { PostgresAlerts } from './alerts.js';
 import { PostgresDeadLetters } from './dead-letters.js';
 import { PostgresSchemas } from './schemas.js';
 
@@ -42,6 +43,29 @@ const MIGRATIONS: Migration[] = [
       CREATE INDEX dead_letters_by_receipt ON dead_letters (received_at);
     `,
   },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE alert_rules (
+        tenant text NOT NULL, name text NOT NULL, body text NOT NULL, created_at bigint NOT NULL, updated_at bigint NOT NULL,
+        PRIMARY KEY (tenant, name)
+      );
+      CREATE TABLE alert_states (tenant text NOT NULL, rule text NOT NULL, severity text NOT NULL, body text NOT NULL, PRIMARY KEY (tenant, rule, severity));
+      CREATE TABLE alert_history (
+        id bigserial PRIMARY KEY, tenant text NOT NULL, rule text NOT NULL, severity text NOT NULL, at bigint NOT NULL, body text NOT NULL
+      );
+      CREATE INDEX alert_history_by_time ON alert_history (tenant, at, id);
+      CREATE TABLE alert_objects (
+        tenant text NOT NULL, kind text NOT NULL, name text NOT NULL, body text NOT NULL, updated_at bigint NOT NULL,
+        PRIMARY KEY (tenant, kind, name)
+      );
+      CREATE TABLE alert_outbox (
+        id text PRIMARY KEY, tenant text NOT NULL, receiver text NOT NULL, body text NOT NULL, created_at bigint NOT NULL,
+        attempts integer NOT NULL DEFAULT 0, next_at bigint NOT NULL, last_error text, delivered_at bigint
+      );
+      CREATE INDEX alert_outbox_due ON alert_outbox (next_at) WHERE delivered_at IS NULL;
+    `,
+  },
 ];
 
 /**
@@ -66,6 +90,7 @@ export class PostgresCatalog implements Catalog {
   });
   readonly deadLetters: PostgresDeadLetters;
   readonly schemas: PostgresSchemas;
+  readonly alerts: PostgresAlerts;
 
   constructor(url: string) {
     this.target = postgresTarget(url);
@@ -74,6 +99,7 @@ export class PostgresCatalog implements Catalog {
     this.exec = new Executor(this.pool, (e) => this.unavailable(e));
     this.deadLetters = new PostgresDeadLetters(this.exec);
     this.schemas = new PostgresSchemas(this.exec);
+    this.alerts = new PostgresAlerts(this.exec);
   }
 
   private unavailable(e: unknown): SluiceError {

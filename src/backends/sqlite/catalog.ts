@@ -1,6 +1,7 @@
 import type { AuditEntry, Catalog, KeyGrant, KeyScope, NewTenant, Tenant, TenantSettings } from '../../ports/catalog.js';
 import { checkKeyTeam, checkTenantName, KeyVerifier, mintKey, noTenant, parseSettings, tenantExists, type StoredKey } from '../api-keys.js';
 import { bumpEpoch, immediate, openDatabase, readEpoch, type SqliteDatabase } from './database.js';
+import { SqliteAlerts } from './alerts.js';
 import { SqliteDeadLetters } from './dead-letters.js';
 import { SqliteSchemas } from './schemas.js';
 
@@ -11,12 +12,14 @@ export class SqliteCatalog implements Catalog {
   private readonly keys = new KeyVerifier(async (id) => this.readKey(id));
   readonly deadLetters: SqliteDeadLetters;
   readonly schemas: SqliteSchemas;
+  readonly alerts: SqliteAlerts;
 
   constructor(fileOrDb: string | SqliteDatabase) {
     this.ownsDb = typeof fileOrDb === 'string';
     this.db = typeof fileOrDb === 'string' ? openDatabase(fileOrDb) : fileOrDb;
     this.deadLetters = new SqliteDeadLetters(this.db);
     this.schemas = new SqliteSchemas(this.db);
+    this.alerts = new SqliteAlerts(this.db);
   }
 
   async createTenant(name: string): Promise<NewTenant> {

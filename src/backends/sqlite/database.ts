@@ -103,6 +103,29 @@ const MIGRATIONS: string[] = [
   CREATE INDEX dead_letters_by_signature ON dead_letters (tenant, signature);
   INSERT OR IGNORE INTO meta (k, v) VALUES ('schema_epoch', '0');
   `,
+  `
+  CREATE TABLE alert_rules (
+    tenant TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+  ) WITHOUT ROWID;
+  CREATE TABLE alert_states (
+    tenant TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant, rule, severity)
+  ) WITHOUT ROWID;
+  CREATE TABLE alert_history (
+    id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL
+  );
+  CREATE INDEX alert_history_by_time ON alert_history (tenant, at, id);
+  CREATE TABLE alert_objects (
+    tenant TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, kind, name)
+  ) WITHOUT ROWID;
+  CREATE TABLE alert_outbox (
+    id TEXT PRIMARY KEY, tenant TEXT NOT NULL, receiver TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, last_error TEXT, delivered_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX alert_outbox_due ON alert_outbox (delivered_at, next_at);
+  `,
 ];
 
 export interface OpenOptions {

@@ -1,0 +1,28 @@
+import type { OutboxRow } from '../ports/alerts.js';
+
+/** An outbox row as both catalogs store it. */
+export interface OutboxDbRow {
+  id: string;
+  tenant: string;
+  receiver: string;
+  body: string;
+  created_at: number;
+  attempts: number;
+  next_at: number;
+  last_error: string | null;
+  delivered_at: number | null;
+}
+
+export function toOutbox(r: OutboxDbRow): OutboxRow {
+  return {
+    id: r.id,
+    tenant: r.tenant,
+    receiver: r.receiver,
+    body: typeof r.body === 'string' ? (JSON.parse(r.body) as unknown) : r.body,
+    createdAt: Number(r.created_at),
+    attempts: Number(r.attempts),
+    nextAt: Number(r.next_at),
+    lastError: r.last_error,
+    deliveredAt: r.delivered_at === null ? null : Number(r.delivered_at),
+  };
+}
