@@ -19,7 +19,8 @@ export interface Budget {
   buckets: { start: number; total: number; bad: number; burn_rate: number | null }[];
 }
 
-export function budgetOf(rule: SloRule, total: MinuteSeries, bad: MinuteSeries, end: number, bucketMs: number): Budget {
+/** `total` and `bad` are keyed by the start of a minute or of any step that divides the buckets (`stepMs`). */
+export function budgetOf(rule: SloRule, total: MinuteSeries, bad: MinuteSeries, end: number, bucketMs: number, stepMs = 60_000): Budget {
   const from = end - rule.period;
   const buckets: Budget['buckets'] = [];
   let t = 0;
@@ -27,7 +28,7 @@ export function budgetOf(rule: SloRule, total: MinuteSeries, bad: MinuteSeries, 
   for (let start = from; start < end; start += bucketMs) {
     let bt = 0;
     let bb = 0;
-    for (let m = start; m < Math.min(end, start + bucketMs); m += 60_000) {
+    for (let m = start; m < Math.min(end, start + bucketMs); m += stepMs) {
       bt += total.get(m) ?? 0;
       bb += bad.get(m) ?? 0;
     }

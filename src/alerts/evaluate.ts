@@ -188,4 +188,6 @@ export interface RuleData {
   slo?: SloSeries;
   partials?: Map<number, MinutePartial>;
   window?: (end: number) => WindowMeasure;
+  /** Fetches the window measures of these ends before `window` is called for them. */
+  prefetch?: (ends: number[]) => Promise<void>;
 }

@@ -13,6 +13,10 @@ import type { NewTenant } from '../ports/catalog.js';
 import { StoreThread } from './store-thread-client.js';
 import { WORKER_GROUP } from '../worker/workers.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { Services } from './service.js';
+import { alertServices } from '../alerts/service.js';
+import { storeSource } from '../alerts/source.js';
+import { systemClock } from '../core/clock.js';
 
 export interface Running {
   app: FastifyInstance;
@@ -84,11 +88,19 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   });
   const address = await app.listen({ host: config.host, port: config.port });
   const stopRetention = log instanceof SqliteLog ? startRetention(log, logger) : () => undefined;
+  // Alert evaluation and delivery run beside the query API (one query process per deployment: see docs/alerts.md).
+  const jobs = new Services();
+  if (config.alerts.enabled && roles.includes('query')) {
+    const source = storeSource(storeThread, log, Date.now);
+    for (const s of alertServices({ store: catalog.alerts, source, clock: systemClock, logger, ...config.alerts, externalUrl: config.alerts.externalUrl || address })) jobs.add(s);
+  }
+  await jobs.start();
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       stopRetention();
+      await jobs.stop();
       // Stop taking requests and let those in flight finish (their appends are answered).
       await app.close().catch(() => undefined);
       await log.close();

@@ -26,3 +26,10 @@ export function toOutbox(r: OutboxDbRow): OutboxRow {
     deliveredAt: r.delivered_at === null ? null : Number(r.delivered_at),
   };
 }
+
+/** Delivered notifications and failed attempts per tenant and receiver (a delivery's own attempt is not a failure). */
+export const NOTIFICATION_COUNTS = `
+  SELECT tenant, receiver,
+         SUM(CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END) AS delivered,
+         SUM(attempts - CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END) AS failed
+  FROM alert_outbox GROUP BY tenant, receiver ORDER BY tenant, receiver`;

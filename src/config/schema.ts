@@ -121,6 +121,17 @@ export const configSchema = {
         serviceName: { type: 'string', minLength: 1, default: 'sluice' },
       },
     },
+    alerts: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enabled: { type: 'boolean', default: true, description: 'evaluate alert rules and deliver notifications in this process' },
+        evaluateIntervalMs: { type: 'integer', minimum: 1_000, default: 30_000, description: 'how often alert rules are evaluated (and group timers checked)' },
+        deliverIntervalMs: { type: 'integer', minimum: 100, default: 1_000, description: 'how often the notification outbox is delivered' },
+        externalUrl: { type: 'string', default: '', description: 'the URL users reach sluice at, for links in notifications (default: the listen address)' },
+      },
+    },
     query: {
       type: 'object',
       additionalProperties: false,
@@ -209,6 +220,7 @@ export interface Config {
   obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number; conservationFullIntervalMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
   query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number };
+  alerts: { enabled: boolean; evaluateIntervalMs: number; deliverIntervalMs: number; externalUrl: string };
   views: ({ name: string } & Record<string, unknown>)[];
   quotas: { eventsPerSecond: number; bytesPerSecond: number; backlog: number };
   events: { lateWindowMs: number; futureToleranceMs: number; schemaRefreshMs: number };

@@ -18,6 +18,9 @@ import { Quotas } from '../ingest/quotas.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import { schemaRoutes } from './routes/schemas.js';
 import { opsRoutes } from './routes/ops.js';
+import { alertRoutes } from './routes/alerts.js';
+import { storeSource } from '../alerts/source.js';
+import { refreshAlertMetrics } from '../alerts/metrics.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -98,6 +101,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       const health = await opts.log.health().catch(() => null);
       if (health?.bytes !== undefined) m.logBytes.set(health.bytes);
       if (health?.recordBytes !== undefined) m.backlogBytes.set(lag.backlog * health.recordBytes);
+      await refreshAlertMetrics(m, opts.catalog.alerts);
     },
     ...opts.observability,
   });
@@ -149,6 +153,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     });
     queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows });
     eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
+    alertRoutes(app, { catalog: opts.catalog, source: storeSource(opts.reader, opts.log, Date.now) });
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }));

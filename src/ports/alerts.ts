@@ -37,6 +37,8 @@ export interface AlertStore {
   markDelivered(id: string, at: number): Promise<boolean>;
   /** Records a failed attempt and when to try again. */
   markFailed(id: string, error: string, nextAt: number): Promise<void>;
+  /** Per tenant and receiver: notifications delivered, and failed attempts, since the outbox began (never decreasing). */
+  notificationCounts(): Promise<{ tenant: string; receiver: string; delivered: number; failed: number }[]>;
 }
 
 /** `group`: the notification state of one alert group (written by the evaluation, not by users). */

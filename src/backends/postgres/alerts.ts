@@ -1,5 +1,5 @@
 import type { AlertObjectKind, AlertStore, EvaluationWrite, OutboxRow, StoredAlertState, StoredRule, StoredTransition } from '../../ports/alerts.js';
-import { toOutbox } from '../alert-rows.js';
+import { NOTIFICATION_COUNTS, toOutbox } from '../alert-rows.js';
 import { insertAudit } from './changes.js';
 import type { Executor, Sql } from './database.js';
 
@@ -151,5 +151,10 @@ export class PostgresAlerts implements AlertStore {
 
   async markFailed(id: string, error: string, nextAt: number): Promise<void> {
     await this.exec.query('UPDATE alert_outbox SET attempts = attempts + 1, last_error = $1, next_at = $2 WHERE id = $3 AND delivered_at IS NULL', [error.slice(0, 1000), nextAt, id]);
+  }
+
+  async notificationCounts(): Promise<{ tenant: string; receiver: string; delivered: number; failed: number }[]> {
+    const rows = await this.exec.query<{ tenant: string; receiver: string; delivered: number; failed: number }>(NOTIFICATION_COUNTS);
+    return rows.map((r) => ({ ...r, delivered: Number(r.delivered), failed: Number(r.failed) }));
   }
 }

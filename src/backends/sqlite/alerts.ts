@@ -1,5 +1,5 @@
 import type { AlertObjectKind, AlertStore, EvaluationWrite, OutboxRow, StoredAlertState, StoredRule, StoredTransition } from '../../ports/alerts.js';
-import { toOutbox, type OutboxDbRow } from '../alert-rows.js';
+import { NOTIFICATION_COUNTS, toOutbox, type OutboxDbRow } from '../alert-rows.js';
 import { immediate, type SqliteDatabase } from './database.js';
 
 interface RuleRow {
@@ -134,5 +134,9 @@ export class SqliteAlerts implements AlertStore {
 
   async markFailed(id: string, error: string, nextAt: number): Promise<void> {
     this.db.prepare('UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?, next_at = ? WHERE id = ? AND delivered_at IS NULL').run(error.slice(0, 1000), nextAt, id);
+  }
+
+  async notificationCounts(): Promise<{ tenant: string; receiver: string; delivered: number; failed: number }[]> {
+    return this.db.prepare(NOTIFICATION_COUNTS).all() as { tenant: string; receiver: string; delivered: number; failed: number }[];
   }
 }
