@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { openCatalog, openLog, ownsDataDir } from '../backends/registry.js';
 import { SqliteLog } from '../backends/sqlite/log.js';
@@ -88,11 +89,14 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   });
   const address = await app.listen({ host: config.host, port: config.port });
   const stopRetention = log instanceof SqliteLog ? startRetention(log, logger) : () => undefined;
-  // Alert evaluation and delivery run beside the query API (one query process per deployment: see docs/alerts.md).
+  // Alert evaluation and delivery run beside the query API; scaled out, the one holding the catalog's lease works.
   const jobs = new Services();
   if (config.alerts.enabled && roles.includes('query')) {
     const source = storeSource(storeThread, log, Date.now);
-    for (const s of alertServices({ store: catalog.alerts, source, clock: systemClock, logger, ...config.alerts, externalUrl: config.alerts.externalUrl || address })) jobs.add(s);
+    // Holding the data directory, a lease left by an earlier process of the same directory is one that died: take it back at once.
+    const owner = ownsDir ? `sluice-up:${path.resolve(config.dataDir)}` : undefined;
+    const alerts = { store: catalog.alerts, source, clock: systemClock, logger, ...config.alerts, externalUrl: config.alerts.externalUrl || address };
+    for (const s of alertServices(owner ? { ...alerts, owner } : alerts)) jobs.add(s);
   }
   await jobs.start();
 

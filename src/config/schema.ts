@@ -129,6 +129,7 @@ export const configSchema = {
         enabled: { type: 'boolean', default: true, description: 'evaluate alert rules and deliver notifications in this process' },
         evaluateIntervalMs: { type: 'integer', minimum: 1_000, default: 30_000, description: 'how often alert rules are evaluated (and group timers checked)' },
         deliverIntervalMs: { type: 'integer', minimum: 100, default: 1_000, description: 'how often the notification outbox is delivered' },
+        leaseTtlMs: { type: 'integer', minimum: 1_000, default: 30_000, description: 'scaled out, another query process takes over evaluation within this after the evaluating one dies' },
         externalUrl: { type: 'string', default: '', description: 'the URL users reach sluice at, for links in notifications (default: the listen address)' },
       },
     },
@@ -220,7 +221,7 @@ export interface Config {
   obs: { metrics: boolean; maxTenantLabels: number; conservationIntervalMs: number; conservationWindowMs: number; conservationFullIntervalMs: number };
   tracing: { enabled: boolean; protocol: 'http/protobuf' | 'http/json'; serviceName: string };
   query: { timeoutMs: number; maxBuckets: number; maxRows: number; streamBuffer: number };
-  alerts: { enabled: boolean; evaluateIntervalMs: number; deliverIntervalMs: number; externalUrl: string };
+  alerts: { enabled: boolean; evaluateIntervalMs: number; deliverIntervalMs: number; leaseTtlMs: number; externalUrl: string };
   views: ({ name: string } & Record<string, unknown>)[];
   quotas: { eventsPerSecond: number; bytesPerSecond: number; backlog: number };
   events: { lateWindowMs: number; futureToleranceMs: number; schemaRefreshMs: number };

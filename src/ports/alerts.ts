@@ -37,6 +37,12 @@ export interface AlertStore {
   markDelivered(id: string, at: number): Promise<boolean>;
   /** Records a failed attempt and when to try again. */
   markFailed(id: string, error: string, nextAt: number): Promise<void>;
+  /**
+   * Takes or renews the evaluation lease for `owner` until now + ttlMs: true when `owner`
+   * holds it (it was free, expired or already its own). Exactly one process evaluates and
+   * delivers at a time; another takes over within `ttlMs` of the holder's last renewal.
+   */
+  lease(owner: string, ttlMs: number, now: number): Promise<boolean>;
   /** Per tenant and receiver: notifications delivered, and failed attempts, since the outbox began (never decreasing). */
   notificationCounts(): Promise<{ tenant: string; receiver: string; delivered: number; failed: number }[]>;
 }

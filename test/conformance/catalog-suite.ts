@@ -277,6 +277,19 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       expect(await a.dueNotifications(10_000, 10)).toEqual([]);
     });
 
+    it('alerts.one-process-holds-the-evaluation-lease-another-takes-over-after-its-ttl', async () => {
+      const { catalog, another } = await make();
+      const other = await another();
+      expect(await catalog.alerts.lease('p1', 10_000, 1_000)).toBe(true);
+      expect(await other.alerts.lease('p2', 10_000, 2_000)).toBe(false);
+      // Renewed by its holder: still not free at the first expiry.
+      expect(await catalog.alerts.lease('p1', 10_000, 5_000)).toBe(true);
+      expect(await other.alerts.lease('p2', 10_000, 11_000)).toBe(false);
+      // The holder stops renewing: taken over once it expires, and the old holder is out.
+      expect(await other.alerts.lease('p2', 10_000, 15_000)).toBe(true);
+      expect(await catalog.alerts.lease('p1', 10_000, 16_000)).toBe(false);
+    });
+
     it('alerts.objects-are-put-listed-deleted-and-audited', async () => {
       const { catalog } = await make();
       const a = catalog.alerts;

@@ -136,7 +136,10 @@ describe('alerts on a real sluice up', () => {
     const page = firing.json.alerts.find((a: any) => a.rule === 'checkout-errors' && a.severity === 'page');
     expect(page).toMatchObject({ state: 'firing', silenced: false, labels: { alertname: 'checkout-errors', tenant: 'default', severity: 'page' } });
     expect(page.explanation.windows[0]).toMatchObject({ window: '1h', threshold: 14.4 });
-    expect(page.explanation.windows[0].ratio).toBeCloseTo(0.2, 2);
+    // The explanation is the evaluation that fired, which may have seen the last minute only in part.
+    expect(page.explanation.windows[0].ratio).toBeGreaterThan(0.15);
+    expect(page.explanation.windows[0].ratio).toBeLessThan(0.25);
+    expect(page.explanation.windows[0].burn_rate).toBeGreaterThan(14.4);
     const copy = firing.json.alerts.find((a: any) => a.rule === 'checkout-errors-copy' && a.severity === 'page');
     expect(copy).toMatchObject({ state: 'firing', silenced: true, silenced_by: [silence.json.id] });
     // The ticket of the same rule is inhibited by its page.

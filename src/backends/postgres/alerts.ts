@@ -157,4 +157,15 @@ export class PostgresAlerts implements AlertStore {
     const rows = await this.exec.query<{ tenant: string; receiver: string; delivered: number; failed: number }>(NOTIFICATION_COUNTS);
     return rows.map((r) => ({ ...r, delivered: Number(r.delivered), failed: Number(r.failed) }));
   }
+
+  async lease(owner: string, ttlMs: number, now: number): Promise<boolean> {
+    const rows = await this.exec.query(
+      `INSERT INTO alert_lease (name, owner, expires_at) VALUES ('evaluator', $1, $2)
+       ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+       WHERE alert_lease.owner = excluded.owner OR alert_lease.expires_at <= $3
+       RETURNING 1`,
+      [owner, now + ttlMs, now],
+    );
+    return rows.length === 1;
+  }
 }

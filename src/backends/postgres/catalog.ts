@@ -64,6 +64,7 @@ const MIGRATIONS: Migration[] = [
         attempts integer NOT NULL DEFAULT 0, next_at bigint NOT NULL, last_error text, delivered_at bigint
       );
       CREATE INDEX alert_outbox_due ON alert_outbox (next_at) WHERE delivered_at IS NULL;
+      CREATE TABLE alert_lease (name text PRIMARY KEY, owner text NOT NULL, expires_at bigint NOT NULL);
     `,
   },
 ];

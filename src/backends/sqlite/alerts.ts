@@ -139,4 +139,16 @@ export class SqliteAlerts implements AlertStore {
   async notificationCounts(): Promise<{ tenant: string; receiver: string; delivered: number; failed: number }[]> {
     return this.db.prepare(NOTIFICATION_COUNTS).all() as { tenant: string; receiver: string; delivered: number; failed: number }[];
   }
+
+  async lease(owner: string, ttlMs: number, now: number): Promise<boolean> {
+    return (
+      this.db
+        .prepare(
+          `INSERT INTO alert_lease (name, owner, expires_at) VALUES ('evaluator', ?, ?)
+       ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+       WHERE alert_lease.owner = excluded.owner OR alert_lease.expires_at <= ?`,
+        )
+        .run(owner, now + ttlMs, now).changes === 1
+    );
+  }
 }

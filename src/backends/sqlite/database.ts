@@ -125,6 +125,7 @@ const MIGRATIONS: string[] = [
     attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, last_error TEXT, delivered_at INTEGER
   ) WITHOUT ROWID;
   CREATE INDEX alert_outbox_due ON alert_outbox (delivered_at, next_at);
+  CREATE TABLE alert_lease (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
   `,
 ];
 
