@@ -66,7 +66,8 @@ describe('alerts API', () => {
     // minutes 22-31, 40 bad of 200 (at 31 it held 20, exactly 10 %: not above). Resolves when
     // the 2 m window is clean: at 42 (minutes 40 and 41; at 41 it still held minute 39).
     expect(body.periods).toEqual([{ severity: 'page', fired_at: new Date(base + 32 * M).toISOString(), resolved_at: new Date(base + 42 * M).toISOString() }]);
-    expect(body.transitions[0]).toMatchObject({ from: 'inactive', to: 'insufficient_data' });
+    expect(body.transitions.map((t: { from: string; to: string }) => `${t.from}->${t.to}`)).toEqual(['inactive->firing', 'firing->resolved']);
+    expect(body.transitions[0].explanation.windows[1]).toEqual({ window: '2m', bad: 40, total: 40, ratio: 1, burn_rate: expect.closeTo(100, 9), threshold: 10 });
     expect((await call('POST', '/v1/alerts/backtest', p.tenant.readKey, { rule: { ...rule, objective: 0.95, windows: [{ severity: 'page', long: '10m', short: '2m', factor: 30 }] } })).json()).toMatchObject({
       code: 'SLUICE_ERR_INVALID_BODY',
     });
