@@ -1,4 +1,4 @@
-import { formatDuration, severitiesOf, type ConditionOp, type Rule, type Severity, type SloRule, type ThresholdRule } from './rules.js';
+import { formatDuration, severitiesOf, type BuiltinRule, type ConditionOp, type Rule, type Severity, type SloRule, type ThresholdRule } from './rules.js';
 
 /**
  * Evaluating a rule at one instant (pure): the windows end at `end`, a whole minute at or
@@ -176,9 +176,20 @@ export function mergeWindow(rule: ThresholdRule, partials: Map<number, MinutePar
   }
 }
 
+/** A built-in rule's verdict from its signal's value now (null: unknown, insufficient). */
+export function builtinVerdict(rule: BuiltinRule, value: number | null): Verdict {
+  return {
+    severity: rule.severity,
+    condition: value === null ? 'insufficient' : compare(rule.condition.op, value, rule.condition.value) ? 'firing' : 'ok',
+    windows: [],
+    value: { measure: rule.signal, window: 'now', value, events: 0, op: rule.condition.op, threshold: rule.condition.value },
+  };
+}
+
 /** The verdicts of any rule at `end` from its data (live path). */
 export function evaluate(rule: Rule, data: RuleData, end: number): Verdict[] {
   if (rule.kind === 'slo') return evaluateSlo(rule, data.slo!, end);
+  if (rule.kind === 'builtin') return [builtinVerdict(rule, data.signal ?? null)];
   const m = data.partials ? mergeWindow(rule, data.partials, end - rule.window, end) : data.window!(end);
   return [thresholdVerdict(rule, m)];
 }
@@ -188,6 +199,8 @@ export interface RuleData {
   slo?: SloSeries;
   partials?: Map<number, MinutePartial>;
   window?: (end: number) => WindowMeasure;
+  /** A built-in rule's signal now. */
+  signal?: number | null;
   /** Fetches the window measures of these ends before `window` is called for them. */
   prefetch?: (ends: number[]) => Promise<void>;
 }

@@ -1,9 +1,9 @@
 import { coerceError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
-import type { AlertStore } from '../ports/alerts.js';
+import type { AlertStore, StoredRule } from '../ports/alerts.js';
 import type { AlertSource } from './source.js';
 import { advance, minuteEnds, type AlertStates } from './replay.js';
-import { lookback, parseRule, type Rule, type Severity } from './rules.js';
+import { BUILTIN_RULES, lookback, parseRule, type Rule, type Severity } from './rules.js';
 import type { AlertState, Transition } from './state.js';
 import { planNotifications, type NotifyConfig } from './notify.js';
 
@@ -25,6 +25,10 @@ export interface EvaluatorOptions {
   externalUrl?: string;
   /** Minutes replayed after a pause (a stalled watermark, a restart); older ones are skipped. Default 60. */
   maxCatchUpMinutes?: number;
+  /** Every tenant (built-in rules apply to each); default: the tenants that have rules. */
+  tenants?: () => Promise<string[]>;
+  /** Whether the dead-letter breaker holds a tenant's events (it inhibits the tenant's freshness alert). */
+  paused?: (tenant: string) => Promise<boolean>;
   /** Called with each rule that fails to evaluate (a broken rule does not stop the others). */
   onRuleError?: (tenant: string, rule: string, error: Error) => void;
 }
@@ -51,8 +55,10 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
   const result: PassResult = { tenants: 0, rules: 0, transitions: [], notifications: 0, errors: 0 };
   const rules = await opts.store.listRules(null);
   const byTenant = new Map<string, typeof rules>();
+  for (const t of (await opts.tenants?.()) ?? []) byTenant.set(t, []);
   for (const r of rules) byTenant.set(r.tenant, [...(byTenant.get(r.tenant) ?? []), r]);
-  for (const [tenant, stored] of byTenant) {
+  for (const [tenant, own] of byTenant) {
+    const stored = withBuiltins(tenant, own);
     result.tenants++;
     const watermark = await opts.source.watermark(tenant);
     const end = Math.floor(watermark / MINUTE) * MINUTE;
@@ -69,10 +75,12 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
         opts.onRuleError?.(tenant, s.name, coerceError(e));
         continue;
       }
+      if (rule.kind === 'builtin' && !rule.enabled) continue;
       parsed.set(rule.name, rule);
       const prev = previous.get(rule.name) ?? null;
       const last = prev ? Math.max(...[...prev.values()].map((x) => x.evaluatedAt)) : end - MINUTE;
-      const ends = minuteEnds(Math.max(last, end - (opts.maxCatchUpMinutes ?? 60) * MINUTE), end);
+      // Built-in rules watch the pipeline now, on the wall clock; the others step through whole minutes of event time.
+      const ends = rule.kind === 'builtin' ? (opts.clock.now() > last ? [opts.clock.now()] : []) : minuteEnds(Math.max(last, end - (opts.maxCatchUpMinutes ?? 60) * MINUTE), end);
       if (ends.length === 0) {
         if (prev) current.set(rule.name, prev);
         continue;
@@ -93,6 +101,7 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
       }
     }
     const config = await loadNotifyConfig(opts.store, tenant);
+    config.paused = (await opts.paused?.(tenant)) ?? false;
     const alerts = [...current.values()].flatMap((m) => [...m.values()]);
     const plan = planNotifications(tenant, alerts, config, opts.clock.now(), opts.externalUrl ?? '');
     result.notifications += plan.notifications.length;
@@ -101,6 +110,15 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
     }
   }
   return result;
+}
+
+/** A tenant's rules with the built-in ones it has not changed, at their defaults. */
+export function withBuiltins(tenant: string, own: StoredRule[]): StoredRule[] {
+  const names = new Set(own.map((r) => r.name));
+  const builtins = Object.entries(BUILTIN_RULES)
+    .filter(([name]) => !names.has(name))
+    .map(([name, body]) => ({ tenant, name, body, createdAt: 0, updatedAt: 0 }));
+  return [...own, ...builtins];
 }
 
 /** A tenant's receivers, routing, silences and group states, as stored. */
@@ -116,5 +134,6 @@ export async function loadNotifyConfig(store: AlertStore, tenant: string): Promi
     routing: (routing as NotifyConfig['routing'] | null) ?? null,
     silences: silences.map((s) => s.body as NotifyConfig['silences'][number]),
     groups: new Map(groups.map((g) => [g.name, g.body as NotifyConfig['groups'] extends Map<string, infer G> ? G : never])),
+    paused: false,
   };
 }

@@ -67,6 +67,8 @@ export interface NotifyConfig {
   routing: Routing | null;
   silences: Silence[];
   groups: Map<string, GroupState>;
+  /** The dead-letter breaker holds the tenant's events: its freshness alert is inhibited (the pause explains it). */
+  paused: boolean;
 }
 
 export interface PlannedNotification {
@@ -183,14 +185,17 @@ export function routeOf(labels: Record<string, string>, config: Pick<NotifyConfi
 }
 
 /**
- * Why an alert does not notify, if it does not: a silence (its id) or an inhibition. Built in:
- * a firing page inhibits the ticket of the same rule and tenant.
+ * Why an alert does not notify, if it does not: a silence (its id) or an inhibition (the
+ * fingerprint of the alert that inhibits it). Built in: a firing page inhibits the ticket of
+ * the same rule and tenant; a tenant paused by the dead-letter breaker inhibits its freshness
+ * alert (`tenant_paused`).
  */
-export function mutedBy(alert: AlertState, firing: AlertState[], config: Pick<NotifyConfig, 'routing' | 'silences'>, now: number): { silencedBy: string[]; inhibitedBy: string[] } {
+export function mutedBy(alert: AlertState, firing: AlertState[], config: Pick<NotifyConfig, 'routing' | 'silences' | 'paused'>, now: number): { silencedBy: string[]; inhibitedBy: string[] } {
   const silencedBy = activeSilences(config.silences, now)
     .filter((s) => matches(s.matchers, alert.labels))
     .map((s) => s.id);
   const inhibitedBy: string[] = [];
+  if (config.paused && alert.rule === 'sluice_freshness') inhibitedBy.push('tenant_paused');
   for (const src of firing) {
     if (src.fingerprint === alert.fingerprint) continue;
     if (alert.severity === 'ticket' && src.severity === 'page' && src.rule === alert.rule) inhibitedBy.push(src.fingerprint);

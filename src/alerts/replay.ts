@@ -71,6 +71,7 @@ export function backtest(tenant: string, rule: Rule, data: RuleData, from: numbe
     const total = prefix(data.slo!.total, start, to);
     return stepThrough(tenant, rule, null, ends, (end) => sloVerdicts(rule, (length) => ({ bad: bad(end - length, end), total: total(end - length, end) })));
   }
+  if (rule.kind === 'builtin') throw new Error('built-in rules watch the pipeline now: they have no history to backtest');
   if (data.partials && rule.query.measure.kind === 'count') {
     const count = new Map([...data.partials].map(([m, p]) => [m, p.count]));
     const c = prefix(count, start, to);

@@ -72,7 +72,50 @@ export interface ThresholdRule {
   annotations: Record<string, string>;
 }
 
-export type Rule = SloRule | ThresholdRule;
+/**
+ * A rule sluice keeps for every tenant, on pipeline signals rather than on its events:
+ * - `freshness`: seconds the tenant's watermark is behind the wall clock;
+ * - `conservation_gap`: events received but not accounted for (stored, dead-lettered,
+ *   rejected or duplicate) in the settled minutes of the conservation check.
+ * Evaluated on the wall clock at each pass (not at window ends: a stalled watermark is what
+ * freshness watches). On by default (BUILTIN_RULES); a PUT with the same name changes one,
+ * `"enabled": false` turns it off.
+ */
+export interface BuiltinRule {
+  kind: 'builtin';
+  name: string;
+  signal: BuiltinSignal;
+  condition: { op: ConditionOp; value: number };
+  for: number;
+  severity: Severity;
+  enabled: boolean;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+export type BuiltinSignal = 'freshness' | 'conservation_gap';
+
+export type Rule = SloRule | ThresholdRule | BuiltinRule;
+
+/** The built-in rules of every tenant, as their defaults (the issue's: freshness 5 min behind for 10 min pages; any conservation gap pages). */
+export const BUILTIN_RULES: Readonly<Record<string, Record<string, unknown>>> = {
+  sluice_freshness: {
+    kind: 'builtin',
+    signal: 'freshness',
+    condition: { op: 'gt', value: 300 },
+    for: '10m',
+    severity: 'page',
+    annotations: { summary: 'the watermark is more than 5 minutes behind: queries and alerts see old data' },
+  },
+  sluice_conservation_gap: {
+    kind: 'builtin',
+    signal: 'conservation_gap',
+    condition: { op: 'neq', value: 0 },
+    for: '0s',
+    severity: 'page',
+    annotations: { summary: 'events were received but are neither stored, dead-lettered, rejected nor duplicates' },
+  },
+};
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -93,7 +136,7 @@ export const RULE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;
 
 /** The longest window a rule looks at, ms. */
 export function lookback(rule: Rule): number {
-  return rule.kind === 'slo' ? Math.max(...rule.windows.map((w) => w.long)) : rule.window;
+  return rule.kind === 'slo' ? Math.max(...rule.windows.map((w) => w.long)) : rule.kind === 'threshold' ? rule.window : 0;
 }
 
 function bad(field: string, message: string): SluiceError {
@@ -250,7 +293,29 @@ export function parseRule(name: string, body: unknown): Rule {
       annotations: stringMap(o.annotations, 'annotations', false),
     };
   }
-  throw bad('kind', '"kind" must be "slo" or "threshold"');
+  if (o.kind === 'builtin') {
+    checkKeys(o, ['kind', 'signal', 'condition', 'for', 'severity', 'enabled', 'labels', 'annotations'], '');
+    const defaults = BUILTIN_RULES[name];
+    if (!defaults || defaults.signal !== o.signal) {
+      throw bad('signal', `built-in rules are ${Object.entries(BUILTIN_RULES).map(([n, r]) => `"${n}" (signal "${String(r.signal)}")`).join(', ')}; "${name}" with signal ${JSON.stringify(o.signal)} is not one`);
+    }
+    const c = object(o.condition ?? defaults.condition, 'condition');
+    if (typeof c.op !== 'string' || !CONDITION_OPS.includes(c.op as ConditionOp)) throw bad('condition.op', `"condition.op" must be one of ${CONDITION_OPS.join(', ')}`);
+    if (typeof c.value !== 'number' || !Number.isFinite(c.value)) throw bad('condition.value', '"condition.value" must be a number');
+    if (o.enabled !== undefined && typeof o.enabled !== 'boolean') throw bad('enabled', '"enabled" must be true or false');
+    return {
+      kind: 'builtin',
+      name,
+      signal: o.signal as BuiltinSignal,
+      condition: { op: c.op as ConditionOp, value: c.value },
+      for: parseDuration(o.for ?? defaults.for, 'for'),
+      severity: severity(o.severity ?? defaults.severity, 'severity'),
+      enabled: (o.enabled as boolean | undefined) ?? true,
+      labels: stringMap(o.labels, 'labels', true),
+      annotations: stringMap(o.annotations ?? defaults.annotations, 'annotations', false),
+    };
+  }
+  throw bad('kind', '"kind" must be "slo", "threshold" or "builtin"');
 }
 
 function selectorJson(s: Selector): Record<string, unknown> {
@@ -272,6 +337,9 @@ export function ruleJson(r: Rule): Record<string, unknown> {
       annotations: r.annotations,
     };
   }
+  if (r.kind === 'builtin') {
+    return { kind: 'builtin', signal: r.signal, condition: r.condition, for: formatDuration(r.for), severity: r.severity, enabled: r.enabled, labels: r.labels, annotations: r.annotations };
+  }
   return {
     kind: 'threshold',
     query: { ...selectorJson(r.query), measures: [r.query.measure.name] },
@@ -287,5 +355,5 @@ export function ruleJson(r: Rule): Record<string, unknown> {
 
 /** The severities a rule can raise, in order. */
 export function severitiesOf(r: Rule): Severity[] {
-  return r.kind === 'threshold' ? [r.severity] : SEVERITIES.filter((s) => r.windows.some((w) => w.severity === s));
+  return r.kind !== 'slo' ? [r.severity] : SEVERITIES.filter((s) => r.windows.some((w) => w.severity === s));
 }

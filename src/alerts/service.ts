@@ -17,6 +17,10 @@ export interface AlertServiceOptions {
   externalUrl: string;
   /** The evaluation lease's time to live, ms: another process takes over within it. */
   leaseTtlMs: number;
+  /** Every tenant (built-in rules apply to each). */
+  tenants?: () => Promise<string[]>;
+  /** Whether the dead-letter breaker holds a tenant's events. */
+  paused?: (tenant: string) => Promise<boolean>;
   /** This process's identity for the lease (default: a random id). */
   owner?: string;
 }
@@ -52,6 +56,8 @@ export function alertServices(opts: AlertServiceOptions): (Service & { runNow():
         source: opts.source,
         clock: opts.clock,
         externalUrl: opts.externalUrl,
+        ...(opts.tenants ? { tenants: opts.tenants } : {}),
+        ...(opts.paused ? { paused: opts.paused } : {}),
         onRuleError: (tenant, rule, e) => logger?.warn({ tenant, rule, err: e.message }, 'alert rule failed to evaluate'),
       });
       for (const t of r.transitions) logger?.info({ tenant: t.tenant, rule: t.rule, severity: t.severity, from: t.from, to: t.to, at: new Date(t.at).toISOString() }, 'alert state changed');

@@ -2,7 +2,7 @@ import type { Measure, QuerySpec } from '../core/query.js';
 import type { Log } from '../ports/log.js';
 import type { StoreReader } from '../ports/reader.js';
 import { mergeable, type MinutePartial, type MinuteSeries, type RuleData, type WindowMeasure } from './evaluate.js';
-import type { Rule, Selector, ThresholdRule } from './rules.js';
+import type { BuiltinSignal, Rule, Selector, ThresholdRule } from './rules.js';
 
 const MINUTE = 60_000;
 /** Rows a per-minute query may return: a week of minutes and some. */
@@ -40,15 +40,22 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number): A
     for (const [bucket, n] of answer.rows) out.set(Number(bucket), Number(n));
     return out;
   };
+  const watermark = async (tenant: string): Promise<number> => {
+    // The applied offsets are read before the log's oldest unapplied record: everything
+    // received before the answer is in the store for the queries that follow.
+    const t = now();
+    const r = await reader.counts({ tenant, type: null, from: t - MINUTE, to: t, interval: '1m' });
+    const oldest = await log.oldestUnapplied(r.applied);
+    return oldest === null ? t : Math.min(oldest, t);
+  };
+  const signal = async (tenant: string, name: BuiltinSignal): Promise<number | null> => {
+    if (name === 'freshness') return Math.max(0, now() - (await watermark(tenant))) / 1000;
+    const c = await reader.conservation();
+    if (c.checkedAt === null) return null;
+    return c.gapByTenant.find(([t]) => t === tenant)?.[1] ?? 0;
+  };
   return {
-    async watermark(tenant) {
-      // The applied offsets are read before the log's oldest unapplied record: everything
-      // received before the answer is in the store for the queries that follow.
-      const t = now();
-      const r = await reader.counts({ tenant, type: null, from: t - MINUTE, to: t, interval: '1m' });
-      const oldest = await log.oldestUnapplied(r.applied);
-      return oldest === null ? t : Math.min(oldest, t);
-    },
+    watermark,
     counts,
     async ruleData(tenant, rule, from, to) {
       if (rule.kind === 'slo') {
@@ -59,6 +66,7 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number): A
         for (const [m, n] of total) bad.set(m, Math.max(0, n - (good.get(m) ?? 0)));
         return { slo: { total, bad } };
       }
+      if (rule.kind === 'builtin') return { signal: await signal(tenant, rule.signal) };
       if (mergeable(rule)) return { partials: await partials(reader, tenant, rule, from, to) };
       // Measures that do not merge: one query per window end, over the whole window.
       const cache = new Map<number, WindowMeasure>();

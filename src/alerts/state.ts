@@ -111,5 +111,5 @@ export function step(prev: AlertState, verdict: Verdict, at: number, forMs: numb
 
 /** The rule's `for`, ms (0 for SLOs). */
 export function forOf(rule: Rule): number {
-  return rule.kind === 'threshold' ? rule.for : 0;
+  return rule.kind === 'slo' ? 0 : rule.for;
 }

@@ -95,7 +95,16 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     const source = storeSource(storeThread, log, Date.now);
     // Holding the data directory, a lease left by an earlier process of the same directory is one that died: take it back at once.
     const owner = ownsDir ? `sluice-up:${path.resolve(config.dataDir)}` : undefined;
-    const alerts = { store: catalog.alerts, source, clock: systemClock, logger, ...config.alerts, externalUrl: config.alerts.externalUrl || address };
+    const alerts = {
+      store: catalog.alerts,
+      source,
+      clock: systemClock,
+      logger,
+      ...config.alerts,
+      externalUrl: config.alerts.externalUrl || address,
+      tenants: async () => (await catalog.listTenants()).map((t) => t.name),
+      paused: async (tenant: string) => (await catalog.settings(tenant)).paused !== null,
+    };
     for (const s of alertServices(owner ? { ...alerts, owner } : alerts)) jobs.add(s);
   }
   await jobs.start();

@@ -50,10 +50,17 @@ describe('alerts API', () => {
     const bad = await call('PUT', '/v1/alerts/rules/errors', p.tenant.adminKey, { ...rule, objective: 1.5 });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ code: 'SLUICE_ERR_INVALID_BODY', field: 'objective' });
-    expect((await call('GET', '/v1/alerts/rules', p.tenant.readKey)).json().rules.map((r: { name: string }) => r.name)).toEqual(['errors']);
+    // With the built-in rules every tenant has.
+    expect((await call('GET', '/v1/alerts/rules', p.tenant.readKey)).json().rules.map((r: { name: string }) => r.name)).toEqual(['errors', 'sluice_freshness', 'sluice_conservation_gap']);
+    expect((await call('GET', '/v1/alerts/rules/sluice_freshness', p.tenant.readKey)).json()).toMatchObject({ kind: 'builtin', signal: 'freshness', condition: { op: 'gt', value: 300 }, for: '10m', severity: 'page', enabled: true });
+    const off = await call('PUT', '/v1/alerts/rules/sluice_freshness', p.tenant.adminKey, { kind: 'builtin', signal: 'freshness', enabled: false });
+    expect(off.json()).toMatchObject({ enabled: false, condition: { op: 'gt', value: 300 } });
+    expect((await call('POST', '/v1/alerts/rules/sluice_freshness/backtest', p.tenant.readKey, {})).statusCode).toBe(400);
+    expect((await call('DELETE', '/v1/alerts/rules/sluice_freshness', p.tenant.adminKey)).statusCode).toBe(204);
     expect((await call('GET', '/v1/alerts/rules/errors', p.tenant.readKey)).json().objective).toBe(0.99);
     expect((await call('DELETE', '/v1/alerts/rules/errors', p.tenant.adminKey)).statusCode).toBe(204);
     expect((await call('GET', '/v1/alerts/rules/errors', p.tenant.readKey)).statusCode).toBe(404);
+    expect((await call('GET', '/v1/alerts/rules/sluice_freshness', p.tenant.readKey)).json().enabled).toBe(true);
     const audit = await p.catalog.auditLog('acme', 10, 'errors');
     expect(audit.map((a) => a.action)).toEqual(['alert.rule.delete', 'alert.rule.put', 'alert.rule.put']);
   });

@@ -31,6 +31,7 @@ function config(over: Partial<NotifyConfig> = {}): NotifyConfig {
     routing: parseRouting({ group_wait: '30s', group_interval: '5m', repeat_interval: '4h', default_receiver: 'oncall' }),
     silences: [],
     groups: new Map(),
+    paused: false,
     ...over,
   };
 }
@@ -198,7 +199,7 @@ describe('evaluation pass and outbox on a real catalog and a real HTTP receiver'
     };
     const pass = () => evaluatePass({ store, source, clock, externalUrl: 'http://sluice' });
     const first = await pass();
-    expect(first.transitions.map((t) => `${t.severity}:${t.from}->${t.to}`)).toEqual(['page:inactive->firing', 'ticket:inactive->firing']);
+    expect(first.transitions.filter((t) => t.rule === 'errors').map((t) => `${t.severity}:${t.from}->${t.to}`)).toEqual(['page:inactive->firing', 'ticket:inactive->firing']);
     expect(first.notifications).toBe(0); // group_wait
     await clock.advance(30_000);
     expect((await pass()).notifications).toBe(1);
@@ -217,6 +218,50 @@ describe('evaluation pass and outbox on a real catalog and a real HTTP receiver'
     expect(await store.notificationCounts()).toEqual([{ tenant: 'acme', receiver: 'oncall', delivered: 1, failed: 1 }]);
     const history = await store.history('acme', 0, Date.UTC(2027, 0), 10);
     expect(history[0]!.body).toMatchObject({ to: 'firing', verdict: { windows: [{ window: '1h', bad: 600, total: 3000, ratio: 0.2, threshold: 14.4 }, { window: '5m' }, { window: '6h' }, { window: '30m' }] } });
+    await catalog.close();
+  });
+
+  it('builtin.freshness-pages-after-10-minutes-behind-and-a-paused-tenant-inhibits-it', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
+    const catalog = new SqliteCatalog(path.join(tmpDir('sluice-alerts-'), 'sluice.db'));
+    const store = catalog.alerts;
+    const hook = await receiver(() => 200);
+    await store.putObject('acme', 'receiver', 'oncall', parseReceiver({ type: 'webhook', url: hook.url }), 'k');
+    await store.putObject('acme', 'routing', 'routing', parseRouting({ group_wait: '0s', default_receiver: 'oncall' }), 'k');
+    // The watermark stalls at 12:00 while the clock moves on.
+    const stalled = Date.UTC(2026, 0, 1, 12);
+    let gap: number | null = null;
+    const source: AlertSource = {
+      watermark: async () => stalled,
+      counts: async () => new Map(),
+      ruleData: async (_t, r) => ({ signal: r.kind === 'builtin' ? (r.signal === 'freshness' ? (clock.now() - stalled) / 1000 : gap) : null }),
+    };
+    let paused = false;
+    const pass = () => evaluatePass({ store, source, clock, tenants: async () => ['acme'], paused: async () => paused });
+    const state = async (rule: string) => ((await store.states('acme')).find((s) => s.rule === rule)!.body as AlertState).state;
+    await pass();
+    expect(await state('sluice_freshness')).toBe('inactive');
+    // Unknown until the conservation check has run once.
+    expect(await state('sluice_conservation_gap')).toBe('insufficient_data');
+    gap = 0;
+    await clock.advance(6 * M);
+    await pass();
+    expect(await state('sluice_freshness')).toBe('pending');
+    expect(await state('sluice_conservation_gap')).toBe('inactive');
+    await clock.advance(9 * M);
+    await pass();
+    expect(await state('sluice_freshness')).toBe('pending');
+    await clock.advance(M);
+    // Paused by the breaker: firing, but inhibited (the pause explains the stall).
+    paused = true;
+    await pass();
+    expect(await state('sluice_freshness')).toBe('firing');
+    expect(await deliverDue({ store, clock })).toEqual({ delivered: 0, failed: 0 });
+    paused = false;
+    await clock.advance(M);
+    await pass();
+    expect(await deliverDue({ store, clock })).toEqual({ delivered: 1, failed: 0 });
+    expect(hook.bodies[0]).toMatchObject({ status: 'firing', commonLabels: { alertname: 'sluice_freshness', severity: 'page', tenant: 'acme' } });
     await catalog.close();
   });
 });

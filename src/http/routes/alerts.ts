@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { backtest } from '../../alerts/replay.js';
 import { budgetOf } from '../../alerts/budget.js';
 import { mergeable } from '../../alerts/evaluate.js';
-import { loadNotifyConfig, statesOf } from '../../alerts/evaluator.js';
+import { loadNotifyConfig, statesOf, withBuiltins } from '../../alerts/evaluator.js';
 import { mutedBy, parseReceiver, parseRouting, RECEIVER_NAME, routingJson } from '../../alerts/notify.js';
 import { lookback, parseRule, ruleJson, type Rule } from '../../alerts/rules.js';
 import { parseSilence, silenceJson, type Silence } from '../../alerts/silences.js';
@@ -86,7 +86,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   const query = (request: FastifyRequest) => request.query as Record<string, string | undefined>;
 
   const ruleOrThrow = async (tenant: string, n: string) => {
-    const stored = await store.getRule(tenant, n);
+    const stored = (await store.getRule(tenant, n)) ?? withBuiltins(tenant, []).find((r) => r.name === n) ?? null;
     if (!stored) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no alert rule "${n}"; GET /v1/alerts/rules lists them`, { field: 'name' });
     return { stored, rule: parseRule(stored.name, stored.body) };
   };
@@ -100,8 +100,8 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
 
   app.get('/v1/alerts/rules', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
-    const rules = await store.listRules(grant.tenant);
-    return reply.send({ rules: rules.map((r) => wireRule(r.name, parseRule(r.name, r.body), r)) });
+    const rules = withBuiltins(grant.tenant, await store.listRules(grant.tenant));
+    return reply.send({ rules: rules.map((r) => wireRule(r.name, parseRule(r.name, r.body), r.createdAt ? r : undefined)) });
   });
 
   app.get('/v1/alerts/rules/:name', async (request, reply) => {
@@ -123,6 +123,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
     const t = now();
     const states = [...statesOf(await store.states(grant.tenant)).values()].flatMap((m) => [...m.values()]);
     const config = await loadNotifyConfig(store, grant.tenant);
+    config.paused = (await opts.catalog.settings(grant.tenant)).paused !== null;
     const firing = states.filter((s) => s.state === 'firing');
     const filter = query(request);
     const alerts = states
@@ -174,6 +175,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   });
 
   const runBacktest = async (tenant: string, rule: Rule, body: Record<string, unknown>) => {
+    if (rule.kind === 'builtin') throw new SluiceError('SLUICE_ERR_INVALID_QUERY', `"${rule.name}" watches the pipeline as it runs: it has no history to backtest`, { field: 'name' });
     const t = now();
     const watermark = Math.floor((await opts.source.watermark(tenant)) / MINUTE) * MINUTE;
     const from = Math.floor(time(body.from, 'from', '-7d', t) / MINUTE) * MINUTE;
