@@ -8,6 +8,7 @@ import { HttpError } from './http-client.js';
 import type { KeyScope, TenantQuota, TenantSettings, UnknownTypes } from '../ports/catalog.js';
 import { backfillCommand, dlqCommand, schemaCommand, tenantStateCommand } from './admin.js';
 import { queryCommand } from './query.js';
+import { alertsCommand, ALERTS_USAGE } from './alerts.js';
 import { send } from './send.js';
 import { top } from './top.js';
 import { ALL_ROLES, banner, up } from '../app/up.js';
@@ -60,6 +61,7 @@ Usage:
   sluice query event IDEMPOTENCY_KEY     where an event is: stored, dead-lettered, in the log, or unknown
   sluice query tail [--type T]           live events as they are accepted
   sluice query views [put NAME FILE.json | show NAME | delete NAME]   (put and delete: admin key)
+${ALERTS_USAGE}
   sluice top [--url URL] [--interval 2] [--once]
       A live view of rates, latency, lag, freshness, errors and the conservation gap.
 
@@ -191,6 +193,19 @@ async function main(argv: string[]): Promise<number> {
         process.once('SIGTERM', stop);
       });
       return 0;
+    }
+    case 'alerts': {
+      // `sluice alerts --state firing` lists: the sub-command is optional.
+      const listing = rest[0] === undefined || rest[0].startsWith('-');
+      const sub = listing ? undefined : rest[0];
+      const args = listing ? rest : rest.slice(1);
+      const { values, positionals } = parse(args, {
+        key: { type: 'string' }, url: { type: 'string' }, json: { type: 'boolean' },
+        state: { type: 'string' }, rule: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' },
+        bucket: { type: 'string' }, file: { type: 'string' },
+      } as const);
+      const t = { ...clientTarget(values), json: values.json === true, out: process.stdout, err: process.stderr };
+      return alertsCommand(t, sub, positionals, values as Record<string, string | undefined>);
     }
     case 'schema':
     case 'dlq': {

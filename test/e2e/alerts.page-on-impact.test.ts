@@ -206,5 +206,12 @@ describe('alerts on a real sluice up', () => {
     expect(bt.json.periods.filter((p: any) => p.severity === 'page').length).toBeGreaterThanOrEqual(1);
     const budget = await call('GET', '/v1/alerts/rules/checkout-errors/budget', keys.readKey);
     expect(budget.json.remaining).toBeLessThan(0);
+
+    // The same from the command line.
+    const cli = (...args: string[]) => execFileSync(process.execPath, [CLI, 'alerts', ...args, '--url', server.url, '--key', keys.readKey]).toString();
+    expect(cli('--state', 'resolved')).toMatch(/^resolved\s+page\s+checkout-errors\s+since/m);
+    expect(JSON.parse(cli('history', '--from', '-3h', '--json')).transitions.length).toBeGreaterThanOrEqual(2);
+    expect(cli('budget', 'checkout-errors')).toMatch(/remaining -\d/);
+    expect(cli('backtest', 'checkout-errors', '--from', '-3h')).toMatch(/checkout-errors: \d+ firing period/);
   }, 240_000);
 });
