@@ -208,12 +208,13 @@ export function mutedBy(alert: AlertState, firing: AlertState[], config: Pick<No
   return { silencedBy, inhibitedBy };
 }
 
-function groupKeyOf(receiver: string, labels: Record<string, string>): string {
+/** Alertmanager's group key for the root route: `{}:{alertname="x",…}` (the receiver is in the group's name, not here). */
+function groupKeyOf(labels: Record<string, string>): string {
   const inner = Object.keys(labels)
     .sort()
     .map((k) => `${k}=${JSON.stringify(labels[k])}`)
     .join(',');
-  return `{}:{${inner}}` + (receiver ? '' : '');
+  return `{}:{${inner}}`;
 }
 
 function groupName(receiver: string, groupKey: string): string {
@@ -311,7 +312,7 @@ export function planNotifications(
     const receiver = routeOf(a.labels, config);
     if (!receiver || !config.receivers.has(receiver)) continue;
     const labels = Object.fromEntries(routing.group_by.filter((l) => a.labels[l] !== undefined).map((l) => [l, a.labels[l]!]));
-    const name = groupName(receiver, groupKeyOf(receiver, labels));
+    const name = groupName(receiver, groupKeyOf(labels));
     const g = wanted.get(name) ?? { receiver, labels, alerts: [] };
     g.alerts.push(a);
     wanted.set(name, g);
@@ -358,7 +359,7 @@ export function planNotifications(
     const next: GroupState = { ...state, notifiedAt: now, seq: state.seq + 1, sent };
     const toSend = receiver && !receiver.send_resolved ? out.filter((a) => a.status === 'firing') : out;
     if (receiver && toSend.length > 0) {
-      const groupKey = groupKeyOf(receiverName, labels);
+      const groupKey = groupKeyOf(labels);
       const payloads =
         receiver.type === 'webhook'
           ? [alertmanagerPayload(receiverName, groupKey, labels, toSend, externalUrl)]
