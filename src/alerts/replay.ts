@@ -31,7 +31,9 @@ export function stepThrough(
   const states: AlertStates = new Map();
   for (const s of severitiesOf(rule)) {
     const p = prev?.get(s);
-    states.set(s, p ?? initialState(tenant, rule, s, ends[0] ?? 0));
+    const fresh = initialState(tenant, rule, s, ends[0] ?? 0);
+    // A changed rule keeps its alerts' states, with its current labels and annotations.
+    states.set(s, p ? { ...p, labels: fresh.labels, annotations: fresh.annotations, fingerprint: fresh.fingerprint } : fresh);
   }
   const transitions: Transition[] = [];
   for (const end of ends) {
