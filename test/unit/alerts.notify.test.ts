@@ -158,20 +158,23 @@ describe('evaluation pass and outbox on a real catalog and a real HTTP receiver'
   const servers: http.Server[] = [];
   afterEach(() => servers.forEach((s) => s.close()));
 
-  async function receiver(status: () => number): Promise<{ url: string; bodies: unknown[] }> {
+  async function receiver(status: () => number): Promise<{ url: string; bodies: unknown[]; refused: number }> {
     const bodies: unknown[] = [];
+    const hook = { url: '', bodies, refused: 0 };
     const server = http.createServer((req, res) => {
       let data = '';
       req.on('data', (c) => (data += c));
       req.on('end', () => {
         const code = status();
         if (code === 200) bodies.push(JSON.parse(data));
+        else hook.refused++;
         res.writeHead(code).end();
       });
     });
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, bodies };
+    hook.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    return hook;
   }
 
   it('outbox.a-firing-slo-is-queued-once-retried-with-backoff-and-delivered-once', async () => {
@@ -263,5 +266,46 @@ describe('evaluation pass and outbox on a real catalog and a real HTTP receiver'
     expect(await deliverDue({ store, clock })).toEqual({ delivered: 1, failed: 0 });
     expect(hook.bodies[0]).toMatchObject({ status: 'firing', commonLabels: { alertname: 'sluice_freshness', severity: 'page', tenant: 'acme' } });
     await catalog.close();
+  });
+
+  it('lease.one-of-two-processes-works-the-other-takes-over-after-the-ttl-and-sends-nothing-twice', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
+    const file = path.join(tmpDir('sluice-alerts-'), 'sluice.db');
+    const [c1, c2] = [new SqliteCatalog(file), new SqliteCatalog(file)];
+    let answer = 503;
+    const hook = await receiver(() => answer);
+    await c1.alerts.putRule('acme', 'silent', { kind: 'threshold', query: { event: 'checkout' }, window: '5m', condition: { op: 'lt', value: 1 } }, 'k');
+    await c1.alerts.putObject('acme', 'receiver', 'oncall', parseReceiver({ type: 'webhook', url: hook.url }), 'k');
+    await c1.alerts.putObject('acme', 'routing', 'routing', parseRouting({ group_wait: '0s', default_receiver: 'oncall' }), 'k');
+    // No checkout at all: the threshold rule fires at the first evaluation.
+    const source: AlertSource = { watermark: async () => clock.now(), counts: async () => new Map(), ruleData: async (_t, r) => (r.kind === 'builtin' ? { signal: 0 } : { partials: new Map() }) };
+    const { alertServices } = await import('../../src/alerts/service.js');
+    const opts = { source, clock, evaluateIntervalMs: 30_000, deliverIntervalMs: 1_000, leaseTtlMs: 10_000, externalUrl: '' };
+    const a = alertServices({ ...opts, store: c1.alerts, owner: 'a' });
+    const b = alertServices({ ...opts, store: c2.alerts, owner: 'b' });
+    const abortA = new AbortController();
+    const abortB = new AbortController();
+    for (const s of a) await s.start(abortA.signal);
+    await clock.advance(0);
+    for (const s of b) await s.start(abortB.signal);
+    await clock.advance(3_000);
+    // A holds the lease: it evaluated, queued the page, and tried to deliver it (refused).
+    expect((await c1.alerts.states('acme')).find((s) => s.rule === 'silent')!.body).toMatchObject({ state: 'firing' });
+    expect(hook.refused).toBeGreaterThan(0);
+    // A dies without releasing the lease; the receiver comes back.
+    for (const s of a) await s.stop();
+    answer = 200;
+    await clock.advance(5_000);
+    expect(hook.bodies).toHaveLength(0); // B waits for A's lease to expire
+    expect(await c2.alerts.lease('probe', 1, clock.now())).toBe(false);
+    await clock.advance(10_000);
+    expect(hook.bodies).toHaveLength(1);
+    // B evaluates from then on: the group was sent, nothing is queued or delivered again.
+    await clock.advance(120_000);
+    expect(hook.bodies).toHaveLength(1);
+    expect(hook.bodies[0]).toMatchObject({ status: 'firing', commonLabels: { alertname: 'silent' } });
+    for (const s of b) await s.stop();
+    await c1.close();
+    await c2.close();
   });
 });
