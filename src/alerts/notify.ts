@@ -58,8 +58,8 @@ export interface GroupState {
   createdAt: number;
   notifiedAt: number | null;
   seq: number;
-  /** Per fingerprint, the alerts sent as firing, with when they began to fire. */
-  sent: Record<string, { startsAt: number }>;
+  /** Per fingerprint, the alerts sent as firing: when they began to fire, and their labels and annotations (to resolve an alert whose rule was deleted). */
+  sent: Record<string, { startsAt: number; labels?: Record<string, string>; annotations?: Record<string, string> }>;
 }
 
 export interface NotifyConfig {
@@ -291,6 +291,25 @@ export function slackPayload(alerts: Notifiable[]): Record<string, unknown> {
   return { text: lines.join('\n') };
 }
 
+/** An alert whose rule was deleted, rebuilt from what its group sent, so that its resolution is sent. */
+function goneAlert(tenant: string, fp: string, s: GroupState['sent'][string], now: number): AlertState | null {
+  if (!s.labels) return null;
+  const severity = s.labels.severity === 'ticket' ? 'ticket' : 'page';
+  return {
+    tenant,
+    rule: s.labels.alertname ?? '',
+    severity,
+    state: 'inactive',
+    since: now,
+    activeSince: null,
+    evaluatedAt: now,
+    verdict: { severity, condition: 'ok', windows: [] },
+    labels: s.labels,
+    annotations: s.annotations ?? {},
+    fingerprint: fp,
+  };
+}
+
 /**
  * The notifications due at `now` for a tenant's alerts, and the new group states to write
  * with them (a null body deletes a group whose alerts all resolved and were sent).
@@ -347,13 +366,13 @@ export function planNotifications(
     const sent: GroupState['sent'] = {};
     for (const a of w?.alerts ?? []) {
       const startsAt = state.sent[a.fingerprint]?.startsAt ?? a.since;
-      sent[a.fingerprint] = { startsAt };
+      sent[a.fingerprint] = { startsAt, labels: a.labels, annotations: a.annotations };
       out.push({ state: a, status: 'firing', startsAt, endsAt: null });
     }
     for (const [fp, s] of Object.entries(state.sent)) {
       if (current.has(fp)) continue;
-      const a = byFingerprint.get(fp);
-      // Left the group: resolved (or deleted, silenced, inhibited: sent as resolved, as Alertmanager does).
+      // Left the group: resolved (or silenced, inhibited, its rule deleted: sent as resolved, as Alertmanager does).
+      const a = byFingerprint.get(fp) ?? goneAlert(tenant, fp, s, now);
       if (a) out.push({ state: a, status: 'resolved', startsAt: s.startsAt, endsAt: a.state === 'firing' ? now : a.since });
     }
     const next: GroupState = { ...state, notifiedAt: now, seq: state.seq + 1, sent };

@@ -85,6 +85,15 @@ describe('grouping timers (Alertmanager semantics)', () => {
     expect(plan([ra, rb], t0 + 60 * M)).toEqual([]);
   });
 
+  it('group.an-alert-whose-rule-is-deleted-is-sent-as-resolved', () => {
+    const plan = planner(config({ routing: parseRouting({ group_wait: '0s', group_interval: '1m', default_receiver: 'oncall' }) }));
+    const a = firing('errors', 'page', 0);
+    expect(plan([a], 0)).toHaveLength(1);
+    const [gone] = plan([], 2 * M);
+    expect(gone!.body.payloads[0]).toMatchObject({ status: 'resolved', alerts: [{ status: 'resolved', fingerprint: a.fingerprint, labels: { alertname: 'errors', severity: 'page', tenant: 'acme' } }] });
+    expect(plan([], 4 * M)).toEqual([]);
+  });
+
   it('group.send-resolved-false-sends-no-resolution', () => {
     const t0 = 0;
     const cfg = config({ receivers: new Map([['oncall', parseReceiver({ type: 'webhook', url: 'http://x.test/', send_resolved: false })]]), routing: parseRouting({ group_wait: '0s', group_interval: '1m', default_receiver: 'oncall' }) });
