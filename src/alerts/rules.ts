@@ -76,7 +76,11 @@ export interface ThresholdRule {
  * A rule sluice keeps for every tenant, on pipeline signals rather than on its events:
  * - `freshness`: seconds the tenant's watermark is behind the wall clock;
  * - `conservation_gap`: events received but not accounted for (stored, dead-lettered,
- *   rejected or duplicate) in the settled minutes of the conservation check.
+ *   rejected or duplicate) in the settled minutes of the conservation check;
+ * - `dead_letter_ratio`: over the last hour, events dead-lettered for a pipeline fault
+ *   (`poison`, `invalid_row`, `enrich_failed`: not the producer's doing), by when they were
+ *   dead-lettered, over those plus the events stored with an event time in that hour; unknown
+ *   (insufficient data) below 100 events.
  * Evaluated on the wall clock at each pass (not at window ends: a stalled watermark is what
  * freshness watches). On by default (BUILTIN_RULES); a PUT with the same name changes one,
  * `"enabled": false` turns it off.
@@ -93,11 +97,11 @@ export interface BuiltinRule {
   annotations: Record<string, string>;
 }
 
-export type BuiltinSignal = 'freshness' | 'conservation_gap';
+export type BuiltinSignal = 'freshness' | 'conservation_gap' | 'dead_letter_ratio';
 
 export type Rule = SloRule | ThresholdRule | BuiltinRule;
 
-/** The built-in rules of every tenant, as their defaults (the issue's: freshness 5 min behind for 10 min pages; any conservation gap pages). */
+/** The built-in rules of every tenant, as their defaults (the issue's: freshness 5 min behind for 10 min pages; pipeline dead letters above 1 % ticket; any conservation gap pages). */
 export const BUILTIN_RULES: Readonly<Record<string, Record<string, unknown>>> = {
   sluice_freshness: {
     kind: 'builtin',
@@ -106,6 +110,14 @@ export const BUILTIN_RULES: Readonly<Record<string, Record<string, unknown>>> = 
     for: '10m',
     severity: 'page',
     annotations: { summary: 'the watermark is more than 5 minutes behind: queries and alerts see old data' },
+  },
+  sluice_dead_letter_ratio: {
+    kind: 'builtin',
+    signal: 'dead_letter_ratio',
+    condition: { op: 'gt', value: 0.01 },
+    for: '0s',
+    severity: 'ticket',
+    annotations: { summary: 'more than 1 % of events fail in the pipeline (poison, invalid rows, enrichers): see GET /v1/dlq/groups' },
   },
   sluice_conservation_gap: {
     kind: 'builtin',

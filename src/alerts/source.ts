@@ -1,4 +1,5 @@
 import type { Measure, QuerySpec } from '../core/query.js';
+import type { DeadLetterStore } from '../ports/dead-letters.js';
 import type { Log } from '../ports/log.js';
 import type { StoreReader } from '../ports/reader.js';
 import { mergeable, type MinutePartial, type MinuteSeries, type RuleData, type WindowMeasure } from './evaluate.js';
@@ -31,8 +32,13 @@ function spec(tenant: string, sel: Selector, from: number, to: number, interval:
   return { tenant, event: sel.event, from, to, interval, measures, filters: sel.filters, groupBy: [], orderBy: [], limit: null, source: 'auto' };
 }
 
-/** The source over the store reader and the log, as `sluice up` has them. */
-export function storeSource(reader: StoreReader, log: Log, now: () => number): AlertSource {
+/** Dead-letter reasons that are the pipeline's faults, not the producer's. */
+export const PIPELINE_FAULTS = ['poison', 'invalid_row', 'enrich_failed'] as const;
+const RATIO_WINDOW = 3_600_000;
+const RATIO_MIN_EVENTS = 100;
+
+/** The source over the store reader and the log (and the catalog's dead letters, for the dead-letter ratio), as `sluice up` has them. */
+export function storeSource(reader: StoreReader, log: Log, now: () => number, deadLetters?: DeadLetterStore): AlertSource {
   const counts = async (tenant: string, sel: Selector, from: number, to: number, interval: '1m' | '1h' = '1m'): Promise<MinuteSeries> => {
     const out: MinuteSeries = new Map();
     if (to <= from) return out;
@@ -50,6 +56,17 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number): A
   };
   const signal = async (tenant: string, name: BuiltinSignal): Promise<number | null> => {
     if (name === 'freshness') return Math.max(0, now() - (await watermark(tenant))) / 1000;
+    if (name === 'dead_letter_ratio') {
+      if (!deadLetters) return null;
+      const t = now();
+      let dead = 0;
+      for (const reason of PIPELINE_FAULTS) {
+        const groups = await deadLetters.groups(tenant, { reason, from: t - RATIO_WINDOW, to: t, status: ['open', 'held', 'replayed', 'discarded'] }, 10_000);
+        dead += groups.reduce((n, g) => n + g.count, 0);
+      }
+      const stored = (await reader.counts({ tenant, type: null, from: t - RATIO_WINDOW, to: t, interval: '1m' })).rows.reduce((n, r) => n + r.count, 0);
+      return stored + dead < RATIO_MIN_EVENTS ? null : dead / (stored + dead);
+    }
     const c = await reader.conservation();
     if (c.checkedAt === null) return null;
     return c.gapByTenant.find(([t]) => t === tenant)?.[1] ?? 0;

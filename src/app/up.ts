@@ -92,7 +92,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   // Alert evaluation and delivery run beside the query API; scaled out, the one holding the catalog's lease works.
   const jobs = new Services();
   if (config.alerts.enabled && roles.includes('query')) {
-    const source = storeSource(storeThread, log, Date.now);
+    const source = storeSource(storeThread, log, Date.now, catalog.deadLetters);
     // Holding the data directory, a lease left by an earlier process of the same directory is one that died: take it back at once.
     const owner = ownsDir ? `sluice-up:${path.resolve(config.dataDir)}` : undefined;
     const alerts = {

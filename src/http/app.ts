@@ -153,7 +153,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     });
     queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows });
     eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
-    alertRoutes(app, { catalog: opts.catalog, source: storeSource(opts.reader, opts.log, Date.now) });
+    alertRoutes(app, { catalog: opts.catalog, source: storeSource(opts.reader, opts.log, Date.now, opts.catalog.deadLetters) });
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }));

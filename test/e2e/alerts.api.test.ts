@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
+import { entry } from '../helpers/entries.js';
+import { parseRule, BUILTIN_RULES } from '../../src/alerts/rules.js';
+import { storeSource } from '../../src/alerts/source.js';
+import { directReader } from '../../src/app/store-calls.js';
 
 /**
  * The alerts API in process (`inject()`), on the embedded pipeline: rules, receivers, routing
@@ -51,7 +55,7 @@ describe('alerts API', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ code: 'SLUICE_ERR_INVALID_BODY', field: 'objective' });
     // With the built-in rules every tenant has.
-    expect((await call('GET', '/v1/alerts/rules', p.tenant.readKey)).json().rules.map((r: { name: string }) => r.name)).toEqual(['errors', 'sluice_freshness', 'sluice_conservation_gap']);
+    expect((await call('GET', '/v1/alerts/rules', p.tenant.readKey)).json().rules.map((r: { name: string }) => r.name)).toEqual(['errors', 'sluice_freshness', 'sluice_dead_letter_ratio', 'sluice_conservation_gap']);
     expect((await call('GET', '/v1/alerts/rules/sluice_freshness', p.tenant.readKey)).json()).toMatchObject({ kind: 'builtin', signal: 'freshness', condition: { op: 'gt', value: 300 }, for: '10m', severity: 'page', enabled: true });
     const off = await call('PUT', '/v1/alerts/rules/sluice_freshness', p.tenant.adminKey, { kind: 'builtin', signal: 'freshness', enabled: false });
     expect(off.json()).toMatchObject({ enabled: false, condition: { op: 'gt', value: 300 } });
@@ -94,5 +98,21 @@ describe('alerts API', () => {
     expect((await call('DELETE', `/v1/alerts/silences/${s.json().id}`, p.tenant.adminKey)).statusCode).toBe(204);
     expect((await call('DELETE', '/v1/alerts/receivers/pd', p.tenant.adminKey)).statusCode).toBe(204);
     expect((await call('GET', '/v1/alerts', p.tenant.readKey)).json()).toEqual({ alerts: [], counts: { inactive: 0, pending: 0, firing: 0, resolved: 0, insufficient_data: 0 } });
+  });
+
+  it('builtin.dead-letter-ratio-counts-pipeline-faults-of-the-last-hour-against-what-was-stored', async () => {
+    const source = storeSource(directReader(p.store, { log: p.log, catalog: p.catalog, conservationWindowMs: 3_600_000 }), p.log, Date.now, p.catalog.deadLetters);
+    const rule = parseRule('sluice_dead_letter_ratio', BUILTIN_RULES.sluice_dead_letter_ratio);
+    const ratio = async () => (await source.ruleData('acme', rule, 0, 0)).signal;
+    // The history above is three hours old: nothing in the last hour, too few events to tell.
+    expect(await ratio()).toBeNull();
+    const recent = Array.from({ length: 195 }, (_, i) => ({ type: 'req', key: `r${i}`, ts: new Date(Date.now() - 10 * M + i * 1000).toISOString(), idempotency_key: `recent-${i}`, properties: { ok: true } }));
+    expect((await call('POST', '/v1/events', p.tenant.writeKey, recent)).statusCode).toBe(202);
+    await until(async () => (await p.store.rawStats('acme')).events === events.length + recent.length);
+    const dead = (n: number, reason: 'poison' | 'schema_violation') => ({ record: { ...entry('acme', 10_000 + n, 1), partition: 0, offset: n, attempt: 3 }, reason, message: 'failed', path: '' });
+    // Five poison events (the pipeline's fault) and five schema violations (the producer's, not counted).
+    await p.catalog.deadLetters.record([0, 1, 2, 3, 4].map((n) => dead(n, 'poison')));
+    await p.catalog.deadLetters.record([5, 6, 7, 8, 9].map((n) => dead(n, 'schema_violation')));
+    expect(await ratio()).toBeCloseTo(5 / 200, 9);
   });
 });
