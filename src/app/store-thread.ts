@@ -14,7 +14,7 @@ import { prom, storeMetrics, TenantLabels } from '../obs/metrics.js';
 import type { ConservationReply } from '../ports/reader.js';
 import { startWorkers, type Workers } from '../worker/workers.js';
 import { lowerThreadPriority } from './priority.js';
-import { periodic, Services, type Service } from './service.js';
+import { periodic, Services, type Service } from '../core/service.js';
 import { storeCalls } from './store-calls.js';
 import { WITHOUT_STORE, type FromStoreThread, type StoreThreadCalls, type StoreThreadEvent, type ToStoreThread } from './store-thread-protocol.js';
 

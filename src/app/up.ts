@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { configured, openCatalog, ownsDataDir } from '../backends/registry.js';
 import { SluiceError } from '../core/errors.js';
@@ -14,7 +15,10 @@ import type { AddressInfo } from 'node:net';
 import { listenObservability } from '../http/obs-listener.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { ALL_ROLES, consumes, isAllRoles, servedApis, type Role } from './roles.js';
-import { Services } from './service.js';
+import { Services } from '../core/service.js';
+import { alertServices } from '../alerts/service.js';
+import { storeSource } from '../alerts/source.js';
+import { systemClock } from '../core/clock.js';
 
 export interface Running {
   app: FastifyInstance;
@@ -106,6 +110,24 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     const obs = config.obs.metricsAddress ? await listenObservability(app, config.obs.metricsAddress) : null;
     if (obs) services.adopt('metrics listener', () => new Promise<void>((r) => obs.close(() => r())));
     const obsUrl = obs ? urlOf(obs.address() as AddressInfo) : null;
+    // Alert evaluation and delivery run beside the query API; scaled out, the one holding the catalog's lease works.
+    if (config.alerts.enabled && roles.includes('query')) {
+      const source = storeSource(storeThread, log, () => systemClock.now(), catalog.deadLetters);
+      // Holding the data directory, a lease left by an earlier process of the same directory is one that died: take it back at once.
+      const owner = ownsDir ? `sluice-up:${path.resolve(config.dataDir)}` : undefined;
+      const alerts = {
+        store: catalog.alerts,
+        source,
+        clock: systemClock,
+        logger,
+        ...config.alerts,
+        externalUrl: config.alerts.externalUrl || address,
+        tenants: async () => (await catalog.listTenants()).map((t) => t.name),
+        paused: async (tenant: string) => (await catalog.settings(tenant)).paused !== null,
+      };
+      for (const service of alertServices(owner ? { ...alerts, owner } : alerts)) services.add(service);
+      await services.start();
+    }
     // Role processes share a catalog: tenants are made with `sluice tenant create`, not at start.
     // Created after the bind and printed at once by the caller; a crash in between loses the
     // keys of a tenant that has received nothing, and the banner then says how to issue new ones.

@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.js';
-import type { Service } from '../ports/service.js';
+import type { Service } from '../core/service.js';
 import type { Config } from '../config/schema.js';
-import type { Logger } from '../ports/service.js';
+import type { Logger } from '../core/service.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';

@@ -7,6 +7,7 @@ import { loadConfig } from '../config/load.js';
 import { SluiceError } from '../core/errors.js';
 import type { KeyScope, TenantQuota, TenantSettings, UnknownTypes } from '../ports/catalog.js';
 import { backfillCommand, dlqCommand, schemaCommand, tenantStateCommand } from './admin.js';
+import { alertsCommand, ALERTS_USAGE } from './alerts.js';
 import { doctor, formatFindings } from './doctor.js';
 import { queryCommand, type QueryFlags } from './query.js';
 import { send } from './send.js';
@@ -255,6 +256,28 @@ tenant's write, read and admin keys once; "sluice key create default --scope rea
     filters(c).option('--rate <n>', 'events per second').option('--dry-run', 'count only'),
   );
   dlqSub('discard', 'discard, with a reason kept in the audit log', [], (c) => filters(c).option('--why <text>', 'the reason (required)'));
+
+  clientOptions(
+    program
+      .command('alerts')
+      .description('alert rules (SLOs, thresholds, built-ins), their state, history, budgets, backtests, receivers, routing and silences')
+      .argument('[sub]', 'list (the default), rules, rule, history, budget, backtest, receivers, receiver, routing, silences, silence')
+      .argument('[args...]', 'the sub-command\'s arguments (see docs/alerts.md)')
+      .addHelpText('after', `\n${ALERTS_USAGE}`),
+    `${READ} to read, ${ADMIN} to change`,
+  )
+    .option('--state <state>', 'firing, pending, resolved, inactive, insufficient_data')
+    .option('--rule <name>', 'one rule')
+    .option('--from <time>', 'e.g. -7d')
+    .option('--to <time>', 'e.g. now')
+    .option('--bucket <size>', '1h or 1d (budget)')
+    .option('--file <file>', 'a rule to backtest before saving it (JSON)')
+    .option('--json', 'JSON output')
+    .action(
+      act((sub: string | undefined, args: string[], o: Opts) =>
+        alertsCommand(io(o, `${READ} to read, ${ADMIN} to change`), sub === 'list' ? undefined : sub, args, o as Record<string, string | undefined>),
+      ),
+    );
 
   clientOptions(program.command('backfill').description('rebuild a view from raw events, with progress'), ADMIN)
     .option('--view <name>', 'e.g. counts_1m')

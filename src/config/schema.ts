@@ -129,6 +129,18 @@ export const configSchema = {
         serviceName: { type: 'string', minLength: 1, default: 'sluice' },
       },
     },
+    alerts: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enabled: { type: 'boolean', default: true, description: 'evaluate alert rules and deliver notifications in this process' },
+        evaluateIntervalMs: { type: 'integer', minimum: 1_000, default: 30_000, description: 'how often alert rules are evaluated (and group timers checked)' },
+        deliverIntervalMs: { type: 'integer', minimum: 100, default: 1_000, description: 'how often the notification outbox is delivered' },
+        leaseTtlMs: { type: 'integer', minimum: 1_000, default: 30_000, description: 'scaled out, another query process takes over evaluation within this after the evaluating one dies' },
+        externalUrl: { type: 'string', default: '', description: 'the URL users reach sluice at, for links in notifications (default: the listen address)' },
+      },
+    },
     query: {
       type: 'object',
       additionalProperties: false,

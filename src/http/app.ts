@@ -1,4 +1,4 @@
-import { periodic } from '../app/service.js';
+import { periodic } from '../core/service.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
@@ -27,6 +27,9 @@ import { keyRoutes } from './routes/keys.js';
 import { savedQueryRoutes } from './routes/saved-queries.js';
 import { signalRoutes } from './routes/signals.js';
 import { readiness } from '../obs/readiness.js';
+import { alertRoutes } from './routes/alerts.js';
+import { storeSource } from '../alerts/source.js';
+import { refreshAlertMetrics } from '../alerts/metrics.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -122,6 +125,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       const health = await opts.log.health().catch(() => null);
       if (health?.bytes !== undefined) m.logBytes.set(health.bytes);
       if (health?.recordBytes !== undefined) m.backlogBytes.set(lag.backlog * health.recordBytes);
+      await refreshAlertMetrics(m, opts.catalog.alerts);
     },
     ...opts.observability,
   });
@@ -197,6 +201,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     void app.register(savedQueryRoutes, { catalog: opts.catalog, maxBuckets, maxRows });
     void app.register(keyRoutes, { catalog: opts.catalog });
     void app.register(consoleRoutes, opts.consoleDir ? { dir: opts.consoleDir } : {});
+    alertRoutes(app, { catalog: opts.catalog, source: storeSource(opts.reader, opts.log, () => clock.now(), opts.catalog.deadLetters) });
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -68,6 +68,13 @@ export function ingestMetrics(registry: client.Registry) {
       registers,
     }),
     duplicates: new client.Counter({ name: 'sluice_events_duplicate_total', help: 'Events whose idempotency key was already seen', labelNames: ['tenant'], registers }),
+    alerts: new client.Gauge({ name: 'sluice_alerts', help: 'Alerts by tenant, rule (alertname), severity and state (inactive, pending, firing, resolved, insufficient_data)', labelNames: ['tenant', 'alertname', 'severity', 'state'], registers }),
+    notifications: new client.Counter({
+      name: 'sluice_alert_notifications_total',
+      help: 'Alert notifications by tenant, receiver and result: sent (delivered) or failed (attempts that failed, each retried)',
+      labelNames: ['tenant', 'receiver', 'result'],
+      registers,
+    }),
     appendDuration: new client.Histogram({
       name: 'sluice_log_append_duration_seconds',
       help: 'Time from an append call to its durable group commit',

@@ -1,9 +1,10 @@
+import type { AlertStore } from './alerts.js';
 import type { DeadLetterStore } from './dead-letters.js';
 import type { SavedQueryStore } from './saved-queries.js';
 import type { SchemaStore } from './schemas.js';
 
 /**
- * The Catalog: tenants, their keys and settings, the audit log, schemas and dead letters. Small transactional
+ * The Catalog: tenants, their keys and settings, the audit log, schemas, dead letters and alerts. Small transactional
  * writes; safe to use from several processes at once (the CLI creates tenants while the
  * server runs).
  */
@@ -56,6 +57,8 @@ export interface Catalog {
   readonly deadLetters: DeadLetterStore;
   readonly schemas: SchemaStore;
   readonly savedQueries: SavedQueryStore;
+  /** Alert rules, states, history, receivers, routing, silences and the notification outbox. */
+  readonly alerts: AlertStore;
 
   close(): Promise<void>;
 }

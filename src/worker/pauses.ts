@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Catalog } from '../ports/catalog.js';
-import type { Logger } from '../ports/service.js';
+import type { Logger } from '../core/service.js';
 import type { SchemaRegistry } from '../schema/registry.js';
 import type { DeadLetterBreaker } from './breaker.js';
 

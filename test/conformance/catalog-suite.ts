@@ -282,5 +282,96 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       expect(await catalog.listKeys('nobody')).toEqual([]);
       expect((await catalog.auditLog('acme', 1))[0]).toMatchObject({ action: 'key.create', actor: 'admin-key-id' });
     });
+
+    it('alerts.rules-are-put-listed-deleted-and-audited', async () => {
+      const { catalog, another } = await make();
+      await catalog.createTenant('acme');
+      const a = catalog.alerts;
+      const body = { kind: 'slo', objective: 0.99 };
+      expect((await a.putRule('acme', 'errors', body, 'key-1')).created).toBe(true);
+      const again = await a.putRule('acme', 'errors', { ...body, objective: 0.999 }, 'key-1');
+      expect(again.created).toBe(false);
+      expect(again.rule.createdAt).toBeLessThanOrEqual(again.rule.updatedAt);
+      await a.putRule('beta', 'other', body, 'key-2');
+      const other = await another();
+      expect((await other.alerts.getRule('acme', 'errors'))?.body).toEqual({ kind: 'slo', objective: 0.999 });
+      expect((await a.listRules('acme')).map((r) => r.name)).toEqual(['errors']);
+      expect((await a.listRules(null)).map((r) => `${r.tenant}/${r.name}`)).toEqual(['acme/errors', 'beta/other']);
+      expect(await a.getRule('acme', 'nope')).toBeNull();
+      await a.saveEvaluation({ tenant: 'acme', states: [{ rule: 'errors', severity: 'page', body: { state: 'firing' } }], transitions: [], notifications: [], objects: [] });
+      expect(await a.deleteRule('acme', 'errors', 'key-1')).toBe(true);
+      expect(await a.deleteRule('acme', 'errors', 'key-1')).toBe(false);
+      expect(await a.states('acme')).toEqual([]);
+      expect((await catalog.auditLog('acme', 10)).map((e) => e.action)).toEqual(['alert.rule.delete', 'alert.rule.put', 'alert.rule.put']);
+    });
+
+    it('alerts.an-evaluation-writes-states-history-and-queues-each-notification-once', async () => {
+      const { catalog, another } = await make();
+      const a = catalog.alerts;
+      const write = {
+        tenant: 'acme',
+        states: [
+          { rule: 'errors', severity: 'page', body: { state: 'firing', n: 1 } },
+          { rule: 'errors', severity: 'ticket', body: { state: 'pending' } },
+        ],
+        transitions: [
+          { rule: 'errors', severity: 'page', at: 120_000, body: { from: 'inactive', to: 'firing' } },
+          { rule: 'errors', severity: 'ticket', at: 60_000, body: { from: 'inactive', to: 'pending' } },
+        ],
+        notifications: [{ id: 'n-1', receiver: 'oncall', body: { status: 'firing' }, nextAt: 1_000 }],
+        objects: [{ kind: 'group' as const, name: 'g1', body: { sent: ['x'] } }],
+      };
+      await a.saveEvaluation(write);
+      // The same notification id again (an evaluation retried after a crash): still one.
+      await a.saveEvaluation({ ...write, transitions: [], states: [{ rule: 'errors', severity: 'page', body: { state: 'firing', n: 2 } }] });
+      expect((await a.states('acme')).map((s) => [s.rule, s.severity, s.body])).toEqual([
+        ['errors', 'page', { state: 'firing', n: 2 }],
+        ['errors', 'ticket', { state: 'pending' }],
+      ]);
+      expect((await a.states(null)).length).toBe(2);
+      expect((await a.history('acme', 0, 200_000, 10)).map((t) => [t.at, t.severity])).toEqual([
+        [60_000, 'ticket'],
+        [120_000, 'page'],
+      ]);
+      expect(await a.history('acme', 60_001, 120_000, 10)).toEqual([]);
+      expect(await a.getObject('acme', 'group', 'g1')).toEqual({ sent: ['x'] });
+
+      expect(await a.dueNotifications(999, 10)).toEqual([]);
+      const [due] = await a.dueNotifications(1_000, 10);
+      expect(due).toMatchObject({ id: 'n-1', tenant: 'acme', receiver: 'oncall', body: { status: 'firing' }, attempts: 0, deliveredAt: null });
+      await a.markFailed('n-1', 'connection refused', 5_000);
+      expect(await a.dueNotifications(4_999, 10)).toEqual([]);
+      expect(await a.dueNotifications(5_000, 10)).toMatchObject([{ attempts: 1, lastError: 'connection refused' }]);
+      // Two processes racing to record the delivery: one wins.
+      const other = await another();
+      expect([await a.markDelivered('n-1', 6_000), await other.alerts.markDelivered('n-1', 6_001)]).toEqual([true, false]);
+      expect(await a.dueNotifications(10_000, 10)).toEqual([]);
+    });
+
+    it('alerts.one-process-holds-the-evaluation-lease-another-takes-over-after-its-ttl', async () => {
+      const { catalog, another } = await make();
+      const other = await another();
+      expect(await catalog.alerts.lease('p1', 10_000, 1_000)).toBe(true);
+      expect(await other.alerts.lease('p2', 10_000, 2_000)).toBe(false);
+      // Renewed by its holder: still not free at the first expiry.
+      expect(await catalog.alerts.lease('p1', 10_000, 5_000)).toBe(true);
+      expect(await other.alerts.lease('p2', 10_000, 11_000)).toBe(false);
+      // The holder stops renewing: taken over once it expires, and the old holder is out.
+      expect(await other.alerts.lease('p2', 10_000, 15_000)).toBe(true);
+      expect(await catalog.alerts.lease('p1', 10_000, 16_000)).toBe(false);
+    });
+
+    it('alerts.objects-are-put-listed-deleted-and-audited', async () => {
+      const { catalog } = await make();
+      const a = catalog.alerts;
+      expect(await a.putObject('acme', 'receiver', 'oncall', { type: 'webhook', url: 'http://x' }, 'k')).toEqual({ created: true });
+      expect(await a.putObject('acme', 'receiver', 'oncall', { type: 'webhook', url: 'http://y' }, 'k')).toEqual({ created: false });
+      await a.putObject('acme', 'silence', 's1', { comment: 'deploy' }, 'k');
+      expect(await a.listObjects('acme', 'receiver')).toEqual([{ name: 'oncall', body: { type: 'webhook', url: 'http://y' } }]);
+      expect(await a.getObject('acme', 'receiver', 'nope')).toBeNull();
+      expect(await a.deleteObject('acme', 'receiver', 'oncall', 'k')).toBe(true);
+      expect(await a.deleteObject('acme', 'receiver', 'oncall', 'k')).toBe(false);
+      expect((await catalog.auditLog('acme', 10)).map((e) => e.action)).toEqual(['alert.receiver.delete', 'alert.silence.put', 'alert.receiver.put', 'alert.receiver.put']);
+    });
   });
 }

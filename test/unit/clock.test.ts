@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { periodic, Services } from '../../src/app/service.js';
+import { periodic, Services } from '../../src/core/service.js';
 import { ManualClock } from '../../src/core/clock.js';
 
 describe('clock', () => {

@@ -5,6 +5,7 @@ import type { AuditEntry, Catalog, KeyGrant, KeyInfo, KeyScope, NewTenant, Tenan
 import { checkKeyTeam, checkTenantName, KeyVerifier, mintKey, noTenant, parseSettings, tenantExists } from '../api-keys.js';
 import { bumpEpoch, insertAudit } from './changes.js';
 import { Executor, migrate, openPool, postgresTarget, type Migration, type Sql } from './database.js';
+import { PostgresAlerts } from './alerts.js';
 import { PostgresDeadLetters } from './dead-letters.js';
 import { PostgresSavedQueries } from './saved-queries.js';
 import { PostgresSchemas } from './schemas.js';
@@ -55,6 +56,31 @@ const MIGRATIONS: Migration[] = [
       ALTER TABLE api_keys ADD COLUMN last_used_at bigint;
     `,
   },
+  {
+    // Alerts: rules, states, history, receivers, routing, silences, the outbox and the evaluation lease.
+    version: 3,
+    sql: `
+      CREATE TABLE alert_rules (
+        tenant text NOT NULL, name text NOT NULL, body text NOT NULL, created_at bigint NOT NULL, updated_at bigint NOT NULL,
+        PRIMARY KEY (tenant, name)
+      );
+      CREATE TABLE alert_states (tenant text NOT NULL, rule text NOT NULL, severity text NOT NULL, body text NOT NULL, PRIMARY KEY (tenant, rule, severity));
+      CREATE TABLE alert_history (
+        id bigserial PRIMARY KEY, tenant text NOT NULL, rule text NOT NULL, severity text NOT NULL, at bigint NOT NULL, body text NOT NULL
+      );
+      CREATE INDEX alert_history_by_time ON alert_history (tenant, at, id);
+      CREATE TABLE alert_objects (
+        tenant text NOT NULL, kind text NOT NULL, name text NOT NULL, body text NOT NULL, updated_at bigint NOT NULL,
+        PRIMARY KEY (tenant, kind, name)
+      );
+      CREATE TABLE alert_outbox (
+        id text PRIMARY KEY, tenant text NOT NULL, receiver text NOT NULL, body text NOT NULL, created_at bigint NOT NULL,
+        attempts integer NOT NULL DEFAULT 0, next_at bigint NOT NULL, last_error text, delivered_at bigint
+      );
+      CREATE INDEX alert_outbox_due ON alert_outbox (next_at) WHERE delivered_at IS NULL;
+      CREATE TABLE alert_lease (name text PRIMARY KEY, owner text NOT NULL, expires_at bigint NOT NULL);
+    `,
+  },
 ];
 
 /**
@@ -85,6 +111,7 @@ export class PostgresCatalog implements Catalog {
   readonly deadLetters: PostgresDeadLetters;
   readonly schemas: PostgresSchemas;
   readonly savedQueries: PostgresSavedQueries;
+  readonly alerts: PostgresAlerts;
 
   constructor(url: string) {
     this.target = postgresTarget(url);
@@ -94,6 +121,7 @@ export class PostgresCatalog implements Catalog {
     this.deadLetters = new PostgresDeadLetters(this.exec);
     this.schemas = new PostgresSchemas(this.exec);
     this.savedQueries = new PostgresSavedQueries(this.exec);
+    this.alerts = new PostgresAlerts(this.exec);
   }
 
   private unavailable(e: unknown): SluiceError {

@@ -1,4 +1,4 @@
-import type { Service } from '../../ports/service.js';
+import type { Service } from '../../core/service.js';
 import type { Backend } from '../backend.js';
 import { sqliteLogConfig } from './config.js';
 import type { SqliteLog } from './log.js';

@@ -1,6 +1,7 @@
 import type { AuditEntry, Catalog, KeyGrant, KeyInfo, KeyScope, NewTenant, Tenant, TenantSettings } from '../../ports/catalog.js';
 import { checkKeyTeam, checkTenantName, KeyVerifier, mintKey, noTenant, parseSettings, tenantExists, type StoredKey } from '../api-keys.js';
 import { bumpEpoch, immediate, openDatabase, readEpoch, type SqliteDatabase } from './database.js';
+import { SqliteAlerts } from './alerts.js';
 import { SqliteDeadLetters } from './dead-letters.js';
 import { SqliteSavedQueries } from './saved-queries.js';
 import { SqliteSchemas } from './schemas.js';
@@ -18,6 +19,7 @@ export class SqliteCatalog implements Catalog {
   readonly deadLetters: SqliteDeadLetters;
   readonly schemas: SqliteSchemas;
   readonly savedQueries: SqliteSavedQueries;
+  readonly alerts: SqliteAlerts;
 
   constructor(fileOrDb: string | SqliteDatabase) {
     this.ownsDb = typeof fileOrDb === 'string';
@@ -25,6 +27,7 @@ export class SqliteCatalog implements Catalog {
     this.deadLetters = new SqliteDeadLetters(this.db);
     this.schemas = new SqliteSchemas(this.db);
     this.savedQueries = new SqliteSavedQueries(this.db);
+    this.alerts = new SqliteAlerts(this.db);
   }
 
   async createTenant(name: string): Promise<NewTenant> {

@@ -112,6 +112,31 @@ const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
   `,
+  // Alerts: rules, states, history, receivers, routing, silences, the outbox and the evaluation lease.
+  `
+  CREATE TABLE alert_rules (
+    tenant TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+  ) WITHOUT ROWID;
+  CREATE TABLE alert_states (
+    tenant TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant, rule, severity)
+  ) WITHOUT ROWID;
+  CREATE TABLE alert_history (
+    id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL
+  );
+  CREATE INDEX alert_history_by_time ON alert_history (tenant, at, id);
+  CREATE TABLE alert_objects (
+    tenant TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, kind, name)
+  ) WITHOUT ROWID;
+  CREATE TABLE alert_outbox (
+    id TEXT PRIMARY KEY, tenant TEXT NOT NULL, receiver TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, last_error TEXT, delivered_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX alert_outbox_due ON alert_outbox (delivered_at, next_at);
+  CREATE TABLE alert_lease (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+  `,
 ];
 
 export interface OpenOptions {

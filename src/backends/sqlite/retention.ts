@@ -1,6 +1,6 @@
 import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
 import { coerceError } from '../../core/errors.js';
-import type { Logger } from '../../ports/service.js';
+import type { Logger } from '../../core/service.js';
 import type { SqliteLog } from './log.js';
 
 /**

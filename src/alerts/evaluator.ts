@@ -1,0 +1,139 @@
+import { coerceError } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import type { AlertStore, StoredRule } from '../ports/alerts.js';
+import type { AlertSource } from './source.js';
+import { advance, minuteEnds, type AlertStates } from './replay.js';
+import { BUILTIN_RULES, lookback, parseRule, type Rule, type Severity } from './rules.js';
+import type { AlertState, Transition } from './state.js';
+import { planNotifications, type NotifyConfig } from './notify.js';
+
+const MINUTE = 60_000;
+
+/**
+ * One evaluation pass over every tenant's rules (the `alerts` service runs it every
+ * `alerts.evaluateIntervalMs`). Per rule: the window ends are the whole minutes the
+ * watermark passed since the rule's last evaluation (at most `maxCatchUpMinutes`, the most
+ * recent ones), each evaluated in order, exactly as a backtest replays history. Per tenant,
+ * the states, the transitions and the notifications they cause are written in one
+ * transaction: a crash before it leaves the previous evaluation, which the next pass redoes.
+ */
+export interface EvaluatorOptions {
+  store: AlertStore;
+  source: AlertSource;
+  clock: Clock;
+  /** The URL users reach sluice at, for links in notifications. */
+  externalUrl?: string;
+  /** Minutes replayed after a pause (a stalled watermark, a restart); older ones are skipped. Default 60. */
+  maxCatchUpMinutes?: number;
+  /** Every tenant (built-in rules apply to each); default: the tenants that have rules. */
+  tenants?: () => Promise<string[]>;
+  /** Whether the dead-letter breaker holds a tenant's events (it inhibits the tenant's freshness alert). */
+  paused?: (tenant: string) => Promise<boolean>;
+  /** Called with each rule that fails to evaluate (a broken rule does not stop the others). */
+  onRuleError?: (tenant: string, rule: string, error: Error) => void;
+}
+
+export interface PassResult {
+  tenants: number;
+  rules: number;
+  transitions: Transition[];
+  notifications: number;
+  errors: number;
+}
+
+export function statesOf(stored: { rule: string; severity: string; body: unknown }[]): Map<string, AlertStates> {
+  const out = new Map<string, AlertStates>();
+  for (const s of stored) {
+    let m = out.get(s.rule);
+    if (!m) out.set(s.rule, (m = new Map()));
+    m.set(s.severity as Severity, s.body as AlertState);
+  }
+  return out;
+}
+
+export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> {
+  const result: PassResult = { tenants: 0, rules: 0, transitions: [], notifications: 0, errors: 0 };
+  const rules = await opts.store.listRules(null);
+  const byTenant = new Map<string, typeof rules>();
+  for (const t of (await opts.tenants?.()) ?? []) byTenant.set(t, []);
+  for (const r of rules) byTenant.set(r.tenant, [...(byTenant.get(r.tenant) ?? []), r]);
+  for (const [tenant, own] of byTenant) {
+    const stored = withBuiltins(tenant, own);
+    result.tenants++;
+    const watermark = await opts.source.watermark(tenant);
+    const end = Math.floor(watermark / MINUTE) * MINUTE;
+    const previous = statesOf(await opts.store.states(tenant));
+    const write = { tenant, states: [] as { rule: string; severity: string; body: unknown }[], transitions: [] as { rule: string; severity: string; at: number; body: unknown }[] };
+    const current = new Map<string, AlertStates>();
+    const parsed = new Map<string, Rule>();
+    for (const s of stored) {
+      let rule: Rule;
+      try {
+        rule = parseRule(s.name, s.body);
+      } catch (e: unknown) {
+        result.errors++;
+        opts.onRuleError?.(tenant, s.name, coerceError(e));
+        continue;
+      }
+      if (rule.kind === 'builtin' && !rule.enabled) continue;
+      parsed.set(rule.name, rule);
+      const prev = previous.get(rule.name) ?? null;
+      const last = prev ? Math.max(...[...prev.values()].map((x) => x.evaluatedAt)) : end - MINUTE;
+      // Built-in rules watch the pipeline now, on the wall clock; the others step through whole minutes of event time.
+      const ends = rule.kind === 'builtin' ? (opts.clock.now() > last ? [opts.clock.now()] : []) : minuteEnds(Math.max(last, end - (opts.maxCatchUpMinutes ?? 60) * MINUTE), end);
+      if (ends.length === 0) {
+        if (prev) current.set(rule.name, prev);
+        continue;
+      }
+      try {
+        const data = await opts.source.ruleData(tenant, rule, ends[0]! - lookback(rule), end);
+        await data.prefetch?.(ends);
+        const out = advance(tenant, rule, prev, data, ends);
+        result.rules++;
+        current.set(rule.name, out.states);
+        for (const st of out.states.values()) write.states.push({ rule: rule.name, severity: st.severity, body: st });
+        for (const t of out.transitions) write.transitions.push({ rule: t.rule, severity: t.severity, at: t.at, body: t });
+        result.transitions.push(...out.transitions);
+      } catch (e: unknown) {
+        result.errors++;
+        opts.onRuleError?.(tenant, rule.name, coerceError(e));
+        if (prev) current.set(rule.name, prev);
+      }
+    }
+    const config = await loadNotifyConfig(opts.store, tenant);
+    config.paused = (await opts.paused?.(tenant)) ?? false;
+    const alerts = [...current.values()].flatMap((m) => [...m.values()]);
+    const plan = planNotifications(tenant, alerts, config, opts.clock.now(), opts.externalUrl ?? '');
+    result.notifications += plan.notifications.length;
+    if (write.states.length > 0 || plan.notifications.length > 0 || plan.groups.length > 0) {
+      await opts.store.saveEvaluation({ ...write, notifications: plan.notifications, objects: plan.groups });
+    }
+  }
+  return result;
+}
+
+/** A tenant's rules with the built-in ones it has not changed, at their defaults. */
+export function withBuiltins(tenant: string, own: StoredRule[]): StoredRule[] {
+  const names = new Set(own.map((r) => r.name));
+  const builtins = Object.entries(BUILTIN_RULES)
+    .filter(([name]) => !names.has(name))
+    .map(([name, body]) => ({ tenant, name, body, createdAt: 0, updatedAt: 0 }));
+  return [...own, ...builtins];
+}
+
+/** A tenant's receivers, routing, silences and group states, as stored. */
+export async function loadNotifyConfig(store: AlertStore, tenant: string): Promise<NotifyConfig> {
+  const [receivers, routing, silences, groups] = await Promise.all([
+    store.listObjects(tenant, 'receiver'),
+    store.getObject(tenant, 'routing', 'routing'),
+    store.listObjects(tenant, 'silence'),
+    store.listObjects(tenant, 'group'),
+  ]);
+  return {
+    receivers: new Map(receivers.map((r) => [r.name, r.body as NotifyConfig['receivers'] extends Map<string, infer R> ? R : never])),
+    routing: (routing as NotifyConfig['routing'] | null) ?? null,
+    silences: silences.map((s) => s.body as NotifyConfig['silences'][number]),
+    groups: new Map(groups.map((g) => [g.name, g.body as NotifyConfig['groups'] extends Map<string, infer G> ? G : never])),
+    paused: false,
+  };
+}

@@ -1,0 +1,371 @@
+import { SluiceError } from '../core/errors.js';
+import { parseFilters, parseMeasures, type Filter, type Measure } from '../core/query.js';
+
+/**
+ * Alert rules, parsed and validated (pure). Two kinds:
+ *
+ * - `slo`: an objective over a ratio of events (bad / total), alerted by multi-window,
+ *   multi-burn-rate conditions. Defaults from the Google SRE workbook, "Alerting on SLOs",
+ *   table 5-8 (https://sre.google/workbook/alerting-on-slos/): page at 14.4× over 1 h and
+ *   5 m, or 6× over 6 h and 30 m; ticket at 3× over 1 d and 2 h, or 1× over 3 d and 6 h.
+ *   A burn rate is (bad / total) / (1 − objective): 1× spends the budget in exactly the period.
+ * - `threshold`: one measure of a query over a sliding window compared with a value, for
+ *   `for` before it fires ("checkout count below 10 in 15 m", "p95 above 800 ms", "no events
+ *   of this type for 15 m" = count lt 1).
+ *
+ * Low traffic: a window with fewer than `min_events` events cannot decide; the alert is then
+ * `insufficient_data` (shown and counted, never green, never paging). The SLO default of 100
+ * keeps a single bad event from paging: at a 99.9 % objective the page threshold is a bad ratio
+ * of 1.44 %, which one bad event reaches only in a window of fewer than 70 events.
+ */
+
+export type Severity = 'page' | 'ticket';
+export const SEVERITIES: readonly Severity[] = ['page', 'ticket'];
+
+/** Which events a side of an SLO counts: an event type and filters, as in `POST /v1/query`. */
+export interface Selector {
+  event: string | null;
+  filters: Filter[];
+}
+
+/** One multi-window condition: fires when both windows burn faster than `factor`. Durations in ms. */
+export interface BurnWindow {
+  severity: Severity;
+  long: number;
+  short: number;
+  factor: number;
+}
+
+export interface SloRule {
+  kind: 'slo';
+  name: string;
+  /** The fraction of good events promised, 0 < objective < 1. */
+  objective: number;
+  /** The budget period, ms (default 30 d). */
+  period: number;
+  total: Selector;
+  /** Exactly one of bad and good. */
+  bad: Selector | null;
+  good: Selector | null;
+  minEvents: number;
+  windows: BurnWindow[];
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+export type ConditionOp = 'gt' | 'gte' | 'lt' | 'lte' | 'eq' | 'neq';
+export const CONDITION_OPS: readonly ConditionOp[] = ['gt', 'gte', 'lt', 'lte', 'eq', 'neq'];
+
+export interface ThresholdRule {
+  kind: 'threshold';
+  name: string;
+  query: { event: string | null; filters: Filter[]; measure: Measure };
+  /** The sliding window the measure is computed over, ms. */
+  window: number;
+  condition: { op: ConditionOp; value: number };
+  /** How long the condition must hold before the alert fires, ms (0: at once). */
+  for: number;
+  severity: Severity;
+  /** Events in the window below which the rule cannot decide (default 0: a count of 0 is an answer). */
+  minEvents: number;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+/**
+ * A rule sluice keeps for every tenant, on pipeline signals rather than on its events:
+ * - `freshness`: seconds the tenant's watermark is behind the wall clock;
+ * - `conservation_gap`: events received but not accounted for (stored, dead-lettered,
+ *   rejected or duplicate) in the settled minutes of the conservation check;
+ * - `dead_letter_ratio`: over the last hour, events dead-lettered for a pipeline fault
+ *   (`poison`, `invalid_row`, `enrich_failed`: not the producer's doing), by when they were
+ *   dead-lettered, over those plus the events stored with an event time in that hour; unknown
+ *   (insufficient data) below 100 events.
+ * Evaluated on the wall clock at each pass (not at window ends: a stalled watermark is what
+ * freshness watches). On by default (BUILTIN_RULES); a PUT with the same name changes one,
+ * `"enabled": false` turns it off.
+ */
+export interface BuiltinRule {
+  kind: 'builtin';
+  name: string;
+  signal: BuiltinSignal;
+  condition: { op: ConditionOp; value: number };
+  for: number;
+  severity: Severity;
+  enabled: boolean;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+export type BuiltinSignal = 'freshness' | 'conservation_gap' | 'dead_letter_ratio';
+
+export type Rule = SloRule | ThresholdRule | BuiltinRule;
+
+/** The built-in rules of every tenant, as their defaults (the issue's: freshness 5 min behind for 10 min pages; pipeline dead letters above 1 % ticket; any conservation gap pages). */
+export const BUILTIN_RULES: Readonly<Record<string, Record<string, unknown>>> = {
+  sluice_freshness: {
+    kind: 'builtin',
+    signal: 'freshness',
+    condition: { op: 'gt', value: 300 },
+    for: '10m',
+    severity: 'page',
+    annotations: { summary: 'the watermark is more than 5 minutes behind: queries and alerts see old data' },
+  },
+  sluice_dead_letter_ratio: {
+    kind: 'builtin',
+    signal: 'dead_letter_ratio',
+    condition: { op: 'gt', value: 0.01 },
+    for: '0s',
+    severity: 'ticket',
+    annotations: { summary: 'more than 1 % of events fail in the pipeline (poison, invalid rows, enrichers): see GET /v1/dlq/groups' },
+  },
+  sluice_conservation_gap: {
+    kind: 'builtin',
+    signal: 'conservation_gap',
+    condition: { op: 'neq', value: 0 },
+    for: '0s',
+    severity: 'page',
+    annotations: { summary: 'events were received but are neither stored, dead-lettered, rejected nor duplicates' },
+  },
+};
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** The SRE workbook's multi-window, multi-burn-rate conditions (table 5-8). */
+export const DEFAULT_WINDOWS: readonly BurnWindow[] = [
+  { severity: 'page', long: HOUR, short: 5 * MINUTE, factor: 14.4 },
+  { severity: 'page', long: 6 * HOUR, short: 30 * MINUTE, factor: 6 },
+  { severity: 'ticket', long: DAY, short: 2 * HOUR, factor: 3 },
+  { severity: 'ticket', long: 3 * DAY, short: 6 * HOUR, factor: 1 },
+];
+
+export const SLO_DEFAULTS = { period: 30 * DAY, minEvents: 100 } as const;
+
+/** Rule names: 1-63 of letters, digits, "_", "-", ".", starting with a letter (they become the `alertname` label). */
+export const RULE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;
+
+/** The longest window a rule looks at, ms. */
+export function lookback(rule: Rule): number {
+  return rule.kind === 'slo' ? Math.max(...rule.windows.map((w) => w.long)) : rule.kind === 'threshold' ? rule.window : 0;
+}
+
+function bad(field: string, message: string): SluiceError {
+  return new SluiceError('SLUICE_ERR_INVALID_BODY', message, { field });
+}
+
+const DURATION = /^(\d{1,6})(s|m|h|d|w)$/;
+const UNIT = { s: 1_000, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY } as const;
+
+/** `"30s"`, `"5m"`, `"1h"`, `"30d"`, `"1w"` → ms. */
+export function parseDuration(v: unknown, field: string, opts: { min?: number; wholeMinutes?: boolean } = {}): number {
+  const m = typeof v === 'string' ? DURATION.exec(v) : null;
+  if (!m) throw bad(field, `"${field}" must be a duration like "30s", "5m", "1h" or "30d"`);
+  const ms = Number(m[1]) * UNIT[m[2] as keyof typeof UNIT];
+  if (opts.wholeMinutes && ms % MINUTE !== 0) throw bad(field, `"${field}" must be whole minutes (alerts are evaluated on per-minute counts)`);
+  if (ms < (opts.min ?? 0)) throw bad(field, `"${field}" must be at least ${formatDuration(opts.min ?? 0)}`);
+  return ms;
+}
+
+/** ms → the shortest exact duration text (`3600000` → `"1h"`). */
+export function formatDuration(ms: number): string {
+  for (const [u, size] of [['w', UNIT.w], ['d', DAY], ['h', HOUR], ['m', MINUTE]] as const) if (ms >= size && ms % size === 0) return `${ms / size}${u}`;
+  return `${Math.round(ms / 1000)}s`;
+}
+
+function object(v: unknown, field: string): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad(field, `"${field}" must be a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+function checkKeys(o: Record<string, unknown>, allowed: readonly string[], where: string): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw bad(where ? `${where}.${k}` : k, `unknown field "${k}"${where ? ` in "${where}"` : ''}; allowed: ${allowed.join(', ')}`);
+}
+
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]{0,62}$/;
+const RESERVED_LABELS = new Set(['alertname', 'tenant', 'severity']);
+
+function stringMap(v: unknown, field: string, labels: boolean): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  const o = object(v, field);
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(o)) {
+    if (labels && !LABEL_NAME.test(k)) throw bad(`${field}.${k}`, `label name "${k}" must be letters, digits and "_" (Prometheus label names)`);
+    if (labels && RESERVED_LABELS.has(k)) throw bad(`${field}.${k}`, `"${k}" is set by sluice on every alert; choose another label name`);
+    if (typeof val !== 'string' || val.length > 1000) throw bad(`${field}.${k}`, `"${field}.${k}" must be a string of at most 1000 characters`);
+    out[k] = val;
+  }
+  return out;
+}
+
+function minEvents(v: unknown, fallback: number): number {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1e9) throw bad('min_events', '"min_events" must be an integer from 0 to 1000000000');
+  return v;
+}
+
+function selector(v: unknown, field: string): Selector {
+  const o = object(v, field);
+  checkKeys(o, ['event', 'filters'], field);
+  if (o.event !== undefined && o.event !== null && (typeof o.event !== 'string' || o.event.length === 0 || o.event.length > 200)) {
+    throw bad(`${field}.event`, `"${field}.event" must be an event type (a non-empty string of at most 200 characters)`);
+  }
+  return { event: (o.event as string | undefined) ?? null, filters: parseFilters(o.filters, `${field}.filters`) };
+}
+
+function severity(v: unknown, field: string, fallback?: Severity): Severity {
+  if (v === undefined && fallback) return fallback;
+  if (v !== 'page' && v !== 'ticket') throw bad(field, `"${field}" must be "page" or "ticket"`);
+  return v;
+}
+
+function burnWindows(v: unknown, objective: number): BurnWindow[] {
+  const list = v === undefined || v === null ? DEFAULT_WINDOWS.map((w) => ({ ...w })) : null;
+  const out: BurnWindow[] = list ?? [];
+  if (!list) {
+    if (!Array.isArray(v) || v.length === 0 || v.length > 8) throw bad('windows', '"windows" must be a list of 1 to 8 {severity, long, short, factor}');
+    v.forEach((w: unknown, i) => {
+      const at = `windows[${i}]`;
+      const o = object(w, at);
+      checkKeys(o, ['severity', 'long', 'short', 'factor'], at);
+      const long = parseDuration(o.long, `${at}.long`, { min: MINUTE, wholeMinutes: true });
+      const short = parseDuration(o.short, `${at}.short`, { min: MINUTE, wholeMinutes: true });
+      if (short > long) throw bad(`${at}.short`, `the short window (${formatDuration(short)}) must not be longer than the long one (${formatDuration(long)})`);
+      if (long > 7 * DAY) throw bad(`${at}.long`, 'a window is at most 7d');
+      if (typeof o.factor !== 'number' || !(o.factor > 0)) throw bad(`${at}.factor`, `"${at}.factor" must be a number above 0`);
+      out.push({ severity: severity(o.severity, `${at}.severity`), long, short, factor: o.factor });
+    });
+  }
+  out.forEach((w, i) => {
+    // A burn rate above 1 / (1 − objective) needs a bad ratio above 1: the condition can never hold.
+    if (w.factor * (1 - objective) > 1) {
+      throw bad(
+        `windows[${i}].factor`,
+        `the ${w.severity} condition at ${w.factor}× over ${formatDuration(w.long)} and ${formatDuration(w.short)} can never fire: with objective ${objective} it needs a bad ratio of ${round(w.factor * (1 - objective))}, above 1 (every event bad); lower the factor to at most ${round(1 / (1 - objective))} or raise the objective`,
+      );
+    }
+  });
+  return out;
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}
+
+const SLO_KEYS = ['kind', 'objective', 'period', 'total', 'bad', 'good', 'min_events', 'windows', 'labels', 'annotations'] as const;
+const THRESHOLD_KEYS = ['kind', 'query', 'window', 'condition', 'for', 'severity', 'min_events', 'labels', 'annotations'] as const;
+
+/** A rule as `PUT /v1/alerts/rules/:name` declares it. Throws SLUICE_ERR_INVALID_BODY naming the field and the fix. */
+export function parseRule(name: string, body: unknown): Rule {
+  if (!RULE_NAME.test(name)) throw bad('name', `rule name ${JSON.stringify(name)} is not valid: 1-63 letters, digits, "_", "-" or ".", starting with a letter`);
+  const o = object(body, 'rule');
+  if (o.kind === 'slo') {
+    checkKeys(o, SLO_KEYS, '');
+    const objective = o.objective;
+    if (typeof objective !== 'number' || !(objective > 0 && objective < 1)) throw bad('objective', '"objective" must be a number between 0 and 1 (exclusive), e.g. 0.999');
+    if ((o.bad === undefined) === (o.good === undefined)) throw bad('bad', 'give exactly one of "bad" and "good" (the events that spend the budget, or those that do not)');
+    return {
+      kind: 'slo',
+      name,
+      objective,
+      period: o.period === undefined ? SLO_DEFAULTS.period : parseDuration(o.period, 'period', { min: DAY, wholeMinutes: true }),
+      total: selector(o.total, 'total'),
+      bad: o.bad === undefined ? null : selector(o.bad, 'bad'),
+      good: o.good === undefined ? null : selector(o.good, 'good'),
+      minEvents: minEvents(o.min_events, SLO_DEFAULTS.minEvents),
+      windows: burnWindows(o.windows, objective),
+      labels: stringMap(o.labels, 'labels', true),
+      annotations: stringMap(o.annotations, 'annotations', false),
+    };
+  }
+  if (o.kind === 'threshold') {
+    checkKeys(o, THRESHOLD_KEYS, '');
+    const q = object(o.query, 'query');
+    for (const k of ['from', 'to']) if (k in q) throw bad(`query.${k}`, `a rule's query has no "${k}": it is evaluated over "window" ending at the watermark`);
+    for (const k of ['group_by', 'interval', 'order_by', 'limit']) if (k in q) throw bad(`query.${k}`, `a rule's query is one number per window: "${k}" is not supported`);
+    checkKeys(q, ['event', 'filters', 'measures', 'source'], 'query');
+    const measures = parseMeasures(q.measures, ['count']);
+    if (measures.length !== 1) throw bad('query.measures', 'a rule\'s query has exactly one measure (the number the condition compares)');
+    const sel = selector({ event: q.event, filters: q.filters }, 'query');
+    const c = object(o.condition, 'condition');
+    checkKeys(c, ['op', 'value'], 'condition');
+    if (typeof c.op !== 'string' || !CONDITION_OPS.includes(c.op as ConditionOp)) throw bad('condition.op', `"condition.op" must be one of ${CONDITION_OPS.join(', ')}`);
+    if (typeof c.value !== 'number' || !Number.isFinite(c.value)) throw bad('condition.value', '"condition.value" must be a number');
+    return {
+      kind: 'threshold',
+      name,
+      query: { ...sel, measure: measures[0]! },
+      window: parseDuration(o.window, 'window', { min: MINUTE, wholeMinutes: true }),
+      condition: { op: c.op as ConditionOp, value: c.value },
+      for: o.for === undefined ? 0 : parseDuration(o.for, 'for'),
+      severity: severity(o.severity, 'severity', 'page'),
+      minEvents: minEvents(o.min_events, 0),
+      labels: stringMap(o.labels, 'labels', true),
+      annotations: stringMap(o.annotations, 'annotations', false),
+    };
+  }
+  if (o.kind === 'builtin') {
+    checkKeys(o, ['kind', 'signal', 'condition', 'for', 'severity', 'enabled', 'labels', 'annotations'], '');
+    const defaults = BUILTIN_RULES[name];
+    if (!defaults || defaults.signal !== o.signal) {
+      throw bad('signal', `built-in rules are ${Object.entries(BUILTIN_RULES).map(([n, r]) => `"${n}" (signal "${String(r.signal)}")`).join(', ')}; "${name}" with signal ${JSON.stringify(o.signal)} is not one`);
+    }
+    const c = object(o.condition ?? defaults.condition, 'condition');
+    if (typeof c.op !== 'string' || !CONDITION_OPS.includes(c.op as ConditionOp)) throw bad('condition.op', `"condition.op" must be one of ${CONDITION_OPS.join(', ')}`);
+    if (typeof c.value !== 'number' || !Number.isFinite(c.value)) throw bad('condition.value', '"condition.value" must be a number');
+    if (o.enabled !== undefined && typeof o.enabled !== 'boolean') throw bad('enabled', '"enabled" must be true or false');
+    return {
+      kind: 'builtin',
+      name,
+      signal: o.signal as BuiltinSignal,
+      condition: { op: c.op as ConditionOp, value: c.value },
+      for: parseDuration(o.for ?? defaults.for, 'for'),
+      severity: severity(o.severity ?? defaults.severity, 'severity'),
+      enabled: (o.enabled as boolean | undefined) ?? true,
+      labels: stringMap(o.labels, 'labels', true),
+      annotations: stringMap(o.annotations ?? defaults.annotations, 'annotations', false),
+    };
+  }
+  throw bad('kind', '"kind" must be "slo", "threshold" or "builtin"');
+}
+
+function selectorJson(s: Selector): Record<string, unknown> {
+  return { event: s.event, filters: s.filters.map((f) => ({ field: f.field.name, op: f.op, value: f.value })) };
+}
+
+/** The JSON form of a rule with every default filled in; `parseRule(name, ruleJson(r))` gives `r` back. */
+export function ruleJson(r: Rule): Record<string, unknown> {
+  if (r.kind === 'slo') {
+    return {
+      kind: 'slo',
+      objective: r.objective,
+      period: formatDuration(r.period),
+      total: selectorJson(r.total),
+      ...(r.bad ? { bad: selectorJson(r.bad) } : { good: selectorJson(r.good!) }),
+      min_events: r.minEvents,
+      windows: r.windows.map((w) => ({ severity: w.severity, long: formatDuration(w.long), short: formatDuration(w.short), factor: w.factor })),
+      labels: r.labels,
+      annotations: r.annotations,
+    };
+  }
+  if (r.kind === 'builtin') {
+    return { kind: 'builtin', signal: r.signal, condition: r.condition, for: formatDuration(r.for), severity: r.severity, enabled: r.enabled, labels: r.labels, annotations: r.annotations };
+  }
+  return {
+    kind: 'threshold',
+    query: { ...selectorJson(r.query), measures: [r.query.measure.name] },
+    window: formatDuration(r.window),
+    condition: r.condition,
+    for: formatDuration(r.for),
+    severity: r.severity,
+    min_events: r.minEvents,
+    labels: r.labels,
+    annotations: r.annotations,
+  };
+}
+
+/** The severities a rule can raise, in order. */
+export function severitiesOf(r: Rule): Severity[] {
+  return r.kind !== 'slo' ? [r.severity] : SEVERITIES.filter((s) => r.windows.some((w) => w.severity === s));
+}

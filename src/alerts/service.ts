@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import { periodic, type Service } from '../core/service.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../obs/logger.js';
+import type { AlertStore } from '../ports/alerts.js';
+import { deliverDue } from './deliver.js';
+import { evaluatePass } from './evaluator.js';
+import type { AlertSource } from './source.js';
+
+export interface AlertServiceOptions {
+  store: AlertStore;
+  source: AlertSource;
+  clock: Clock;
+  logger?: Logger;
+  evaluateIntervalMs: number;
+  deliverIntervalMs: number;
+  externalUrl: string;
+  /** The evaluation lease's time to live, ms: another process takes over within it. */
+  leaseTtlMs: number;
+  /** Every tenant (built-in rules apply to each). */
+  tenants?: () => Promise<string[]>;
+  /** Whether the dead-letter breaker holds a tenant's events. */
+  paused?: (tenant: string) => Promise<boolean>;
+  /** This process's identity for the lease (default: a random id). */
+  owner?: string;
+}
+
+/**
+ * The alerts' two services: `alerts.evaluate` runs an evaluation pass every
+ * `evaluateIntervalMs` (rules, states, group timers, queuing notifications), and
+ * `alerts.deliver` delivers the outbox every `deliverIntervalMs` (so a notification queued by
+ * a pass, or left by a process that died, goes out within a second, and retries follow their
+ * backoff). Every query process runs them; only the holder of the evaluation lease (in the
+ * catalog) does the work, renewing it at each run, so exactly one process evaluates and
+ * delivers at a time and another takes over within `leaseTtlMs` when it dies. A takeover
+ * finds the group states and the outbox as the last holder committed them: it queues nothing
+ * twice and delivers what was left.
+ */
+export function alertServices(opts: AlertServiceOptions): (Service & { runNow(): Promise<void> })[] {
+  const logger = opts.logger?.child({ component: 'alerts' });
+  const owner = opts.owner ?? randomUUID();
+  let held = false;
+  const leased = async (): Promise<boolean> => {
+    const now = await opts.store.lease(owner, opts.leaseTtlMs, opts.clock.now());
+    if (now !== held) logger?.info({ owner }, now ? 'took the alert evaluation lease' : 'lost the alert evaluation lease; another process evaluates');
+    held = now;
+    return now;
+  };
+  const evaluate = periodic(
+    'alerts.evaluate',
+    opts.evaluateIntervalMs,
+    async () => {
+      if (!(await leased())) return;
+      const r = await evaluatePass({
+        store: opts.store,
+        source: opts.source,
+        clock: opts.clock,
+        externalUrl: opts.externalUrl,
+        ...(opts.tenants ? { tenants: opts.tenants } : {}),
+        ...(opts.paused ? { paused: opts.paused } : {}),
+        onRuleError: (tenant, rule, e) => logger?.warn({ tenant, rule, err: e.message }, 'alert rule failed to evaluate'),
+      });
+      for (const t of r.transitions) logger?.info({ tenant: t.tenant, rule: t.rule, severity: t.severity, from: t.from, to: t.to, at: new Date(t.at).toISOString() }, 'alert state changed');
+    },
+    { clock: opts.clock, ...(logger ? { logger } : {}), runAtStart: true },
+  );
+  const deliver = periodic(
+    'alerts.deliver',
+    opts.deliverIntervalMs,
+    async (signal) => {
+      if (!(await leased())) return;
+      const r = await deliverDue({ store: opts.store, clock: opts.clock, signal });
+      if (r.failed > 0) logger?.warn({ delivered: r.delivered, failed: r.failed }, 'alert notifications failed; will retry with backoff');
+    },
+    { clock: opts.clock, ...(logger ? { logger } : {}), runAtStart: true },
+  );
+  return [evaluate, deliver];
+}

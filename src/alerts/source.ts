@@ -1,0 +1,130 @@
+import type { Measure, QuerySpec } from '../core/query.js';
+import type { DeadLetterStore } from '../ports/dead-letters.js';
+import type { Log } from '../ports/log.js';
+import type { StoreReader } from '../ports/reader.js';
+import { mergeable, type MinutePartial, type MinuteSeries, type RuleData, type WindowMeasure } from './evaluate.js';
+import type { BuiltinSignal, Rule, Selector, ThresholdRule } from './rules.js';
+
+const MINUTE = 60_000;
+/** Rows a per-minute query may return: a week of minutes and some. */
+const CAP = 20_000;
+
+/**
+ * Where alert evaluation reads its numbers: the store's queries (the same as `POST /v1/query`,
+ * served from a covering view when one exists, else from raw events) and the log's
+ * watermark. Exact per-minute counts; nothing sampled.
+ */
+export interface AlertSource {
+  /**
+   * A time T such that every event received before T is visible to the queries made after
+   * this call (the query watermark): windows end at the last whole minute at or before it.
+   */
+  watermark(tenant: string): Promise<number>;
+  /** A rule's data covering [from, to) (whole minutes). */
+  ruleData(tenant: string, rule: Rule, from: number, to: number): Promise<RuleData>;
+  /** Counts of a selector per bucket (per minute by default) over [from, to), keyed by bucket start. */
+  counts(tenant: string, sel: Selector, from: number, to: number, interval?: '1m' | '1h'): Promise<MinuteSeries>;
+}
+
+const COUNT: Measure = { name: 'count', kind: 'count', field: null };
+
+function spec(tenant: string, sel: Selector, from: number, to: number, interval: '1m' | '1h' | null, measures: Measure[]): QuerySpec {
+  return { tenant, event: sel.event, from, to, interval, measures, filters: sel.filters, groupBy: [], orderBy: [], limit: null, source: 'auto' };
+}
+
+/** Dead-letter reasons that are the pipeline's faults, not the producer's. */
+export const PIPELINE_FAULTS = ['poison', 'invalid_row', 'enrich_failed'] as const;
+const RATIO_WINDOW = 3_600_000;
+const RATIO_MIN_EVENTS = 100;
+
+/** The source over the store reader and the log (and the catalog's dead letters, for the dead-letter ratio), as `sluice up` has them. */
+export function storeSource(reader: StoreReader, log: Log, now: () => number, deadLetters?: DeadLetterStore): AlertSource {
+  const counts = async (tenant: string, sel: Selector, from: number, to: number, interval: '1m' | '1h' = '1m'): Promise<MinuteSeries> => {
+    const out: MinuteSeries = new Map();
+    if (to <= from) return out;
+    const answer = await reader.query(spec(tenant, sel, from, to, interval, [COUNT]), CAP);
+    for (const [bucket, n] of answer.rows) out.set(Number(bucket), Number(n));
+    return out;
+  };
+  const watermark = async (tenant: string): Promise<number> => {
+    // The applied offsets are read before the log's oldest unapplied record: everything
+    // received before the answer is in the store for the queries that follow.
+    const t = now();
+    const r = await reader.counts({ tenant, type: null, from: t - MINUTE, to: t, interval: '1m' });
+    const oldest = await log.oldestUnapplied(r.applied);
+    return oldest === null ? t : Math.min(oldest, t);
+  };
+  const signal = async (tenant: string, name: BuiltinSignal): Promise<number | null> => {
+    if (name === 'freshness') return Math.max(0, now() - (await watermark(tenant))) / 1000;
+    if (name === 'dead_letter_ratio') {
+      if (!deadLetters) return null;
+      const t = now();
+      let dead = 0;
+      for (const reason of PIPELINE_FAULTS) {
+        const groups = await deadLetters.groups(tenant, { reason, from: t - RATIO_WINDOW, to: t, status: ['open', 'held', 'replayed', 'discarded'] }, 10_000);
+        dead += groups.reduce((n, g) => n + g.count, 0);
+      }
+      const stored = (await reader.counts({ tenant, type: null, from: t - RATIO_WINDOW, to: t, interval: '1m' })).rows.reduce((n, r) => n + r.count, 0);
+      return stored + dead < RATIO_MIN_EVENTS ? null : dead / (stored + dead);
+    }
+    const c = await reader.conservation();
+    if (c.checkedAt === null) return null;
+    return c.gapByTenant.find(([t]) => t === tenant)?.[1] ?? 0;
+  };
+  return {
+    watermark,
+    counts,
+    async ruleData(tenant, rule, from, to) {
+      if (rule.kind === 'slo') {
+        const total = await counts(tenant, rule.total, from, to);
+        if (rule.bad) return { slo: { total, bad: await counts(tenant, rule.bad, from, to) } };
+        const good = await counts(tenant, rule.good!, from, to);
+        const bad: MinuteSeries = new Map();
+        for (const [m, n] of total) bad.set(m, Math.max(0, n - (good.get(m) ?? 0)));
+        return { slo: { total, bad } };
+      }
+      if (rule.kind === 'builtin') return { signal: await signal(tenant, rule.signal) };
+      if (mergeable(rule)) return { partials: await partials(reader, tenant, rule, from, to) };
+      // Measures that do not merge: one query per window end, over the whole window.
+      const cache = new Map<number, WindowMeasure>();
+      const windows = new Map<number, Promise<WindowMeasure>>();
+      const measure = (end: number) => windowMeasure(reader, tenant, rule, end - rule.window, end);
+      // Prefetched by the caller through `prefetch`; evaluated synchronously from the cache.
+      return {
+        window: (end) => {
+          const m = cache.get(end);
+          if (!m) throw new Error(`no window measure fetched for ${new Date(end).toISOString()}`);
+          return m;
+        },
+        prefetch: async (ends: number[]) => {
+          for (const end of ends) if (!windows.has(end)) windows.set(end, measure(end));
+          for (const end of ends) cache.set(end, await windows.get(end)!);
+        },
+      } as RuleData;
+    },
+  };
+}
+
+async function partials(reader: StoreReader, tenant: string, rule: ThresholdRule, from: number, to: number): Promise<Map<number, MinutePartial>> {
+  const m = rule.query.measure;
+  const measures = m.kind === 'count' ? [COUNT] : [COUNT, m];
+  const answer = await reader.query(spec(tenant, rule.query, from, to, '1m', measures), CAP);
+  const out = new Map<number, MinutePartial>();
+  for (const row of answer.rows) {
+    const v = row[2] === null || row[2] === undefined ? null : Number(row[2]);
+    out.set(Number(row[0]), {
+      count: Number(row[1]),
+      sum: m.kind === 'sum' ? (v ?? 0) : 0,
+      min: m.kind === 'min' ? v : null,
+      max: m.kind === 'max' ? v : null,
+    });
+  }
+  return out;
+}
+
+async function windowMeasure(reader: StoreReader, tenant: string, rule: ThresholdRule, from: number, to: number): Promise<WindowMeasure> {
+  const answer = await reader.query(spec(tenant, rule.query, from, to, null, [COUNT, rule.query.measure]), 2);
+  const row = answer.rows[0];
+  if (!row) return { value: null, events: 0 };
+  return { events: Number(row[0]), value: row[1] === null || row[1] === undefined ? null : Number(row[1]) };
+}

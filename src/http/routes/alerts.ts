@@ -1,0 +1,276 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { backtest } from '../../alerts/replay.js';
+import { budgetOf } from '../../alerts/budget.js';
+import { mergeable } from '../../alerts/evaluate.js';
+import { loadNotifyConfig, statesOf, withBuiltins } from '../../alerts/evaluator.js';
+import { mutedBy, parseReceiver, parseRouting, RECEIVER_NAME, routingJson } from '../../alerts/notify.js';
+import { lookback, parseRule, ruleJson, type Rule } from '../../alerts/rules.js';
+import { parseSilence, silenceJson, type Silence } from '../../alerts/silences.js';
+import type { AlertSource } from '../../alerts/source.js';
+import { ALERT_STATES, type AlertState, type Transition } from '../../alerts/state.js';
+import { SluiceError } from '../../core/errors.js';
+import { iso, parseQueryTime } from '../../core/time.js';
+import type { Catalog } from '../../ports/catalog.js';
+import { authenticate } from '../auth.js';
+
+export interface AlertRouteOptions {
+  catalog: Catalog;
+  source: AlertSource;
+  now?: () => number;
+}
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+/** The longest span a backtest replays. */
+const MAX_BACKTEST = 7 * DAY;
+/** Window ends a backtest may query one by one (measures that do not merge per minute). */
+const MAX_QUERIED_ENDS = 1_440;
+
+function time(v: unknown, field: string, fallback: string, now: number): number {
+  const t = typeof (v ?? fallback) === 'string' ? parseQueryTime((v ?? fallback) as string, now) : null;
+  if (t === null) throw new SluiceError('SLUICE_ERR_INVALID_BODY', `"${field}" must be an RFC 3339 timestamp, "now" or a relative time like "-7d"`, { field });
+  return t;
+}
+
+function wireRule(name: string, rule: Rule, stored?: { createdAt: number; updatedAt: number }) {
+  return { name, ...ruleJson(rule), ...(stored ? { created_at: iso(stored.createdAt), updated_at: iso(stored.updatedAt) } : {}) };
+}
+
+export function wireTransition(t: Transition) {
+  return { rule: t.rule, severity: t.severity, fingerprint: t.fingerprint, from: t.from, to: t.to, at: iso(t.at), explanation: t.verdict };
+}
+
+function wireAlert(a: AlertState, muted: { silencedBy: string[]; inhibitedBy: string[] }) {
+  return {
+    rule: a.rule,
+    severity: a.severity,
+    state: a.state,
+    since: iso(a.since),
+    evaluated_at: iso(a.evaluatedAt),
+    labels: a.labels,
+    annotations: a.annotations,
+    fingerprint: a.fingerprint,
+    silenced: muted.silencedBy.length > 0,
+    silenced_by: muted.silencedBy,
+    inhibited: muted.inhibitedBy.length > 0,
+    inhibited_by: muted.inhibitedBy,
+    explanation: a.verdict,
+  };
+}
+
+/** A backtest's answer: every transition, and the firing periods per severity. */
+function backtestAnswer(rule: Rule, from: number, to: number, transitions: Transition[]) {
+  const periods: { severity: string; fired_at: string; resolved_at: string | null }[] = [];
+  const open = new Map<string, number>();
+  for (const t of transitions) {
+    if (t.to === 'firing') open.set(t.severity, t.at);
+    else if (t.from === 'firing') {
+      periods.push({ severity: t.severity, fired_at: iso(open.get(t.severity)!), resolved_at: iso(t.at) });
+      open.delete(t.severity);
+    }
+  }
+  for (const [severity, at] of open) periods.push({ severity, fired_at: iso(at), resolved_at: null });
+  return { rule: rule.name, from: iso(from), to: iso(to), fired: periods.length, periods, transitions: transitions.map(wireTransition) };
+}
+
+/**
+ * Alerting (`/v1/alerts/…`): rules (admin key to change them), the current alerts and their
+ * history (read key), error budgets, backtests, receivers, routing and silences. Every change
+ * is audit-logged in the catalog with the change itself.
+ */
+export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void {
+  const now = opts.now ?? Date.now;
+  const store = opts.catalog.alerts;
+  const name = (request: FastifyRequest) => (request.params as { name: string }).name;
+  const query = (request: FastifyRequest) => request.query as Record<string, string | undefined>;
+
+  const ruleOrThrow = async (tenant: string, n: string) => {
+    const stored = (await store.getRule(tenant, n)) ?? withBuiltins(tenant, []).find((r) => r.name === n) ?? null;
+    if (!stored) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no alert rule "${n}"; GET /v1/alerts/rules lists them`, { field: 'name' });
+    return { stored, rule: parseRule(stored.name, stored.body) };
+  };
+
+  app.put('/v1/alerts/rules/:name', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, 'admin');
+    const rule = parseRule(name(request), await request.jsonBody());
+    const { created, rule: stored } = await store.putRule(grant.tenant, rule.name, ruleJson(rule), grant.keyId);
+    return reply.code(created ? 201 : 200).send(wireRule(rule.name, rule, stored));
+  });
+
+  app.get('/v1/alerts/rules', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
+    const rules = withBuiltins(grant.tenant, await store.listRules(grant.tenant));
+    return reply.send({ rules: rules.map((r) => wireRule(r.name, parseRule(r.name, r.body), r.createdAt ? r : undefined)) });
+  });
+
+  app.get('/v1/alerts/rules/:name', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
+    const { stored, rule } = await ruleOrThrow(grant.tenant, name(request));
+    return reply.send(wireRule(rule.name, rule, stored));
+  });
+
+  app.delete('/v1/alerts/rules/:name', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, 'admin');
+    if (!(await store.deleteRule(grant.tenant, name(request), grant.keyId))) {
+      throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no alert rule "${name(request)}"`, { field: 'name' });
+    }
+    return reply.code(204).send();
+  });
+
+  app.get('/v1/alerts', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
+    const t = now();
+    const states = [...statesOf(await store.states(grant.tenant)).values()].flatMap((m) => [...m.values()]);
+    const config = await loadNotifyConfig(store, grant.tenant);
+    config.paused = (await opts.catalog.settings(grant.tenant)).paused !== null;
+    const firing = states.filter((s) => s.state === 'firing');
+    const filter = query(request);
+    const alerts = states
+      .filter((s) => (!filter.state || s.state === filter.state) && (!filter.rule || s.rule === filter.rule))
+      .map((s) => wireAlert(s, mutedBy(s, firing, config, t)));
+    const counts = Object.fromEntries(ALERT_STATES.map((st) => [st, states.filter((s) => s.state === st).length]));
+    return reply.send({ alerts, counts });
+  });
+
+  app.get('/v1/alerts/history', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
+    const q = query(request);
+    const t = now();
+    const from = time(q.from, 'from', '-24h', t);
+    const to = time(q.to, 'to', 'now', t);
+    const rows = await store.history(grant.tenant, from, to + 1, 10_000);
+    return reply.send({ from: iso(from), to: iso(to), transitions: rows.map((r) => wireTransition(r.body as Transition)) });
+  });
+
+  app.get('/v1/alerts/rules/:name/budget', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
+    const { rule } = await ruleOrThrow(grant.tenant, name(request));
+    if (rule.kind !== 'slo') throw new SluiceError('SLUICE_ERR_INVALID_QUERY', `"${rule.name}" is a threshold rule: only SLOs have an error budget`, { field: 'name' });
+    const bucketParam = query(request).bucket ?? '1d';
+    const bucket = bucketParam === '1h' ? HOUR : bucketParam === '1d' ? DAY : null;
+    if (bucket === null) throw new SluiceError('SLUICE_ERR_INVALID_QUERY', '"bucket" must be "1h" or "1d"', { field: 'bucket' });
+    // Hourly counts over whole hours (a 30-day period is 720 of them), ending at the last whole hour the watermark passed.
+    const step = rule.period % HOUR === 0 ? HOUR : MINUTE;
+    const end = Math.floor((await opts.source.watermark(grant.tenant)) / step) * step;
+    const interval = step === HOUR ? '1h' : '1m';
+    const total = await opts.source.counts(grant.tenant, rule.total, end - rule.period, end, interval);
+    let bad;
+    if (rule.bad) bad = await opts.source.counts(grant.tenant, rule.bad, end - rule.period, end, interval);
+    else {
+      const good = await opts.source.counts(grant.tenant, rule.good!, end - rule.period, end, interval);
+      bad = new Map([...total].map(([m, n]) => [m, Math.max(0, n - (good.get(m) ?? 0))]));
+    }
+    const b = budgetOf(rule, total, bad, end, Math.max(bucket, step), step);
+    return reply.send({
+      rule: rule.name,
+      objective: b.objective,
+      period: { from: iso(b.from), to: iso(b.to) },
+      total: b.total,
+      bad: b.bad,
+      allowed_bad: b.allowed,
+      remaining: b.remaining,
+      buckets: b.buckets.map((x) => ({ start: iso(x.start), total: x.total, bad: x.bad, burn_rate: x.burn_rate })),
+    });
+  });
+
+  const runBacktest = async (tenant: string, rule: Rule, body: Record<string, unknown>) => {
+    if (rule.kind === 'builtin') throw new SluiceError('SLUICE_ERR_INVALID_QUERY', `"${rule.name}" watches the pipeline as it runs: it has no history to backtest`, { field: 'name' });
+    const t = now();
+    const watermark = Math.floor((await opts.source.watermark(tenant)) / MINUTE) * MINUTE;
+    const from = Math.floor(time(body.from, 'from', '-7d', t) / MINUTE) * MINUTE;
+    const to = Math.min(watermark, Math.floor(time(body.to, 'to', 'now', t) / MINUTE) * MINUTE);
+    if (to <= from) throw new SluiceError('SLUICE_ERR_INVALID_BODY', `"to" (capped at the watermark, ${iso(watermark)}) must be after "from"`, { field: 'to' });
+    if (to - from > MAX_BACKTEST) throw new SluiceError('SLUICE_ERR_QUERY_TOO_LARGE', 'a backtest spans at most 7d: shorten "from"…"to"', { field: 'from' });
+    if (rule.kind === 'threshold' && !mergeable(rule) && (to - from) / MINUTE > MAX_QUERIED_ENDS) {
+      throw new SluiceError('SLUICE_ERR_QUERY_TOO_LARGE', `"${rule.query.measure.name}" is computed by one query per minute: backtest at most 1d of it`, { field: 'from' });
+    }
+    const data = await opts.source.ruleData(tenant, rule, from - lookback(rule), to);
+    const ends: number[] = [];
+    for (let m = from + MINUTE; m <= to; m += MINUTE) ends.push(m);
+    await data.prefetch?.(ends);
+    return backtestAnswer(rule, from, to, backtest(tenant, rule, data, from, to).transitions);
+  };
+
+  app.post('/v1/alerts/rules/:name/backtest', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
+    const { rule } = await ruleOrThrow(grant.tenant, name(request));
+    const body = ((await request.jsonBody().catch(() => ({}))) ?? {}) as Record<string, unknown>;
+    return reply.send(await runBacktest(grant.tenant, rule, body));
+  });
+
+  app.post('/v1/alerts/backtest', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
+    const body = (await request.jsonBody()) as Record<string, unknown>;
+    if (body === null || typeof body !== 'object' || body.rule === undefined) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'send {"rule": {…a rule…}, "from": "-7d", "to": "now"}', { field: 'rule' });
+    const r = body.rule as Record<string, unknown>;
+    const { name: n, ...rest } = r;
+    const rule = parseRule(typeof n === 'string' ? n : 'backtest', rest);
+    return reply.send(await runBacktest(grant.tenant, rule, body));
+  });
+
+  // ---- receivers, routing, silences -----------------------------------------------------
+
+  app.put('/v1/alerts/receivers/:name', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, 'admin');
+    if (!RECEIVER_NAME.test(name(request))) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'a receiver name is 1-63 letters, digits, "_", "-" or "."', { field: 'name' });
+    const receiver = parseReceiver(await request.jsonBody());
+    const { created } = await store.putObject(grant.tenant, 'receiver', name(request), receiver, grant.keyId);
+    return reply.code(created ? 201 : 200).send({ name: name(request), ...receiver });
+  });
+
+  app.get('/v1/alerts/receivers', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, 'admin');
+    return reply.send({ receivers: (await store.listObjects(grant.tenant, 'receiver')).map((r) => ({ name: r.name, ...(r.body as object) })) });
+  });
+
+  app.get('/v1/alerts/receivers/:name', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, 'admin');
+    const r = await store.getObject(grant.tenant, 'receiver', name(request));
+    if (!r) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no receiver "${name(request)}"`, { field: 'name' });
+    return reply.send({ name: name(request), ...(r as object) });
+  });
+
+  app.delete('/v1/alerts/receivers/:name', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, 'admin');
+    if (!(await store.deleteObject(grant.tenant, 'receiver', name(request), grant.keyId))) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no receiver "${name(request)}"`, { field: 'name' });
+    return reply.code(204).send();
+  });
+
+  app.put('/v1/alerts/routing', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, 'admin');
+    const routing = parseRouting(await request.jsonBody());
+    const receivers = new Set((await store.listObjects(grant.tenant, 'receiver')).map((r) => r.name));
+    for (const r of [...routing.routes.map((x) => x.receiver), ...(routing.default_receiver ? [routing.default_receiver] : [])]) {
+      if (!receivers.has(r)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', `no receiver "${r}": create it first with PUT /v1/alerts/receivers/${r}`, { field: 'routes' });
+    }
+    await store.putObject(grant.tenant, 'routing', 'routing', routing, grant.keyId);
+    return reply.send(routingJson(routing));
+  });
+
+  app.get('/v1/alerts/routing', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, 'admin');
+    const r = await store.getObject(grant.tenant, 'routing', 'routing');
+    return reply.send(routingJson((r as ReturnType<typeof parseRouting> | null) ?? parseRouting({})));
+  });
+
+  app.post('/v1/alerts/silences', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, 'admin');
+    const s = parseSilence(await request.jsonBody(), grant.keyId, now());
+    await store.putObject(grant.tenant, 'silence', s.id, s, grant.keyId);
+    return reply.code(201).send(silenceJson(s, now()));
+  });
+
+  app.get('/v1/alerts/silences', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
+    const t = now();
+    return reply.send({ silences: (await store.listObjects(grant.tenant, 'silence')).map((s) => silenceJson(s.body as Silence, t)) });
+  });
+
+  app.delete('/v1/alerts/silences/:id', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, 'admin');
+    const id = (request.params as { id: string }).id;
+    if (!(await store.deleteObject(grant.tenant, 'silence', id, grant.keyId))) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no silence "${id}"`, { field: 'id' });
+    return reply.code(204).send();
+  });
+}
