@@ -1,4 +1,5 @@
 import type { DeadLetterStore } from './dead-letters.js';
+import type { PipelineStore } from './pipelines.js';
 import type { SchemaStore } from './schemas.js';
 
 /**
@@ -48,6 +49,8 @@ export interface Catalog {
 
   readonly deadLetters: DeadLetterStore;
   readonly schemas: SchemaStore;
+  /** Transform pipeline versions per tenant. */
+  readonly pipelines: PipelineStore;
 
   close(): Promise<void>;
 }

@@ -211,5 +211,41 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       expect(await dlq.counts('acme')).toEqual({ poison: 1, schema_violation: 1 });
       expect((await dlq.list('acme', { status: ['discarded'] }, 10)).entries.map((e) => e.idempotencyKey).sort()).toEqual(['k-2', 'k-4']);
     });
+    it('pipelines.versions-are-compare-and-set-audited-and-move-the-epoch', async () => {
+      const { catalog, another } = await make();
+      await catalog.createTenant('acme');
+      const p = catalog.pipelines;
+      expect(await p.current('acme')).toBeNull();
+      const epoch = await catalog.epoch();
+      const steps1 = [{ cast: { field: 'properties.amount', to: 'number' } }];
+      const v1 = await p.put('acme', { steps: steps1, actor: 'key-1', expectedVersion: 0, audit: (before) => ({ before }) });
+      expect(v1).toMatchObject({ tenant: 'acme', version: 1, steps: steps1, createdBy: 'key-1' });
+      expect(await catalog.epoch()).toBeGreaterThan(epoch);
+      // A writer that read version 0 meanwhile is refused; without expected_version it wins.
+      expect(await code(p.put('acme', { steps: [], actor: 'key-2', expectedVersion: 0, audit: () => null }))).toBe('SLUICE_ERR_CONFLICT:expected_version');
+      const v2 = await p.put('acme', { steps: [], actor: 'key-2', audit: (before) => ({ before }) });
+      expect(v2.version).toBe(2);
+      const other = await another();
+      expect((await other.pipelines.current('acme'))?.version).toBe(2);
+      expect((await other.pipelines.get('acme', 1))?.steps).toEqual(steps1);
+      expect(await other.pipelines.get('acme', 3)).toBeNull();
+      expect((await p.list('acme', 10)).map((v) => v.version)).toEqual([2, 1]);
+      expect((await p.list('acme', 1)).map((v) => v.version)).toEqual([2]);
+      expect(await p.current('beta')).toBeNull();
+      const audit = await catalog.auditLog('acme', 10);
+      expect(audit.filter((a) => a.action === 'pipeline.put').map((a) => [a.subject, a.actor, a.detail])).toEqual([
+        ['pipeline:2', 'key-2', { before: steps1 }],
+        ['pipeline:1', 'key-1', { before: null }],
+      ]);
+    });
+
+    it('pipelines.the-redaction-salt-is-made-once-per-tenant', async () => {
+      const { catalog, another } = await make();
+      const a = await catalog.pipelines.salt('acme');
+      expect(a).toMatch(/^[0-9a-f]{64}$/);
+      expect(await catalog.pipelines.salt('acme')).toBe(a);
+      expect(await (await another()).pipelines.salt('acme')).toBe(a);
+      expect(await catalog.pipelines.salt('beta')).not.toBe(a);
+    });
   });
 }

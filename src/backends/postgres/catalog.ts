@@ -6,6 +6,7 @@ import { checkKeyTeam, checkTenantName, KeyVerifier, mintKey, noTenant, parseSet
 import { bumpEpoch, insertAudit } from './changes.js';
 import { Executor, migrate, openPool, postgresTarget, type Migration, type Sql } from './database.js';
 import { PostgresDeadLetters } from './dead-letters.js';
+import { PostgresPipelines } from './pipelines.js';
 import { PostgresSchemas } from './schemas.js';
 
 const MIGRATIONS: Migration[] = [
@@ -42,6 +43,17 @@ const MIGRATIONS: Migration[] = [
       CREATE INDEX dead_letters_by_receipt ON dead_letters (received_at);
     `,
   },
+  {
+    // Transform pipelines: one versioned document of steps per tenant, and its redaction salt.
+    version: 2,
+    sql: `
+      CREATE TABLE pipelines (
+        tenant text NOT NULL, version integer NOT NULL, steps text NOT NULL, created_at bigint NOT NULL, created_by text NOT NULL,
+        PRIMARY KEY (tenant, version)
+      );
+      CREATE TABLE pipeline_salts (tenant text PRIMARY KEY, salt text NOT NULL);
+    `,
+  },
 ];
 
 /**
@@ -66,6 +78,7 @@ export class PostgresCatalog implements Catalog {
   });
   readonly deadLetters: PostgresDeadLetters;
   readonly schemas: PostgresSchemas;
+  readonly pipelines: PostgresPipelines;
 
   constructor(url: string) {
     this.target = postgresTarget(url);
@@ -74,6 +87,7 @@ export class PostgresCatalog implements Catalog {
     this.exec = new Executor(this.pool, (e) => this.unavailable(e));
     this.deadLetters = new PostgresDeadLetters(this.exec);
     this.schemas = new PostgresSchemas(this.exec);
+    this.pipelines = new PostgresPipelines(this.exec);
   }
 
   private unavailable(e: unknown): SluiceError {

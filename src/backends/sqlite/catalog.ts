@@ -2,6 +2,7 @@ import type { AuditEntry, Catalog, KeyGrant, KeyScope, NewTenant, Tenant, Tenant
 import { checkKeyTeam, checkTenantName, KeyVerifier, mintKey, noTenant, parseSettings, tenantExists, type StoredKey } from '../api-keys.js';
 import { bumpEpoch, immediate, openDatabase, readEpoch, type SqliteDatabase } from './database.js';
 import { SqliteDeadLetters } from './dead-letters.js';
+import { SqlitePipelines } from './pipelines.js';
 import { SqliteSchemas } from './schemas.js';
 
 export class SqliteCatalog implements Catalog {
@@ -11,12 +12,14 @@ export class SqliteCatalog implements Catalog {
   private readonly keys = new KeyVerifier(async (id) => this.readKey(id));
   readonly deadLetters: SqliteDeadLetters;
   readonly schemas: SqliteSchemas;
+  readonly pipelines: SqlitePipelines;
 
   constructor(fileOrDb: string | SqliteDatabase) {
     this.ownsDb = typeof fileOrDb === 'string';
     this.db = typeof fileOrDb === 'string' ? openDatabase(fileOrDb) : fileOrDb;
     this.deadLetters = new SqliteDeadLetters(this.db);
     this.schemas = new SqliteSchemas(this.db);
+    this.pipelines = new SqlitePipelines(this.db);
   }
 
   async createTenant(name: string): Promise<NewTenant> {

@@ -103,6 +103,14 @@ const MIGRATIONS: string[] = [
   CREATE INDEX dead_letters_by_signature ON dead_letters (tenant, signature);
   INSERT OR IGNORE INTO meta (k, v) VALUES ('schema_epoch', '0');
   `,
+  // Transform pipelines: one versioned document of steps per tenant, and its redaction salt.
+  `
+  CREATE TABLE pipelines (
+    tenant TEXT NOT NULL, version INTEGER NOT NULL, steps TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant, version)
+  ) WITHOUT ROWID;
+  CREATE TABLE pipeline_salts (tenant TEXT PRIMARY KEY, salt TEXT NOT NULL);
+  `,
 ];
 
 export interface OpenOptions {
