@@ -19,12 +19,16 @@ import type { Interval } from './types.js';
  *   on PostgreSQL (which raises on a double overflow, so it sums as numeric and clamps).
  */
 
-/** `type`, `key`, or a dotted path of up to 8 names inside `properties` or `context`. */
-export const FIELD = /^(?:type|key|(?:properties|context)(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}){1,8})$/;
+/**
+ * `type`, `key`, `pipeline_version` (the version of the tenant's transform pipeline that
+ * produced the event, 0 for none), or a dotted path of up to 8 names inside `properties` or
+ * `context`.
+ */
+export const FIELD = /^(?:type|key|pipeline_version|(?:properties|context)(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}){1,8})$/;
 
 const RESERVED = new Set(['__proto__', 'constructor', 'prototype']);
 
-export type Column = 'type' | 'key' | 'properties' | 'context';
+export type Column = 'type' | 'key' | 'pipeline_version' | 'properties' | 'context';
 
 export interface FieldRef {
   /** As written: `properties.region`. */
@@ -95,7 +99,7 @@ function bad(field: string, message: string): SluiceError {
 
 export function parseField(v: unknown, where: string): FieldRef {
   if (typeof v !== 'string' || !FIELD.test(v)) {
-    throw bad(where, `${JSON.stringify(v)} is not a field: use "type", "key", "properties.<name>" or "context.<name>" (names of letters, digits, "_" and "-", dotted for nesting)`);
+    throw bad(where, `${JSON.stringify(v)} is not a field: use "type", "key", "pipeline_version", "properties.<name>" or "context.<name>" (names of letters, digits, "_" and "-", dotted for nesting)`);
   }
   const [column, ...path] = v.split('.');
   if (path.some((p) => RESERVED.has(p))) throw bad(where, `${JSON.stringify(v)} names a reserved property (__proto__, constructor, prototype)`);

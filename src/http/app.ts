@@ -20,6 +20,7 @@ import { Quotas } from '../ingest/quotas.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import { schemaRoutes } from './routes/schemas.js';
 import { opsRoutes } from './routes/ops.js';
+import { pipelineRoutes } from './routes/pipeline.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -147,6 +148,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       time: opts.config.events,
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
+    pipelineRoutes(app, { catalog: opts.catalog, reader: opts.reader });
     queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows });
     eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
   }

@@ -18,10 +18,12 @@ import type { DeadLetter, Fault, MinuteCount } from '../core/types.js';
  */
 export interface DeadLetterStore {
   /**
-   * Records entries (upsert by tenant and idempotency key) as `open`, or `held` for the
-   * breaker. A record whose replay generation is older than the entry's is ignored.
+   * Records entries (upsert by tenant and idempotency key) as `open`, `held` for the
+   * breaker, or `discarded` for events a transform's `drop` step dropped on purpose (kept
+   * so that they are counted and can be looked up). A record whose replay generation is
+   * older than the entry's is ignored.
    */
-  record(entries: readonly DeadLetter[], status?: 'open' | 'held'): Promise<void>;
+  record(entries: readonly DeadLetter[], status?: 'open' | 'held' | 'discarded'): Promise<void>;
 
   /** Entries matching the filter, newest first, a page at a time (`cursor` from the previous page; null at the end). */
   list(tenant: string, filter: DeadLetterFilter, limit: number, cursor?: string | null): Promise<DeadLetterPage>;

@@ -11,10 +11,12 @@ import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';
 import { SchemaRegistry } from '../schema/registry.js';
+import { PipelineRegistry } from '../transform/registry.js';
 import { DeadLetterBreaker } from './breaker.js';
 import { Consumer, storeSinks } from './consumer.js';
 import { loadEnrichers } from './enrich.js';
 import { enrichStage, hold, judge, type Stage } from './pipeline.js';
+import { transformStage } from './transform.js';
 
 /** The live consumer group: the one whose commits queries see. */
 export const WORKER_GROUP = 'workers';
@@ -68,6 +70,7 @@ export async function startWorkers(
   }
   const w = config.worker;
   const registry = new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs });
+  const pipelines = new PipelineRegistry(catalog, { refreshMs: config.events.schemaRefreshMs, now: () => clock.now() });
   const stages: Stage[] = [
     judge(w.maxAttempts),
     hold(async (tenant) => {
@@ -79,6 +82,7 @@ export async function startWorkers(
       return s.paused?.reason ?? null;
     }),
     enrichStage({ anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent, plugins: await loadEnrichers(config.enrich.plugins) }),
+    transformStage((tenant) => pipelines.forTenant(tenant)),
   ];
   const breaker = config.breaker.enabled ? new DeadLetterBreaker(config.breaker) : null;
   /** Feeds the breaker; pauses the tenant when it trips. */

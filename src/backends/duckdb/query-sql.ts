@@ -21,7 +21,13 @@ export class Params extends BaseParams<DuckDBValue> {
 
 /** DuckDB's side of the shared compilers (backends/sql/compile.ts, views.ts). */
 export const DUCKDB: ViewDialect<DuckDBValue> = {
-  field: (f, p, alias = '') => (f.path === null ? `${alias}"${f.column}"` : `json_extract_string(${alias}${f.column}, ${p.add(f.path)})`),
+  field: (f, p, alias = '') =>
+    // The version is an integer column; fields are compared as text, as JSON values are.
+    f.column === 'pipeline_version'
+      ? `CAST(${alias}"pipeline_version" AS VARCHAR)`
+      : f.path === null
+        ? `${alias}"${f.column}"`
+        : `json_extract_string(${alias}${f.column}, ${p.add(f.path)})`,
   num: (x) => `TRY_CAST(${x} AS DOUBLE)`,
   double: (v, p) => `CAST(${p.add(String(v))} AS DOUBLE)`,
   contains: (x, needle) => `contains(${x}, ${needle})`,

@@ -18,7 +18,7 @@ function where(tenant: string, f: DeadLetterFilter, p = new Params()): { sql: st
 export class PostgresDeadLetters implements DeadLetterStore {
   constructor(private readonly exec: Executor) {}
 
-  async record(entries: readonly DeadLetter[], status: 'open' | 'held' = 'open'): Promise<void> {
+  async record(entries: readonly DeadLetter[], status: 'open' | 'held' | 'discarded' = 'open'): Promise<void> {
     if (entries.length === 0) return;
     const now = Date.now();
     const last = new Map<string, DeadLetter>();

@@ -37,7 +37,7 @@ export class SqliteDeadLetters implements DeadLetterStore {
     );
   }
 
-  async record(entries: readonly DeadLetter[], status: 'open' | 'held' = 'open'): Promise<void> {
+  async record(entries: readonly DeadLetter[], status: 'open' | 'held' | 'discarded' = 'open'): Promise<void> {
     if (entries.length === 0) return;
     const now = Date.now();
     immediate(this.db, () => {
