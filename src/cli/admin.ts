@@ -167,7 +167,7 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
     }
     case 'replay': {
       const limit = Number(flags.limit ?? 0) || Infinity;
-      const total: Omit<ReplayReport, 'cursor' | 'dry_run' | 'failures'> = { matched: 0, replayed: 0, duplicates: 0, failed: 0, skipped: 0 };
+      const total: Omit<ReplayReport, 'cursor' | 'dry_run' | 'failures' | 'would_pass' | 'would_fail'> = { matched: 0, replayed: 0, duplicates: 0, failed: 0, skipped: 0 };
       const failures: ReplayReport['failures'] = [];
       let cursor: string | null = null;
       do {

@@ -7,6 +7,7 @@ import type { DeadLetterFilter, DeadLetterRow } from '../ports/dead-letters.js';
 import type { Log } from '../ports/log.js';
 import { judge } from '../ingest/accept.js';
 import type { SchemaRegistry } from '../schema/registry.js';
+import type { Transform } from '../transform/run.js';
 
 /**
  * Replay: dead letters re-validated against the current schemas and re-injected through the
@@ -37,6 +38,13 @@ export interface ReplayRequest {
   rate: number;
   dryRun: boolean;
   signal?: AbortSignal;
+  /**
+   * Steps applied to each entry before it is re-validated against today's schema (a fix
+   * for a group of dead letters), with the tenant's redaction salt. The event that passes
+   * is re-injected as patched; the workers then run the tenant's live pipeline over it as
+   * over any event.
+   */
+  patch?: { transform: Transform; salt: string } | null;
 }
 
 export interface ReplayReport {
@@ -51,6 +59,21 @@ export interface ReplayReport {
   /** Pass it back to continue; null when every matching entry was seen. */
   cursor: string | null;
   dry_run: boolean;
+  /** Dry runs: entries that would be re-injected. */
+  would_pass?: number;
+  /** Dry runs: entries that would fail again, grouped by reason and field, largest first. */
+  would_fail?: WouldFail[];
+}
+
+export interface WouldFail {
+  reason: string;
+  /** JSON pointer inside the event's properties (`/amount`); "" for the event as a whole. */
+  field: string;
+  /** JSON pointer inside the event (`/properties/amount`). */
+  path: string;
+  count: number;
+  /** Up to three entries of the group. */
+  samples: { idempotency_key: string; message: string }[];
 }
 
 const CHUNK = 1_000;
@@ -61,6 +84,10 @@ export async function replay(deps: ReplayDeps, tenant: string, req: ReplayReques
   const page =
     status.length === 0 ? { entries: [], cursor: null } : await deps.catalog.deadLetters.list(tenant, { ...req.filter, status }, req.limit, req.cursor);
   const report: ReplayReport = { matched: page.entries.length, replayed: 0, duplicates: 0, failed: 0, skipped: 0, failures: [], cursor: page.cursor, dry_run: req.dryRun };
+  if (req.dryRun) {
+    report.would_pass = 0;
+    report.would_fail = [];
+  }
   for (let i = 0; i < page.entries.length; i += CHUNK) {
     if (req.signal?.aborted) {
       // Not seen: the next call starts again at this page.
@@ -72,18 +99,20 @@ export async function replay(deps: ReplayDeps, tenant: string, req: ReplayReques
     const ready: { row: DeadLetterRow; entry: LogEntry }[] = [];
     const refailed: { idempotencyKey: string; fault: Fault }[] = [];
     for (const row of chunk) {
-      const outcome = await rejudge(deps, tenant, row);
+      const outcome = await rejudge(deps, tenant, row, req.patch ?? null);
       if ('entry' in outcome) {
         ready.push({ row, entry: outcome.entry });
         continue;
       }
       report.failed++;
+      if (req.dryRun) countFailure(report, row.idempotencyKey, outcome.fault);
       if (report.failures.length < 20) report.failures.push({ idempotency_key: row.idempotencyKey, ...outcome.fault });
       refailed.push({ idempotencyKey: row.idempotencyKey, fault: outcome.fault });
     }
     if (!req.dryRun) await deps.catalog.deadLetters.refail(tenant, refailed);
     if (req.dryRun) {
       report.replayed += ready.length;
+      report.would_pass = (report.would_pass ?? 0) + ready.length;
       continue;
     }
     // Durable in the log first; the mark second (a crash between is repaired by the next replay).
@@ -110,12 +139,22 @@ async function rejudge(
   deps: ReplayDeps,
   tenant: string,
   row: DeadLetterRow,
+  patch: ReplayRequest['patch'],
 ): Promise<{ entry: LogEntry } | { fault: Fault }> {
   let payload: unknown;
   try {
     payload = JSON.parse(row.payload) as unknown;
   } catch (e: unknown) {
     return { fault: { reason: 'schema_violation', message: `the stored payload is not JSON: ${coerceError(e).message}`, path: '' } };
+  }
+  if (patch) {
+    const p = payload as { type: string; key: string; ts: string; properties?: Record<string, unknown>; context?: Record<string, unknown> };
+    const out = patch.transform.run({ type: p.type, key: p.key, ts: Date.parse(p.ts), properties: p.properties ?? {}, context: p.context ?? {} }, patch.salt);
+    if (out.outcome === 'dropped') {
+      return { fault: { reason: row.reason, message: `the patch drops it (step ${out.step}); discard it instead (POST /v1/dlq/discard)`, path: '' } };
+    }
+    if (out.outcome === 'dead_lettered') return { fault: { reason: out.reason!, message: `patch: ${out.message}`, path: '' } };
+    payload = { ...p, properties: out.output!.properties, context: out.output!.context };
   }
   const judged = await judge(tenant, [payload], deps.log.capabilities.partitions, { limits: deps.limits, time: deps.time, schemas: deps.schemas, receivedAt: row.receivedAt }, 'replay');
   const entry = judged.entries[0];
@@ -126,4 +165,47 @@ async function rejudge(
   if (entry?.fault) return { fault: entry.fault };
   const r = judged.rejected[0]!;
   return { fault: { reason: r.code === 'unknown_type' ? 'unknown_type' : 'schema_violation', message: r.message, path: r.path } };
+}
+
+function countFailure(report: ReplayReport, idempotencyKey: string, fault: Fault): void {
+  const groups = (report.would_fail ??= []);
+  let g = groups.find((x) => x.reason === fault.reason && x.path === fault.path);
+  if (!g) {
+    g = { reason: fault.reason, field: fault.path.startsWith('/properties') ? fault.path.slice('/properties'.length) : fault.path, path: fault.path, count: 0, samples: [] };
+    groups.push(g);
+  }
+  g.count++;
+  if (g.samples.length < 3) g.samples.push({ idempotency_key: idempotencyKey, message: fault.message });
+}
+
+/** Most entries a dry run looks at: it predicts over the whole selection, not a page. */
+export const DRY_RUN_MAX = 1_000_000;
+
+/**
+ * A dry run over the whole selection (every page), so that its prediction (`would_pass`,
+ * `would_fail`) covers every entry a replay of the same filter would take, up to DRY_RUN_MAX.
+ * Nothing is written.
+ */
+export async function dryRunAll(deps: ReplayDeps, tenant: string, req: Omit<ReplayRequest, 'dryRun' | 'cursor' | 'limit'>): Promise<ReplayReport> {
+  const total: ReplayReport = { matched: 0, replayed: 0, duplicates: 0, failed: 0, skipped: 0, failures: [], cursor: null, dry_run: true, would_pass: 0, would_fail: [] };
+  let cursor: string | null = null;
+  do {
+    const r = await replay(deps, tenant, { ...req, dryRun: true, limit: 10_000, cursor });
+    total.matched += r.matched;
+    total.replayed += r.replayed;
+    total.failed += r.failed;
+    total.would_pass! += r.would_pass ?? 0;
+    for (const f of r.failures) if (total.failures.length < 20) total.failures.push(f);
+    for (const g of r.would_fail ?? []) {
+      const t = total.would_fail!.find((x) => x.reason === g.reason && x.path === g.path);
+      if (!t) total.would_fail!.push(g);
+      else {
+        t.count += g.count;
+        t.samples.push(...g.samples.slice(0, 3 - t.samples.length));
+      }
+    }
+    cursor = r.cursor;
+  } while (cursor && total.matched < DRY_RUN_MAX && !req.signal?.aborted);
+  total.would_fail!.sort((a, b) => b.count - a.count);
+  return total;
 }

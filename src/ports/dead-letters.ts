@@ -1,3 +1,4 @@
+import type { GroupState, GroupStatus } from '../core/dlq-lifecycle.js';
 import type { DeadLetter, Fault, MinuteCount } from '../core/types.js';
 
 /**
@@ -52,6 +53,16 @@ export interface DeadLetterStore {
 
   /** Marks open or held entries matching the filter discarded; returns how many. */
   discard(tenant: string, filter: DeadLetterFilter, limit: number): Promise<number>;
+
+  /** The lifecycle states of groups (see core/dlq-lifecycle.ts) by signature; a group never changed is absent (open). */
+  groupStates(tenant: string, signatures: readonly string[]): Promise<Map<string, GroupState>>;
+
+  /**
+   * Changes a group's lifecycle state in one transaction: reads it (open when absent), applies
+   * `change` (throws SLUICE_ERR_CONFLICT for a move the lifecycle does not have), appends to
+   * its history and to the audit log.
+   */
+  updateGroup(tenant: string, signature: string, change: { status?: GroupStatus; owner?: string | null; note?: string | null }, actor: string): Promise<GroupState>;
 }
 
 export type DeadLetterStatus = 'open' | 'held' | 'replayed' | 'discarded';

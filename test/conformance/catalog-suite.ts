@@ -247,5 +247,27 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       expect(await (await another()).pipelines.salt('acme')).toBe(a);
       expect(await catalog.pipelines.salt('beta')).not.toBe(a);
     });
+    it('dead-letters.group-lifecycle-open-acknowledged-resolved-with-owner-and-history', async () => {
+      const { catalog, another } = await make();
+      const dlq = catalog.deadLetters;
+      expect(await dlq.groupStates('acme', ['sig-1'])).toEqual(new Map());
+      const ack = await dlq.updateGroup('acme', 'sig-1', { status: 'acknowledged', owner: 'payments', note: 'looking' }, 'key-1');
+      expect(ack).toMatchObject({ signature: 'sig-1', status: 'acknowledged', owner: 'payments' });
+      expect(await code(dlq.updateGroup('acme', 'sig-1', { status: 'acknowledged' }, 'key-1'))).toBe('resolved');
+      const resolved = await (await another()).deadLetters.updateGroup('acme', 'sig-1', { status: 'resolved', note: 'fixed by a cast' }, 'key-2');
+      expect(resolved.history.map((h) => [h.status, h.owner, h.note, h.actor])).toEqual([
+        ['acknowledged', 'payments', 'looking', 'key-1'],
+        ['acknowledged', 'payments', null, 'key-1'],
+        ['resolved', 'payments', 'fixed by a cast', 'key-2'],
+      ]);
+      // Resolved goes back to open only.
+      expect(await code(dlq.updateGroup('acme', 'sig-1', { status: 'ignored' }, 'key-1'))).toBe('SLUICE_ERR_CONFLICT:status');
+      expect(await code(dlq.updateGroup('acme', 'sig-2', { status: 'open' }, 'key-1'))).toBe('resolved');
+      const states = await dlq.groupStates('acme', ['sig-1', 'sig-2', 'sig-3']);
+      expect([...states.keys()].sort()).toEqual(['sig-1', 'sig-2']);
+      expect(states.get('sig-1')?.status).toBe('resolved');
+      expect((await dlq.groupStates('other', ['sig-1'])).size).toBe(0);
+      expect((await catalog.auditLog('acme', 10, 'sig-1')).map((a) => a.action)).toEqual(['dlq.group', 'dlq.group', 'dlq.group']);
+    });
   });
 }

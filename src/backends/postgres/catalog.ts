@@ -44,7 +44,8 @@ const MIGRATIONS: Migration[] = [
     `,
   },
   {
-    // Transform pipelines: one versioned document of steps per tenant, and its redaction salt.
+    // Transform pipelines: one versioned document of steps per tenant, and its redaction salt;
+    // the lifecycle of dead-letter groups (the workbench).
     version: 2,
     sql: `
       CREATE TABLE pipelines (
@@ -52,6 +53,10 @@ const MIGRATIONS: Migration[] = [
         PRIMARY KEY (tenant, version)
       );
       CREATE TABLE pipeline_salts (tenant text PRIMARY KEY, salt text NOT NULL);
+      CREATE TABLE dlq_groups (
+        tenant text NOT NULL, signature text NOT NULL, status text NOT NULL, owner text, history text NOT NULL, updated_at bigint NOT NULL,
+        PRIMARY KEY (tenant, signature)
+      );
     `,
   },
 ];

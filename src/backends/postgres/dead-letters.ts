@@ -3,6 +3,9 @@ import type { DeadLetter, Fault, MinuteCount } from '../../core/types.js';
 import type { DeadLetterFilter, DeadLetterGroup, DeadLetterPage, DeadLetterRow, DeadLetterStore } from '../../ports/dead-letters.js';
 import { ACTIVE, afterCursor, clampLimit, groupOf, LIST_ORDER, pageOf, payloadOf, toRow, whereOf } from '../dead-letter-rows.js';
 import { Params } from '../sql/compile.js';
+import { applyGroupChange, type GroupState, type GroupStatus } from '../../core/dlq-lifecycle.js';
+import { toGroupState, untouchedGroup, type GroupRow } from '../dead-letter-groups.js';
+import { insertAudit } from './changes.js';
 import type { Executor } from './database.js';
 
 /** A filter's WHERE clause with `$n` placeholders, and its values. */
@@ -136,5 +139,31 @@ export class PostgresDeadLetters implements DeadLetterStore {
       w.p.values,
     );
     return rows.length;
+  }
+
+  async groupStates(tenant: string, signatures: readonly string[]): Promise<Map<string, GroupState>> {
+    const out = new Map<string, GroupState>();
+    if (signatures.length === 0) return out;
+    const rows = await this.exec.query<GroupRow>('SELECT signature, status, owner, history FROM dlq_groups WHERE tenant = $1 AND signature = ANY($2::text[])', [tenant, [...signatures]]);
+    for (const r of rows) out.set(r.signature, toGroupState(r));
+    return out;
+  }
+
+  async updateGroup(tenant: string, signature: string, change: { status?: GroupStatus; owner?: string | null; note?: string | null }, actor: string): Promise<GroupState> {
+    const now = Date.now();
+    return this.exec.transaction(async (sql) => {
+      await sql('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sluice:dlq-group:${tenant}:${signature}`]);
+      const row = (await sql<GroupRow>('SELECT signature, status, owner, history FROM dlq_groups WHERE tenant = $1 AND signature = $2', [tenant, signature]))[0];
+      const before = row ? toGroupState(row) : untouchedGroup(signature);
+      const after = applyGroupChange(before, change, actor, now);
+      await sql(
+        `INSERT INTO dlq_groups (tenant, signature, status, owner, history, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (tenant, signature) DO UPDATE SET status = excluded.status, owner = excluded.owner, history = excluded.history, updated_at = excluded.updated_at`,
+        [tenant, signature, after.status, after.owner, JSON.stringify(after.history), now],
+      );
+      const detail = JSON.stringify({ before: { status: before.status, owner: before.owner }, after: { status: after.status, owner: after.owner }, note: change.note ?? null });
+      await insertAudit(sql, { tenant, actor, action: 'dlq.group', subject: signature, detail }, now);
+      return after;
+    });
   }
 }

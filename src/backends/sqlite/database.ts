@@ -103,13 +103,18 @@ const MIGRATIONS: string[] = [
   CREATE INDEX dead_letters_by_signature ON dead_letters (tenant, signature);
   INSERT OR IGNORE INTO meta (k, v) VALUES ('schema_epoch', '0');
   `,
-  // Transform pipelines: one versioned document of steps per tenant, and its redaction salt.
+  // Transform pipelines: one versioned document of steps per tenant, and its redaction salt;
+  // the lifecycle of dead-letter groups (the workbench).
   `
   CREATE TABLE pipelines (
     tenant TEXT NOT NULL, version INTEGER NOT NULL, steps TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
     PRIMARY KEY (tenant, version)
   ) WITHOUT ROWID;
   CREATE TABLE pipeline_salts (tenant TEXT PRIMARY KEY, salt TEXT NOT NULL);
+  CREATE TABLE dlq_groups (
+    tenant TEXT NOT NULL, signature TEXT NOT NULL, status TEXT NOT NULL, owner TEXT, history TEXT NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, signature)
+  ) WITHOUT ROWID;
   `,
 ];
 

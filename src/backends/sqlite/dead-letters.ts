@@ -9,6 +9,8 @@ import type {
   DeadLetterStore,
 } from '../../ports/dead-letters.js';
 import { ACTIVE, afterCursor, clampLimit, groupOf, LIST_ORDER, pageOf, payloadOf, toRow, whereOf } from '../dead-letter-rows.js';
+import { applyGroupChange, type GroupState, type GroupStatus } from '../../core/dlq-lifecycle.js';
+import { toGroupState, untouchedGroup, type GroupRow } from '../dead-letter-groups.js';
 import { immediate, type SqliteDatabase } from './database.js';
 
 /** A filter's WHERE clause with `?` placeholders, and its values. */
@@ -122,5 +124,34 @@ export class SqliteDeadLetters implements DeadLetterStore {
     return this.db
       .prepare(`UPDATE dead_letters SET status = 'discarded', last_seen = ? WHERE (tenant, idem) IN (SELECT tenant, idem FROM dead_letters WHERE ${w.sql} LIMIT ?)`)
       .run(Date.now(), ...w.args, Math.max(1, limit)).changes;
+  }
+
+  async groupStates(tenant: string, signatures: readonly string[]): Promise<Map<string, GroupState>> {
+    const out = new Map<string, GroupState>();
+    if (signatures.length === 0) return out;
+    const rows = this.db
+      .prepare(`SELECT signature, status, owner, history FROM dlq_groups WHERE tenant = ? AND signature IN (${signatures.map(() => '?').join(', ')})`)
+      .all(tenant, ...signatures) as GroupRow[];
+    for (const r of rows) out.set(r.signature, toGroupState(r));
+    return out;
+  }
+
+  async updateGroup(tenant: string, signature: string, change: { status?: GroupStatus; owner?: string | null; note?: string | null }, actor: string): Promise<GroupState> {
+    const now = Date.now();
+    return immediate(this.db, () => {
+      const row = this.db.prepare('SELECT signature, status, owner, history FROM dlq_groups WHERE tenant = ? AND signature = ?').get(tenant, signature) as GroupRow | undefined;
+      const before = row ? toGroupState(row) : untouchedGroup(signature);
+      const after = applyGroupChange(before, change, actor, now);
+      this.db
+        .prepare(
+          `INSERT INTO dlq_groups (tenant, signature, status, owner, history, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (tenant, signature) DO UPDATE SET status = excluded.status, owner = excluded.owner, history = excluded.history, updated_at = excluded.updated_at`,
+        )
+        .run(tenant, signature, after.status, after.owner, JSON.stringify(after.history), now);
+      this.db
+        .prepare('INSERT INTO audit (tenant, at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(tenant, now, actor, 'dlq.group', signature, JSON.stringify({ before: { status: before.status, owner: before.owner }, after: { status: after.status, owner: after.owner }, note: change.note ?? null }));
+      return after;
+    });
   }
 }

@@ -7,7 +7,8 @@ import type { TenantQuota, TenantSettings, UnknownTypes } from '../../ports/cata
 import type { DeadLetterFilter, DeadLetterStatus } from '../../ports/dead-letters.js';
 import type { StoreReader } from '../../ports/reader.js';
 import { wireBackfill, wireDeadLetter } from '../wire.js';
-import { replay, type ReplayDeps } from '../../ops/replay.js';
+import { dryRunAll, replay, type ReplayDeps } from '../../ops/replay.js';
+import { compileOrRefuse } from '../../transform/versions.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const STATUSES: readonly DeadLetterStatus[] = ['open', 'held', 'replayed', 'discarded'];
@@ -123,17 +124,19 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
 
   app.post('/v1/dlq/replay', async (request) => {
     const { tenant, keyId } = await authenticate(catalog, request, 'admin');
-    const body = objectBody(await request.jsonBody(), [...FILTER_FIELDS, 'limit', 'cursor', 'rate', 'dry_run']);
+    const body = objectBody(await request.jsonBody(), [...FILTER_FIELDS, 'limit', 'cursor', 'rate', 'dry_run', 'patch']);
     const filter = filterOf(body, Date.now());
-    const report = await replay(deps, tenant, {
-      filter,
-      limit: optInt(body, 'limit', 1, 10_000) ?? 1_000,
-      cursor: optString(body, 'cursor', 200) ?? null,
-      rate: optInt(body, 'rate', 0, 1_000_000) ?? 0,
-      dryRun: optBool(body, 'dry_run') ?? false,
-    });
-    if (!report.dry_run && report.matched > 0) {
-      await catalog.audit({ tenant, actor: keyId, action: 'dlq.replay', subject: filter.signature ?? filter.type ?? '*', detail: { filter, replayed: report.replayed, failed: report.failed } });
+    // A patch: steps as in the pipeline document, applied to each entry before re-validation.
+    const patch = body.patch === undefined || body.patch === null ? null : { transform: compileOrRefuse(body.patch, 'patch.steps'), salt: await catalog.pipelines.salt(tenant) };
+    const rate = optInt(body, 'rate', 0, 1_000_000) ?? 0;
+    const limit = optInt(body, 'limit', 1, 10_000) ?? 1_000;
+    const cursor = optString(body, 'cursor', 200) ?? null;
+    // A dry run predicts over the whole selection, not one page.
+    if (optBool(body, 'dry_run') === true) return dryRunAll(deps, tenant, { filter, rate, patch });
+    const report = await replay(deps, tenant, { filter, limit, cursor, rate, dryRun: false, patch });
+    if (report.matched > 0) {
+      const detail = { filter, replayed: report.replayed, failed: report.failed, ...(patch ? { patch: body.patch } : {}) };
+      await catalog.audit({ tenant, actor: keyId, action: 'dlq.replay', subject: filter.signature ?? filter.type ?? '*', detail });
     }
     return report;
   });
