@@ -45,6 +45,8 @@ export interface ReplayRequest {
    * over any event.
    */
   patch?: { transform: Transform; salt: string } | null;
+  /** Told the error signature of each entry this call re-injected (to resolve emptied groups). */
+  onReplayed?: (signature: string) => void;
 }
 
 export interface ReplayReport {
@@ -107,7 +109,8 @@ export async function replay(deps: ReplayDeps, tenant: string, req: ReplayReques
       report.failed++;
       if (req.dryRun) countFailure(report, row.idempotencyKey, outcome.fault);
       if (report.failures.length < 20) report.failures.push({ idempotency_key: row.idempotencyKey, ...outcome.fault });
-      refailed.push({ idempotencyKey: row.idempotencyKey, fault: outcome.fault });
+      // A patch that fails on an entry says nothing new about the entry: it keeps its reason.
+      if (!outcome.patchFailed) refailed.push({ idempotencyKey: row.idempotencyKey, fault: outcome.fault });
     }
     if (!req.dryRun) await deps.catalog.deadLetters.refail(tenant, refailed);
     if (req.dryRun) {
@@ -125,6 +128,7 @@ export async function replay(deps: ReplayDeps, tenant: string, req: ReplayReques
       if (!marked[j]) report.skipped++;
       else if (outcomes[j]!.status === 'duplicate') report.duplicates++;
       else report.replayed++;
+      if (marked[j]) req.onReplayed?.(ready[j]!.row.signature);
     }
     if (req.rate > 0) {
       const due = (chunk.length / req.rate) * 1000 - (Date.now() - started);
@@ -140,7 +144,7 @@ async function rejudge(
   tenant: string,
   row: DeadLetterRow,
   patch: ReplayRequest['patch'],
-): Promise<{ entry: LogEntry } | { fault: Fault }> {
+): Promise<{ entry: LogEntry } | { fault: Fault; patchFailed?: boolean }> {
   let payload: unknown;
   try {
     payload = JSON.parse(row.payload) as unknown;
@@ -151,9 +155,9 @@ async function rejudge(
     const p = payload as { type: string; key: string; ts: string; properties?: Record<string, unknown>; context?: Record<string, unknown> };
     const out = patch.transform.run({ type: p.type, key: p.key, ts: Date.parse(p.ts), properties: p.properties ?? {}, context: p.context ?? {} }, patch.salt);
     if (out.outcome === 'dropped') {
-      return { fault: { reason: row.reason, message: `the patch drops it (step ${out.step}); discard it instead (POST /v1/dlq/discard)`, path: '' } };
+      return { fault: { reason: row.reason, message: `the patch drops it (step ${out.step}); discard it instead (POST /v1/dlq/discard)`, path: '' }, patchFailed: true };
     }
-    if (out.outcome === 'dead_lettered') return { fault: { reason: out.reason!, message: `patch: ${out.message}`, path: '' } };
+    if (out.outcome === 'dead_lettered') return { fault: { reason: out.reason!, message: `patch: ${out.message}`, path: '' }, patchFailed: true };
     payload = { ...p, properties: out.output!.properties, context: out.output!.context };
   }
   const judged = await judge(tenant, [payload], deps.log.capabilities.partitions, { limits: deps.limits, time: deps.time, schemas: deps.schemas, receivedAt: row.receivedAt }, 'replay');
