@@ -7,6 +7,7 @@ import { coerceError, SluiceError } from '../core/errors.js';
 import { HttpError } from './http-client.js';
 import type { KeyScope, TenantQuota, TenantSettings, UnknownTypes } from '../ports/catalog.js';
 import { backfillCommand, dlqCommand, schemaCommand, tenantStateCommand } from './admin.js';
+import { pipelineCommand, PIPELINE_USAGE } from './pipeline.js';
 import { queryCommand } from './query.js';
 import { send } from './send.js';
 import { top } from './top.js';
@@ -50,6 +51,7 @@ Usage:
   sluice dlq discard [filters as above] --why TEXT
       Dead letters (admin key): browse, group by error signature, replay through the live
       path with the original keys (twice changes nothing), or discard with a reason.
+${PIPELINE_USAGE}
   sluice send --key WRITE_KEY [--url URL] [--batch 500] [--concurrency 4] [FILE.ndjson | -]
       Sends NDJSON events in batches, with progress; retries keep the same idempotency keys.
   sluice query --key READ_KEY [--url URL] [--event TYPE] [--from -24h] [--to now] [--interval 1h|none]
@@ -206,6 +208,8 @@ async function main(argv: string[]): Promise<number> {
       const flags = { ...values, dryRun: values['dry-run'] === true } as Record<string, string | undefined> & { force?: boolean; dryRun?: boolean };
       return command === 'schema' ? schemaCommand(t, sub, positionals, flags) : dlqCommand(t, sub, positionals, flags);
     }
+    case 'pipeline':
+      return pipelineCommand(rest);
     case 'backfill': {
       const { values, positionals } = parse(rest, {
         key: { type: 'string' }, url: { type: 'string' }, json: { type: 'boolean' }, view: { type: 'string' },
