@@ -1,0 +1,55 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { batchBodies, post, queriedTotal } from './load.js';
+import { freePort, keysFrom, startSluice } from './proc.js';
+
+/**
+ * The cost of a transform pipeline: sent → queryable through `sluice up` with a 5-step
+ * pipeline (one cast, one set with an expression, one redact, one rename, one conditional
+ * drop that drops nothing, so that both runs store every event), beside the same run
+ * without a pipeline. Runs alternate (none, pipeline, none, pipeline) so that both share the
+ * host's drift; each figure is the better of its two runs.
+ */
+export const BENCH_PIPELINE = {
+  steps: [
+    { cast: { field: 'properties.amount', to: 'string' } },
+    { set: { field: 'properties.amount_cents', value: 'int(double(properties.amount) * 100.0)' } },
+    { redact: { fields: ['properties.plan'], how: 'hash' } },
+    { rename: { from: 'context.locale', to: 'context.language' } },
+    { drop: { when: 'properties.path == "/products/none"' } },
+  ],
+};
+
+export async function transformBench(work: string, events: number, batch: number, concurrency: number, say: (s: string) => void) {
+  const bodies = batchBodies(`transform-${Date.now()}`, events, batch);
+  const perBody = (i: number): number => Math.min(batch, events - i * batch);
+  const run = async (withPipeline: boolean, n: number): Promise<number> => {
+    const dataDir = path.join(work, `transform-${n}`);
+    const c = await startSluice(dataDir, await freePort());
+    try {
+      const { writeKey, readKey, adminKey } = keysFrom(c.stdout);
+      if (withPipeline) {
+        const res = await fetch(`${c.url}/v1/pipeline`, { method: 'PUT', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify(BENCH_PIPELINE) });
+        if (!res.ok) throw new Error(`PUT /v1/pipeline: ${res.status} ${await res.text()}`);
+      }
+      const start = performance.now();
+      await post(c.url, writeKey, bodies, perBody, concurrency);
+      while ((await queriedTotal(c.url, readKey)) < events) await new Promise((r) => setTimeout(r, 100));
+      const total = await queriedTotal(c.url, readKey);
+      if (total !== events) throw new Error(`transform: the query counts ${total}, ${events} were sent`);
+      return events / ((performance.now() - start) / 1000);
+    } finally {
+      await c.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  };
+  const none: number[] = [];
+  const with5: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    say(`transform: run ${i + 1} of 2 without a pipeline`);
+    none.push(await run(false, 2 * i));
+    say(`transform: run ${i + 1} of 2 with the 5-step pipeline`);
+    with5.push(await run(true, 2 * i + 1));
+  }
+  return { events, none: Math.max(...none), pipeline: Math.max(...with5), runs: { none, pipeline: with5 } };
+}
