@@ -34,7 +34,14 @@ export async function transformBench(work: string, events: number, batch: number
       }
       const start = performance.now();
       await post(c.url, writeKey, bodies, perBody, concurrency);
-      while ((await queriedTotal(c.url, readKey)) < events) await new Promise((r) => setTimeout(r, 100));
+      // Give up when the count stops moving (events dead-lettered would never be counted).
+      for (let last = -1, since = performance.now(); ; ) {
+        const n = await queriedTotal(c.url, readKey);
+        if (n >= events) break;
+        if (n !== last) [last, since] = [n, performance.now()];
+        else if (performance.now() - since > 30_000) throw new Error(`transform: the query counts ${n} of ${events} and has not moved for 30 s (see GET /v1/dlq)`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
       const total = await queriedTotal(c.url, readKey);
       if (total !== events) throw new Error(`transform: the query counts ${total}, ${events} were sent`);
       return events / ((performance.now() - start) / 1000);

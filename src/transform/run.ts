@@ -25,21 +25,24 @@ export interface TransformResult {
 /** A compiled pipeline: compile once per version, run per event. */
 export interface Transform {
   readonly steps: readonly CompiledStep[];
-  /** `salt`: the tenant's redaction salt (see `hashValue`). Never throws. */
-  run(event: ExpressionEvent, salt: string): TransformResult;
+  /**
+   * `salt`: the tenant's redaction salt (see `hashValue`). Never throws. `owned`: the caller
+   * gives up `event` (freshly parsed), so the steps change it in place instead of a copy.
+   */
+  run(event: ExpressionEvent, salt: string, owned?: boolean): TransformResult;
 }
 
 /** Compiles a pipeline document (throws PipelineError, see document.ts). */
 export function compileTransform(doc: unknown): Transform {
   const steps = compileDocument(doc);
-  return { steps, run: (event, salt) => runSteps(steps, event, salt) };
+  return { steps, run: (event, salt, owned) => runSteps(steps, event, salt, owned) };
 }
 
 /** Thrown by a step on one event. */
 class StepFailure extends Error {}
 
-export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent, salt: string): TransformResult {
-  const event: ExpressionEvent = structuredClone(input);
+export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent, salt: string, owned = false): TransformResult {
+  const event: ExpressionEvent = owned ? input : structuredClone(input);
   const changed: string[] = [];
   const mark = (path: string[]) => {
     const p = path.join('.');

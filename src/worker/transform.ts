@@ -29,7 +29,7 @@ export function transformStage(pipelineOf: (tenant: string) => Promise<TenantPip
           live.push(p.version === r.pipelineVersion ? r : { ...r, pipelineVersion: p.version });
           continue;
         }
-        const out = p.transform.run(eventOf(r), p.salt);
+        const out = p.transform.run(eventOf(r), p.salt, true);
         const at = `pipeline version ${p.version}`;
         switch (out.outcome) {
           case 'stored': {
