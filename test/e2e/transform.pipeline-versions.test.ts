@@ -116,6 +116,14 @@ describe('transform pipeline versions', () => {
     await until(async () => (await p!.store.rawStats('acme')).events === 3);
     expect((await read('GET', '/v1/events/e6')).body.stored).toMatchObject({ pipeline_version: 2, properties: { amount: '5', v: 2 } });
 
+    // A sample of stored events: the last N of a type, through a given version; nothing written.
+    const sampled = await admin('POST', '/v1/pipeline/test', { version: 1, sample: { type: 'checkout', last: 10 } });
+    expect(sampled.status).toBe(200);
+    expect(sampled.body.results).toHaveLength(2);
+    // e1 (made by version 1) passes it again; e6 (made by version 2) has no order id.
+    expect(sampled.body.results.map((r: any) => r.outcome).sort()).toEqual(['dead_lettered', 'stored']);
+    expect(await p.store.rawStats('acme')).toEqual({ events: 3, distinctKeys: 3 });
+
     // pipeline_version is a field of the query language.
     const q = await read('POST', '/v1/query', { from: new Date(Date.now() - 3_600_000).toISOString(), to: new Date(Date.now() + 3_600_000).toISOString(), interval: null, group_by: ['pipeline_version'], measures: ['count'], order_by: 'pipeline_version' });
     expect(q.status).toBe(200);
