@@ -57,6 +57,12 @@ export class PipelineRegistry {
           this.epoch = epoch;
         }
         this.checkedAt = now;
+      } catch (e: unknown) {
+        // The catalog is away (a PostgreSQL restart): the versions read at the last epoch are
+        // still the best answer, so the workers go on with them and ask again after
+        // refreshMs. Before a first epoch there is nothing to go on with (the batch retries).
+        if (this.epoch === -1) throw e;
+        this.checkedAt = now;
       } finally {
         this.checking = null;
       }
