@@ -47,7 +47,7 @@ Usage:
       types: TypeScript types of every event type's properties, for SluiceClient<SluiceEvents>.
   sluice dlq list|groups [--type T] [--reason R] [--group SIG] [--from -24h] [--to now] [--status open,held]
   sluice dlq show IDEMPOTENCY_KEY
-  sluice dlq replay [--group SIG | --id K1,K2 | --type T --reason R --from … --to …] [--rate N] [--limit N] [--dry-run]
+  sluice dlq replay [--group SIG | --id K1,K2 | --type T --reason R --from … --to …] [--rate N] [--limit N] [--dry-run] [--patch STEPS.json]
   sluice dlq discard [filters as above] --why TEXT
       Dead letters (admin key): browse, group by error signature, replay through the live
       path with the original keys (twice changes nothing), or discard with a reason.
@@ -202,7 +202,7 @@ async function main(argv: string[]): Promise<number> {
         owner: { type: 'string' }, force: { type: 'boolean' }, reason: { type: 'string' }, 'dry-run': { type: 'boolean' },
         version: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' },
         type: { type: 'string' }, group: { type: 'string' }, id: { type: 'string' }, status: { type: 'string' },
-        limit: { type: 'string' }, cursor: { type: 'string' }, rate: { type: 'string' }, why: { type: 'string' },
+        limit: { type: 'string' }, cursor: { type: 'string' }, rate: { type: 'string' }, why: { type: 'string' }, patch: { type: 'string' },
       } as const);
       const t = { ...clientTarget(values), json: values.json === true, out: process.stdout, err: process.stderr };
       const flags = { ...values, dryRun: values['dry-run'] === true } as Record<string, string | undefined> & { force?: boolean; dryRun?: boolean };

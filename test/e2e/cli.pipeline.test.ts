@@ -58,4 +58,25 @@ it('cli.pipeline-push-show-test-and-versions-against-a-running-server', async ()
   expect(versions.status).toBe(0);
   expect(versions.stdout).toMatch(/^1\t2 steps\t/);
   expect(sluice('pipeline', 'frobnicate').status).toBe(2);
+
+  // The workbench from the command line: a dead letter fixed by a patch on replay.
+  const schema = path.join(dir, 'schema.json');
+  fs.writeFileSync(schema, JSON.stringify({ type: 'object', required: ['amount'], properties: { amount: { type: 'number' } } }));
+  expect(sluice('schema', 'push', 'checkout', schema, '--owner', 'payments').status).toBe(0);
+  const write = /write key:\s+(\S+)/.exec(server.stdout)![1]!;
+  const res = await fetch(`${server.url}/v1/events`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${write}` },
+    body: JSON.stringify([{ type: 'checkout', idempotency_key: 'str-1', ts: new Date().toISOString(), properties: { amount: '2.5' } }, { type: 'checkout', idempotency_key: 'str-2', ts: new Date().toISOString(), properties: { amount: 'lots' } }]),
+  });
+  expect(((await res.json()) as { accepted: number }).accepted).toBe(0);
+  let list = '';
+  for (const end = Date.now() + 20_000; Date.now() < end && !(list.includes('str-1') && list.includes('str-2')); await new Promise((r) => setTimeout(r, 200))) list = sluice('dlq', 'list').stdout;
+  const patch = path.join(dir, 'patch.json');
+  fs.writeFileSync(patch, JSON.stringify({ steps: [{ cast: { field: 'properties.amount', to: 'number' } }] }));
+  const dry = sluice('dlq', 'replay', '--dry-run', '--patch', patch);
+  expect(dry.stdout).toContain('dry run: would replay 1, failed again 1');
+  expect(dry.stdout).toMatch(/would fail:\s+1\s+transform_failed -\s+e\.g\. patch: step 0 \(cast\): cannot cast "lots" to number/);
+  const replayed = sluice('dlq', 'replay', '--patch', patch);
+  expect(replayed.stdout).toContain('replayed 1, failed again 1');
 });
