@@ -16,3 +16,6 @@ export function toGroupState(r: GroupRow): GroupState {
 export function untouchedGroup(signature: string): GroupState {
   return { signature, status: 'open', owner: null, history: [] };
 }
+
+/** The history note of a resolved group reopened by new open entries (no quotes: it is spliced into SQL). */
+export const REOPEN_NOTE = 'new dead letters after it was resolved';

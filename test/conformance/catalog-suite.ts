@@ -269,5 +269,26 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       expect((await dlq.groupStates('other', ['sig-1'])).size).toBe(0);
       expect((await catalog.auditLog('acme', 10, 'sig-1')).map((a) => a.action)).toEqual(['dlq.group', 'dlq.group', 'dlq.group']);
     });
+
+    it('dead-letters.new-open-entries-reopen-a-resolved-group-but-not-an-ignored-one', async () => {
+      const { catalog } = await make();
+      const dlq = catalog.deadLetters;
+      await dlq.record([dead('acme', 1), dead('acme', 2, { reason: 'too_late', message: 'too late by 3 days', path: '' })]);
+      const [violation, late] = (await dlq.groups('acme', {}, 10)).map((g) => g.signature);
+      await dlq.updateGroup('acme', violation!, { status: 'resolved' }, 'key-1');
+      await dlq.updateGroup('acme', late!, { status: 'ignored' }, 'key-1');
+      // Held entries do not reopen it; a new open one does; an ignored group stays ignored.
+      await dlq.record([dead('acme', 3)], 'held');
+      expect((await dlq.groupStates('acme', [violation!])).get(violation!)?.status).toBe('resolved');
+      await dlq.record([dead('acme', 4), dead('acme', 5, { reason: 'too_late', message: 'too late by 3 days', path: '' })]);
+      const states = await dlq.groupStates('acme', [violation!, late!]);
+      expect(states.get(late!)?.status).toBe('ignored');
+      const reopened = states.get(violation!)!;
+      expect(reopened.status).toBe('open');
+      expect(reopened.history.map((h) => [h.status, h.actor, h.note])).toEqual([
+        ['resolved', 'key-1', null],
+        ['open', 'sluice', 'new dead letters after it was resolved'],
+      ]);
+    });
   });
 }

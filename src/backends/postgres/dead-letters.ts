@@ -4,7 +4,7 @@ import type { DeadLetterFilter, DeadLetterGroup, DeadLetterPage, DeadLetterRow, 
 import { ACTIVE, afterCursor, clampLimit, groupOf, LIST_ORDER, pageOf, payloadOf, toRow, whereOf } from '../dead-letter-rows.js';
 import { Params } from '../sql/compile.js';
 import { applyGroupChange, type GroupState, type GroupStatus } from '../../core/dlq-lifecycle.js';
-import { toGroupState, untouchedGroup, type GroupRow } from '../dead-letter-groups.js';
+import { REOPEN_NOTE, toGroupState, untouchedGroup, type GroupRow } from '../dead-letter-groups.js';
 import { insertAudit } from './changes.js';
 import type { Executor } from './database.js';
 
@@ -35,7 +35,7 @@ export class PostgresDeadLetters implements DeadLetterStore {
       values.forEach((v, i) => cols[i]!.push(v));
     }
     // A failure of an older replay generation than the entry's is a stale redelivery: ignored.
-    await this.exec.query(
+    const written = await this.exec.query<{ tenant: string; signature: string }>(
       `INSERT INTO dead_letters (tenant, idem, type, reason, message, attempts, p, o, origin, payload, received_at, replays, signature, path, schema_version,
          first_seen, last_seen, status)
        SELECT *, $16::bigint, $16::bigint, $17::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::bigint[],
@@ -44,8 +44,18 @@ export class PostgresDeadLetters implements DeadLetterStore {
          reason = excluded.reason, message = excluded.message, attempts = greatest(dead_letters.attempts, excluded.attempts),
          p = excluded.p, o = excluded.o, last_seen = excluded.last_seen, status = excluded.status,
          signature = excluded.signature, path = excluded.path, schema_version = excluded.schema_version, origin = excluded.origin
-       WHERE excluded.replays >= dead_letters.replays AND dead_letters.status <> 'discarded'`,
+       WHERE excluded.replays >= dead_letters.replays AND dead_letters.status <> 'discarded'
+       RETURNING tenant, signature`,
       [...cols, now, status],
+    );
+    if (status !== 'open' || written.length === 0) return;
+    // New open entries in a resolved group reopen it: the fix did not hold.
+    await this.exec.query(
+      `UPDATE dlq_groups g SET status = 'open', updated_at = $1,
+         history = (g.history::jsonb || jsonb_build_array(jsonb_build_object('at', $1::bigint, 'actor', 'sluice', 'status', 'open', 'owner', g.owner, 'note', $4::text)))::text
+       FROM unnest($2::text[], $3::text[]) AS x(tenant, signature)
+       WHERE g.tenant = x.tenant AND g.signature = x.signature AND g.status = 'resolved'`,
+      [now, written.map((w) => w.tenant), written.map((w) => w.signature), REOPEN_NOTE],
     );
   }
 

@@ -10,7 +10,7 @@ import type {
 } from '../../ports/dead-letters.js';
 import { ACTIVE, afterCursor, clampLimit, groupOf, LIST_ORDER, pageOf, payloadOf, toRow, whereOf } from '../dead-letter-rows.js';
 import { applyGroupChange, type GroupState, type GroupStatus } from '../../core/dlq-lifecycle.js';
-import { toGroupState, untouchedGroup, type GroupRow } from '../dead-letter-groups.js';
+import { REOPEN_NOTE, toGroupState, untouchedGroup, type GroupRow } from '../dead-letter-groups.js';
 import { immediate, type SqliteDatabase } from './database.js';
 
 /** A filter's WHERE clause with `?` placeholders, and its values. */
@@ -23,6 +23,7 @@ function where(tenant: string, f: DeadLetterFilter): { sql: string; args: unknow
 /** Dead letters in the embedded catalog's SQLite file. */
 export class SqliteDeadLetters implements DeadLetterStore {
   private readonly upsert;
+  private readonly reopen;
 
   constructor(private readonly db: SqliteDatabase) {
     // A failure of an older replay generation than the entry's is a stale redelivery: ignored.
@@ -37,20 +38,30 @@ export class SqliteDeadLetters implements DeadLetterStore {
          origin = excluded.origin
        WHERE excluded.replays >= dead_letters.replays AND dead_letters.status <> 'discarded'`,
     );
+    this.reopen = db.prepare(
+      `UPDATE dlq_groups SET status = 'open', updated_at = ?,
+         history = json_insert(history, '$[#]', json_object('at', ?, 'actor', 'sluice', 'status', 'open', 'owner', owner, 'note', '${REOPEN_NOTE}'))
+       WHERE tenant = ? AND signature = ? AND status = 'resolved'`,
+    );
   }
 
   async record(entries: readonly DeadLetter[], status: 'open' | 'held' | 'discarded' = 'open'): Promise<void> {
     if (entries.length === 0) return;
     const now = Date.now();
     immediate(this.db, () => {
+      const opened = new Map<string, [string, string]>();
       for (const d of entries) {
         const r = d.record;
         const path = d.path ?? '';
-        this.upsert.run(
+        const signature = errorSignature(d.reason, path, d.message);
+        const { changes } = this.upsert.run(
           r.tenant, r.idempotencyKey, r.type, d.reason, d.message, r.attempt, r.partition, r.offset, now, now, r.origin,
-          payloadOf(d), r.receivedAt, status, r.replay ?? 0, errorSignature(d.reason, path, d.message), path, d.schemaVersion ?? null,
+          payloadOf(d), r.receivedAt, status, r.replay ?? 0, signature, path, d.schemaVersion ?? null,
         );
+        if (changes > 0 && status === 'open') opened.set(JSON.stringify([r.tenant, signature]), [r.tenant, signature]);
       }
+      // New open entries in a resolved group reopen it: the fix did not hold.
+      for (const [tenant, signature] of opened.values()) this.reopen.run(now, now, tenant, signature);
     });
   }
 
