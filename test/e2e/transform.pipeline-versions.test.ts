@@ -53,7 +53,7 @@ describe('transform pipeline versions', () => {
     const stale = await admin('PUT', '/v1/pipeline', { steps: [], expected_version: 0 });
     expect(stale.status).toBe(409);
     expect(stale.body.field).toBe('expected_version');
-    expect((await admin('GET', '/v1/pipeline/versions')).body.versions.map((v: any) => [v.version, v.steps])).toEqual([[1, 7]]);
+    expect((await admin('GET', '/v1/pipeline/versions')).body.versions.map((v: any) => [v.version, v.step_count])).toEqual([[1, 7]]);
     expect((await admin('GET', '/v1/pipeline/versions/1')).body.steps).toEqual(STEPS);
     expect((await admin('GET', '/v1/pipeline/versions/2')).status).toBe(404);
     const audit = (await admin('GET', '/v1/audit?subject=pipeline:1')).body.entries;

@@ -39,7 +39,7 @@ export function pipelineRoutes(app: FastifyInstance, deps: { catalog: Catalog; r
     const { tenant } = await authenticate(catalog, request, 'admin');
     const limit = optInt(request.query, 'limit', 1, 1000) ?? 100;
     const versions = await catalog.pipelines.list(tenant, limit);
-    return { versions: versions.map((v) => ({ version: v.version, steps: v.steps.length, created_at: new Date(v.createdAt).toISOString(), created_by: v.createdBy })) };
+    return { versions: versions.map((v) => ({ version: v.version, step_count: v.steps.length, created_at: new Date(v.createdAt).toISOString(), created_by: v.createdBy })) };
   });
 
   app.get<{ Params: { n: string } }>('/v1/pipeline/versions/:n', async (request) => {
