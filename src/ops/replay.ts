@@ -7,7 +7,7 @@ import type { DeadLetterFilter, DeadLetterRow } from '../ports/dead-letters.js';
 import type { Log } from '../ports/log.js';
 import { judge } from '../ingest/accept.js';
 import type { SchemaRegistry } from '../schema/registry.js';
-import type { Transform } from '../transform/run.js';
+import { compileTransform, type Transform } from '../transform/run.js';
 
 /**
  * Replay: dead letters re-validated against the current schemas and re-injected through the
@@ -47,6 +47,11 @@ export interface ReplayRequest {
   patch?: { transform: Transform; salt: string } | null;
   /** Told the error signature of each entry this call re-injected (to resolve emptied groups). */
   onReplayed?: (signature: string) => void;
+  /**
+   * Dry runs: the tenant's live pipeline, which the workers will run over each re-injected
+   * event, so that the prediction counts what it would drop or dead-letter too.
+   */
+  live?: { transform: Transform; salt: string; version: number } | null;
 }
 
 export interface ReplayReport {
@@ -101,7 +106,8 @@ export async function replay(deps: ReplayDeps, tenant: string, req: ReplayReques
     const ready: { row: DeadLetterRow; entry: LogEntry }[] = [];
     const refailed: { idempotencyKey: string; fault: Fault }[] = [];
     for (const row of chunk) {
-      const outcome = await rejudge(deps, tenant, row, req.patch ?? null);
+      let outcome = await rejudge(deps, tenant, row, req.patch ?? null);
+      if ('entry' in outcome && req.dryRun && req.live) outcome = throughLive(outcome.entry, req.live);
       if ('entry' in outcome) {
         ready.push({ row, entry: outcome.entry });
         continue;
@@ -171,6 +177,20 @@ async function rejudge(
   return { fault: { reason: r.code === 'unknown_type' ? 'unknown_type' : 'schema_violation', message: r.message, path: r.path } };
 }
 
+function failingTransform(version: number): Transform {
+  return { steps: [], run: () => ({ outcome: 'dead_lettered', output: null, reason: 'transform_failed', message: `version ${version} does not compile`, changed: [] }) };
+}
+
+/** What the workers' transform stage would do with a re-injected entry (see worker/transform.ts). */
+function throughLive(entry: LogEntry, live: NonNullable<ReplayRequest['live']>): { entry: LogEntry } | { fault: Fault; patchFailed?: boolean } {
+  const event = { type: entry.type, key: entry.key, ts: entry.ts, properties: JSON.parse(entry.properties) as Record<string, unknown>, context: JSON.parse(entry.context) as Record<string, unknown> };
+  const out = live.transform.run(event, live.salt, true);
+  if (out.outcome === 'stored') return { entry };
+  const at = `pipeline version ${live.version}`;
+  if (out.outcome === 'dropped') return { fault: { reason: 'dropped', message: `dropped by step ${out.step} (drop) of ${at}`, path: '' }, patchFailed: true };
+  return { fault: { reason: out.reason!, message: `${out.message} (${at})`, path: '' }, patchFailed: true };
+}
+
 function countFailure(report: ReplayReport, idempotencyKey: string, fault: Fault): void {
   const groups = (report.would_fail ??= []);
   let g = groups.find((x) => x.reason === fault.reason && x.path === fault.path);
@@ -191,6 +211,20 @@ export const DRY_RUN_MAX = 1_000_000;
  * Nothing is written.
  */
 export async function dryRunAll(deps: ReplayDeps, tenant: string, req: Omit<ReplayRequest, 'dryRun' | 'cursor' | 'limit'>): Promise<ReplayReport> {
+  // The workers will also run the tenant's live pipeline over what is re-injected.
+  if (req.live === undefined) {
+    const current = await deps.catalog.pipelines.current(tenant);
+    if (current && current.steps.length > 0) {
+      let transform: Transform | null = null;
+      try {
+        transform = compileTransform({ steps: current.steps });
+      } catch {
+        // A stored version that no longer compiles fails every event in the workers anyway.
+      }
+      const salt = await deps.catalog.pipelines.salt(tenant);
+      req = { ...req, live: transform ? { transform, salt, version: current.version } : { transform: failingTransform(current.version), salt, version: current.version } };
+    }
+  }
   const total: ReplayReport = { matched: 0, replayed: 0, duplicates: 0, failed: 0, skipped: 0, failures: [], cursor: null, dry_run: true, would_pass: 0, would_fail: [] };
   let cursor: string | null = null;
   do {

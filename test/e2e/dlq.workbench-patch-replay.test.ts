@@ -96,4 +96,25 @@ describe('dead-letter workbench', () => {
     const far = Date.now() + 3_600_000;
     expect(balance(await p.log.tallies(0, far), await p.store.storedByMinute(0, far), await p.catalog.deadLetters.byMinute(0, far)).filter((m) => m.gap !== 0)).toEqual([]);
   });
+
+  it('workbench.the-dry-run-counts-what-the-live-pipeline-will-drop-and-the-replay-stores-exactly-the-prediction', async () => {
+    p = await startPipeline();
+    const { send, admin } = client(p);
+    const schema = { type: 'object', required: ['amount'], properties: { amount: { type: 'number' } } };
+    expect((await admin('PUT', '/v1/schemas/checkout', { owner: 'payments', schema })).status).toBe(201);
+    const ts = new Date().toISOString();
+    await send(Array.from({ length: 20 }, (_, i) => ({ type: 'checkout', key: i < 4 ? 'bot' : `u${i}`, idempotency_key: `s-${i}`, ts, properties: { amount: `${i}` } })));
+    await until(async () => (await p!.catalog.deadLetters.counts('acme')).schema_violation === 20);
+    // The live pipeline drops the bot's events: the workers will drop those replayed too.
+    expect((await admin('PUT', '/v1/pipeline', { steps: [{ drop: { when: 'key == "bot"' } }] })).body.version).toBe(1);
+
+    const dry = await admin('POST', '/v1/dlq/replay', { dry_run: true, patch: CAST });
+    expect(dry.body).toMatchObject({ matched: 20, would_pass: 16, failed: 4 });
+    expect(dry.body.would_fail.map((f: any) => [f.reason, f.count])).toEqual([['dropped', 4]]);
+
+    await admin('POST', '/v1/dlq/replay', { patch: CAST });
+    await until(async () => (await p!.store.rawStats('acme')).events === 16 && (await p!.catalog.deadLetters.list('acme', { status: ['discarded'] }, 100)).entries.length === 4);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await p.store.rawStats('acme')).toEqual({ events: 16, distinctKeys: 16 });
+  });
 });
