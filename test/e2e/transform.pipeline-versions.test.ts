@@ -139,4 +139,24 @@ describe('transform pipeline versions', () => {
     const gaps = balance(await p.log.tallies(0, far), await p.store.storedByMinute(0, far), await p.catalog.deadLetters.byMinute(0, far)).filter((m) => m.gap !== 0);
     expect(gaps).toEqual([]);
   });
+
+  it('transform.a-version-that-fails-most-events-trips-the-breaker-instead-of-dead-lettering-the-world', async () => {
+    p = await startPipeline();
+    const { send, admin } = client(p);
+    expect((await admin('PUT', '/v1/pipeline', { steps: [{ cast: { field: 'properties.amount', to: 'number' } }] })).status).toBe(200);
+    const ts = now();
+    for (let b = 0; b < 5; b++) {
+      await send(Array.from({ length: 100 }, (_, i) => ({ type: 'checkout', key: `u${i}`, idempotency_key: `b${b}-${i}`, ts, properties: { amount: 'not a number' } })));
+    }
+    await until(async () => (await p!.catalog.settings('acme')).paused !== null);
+    expect((await p.catalog.settings('acme')).paused!.reason).toMatch(/dead-lettered by the pipeline/);
+    // Once paused, the rest is held, not dead-lettered: far fewer than 500 dead letters.
+    await until(async () => {
+      const c = await p!.catalog.deadLetters.counts('acme');
+      return (c.transform_failed ?? 0) + (c.held ?? 0) === 500;
+    });
+    const counts = await p.catalog.deadLetters.counts('acme');
+    expect(counts.held).toBeGreaterThan(0);
+    expect(counts.transform_failed).toBeLessThan(500);
+  });
 });
