@@ -13,6 +13,7 @@ import { recovery } from './recovery.js';
 import { queryBench } from './query.js';
 import { spikeBench } from './spike.js';
 import { scaleOutBench } from './scale-out.js';
+import { transformBench } from './transform.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
 import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from './proc.js';
 
@@ -35,11 +36,13 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *                 the same run with A at its quota; A's 429s, nothing acknowledged lost, RSS
  *   scale-out     sluice ingest + 2 workers on NATS JetStream and PostgreSQL vs sluice up
  *                 embedded, beside the engines' ceilings (JetStream publish, PostgreSQL COPY)
+ *   transform     sent → queryable with a 5-step transform pipeline (cast, set, redact,
+ *                 rename, conditional drop) vs the same run without a pipeline
  *   observability ingest with metrics (scraped every second) and tracing (exported over
  *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out|transform, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -51,6 +54,7 @@ const { values } = parseArgs({
     'query-events': { type: 'string' },
     'spike-seconds': { type: 'string' },
     'scale-out-events': { type: 'string' },
+    'transform-events': { type: 'string' },
     quick: { type: 'boolean' },
     only: { type: 'string' },
     json: { type: 'boolean' },
@@ -62,6 +66,7 @@ const RECOVERY = Number(values.recovery ?? (values.quick ? 50_000 : 200_000));
 const QUERY_EVENTS = Number(values['query-events'] ?? (values.quick ? 1_000_000 : 10_000_000));
 const SPIKE_SECONDS = Number(values['spike-seconds'] ?? (values.quick ? 10 : 20));
 const SCALE_OUT_EVENTS = Number(values['scale-out-events'] ?? (values.quick ? 100_000 : 500_000));
+const TRANSFORM_EVENTS = Number(values['transform-events'] ?? (values.quick ? 100_000 : 200_000));
 const BATCH = Number(values.batch ?? 500);
 const CONCURRENCY = Number(values.concurrency ?? 16);
 
@@ -235,8 +240,8 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out'].includes(only)) {
-    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike or scale-out');
+  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out', 'transform'].includes(only)) {
+    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike, scale-out or transform');
   }
   const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
   const fs_ = only === undefined || only === 'fsync' ? await fsyncCost(work) : null;
@@ -245,6 +250,7 @@ try {
   const qb = only === undefined || only === 'query' ? await queryBench(work, QUERY_EVENTS, say) : null;
   const sp = only === undefined || only === 'spike' ? await spikeBench(work, SPIKE_SECONDS, say) : null;
   const so = only === undefined || only === 'scale-out' ? await scaleOutBench(work, SCALE_OUT_EVENTS, BATCH, CONCURRENCY, say) : null;
+  const tf = only === undefined || only === 'transform' ? await transformBench(work, TRANSFORM_EVENTS, BATCH, CONCURRENCY, say) : null;
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
   const out: string[] = [];
@@ -355,8 +361,20 @@ try {
     l('  … as a share of the COPY ceiling', so.natsPg.e2e, 'ev/s', so.copy),
     );
   }
+  if (tf) {
+    const cost = 1 - tf.pipeline / tf.none;
+    out.push(
+    '',
+    `transform: ${fmt(tf.events)} events sent → queryable through sluice up, the median of three alternating runs each`,
+    `  baseline: no pipeline                       ${fmt(tf.none).padStart(10)} ev/s`,
+    `  5 steps: cast, set (CEL), redact, rename, drop ${fmt(tf.pipeline).padStart(10)} ev/s`,
+    `  ratio pipeline / none                       ${fmt(tf.pipeline / tf.none, 2).padStart(10)}        target: costs ≤ 15%: ${cost <= 0.15 ? 'met' : 'MISSED'} (${fmt(cost * 100, 1)}%)`,
+    `  runs (ev/s): none ${tf.runs.none.map((x) => fmt(x)).join(', ')}; pipeline ${tf.runs.pipeline.map((x) => fmt(x)).join(', ')}`,
+    `  the steps' CPU per event, in process         ${fmt(tf.microsPerEvent, 1).padStart(10)} µs   = ${fmt((tf.microsPerEvent * tf.none) / 1e4, 1)}% of one core at the baseline's rate`,
+    );
+  }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so, transform: tf }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

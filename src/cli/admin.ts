@@ -168,9 +168,12 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
     }
     case 'replay': {
       const limit = Number(flags.limit ?? 0) || Infinity;
-      const total: Omit<ReplayReport, 'cursor' | 'dry_run' | 'failures'> = { matched: 0, replayed: 0, duplicates: 0, failed: 0, skipped: 0 };
+      const total: Omit<ReplayReport, 'cursor' | 'dry_run' | 'failures' | 'would_pass' | 'would_fail'> = { matched: 0, replayed: 0, duplicates: 0, failed: 0, skipped: 0 };
       const failures: ReplayReport['failures'] = [];
       let cursor: string | null = null;
+      // --patch FILE.json: transform steps ({"steps": [...]}) applied to each entry before re-validation.
+      const patch = flags.patch === undefined ? undefined : readSchema(flags.patch);
+      let wouldFail: ReplayReport['would_fail'] = undefined;
       do {
         const page = Math.min(1_000, limit - total.matched);
         const r: ReplayReport = await call<ReplayReport>(t, 'POST', '/v1/dlq/replay', {
@@ -180,16 +183,19 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
           cursor,
           rate: flags.rate === undefined ? undefined : Number(flags.rate),
           dry_run: flags.dryRun || undefined,
+          patch,
         });
         for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += r[k];
+        if (r.would_fail) wouldFail = r.would_fail;
         failures.push(...r.failures.slice(0, Math.max(0, 20 - failures.length)));
         cursor = r.cursor;
         if (!t.json) t.err.write(`\r${flags.dryRun ? 'would replay' : 'replayed'} ${total.replayed + total.duplicates} of ${total.matched} seen, ${total.failed} failed again`);
       } while (cursor !== null && total.matched < limit);
       if (!t.json) t.err.write('\n');
-      print(t, { ...total, failures, dry_run: flags.dryRun === true }, () =>
+      print(t, { ...total, failures, dry_run: flags.dryRun === true, ...(wouldFail ? { would_pass: total.replayed, would_fail: wouldFail } : {}) }, () =>
         [
           `${flags.dryRun ? 'dry run: would replay' : 'replayed'} ${total.replayed + total.duplicates}, failed again ${total.failed}, changed meanwhile ${total.skipped}`,
+          ...(wouldFail ?? []).map((f) => `  would fail: ${String(f.count).padStart(8)}  ${f.reason} ${f.field || '-'}  e.g. ${f.samples[0]?.message ?? ''}`),
           ...failures.map((f) => `  ${f.idempotency_key}: ${f.reason} ${f.path} ${f.message}`),
         ].join('\n'),
       );

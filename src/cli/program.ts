@@ -8,6 +8,7 @@ import { SluiceError } from '../core/errors.js';
 import type { KeyScope, TenantQuota, TenantSettings, UnknownTypes } from '../ports/catalog.js';
 import { backfillCommand, dlqCommand, schemaCommand, tenantStateCommand } from './admin.js';
 import { alertsCommand, ALERTS_USAGE } from './alerts.js';
+import { pipelineCommand, PIPELINE_USAGE } from './pipeline.js';
 import { doctor, formatFindings } from './doctor.js';
 import { queryCommand, type QueryFlags } from './query.js';
 import { send } from './send.js';
@@ -253,7 +254,10 @@ tenant's write, read and admin keys once; "sluice key create default --scope rea
   dlqSub('groups', 'dead letters by error signature', [], filters);
   dlqSub('show', 'one dead letter', ['<idempotency-key>'], (c) => c);
   dlqSub('replay', 'replay through the live path with the original keys (twice changes nothing)', [], (c) =>
-    filters(c).option('--rate <n>', 'events per second').option('--dry-run', 'count only'),
+    filters(c)
+      .option('--rate <n>', 'events per second')
+      .option('--dry-run', 'count only, and predict what would pass or fail')
+      .option('--patch <file>', 'transform steps ({"steps": [...]}, JSON) applied to each entry before re-validation'),
   );
   dlqSub('discard', 'discard, with a reason kept in the audit log', [], (c) => filters(c).option('--why <text>', 'the reason (required)'));
 
@@ -277,6 +281,39 @@ tenant's write, read and admin keys once; "sluice key create default --scope rea
       act((sub: string | undefined, args: string[], o: Opts) =>
         alertsCommand(io(o, `${READ} to read, ${ADMIN} to change`), sub === 'list' ? undefined : sub, args, o as Record<string, string | undefined>),
       ),
+    );
+
+  clientOptions(
+    program
+      .command('pipeline')
+      .description("the tenant's transform pipeline (admin key): show, push a new version, test over events, list versions")
+      .argument('<sub>', 'show, push, test or versions')
+      .argument('[file]', 'the pipeline document (push, test)')
+      .addHelpText('after', `\n${PIPELINE_USAGE}`),
+    ADMIN,
+  )
+    .option('--version <n>', 'a stored version (show, test)')
+    .option('--expected-version <n>', 'push: only if the current version is this one (compare-and-set)')
+    .option('--events <file>', 'test: a JSON array of events')
+    .option('--sample <type>', 'test: the last stored events of this type')
+    .option('--last <n>', 'test: how many (with --sample)')
+    .option('--limit <n>', 'versions: at most')
+    .option('--json', 'JSON output')
+    .action(
+      act((sub: string, file: string | undefined, o: Opts) => {
+        const { url, key } = target(o, ADMIN);
+        const flags: [string, unknown][] = [
+          ['--version', o.version],
+          ['--expected-version', o.expectedVersion],
+          ['--events', o.events],
+          ['--sample', o.sample],
+          ['--last', o.last],
+          ['--limit', o.limit],
+        ];
+        const argv = [sub, ...(file === undefined ? [] : [file]), '--url', url, '--key', key, ...(o.json ? ['--json'] : [])];
+        for (const [flag, v] of flags) if (v !== undefined) argv.push(flag, String(v));
+        return pipelineCommand(argv);
+      }),
     );
 
   clientOptions(program.command('backfill').description('rebuild a view from raw events, with progress'), ADMIN)

@@ -23,12 +23,13 @@ import type { Interval } from './types.js';
  */
 
 /**
- * `type`, `key`, or a path of up to 8 names inside `properties` or `context`: each name is
+ * `type`, `key`, `pipeline_version` (the version of the tenant's transform pipeline that
+ * produced the event, 0 for none), or a path of up to 8 names inside `properties` or `context`: each name is
  * `.name` (letters, digits, `_` and `-`) or, for any other name, a JSON string in brackets:
  * `properties["price.eur"]`, `context["a b"].c`. A dot always means nesting; a name that holds
  * a dot is quoted.
  */
-export const FIELD = /^(?:type|key|(?:properties|context)(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}|\["(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){1,200}"\]){1,8})$/;
+export const FIELD = /^(?:type|key|pipeline_version|(?:properties|context)(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}|\["(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){1,200}"\]){1,8})$/;
 
 const SEGMENT = /\.([A-Za-z_][A-Za-z0-9_-]{0,63})|\[("(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){1,200}")\]/y;
 
@@ -40,7 +41,7 @@ export function fieldSegment(name: string): string {
   return /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
 }
 
-export type Column = 'type' | 'key' | 'properties' | 'context';
+export type Column = 'type' | 'key' | 'pipeline_version' | 'properties' | 'context';
 
 export interface FieldRef {
   /** Canonical: `properties.region`, names quoted only where they must be (`properties["price.eur"]`). */
@@ -115,7 +116,7 @@ export function parseField(v: unknown, where: string): FieldRef {
   if (typeof v !== 'string' || !FIELD.test(v)) {
     throw bad(
       where,
-      `${JSON.stringify(v)} is not a field: use "type", "key", "properties.<name>" or "context.<name>" (names of letters, digits, "_" and "-", dotted for nesting; any other name quoted, as in properties["price.eur"])`,
+      `${JSON.stringify(v)} is not a field: use "type", "key", "pipeline_version", "properties.<name>" or "context.<name>" (names of letters, digits, "_" and "-", dotted for nesting; any other name quoted, as in properties["price.eur"])`,
     );
   }
   const column = v.startsWith('properties') ? 'properties' : v.startsWith('context') ? 'context' : v;

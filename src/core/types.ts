@@ -96,6 +96,11 @@ export interface LogEntry {
    * letter twice appends it once, and lets the dead-letter store ignore a stale failure.
    */
   replay?: number;
+  /**
+   * The version of the tenant's transform pipeline that produced the event (0: none), set by
+   * the worker's `transform` stage and stored with the event (`pipeline_version`).
+   */
+  pipelineVersion?: number;
 }
 
 /** Why ingest refused to store an event that it still kept (see LogEntry.fault). */
@@ -141,7 +146,13 @@ export type DeadLetterReason =
   /** An enricher failed permanently for this event. */
   | 'enrich_failed'
   /** Held, not failed: the tenant's dead-letter breaker was open; resuming replays it. */
-  | 'held';
+  | 'held'
+  /** A step of the tenant's transform pipeline failed on this event (a cast that cannot cast, an expression error). */
+  | 'transform_failed'
+  /** A `drop` step of the tenant's pipeline dropped it on purpose: recorded as discarded, so that it is counted. */
+  | 'dropped'
+  /** The reason of a `dead_letter` step of the tenant's pipeline, e.g. `missing_order_id` (lower-case, digits, `_`). */
+  | (string & { readonly pipelineReason?: never });
 
 export interface DeadLetter {
   record: LogRecord;

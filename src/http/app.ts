@@ -30,6 +30,7 @@ import { readiness } from '../obs/readiness.js';
 import { alertRoutes } from './routes/alerts.js';
 import { storeSource } from '../alerts/source.js';
 import { refreshAlertMetrics } from '../alerts/metrics.js';
+import { pipelineRoutes } from './routes/pipeline.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -193,6 +194,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       time: opts.config.events,
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
+    pipelineRoutes(app, { catalog: opts.catalog, reader: opts.reader });
     queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows, viewsPerTenant: opts.config.query.viewsPerTenant });
     eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
     const { maxBuckets, maxRows } = opts.config.query;

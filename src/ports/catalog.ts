@@ -1,6 +1,7 @@
 import type { AlertStore } from './alerts.js';
 import type { DeadLetterStore } from './dead-letters.js';
 import type { SavedQueryStore } from './saved-queries.js';
+import type { PipelineStore } from './pipelines.js';
 import type { SchemaStore } from './schemas.js';
 
 /**
@@ -59,6 +60,8 @@ export interface Catalog {
   readonly savedQueries: SavedQueryStore;
   /** Alert rules, states, history, receivers, routing, silences and the notification outbox. */
   readonly alerts: AlertStore;
+  /** Transform pipeline versions per tenant. */
+  readonly pipelines: PipelineStore;
 
   close(): Promise<void>;
 }

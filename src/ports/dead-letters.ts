@@ -1,3 +1,4 @@
+import type { GroupState, GroupStatus } from '../core/dlq-lifecycle.js';
 import type { DeadLetter, Fault, MinuteCount } from '../core/types.js';
 
 /**
@@ -18,10 +19,12 @@ import type { DeadLetter, Fault, MinuteCount } from '../core/types.js';
  */
 export interface DeadLetterStore {
   /**
-   * Records entries (upsert by tenant and idempotency key) as `open`, or `held` for the
-   * breaker. A record whose replay generation is older than the entry's is ignored.
+   * Records entries (upsert by tenant and idempotency key) as `open`, `held` for the
+   * breaker, or `discarded` for events a transform's `drop` step dropped on purpose (kept
+   * so that they are counted and can be looked up). A record whose replay generation is
+   * older than the entry's is ignored.
    */
-  record(entries: readonly DeadLetter[], status?: 'open' | 'held'): Promise<void>;
+  record(entries: readonly DeadLetter[], status?: 'open' | 'held' | 'discarded'): Promise<void>;
 
   /** Entries matching the filter, newest first, a page at a time (`cursor` from the previous page; null at the end). */
   list(tenant: string, filter: DeadLetterFilter, limit: number, cursor?: string | null): Promise<DeadLetterPage>;
@@ -50,6 +53,16 @@ export interface DeadLetterStore {
 
   /** Marks open or held entries matching the filter discarded; returns how many. */
   discard(tenant: string, filter: DeadLetterFilter, limit: number): Promise<number>;
+
+  /** The lifecycle states of groups (see core/dlq-lifecycle.ts) by signature; a group never changed is absent (open). */
+  groupStates(tenant: string, signatures: readonly string[]): Promise<Map<string, GroupState>>;
+
+  /**
+   * Changes a group's lifecycle state in one transaction: reads it (open when absent), applies
+   * `change` (throws SLUICE_ERR_CONFLICT for a move the lifecycle does not have), appends to
+   * its history and to the audit log.
+   */
+  updateGroup(tenant: string, signature: string, change: { status?: GroupStatus; owner?: string | null; note?: string | null }, actor: string): Promise<GroupState>;
 }
 
 export type DeadLetterStatus = 'open' | 'held' | 'replayed' | 'discarded';

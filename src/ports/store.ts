@@ -148,4 +148,6 @@ export interface StoredEvent {
   /** JSON text. */
   properties: string;
   context: string;
+  /** The version of the tenant's transform pipeline that produced it (0: none). */
+  pipelineVersion: number;
 }

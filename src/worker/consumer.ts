@@ -279,9 +279,10 @@ export class Consumer {
   private async process(batch: { lease: Lease; records: LogRecord[] }[]): Promise<void> {
     const all = batch.flatMap(({ records }) => records);
     const stages = this.opts.stages ?? [judge(this.opts.maxAttempts)];
-    const { live, dead, held, outcomes } = await this.retrying(() => processBatch(all, stages, { signal: this.abort.signal }));
+    const { live, dead, held, dropped, outcomes } = await this.retrying(() => processBatch(all, stages, { signal: this.abort.signal }));
     if (dead.length > 0) await this.deadLetter(dead);
     if (held.length > 0) await this.deadLetter(held, 'held');
+    if (dropped.length > 0) await this.deadLetter(dropped, 'discarded');
     for (const [tenant, { ok, failed }] of outcomes) await this.retrying(() => this.opts.onOutcome?.(tenant, ok, failed) ?? Promise.resolve());
     let parts = batch.map(({ lease, records }) => ({ lease, upTo: records[records.length - 1]!.offset }));
     let records = live;
@@ -359,7 +360,7 @@ export class Consumer {
     return result;
   }
 
-  private async deadLetter(entries: DeadLetter[], status: 'open' | 'held' = 'open'): Promise<void> {
+  private async deadLetter(entries: DeadLetter[], status: 'open' | 'held' | 'discarded' = 'open'): Promise<void> {
     await this.retrying(() => this.sinks.deadLetters.record(entries, status));
     for (const { record, reason } of entries) this.opts.onEvent?.({ kind: 'dead-lettered', tenant: record.tenant, reason, held: status === 'held' });
   }

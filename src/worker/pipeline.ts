@@ -37,6 +37,8 @@ export interface StageResult {
   live: LogRecord[];
   dead: DeadLetter[];
   held?: DeadLetter[];
+  /** Dropped on purpose (a transform's `drop` step): recorded as discarded dead letters, so that they are counted. */
+  dropped?: DeadLetter[];
 }
 
 /**
@@ -47,6 +49,7 @@ export interface Processed {
   live: LogRecord[];
   dead: DeadLetter[];
   held: DeadLetter[];
+  dropped: DeadLetter[];
   outcomes: Map<string, { ok: number; failed: number }>;
 }
 
@@ -54,19 +57,21 @@ export interface Processed {
  * Dead-letter reasons that are the pipeline's own failures, not the producer's: they feed the
  * dead-letter breaker (a producer's schema violations must not hold its good events).
  */
-const PIPELINE_FAULTS: ReadonlySet<string> = new Set(['poison', 'enrich_failed', 'invalid_row']);
+const PIPELINE_FAULTS: ReadonlySet<string> = new Set(['poison', 'enrich_failed', 'invalid_row', 'transform_failed']);
 
 /** Runs `stages` in order over `records`. No effects: see `Processed`. */
 export async function processBatch(records: readonly LogRecord[], stages: readonly Stage[], ctx: StageContext): Promise<Processed> {
   let live: LogRecord[] = [...records];
   const dead: DeadLetter[] = [];
   const held: DeadLetter[] = [];
+  const dropped: DeadLetter[] = [];
   for (const stage of stages) {
     if (live.length === 0) break;
     const r = await stage.run(live, ctx);
     live = r.live;
     dead.push(...r.dead);
     if (r.held) held.push(...r.held);
+    if (r.dropped) dropped.push(...r.dropped);
   }
   const outcomes = new Map<string, { ok: number; failed: number }>();
   const at = (tenant: string) => {
@@ -79,7 +84,8 @@ export async function processBatch(records: readonly LogRecord[], stages: readon
   const paused = new Set(held.map((d) => d.record.tenant));
   for (const d of dead) if (PIPELINE_FAULTS.has(d.reason) && !paused.has(d.record.tenant)) at(d.record.tenant).failed++;
   for (const r of live) at(r.tenant).ok++;
-  return { live, dead, held, outcomes };
+  for (const d of dropped) at(d.record.tenant).ok++;
+  return { live, dead, held, dropped, outcomes };
 }
 
 /** The dead letter of a record delivered `maxAttempts` times without completing. */

@@ -11,11 +11,13 @@ import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';
 import { SchemaRegistry } from '../schema/registry.js';
+import { PipelineRegistry } from '../transform/registry.js';
 import { DeadLetterBreaker } from './breaker.js';
 import { Consumer, storeSinks } from './consumer.js';
 import { loadEnrichers } from './enrich.js';
 import { enrichStage, hold, judge, type Stage } from './pipeline.js';
 import { TenantPauses } from './pauses.js';
+import { transformStage } from './transform.js';
 
 /** The live consumer group: the one whose commits queries see. */
 export const WORKER_GROUP = 'workers';
@@ -70,9 +72,11 @@ export async function startWorkers(
     }
   }
   const w = config.worker;
+  const registry = new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs });
+  const pipelines = new PipelineRegistry(catalog, { refreshMs: config.events.schemaRefreshMs, now: () => clock.now() });
   const pauses = new TenantPauses({
     catalog,
-    registry: new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs }),
+    registry,
     breaker: config.breaker.enabled ? new DeadLetterBreaker(config.breaker) : null,
     clock,
     logger,
@@ -81,6 +85,7 @@ export async function startWorkers(
     judge(w.maxAttempts),
     hold(pauses.pausedWhy),
     enrichStage({ anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent, plugins: await loadEnrichers(config.enrich.plugins) }),
+    transformStage((tenant) => pipelines.forTenant(tenant)),
   ];
   // A worker with a stable id (a systemd instance, a pod name) takes its predecessor's leases
   // back at once after a crash, instead of waiting for them to expire.

@@ -373,5 +373,86 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       expect(await a.deleteObject('acme', 'receiver', 'oncall', 'k')).toBe(false);
       expect((await catalog.auditLog('acme', 10)).map((e) => e.action)).toEqual(['alert.receiver.delete', 'alert.silence.put', 'alert.receiver.put', 'alert.receiver.put']);
     });
+
+    it('pipelines.versions-are-compare-and-set-audited-and-move-the-epoch', async () => {
+      const { catalog, another } = await make();
+      await catalog.createTenant('acme');
+      const p = catalog.pipelines;
+      expect(await p.current('acme')).toBeNull();
+      const epoch = await catalog.epoch();
+      const steps1 = [{ cast: { field: 'properties.amount', to: 'number' } }];
+      const v1 = await p.put('acme', { steps: steps1, actor: 'key-1', expectedVersion: 0, audit: (before) => ({ before }) });
+      expect(v1).toMatchObject({ tenant: 'acme', version: 1, steps: steps1, createdBy: 'key-1' });
+      expect(await catalog.epoch()).toBeGreaterThan(epoch);
+      // A writer that read version 0 meanwhile is refused; without expected_version it wins.
+      expect(await code(p.put('acme', { steps: [], actor: 'key-2', expectedVersion: 0, audit: () => null }))).toBe('SLUICE_ERR_CONFLICT:expected_version');
+      const v2 = await p.put('acme', { steps: [], actor: 'key-2', audit: (before) => ({ before }) });
+      expect(v2.version).toBe(2);
+      const other = await another();
+      expect((await other.pipelines.current('acme'))?.version).toBe(2);
+      expect((await other.pipelines.get('acme', 1))?.steps).toEqual(steps1);
+      expect(await other.pipelines.get('acme', 3)).toBeNull();
+      expect((await p.list('acme', 10)).map((v) => v.version)).toEqual([2, 1]);
+      expect((await p.list('acme', 1)).map((v) => v.version)).toEqual([2]);
+      expect(await p.current('beta')).toBeNull();
+      const audit = await catalog.auditLog('acme', 10);
+      expect(audit.filter((a) => a.action === 'pipeline.put').map((a) => [a.subject, a.actor, a.detail])).toEqual([
+        ['pipeline:2', 'key-2', { before: steps1 }],
+        ['pipeline:1', 'key-1', { before: null }],
+      ]);
+    });
+
+    it('pipelines.the-redaction-salt-is-made-once-per-tenant', async () => {
+      const { catalog, another } = await make();
+      const a = await catalog.pipelines.salt('acme');
+      expect(a).toMatch(/^[0-9a-f]{64}$/);
+      expect(await catalog.pipelines.salt('acme')).toBe(a);
+      expect(await (await another()).pipelines.salt('acme')).toBe(a);
+      expect(await catalog.pipelines.salt('beta')).not.toBe(a);
+    });
+
+    it('dead-letters.group-lifecycle-open-acknowledged-resolved-with-owner-and-history', async () => {
+      const { catalog, another } = await make();
+      const dlq = catalog.deadLetters;
+      expect(await dlq.groupStates('acme', ['sig-1'])).toEqual(new Map());
+      const ack = await dlq.updateGroup('acme', 'sig-1', { status: 'acknowledged', owner: 'payments', note: 'looking' }, 'key-1');
+      expect(ack).toMatchObject({ signature: 'sig-1', status: 'acknowledged', owner: 'payments' });
+      expect(await code(dlq.updateGroup('acme', 'sig-1', { status: 'acknowledged' }, 'key-1'))).toBe('resolved');
+      const resolved = await (await another()).deadLetters.updateGroup('acme', 'sig-1', { status: 'resolved', note: 'fixed by a cast' }, 'key-2');
+      expect(resolved.history.map((h) => [h.status, h.owner, h.note, h.actor])).toEqual([
+        ['acknowledged', 'payments', 'looking', 'key-1'],
+        ['acknowledged', 'payments', null, 'key-1'],
+        ['resolved', 'payments', 'fixed by a cast', 'key-2'],
+      ]);
+      // Resolved goes back to open only.
+      expect(await code(dlq.updateGroup('acme', 'sig-1', { status: 'ignored' }, 'key-1'))).toBe('SLUICE_ERR_CONFLICT:status');
+      expect(await code(dlq.updateGroup('acme', 'sig-2', { status: 'open' }, 'key-1'))).toBe('resolved');
+      const states = await dlq.groupStates('acme', ['sig-1', 'sig-2', 'sig-3']);
+      expect([...states.keys()].sort()).toEqual(['sig-1', 'sig-2']);
+      expect(states.get('sig-1')?.status).toBe('resolved');
+      expect((await dlq.groupStates('other', ['sig-1'])).size).toBe(0);
+      expect((await catalog.auditLog('acme', 10, 'sig-1')).map((a) => a.action)).toEqual(['dlq.group', 'dlq.group', 'dlq.group']);
+    });
+
+    it('dead-letters.new-open-entries-reopen-a-resolved-group-but-not-an-ignored-one', async () => {
+      const { catalog } = await make();
+      const dlq = catalog.deadLetters;
+      await dlq.record([dead('acme', 1), dead('acme', 2, { reason: 'too_late', message: 'too late by 3 days', path: '' })]);
+      const [violation, late] = (await dlq.groups('acme', {}, 10)).map((g) => g.signature);
+      await dlq.updateGroup('acme', violation!, { status: 'resolved' }, 'key-1');
+      await dlq.updateGroup('acme', late!, { status: 'ignored' }, 'key-1');
+      // Held entries do not reopen it; a new open one does; an ignored group stays ignored.
+      await dlq.record([dead('acme', 3)], 'held');
+      expect((await dlq.groupStates('acme', [violation!])).get(violation!)?.status).toBe('resolved');
+      await dlq.record([dead('acme', 4), dead('acme', 5, { reason: 'too_late', message: 'too late by 3 days', path: '' })]);
+      const states = await dlq.groupStates('acme', [violation!, late!]);
+      expect(states.get(late!)?.status).toBe('ignored');
+      const reopened = states.get(violation!)!;
+      expect(reopened.status).toBe('open');
+      expect(reopened.history.map((h) => [h.status, h.actor, h.note])).toEqual([
+        ['resolved', 'key-1', null],
+        ['open', 'sluice', 'new dead letters after it was resolved'],
+      ]);
+    });
   });
 }

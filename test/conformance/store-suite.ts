@@ -51,6 +51,25 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
       await store.close();
     });
 
+    it('commit.stores-the-pipeline-version-of-each-event', async () => {
+      const { store } = await make();
+      const batch = [...records('t1', 0, 1, 3, { pipelineVersion: 7 }), ...records('t1', 0, 4, 5)];
+      await store.commit({ records: batch, partitions: [{ partition: 0, token: 1, upTo: 5 }] });
+      expect((await store.findEvent('t1', 't1-0-2'))?.pipelineVersion).toBe(7);
+      expect((await store.findEvent('t1', 't1-0-5'))?.pipelineVersion).toBe(0);
+      const spec = parseQuery(
+        { from: new Date(T0).toISOString(), to: new Date(T0 + 5 * MINUTE).toISOString(), interval: null, group_by: ['pipeline_version'], measures: ['count'], order_by: 'pipeline_version', source: 'raw' },
+        't1',
+        T0,
+        { maxBuckets: 10_000, maxRows: 10_000 },
+      );
+      expect((await store.query(spec, 100)).rows).toEqual([
+        ['0', 2],
+        ['7', 3],
+      ]);
+      await store.close();
+    });
+
     it('commit.dedupes-redelivered-batch', async () => {
       const { store } = await make();
       await store.commit({ records: records('t1', 0, 1, 100), partitions: [{ partition: 0, token: 1, upTo: 100 }] });

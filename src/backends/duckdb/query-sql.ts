@@ -28,7 +28,13 @@ function clampDouble(x: string): string {
 
 /** DuckDB's side of the shared compilers (backends/sql/compile.ts, views.ts). */
 export const DUCKDB: ViewDialect<DuckDBValue> = {
-  field: (f, p, alias = '') => (f.path === null ? `${alias}"${f.column}"` : `json_extract_string(${alias}${f.column}, ${p.add(f.path)})`),
+  field: (f, p, alias = '') =>
+    // The version is an integer column; fields are compared as text, as JSON values are.
+    f.column === 'pipeline_version'
+      ? `CAST(${alias}"pipeline_version" AS VARCHAR)`
+      : f.path === null
+        ? `${alias}"${f.column}"`
+        : `json_extract_string(${alias}${f.column}, ${p.add(f.path)})`,
   // Finite numbers only: "NaN", "inf" and "-Infinity" are text, not numbers (as sluice_num in
   // PostgreSQL); numeric text past the largest double ("1e400") is clamped to it, as there.
   num: (x) =>

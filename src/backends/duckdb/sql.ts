@@ -21,8 +21,11 @@ export const SCHEMA = `
     origin VARCHAR NOT NULL,
     properties JSON NOT NULL,
     context JSON NOT NULL,
-    stored_at TIMESTAMP_MS NOT NULL
+    stored_at TIMESTAMP_MS NOT NULL,
+    pipeline_version INTEGER DEFAULT 0
   );
+  -- Data directories made before transform pipelines: the version column is added, last.
+  ALTER TABLE events ADD COLUMN IF NOT EXISTS pipeline_version INTEGER DEFAULT 0;
   CREATE TABLE IF NOT EXISTS counts_1m (
     tenant VARCHAR NOT NULL,
     type VARCHAR NOT NULL,

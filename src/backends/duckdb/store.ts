@@ -48,7 +48,7 @@ export interface DuckdbStoreOptions {
   readersPerTenant?: number;
 }
 
-const EVENT_TYPES: DuckDBType[] = [VARCHAR, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS, TIMESTAMP_MS, INTEGER, BIGINT, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS];
+const EVENT_TYPES: DuckDBType[] = [VARCHAR, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS, TIMESTAMP_MS, INTEGER, BIGINT, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS, INTEGER];
 
 /**
  * The embedded store on DuckDB: one process writes (DuckDB's rule), through one connection;
@@ -256,6 +256,7 @@ export class DuckdbStore implements Store {
           cols[9]![i] = r.properties;
           cols[10]![i] = r.context;
           cols[11]![i] = storedAt;
+          cols[12]![i] = r.pipelineVersion ?? 0;
         }
         const chunk = DuckDBDataChunk.create(EVENT_TYPES, n);
         chunk.setColumns(cols);
@@ -408,10 +409,10 @@ export class DuckdbStore implements Store {
   }
 }
 
-const EVENT_COLUMNS = `type, key, idempotency_key, epoch_ms(ts), epoch_ms(received_at), epoch_ms(stored_at), partition, "offset", origin, properties, context`;
+const EVENT_COLUMNS = `type, key, idempotency_key, epoch_ms(ts), epoch_ms(received_at), epoch_ms(stored_at), partition, "offset", origin, properties, context, pipeline_version`;
 
 function toStoredEvent(row: DuckDBValue[]): StoredEvent {
-  const [type, key, idem, ts, receivedAt, storedAt, partition, offset, origin, properties, context] = row;
+  const [type, key, idem, ts, receivedAt, storedAt, partition, offset, origin, properties, context, pipelineVersion] = row;
   return {
     type: String(type),
     key: String(key),
@@ -424,6 +425,7 @@ function toStoredEvent(row: DuckDBValue[]): StoredEvent {
     origin: String(origin) as StoredEvent['origin'],
     properties: String(properties),
     context: String(context),
+    pipelineVersion: Number(pipelineVersion ?? 0),
   };
 }
 

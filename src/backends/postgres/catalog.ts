@@ -8,6 +8,7 @@ import { Executor, migrate, openPool, postgresTarget, type Migration, type Sql }
 import { PostgresAlerts } from './alerts.js';
 import { PostgresDeadLetters } from './dead-letters.js';
 import { PostgresSavedQueries } from './saved-queries.js';
+import { PostgresPipelines } from './pipelines.js';
 import { PostgresSchemas } from './schemas.js';
 
 const MIGRATIONS: Migration[] = [
@@ -81,6 +82,22 @@ const MIGRATIONS: Migration[] = [
       CREATE TABLE alert_lease (name text PRIMARY KEY, owner text NOT NULL, expires_at bigint NOT NULL);
     `,
   },
+  {
+    // Transform pipelines: one versioned document of steps per tenant, and its redaction salt;
+    // the lifecycle of dead-letter groups (the workbench).
+    version: 4,
+    sql: `
+      CREATE TABLE pipelines (
+        tenant text NOT NULL, version integer NOT NULL, steps text NOT NULL, created_at bigint NOT NULL, created_by text NOT NULL,
+        PRIMARY KEY (tenant, version)
+      );
+      CREATE TABLE pipeline_salts (tenant text PRIMARY KEY, salt text NOT NULL);
+      CREATE TABLE dlq_groups (
+        tenant text NOT NULL, signature text NOT NULL, status text NOT NULL, owner text, history text NOT NULL, updated_at bigint NOT NULL,
+        PRIMARY KEY (tenant, signature)
+      );
+    `,
+  },
 ];
 
 /**
@@ -112,6 +129,7 @@ export class PostgresCatalog implements Catalog {
   readonly schemas: PostgresSchemas;
   readonly savedQueries: PostgresSavedQueries;
   readonly alerts: PostgresAlerts;
+  readonly pipelines: PostgresPipelines;
 
   constructor(url: string) {
     this.target = postgresTarget(url);
@@ -122,6 +140,7 @@ export class PostgresCatalog implements Catalog {
     this.schemas = new PostgresSchemas(this.exec);
     this.savedQueries = new PostgresSavedQueries(this.exec);
     this.alerts = new PostgresAlerts(this.exec);
+    this.pipelines = new PostgresPipelines(this.exec);
   }
 
   private unavailable(e: unknown): SluiceError {

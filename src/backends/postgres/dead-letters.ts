@@ -3,6 +3,9 @@ import type { DeadLetter, Fault, MinuteCount } from '../../core/types.js';
 import type { DeadLetterFilter, DeadLetterGroup, DeadLetterPage, DeadLetterRow, DeadLetterStore } from '../../ports/dead-letters.js';
 import { ACTIVE, afterCursor, clampLimit, groupOf, LIST_ORDER, pageOf, payloadOf, toRow, whereOf } from '../dead-letter-rows.js';
 import { Params } from '../sql/compile.js';
+import { applyGroupChange, type GroupState, type GroupStatus } from '../../core/dlq-lifecycle.js';
+import { REOPEN_NOTE, toGroupState, untouchedGroup, type GroupRow } from '../dead-letter-groups.js';
+import { insertAudit } from './changes.js';
 import type { Executor } from './database.js';
 
 /** A filter's WHERE clause with `$n` placeholders, and its values. */
@@ -18,7 +21,7 @@ function where(tenant: string, f: DeadLetterFilter, p = new Params()): { sql: st
 export class PostgresDeadLetters implements DeadLetterStore {
   constructor(private readonly exec: Executor) {}
 
-  async record(entries: readonly DeadLetter[], status: 'open' | 'held' = 'open'): Promise<void> {
+  async record(entries: readonly DeadLetter[], status: 'open' | 'held' | 'discarded' = 'open'): Promise<void> {
     if (entries.length === 0) return;
     const now = Date.now();
     const last = new Map<string, DeadLetter>();
@@ -32,7 +35,7 @@ export class PostgresDeadLetters implements DeadLetterStore {
       values.forEach((v, i) => cols[i]!.push(v));
     }
     // A failure of an older replay generation than the entry's is a stale redelivery: ignored.
-    await this.exec.query(
+    const written = await this.exec.query<{ tenant: string; signature: string }>(
       `INSERT INTO dead_letters (tenant, idem, type, reason, message, attempts, p, o, origin, payload, received_at, replays, signature, path, schema_version,
          first_seen, last_seen, status)
        SELECT *, $16::bigint, $16::bigint, $17::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::bigint[],
@@ -41,8 +44,18 @@ export class PostgresDeadLetters implements DeadLetterStore {
          reason = excluded.reason, message = excluded.message, attempts = greatest(dead_letters.attempts, excluded.attempts),
          p = excluded.p, o = excluded.o, last_seen = excluded.last_seen, status = excluded.status,
          signature = excluded.signature, path = excluded.path, schema_version = excluded.schema_version, origin = excluded.origin
-       WHERE excluded.replays >= dead_letters.replays AND dead_letters.status <> 'discarded'`,
+       WHERE excluded.replays >= dead_letters.replays AND dead_letters.status <> 'discarded'
+       RETURNING tenant, signature`,
       [...cols, now, status],
+    );
+    if (status !== 'open' || written.length === 0) return;
+    // New open entries in a resolved group reopen it: the fix did not hold.
+    await this.exec.query(
+      `UPDATE dlq_groups g SET status = 'open', updated_at = $1,
+         history = (g.history::jsonb || jsonb_build_array(jsonb_build_object('at', $1::bigint, 'actor', 'sluice', 'status', 'open', 'owner', g.owner, 'note', $4::text)))::text
+       FROM unnest($2::text[], $3::text[]) AS x(tenant, signature)
+       WHERE g.tenant = x.tenant AND g.signature = x.signature AND g.status = 'resolved'`,
+      [now, written.map((w) => w.tenant), written.map((w) => w.signature), REOPEN_NOTE],
     );
   }
 
@@ -136,5 +149,31 @@ export class PostgresDeadLetters implements DeadLetterStore {
       w.p.values,
     );
     return rows.length;
+  }
+
+  async groupStates(tenant: string, signatures: readonly string[]): Promise<Map<string, GroupState>> {
+    const out = new Map<string, GroupState>();
+    if (signatures.length === 0) return out;
+    const rows = await this.exec.query<GroupRow>('SELECT signature, status, owner, history FROM dlq_groups WHERE tenant = $1 AND signature = ANY($2::text[])', [tenant, [...signatures]]);
+    for (const r of rows) out.set(r.signature, toGroupState(r));
+    return out;
+  }
+
+  async updateGroup(tenant: string, signature: string, change: { status?: GroupStatus; owner?: string | null; note?: string | null }, actor: string): Promise<GroupState> {
+    const now = Date.now();
+    return this.exec.transaction(async (sql) => {
+      await sql('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sluice:dlq-group:${tenant}:${signature}`]);
+      const row = (await sql<GroupRow>('SELECT signature, status, owner, history FROM dlq_groups WHERE tenant = $1 AND signature = $2', [tenant, signature]))[0];
+      const before = row ? toGroupState(row) : untouchedGroup(signature);
+      const after = applyGroupChange(before, change, actor, now);
+      await sql(
+        `INSERT INTO dlq_groups (tenant, signature, status, owner, history, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (tenant, signature) DO UPDATE SET status = excluded.status, owner = excluded.owner, history = excluded.history, updated_at = excluded.updated_at`,
+        [tenant, signature, after.status, after.owner, JSON.stringify(after.history), now],
+      );
+      const detail = JSON.stringify({ before: { status: before.status, owner: before.owner }, after: { status: after.status, owner: after.owner }, note: change.note ?? null });
+      await insertAudit(sql, { tenant, actor, action: 'dlq.group', subject: signature, detail }, now);
+      return after;
+    });
   }
 }

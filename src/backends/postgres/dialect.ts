@@ -19,6 +19,8 @@ function clampDouble(x: string): string {
  */
 export const POSTGRES: ViewDialect = {
   field: (f, p, alias = '') => {
+    // The version is an integer column; fields are compared as text, as JSON values are.
+    if (f.column === 'pipeline_version') return `(${alias}"pipeline_version")::text`;
     if (f.path === null) return `${alias}"${f.column}"`;
     // `properties.a["b.c"]` → {a,b.c}: the names after the column, as a text[] parameter.
     return `(${alias}${f.column} #>> ${p.add(f.names)}::text[])`;

@@ -71,6 +71,11 @@ const MIGRATIONS: Migration[] = [
       ${BACKFILL_TABLES}
     `,
   },
+  {
+    // The transform pipeline version that produced each event (0: none); old rows get 0.
+    version: 3,
+    sql: `ALTER TABLE events ADD COLUMN IF NOT EXISTS pipeline_version integer NOT NULL DEFAULT 0;`,
+  },
 ];
 
 /**
@@ -267,7 +272,7 @@ export class PostgresStore implements Store {
 
   private async insertRows(client: pg.PoolClient, table: 'events' | 'staging', records: LogRecord[]): Promise<void> {
     const storedAt = Date.now();
-    const cols: unknown[][] = Array.from({ length: 11 }, () => new Array<unknown>(records.length));
+    const cols: unknown[][] = Array.from({ length: 12 }, () => new Array<unknown>(records.length));
     records.forEach((r, i) => {
       cols[0]![i] = r.tenant;
       cols[1]![i] = r.type;
@@ -280,12 +285,13 @@ export class PostgresStore implements Store {
       cols[8]![i] = r.origin;
       cols[9]![i] = r.properties;
       cols[10]![i] = r.context;
+      cols[11]![i] = r.pipelineVersion ?? 0;
     });
     await client.query(
-      `INSERT INTO ${table} (tenant, type, key, idempotency_key, ts, received_at, partition, "offset", origin, properties, context, stored_at)
-       SELECT t, y, k, i, ts, r, p, o, g, pr::jsonb, c::jsonb, $12
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::int[], $8::bigint[], $9::text[], $10::text[], $11::text[])
-         AS x(t, y, k, i, ts, r, p, o, g, pr, c)`,
+      `INSERT INTO ${table} (tenant, type, key, idempotency_key, ts, received_at, partition, "offset", origin, properties, context, pipeline_version, stored_at)
+       SELECT t, y, k, i, ts, r, p, o, g, pr::jsonb, c::jsonb, pv, $13
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::int[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::int[])
+         AS x(t, y, k, i, ts, r, p, o, g, pr, c, pv)`,
       [...cols, storedAt],
     );
   }
@@ -426,9 +432,10 @@ interface EventRow {
   origin: string;
   properties: string;
   context: string;
+  pipeline_version: number;
 }
 
-const EVENT_COLUMNS = `type, key, idempotency_key, ts, received_at, stored_at, partition, "offset", origin, properties::text AS properties, context::text AS context`;
+const EVENT_COLUMNS = `type, key, idempotency_key, ts, received_at, stored_at, partition, "offset", origin, properties::text AS properties, context::text AS context, pipeline_version`;
 
 function toStoredEvent(r: EventRow): StoredEvent {
   return {
@@ -443,6 +450,7 @@ function toStoredEvent(r: EventRow): StoredEvent {
     origin: r.origin as StoredEvent['origin'],
     properties: r.properties,
     context: r.context,
+    pipelineVersion: Number(r.pipeline_version ?? 0),
   };
 }
 

@@ -4,6 +4,7 @@ import { bumpEpoch, immediate, openDatabase, readEpoch, type SqliteDatabase } fr
 import { SqliteAlerts } from './alerts.js';
 import { SqliteDeadLetters } from './dead-letters.js';
 import { SqliteSavedQueries } from './saved-queries.js';
+import { SqlitePipelines } from './pipelines.js';
 import { SqliteSchemas } from './schemas.js';
 
 export class SqliteCatalog implements Catalog {
@@ -20,6 +21,7 @@ export class SqliteCatalog implements Catalog {
   readonly schemas: SqliteSchemas;
   readonly savedQueries: SqliteSavedQueries;
   readonly alerts: SqliteAlerts;
+  readonly pipelines: SqlitePipelines;
 
   constructor(fileOrDb: string | SqliteDatabase) {
     this.ownsDb = typeof fileOrDb === 'string';
@@ -28,6 +30,7 @@ export class SqliteCatalog implements Catalog {
     this.schemas = new SqliteSchemas(this.db);
     this.savedQueries = new SqliteSavedQueries(this.db);
     this.alerts = new SqliteAlerts(this.db);
+    this.pipelines = new SqlitePipelines(this.db);
   }
 
   async createTenant(name: string): Promise<NewTenant> {

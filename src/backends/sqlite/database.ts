@@ -137,6 +137,19 @@ const MIGRATIONS: string[] = [
   CREATE INDEX alert_outbox_due ON alert_outbox (delivered_at, next_at);
   CREATE TABLE alert_lease (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
   `,
+  // Transform pipelines: one versioned document of steps per tenant, and its redaction salt;
+  // the lifecycle of dead-letter groups (the workbench).
+  `
+  CREATE TABLE pipelines (
+    tenant TEXT NOT NULL, version INTEGER NOT NULL, steps TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant, version)
+  ) WITHOUT ROWID;
+  CREATE TABLE pipeline_salts (tenant TEXT PRIMARY KEY, salt TEXT NOT NULL);
+  CREATE TABLE dlq_groups (
+    tenant TEXT NOT NULL, signature TEXT NOT NULL, status TEXT NOT NULL, owner TEXT, history TEXT NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, signature)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export interface OpenOptions {

@@ -9,6 +9,8 @@ import type {
   DeadLetterStore,
 } from '../../ports/dead-letters.js';
 import { ACTIVE, afterCursor, clampLimit, groupOf, LIST_ORDER, pageOf, payloadOf, toRow, whereOf } from '../dead-letter-rows.js';
+import { applyGroupChange, type GroupState, type GroupStatus } from '../../core/dlq-lifecycle.js';
+import { REOPEN_NOTE, toGroupState, untouchedGroup, type GroupRow } from '../dead-letter-groups.js';
 import { immediate, type SqliteDatabase } from './database.js';
 
 /** A filter's WHERE clause with `?` placeholders, and its values. */
@@ -21,6 +23,7 @@ function where(tenant: string, f: DeadLetterFilter): { sql: string; args: unknow
 /** Dead letters in the embedded catalog's SQLite file. */
 export class SqliteDeadLetters implements DeadLetterStore {
   private readonly upsert;
+  private readonly reopen;
 
   constructor(private readonly db: SqliteDatabase) {
     // A failure of an older replay generation than the entry's is a stale redelivery: ignored.
@@ -35,20 +38,30 @@ export class SqliteDeadLetters implements DeadLetterStore {
          origin = excluded.origin
        WHERE excluded.replays >= dead_letters.replays AND dead_letters.status <> 'discarded'`,
     );
+    this.reopen = db.prepare(
+      `UPDATE dlq_groups SET status = 'open', updated_at = ?,
+         history = json_insert(history, '$[#]', json_object('at', ?, 'actor', 'sluice', 'status', 'open', 'owner', owner, 'note', '${REOPEN_NOTE}'))
+       WHERE tenant = ? AND signature = ? AND status = 'resolved'`,
+    );
   }
 
-  async record(entries: readonly DeadLetter[], status: 'open' | 'held' = 'open'): Promise<void> {
+  async record(entries: readonly DeadLetter[], status: 'open' | 'held' | 'discarded' = 'open'): Promise<void> {
     if (entries.length === 0) return;
     const now = Date.now();
     immediate(this.db, () => {
+      const opened = new Map<string, [string, string]>();
       for (const d of entries) {
         const r = d.record;
         const path = d.path ?? '';
-        this.upsert.run(
+        const signature = errorSignature(d.reason, path, d.message);
+        const { changes } = this.upsert.run(
           r.tenant, r.idempotencyKey, r.type, d.reason, d.message, r.attempt, r.partition, r.offset, now, now, r.origin,
-          payloadOf(d), r.receivedAt, status, r.replay ?? 0, errorSignature(d.reason, path, d.message), path, d.schemaVersion ?? null,
+          payloadOf(d), r.receivedAt, status, r.replay ?? 0, signature, path, d.schemaVersion ?? null,
         );
+        if (changes > 0 && status === 'open') opened.set(JSON.stringify([r.tenant, signature]), [r.tenant, signature]);
       }
+      // New open entries in a resolved group reopen it: the fix did not hold.
+      for (const [tenant, signature] of opened.values()) this.reopen.run(now, now, tenant, signature);
     });
   }
 
@@ -122,5 +135,34 @@ export class SqliteDeadLetters implements DeadLetterStore {
     return this.db
       .prepare(`UPDATE dead_letters SET status = 'discarded', last_seen = ? WHERE (tenant, idem) IN (SELECT tenant, idem FROM dead_letters WHERE ${w.sql} LIMIT ?)`)
       .run(Date.now(), ...w.args, Math.max(1, limit)).changes;
+  }
+
+  async groupStates(tenant: string, signatures: readonly string[]): Promise<Map<string, GroupState>> {
+    const out = new Map<string, GroupState>();
+    if (signatures.length === 0) return out;
+    const rows = this.db
+      .prepare(`SELECT signature, status, owner, history FROM dlq_groups WHERE tenant = ? AND signature IN (${signatures.map(() => '?').join(', ')})`)
+      .all(tenant, ...signatures) as GroupRow[];
+    for (const r of rows) out.set(r.signature, toGroupState(r));
+    return out;
+  }
+
+  async updateGroup(tenant: string, signature: string, change: { status?: GroupStatus; owner?: string | null; note?: string | null }, actor: string): Promise<GroupState> {
+    const now = Date.now();
+    return immediate(this.db, () => {
+      const row = this.db.prepare('SELECT signature, status, owner, history FROM dlq_groups WHERE tenant = ? AND signature = ?').get(tenant, signature) as GroupRow | undefined;
+      const before = row ? toGroupState(row) : untouchedGroup(signature);
+      const after = applyGroupChange(before, change, actor, now);
+      this.db
+        .prepare(
+          `INSERT INTO dlq_groups (tenant, signature, status, owner, history, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (tenant, signature) DO UPDATE SET status = excluded.status, owner = excluded.owner, history = excluded.history, updated_at = excluded.updated_at`,
+        )
+        .run(tenant, signature, after.status, after.owner, JSON.stringify(after.history), now);
+      this.db
+        .prepare('INSERT INTO audit (tenant, at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(tenant, now, actor, 'dlq.group', signature, JSON.stringify({ before: { status: before.status, owner: before.owner }, after: { status: after.status, owner: after.owner }, note: change.note ?? null }));
+      return after;
+    });
   }
 }

@@ -7,7 +7,10 @@ import type { TenantQuota, TenantSettings, UnknownTypes } from '../../ports/cata
 import type { DeadLetterFilter, DeadLetterStatus } from '../../ports/dead-letters.js';
 import type { StoreReader } from '../../ports/reader.js';
 import { wireBackfill, wireDeadLetter } from '../wire.js';
-import { replay, type ReplayDeps } from '../../ops/replay.js';
+import { dryRunAll, replay, type ReplayDeps } from '../../ops/replay.js';
+import { resolveEmptied, withStates } from '../../ops/dlq-groups.js';
+import { GROUP_STATUSES, type GroupStatus } from '../../core/dlq-lifecycle.js';
+import { compileOrRefuse } from '../../transform/versions.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const STATUSES: readonly DeadLetterStatus[] = ['open', 'held', 'replayed', 'discarded'];
@@ -98,10 +101,13 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
   app.get<{ Querystring: Fields }>('/v1/dlq/groups', async (request) => {
     const { tenant } = await authenticate(catalog, request, 'admin');
     const q = objectBody(request.query, [...FILTER_FIELDS, 'limit']);
-    const groups = await dlq.groups(tenant, filterOf(q, Date.now()), optInt(q, 'limit', 1, 500) ?? 50);
+    const groups = await withStates(catalog, tenant, await dlq.groups(tenant, filterOf(q, Date.now()), optInt(q, 'limit', 1, 500) ?? 50));
     return {
-      groups: groups.map((g) => ({
+      groups: groups.map(({ group: g, state, owner }) => ({
         group: g.signature,
+        status: state.status,
+        owner,
+        history: state.history.map((h) => ({ ...h, at: iso(h.at) })),
         reason: g.reason,
         path: g.path,
         template: g.template,
@@ -114,6 +120,25 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
     };
   });
 
+  app.patch<{ Params: { signature: string } }>('/v1/dlq/groups/:signature', async (request) => {
+    const { tenant, keyId } = await authenticate(catalog, request, 'admin');
+    const body = objectBody(await request.jsonBody(), ['status', 'owner', 'note']);
+    const status = optString(body, 'status', 20);
+    if (status !== undefined && !GROUP_STATUSES.includes(status as GroupStatus)) {
+      throw new SluiceError('SLUICE_ERR_INVALID_BODY', `"status" must be one of ${GROUP_STATUSES.join(', ')}`, { field: 'status' });
+    }
+    if (status === undefined && body.owner === undefined && body.note === undefined) {
+      throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'give "status", "owner" or "note"', { field: 'status' });
+    }
+    const signature = request.params.signature;
+    if ((await dlq.list(tenant, { signature, status: ['open', 'held', 'replayed', 'discarded'] }, 1)).entries.length === 0) {
+      throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no dead letters with signature "${signature.slice(0, 100)}"; GET /v1/dlq/groups lists them`, { field: 'signature' });
+    }
+    const owner = body.owner === null ? null : optString(body, 'owner', 100);
+    const state = await dlq.updateGroup(tenant, signature, { status: status as GroupStatus | undefined, ...(body.owner === undefined ? {} : { owner: owner ?? null }), note: optString(body, 'note', 2000) ?? null }, keyId);
+    return { group: signature, status: state.status, owner: state.owner, history: state.history.map((h) => ({ ...h, at: iso(h.at) })) };
+  });
+
   app.get<{ Params: { id: string } }>('/v1/dlq/:id', async (request) => {
     const { tenant } = await authenticate(catalog, request, 'admin');
     const row = await dlq.get(tenant, request.params.id);
@@ -123,19 +148,23 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
 
   app.post('/v1/dlq/replay', async (request) => {
     const { tenant, keyId } = await authenticate(catalog, request, 'admin');
-    const body = objectBody(await request.jsonBody(), [...FILTER_FIELDS, 'limit', 'cursor', 'rate', 'dry_run']);
+    const body = objectBody(await request.jsonBody(), [...FILTER_FIELDS, 'limit', 'cursor', 'rate', 'dry_run', 'patch']);
     const filter = filterOf(body, Date.now());
-    const report = await replay(deps, tenant, {
-      filter,
-      limit: optInt(body, 'limit', 1, 10_000) ?? 1_000,
-      cursor: optString(body, 'cursor', 200) ?? null,
-      rate: optInt(body, 'rate', 0, 1_000_000) ?? 0,
-      dryRun: optBool(body, 'dry_run') ?? false,
-    });
-    if (!report.dry_run && report.matched > 0) {
-      await catalog.audit({ tenant, actor: keyId, action: 'dlq.replay', subject: filter.signature ?? filter.type ?? '*', detail: { filter, replayed: report.replayed, failed: report.failed } });
+    // A patch: steps as in the pipeline document, applied to each entry before re-validation.
+    const patch = body.patch === undefined || body.patch === null ? null : { transform: compileOrRefuse(body.patch, 'patch.steps'), salt: await catalog.pipelines.salt(tenant) };
+    const rate = optInt(body, 'rate', 0, 1_000_000) ?? 0;
+    const limit = optInt(body, 'limit', 1, 10_000) ?? 1_000;
+    const cursor = optString(body, 'cursor', 200) ?? null;
+    // A dry run predicts over the whole selection, not one page.
+    if (optBool(body, 'dry_run') === true) return dryRunAll(deps, tenant, { filter, rate, patch });
+    const touched = new Set<string>();
+    const report = await replay(deps, tenant, { filter, limit, cursor, rate, dryRun: false, patch, onReplayed: (sig) => touched.add(sig) });
+    if (report.matched > 0) {
+      const detail = { filter, replayed: report.replayed, failed: report.failed, ...(patch ? { patch: body.patch } : {}) };
+      await catalog.audit({ tenant, actor: keyId, action: 'dlq.replay', subject: filter.signature ?? filter.type ?? '*', detail });
     }
-    return report;
+    // A group whose entries all replayed is resolved.
+    return { ...report, resolved_groups: await resolveEmptied(catalog, tenant, touched, keyId) };
   });
 
   app.post('/v1/dlq/discard', async (request) => {

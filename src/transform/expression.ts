@@ -1,0 +1,180 @@
+import { Environment } from '@marcbachmann/cel-js';
+
+/**
+ * CEL expressions over one event (the Common Expression Language: https://github.com/google/cel-spec),
+ * evaluated by @marcbachmann/cel-js. The event's fields are bound as `type` (string), `key`
+ * (string), `ts` (timestamp), `properties` (map) and `context` (map). JSON numbers are CEL
+ * doubles, as in CEL's own JSON mapping (google.protobuf.Value): write `properties.amount * 100.0`,
+ * and `int(…)` to get an integer.
+ *
+ * Bounds (sandboxing):
+ * - nothing but the event is reachable: no host functions are registered, maps are looked up
+ *   by own key only (`properties.constructor`, `__proto__` are "no such key");
+ * - CEL has no loops; its comprehension macros (`all`, `exists`, `exists_one`, `map`,
+ *   `filter`) may nest at most `MAX_COMPREHENSION_DEPTH` deep, and an expression has at most
+ *   `MAX_AST_NODES` nodes and `MAX_DEPTH` levels (checked when compiled), so that its cost is
+ *   at most (AST nodes) × (list length)^2, and ingest bounds an event's size
+ *   (`limits.eventBytes`).
+ *
+ * The bound is static on purpose: a wall-clock limit per evaluation was tried and dead-lettered
+ * ordinary events whenever a garbage collection or a busy core paused the store thread, so
+ * that the same event had different fates on different runs.
+ */
+export const MAX_AST_NODES = 400;
+export const MAX_DEPTH = 32;
+export const MAX_COMPREHENSION_DEPTH = 2;
+
+/** The event as an expression sees it. */
+export interface ExpressionEvent {
+  type: string;
+  key: string;
+  /** Event time, epoch ms. */
+  ts: number;
+  properties: Record<string, unknown>;
+  context: Record<string, unknown>;
+}
+
+/** A compiled expression: evaluates to a JSON value (CEL ints become numbers, timestamps ISO strings). */
+export type Expression = (event: ExpressionEvent) => unknown;
+
+/**
+ * CEL declares `type` (the type of types) as a constant that a variable cannot shadow, so
+ * the event's `type` is bound under this name and the identifier is renamed when compiled.
+ */
+const TYPE_VARIABLE = 'event__type';
+
+const env = new Environment({
+  unlistedVariablesAreDyn: false,
+  homogeneousAggregateLiterals: false,
+  limits: { maxAstNodes: MAX_AST_NODES, maxDepth: MAX_DEPTH, maxListElements: 100, maxMapEntries: 100, maxCallArguments: 8 },
+})
+  .registerVariable(TYPE_VARIABLE, 'string')
+  .registerVariable('key', 'string')
+  .registerVariable('ts', 'google.protobuf.Timestamp')
+  .registerVariable('properties', 'map')
+  .registerVariable('context', 'map');
+
+/** Thrown when an expression does not compile; `message` says where. */
+export class ExpressionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ExpressionError';
+  }
+}
+
+/**
+ * Renames the identifier `type` (not a call `type(x)`, not a field `.type`, not inside a
+ * string literal) to the variable the event's type is bound to.
+ */
+export function bindTypeIdentifier(source: string): string {
+  let out = '';
+  let i = 0;
+  while (i < source.length) {
+    const c = source[i]!;
+    if (c === '"' || c === "'") {
+      const triple = source.startsWith(c.repeat(3), i);
+      const quote = triple ? c.repeat(3) : c;
+      const raw = i > 0 && /[rR]/.test(source[i - 1]!);
+      let j = i + quote.length;
+      while (j < source.length && !source.startsWith(quote, j)) j += !raw && source[j] === '\\' ? 2 : 1;
+      j = Math.min(source.length, j + quote.length);
+      out += source.slice(i, j);
+      i = j;
+      continue;
+    }
+    if (/[A-Za-z_]/.test(c)) {
+      let j = i + 1;
+      while (j < source.length && /[A-Za-z0-9_]/.test(source[j]!)) j++;
+      const word = source.slice(i, j);
+      const before = source.slice(0, i).trimEnd();
+      const after = source.slice(j).trimStart();
+      out += word === 'type' && !before.endsWith('.') && !after.startsWith('(') ? TYPE_VARIABLE : word;
+      i = j;
+      continue;
+    }
+    out += c;
+    i++;
+  }
+  return out;
+}
+
+interface AstNode {
+  op: string;
+  args: unknown;
+}
+
+const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
+
+function comprehensionDepth(node: unknown): number {
+  if (Array.isArray(node)) return Math.max(0, ...node.map(comprehensionDepth));
+  if (!node || typeof node !== 'object' || !('op' in node)) return 0;
+  const n = node as AstNode;
+  const inner = comprehensionDepth(n.args);
+  const isComprehension = (n.op === 'rcall' || n.op === 'call') && Array.isArray(n.args) && COMPREHENSIONS.has(n.args[0] as string);
+  return inner + (isComprehension ? 1 : 0);
+}
+
+function plainMessage(e: unknown, source: string): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.split('\n')[0]!.replaceAll(TYPE_VARIABLE, 'type') + (m.includes('\n') ? ` (in "${source}")` : '');
+}
+
+/**
+ * Compiles `source`. `expect` is the result type a step needs ('bool' for `when`), checked
+ * when it can be known before evaluation. Throws ExpressionError naming what is wrong.
+ */
+export function compileExpression(source: string, expect?: 'bool'): Expression {
+  if (typeof source !== 'string' || source.trim() === '') throw new ExpressionError('an expression must be a non-empty string');
+  let parsed: ReturnType<typeof env.parse>;
+  try {
+    parsed = env.parse(bindTypeIdentifier(source));
+  } catch (e: unknown) {
+    throw new ExpressionError(plainMessage(e, source));
+  }
+  const check = parsed.check();
+  if (!check.valid) throw new ExpressionError(plainMessage(check.error, source));
+  if (expect === 'bool' && check.type !== 'bool' && check.type !== 'dyn') throw new ExpressionError(`must be a condition (bool), not ${check.type}`);
+  if (comprehensionDepth(parsed.ast) > MAX_COMPREHENSION_DEPTH) {
+    throw new ExpressionError(`comprehensions (all, exists, exists_one, map, filter) nest at most ${MAX_COMPREHENSION_DEPTH} deep`);
+  }
+  return (event) => {
+    let value: unknown;
+    try {
+      value = parsed({ [TYPE_VARIABLE]: event.type, key: event.key, ts: new Date(event.ts), properties: event.properties, context: event.context });
+    } catch (e: unknown) {
+      throw new ExpressionError(plainMessage(e, source));
+    }
+    if (expect === 'bool' && typeof value !== 'boolean') throw new ExpressionError(`must be a condition (bool), got ${describe(value)}`);
+    return toJson(value);
+  };
+}
+
+function describe(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v;
+}
+
+/** A CEL value as JSON: int/uint → number (within ±2^53), timestamp → ISO 8601, bytes → base64, duration → "1.5s". */
+export function toJson(v: unknown): unknown {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new ExpressionError(`${v} is not a JSON number`);
+    return v;
+  }
+  if (typeof v === 'bigint') {
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new ExpressionError(`${v} is outside JSON's exact integers (±2^53)`);
+    return Number(v);
+  }
+  if (v instanceof Date) return v.toISOString();
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
+  if (Array.isArray(v)) return v.map(toJson);
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), toJson(x)]));
+  if (typeof v === 'object') {
+    const o = v as { constructor?: { name?: string }; toString(): string };
+    if (o.constructor === Object) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJson(x)]));
+    // A CEL duration, a uint, a type value: their CEL spelling.
+    const name = o.constructor?.name;
+    if (name === 'Duration' || name === 'UnsignedInt') return String(o);
+    throw new ExpressionError(`a ${name ?? 'value'} cannot be stored`);
+  }
+  throw new ExpressionError(`a ${typeof v} cannot be stored`);
+}

@@ -1,0 +1,211 @@
+import { createHmac } from 'node:crypto';
+import { canonicalJson } from '../core/hash.js';
+import { compileDocument, type CastTarget, type CompiledStep } from './document.js';
+import { ExpressionError, type ExpressionEvent } from './expression.js';
+
+/**
+ * Running a tenant's pipeline over one event. Steps run in order; each may change the event
+ * (cast, set, rename, remove, redact), end it (drop, dead_letter) or fail on it (a cast that
+ * cannot cast, an expression error): a failure dead-letters the event with reason
+ * `transform_failed`, the step's position and kind, and the message. Pure: no I/O, no clock.
+ */
+export interface TransformResult {
+  outcome: 'stored' | 'dropped' | 'dead_lettered';
+  /** The event as it leaves the pipeline; null unless stored. */
+  output: ExpressionEvent | null;
+  /** For dead_lettered: the dead_letter step's reason, or `transform_failed`. */
+  reason?: string;
+  /** For dead_lettered and dropped: the deciding step's 0-based position. */
+  step?: number;
+  message?: string;
+  /** Dotted paths the steps changed, in the order first changed. */
+  changed: string[];
+}
+
+/** A compiled pipeline: compile once per version, run per event. */
+export interface Transform {
+  readonly steps: readonly CompiledStep[];
+  /**
+   * `salt`: the tenant's redaction salt (see `hashValue`). Never throws. `owned`: the caller
+   * gives up `event` (freshly parsed), so the steps change it in place instead of a copy.
+   */
+  run(event: ExpressionEvent, salt: string, owned?: boolean): TransformResult;
+}
+
+/** Compiles a pipeline document (throws PipelineError, see document.ts). */
+export function compileTransform(doc: unknown): Transform {
+  const steps = compileDocument(doc);
+  return { steps, run: (event, salt, owned) => runSteps(steps, event, salt, owned) };
+}
+
+/** Thrown by a step on one event. */
+class StepFailure extends Error {}
+
+export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent, salt: string, owned = false): TransformResult {
+  const event: ExpressionEvent = owned ? input : structuredClone(input);
+  const changed: string[] = [];
+  const mark = (path: string[]) => {
+    const p = path.join('.');
+    if (!changed.includes(p)) changed.push(p);
+  };
+  for (const step of steps) {
+    try {
+      if (step.types && !step.types.has(event.type)) continue;
+      if (step.when && step.when(event) !== true) continue;
+      switch (step.kind) {
+        case 'cast': {
+          const [found, value] = read(event, step.field);
+          if (!found || value === null) break;
+          const cast = castValue(value, step.to);
+          if (!Object.is(cast, value)) {
+            write(event, step.field, cast);
+            mark(step.field);
+          }
+          break;
+        }
+        case 'set': {
+          const value = step.value(event);
+          const [found, before] = read(event, step.field);
+          write(event, step.field, value);
+          if (!found || canonicalJson(before) !== canonicalJson(value)) mark(step.field);
+          break;
+        }
+        case 'rename': {
+          const [found, value] = read(event, step.from);
+          if (!found) break;
+          remove(event, step.from);
+          write(event, step.to, value);
+          mark(step.from);
+          mark(step.to);
+          break;
+        }
+        case 'remove':
+          for (const f of step.fields) if (remove(event, f)) mark(f);
+          break;
+        case 'redact':
+          for (const f of step.fields) {
+            const [found, value] = read(event, f);
+            if (!found || value === null) continue;
+            write(event, f, step.how === 'hash' ? hashValue(value, salt) : maskValue(value));
+            mark(f);
+          }
+          break;
+        case 'drop':
+          if (step.condition(event) === true) return { outcome: 'dropped', output: null, step: step.position, changed };
+          break;
+        case 'dead_letter':
+          if (step.condition(event) === true) {
+            return { outcome: 'dead_lettered', output: null, reason: step.reason, step: step.position, message: `dead-lettered by step ${step.position} (dead_letter)`, changed };
+          }
+          break;
+      }
+    } catch (e: unknown) {
+      const message = e instanceof StepFailure || e instanceof ExpressionError ? e.message : `unexpected: ${String(e)}`;
+      return { outcome: 'dead_lettered', output: null, reason: 'transform_failed', step: step.position, message: `step ${step.position} (${step.kind}): ${message}`, changed };
+    }
+  }
+  return { outcome: 'stored', output: event, changed };
+}
+
+/**
+ * Casts one JSON value (units: a number cast to a timestamp is epoch milliseconds, the
+ * unit of JavaScript's Date; a timestamp is an ISO 8601 string in UTC with milliseconds).
+ * Throws StepFailure saying why a value cannot be cast.
+ */
+export function castValue(v: unknown, to: CastTarget): unknown {
+  const fail = (): never => {
+    throw new StepFailure(`cannot cast ${JSON.stringify(v)} to ${to}`);
+  };
+  switch (to) {
+    case 'number': {
+      if (typeof v === 'number') return v;
+      if (typeof v === 'string' && v.trim() !== '') {
+        const n = Number(v.trim());
+        if (Number.isFinite(n)) return n;
+      }
+      return fail();
+    }
+    case 'integer': {
+      if (typeof v === 'number') return Number.isSafeInteger(v) ? v : fail();
+      if (typeof v === 'string' && /^\s*[+-]?\d+\s*$/.test(v)) {
+        const n = Number(v.trim());
+        if (Number.isSafeInteger(n)) return n;
+      }
+      return fail();
+    }
+    case 'string':
+      if (typeof v === 'string') return v;
+      if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+      return fail();
+    case 'boolean':
+      if (typeof v === 'boolean') return v;
+      if (v === 1 || v === 0) return v === 1;
+      if (typeof v === 'string') {
+        const s = v.trim().toLowerCase();
+        if (s === 'true' || s === '1') return true;
+        if (s === 'false' || s === '0') return false;
+      }
+      return fail();
+    case 'timestamp': {
+      if (typeof v === 'number' && Number.isFinite(v)) return new Date(v).toISOString();
+      // ISO 8601 / RFC 3339 only: Date.parse accepts many other spellings, locale-dependent.
+      if (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v.trim())) {
+        const t = Date.parse(v.trim());
+        if (Number.isFinite(t)) return new Date(t).toISOString();
+      }
+      return fail();
+    }
+  }
+}
+
+/**
+ * Redaction by hash: HMAC-SHA256 keyed by the tenant's salt over the value's canonical JSON,
+ * as 64 hex digits. Stable within a tenant (joins and counts by the hashed field still work),
+ * different across tenants, and not reversible by hashing guesses without the salt.
+ */
+export function hashValue(v: unknown, salt: string): string {
+  return createHmac('sha256', salt).update(canonicalJson(v)).digest('hex');
+}
+
+/**
+ * Redaction by mask: a string keeps its last four characters when it has at least eight
+ * (the convention for card numbers, PCI DSS 3.4), every other character becomes `*`; any
+ * other value becomes `"****"`.
+ */
+export function maskValue(v: unknown): string {
+  if (typeof v !== 'string') return '****';
+  const chars = [...v];
+  const keep = chars.length >= 8 ? 4 : 0;
+  return '*'.repeat(chars.length - keep) + chars.slice(chars.length - keep).join('');
+}
+
+type Json = Record<string, unknown>;
+
+function read(event: ExpressionEvent, path: string[]): [boolean, unknown] {
+  let cur: unknown = event;
+  for (const seg of path) {
+    if (typeof cur !== 'object' || cur === null || Array.isArray(cur) || !Object.hasOwn(cur, seg)) return [false, undefined];
+    cur = (cur as Json)[seg];
+  }
+  return [true, cur];
+}
+
+function write(event: ExpressionEvent, path: string[], value: unknown): void {
+  let cur = event as unknown as Json;
+  for (const seg of path.slice(0, -1)) {
+    const next = Object.hasOwn(cur, seg) ? cur[seg] : undefined;
+    if (next === undefined) cur[seg] = {};
+    else if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new StepFailure(`${path.join('.')}: ${seg} is not an object`);
+    cur = cur[seg] as Json;
+  }
+  Object.defineProperty(cur, path[path.length - 1]!, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function remove(event: ExpressionEvent, path: string[]): boolean {
+  const parent = read(event, path.slice(0, -1));
+  const obj = parent[1];
+  const last = path[path.length - 1]!;
+  if (!parent[0] || typeof obj !== 'object' || obj === null || Array.isArray(obj) || !Object.hasOwn(obj, last)) return false;
+  delete (obj as Json)[last];
+  return true;
+}

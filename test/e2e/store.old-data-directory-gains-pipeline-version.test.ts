@@ -1,0 +1,32 @@
+import { DuckDBInstance } from '@duckdb/node-api';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DuckdbStore } from '../../src/backends/duckdb/store.js';
+import { entry } from '../helpers/entries.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+describe('a store made before transform pipelines', () => {
+  it('store.an-old-duckdb-file-gains-pipeline-version-and-keeps-its-rows', async () => {
+    const file = path.join(tmpDir(), 'store.duckdb');
+    // The events table as it was before pipeline versions, with one row in it.
+    const old = await DuckDBInstance.create(file);
+    const c = await old.connect();
+    await c.run(`CREATE TABLE events (tenant VARCHAR NOT NULL, type VARCHAR NOT NULL, key VARCHAR NOT NULL, idempotency_key VARCHAR NOT NULL,
+      ts TIMESTAMP_MS NOT NULL, received_at TIMESTAMP_MS NOT NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, origin VARCHAR NOT NULL,
+      properties JSON NOT NULL, context JSON NOT NULL, stored_at TIMESTAMP_MS NOT NULL)`);
+    await c.run(`INSERT INTO events VALUES ('acme', 'checkout', 'u', 'old-1', now(), now(), 0, 1, 'live', '{"amount":1}', '{}', now())`);
+    c.closeSync();
+    old.closeSync();
+
+    const store = new DuckdbStore({ file });
+    await store.connect();
+    try {
+      expect((await store.findEvent('acme', 'old-1'))?.pipelineVersion).toBe(0);
+      await store.commit({ records: [{ ...entry('acme', 2, 1), idempotencyKey: 'new-2', offset: 2, attempt: 1, pipelineVersion: 4 }], partitions: [{ partition: 0, token: 1, upTo: 2 }] });
+      expect((await store.findEvent('acme', 'new-2'))?.pipelineVersion).toBe(4);
+      expect(await store.rawStats('acme')).toEqual({ events: 2, distinctKeys: 2 });
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -1,0 +1,173 @@
+import { describe, expect, it } from 'vitest';
+import { PipelineError } from '../../src/transform/document.js';
+import { bindTypeIdentifier, compileExpression, ExpressionError, type ExpressionEvent } from '../../src/transform/expression.js';
+import { castValue, compileTransform, hashValue, maskValue } from '../../src/transform/run.js';
+
+const TS = Date.UTC(2026, 10, 24, 10, 0, 0, 123);
+function ev(properties: Record<string, unknown>, context: Record<string, unknown> = {}, type = 'checkout'): ExpressionEvent {
+  return { type, key: 'user-42', ts: TS, properties, context };
+}
+const run = (steps: unknown[], e: ExpressionEvent, salt = 'salt-a') => compileTransform({ steps }).run(e, salt);
+
+describe('transform steps', () => {
+  it('transform.the-issue-example-pipeline-runs-end-to-end', () => {
+    const steps = [
+      { cast: { field: 'properties.amount', to: 'number' } },
+      { set: { field: 'properties.amount_cents', value: 'int(properties.amount * 100.0)' } },
+      { rename: { from: 'properties.userID', to: 'properties.user_id' } },
+      { remove: { fields: ['context.ip'] } },
+      { redact: { fields: ['properties.email'], how: 'hash' } },
+      { drop: { when: 'has(properties.bot) && properties.bot == true' } },
+      { dead_letter: { when: '!has(properties.order_id)', reason: 'missing_order_id' } },
+    ];
+    const r = run(steps, ev({ amount: '12.5', userID: 'u1', email: 'a@example.com', order_id: 'o1' }, { ip: '203.0.113.7', locale: 'de' }));
+    expect(r.outcome).toBe('stored');
+    expect(r.output!.properties).toEqual({ amount: 12.5, amount_cents: 1250, user_id: 'u1', email: hashValue('a@example.com', 'salt-a'), order_id: 'o1' });
+    expect(r.output!.context).toEqual({ locale: 'de' });
+    expect(r.changed).toEqual(['properties.amount', 'properties.amount_cents', 'properties.userID', 'properties.user_id', 'context.ip', 'properties.email']);
+
+    expect(run(steps, ev({ amount: 3, bot: true, order_id: 'o' }))).toMatchObject({ outcome: 'dropped', output: null, step: 5 });
+    expect(run(steps, ev({ amount: 3 }))).toMatchObject({ outcome: 'dead_lettered', reason: 'missing_order_id', step: 6 });
+  });
+
+  it('transform.cast-each-target', () => {
+    expect(castValue('12.5', 'number')).toBe(12.5);
+    expect(castValue(' 7 ', 'number')).toBe(7);
+    expect(castValue(3, 'number')).toBe(3);
+    for (const bad of ['', 'abc', true, {}, 'Infinity']) expect(() => castValue(bad, 'number')).toThrow(/cannot cast/);
+
+    expect(castValue('42', 'integer')).toBe(42);
+    expect(castValue(-3, 'integer')).toBe(-3);
+    for (const bad of ['12.5', 12.5, '9007199254740993', 'x']) expect(() => castValue(bad, 'integer')).toThrow(/cannot cast .* to integer/);
+
+    expect(castValue(12.5, 'string')).toBe('12.5');
+    expect(castValue(true, 'string')).toBe('true');
+    expect(() => castValue({ a: 1 }, 'string')).toThrow(/cannot cast/);
+
+    expect(castValue('TRUE', 'boolean')).toBe(true);
+    expect(castValue('0', 'boolean')).toBe(false);
+    expect(castValue(1, 'boolean')).toBe(true);
+    expect(() => castValue('yes', 'boolean')).toThrow(/cannot cast/);
+
+    expect(castValue('2026-11-24T11:00:00+01:00', 'timestamp')).toBe('2026-11-24T10:00:00.000Z');
+    expect(castValue(TS, 'timestamp')).toBe('2026-11-24T10:00:00.123Z');
+    expect(() => castValue('next tuesday', 'timestamp')).toThrow(/cannot cast/);
+  });
+
+  it('transform.cast-leaves-missing-and-null-fields-and-fails-the-event-on-an-uncastable-value', () => {
+    const steps = [{ cast: { field: 'properties.amount', to: 'number' } }];
+    expect(run(steps, ev({}))).toMatchObject({ outcome: 'stored', changed: [] });
+    expect(run(steps, ev({ amount: null }))).toMatchObject({ outcome: 'stored', changed: [] });
+    const r = run(steps, ev({ amount: 'twelve' }));
+    expect(r).toMatchObject({ outcome: 'dead_lettered', reason: 'transform_failed', step: 0, output: null });
+    expect(r.message).toBe('step 0 (cast): cannot cast "twelve" to number');
+  });
+
+  it('transform.set-rename-remove-with-types-and-when', () => {
+    const steps = [
+      { set: { field: 'properties.kind', value: '"big"' }, when: 'properties.amount > 100.0' },
+      { set: { field: 'context.page.section', value: 'type + ":" + key' }, types: ['checkout'] },
+      { rename: { from: 'properties.missing', to: 'properties.x' } },
+      { remove: { fields: ['properties.tmp', 'properties.absent'] } },
+    ];
+    const big = run(steps, ev({ amount: 500, tmp: 1 }));
+    expect(big.output!.properties).toEqual({ amount: 500, kind: 'big' });
+    expect(big.output!.context).toEqual({ page: { section: 'checkout:user-42' } });
+    expect(big.changed).toEqual(['properties.kind', 'context.page.section', 'properties.tmp']);
+    const other = run(steps, ev({ amount: 5 }, {}, 'signup'));
+    expect(other.output!.properties).toEqual({ amount: 5 });
+    expect(other.changed).toEqual([]);
+  });
+
+  it('transform.an-expression-error-dead-letters-the-event-with-the-step-and-message', () => {
+    const r = run([{ set: { field: 'properties.c', value: 'int(properties.amount * 100.0)' } }], ev({ amount: 'x' }));
+    expect(r.outcome).toBe('dead_lettered');
+    expect(r.reason).toBe('transform_failed');
+    expect(r.message).toMatch(/^step 0 \(set\): /);
+    expect(run([{ drop: { when: 'properties.n > 1.0' } }], ev({}))).toMatchObject({ reason: 'transform_failed', step: 0 });
+  });
+
+  it('transform.redact-hash-is-stable-per-tenant-and-differs-across-tenants', () => {
+    const steps = [{ redact: { fields: ['properties.email', 'properties.phone'], how: 'hash' } }];
+    const a1 = run(steps, ev({ email: 'a@example.com', phone: 491234 }), 'tenant-a-salt').output!.properties;
+    const a2 = run(steps, ev({ email: 'a@example.com', phone: 491234 }), 'tenant-a-salt').output!.properties;
+    const b = run(steps, ev({ email: 'a@example.com', phone: 491234 }), 'tenant-b-salt').output!.properties;
+    expect(a1).toEqual(a2);
+    expect(a1.email).toMatch(/^[0-9a-f]{64}$/);
+    expect(a1.email).not.toBe(b.email);
+    expect(a1.phone).not.toBe(b.phone);
+    expect(a1.email).not.toBe(a1.phone);
+  });
+
+  it('transform.redact-mask', () => {
+    expect(maskValue('4111111111111111')).toBe('************1111');
+    expect(maskValue('secret')).toBe('******');
+    expect(maskValue(42)).toBe('****');
+    const r = run([{ redact: { fields: ['properties.card'], how: 'mask' } }], ev({ card: '4111111111111111' }));
+    expect(r.output!.properties.card).toBe('************1111');
+  });
+
+  it('transform.the-event-type-is-bound-as-type', () => {
+    expect(bindTypeIdentifier('type == "type" && type(key) == string && properties.type == \'x type\'')).toBe(
+      'event__type == "type" && type(key) == string && properties.type == \'x type\'',
+    );
+    const r = run([{ drop: { when: 'type == "bot_ping"' } }], ev({}, {}, 'bot_ping'));
+    expect(r.outcome).toBe('dropped');
+    expect(run([{ drop: { when: 'type == "bot_ping"' } }], ev({})).outcome).toBe('stored');
+    expect(run([{ set: { field: 'properties.year', value: 'ts.getFullYear()' } }], ev({})).output!.properties.year).toBe(2026);
+  });
+});
+
+describe('transform document checks', () => {
+  const refuse = (steps: unknown[], re: RegExp, position: number | null) => {
+    let err: unknown;
+    try {
+      compileTransform({ steps });
+    } catch (e: unknown) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PipelineError);
+    expect((err as PipelineError).message).toMatch(re);
+    expect((err as PipelineError).position).toBe(position);
+  };
+  it('transform.a-step-that-does-not-compile-is-refused-naming-the-step-and-position', () => {
+    refuse([{ cast: { field: 'properties.a', to: 'number' } }, { set: { field: 'properties.b', value: 'int(' } }], /^step 1 \(set\): value: /, 1);
+    refuse([{ set: { field: 'properties.b', value: 'nosuch + 1' } }], /^step 0 \(set\): value: Unknown variable: nosuch/, 0);
+    refuse([{ cast: { field: 'properties.a', to: 'money' } }], /^step 0 \(cast\): to: one of number, integer/, 0);
+    refuse([{ cast: { field: 'type', to: 'string' } }], /^step 0 \(cast\): field: "type" is not a field/, 0);
+    refuse([{ remove: { fields: ['properties.__proto__'] } }], /is not a field/, 0);
+    refuse([{ drop: { when: '"yes"' } }], /^step 0 \(drop\): drop.when: must be a condition/, 0);
+    refuse([{ dead_letter: { when: 'true', reason: 'Bad Reason' } }], /reason: lower-case/, 0);
+    refuse([{ upcase: {} }], /^step 0: a step has exactly one kind/, 0);
+    refuse([{ drop: { when: 'true' }, cast: { field: 'properties.a', to: 'number' } }], /exactly one kind/, 0);
+    refuse([{ drop: { when: 'true' }, types: 'checkout' }], /"types" must be a non-empty array/, 0);
+    refuse([{ drop: { when: 'true' }, when: 'properties.' }], /^step 0 \(drop\): when: /, 0);
+    refuse([{ redact: { fields: ['properties.a'], how: 'encrypt' } }], /how: "hash" or "mask"/, 0);
+    expect(() => compileTransform({ steps: [], extra: 1 })).toThrow(/unknown key "extra"/);
+    expect(() => compileTransform([])).toThrow(/must be an object/);
+  });
+});
+
+describe('expression sandbox', () => {
+  const e = ev({ amount: 2, list: Array.from({ length: 100 }, (_, i) => i) });
+  it('transform.expressions-reach-no-prototype-and-no-host-object', () => {
+    for (const src of ['properties.constructor', 'properties.__proto__', 'properties["__proto__"]', 'properties.toString', 'context.hasOwnProperty']) {
+      expect(() => compileExpression(src)(e), src).toThrow(ExpressionError);
+    }
+    for (const src of ['process', 'globalThis', 'require("fs")', 'this', 'eval("1")', 'Function("return 1")']) {
+      expect(() => compileExpression(src), src).toThrow(ExpressionError);
+    }
+    const r = run([{ set: { field: 'properties.x', value: 'properties.constructor' } }], e);
+    expect(r.reason).toBe('transform_failed');
+    expect(Object.getPrototypeOf({})).toBe(Object.prototype);
+  });
+
+  it('transform.expressions-are-bounded-in-size-and-nesting', () => {
+    expect(() => compileExpression('1.0' + ' + 1.0'.repeat(500))).toThrow(ExpressionError);
+    expect(() => compileExpression('properties.list.all(a, properties.list.all(b, properties.list.all(c, true)))')).toThrow(/nest at most 2/);
+    const twoDeep = compileExpression('properties.list.exists(a, properties.list.exists(b, a + b < 0.0))', 'bool');
+    const started = performance.now();
+    expect(twoDeep(e)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
