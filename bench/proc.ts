@@ -63,9 +63,18 @@ export async function spawnServer(script: string, args: string[], port: number, 
   }
 }
 
-export function startSluice(dataDir: string, port: number, env: NodeJS.ProcessEnv = {}): Promise<Child> {
+/** Starts `sluice up`, and resolves once it answers and has printed its banner (the keys of a new tenant; its last line is `Stop: …`). */
+export async function startSluice(dataDir: string, port: number, env: NodeJS.ProcessEnv = {}): Promise<Child> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build"`);
-  return spawnServer(CLI, ['up', '--data-dir', dataDir, '--port', String(port)], port, { SLUICE_LOG_LEVEL: 'warn', ...env });
+  const c = await spawnServer(CLI, ['up', '--data-dir', dataDir, '--port', String(port)], port, { SLUICE_LOG_LEVEL: 'warn', ...env });
+  for (const deadline = Date.now() + 60_000; !c.stdout.includes('Stop: '); await new Promise((r) => setTimeout(r, 50))) {
+    if (c.child.exitCode !== null) throw new Error(`sluice up exited with ${c.child.exitCode}: ${c.stderr}`);
+    if (Date.now() > deadline) {
+      c.child.kill('SIGKILL');
+      throw new Error(`sluice up printed no banner within 60 s: ${c.stderr}`);
+    }
+  }
+  return c;
 }
 
 function rssOf(pid: number | undefined): number {

@@ -276,7 +276,7 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       await expect.poll(async () => (await catalog.listKeys('acme')).find((k) => k.id === id(t.readKey))?.lastUsedAt ?? 0).toBeGreaterThanOrEqual(before);
       expect((await catalog.listKeys('acme')).find((k) => k.id === id(t.adminKey))?.lastUsedAt).toBeNull();
       // Nothing in a listing is a secret, and another tenant's keys are not listed.
-      expect(JSON.stringify(keys)).not.toContain(t.readKey.split('_')[3]!);
+      expect(JSON.stringify(keys)).not.toContain(t.readKey.split('_').slice(3).join('_'));
       expect(JSON.stringify(keys)).not.toContain('hash');
       expect(await catalog.listKeys('beta')).toHaveLength(3);
       expect(await catalog.listKeys('nobody')).toEqual([]);

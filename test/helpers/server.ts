@@ -44,7 +44,13 @@ export async function startServer(
   child.stderr!.on('data', (d: Buffer) => (proc.stderr += d.toString()));
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`sluice ${command} exited with ${child.exitCode}: ${proc.stderr}`);
+    // Its banner is out: it was up, even if it has died since (a poison event processed
+    // right after the banner kills it within milliseconds); the caller sees it exited.
+    const bannered = proc.stdout.includes('Health: ');
+    if (child.exitCode !== null || child.signalCode !== null) {
+      if (bannered) return proc;
+      throw new Error(`sluice ${command} exited with ${child.exitCode ?? child.signalCode} before it was up: ${proc.stderr}`);
+    }
     try {
       const r = await fetch(`${proc.url}/healthz`);
       // The banner (with a new tenant's keys) is written just after the server listens: wait
