@@ -1,4 +1,5 @@
 import type { DeadLetterStore } from './dead-letters.js';
+import type { RolloutStore } from './rollouts.js';
 import type { SavedQueryStore } from './saved-queries.js';
 import type { SchemaStore } from './schemas.js';
 
@@ -56,6 +57,7 @@ export interface Catalog {
   readonly deadLetters: DeadLetterStore;
   readonly schemas: SchemaStore;
   readonly savedQueries: SavedQueryStore;
+  readonly rollouts: RolloutStore;
 
   close(): Promise<void>;
 }

@@ -2,6 +2,7 @@ import type { AuditEntry, Catalog, KeyGrant, KeyInfo, KeyScope, NewTenant, Tenan
 import { checkKeyTeam, checkTenantName, KeyVerifier, mintKey, noTenant, parseSettings, tenantExists, type StoredKey } from '../api-keys.js';
 import { bumpEpoch, immediate, openDatabase, readEpoch, type SqliteDatabase } from './database.js';
 import { SqliteDeadLetters } from './dead-letters.js';
+import { SqliteRollouts } from './rollouts.js';
 import { SqliteSavedQueries } from './saved-queries.js';
 import { SqliteSchemas } from './schemas.js';
 
@@ -18,6 +19,7 @@ export class SqliteCatalog implements Catalog {
   readonly deadLetters: SqliteDeadLetters;
   readonly schemas: SqliteSchemas;
   readonly savedQueries: SqliteSavedQueries;
+  readonly rollouts: SqliteRollouts;
 
   constructor(fileOrDb: string | SqliteDatabase) {
     this.ownsDb = typeof fileOrDb === 'string';
@@ -25,6 +27,7 @@ export class SqliteCatalog implements Catalog {
     this.deadLetters = new SqliteDeadLetters(this.db);
     this.schemas = new SqliteSchemas(this.db);
     this.savedQueries = new SqliteSavedQueries(this.db);
+    this.rollouts = new SqliteRollouts(this.db);
   }
 
   async createTenant(name: string): Promise<NewTenant> {
