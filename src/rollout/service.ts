@@ -39,8 +39,10 @@ export async function createRollout(catalog: Catalog, tenant: string, body: unkn
   if ('schema' in spec.change) {
     const { type, version } = spec.change.schema;
     const versions = await catalog.schemas.versions(tenant, type);
-    if (!versions.some((v) => v.version === version)) {
-      throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no version ${version} of the schema of "${type}"; publish it first (PUT /v1/schemas/${type}) or pick one of ${versions.map((v) => v.version).join(', ') || 'none'}`, {
+    // The next version may be rolled out before it is published: it is then held back from ingest from its first moment.
+    const next = Math.max(0, ...versions.map((v) => v.version)) + 1;
+    if (version !== next && !versions.some((v) => v.version === version)) {
+      throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no version ${version} of the schema of "${type}"; roll out a published version (${versions.map((v) => v.version).join(', ') || 'none yet'}) or the next one (${next}), then publish it (PUT /v1/schemas/${type})`, {
         field: 'change.schema.version',
       });
     }

@@ -12,7 +12,7 @@ import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import { DeadLetterBreaker } from './breaker.js';
-import { Consumer, storeSinks } from './consumer.js';
+import { Consumer, storeSinks, type ConsumerSinks } from './consumer.js';
 import { loadEnrichers } from './enrich.js';
 import { enrichStage, hold, judge, type Stage } from './pipeline.js';
 
@@ -47,6 +47,12 @@ export async function startWorkers(
     group?: string;
     /** Leases, backoff, idle polls and the breaker's pause time (the system clock by default). */
     clock?: Clock;
+    /** The group's stage list from the live one (a rollout's cohort route, a shadow group's candidate run). */
+    stages?: (live: Stage[]) => Stage[];
+    /** Where the group writes (the store and the catalog's dead letters by default). */
+    sinks?: ConsumerSinks;
+    /** false: the group does not feed the dead-letter breaker (a shadow group never pauses a tenant). */
+    breaker?: boolean;
   },
   signal?: AbortSignal,
 ): Promise<Workers> {
@@ -68,7 +74,7 @@ export async function startWorkers(
   }
   const w = config.worker;
   const registry = new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs });
-  const stages: Stage[] = [
+  const live: Stage[] = [
     judge(w.maxAttempts),
     hold(async (tenant) => {
       if (!(await registry.settings(tenant)).paused) return null;
@@ -80,7 +86,8 @@ export async function startWorkers(
     }),
     enrichStage({ anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent, plugins: await loadEnrichers(config.enrich.plugins) }),
   ];
-  const breaker = config.breaker.enabled ? new DeadLetterBreaker(config.breaker) : null;
+  const stages = deps.stages ? deps.stages(live) : live;
+  const breaker = config.breaker.enabled && deps.breaker !== false ? new DeadLetterBreaker(config.breaker) : null;
   /** Feeds the breaker; pauses the tenant when it trips. */
   const onOutcome = async (tenant: string, ok: number, failed: number): Promise<void> => {
     const ratio = breaker?.record(tenant, ok, failed) ?? null;
@@ -98,7 +105,7 @@ export async function startWorkers(
   for (let i = 0; i < w.consumers; i++) {
     const owner = `${base}-${i}`;
     consumers.push(
-      new Consumer(log, storeSinks(store, catalog.deadLetters), {
+      new Consumer(log, deps.sinks ?? storeSinks(store, catalog.deadLetters), {
         group: deps.group ?? WORKER_GROUP,
         owner,
         partitions: log.capabilities.partitions,

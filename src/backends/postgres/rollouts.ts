@@ -1,6 +1,6 @@
 import { mergeDiff, ZERO_DIFF, ZERO_TALLY, type NewRolloutRecord, type RolloutDiff, type RolloutRecord, type RolloutSide, type RolloutStore, type RolloutTally } from '../../ports/rollouts.js';
 import { activeRolloutExists, toRolloutRecord, type RolloutRow } from '../rollout-rows.js';
-import { insertAudit } from './changes.js';
+import { bumpEpoch, insertAudit } from './changes.js';
 import type { Executor } from './database.js';
 
 /** Rollouts in the PostgreSQL catalog (see RolloutStore). */
@@ -21,6 +21,8 @@ export class PostgresRollouts implements RolloutStore {
           JSON.stringify(r.doc),
         ]);
         await insertAudit(sql, { tenant: r.tenant, actor, action: 'rollout.create', subject: r.id, detail: JSON.stringify(detail ?? null) }, r.createdAt);
+        // Schema caches must learn that a version is held back from ingest.
+        await bumpEpoch(sql);
       });
     } catch (e: unknown) {
       // The partial unique index: another active rollout of this kind (perhaps created by another process just now).
@@ -55,6 +57,7 @@ export class PostgresRollouts implements RolloutStore {
         r.rev,
       ]);
       if (rows.length !== 1) return null;
+      if (!r.active) await bumpEpoch(sql);
       await insertAudit(sql, { tenant: r.tenant, actor, action, subject: r.id, detail: JSON.stringify(detail ?? null) }, r.updatedAt);
       return { ...r, rev: r.rev + 1 };
     });

@@ -1,6 +1,6 @@
 import { mergeDiff, ZERO_DIFF, ZERO_TALLY, type NewRolloutRecord, type RolloutDiff, type RolloutRecord, type RolloutSide, type RolloutStore, type RolloutTally } from '../../ports/rollouts.js';
 import { activeRolloutExists, toRolloutRecord, type RolloutRow } from '../rollout-rows.js';
-import { immediate, type SqliteDatabase } from './database.js';
+import { bumpEpoch, immediate, type SqliteDatabase } from './database.js';
 
 /** Rollouts in the embedded catalog's SQLite file (see RolloutStore). */
 export class SqliteRollouts implements RolloutStore {
@@ -17,6 +17,8 @@ export class SqliteRollouts implements RolloutStore {
         .prepare('INSERT INTO rollouts (id, tenant, kind, state, active, rev, created_at, updated_at, doc) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)')
         .run(r.id, r.tenant, r.kind, r.state, r.active ? 1 : 0, r.createdAt, r.updatedAt, JSON.stringify(r.doc));
       this.audit(r.tenant, r.createdAt, actor, 'rollout.create', r.id, detail);
+      // Schema caches must learn that a version is held back from ingest.
+      bumpEpoch(this.db);
       return { ...r, rev: 1 };
     });
   }
@@ -40,6 +42,7 @@ export class SqliteRollouts implements RolloutStore {
         .prepare('UPDATE rollouts SET state = ?, active = ?, rev = rev + 1, updated_at = ?, doc = ? WHERE tenant = ? AND id = ? AND rev = ?')
         .run(r.state, r.active ? 1 : 0, r.updatedAt, JSON.stringify(r.doc), r.tenant, r.id, r.rev).changes;
       if (n !== 1) return null;
+      if (!r.active) bumpEpoch(this.db);
       this.audit(r.tenant, r.updatedAt, actor, action, r.id, detail);
       return { ...r, rev: r.rev + 1 };
     });
