@@ -14,7 +14,8 @@ import { prom, storeMetrics, TenantLabels } from '../obs/metrics.js';
 import type { ConservationReply } from '../ports/reader.js';
 import { startWorkers, type Workers } from '../worker/workers.js';
 import { RolloutRuntime, SHADOW_GROUP } from '../rollout/runtime.js';
-import { evaluateAll } from '../rollout/service.js';
+import { evaluateAll, finishRepair } from '../rollout/service.js';
+import { SchemaRegistry } from '../schema/registry.js';
 import type { ConsumerSinks } from '../worker/consumer.js';
 import { lowerThreadPriority } from './priority.js';
 import { periodic, Services, type Service } from './service.js';
@@ -170,6 +171,15 @@ function shadowSinks(): ConsumerSinks {
  */
 let shadow: Promise<Workers> | null = null;
 const shadowAbort = new AbortController();
+const replayDeps = {
+  log,
+  catalog,
+  schemas: new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs }),
+  limits: { maxEventBytes: config.limits.eventBytes, maxDepth: config.limits.depth },
+  time: config.events,
+};
+/** Rollouts that finished at the last pass: repaired at this one, once the live routes no longer take the candidate. */
+let toRepair: { tenant: string; id: string }[] = [];
 const controller = periodic(
     'rollouts',
     ROLLOUT_EVALUATION_MS,
@@ -177,7 +187,15 @@ const controller = periodic(
       await workersReady;
       await rollouts.flush();
       const after = await evaluateAll(catalog, clock.now());
-      await rollouts.refresh(after);
+      const gone = await rollouts.refresh(after);
+      const again: typeof toRepair = [];
+      for (const g of toRepair) {
+        const r = await finishRepair(catalog, replayDeps, g.tenant, g.id, clock.now());
+        // Lost to another writer: tried again at the next pass.
+        if (r === null) again.push(g);
+        else if (r.repair?.status === 'done' && r.repair.repaired > 0) logger.info({ tenant: g.tenant, rollout: g.id, repaired: r.repair.repaired }, 'rollout rolled back and repaired');
+      }
+      toRepair = [...again, ...gone];
       if (metrics) {
         metrics.rolloutShare.reset();
         metrics.rolloutGuardrail.reset();

@@ -26,7 +26,7 @@ export interface Phase {
   sample: number;
 }
 
-export type Verdict = 'start' | 'advance' | 'hold' | 'roll_back' | 'promote' | 'pause' | 'resume' | 'abort';
+export type Verdict = 'start' | 'advance' | 'hold' | 'roll_back' | 'promote' | 'pause' | 'resume' | 'abort' | 'repair';
 
 /** A decision and the numbers behind it (`checks`: each guardrail's values, tolerance and sample sizes). */
 export interface Decision {
@@ -249,4 +249,15 @@ export function promote(r: Rollout, now: number, actor: string): Rollout {
 function fmtMs(ms: number): string {
   for (const [u, n] of [['w', 604_800_000], ['d', 86_400_000], ['h', 3_600_000], ['m', 60_000]] as const) if (ms % n === 0) return `${ms / n}${u}`;
   return `${ms / 1000}s`;
+}
+
+/** Records a finished repair: how many events were re-derived with the active version, how many were past the log's retention. */
+export function repaired(r: Rollout, now: number, counts: { repaired: number; past_retention: number }, reason: string): Rollout {
+  if (r.repair?.status !== 'pending') throw conflict(r, 'repair (nothing to repair)');
+  return {
+    ...r,
+    repair: { ...r.repair, status: 'done', repaired: counts.repaired, past_retention: counts.past_retention },
+    decisions: record(r, { at: now, actor: 'controller', verdict: 'repair', reason }),
+    updated_at: now,
+  };
 }

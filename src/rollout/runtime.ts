@@ -47,8 +47,8 @@ export class RolloutRuntime {
     return this.active.size > 0;
   }
 
-  /** Loads the active rollouts and builds each one's candidate stages. */
-  async refresh(rollouts?: readonly Rollout[]): Promise<void> {
+  /** Loads the active rollouts and builds each one's candidate stages. Answers the rollouts that were active and are no more. */
+  async refresh(rollouts?: readonly Rollout[]): Promise<{ tenant: string; id: string }[]> {
     const list = rollouts ?? (await this.catalog.rollouts.active()).map(fromRecord);
     const next = new Map<string, Active>();
     for (const r of list) {
@@ -56,7 +56,9 @@ export class RolloutRuntime {
       const prev = this.active.get(r.id);
       next.set(r.id, { rollout: r, candidate: prev && prev.candidate.length > 0 ? prev.candidate : await this.candidateStages(r) });
     }
+    const gone = [...this.active.values()].filter((a) => !next.has(a.rollout.id)).map((a) => ({ tenant: a.rollout.tenant, id: a.rollout.id }));
     this.active = next;
+    return gone;
   }
 
   private async candidateStages(r: Rollout): Promise<Stage[]> {

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { SluiceError } from '../core/errors.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { RolloutRecord } from '../ports/rollouts.js';
+import type { ReplayDeps } from '../ops/replay.js';
 import { checkRollable } from './changes.js';
+import { repairRollout } from './repair.js';
 import { parseRolloutSpec } from './document.js';
 import { abort, advance, currentStep, evaluate, isActive, observationWindow, pause, promote, resume, startRollout, type Decision, type Rollout } from './machine.js';
 
@@ -117,4 +119,13 @@ export function wireRollout(r: Rollout) {
     decisions: r.decisions.map((d) => ({ ...d, at: new Date(d.at).toISOString(), ...(d.window ? { window: { from: new Date(d.window.from).toISOString(), to: new Date(d.window.to).toISOString() } } : {}) })),
     repair: r.repair,
   };
+}
+
+/** Runs a finished rollout's pending repair and saves it (see repair.ts); retried at a later pass if it lost a race. */
+export async function finishRepair(catalog: Catalog, deps: ReplayDeps, tenant: string, id: string, now: number): Promise<Rollout | null> {
+  const r = await getRollout(catalog, tenant, id);
+  if (!r || r.repair?.status !== 'pending') return r;
+  deps.schemas.invalidate();
+  const next = await repairRollout(deps, r, now);
+  return (await save(catalog, r, next, 'controller')) ? next : null;
 }
