@@ -8,6 +8,7 @@ import { HttpError } from './http-client.js';
 import type { KeyScope, TenantQuota, TenantSettings, UnknownTypes } from '../ports/catalog.js';
 import { backfillCommand, dlqCommand, schemaCommand, tenantStateCommand } from './admin.js';
 import { queryCommand } from './query.js';
+import { rolloutCommand } from './rollout.js';
 import { send } from './send.js';
 import { top } from './top.js';
 import { ALL_ROLES, banner, up } from '../app/up.js';
@@ -50,6 +51,9 @@ Usage:
   sluice dlq discard [filters as above] --why TEXT
       Dead letters (admin key): browse, group by error signature, replay through the live
       path with the original keys (twice changes nothing), or discard with a reason.
+  sluice rollout list | show ID | diff ID [--limit N] | create FILE.json | advance|pause|resume|abort|promote ID
+      Safe rollouts of a change (admin key): shadow, compare, cohort and guarded ramp, each
+      decision with the numbers behind it; a guardrail breach rolls back and repairs.
   sluice send --key WRITE_KEY [--url URL] [--batch 500] [--concurrency 4] [FILE.ndjson | -]
       Sends NDJSON events in batches, with progress; retries keep the same idempotency keys.
   sluice query --key READ_KEY [--url URL] [--event TYPE] [--from -24h] [--to now] [--interval 1h|none]
@@ -205,6 +209,12 @@ async function main(argv: string[]): Promise<number> {
       const t = { ...clientTarget(values), json: values.json === true, out: process.stdout, err: process.stderr };
       const flags = { ...values, dryRun: values['dry-run'] === true } as Record<string, string | undefined> & { force?: boolean; dryRun?: boolean };
       return command === 'schema' ? schemaCommand(t, sub, positionals, flags) : dlqCommand(t, sub, positionals, flags);
+    }
+    case 'rollout': {
+      const [sub, ...args] = rest;
+      const { values, positionals } = parse(args, { key: { type: 'string' }, url: { type: 'string' }, json: { type: 'boolean' }, limit: { type: 'string' }, global: { type: 'boolean' } } as const);
+      const t = { ...clientTarget(values), json: values.json === true, out: process.stdout, err: process.stderr };
+      return rolloutCommand(t, sub, positionals, { limit: values.limit, global: values.global === true });
     }
     case 'backfill': {
       const { values, positionals } = parse(rest, {

@@ -1,5 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, keysFrom, startServer, stop, type ServerProcess } from '../helpers/server.js';
+import { CLI, freePort, keysFrom, startServer, stop, type ServerProcess } from '../helpers/server.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 /**
@@ -85,6 +86,15 @@ describe('rollout of a schema version on sluice up', () => {
     expect(dlq.body!.entries.map((e: { reason: string }) => e.reason)).toEqual(Array(30).fill('schema_violation'));
     const metrics = await (await fetch(`${server!.url}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`sluice_rollout_share\\{[^}]*rollout="${id}"[^}]*\\} 100`));
+    // The CLI shows the same rollout, each decision with its actor and reason (compare goes on during the ramp: both batches); and promotes it.
+    const sluice = (...args: string[]) => spawnSync(process.execPath, [CLI, 'rollout', ...args, '--url', server!.url, '--key', keys.adminKey], { encoding: 'utf8', timeout: 30_000 });
+    const shown = sluice('show', id);
+    expect(shown.status).toBe(0);
+    expect(shown.stdout).toMatch(new RegExp(`^${id}  ramp +100%  schema checkout v2`));
+    expect(shown.stdout).toMatch(/advance +shadow 0% +by \w+: advanced by/);
+    expect(sluice('diff', id, '--limit', '1').stdout).toMatch(/^compared 2000: identical 1940, changed 0, dropped 0, dead-lettered 60 \(diff rate 0\.03\)\n  \{"kind":"dead_lettered"/);
+    expect(sluice('promote', id).stdout).toMatch(new RegExp(`^${id}  promoted +100%`));
+    expect(sluice('list', '--global').stderr).toMatch(/--global\) are not supported yet/);
   });
 
   it('rollout.a-guardrail-breach-during-the-ramp-rolls-back-by-itself-and-enforcement-stops', async () => {

@@ -8,6 +8,7 @@ import { parseRolloutSpec, type RolloutSpec } from '../../src/rollout/document.j
 import { EMPTY_TALLY, judge as judgeGuardrails, type Tally } from '../../src/rollout/guardrails.js';
 import { abort, advance, evaluate, pause, phasesOf, promote, resume, shadowSample, startRollout, type Rollout } from '../../src/rollout/machine.js';
 import { routeByCohort } from '../../src/rollout/route.js';
+import { heldVersions } from '../../src/schema/registry.js';
 import { judge, processBatch, type Stage } from '../../src/worker/pipeline.js';
 import { entry } from '../helpers/entries.js';
 
@@ -282,5 +283,20 @@ describe('compare and the cohort route', () => {
     }
     expect(tallies.map(([c, b]) => c + b)).toEqual([2000, 2000]);
     expect(tallies[0]![0]).toBeLessThan(tallies[1]![0]);
+  });
+});
+
+describe('ingest and a schema rollout', () => {
+  it('rollout.a-schema-version-under-rollout-or-rolled-back-is-held-from-ingest-until-promoted', () => {
+    const r = (state: string, type: string, version: number) => ({ kind: 'schema', state, doc: { change: { schema: { type, version } } } });
+    const held = heldVersions([
+      r('shadow', 'checkout', 4),
+      r('rolled_back', 'signup', 2),
+      r('promoted', 'signup', 3),
+      r('aborted', 'refund', 5),
+      r('promoted', 'refund', 5),
+      { kind: 'pipeline_version', state: 'ramp', doc: { change: { pipeline_version: 7 } } },
+    ]);
+    expect(Object.fromEntries([...held].map(([t, v]) => [t, [...v]]))).toEqual({ checkout: [4], signup: [2] });
   });
 });
