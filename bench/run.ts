@@ -13,6 +13,7 @@ import { recovery } from './recovery.js';
 import { queryBench } from './query.js';
 import { spikeBench } from './spike.js';
 import { scaleOutBench } from './scale-out.js';
+import { rolloutBench } from './rollout.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
 import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from './proc.js';
 
@@ -35,11 +36,13 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *                 the same run with A at its quota; A's 429s, nothing acknowledged lost, RSS
  *   scale-out     sluice ingest + 2 workers on NATS JetStream and PostgreSQL vs sluice up
  *                 embedded, beside the engines' ceilings (JetStream publish, PostgreSQL COPY)
+ *   rollout       live throughput and freshness p99 while a shadow at sample 1.0 runs, beside
+ *                 the same load without it; the time from a guardrail breach to share 0
  *   observability ingest with metrics (scraped every second) and tracing (exported over
  *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out|rollout, --rollout-events N (default 200,000), --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -51,6 +54,7 @@ const { values } = parseArgs({
     'query-events': { type: 'string' },
     'spike-seconds': { type: 'string' },
     'scale-out-events': { type: 'string' },
+    'rollout-events': { type: 'string' },
     quick: { type: 'boolean' },
     only: { type: 'string' },
     json: { type: 'boolean' },
@@ -62,6 +66,7 @@ const RECOVERY = Number(values.recovery ?? (values.quick ? 50_000 : 200_000));
 const QUERY_EVENTS = Number(values['query-events'] ?? (values.quick ? 1_000_000 : 10_000_000));
 const SPIKE_SECONDS = Number(values['spike-seconds'] ?? (values.quick ? 10 : 20));
 const SCALE_OUT_EVENTS = Number(values['scale-out-events'] ?? (values.quick ? 100_000 : 500_000));
+const ROLLOUT_EVENTS = Number(values['rollout-events'] ?? (values.quick ? 100_000 : 200_000));
 const BATCH = Number(values.batch ?? 500);
 const CONCURRENCY = Number(values.concurrency ?? 16);
 
@@ -235,8 +240,8 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out'].includes(only)) {
-    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike or scale-out');
+  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out', 'rollout'].includes(only)) {
+    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike, scale-out or rollout');
   }
   const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
   const fs_ = only === undefined || only === 'fsync' ? await fsyncCost(work) : null;
@@ -245,6 +250,7 @@ try {
   const qb = only === undefined || only === 'query' ? await queryBench(work, QUERY_EVENTS, say) : null;
   const sp = only === undefined || only === 'spike' ? await spikeBench(work, SPIKE_SECONDS, say) : null;
   const so = only === undefined || only === 'scale-out' ? await scaleOutBench(work, SCALE_OUT_EVENTS, BATCH, CONCURRENCY, say) : null;
+  const ro = only === undefined || only === 'rollout' ? await rolloutBench(work, ROLLOUT_EVENTS, BATCH, CONCURRENCY, say) : null;
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
   const out: string[] = [];
@@ -355,8 +361,19 @@ try {
     l('  … as a share of the COPY ceiling', so.natsPg.e2e, 'ev/s', so.copy),
     );
   }
+  if (ro) {
+    out.push(
+    '',
+    `rollout: ${fmt(ROLLOUT_EVENTS)} events at full speed, then 5,000 ev/s for 10 s; two runs of each, alternating`,
+    `  baseline: no rollout        sent → queryable ${fmt(ro.without.e2e).padStart(8)} ev/s   freshness p99 ${fmt(ro.without.freshnessP99, 2)} s`,
+    `  shadow at sample 1.0        sent → queryable ${fmt(ro.shadow.e2e).padStart(8)} ev/s   freshness p99 ${fmt(ro.shadow.freshnessP99, 2)} s   (${fmt(ro.shadow.compared)} of ${fmt(ro.shadow.total)} events compared)`,
+    `  ratio throughput shadow / baseline          ${fmt(ro.shadow.e2e / ro.without.e2e, 2).padStart(10)}        target ≥ 0.80: ${ro.shadow.e2e >= 0.8 * ro.without.e2e ? 'met' : 'MISSED'}`,
+    `  ratio freshness p99 shadow / baseline       ${fmt(ro.shadow.freshnessP99 / ro.without.freshnessP99, 2).padStart(10)}        target ≤ 1.50: ${ro.shadow.freshnessP99 <= 1.5 * ro.without.freshnessP99 ? 'met' : 'MISSED'}`,
+    `  guardrail breach → share 0: ${fmt(ro.breach.ms)} ms from the send of the breaching events to the first poll that sees share 0 (decision at ${fmt(ro.breach.decisionMs)} ms; ${ro.breach.state})`,
+    );
+  }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so, rollout: ro }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

@@ -134,7 +134,9 @@ export class RolloutRuntime {
           const t0 = performance.now();
           const active = await processBatch(list, live, ctx);
           const t1 = performance.now();
-          const candidate = await processBatch(list, [...live, ...a.candidate], ctx);
+          // The candidate is the live stages and then its own: it goes on from the live output (run once).
+          const after = await processBatch(active.live, a.candidate, ctx);
+          const candidate = { live: after.live, dead: [...active.dead, ...after.dead], held: [...active.held, ...after.held], outcomes: after.outcomes };
           const t2 = performance.now();
           const d = diffBatch(list, active, candidate, EMPTY_DIFF, DIFF_SAMPLES);
           const id = a.rollout.id;
@@ -144,7 +146,7 @@ export class RolloutRuntime {
           if (a.rollout.share === 0) {
             // Shadow and compare: the candidate's run is the cohort, the active run on the same events the baseline.
             const dropped = (p: typeof active) => considered - p.live.length - p.dead.length;
-            this.count(id, 'cohort', { events: considered, dead: candidate.dead.length, dropped: Math.max(0, dropped(candidate)), compared: d.compared, diffs, costMs: t2 - t1 });
+            this.count(id, 'cohort', { events: considered, dead: candidate.dead.length, dropped: Math.max(0, dropped(candidate)), compared: d.compared, diffs, costMs: t1 - t0 + (t2 - t1) });
             this.count(id, 'baseline', { events: considered, dead: active.dead.length, dropped: Math.max(0, dropped(active)), compared: 0, diffs: 0, costMs: t1 - t0 });
           } else this.count(id, 'cohort', { ...EMPTY_TALLY, compared: d.compared, diffs });
         }
