@@ -15,6 +15,14 @@ import { routeByCohort, type LiveRoute } from './route.js';
 /** The consumer group of the shadow run (its own offsets; it stores nothing). */
 export const SHADOW_GROUP = 'rollout-shadow';
 
+/**
+ * The largest share of the store thread's time the shadow takes: after each batch it waits
+ * (1 / SHADOW_DUTY − 1) times as long as the batch took, so that live processing keeps the
+ * rest. Under a burst the shadow falls behind and catches up after (it has its own offsets),
+ * as a backfill does.
+ */
+export const SHADOW_DUTY = 0.2;
+
 /** Samples kept per diff kind and batch flush (the catalog keeps at most this many of each kind). */
 export const DIFF_SAMPLES = 100;
 
@@ -36,10 +44,11 @@ export class RolloutRuntime {
   private active = new Map<string, Active>();
   private tallies = new Map<string, RolloutTally>();
   private diffs = new Map<string, typeof EMPTY_DIFF>();
+  private lastShadowEnd = 0;
 
   constructor(
     private readonly catalog: Catalog,
-    private readonly clock: Pick<Clock, 'now'>,
+    private readonly clock: Pick<Clock, 'now'> & Partial<Pick<Clock, 'sleep'>>,
   ) {}
 
   /** Whether any rollout is active (the shadow group runs only then). */
@@ -119,6 +128,7 @@ export class RolloutRuntime {
       name: 'shadow',
       run: async (records, ctx) => {
         if (this.active.size === 0) return { live: [], dead: [] };
+        const started = performance.now();
         const byRollout = new Map<Active, LogRecord[]>();
         for (const r of records) {
           for (const a of this.forTenant(r.tenant)) {
@@ -150,6 +160,11 @@ export class RolloutRuntime {
             this.count(id, 'baseline', { events: considered, dead: active.dead.length, dropped: Math.max(0, dropped(active)), compared: 0, diffs: 0, costMs: t1 - t0 });
           } else this.count(id, 'cohort', { ...EMPTY_TALLY, compared: d.compared, diffs });
         }
+        // The batch's cost includes its read from the log (since the last batch ended), capped at a second.
+        const end = performance.now();
+        const took = Math.min(1_000, end - Math.max(started - 1_000, this.lastShadowEnd));
+        if (this.clock.sleep && took > 1) await this.clock.sleep(took * (1 / SHADOW_DUTY - 1), ctx.signal);
+        this.lastShadowEnd = performance.now();
         return { live: [], dead: [] };
       },
     };
