@@ -14,6 +14,7 @@ import { queryBench } from './query.js';
 import { spikeBench } from './spike.js';
 import { scaleOutBench } from './scale-out.js';
 import { transformBench } from './transform.js';
+import { rolloutBench } from './rollout.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
 import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from './proc.js';
 
@@ -38,11 +39,13 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *                 embedded, beside the engines' ceilings (JetStream publish, PostgreSQL COPY)
  *   transform     sent → queryable with a 5-step transform pipeline (cast, set, redact,
  *                 rename, conditional drop) vs the same run without a pipeline
+ *   rollout       live throughput and freshness p99 while a shadow at sample 1.0 runs, beside
+ *                 the same load without it; the time from a guardrail breach to share 0
  *   observability ingest with metrics (scraped every second) and tracing (exported over
  *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out|transform, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out|transform|rollout, --rollout-events N (default 200,000), --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -55,6 +58,7 @@ const { values } = parseArgs({
     'spike-seconds': { type: 'string' },
     'scale-out-events': { type: 'string' },
     'transform-events': { type: 'string' },
+    'rollout-events': { type: 'string' },
     quick: { type: 'boolean' },
     only: { type: 'string' },
     json: { type: 'boolean' },
@@ -67,6 +71,7 @@ const QUERY_EVENTS = Number(values['query-events'] ?? (values.quick ? 1_000_000 
 const SPIKE_SECONDS = Number(values['spike-seconds'] ?? (values.quick ? 10 : 20));
 const SCALE_OUT_EVENTS = Number(values['scale-out-events'] ?? (values.quick ? 100_000 : 500_000));
 const TRANSFORM_EVENTS = Number(values['transform-events'] ?? (values.quick ? 100_000 : 200_000));
+const ROLLOUT_EVENTS = Number(values['rollout-events'] ?? (values.quick ? 100_000 : 200_000));
 const BATCH = Number(values.batch ?? 500);
 const CONCURRENCY = Number(values.concurrency ?? 16);
 
@@ -240,8 +245,8 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out', 'transform'].includes(only)) {
-    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike, scale-out or transform');
+  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out', 'transform', 'rollout'].includes(only)) {
+    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike, scale-out, transform or rollout');
   }
   const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
   const fs_ = only === undefined || only === 'fsync' ? await fsyncCost(work) : null;
@@ -251,6 +256,7 @@ try {
   const sp = only === undefined || only === 'spike' ? await spikeBench(work, SPIKE_SECONDS, say) : null;
   const so = only === undefined || only === 'scale-out' ? await scaleOutBench(work, SCALE_OUT_EVENTS, BATCH, CONCURRENCY, say) : null;
   const tf = only === undefined || only === 'transform' ? await transformBench(work, TRANSFORM_EVENTS, BATCH, CONCURRENCY, say) : null;
+  const ro = only === undefined || only === 'rollout' ? await rolloutBench(work, ROLLOUT_EVENTS, BATCH, CONCURRENCY, say) : null;
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
   const out: string[] = [];
@@ -373,8 +379,19 @@ try {
     `  the steps' CPU per event, in process         ${fmt(tf.microsPerEvent, 1).padStart(10)} µs   = ${fmt((tf.microsPerEvent * tf.none) / 1e4, 1)}% of one core at the baseline's rate`,
     );
   }
+  if (ro) {
+    out.push(
+    '',
+    `rollout: ${fmt(ROLLOUT_EVENTS)} events at full speed, then 5,000 ev/s for 10 s; two runs of each, alternating`,
+    `  baseline: no rollout        sent → queryable ${fmt(ro.without.e2e).padStart(8)} ev/s   freshness p99 ${fmt(ro.without.freshnessP99, 2)} s`,
+    `  shadow at sample 1.0        sent → queryable ${fmt(ro.shadow.e2e).padStart(8)} ev/s   freshness p99 ${fmt(ro.shadow.freshnessP99, 2)} s   (${fmt(ro.shadow.compared)} of ${fmt(ro.shadow.total)} events compared)`,
+    `  ratio throughput shadow / baseline          ${fmt(ro.shadow.e2e / ro.without.e2e, 2).padStart(10)}        target ≥ 0.80: ${ro.shadow.e2e >= 0.8 * ro.without.e2e ? 'met' : 'MISSED'}`,
+    `  ratio freshness p99 shadow / baseline       ${fmt(ro.shadow.freshnessP99 / ro.without.freshnessP99, 2).padStart(10)}        target ≤ 1.50: ${ro.shadow.freshnessP99 <= 1.5 * ro.without.freshnessP99 ? 'met' : 'MISSED'}`,
+    `  guardrail breach → share 0: ${fmt(ro.breach.ms)} ms from the send of the breaching events to the first poll that sees share 0 (decision at ${fmt(ro.breach.decisionMs)} ms; ${ro.breach.state})`,
+    );
+  }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so, transform: tf }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so, transform: tf, rollout: ro }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

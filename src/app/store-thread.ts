@@ -13,6 +13,10 @@ import { startTracing } from '../obs/tracing.js';
 import { prom, storeMetrics, TenantLabels } from '../obs/metrics.js';
 import type { ConservationReply } from '../ports/reader.js';
 import { startWorkers, type Workers } from '../worker/workers.js';
+import { RolloutRuntime, SHADOW_GROUP } from '../rollout/runtime.js';
+import { evaluateAll, finishRepair } from '../rollout/service.js';
+import { SchemaRegistry } from '../schema/registry.js';
+import type { ConsumerSinks } from '../worker/consumer.js';
 import { lowerThreadPriority } from './priority.js';
 import { periodic, Services, type Service } from '../core/service.js';
 import { storeCalls } from './store-calls.js';
@@ -47,6 +51,7 @@ const abort = new AbortController();
 const backfills = new BackfillRunner(store, { logger, signal: abort.signal });
 const viewBuilds = new ViewBuilds(store, backfills, { logger });
 const configViews = config.views.map(({ name, ...def }) => parseView(name, def));
+const rollouts = new RolloutRuntime(catalog, clock);
 
 function emit(event: StoreThreadEvent): void {
   port.postMessage({ op: 'event', event } satisfies FromStoreThread);
@@ -93,6 +98,7 @@ services.add<Service>({
         onProcessed: (tenant, n) => processed.set(tenant, (processed.get(tenant) ?? 0) + n),
         onUnavailable: (message) => emit({ kind: 'unavailable', message }),
         begin,
+        stages: (live) => [...live, rollouts.routeStage()],
       },
       signal,
     );
@@ -147,6 +153,92 @@ services.add(
     { clock, logger },
   ),
 );
+
+/** How often the rollout controller evaluates (and the shadow group starts or stops): a breach rolls back within this. */
+const ROLLOUT_EVALUATION_MS = 1_000;
+
+/** The shadow group's sinks: it stores nothing and dead-letters nothing; its applied offsets live in memory (the log keeps the group's commits). */
+function shadowSinks(): ConsumerSinks {
+  const applied = new Map<number, number>();
+  return {
+    async commit(batch) {
+      for (const p of batch.partitions) applied.set(p.partition, Math.max(applied.get(p.partition) ?? 0, p.upTo));
+      return { stored: 0, skipped: 0, storedByTenant: new Map() };
+    },
+    appliedOffsets: async () => new Map(applied),
+    deadLetters: { record: async () => undefined },
+  };
+}
+
+/**
+ * The rollout controller: adds what the workers observed to the catalog, evaluates every
+ * active rollout on its tallies (advance, hold, roll back, promote), refreshes the routes the
+ * live group takes, and runs the shadow group while any rollout is active.
+ */
+let shadow: Promise<Workers> | null = null;
+const shadowAbort = new AbortController();
+const replayDeps = {
+  log,
+  catalog,
+  schemas: new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs }),
+  limits: { maxEventBytes: config.limits.eventBytes, maxDepth: config.limits.depth },
+  time: config.events,
+};
+/** Rollouts that finished at the last pass: repaired at this one, once the live routes no longer take the candidate. */
+let toRepair: { tenant: string; id: string }[] = [];
+const controller = periodic(
+    'rollouts',
+    ROLLOUT_EVALUATION_MS,
+    async () => {
+      await workersReady;
+      await rollouts.flush();
+      const after = await evaluateAll(catalog, clock.now());
+      const gone = await rollouts.refresh(after);
+      const again: typeof toRepair = [];
+      for (const g of toRepair) {
+        const r = await finishRepair(catalog, replayDeps, g.tenant, g.id, clock.now());
+        // Lost to another writer: tried again at the next pass.
+        if (r === null) again.push(g);
+        else if (r.repair?.status === 'done' && r.repair.repaired > 0) logger.info({ tenant: g.tenant, rollout: g.id, repaired: r.repair.repaired }, 'rollout rolled back and repaired');
+      }
+      toRepair = [...again, ...gone];
+      if (metrics) {
+        metrics.rolloutShare.reset();
+        metrics.rolloutGuardrail.reset();
+        for (const r of after) {
+          const tenant = labels.peek(r.tenant);
+          metrics.rolloutShare.set({ tenant, rollout: r.id, change: r.kind }, r.share);
+          const last = [...r.decisions].reverse().find((d) => d.checks);
+          for (const c of last?.checks ?? []) {
+            metrics.rolloutGuardrail.set({ tenant, rollout: r.id, guardrail: c.guardrail, side: 'cohort' }, c.cohort);
+            metrics.rolloutGuardrail.set({ tenant, rollout: r.id, guardrail: c.guardrail, side: 'baseline' }, c.baseline);
+          }
+        }
+      }
+      if (config.worker.consumers === 0) return;
+      if (rollouts.any && !shadow) {
+        shadow = startWorkers(
+          config,
+          { log, store, catalog, logger, group: SHADOW_GROUP, stages: (live) => [rollouts.shadowStage(live)], sinks: shadowSinks(), breaker: false, clock },
+          shadowAbort.signal,
+        );
+        shadow.catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'the rollout shadow group could not start'));
+      } else if (!rollouts.any && shadow) {
+        const s = shadow;
+        shadow = null;
+        await (await s.catch(() => null))?.stop();
+      }
+    },
+    { clock, logger },
+  );
+services.add<Service>({
+  ...controller,
+  async stop() {
+    await controller.stop();
+    shadowAbort.abort(new Error('stopping'));
+    await (await shadow?.catch(() => null))?.stop();
+  },
+});
 
 /** Views of the configuration reach tenants created while the server runs. */
 services.add(

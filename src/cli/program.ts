@@ -9,6 +9,7 @@ import type { KeyScope, TenantQuota, TenantSettings, UnknownTypes } from '../por
 import { backfillCommand, dlqCommand, schemaCommand, tenantStateCommand } from './admin.js';
 import { alertsCommand, ALERTS_USAGE } from './alerts.js';
 import { pipelineCommand, PIPELINE_USAGE } from './pipeline.js';
+import { rolloutCommand } from './rollout.js';
 import { doctor, formatFindings } from './doctor.js';
 import { queryCommand, type QueryFlags } from './query.js';
 import { send } from './send.js';
@@ -314,6 +315,23 @@ tenant's write, read and admin keys once; "sluice key create default --scope rea
         for (const [flag, v] of flags) if (v !== undefined) argv.push(flag, String(v));
         return pipelineCommand(argv);
       }),
+    );
+
+  clientOptions(
+    program
+      .command('rollout')
+      .description('safe rollouts of a change (admin key): shadow, compare, cohort and guarded ramp, with recorded decisions and rollback')
+      .argument('<sub>', 'list, show, diff, create, advance, pause, resume, abort or promote')
+      .argument('[arg]', 'the rollout id, or the rollout document (create: FILE.json, - for standard input)'),
+    ADMIN,
+  )
+    .option('--limit <n>', 'diff: samples at most')
+    .option('--global', 'an operator-wide rollout (not supported yet)')
+    .option('--json', 'JSON output')
+    .action(
+      act((sub: string, arg: string | undefined, o: Opts) =>
+        rolloutCommand(io(o, ADMIN), sub, arg === undefined ? [] : [arg], { limit: o.limit as string | undefined, global: o.global === true }),
+      ),
     );
 
   clientOptions(program.command('backfill').description('rebuild a view from raw events, with progress'), ADMIN)

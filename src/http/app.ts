@@ -24,6 +24,7 @@ import { SignalSampler } from '../obs/signals.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { consoleRoutes } from './routes/console.js';
 import { keyRoutes } from './routes/keys.js';
+import { rolloutRoutes } from './routes/rollouts.js';
 import { savedQueryRoutes } from './routes/saved-queries.js';
 import { signalRoutes } from './routes/signals.js';
 import { readiness } from '../obs/readiness.js';
@@ -202,6 +203,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     void app.register(catalogRoutes, { catalog: opts.catalog, reader: opts.reader, maxRows, now: () => clock.now() });
     void app.register(savedQueryRoutes, { catalog: opts.catalog, maxBuckets, maxRows });
     void app.register(keyRoutes, { catalog: opts.catalog });
+    void app.register(rolloutRoutes, { catalog: opts.catalog, now: () => clock.now() });
     void app.register(consoleRoutes, opts.consoleDir ? { dir: opts.consoleDir } : {});
     alertRoutes(app, { catalog: opts.catalog, source: storeSource(opts.reader, opts.log, () => clock.now(), opts.catalog.deadLetters) });
   }

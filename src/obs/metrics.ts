@@ -139,6 +139,13 @@ export function storeMetrics(registry: client.Registry) {
       labelNames: ['tenant'],
       registers,
     }),
+    rolloutShare: new client.Gauge({ name: 'sluice_rollout_share', help: 'Percent of the tenant\'s entity keys on the rollout\'s candidate (0-100)', labelNames: ['tenant', 'rollout', 'change'], registers }),
+    rolloutGuardrail: new client.Gauge({
+      name: 'sluice_rollout_guardrail_value',
+      help: 'A rollout guardrail\'s value at the last evaluation, for the cohort and the baseline (rates are fractions; cost_per_event_ms in ms)',
+      labelNames: ['tenant', 'rollout', 'guardrail', 'side'],
+      registers,
+    }),
     settled: new client.Gauge({ name: 'sluice_conservation_settled_until_seconds', help: 'Minutes before this time (unix seconds) were checked', registers }),
   };
 }

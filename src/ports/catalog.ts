@@ -1,5 +1,6 @@
 import type { AlertStore } from './alerts.js';
 import type { DeadLetterStore } from './dead-letters.js';
+import type { RolloutStore } from './rollouts.js';
 import type { SavedQueryStore } from './saved-queries.js';
 import type { PipelineStore } from './pipelines.js';
 import type { SchemaStore } from './schemas.js';
@@ -62,6 +63,7 @@ export interface Catalog {
   readonly alerts: AlertStore;
   /** Transform pipeline versions per tenant. */
   readonly pipelines: PipelineStore;
+  readonly rollouts: RolloutStore;
 
   close(): Promise<void>;
 }

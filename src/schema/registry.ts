@@ -35,6 +35,33 @@ export interface CompiledSchema {
 interface TenantCache {
   settings: TenantSettings;
   types: Map<string, CompiledSchema | null>;
+  /** Per type, the schema versions a rollout holds back from ingest (see heldVersions). */
+  held: Map<string, Set<number>>;
+}
+
+/**
+ * The schema versions that ingest does not enforce yet: a version under a rollout of its
+ * enforcement, or whose rollout ended without being promoted (rolled back, aborted), unless
+ * a later rollout of it was promoted. The rollout enforces it in the workers, for its cohort.
+ * Read from the rollouts' records without knowing more of them than their change.
+ */
+export function heldVersions(rollouts: readonly { kind: string; state: string; doc: unknown }[]): Map<string, Set<number>> {
+  const promoted = new Set<string>();
+  const held = new Map<string, Set<number>>();
+  const changeOf = (doc: unknown) => (doc as { change?: { schema?: { type?: unknown; version?: unknown } } } | null)?.change?.schema;
+  for (const r of rollouts) {
+    const c = changeOf(r.doc);
+    if (r.kind === 'schema' && r.state === 'promoted' && c) promoted.add(`${String(c.type)}\u0000${String(c.version)}`);
+  }
+  for (const r of rollouts) {
+    const c = changeOf(r.doc);
+    if (r.kind !== 'schema' || r.state === 'promoted' || !c || typeof c.type !== 'string' || typeof c.version !== 'number') continue;
+    if (promoted.has(`${c.type}\u0000${c.version}`)) continue;
+    let set = held.get(c.type);
+    if (!set) held.set(c.type, (set = new Set()));
+    set.add(c.version);
+  }
+  return held;
 }
 
 export function newAjv(): Ajv2020 {
@@ -138,7 +165,7 @@ export class SchemaRegistry {
     await this.refresh();
     let t = this.tenants.get(tenant);
     if (!t) {
-      t = { settings: await this.catalog.settings(tenant), types: new Map() };
+      t = { settings: await this.catalog.settings(tenant), types: new Map(), held: heldVersions(await this.catalog.rollouts.list(tenant)) };
       this.tenants.set(tenant, t);
     }
     return t;
@@ -156,7 +183,9 @@ export class SchemaRegistry {
       if (out.has(type)) continue;
       let c = t.types.get(type);
       if (c === undefined) {
-        const latest = await this.catalog.schemas.latest(tenant, type);
+        let latest = await this.catalog.schemas.latest(tenant, type);
+        const held = t.held.get(type);
+        if (latest && held?.has(latest.version)) latest = (await this.catalog.schemas.versions(tenant, type)).filter((v) => !held.has(v.version)).reduce<typeof latest | null>((a, v) => (a && a.version > v.version ? a : v), null);
         c = latest ? compile(this.ajv, latest.schema, latest.version, latest.owner) : null;
         // A flood of made-up types must not grow the cache without bound.
         if (t.types.size >= MAX_TYPES_CACHED) t.types.clear();

@@ -13,7 +13,7 @@ import type { Store } from '../ports/store.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import { PipelineRegistry } from '../transform/registry.js';
 import { DeadLetterBreaker } from './breaker.js';
-import { Consumer, storeSinks } from './consumer.js';
+import { Consumer, storeSinks, type ConsumerSinks } from './consumer.js';
 import { loadEnrichers } from './enrich.js';
 import { enrichStage, hold, judge, type Stage } from './pipeline.js';
 import { TenantPauses } from './pauses.js';
@@ -52,6 +52,12 @@ export async function startWorkers(
     clock?: Clock;
     /** The consumers process records once this settles (see ConsumerOptions.begin). */
     begin?: Promise<void>;
+    /** The group's stage list from the live one (a rollout's cohort route, a shadow group's candidate run). */
+    stages?: (live: Stage[]) => Stage[];
+    /** Where the group writes (the store and the catalog's dead letters by default). */
+    sinks?: ConsumerSinks;
+    /** false: the group does not feed the dead-letter breaker (a shadow group never pauses a tenant). */
+    breaker?: boolean;
   },
   signal?: AbortSignal,
 ): Promise<Workers> {
@@ -77,16 +83,17 @@ export async function startWorkers(
   const pauses = new TenantPauses({
     catalog,
     registry,
-    breaker: config.breaker.enabled ? new DeadLetterBreaker(config.breaker) : null,
+    breaker: config.breaker.enabled && deps.breaker !== false ? new DeadLetterBreaker(config.breaker) : null,
     clock,
     logger,
   });
-  const stages: Stage[] = [
+  const live: Stage[] = [
     judge(w.maxAttempts),
     hold(pauses.pausedWhy),
     enrichStage({ anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent, plugins: await loadEnrichers(config.enrich.plugins) }),
     transformStage((tenant) => pipelines.forTenant(tenant)),
   ];
+  const stages = deps.stages ? deps.stages(live) : live;
   // A worker with a stable id (a systemd instance, a pod name) takes its predecessor's leases
   // back at once after a crash, instead of waiting for them to expire.
   const base = w.id ? `${os.hostname()}-${w.id}` : `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -106,7 +113,7 @@ export async function startWorkers(
   for (let i = 0; i < w.consumers; i++) {
     const owner = `${base}-${i}`;
     consumers.push(
-      new Consumer(log, storeSinks(store, catalog.deadLetters), {
+      new Consumer(log, deps.sinks ?? storeSinks(store, catalog.deadLetters), {
         group: deps.group ?? WORKER_GROUP,
         owner,
         partitions: log.capabilities.partitions,

@@ -454,5 +454,64 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
         ['open', 'sluice', 'new dead letters after it was resolved'],
       ]);
     });
+
+    it('rollouts.one-active-per-tenant-and-kind-saved-by-compare-and-set-and-audited', async () => {
+      const { catalog, another } = await make();
+      await catalog.createTenant('acme');
+      const ro = catalog.rollouts;
+      const base = { tenant: 'acme', kind: 'schema', state: 'shadow', active: true, createdAt: 1000, updatedAt: 1000, doc: { share: 0, decisions: [{ verdict: 'start' }] } };
+      const a = await ro.create({ ...base, id: 'ro_a' }, 'key-1', { change: { schema: { type: 'checkout', version: 4 } } });
+      expect(a.rev).toBe(1);
+      // A second active rollout of the same kind is refused, from this process or another.
+      expect(await code(ro.create({ ...base, id: 'ro_b' }, 'key-1', null))).toBe('SLUICE_ERR_CONFLICT');
+      const other = await another();
+      expect(await code(other.rollouts.create({ ...base, id: 'ro_b' }, 'key-1', null))).toBe('SLUICE_ERR_CONFLICT');
+      // Another kind, or another tenant, is not in the way.
+      await ro.create({ ...base, id: 'ro_c', kind: 'pipeline_version', createdAt: 2000 }, 'key-1', null);
+      await catalog.createTenant('beta');
+      await ro.create({ ...base, id: 'ro_d', tenant: 'beta' }, 'key-1', null);
+      expect(await ro.get('beta', 'ro_a')).toBeNull();
+      expect((await ro.list('acme')).map((r) => r.id)).toEqual(['ro_c', 'ro_a']);
+      expect((await ro.active()).map((r) => r.id).sort()).toEqual(['ro_a', 'ro_c', 'ro_d']);
+      // Compare-and-set: the second writer with the same rev gets null, and nothing changed.
+      const saved = await ro.save({ ...a, state: 'compare', updatedAt: 2000, doc: { share: 0, decisions: [{ verdict: 'start' }, { verdict: 'advance' }] } }, 'controller', 'rollout.advance', { verdict: 'advance' });
+      expect(saved).toMatchObject({ rev: 2, state: 'compare' });
+      expect(await other.rollouts.save({ ...a, state: 'aborted', active: false, updatedAt: 2001 }, 'key-2', 'rollout.abort', null)).toBeNull();
+      expect(await other.rollouts.get('acme', 'ro_a')).toMatchObject({ rev: 2, state: 'compare', active: true, updatedAt: 2000, doc: { decisions: [{ verdict: 'start' }, { verdict: 'advance' }] } });
+      // Once finished, another of its kind may start.
+      await ro.save({ ...saved!, state: 'rolled_back', active: false, updatedAt: 3000 }, 'controller', 'rollout.roll_back', { reason: 'dead_letter_rate' });
+      await ro.create({ ...base, id: 'ro_e', createdAt: 4000 }, 'key-1', null);
+      expect((await catalog.auditLog('acme', 10, 'ro_a')).map((e) => [e.action, e.actor])).toEqual([
+        ['rollout.roll_back', 'controller'],
+        ['rollout.advance', 'controller'],
+        ['rollout.create', 'key-1'],
+      ]);
+      expect((await catalog.auditLog('acme', 10, 'ro_a'))[0]!.detail).toEqual({ reason: 'dead_letter_rate' });
+    });
+
+    it('rollouts.tallies-add-up-by-minute-and-side-and-diff-samples-stay-bounded', async () => {
+      const { catalog, another } = await make();
+      const ro = catalog.rollouts;
+      const t = (events: number, dead = 0) => ({ events, dead, dropped: 1, compared: events, diffs: dead, costMs: 0.5 });
+      const M = 60_000;
+      await ro.addTallies('ro_a', [
+        { minute: 0, side: 'cohort', tally: t(10, 1) },
+        { minute: 0, side: 'baseline', tally: t(100) },
+        { minute: M, side: 'cohort', tally: t(20, 2) },
+      ]);
+      await (await another()).rollouts.addTallies('ro_a', [{ minute: M, side: 'cohort', tally: t(5) }, { minute: 2 * M, side: 'cohort', tally: t(1000) }]);
+      await ro.addTallies('ro_other', [{ minute: 0, side: 'cohort', tally: t(7) }]);
+      expect(await ro.tallies('ro_a', 0, 2 * M)).toEqual({
+        cohort: { events: 35, dead: 3, dropped: 3, compared: 35, diffs: 3, costMs: 1.5 },
+        baseline: { events: 100, dead: 0, dropped: 1, compared: 100, diffs: 0, costMs: 0.5 },
+      });
+      expect((await ro.tallies('ro_a', M, 3 * M)).cohort.events).toBe(1025);
+      expect(await ro.tallies('ro_none', 0, M)).toEqual({ cohort: { events: 0, dead: 0, dropped: 0, compared: 0, diffs: 0, costMs: 0 }, baseline: { events: 0, dead: 0, dropped: 0, compared: 0, diffs: 0, costMs: 0 } });
+      expect((await ro.diff('ro_a')).compared).toBe(0);
+      const sample = (kind: string, key: string) => ({ kind, key });
+      await ro.addDiff('ro_a', { compared: 10, identical: 7, changed: 2, dropped: 1, dead_lettered: 0, samples: [sample('changed', 'k1'), sample('changed', 'k2'), sample('dropped', 'k3')] }, 2);
+      await ro.addDiff('ro_a', { compared: 5, identical: 4, changed: 1, dropped: 0, dead_lettered: 0, samples: [sample('changed', 'k4')] }, 2);
+      expect(await ro.diff('ro_a')).toEqual({ compared: 15, identical: 11, changed: 3, dropped: 1, dead_lettered: 0, samples: [sample('changed', 'k1'), sample('changed', 'k2'), sample('dropped', 'k3')] });
+    });
   });
 }

@@ -7,6 +7,7 @@ import { bumpEpoch, insertAudit } from './changes.js';
 import { Executor, migrate, openPool, postgresTarget, type Migration, type Sql } from './database.js';
 import { PostgresAlerts } from './alerts.js';
 import { PostgresDeadLetters } from './dead-letters.js';
+import { PostgresRollouts } from './rollouts.js';
 import { PostgresSavedQueries } from './saved-queries.js';
 import { PostgresPipelines } from './pipelines.js';
 import { PostgresSchemas } from './schemas.js';
@@ -98,6 +99,24 @@ const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    // Rollouts: one active per tenant and change kind; per-minute tallies of cohort and baseline; the diff.
+    version: 5,
+    sql: `
+      CREATE TABLE rollouts (
+        id text PRIMARY KEY, tenant text NOT NULL, kind text NOT NULL, state text NOT NULL, active boolean NOT NULL,
+        rev integer NOT NULL, created_at bigint NOT NULL, updated_at bigint NOT NULL, doc text NOT NULL
+      );
+      CREATE UNIQUE INDEX rollouts_one_active ON rollouts (tenant, kind) WHERE active;
+      CREATE INDEX rollouts_by_tenant ON rollouts (tenant, created_at);
+      CREATE TABLE rollout_tallies (
+        id text NOT NULL, minute bigint NOT NULL, side text NOT NULL, events bigint NOT NULL, dead bigint NOT NULL,
+        dropped bigint NOT NULL, compared bigint NOT NULL, diffs bigint NOT NULL, cost_ms double precision NOT NULL,
+        PRIMARY KEY (id, minute, side)
+      );
+      CREATE TABLE rollout_diffs (id text PRIMARY KEY, body text NOT NULL);
+    `,
+  },
 ];
 
 /**
@@ -130,6 +149,7 @@ export class PostgresCatalog implements Catalog {
   readonly savedQueries: PostgresSavedQueries;
   readonly alerts: PostgresAlerts;
   readonly pipelines: PostgresPipelines;
+  readonly rollouts: PostgresRollouts;
 
   constructor(url: string) {
     this.target = postgresTarget(url);
@@ -141,6 +161,7 @@ export class PostgresCatalog implements Catalog {
     this.savedQueries = new PostgresSavedQueries(this.exec);
     this.alerts = new PostgresAlerts(this.exec);
     this.pipelines = new PostgresPipelines(this.exec);
+    this.rollouts = new PostgresRollouts(this.exec);
   }
 
   private unavailable(e: unknown): SluiceError {

@@ -3,6 +3,7 @@ import { checkKeyTeam, checkTenantName, KeyVerifier, mintKey, noTenant, parseSet
 import { bumpEpoch, immediate, openDatabase, readEpoch, type SqliteDatabase } from './database.js';
 import { SqliteAlerts } from './alerts.js';
 import { SqliteDeadLetters } from './dead-letters.js';
+import { SqliteRollouts } from './rollouts.js';
 import { SqliteSavedQueries } from './saved-queries.js';
 import { SqlitePipelines } from './pipelines.js';
 import { SqliteSchemas } from './schemas.js';
@@ -22,6 +23,7 @@ export class SqliteCatalog implements Catalog {
   readonly savedQueries: SqliteSavedQueries;
   readonly alerts: SqliteAlerts;
   readonly pipelines: SqlitePipelines;
+  readonly rollouts: SqliteRollouts;
 
   constructor(fileOrDb: string | SqliteDatabase) {
     this.ownsDb = typeof fileOrDb === 'string';
@@ -31,6 +33,7 @@ export class SqliteCatalog implements Catalog {
     this.savedQueries = new SqliteSavedQueries(this.db);
     this.alerts = new SqliteAlerts(this.db);
     this.pipelines = new SqlitePipelines(this.db);
+    this.rollouts = new SqliteRollouts(this.db);
   }
 
   async createTenant(name: string): Promise<NewTenant> {

@@ -150,6 +150,21 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (tenant, signature)
   ) WITHOUT ROWID;
   `,
+  // Rollouts: one active per tenant and change kind; per-minute tallies of cohort and baseline; the diff.
+  `
+  CREATE TABLE rollouts (
+    id TEXT PRIMARY KEY, tenant TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL, active INTEGER NOT NULL,
+    rev INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, doc TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX rollouts_one_active ON rollouts (tenant, kind) WHERE active = 1;
+  CREATE INDEX rollouts_by_tenant ON rollouts (tenant, created_at);
+  CREATE TABLE rollout_tallies (
+    id TEXT NOT NULL, minute INTEGER NOT NULL, side TEXT NOT NULL, events INTEGER NOT NULL, dead INTEGER NOT NULL,
+    dropped INTEGER NOT NULL, compared INTEGER NOT NULL, diffs INTEGER NOT NULL, cost_ms REAL NOT NULL,
+    PRIMARY KEY (id, minute, side)
+  ) WITHOUT ROWID;
+  CREATE TABLE rollout_diffs (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+  `,
 ];
 
 export interface OpenOptions {

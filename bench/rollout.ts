@@ -1,0 +1,129 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { batchBodies, eventsFor, percentile, post, postEvents, queriedTotal, type LoadResult } from './load.js';
+import { freePort, keysFrom, startSluice, type Child } from './proc.js';
+
+/**
+ * Rollouts: what a shadow at sample 1.0 costs the live pipeline, and how fast a breach rolls back.
+ *
+ * - Live end-to-end throughput (sent → queryable, at full speed) and freshness p99 (a steady
+ *   producer at `rate` ev/s, each batch timed from its send to the first poll that counts
+ *   it), with a schema rollout in shadow at sample 1.0 (every event run twice more and
+ *   diffed), beside the same load without a rollout; two runs of each, alternating.
+ * - The time from a guardrail breach to share 0: a rollout at 50% whose candidate
+ *   dead-letters 5% of the cohort; from the send of the batch that breaches to the first
+ *   poll that sees the rollout rolled back.
+ */
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function call(c: Child, key: string, method: string, p: string, body?: unknown): Promise<any> {
+  const r = await fetch(new URL(p, c.url), { method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const text = await r.text();
+  if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** A schema rollout of page_view (half of the bench's events) from v1 to v2, v2 a no-op or rejecting amounts ≥ `max`. */
+async function rollout(c: Child, admin: string, steps: unknown[], guardrails: unknown, max?: number): Promise<string> {
+  await call(c, admin, 'PUT', '/v1/schemas/page_view', { schema: { type: 'object' }, owner: 'bench' });
+  const r = await call(c, admin, 'POST', '/v1/rollouts', { change: { schema: { type: 'page_view', version: 2 } }, steps, guardrails, auto: true });
+  const v2 = { type: 'object', properties: { amount: { type: 'number', ...(max === undefined ? {} : { maximum: max }) } } };
+  await call(c, admin, 'PUT', '/v1/schemas/page_view', { schema: v2, force: true, reason: 'bench' });
+  // The controller's next pass starts the shadow group and takes the routes.
+  await sleep(2_500);
+  return r.id as string;
+}
+
+async function liveRun(dir: string, shadow: boolean, events: number, batch: number, concurrency: number, rate: number, seconds: number) {
+  const c = await startSluice(dir, await freePort());
+  try {
+    const keys = keysFrom(c.stdout);
+    const id = shadow ? await rollout(c, keys.adminKey, [{ shadow: { sample: 1, duration: '1h' } }], { min_events: 1000 }) : null;
+    const bodies = batchBodies(`rollout-${shadow}-${Date.now()}`, events, batch);
+    const start = performance.now();
+    const ingest: LoadResult = await post(c.url, keys.writeKey, bodies, (i) => Math.min(batch, events - i * batch), concurrency);
+    while ((await queriedTotal(c.url, keys.readKey)) < events) await sleep(100);
+    const e2e = events / ((performance.now() - start) / 1000);
+    // Freshness: a steady producer, batches of 100.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+    const sentAt: { total: number; at: number }[] = [];
+    const freshness: number[] = [];
+    let sent = 0;
+    const end = Date.now() + seconds * 1000;
+    const producer = (async () => {
+      const every = (100 / rate) * 1000;
+      for (let next = Date.now(); Date.now() < end; next += every) {
+        const body = '[' + eventsFor(`steady-${shadow}`, sent, 100).join(',') + ']';
+        const r = await postEvents(c.url, keys.writeKey, body, agent);
+        if (r.status !== 202) throw new Error(`steady producer refused: ${r.status}`);
+        sent += 100;
+        sentAt.push({ total: events + sent, at: Date.now() });
+        await sleep(Math.max(0, next + every - Date.now()));
+      }
+    })();
+    const poller = (async () => {
+      let seen = 0;
+      while (Date.now() < end + 30_000 && (Date.now() < end || seen < sentAt.length)) {
+        await sleep(50);
+        const n = await queriedTotal(c.url, keys.readKey);
+        const now = Date.now();
+        while (seen < sentAt.length && sentAt[seen]!.total <= n) freshness.push((now - sentAt[seen++]!.at) / 1000);
+      }
+    })();
+    await Promise.all([producer, poller]);
+    agent.destroy();
+    const compared = id ? ((await call(c, keys.adminKey, 'GET', `/v1/rollouts/${id}/diff?limit=0`)).compared as number) : 0;
+    return { ingest: ingest.eventsPerSecond, e2e, freshnessP99: percentile(freshness, 0.99), compared, total: events + sent };
+  } finally {
+    await c.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function breachToZero(dir: string): Promise<{ ms: number; decisionMs: number; state: string }> {
+  const c = await startSluice(dir, await freePort());
+  try {
+    const keys = keysFrom(c.stdout);
+    // amount = (n % 10000) / 100: amounts ≥ 95 are 5% of events.
+    const id = await rollout(c, keys.adminKey, [{ ramp: { percents: [50, 100], step_duration: '1h' } }], { dead_letter_rate: 0.01, min_events: 500 }, 94.99);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+    // 10,000 events (half of them page_views, 5% of those with amount ≥ 95), in batches of 1,000.
+    const bodies = Array.from({ length: 10 }, (_, i) => '[' + eventsFor('breach', i * 1000, 1000).join(',') + ']');
+    const t0 = Date.now();
+    for (const b of bodies) await postEvents(c.url, keys.writeKey, b, agent);
+    agent.destroy();
+    let r: any;
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(20)) {
+      r = await call(c, keys.adminKey, 'GET', `/v1/rollouts/${id}`);
+      if (r.share === 0) break;
+    }
+    const seen = Date.now();
+    const decided = Date.parse(r.decisions.at(-1).at as string);
+    return { ms: seen - t0, decisionMs: decided - t0, state: r.state as string };
+  } finally {
+    await c.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function rolloutBench(work: string, events: number, batch: number, concurrency: number, say: (s: string) => void) {
+  const rate = 5_000;
+  const seconds = 10;
+  const runs: { shadow: boolean; r: Awaited<ReturnType<typeof liveRun>> }[] = [];
+  for (const shadow of [false, true, false, true]) {
+    say(`rollout: live load ${shadow ? 'with a shadow at sample 1.0' : 'without a rollout'} (${events} events at full speed, then ${rate} ev/s for ${seconds} s)`);
+    runs.push({ shadow, r: await liveRun(path.join(work, `rollout-${runs.length}`), shadow, events, batch, concurrency, rate, seconds) });
+  }
+  const mean = (shadow: boolean, f: (r: Awaited<ReturnType<typeof liveRun>>) => number) => {
+    const xs = runs.filter((x) => x.shadow === shadow).map((x) => f(x.r));
+    return xs.reduce((a, b) => a + b, 0) / xs.length;
+  };
+  say('rollout: time from a guardrail breach to share 0');
+  const breach = await breachToZero(path.join(work, 'rollout-breach'));
+  return {
+    without: { e2e: mean(false, (r) => r.e2e), ingest: mean(false, (r) => r.ingest), freshnessP99: mean(false, (r) => r.freshnessP99) },
+    shadow: { e2e: mean(true, (r) => r.e2e), ingest: mean(true, (r) => r.ingest), freshnessP99: mean(true, (r) => r.freshnessP99), compared: mean(true, (r) => r.compared), total: mean(true, (r) => r.total) },
+    breach,
+  };
+}

@@ -1,0 +1,100 @@
+import fs from 'node:fs';
+import { SluiceError } from '../core/errors.js';
+import type { wireRollout } from '../rollout/service.js';
+import type { Target } from './admin.js';
+import { callJson } from './http-client.js';
+
+/**
+ * `sluice rollout …` (admin key): the rollouts API from the command line.
+ *
+ *     sluice rollout list | show ID | diff ID [--limit N]
+ *     sluice rollout create FILE.json|-
+ *     sluice rollout advance|pause|resume|abort|promote ID
+ */
+type WireRollout = ReturnType<typeof wireRollout>;
+
+async function call<T>(t: Target, method: string, path: string, payload?: unknown): Promise<T> {
+  return (await callJson(method, `${t.url.replace(/\/$/, '')}${path}`, t.key, payload, { maxAttempts: 3 })).body as T;
+}
+
+function print(t: Target, value: unknown, human: () => string): void {
+  t.out.write((t.json ? JSON.stringify(value, null, 2) : human()) + '\n');
+}
+
+function changeText(c: WireRollout['change']): string {
+  return 'schema' in c ? `schema ${c.schema.type} v${c.schema.version}` : `pipeline version ${c.pipeline_version}`;
+}
+
+function summary(r: WireRollout): string {
+  return `${r.id}  ${r.state.padEnd(11)} ${String(r.share).padStart(3)}%  ${changeText(r.change)}${r.hold_reason ? `  (${r.hold_reason})` : ''}`;
+}
+
+function details(r: WireRollout): string {
+  const lines = [summary(r), `created ${r.created_at} by ${r.created_by}; auto ${r.auto ? 'on' : 'off'}`, 'decisions:'];
+  for (const d of r.decisions) {
+    lines.push(`  ${d.at}  ${d.verdict.padEnd(9)} ${d.step} ${d.share}%  by ${d.actor}: ${d.reason}`);
+    for (const c of d.checks ?? []) {
+      lines.push(`      ${c.guardrail.padEnd(18)} cohort ${c.cohort.toPrecision(3)} (n=${c.cohort_events})  baseline ${c.baseline.toPrecision(3)} (n=${c.baseline_events})  tolerance ${c.tolerance}${c.breached ? '  BREACHED' : ''}`);
+    }
+  }
+  if (r.repair) lines.push(`repair: ${r.repair.status}, ${r.repair.repaired} repaired, ${r.repair.past_retention} past retention`);
+  return lines.join('\n');
+}
+
+export async function rolloutCommand(t: Target, sub: string | undefined, args: string[], flags: { limit?: string; global?: boolean }): Promise<number> {
+  if (flags.global) throw new SluiceError('SLUICE_ERR_NOT_SUPPORTED', 'operator-wide rollouts (--global) are not supported yet; roll out per tenant with its admin key');
+  const id = (): string => {
+    if (!args[0]) throw new SluiceError('SLUICE_ERR_CONFIG', `sluice rollout ${sub} needs the rollout id (sluice rollout list shows them)`);
+    return encodeURIComponent(args[0]);
+  };
+  switch (sub) {
+    case 'list': {
+      const r = await call<{ rollouts: WireRollout[] }>(t, 'GET', '/v1/rollouts');
+      print(t, r, () => (r.rollouts.length === 0 ? 'no rollouts' : r.rollouts.map(summary).join('\n')));
+      return 0;
+    }
+    case 'show': {
+      const r = await call<WireRollout>(t, 'GET', `/v1/rollouts/${id()}`);
+      print(t, r, () => details(r));
+      return 0;
+    }
+    case 'create': {
+      const file = args[0];
+      if (!file) throw new SluiceError('SLUICE_ERR_CONFIG', 'name the rollout document: sluice rollout create FILE.json (or - for standard input)');
+      let doc: unknown;
+      try {
+        doc = JSON.parse(fs.readFileSync(file === '-' ? 0 : file, 'utf8'));
+      } catch (e: unknown) {
+        throw new SluiceError('SLUICE_ERR_CONFIG', `cannot read the rollout document ${file}: ${(e as Error).message}`);
+      }
+      const r = await call<WireRollout>(t, 'POST', '/v1/rollouts', doc);
+      print(t, r, () => `created ${summary(r)}`);
+      return 0;
+    }
+    case 'advance':
+    case 'pause':
+    case 'resume':
+    case 'abort':
+    case 'promote': {
+      const r = await call<WireRollout>(t, 'POST', `/v1/rollouts/${id()}/${sub}`);
+      print(t, r, () => summary(r));
+      return 0;
+    }
+    case 'diff': {
+      const r = await call<{ compared: number; identical: number; changed: number; dropped: number; dead_lettered: number; rates: Record<string, number>; samples: unknown[] }>(
+        t,
+        'GET',
+        `/v1/rollouts/${id()}/diff${flags.limit ? `?limit=${encodeURIComponent(flags.limit)}` : ''}`,
+      );
+      print(t, r, () =>
+        [
+          `compared ${r.compared}: identical ${r.identical}, changed ${r.changed}, dropped ${r.dropped}, dead-lettered ${r.dead_lettered} (diff rate ${r.rates.diff})`,
+          ...r.samples.map((s) => '  ' + JSON.stringify(s)),
+        ].join('\n'),
+      );
+      return 0;
+    }
+    default:
+      throw new SluiceError('SLUICE_ERR_CONFIG', `unknown command "rollout ${sub ?? ''}"; use list, show, create, advance, pause, resume, abort, promote or diff`);
+  }
+}

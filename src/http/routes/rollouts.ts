@@ -1,0 +1,72 @@
+import type { FastifyInstance } from 'fastify';
+import { SluiceError } from '../../core/errors.js';
+import type { Catalog } from '../../ports/catalog.js';
+import { act, createRollout, getRollout, OPERATOR_ACTIONS, wireRollout, fromRecord, type OperatorAction } from '../../rollout/service.js';
+import { authenticate } from '../auth.js';
+
+/** At most this many samples of each kind in `GET /v1/rollouts/:id/diff`. */
+export const MAX_DIFF_SAMPLES = 100;
+
+/**
+ * Rollouts of the key's tenant (admin key): `POST|GET /v1/rollouts`, `GET /v1/rollouts/:id`,
+ * `POST /v1/rollouts/:id/advance|pause|resume|abort|promote`, `GET /v1/rollouts/:id/diff?limit=`.
+ * An id of another tenant is 404. Time is the app's clock (`now`).
+ */
+export async function rolloutRoutes(app: FastifyInstance, opts: { catalog: Catalog; now: () => number }): Promise<void> {
+  const { catalog, now } = opts;
+  const notFound = (id: string) => new SluiceError('SLUICE_ERR_NOT_FOUND', `no rollout "${id.slice(0, 40)}"; GET /v1/rollouts lists them`, { field: 'id' });
+
+  app.post('/v1/rollouts', async (request, reply) => {
+    const { tenant, keyId } = await authenticate(catalog, request, 'admin');
+    const r = await createRollout(catalog, tenant, await request.jsonBody(), now(), keyId);
+    return reply.code(201).header('location', `/v1/rollouts/${r.id}`).send(wireRollout(r));
+  });
+
+  app.get('/v1/rollouts', async (request) => {
+    const { tenant } = await authenticate(catalog, request, 'admin');
+    return { rollouts: (await catalog.rollouts.list(tenant)).map((rec) => wireRollout(fromRecord(rec))) };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/rollouts/:id', async (request) => {
+    const { tenant } = await authenticate(catalog, request, 'admin');
+    const r = await getRollout(catalog, tenant, request.params.id);
+    if (!r) throw notFound(request.params.id);
+    return wireRollout(r);
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { limit?: string } }>('/v1/rollouts/:id/diff', async (request) => {
+    const { tenant } = await authenticate(catalog, request, 'admin');
+    const r = await getRollout(catalog, tenant, request.params.id);
+    if (!r) throw notFound(request.params.id);
+    const raw = request.query.limit;
+    const limit = raw === undefined ? 10 : Number(raw);
+    if (!Number.isSafeInteger(limit) || limit < 0 || limit > MAX_DIFF_SAMPLES) {
+      throw new SluiceError('SLUICE_ERR_INVALID_QUERY', `limit must be an integer from 0 to ${MAX_DIFF_SAMPLES}, got ${JSON.stringify(raw)}`, { field: 'limit' });
+    }
+    const d = await catalog.rollouts.diff(r.id);
+    const rate = (n: number) => (d.compared === 0 ? 0 : n / d.compared);
+    const per = new Map<string, number>();
+    const samples = d.samples.filter((s) => {
+      const n = per.get(s.kind) ?? 0;
+      per.set(s.kind, n + 1);
+      return n < limit;
+    });
+    return {
+      id: r.id,
+      compared: d.compared,
+      identical: d.identical,
+      changed: d.changed,
+      dropped: d.dropped,
+      dead_lettered: d.dead_lettered,
+      rates: { diff: rate(d.changed + d.dropped + d.dead_lettered), changed: rate(d.changed), dropped: rate(d.dropped), dead_lettered: rate(d.dead_lettered) },
+      samples,
+    };
+  });
+
+  for (const action of OPERATOR_ACTIONS) {
+    app.post<{ Params: { id: string } }>(`/v1/rollouts/:id/${action}`, async (request) => {
+      const { tenant, keyId } = await authenticate(catalog, request, 'admin');
+      return wireRollout(await act(catalog, tenant, request.params.id, action as OperatorAction, now(), keyId));
+    });
+  }
+}

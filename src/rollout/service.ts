@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import { SluiceError } from '../core/errors.js';
+import type { Catalog } from '../ports/catalog.js';
+import type { RolloutRecord } from '../ports/rollouts.js';
+import type { ReplayDeps } from '../ops/replay.js';
+import { checkRollable } from './changes.js';
+import { repairRollout } from './repair.js';
+import { parseRolloutSpec } from './document.js';
+import { abort, advance, currentStep, evaluate, isActive, observationWindow, pause, promote, resume, startRollout, type Decision, type Rollout } from './machine.js';
+
+/**
+ * Rollouts as the API and the controller use them: a rollout kept in the catalog
+ * (RolloutStore) as its document, created, moved by an operator's action or by the
+ * controller's evaluation, each change saved by compare-and-set with the decision in the
+ * audit log.
+ */
+export type OperatorAction = 'advance' | 'pause' | 'resume' | 'abort' | 'promote';
+
+export const OPERATOR_ACTIONS: readonly OperatorAction[] = ['advance', 'pause', 'resume', 'abort', 'promote'];
+
+export function newRolloutId(): string {
+  return 'ro_' + randomBytes(8).toString('hex');
+}
+
+function toRecord(r: Rollout, rev: number): RolloutRecord {
+  return { id: r.id, tenant: r.tenant, kind: r.kind, state: r.state, active: isActive(r), createdAt: r.created_at, updatedAt: r.updated_at, doc: r, rev };
+}
+
+export function fromRecord(rec: RolloutRecord): Rollout & { rev: number } {
+  return { ...(rec.doc as Rollout), rev: rec.rev };
+}
+
+/**
+ * Creates a rollout from a `POST /v1/rollouts` body. 400 for an invalid document or a
+ * change this server cannot roll out; 404 when the schema version does not exist; 409 when
+ * the tenant already has an active rollout of this change kind.
+ */
+export async function createRollout(catalog: Catalog, tenant: string, body: unknown, now: number, actor: string): Promise<Rollout> {
+  const spec = parseRolloutSpec(body);
+  checkRollable(spec.change);
+  if ('schema' in spec.change) {
+    const { type, version } = spec.change.schema;
+    const versions = await catalog.schemas.versions(tenant, type);
+    // The next version may be rolled out before it is published: it is then held back from ingest from its first moment.
+    const next = Math.max(0, ...versions.map((v) => v.version)) + 1;
+    if (version !== next && !versions.some((v) => v.version === version)) {
+      throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no version ${version} of the schema of "${type}"; roll out a published version (${versions.map((v) => v.version).join(', ') || 'none yet'}) or the next one (${next}), then publish it (PUT /v1/schemas/${type})`, {
+        field: 'change.schema.version',
+      });
+    }
+  }
+  const r = startRollout(newRolloutId(), tenant, spec, now, actor);
+  await catalog.rollouts.create(toRecord(r, 1), actor, { change: r.change, steps: spec.steps, guardrails: spec.guardrails, auto: spec.auto });
+  return r;
+}
+
+export async function getRollout(catalog: Catalog, tenant: string, id: string): Promise<(Rollout & { rev: number }) | null> {
+  const rec = await catalog.rollouts.get(tenant, id);
+  return rec ? fromRecord(rec) : null;
+}
+
+function notFound(id: string): SluiceError {
+  return new SluiceError('SLUICE_ERR_NOT_FOUND', `no rollout "${id.slice(0, 40)}"; GET /v1/rollouts lists them`, { field: 'id' });
+}
+
+/** Saves `next` over `prev` and audits its last decision; false when another writer got there first. */
+async function save(catalog: Catalog, prev: Rollout & { rev: number }, next: Rollout, actor: string): Promise<boolean> {
+  if (next === prev) return true;
+  const d = next.decisions.at(-1) as Decision;
+  const rec = await catalog.rollouts.save(toRecord(next, prev.rev), actor, `rollout.${d.verdict}`, d);
+  return rec !== null;
+}
+
+/** An operator's action on a rollout; retried when the controller saved meanwhile. 404, or 409 when the state does not allow it. */
+export async function act(catalog: Catalog, tenant: string, id: string, action: OperatorAction, now: number, actor: string): Promise<Rollout> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const r = await getRollout(catalog, tenant, id);
+    if (!r) throw notFound(id);
+    const fn = { advance, pause, resume, abort, promote }[action];
+    const next = fn(r, now, actor);
+    if (await save(catalog, r, next, actor)) return next;
+  }
+  throw new SluiceError('SLUICE_ERR_CONFLICT', `rollout ${id} kept changing while ${action} was applied; try again`);
+}
+
+/**
+ * One controller pass: evaluates every active rollout on the tallies of its current phase,
+ * saves what changed. Answers the rollouts after the pass (for the metrics).
+ */
+export async function evaluateAll(catalog: Catalog, now: number): Promise<Rollout[]> {
+  const out: Rollout[] = [];
+  for (const rec of await catalog.rollouts.active()) {
+    const r = fromRecord(rec);
+    const w = observationWindow(r, now);
+    // Tallies are kept by minute: the phase's first (partial) minute through the current one, both sides alike.
+    const t = await catalog.rollouts.tallies(r.id, Math.floor(w.from / 60_000) * 60_000, w.to + 60_000);
+    const next = evaluate(r, now, t.cohort, r.share >= 100 ? null : t.baseline);
+    // Lost to an operator's action: the next pass judges the new state.
+    out.push((await save(catalog, r, next, 'controller')) ? next : r);
+  }
+  return out;
+}
+
+/** The wire shape of `GET /v1/rollouts/:id`. */
+export function wireRollout(r: Rollout) {
+  return {
+    id: r.id,
+    change: r.change,
+    state: r.state,
+    share: r.share,
+    step: currentStep(r),
+    hold_reason: r.hold_reason,
+    steps: r.spec.steps,
+    guardrails: r.spec.guardrails,
+    auto: r.spec.auto,
+    created_at: new Date(r.created_at).toISOString(),
+    created_by: r.created_by,
+    updated_at: new Date(r.updated_at).toISOString(),
+    decisions: r.decisions.map((d) => ({ ...d, at: new Date(d.at).toISOString(), ...(d.window ? { window: { from: new Date(d.window.from).toISOString(), to: new Date(d.window.to).toISOString() } } : {}) })),
+    repair: r.repair,
+  };
+}
+
+/** Runs a finished rollout's pending repair and saves it (see repair.ts); retried at a later pass if it lost a race. */
+export async function finishRepair(catalog: Catalog, deps: ReplayDeps, tenant: string, id: string, now: number): Promise<Rollout | null> {
+  const r = await getRollout(catalog, tenant, id);
+  if (!r || r.repair?.status !== 'pending') return r;
+  deps.schemas.invalidate();
+  const next = await repairRollout(deps, r, now);
+  return (await save(catalog, r, next, 'controller')) ? next : null;
+}
