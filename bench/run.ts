@@ -13,6 +13,7 @@ import { recovery } from './recovery.js';
 import { queryBench } from './query.js';
 import { spikeBench } from './spike.js';
 import { scaleOutBench } from './scale-out.js';
+import { appendPath, ledgerCandidates, type AppendFigure, type CandidateFigure } from './ledger.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
 import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from './proc.js';
 
@@ -39,7 +40,9 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * 5,000,000), --ledger-keys N (keys measured per ledger figure, default 300,000), --ledger-prefill N
+ * (keys in the ledger before the "after" figures, default 5,000,000; the issue's target is 50M),
+ * --ledger-candidates N (keys before the candidates' figures, default 1,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out|ledger, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -51,6 +54,9 @@ const { values } = parseArgs({
     'query-events': { type: 'string' },
     'spike-seconds': { type: 'string' },
     'scale-out-events': { type: 'string' },
+    'ledger-keys': { type: 'string' },
+    'ledger-prefill': { type: 'string' },
+    'ledger-candidates': { type: 'string' },
     quick: { type: 'boolean' },
     only: { type: 'string' },
     json: { type: 'boolean' },
@@ -63,6 +69,10 @@ const QUERY_EVENTS = Number(values['query-events'] ?? (values.quick ? 1_000_000 
 const SPIKE_SECONDS = Number(values['spike-seconds'] ?? (values.quick ? 10 : 20));
 const SCALE_OUT_EVENTS = Number(values['scale-out-events'] ?? (values.quick ? 100_000 : 500_000));
 const BATCH = Number(values.batch ?? 500);
+const LEDGER_KEYS = Number(values['ledger-keys'] ?? (values.quick ? 100_000 : 300_000));
+/** 50M is the issue's target; building it takes long (the appends themselves), hence the default. */
+const LEDGER_PREFILL = Number(values['ledger-prefill'] ?? (values.quick ? 1_000_000 : 5_000_000));
+const LEDGER_CANDIDATES_PREFILL = Number(values['ledger-candidates'] ?? (values.quick ? 200_000 : 1_000_000));
 const CONCURRENCY = Number(values.concurrency ?? 16);
 
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -231,13 +241,52 @@ async function backlogDrain(work: string) {
   );
 }
 
+/**
+ * The key ledger: the candidates (keys only), then SqliteLog.append with UUID beside
+ * sequential keys at batches of 10, 100 and 500, cold and after LEDGER_PREFILL keys.
+ */
+async function ledgerBench(work: string) {
+  say(`ledger: candidates, ${fmt(LEDGER_KEYS)} keys each, cold and after ${fmt(LEDGER_CANDIDATES_PREFILL)} keys`);
+  const candidates: CandidateFigure[] = [];
+  for (const prefill of [0, LEDGER_CANDIDATES_PREFILL]) candidates.push(...(await ledgerCandidates(work, prefill, LEDGER_KEYS, say)));
+  const appends: AppendFigure[] = [];
+  for (const batch of [10, 100, 500]) {
+    for (const prefill of batch === 100 ? [0, LEDGER_PREFILL] : [0]) {
+      for (const keys of ['sequential', 'uuid'] as const) {
+        say(`ledger: append path, ${keys} keys, batches of ${batch}, after ${fmt(prefill)} keys`);
+        appends.push(await appendPath(work, keys, batch, prefill, LEDGER_KEYS));
+      }
+    }
+  }
+  return { candidates, appends };
+}
+
+function ledgerLines(lg: Awaited<ReturnType<typeof ledgerBench>>): string[] {
+  const out = ['', `ledger candidates: µs per key, 1,000 keys per durable transaction, ${fmt(LEDGER_KEYS)} keys measured (lower is better)`];
+  for (const c of lg.candidates.filter((c) => c.keys === 'uuid')) {
+    const seq = lg.candidates.find((s) => s.candidate === c.candidate && s.prefill === c.prefill && s.keys === 'sequential')!;
+    out.push(`  ${c.candidate.padEnd(16)} after ${fmt(c.prefill).padStart(11)} keys: sequential ${fmt(seq.usPerKey, 2).padStart(7)}   uuid ${fmt(c.usPerKey, 2).padStart(7)}   ratio uuid / sequential ${fmt(c.usPerKey / seq.usPerKey, 2)}`);
+  }
+  out.push('', `ledger, append path (SqliteLog.append: records and keys, fsync always, 16 requests in flight, ${fmt(LEDGER_KEYS)} events measured)`);
+  for (const u of lg.appends.filter((a) => a.keys === 'uuid')) {
+    const s = lg.appends.find((a) => a.keys === 'sequential' && a.batch === u.batch && a.prefill === u.prefill)!;
+    const ratio = u.eventsPerSecond / s.eventsPerSecond;
+    out.push(
+      `  batches of ${String(u.batch).padEnd(3)} after ${fmt(u.prefill).padStart(11)} keys: sequential ${fmt(s.eventsPerSecond).padStart(9)} ev/s   uuid ${fmt(u.eventsPerSecond).padStart(9)} ev/s   ratio ${fmt(ratio, 2)}` +
+        (u.batch === 100 ? `   target ≥ ${u.prefill === 0 ? '0.8' : '0.9'}: ${ratio >= (u.prefill === 0 ? 0.8 : 0.9) ? 'met' : 'MISSED'}` : ''),
+    );
+  }
+  return out;
+}
+
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out'].includes(only)) {
-    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike or scale-out');
+  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out', 'ledger'].includes(only)) {
+    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike, scale-out or ledger');
   }
+  const lg = only === undefined || only === 'ledger' ? await ledgerBench(work) : null;
   const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
   const fs_ = only === undefined || only === 'fsync' ? await fsyncCost(work) : null;
   const bl = only === undefined || only === 'backlog' ? await backlogDrain(work) : null;
@@ -248,6 +297,7 @@ try {
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
   const out: string[] = [];
+  if (lg) out.push(...ledgerLines(lg));
   if (ie) {
     out.push(
     '',
@@ -356,7 +406,7 @@ try {
     );
   }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ledger: lg, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }
