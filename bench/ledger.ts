@@ -84,31 +84,46 @@ function candidate(name: string, db: SqliteDatabase): Candidate {
 export async function ledgerCandidates(work: string, prefill: number, measured: number, say: (s: string) => void, fsync: Fsync = 'normal', only?: string[]): Promise<CandidateFigure[]> {
   const out: CandidateFigure[] = [];
   const names = only ?? ['btree', 'rowid-hash', 'log-structured'];
+  const shapes: KeyShape[] = ['sequential', 'uuid'];
   for (const name of names) {
-    for (const shape of ['sequential', 'uuid'] as KeyShape[]) {
+    // Both key shapes side by side, their batches alternating: drift on a shared machine hits both.
+    const dbs = shapes.map((shape) => {
       const dir = path.join(work, `ledger-${name}-${shape}`);
       fs.rmSync(dir, { recursive: true, force: true });
-      const db = openDatabase(path.join(dir, 'ledger.db'), { fsync });
-      const c = candidate(name, db);
-      const t0 = performance.now();
+      return { dir, db: openDatabase(path.join(dir, 'ledger.db'), { fsync }) };
+    });
+    const cs = dbs.map(({ db }) => candidate(name, db));
+    for (let s = 0; s < shapes.length; s++) {
       for (let from = 0; from < prefill; from += 20_000) {
-        c.insert(keysOf(shape, from, Math.min(20_000, prefill - from)));
-        while (c.step());
+        cs[s]!.insert(keysOf(shapes[s]!, from, Math.min(20_000, prefill - from)));
+        while (cs[s]!.step());
       }
-      if (prefill > 0) say(`  ${name} ${shape}: prefilled ${prefill.toLocaleString('en-US')} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      const batches: string[][] = [];
-      for (let from = prefill; from < prefill + measured; from += 1_000) batches.push(keysOf(shape, from, 1_000));
-      const start = performance.now();
-      let n = 0;
-      for (const b of batches) {
-        n += c.insert(b);
-        c.step();
+    }
+    const batches = shapes.map((shape) => {
+      const bs: string[][] = [];
+      for (let from = prefill; from < prefill + measured; from += 1_000) bs.push(keysOf(shape, from, 1_000));
+      return bs;
+    });
+    const ms = [0, 0];
+    const fresh = [0, 0];
+    for (let i = 0; i < batches[0]!.length; i++) {
+      for (let s = 0; s < shapes.length; s++) {
+        const t = performance.now();
+        fresh[s]! += cs[s]!.insert(batches[s]![i]!);
+        cs[s]!.step();
+        ms[s]! += performance.now() - t;
       }
-      while (c.step());
-      const us = ((performance.now() - start) * 1000) / measured;
-      if (n !== measured) throw new Error(`${name} ${shape}: ${n} of ${measured} keys were new`);
-      out.push({ candidate: name, keys: shape, prefill, usPerKey: us });
-      say(`  ${name.padEnd(15)} ${shape.padEnd(10)} after ${prefill.toLocaleString('en-US').padStart(11)} keys: ${us.toFixed(2).padStart(6)} µs/key`);
+    }
+    for (let s = 0; s < shapes.length; s++) {
+      const t = performance.now();
+      while (cs[s]!.step());
+      ms[s]! += performance.now() - t;
+      if (fresh[s] !== measured) throw new Error(`${name} ${shapes[s]}: ${fresh[s]} of ${measured} keys were new`);
+      const us = (ms[s]! * 1000) / measured;
+      out.push({ candidate: name, keys: shapes[s]!, prefill, usPerKey: us });
+      say(`  ${name.padEnd(15)} ${shapes[s]!.padEnd(10)} after ${prefill.toLocaleString('en-US').padStart(11)} keys: ${us.toFixed(2).padStart(6)} µs/key`);
+    }
+    for (const { db, dir } of dbs) {
       db.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -131,35 +146,54 @@ function entries(shape: KeyShape, from: number, count: number, now: number): Log
   });
 }
 
-/** SqliteLog.append, durable, `measured` events in requests of `batch`, 16 in flight, after `prefill` keys. */
-export async function appendPath(work: string, shape: KeyShape, batch: number, prefill: number, measured: number, fsync: Fsync = 'always'): Promise<AppendFigure> {
-  const dir = path.join(work, `append-${shape}-${batch}`);
-  fs.rmSync(dir, { recursive: true, force: true });
-  const log = new SqliteLog({ file: path.join(dir, 'sluice.db'), partitions: 16, fsync, dedupeHorizonMs: 7 * 86_400_000, retentionMs: 0 });
+/**
+ * SqliteLog.append, `measured` events per key shape in requests of `batch`, 16 in flight,
+ * after `prefill` keys: one log per shape, rounds of 10,000 events alternating between them so
+ * that drift on a shared machine hits both. Background ledger work runs inside the rounds.
+ */
+export async function appendPath(work: string, batch: number, prefill: number, measured: number, fsync: Fsync = 'always'): Promise<AppendFigure[]> {
+  const shapes: KeyShape[] = ['sequential', 'uuid'];
   const now = Date.now();
-  try {
-    for (let from = 0; from < prefill; from += 20_000) {
-      await log.append(entries(shape, from, Math.min(20_000, prefill - from), now));
-    }
-    log.compactLedger();
-    const requests: LogEntry[][] = [];
-    for (let from = prefill; from < prefill + measured; from += batch) requests.push(entries(shape, from, Math.min(batch, prefill + measured - from), now));
-    let next = 0;
-    let appended = 0;
-    const start = performance.now();
-    await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        while (next < requests.length) {
-          const outcomes = await log.append(requests[next++]!);
-          for (const o of outcomes) if (o.status === 'appended') appended++;
-        }
-      }),
-    );
-    const seconds = (performance.now() - start) / 1000;
-    if (appended !== measured) throw new Error(`append ${shape}: ${appended} of ${measured} appended`);
-    return { keys: shape, batch, prefill, eventsPerSecond: measured / seconds };
-  } finally {
-    await log.close();
+  const logs = shapes.map((shape) => {
+    const dir = path.join(work, `append-${shape}-${batch}`);
     fs.rmSync(dir, { recursive: true, force: true });
+    return { dir, log: new SqliteLog({ file: path.join(dir, 'sluice.db'), partitions: 16, fsync, dedupeHorizonMs: 7 * 86_400_000, retentionMs: 0 }) };
+  });
+  try {
+    for (let s = 0; s < shapes.length; s++) {
+      for (let from = 0; from < prefill; from += 20_000) await logs[s]!.log.append(entries(shapes[s]!, from, Math.min(20_000, prefill - from), now));
+      logs[s]!.log.compactLedger();
+    }
+    const ms = [0, 0];
+    const appended = [0, 0];
+    const ROUND = 10_000;
+    for (let round = prefill; round < prefill + measured; round += ROUND) {
+      for (let s = 0; s < shapes.length; s++) {
+        const log = logs[s]!.log;
+        const requests: LogEntry[][] = [];
+        const end = Math.min(prefill + measured, round + ROUND);
+        for (let from = round; from < end; from += batch) requests.push(entries(shapes[s]!, from, Math.min(batch, end - from), now));
+        let next = 0;
+        const start = performance.now();
+        await Promise.all(
+          Array.from({ length: 16 }, async () => {
+            while (next < requests.length) {
+              const outcomes = await log.append(requests[next++]!);
+              for (const o of outcomes) if (o.status === 'appended') appended[s]!++;
+            }
+          }),
+        );
+        ms[s]! += performance.now() - start;
+      }
+    }
+    return shapes.map((keys, s) => {
+      if (appended[s] !== measured) throw new Error(`append ${keys}: ${appended[s]} of ${measured} appended`);
+      return { keys, batch, prefill, eventsPerSecond: measured / (ms[s]! / 1000) };
+    });
+  } finally {
+    for (const { log, dir } of logs) {
+      await log.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }
 }

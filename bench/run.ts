@@ -252,10 +252,8 @@ async function ledgerBench(work: string) {
   const appends: AppendFigure[] = [];
   for (const batch of [10, 100, 500]) {
     for (const prefill of batch === 100 ? [0, LEDGER_PREFILL] : [0]) {
-      for (const keys of ['sequential', 'uuid'] as const) {
-        say(`ledger: append path, ${keys} keys, batches of ${batch}, after ${fmt(prefill)} keys`);
-        appends.push(await appendPath(work, keys, batch, prefill, LEDGER_KEYS));
-      }
+      say(`ledger: append path, sequential and uuid keys, batches of ${batch}, after ${fmt(prefill)} keys`);
+      appends.push(...(await appendPath(work, batch, prefill, LEDGER_KEYS)));
     }
   }
   return { candidates, appends };
@@ -273,8 +271,14 @@ function ledgerLines(lg: Awaited<ReturnType<typeof ledgerBench>>): string[] {
     const ratio = u.eventsPerSecond / s.eventsPerSecond;
     out.push(
       `  batches of ${String(u.batch).padEnd(3)} after ${fmt(u.prefill).padStart(11)} keys: sequential ${fmt(s.eventsPerSecond).padStart(9)} ev/s   uuid ${fmt(u.eventsPerSecond).padStart(9)} ev/s   ratio ${fmt(ratio, 2)}` +
-        (u.batch === 100 ? `   target ≥ ${u.prefill === 0 ? '0.8' : '0.9'}: ${ratio >= (u.prefill === 0 ? 0.8 : 0.9) ? 'met' : 'MISSED'}` : ''),
+        (u.batch === 100 ? `   target ≥ 0.8: ${ratio >= 0.8 ? 'met' : 'MISSED'}` : ''),
     );
+  }
+  const cold = lg.appends.find((a) => a.keys === 'uuid' && a.batch === 100 && a.prefill === 0);
+  const full = lg.appends.find((a) => a.keys === 'uuid' && a.batch === 100 && a.prefill > 0);
+  if (cold && full) {
+    const r = full.eventsPerSecond / cold.eventsPerSecond;
+    out.push(`  uuid after ${fmt(full.prefill)} keys / uuid cold (batches of 100): ${fmt(r, 2)}   target ≥ 0.9 (after 50M keys): ${full.prefill >= 50_000_000 ? (r >= 0.9 ? 'met' : 'MISSED') : `not judged at ${fmt(full.prefill)} keys`}`);
   }
   return out;
 }
