@@ -120,6 +120,18 @@ describe('key ledger (log-structured)', () => {
     });
     ledger.commit();
     expect(again.some(Boolean)).toBe(false);
+    // Reopened with the stored filters, then without them (rebuilt from the runs' hashes).
+    for (const drop of [false, true]) {
+      if (drop) db.exec('UPDATE ledger_runs SET filter = NULL');
+      const reopened = new KeyLedger(db, { horizonMs: 86_400_000, tailKeys: 100 });
+      const answers = immediate(db, () => {
+        reopened.begin(now);
+        return [...keys, `new-key-${drop}`].map((k) => reopened.claim('t', k));
+      });
+      reopened.commit();
+      expect(answers.filter(Boolean).length).toBe(1);
+      expect(answers.at(-1)).toBe(true);
+    }
     db.close();
   });
 

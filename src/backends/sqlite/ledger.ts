@@ -24,7 +24,8 @@ import { immediate, type SqliteDatabase } from './database.js';
  *   al., "The Log-Structured Merge-Tree", 1996.)
  * - Each run has a blocked Bloom filter in memory (Putze, Sanders, Singler, "Cache-, Hash- and
  *   Space-Efficient Bloom Filters", 2007; 14 bits per key, 8 bits set in one 512-bit block:
- *   about 0.3% false positives), rebuilt from the run's hashes when the log opens. A new key
+ *   about 0.3% false positives), stored with the run in `ledger_runs` (1.75 bytes a key) and
+ *   read back when the log opens (rebuilt from the run's hashes if it is missing). A new key
  *   touches no B-tree except when a filter answers "maybe"; a duplicate costs one point read
  *   in the run that holds it.
  *
@@ -84,13 +85,24 @@ export class BlockedBloom {
   private readonly words: Uint32Array;
   private readonly blocks: number;
 
-  constructor(keys: number) {
+  constructor(keys: number, saved?: Uint8Array) {
     this.blocks = Math.max(1, Math.ceil((keys * BITS_PER_KEY) / 512));
     this.words = new Uint32Array(this.blocks * 16);
+    if (saved && saved.byteLength === this.words.byteLength) new Uint8Array(this.words.buffer).set(saved);
+  }
+
+  /** Whether `saved` (from toBuffer) fits a filter for `keys` keys. */
+  static fits(keys: number, saved: Uint8Array): boolean {
+    return saved.byteLength === Math.max(1, Math.ceil((keys * BITS_PER_KEY) / 512)) * 64;
   }
 
   get bytes(): number {
     return this.words.byteLength;
+  }
+
+  /** The filter's bits, to be stored with its run (little-endian words, as on every platform Node runs on here). */
+  toBuffer(): Buffer {
+    return Buffer.from(this.words.buffer, this.words.byteOffset, this.words.byteLength);
   }
 
   add(h: number): void {
@@ -188,7 +200,7 @@ export class KeyLedger {
     this.fanout = Math.max(2, options.fanout ?? 4);
     this.sliceKeys = Math.max(1, options.sliceKeys ?? 65_536);
     db.exec(
-      `CREATE TABLE IF NOT EXISTS ledger_runs (name TEXT PRIMARY KEY, gen INTEGER NOT NULL, level INTEGER NOT NULL, keys INTEGER NOT NULL) WITHOUT ROWID;
+      `CREATE TABLE IF NOT EXISTS ledger_runs (name TEXT PRIMARY KEY, gen INTEGER NOT NULL, level INTEGER NOT NULL, keys INTEGER NOT NULL, filter BLOB);
        INSERT OR IGNORE INTO meta (k, v) VALUES ('ledger_version', '0');
        INSERT OR IGNORE INTO meta (k, v) VALUES ('ledger_seq', '0');`,
     );
@@ -290,8 +302,8 @@ export class KeyLedger {
   private load(g: number): void {
     this.gens.clear();
     this.merge = null;
-    const registered = new Map<string, { level: number; keys: number }>();
-    for (const r of this.db.prepare('SELECT name, level, keys FROM ledger_runs').all() as { name: string; level: number; keys: number }[]) {
+    const registered = new Map<string, { level: number; keys: number; filter: Buffer | null }>();
+    for (const r of this.db.prepare('SELECT name, level, keys, filter FROM ledger_runs').all() as { name: string; level: number; keys: number; filter: Buffer | null }[]) {
       registered.set(r.name, r);
     }
     const tables = this.tables().map((t) => ({ name: t.name, m: NAME.exec(t.name)! }));
@@ -314,7 +326,7 @@ export class KeyLedger {
           // progress): its inputs are still registered. Left alone; dropped with its generation.
           continue;
         }
-        gen.runs.push(this.openRun(name, Number(m[3]), reg.level, reg.keys));
+        gen.runs.push(this.openRun(name, Number(m[3]), reg.level, reg.keys, reg.filter));
       }
     }
     for (const gen of this.gens.values()) {
@@ -339,9 +351,14 @@ export class KeyLedger {
     };
   }
 
-  private openRun(name: string, seq: number, level: number, keys: number): Run {
-    const bloom = new BlockedBloom(keys);
-    for (const h of this.db.prepare(`SELECT h FROM ${name}`).pluck().iterate() as Iterable<number>) bloom.add(h);
+  /** A registered run, its filter read from `saved` (stored with the run) or rebuilt from the run's hashes. */
+  private openRun(name: string, seq: number, level: number, keys: number, saved: Buffer | null): Run {
+    let bloom: BlockedBloom;
+    if (saved && BlockedBloom.fits(keys, saved)) bloom = new BlockedBloom(keys, saved);
+    else {
+      bloom = new BlockedBloom(keys);
+      for (const h of this.db.prepare(`SELECT h FROM ${name}`).pluck().iterate() as Iterable<number>) bloom.add(h);
+    }
     return { name, seq, level, keys, bloom, get: this.db.prepare(`SELECT 1 FROM ${name} WHERE h = ? AND tenant = ? AND idem = ?`).pluck() };
   }
 
@@ -449,9 +466,9 @@ export class KeyLedger {
       this.db.exec(`CREATE TABLE ${name} (h INTEGER NOT NULL, tenant TEXT NOT NULL, idem TEXT NOT NULL, PRIMARY KEY (h, tenant, idem)) WITHOUT ROWID`);
       this.db.exec(`INSERT OR IGNORE INTO ${name} (h, tenant, idem) SELECT h, tenant, idem FROM ${tail.name} ORDER BY h, tenant, idem`);
       const keys = this.db.prepare(`SELECT count(*) FROM ${name}`).pluck().get() as number;
-      this.db.prepare('INSERT INTO ledger_runs (name, gen, level, keys) VALUES (?, ?, 0, ?)').run(name, gen.g, keys);
+      const run = this.openRun(name, seq, 0, keys, null);
+      this.db.prepare('INSERT INTO ledger_runs (name, gen, level, keys, filter) VALUES (?, ?, 0, ?, ?)').run(name, gen.g, keys, run.bloom.toBuffer());
       this.db.exec(`DROP TABLE ${tail.name}`);
-      const run = this.openRun(name, seq, 0, keys);
       gen.runs.push(run);
       gen.tails.splice(gen.tails.indexOf(tail), 1);
       this.version = this.bumpVersion.get() as number;
@@ -478,7 +495,7 @@ export class KeyLedger {
         del.run(r.name);
         this.db.exec(`DROP TABLE ${r.name}`);
       }
-      this.db.prepare('INSERT INTO ledger_runs (name, gen, level, keys) VALUES (?, ?, ?, ?)').run(m.name, m.g, m.level, m.keys);
+      this.db.prepare('INSERT INTO ledger_runs (name, gen, level, keys, filter) VALUES (?, ?, ?, ?, ?)').run(m.name, m.g, m.level, m.keys, m.bloom.toBuffer());
       gen.runs = gen.runs.filter((r) => !m.inputs.includes(r));
       gen.runs.push({ name: m.name, seq: m.seq, level: m.level, keys: m.keys, bloom: m.bloom, get: this.db.prepare(`SELECT 1 FROM ${m.name} WHERE h = ? AND tenant = ? AND idem = ?`).pluck() });
       gen.runs.sort((a, b) => a.seq - b.seq);
