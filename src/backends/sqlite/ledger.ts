@@ -427,6 +427,16 @@ export class KeyLedger {
    * Returns whether more work is left. Must run on the connection that appends, between appends.
    */
   maintain(): boolean {
+    try {
+      return this.maintainStep();
+    } catch (e) {
+      // The step's transaction rolled back: the in-memory state may be ahead of the tables.
+      this.loaded = false;
+      throw e;
+    }
+  }
+
+  private maintainStep(): boolean {
     if (!this.loaded) return false;
     if (this.readVersion.get() !== this.version) {
       this.loaded = false;
