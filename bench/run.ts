@@ -236,7 +236,9 @@ async function backlogDrain(work: string) {
       const max = maxOf(0, 1);
       // Flat means the second half of the drain needs no more memory than the first: memory
       // bounded by caches and caps, not growing with the events drained.
-      return { seconds, rate: BACKLOG / seconds, early, half: at(0.5), late: at(0.9), max, firstHalfMax: maxOf(0, 0.5), secondHalfMax: maxOf(0.5, 1), growth: max / early };
+      // The maximum RSS within each tenth of the drain (by events queryable).
+      const deciles = Array.from({ length: 10 }, (_, d) => maxOf(d / 10, (d + 1) / 10));
+      return { seconds, rate: BACKLOG / seconds, early, half: at(0.5), late: at(0.9), max, firstHalfMax: maxOf(0, 0.5), secondHalfMax: maxOf(0.5, 1), growth: max / early, deciles };
     },
   );
 }
@@ -336,6 +338,7 @@ try {
     `backlog: ${fmt(BACKLOG)} events already in the log when sluice up starts`,
     `  drained in ${fmt(bl.seconds, 1)} s: ${fmt(bl.rate)} ev/s from log to queryable`,
     `  RSS at 10% drained ${mib(bl.early)}, 50% ${mib(bl.half)}, 90% ${mib(bl.late)}, max ${mib(bl.max)}`,
+    `  max RSS by decile drained: ${bl.deciles.map((r) => (Number.isFinite(r) ? mib(r) : '–')).join(', ')}`,
     `  ratio max / 10%                             ${fmt(bl.growth, 2).padStart(10)}`,
     `  ratio max 2nd half / max 1st half           ${fmt(bl.secondHalfMax / bl.firstHalfMax, 2).padStart(10)}        target: flat (≤ 1.10): ${bl.secondHalfMax <= 1.1 * bl.firstHalfMax ? 'met' : 'MISSED'}`,
     );
