@@ -76,7 +76,12 @@ describe('key ledger (log-structured)', () => {
                 expect(retry).toEqual(expected);
                 s.keys.forEach((n, i) => expected[i] && claimedIn.set(`${tenant}/${keyOf(n)}`, gen()));
               }
-              for (const n of s.keys.slice(0, 3)) expect(ledger.seen(tenant, keyOf(n), now)).toBe(known(`${tenant}/${keyOf(n)}`));
+              // From memory (this ledger), and from the tables (a connection that never appended).
+              const reader = new KeyLedger(db, options);
+              for (const n of s.keys.slice(0, 3)) {
+                expect(ledger.seen(tenant, keyOf(n), now)).toBe(known(`${tenant}/${keyOf(n)}`));
+                expect(reader.seen(tenant, keyOf(n), now)).toBe(known(`${tenant}/${keyOf(n)}`));
+              }
             } else if (s.kind === 'maintain') {
               for (let i = 0; i < s.steps && ledger.maintain(); i++);
             } else if (s.kind === 'reopen') {
@@ -132,6 +137,31 @@ describe('key ledger (log-structured)', () => {
       expect(answers.filter(Boolean).length).toBe(1);
       expect(answers.at(-1)).toBe(true);
     }
+    db.close();
+  });
+
+  it('ledger.still-knows-the-keys-of-the-earlier-b-tree-layout-until-their-generation-expires', () => {
+    const db = openDatabase(path.join(tmpDir(), 'ledger.db'), { fsync: 'off' });
+    const horizon = 86_400_000;
+    const now = Date.now();
+    const g = Math.floor(now / horizon);
+    // What a log written before the log-structured ledger holds: one B-tree per generation.
+    db.exec(`CREATE TABLE ledger_${g} (tenant TEXT NOT NULL, idem TEXT NOT NULL, PRIMARY KEY (tenant, idem)) WITHOUT ROWID`);
+    db.prepare(`INSERT INTO ledger_${g} VALUES ('t', 'old-key')`).run();
+    const ledger = new KeyLedger(db, { horizonMs: horizon });
+    const claim = (at: number, key: string): boolean => {
+      const fresh = immediate(db, () => {
+        ledger.begin(at);
+        return ledger.claim('t', key);
+      });
+      ledger.commit();
+      return fresh;
+    };
+    expect(ledger.seen('t', 'old-key', now)).toBe(true);
+    expect(claim(now, 'old-key')).toBe(false);
+    expect(claim(now + horizon, 'old-key')).toBe(false);
+    expect(claim(now + 2 * horizon, 'old-key')).toBe(true);
+    expect(db.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'ledger_${g}'`).pluck().get()).toBe(0);
     db.close();
   });
 

@@ -270,10 +270,18 @@ export class KeyLedger {
 
   // ---- durable lookups, without the in-memory state --------------------------------------
 
-  /** Whether an append now would answer `duplicate` for this key (reads the tables only). */
+  /** Whether an append now would answer `duplicate` for this key (from memory on the appending connection, else from the tables). */
   seen(tenant: string, key: string, now: number): boolean {
     const g = this.generationOf(now);
     const h = keyHash(tenant, key);
+    if (this.loaded && this.current?.g === g && this.readVersion.get() === this.version) {
+      // The appending connection: its state is exact, and spares a scan of the tail.
+      const tail = this.current.tails[this.current.tails.length - 1];
+      if (!tail || ((tail.last.get() as number | null) ?? 0) === tail.rows) {
+        const id = tenant + '\u0000' + key;
+        return this.has(this.current, h, id, tenant, key) || (this.previous !== null && this.has(this.previous, h, id, tenant, key));
+      }
+    }
     for (const { name } of this.tables()) {
       const m = NAME.exec(name)!;
       const tg = Number(m[1]);
