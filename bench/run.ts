@@ -42,7 +42,8 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
  * 5,000,000), --ledger-keys N (keys measured per ledger figure, default 300,000), --ledger-prefill N
  * (keys in the ledger before the "after" figures, default 5,000,000; the issue's target is 50M),
- * --ledger-candidates N (keys before the candidates' figures, default 1,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out|ledger, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * --ledger-candidates N (keys before the candidates' figures, default 1,000,000), --ledger-candidate
+ * btree|rowid-hash|log-structured (repeatable; all three by default), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out|ledger, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -57,6 +58,7 @@ const { values } = parseArgs({
     'ledger-keys': { type: 'string' },
     'ledger-prefill': { type: 'string' },
     'ledger-candidates': { type: 'string' },
+    'ledger-candidate': { type: 'string', multiple: true },
     quick: { type: 'boolean' },
     only: { type: 'string' },
     json: { type: 'boolean' },
@@ -250,7 +252,8 @@ async function backlogDrain(work: string) {
 async function ledgerBench(work: string) {
   say(`ledger: candidates, ${fmt(LEDGER_KEYS)} keys each, cold and after ${fmt(LEDGER_CANDIDATES_PREFILL)} keys`);
   const candidates: CandidateFigure[] = [];
-  for (const prefill of [0, LEDGER_CANDIDATES_PREFILL]) candidates.push(...(await ledgerCandidates(work, prefill, LEDGER_KEYS, say)));
+  const names = values['ledger-candidate'];
+  for (const prefill of [0, LEDGER_CANDIDATES_PREFILL]) candidates.push(...(await ledgerCandidates(work, prefill, LEDGER_KEYS, say, 'normal', names)));
   const appends: AppendFigure[] = [];
   for (const batch of [10, 100, 500]) {
     for (const prefill of batch === 100 ? [0, LEDGER_PREFILL] : [0]) {
