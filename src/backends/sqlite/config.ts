@@ -6,7 +6,7 @@ export const sqliteLogConfig = {
     ledgerRunKeys: {
       type: 'integer',
       minimum: 1,
-      default: 131_072,
+      default: 32_768,
       description: 'embedded log: keys the dedupe ledger appends before rewriting them as a sorted run (memory: about 150 bytes a key)',
     },
   },

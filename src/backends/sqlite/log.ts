@@ -63,7 +63,7 @@ export class SqliteLog implements Log {
     this.opts = {
       ...options,
       maxGroupCommit: options.maxGroupCommit ?? 20_000,
-      ledgerTailKeys: options.ledgerTailKeys ?? 131_072,
+      ledgerTailKeys: options.ledgerTailKeys ?? 32_768,
       clock: options.clock ?? systemClock,
       onFlush: options.onFlush ?? (() => undefined),
     };
