@@ -11,6 +11,7 @@ const LONGEST = [
   'test/faults/overload.twice-sustainable-load.test.ts',
   'test/faults/store.unavailable-60-s.test.ts',
   'test/faults/crash.kill-9.test.ts',
+  'test/faults/crash.kill-9-uuid-keys.test.ts',
 ];
 
 class LongestFirst extends BaseSequencer {

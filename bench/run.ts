@@ -15,6 +15,7 @@ import { spikeBench } from './spike.js';
 import { scaleOutBench } from './scale-out.js';
 import { transformBench } from './transform.js';
 import { rolloutBench } from './rollout.js';
+import { appendPath, ledgerCandidates, type AppendFigure, type CandidateFigure } from './ledger.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
 import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from './proc.js';
 
@@ -45,7 +46,10 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *                 OTLP/HTTP to a collector that discards) against both off
  *
  * Flags: --events N (ingest and end to end, default 1,000,000), --backlog N (default
- * 5,000,000), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out|transform|rollout, --rollout-events N (default 200,000), --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * 5,000,000), --ledger-keys N (keys measured per ledger figure, default 300,000), --ledger-prefill N
+ * (keys in the ledger before the "after" figures, default 5,000,000; the issue's target is 50M),
+ * --ledger-candidates N (keys before the candidates' figures, default 1,000,000), --ledger-candidate
+ * btree|rowid-hash|log-structured (repeatable; all three by default), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --rollout-events N (default 200,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out|ledger|transform|rollout, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -59,6 +63,10 @@ const { values } = parseArgs({
     'scale-out-events': { type: 'string' },
     'transform-events': { type: 'string' },
     'rollout-events': { type: 'string' },
+    'ledger-keys': { type: 'string' },
+    'ledger-prefill': { type: 'string' },
+    'ledger-candidates': { type: 'string' },
+    'ledger-candidate': { type: 'string', multiple: true },
     quick: { type: 'boolean' },
     only: { type: 'string' },
     json: { type: 'boolean' },
@@ -73,6 +81,10 @@ const SCALE_OUT_EVENTS = Number(values['scale-out-events'] ?? (values.quick ? 10
 const TRANSFORM_EVENTS = Number(values['transform-events'] ?? (values.quick ? 100_000 : 200_000));
 const ROLLOUT_EVENTS = Number(values['rollout-events'] ?? (values.quick ? 100_000 : 200_000));
 const BATCH = Number(values.batch ?? 500);
+const LEDGER_KEYS = Number(values['ledger-keys'] ?? (values.quick ? 100_000 : 300_000));
+/** 50M is the issue's target; building it takes long (the appends themselves), hence the default. */
+const LEDGER_PREFILL = Number(values['ledger-prefill'] ?? (values.quick ? 1_000_000 : 5_000_000));
+const LEDGER_CANDIDATES_PREFILL = Number(values['ledger-candidates'] ?? (values.quick ? 200_000 : 1_000_000));
 const CONCURRENCY = Number(values.concurrency ?? 16);
 
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -236,18 +248,64 @@ async function backlogDrain(work: string) {
       const max = maxOf(0, 1);
       // Flat means the second half of the drain needs no more memory than the first: memory
       // bounded by caches and caps, not growing with the events drained.
-      return { seconds, rate: BACKLOG / seconds, early, half: at(0.5), late: at(0.9), max, firstHalfMax: maxOf(0, 0.5), secondHalfMax: maxOf(0.5, 1), growth: max / early };
+      // The maximum RSS within each tenth of the drain (by events queryable).
+      const deciles = Array.from({ length: 10 }, (_, d) => maxOf(d / 10, (d + 1) / 10));
+      return { seconds, rate: BACKLOG / seconds, early, half: at(0.5), late: at(0.9), max, firstHalfMax: maxOf(0, 0.5), secondHalfMax: maxOf(0.5, 1), growth: max / early, deciles };
     },
   );
+}
+
+/**
+ * The key ledger: the candidates (keys only), then SqliteLog.append with UUID beside
+ * sequential keys at batches of 10, 100 and 500, cold and after LEDGER_PREFILL keys.
+ */
+async function ledgerBench(work: string) {
+  say(`ledger: candidates, ${fmt(LEDGER_KEYS)} keys each, cold and after ${fmt(LEDGER_CANDIDATES_PREFILL)} keys`);
+  const candidates: CandidateFigure[] = [];
+  const names = values['ledger-candidate'];
+  for (const prefill of [0, LEDGER_CANDIDATES_PREFILL]) candidates.push(...(await ledgerCandidates(work, prefill, LEDGER_KEYS, say, 'normal', names)));
+  const appends: AppendFigure[] = [];
+  for (const batch of [10, 100, 500]) {
+    for (const prefill of batch === 100 ? [0, LEDGER_PREFILL] : [0]) {
+      say(`ledger: append path, sequential and uuid keys, batches of ${batch}, after ${fmt(prefill)} keys`);
+      appends.push(...(await appendPath(work, batch, prefill, LEDGER_KEYS)));
+    }
+  }
+  return { candidates, appends };
+}
+
+function ledgerLines(lg: Awaited<ReturnType<typeof ledgerBench>>): string[] {
+  const out = ['', `ledger candidates: µs per key, 1,000 keys per durable transaction, ${fmt(LEDGER_KEYS)} keys measured (lower is better)`];
+  for (const c of lg.candidates.filter((c) => c.keys === 'uuid')) {
+    const seq = lg.candidates.find((s) => s.candidate === c.candidate && s.prefill === c.prefill && s.keys === 'sequential')!;
+    out.push(`  ${c.candidate.padEnd(16)} after ${fmt(c.prefill).padStart(11)} keys: sequential ${fmt(seq.usPerKey, 2).padStart(7)}   uuid ${fmt(c.usPerKey, 2).padStart(7)}   ratio uuid / sequential ${fmt(c.usPerKey / seq.usPerKey, 2)}`);
+  }
+  out.push('', `ledger, append path (SqliteLog.append: records and keys, fsync always, 16 requests in flight, ${fmt(LEDGER_KEYS)} events measured)`);
+  for (const u of lg.appends.filter((a) => a.keys === 'uuid')) {
+    const s = lg.appends.find((a) => a.keys === 'sequential' && a.batch === u.batch && a.prefill === u.prefill)!;
+    const ratio = u.eventsPerSecond / s.eventsPerSecond;
+    out.push(
+      `  batches of ${String(u.batch).padEnd(3)} after ${fmt(u.prefill).padStart(11)} keys: sequential ${fmt(s.eventsPerSecond).padStart(9)} ev/s   uuid ${fmt(u.eventsPerSecond).padStart(9)} ev/s   ratio ${fmt(ratio, 2)}` +
+        (u.batch === 100 ? `   target ≥ 0.8: ${ratio >= 0.8 ? 'met' : 'MISSED'}` : ''),
+    );
+  }
+  const cold = lg.appends.find((a) => a.keys === 'uuid' && a.batch === 100 && a.prefill === 0);
+  const full = lg.appends.find((a) => a.keys === 'uuid' && a.batch === 100 && a.prefill > 0);
+  if (cold && full) {
+    const r = full.eventsPerSecond / cold.eventsPerSecond;
+    out.push(`  uuid after ${fmt(full.prefill)} keys / uuid cold (batches of 100): ${fmt(r, 2)}   target ≥ 0.9 (after 50M keys): ${full.prefill >= 50_000_000 ? (r >= 0.9 ? 'met' : 'MISSED') : `not judged at ${fmt(full.prefill)} keys`}`);
+  }
+  return out;
 }
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out', 'transform', 'rollout'].includes(only)) {
-    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike, scale-out, transform or rollout');
+  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out', 'ledger', 'transform', 'rollout'].includes(only)) {
+    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike, scale-out, ledger, transform or rollout');
   }
+  const lg = only === undefined || only === 'ledger' ? await ledgerBench(work) : null;
   const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
   const fs_ = only === undefined || only === 'fsync' ? await fsyncCost(work) : null;
   const bl = only === undefined || only === 'backlog' ? await backlogDrain(work) : null;
@@ -260,6 +318,7 @@ try {
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
   const out: string[] = [];
+  if (lg) out.push(...ledgerLines(lg));
   if (ie) {
     out.push(
     '',
@@ -294,6 +353,7 @@ try {
     `backlog: ${fmt(BACKLOG)} events already in the log when sluice up starts`,
     `  drained in ${fmt(bl.seconds, 1)} s: ${fmt(bl.rate)} ev/s from log to queryable`,
     `  RSS at 10% drained ${mib(bl.early)}, 50% ${mib(bl.half)}, 90% ${mib(bl.late)}, max ${mib(bl.max)}`,
+    `  max RSS by decile drained: ${bl.deciles.map((r) => (Number.isFinite(r) ? mib(r) : '–')).join(', ')}`,
     `  ratio max / 10%                             ${fmt(bl.growth, 2).padStart(10)}`,
     `  ratio max 2nd half / max 1st half           ${fmt(bl.secondHalfMax / bl.firstHalfMax, 2).padStart(10)}        target: flat (≤ 1.10): ${bl.secondHalfMax <= 1.1 * bl.firstHalfMax ? 'met' : 'MISSED'}`,
     );
@@ -391,7 +451,7 @@ try {
     );
   }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so, transform: tf, rollout: ro }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ledger: lg, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so, transform: tf, rollout: ro }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

@@ -21,6 +21,7 @@ export function openEmbeddedLog(config: Readonly<Config>, onFlush?: () => void, 
     fsync: config.log.fsync,
     dedupeHorizonMs: config.log.dedupeHorizonMs,
     retentionMs: config.log.retentionMs,
+    ledgerTailKeys: config.log.ledgerRunKeys,
     onFlush,
     clock,
   });

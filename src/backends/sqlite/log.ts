@@ -1,6 +1,5 @@
 import { systemClock, type Clock } from '../../core/clock.js';
 import fs from 'node:fs';
-import type { Statement } from 'better-sqlite3';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
 import type { Lease, Log, LogCapabilities, PartitionPosition } from '../../ports/log.js';
@@ -8,6 +7,7 @@ import { immediate, openDatabase, type Fsync, type SqliteDatabase } from './data
 import { replayDedupeKey } from '../../core/hash.js';
 import { deliveryWindow } from '../delivery.js';
 import { OFFSET_SPAN, packTraceparent, recordId, toRecord, type RecordRow } from './records.js';
+import { KeyLedger } from './ledger.js';
 
 export interface SqliteLogOptions {
   file: string;
@@ -23,6 +23,8 @@ export interface SqliteLogOptions {
   clock?: Pick<Clock, 'now'>;
   /** Called after each group commit that appended records (to wake consumers). Must not throw. */
   onFlush?: () => void;
+  /** Keys per ledger tail before it is rewritten as a sorted run (see KeyLedger; tests set it small). */
+  ledgerTailKeys?: number;
 }
 
 interface Pending {
@@ -55,15 +57,15 @@ export class SqliteLog implements Log {
   /** Moving mean of appended record sizes (bytes, approximate); 0 until the first appends. */
   private recordBytes = 0;
   private readonly stmts: ReturnType<SqliteLog['prepare']>;
-  private ledgerGen = -1;
-  private ledgerInsert: Statement | null = null;
-  private ledgerPrevCheck: Statement | null = null;
+  private readonly ledger: KeyLedger;
+  private ledgerScheduled = false;
 
   constructor(options: SqliteLogOptions) {
     // Field by field: an option passed as undefined must not erase its default.
     this.opts = {
       ...options,
       maxGroupCommit: options.maxGroupCommit ?? 20_000,
+      ledgerTailKeys: options.ledgerTailKeys ?? 32_768,
       clock: options.clock ?? systemClock,
       onFlush: options.onFlush ?? (() => undefined),
     };
@@ -71,6 +73,7 @@ export class SqliteLog implements Log {
     this.db = openDatabase(options.file, { fsync: options.fsync, integrityCheck: true });
     this.checkPartitions();
     this.stmts = this.prepare();
+    this.ledger = new KeyLedger(this.db, { horizonMs: options.dedupeHorizonMs, tailKeys: this.opts.ledgerTailKeys });
   }
 
   private checkPartitions(): void {
@@ -180,7 +183,9 @@ export class SqliteLog implements Log {
       let results: AppendOutcome[][];
       try {
         results = immediate(this.db, () => this.write(group));
+        this.ledger.commit();
       } catch (e: unknown) {
+        this.ledger.rollback();
         const err = coerceError(e);
         const full = /SQLITE_FULL|disk is full|database or disk is full/i.test(err.message);
         const failure = new SluiceError(
@@ -196,19 +201,44 @@ export class SqliteLog implements Log {
       for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]!);
       this.opts.onFlush();
     }
+    this.scheduleLedgerWork();
+  }
+
+  /** The ledger's background work (runs written and merged), one step per turn of the event loop, between appends. */
+  private scheduleLedgerWork(): void {
+    if (this.ledgerScheduled || this.closed || !this.ledger.pending) return;
+    this.ledgerScheduled = true;
+    setImmediate(() => {
+      this.ledgerScheduled = false;
+      if (this.closed) return;
+      try {
+        if (this.ledger.maintain()) this.scheduleLedgerWork();
+      } catch {
+        // Busy or out of space: the work is retried after the next append; lookups stay exact meanwhile.
+      }
+    });
+  }
+
+  /** Runs the ledger's background work to the end (tests, benchmarks). */
+  compactLedger(): void {
+    while (this.ledger.maintain());
+  }
+
+  /** The ledger's sizes: tails, runs, keys and filter memory. */
+  ledgerStats(): ReturnType<KeyLedger['stats']> {
+    return this.ledger.stats();
   }
 
   /** Inside the append transaction: dedupe, assign offsets, insert. */
   private write(group: Pending[]): AppendOutcome[][] {
     const now = this.opts.clock.now();
-    this.rotateLedger(now);
+    const ledger = this.ledger;
+    ledger.begin(now);
     const heads = new Map<number, number>();
     for (const row of this.stmts.heads.iterate() as Iterable<{ p: number; head: number }>) heads.set(row.p, row.head);
     const touched = new Set<number>();
     const out: AppendOutcome[][] = [];
     const insert = this.stmts.insert;
-    const ledgerInsert = this.ledgerInsert!;
-    const prev = this.ledgerPrevCheck;
     // The entries of one request share their traceparent: encode it once.
     let traceText: string | undefined;
     let traceBlob: Buffer | null = null;
@@ -218,7 +248,7 @@ export class SqliteLog implements Log {
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i]!;
         const dedupeKey = e.replay === undefined ? e.idempotencyKey : replayDedupeKey(e.idempotencyKey, e.replay);
-        if ((prev && prev.get(e.tenant, dedupeKey)) || ledgerInsert.run(e.tenant, dedupeKey).changes === 0) {
+        if (!ledger.claim(e.tenant, dedupeKey)) {
           outcomes[i] = { status: 'duplicate' };
           duplicates++;
           continue;
@@ -250,30 +280,7 @@ export class SqliteLog implements Log {
   }
 
   async seen(tenant: string, idempotencyKey: string): Promise<boolean> {
-    // The generations an append would check now (older ones are dropped at the next append).
-    const gen = Math.floor(this.opts.clock.now() / Math.max(1, this.opts.dedupeHorizonMs));
-    const tables = new Set(this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ledger\\_%' ESCAPE '\\'`).pluck().all() as string[]);
-    return [`ledger_${gen}`, `ledger_${gen - 1}`].some(
-      (t) => tables.has(t) && this.db.prepare(`SELECT 1 FROM ${t} WHERE tenant = ? AND idem = ?`).get(tenant, idempotencyKey) !== undefined,
-    );
-  }
-
-  /** Makes the current ledger generation exist, and drops generations older than the previous one. */
-  private rotateLedger(now: number): void {
-    const horizon = Math.max(1, this.opts.dedupeHorizonMs);
-    const gen = Math.floor(now / horizon);
-    if (gen === this.ledgerGen) return;
-    this.db.exec(`CREATE TABLE IF NOT EXISTS ledger_${gen} (tenant TEXT NOT NULL, idem TEXT NOT NULL, PRIMARY KEY (tenant, idem)) WITHOUT ROWID`);
-    const tables = this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ledger\\_%' ESCAPE '\\'`).all() as { name: string }[];
-    let hasPrev = false;
-    for (const { name } of tables) {
-      const g = Number(name.slice('ledger_'.length));
-      if (g === gen - 1) hasPrev = true;
-      else if (g < gen - 1) this.db.exec(`DROP TABLE ${name}`);
-    }
-    this.ledgerInsert = this.db.prepare(`INSERT OR IGNORE INTO ledger_${gen} (tenant, idem) VALUES (?, ?)`);
-    this.ledgerPrevCheck = hasPrev ? this.db.prepare(`SELECT 1 FROM ledger_${gen - 1} WHERE tenant = ? AND idem = ?`).pluck() : null;
-    this.ledgerGen = gen;
+    return this.ledger.seen(tenant, idempotencyKey, this.opts.clock.now());
   }
 
   // ---- leases ---------------------------------------------------------------------------
