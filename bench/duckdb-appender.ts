@@ -29,6 +29,7 @@ export async function appenderRowsPerSecond(dir: string, entries: LogEntry[]): P
     a.appendVarchar(e.properties);
     a.appendVarchar(e.context);
     a.appendTimestampMilliseconds(storedAt);
+    a.appendInteger(0); // pipeline_version
     a.endRow();
   }
   a.flushSync();
