@@ -1,3 +1,4 @@
+import { EpochWatch } from '../core/epoch.js';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { SluiceError } from '../core/errors.js';
@@ -120,45 +121,29 @@ export function compile(ajv: Ajv2020, schema: unknown, version: number, owner: s
 
 export class SchemaRegistry {
   private ajv = newAjv();
-  private epoch = -1;
-  private checkedAt = -Infinity;
-  private checking: Promise<void> | null = null;
+  private readonly watch: EpochWatch;
   private readonly tenants = new Map<string, TenantCache>();
 
   constructor(
     private readonly catalog: Catalog,
     private readonly opts: { refreshMs: number; now?: () => number } = { refreshMs: 1_000 },
-  ) {}
+  ) {
+    this.watch = new EpochWatch(() => catalog.epoch(), opts, () => this.drop());
+  }
 
   /** Drops everything cached (after a publish or a settings change in this process). */
   invalidate(): void {
-    this.tenants.clear();
-    this.ajv = newAjv();
-    this.checkedAt = -Infinity;
+    this.drop();
+    this.watch.expire();
   }
 
-  private async refresh(): Promise<void> {
-    const now = (this.opts.now ?? Date.now)();
-    if (now - this.checkedAt < this.opts.refreshMs) return;
-    this.checking ??= (async () => {
-      try {
-        const epoch = await this.catalog.epoch();
-        if (epoch !== this.epoch) {
-          this.invalidate();
-          this.epoch = epoch;
-        }
-        this.checkedAt = now;
-      } catch (e: unknown) {
-        // The catalog is away (a PostgreSQL restart): what was read at the last epoch is still
-        // the best answer, so ingest goes on with it and asks again after refreshMs. Before
-        // a first epoch there is nothing to go on with.
-        if (this.epoch === -1) throw e;
-        this.checkedAt = now;
-      } finally {
-        this.checking = null;
-      }
-    })();
-    await this.checking;
+  private drop(): void {
+    this.tenants.clear();
+    this.ajv = newAjv();
+  }
+
+  private refresh(): Promise<void> {
+    return this.watch.check();
   }
 
   private async tenant(tenant: string): Promise<TenantCache> {

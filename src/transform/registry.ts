@@ -1,3 +1,4 @@
+import { EpochWatch } from '../core/epoch.js';
 import type { Catalog } from '../ports/catalog.js';
 import { compileTransform, type Transform } from './run.js';
 
@@ -31,43 +32,23 @@ export interface TenantPipeline {
 }
 
 export class PipelineRegistry {
-  private epoch = -1;
-  private checkedAt = -Infinity;
-  private checking: Promise<void> | null = null;
+  private readonly watch: EpochWatch;
   private readonly tenants = new Map<string, Promise<TenantPipeline>>();
 
   constructor(
     private readonly catalog: Catalog,
     private readonly opts: { refreshMs: number; now?: () => number },
-  ) {}
+  ) {
+    this.watch = new EpochWatch(() => catalog.epoch(), opts, () => this.tenants.clear());
+  }
 
   invalidate(): void {
     this.tenants.clear();
-    this.checkedAt = -Infinity;
+    this.watch.expire();
   }
 
-  private async refresh(): Promise<void> {
-    const now = (this.opts.now ?? Date.now)();
-    if (now - this.checkedAt < this.opts.refreshMs) return;
-    this.checking ??= (async () => {
-      try {
-        const epoch = await this.catalog.epoch();
-        if (epoch !== this.epoch) {
-          this.invalidate();
-          this.epoch = epoch;
-        }
-        this.checkedAt = now;
-      } catch (e: unknown) {
-        // The catalog is away (a PostgreSQL restart): the versions read at the last epoch are
-        // still the best answer, so the workers go on with them and ask again after
-        // refreshMs. Before a first epoch there is nothing to go on with (the batch retries).
-        if (this.epoch === -1) throw e;
-        this.checkedAt = now;
-      } finally {
-        this.checking = null;
-      }
-    })();
-    await this.checking;
+  private refresh(): Promise<void> {
+    return this.watch.check();
   }
 
   /** The tenant's current pipeline. Throws (transient) when the catalog cannot be read. */
