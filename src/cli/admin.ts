@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { readJsonFile } from './json-file.js';
 import { SluiceError } from '../core/errors.js';
 import { formatDiff, type Change } from '../schema/diff.js';
 import { generateTypes } from '../schema/typegen.js';
@@ -37,18 +38,7 @@ function print(t: Target, value: unknown, human: () => string): void {
 }
 
 function readSchema(file: string | undefined): unknown {
-  if (!file) throw new SluiceError('SLUICE_ERR_CONFIG', 'name the schema file: sluice schema push TYPE FILE.json');
-  let text: string;
-  try {
-    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (e: unknown) {
-    throw new SluiceError('SLUICE_ERR_CONFIG', `cannot read ${file}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e: unknown) {
-    throw new SluiceError('SLUICE_ERR_CONFIG', `${file} is not JSON: ${(e as Error).message}`);
-  }
+  return readJsonFile(file, 'name the schema file: sluice schema push TYPE FILE.json');
 }
 
 function describePublish(r: PublishReport): string {

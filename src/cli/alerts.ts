@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import { SluiceError } from '../core/errors.js';
 import type { Target } from './admin.js';
 import { callJson } from './http-client.js';
+import { readJsonFile } from './json-file.js';
 
 /**
  * `sluice alerts …`: one command per call of the alerts API (docs/alerts.md), with a
@@ -24,18 +24,7 @@ function usage(message: string): never {
 }
 
 function readJson(file: string | undefined, what: string): unknown {
-  if (!file) usage(`name the ${what} file (JSON; "-" reads stdin)`);
-  let text: string;
-  try {
-    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (e: unknown) {
-    throw new SluiceError('SLUICE_ERR_CONFIG', `cannot read ${file}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e: unknown) {
-    throw new SluiceError('SLUICE_ERR_CONFIG', `${file} is not JSON: ${(e as Error).message}`);
-  }
+  return readJsonFile(file, `name the ${what} file (JSON; "-" reads stdin)\n\n${ALERTS_USAGE}`);
 }
 
 function qs(q: Record<string, string | undefined>): string {
