@@ -29,3 +29,7 @@ export function checkExpectedVersion(tenant: string, current: number, expected: 
 export function newSalt(): string {
   return randomBytes(32).toString('hex');
 }
+
+export function noSuchVersion(version: number): SluiceError {
+  return new SluiceError('SLUICE_ERR_NOT_FOUND', `the pipeline has no version ${version}; GET /v1/pipeline/versions lists them`, { field: 'version' });
+}

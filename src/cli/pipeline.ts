@@ -8,18 +8,19 @@ import { callJson } from './http-client.js';
  * server's HTTP API with an admin key (--key or SLUICE_KEY; --url or SLUICE_URL).
  *
  *   sluice pipeline show [--version N]              the document ({"steps": [...]}) on stdout
- *   sluice pipeline push FILE.json [--expected-version N]
+ *   sluice pipeline push FILE.json [--expected-version N | --no-activate]
  *   sluice pipeline test [FILE.json | --version N] (--events EVENTS.json | --sample TYPE [--last N])
  *   sluice pipeline versions [--limit N]
  *
  * Exit status: 0 done; 1 the server refused (the message says why); 2 a usage error.
  */
 export const PIPELINE_USAGE = `  sluice pipeline show [--version N] | versions [--limit N]
-  sluice pipeline push FILE.json [--expected-version N]
+  sluice pipeline push FILE.json [--expected-version N | --no-activate]
   sluice pipeline test [FILE.json | --version N] (--events EVENTS.json | --sample TYPE [--last N])
-      The tenant's transform pipeline (admin key): show prints the document, push writes a new
-      version (compare-and-set with --expected-version), test runs a pipeline over events and
-      writes nothing.`;
+      The tenant's transform pipeline (admin key): show prints the live document, push writes a
+      new version and makes it live (compare-and-set with --expected-version), or with
+      --no-activate stores it without making it live (a candidate to take live with a rollout),
+      test runs a pipeline over events and writes nothing.`;
 
 interface Io {
   out: NodeJS.WritableStream;
@@ -82,6 +83,7 @@ export async function pipelineCommand(argv: string[], io: Io = { out: process.st
       sample: { type: 'string' },
       last: { type: 'string' },
       limit: { type: 'string' },
+      'no-activate': { type: 'boolean' },
     },
   });
   const key = values.key ?? process.env.SLUICE_KEY;
@@ -105,6 +107,12 @@ export async function pipelineCommand(argv: string[], io: Io = { out: process.st
       const doc = readJson(file, 'pipeline');
       const steps = doc && typeof doc === 'object' && !Array.isArray(doc) ? (doc as { steps?: unknown }).steps : undefined;
       const expected = int(values['expected-version'], 'expected-version');
+      if (values['no-activate']) {
+        if (expected !== undefined) usage('--expected-version checks the live version, which --no-activate leaves alone: give one or the other');
+        const v = await call<Version>('POST', '/v1/pipeline/versions', { steps });
+        print(v, () => `stored: version ${v.version} (${v.steps.length} steps), not live; roll it out with sluice rollout create (a rollout of {"change": {"pipeline_version": ${v.version}}})`);
+        return 0;
+      }
       const v = await call<Version>('PUT', '/v1/pipeline', { steps, ...(expected === undefined ? {} : { expected_version: expected }) });
       print(v, () => `pushed: version ${v.version} (${v.steps.length} steps)`);
       return 0;
@@ -134,8 +142,8 @@ export async function pipelineCommand(argv: string[], io: Io = { out: process.st
     }
     case 'versions': {
       const limit = int(values.limit, 'limit');
-      const r = await call<{ versions: { version: number; step_count: number; created_at: string; created_by: string }[] }>('GET', `/v1/pipeline/versions${limit ? `?limit=${limit}` : ''}`);
-      print(r, () => (r.versions.length === 0 ? 'no pipeline yet' : r.versions.map((v) => `${v.version}\t${v.step_count} steps\t${v.created_at}\t${v.created_by}`).join('\n')));
+      const r = await call<{ versions: { version: number; live: boolean; step_count: number; created_at: string; created_by: string }[] }>('GET', `/v1/pipeline/versions${limit ? `?limit=${limit}` : ''}`);
+      print(r, () => (r.versions.length === 0 ? 'no pipeline yet' : r.versions.map((v) => `${v.version}\t${v.live ? 'live' : '-'}\t${v.step_count} steps\t${v.created_at}\t${v.created_by}`).join('\n')));
       return 0;
     }
     default:

@@ -295,6 +295,7 @@ tenant's write, read and admin keys once; "sluice key create default --scope rea
   )
     .option('--version <n>', 'a stored version (show, test)')
     .option('--expected-version <n>', 'push: only if the current version is this one (compare-and-set)')
+    .option('--no-activate', 'push: store the version without making it live (a candidate to roll out: sluice rollout create)')
     .option('--events <file>', 'test: a JSON array of events')
     .option('--sample <type>', 'test: the last stored events of this type')
     .option('--last <n>', 'test: how many (with --sample)')
@@ -311,7 +312,7 @@ tenant's write, read and admin keys once; "sluice key create default --scope rea
           ['--last', o.last],
           ['--limit', o.limit],
         ];
-        const argv = [sub, ...(file === undefined ? [] : [file]), '--url', url, '--key', key, ...(o.json ? ['--json'] : [])];
+        const argv = [sub, ...(file === undefined ? [] : [file]), '--url', url, '--key', key, ...(o.json ? ['--json'] : []), ...(o.activate === false ? ['--no-activate'] : [])];
         for (const [flag, v] of flags) if (v !== undefined) argv.push(flag, String(v));
         return pipelineCommand(argv);
       }),

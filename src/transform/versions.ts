@@ -39,15 +39,17 @@ export function compileOrRefuse(doc: unknown, field = 'steps'): Transform {
 /**
  * Checks `steps` (400 naming the step and position when one does not compile), then writes
  * them as the tenant's next version (409 when `expectedVersion` is stale), audited with the
- * diff from the previous version.
+ * diff from the live version. `activate: false` stores it without making it live (a
+ * candidate for a rollout, `POST /v1/pipeline/versions`).
  */
-export async function putPipeline(store: PipelineStore, tenant: string, input: { steps: unknown; actor: string; expectedVersion?: number }): Promise<PipelineVersion> {
+export async function putPipeline(store: PipelineStore, tenant: string, input: { steps: unknown; actor: string; expectedVersion?: number; activate?: boolean }): Promise<PipelineVersion> {
   compileOrRefuse({ steps: input.steps });
   const steps = input.steps as unknown[];
   return store.put(tenant, {
     steps,
     actor: input.actor,
     expectedVersion: input.expectedVersion,
+    activate: input.activate ?? true,
     audit: (before) => ({ steps: steps.length, diff: stepsDiff(before ?? [], steps) }),
   });
 }

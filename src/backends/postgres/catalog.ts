@@ -117,6 +117,15 @@ const MIGRATIONS: Migration[] = [
       CREATE TABLE rollout_diffs (id text PRIMARY KEY, body text NOT NULL);
     `,
   },
+  {
+    // The live pipeline version of each tenant: a version may be stored without being live (a
+    // rollout's candidate). Until now the newest version was the live one.
+    version: 6,
+    sql: `
+      CREATE TABLE pipeline_live (tenant text PRIMARY KEY, version integer NOT NULL);
+      INSERT INTO pipeline_live (tenant, version) SELECT tenant, MAX(version) FROM pipelines GROUP BY tenant;
+    `,
+  },
 ];
 
 /**

@@ -1,14 +1,17 @@
 import type { PipelinePut, PipelineStore, PipelineVersion } from '../../ports/pipelines.js';
-import { checkExpectedVersion, newSalt, toPipelineVersion, type PipelineRow } from '../pipeline-versions.js';
+import { checkExpectedVersion, newSalt, noSuchVersion, toPipelineVersion, type PipelineRow } from '../pipeline-versions.js';
 import { bumpEpoch, insertAudit } from './changes.js';
 import type { Executor } from './database.js';
 
-/** Pipeline versions in the PostgreSQL catalog. */
+const LIVE = 'SELECT p.* FROM pipeline_live l JOIN pipelines p ON p.tenant = l.tenant AND p.version = l.version WHERE l.tenant = $1';
+const SET_LIVE = 'INSERT INTO pipeline_live (tenant, version) VALUES ($1, $2) ON CONFLICT (tenant) DO UPDATE SET version = excluded.version';
+
+/** Pipeline versions in the PostgreSQL catalog; `pipeline_live` names each tenant's live one. */
 export class PostgresPipelines implements PipelineStore {
   constructor(private readonly exec: Executor) {}
 
   async current(tenant: string): Promise<PipelineVersion | null> {
-    const rows = await this.exec.query<PipelineRow>('SELECT * FROM pipelines WHERE tenant = $1 ORDER BY version DESC LIMIT 1', [tenant]);
+    const rows = await this.exec.query<PipelineRow>(LIVE, [tenant]);
     return rows[0] ? toPipelineVersion(rows[0]) : null;
   }
 
@@ -27,13 +30,30 @@ export class PostgresPipelines implements PipelineStore {
     return this.exec.transaction(async (sql) => {
       // Writers of one tenant's pipeline queue here, so the version check sees the last write.
       await sql('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sluice:pipeline:${tenant}`]);
-      const last = (await sql<PipelineRow>('SELECT * FROM pipelines WHERE tenant = $1 ORDER BY version DESC LIMIT 1', [tenant]))[0];
-      const current = last ? Number(last.version) : 0;
-      checkExpectedVersion(tenant, current, input.expectedVersion);
-      const row: PipelineRow = { tenant, version: current + 1, steps: JSON.stringify(input.steps), created_at: now, created_by: input.actor };
+      const live = (await sql<PipelineRow>(LIVE, [tenant]))[0];
+      checkExpectedVersion(tenant, live ? Number(live.version) : 0, input.expectedVersion);
+      const newest = Number((await sql<{ v: number }>('SELECT COALESCE(MAX(version), 0) AS v FROM pipelines WHERE tenant = $1', [tenant]))[0]!.v);
+      const activate = input.activate !== false;
+      const row: PipelineRow = { tenant, version: newest + 1, steps: JSON.stringify(input.steps), created_at: now, created_by: input.actor };
       await sql('INSERT INTO pipelines (tenant, version, steps, created_at, created_by) VALUES ($1, $2, $3, $4, $5)', [row.tenant, row.version, row.steps, row.created_at, row.created_by]);
-      const detail = input.audit(last ? toPipelineVersion(last).steps : null);
-      await insertAudit(sql, { tenant, actor: input.actor, action: 'pipeline.put', subject: `pipeline:${row.version}`, detail: JSON.stringify(detail ?? null) }, now);
+      if (activate) await sql(SET_LIVE, [tenant, row.version]);
+      const detail = input.audit(live ? toPipelineVersion(live).steps : null);
+      await insertAudit(sql, { tenant, actor: input.actor, action: activate ? 'pipeline.put' : 'pipeline.store', subject: `pipeline:${row.version}`, detail: JSON.stringify(detail ?? null) }, now);
+      if (activate) await bumpEpoch(sql);
+      return toPipelineVersion(row);
+    });
+  }
+
+  async activate(tenant: string, version: number, actor: string, detail: unknown): Promise<PipelineVersion> {
+    const now = Date.now();
+    return this.exec.transaction(async (sql) => {
+      await sql('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sluice:pipeline:${tenant}`]);
+      const row = (await sql<PipelineRow>('SELECT * FROM pipelines WHERE tenant = $1 AND version = $2', [tenant, version]))[0];
+      if (!row) throw noSuchVersion(version);
+      const live = (await sql<{ version: number }>('SELECT version FROM pipeline_live WHERE tenant = $1', [tenant]))[0];
+      if (live && Number(live.version) === version) return toPipelineVersion(row);
+      await sql(SET_LIVE, [tenant, version]);
+      await insertAudit(sql, { tenant, actor, action: 'pipeline.activate', subject: `pipeline:${version}`, detail: JSON.stringify({ before: live ? Number(live.version) : 0, ...(detail as object) }) }, now);
       await bumpEpoch(sql);
       return toPipelineVersion(row);
     });

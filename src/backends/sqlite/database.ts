@@ -165,6 +165,12 @@ const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE TABLE rollout_diffs (id TEXT PRIMARY KEY, body TEXT NOT NULL);
   `,
+  // The live pipeline version of each tenant: a version may be stored without being live (a
+  // rollout's candidate). Until now the newest version was the live one.
+  `
+  CREATE TABLE pipeline_live (tenant TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+  INSERT INTO pipeline_live (tenant, version) SELECT tenant, MAX(version) FROM pipelines GROUP BY tenant;
+  `,
 ];
 
 export interface OpenOptions {

@@ -1,13 +1,15 @@
 import type { PipelinePut, PipelineStore, PipelineVersion } from '../../ports/pipelines.js';
-import { checkExpectedVersion, newSalt, toPipelineVersion, type PipelineRow } from '../pipeline-versions.js';
+import { checkExpectedVersion, newSalt, noSuchVersion, toPipelineVersion, type PipelineRow } from '../pipeline-versions.js';
 import { bumpEpoch, immediate, type SqliteDatabase } from './database.js';
 
-/** Pipeline versions in the embedded catalog. */
+const LIVE = 'SELECT p.* FROM pipeline_live l JOIN pipelines p ON p.tenant = l.tenant AND p.version = l.version WHERE l.tenant = ?';
+
+/** Pipeline versions in the embedded catalog; `pipeline_live` names each tenant's live one. */
 export class SqlitePipelines implements PipelineStore {
   constructor(private readonly db: SqliteDatabase) {}
 
   async current(tenant: string): Promise<PipelineVersion | null> {
-    const row = this.db.prepare('SELECT * FROM pipelines WHERE tenant = ? ORDER BY version DESC LIMIT 1').get(tenant) as PipelineRow | undefined;
+    const row = this.db.prepare(LIVE).get(tenant) as PipelineRow | undefined;
     return row ? toPipelineVersion(row) : null;
   }
 
@@ -24,15 +26,33 @@ export class SqlitePipelines implements PipelineStore {
   async put(tenant: string, input: PipelinePut): Promise<PipelineVersion> {
     const now = Date.now();
     return immediate(this.db, () => {
-      const last = this.db.prepare('SELECT * FROM pipelines WHERE tenant = ? ORDER BY version DESC LIMIT 1').get(tenant) as PipelineRow | undefined;
-      const current = last ? Number(last.version) : 0;
-      checkExpectedVersion(tenant, current, input.expectedVersion);
-      const row: PipelineRow = { tenant, version: current + 1, steps: JSON.stringify(input.steps), created_at: now, created_by: input.actor };
+      const live = this.db.prepare(LIVE).get(tenant) as PipelineRow | undefined;
+      checkExpectedVersion(tenant, live ? Number(live.version) : 0, input.expectedVersion);
+      const newest = Number(this.db.prepare('SELECT COALESCE(MAX(version), 0) FROM pipelines WHERE tenant = ?').pluck().get(tenant));
+      const activate = input.activate !== false;
+      const row: PipelineRow = { tenant, version: newest + 1, steps: JSON.stringify(input.steps), created_at: now, created_by: input.actor };
       this.db.prepare('INSERT INTO pipelines (tenant, version, steps, created_at, created_by) VALUES (?, ?, ?, ?, ?)').run(row.tenant, row.version, row.steps, row.created_at, row.created_by);
-      const detail = input.audit(last ? toPipelineVersion(last).steps : null);
+      if (activate) this.db.prepare('INSERT INTO pipeline_live (tenant, version) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET version = excluded.version').run(tenant, row.version);
+      const detail = input.audit(live ? toPipelineVersion(live).steps : null);
       this.db
         .prepare('INSERT INTO audit (tenant, at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(tenant, now, input.actor, 'pipeline.put', `pipeline:${row.version}`, JSON.stringify(detail ?? null));
+        .run(tenant, now, input.actor, activate ? 'pipeline.put' : 'pipeline.store', `pipeline:${row.version}`, JSON.stringify(detail ?? null));
+      if (activate) bumpEpoch(this.db);
+      return toPipelineVersion(row);
+    });
+  }
+
+  async activate(tenant: string, version: number, actor: string, detail: unknown): Promise<PipelineVersion> {
+    const now = Date.now();
+    return immediate(this.db, () => {
+      const row = this.db.prepare('SELECT * FROM pipelines WHERE tenant = ? AND version = ?').get(tenant, version) as PipelineRow | undefined;
+      if (!row) throw noSuchVersion(version);
+      const live = this.db.prepare('SELECT version FROM pipeline_live WHERE tenant = ?').pluck().get(tenant) as number | undefined;
+      if (live === version) return toPipelineVersion(row);
+      this.db.prepare('INSERT INTO pipeline_live (tenant, version) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET version = excluded.version').run(tenant, version);
+      this.db
+        .prepare('INSERT INTO audit (tenant, at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(tenant, now, actor, 'pipeline.activate', `pipeline:${version}`, JSON.stringify({ before: live ?? 0, ...(detail as object) }));
       bumpEpoch(this.db);
       return toPipelineVersion(row);
     });

@@ -16,8 +16,10 @@ function wire(v: PipelineVersion | null, tenant: string) {
 }
 
 /**
- * A tenant's transform pipeline over HTTP (admin keys): GET|PUT /v1/pipeline,
- * GET /v1/pipeline/versions, GET /v1/pipeline/versions/:n, POST /v1/pipeline/test.
+ * A tenant's transform pipeline over HTTP (admin keys): GET|PUT /v1/pipeline (the live
+ * version; PUT writes a version and makes it live), POST /v1/pipeline/versions (stores a
+ * version without making it live), GET /v1/pipeline/versions (each marked live or not),
+ * GET /v1/pipeline/versions/:n, POST /v1/pipeline/test.
  */
 export function pipelineRoutes(app: FastifyInstance, deps: { catalog: Catalog; reader: Pick<StoreReader, 'searchEvents'>; now?: () => number }): void {
   const { catalog } = deps;
@@ -35,11 +37,23 @@ export function pipelineRoutes(app: FastifyInstance, deps: { catalog: Catalog; r
     return wire(v, grant.tenant);
   });
 
+  // A version stored without being made live: a candidate that a rollout takes live (POST /v1/rollouts).
+  app.post('/v1/pipeline/versions', async (request, reply) => {
+    const grant = await authenticate(catalog, request, 'admin');
+    const body = objectBody(await request.jsonBody(), ['steps']);
+    const v = await putPipeline(catalog.pipelines, grant.tenant, { steps: body.steps, actor: grant.keyId, activate: false });
+    return reply.code(201).send({ ...wire(v, grant.tenant), live: false });
+  });
+
   app.get<{ Querystring: Record<string, string> }>('/v1/pipeline/versions', async (request) => {
     const { tenant } = await authenticate(catalog, request, 'admin');
     const limit = optInt(request.query, 'limit', 1, 1000) ?? 100;
     const versions = await catalog.pipelines.list(tenant, limit);
-    return { versions: versions.map((v) => ({ version: v.version, step_count: v.steps.length, created_at: new Date(v.createdAt).toISOString(), created_by: v.createdBy })) };
+    const live = (await catalog.pipelines.current(tenant))?.version ?? 0;
+    return {
+      live_version: live,
+      versions: versions.map((v) => ({ version: v.version, live: v.version === live, step_count: v.steps.length, created_at: new Date(v.createdAt).toISOString(), created_by: v.createdBy })),
+    };
   });
 
   app.get<{ Params: { n: string } }>('/v1/pipeline/versions/:n', async (request) => {
@@ -47,7 +61,7 @@ export function pipelineRoutes(app: FastifyInstance, deps: { catalog: Catalog; r
     const n = optInt({ version: request.params.n }, 'version', 1, 1_000_000_000)!;
     const v = await catalog.pipelines.get(tenant, n);
     if (!v) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `the pipeline has no version ${n}; GET /v1/pipeline/versions lists them`, { field: 'version' });
-    return wire(v, tenant);
+    return { ...wire(v, tenant), live: v.version === ((await catalog.pipelines.current(tenant))?.version ?? 0) };
   });
 
   app.post('/v1/pipeline/test', async (request) => {
