@@ -98,7 +98,7 @@ services.add<Service>({
         onProcessed: (tenant, n) => processed.set(tenant, (processed.get(tenant) ?? 0) + n),
         onUnavailable: (message) => emit({ kind: 'unavailable', message }),
         begin,
-        stages: (live) => [...live, rollouts.routeStage()],
+        stages: (live) => rollouts.liveStages(live),
       },
       signal,
     );

@@ -1,19 +1,23 @@
-import { SluiceError } from '../core/errors.js';
 import type { DeadLetter, LogRecord } from '../core/types.js';
 import type { Stage } from '../worker/pipeline.js';
-import type { Change } from './document.js';
+import type { TenantPipeline } from '../transform/registry.js';
+import type { Transform } from '../transform/run.js';
+import { transformStage } from '../worker/transform.js';
 
 /**
- * What a change is to the rollout machinery: something that yields, for a tenant, the stage
- * list the candidate adds to the active pipeline. The shadow consumer runs active + candidate
- * stages over a copy of each batch; the live consumer routes the keys in the cohort through
- * them. Nothing else about the change is known here.
+ * What a change is to the rollout machinery: for a tenant, the stages of the candidate and
+ * which live stages they take the place of. The shadow consumer runs the live stages and the
+ * candidate's over a copy of each batch; the live consumer routes the keys in the cohort
+ * through the candidate's. Nothing else about the change is known here.
+ *
+ * - `replaces` null (a schema version's enforcement): the candidate's stages run after all
+ *   the live ones.
+ * - `replaces` names a live stage (a pipeline version: `transform`): the candidate's stages
+ *   run in its place.
  */
 export interface ChangeStages {
-  /** Stages run after the active ones for the candidate (e.g. an enforcement stage). */
   candidate: Stage[];
-  /** Stages run instead of the active version's own change-specific stages; empty when nothing is replaced. */
-  replaces: string[];
+  replaces: string | null;
 }
 
 /**
@@ -41,17 +45,18 @@ export function enforceSchema(type: string, version: number, validate: (r: LogRe
 }
 
 /**
- * The adapter for `{"pipeline_version": N}` (transforms, issue 22): connect it to the catalog's
- * pipeline versions and the transform stage when that feature is merged. Until then a rollout
- * of a pipeline version is refused with 400 and what to do instead.
+ * A pipeline version (transforms, src/transform/): the candidate replaces the live
+ * `transform` stage, so that the candidate's steps run where the live version's would (after
+ * enrich, before commit), and each record it stores carries `version` as its
+ * `pipeline_version`. `transform` is the version's steps compiled; `salt` the tenant's
+ * redaction salt (a hashed field keeps its value across versions).
  */
-export function pipelineVersionStages(_change: { pipeline_version: number }): never {
-  throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'pipeline versions need the transforms feature, which this server does not have; roll out a schema version\'s enforcement ({"change": {"schema": {"type": "…", "version": N}}})', {
-    field: 'change.pipeline_version',
-  });
+export function pipelineVersionStages(version: number, transform: Transform, salt: string): ChangeStages {
+  const pipeline: TenantPipeline = { version, transform, salt };
+  return { candidate: [transformStage(async () => pipeline)], replaces: 'transform' };
 }
 
-/** Refuses, at creation, a change this server cannot roll out. */
-export function checkRollable(change: Change): void {
-  if ('pipeline_version' in change) pipelineVersionStages(change);
+/** A schema version's enforcement as a change: added after the live stages, replacing none. */
+export function schemaStages(stage: Stage): ChangeStages {
+  return { candidate: [stage], replaces: null };
 }

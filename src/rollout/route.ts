@@ -1,5 +1,5 @@
 import type { DeadLetter, LogRecord } from '../core/types.js';
-import { processBatch, type Stage } from '../worker/pipeline.js';
+import { processBatch, type Stage, type StageResult } from '../worker/pipeline.js';
 import { inCohort } from './cohort.js';
 import { EMPTY_TALLY, type Tally } from './guardrails.js';
 
@@ -23,6 +23,7 @@ export function routeByCohort(routeOf: (tenant: string) => LiveRoute | null, obs
       const live: LogRecord[] = [];
       const dead: DeadLetter[] = [];
       const held: DeadLetter[] = [];
+      const dropped: DeadLetter[] = [];
       const byTenant = new Map<string, LogRecord[]>();
       for (const r of records) {
         let list = byTenant.get(r.tenant);
@@ -38,15 +39,71 @@ export function routeByCohort(routeOf: (tenant: string) => LiveRoute | null, obs
         const inside: LogRecord[] = [];
         for (const r of list) (inCohort(route.rolloutId, tenant, r.key, route.share) ? inside : live).push(r);
         const started = performance.now();
-        const p = inside.length === 0 ? { live: [], dead: [], held: [] } : await processBatch(inside, route.candidate, ctx);
+        const p = inside.length === 0 ? { live: [], dead: [], held: [], dropped: [] } : await processBatch(inside, route.candidate, ctx);
         const cost = performance.now() - started;
         live.push(...p.live);
         dead.push(...p.dead);
         const outside = list.length - inside.length;
         observe(route.rolloutId, tenant, { ...EMPTY_TALLY, events: inside.length, dead: p.dead.length, dropped: inside.length - p.live.length - p.dead.length - p.held.length, costMs: cost }, { ...EMPTY_TALLY, events: outside });
         held.push(...p.held);
+        dropped.push(...p.dropped);
       }
-      return { live, dead, held };
+      return { live, dead, held, dropped };
+    },
+  };
+}
+
+/**
+ * The cohort route in place of a live stage that a change replaces (a pipeline version
+ * replaces `transform`): for a tenant under such a rollout, the records of keys in the cohort
+ * go through the candidate's stages instead of `stage`, the others through `stage`. Both sides
+ * are tallied in the same batch: the cohort as the candidate did, the baseline as the live
+ * stage did over the other keys (events, dead-lettered, dropped, time).
+ */
+export function routeInPlaceOf(stage: Stage, routeOf: (tenant: string) => LiveRoute | null, observe: (rolloutId: string, tenant: string, cohort: Tally, baseline: Tally) => void): Stage {
+  return {
+    name: stage.name,
+    async run(records, ctx) {
+      let routed: Map<string, { route: LiveRoute; inside: LogRecord[]; outside: LogRecord[] }> | null = null;
+      const plain: LogRecord[] = [];
+      for (const r of records) {
+        const route = routeOf(r.tenant);
+        if (!route || route.share <= 0) {
+          plain.push(r);
+          continue;
+        }
+        routed ??= new Map();
+        let t = routed.get(r.tenant);
+        if (!t) routed.set(r.tenant, (t = { route, inside: [], outside: [] }));
+        (inCohort(route.rolloutId, r.tenant, r.key, route.share) ? t.inside : t.outside).push(r);
+      }
+      if (!routed) return stage.run(records, ctx);
+      const out: Required<StageResult> = { live: [], dead: [], held: [], dropped: [] };
+      const add = (p: StageResult) => {
+        out.live.push(...p.live);
+        out.dead.push(...p.dead);
+        out.held.push(...(p.held ?? []));
+        out.dropped.push(...(p.dropped ?? []));
+      };
+      if (plain.length > 0) add(await stage.run(plain, ctx));
+      for (const [tenant, { route, inside, outside }] of routed) {
+        const t0 = performance.now();
+        const c = inside.length === 0 ? null : await processBatch(inside, route.candidate, ctx);
+        const t1 = performance.now();
+        const b = outside.length === 0 ? null : await stage.run(outside, ctx);
+        const t2 = performance.now();
+        if (c) add(c);
+        if (b) add(b);
+        const tally = (n: number, p: StageResult | null, costMs: number): Tally => ({
+          ...EMPTY_TALLY,
+          events: n,
+          dead: p?.dead.length ?? 0,
+          dropped: p ? n - p.live.length - p.dead.length - (p.held?.length ?? 0) : 0,
+          costMs,
+        });
+        observe(route.rolloutId, tenant, tally(inside.length, c, t1 - t0), tally(outside.length, b, t2 - t1));
+      }
+      return out;
     },
   };
 }

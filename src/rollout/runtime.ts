@@ -3,14 +3,15 @@ import type { LogRecord } from '../core/types.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { RolloutSide, RolloutTally } from '../ports/rollouts.js';
 import { compile, newAjv } from '../schema/registry.js';
-import { processBatch, type Stage } from '../worker/pipeline.js';
-import { enforceSchema, pipelineVersionStages } from './changes.js';
+import { compileStored } from '../transform/registry.js';
+import { processBatch, type Processed, type Stage, type StageContext } from '../worker/pipeline.js';
+import { enforceSchema, pipelineVersionStages, schemaStages, type ChangeStages } from './changes.js';
 import { cohortPoint, COHORT_POINTS } from './cohort.js';
 import { diffBatch, EMPTY_DIFF } from './diff.js';
 import { EMPTY_TALLY, addTally } from './guardrails.js';
 import { shadowSample, type Rollout } from './machine.js';
 import { fromRecord } from './service.js';
-import { routeByCohort, type LiveRoute } from './route.js';
+import { routeByCohort, routeInPlaceOf, type LiveRoute } from './route.js';
 
 /** The consumer group of the shadow run (its own offsets; it stores nothing). */
 export const SHADOW_GROUP = 'rollout-shadow';
@@ -28,8 +29,15 @@ export const DIFF_SAMPLES = 100;
 
 interface Active {
   rollout: Rollout;
-  candidate: Stage[];
+  stages: ChangeStages;
 }
+
+/**
+ * How long a promoted pipeline version stays routed to every key after its promote (ms): the
+ * workers' registry sees the new live version within `events.schemaRefreshMs` (1 s by
+ * default) of the catalog's epoch moving, so no event falls back to the old version between.
+ */
+export const PROMOTED_GRACE_MS = 10_000;
 
 /**
  * The rollouts as the workers of one process run them: the active rollouts and their
@@ -44,6 +52,8 @@ export class RolloutRuntime {
   private active = new Map<string, Active>();
   private tallies = new Map<string, RolloutTally>();
   private diffs = new Map<string, typeof EMPTY_DIFF>();
+  /** Pipeline versions promoted in the last PROMOTED_GRACE_MS, still routed to every key. */
+  private promoted = new Map<string, Active & { until: number }>();
   private lastShadowEnd = 0;
 
   constructor(
@@ -63,20 +73,31 @@ export class RolloutRuntime {
     for (const r of list) {
       if (r.state === 'promoted' || r.state === 'rolled_back' || r.state === 'aborted') continue;
       const prev = this.active.get(r.id);
-      next.set(r.id, { rollout: r, candidate: prev && prev.candidate.length > 0 ? prev.candidate : await this.candidateStages(r) });
+      next.set(r.id, { rollout: r, stages: prev && prev.stages.candidate.length > 0 ? prev.stages : await this.candidateStages(r) });
     }
-    const gone = [...this.active.values()].filter((a) => !next.has(a.rollout.id)).map((a) => ({ tenant: a.rollout.tenant, id: a.rollout.id }));
+    const gone = [...this.active.values()].filter((a) => !next.has(a.rollout.id));
+    for (const a of gone) {
+      if (!('pipeline_version' in a.rollout.change)) continue;
+      const now = await this.catalog.rollouts.get(a.rollout.tenant, a.rollout.id);
+      if (now?.state === 'promoted') this.promoted.set(a.rollout.id, { rollout: { ...a.rollout, share: 100 }, stages: a.stages, until: this.clock.now() + PROMOTED_GRACE_MS });
+    }
+    for (const [id, p] of this.promoted) if (p.until <= this.clock.now()) this.promoted.delete(id);
     this.active = next;
-    return gone;
+    return gone.map((a) => ({ tenant: a.rollout.tenant, id: a.rollout.id }));
   }
 
-  private async candidateStages(r: Rollout): Promise<Stage[]> {
-    if ('pipeline_version' in r.change) return pipelineVersionStages(r.change);
+  private async candidateStages(r: Rollout): Promise<ChangeStages> {
+    if ('pipeline_version' in r.change) {
+      const n = r.change.pipeline_version;
+      const v = await this.catalog.pipelines.get(r.tenant, n);
+      if (!v) return { candidate: [], replaces: null };
+      return pipelineVersionStages(n, compileStored(v.steps, n), await this.catalog.pipelines.salt(r.tenant));
+    }
     const { type, version } = r.change.schema;
     const v = (await this.catalog.schemas.versions(r.tenant, type)).find((s) => s.version === version);
-    if (!v) return [];
+    if (!v) return { candidate: [], replaces: null };
     const compiled = compile(newAjv(), v.schema, v.version, v.owner);
-    return [
+    return schemaStages(
       enforceSchema(type, version, (rec) => {
         let props: unknown;
         try {
@@ -86,7 +107,7 @@ export class RolloutRuntime {
         }
         return compiled.check(props);
       }),
-    ];
+    );
   }
 
   private forTenant(tenant: string): Active[] {
@@ -101,19 +122,35 @@ export class RolloutRuntime {
     this.tallies.set(k, addTally(this.tallies.get(k) ?? EMPTY_TALLY, t));
   }
 
+  /** The route of `tenant` for the change that replaces `stage` (null: added after the live stages). */
+  private routeOf(tenant: string, stage: string | null): LiveRoute | null {
+    // One route per tenant and stage: the first active rollout with a share (one per change kind at most).
+    for (const a of this.forTenant(tenant)) {
+      if (a.rollout.share > 0 && a.stages.replaces === stage) return { rolloutId: a.rollout.id, share: a.rollout.share, candidate: a.stages.candidate };
+    }
+    if (stage !== null) for (const p of this.promoted.values()) if (p.rollout.tenant === tenant && p.stages.replaces === stage) return { rolloutId: p.rollout.id, share: 100, candidate: p.stages.candidate };
+    return null;
+  }
+
+  private observe = (id: string, _tenant: string, cohort: RolloutTally, baseline: RolloutTally): void => {
+    if (!this.active.has(id)) return;
+    this.count(id, 'cohort', cohort);
+    this.count(id, 'baseline', baseline);
+  };
+
+  /**
+   * The live group's stages under the rollouts: each live stage that a change may replace
+   * routes the cohort's keys to the candidate in its place (a pipeline version's transform),
+   * and a last stage sends the cohort's keys through the candidates added after the live
+   * stages (a schema version's enforcement).
+   */
+  liveStages(live: readonly Stage[]): Stage[] {
+    return [...live.map((s) => routeInPlaceOf(s, (tenant) => this.routeOf(tenant, s.name), this.observe)), this.routeStage()];
+  }
+
   /** The live group's last stage: keys in a rollout's cohort also go through its candidate. */
   routeStage(): Stage {
-    return routeByCohort(
-      (tenant): LiveRoute | null => {
-        // One route per tenant: the first active rollout with a share (one per change kind at most).
-        for (const a of this.forTenant(tenant)) if (a.rollout.share > 0) return { rolloutId: a.rollout.id, share: a.rollout.share, candidate: a.candidate };
-        return null;
-      },
-      (id, _tenant, cohort, baseline) => {
-        this.count(id, 'cohort', cohort);
-        this.count(id, 'baseline', baseline);
-      },
-    );
+    return routeByCohort((tenant) => this.routeOf(tenant, null), this.observe);
   }
 
   /**
@@ -141,13 +178,7 @@ export class RolloutRuntime {
           }
         }
         for (const [a, list] of byRollout) {
-          const t0 = performance.now();
-          const active = await processBatch(list, live, ctx);
-          const t1 = performance.now();
-          // The candidate is the live stages and then its own: it goes on from the live output (run once).
-          const after = await processBatch(active.live, a.candidate, ctx);
-          const candidate = { live: after.live, dead: [...active.dead, ...after.dead], held: [...active.held, ...after.held], dropped: [...active.dropped, ...after.dropped], outcomes: after.outcomes };
-          const t2 = performance.now();
+          const { active, candidate, activeMs, candidateMs } = await runBoth(list, live, a.stages, ctx);
           const d = diffBatch(list, active, candidate, EMPTY_DIFF, DIFF_SAMPLES);
           const id = a.rollout.id;
           this.diffs.set(id, mergeDiffs(this.diffs.get(id) ?? EMPTY_DIFF, d));
@@ -156,8 +187,8 @@ export class RolloutRuntime {
           if (a.rollout.share === 0) {
             // Shadow and compare: the candidate's run is the cohort, the active run on the same events the baseline.
             const dropped = (p: typeof active) => considered - p.live.length - p.dead.length;
-            this.count(id, 'cohort', { events: considered, dead: candidate.dead.length, dropped: Math.max(0, dropped(candidate)), compared: d.compared, diffs, costMs: t1 - t0 + (t2 - t1) });
-            this.count(id, 'baseline', { events: considered, dead: active.dead.length, dropped: Math.max(0, dropped(active)), compared: 0, diffs: 0, costMs: t1 - t0 });
+            this.count(id, 'cohort', { events: considered, dead: candidate.dead.length, dropped: Math.max(0, dropped(candidate)), compared: d.compared, diffs, costMs: candidateMs });
+            this.count(id, 'baseline', { events: considered, dead: active.dead.length, dropped: Math.max(0, dropped(active)), compared: 0, diffs: 0, costMs: activeMs });
           } else this.count(id, 'cohort', { ...EMPTY_TALLY, compared: d.compared, diffs });
         }
         // The batch's cost includes its read from the log (since the last batch ended), capped at a second.
@@ -186,6 +217,28 @@ export class RolloutRuntime {
     for (const [id, rows] of byId) await this.catalog.rollouts.addTallies(id, rows);
     for (const [id, d] of diffs) await this.catalog.rollouts.addDiff(id, d, DIFF_SAMPLES);
   }
+}
+
+/**
+ * The live stages and the candidate over the same records. The stages before the one the
+ * candidate replaces (or all of them, when it replaces none) run once and both sides go on
+ * from their output. Times in ms: each side's whole path, the shared part included.
+ */
+async function runBoth(records: readonly LogRecord[], live: readonly Stage[], change: ChangeStages, ctx: StageContext) {
+  const at = change.replaces === null ? -1 : live.findIndex((s) => s.name === change.replaces);
+  const shared = at < 0 ? live : live.slice(0, at);
+  const t0 = performance.now();
+  const first = await processBatch(records, shared, ctx);
+  const t1 = performance.now();
+  const activeRest = at < 0 ? null : await processBatch(first.live, live.slice(at), ctx);
+  const t2 = performance.now();
+  const candidateRest = await processBatch(first.live, at < 0 ? change.candidate : [...change.candidate, ...live.slice(at + 1)], ctx);
+  const t3 = performance.now();
+  return { active: activeRest ? join(first, activeRest) : first, candidate: join(first, candidateRest), activeMs: t2 - t0, candidateMs: t1 - t0 + (t3 - t2) };
+}
+
+function join(a: Processed, b: Processed): Processed {
+  return { live: b.live, dead: [...a.dead, ...b.dead], held: [...a.held, ...b.held], dropped: [...a.dropped, ...b.dropped], outcomes: b.outcomes };
 }
 
 function mergeDiffs(a: typeof EMPTY_DIFF, b: typeof EMPTY_DIFF): typeof EMPTY_DIFF {

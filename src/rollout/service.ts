@@ -3,7 +3,6 @@ import { SluiceError } from '../core/errors.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { RolloutRecord } from '../ports/rollouts.js';
 import type { ReplayDeps } from '../ops/replay.js';
-import { checkRollable } from './changes.js';
 import { repairRollout } from './repair.js';
 import { parseRolloutSpec } from './document.js';
 import { abort, advance, currentStep, evaluate, isActive, observationWindow, pause, promote, resume, startRollout, type Decision, type Rollout } from './machine.js';
@@ -37,7 +36,14 @@ export function fromRecord(rec: RolloutRecord): Rollout & { rev: number } {
  */
 export async function createRollout(catalog: Catalog, tenant: string, body: unknown, now: number, actor: string): Promise<Rollout> {
   const spec = parseRolloutSpec(body);
-  checkRollable(spec.change);
+  if ('pipeline_version' in spec.change) {
+    const n = spec.change.pipeline_version;
+    const field = 'change.pipeline_version';
+    if (!(await catalog.pipelines.get(tenant, n))) {
+      throw new SluiceError('SLUICE_ERR_NOT_FOUND', `the pipeline has no version ${n}; store the candidate first (POST /v1/pipeline/versions, or sluice pipeline push --no-activate)`, { field });
+    }
+    if ((await catalog.pipelines.current(tenant))?.version === n) throw new SluiceError('SLUICE_ERR_INVALID_BODY', `${field}: version ${n} is already live`, { field });
+  }
   if ('schema' in spec.change) {
     const { type, version } = spec.change.schema;
     const versions = await catalog.schemas.versions(tenant, type);
@@ -63,12 +69,23 @@ function notFound(id: string): SluiceError {
   return new SluiceError('SLUICE_ERR_NOT_FOUND', `no rollout "${id.slice(0, 40)}"; GET /v1/rollouts lists them`, { field: 'id' });
 }
 
-/** Saves `next` over `prev` and audits its last decision; false when another writer got there first. */
+/**
+ * Saves `next` over `prev` and audits its last decision; false when another writer got there
+ * first. A promoted pipeline version becomes the tenant's live version right after (and again,
+ * idempotently, when the controller finishes the rollout: see `finishRollout`).
+ */
 async function save(catalog: Catalog, prev: Rollout & { rev: number }, next: Rollout, actor: string): Promise<boolean> {
   if (next === prev) return true;
   const d = next.decisions.at(-1) as Decision;
   const rec = await catalog.rollouts.save(toRecord(next, prev.rev), actor, `rollout.${d.verdict}`, d);
+  if (rec !== null && next.state === 'promoted' && prev.state !== 'promoted') await activateCandidate(catalog, next, actor);
   return rec !== null;
+}
+
+/** Makes a promoted rollout's pipeline version live (nothing for other changes). Idempotent. */
+async function activateCandidate(catalog: Catalog, r: Rollout, actor: string): Promise<void> {
+  if (r.state !== 'promoted' || !('pipeline_version' in r.change)) return;
+  await catalog.pipelines.activate(r.tenant, r.change.pipeline_version, actor, { rollout: r.id });
 }
 
 /** An operator's action on a rollout; retried when the controller saved meanwhile. 404, or 409 when the state does not allow it. */
@@ -121,9 +138,14 @@ export function wireRollout(r: Rollout) {
   };
 }
 
-/** Runs a finished rollout's pending repair and saves it (see repair.ts); retried at a later pass if it lost a race. */
+/**
+ * Finishes a rollout that is no longer active: a promoted pipeline version is made live (if
+ * the promote's own activation did not land), a pending repair runs and is saved (see
+ * repair.ts). Answers null when the save lost a race: retried at a later pass.
+ */
 export async function finishRepair(catalog: Catalog, deps: ReplayDeps, tenant: string, id: string, now: number): Promise<Rollout | null> {
   const r = await getRollout(catalog, tenant, id);
+  if (r?.state === 'promoted') await activateCandidate(catalog, r, 'controller');
   if (!r || r.repair?.status !== 'pending') return r;
   deps.schemas.invalidate();
   const next = await repairRollout(deps, r, now);

@@ -7,7 +7,7 @@ import { compileTransform, type Transform } from './run.js';
  * expression library could refuse it now) fails every event with `transform_failed`, which
  * trips the breaker, rather than retrying the batch for ever.
  */
-function compileStored(steps: unknown[], version: number): Transform {
+export function compileStored(steps: unknown[], version: number): Transform {
   try {
     return compileTransform({ steps });
   } catch (e: unknown) {

@@ -36,8 +36,8 @@ describe('rollouts API', () => {
     // The contract's refusals, each naming what to do.
     expect(await call(p.tenant.writeKey, 'POST', '/v1/rollouts', doc)).toMatchObject({ status: 403 });
     expect(await call(admin, 'POST', '/v1/rollouts', { ...doc, change: { pipeline_version: 7 } })).toMatchObject({
-      status: 400,
-      body: { field: 'change.pipeline_version', message: expect.stringMatching(/^pipeline versions need the transforms feature/) },
+      status: 404,
+      body: { field: 'change.pipeline_version', message: expect.stringMatching(/^the pipeline has no version 7; store the candidate first \(POST \/v1\/pipeline\/versions/) },
     });
     expect(await call(admin, 'POST', '/v1/rollouts', { ...doc, change: { schema: { type: 'checkout', version: 9 } } })).toMatchObject({ status: 404, body: { field: 'change.schema.version' } });
     expect(await call(admin, 'POST', '/v1/rollouts', { ...doc, guardrails: { diff_rate: -1 } })).toMatchObject({ status: 400, body: { field: 'guardrails.diff_rate' } });

@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { LogRecord } from '../../src/core/types.js';
-import { enforceSchema } from '../../src/rollout/changes.js';
+import { enforceSchema, pipelineVersionStages } from '../../src/rollout/changes.js';
 import { cohortPoint, inCohort } from '../../src/rollout/cohort.js';
 import { diffBatch, diffRate, EMPTY_DIFF } from '../../src/rollout/diff.js';
 import { parseRolloutSpec, type RolloutSpec } from '../../src/rollout/document.js';
 import { EMPTY_TALLY, judge as judgeGuardrails, type Tally } from '../../src/rollout/guardrails.js';
 import { abort, advance, evaluate, pause, phasesOf, promote, resume, shadowSample, startRollout, type Rollout } from '../../src/rollout/machine.js';
-import { routeByCohort } from '../../src/rollout/route.js';
+import { routeByCohort, routeInPlaceOf } from '../../src/rollout/route.js';
+import { compileTransform } from '../../src/transform/run.js';
+import { transformStage } from '../../src/worker/transform.js';
 import { heldVersions } from '../../src/schema/registry.js';
 import { judge, processBatch, type Stage } from '../../src/worker/pipeline.js';
 import { entry } from '../helpers/entries.js';
@@ -283,6 +285,48 @@ describe('compare and the cohort route', () => {
     }
     expect(tallies.map(([c, b]) => c + b)).toEqual([2000, 2000]);
     expect(tallies[0]![0]).toBeLessThan(tallies[1]![0]);
+  });
+});
+
+describe('a pipeline version on the live route', () => {
+  it('rollout.the-cohort-keys-take-the-candidate-version-in-place-of-the-live-one-sticky-and-monotonic', async () => {
+    const records = Array.from({ length: 2000 }, (_, i) => record('acme', i, { key: `user-${i}`, properties: JSON.stringify({ amount: i % 100, email: 'a@b.c' }) }));
+    const liveV1 = transformStage(async () => ({ version: 1, transform: compileTransform({ steps: [{ set: { field: 'properties.v', value: '1' } }] }), salt: 's' }));
+    // Version 2 removes a field and dead-letters amounts of 95 and above (5%).
+    const v2 = pipelineVersionStages(2, compileTransform({ steps: [{ remove: { fields: ['properties.email'] } }, { dead_letter: { when: 'properties.amount >= 95.0', reason: 'too_big' } }] }), 's');
+    expect(v2.replaces).toBe('transform');
+    const cohorts: Set<string>[] = [];
+    for (const share of [5, 25, 100]) {
+      const tallies: [Tally, Tally][] = [];
+      const stage = routeInPlaceOf(liveV1, () => ({ rolloutId: 'r1', share, candidate: v2.candidate }), (_id, _t, c, b) => tallies.push([c, b]));
+      const out = await processBatch(records, [judge(5), stage], ctx);
+      const inside = new Set(records.filter((r) => inCohort('r1', 'acme', r.key, share)).map((r) => r.key));
+      cohorts.push(inside);
+      for (const r of out.live) {
+        expect(r.pipelineVersion).toBe(inside.has(r.key) ? 2 : 1);
+        expect('email' in JSON.parse(r.properties)).toBe(!inside.has(r.key));
+      }
+      const deadKeys = out.dead.map((d) => d.record.key);
+      expect(deadKeys.every((k) => inside.has(k))).toBe(true);
+      expect(out.dead.every((d) => d.reason === 'too_big')).toBe(true);
+      expect(out.live.length + out.dead.length).toBe(records.length);
+      const [c, b] = tallies[0]!;
+      expect(c.events).toBe(inside.size);
+      expect(b.events).toBe(records.length - inside.size);
+      expect(c.dead).toBe(deadKeys.length);
+      expect(b.dead).toBe(0);
+    }
+    // A key in at 5% stays in at 25% and at 100%.
+    for (const k of cohorts[0]!) expect(cohorts[1]!.has(k)).toBe(true);
+    expect(cohorts[2]!.size).toBe(records.length);
+  });
+
+  it('rollout.with-no-route-the-live-stage-runs-as-it-is', async () => {
+    const records = Array.from({ length: 10 }, (_, i) => record('acme', i));
+    const liveV1 = transformStage(async () => ({ version: 1, transform: null, salt: '' }));
+    const stage = routeInPlaceOf(liveV1, () => null, () => expect.fail('no tally without a route'));
+    const out = await processBatch(records, [stage], ctx);
+    expect(out.live.map((r) => r.pipelineVersion)).toEqual(Array(10).fill(1));
   });
 });
 
