@@ -183,6 +183,8 @@ const replayDeps = {
   schemas: new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs }),
   limits: { maxEventBytes: config.limits.eventBytes, maxDepth: config.limits.depth },
   time: config.events,
+  store,
+  startBackfill: (spec: Parameters<typeof backfills.start>[0]) => backfills.start(spec),
 };
 /** Rollouts that finished at the last pass: repaired at this one, once the live routes no longer take the candidate. */
 let toRepair: { tenant: string; id: string }[] = [];

@@ -62,6 +62,13 @@ export interface Log {
   read(lease: Lease, max: number): Promise<LogRecord[]>;
 
   /**
+   * The records of one partition at these offsets, in offset order, outside any consumer
+   * group (no lease, no delivery marker): a rollout's repair re-derives events from them.
+   * Offsets past the log's retention (pruned) are missing from the answer. `attempt` is 0.
+   */
+  readAt(partition: number, offsets: readonly number[]): Promise<LogRecord[]>;
+
+  /**
    * Marks every record up to and including `offset` as processed by the group. Call it only
    * after the store committed them. Must not throw: returns false when the lease was lost
    * (the records will be redelivered to the new owner, whose store commit skips them).

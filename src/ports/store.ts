@@ -67,6 +67,21 @@ export interface Store {
   readonly backfills: Backfills;
 
   /**
+   * Rollback with repair of a pipeline version: the log positions and event times of the
+   * tenant's raw events that `version` of its transform pipeline produced (`pipeline_version`),
+   * in position order. Empty when there are none.
+   */
+  producedBy(tenant: string, version: number): Promise<EventPosition[]>;
+
+  /**
+   * Deletes the tenant's raw events that `version` produced at these positions, with what they
+   * added to the per-minute counts (and, on a store that keeps one, to the key ledger, so that
+   * the same key can be stored again), in one transaction. Views are not changed: rebuild
+   * them over the events' times with a backfill. Idempotent: answers how many were deleted now.
+   */
+  withdraw(tenant: string, version: number, positions: readonly EventPosition[]): Promise<number>;
+
+  /**
    * Whether the store answers; a reason when it does not; and the memory its engine holds by
    * its own accounting (the embedded store's block cache and queries), when it keeps one.
    */
@@ -150,4 +165,11 @@ export interface StoredEvent {
   context: string;
   /** The version of the tenant's transform pipeline that produced it (0: none). */
   pipelineVersion: number;
+}
+
+/** Where a stored event came from in the log, and its event time (epoch ms). */
+export interface EventPosition {
+  partition: number;
+  offset: number;
+  ts: number;
 }

@@ -55,6 +55,8 @@ export interface Repair {
   to: number | null;
   repaired: number;
   past_retention: number;
+  /** A pipeline version's repair: the positions of the events it stored, [partition, offset, ts], saved before they are withdrawn (see repair-pipeline.ts). */
+  withdrawing?: [number, number, number][];
 }
 
 export interface Rollout {

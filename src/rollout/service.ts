@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { SluiceError } from '../core/errors.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { RolloutRecord } from '../ports/rollouts.js';
-import type { ReplayDeps } from '../ops/replay.js';
 import { repairRollout } from './repair.js';
+import { finishPipelineRepair, planPipelineRepair, type PipelineRepairDeps } from './repair-pipeline.js';
 import { parseRolloutSpec } from './document.js';
 import { abort, advance, currentStep, evaluate, isActive, observationWindow, pause, promote, resume, startRollout, type Decision, type Rollout } from './machine.js';
 
@@ -134,7 +134,7 @@ export function wireRollout(r: Rollout) {
     created_by: r.created_by,
     updated_at: new Date(r.updated_at).toISOString(),
     decisions: r.decisions.map((d) => ({ ...d, at: new Date(d.at).toISOString(), ...(d.window ? { window: { from: new Date(d.window.from).toISOString(), to: new Date(d.window.to).toISOString() } } : {}) })),
-    repair: r.repair,
+    repair: r.repair && { status: r.repair.status, from: r.repair.from, to: r.repair.to, repaired: r.repair.repaired, past_retention: r.repair.past_retention },
   };
 }
 
@@ -143,11 +143,22 @@ export function wireRollout(r: Rollout) {
  * the promote's own activation did not land), a pending repair runs and is saved (see
  * repair.ts). Answers null when the save lost a race: retried at a later pass.
  */
-export async function finishRepair(catalog: Catalog, deps: ReplayDeps, tenant: string, id: string, now: number): Promise<Rollout | null> {
-  const r = await getRollout(catalog, tenant, id);
+export async function finishRepair(catalog: Catalog, deps: PipelineRepairDeps, tenant: string, id: string, now: number): Promise<Rollout | null> {
+  let r = await getRollout(catalog, tenant, id);
   if (r?.state === 'promoted') await activateCandidate(catalog, r, 'controller');
   if (!r || r.repair?.status !== 'pending') return r;
   deps.schemas.invalidate();
+  if ('pipeline_version' in r.change) {
+    // The positions are saved before anything is withdrawn: a repair that stops halfway resumes from them.
+    const planned = await planPipelineRepair(deps, r, now);
+    if (planned) {
+      const rec = await catalog.rollouts.save(toRecord(planned, r.rev), 'controller', 'rollout.repair_planned', { withdrawing: planned.repair!.withdrawing!.length });
+      if (!rec) return null;
+      r = { ...planned, rev: rec.rev };
+    }
+    const next = await finishPipelineRepair(deps, r, now);
+    return (await save(catalog, r, next, 'controller')) ? next : null;
+  }
   const next = await repairRollout(deps, r, now);
   return (await save(catalog, r, next, 'controller')) ? next : null;
 }

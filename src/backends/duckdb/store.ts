@@ -17,7 +17,7 @@ import { redactValues } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
-import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoreCapabilities, StoredEvent } from '../../ports/store.js';
+import type { Cell, CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, Store, StoreCapabilities, StoredEvent } from '../../ports/store.js';
 import { chooseView, residualFilters } from '../../core/plan.js';
 import type { QuerySpec } from '../../core/query.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
@@ -25,6 +25,7 @@ import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewWhereSql, viewT
 import { countsSql, minuteCounts, SCHEMA } from './sql.js';
 import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
 import { ReadPool } from './read-pool.js';
+import { producedBy, withdrawEvents } from './withdraw.js';
 
 /** The read pool's lane for sluice's own reads (the conservation check). */
 const SYSTEM_LANE = '\u0000sluice';
@@ -166,6 +167,25 @@ export class DuckdbStore implements Store {
   private conn(): DuckDBConnection {
     if (!this.writer) throw new RetryAfterError('the store is not connected', 1000);
     return this.writer;
+  }
+
+  producedBy(tenant: string, version: number): Promise<EventPosition[]> {
+    return this.serialized(() => producedBy(this.conn(), tenant, version));
+  }
+
+  withdraw(tenant: string, version: number, positions: readonly EventPosition[]): Promise<number> {
+    return this.serialized(async () => {
+      const c = this.conn();
+      await c.run('BEGIN TRANSACTION');
+      try {
+        const n = await withdrawEvents(c, tenant, version, positions);
+        await c.run('COMMIT');
+        return n;
+      } catch (e: unknown) {
+        await c.run('ROLLBACK').catch(() => undefined);
+        throw classifyCommitError(e);
+      }
+    });
   }
 
   commit(batch: CommitBatch): Promise<CommitResult> {

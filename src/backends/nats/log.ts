@@ -8,7 +8,7 @@ import { deliveryWindow, type DeliveryMarker } from '../delivery.js';
 import { PipelinedPublisher } from './publisher.js';
 import { StreamReader } from './reader.js';
 import { decodeEntry, encodeEntry, msgIdOf } from './records.js';
-import { ensureStream, namesOf, subjectOf } from './stream.js';
+import { ensureStream, isNotFound, namesOf, subjectOf } from './stream.js';
 
 export interface NatsLogOptions {
   /** NATS servers, `host:port` or `nats://host:port`. */
@@ -350,6 +350,20 @@ export class NatsLog implements Log {
       return msgs.map((m) => ({ ...decodeEntry(m.data), partition: lease.partition, offset: m.seq, attempt: w.attempts, ...(w.suspect ? { suspect: true } : {}) }));
     }
     throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `the state of partition ${lease.partition} keeps changing under this reader`, { retryAfter: 1 });
+  }
+
+  async readAt(partition: number, offsets: readonly number[]): Promise<LogRecord[]> {
+    const out: LogRecord[] = [];
+    const subject = subjectOf(this.opts.stream, partition);
+    for (const seq of [...offsets].sort((a, b) => a - b)) {
+      // Offsets are the stream's sequences; a pruned one is not found.
+      const m = await this.jsm.streams.getMessage(this.opts.stream, { seq }).catch((e: unknown) => {
+        if (isNotFound(e)) return null;
+        throw e;
+      });
+      if (m && m.subject === subject) out.push({ ...decodeEntry(m.data), partition, offset: m.seq, attempt: 0 });
+    }
+    return out;
   }
 
   async ack(lease: Lease, offset: number): Promise<boolean> {

@@ -3,7 +3,7 @@ import { FencedError, NonRetryableError, RetryAfterError, SluiceError } from '..
 import { redactUrl } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
-import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoreCapabilities, StoredEvent } from '../../ports/store.js';
+import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoreCapabilities, StoredEvent, EventPosition } from '../../ports/store.js';
 import type { Views } from '../../ports/views.js';
 import type { QuerySpec } from '../../core/query.js';
 import { countsPerMinute } from '../minute-counts.js';
@@ -162,6 +162,44 @@ export class PostgresStore implements Store {
   private pools(): { writer: pg.Pool; reader: pg.Pool } {
     if (!this.writer || !this.reader) throw new RetryAfterError('the store is not connected', 1000);
     return { writer: this.writer, reader: this.reader };
+  }
+
+  async producedBy(tenant: string, version: number): Promise<EventPosition[]> {
+    const rows = await this.executor().query<{ partition: number; offset: string; ts: string }>(
+      'SELECT partition, "offset", ts FROM events WHERE tenant = $1 AND pipeline_version = $2 ORDER BY partition, "offset"',
+      [tenant, version],
+    );
+    return rows.map((r) => ({ partition: Number(r.partition), offset: Number(r.offset), ts: Number(r.ts) }));
+  }
+
+  /** The key ledger's entries go with the events, so that the re-derived events (same keys) are stored. */
+  async withdraw(tenant: string, version: number, positions: readonly EventPosition[]): Promise<number> {
+    if (positions.length === 0) return 0;
+    return this.executor().transaction(async (sql) => {
+      const gone = await sql<{ type: string; ts: string; idempotency_key: string }>(
+        `DELETE FROM events e USING unnest($3::int[], $4::bigint[]) AS w(p, o)
+         WHERE e.tenant = $1 AND e.pipeline_version = $2 AND e.partition = w.p AND e."offset" = w.o
+         RETURNING e.type, e.ts, e.idempotency_key`,
+        [tenant, version, positions.map((x) => x.partition), positions.map((x) => x.offset)],
+      );
+      if (gone.length === 0) return 0;
+      await sql('DELETE FROM event_keys WHERE tenant = $1 AND idempotency_key = ANY($2::text[])', [tenant, gone.map((g) => g.idempotency_key)]);
+      const counts = new Map<string, { type: string; minute: number; n: number }>();
+      for (const g of gone) {
+        const minute = Math.floor(Number(g.ts) / 60_000) * 60_000;
+        const k = `${g.type}\u0000${minute}`;
+        const c = counts.get(k) ?? { type: g.type, minute, n: 0 };
+        c.n++;
+        counts.set(k, c);
+      }
+      const cs = [...counts.values()];
+      await sql(
+        `UPDATE counts_1m SET n = counts_1m.n - d.n FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS d(type, minute, n)
+         WHERE counts_1m.tenant = $1 AND counts_1m.type = d.type AND counts_1m.minute = d.minute`,
+        [tenant, cs.map((c) => c.type), cs.map((c) => c.minute), cs.map((c) => c.n)],
+      );
+      return gone.length;
+    });
   }
 
   async commit(batch: CommitBatch): Promise<CommitResult> {

@@ -378,6 +378,15 @@ export class SqliteLog implements Log {
     return rows.map((r) => toRecord(r, window.attempts, window.suspect));
   }
 
+  async readAt(partition: number, offsets: readonly number[]): Promise<LogRecord[]> {
+    const out: LogRecord[] = [];
+    for (const o of [...offsets].sort((a, b) => a - b)) {
+      const row = this.stmts.range.get(recordId(partition, o), recordId(partition, o)) as RecordRow | undefined;
+      if (row) out.push(toRecord(row, 0, false));
+    }
+    return out;
+  }
+
   /** Must not throw. */
   async ack(lease: Lease, offset: number): Promise<boolean> {
     try {

@@ -1,0 +1,35 @@
+import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
+import type { EventPosition } from '../../ports/store.js';
+
+/**
+ * A rolled-back pipeline version's raw events, found and taken out (Store.producedBy and
+ * Store.withdraw): the positions to delete go into a temporary table, then one statement
+ * takes what they added off `counts_1m` and one deletes them, in the caller's transaction.
+ */
+export async function producedBy(c: DuckDBConnection, tenant: string, version: number): Promise<EventPosition[]> {
+  const r = await c.runAndReadAll('SELECT partition, "offset", epoch_ms(ts) FROM events WHERE tenant = ? AND pipeline_version = ? ORDER BY partition, "offset"', [tenant, version]);
+  return r.getRows().map(([p, o, ts]) => ({ partition: Number(p), offset: Number(o), ts: Number(ts) }));
+}
+
+const CHUNK = 1_000;
+
+/** Deletes the events and their counts; runs inside the caller's transaction. Answers how many were deleted. */
+export async function withdrawEvents(c: DuckDBConnection, tenant: string, version: number, positions: readonly EventPosition[]): Promise<number> {
+  await c.run('CREATE TEMP TABLE IF NOT EXISTS withdrawn (p INTEGER, o BIGINT)');
+  await c.run('DELETE FROM withdrawn');
+  for (let i = 0; i < positions.length; i += CHUNK) {
+    const chunk = positions.slice(i, i + CHUNK);
+    const params: DuckDBValue[] = [];
+    for (const x of chunk) params.push(x.partition, BigInt(x.offset));
+    await c.run(`INSERT INTO withdrawn VALUES ${chunk.map(() => '(?, ?)').join(', ')}`, params);
+  }
+  const match = `tenant = $1 AND pipeline_version = $2 AND EXISTS (SELECT 1 FROM withdrawn w WHERE w.p = events.partition AND w.o = events."offset")`;
+  await c.run(
+    `UPDATE counts_1m SET n = counts_1m.n - d.n
+     FROM (SELECT type, (epoch_ms(ts) // 60000) * 60000 AS minute, count(*) AS n FROM events WHERE ${match} GROUP BY ALL) d
+     WHERE counts_1m.tenant = $1 AND counts_1m.type = d.type AND counts_1m.minute = d.minute`,
+    [tenant, version],
+  );
+  const r = await c.runAndReadAll(`DELETE FROM events WHERE ${match} RETURNING 1`, [tenant, version]);
+  return r.getRows().length;
+}
