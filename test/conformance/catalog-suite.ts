@@ -402,6 +402,40 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       ]);
     });
 
+    it('pipelines.a-version-stored-without-activation-is-not-live-until-activated', async () => {
+      const { catalog, another } = await make();
+      await catalog.createTenant('acme');
+      const p = catalog.pipelines;
+      const steps1 = [{ cast: { field: 'properties.amount', to: 'number' } }];
+      await p.put('acme', { steps: steps1, actor: 'key-1', audit: () => null });
+      const epoch = await catalog.epoch();
+      const v2 = await p.put('acme', { steps: [], actor: 'key-1', activate: false, audit: (before) => ({ before }) });
+      expect(v2.version).toBe(2);
+      // Stored, not live: the workers keep version 1, and the epoch stays.
+      expect((await p.current('acme'))?.version).toBe(1);
+      expect(await catalog.epoch()).toBe(epoch);
+      // Compare-and-set is on the live version.
+      expect(await code(p.put('acme', { steps: [], actor: 'key-1', expectedVersion: 2, audit: () => null }))).toBe('SLUICE_ERR_CONFLICT:expected_version');
+      expect(await code(p.activate('acme', 9, 'key-1', {}))).toBe('SLUICE_ERR_NOT_FOUND:version');
+      expect((await p.activate('acme', 2, 'key-1', { rollout: 'ro_1' })).version).toBe(2);
+      expect(await catalog.epoch()).toBeGreaterThan(epoch);
+      expect((await (await another()).pipelines.current('acme'))?.version).toBe(2);
+      // Activating the live version again changes nothing.
+      const again = await catalog.epoch();
+      await p.activate('acme', 2, 'key-1', {});
+      expect(await catalog.epoch()).toBe(again);
+      // A version stored by a tenant that has none live leaves it at none.
+      await catalog.createTenant('beta');
+      await p.put('beta', { steps: [], actor: 'key-1', activate: false, audit: () => null });
+      expect(await p.current('beta')).toBeNull();
+      const audit = await catalog.auditLog('acme', 10);
+      expect(audit.filter((a) => a.action.startsWith('pipeline.')).map((a) => [a.action, a.subject])).toEqual([
+        ['pipeline.activate', 'pipeline:2'],
+        ['pipeline.store', 'pipeline:2'],
+        ['pipeline.put', 'pipeline:1'],
+      ]);
+    });
+
     it('pipelines.the-redaction-salt-is-made-once-per-tenant', async () => {
       const { catalog, another } = await make();
       const a = await catalog.pipelines.salt('acme');

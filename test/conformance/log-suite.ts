@@ -93,6 +93,21 @@ export function logConformance(name: string, make: (partitions: number) => Promi
       await log.close();
     });
 
+    it('read-at.answers-the-records-at-offsets-outside-any-group', async () => {
+      const { log } = await make(2);
+      await log.append(Array.from({ length: 6 }, (_, i) => entry('t1', i, 2)));
+      const lease = (await log.acquire('g', 0, 'a', 10_000))!;
+      const all = await log.read(lease, 100);
+      const wanted = [all[2]!.offset, all[0]!.offset];
+      const at = await log.readAt(0, wanted);
+      expect(at.map((r) => [r.offset, r.idempotencyKey, r.properties])).toEqual([all[0]!, all[2]!].map((r) => [r.offset, r.idempotencyKey, r.properties]));
+      // An offset with no record of this partition is missing from the answer.
+      expect(await log.readAt(0, [1_000_000])).toEqual([]);
+      // Reading at offsets moves no group.
+      expect((await log.positions('g')).find((x) => x.partition === 0)!.committed).toBe(0);
+      await log.close();
+    });
+
     it('read.returns-records-after-the-committed-offset-and-ack-advances-it', async () => {
       const { log } = await make(1);
       await log.append(Array.from({ length: 10 }, (_, i) => entry('t1', i, 1)));

@@ -70,6 +70,29 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
       await store.close();
     });
 
+    it('withdraw.takes-out-a-versions-events-with-their-counts-and-the-same-keys-can-be-stored-again', async () => {
+      const { store } = await make();
+      const batch = [...records('t1', 0, 1, 4, { pipelineVersion: 2 }), ...records('t1', 0, 5, 10, { pipelineVersion: 1 }), ...records('t2', 0, 11, 12, { pipelineVersion: 2 })];
+      await store.commit({ records: batch, partitions: [{ partition: 0, token: 1, upTo: 12 }] });
+      const produced = await store.producedBy('t1', 2);
+      expect(produced.map((x) => [x.partition, x.offset])).toEqual([1, 2, 3, 4].map((o) => [0, o]));
+      expect(produced[0]!.ts).toBe(batch[0]!.ts);
+      expect(await store.withdraw('t1', 2, produced.slice(0, 3))).toBe(3);
+      // Idempotent, and only events of that version at those positions.
+      expect(await store.withdraw('t1', 2, produced.slice(0, 3))).toBe(0);
+      expect(await store.withdraw('t1', 2, [{ partition: 0, offset: 5, ts: batch[4]!.ts }])).toBe(0);
+      expect((await store.producedBy('t1', 2)).map((x) => x.offset)).toEqual([4]);
+      expect((await store.producedBy('t2', 2)).map((x) => x.offset)).toEqual([11, 12]);
+      expect((await store.rawStats('t1')).events).toBe(7);
+      expect(await total(store, 't1')).toBe(7);
+      // The same keys, at new positions (a repair's replays), are stored again.
+      const again = records('t1', 0, 1, 3, { pipelineVersion: 1 }).map((r, i) => ({ ...r, offset: 20 + i, origin: 'replay' as const, replay: 1 }));
+      expect((await store.commit({ records: again, partitions: [{ partition: 0, token: 1, upTo: 22 }] })).stored).toBe(3);
+      expect(await store.rawStats('t1')).toEqual({ events: 10, distinctKeys: 10 });
+      expect(await total(store, 't1')).toBe(10);
+      await store.close();
+    });
+
     it('commit.dedupes-redelivered-batch', async () => {
       const { store } = await make();
       await store.commit({ records: records('t1', 0, 1, 100), partitions: [{ partition: 0, token: 1, upTo: 100 }] });
