@@ -10,6 +10,7 @@ import { DeadLetters } from './pages/dlq.js';
 import { Schemas } from './pages/schemas.js';
 import { Views } from './pages/views.js';
 import { Settings } from './pages/settings.js';
+import { Rollouts } from './pages/rollouts.js';
 import './style.css';
 
 function SignIn(props: { onSignedIn: (who: Who) => void }) {
@@ -67,6 +68,7 @@ function Page(props: { path: string; who: Who }) {
   if (path === '/ui/dlq') return <DeadLetters />;
   if (path === '/ui/schemas') return <Schemas who={who} />;
   if (path === '/ui/views') return <Views who={who} />;
+  if (path === '/ui/rollouts') return <Rollouts />;
   if (path === '/ui/settings') return <Settings who={who} />;
   return <p class="error">No such page. Choose one above.</p>;
 }

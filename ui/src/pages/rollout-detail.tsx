@@ -1,0 +1,281 @@
+import { useState } from 'preact/hooks';
+import { api } from '../api.js';
+import { num, pretty, time } from '../format.js';
+import { ErrorBox, useLoad } from '../load.js';
+
+interface Tally {
+  events: number;
+  dead: number;
+  dropped: number;
+  compared: number;
+  diffs: number;
+}
+interface Check {
+  guardrail: string;
+  cohort: number;
+  baseline: number;
+  excess: number;
+  tolerance: number;
+  cohort_events: number;
+  baseline_events: number;
+  breached: boolean;
+}
+interface Decision {
+  at: string;
+  actor: string;
+  verdict: string;
+  step: string;
+  share: number;
+  reason: string;
+  cohort?: Tally;
+  baseline?: Tally | null;
+  checks?: Check[];
+}
+export interface Rollout {
+  id: string;
+  change: { pipeline_version: number } | { schema: { type: string; version: number } };
+  state: string;
+  share: number;
+  step: string;
+  hold_reason: string | null;
+  steps: unknown[];
+  guardrails: Record<string, number>;
+  auto: boolean;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+  decisions: Decision[];
+  repair: { status: string; repaired: number; past_retention: number } | null;
+}
+interface Diff {
+  compared: number;
+  identical: number;
+  changed: number;
+  dropped: number;
+  dead_lettered: number;
+  rates: { diff: number };
+  samples: { kind: string; key: string; idempotency_key: string; fields: string[]; active: unknown; candidate: unknown }[];
+}
+
+export function changeText(c: Rollout['change']): string {
+  return 'schema' in c ? `schema ${c.schema.type} v${c.schema.version}` : `pipeline version ${c.pipeline_version}`;
+}
+
+const ACTIONS = ['advance', 'pause', 'resume', 'abort', 'promote'] as const;
+const FINISHED = new Set(['promoted', 'rolled_back', 'aborted']);
+
+/** Which operator actions the state allows (the API answers 409 to the others anyway). */
+function enabled(action: (typeof ACTIONS)[number], state: string): boolean {
+  if (FINISHED.has(state)) return false;
+  if (action === 'resume') return state === 'paused';
+  if (action === 'advance' || action === 'pause') return state !== 'paused';
+  return true;
+}
+
+function rate(v: number): string {
+  return Number(v.toPrecision(4)).toString();
+}
+
+/** One rollout: its state, steps, decisions with their numbers, the diff, and the buttons. */
+export function RolloutDetail(props: { id: string; onChanged: () => void }) {
+  const path = `/v1/rollouts/${encodeURIComponent(props.id)}`;
+  const r = useLoad((signal) => api<Rollout>(path, { signal }), [path]);
+  const diff = useLoad((signal) => api<Diff>(`${path}/diff?limit=10`, { signal }), [path]);
+  const [acting, setActing] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const act = async (action: string) => {
+    setActing(action);
+    setError(null);
+    try {
+      await api(`${path}/${action}`, { method: 'POST' });
+      r.reload();
+      diff.reload();
+      props.onChanged();
+    } catch (e: unknown) {
+      setError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setActing(null);
+    }
+  };
+  const x = r.data;
+  return (
+    <div data-testid="rollout-detail">
+      <ErrorBox error={r.error} />
+      {x && (
+        <>
+          <div class="toolbar">
+            <h3 class="mono">{x.id}</h3>
+            <button type="button" onClick={() => (r.reload(), diff.reload())}>
+              Refresh
+            </button>
+          </div>
+          <div class="cards">
+            <div class="card">
+              <div class="label">change</div>
+              <div class="value small">{changeText(x.change)}</div>
+            </div>
+            <div class="card">
+              <div class="label">state</div>
+              <div class="value small" data-testid="rollout-state">
+                {x.state}
+              </div>
+            </div>
+            <div class="card">
+              <div class="label">share</div>
+              <div class="value" data-testid="rollout-share">
+                {x.share} %
+              </div>
+            </div>
+            <div class="card">
+              <div class="label">step</div>
+              <div class="value small">{x.step}</div>
+            </div>
+            {x.repair && (
+              <div class="card">
+                <div class="label">repair</div>
+                <div class="value small" data-testid="rollout-repair">
+                  {x.repair.status}: {num(x.repair.repaired)} repaired, {num(x.repair.past_retention)} past retention
+                </div>
+              </div>
+            )}
+          </div>
+          {x.hold_reason && (
+            <p class="meta" data-testid="rollout-hold-reason">
+              Holding: {x.hold_reason}
+            </p>
+          )}
+          <div class="actions">
+            {ACTIONS.map((a) => (
+              <button type="button" data-testid={`rollout-${a}`} disabled={acting !== null || !enabled(a, x.state)} onClick={() => void act(a)}>
+                {a}
+              </button>
+            ))}
+            <span class="meta">
+              created {time(x.created_at)} by {x.created_by}; auto {x.auto ? 'on' : 'off'}
+            </span>
+          </div>
+          <ErrorBox error={error} />
+          <h4>Steps and guardrails</h4>
+          <pre class="small" data-testid="rollout-steps">
+            {pretty({ steps: x.steps, guardrails: x.guardrails })}
+          </pre>
+          <h4>Decisions</h4>
+          <table data-testid="rollout-decisions">
+            <thead>
+              <tr>
+                <th>at</th>
+                <th>verdict</th>
+                <th>step</th>
+                <th>by</th>
+                <th>reason and numbers</th>
+              </tr>
+            </thead>
+            <tbody>
+              {x.decisions.map((d) => (
+                <tr data-testid="rollout-decision" data-verdict={d.verdict}>
+                  <td>{time(d.at)}</td>
+                  <td data-testid="decision-verdict">{d.verdict}</td>
+                  <td>
+                    {d.step} {d.share} %
+                  </td>
+                  <td>{d.actor}</td>
+                  <td>
+                    <div data-testid="decision-reason">{d.reason}</div>
+                    {d.checks && d.checks.length > 0 && <Checks checks={d.checks} />}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+      <h4>Diff</h4>
+      <ErrorBox error={diff.error} />
+      {diff.data && <DiffView diff={diff.data} />}
+    </div>
+  );
+}
+
+function Checks(props: { checks: Check[] }) {
+  return (
+    <table class="small">
+      <thead>
+        <tr>
+          <th>guardrail</th>
+          <th>cohort</th>
+          <th>baseline</th>
+          <th>excess</th>
+          <th>tolerance</th>
+          <th>cohort n</th>
+          <th>baseline n</th>
+          <th>verdict</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.checks.map((c) => (
+          <tr data-testid="decision-check" data-guardrail={c.guardrail}>
+            <td>{c.guardrail}</td>
+            <td class="num" data-testid="check-cohort">
+              {rate(c.cohort)}
+            </td>
+            <td class="num" data-testid="check-baseline">
+              {rate(c.baseline)}
+            </td>
+            <td class="num">{rate(c.excess)}</td>
+            <td class="num" data-testid="check-tolerance">
+              {rate(c.tolerance)}
+            </td>
+            <td class="num" data-testid="check-cohort-events">
+              {num(c.cohort_events)}
+            </td>
+            <td class="num" data-testid="check-baseline-events">
+              {num(c.baseline_events)}
+            </td>
+            <td data-testid="check-verdict" class={c.breached ? 'error' : ''}>
+              {c.breached ? 'breached' : 'within'}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function DiffView(props: { diff: Diff }) {
+  const d = props.diff;
+  return (
+    <>
+      <p data-testid="rollout-diff">
+        compared {num(d.compared)}: identical {num(d.identical)}, changed {num(d.changed)}, dropped {num(d.dropped)}, dead-lettered {num(d.dead_lettered)} (diff rate {rate(d.rates.diff)})
+      </p>
+      {d.samples.length > 0 && (
+        <table data-testid="diff-samples">
+          <thead>
+            <tr>
+              <th>kind</th>
+              <th>key</th>
+              <th>fields</th>
+              <th>active</th>
+              <th>candidate</th>
+            </tr>
+          </thead>
+          <tbody>
+            {d.samples.map((s) => (
+              <tr data-testid="diff-sample">
+                <td>{s.kind}</td>
+                <td class="mono">{s.key}</td>
+                <td data-testid="diff-sample-fields">{s.fields.join(', ')}</td>
+                <td>
+                  <pre class="small">{pretty(s.active)}</pre>
+                </td>
+                <td>
+                  <pre class="small">{pretty(s.candidate)}</pre>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
+  );
+}
