@@ -57,6 +57,9 @@ export interface Repair {
   past_retention: number;
   /** A pipeline version's repair: the positions of the events it stored, [partition, offset, ts], saved before they are withdrawn (see repair-pipeline.ts). */
   withdrawing?: [number, number, number][];
+  /** A pipeline version's repair between sweeps: events re-derived so far, stored and dead-lettered by the candidate. */
+  rederived_stored?: number;
+  rederived_dead?: number;
 }
 
 export interface Rollout {

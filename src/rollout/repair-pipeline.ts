@@ -22,6 +22,8 @@ import { repaired, type Rollout } from './machine.js';
  *    the version) are replayed from their dead letters (ops/replay.ts).
  * 5. Every view of the tenant is rebuilt over the withdrawn events' times (a backfill), so
  *    that views end as if the candidate had never run.
+ * 6. If the candidate's events are still found (a batch it began before the routes changed
+ *    committed after step 1), the repair stays pending and sweeps again at the next pass.
  *
  * Not repaired: events a candidate's `drop` step dropped (discarded dead letters, which
  * replay leaves alone).
@@ -91,13 +93,19 @@ export async function finishPipelineRepair(deps: PipelineRepairDeps, r: Rollout,
     for (const v of await deps.store.views.list(r.tenant)) await deps.startBackfill({ view: v.name, tenant: r.tenant, from, to, rate: 0 });
   }
 
-  const past = positions.length - found;
-  const reason =
-    `re-derived with the active version: ${found} events version ${version} stored` +
-    (past > 0 ? ` (${past} more are past the log's retention and keep version ${version}'s output)` : '') +
-    `, ${replayed} it dead-lettered`;
   const { withdrawing: _, ...rest } = r.repair;
-  return repaired({ ...r, repair: rest }, now, { repaired: found + replayed, past_retention: past }, reason);
+  // Counts so far, with those of an earlier sweep.
+  const total = { stored: (rest.rederived_stored ?? 0) + found, dead: (rest.rederived_dead ?? 0) + replayed, past: rest.past_retention + positions.length - found };
+  // A batch the candidate began before the routes changed may have committed after the positions were read: sweep again at the next pass.
+  if ((await deps.store.producedBy(r.tenant, version)).length > 0) {
+    return { ...r, repair: { ...rest, rederived_stored: total.stored, rederived_dead: total.dead, past_retention: total.past }, updated_at: now };
+  }
+  const reason =
+    `re-derived with the active version: ${total.stored} events version ${version} stored` +
+    (total.past > 0 ? ` (${total.past} more are past the log's retention and keep version ${version}'s output)` : '') +
+    `, ${total.dead} it dead-lettered`;
+  const { rederived_stored: _s, rederived_dead: _d, ...done } = rest;
+  return repaired({ ...r, repair: done }, now, { repaired: total.stored + total.dead, past_retention: total.past }, reason);
 }
 
 /** A record as it was appended, to go through the live pipeline again as a replay of `generation`. */

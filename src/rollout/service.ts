@@ -157,6 +157,11 @@ export async function finishRepair(catalog: Catalog, deps: PipelineRepairDeps, t
       r = { ...planned, rev: rec.rev };
     }
     const next = await finishPipelineRepair(deps, r, now);
+    if (next.repair?.status === 'pending') {
+      // Another sweep is due: saved without a decision; null asks the controller to come back at its next pass.
+      await catalog.rollouts.save(toRecord(next, r.rev), 'controller', 'rollout.repair_sweep', { rederived: next.repair.rederived_stored });
+      return null;
+    }
     return (await save(catalog, r, next, 'controller')) ? next : null;
   }
   const next = await repairRollout(deps, r, now);

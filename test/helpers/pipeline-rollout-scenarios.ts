@@ -106,6 +106,8 @@ export function pipelineRolloutScenarios(name: string, start: () => Promise<Roll
         auto: false,
       });
       const id = created.body!.id as string;
+      // While it is under way, no other version is made live behind its back.
+      expect(await call(keys.adminKey, 'PUT', '/v1/pipeline', { steps: [] })).toMatchObject({ status: 409, body: { message: expect.stringContaining(`rollout ${id} is taking a pipeline version live`) } });
       expect((await call(keys.writeKey, 'POST', '/v1/events', events(0, 300, 'b'))).status).toBe(202);
       const diff = await poll(
         () => call(keys.adminKey, 'GET', `/v1/rollouts/${id}/diff?limit=3`),

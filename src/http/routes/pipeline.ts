@@ -33,6 +33,13 @@ export function pipelineRoutes(app: FastifyInstance, deps: { catalog: Catalog; r
   app.put('/v1/pipeline', async (request) => {
     const grant = await authenticate(catalog, request, 'admin');
     const body = objectBody(await request.jsonBody(), ['steps', 'expected_version']);
+    // A version made live under a rollout of another would change its baseline, and its promote would undo this one.
+    const rolling = (await catalog.rollouts.list(grant.tenant)).find((r) => r.active && r.kind === 'pipeline_version');
+    if (rolling) {
+      throw new SluiceError('SLUICE_ERR_CONFLICT', `rollout ${rolling.id} is taking a pipeline version live; promote or abort it first (POST /v1/rollouts/${rolling.id}/promote|abort), or store this version with POST /v1/pipeline/versions`, {
+        field: 'steps',
+      });
+    }
     const v = await putPipeline(catalog.pipelines, grant.tenant, { steps: body.steps, actor: grant.keyId, expectedVersion: optInt(body, 'expected_version', 0, 1_000_000_000) });
     return wire(v, grant.tenant);
   });
