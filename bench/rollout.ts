@@ -10,7 +10,8 @@ import { freePort, keysFrom, startSluice, type Child } from './proc.js';
  * - Live end-to-end throughput (sent → queryable, at full speed) and freshness p99 (a steady
  *   producer at `rate` ev/s, each batch timed from its send to the first poll that counts
  *   it), with a schema rollout in shadow at sample 1.0 (every event run twice more and
- *   diffed), beside the same load without a rollout; two runs of each, alternating.
+ *   diffed), beside the same load without a rollout; and with a candidate pipeline version
+ *   in shadow beside the same live pipeline without a rollout; two runs of each, alternating.
  * - The time from a guardrail breach to share 0: a rollout at 50% whose candidate
  *   dead-letters 5% of the cohort; from the send of the batch that breaches to the first
  *   poll that sees the rollout rolled back.
@@ -35,12 +36,34 @@ async function rollout(c: Child, admin: string, steps: unknown[], guardrails: un
   return r.id as string;
 }
 
-async function liveRun(dir: string, shadow: boolean, events: number, batch: number, concurrency: number, rate: number, seconds: number) {
+/** The live pipeline of the pipeline runs, and the candidate: the same steps and one more (it removes a context field). */
+const LIVE_STEPS = [{ cast: { field: 'properties.amount', to: 'number' } }, { set: { field: 'properties.amount_cents', value: 'int(properties.amount * 100.0)' } }];
+const CANDIDATE_STEPS = [...LIVE_STEPS, { remove: { fields: ['context.locale'] } }];
+
+/**
+ * What runs beside the live load: nothing; a schema version's enforcement in shadow; a live
+ * transform pipeline alone (the baseline of the next); the same with a candidate pipeline
+ * version in shadow.
+ */
+export type RolloutMode = 'none' | 'schema' | 'pipeline-live' | 'pipeline';
+
+async function setUp(c: Child, admin: string, mode: RolloutMode): Promise<string | null> {
+  if (mode === 'schema') return rollout(c, admin, [{ shadow: { sample: 1, duration: '1h' } }], { min_events: 1000 });
+  if (mode === 'none') return null;
+  await call(c, admin, 'PUT', '/v1/pipeline', { steps: LIVE_STEPS });
+  if (mode === 'pipeline-live') return null;
+  const v = await call(c, admin, 'POST', '/v1/pipeline/versions', { steps: CANDIDATE_STEPS });
+  const r = await call(c, admin, 'POST', '/v1/rollouts', { change: { pipeline_version: v.version }, steps: [{ shadow: { sample: 1, duration: '1h' } }], guardrails: { min_events: 1000 }, auto: true });
+  await sleep(2_500);
+  return r.id as string;
+}
+
+async function liveRun(dir: string, mode: RolloutMode, events: number, batch: number, concurrency: number, rate: number, seconds: number) {
   const c = await startSluice(dir, await freePort());
   try {
     const keys = keysFrom(c.stdout);
-    const id = shadow ? await rollout(c, keys.adminKey, [{ shadow: { sample: 1, duration: '1h' } }], { min_events: 1000 }) : null;
-    const bodies = batchBodies(`rollout-${shadow}-${Date.now()}`, events, batch);
+    const id = await setUp(c, keys.adminKey, mode);
+    const bodies = batchBodies(`rollout-${mode}-${Date.now()}`, events, batch);
     const start = performance.now();
     const ingest: LoadResult = await post(c.url, keys.writeKey, bodies, (i) => Math.min(batch, events - i * batch), concurrency);
     while ((await queriedTotal(c.url, keys.readKey)) < events) await sleep(100);
@@ -54,7 +77,7 @@ async function liveRun(dir: string, shadow: boolean, events: number, batch: numb
     const producer = (async () => {
       const every = (100 / rate) * 1000;
       for (let next = Date.now(); Date.now() < end; next += every) {
-        const body = '[' + eventsFor(`steady-${shadow}`, sent, 100).join(',') + ']';
+        const body = '[' + eventsFor(`steady-${mode}`, sent, 100).join(',') + ']';
         const r = await postEvents(c.url, keys.writeKey, body, agent);
         if (r.status !== 202) throw new Error(`steady producer refused: ${r.status}`);
         sent += 100;
@@ -107,23 +130,28 @@ async function breachToZero(dir: string): Promise<{ ms: number; decisionMs: numb
   }
 }
 
+const SAYS: Record<RolloutMode, string> = {
+  none: 'without a rollout',
+  schema: 'with a schema version in shadow at sample 1.0',
+  'pipeline-live': 'through a live transform pipeline, without a rollout',
+  pipeline: 'through a live transform pipeline, with a candidate version in shadow at sample 1.0',
+};
+
 export async function rolloutBench(work: string, events: number, batch: number, concurrency: number, say: (s: string) => void) {
   const rate = 5_000;
   const seconds = 10;
-  const runs: { shadow: boolean; r: Awaited<ReturnType<typeof liveRun>> }[] = [];
-  for (const shadow of [false, true, false, true]) {
-    say(`rollout: live load ${shadow ? 'with a shadow at sample 1.0' : 'without a rollout'} (${events} events at full speed, then ${rate} ev/s for ${seconds} s)`);
-    runs.push({ shadow, r: await liveRun(path.join(work, `rollout-${runs.length}`), shadow, events, batch, concurrency, rate, seconds) });
+  const runs: { mode: RolloutMode; r: Awaited<ReturnType<typeof liveRun>> }[] = [];
+  const order: RolloutMode[] = ['none', 'schema', 'pipeline-live', 'pipeline'];
+  for (const mode of [...order, ...order]) {
+    say(`rollout: live load ${SAYS[mode]} (${events} events at full speed, then ${rate} ev/s for ${seconds} s)`);
+    runs.push({ mode, r: await liveRun(path.join(work, `rollout-${runs.length}`), mode, events, batch, concurrency, rate, seconds) });
   }
-  const mean = (shadow: boolean, f: (r: Awaited<ReturnType<typeof liveRun>>) => number) => {
-    const xs = runs.filter((x) => x.shadow === shadow).map((x) => f(x.r));
+  const mean = (mode: RolloutMode, f: (r: Awaited<ReturnType<typeof liveRun>>) => number) => {
+    const xs = runs.filter((x) => x.mode === mode).map((x) => f(x.r));
     return xs.reduce((a, b) => a + b, 0) / xs.length;
   };
+  const of = (mode: RolloutMode) => ({ e2e: mean(mode, (r) => r.e2e), ingest: mean(mode, (r) => r.ingest), freshnessP99: mean(mode, (r) => r.freshnessP99), compared: mean(mode, (r) => r.compared), total: mean(mode, (r) => r.total) });
   say('rollout: time from a guardrail breach to share 0');
   const breach = await breachToZero(path.join(work, 'rollout-breach'));
-  return {
-    without: { e2e: mean(false, (r) => r.e2e), ingest: mean(false, (r) => r.ingest), freshnessP99: mean(false, (r) => r.freshnessP99) },
-    shadow: { e2e: mean(true, (r) => r.e2e), ingest: mean(true, (r) => r.ingest), freshnessP99: mean(true, (r) => r.freshnessP99), compared: mean(true, (r) => r.compared), total: mean(true, (r) => r.total) },
-    breach,
-  };
+  return { without: of('none'), shadow: of('schema'), pipelineLive: of('pipeline-live'), pipelineShadow: of('pipeline'), breach };
 }

@@ -447,6 +447,10 @@ try {
     `  shadow at sample 1.0        sent → queryable ${fmt(ro.shadow.e2e).padStart(8)} ev/s   freshness p99 ${fmt(ro.shadow.freshnessP99, 2)} s   (${fmt(ro.shadow.compared)} of ${fmt(ro.shadow.total)} events compared)`,
     `  ratio throughput shadow / baseline          ${fmt(ro.shadow.e2e / ro.without.e2e, 2).padStart(10)}        target ≥ 0.80: ${ro.shadow.e2e >= 0.8 * ro.without.e2e ? 'met' : 'MISSED'}`,
     `  ratio freshness p99 shadow / baseline       ${fmt(ro.shadow.freshnessP99 / ro.without.freshnessP99, 2).padStart(10)}        target ≤ 1.50: ${ro.shadow.freshnessP99 <= 1.5 * ro.without.freshnessP99 ? 'met' : 'MISSED'}`,
+    `  live pipeline, no rollout   sent → queryable ${fmt(ro.pipelineLive.e2e).padStart(8)} ev/s   freshness p99 ${fmt(ro.pipelineLive.freshnessP99, 2)} s`,
+    `  + pipeline version shadow   sent → queryable ${fmt(ro.pipelineShadow.e2e).padStart(8)} ev/s   freshness p99 ${fmt(ro.pipelineShadow.freshnessP99, 2)} s   (${fmt(ro.pipelineShadow.compared)} of ${fmt(ro.pipelineShadow.total)} events compared)`,
+    `  ratio throughput pipeline shadow / live pipeline ${fmt(ro.pipelineShadow.e2e / ro.pipelineLive.e2e, 2).padStart(5)}        target ≥ 0.80: ${ro.pipelineShadow.e2e >= 0.8 * ro.pipelineLive.e2e ? 'met' : 'MISSED'}`,
+    `  ratio freshness p99 pipeline shadow / live   ${fmt(ro.pipelineShadow.freshnessP99 / ro.pipelineLive.freshnessP99, 2).padStart(9)}        target ≤ 1.50: ${ro.pipelineShadow.freshnessP99 <= 1.5 * ro.pipelineLive.freshnessP99 ? 'met' : 'MISSED'}`,
     `  guardrail breach → share 0: ${fmt(ro.breach.ms)} ms from the send of the breaching events to the first poll that sees share 0 (decision at ${fmt(ro.breach.decisionMs)} ms; ${ro.breach.state})`,
     );
   }

@@ -15,6 +15,9 @@ import { transformStage } from '../worker/transform.js';
  * - `replaces` names a live stage (a pipeline version: `transform`): the candidate's stages
  *   run in its place.
  */
+/** The live stages a change may replace (routed by the cohort in the live group). */
+export const REPLACEABLE: ReadonlySet<string> = new Set(['transform']);
+
 export interface ChangeStages {
   candidate: Stage[];
   replaces: string | null;

@@ -66,8 +66,11 @@ export function routeInPlaceOf(stage: Stage, routeOf: (tenant: string) => LiveRo
     async run(records, ctx) {
       let routed: Map<string, { route: LiveRoute; inside: LogRecord[]; outside: LogRecord[] }> | null = null;
       const plain: LogRecord[] = [];
+      // Looked up once per tenant and batch.
+      const routes = new Map<string, LiveRoute | null>();
       for (const r of records) {
-        const route = routeOf(r.tenant);
+        let route = routes.get(r.tenant);
+        if (route === undefined) routes.set(r.tenant, (route = routeOf(r.tenant)));
         if (!route || route.share <= 0) {
           plain.push(r);
           continue;

@@ -5,7 +5,7 @@ import type { RolloutSide, RolloutTally } from '../ports/rollouts.js';
 import { compile, newAjv } from '../schema/registry.js';
 import { compileStored } from '../transform/registry.js';
 import { processBatch, type Processed, type Stage, type StageContext } from '../worker/pipeline.js';
-import { enforceSchema, pipelineVersionStages, schemaStages, type ChangeStages } from './changes.js';
+import { enforceSchema, pipelineVersionStages, REPLACEABLE, schemaStages, type ChangeStages } from './changes.js';
 import { cohortPoint, COHORT_POINTS } from './cohort.js';
 import { diffBatch, EMPTY_DIFF } from './diff.js';
 import { EMPTY_TALLY, addTally } from './guardrails.js';
@@ -145,7 +145,7 @@ export class RolloutRuntime {
    * stages (a schema version's enforcement).
    */
   liveStages(live: readonly Stage[]): Stage[] {
-    return [...live.map((s) => routeInPlaceOf(s, (tenant) => this.routeOf(tenant, s.name), this.observe)), this.routeStage()];
+    return [...live.map((s) => (REPLACEABLE.has(s.name) ? routeInPlaceOf(s, (tenant) => this.routeOf(tenant, s.name), this.observe) : s)), this.routeStage()];
   }
 
   /** The live group's last stage: keys in a rollout's cohort also go through its candidate. */
@@ -167,8 +167,11 @@ export class RolloutRuntime {
         if (this.active.size === 0) return { live: [], dead: [] };
         const started = performance.now();
         const byRollout = new Map<Active, LogRecord[]>();
+        const tenants = new Map<string, Active[]>();
         for (const r of records) {
-          for (const a of this.forTenant(r.tenant)) {
+          let mine = tenants.get(r.tenant);
+          if (!mine) tenants.set(r.tenant, (mine = this.forTenant(r.tenant)));
+          for (const a of mine) {
             if (r.receivedAt < a.rollout.created_at) continue;
             const sample = shadowSample(a.rollout);
             if (sample < 1 && cohortPoint('shadow:' + a.rollout.id, r.tenant, r.key) >= Math.round(sample * COHORT_POINTS)) continue;
