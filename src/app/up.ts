@@ -4,6 +4,7 @@ import { configured, openCatalog, ownsDataDir } from '../backends/registry.js';
 import { SluiceError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 import type { Config } from '../config/schema.js';
+import { cliCommand } from '../config/load.js';
 import { buildApp } from '../http/app.js';
 import { Quotas } from '../ingest/quotas.js';
 import { createLogger } from '../obs/logger.js';
@@ -167,8 +168,8 @@ export function banner(running: Running, config: Readonly<Config>): string {
     const dir = config.log.url === 'embedded' && config.dataDir !== './data' ? ` --data-dir ${config.dataDir}` : '';
     lines.push(
       'Tenant "default" exists; its keys were printed when it was created.',
-      `Lost them? Issue new ones: sluice key create default --scope write${dir}   (or --scope read, --scope admin)`,
-      `Another tenant and its keys: sluice tenant create NAME${dir}`,
+      `Lost them? Issue new ones: ${cliCommand()} key create default --scope write${dir}   (or --scope read, --scope admin)`,
+      `Another tenant and its keys: ${cliCommand()} tenant create NAME${dir}`,
     );
   }
   const obs = running.obsUrl ?? url;

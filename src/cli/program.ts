@@ -459,7 +459,8 @@ function addQuery(program: Command, act: <A extends unknown[]>(fn: (...a: A) => 
     .option('--source <s>', 'auto or raw')
     .option('--csv', 'CSV output')
     .option('--json', 'JSON output');
-  serverOptions(query);
+  // The query role's flags under their own heading: a client wants --url, never --port.
+  serverOptions(query.optionsGroup('As the query role (scale-out), with none of the client options above:'));
   const CLIENT = ['event', 'from', 'to', 'interval', 'measures', 'groupBy', 'filter', 'orderBy', 'limit', 'source', 'csv', 'json'];
   const flags = (o: Opts): QueryFlags => ({
     event: o.event as string | undefined,
@@ -479,7 +480,7 @@ function addQuery(program: Command, act: <A extends unknown[]>(fn: (...a: A) => 
     json: o.json === true,
   });
   const SUBCOMMANDS = ['events', 'event', 'tail', 'views'];
-  query.argument('[command]', `${SUBCOMMANDS.join(', ')} (below); none: a query`);
+  query.argument('[command]', `${SUBCOMMANDS.join(', ')} (below); none: a query`).usage(`[options] [${SUBCOMMANDS.join('|')}] [arguments]`);
   query.action(
     act(async (given: string | undefined, o: Opts, cmd: Command) => {
       if (given !== undefined) {
