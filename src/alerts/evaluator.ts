@@ -86,7 +86,7 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
         continue;
       }
       try {
-        const data = await opts.source.ruleData(tenant, rule, ends[0]! - lookback(rule), end);
+        const data = await opts.source.ruleData(tenant, rule, ends[0]! - lookback(rule), end, watermark);
         await data.prefetch?.(ends);
         const out = advance(tenant, rule, prev, data, ends);
         result.rules++;
@@ -109,6 +109,7 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
       await opts.store.saveEvaluation({ ...write, notifications: plan.notifications, objects: plan.groups });
     }
   }
+  opts.source.endPass?.();
   return result;
 }
 

@@ -42,6 +42,10 @@ export const DUCKDB: ViewDialect<DuckDBValue> = {
   double: (v, p) => `CAST(${p.add(String(v))} AS DOUBLE)`,
   contains: (x, needle) => `contains(${x}, ${needle})`,
   timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ts >= epoch_ms(${p.add(BigInt(from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(to))}::BIGINT)`,
+  // The column against constants, so that the zone maps of received_at (rows are appended in
+  // about the order they were received) skip the older row groups.
+  receivedRange: (from, to, p) =>
+    `${from === null ? '' : `received_at >= epoch_ms(${p.add(BigInt(from))}::BIGINT) AND `}received_at < epoch_ms(${p.add(BigInt(to))}::BIGINT)`,
   bucket: (size, p) => {
     const s = p.add(size);
     return `(epoch_ms(ts) // ${s}) * ${s}`;
