@@ -1,4 +1,4 @@
-import { formatDuration, severitiesOf, type BuiltinRule, type ConditionOp, type Rule, type Severity, type SloRule, type ThresholdRule } from './rules.js';
+import { burnSlo, formatDuration, severitiesOf, type BuiltinRule, type ConditionOp, type Rule, type Severity, type SloRule, type ThresholdRule } from './rules.js';
 
 /**
  * Evaluating a rule at one instant (pure): the windows end at `end`, a whole minute at or
@@ -200,6 +200,7 @@ export function builtinVerdict(rule: BuiltinRule, value: number | null): Verdict
 /** The verdicts of any rule at `end` from its data (live path). */
 export function evaluate(rule: Rule, data: RuleData, end: number): Verdict[] {
   if (rule.kind === 'slo') return evaluateSlo(rule, data.slo!, end);
+  if (rule.kind === 'builtin' && rule.burn) return evaluateSlo(burnSlo(rule), data.slo!, end);
   if (rule.kind === 'builtin') return [builtinVerdict(rule, data.signal ?? null)];
   const m = data.partials ? mergeWindow(rule, data.partials, end - rule.window, end) : data.window!(end);
   return [thresholdVerdict(rule, m)];

@@ -1,5 +1,6 @@
 import type { Measure, QuerySpec } from '../core/query.js';
 import type { DeadLetterStore } from '../ports/dead-letters.js';
+import type { IngestMinute } from '../ports/alerts.js';
 import type { Log } from '../ports/log.js';
 import type { StoreReader } from '../ports/reader.js';
 import { mergeable, type MinuteLookup, type MinutePartial, type MinuteSeries, type RuleData, type WindowMeasure } from './evaluate.js';
@@ -43,6 +44,15 @@ export const PIPELINE_FAULTS = ['poison', 'invalid_row', 'enrich_failed'] as con
 const RATIO_WINDOW = 3_600_000;
 const RATIO_MIN_EVENTS = 100;
 
+export interface StoreSourceOptions {
+  /** The catalog's dead letters, for the dead-letter ratio. */
+  deadLetters?: DeadLetterStore;
+  /** Where the evaluation keeps series between passes. */
+  cache?: SeriesCache;
+  /** The ingest minutes of a tenant in [from, to) (`AlertStore.ingestMinutes`), for ingest availability. */
+  ingest?: (tenant: string, from: number, to: number) => Promise<IngestMinute[]>;
+}
+
 /** Events received with an event time more than this ahead are counted by a series' next full read (ingest clamps them at 5 min by default). */
 const AHEAD = 86_400_000;
 
@@ -53,7 +63,8 @@ const AHEAD = 86_400_000;
  * the last pass; rules with the same query share one series); without, every call queries its
  * whole span (the API's budgets and backtests).
  */
-export function storeSource(reader: StoreReader, log: Log, now: () => number, deadLetters?: DeadLetterStore, cache?: SeriesCache): AlertSource {
+export function storeSource(reader: StoreReader, log: Log, now: () => number, opts: StoreSourceOptions = {}): AlertSource {
+  const { deadLetters, cache, ingest } = opts;
   const counts = async (tenant: string, sel: Selector, from: number, to: number, interval: '1m' | '1h' = '1m'): Promise<MinuteSeries> => {
     const out: MinuteSeries = new Map();
     if (to <= from) return out;
@@ -128,6 +139,15 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, de
         const good = await counts(tenant, rule.good!, from, to);
         const bad: MinuteSeries = new Map();
         for (const [m, n] of total) bad.set(m, Math.max(0, n - (good.get(m) ?? 0)));
+        return { slo: { total, bad } };
+      }
+      if (rule.kind === 'builtin' && rule.burn) {
+        const total: MinuteSeries = new Map();
+        const bad: MinuteSeries = new Map();
+        for (const m of (await ingest?.(tenant, from, to)) ?? []) {
+          total.set(m.minute, m.requests);
+          bad.set(m.minute, m.failed);
+        }
         return { slo: { total, bad } };
       }
       if (rule.kind === 'builtin') return { signal: await signal(tenant, rule.signal) };

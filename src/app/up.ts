@@ -114,7 +114,11 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     // Alert evaluation and delivery run beside the query API; scaled out, the one holding the catalog's lease works.
     if (config.alerts.enabled && roles.includes('query')) {
       // The evaluation keeps each query's per-minute series between passes (alerts/series-cache.ts).
-      const source = storeSource(storeThread, log, () => systemClock.now(), catalog.deadLetters, new SeriesCache({ now: () => systemClock.now() }));
+      const source = storeSource(storeThread, log, () => systemClock.now(), {
+        deadLetters: catalog.deadLetters,
+        cache: new SeriesCache({ now: () => systemClock.now() }),
+        ingest: (tenant, from, to) => catalog.alerts.ingestMinutes(tenant, from, to),
+      });
       // Holding the data directory, a lease left by an earlier process of the same directory is one that died: take it back at once.
       const owner = ownsDir ? `sluice-up:${path.resolve(config.dataDir)}` : undefined;
       const alerts = {

@@ -101,7 +101,7 @@ describe('alerts API', () => {
   });
 
   it('builtin.dead-letter-ratio-counts-pipeline-faults-of-the-last-hour-against-what-was-stored', async () => {
-    const source = storeSource(directReader(p.store, { log: p.log, catalog: p.catalog, conservationWindowMs: 3_600_000 }), p.log, Date.now, p.catalog.deadLetters);
+    const source = storeSource(directReader(p.store, { log: p.log, catalog: p.catalog, conservationWindowMs: 3_600_000 }), p.log, Date.now, { deadLetters: p.catalog.deadLetters });
     const rule = parseRule('sluice_dead_letter_ratio', BUILTIN_RULES.sluice_dead_letter_ratio);
     const ratio = async () => (await source.ruleData('acme', rule, 0, 0)).signal;
     // The history above is three hours old: nothing in the last hour, too few events to tell.

@@ -75,7 +75,7 @@ describe('alerts: incremental per-minute series', () => {
     const cached = new SqliteCatalog(path.join(dir, 'cached.db'));
     const direct = new SqliteCatalog(path.join(dir, 'direct.db'));
     const sources: [SqliteCatalog, AlertSource][] = [
-      [cached, storeSource(reader, log, () => clock.now(), undefined, cache)],
+      [cached, storeSource(reader, log, () => clock.now(), { cache })],
       [direct, storeSource(reader, log, () => clock.now())],
     ];
     const slo = (bad: number, route = '/pay') => ({
