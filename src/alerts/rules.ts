@@ -136,7 +136,6 @@ export const BUILTIN_RULES: Readonly<Record<string, Record<string, unknown>>> = 
       { severity: 'page', long: '6h', short: '30m', factor: 6 },
     ],
     min_events: 100,
-    severity: 'page',
     annotations: { summary: 'ingest requests are failing (5xx or refused as saturated) fast enough to spend the 99.9 % budget: producers are losing events or retrying' },
   },
   sluice_conservation_gap: {
