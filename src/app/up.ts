@@ -19,6 +19,7 @@ import { ALL_ROLES, consumes, isAllRoles, servedApis, type Role } from './roles.
 import { Services } from '../core/service.js';
 import { alertServices } from '../alerts/service.js';
 import { storeSource } from '../alerts/source.js';
+import { SeriesCache } from '../alerts/series-cache.js';
 import { systemClock } from '../core/clock.js';
 
 export interface Running {
@@ -113,7 +114,12 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     const obsUrl = obs ? urlOf(obs.address() as AddressInfo) : null;
     // Alert evaluation and delivery run beside the query API; scaled out, the one holding the catalog's lease works.
     if (config.alerts.enabled && roles.includes('query')) {
-      const source = storeSource(storeThread, log, () => systemClock.now(), catalog.deadLetters);
+      // The evaluation keeps each query's per-minute series between passes (alerts/series-cache.ts).
+      const source = storeSource(storeThread, log, () => systemClock.now(), {
+        deadLetters: catalog.deadLetters,
+        cache: new SeriesCache({ now: () => systemClock.now() }),
+        ingest: (tenant, from, to) => catalog.alerts.ingestMinutes(tenant, from, to),
+      });
       // Holding the data directory, a lease left by an earlier process of the same directory is one that died: take it back at once.
       const owner = ownsDir ? `sluice-up:${path.resolve(config.dataDir)}` : undefined;
       const alerts = {

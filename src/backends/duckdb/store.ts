@@ -283,7 +283,7 @@ export class DuckdbStore implements Store {
   }
 
   async query(q: QuerySpec, cap: number, signal?: AbortSignal): Promise<QueryAnswer> {
-    const view = q.source === 'raw' ? null : chooseView(this.viewTables.ready(q.tenant), q);
+    const view = q.source === 'raw' || q.received ? null : chooseView(this.viewTables.ready(q.tenant), q);
     const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap) : rawQuerySql(q, cap);
     const r = await this.withTimeout(q.tenant, (c) => c.runAndReadAll(sql, params), signal);
     return { rows: r.getRows().map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw' };

@@ -117,6 +117,16 @@ const MIGRATIONS: Migration[] = [
       CREATE TABLE rollout_diffs (id text PRIMARY KEY, body text NOT NULL);
     `,
   },
+  {
+    // Ingest availability per tenant and minute of receipt: requests answered, and those answered 5xx.
+    version: 6,
+    sql: `
+      CREATE TABLE ingest_minutes (
+        tenant text NOT NULL, minute bigint NOT NULL, requests bigint NOT NULL, failed bigint NOT NULL,
+        PRIMARY KEY (tenant, minute)
+      );
+    `,
+  },
 ];
 
 /**

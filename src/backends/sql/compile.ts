@@ -28,6 +28,8 @@ export interface Dialect<V = unknown> {
   contains(x: string, needle: string): string;
   /** Event time in [from, to) epoch ms, for one tenant. */
   timeRange(tenant: string, from: number, to: number, p: Params<V>): string;
+  /** Receipt time (received_at) in [from, to) epoch ms; `from` null: no lower bound. */
+  receivedRange(from: number | null, to: number, p: Params<V>): string;
   /** The start of the event's bucket of `sizeMs`, in epoch ms. */
   bucket(sizeMs: number, p: Params<V>): string;
   /** The value at rank q (discrete, a value of the set) of `x`; `q` is a parameter. */
@@ -106,6 +108,7 @@ export function rawQuerySql<V>(d: Dialect<V>, q: QuerySpec, cap: number): { sql:
   const keys = select.map((_, i) => `"c${i}"`);
   for (const m of q.measures) select.push(rawMeasure(d, m, p));
   let where = d.timeRange(q.tenant, q.from, q.to, p);
+  if (q.received) where += ` AND ${d.receivedRange(q.received.from, q.received.to, p)}`;
   if (q.event !== null) where += ` AND type = ${p.add(q.event as V)}`;
   for (const f of q.filters) where += ` AND ${filterSql(d, f, d.field(f.field, p), p)}`;
   const sql =
