@@ -11,6 +11,7 @@ import type { LogEntry } from '../src/core/types.js';
 import { appenderRowsPerSecond } from './duckdb-appender.js';
 import { recovery } from './recovery.js';
 import { queryBench } from './query.js';
+import { typedBench } from './typed.js';
 import { spikeBench } from './spike.js';
 import { scaleOutBench } from './scale-out.js';
 import { transformBench } from './transform.js';
@@ -49,7 +50,7 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  * 5,000,000), --ledger-keys N (keys measured per ledger figure, default 300,000), --ledger-prefill N
  * (keys in the ledger before the "after" figures, default 5,000,000; the issue's target is 50M),
  * --ledger-candidates N (keys before the candidates' figures, default 1,000,000), --ledger-candidate
- * btree|rowid-hash|log-structured (repeatable; all three by default), --recovery N (default 200,000), --query-events N (default 10,000,000), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --rollout-events N (default 200,000), --only ingest|fsync|backlog|recovery|query|spike|scale-out|ledger|transform|rollout, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * btree|rowid-hash|log-structured (repeatable; all three by default), --recovery N (default 200,000), --query-events N (default 10,000,000), --typed-events N (default 1,000,000; the targets are judged at 10M), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --rollout-events N (default 200,000), --only ingest|fsync|backlog|recovery|query|typed|spike|scale-out|ledger|transform|rollout, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -59,6 +60,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string' },
     recovery: { type: 'string' },
     'query-events': { type: 'string' },
+    'typed-events': { type: 'string' },
     'spike-seconds': { type: 'string' },
     'scale-out-events': { type: 'string' },
     'transform-events': { type: 'string' },
@@ -75,6 +77,7 @@ const { values } = parseArgs({
 const EVENTS = Number(values.events ?? (values.quick ? 200_000 : 1_000_000));
 const BACKLOG = Number(values.backlog ?? (values.quick ? 500_000 : 5_000_000));
 const RECOVERY = Number(values.recovery ?? (values.quick ? 50_000 : 200_000));
+const TYPED_EVENTS = Number(values['typed-events'] ?? 1_000_000);
 const QUERY_EVENTS = Number(values['query-events'] ?? (values.quick ? 1_000_000 : 10_000_000));
 const SPIKE_SECONDS = Number(values['spike-seconds'] ?? (values.quick ? 10 : 20));
 const SCALE_OUT_EVENTS = Number(values['scale-out-events'] ?? (values.quick ? 100_000 : 500_000));
@@ -302,8 +305,8 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'spike', 'scale-out', 'ledger', 'transform', 'rollout'].includes(only)) {
-    throw new Error('--only takes ingest, fsync, backlog, recovery, query, spike, scale-out, ledger, transform or rollout');
+  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'typed', 'spike', 'scale-out', 'ledger', 'transform', 'rollout'].includes(only)) {
+    throw new Error('--only takes ingest, fsync, backlog, recovery, query, typed, spike, scale-out, ledger, transform or rollout');
   }
   const lg = only === undefined || only === 'ledger' ? await ledgerBench(work) : null;
   const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
@@ -311,6 +314,7 @@ try {
   const bl = only === undefined || only === 'backlog' ? await backlogDrain(work) : null;
   const rc = only === undefined || only === 'recovery' ? await recovery(path.join(work, 'recovery'), RECOVERY, BATCH, CONCURRENCY, say) : null;
   const qb = only === undefined || only === 'query' ? await queryBench(work, QUERY_EVENTS, say) : null;
+  const ty = only === undefined || only === 'typed' ? await typedBench(work, TYPED_EVENTS, say) : null;
   const sp = only === undefined || only === 'spike' ? await spikeBench(work, SPIKE_SECONDS, say) : null;
   const so = only === undefined || only === 'scale-out' ? await scaleOutBench(work, SCALE_OUT_EVENTS, BATCH, CONCURRENCY, say) : null;
   const tf = only === undefined || only === 'transform' ? await transformBench(work, TRANSFORM_EVENTS, BATCH, CONCURRENCY, say) : null;
@@ -393,6 +397,23 @@ try {
     `    ratio sluice / hand (p50)                 ${fmt(qb.rawColumnGroupBy.p50 / qb.handColumnGroupBy.p50, 2).padStart(11)}        target ≤ 500 ms at 10M: ${judged(qb.rawColumnGroupBy.p95 <= 500)}`,
     );
   }
+  if (ty) {
+    const judged = (ok: boolean): string => (ty.events >= 10_000_000 ? (ok ? 'met' : 'MISSED') : `not judged at ${fmt(ty.events)} events`);
+    const ms = (x: { p50: number; p95: number }): string => `p50 ${fmt(x.p50, 1).padStart(8)} ms   p95 ${fmt(x.p95, 1).padStart(8)} ms`;
+    out.push(
+    '',
+    `typed columns: ${fmt(ty.events)} events of one type; columns for 3 declared properties built by backfill at ${fmt(ty.buildRate)} rows/s`,
+    `  commit without typed columns (baseline)     ${fmt(ty.loadPlain).padStart(10)} ev/s`,
+    `  commit filling typed columns                ${fmt(ty.loadTyped).padStart(10)} ev/s   ratio ${fmt(ty.loadTyped / ty.loadPlain, 2)}`,
+    `  group-by properties.region, count + sum:amount (declared)`,
+    `    baseline: from the JSON                   ${ms(ty.declaredJson)}`,
+    `    from typed columns                        ${ms(ty.declaredTyped)}`,
+    `    ratio typed / JSON (p95)                  ${fmt(ty.declaredTyped.p95 / ty.declaredJson.p95, 3).padStart(11)}        target p95 ≤ 300 ms at 10M: ${judged(ty.declaredTyped.p95 <= 300)}`,
+    `  group-by properties.plan, count + sum:coupon (undeclared: JSON)`,
+    `    from the JSON                             ${ms(ty.undeclaredJson)}        target p95 ≤ 1 s at 10M: ${judged(ty.undeclaredJson.p95 <= 1000)}`,
+    `  paths read (${ty.paths})`,
+    );
+  }
   if (sp) {
     const { calm, spiky } = sp;
     const within = (x: number, base: number): string => (x <= base * 1.2 ? 'met' : 'MISSED');
@@ -455,7 +476,7 @@ try {
     );
   }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ledger: lg, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, spike: sp, scaleOut: so, transform: tf, rollout: ro }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ledger: lg, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, typed: ty, spike: sp, scaleOut: so, transform: tf, rollout: ro }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

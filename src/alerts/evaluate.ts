@@ -1,4 +1,4 @@
-import { formatDuration, severitiesOf, type BuiltinRule, type ConditionOp, type Rule, type Severity, type SloRule, type ThresholdRule } from './rules.js';
+import { burnSlo, formatDuration, severitiesOf, type BuiltinRule, type ConditionOp, type Rule, type Severity, type SloRule, type ThresholdRule } from './rules.js';
 
 /**
  * Evaluating a rule at one instant (pure): the windows end at `end`, a whole minute at or
@@ -14,11 +14,22 @@ const MINUTE = 60_000;
 /** Per minute of event time: how many events a side of an SLO counted. */
 export type MinuteSeries = Map<number, number>;
 
+/** Reads a per-minute number by the minute's start; undefined (or absent) counts as 0. */
+export interface MinuteLookup<T = number> {
+  get(minute: number): T | undefined;
+}
+
 /** What an SLO is evaluated on: the per-minute counts of its total and of its bad (or good) side. */
 export interface SloSeries {
   total: MinuteSeries;
   /** Bad events per minute; for a rule written with `good`, total − good (computed by the caller). */
   bad: MinuteSeries;
+}
+
+/** SloSeries as the evaluation reads it: the maps of a query, or the series kept between passes. */
+export interface SloData {
+  total: MinuteLookup;
+  bad: MinuteLookup;
 }
 
 /**
@@ -64,7 +75,7 @@ export interface Verdict {
   value?: { measure: string; window: string; value: number | null; events: number; op: ConditionOp; threshold: number };
 }
 
-function sum(series: MinuteSeries, from: number, to: number): number {
+function sum(series: MinuteLookup, from: number, to: number): number {
   let n = 0;
   for (let m = from; m < to; m += MINUTE) n += series.get(m) ?? 0;
   return n;
@@ -102,7 +113,7 @@ export function sloVerdicts(rule: SloRule, windowSums: (length: number) => { bad
 }
 
 /** The SLO's verdicts at `end`, summing the per-minute series directly (the live path). */
-export function evaluateSlo(rule: SloRule, series: SloSeries, end: number): Verdict[] {
+export function evaluateSlo(rule: SloRule, series: SloData, end: number): Verdict[] {
   return sloVerdicts(rule, (length) => ({ bad: sum(series.bad, end - length, end), total: sum(series.total, end - length, end) }));
 }
 
@@ -149,7 +160,7 @@ export function mergeable(rule: ThresholdRule): boolean {
 }
 
 /** Merges per-minute partials over [from, to) into the rule's measure. */
-export function mergeWindow(rule: ThresholdRule, partials: Map<number, MinutePartial>, from: number, to: number): WindowMeasure {
+export function mergeWindow(rule: ThresholdRule, partials: MinuteLookup<MinutePartial>, from: number, to: number): WindowMeasure {
   let count = 0;
   let total = 0;
   let min: number | null = null;
@@ -189,6 +200,7 @@ export function builtinVerdict(rule: BuiltinRule, value: number | null): Verdict
 /** The verdicts of any rule at `end` from its data (live path). */
 export function evaluate(rule: Rule, data: RuleData, end: number): Verdict[] {
   if (rule.kind === 'slo') return evaluateSlo(rule, data.slo!, end);
+  if (rule.kind === 'builtin' && rule.burn) return evaluateSlo(burnSlo(rule), data.slo!, end);
   if (rule.kind === 'builtin') return [builtinVerdict(rule, data.signal ?? null)];
   const m = data.partials ? mergeWindow(rule, data.partials, end - rule.window, end) : data.window!(end);
   return [thresholdVerdict(rule, m)];
@@ -196,8 +208,8 @@ export function evaluate(rule: Rule, data: RuleData, end: number): Verdict[] {
 
 /** A rule's data over a span of minutes: SLO series, threshold partials, or (for measures that do not merge) a window measure per end. */
 export interface RuleData {
-  slo?: SloSeries;
-  partials?: Map<number, MinutePartial>;
+  slo?: SloData;
+  partials?: MinuteLookup<MinutePartial>;
   window?: (end: number) => WindowMeasure;
   /** A built-in rule's signal now. */
   signal?: number | null;

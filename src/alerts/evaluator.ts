@@ -2,6 +2,7 @@ import { coerceError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import type { AlertStore, StoredRule } from '../ports/alerts.js';
 import type { AlertSource } from './source.js';
+import { INGEST_SETTLE_MS } from '../obs/ingest-outcomes.js';
 import { advance, minuteEnds, type AlertStates } from './replay.js';
 import { BUILTIN_RULES, lookback, parseRule, type Rule, type Severity } from './rules.js';
 import type { AlertState, Transition } from './state.js';
@@ -78,15 +79,17 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
       if (rule.kind === 'builtin' && !rule.enabled) continue;
       parsed.set(rule.name, rule);
       const prev = previous.get(rule.name) ?? null;
-      const last = prev ? Math.max(...[...prev.values()].map((x) => x.evaluatedAt)) : end - MINUTE;
-      // Built-in rules watch the pipeline now, on the wall clock; the others step through whole minutes of event time.
-      const ends = rule.kind === 'builtin' ? (opts.clock.now() > last ? [opts.clock.now()] : []) : minuteEnds(Math.max(last, end - (opts.maxCatchUpMinutes ?? 60) * MINUTE), end);
+      // Ingest availability steps through the minutes of receipt every ingest process has written.
+      const until = rule.kind === 'builtin' && rule.burn ? Math.floor((opts.clock.now() - INGEST_SETTLE_MS) / MINUTE) * MINUTE : end;
+      const last = prev ? Math.max(...[...prev.values()].map((x) => x.evaluatedAt)) : until - MINUTE;
+      // The other built-in rules watch the pipeline now, on the wall clock; the rest step through whole minutes of event time.
+      const ends = rule.kind === 'builtin' && !rule.burn ? (opts.clock.now() > last ? [opts.clock.now()] : []) : minuteEnds(Math.max(last, until - (opts.maxCatchUpMinutes ?? 60) * MINUTE), until);
       if (ends.length === 0) {
         if (prev) current.set(rule.name, prev);
         continue;
       }
       try {
-        const data = await opts.source.ruleData(tenant, rule, ends[0]! - lookback(rule), end);
+        const data = await opts.source.ruleData(tenant, rule, ends[0]! - lookback(rule), until, watermark);
         await data.prefetch?.(ends);
         const out = advance(tenant, rule, prev, data, ends);
         result.rules++;
@@ -109,6 +112,7 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
       await opts.store.saveEvaluation({ ...write, notifications: plan.notifications, objects: plan.groups });
     }
   }
+  opts.source.endPass?.();
   return result;
 }
 

@@ -1,4 +1,4 @@
-import { evaluate, mergeWindow, sloVerdicts, thresholdVerdict, type RuleData, type Verdict } from './evaluate.js';
+import { evaluate, mergeWindow, sloVerdicts, thresholdVerdict, type MinuteLookup, type RuleData, type Verdict } from './evaluate.js';
 import { forOf, initialState, step, type AlertState, type Transition } from './state.js';
 import { lookback, severitiesOf, type Rule, type Severity } from './rules.js';
 
@@ -52,7 +52,7 @@ export function advance(tenant: string, rule: Rule, prev: AlertStates | null, da
 }
 
 /** Prefix sums of a per-minute series over [from, to): sum over [a, b) in O(1). */
-function prefix(series: Map<number, number>, from: number, to: number): (a: number, b: number) => number {
+function prefix(series: MinuteLookup, from: number, to: number): (a: number, b: number) => number {
   const n = Math.max(0, (to - from) / MINUTE);
   const acc = new Float64Array(n + 1);
   for (let i = 0; i < n; i++) acc[i + 1] = acc[i]! + (series.get(from + i * MINUTE) ?? 0);
@@ -75,8 +75,8 @@ export function backtest(tenant: string, rule: Rule, data: RuleData, from: numbe
   }
   if (rule.kind === 'builtin') throw new Error('built-in rules watch the pipeline now: they have no history to backtest');
   if (data.partials && rule.query.measure.kind === 'count') {
-    const count = new Map([...data.partials].map(([m, p]) => [m, p.count]));
-    const c = prefix(count, start, to);
+    const partials = data.partials;
+    const c = prefix({ get: (m) => partials.get(m)?.count }, start, to);
     return stepThrough(tenant, rule, null, ends, (end) => {
       const n = c(end - rule.window, end);
       return [thresholdVerdict(rule, { value: n, events: n })];

@@ -81,9 +81,15 @@ export interface ThresholdRule {
  *   (`poison`, `invalid_row`, `enrich_failed`: not the producer's doing), by when they were
  *   dead-lettered, over those plus the events stored with an event time in that hour; unknown
  *   (insufficient data) below 100 events.
- * Evaluated on the wall clock at each pass (not at window ends: a stalled watermark is what
- * freshness watches). On by default (BUILTIN_RULES); a PUT with the same name changes one,
- * `"enabled": false` turns it off.
+ * - `ingest_availability`: an SLO on the share of ingest requests not answered 5xx (the
+ *   server's fault: an error, or refused as saturated), per minute of receipt, with burn-rate
+ *   windows (`burn`); by default 99.9 % and the SRE workbook's two page conditions (14.4× over
+ *   1 h and 5 m, 6× over 6 h and 30 m), at least 100 requests per window. 429s (the tenant's
+ *   quota) and 4xx (the producer's request) are not failures.
+ * The first three are evaluated on the wall clock at each pass (not at window ends: a stalled
+ * watermark is what freshness watches); ingest availability steps through every minute of
+ * receipt that every ingest process has written (INGEST_SETTLE_MS after its end). On by
+ * default (BUILTIN_RULES); a PUT with the same name changes one, `"enabled": false` turns it off.
  */
 export interface BuiltinRule {
   kind: 'builtin';
@@ -95,9 +101,11 @@ export interface BuiltinRule {
   enabled: boolean;
   labels: Record<string, string>;
   annotations: Record<string, string>;
+  /** For `ingest_availability`: the objective and burn-rate conditions (`condition` is unused). */
+  burn: { objective: number; windows: BurnWindow[]; minEvents: number } | null;
 }
 
-export type BuiltinSignal = 'freshness' | 'conservation_gap' | 'dead_letter_ratio';
+export type BuiltinSignal = 'freshness' | 'conservation_gap' | 'dead_letter_ratio' | 'ingest_availability';
 
 export type Rule = SloRule | ThresholdRule | BuiltinRule;
 
@@ -118,6 +126,17 @@ export const BUILTIN_RULES: Readonly<Record<string, Record<string, unknown>>> = 
     for: '0s',
     severity: 'ticket',
     annotations: { summary: 'more than 1 % of events fail in the pipeline (poison, invalid rows, enrichers): see GET /v1/dlq/groups' },
+  },
+  sluice_ingest_availability: {
+    kind: 'builtin',
+    signal: 'ingest_availability',
+    objective: 0.999,
+    windows: [
+      { severity: 'page', long: '1h', short: '5m', factor: 14.4 },
+      { severity: 'page', long: '6h', short: '30m', factor: 6 },
+    ],
+    min_events: 100,
+    annotations: { summary: 'ingest requests are failing (5xx or refused as saturated) fast enough to spend the 99.9 % budget: producers are losing events or retrying' },
   },
   sluice_conservation_gap: {
     kind: 'builtin',
@@ -148,7 +167,15 @@ export const RULE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;
 
 /** The longest window a rule looks at, ms. */
 export function lookback(rule: Rule): number {
-  return rule.kind === 'slo' ? Math.max(...rule.windows.map((w) => w.long)) : rule.kind === 'threshold' ? rule.window : 0;
+  const windows = rule.kind === 'slo' ? rule.windows : rule.kind === 'builtin' ? rule.burn?.windows : undefined;
+  return windows ? Math.max(...windows.map((w) => w.long)) : rule.kind === 'threshold' ? rule.window : 0;
+}
+
+/** A built-in burn-rate rule as the SLO it evaluates (its total and bad sides come from the ingest minutes, not from queries). */
+export function burnSlo(rule: BuiltinRule): SloRule {
+  const b = rule.burn!;
+  const none: Selector = { event: null, filters: [] };
+  return { kind: 'slo', name: rule.name, objective: b.objective, period: SLO_DEFAULTS.period, total: none, bad: none, good: null, minEvents: b.minEvents, windows: b.windows, labels: rule.labels, annotations: rule.annotations };
 }
 
 function bad(field: string, message: string): SluiceError {
@@ -306,25 +333,36 @@ export function parseRule(name: string, body: unknown): Rule {
     };
   }
   if (o.kind === 'builtin') {
-    checkKeys(o, ['kind', 'signal', 'condition', 'for', 'severity', 'enabled', 'labels', 'annotations'], '');
     const defaults = BUILTIN_RULES[name];
     if (!defaults || defaults.signal !== o.signal) {
       throw bad('signal', `built-in rules are ${Object.entries(BUILTIN_RULES).map(([n, r]) => `"${n}" (signal "${String(r.signal)}")`).join(', ')}; "${name}" with signal ${JSON.stringify(o.signal)} is not one`);
     }
-    const c = object(o.condition ?? defaults.condition, 'condition');
-    if (typeof c.op !== 'string' || !CONDITION_OPS.includes(c.op as ConditionOp)) throw bad('condition.op', `"condition.op" must be one of ${CONDITION_OPS.join(', ')}`);
-    if (typeof c.value !== 'number' || !Number.isFinite(c.value)) throw bad('condition.value', '"condition.value" must be a number');
     if (o.enabled !== undefined && typeof o.enabled !== 'boolean') throw bad('enabled', '"enabled" must be true or false');
-    return {
-      kind: 'builtin',
+    const common = {
+      kind: 'builtin' as const,
       name,
       signal: o.signal as BuiltinSignal,
-      condition: { op: c.op as ConditionOp, value: c.value },
-      for: parseDuration(o.for ?? defaults.for, 'for'),
-      severity: severity(o.severity ?? defaults.severity, 'severity'),
       enabled: (o.enabled as boolean | undefined) ?? true,
       labels: stringMap(o.labels, 'labels', true),
       annotations: stringMap(o.annotations ?? defaults.annotations, 'annotations', false),
+    };
+    if (o.signal === 'ingest_availability') {
+      checkKeys(o, ['kind', 'signal', 'objective', 'windows', 'min_events', 'enabled', 'labels', 'annotations'], '');
+      const objective = o.objective ?? defaults.objective;
+      if (typeof objective !== 'number' || !(objective > 0 && objective < 1)) throw bad('objective', '"objective" must be a number between 0 and 1 (exclusive), e.g. 0.999');
+      const windows = burnWindows(o.windows ?? defaults.windows, objective);
+      return { ...common, condition: { op: 'gt', value: 0 }, for: 0, severity: windows.some((w) => w.severity === 'page') ? 'page' : 'ticket', burn: { objective, windows, minEvents: minEvents(o.min_events ?? defaults.min_events, SLO_DEFAULTS.minEvents) } };
+    }
+    checkKeys(o, ['kind', 'signal', 'condition', 'for', 'severity', 'enabled', 'labels', 'annotations'], '');
+    const c = object(o.condition ?? defaults.condition, 'condition');
+    if (typeof c.op !== 'string' || !CONDITION_OPS.includes(c.op as ConditionOp)) throw bad('condition.op', `"condition.op" must be one of ${CONDITION_OPS.join(', ')}`);
+    if (typeof c.value !== 'number' || !Number.isFinite(c.value)) throw bad('condition.value', '"condition.value" must be a number');
+    return {
+      ...common,
+      condition: { op: c.op as ConditionOp, value: c.value },
+      for: parseDuration(o.for ?? defaults.for, 'for'),
+      severity: severity(o.severity ?? defaults.severity, 'severity'),
+      burn: null,
     };
   }
   throw bad('kind', '"kind" must be "slo", "threshold" or "builtin"');
@@ -349,6 +387,10 @@ export function ruleJson(r: Rule): Record<string, unknown> {
       annotations: r.annotations,
     };
   }
+  if (r.kind === 'builtin' && r.burn) {
+    const b = r.burn;
+    return { kind: 'builtin', signal: r.signal, objective: b.objective, windows: b.windows.map((w) => ({ severity: w.severity, long: formatDuration(w.long), short: formatDuration(w.short), factor: w.factor })), min_events: b.minEvents, enabled: r.enabled, labels: r.labels, annotations: r.annotations };
+  }
   if (r.kind === 'builtin') {
     return { kind: 'builtin', signal: r.signal, condition: r.condition, for: formatDuration(r.for), severity: r.severity, enabled: r.enabled, labels: r.labels, annotations: r.annotations };
   }
@@ -367,5 +409,6 @@ export function ruleJson(r: Rule): Record<string, unknown> {
 
 /** The severities a rule can raise, in order. */
 export function severitiesOf(r: Rule): Severity[] {
-  return r.kind !== 'slo' ? [r.severity] : SEVERITIES.filter((s) => r.windows.some((w) => w.severity === s));
+  const windows = r.kind === 'slo' ? r.windows : r.kind === 'builtin' ? r.burn?.windows : undefined;
+  return !windows ? [(r as ThresholdRule | BuiltinRule).severity] : SEVERITIES.filter((s) => windows.some((w) => w.severity === s));
 }

@@ -1,9 +1,11 @@
 import type { Measure, QuerySpec } from '../core/query.js';
 import type { DeadLetterStore } from '../ports/dead-letters.js';
+import type { IngestMinute } from '../ports/alerts.js';
 import type { Log } from '../ports/log.js';
 import type { StoreReader } from '../ports/reader.js';
-import { mergeable, type MinutePartial, type MinuteSeries, type RuleData, type WindowMeasure } from './evaluate.js';
+import { mergeable, type MinuteLookup, type MinutePartial, type MinuteSeries, type RuleData, type WindowMeasure } from './evaluate.js';
 import type { BuiltinSignal, Rule, Selector, ThresholdRule } from './rules.js';
+import type { SeriesCache, SeriesRow, ValueMerge } from './series-cache.js';
 
 const MINUTE = 60_000;
 /** Rows a per-minute query may return: a week of minutes and some. */
@@ -20,8 +22,13 @@ export interface AlertSource {
    * this call (the query watermark): windows end at the last whole minute at or before it.
    */
   watermark(tenant: string): Promise<number>;
-  /** A rule's data covering [from, to) (whole minutes). */
-  ruleData(tenant: string, rule: Rule, from: number, to: number): Promise<RuleData>;
+  /**
+   * A rule's data covering [from, to) (whole minutes). `watermark` (the one `to` was taken
+   * from) lets a source that keeps series between passes count every event received before it.
+   */
+  ruleData(tenant: string, rule: Rule, from: number, to: number, watermark?: number): Promise<RuleData>;
+  /** Called after each evaluation pass: a source that keeps series drops those no rule read for a while. */
+  endPass?(): void;
   /** Counts of a selector per bucket (per minute by default) over [from, to), keyed by bucket start. */
   counts(tenant: string, sel: Selector, from: number, to: number, interval?: '1m' | '1h'): Promise<MinuteSeries>;
 }
@@ -37,8 +44,27 @@ export const PIPELINE_FAULTS = ['poison', 'invalid_row', 'enrich_failed'] as con
 const RATIO_WINDOW = 3_600_000;
 const RATIO_MIN_EVENTS = 100;
 
-/** The source over the store reader and the log (and the catalog's dead letters, for the dead-letter ratio), as `sluice up` has them. */
-export function storeSource(reader: StoreReader, log: Log, now: () => number, deadLetters?: DeadLetterStore): AlertSource {
+export interface StoreSourceOptions {
+  /** The catalog's dead letters, for the dead-letter ratio. */
+  deadLetters?: DeadLetterStore;
+  /** Where the evaluation keeps series between passes. */
+  cache?: SeriesCache;
+  /** The ingest minutes of a tenant in [from, to) (`AlertStore.ingestMinutes`), for ingest availability. */
+  ingest?: (tenant: string, from: number, to: number) => Promise<IngestMinute[]>;
+}
+
+/** Events received with an event time more than this ahead are counted by a series' next full read (ingest clamps them at 5 min by default). */
+const AHEAD = 86_400_000;
+
+/**
+ * The source over the store reader and the log (and the catalog's dead letters, for the
+ * dead-letter ratio), as `sluice up` has them. With `cache`, SLOs and threshold rules on
+ * count, sum, min and max read their per-minute series through it (only what arrived since
+ * the last pass; rules with the same query share one series); without, every call queries its
+ * whole span (the API's budgets and backtests).
+ */
+export function storeSource(reader: StoreReader, log: Log, now: () => number, opts: StoreSourceOptions = {}): AlertSource {
+  const { deadLetters, cache, ingest } = opts;
   const counts = async (tenant: string, sel: Selector, from: number, to: number, interval: '1m' | '1h' = '1m'): Promise<MinuteSeries> => {
     const out: MinuteSeries = new Map();
     if (to <= from) return out;
@@ -52,7 +78,9 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, de
     const t = now();
     const r = await reader.counts({ tenant, type: null, from: t - MINUTE, to: t, interval: '1m' });
     const oldest = await log.oldestUnapplied(r.applied);
-    return oldest === null ? t : Math.min(oldest, t);
+    const w = oldest === null ? t : Math.min(oldest, t);
+    cache?.watermark(tenant, w);
+    return w;
   };
   const signal = async (tenant: string, name: BuiltinSignal): Promise<number | null> => {
     if (name === 'freshness') return Math.max(0, now() - (await watermark(tenant))) / 1000;
@@ -71,10 +99,40 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, de
     if (c.checkedAt === null) return null;
     return c.gapByTenant.find(([t]) => t === tenant)?.[1] ?? 0;
   };
+  /** The series of `sel` (and `measure`, the second column) through the cache. */
+  const cached = (tenant: string, sel: Selector, measure: Measure | null, from: number, to: number, watermark: number) => {
+    const merge = measure && measure.kind !== 'count' ? (measure.kind as ValueMerge) : null;
+    const measures = merge ? [COUNT, measure!] : [COUNT];
+    const key = JSON.stringify([sel.event, sel.filters.map((f) => [f.field.name, f.op, f.value]), merge && measure!.name]);
+    return cache!.series(tenant, key, from, to, watermark, merge, async (start, receivedFrom, receivedTo): Promise<SeriesRow[]> => {
+      const q = { ...spec(tenant, sel, start, receivedTo + AHEAD, '1m', measures), source: 'raw' as const, received: { from: receivedFrom, to: receivedTo } };
+      const answer = await reader.query(q, CAP);
+      return answer.rows.map((r) => [Number(r[0]), Number(r[1]), r[2] === null || r[2] === undefined ? null : Number(r[2])]);
+    });
+  };
+  const counted = (s: { count(m: number): number }): MinuteLookup => ({ get: (m) => s.count(m) });
   return {
     watermark,
     counts,
-    async ruleData(tenant, rule, from, to) {
+    endPass: () => cache?.sweep(),
+    async ruleData(tenant, rule, from, to, watermark) {
+      if (cache && watermark !== undefined && rule.kind === 'slo') {
+        const total = await cached(tenant, rule.total, null, from, to, watermark);
+        const side = await cached(tenant, (rule.bad ?? rule.good)!, null, from, to, watermark);
+        const bad: MinuteLookup = rule.bad ? counted(side) : { get: (m) => Math.max(0, total.count(m) - side.count(m)) };
+        return { slo: { total: counted(total), bad } };
+      }
+      if (cache && watermark !== undefined && rule.kind === 'threshold' && mergeable(rule)) {
+        const m = rule.query.measure;
+        const s = await cached(tenant, rule.query, m, from, to, watermark);
+        const partial = (minute: number): MinutePartial | undefined => {
+          const count = s.count(minute);
+          if (count === 0) return undefined;
+          const v = s.value(minute);
+          return { count, sum: m.kind === 'sum' ? (v ?? 0) : 0, min: m.kind === 'min' ? v : null, max: m.kind === 'max' ? v : null };
+        };
+        return { partials: { get: partial } };
+      }
       if (rule.kind === 'slo') {
         const total = await counts(tenant, rule.total, from, to);
         if (rule.bad) return { slo: { total, bad: await counts(tenant, rule.bad, from, to) } };
@@ -83,22 +141,31 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, de
         for (const [m, n] of total) bad.set(m, Math.max(0, n - (good.get(m) ?? 0)));
         return { slo: { total, bad } };
       }
+      if (rule.kind === 'builtin' && rule.burn) {
+        const total: MinuteSeries = new Map();
+        const bad: MinuteSeries = new Map();
+        for (const m of (await ingest?.(tenant, from, to)) ?? []) {
+          total.set(m.minute, m.requests);
+          bad.set(m.minute, m.failed);
+        }
+        return { slo: { total, bad } };
+      }
       if (rule.kind === 'builtin') return { signal: await signal(tenant, rule.signal) };
       if (mergeable(rule)) return { partials: await partials(reader, tenant, rule, from, to) };
       // Measures that do not merge: one query per window end, over the whole window.
-      const cache = new Map<number, WindowMeasure>();
+      const measured = new Map<number, WindowMeasure>();
       const windows = new Map<number, Promise<WindowMeasure>>();
       const measure = (end: number) => windowMeasure(reader, tenant, rule, end - rule.window, end);
       // Prefetched by the caller through `prefetch`; evaluated synchronously from the cache.
       return {
         window: (end) => {
-          const m = cache.get(end);
+          const m = measured.get(end);
           if (!m) throw new Error(`no window measure fetched for ${new Date(end).toISOString()}`);
           return m;
         },
         prefetch: async (ends: number[]) => {
           for (const end of ends) if (!windows.has(end)) windows.set(end, measure(end));
-          for (const end of ends) cache.set(end, await windows.get(end)!);
+          for (const end of ends) measured.set(end, await windows.get(end)!);
         },
       } as RuleData;
     },

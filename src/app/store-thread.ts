@@ -7,6 +7,7 @@ import { coerceError, RetryAfterError, SluiceError, storeDataError } from '../co
 import { parseView } from '../core/query.js';
 import { BackfillRunner } from '../ops/backfill.js';
 import { ViewBuilds } from '../ops/views.js';
+import { TypedColumnBuilds } from '../ops/typed-columns.js';
 import { ConservationChecker, toReply } from '../obs/conservation.js';
 import { createLogger } from '../obs/logger.js';
 import { startTracing } from '../obs/tracing.js';
@@ -50,6 +51,7 @@ const tracing = await startTracing(config, 'store');
 const abort = new AbortController();
 const backfills = new BackfillRunner(store, { logger, signal: abort.signal });
 const viewBuilds = new ViewBuilds(store, backfills, { logger });
+const typedBuilds = new TypedColumnBuilds(store, backfills, { logger });
 const configViews = config.views.map(({ name, ...def }) => parseView(name, def));
 const rollouts = new RolloutRuntime(catalog, clock);
 
@@ -251,6 +253,20 @@ services.add(
       if (configViews.length === 0) return;
       await workersReady;
       await viewBuilds.declare(catalog, configViews);
+    },
+    { clock, logger },
+  ),
+);
+
+/** Typed columns follow the schemas (published in another thread or process: read from the catalog). */
+services.add(
+  periodic(
+    'typed columns',
+    10_000,
+    async () => {
+      await workersReady;
+      await resuming;
+      await typedBuilds.sync(catalog);
     },
     { clock, logger },
   ),

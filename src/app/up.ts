@@ -4,6 +4,7 @@ import { configured, openCatalog, ownsDataDir } from '../backends/registry.js';
 import { SluiceError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 import type { Config } from '../config/schema.js';
+import { cliCommand } from '../config/load.js';
 import { buildApp } from '../http/app.js';
 import { Quotas } from '../ingest/quotas.js';
 import { createLogger } from '../obs/logger.js';
@@ -18,6 +19,7 @@ import { ALL_ROLES, consumes, isAllRoles, servedApis, type Role } from './roles.
 import { Services } from '../core/service.js';
 import { alertServices } from '../alerts/service.js';
 import { storeSource } from '../alerts/source.js';
+import { SeriesCache } from '../alerts/series-cache.js';
 import { systemClock } from '../core/clock.js';
 
 export interface Running {
@@ -112,7 +114,12 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     const obsUrl = obs ? urlOf(obs.address() as AddressInfo) : null;
     // Alert evaluation and delivery run beside the query API; scaled out, the one holding the catalog's lease works.
     if (config.alerts.enabled && roles.includes('query')) {
-      const source = storeSource(storeThread, log, () => systemClock.now(), catalog.deadLetters);
+      // The evaluation keeps each query's per-minute series between passes (alerts/series-cache.ts).
+      const source = storeSource(storeThread, log, () => systemClock.now(), {
+        deadLetters: catalog.deadLetters,
+        cache: new SeriesCache({ now: () => systemClock.now() }),
+        ingest: (tenant, from, to) => catalog.alerts.ingestMinutes(tenant, from, to),
+      });
       // Holding the data directory, a lease left by an earlier process of the same directory is one that died: take it back at once.
       const owner = ownsDir ? `sluice-up:${path.resolve(config.dataDir)}` : undefined;
       const alerts = {
@@ -167,8 +174,8 @@ export function banner(running: Running, config: Readonly<Config>): string {
     const dir = config.log.url === 'embedded' && config.dataDir !== './data' ? ` --data-dir ${config.dataDir}` : '';
     lines.push(
       'Tenant "default" exists; its keys were printed when it was created.',
-      `Lost them? Issue new ones: sluice key create default --scope write${dir}   (or --scope read, --scope admin)`,
-      `Another tenant and its keys: sluice tenant create NAME${dir}`,
+      `Lost them? Issue new ones: ${cliCommand()} key create default --scope write${dir}   (or --scope read, --scope admin)`,
+      `Another tenant and its keys: ${cliCommand()} tenant create NAME${dir}`,
     );
   }
   const obs = running.obsUrl ?? url;

@@ -65,6 +65,15 @@ export function environmentVariables(): { field: string | null; name: string }[]
   ];
 }
 
+/**
+ * How the user runs the CLI, for the commands that messages suggest: `npx sluice` when it was
+ * started through npm (`npx sluice …` or `npm start` in a checkout, where npm sets
+ * `npm_command`), else `sluice` (an installed binary on the PATH).
+ */
+export function cliCommand(env: NodeJS.ProcessEnv = process.env): string {
+  return env.npm_command ? 'npx sluice' : 'sluice';
+}
+
 function setPath(target: Json, p: string[], value: unknown): void {
   let cur = target;
   for (const k of p.slice(0, -1)) {

@@ -100,6 +100,12 @@ export interface QuerySpec {
   limit: number | null;
   /** `auto`: a covering view when one is built, else raw events; `raw`: raw events (to check a view). */
   source: 'auto' | 'raw';
+  /**
+   * Only events received (`received_at`, epoch ms) in [from, to); `from` null: no lower
+   * bound. Not part of the public query language: alert evaluation reads what arrived since
+   * its last pass with it. Views keep no receipt time: a query with it must be `source: 'raw'`.
+   */
+  received?: { from: number | null; to: number };
 }
 
 /** 0001-01-01T00:00:00Z and 9999-12-31T23:59:00Z. */

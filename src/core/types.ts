@@ -97,7 +97,7 @@ export interface LogEntry {
    */
   replay?: number;
   /**
-   * The version of the tenant's transform pipeline that produced the event (0: none), set by
+   * The version of the tenant's transform pipeline that produced the event (0 or absent: none), set by
    * the worker's `transform` stage and stored with the event (`pipeline_version`).
    */
   pipelineVersion?: number;

@@ -1,6 +1,6 @@
 import { periodic } from '../core/service.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../obs/logger.js';
 import { SluiceError } from '../core/errors.js';
@@ -21,6 +21,7 @@ import { SchemaRegistry } from '../schema/registry.js';
 import { schemaRoutes } from './routes/schemas.js';
 import { opsRoutes } from './routes/ops.js';
 import { SignalSampler } from '../obs/signals.js';
+import { INGEST_FLUSH_MS, IngestOutcomes } from '../obs/ingest-outcomes.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { consoleRoutes } from './routes/console.js';
 import { keyRoutes } from './routes/keys.js';
@@ -168,8 +169,23 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   statusRoutes(app, { log: opts.log, catalog: opts.catalog, reader: opts.reader, quotas, schemas });
   const serve = opts.serve ?? { ingest: true, query: true };
   if (serve.ingest) {
+    // Per tenant and minute, requests and those answered 5xx: the SLI of the built-in rule
+    // sluice_ingest_availability, written to the catalog every few seconds.
+    const outcomes = new IngestOutcomes();
+    const tenants = new WeakMap<FastifyRequest, string>();
+    const flushing = periodic('ingest outcomes', INGEST_FLUSH_MS, () => outcomes.flush((rows) => opts.catalog.alerts.addIngestMinutes(rows)), { clock, ...(opts.logger ? { logger: opts.logger } : {}) });
+    flushing.start(new AbortController().signal);
+    app.addHook('onClose', async () => {
+      await flushing.stop();
+      // The last seconds' counts; the catalog closes after the HTTP face.
+      await outcomes.flush((rows) => opts.catalog.alerts.addIngestMinutes(rows)).catch(() => undefined);
+    });
     app.addHook('onResponse', async (request, reply) => {
-      if (request.method === 'POST' && INGEST_ROUTES.has(request.routeOptions.url ?? '')) sampler.observeIngest(clock.now(), reply.elapsedTime, reply.statusCode);
+      if (request.method === 'POST' && INGEST_ROUTES.has(request.routeOptions.url ?? '')) {
+        sampler.observeIngest(clock.now(), reply.elapsedTime, reply.statusCode);
+        const tenant = tenants.get(request);
+        if (tenant !== undefined) outcomes.observe(tenant, clock.now(), reply.statusCode);
+      }
     });
     ingestRoutes(app, {
       tail,
@@ -182,6 +198,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       schemas,
       obs,
       cors: opts.config.cors,
+      tenants,
     });
   }
   if (serve.query) {
@@ -205,7 +222,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     void app.register(keyRoutes, { catalog: opts.catalog });
     void app.register(rolloutRoutes, { catalog: opts.catalog, now: () => clock.now() });
     void app.register(consoleRoutes, opts.consoleDir ? { dir: opts.consoleDir } : {});
-    alertRoutes(app, { catalog: opts.catalog, source: storeSource(opts.reader, opts.log, () => clock.now(), opts.catalog.deadLetters) });
+    alertRoutes(app, { catalog: opts.catalog, source: storeSource(opts.reader, opts.log, () => clock.now(), { deadLetters: opts.catalog.deadLetters, ingest: (t, from, to) => opts.catalog.alerts.ingestMinutes(t, from, to) }) });
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -7,7 +7,7 @@ import type { DeadLetterFilter, DeadLetterRow } from '../ports/dead-letters.js';
 import type { Log } from '../ports/log.js';
 import { judge } from '../ingest/accept.js';
 import type { SchemaRegistry } from '../schema/registry.js';
-import { compileTransform, type Transform } from '../transform/run.js';
+import { compileTransform, failingTransform, type Transform } from '../transform/run.js';
 
 /**
  * Replay: dead letters re-validated against the current schemas and re-injected through the
@@ -177,10 +177,6 @@ async function rejudge(
   return { fault: { reason: r.code === 'unknown_type' ? 'unknown_type' : 'schema_violation', message: r.message, path: r.path } };
 }
 
-function failingTransform(version: number): Transform {
-  return { steps: [], run: () => ({ outcome: 'dead_lettered', output: null, reason: 'transform_failed', message: `version ${version} does not compile`, changed: [] }) };
-}
-
 /** What the workers' transform stage would do with a re-injected entry (see worker/transform.ts). */
 function throughLive(entry: LogEntry, live: NonNullable<ReplayRequest['live']>): { entry: LogEntry } | { fault: Fault; patchFailed?: boolean } {
   const event = { type: entry.type, key: entry.key, ts: entry.ts, properties: JSON.parse(entry.properties) as Record<string, unknown>, context: JSON.parse(entry.context) as Record<string, unknown> };
@@ -222,7 +218,7 @@ export async function dryRunAll(deps: ReplayDeps, tenant: string, req: Omit<Repl
         // A stored version that no longer compiles fails every event in the workers anyway.
       }
       const salt = await deps.catalog.pipelines.salt(tenant);
-      req = { ...req, live: transform ? { transform, salt, version: current.version } : { transform: failingTransform(current.version), salt, version: current.version } };
+      req = { ...req, live: transform ? { transform, salt, version: current.version } : { transform: failingTransform(`version ${current.version} does not compile`), salt, version: current.version } };
     }
   }
   const total: ReplayReport = { matched: 0, replayed: 0, duplicates: 0, failed: 0, skipped: 0, failures: [], cursor: null, dry_run: true, would_pass: 0, would_fail: [] };

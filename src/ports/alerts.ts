@@ -43,6 +43,10 @@ export interface AlertStore {
    * delivers at a time; another takes over within `ttlMs` of the holder's last renewal.
    */
   lease(owner: string, ttlMs: number, now: number): Promise<boolean>;
+  /** Adds to the ingest minutes (see IngestMinute): each row's counts are added to its (tenant, minute), in one transaction. */
+  addIngestMinutes(rows: readonly IngestMinute[]): Promise<void>;
+  /** A tenant's ingest minutes in [from, to), oldest first; a minute with no request has no row. */
+  ingestMinutes(tenant: string, from: number, to: number): Promise<IngestMinute[]>;
   /** Per tenant and receiver: notifications delivered, and failed attempts, since the outbox began (never decreasing). */
   notificationCounts(): Promise<{ tenant: string; receiver: string; delivered: number; failed: number }[]>;
 }
@@ -94,4 +98,17 @@ export interface EvaluationWrite {
   notifications: { id: string; receiver: string; body: unknown; nextAt: number }[];
   /** Objects written beside (the routing's per-group state, kind "group"); a null body deletes. */
   objects: { kind: AlertObjectKind; name: string; body: unknown }[];
+}
+
+/**
+ * Per tenant and minute of receipt (epoch ms of its start): ingest requests answered, and
+ * those answered 5xx (the server's fault: an error, or refused as saturated with 503). The
+ * SLI of the built-in rule `sluice_ingest_availability`. Requests refused before their key
+ * was known (401) belong to no tenant and are not counted.
+ */
+export interface IngestMinute {
+  tenant: string;
+  minute: number;
+  requests: number;
+  failed: number;
 }

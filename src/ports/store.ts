@@ -1,5 +1,6 @@
 import type { Backfills } from './backfill.js';
 import type { Views } from './views.js';
+import type { TypedColumns } from './typed-columns.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount, Origin } from '../core/types.js';
 import type { QuerySpec } from '../core/query.js';
 
@@ -82,6 +83,12 @@ export interface Store {
   withdraw(tenant: string, version: number, positions: readonly EventPosition[]): Promise<number>;
 
   /**
+   * Columns for the properties schemas declare (see ports/typed-columns.ts); absent: this
+   * store always reads properties from the JSON.
+   */
+  readonly typedColumns?: TypedColumns;
+
+  /**
    * Whether the store answers; a reason when it does not; and the memory its engine holds by
    * its own accounting (the embedded store's block cache and queries), when it keeps one.
    */
@@ -136,6 +143,8 @@ export interface QueryAnswer {
   rows: Cell[][];
   /** `view:<name>` or `raw`. */
   source: string;
+  /** Raw events read from typed columns instead of the JSON (same answer; see ports/typed-columns.ts). */
+  typed?: boolean;
 }
 
 export interface EventSearch {

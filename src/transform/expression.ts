@@ -34,8 +34,12 @@ export interface ExpressionEvent {
   context: Record<string, unknown>;
 }
 
-/** A compiled expression: evaluates to a JSON value (CEL ints become numbers, timestamps ISO strings). */
-export type Expression = (event: ExpressionEvent) => unknown;
+/**
+ * A compiled expression: evaluates to a JSON value (CEL ints become numbers, timestamps ISO
+ * strings). `reads` names the event maps the expression refers to (a superset: a
+ * comprehension variable of the same name counts), so that a caller need not parse the others.
+ */
+export type Expression = ((event: ExpressionEvent) => unknown) & { readonly reads: ReadonlySet<'properties' | 'context'> };
 
 /**
  * CEL declares `type` (the type of types) as a constant that a variable cannot shadow, so
@@ -137,7 +141,7 @@ export function compileExpression(source: string, expect?: 'bool'): Expression {
   if (comprehensionDepth(parsed.ast) > MAX_COMPREHENSION_DEPTH) {
     throw new ExpressionError(`comprehensions (all, exists, exists_one, map, filter) nest at most ${MAX_COMPREHENSION_DEPTH} deep`);
   }
-  return (event) => {
+  const evaluate = (event: ExpressionEvent): unknown => {
     let value: unknown;
     try {
       value = parsed({ [TYPE_VARIABLE]: event.type, key: event.key, ts: new Date(event.ts), properties: event.properties, context: event.context });
@@ -147,6 +151,22 @@ export function compileExpression(source: string, expect?: 'bool'): Expression {
     if (expect === 'bool' && typeof value !== 'boolean') throw new ExpressionError(`must be a condition (bool), got ${describe(value)}`);
     return toJson(value);
   };
+  return Object.assign(evaluate, { reads: mapsRead(parsed.ast) });
+}
+
+/** The event maps (`properties`, `context`) an expression's AST names as identifiers. */
+function mapsRead(ast: unknown): Set<'properties' | 'context'> {
+  const out = new Set<'properties' | 'context'>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) for (const n of node) walk(n);
+    else if (node && typeof node === 'object' && 'op' in node) {
+      const n = node as AstNode;
+      if (n.op === 'id' && (n.args === 'properties' || n.args === 'context')) out.add(n.args);
+      else walk(n.args);
+    }
+  };
+  walk(ast);
+  return out;
 }
 
 function describe(v: unknown): string {

@@ -1,6 +1,6 @@
 import { EpochWatch } from '../core/epoch.js';
 import type { Catalog } from '../ports/catalog.js';
-import { compileTransform, type Transform } from './run.js';
+import { compileTransform, failingTransform, type Transform } from './run.js';
 
 /**
  * A stored version that no longer compiles (it was checked when written; an upgrade of the
@@ -12,7 +12,7 @@ export function compileStored(steps: unknown[], version: number): Transform {
     return compileTransform({ steps });
   } catch (e: unknown) {
     const message = `version ${version} does not compile: ${(e as Error).message}; write a new version (PUT /v1/pipeline)`;
-    return { steps: [], run: () => ({ outcome: 'dead_lettered', output: null, reason: 'transform_failed', message, changed: [] }) };
+    return failingTransform(message);
   }
 }
 

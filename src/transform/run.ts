@@ -26,6 +26,11 @@ export interface TransformResult {
 export interface Transform {
   readonly steps: readonly CompiledStep[];
   /**
+   * The event maps the steps read or write (their fields and their expressions). A caller may
+   * pass an empty object for a map not named here, and keep that map's text as it was.
+   */
+  readonly reads: ReadonlySet<'properties' | 'context'>;
+  /**
    * `salt`: the tenant's redaction salt (see `hashValue`). Never throws. `owned`: the caller
    * gives up `event` (freshly parsed), so the steps change it in place instead of a copy.
    */
@@ -35,17 +40,86 @@ export interface Transform {
 /** Compiles a pipeline document (throws PipelineError, see document.ts). */
 export function compileTransform(doc: unknown): Transform {
   const steps = compileDocument(doc);
-  return { steps, run: (event, salt, owned) => runSteps(steps, event, salt, owned) };
+  const hashes = new HashMemo();
+  return { steps, reads: mapsOf(steps), run: (event, salt, owned) => runSteps(steps, event, salt, owned, hashes) };
+}
+
+/** A stored version that no longer compiles: it dead-letters every event with `message` (transform_failed). */
+export function failingTransform(message: string): Transform {
+  return { steps: [], reads: new Set(), run: () => ({ outcome: 'dead_lettered', output: null, reason: 'transform_failed', message, changed: [] }) };
+}
+
+/** The event maps named by the steps' fields and expressions. */
+function mapsOf(steps: readonly CompiledStep[]): Set<'properties' | 'context'> {
+  const out = new Set<'properties' | 'context'>();
+  const field = (path: readonly string[]) => out.add(path[0] as 'properties' | 'context');
+  const expr = (e: { reads: ReadonlySet<'properties' | 'context'> } | null) => e?.reads.forEach((m) => out.add(m));
+  for (const step of steps) {
+    expr(step.when);
+    switch (step.kind) {
+      case 'cast':
+      case 'set':
+        field(step.field);
+        if (step.kind === 'set') expr(step.value);
+        break;
+      case 'rename':
+        field(step.from);
+        field(step.to);
+        break;
+      case 'remove':
+      case 'redact':
+        step.fields.forEach(field);
+        break;
+      case 'drop':
+      case 'dead_letter':
+        expr(step.condition);
+    }
+  }
+  return out;
+}
+
+/**
+ * Redaction hashes already computed, by salt and canonical value: the same e-mail address or
+ * user id comes back event after event, and an HMAC costs microseconds. Bounded: when full
+ * it starts again empty (a miss only costs the HMAC).
+ */
+class HashMemo {
+  static readonly MAX = 4_096;
+  private salt = '';
+  private readonly hashes = new Map<string, string>();
+
+  hash(value: unknown, salt: string): string {
+    if (salt !== this.salt) {
+      this.hashes.clear();
+      this.salt = salt;
+    }
+    const text = canonicalJson(value);
+    let h = this.hashes.get(text);
+    if (h === undefined) {
+      if (this.hashes.size >= HashMemo.MAX) this.hashes.clear();
+      h = hmacHex(text, salt);
+      this.hashes.set(text, h);
+    }
+    return h;
+  }
+}
+
+/** A step's field as written (`properties.amount`), joined once per compiled path. */
+const dotted = new WeakMap<readonly string[], string>();
+function dottedPath(path: readonly string[]): string {
+  let p = dotted.get(path);
+  if (p === undefined) dotted.set(path, (p = path.join('.')));
+  return p;
 }
 
 /** Thrown by a step on one event. */
 class StepFailure extends Error {}
 
-export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent, salt: string, owned = false): TransformResult {
+export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent, salt: string, owned = false, hashes?: HashMemo): TransformResult {
   const event: ExpressionEvent = owned ? input : structuredClone(input);
   const changed: string[] = [];
-  const mark = (path: string[]) => {
-    const p = path.join('.');
+  const mark = (path: readonly string[]) => {
+    const p = dottedPath(path);
     if (!changed.includes(p)) changed.push(p);
   };
   for (const step of steps) {
@@ -86,7 +160,7 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
           for (const f of step.fields) {
             const [found, value] = read(event, f);
             if (!found || value === null) continue;
-            write(event, f, step.how === 'hash' ? hashValue(value, salt) : maskValue(value));
+            write(event, f, step.how === 'mask' ? maskValue(value) : hashes ? hashes.hash(value, salt) : hashValue(value, salt));
             mark(f);
           }
           break;
@@ -164,7 +238,11 @@ export function castValue(v: unknown, to: CastTarget): unknown {
  * different across tenants, and not reversible by hashing guesses without the salt.
  */
 export function hashValue(v: unknown, salt: string): string {
-  return createHmac('sha256', salt).update(canonicalJson(v)).digest('hex');
+  return hmacHex(canonicalJson(v), salt);
+}
+
+function hmacHex(text: string, salt: string): string {
+  return createHmac('sha256', salt).update(text).digest('hex');
 }
 
 /**
@@ -198,7 +276,9 @@ function write(event: ExpressionEvent, path: string[], value: unknown): void {
     else if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new StepFailure(`${path.join('.')}: ${seg} is not an object`);
     cur = cur[seg] as Json;
   }
-  Object.defineProperty(cur, path[path.length - 1]!, { value, enumerable: true, writable: true, configurable: true });
+  // A plain assignment: compileDocument refuses `__proto__`, `prototype` and `constructor` as
+  // segments, so no setter of Object.prototype can be reached.
+  cur[path[path.length - 1]!] = value;
 }
 
 function remove(event: ExpressionEvent, path: string[]): boolean {

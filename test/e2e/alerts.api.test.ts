@@ -55,7 +55,7 @@ describe('alerts API', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ code: 'SLUICE_ERR_INVALID_BODY', field: 'objective' });
     // With the built-in rules every tenant has.
-    expect((await call('GET', '/v1/alerts/rules', p.tenant.readKey)).json().rules.map((r: { name: string }) => r.name)).toEqual(['errors', 'sluice_freshness', 'sluice_dead_letter_ratio', 'sluice_conservation_gap']);
+    expect((await call('GET', '/v1/alerts/rules', p.tenant.readKey)).json().rules.map((r: { name: string }) => r.name)).toEqual(['errors', 'sluice_freshness', 'sluice_dead_letter_ratio', 'sluice_ingest_availability', 'sluice_conservation_gap']);
     expect((await call('GET', '/v1/alerts/rules/sluice_freshness', p.tenant.readKey)).json()).toMatchObject({ kind: 'builtin', signal: 'freshness', condition: { op: 'gt', value: 300 }, for: '10m', severity: 'page', enabled: true });
     const off = await call('PUT', '/v1/alerts/rules/sluice_freshness', p.tenant.adminKey, { kind: 'builtin', signal: 'freshness', enabled: false });
     expect(off.json()).toMatchObject({ enabled: false, condition: { op: 'gt', value: 300 } });
@@ -101,7 +101,7 @@ describe('alerts API', () => {
   });
 
   it('builtin.dead-letter-ratio-counts-pipeline-faults-of-the-last-hour-against-what-was-stored', async () => {
-    const source = storeSource(directReader(p.store, { log: p.log, catalog: p.catalog, conservationWindowMs: 3_600_000 }), p.log, Date.now, p.catalog.deadLetters);
+    const source = storeSource(directReader(p.store, { log: p.log, catalog: p.catalog, conservationWindowMs: 3_600_000 }), p.log, Date.now, { deadLetters: p.catalog.deadLetters });
     const rule = parseRule('sluice_dead_letter_ratio', BUILTIN_RULES.sluice_dead_letter_ratio);
     const ratio = async () => (await source.ruleData('acme', rule, 0, 0)).signal;
     // The history above is three hours old: nothing in the last hour, too few events to tell.

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { CommanderError, type Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/program.js';
+import { cliCommand } from '../../src/config/load.js';
 import { CLI, freePort, startServer, stop, type ServerProcess } from '../helpers/server.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -142,7 +143,8 @@ describe('against a running server', () => {
     const r = sluice(['query', '--key', 'sluice_r_0000000000000000_nope'], { SLUICE_URL: server.url });
     expect(r.status).toBe(1);
     expect(r.stderr.split('\n')).toHaveLength(2);
-    expect(r.stderr).toMatch(/^sluice: 401 SLUICE_ERR_UNAUTHORIZED: .*\(check --key or SLUICE_KEY: .*"sluice key create TENANT --scope …" issues another\)\n$/);
+    expect(r.stderr).toMatch(/^sluice: 401 SLUICE_ERR_UNAUTHORIZED: .*\(check --key or SLUICE_KEY: .*"(npx )?sluice key create TENANT --scope …" issues another\)\n$/);
+    expect(r.stderr).toContain(`"${cliCommand()} key create`);
     const file = path.join(tmpDir(), 'one.ndjson');
     fs.writeFileSync(file, '{"type":"a"}\n');
     const wrongScope = sluice(['send', '--key', keys.read, file], { SLUICE_URL: server.url });

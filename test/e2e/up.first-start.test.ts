@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { cliCommand } from '../../src/config/load.js';
 import { CLI, freePort } from '../helpers/server.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -62,7 +63,8 @@ describe('the first start', () => {
     const again = await upInOrder(dir, await freePort());
     try {
       expect(again.output()).toContain('Tenant "default" exists; its keys were printed when it was created.');
-      expect(again.output()).toContain(`Lost them? Issue new ones: sluice key create default --scope write --data-dir ${dir}   (or --scope read, --scope admin)`);
+      // `npx sluice` when run through npm (as the tests are), `sluice` from the PATH: see cliCommand.
+      expect(again.output()).toContain(`Lost them? Issue new ones: ${cliCommand()} key create default --scope write --data-dir ${dir}   (or --scope read, --scope admin)`);
     } finally {
       await again.stop();
     }

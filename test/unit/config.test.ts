@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
+import { cliCommand, loadConfig } from '../../src/config/load.js';
 
 describe('config', () => {
   it('load.applies-defaults-then-env-then-flags-and-freezes', () => {
@@ -29,5 +29,13 @@ describe('config', () => {
     expect(() => loadConfig({ env: {}, flags: { catalog: { url: 'nats://a:4222' } } })).toThrow(/--catalog .* expected embedded or postgres:/);
     const scaled = loadConfig({ env: { SLUICE_LOG_URL: 'nats://a:4222,b:4222', SLUICE_STORE_URL: 'postgres://u@h/db', SLUICE_CATALOG_URL: 'postgres://u@h/db' } });
     expect([scaled.store.url, scaled.catalog.url]).toEqual(['postgres://u@h/db', 'postgres://u@h/db']);
+  });
+});
+
+describe('cliCommand', () => {
+  it('config.suggested-commands-say-npx-sluice-when-run-through-npm-and-sluice-otherwise', () => {
+    expect(cliCommand({ npm_command: 'exec' })).toBe('npx sluice');
+    expect(cliCommand({ npm_command: 'start' })).toBe('npx sluice');
+    expect(cliCommand({})).toBe('sluice');
   });
 });

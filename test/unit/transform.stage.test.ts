@@ -3,7 +3,7 @@ import type { LogRecord } from '../../src/core/types.js';
 import { DeadLetterBreaker } from '../../src/worker/breaker.js';
 import { processBatch } from '../../src/worker/pipeline.js';
 import { transformStage } from '../../src/worker/transform.js';
-import { compileTransform } from '../../src/transform/run.js';
+import { compileTransform, hashValue } from '../../src/transform/run.js';
 import type { TenantPipeline } from '../../src/transform/registry.js';
 import { entry } from '../helpers/entries.js';
 
@@ -35,7 +35,8 @@ describe('the transform stage', () => {
       [stage],
       ctx,
     );
-    expect(out.live.map((r) => [r.idempotencyKey, r.pipelineVersion, JSON.parse(r.properties)])).toEqual([
+    // No version is version 0 (LogRecord.pipelineVersion): the stores write 0 for it.
+    expect(out.live.map((r) => [r.idempotencyKey, r.pipelineVersion ?? 0, JSON.parse(r.properties)])).toEqual([
       ['k-1', 3, { amount: 2.5 }],
       ['k-5', 0, { amount: 'x' }],
     ]);
@@ -46,6 +47,38 @@ describe('the transform stage', () => {
     ]);
     // Only transform_failed is the pipeline's fault; a dead_letter step's reason is the producer's.
     expect(out.outcomes.get('a')).toEqual({ ok: 2, failed: 1 });
+  });
+
+  it('transform.a-map-no-step-changed-keeps-the-producers-text', async () => {
+    const t = compileTransform({ steps: [{ rename: { from: 'context.locale', to: 'context.language' } }, { drop: { when: 'has(properties.bot) && properties.bot == true' } }] });
+    expect([...t.reads].sort()).toEqual(['context', 'properties']);
+    expect([...compileTransform({ steps: [{ redact: { fields: ['properties.email'], how: 'hash' } }] }).reads]).toEqual(['properties']);
+    const own = transformStage(async () => ({ version: 2, salt: 's', transform: t }));
+    // The properties are read (by the drop's condition) but not changed: their text stays as sent,
+    // spacing and spelling of numbers included; the renamed context is printed anew.
+    const r = { ...record('a', 1, {}), properties: '{"amount": 1.50, "bot": false}', context: '{"locale":"en-GB","app":"web"}' };
+    const untouched = { ...record('a', 2, {}), properties: '{"x": 1.0}', context: '{"app": "web"}' };
+    const out = await processBatch([r, untouched], [own], ctx);
+    expect(out.live.map((x) => [x.properties, x.context, x.pipelineVersion])).toEqual([
+      ['{"amount": 1.50, "bot": false}', '{"app":"web","language":"en-GB"}', 2],
+      ['{"x": 1.0}', '{"app": "web"}', 2],
+    ]);
+  });
+
+  it('transform.redaction-hashes-are-the-same-from-the-memo-and-differ-by-salt', async () => {
+    const t = compileTransform({ steps: [{ redact: { fields: ['properties.email'], how: 'hash' } }] });
+    const run = (email: unknown, salt: string) => t.run({ type: 't', key: 'k', ts: 0, properties: { email }, context: {} }, salt).output!.properties.email;
+    // Twice each (the second from the memo), alternating salts, beyond the memo's bound.
+    for (let i = 0; i < 5_000; i += 997) {
+      for (const salt of ['tenant-a', 'tenant-b']) {
+        expect(run(`u${i}@example.com`, salt)).toBe(hashValue(`u${i}@example.com`, salt));
+        expect(run(`u${i}@example.com`, salt)).toBe(hashValue(`u${i}@example.com`, salt));
+      }
+    }
+    expect(run({ b: 1, a: 2 }, 'tenant-a')).toBe(hashValue({ a: 2, b: 1 }, 'tenant-a'));
+    expect(run('x', 'tenant-a')).not.toBe(run('x', 'tenant-b'));
+    for (let i = 0; i < 10_000; i++) run(`fill-${i}`, 'tenant-a');
+    expect(run('x', 'tenant-a')).toBe(hashValue('x', 'tenant-a'));
   });
 
   it('transform.a-pipeline-that-fails-most-events-trips-the-breaker', async () => {

@@ -66,8 +66,12 @@ export class DuckdbBackfills implements Backfills {
     private readonly locked: <T>(fn: (c: DuckDBConnection) => Promise<T>) => Promise<T>,
     private readonly side: () => Promise<DuckDBConnection>,
     private readonly resolve: TargetResolver,
-    /** Called inside a transaction that changes a view's build (start, finish, fail), and after it commits. */
-    private readonly hooks: { started(c: DuckDBConnection, tenant: string, view: string, id: string): Promise<void>; changed(c: DuckDBConnection): Promise<void> },
+    /** Called inside a transaction that starts or finishes a build, and (`changed`) after one that changes a build commits. */
+    private readonly hooks: {
+      started(c: DuckDBConnection, tenant: string, view: string, id: string): Promise<void>;
+      finished(c: DuckDBConnection, id: string): Promise<void>;
+      changed(c: DuckDBConnection): Promise<void>;
+    },
   ) {}
 
   views(): string[] {
@@ -160,6 +164,7 @@ export class DuckdbBackfills implements Backfills {
         await c.run(`INSERT INTO ${v.table} SELECT * FROM ${shadow(s.id)} ORDER BY ${v.order}`);
         await c.run(`UPDATE backfills SET status = 'done', updated_at = $1, finished_at = $1 WHERE id = $2`, [BigInt(Date.now()), s.id]);
         await c.run(`UPDATE views SET status = 'ready', error = NULL, updated_at = $1 WHERE build = $2`, [BigInt(Date.now()), s.id]);
+        await this.hooks.finished(c, s.id);
         await c.run(`DROP TABLE ${shadow(s.id)}`);
         await c.run(`DELETE FROM backfill_snapshots WHERE id = $1`, [s.id]);
         await c.run('COMMIT');

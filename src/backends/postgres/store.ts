@@ -374,7 +374,7 @@ export class PostgresStore implements Store {
   }
 
   async query(q: QuerySpec, cap: number): Promise<QueryAnswer> {
-    const ready = q.source === 'raw' ? [] : (await this.views.list(q.tenant)).filter((v) => v.status === 'ready');
+    const ready = q.source === 'raw' || q.received ? [] : (await this.views.list(q.tenant)).filter((v) => v.status === 'ready');
     const view = chooseView(ready as LiveView[], q);
     const { sql, params } = view ? viewQuerySql(POSTGRES, q, view.table, view.def, residualFilters(view.def, q), cap) : rawQuerySql(POSTGRES, q, cap);
     const rows = await this.readRows(sql, params);

@@ -28,6 +28,8 @@ export interface Dialect<V = unknown> {
   contains(x: string, needle: string): string;
   /** Event time in [from, to) epoch ms, for one tenant. */
   timeRange(tenant: string, from: number, to: number, p: Params<V>): string;
+  /** Receipt time (received_at) in [from, to) epoch ms; `from` null: no lower bound. */
+  receivedRange(from: number | null, to: number, p: Params<V>): string;
   /** The start of the event's bucket of `sizeMs`, in epoch ms. */
   bucket(sizeMs: number, p: Params<V>): string;
   /** The value at rank q (discrete, a value of the set) of `x`; `q` is a parameter. */
@@ -97,8 +99,10 @@ function rawMeasure<V>(d: Dialect<V>, m: Measure, p: Params<V>): string {
 /**
  * A query over raw events. Columns are named c0, c1… in the order of `columnsOf(q)`.
  * `cap` is the most rows returned (one more than the server's cap, to tell "too many").
+ * `from` is the relation read: the events table, or one with the columns the dialect names
+ * (the embedded store's typed columns).
  */
-export function rawQuerySql<V>(d: Dialect<V>, q: QuerySpec, cap: number): { sql: string; params: V[] } {
+export function rawQuerySql<V>(d: Dialect<V>, q: QuerySpec, cap: number, from = 'events'): { sql: string; params: V[] } {
   const p = new Params<V>();
   const select: string[] = [];
   if (q.interval) select.push(d.bucket(INTERVAL_MS[q.interval], p));
@@ -106,10 +110,11 @@ export function rawQuerySql<V>(d: Dialect<V>, q: QuerySpec, cap: number): { sql:
   const keys = select.map((_, i) => `"c${i}"`);
   for (const m of q.measures) select.push(rawMeasure(d, m, p));
   let where = d.timeRange(q.tenant, q.from, q.to, p);
+  if (q.received) where += ` AND ${d.receivedRange(q.received.from, q.received.to, p)}`;
   if (q.event !== null) where += ` AND type = ${p.add(q.event as V)}`;
   for (const f of q.filters) where += ` AND ${filterSql(d, f, d.field(f.field, p), p)}`;
   const sql =
-    `SELECT ${select.map((s, i) => `${s} AS "c${i}"`).join(', ')} FROM events WHERE ${where}` +
+    `SELECT ${select.map((s, i) => `${s} AS "c${i}"`).join(', ')} FROM ${from} WHERE ${where}` +
     (keys.length ? ` GROUP BY ${keys.join(', ')}` : '') +
     orderLimit(q, keys, cap);
   return { sql, params: p.values };

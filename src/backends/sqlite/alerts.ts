@@ -1,4 +1,4 @@
-import type { AlertObjectKind, AlertStore, EvaluationWrite, OutboxRow, StoredAlertState, StoredRule, StoredTransition } from '../../ports/alerts.js';
+import type { AlertObjectKind, AlertStore, EvaluationWrite, IngestMinute, OutboxRow, StoredAlertState, StoredRule, StoredTransition } from '../../ports/alerts.js';
 import { NOTIFICATION_COUNTS, toOutbox, type OutboxDbRow } from '../alert-rows.js';
 import { immediate, type SqliteDatabase } from './database.js';
 
@@ -134,6 +134,20 @@ export class SqliteAlerts implements AlertStore {
 
   async markFailed(id: string, error: string, nextAt: number): Promise<void> {
     this.db.prepare('UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?, next_at = ? WHERE id = ? AND delivered_at IS NULL').run(error.slice(0, 1000), nextAt, id);
+  }
+
+  async addIngestMinutes(rows: readonly IngestMinute[]): Promise<void> {
+    if (rows.length === 0) return;
+    immediate(this.db, () => {
+      const add = this.db.prepare(
+        'INSERT INTO ingest_minutes (tenant, minute, requests, failed) VALUES (?, ?, ?, ?) ON CONFLICT (tenant, minute) DO UPDATE SET requests = requests + excluded.requests, failed = failed + excluded.failed',
+      );
+      for (const r of rows) add.run(r.tenant, r.minute, r.requests, r.failed);
+    });
+  }
+
+  async ingestMinutes(tenant: string, from: number, to: number): Promise<IngestMinute[]> {
+    return this.db.prepare('SELECT tenant, minute, requests, failed FROM ingest_minutes WHERE tenant = ? AND minute >= ? AND minute < ? ORDER BY minute').all(tenant, from, to) as IngestMinute[];
   }
 
   async notificationCounts(): Promise<{ tenant: string; receiver: string; delivered: number; failed: number }[]> {

@@ -165,6 +165,13 @@ const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE TABLE rollout_diffs (id TEXT PRIMARY KEY, body TEXT NOT NULL);
   `,
+  // Ingest availability per tenant and minute of receipt: requests answered, and those answered 5xx.
+  `
+  CREATE TABLE ingest_minutes (
+    tenant TEXT NOT NULL, minute INTEGER NOT NULL, requests INTEGER NOT NULL, failed INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute)
+  ) WITHOUT ROWID;
+  `,
   // The live pipeline version of each tenant: a version may be stored without being live (a
   // rollout's candidate). Until now the newest version was the live one.
   `

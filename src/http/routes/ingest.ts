@@ -30,6 +30,8 @@ export interface IngestRouteOptions {
   tail?: LiveTail;
   quotas: Quotas;
   cors: CorsPolicy;
+  /** Filled with each request's tenant once its key is known (for per-tenant accounting of the answers). */
+  tenants?: WeakMap<FastifyRequest, string>;
 }
 
 type Decoded = { events: unknown[]; sentAt?: number };
@@ -59,6 +61,7 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
   /** Authentication and admission; throws the 401/403/429/503 to answer. */
   async function admit(request: FastifyRequest, bytes: number, fallbackKey?: string): Promise<{ grant: KeyGrant; quota: TenantQuota; bytes: number }> {
     const grant = await authenticate(opts.catalog, request, 'write', fallbackKey);
+    opts.tenants?.set(request, grant.tenant);
     const { quota } = await opts.schemas.settings(grant.tenant);
     try {
       opts.quotas.checkSaturation();

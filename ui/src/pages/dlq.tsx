@@ -1,8 +1,9 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { num, pretty, time } from '../format.js';
-import { ErrorBox, useLoad } from '../load.js';
+import { ErrorBox, useAction, useLoad } from '../load.js';
 import { navigate, setParams, useRoute } from '../router.js';
+import { Workbench, type GroupLifecycle } from './dlq-workbench.js';
 
 interface Entry {
   idempotency_key: string;
@@ -14,7 +15,7 @@ interface Entry {
   last_seen: string;
   payload: unknown;
 }
-interface Group {
+interface Group extends GroupLifecycle {
   group: string;
   reason: string;
   path: string;
@@ -35,7 +36,11 @@ interface Report {
   cursor: string | null;
 }
 
-/** `/ui/dlq?group=<signature>`: dead letters grouped by error signature; replay and discard (admin). */
+/**
+ * `/ui/dlq?group=<signature>&patch=<steps>`: dead letters grouped by error signature; replay
+ * and discard (admin), and the workbench of the selected group (its lifecycle, a patch
+ * tested on the samples, predicted over the group and replayed).
+ */
 export function DeadLetters() {
   const route = useRoute();
   const group = route.params.get('group');
@@ -45,17 +50,9 @@ export function DeadLetters() {
   const [result, setResult] = useState<string | null>(null);
   const [rate, setRate] = useState('100');
   const [why, setWhy] = useState('');
-  const [error, setError] = useState<string | null>(null);
+  const { error, act } = useAction();
   const selected = groups.data?.groups.find((g) => g.group === group) ?? null;
 
-  const act = async (fn: () => Promise<void>) => {
-    setError(null);
-    try {
-      await fn();
-    } catch (e: unknown) {
-      setError((e as Error).message);
-    }
-  };
   const dryRun = () =>
     act(async () => {
       setResult(null);
@@ -103,12 +100,14 @@ export function DeadLetters() {
               </div>
               <div class="mono small">{g.template}</div>
               <div class="meta">
-                types: {g.types.join(', ')} · first {time(g.first_seen)} · last {time(g.last_seen)}
+                <span data-testid="dlq-group-state">{g.status}</span>
+                {g.owner ? ` · owner ${g.owner}` : ''} · types: {g.types.join(', ')} · first {time(g.first_seen)} · last {time(g.last_seen)}
               </div>
             </div>
           </div>
         ))}
       </div>
+      {result && <p data-testid="dlq-result">{result}</p>}
       {selected && (
         <div class="panel">
           <h3>
@@ -137,7 +136,16 @@ export function DeadLetters() {
               Discard group
             </button>
           </div>
-          {result && <p data-testid="dlq-result">{result}</p>}
+          <Workbench
+            key={selected.group}
+            group={selected}
+            samples={entries.data?.entries ?? selected.samples}
+            onChanged={(message) => {
+              if (message) setResult(message);
+              groups.reload();
+              entries.reload();
+            }}
+          />
           <ErrorBox error={error} />
           <ErrorBox error={entries.error} />
           <table>

@@ -1,0 +1,113 @@
+import path from 'node:path';
+import { DuckdbStore } from '../src/backends/duckdb/store.js';
+import type { LogRecord } from '../src/core/types.js';
+import { parseQuery, type QuerySpec } from '../src/core/query.js';
+import { typedBackfillName } from '../src/ports/typed-columns.js';
+import { percentile } from './load.js';
+
+/**
+ * Typed columns (ports/typed-columns.ts) at scale: N events of one type (10M by default),
+ * committed through Store.commit, half before the type's schema properties get columns and
+ * half after (the commit fills them: the ratio of the two load rates is what they cost at
+ * commit), the first half filled by backfill. Then, over every event:
+ *   - a group-by with count and sum on declared properties, from the typed columns beside the
+ *     same query from the JSON (the baseline, same store, same run);
+ *   - the same on undeclared properties (JSON only: what a property without a column costs).
+ * Latencies are of Store.query, p50 and p95 of several runs after one warm-up.
+ */
+
+const T0 = Date.UTC(2026, 10, 23, 0, 0);
+const DAY = 86_400_000;
+const REGIONS = ['eu-west', 'eu-north', 'us-east', 'us-west', 'apac', 'latam', 'africa', 'me', 'ca', 'au'];
+const PLANS = ['free', 'pro', 'team', 'enterprise'];
+/** What the schema declares; `plan` and `coupon` stay undeclared. */
+const DECLARED = ['region', 'amount', 'latency_ms'];
+
+function records(from: number, count: number): LogRecord[] {
+  const out = new Array<LogRecord>(count);
+  const now = Date.now();
+  for (let i = 0; i < count; i++) {
+    const n = from + i;
+    out[i] = {
+      tenant: 'bench',
+      type: 'checkout',
+      key: `user-${(n * 7919) % 200_000}`,
+      idempotencyKey: `t-${n}`,
+      ts: T0 + ((n * 104_729) % DAY),
+      receivedAt: now,
+      partition: 0,
+      origin: 'live',
+      properties: `{"region":"${REGIONS[(n >> 3) % REGIONS.length]}","amount":${(n % 10_000) / 100},"latency_ms":${1 + ((n * 31) % 2000)},"plan":"${PLANS[n % PLANS.length]}","coupon":${n % 7}}`,
+      context: '{"app":"web"}',
+      offset: n + 1,
+      attempt: 1,
+    };
+  }
+  return out;
+}
+
+async function timed(runs: number, fn: () => Promise<unknown>): Promise<{ p50: number; p95: number }> {
+  await fn();
+  const ms: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await fn();
+    ms.push(performance.now() - t);
+  }
+  return { p50: percentile(ms, 0.5), p95: percentile(ms, 0.95) };
+}
+
+export interface TypedBench {
+  events: number;
+  /** Commit rates (ev/s) without typed columns and with them. */
+  loadPlain: number;
+  loadTyped: number;
+  /** Rows per second the backfill filled the columns at. */
+  buildRate: number;
+  declaredJson: { p50: number; p95: number };
+  declaredTyped: { p50: number; p95: number };
+  undeclaredJson: { p50: number; p95: number };
+  /** Whether the typed query really read the columns, and the JSON one the JSON. */
+  paths: string;
+}
+
+export async function typedBench(dir: string, events: number, say: (s: string) => void): Promise<TypedBench> {
+  const store = new DuckdbStore({ file: path.join(dir, 'typed.duckdb'), queryTimeoutMs: 120_000 });
+  await store.connect();
+  try {
+    const step = 100_000;
+    const load = async (from: number, to: number): Promise<number> => {
+      const t = performance.now();
+      for (let i = from; i < to; i += step) {
+        const batch = records(i, Math.min(step, to - i));
+        await store.commit({ records: batch, partitions: [{ partition: 0, token: 1, upTo: i + batch.length }] });
+        if ((i / step) % 10 === 0) say(`typed: loading ${i.toLocaleString('en-US')} / ${events.toLocaleString('en-US')} events through Store.commit`);
+      }
+      return (to - from) / ((performance.now() - t) / 1000);
+    };
+    const half = Math.floor(events / 2 / step) * step;
+    const loadPlain = await load(0, half);
+    say(`typed: declaring ${DECLARED.join(', ')} and building their columns by backfill`);
+    await store.typedColumns.declare('bench', 'checkout', DECLARED);
+    let t = performance.now();
+    const b = await store.backfills.start({ view: typedBackfillName('checkout'), tenant: 'bench', from: null, to: null, rate: 0 });
+    for (let s = b; s.status === 'running'; ) s = await store.backfills.step(b.id, 2_000_000);
+    const buildRate = half / ((performance.now() - t) / 1000);
+    const loadTyped = await load(half, events);
+
+    const spec = (body: Record<string, unknown>): QuerySpec =>
+      parseQuery({ event: 'checkout', from: new Date(T0).toISOString(), to: new Date(T0 + DAY).toISOString(), interval: null, ...body }, 'bench', Date.now(), { maxBuckets: 100_000, maxRows: 1_000_000 });
+    const declared = spec({ group_by: ['properties.region'], measures: ['count', 'sum:amount'] });
+    const undeclared = spec({ group_by: ['properties.plan'], measures: ['count', 'sum:coupon'] });
+    say('typed: group-by with count and sum, from typed columns and from JSON');
+    const [a, j, u] = [await store.query(declared, 1_000_000), await store.query(declared, 1_000_000, undefined, { typedColumns: false }), await store.query(undeclared, 1_000_000)];
+    if (JSON.stringify(a.rows.map((r) => r.slice(0, 2))) !== JSON.stringify(j.rows.map((r) => r.slice(0, 2)))) throw new Error('typed columns and JSON answered differently');
+    const declaredTyped = await timed(9, () => store.query(declared, 1_000_000));
+    const declaredJson = await timed(9, () => store.query(declared, 1_000_000, undefined, { typedColumns: false }));
+    const undeclaredJson = await timed(9, () => store.query(undeclared, 1_000_000));
+    const paths = `declared: ${a.typed ? 'typed columns' : 'JSON'} / ${j.typed ? 'typed columns' : 'JSON'}; undeclared: ${u.typed ? 'typed columns' : 'JSON'}`;
+    return { events, loadPlain, loadTyped, buildRate, declaredJson, declaredTyped, undeclaredJson, paths };
+  } finally {
+    await store.close();
+  }
+}

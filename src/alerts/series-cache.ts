@@ -1,0 +1,234 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Per-minute series kept between evaluation passes, so that a pass reads only what arrived
+ * since the one before instead of every window of every rule again.
+ *
+ * A series is the per-minute (event time) aggregate of one query: a count, and for threshold
+ * rules a second column (sum, min or max). It is identified by the tenant and the query's
+ * canonical text, so rules that share a query (many SLOs share their `total`) share it.
+ *
+ * What a series holds is exact: for every minute it keeps, the aggregate over the events
+ * *received before its cutoff*. A pass with a later watermark W reads only the events
+ * received in [cutoff, W) (any event time; `received` in the query, served from raw events)
+ * and folds them in, then moves the cutoff to W. Every event received before W is visible
+ * (the watermark's promise), so each event is counted exactly once, at the pass whose
+ * watermark passes its receipt, late event times included.
+ *
+ * A series is read again in full (a miss):
+ * - the first time, and when a rule needs minutes older than it keeps (a longer window);
+ * - when the watermark moved backwards (a restored store, a process whose log lags): the
+ *   receipts in between might be counted twice;
+ * - every `refreshMs` (staggered per series), so that anything outside this model (events
+ *   removed behind sluice's back, a record received before the watermark but appended after
+ *   it was read) lasts at most that long.
+ * A series no pass has used for `idleMs` is dropped: the rules that read it were deleted or
+ * changed their query. Memory per series: 8 bytes per minute kept per column (the longest
+ * window of its rules: 3 days are 4,320 minutes, 35 KB a column).
+ */
+
+const MINUTE = 60_000;
+
+/** How a series' second column merges: added, or the smaller or larger kept. */
+export type ValueMerge = 'sum' | 'min' | 'max';
+
+/** Rows of a read: [minute start, count, value (null when the minute has none)]. */
+export type SeriesRow = [number, number, number | null];
+
+/** Reads a series' rows over event minutes from `from` on, counting events received in [receivedFrom, receivedTo). */
+export type SeriesReader = (from: number, receivedFrom: number | null, receivedTo: number) => Promise<SeriesRow[]>;
+
+/** One minute of a series: its count and (for a second column) its value, null when it has none. */
+export interface SeriesMinute {
+  count: number;
+  value: number | null;
+}
+
+/** A read-only view of a series at one pass. */
+export interface Series {
+  count(minute: number): number;
+  value(minute: number): number | null;
+}
+
+class Entry {
+  /** Minute of index 0. */
+  start: number;
+  counts: Float64Array;
+  /** NaN: no value. */
+  values: Float64Array | null;
+  /** Events received before this are counted. */
+  cutoff = 0;
+  /** The longest span [to − span, to) a rule asked for; older minutes are dropped. */
+  span: number;
+  usedAt = 0;
+  refreshAt = 0;
+
+  constructor(
+    from: number,
+    span: number,
+    readonly merge: ValueMerge | null,
+  ) {
+    this.start = from;
+    this.span = span;
+    const n = Math.max(1, Math.ceil(span / MINUTE)) + 64;
+    this.counts = new Float64Array(n);
+    this.values = merge ? new Float64Array(n).fill(NaN) : null;
+  }
+
+  /** Drops minutes before `from`. */
+  trim(from: number): void {
+    const drop = Math.floor((from - this.start) / MINUTE);
+    if (drop <= 0) return;
+    this.counts.copyWithin(0, Math.min(drop, this.counts.length));
+    this.counts.fill(0, Math.max(0, this.counts.length - drop));
+    if (this.values) {
+      this.values.copyWithin(0, Math.min(drop, this.values.length));
+      this.values.fill(NaN, Math.max(0, this.values.length - drop));
+    }
+    this.start += drop * MINUTE;
+  }
+
+  add(minute: number, count: number, value: number | null): void {
+    if (minute < this.start) return;
+    const i = (minute - this.start) / MINUTE;
+    if (i >= this.counts.length) this.grow(i + 1);
+    this.counts[i]! += count;
+    if (this.values && value !== null) {
+      const v = this.values[i]!;
+      this.values[i] = Number.isNaN(v) ? value : this.merge === 'sum' ? v + value : this.merge === 'min' ? Math.min(v, value) : Math.max(v, value);
+    }
+  }
+
+  private grow(size: number): void {
+    const n = Math.max(size, Math.ceil(this.counts.length * 1.5));
+    const counts = new Float64Array(n);
+    counts.set(this.counts);
+    this.counts = counts;
+    if (this.values) {
+      const values = new Float64Array(n).fill(NaN);
+      values.set(this.values);
+      this.values = values;
+    }
+  }
+
+  count(minute: number): number {
+    const i = (minute - this.start) / MINUTE;
+    return i >= 0 && i < this.counts.length ? this.counts[i]! : 0;
+  }
+
+  value(minute: number): number | null {
+    if (!this.values) return null;
+    const i = (minute - this.start) / MINUTE;
+    const v = i >= 0 && i < this.values.length ? this.values[i]! : NaN;
+    return Number.isNaN(v) ? null : v;
+  }
+}
+
+export interface SeriesCacheOptions {
+  /** The time of refreshes and idleness (the evaluator's clock). */
+  now: () => number;
+  /** Each series is read again in full within this (ms, staggered between 1/2 and 1 of it); default 1 h. */
+  refreshMs?: number;
+  /** A series unused for this long is dropped (ms); default 10 min. */
+  idleMs?: number;
+}
+
+/** Counters for tests and the bench. */
+export interface SeriesCacheStats {
+  series: number;
+  fullReads: number;
+  deltaReads: number;
+}
+
+export class SeriesCache {
+  /** Per tenant, its series by query. */
+  private readonly tenants = new Map<string, Map<string, Entry>>();
+  /** Per tenant, the last watermark seen. */
+  private readonly watermarks = new Map<string, number>();
+  private readonly refreshMs: number;
+  private readonly idleMs: number;
+  readonly stats: SeriesCacheStats = { series: 0, fullReads: 0, deltaReads: 0 };
+
+  constructor(private readonly opts: SeriesCacheOptions) {
+    this.refreshMs = opts.refreshMs ?? 3_600_000;
+    this.idleMs = opts.idleMs ?? 600_000;
+  }
+
+  /**
+   * The series `key` covering the minutes [from, to), with every event received before
+   * `watermark` counted: from memory, reading only what arrived since its last pass, or in
+   * full (see the module's comment). `merge` is the second column's (null: counts only).
+   */
+  async series(tenant: string, key: string, from: number, to: number, watermark: number, merge: ValueMerge | null, read: SeriesReader): Promise<Series> {
+    const now = this.opts.now();
+    this.watermark(tenant, watermark);
+    let entries = this.tenants.get(tenant);
+    if (!entries) this.tenants.set(tenant, (entries = new Map()));
+    let e = entries.get(key);
+    if (e && (watermark < e.cutoff || from < e.start || now >= e.refreshAt || e.merge !== merge)) {
+      entries.delete(key);
+      e = undefined;
+    }
+    if (!e) {
+      e = new Entry(from, to - from, merge);
+      for (const [m, n, v] of await read(from, null, watermark)) e.add(m, n, v);
+      e.cutoff = watermark;
+      e.refreshAt = now + this.refreshMs * (0.5 + 0.5 * stagger(key));
+      entries.set(key, e);
+      this.stats.fullReads++;
+    } else if (watermark > e.cutoff) {
+      for (const [m, n, v] of await read(e.start, e.cutoff, watermark)) e.add(m, n, v);
+      e.cutoff = watermark;
+      this.stats.deltaReads++;
+    }
+    e.span = Math.max(e.span, to - from);
+    e.trim(Math.min(from, to - e.span));
+    e.usedAt = now;
+    this.stats.series = this.size;
+    const entry = e;
+    return { count: (m) => entry.count(m), value: (m) => entry.value(m) };
+  }
+
+  /**
+   * The tenant's watermark at a pass (whether or not any series is read): one that moved
+   * backwards drops the tenant's series, whose cutoffs may count receipts that were not all
+   * visible yet.
+   */
+  watermark(tenant: string, watermark: number): void {
+    const last = this.watermarks.get(tenant);
+    if (last !== undefined && watermark < last) this.tenants.delete(tenant);
+    this.watermarks.set(tenant, watermark);
+  }
+
+  /** Drops the series no pass used for `idleMs`. */
+  sweep(): void {
+    const before = this.opts.now() - this.idleMs;
+    for (const [tenant, entries] of this.tenants) {
+      for (const [k, e] of entries) if (e.usedAt < before) entries.delete(k);
+      if (entries.size === 0) {
+        this.tenants.delete(tenant);
+        this.watermarks.delete(tenant);
+      }
+    }
+    this.stats.series = this.size;
+  }
+
+  /** Drops every series (a store swapped, tests). */
+  clear(): void {
+    this.tenants.clear();
+    this.watermarks.clear();
+    this.stats.series = 0;
+  }
+
+  /** Series kept, every tenant's. */
+  get size(): number {
+    let n = 0;
+    for (const entries of this.tenants.values()) n += entries.size;
+    return n;
+  }
+}
+
+/** A number in [0, 1) from the key: refreshes of series made in one pass spread over time. */
+function stagger(key: string): number {
+  return createHash('sha1').update(key).digest().readUInt32BE(0) / 2 ** 32;
+}

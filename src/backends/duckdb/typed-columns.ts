@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { LogRecord } from '../../core/types.js';
+import { MAX_TYPED_PROPERTIES, typedBackfillType, type TypedColumns, type TypedColumnsState } from '../../ports/typed-columns.js';
+import type { BackfillTarget } from './backfill.js';
+import { Params } from './query-sql.js';
+import { typedFields, typedFillSql, typedTableDdl, type TypedSet } from './typed-sql.js';
+
+/**
+ * Typed columns on DuckDB (see ports/typed-columns.ts; the tables in typed-sql.ts), their
+ * definitions kept in the store beside the tables, changed in one transaction with them.
+ *
+ * States of a set: building (maintained at commit; a backfill `typed:<type>` fills in the past
+ * and, in its last transaction, makes it ready and drops the set it replaces) → ready. At most
+ * one ready and one building set per (tenant, type); a new declaration while one builds
+ * replaces the building one (its backfill stops as superseded).
+ *
+ * The in-memory mirror is reloaded after every transaction that changes the definitions; it
+ * is valid because the store is the only writer.
+ */
+export const TYPED_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS typed_tables (
+    tbl VARCHAR PRIMARY KEY, tenant VARCHAR NOT NULL, type VARCHAR NOT NULL, properties VARCHAR NOT NULL,
+    status VARCHAR NOT NULL, build VARCHAR, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL
+  );
+`;
+
+interface LiveSet extends TypedSet {
+  status: 'building' | 'ready';
+  build: string | null;
+}
+
+const COLUMNS = 'tbl, tenant, type, properties, status, build';
+
+export class DuckdbTypedColumns implements TypedColumns {
+  private byTenant = new Map<string, LiveSet[]>();
+
+  constructor(private readonly locked: <T>(fn: (c: DuckDBConnection) => Promise<T>) => Promise<T>) {}
+
+  async load(c: DuckDBConnection): Promise<void> {
+    const next = new Map<string, LiveSet[]>();
+    for (const [tbl, tenant, type, properties, status, build] of (await c.runAndReadAll(`SELECT ${COLUMNS} FROM typed_tables ORDER BY tenant, type`)).getRows()) {
+      const set: LiveSet = { table: String(tbl), tenant: String(tenant), type: String(type), ...typedFields(JSON.parse(String(properties)) as string[]), status: String(status) as LiveSet['status'], build: build === null ? null : String(build) };
+      next.set(set.tenant, [...(next.get(set.tenant) ?? []), set]);
+    }
+    this.byTenant = next;
+  }
+
+  private sets(tenant: string, type: string): LiveSet[] {
+    return (this.byTenant.get(tenant) ?? []).filter((s) => s.type === type);
+  }
+
+  /** The set that answers queries on (tenant, type), if built. */
+  ready(tenant: string, type: string | null): TypedSet | null {
+    return type === null ? null : (this.sets(tenant, type).find((s) => s.status === 'ready') ?? null);
+  }
+
+  /** Whether a tenant has typed columns: its commits go through the staging table. */
+  has(tenant: string): boolean {
+    return this.byTenant.has(tenant);
+  }
+
+  async list(tenant: string): Promise<TypedColumnsState[]> {
+    return (this.byTenant.get(tenant) ?? []).map((s) => ({ tenant: s.tenant, type: s.type, properties: s.properties, status: s.status, build: s.build }));
+  }
+
+  declare(tenant: string, type: string, names: readonly string[]): Promise<{ changed: boolean }> {
+    const wanted = typedFields([...new Set(names)].sort()).properties.slice(0, MAX_TYPED_PROPERTIES);
+    return this.locked(async (c) => {
+      const sets = this.sets(tenant, type);
+      const newest = sets.find((s) => s.status === 'building') ?? sets.find((s) => s.status === 'ready');
+      if ((newest ? JSON.stringify(newest.properties) : '[]') === JSON.stringify(wanted)) return { changed: false };
+      const now = BigInt(Date.now());
+      await c.run('BEGIN TRANSACTION');
+      try {
+        // The building set is superseded; with nothing declared, the ready one goes too.
+        for (const s of sets.filter((s) => s.status === 'building' || wanted.length === 0)) {
+          await c.run(`DROP TABLE IF EXISTS ${s.table}`);
+          await c.run('DELETE FROM typed_tables WHERE tbl = $1', [s.table]);
+        }
+        if (wanted.length > 0) {
+          const table = `typed_${randomBytes(8).toString('hex')}`;
+          await c.run(typedTableDdl(table, wanted.length));
+          await c.run(`INSERT INTO typed_tables (${COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, 'building', NULL, $5, $5)`, [table, tenant, type, JSON.stringify(wanted), now]);
+        }
+        await c.run('COMMIT');
+      } catch (e) {
+        await c.run('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+      await this.load(c);
+      return { changed: true };
+    });
+  }
+
+  /** Inside a commit's transaction: adds the staged rows to the typed columns of their (tenant, type). */
+  async maintain(c: DuckDBConnection, staging: string, records: readonly LogRecord[]): Promise<void> {
+    const seen = new Set<string>();
+    for (const r of records) {
+      const k = `${r.tenant}\u0000${r.type}`;
+      if (seen.has(k) || !this.byTenant.has(r.tenant)) continue;
+      seen.add(k);
+      for (const set of this.sets(r.tenant, r.type)) {
+        const p = new Params();
+        await c.run(typedFillSql(set.table, set, staging, p), p.values);
+      }
+    }
+  }
+
+  /** What a backfill `typed:<type>` builds: the building set of that type; null when there is none. */
+  target(tenant: string, name: string): BackfillTarget | null {
+    const type = typedBackfillType(name);
+    const set = type === null ? undefined : this.sets(tenant, type).find((s) => s.status === 'building');
+    if (!set) return null;
+    return {
+      table: set.table,
+      ddl: (t) => typedTableDdl(t, set.fields.length),
+      // Rows, not buckets: the swap replaces the rows of the range, by their event time.
+      bucketColumn: 'epoch_ms(ts)',
+      grainMs: 60_000,
+      events: 'count(*)',
+      order: 'ts',
+      aggregate: (into, source, p) => typedFillSql(into, set, source, p),
+      where: (p) => `type = ${p.add(set.type)}`,
+      build: set.build,
+    };
+  }
+
+  /** In the transaction that starts backfill `id` of `name`. */
+  async started(c: DuckDBConnection, tenant: string, name: string, id: string): Promise<void> {
+    const type = typedBackfillType(name);
+    if (type !== null) await c.run(`UPDATE typed_tables SET build = $1, updated_at = $2 WHERE tenant = $3 AND type = $4 AND status = 'building'`, [id, BigInt(Date.now()), tenant, type]);
+  }
+
+  /** In the last transaction of backfill `id`: its set is ready, and replaces the ready one. */
+  async finished(c: DuckDBConnection, id: string): Promise<void> {
+    const built = [...this.byTenant.values()].flat().find((s) => s.build === id && s.status === 'building');
+    if (!built) return;
+    for (const old of this.sets(built.tenant, built.type).filter((s) => s.status === 'ready')) {
+      await c.run(`DROP TABLE IF EXISTS ${old.table}`);
+      await c.run('DELETE FROM typed_tables WHERE tbl = $1', [old.table]);
+    }
+    await c.run(`UPDATE typed_tables SET status = 'ready', updated_at = $1 WHERE tbl = $2`, [BigInt(Date.now()), built.table]);
+  }
+}

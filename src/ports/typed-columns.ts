@@ -1,0 +1,51 @@
+/**
+ * Typed columns: the properties declared in an event type's schema, also stored as columns
+ * beside the raw events, so that filters, group-bys and measures on them read columns instead
+ * of parsing each event's JSON.
+ *
+ * A store that keeps them (the embedded DuckDB store) answers a query from them when every
+ * field the query reads has a column and the columns are complete (built); otherwise from the
+ * JSON, as a store without them always does. Both answer the same: a column holds exactly what
+ * the query language reads from the JSON (the value as text, and that text as a finite number
+ * or null), computed by the same SQL when the event is committed.
+ *
+ * States of one (tenant, type)'s columns: building (new rows are written to them at commit;
+ * a backfill named `typed:<type>` fills in the past) → ready (queries read them). A schema
+ * whose declared properties change gets a new set of columns, building, while the ready set
+ * goes on answering for the properties it has; the new one replaces it when built.
+ */
+export interface TypedColumns {
+  /**
+   * Declares the properties of `type` that get columns (top-level names of the schema's
+   * `properties`, at most MAX_TYPED_PROPERTIES, the rest stay JSON-only). The same set again
+   * changes nothing (`changed: false`); a different set starts a new building set of columns,
+   * whose backfill the caller starts (`typed:<type>`). An empty set removes the columns.
+   */
+  declare(tenant: string, type: string, properties: readonly string[]): Promise<{ changed: boolean }>;
+
+  /** Every set of columns of a tenant, ready and building. */
+  list(tenant: string): Promise<TypedColumnsState[]>;
+}
+
+/** Properties per event type that get columns; the first ones in name order. */
+export const MAX_TYPED_PROPERTIES = 64;
+
+export interface TypedColumnsState {
+  tenant: string;
+  type: string;
+  /** Declared property names, sorted. */
+  properties: string[];
+  status: 'building' | 'ready';
+  /** The backfill filling it in (building), null before one started. */
+  build: string | null;
+}
+
+/** The backfill name of a type's typed columns (a view name never holds a colon). */
+export function typedBackfillName(type: string): string {
+  return `typed:${type}`;
+}
+
+/** The type of a typed-columns backfill name; null for any other name. */
+export function typedBackfillType(name: string): string | null {
+  return name.startsWith('typed:') ? name.slice('typed:'.length) : null;
+}
