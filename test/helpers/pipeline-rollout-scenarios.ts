@@ -44,6 +44,11 @@ export function pipelineRolloutScenarios(name: string, start: () => Promise<Roll
     it('rollout.a-pipeline-version-that-changes-nothing-shows-diff-rate-0-and-promotes', async () => {
       const { keys, call, query } = await up();
       expect((await call(keys.adminKey, 'PUT', '/v1/pipeline', { steps: [cents] })).body).toMatchObject({ version: 1 });
+      // The same checks as PUT /v1/pipeline: a step that does not compile is refused, naming it.
+      expect(await call(keys.adminKey, 'POST', '/v1/pipeline/versions', { steps: [cents, { set: { field: 'properties.x', value: 'nope(' } }] })).toMatchObject({
+        status: 400,
+        body: { field: 'steps[1]', message: expect.stringMatching(/^step 1 \(set\): value: /) },
+      });
       // Version 2 removes a field no event has: it changes nothing. Stored, not live.
       const stored = await call(keys.adminKey, 'POST', '/v1/pipeline/versions', { steps: [cents, { remove: { fields: ['properties.nothing'] } }] });
       expect(stored).toMatchObject({ status: 201, body: { version: 2, live: false } });
