@@ -104,12 +104,32 @@ async function liveRun(dir: string, mode: RolloutMode, events: number, batch: nu
   }
 }
 
-async function breachToZero(dir: string): Promise<{ ms: number; decisionMs: number; state: string }> {
+/**
+ * The pipeline version of the breach: the live steps, and amounts of 95 and above (5% of
+ * events) dead-lettered.
+ */
+async function pipelineBreach(c: Child, admin: string): Promise<string> {
+  await call(c, admin, 'PUT', '/v1/pipeline', { steps: LIVE_STEPS });
+  const v = await call(c, admin, 'POST', '/v1/pipeline/versions', { steps: [...LIVE_STEPS, { dead_letter: { when: 'properties.amount >= 95.0', reason: 'bench' } }] });
+  const r = await call(c, admin, 'POST', '/v1/rollouts', { change: { pipeline_version: v.version }, steps: [{ ramp: { percents: [50, 100], step_duration: '1h' } }], guardrails: { dead_letter_rate: 0.01, min_events: 500 }, auto: true });
+  await sleep(2_500);
+  return r.id as string;
+}
+
+/**
+ * From the send of the breaching events to share 0 (a schema version's enforcement, or a
+ * pipeline version); for a pipeline version also to its repair done, with how many events
+ * it re-derived.
+ */
+async function breachToZero(dir: string, change: 'schema' | 'pipeline'): Promise<{ ms: number; decisionMs: number; state: string; repairMs: number | null; repaired: number | null }> {
   const c = await startSluice(dir, await freePort());
   try {
     const keys = keysFrom(c.stdout);
     // amount = (n % 10000) / 100: amounts ≥ 95 are 5% of events.
-    const id = await rollout(c, keys.adminKey, [{ ramp: { percents: [50, 100], step_duration: '1h' } }], { dead_letter_rate: 0.01, min_events: 500 }, 94.99);
+    const id =
+      change === 'schema'
+        ? await rollout(c, keys.adminKey, [{ ramp: { percents: [50, 100], step_duration: '1h' } }], { dead_letter_rate: 0.01, min_events: 500 }, 94.99)
+        : await pipelineBreach(c, keys.adminKey);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
     // 10,000 events (half of them page_views, 5% of those with amount ≥ 95), in batches of 1,000.
     const bodies = Array.from({ length: 10 }, (_, i) => '[' + eventsFor('breach', i * 1000, 1000).join(',') + ']');
@@ -122,8 +142,15 @@ async function breachToZero(dir: string): Promise<{ ms: number; decisionMs: numb
       if (r.share === 0) break;
     }
     const seen = Date.now();
-    const decided = Date.parse(r.decisions.at(-1).at as string);
-    return { ms: seen - t0, decisionMs: decided - t0, state: r.state as string };
+    const decided = Date.parse(r.decisions.find((d: { verdict: string }) => d.verdict === 'roll_back')?.at ?? r.decisions.at(-1).at);
+    let repairMs: number | null = null;
+    let repaired: number | null = null;
+    if (change === 'pipeline') {
+      for (const deadline = Date.now() + 60_000; Date.now() < deadline && r.repair?.status !== 'done'; await sleep(20)) r = await call(c, keys.adminKey, 'GET', `/v1/rollouts/${id}`);
+      repairMs = r.repair?.status === 'done' ? Date.now() - t0 : null;
+      repaired = r.repair?.repaired ?? null;
+    }
+    return { ms: seen - t0, decisionMs: decided - t0, state: r.state as string, repairMs, repaired };
   } finally {
     await c.stop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -151,7 +178,8 @@ export async function rolloutBench(work: string, events: number, batch: number, 
     return xs.reduce((a, b) => a + b, 0) / xs.length;
   };
   const of = (mode: RolloutMode) => ({ e2e: mean(mode, (r) => r.e2e), ingest: mean(mode, (r) => r.ingest), freshnessP99: mean(mode, (r) => r.freshnessP99), compared: mean(mode, (r) => r.compared), total: mean(mode, (r) => r.total) });
-  say('rollout: time from a guardrail breach to share 0');
-  const breach = await breachToZero(path.join(work, 'rollout-breach'));
-  return { without: of('none'), shadow: of('schema'), pipelineLive: of('pipeline-live'), pipelineShadow: of('pipeline'), breach };
+  say('rollout: time from a guardrail breach to share 0 (a schema version, then a pipeline version and its repair)');
+  const breach = await breachToZero(path.join(work, 'rollout-breach'), 'schema');
+  const pipelineBreach = await breachToZero(path.join(work, 'rollout-breach-pipeline'), 'pipeline');
+  return { without: of('none'), shadow: of('schema'), pipelineLive: of('pipeline-live'), pipelineShadow: of('pipeline'), breach, pipelineBreach };
 }

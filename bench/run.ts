@@ -473,6 +473,7 @@ try {
     `  ratio throughput pipeline shadow / live pipeline ${fmt(ro.pipelineShadow.e2e / ro.pipelineLive.e2e, 2).padStart(5)}        target ≥ 0.80: ${ro.pipelineShadow.e2e >= 0.8 * ro.pipelineLive.e2e ? 'met' : 'MISSED'}`,
     `  ratio freshness p99 pipeline shadow / live   ${fmt(ro.pipelineShadow.freshnessP99 / ro.pipelineLive.freshnessP99, 2).padStart(9)}        target ≤ 1.50: ${ro.pipelineShadow.freshnessP99 <= 1.5 * ro.pipelineLive.freshnessP99 ? 'met' : 'MISSED'}`,
     `  guardrail breach → share 0: ${fmt(ro.breach.ms)} ms from the send of the breaching events to the first poll that sees share 0 (decision at ${fmt(ro.breach.decisionMs)} ms; ${ro.breach.state})`,
+    `  pipeline version: breach → share 0 ${fmt(ro.pipelineBreach.ms)} ms (decision at ${fmt(ro.pipelineBreach.decisionMs)} ms; ${ro.pipelineBreach.state}); repair done at ${ro.pipelineBreach.repairMs === null ? 'not within 60 s' : `${fmt(ro.pipelineBreach.repairMs)} ms`}, ${fmt(ro.pipelineBreach.repaired ?? 0)} events re-derived`,
     );
   }
   process.stdout.write(out.join('\n') + '\n');
