@@ -464,7 +464,7 @@ try {
     out.push(
     '',
     `rollout: ${fmt(ROLLOUT_EVENTS)} events at full speed, then 5,000 ev/s for 10 s; two runs of each, alternating`,
-    `  baseline: no rollout        sent → queryable ${fmt(ro.without.e2e).padStart(8)} ev/s   freshness p99 ${fmt(ro.without.freshnessP99, 2)} s`,
+    `  schemas, no rollout         sent → queryable ${fmt(ro.without.e2e).padStart(8)} ev/s   freshness p99 ${fmt(ro.without.freshnessP99, 2)} s`,
     `  shadow at sample 1.0        sent → queryable ${fmt(ro.shadow.e2e).padStart(8)} ev/s   freshness p99 ${fmt(ro.shadow.freshnessP99, 2)} s   (${fmt(ro.shadow.compared)} of ${fmt(ro.shadow.total)} events compared)`,
     `  ratio throughput shadow / baseline          ${fmt(ro.shadow.e2e / ro.without.e2e, 2).padStart(10)}        target ≥ 0.80: ${ro.shadow.e2e >= 0.8 * ro.without.e2e ? 'met' : 'MISSED'}`,
     `  ratio freshness p99 shadow / baseline       ${fmt(ro.shadow.freshnessP99 / ro.without.freshnessP99, 2).padStart(10)}        target ≤ 1.50: ${ro.shadow.freshnessP99 <= 1.5 * ro.without.freshnessP99 ? 'met' : 'MISSED'}`,
