@@ -24,6 +24,9 @@ export const SHADOW_GROUP = 'rollout-shadow';
  */
 export const SHADOW_DUTY = 0.2;
 
+/** Records the shadow runs at a time before it lets the live consumer's work go first. */
+export const SHADOW_SLICE = 500;
+
 /** Samples kept per diff kind and batch flush (the catalog keeps at most this many of each kind). */
 export const DIFF_SAMPLES = 100;
 
@@ -166,6 +169,7 @@ export class RolloutRuntime {
       run: async (records, ctx) => {
         if (this.active.size === 0) return { live: [], dead: [] };
         const started = performance.now();
+        let own = 0;
         const byRollout = new Map<Active, LogRecord[]>();
         const tenants = new Map<string, Active[]>();
         for (const r of records) {
@@ -180,23 +184,29 @@ export class RolloutRuntime {
             list.push(r);
           }
         }
-        for (const [a, list] of byRollout) {
-          const { active, candidate, activeMs, candidateMs } = await runBoth(list, live, a.stages, ctx);
-          const d = diffBatch(list, active, candidate, EMPTY_DIFF, DIFF_SAMPLES);
-          const id = a.rollout.id;
-          this.diffs.set(id, mergeDiffs(this.diffs.get(id) ?? EMPTY_DIFF, d));
-          const diffs = d.changed + d.dropped + d.dead_lettered;
-          const considered = list.length - active.held.length;
-          if (a.rollout.share === 0) {
-            // Shadow and compare: the candidate's run is the cohort, the active run on the same events the baseline.
-            const dropped = (p: typeof active) => considered - p.live.length - p.dead.length;
-            this.count(id, 'cohort', { events: considered, dead: candidate.dead.length, dropped: Math.max(0, dropped(candidate)), compared: d.compared, diffs, costMs: candidateMs });
-            this.count(id, 'baseline', { events: considered, dead: active.dead.length, dropped: Math.max(0, dropped(active)), compared: 0, diffs: 0, costMs: activeMs });
-          } else this.count(id, 'cohort', { ...EMPTY_TALLY, compared: d.compared, diffs });
+        for (const [a, all] of byRollout) {
+          for (let from = 0; from < all.length; from += SHADOW_SLICE) {
+            // Between slices the live consumer's work goes first: a large shadow batch never holds the thread for long.
+            if (from > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+            const sliceStarted = performance.now();
+            const list = all.slice(from, from + SHADOW_SLICE);
+            const { active, candidate, activeMs, candidateMs } = await runBoth(list, live, a.stages, ctx);
+            const d = diffBatch(list, active, candidate, EMPTY_DIFF, DIFF_SAMPLES);
+            const id = a.rollout.id;
+            this.diffs.set(id, mergeDiffs(this.diffs.get(id) ?? EMPTY_DIFF, d));
+            const diffs = d.changed + d.dropped + d.dead_lettered;
+            const considered = list.length - active.held.length;
+            if (a.rollout.share === 0) {
+              // Shadow and compare: the candidate's run is the cohort, the active run on the same events the baseline.
+              const dropped = (p: typeof active) => considered - p.live.length - p.dead.length;
+              this.count(id, 'cohort', { events: considered, dead: candidate.dead.length, dropped: Math.max(0, dropped(candidate)), compared: d.compared, diffs, costMs: candidateMs });
+              this.count(id, 'baseline', { events: considered, dead: active.dead.length, dropped: Math.max(0, dropped(active)), compared: 0, diffs: 0, costMs: activeMs });
+            } else this.count(id, 'cohort', { ...EMPTY_TALLY, compared: d.compared, diffs });
+            own += performance.now() - sliceStarted;
+          }
         }
-        // The batch's cost includes its read from the log (since the last batch ended), capped at a second.
-        const end = performance.now();
-        const took = Math.min(1_000, end - Math.max(started - 1_000, this.lastShadowEnd));
+        // The batch's cost: its own slices, and its read from the log (since the last batch ended), capped at a second.
+        const took = Math.min(1_000, own + started - Math.max(started - 1_000, this.lastShadowEnd));
         if (this.clock.sleep && took > 1) await this.clock.sleep(took * (1 / SHADOW_DUTY - 1), ctx.signal);
         this.lastShadowEnd = performance.now();
         return { live: [], dead: [] };
