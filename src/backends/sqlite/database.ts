@@ -172,6 +172,13 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (tenant, minute)
   ) WITHOUT ROWID;
   `,
+  // Notifications pruned from the outbox, counted per tenant and receiver (the metrics never go down).
+  `
+  CREATE TABLE alert_notification_totals (
+    tenant TEXT NOT NULL, receiver TEXT NOT NULL, delivered INTEGER NOT NULL, failed INTEGER NOT NULL,
+    PRIMARY KEY (tenant, receiver)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export interface OpenOptions {
