@@ -65,7 +65,8 @@ export function Explanation(props: { verdict: Verdict }) {
       ))}
       {v.value && (
         <div data-testid="alert-value">
-          {v.value.measure} over {v.value.window} = <span data-testid="alert-value-value">{num(v.value.value)}</span> ({num(v.value.events)} events), fires when{' '}
+          {v.value.window === 'now' ? `${v.value.measure} now` : `${v.value.measure} over ${v.value.window}`} = <span data-testid="alert-value-value">{num(v.value.value)}</span>
+          {v.value.window === 'now' ? '' : ` (${num(v.value.events)} events)`}, fires when{' '}
           {OPS[v.value.op] ?? v.value.op} {num(v.value.threshold)}
         </div>
       )}
