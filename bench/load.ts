@@ -34,10 +34,10 @@ export function eventsFor(run: string, from: number, count: number, now = Date.n
   return out;
 }
 
-export function batchBodies(run: string, total: number, batchSize: number): Buffer[] {
+export function batchBodies(run: string, total: number, batchSize: number, keys: KeyShape = 'sequential'): Buffer[] {
   const bodies: Buffer[] = [];
   for (let from = 0; from < total; from += batchSize) {
-    bodies.push(Buffer.from('[' + eventsFor(run, from, Math.min(batchSize, total - from)).join(',') + ']'));
+    bodies.push(Buffer.from('[' + eventsFor(run, from, Math.min(batchSize, total - from), Date.now(), keys).join(',') + ']'));
   }
   return bodies;
 }

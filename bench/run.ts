@@ -127,28 +127,35 @@ async function ingestAndEndToEnd(work: string) {
     (c) => post(c.url, 'none', bodies, perBody, CONCURRENCY),
   );
 
+  const throughSluice = async (name: string, sent: Buffer[]) => {
+    const dataDir = path.join(work, name);
+    const r = await withServer(
+      async () => startSluice(dataDir, await freePort()),
+      async (c) => {
+        const { writeKey, readKey } = keysFrom(c.stdout);
+        const start = performance.now();
+        const sluice = await post(c.url, writeKey, sent, perBody, CONCURRENCY);
+        while ((await queriedTotal(c.url, readKey)) < EVENTS) await sleep(100);
+        const total = await queriedTotal(c.url, readKey);
+        if (total !== EVENTS) throw new Error(`end to end: the query counts ${total}, ${EVENTS} were sent`);
+        return { sluice, e2e: EVENTS / ((performance.now() - start) / 1000) };
+      },
+    );
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    return r;
+  };
   say('ingest: sluice up, then wait until every event is queryable');
-  const dataDir = path.join(work, 'e2e');
-  const { sluice, e2eSeconds } = await withServer(
-    async () => startSluice(dataDir, await freePort()),
-    async (c) => {
-      const { writeKey, readKey } = keysFrom(c.stdout);
-      const start = performance.now();
-      const sluice = await post(c.url, writeKey, bodies, perBody, CONCURRENCY);
-      while ((await queriedTotal(c.url, readKey)) < EVENTS) await sleep(100);
-      const total = await queriedTotal(c.url, readKey);
-      if (total !== EVENTS) throw new Error(`end to end: the query counts ${total}, ${EVENTS} were sent`);
-      return { sluice, e2eSeconds: (performance.now() - start) / 1000 };
-    },
-  );
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  const { sluice, e2e } = await throughSluice('e2e', bodies);
+  // Real producers send random idempotency keys (Segment's messageId, CloudEvents' id).
+  say('ingest: sluice up with UUID idempotency keys, then wait until every event is queryable');
+  const uuid = await throughSluice('e2e-uuid', batchBodies(`bench-uuid-${Date.now()}`, EVENTS, BATCH, 'uuid'));
 
   const cost = await observabilityCost(work, bodies, perBody);
 
   say('end to end: DuckDB appender loop over the same rows');
   const rows = entriesOf('baseline', 0, EVENTS, 'bench', 16);
   const appender = await appenderRowsPerSecond(work, rows);
-  return { bare, sluice, e2e: EVENTS / e2eSeconds, appender, cost };
+  return { bare, sluice, e2e, uuid, appender, cost };
 }
 
 /** Ingest throughput with metrics and tracing on and off, alternating runs to share the drift. */
@@ -335,6 +342,11 @@ try {
     `  baseline: DuckDB appender loop, same rows   ${fmt(ie.appender).padStart(10)} rows/s`,
     `  sluice up: sent → queryable                 ${fmt(ie.e2e).padStart(10)} ev/s`,
     `  ratio sluice / baseline                     ${fmt(ie.e2e / ie.appender, 2).padStart(10)}        target ≥ 50,000 ev/s: ${ie.e2e >= 50_000 ? 'met' : 'MISSED'}`,
+    '',
+    `UUID idempotency keys (what real producers send), the same ${fmt(EVENTS)} events through sluice up, beside the sequential run above`,
+    line('ingest, UUID keys', ie.uuid.sluice),
+    `  ratio UUID / sequential (ingest)            ${fmt(ie.uuid.sluice.eventsPerSecond / ie.sluice.eventsPerSecond, 2).padStart(10)}        target ≥ 100,000 ev/s and ≥ 0.8: ${ie.uuid.sluice.eventsPerSecond >= 100_000 && ie.uuid.sluice.eventsPerSecond >= 0.8 * ie.sluice.eventsPerSecond ? 'met' : 'MISSED'}`,
+    `  end to end, UUID keys                       ${fmt(ie.uuid.e2e).padStart(10)} ev/s   ratio to sequential ${fmt(ie.uuid.e2e / ie.e2e, 2)}        target ≥ 70,000 ev/s: ${ie.uuid.e2e >= 70_000 ? 'met' : 'MISSED'}`,
     '',
     `observability: ingest of the same events, two runs each, alternating`,
     `  baseline: metrics and tracing off           ${fmt(ie.cost.off).padStart(10)} ev/s`,

@@ -31,3 +31,23 @@ export async function steadyIngest(p: Pipeline, writeKey: string, prefix: string
   }
   return { ingestMs, statuses };
 }
+
+/**
+ * Tenant B's freshness in one run: for each of its events whose idempotency key starts with
+ * `prefix`, the time from receipt to stored (ms). Waits until `expected` of them are stored.
+ */
+export async function freshnessMs(p: Pipeline, tenant: string, prefix: string, expected: number, timeoutMs = 60_000): Promise<number[]> {
+  for (const end = Date.now() + timeoutMs; ; await new Promise((r) => setTimeout(r, 50))) {
+    const ms: number[] = [];
+    let before: { ts: number; partition: number; offset: number } | undefined;
+    for (;;) {
+      const page = await p.store.searchEvents({ tenant, type: 'page', from: 0, to: Date.now() + 86_400_000, limit: 1_000, ...(before ? { before } : {}) });
+      for (const e of page) if (e.idempotencyKey.startsWith(`${prefix}-`)) ms.push(e.storedAt - e.receivedAt);
+      if (page.length < 1_000) break;
+      const last = page[page.length - 1]!;
+      before = { ts: last.ts, partition: last.partition, offset: last.offset };
+    }
+    if (ms.length >= expected) return ms;
+    if (Date.now() > end) throw new Error(`${tenant}: ${ms.length} of ${expected} events of run ${prefix} stored after ${timeoutMs} ms`);
+  }
+}

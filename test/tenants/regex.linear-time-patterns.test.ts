@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { compile, newAjv } from '../../src/schema/registry.js';
-import { quantile, steadyIngest } from '../helpers/neighbour.js';
+import { freshnessMs, quantile, steadyIngest } from '../helpers/neighbour.js';
 import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
 
 let p: Pipeline | null = null;
@@ -65,15 +65,16 @@ describe('user-supplied patterns run in linear time', () => {
       const r = await steadyIngest(p!, b.writeKey, prefix, batches);
       going = false;
       await attacker;
-      return r;
+      return { ...r, freshness: await freshnessMs(p!, 'beta', prefix, batches * 20) };
     };
     // Alternating runs, so that the machine's other load weighs on both alike.
-    const quiet = { ingestMs: [] as number[], statuses: new Map<number, number>() };
-    const loud = { ingestMs: [] as number[], statuses: new Map<number, number>() };
+    const quiet = { ingestMs: [] as number[], freshness: [] as number[], statuses: new Map<number, number>() };
+    const loud = { ingestMs: [] as number[], freshness: [] as number[], statuses: new Map<number, number>() };
     for (let round = 0; round < 4; round++) {
       for (const [type, into] of [['plain', quiet], ['probe', loud]] as const) {
         const r = await run(type, `${type}-${round}`, 20);
         into.ingestMs.push(...r.ingestMs);
+        into.freshness.push(...r.freshness);
         for (const [s, n] of r.statuses) into.statuses.set(s, (into.statuses.get(s) ?? 0) + n);
       }
     }
@@ -85,6 +86,10 @@ describe('user-supplied patterns run in linear time', () => {
     console.info(`beta's ingest p99: ${p99loud.toFixed(1)} ms while alpha's values met ^(a+)+$, ${p99quiet.toFixed(1)} ms while they met ^a+$ (${attacks} batches of alpha's in all)`);
     // Within 2x of the quiet run, with a floor of 25 ms for a shared two-core machine's noise.
     expect(p99loud, `B's ingest p99: ${p99loud.toFixed(1)} ms under attack, ${p99quiet.toFixed(1)} ms without`).toBeLessThan(2 * Math.max(p99quiet, 25));
+    // B's freshness (received → stored), p99 within 2x, with a floor of 250 ms (the workers' polling).
+    const [f99quiet, f99loud] = [quantile(quiet.freshness, 0.99), quantile(loud.freshness, 0.99)];
+    console.info(`beta's freshness p99: ${f99loud.toFixed(0)} ms under attack, ${f99quiet.toFixed(0)} ms without`);
+    expect(f99loud, `B's freshness p99: ${f99loud} ms under attack, ${f99quiet} ms without`).toBeLessThan(2 * Math.max(f99quiet, 250));
     await until(async () => (await p!.store.rawStats('beta')).events === 8 * 20 * 20);
   });
 });

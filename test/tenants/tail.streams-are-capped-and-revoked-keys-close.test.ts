@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { KEY_RECHECK_MS } from '../../src/http/tail.js';
-import { quantile, steadyIngest } from '../helpers/neighbour.js';
+import { freshnessMs, quantile, steadyIngest } from '../helpers/neighbour.js';
 import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
 
 let p: Pipeline | null = null;
@@ -108,14 +108,15 @@ describe('live-tail streams', () => {
       going = false;
       await Promise.all([attacker, flood]);
       for (const h of held) h.ac.abort();
-      return r;
+      return { ...r, freshness: await freshnessMs(p!, 'beta', prefix, 20 * 20) };
     };
-    const quiet = { ingestMs: [] as number[], statuses: new Map<number, number>() };
-    const loud = { ingestMs: [] as number[], statuses: new Map<number, number>() };
+    const quiet = { ingestMs: [] as number[], freshness: [] as number[], statuses: new Map<number, number>() };
+    const loud = { ingestMs: [] as number[], freshness: [] as number[], statuses: new Map<number, number>() };
     for (let round = 0; round < 3; round++) {
       for (const [attack, into] of [[false, quiet], [true, loud]] as const) {
         const r = await run(attack, `${attack ? 'loud' : 'quiet'}-${round}`);
         into.ingestMs.push(...r.ingestMs);
+        into.freshness.push(...r.freshness);
         for (const [s2, n] of r.statuses) into.statuses.set(s2, (into.statuses.get(s2) ?? 0) + n);
       }
     }
@@ -126,6 +127,10 @@ describe('live-tail streams', () => {
     console.info(`beta's ingest p99: ${p99loud.toFixed(1)} ms while alpha held its stream cap and was refused ${refused} more, ${p99quiet.toFixed(1)} ms while alpha only sent events`);
     // Within 2x, with a floor of 25 ms for a shared two-core machine's noise.
     expect(p99loud).toBeLessThan(2 * Math.max(p99quiet, 25));
+    // B's freshness (received → stored), p99 within 2x, with a floor of 250 ms (the workers' polling).
+    const [f99quiet, f99loud] = [quantile(quiet.freshness, 0.99), quantile(loud.freshness, 0.99)];
+    console.info(`beta's freshness p99: ${f99loud.toFixed(0)} ms while alpha held its stream cap, ${f99quiet.toFixed(0)} ms while alpha only sent events`);
+    expect(f99loud, `B's freshness p99: ${f99loud} ms under attack, ${f99quiet} ms without`).toBeLessThan(2 * Math.max(f99quiet, 250));
     await until(async () => (await p!.store.rawStats('beta')).events === 6 * 20 * 20);
   });
 });

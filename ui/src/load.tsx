@@ -17,6 +17,23 @@ export function useLoad<T>(fn: (signal: AbortSignal) => Promise<T>, deps: unknow
   return { ...state, reload };
 }
 
+/**
+ * A page's actions (a button's API call): `act(fn)` runs one and keeps its error as text to
+ * show, clearing the last one first.
+ */
+export function useAction(): { error: string | null; act: (fn: () => Promise<void>) => Promise<void> } {
+  const [error, setError] = useState<string | null>(null);
+  const act = useCallback(async (fn: () => Promise<void>) => {
+    setError(null);
+    try {
+      await fn();
+    } catch (e: unknown) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  }, []);
+  return { error, act };
+}
+
 /** An error shown as text (API messages can quote event data). */
 export function ErrorBox(props: { error: string | null }) {
   return props.error ? (

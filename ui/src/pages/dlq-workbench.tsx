@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { num, pretty, time } from '../format.js';
-import { ErrorBox } from '../load.js';
+import { ErrorBox, useAction } from '../load.js';
 import { setParams, useRoute } from '../router.js';
 
 /** A group's lifecycle as GET /v1/dlq/groups gives it. */
@@ -66,16 +66,8 @@ export function Workbench(props: { group: GroupLifecycle & { count: number }; sa
   const [tested, setTested] = useState<TestResult[] | null>(null);
   const [predicted, setPredicted] = useState<DryRun | null>(null);
   const [replayed, setReplayed] = useState<ReplayReport | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const { error, act } = useAction();
 
-  const act = async (fn: () => Promise<void>) => {
-    setError(null);
-    try {
-      await fn();
-    } catch (e: unknown) {
-      setError((e as Error).message);
-    }
-  };
   /** The patch as JSON, or an error shown to the user; "" means no patch. */
   const parsed = (): { steps: unknown[] } | null => {
     if (patch.trim() === '') return null;

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { num, pretty, time } from '../format.js';
-import { ErrorBox, useLoad } from '../load.js';
+import { ErrorBox, useAction, useLoad } from '../load.js';
 import { navigate, setParams, useRoute } from '../router.js';
 import { Workbench, type GroupLifecycle } from './dlq-workbench.js';
 
@@ -50,17 +50,9 @@ export function DeadLetters() {
   const [result, setResult] = useState<string | null>(null);
   const [rate, setRate] = useState('100');
   const [why, setWhy] = useState('');
-  const [error, setError] = useState<string | null>(null);
+  const { error, act } = useAction();
   const selected = groups.data?.groups.find((g) => g.group === group) ?? null;
 
-  const act = async (fn: () => Promise<void>) => {
-    setError(null);
-    try {
-      await fn();
-    } catch (e: unknown) {
-      setError((e as Error).message);
-    }
-  };
   const dryRun = () =>
     act(async () => {
       setResult(null);

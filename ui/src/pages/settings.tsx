@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, type Who } from '../api.js';
 import { num, time } from '../format.js';
-import { ErrorBox, useLoad } from '../load.js';
+import { ErrorBox, useAction, useLoad } from '../load.js';
 
 interface Tenant {
   tenant: string;
@@ -26,19 +26,11 @@ const QUOTAS = [
 export function Settings(props: { who: Who }) {
   const tenant = useLoad((signal) => api<Tenant>('/v1/tenant', { signal }), []);
   const keys = useLoad((signal) => api<{ keys: Key[] }>('/v1/keys', { signal }), []);
-  const [error, setError] = useState<string | null>(null);
+  const { error, act } = useAction();
   const [secret, setSecret] = useState<string | null>(null);
   const [scope, setScope] = useState('read');
   const [team, setTeam] = useState('');
   const [quota, setQuota] = useState<Record<string, string>>({});
-  const act = async (fn: () => Promise<void>) => {
-    setError(null);
-    try {
-      await fn();
-    } catch (e: unknown) {
-      setError((e as Error).message);
-    }
-  };
   const s = tenant.data?.settings;
   return (
     <section>
