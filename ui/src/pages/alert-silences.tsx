@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, type Who } from '../api.js';
 import { time } from '../format.js';
-import { ErrorBox, useLoad } from '../load.js';
+import { ErrorBox, useAction, useLoad } from '../load.js';
 
 /** A matcher as Alertmanager's API has it. */
 interface Matcher {
@@ -59,20 +59,15 @@ export function Silences(props: { who: Who; refreshed: number; onChanged: () => 
   const [matchers, setMatchers] = useState('');
   const [endsAt, setEndsAt] = useState(inTwoHours);
   const [comment, setComment] = useState('');
-  const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
-
-  const act = async (fn: () => Promise<string>) => {
-    setError(null);
-    setDone(null);
-    try {
+  const { error, act: run } = useAction();
+  const act = (fn: () => Promise<string>) =>
+    run(async () => {
+      setDone(null);
       setDone(await fn());
       silences.reload();
       props.onChanged();
-    } catch (e: unknown) {
-      setError(e instanceof Error ? e.message : String(e));
-    }
-  };
+    });
   const create = (e: Event) => {
     e.preventDefault();
     void act(async () => {
