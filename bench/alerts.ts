@@ -12,6 +12,7 @@ import { parseFilters } from '../src/core/query.js';
 import type { LogRecord } from '../src/core/types.js';
 import type { Log } from '../src/ports/log.js';
 import type { StoreReader } from '../src/ports/reader.js';
+import { webhookLatency } from './alerts-latency.js';
 import { percentile } from './load.js';
 
 /**
@@ -28,6 +29,12 @@ import { percentile } from './load.js';
  * Per rule and per pass, p50 of the steady passes.
  *
  *   node dist-bench/bench/alerts.js [--events 1000000] [--rules 20] [--direct-rules 20] [--passes 3]
+ *
+ * With `--latency`, instead: the time from the watermark passing bad events to the webhook
+ * call on a real `sluice up` (alerts-latency.ts), median of `--runs` (5), at an evaluation
+ * interval of `--interval` ms (30000, the default of alerts.evaluateIntervalMs).
+ *
+ *   node dist-bench/bench/alerts.js --latency [--runs 5] [--interval 30000]
  */
 
 const MIN = 60_000;
@@ -58,7 +65,24 @@ function records(from: number, count: number, events: number): LogRecord[] {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { events: { type: 'string', default: '1000000' }, rules: { type: 'string', default: '20' }, 'direct-rules': { type: 'string', default: '20' }, passes: { type: 'string', default: '3' } } });
+  const { values } = parseArgs({
+    options: {
+      events: { type: 'string', default: '1000000' },
+      rules: { type: 'string', default: '20' },
+      'direct-rules': { type: 'string', default: '20' },
+      passes: { type: 'string', default: '3' },
+      latency: { type: 'boolean', default: false },
+      runs: { type: 'string', default: '5' },
+      interval: { type: 'string', default: '30000' },
+    },
+  });
+  if (values.latency) {
+    const f = await webhookLatency({ runs: Number(values.runs), intervalMs: Number(values.interval) });
+    console.log(
+      `watermark -> webhook: median ${(f.medianMs / 1000).toFixed(2)} s over ${f.runsMs.length} runs (min ${(Math.min(...f.runsMs) / 1000).toFixed(2)} s, max ${(Math.max(...f.runsMs) / 1000).toFixed(2)} s); evaluation interval ${(f.intervalMs / 1000).toFixed(0)} s, median / interval ${(f.medianMs / f.intervalMs).toFixed(2)} (group_wait 0s, delivery every 1 s)`,
+    );
+    return;
+  }
   const events = Number(values.events);
   const rules = Number(values.rules);
   const directRules = Math.min(rules, Number(values['direct-rules']));

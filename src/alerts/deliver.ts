@@ -58,3 +58,27 @@ export async function deliverDue(opts: DeliverOptions): Promise<{ delivered: num
   }
   return { delivered, failed };
 }
+
+/**
+ * How long a delivered notification stays in the outbox (ms): 120 h, Alertmanager's default
+ * `--data.retention` for its notification log. Configurable as `alerts.outboxRetentionMs`.
+ */
+export const OUTBOX_RETENTION_MS = 120 * 3_600_000;
+/** How often delivered notifications past their retention are pruned (ms). */
+export const PRUNE_INTERVAL_MS = 10 * 60_000;
+const PRUNE_BATCH = 1_000;
+
+/**
+ * Deletes the notifications delivered more than `retentionMs` before now, in batches of
+ * 1,000 (each its own short transaction, so delivery and evaluation interleave). Those not
+ * delivered yet stay, and are retried, however old. Returns how many were deleted.
+ */
+export async function pruneDelivered(store: AlertStore, clock: Clock, retentionMs: number, signal?: AbortSignal): Promise<number> {
+  const before = clock.now() - retentionMs;
+  let pruned = 0;
+  for (;;) {
+    const n = await store.pruneNotifications(before, PRUNE_BATCH);
+    pruned += n;
+    if (n < PRUNE_BATCH || signal?.aborted) return pruned;
+  }
+}

@@ -21,8 +21,10 @@ import { activeSilences, matches, type Matcher, type Silence } from './silences.
  *
  * Timers run on the wall clock and are checked at each evaluation pass, so each fires up to
  * one `alerts.evaluateIntervalMs` late. The group's state (what was last sent, when) is
- * written in the same transaction as the notification it queues, whose id is the group and
- * a sequence number: one change of a group is queued once.
+ * written in the same transaction as the notification it queues, whose id is the group, when
+ * the group began (a group is forgotten once all its alerts resolved: its next incident is a
+ * new group, whose ids must not collide with the old ones still in the outbox) and a
+ * sequence number: one change of a group is queued once.
  */
 
 export interface Receiver {
@@ -385,7 +387,7 @@ export function planNotifications(
           : receiver.type === 'pagerduty'
             ? pagerdutyPayloads(receiver.routing_key!, toSend, externalUrl)
             : [slackPayload(toSend)];
-      notifications.push({ id: `${tenant}/${name}/${next.seq}`, receiver: receiverName, body: { type: receiver.type, url: receiver.url, group: groupKey, payloads }, nextAt: now });
+      notifications.push({ id: `${tenant}/${name}/${state.createdAt}/${next.seq}`, receiver: receiverName, body: { type: receiver.type, url: receiver.url, group: groupKey, payloads }, nextAt: now });
     }
     groups.push({ kind: 'group', name, body: current.size === 0 ? null : next });
   }

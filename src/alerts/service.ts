@@ -3,7 +3,7 @@ import { periodic, type Service } from '../core/service.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../obs/logger.js';
 import type { AlertStore } from '../ports/alerts.js';
-import { deliverDue } from './deliver.js';
+import { deliverDue, OUTBOX_RETENTION_MS, PRUNE_INTERVAL_MS, pruneDelivered } from './deliver.js';
 import { evaluatePass } from './evaluator.js';
 import type { AlertSource } from './source.js';
 
@@ -17,6 +17,8 @@ export interface AlertServiceOptions {
   externalUrl: string;
   /** The evaluation lease's time to live, ms: another process takes over within it. */
   leaseTtlMs: number;
+  /** How long delivered notifications stay in the outbox, ms (default OUTBOX_RETENTION_MS, 120 h). */
+  outboxRetentionMs?: number;
   /** Every tenant (built-in rules apply to each). */
   tenants?: () => Promise<string[]>;
   /** Whether the dead-letter breaker holds a tenant's events. */
@@ -26,11 +28,12 @@ export interface AlertServiceOptions {
 }
 
 /**
- * The alerts' two services: `alerts.evaluate` runs an evaluation pass every
- * `evaluateIntervalMs` (rules, states, group timers, queuing notifications), and
+ * The alerts' services: `alerts.evaluate` runs an evaluation pass every
+ * `evaluateIntervalMs` (rules, states, group timers, queuing notifications),
  * `alerts.deliver` delivers the outbox every `deliverIntervalMs` (so a notification queued by
  * a pass, or left by a process that died, goes out within a second, and retries follow their
- * backoff). Every query process runs them; only the holder of the evaluation lease (in the
+ * backoff), and `alerts.prune` deletes, every 10 minutes, the notifications delivered more
+ * than `outboxRetentionMs` ago (undelivered ones stay). Every query process runs them; only the holder of the evaluation lease (in the
  * catalog) does the work, renewing it at each run, so exactly one process evaluates and
  * delivers at a time and another takes over within `leaseTtlMs` when it dies. A takeover
  * finds the group states and the outbox as the last holder committed them: it queues nothing
@@ -74,5 +77,15 @@ export function alertServices(opts: AlertServiceOptions): (Service & { runNow():
     },
     { clock: opts.clock, ...(logger ? { logger } : {}), runAtStart: true },
   );
-  return [evaluate, deliver];
+  const prune = periodic(
+    'alerts.prune',
+    PRUNE_INTERVAL_MS,
+    async (signal) => {
+      if (!(await leased())) return;
+      const n = await pruneDelivered(opts.store, opts.clock, opts.outboxRetentionMs ?? OUTBOX_RETENTION_MS, signal);
+      if (n > 0) logger?.info({ pruned: n }, 'pruned delivered alert notifications past their retention');
+    },
+    { clock: opts.clock, ...(logger ? { logger } : {}) },
+  );
+  return [evaluate, deliver, prune];
 }

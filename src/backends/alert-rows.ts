@@ -27,9 +27,16 @@ export function toOutbox(r: OutboxDbRow): OutboxRow {
   };
 }
 
-/** Delivered notifications and failed attempts per tenant and receiver (a delivery's own attempt is not a failure). */
+/**
+ * Delivered notifications and failed attempts per tenant and receiver (a delivery's own
+ * attempt is not a failure): those in the outbox plus the totals of those pruned from it.
+ */
 export const NOTIFICATION_COUNTS = `
-  SELECT tenant, receiver,
-         SUM(CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END) AS delivered,
-         SUM(attempts - CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END) AS failed
-  FROM alert_outbox GROUP BY tenant, receiver ORDER BY tenant, receiver`;
+  SELECT tenant, receiver, SUM(delivered) AS delivered, SUM(failed) AS failed FROM (
+    SELECT tenant, receiver,
+           CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END AS delivered,
+           attempts - CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END AS failed
+    FROM alert_outbox
+    UNION ALL
+    SELECT tenant, receiver, delivered, failed FROM alert_notification_totals
+  ) c GROUP BY tenant, receiver ORDER BY tenant, receiver`;

@@ -138,6 +138,7 @@ export const configSchema = {
         evaluateIntervalMs: { type: 'integer', minimum: 1_000, default: 30_000, description: 'how often alert rules are evaluated (and group timers checked)' },
         deliverIntervalMs: { type: 'integer', minimum: 100, default: 1_000, description: 'how often the notification outbox is delivered' },
         leaseTtlMs: { type: 'integer', minimum: 1_000, default: 30_000, description: 'scaled out, another query process takes over evaluation within this after the evaluating one dies' },
+        outboxRetentionMs: { type: 'integer', minimum: 60_000, default: 432_000_000, description: "how long delivered notifications stay in the outbox (120 h, Alertmanager's --data.retention); undelivered ones stay until delivered" },
         externalUrl: { type: 'string', default: '', description: 'the URL users reach sluice at, for links in notifications (default: the listen address)' },
       },
     },

@@ -38,6 +38,13 @@ export interface AlertStore {
   /** Records a failed attempt and when to try again. */
   markFailed(id: string, error: string, nextAt: number): Promise<void>;
   /**
+   * Deletes up to `limit` notifications delivered before `deliveredBefore` (epoch ms), oldest
+   * delivery first, and adds them to the per-receiver totals in the same transaction, so
+   * `notificationCounts` never decreases. A notification not delivered yet is never deleted.
+   * Returns how many were deleted (fewer than `limit`: none older is left).
+   */
+  pruneNotifications(deliveredBefore: number, limit: number): Promise<number>;
+  /**
    * Takes or renews the evaluation lease for `owner` until now + ttlMs: true when `owner`
    * holds it (it was free, expired or already its own). Exactly one process evaluates and
    * delivers at a time; another takes over within `ttlMs` of the holder's last renewal.

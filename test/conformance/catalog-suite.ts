@@ -348,6 +348,37 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       expect(await a.dueNotifications(10_000, 10)).toEqual([]);
     });
 
+    it('alerts.pruning-deletes-delivered-notifications-before-a-time-keeps-the-rest-and-the-counts', async () => {
+      const { catalog } = await make();
+      const a = catalog.alerts;
+      const n = (id: string, receiver = 'oncall') => ({ id, receiver, body: { id }, nextAt: 0 });
+      await a.saveEvaluation({ tenant: 'acme', states: [], transitions: [], notifications: [n('old-1'), n('old-2', 'tickets'), n('new'), n('stuck')], objects: [] });
+      await a.markFailed('old-1', 'refused', 0);
+      await a.markDelivered('old-1', 1_000);
+      await a.markDelivered('old-2', 2_000);
+      await a.markDelivered('new', 9_000);
+      await a.markFailed('stuck', 'refused', 0);
+      const before = await a.notificationCounts();
+      expect(before).toEqual([
+        { tenant: 'acme', receiver: 'oncall', delivered: 2, failed: 2 },
+        { tenant: 'acme', receiver: 'tickets', delivered: 1, failed: 0 },
+      ]);
+      // In batches: one, then the other; a delivery at the bound itself stays.
+      expect(await a.pruneNotifications(2_000, 1)).toBe(1);
+      expect(await a.pruneNotifications(2_001, 10)).toBe(1);
+      expect(await a.pruneNotifications(2_001, 10)).toBe(0);
+      // Undelivered, however old, it stays due; the counts are what they were.
+      expect((await a.dueNotifications(Number.MAX_SAFE_INTEGER, 10)).map((r) => r.id)).toEqual(['stuck']);
+      expect(await a.notificationCounts()).toEqual(before);
+      expect(await a.pruneNotifications(10_000, 10)).toBe(1);
+      expect(await a.notificationCounts()).toEqual(before);
+      await a.markDelivered('stuck', 11_000);
+      expect(await a.notificationCounts()).toEqual([
+        { tenant: 'acme', receiver: 'oncall', delivered: 3, failed: 2 },
+        { tenant: 'acme', receiver: 'tickets', delivered: 1, failed: 0 },
+      ]);
+    });
+
     it('alerts.one-process-holds-the-evaluation-lease-another-takes-over-after-its-ttl', async () => {
       const { catalog, another } = await make();
       const other = await another();

@@ -270,7 +270,7 @@ suite('console', () => {
     const betaSaved = await call<{ id: string }>(b.readKey, 'POST', '/v1/saved-queries', { name: 'beta-saved', query: { event: 'beta-secret' } });
 
     // A read key sees neither dead letters nor settings, and typing their URLs does not help.
-    expect(await page.locator('header nav a').allTextContents()).toEqual(['Overview', 'Explore', 'Live', 'Views']);
+    expect(await page.locator('header nav a').allTextContents()).toEqual(['Overview', 'Explore', 'Live', 'Views', 'Alerts']);
     for (const p of ['/ui/dlq', '/ui/settings', '/ui/schemas']) {
       await page.goto(`${server.url}${p}`);
       await page.getByTestId('forbidden').waitFor();

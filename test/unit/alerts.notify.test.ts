@@ -85,6 +85,18 @@ describe('grouping timers (Alertmanager semantics)', () => {
     expect(plan([ra, rb], t0 + 60 * M)).toEqual([]);
   });
 
+  it('group.a-second-incident-of-a-resolved-group-is-queued-under-a-new-id', () => {
+    // The outbox queues a notification unless its id exists: a group that resolved (and was
+    // forgotten) and fires again must not reuse the ids of its first incident.
+    const plan = planner(config({ routing: parseRouting({ group_wait: '0s', group_interval: '1m', default_receiver: 'oncall' }) }));
+    const a = firing('errors', 'page', 0);
+    const ids = [...plan([a], 0), ...plan([resolve(a, M)], 2 * M)].map((n) => n.id);
+    const again = firing('errors', 'page', 10 * M);
+    ids.push(...[...plan([again], 10 * M), ...plan([resolve(again, 11 * M)], 12 * M)].map((n) => n.id));
+    expect(ids).toHaveLength(4);
+    expect(new Set(ids).size).toBe(4);
+  });
+
   it('group.an-alert-whose-rule-is-deleted-is-sent-as-resolved', () => {
     const plan = planner(config({ routing: parseRouting({ group_wait: '0s', group_interval: '1m', default_receiver: 'oncall' }) }));
     const a = firing('errors', 'page', 0);

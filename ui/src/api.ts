@@ -115,6 +115,7 @@ export const PAGES: { path: string; title: string; scopes: Scope[] }[] = [
   { path: '/ui/dlq', title: 'Dead letters', scopes: ['admin'] },
   { path: '/ui/schemas', title: 'Schemas', scopes: ['admin', 'schema'] },
   { path: '/ui/views', title: 'Views', scopes: ['read', 'admin'] },
+  { path: '/ui/alerts', title: 'Alerts', scopes: ['read', 'admin'] },
   { path: '/ui/rollouts', title: 'Rollouts', scopes: ['admin'] },
   { path: '/ui/settings', title: 'Settings', scopes: ['admin'] },
 ];

@@ -9,6 +9,7 @@ import { EventPage } from './pages/event.js';
 import { DeadLetters } from './pages/dlq.js';
 import { Schemas } from './pages/schemas.js';
 import { Views } from './pages/views.js';
+import { Alerts } from './pages/alerts.js';
 import { Settings } from './pages/settings.js';
 import { Rollouts } from './pages/rollouts.js';
 import './style.css';
@@ -68,6 +69,7 @@ function Page(props: { path: string; who: Who }) {
   if (path === '/ui/dlq') return <DeadLetters />;
   if (path === '/ui/schemas') return <Schemas who={who} />;
   if (path === '/ui/views') return <Views who={who} />;
+  if (path === '/ui/alerts') return <Alerts who={who} />;
   if (path === '/ui/rollouts') return <Rollouts />;
   if (path === '/ui/settings') return <Settings who={who} />;
   return <p class="error">No such page. Choose one above.</p>;

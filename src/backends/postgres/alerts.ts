@@ -153,6 +153,24 @@ export class PostgresAlerts implements AlertStore {
     await this.exec.query('UPDATE alert_outbox SET attempts = attempts + 1, last_error = $1, next_at = $2 WHERE id = $3 AND delivered_at IS NULL', [error.slice(0, 1000), nextAt, id]);
   }
 
+  async pruneNotifications(deliveredBefore: number, limit: number): Promise<number> {
+    // One statement: the rows deleted are the rows counted (data-modifying CTEs run to completion).
+    const rows = await this.exec.query<{ n: number }>(
+      `WITH gone AS (
+         DELETE FROM alert_outbox WHERE id IN (
+           SELECT id FROM alert_outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1 ORDER BY delivered_at LIMIT $2 FOR UPDATE SKIP LOCKED
+         ) RETURNING tenant, receiver, attempts
+       ), added AS (
+         INSERT INTO alert_notification_totals (tenant, receiver, delivered, failed)
+         SELECT tenant, receiver, count(*), sum(attempts - 1) FROM gone GROUP BY tenant, receiver
+         ON CONFLICT (tenant, receiver) DO UPDATE SET delivered = alert_notification_totals.delivered + excluded.delivered, failed = alert_notification_totals.failed + excluded.failed
+       )
+       SELECT count(*)::int AS n FROM gone`,
+      [deliveredBefore, Math.max(1, limit)],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
   async addIngestMinutes(rows: readonly IngestMinute[]): Promise<void> {
     if (rows.length === 0) return;
     await this.exec.query(

@@ -136,6 +136,17 @@ const MIGRATIONS: Migration[] = [
       INSERT INTO pipeline_live (tenant, version) SELECT tenant, MAX(version) FROM pipelines GROUP BY tenant;
     `,
   },
+  {
+    // Notifications pruned from the outbox, counted per tenant and receiver (the metrics never go down).
+    version: 8,
+    sql: `
+      CREATE TABLE alert_notification_totals (
+        tenant text NOT NULL, receiver text NOT NULL, delivered bigint NOT NULL, failed bigint NOT NULL,
+        PRIMARY KEY (tenant, receiver)
+      );
+      CREATE INDEX alert_outbox_delivered ON alert_outbox (delivered_at) WHERE delivered_at IS NOT NULL;
+    `,
+  },
 ];
 
 /**

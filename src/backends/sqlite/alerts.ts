@@ -136,6 +136,24 @@ export class SqliteAlerts implements AlertStore {
     this.db.prepare('UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?, next_at = ? WHERE id = ? AND delivered_at IS NULL').run(error.slice(0, 1000), nextAt, id);
   }
 
+  async pruneNotifications(deliveredBefore: number, limit: number): Promise<number> {
+    return immediate(this.db, () => {
+      // alert_outbox_due (delivered_at, next_at) serves the range, oldest delivery first.
+      const rows = this.db
+        .prepare('SELECT id, tenant, receiver, attempts FROM alert_outbox WHERE delivered_at IS NOT NULL AND delivered_at < ? ORDER BY delivered_at LIMIT ?')
+        .all(deliveredBefore, Math.max(1, limit)) as { id: string; tenant: string; receiver: string; attempts: number }[];
+      const add = this.db.prepare(
+        'INSERT INTO alert_notification_totals (tenant, receiver, delivered, failed) VALUES (?, ?, 1, ?) ON CONFLICT (tenant, receiver) DO UPDATE SET delivered = delivered + 1, failed = failed + excluded.failed',
+      );
+      const remove = this.db.prepare('DELETE FROM alert_outbox WHERE id = ?');
+      for (const r of rows) {
+        add.run(r.tenant, r.receiver, r.attempts - 1);
+        remove.run(r.id);
+      }
+      return rows.length;
+    });
+  }
+
   async addIngestMinutes(rows: readonly IngestMinute[]): Promise<void> {
     if (rows.length === 0) return;
     immediate(this.db, () => {

@@ -178,6 +178,13 @@ const MIGRATIONS: string[] = [
   CREATE TABLE pipeline_live (tenant TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
   INSERT INTO pipeline_live (tenant, version) SELECT tenant, MAX(version) FROM pipelines GROUP BY tenant;
   `,
+  // Notifications pruned from the outbox, counted per tenant and receiver (the metrics never go down).
+  `
+  CREATE TABLE alert_notification_totals (
+    tenant TEXT NOT NULL, receiver TEXT NOT NULL, delivered INTEGER NOT NULL, failed INTEGER NOT NULL,
+    PRIMARY KEY (tenant, receiver)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export interface OpenOptions {
