@@ -26,6 +26,17 @@ function clampDouble(x: string): string {
   return `(CASE WHEN (${x}) IS NULL THEN NULL ELSE least(greatest(${x}, -${MAX_DOUBLE}), ${MAX_DOUBLE}) END)`;
 }
 
+/**
+ * The number of text `x` (a DOUBLE, or NULL when the text is not a finite number): the
+ * dialect's `num`. Finite numbers only: "NaN", "inf" and "-Infinity" are text, not numbers (as
+ * sluice_num in PostgreSQL); numeric text past the largest double ("1e400") is clamped to it,
+ * as there. `cast` is `TRY_CAST(x AS DOUBLE)`, or the name of a column computed by it (the
+ * typed columns' fill computes the cast once per value).
+ */
+export function numberOfText(x: string, cast = `TRY_CAST(${x} AS DOUBLE)`): string {
+  return `(CASE WHEN isfinite(${cast}) THEN ${cast} WHEN isinf(${cast}) AND NOT contains(lower(${x}), 'inf') THEN sign(${cast}) * ${MAX_DOUBLE} END)`;
+}
+
 /** DuckDB's side of the shared compilers (backends/sql/compile.ts, views.ts). */
 export const DUCKDB: ViewDialect<DuckDBValue> = {
   field: (f, p, alias = '') =>
@@ -35,10 +46,7 @@ export const DUCKDB: ViewDialect<DuckDBValue> = {
       : f.path === null
         ? `${alias}"${f.column}"`
         : `json_extract_string(${alias}${f.column}, ${p.add(f.path)})`,
-  // Finite numbers only: "NaN", "inf" and "-Infinity" are text, not numbers (as sluice_num in
-  // PostgreSQL); numeric text past the largest double ("1e400") is clamped to it, as there.
-  num: (x) =>
-    `(CASE WHEN isfinite(TRY_CAST(${x} AS DOUBLE)) THEN TRY_CAST(${x} AS DOUBLE) WHEN isinf(TRY_CAST(${x} AS DOUBLE)) AND NOT contains(lower(${x}), 'inf') THEN sign(TRY_CAST(${x} AS DOUBLE)) * ${MAX_DOUBLE} END)`,
+  num: (x) => numberOfText(x),
   double: (v, p) => `CAST(${p.add(String(v))} AS DOUBLE)`,
   contains: (x, needle) => `contains(${x}, ${needle})`,
   timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ts >= epoch_ms(${p.add(BigInt(from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(to))}::BIGINT)`,
