@@ -37,6 +37,16 @@ export function numberOfText(x: string, cast = `TRY_CAST(${x} AS DOUBLE)`): stri
   return `(CASE WHEN isfinite(${cast}) THEN ${cast} WHEN isinf(${cast}) AND NOT contains(lower(${x}), 'inf') THEN sign(${cast}) * ${MAX_DOUBLE} END)`;
 }
 
+/**
+ * `ts` in [from, to) (epoch ms), against TIMESTAMP_MS constants as received_at is (see
+ * receivedRange): against a TIMESTAMP, DuckDB casts the column on every row and its zone maps
+ * skip nothing. Measured over 10M rows of a type's typed columns, a day's group-by: the scan
+ * took 690 ms of the engine's time with the cast; without, the range is decided per row group.
+ */
+export function eventTimeRange(from: number, to: number, p: BaseParams<DuckDBValue>): string {
+  return `ts >= CAST(epoch_ms(${p.add(BigInt(from))}::BIGINT) AS TIMESTAMP_MS) AND ts < CAST(epoch_ms(${p.add(BigInt(to))}::BIGINT) AS TIMESTAMP_MS)`;
+}
+
 /** DuckDB's side of the shared compilers (backends/sql/compile.ts, views.ts). */
 export const DUCKDB: ViewDialect<DuckDBValue> = {
   field: (f, p, alias = '') =>
@@ -49,7 +59,7 @@ export const DUCKDB: ViewDialect<DuckDBValue> = {
   num: (x) => numberOfText(x),
   double: (v, p) => `CAST(${p.add(String(v))} AS DOUBLE)`,
   contains: (x, needle) => `contains(${x}, ${needle})`,
-  timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ts >= epoch_ms(${p.add(BigInt(from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(to))}::BIGINT)`,
+  timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ${eventTimeRange(from, to, p)}`,
   // The column against constants of its own type (TIMESTAMP_MS; against a TIMESTAMP the column
   // is cast and no row group is skipped), so that the zone maps of received_at (rows are
   // appended in about the order they were received) skip the older row groups: measured 55 ms

@@ -1,7 +1,7 @@
 import type { DuckDBValue } from '@duckdb/node-api';
 import { fieldSegment, parseField, type FieldRef, type QuerySpec } from '../../core/query.js';
 import { rawQuerySql, type Dialect } from '../sql/compile.js';
-import { DUCKDB, numberOfText, Params } from './query-sql.js';
+import { DUCKDB, eventTimeRange, numberOfText, Params } from './query-sql.js';
 
 /**
  * The SQL of typed columns on DuckDB (pure). A type's typed columns live in a table of their
@@ -94,6 +94,9 @@ export function typedQuerySql(q: QuerySpec, set: TypedSet, cap: number): { sql: 
     field: (f, p, alias) => (f.column === 'properties' ? `s${index.get(f.name)!}` : DUCKDB.field(f, p, alias)),
     // The number of a typed property's text was computed at commit, by the same expression.
     num: (x) => (/^s\d+$/.test(x) ? `d${x.slice(1)}` : DUCKDB.num(x)),
+    // The table holds one tenant and one type: no condition on either (evaluated on every row,
+    // they took 170 of 243 ms of a group-by over 10M rows).
+    timeRange: (_tenant, from, to, p) => eventTimeRange(from, to, p),
   };
-  return rawQuerySql(dialect, q, cap, set.table);
+  return rawQuerySql(dialect, q, cap, set.table, true);
 }
