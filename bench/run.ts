@@ -50,7 +50,7 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  * 5,000,000), --ledger-keys N (keys measured per ledger figure, default 300,000), --ledger-prefill N
  * (keys in the ledger before the "after" figures, default 5,000,000; the issue's target is 50M),
  * --ledger-candidates N (keys before the candidates' figures, default 1,000,000), --ledger-candidate
- * btree|rowid-hash|log-structured (repeatable; all three by default), --recovery N (default 200,000), --query-events N (default 10,000,000), --typed-events N (default 1,000,000; the targets are judged at 10M), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --rollout-events N (default 200,000), --only ingest|fsync|backlog|recovery|query|typed|spike|scale-out|ledger|transform|rollout, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * btree|rowid-hash|log-structured (repeatable; all three by default), --recovery N (default 200,000), --query-events N (default 10,000,000), --typed-events N (default 1,000,000; the targets are judged at 10M), --typed-batch N (events per commit, default 20,000: the worker's commitBatch), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --rollout-events N (default 200,000), --only ingest|fsync|backlog|recovery|query|typed|spike|scale-out|ledger|transform|rollout, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -61,6 +61,7 @@ const { values } = parseArgs({
     recovery: { type: 'string' },
     'query-events': { type: 'string' },
     'typed-events': { type: 'string' },
+    'typed-batch': { type: 'string' },
     'spike-seconds': { type: 'string' },
     'scale-out-events': { type: 'string' },
     'transform-events': { type: 'string' },
@@ -78,6 +79,7 @@ const EVENTS = Number(values.events ?? (values.quick ? 200_000 : 1_000_000));
 const BACKLOG = Number(values.backlog ?? (values.quick ? 500_000 : 5_000_000));
 const RECOVERY = Number(values.recovery ?? (values.quick ? 50_000 : 200_000));
 const TYPED_EVENTS = Number(values['typed-events'] ?? 1_000_000);
+const TYPED_BATCH = Number(values['typed-batch'] ?? 20_000);
 const QUERY_EVENTS = Number(values['query-events'] ?? (values.quick ? 1_000_000 : 10_000_000));
 const SPIKE_SECONDS = Number(values['spike-seconds'] ?? (values.quick ? 10 : 20));
 const SCALE_OUT_EVENTS = Number(values['scale-out-events'] ?? (values.quick ? 100_000 : 500_000));
@@ -321,7 +323,7 @@ try {
   const bl = only === undefined || only === 'backlog' ? await backlogDrain(work) : null;
   const rc = only === undefined || only === 'recovery' ? await recovery(path.join(work, 'recovery'), RECOVERY, BATCH, CONCURRENCY, say) : null;
   const qb = only === undefined || only === 'query' ? await queryBench(work, QUERY_EVENTS, say) : null;
-  const ty = only === undefined || only === 'typed' ? await typedBench(work, TYPED_EVENTS, say) : null;
+  const ty = only === undefined || only === 'typed' ? await typedBench(work, TYPED_EVENTS, say, TYPED_BATCH) : null;
   const sp = only === undefined || only === 'spike' ? await spikeBench(work, SPIKE_SECONDS, say) : null;
   const so = only === undefined || only === 'scale-out' ? await scaleOutBench(work, SCALE_OUT_EVENTS, BATCH, CONCURRENCY, say) : null;
   const tf = only === undefined || only === 'transform' ? await transformBench(work, TRANSFORM_EVENTS, BATCH, CONCURRENCY, say) : null;
@@ -415,8 +417,9 @@ try {
     out.push(
     '',
     `typed columns: ${fmt(ty.events)} events of one type; columns for 3 declared properties built by backfill at ${fmt(ty.buildRate)} rows/s`,
+    `  commits of ${fmt(ty.batch)} events, the same batches to two stores back to back (second half)`,
     `  commit without typed columns (baseline)     ${fmt(ty.loadPlain).padStart(10)} ev/s`,
-    `  commit filling typed columns                ${fmt(ty.loadTyped).padStart(10)} ev/s   ratio ${fmt(ty.loadTyped / ty.loadPlain, 2)}`,
+    `  commit filling typed columns                ${fmt(ty.loadTyped).padStart(10)} ev/s   ratio ${fmt(ty.loadTyped / ty.loadPlain, 2)}   (first half, neither with columns: ${fmt(ty.aa, 2)})`,
     `  group-by properties.region, count + sum:amount (declared)`,
     `    baseline: from the JSON                   ${ms(ty.declaredJson)}`,
     `    from typed columns                        ${ms(ty.declaredTyped)}`,

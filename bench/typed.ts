@@ -6,10 +6,13 @@ import { typedBackfillName } from '../src/ports/typed-columns.js';
 import { percentile } from './load.js';
 
 /**
- * Typed columns (ports/typed-columns.ts) at scale: N events of one type (10M by default),
- * committed through Store.commit, half before the type's schema properties get columns and
- * half after (the commit fills them: the ratio of the two load rates is what they cost at
- * commit), the first half filled by backfill. Then, over every event:
+ * Typed columns (ports/typed-columns.ts) at scale: N events of one type committed through
+ * Store.commit in batches of the worker's commit size (20,000 by default), half before the
+ * type's schema properties get columns and half after (the commit fills them), the first half
+ * filled by backfill. Every batch is also committed to a baseline store that never gets typed
+ * columns, back to back: the ratio of the two stores' rates over the second half is what the
+ * columns cost at commit (over the first half it shows the noise: both stores are alike then).
+ * Then, over every event:
  *   - a group-by with count and sum on declared properties, from the typed columns beside the
  *     same query from the JSON (the baseline, same store, same run);
  *   - the same on undeclared properties (JSON only: what a property without a column costs).
@@ -59,9 +62,13 @@ async function timed(runs: number, fn: () => Promise<unknown>): Promise<{ p50: n
 
 export interface TypedBench {
   events: number;
-  /** Commit rates (ev/s) without typed columns and with them. */
+  /** Events per commit. */
+  batch: number;
+  /** Commit rates (ev/s) over the second half: the baseline store and the one filling typed columns. */
   loadPlain: number;
   loadTyped: number;
+  /** The two stores' rate ratio over the first half, where neither has typed columns: how far the machine's noise moves the ratio. */
+  aa: number;
   /** Rows per second the backfill filled the columns at. */
   buildRate: number;
   declaredJson: { p50: number; p95: number };
@@ -71,29 +78,42 @@ export interface TypedBench {
   paths: string;
 }
 
-export async function typedBench(dir: string, events: number, say: (s: string) => void): Promise<TypedBench> {
+export async function typedBench(dir: string, events: number, say: (s: string) => void, batch = 20_000): Promise<TypedBench> {
+  // The baseline: a second store that gets the same batches and never has typed columns.
+  const plain = new DuckdbStore({ file: path.join(dir, 'typed-baseline.duckdb'), queryTimeoutMs: 120_000 });
   const store = new DuckdbStore({ file: path.join(dir, 'typed.duckdb'), queryTimeoutMs: 120_000 });
+  await plain.connect();
   await store.connect();
   try {
-    const step = 100_000;
-    const load = async (from: number, to: number): Promise<number> => {
-      const t = performance.now();
-      for (let i = from; i < to; i += step) {
-        const batch = records(i, Math.min(step, to - i));
-        await store.commit({ records: batch, partitions: [{ partition: 0, token: 1, upTo: i + batch.length }] });
-        if ((i / step) % 10 === 0) say(`typed: loading ${i.toLocaleString('en-US')} / ${events.toLocaleString('en-US')} events through Store.commit`);
+    /**
+     * Commits [from, to) to both stores, batch by batch, the two commits of a batch back to
+     * back in alternating order, so that the shared machine's changing load and the tables'
+     * sizes are the same for both; returns each store's rate (ev/s).
+     */
+    const load = async (from: number, to: number): Promise<[number, number]> => {
+      const ms = [0, 0];
+      const stores = [plain, store];
+      for (let i = from, n = 0; i < to; i += batch, n++) {
+        const rs = records(i, Math.min(batch, to - i));
+        for (const k of n % 2 ? [1, 0] : [0, 1]) {
+          const t = performance.now();
+          await stores[k]!.commit({ records: rs, partitions: [{ partition: 0, token: 1, upTo: i + rs.length }] });
+          ms[k]! += performance.now() - t;
+        }
+        if (n % Math.max(1, Math.round(1_000_000 / batch)) === 0) say(`typed: loading ${i.toLocaleString('en-US')} / ${events.toLocaleString('en-US')} events through Store.commit, into both stores`);
       }
-      return (to - from) / ((performance.now() - t) / 1000);
+      return [(to - from) / (ms[0]! / 1000), (to - from) / (ms[1]! / 1000)];
     };
-    const half = Math.floor(events / 2 / step) * step;
-    const loadPlain = await load(0, half);
+    const half = Math.floor(events / 2 / batch) * batch;
+    const [plainBefore, typedBefore] = await load(0, half);
     say(`typed: declaring ${DECLARED.join(', ')} and building their columns by backfill`);
     await store.typedColumns.declare('bench', 'checkout', DECLARED);
-    let t = performance.now();
+    const t = performance.now();
     const b = await store.backfills.start({ view: typedBackfillName('checkout'), tenant: 'bench', from: null, to: null, rate: 0 });
     for (let s = b; s.status === 'running'; ) s = await store.backfills.step(b.id, 2_000_000);
     const buildRate = half / ((performance.now() - t) / 1000);
-    const loadTyped = await load(half, events);
+    const [loadPlain, loadTyped] = await load(half, events);
+    await plain.close();
 
     const spec = (body: Record<string, unknown>): QuerySpec =>
       parseQuery({ event: 'checkout', from: new Date(T0).toISOString(), to: new Date(T0 + DAY).toISOString(), interval: null, ...body }, 'bench', Date.now(), { maxBuckets: 100_000, maxRows: 1_000_000 });
@@ -106,8 +126,9 @@ export async function typedBench(dir: string, events: number, say: (s: string) =
     const declaredJson = await timed(9, () => store.query(declared, 1_000_000, undefined, { typedColumns: false }));
     const undeclaredJson = await timed(9, () => store.query(undeclared, 1_000_000));
     const paths = `declared: ${a.typed ? 'typed columns' : 'JSON'} / ${j.typed ? 'typed columns' : 'JSON'}; undeclared: ${u.typed ? 'typed columns' : 'JSON'}`;
-    return { events, loadPlain, loadTyped, buildRate, declaredJson, declaredTyped, undeclaredJson, paths };
+    return { events, batch, loadPlain, loadTyped, aa: typedBefore / plainBefore, buildRate, declaredJson, declaredTyped, undeclaredJson, paths };
   } finally {
+    await plain.close();
     await store.close();
   }
 }

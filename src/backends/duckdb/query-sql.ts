@@ -26,6 +26,27 @@ function clampDouble(x: string): string {
   return `(CASE WHEN (${x}) IS NULL THEN NULL ELSE least(greatest(${x}, -${MAX_DOUBLE}), ${MAX_DOUBLE}) END)`;
 }
 
+/**
+ * The number of text `x` (a DOUBLE, or NULL when the text is not a finite number): the
+ * dialect's `num`. Finite numbers only: "NaN", "inf" and "-Infinity" are text, not numbers (as
+ * sluice_num in PostgreSQL); numeric text past the largest double ("1e400") is clamped to it,
+ * as there. `cast` is `TRY_CAST(x AS DOUBLE)`, or the name of a column computed by it (the
+ * typed columns' fill computes the cast once per value).
+ */
+export function numberOfText(x: string, cast = `TRY_CAST(${x} AS DOUBLE)`): string {
+  return `(CASE WHEN isfinite(${cast}) THEN ${cast} WHEN isinf(${cast}) AND NOT contains(lower(${x}), 'inf') THEN sign(${cast}) * ${MAX_DOUBLE} END)`;
+}
+
+/**
+ * `ts` in [from, to) (epoch ms), against TIMESTAMP_MS constants as received_at is (see
+ * receivedRange): against a TIMESTAMP, DuckDB casts the column on every row and its zone maps
+ * skip nothing. Measured over 10M rows of a type's typed columns, a day's group-by: the scan
+ * took 690 ms of the engine's time with the cast; without, the range is decided per row group.
+ */
+export function eventTimeRange(from: number, to: number, p: BaseParams<DuckDBValue>): string {
+  return `ts >= CAST(epoch_ms(${p.add(BigInt(from))}::BIGINT) AS TIMESTAMP_MS) AND ts < CAST(epoch_ms(${p.add(BigInt(to))}::BIGINT) AS TIMESTAMP_MS)`;
+}
+
 /** DuckDB's side of the shared compilers (backends/sql/compile.ts, views.ts). */
 export const DUCKDB: ViewDialect<DuckDBValue> = {
   field: (f, p, alias = '') =>
@@ -35,13 +56,10 @@ export const DUCKDB: ViewDialect<DuckDBValue> = {
       : f.path === null
         ? `${alias}"${f.column}"`
         : `json_extract_string(${alias}${f.column}, ${p.add(f.path)})`,
-  // Finite numbers only: "NaN", "inf" and "-Infinity" are text, not numbers (as sluice_num in
-  // PostgreSQL); numeric text past the largest double ("1e400") is clamped to it, as there.
-  num: (x) =>
-    `(CASE WHEN isfinite(TRY_CAST(${x} AS DOUBLE)) THEN TRY_CAST(${x} AS DOUBLE) WHEN isinf(TRY_CAST(${x} AS DOUBLE)) AND NOT contains(lower(${x}), 'inf') THEN sign(TRY_CAST(${x} AS DOUBLE)) * ${MAX_DOUBLE} END)`,
+  num: (x) => numberOfText(x),
   double: (v, p) => `CAST(${p.add(String(v))} AS DOUBLE)`,
   contains: (x, needle) => `contains(${x}, ${needle})`,
-  timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ts >= epoch_ms(${p.add(BigInt(from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(to))}::BIGINT)`,
+  timeRange: (tenant, from, to, p) => `tenant = ${p.add(tenant)} AND ${eventTimeRange(from, to, p)}`,
   // The column against constants of its own type (TIMESTAMP_MS; against a TIMESTAMP the column
   // is cast and no row group is skipped), so that the zone maps of received_at (rows are
   // appended in about the order they were received) skip the older row groups: measured 55 ms

@@ -4,7 +4,8 @@ import type { EventPosition } from '../../ports/store.js';
 /**
  * A rolled-back pipeline version's raw events, found and taken out (Store.producedBy and
  * Store.withdraw): the positions to delete go into a temporary table, then one statement
- * takes what they added off `counts_1m` and one deletes them, in the caller's transaction.
+ * takes what they added off `counts_1m`, one deletes their rows from the tenant's typed
+ * columns and one deletes them, in the caller's transaction.
  */
 export async function producedBy(c: DuckDBConnection, tenant: string, version: number): Promise<EventPosition[]> {
   const r = await c.runAndReadAll('SELECT partition, "offset", epoch_ms(ts) FROM events WHERE tenant = ? AND pipeline_version = ? ORDER BY partition, "offset"', [tenant, version]);
@@ -30,6 +31,11 @@ export async function withdrawEvents(c: DuckDBConnection, tenant: string, versio
      WHERE counts_1m.tenant = $1 AND counts_1m.type = d.type AND counts_1m.minute = d.minute`,
     [tenant, version],
   );
+  // The same events' rows in the tenant's typed columns (typed-columns.ts), by position.
+  const tables = (await c.runAndReadAll('SELECT tbl FROM typed_tables WHERE tenant = $1', [tenant])).getRows().map(([t]) => String(t));
+  for (const t of tables) {
+    await c.run(`DELETE FROM ${t} WHERE pipeline_version = $1 AND EXISTS (SELECT 1 FROM withdrawn w WHERE w.p = ${t}.partition AND w.o = ${t}."offset")`, [version]);
+  }
   const r = await c.runAndReadAll(`DELETE FROM events WHERE ${match} RETURNING 1`, [tenant, version]);
   return r.getRows().length;
 }

@@ -100,9 +100,10 @@ function rawMeasure<V>(d: Dialect<V>, m: Measure, p: Params<V>): string {
  * A query over raw events. Columns are named c0, c1… in the order of `columnsOf(q)`.
  * `cap` is the most rows returned (one more than the server's cap, to tell "too many").
  * `from` is the relation read: the events table, or one with the columns the dialect names
- * (the embedded store's typed columns).
+ * (the embedded store's typed columns); `oneType`: it holds rows of the query's event type
+ * only (typed columns), so no condition on the type is written.
  */
-export function rawQuerySql<V>(d: Dialect<V>, q: QuerySpec, cap: number, from = 'events'): { sql: string; params: V[] } {
+export function rawQuerySql<V>(d: Dialect<V>, q: QuerySpec, cap: number, from = 'events', oneType = false): { sql: string; params: V[] } {
   const p = new Params<V>();
   const select: string[] = [];
   if (q.interval) select.push(d.bucket(INTERVAL_MS[q.interval], p));
@@ -111,7 +112,7 @@ export function rawQuerySql<V>(d: Dialect<V>, q: QuerySpec, cap: number, from = 
   for (const m of q.measures) select.push(rawMeasure(d, m, p));
   let where = d.timeRange(q.tenant, q.from, q.to, p);
   if (q.received) where += ` AND ${d.receivedRange(q.received.from, q.received.to, p)}`;
-  if (q.event !== null) where += ` AND type = ${p.add(q.event as V)}`;
+  if (q.event !== null && !oneType) where += ` AND type = ${p.add(q.event as V)}`;
   for (const f of q.filters) where += ` AND ${filterSql(d, f, d.field(f.field, p), p)}`;
   const sql =
     `SELECT ${select.map((s, i) => `${s} AS "c${i}"`).join(', ')} FROM ${from} WHERE ${where}` +
