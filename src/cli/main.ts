@@ -8,7 +8,7 @@ import { buildProgram } from './program.js';
 /** What to do about an HTTP error the server answered, beside its own message. */
 function hint(e: HttpError): string {
   if (e.status === 401) return ` (check --key or SLUICE_KEY: the key is unknown or revoked; "${cliCommand()} key create TENANT --scope …" issues another)`;
-  if (e.status === 403) return ' (check --key or SLUICE_KEY: send needs a write key, query a read key, schema, dlq and backfill an admin key)';
+  if (e.status === 403) return ' (check --key or SLUICE_KEY: send needs a write key, query and alerts a read key; schema, dlq, backfill, pipeline, rollout and alert changes an admin key)';
   return '';
 }
 

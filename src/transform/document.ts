@@ -116,6 +116,7 @@ function compileStep(s: unknown, position: number): CompiledStep {
     }
   };
   const path = (name: string, v: unknown): string[] => {
+    if (v === undefined) return fail(kind, `${name}: required; write a dotted path under properties. or context., e.g. "properties.amount"`, `${at}.${kind}.${name}`);
     if (typeof v !== 'string' || !PATH.test(v) || v.split('.').some((p) => FORBIDDEN_SEGMENTS.has(p))) {
       return fail(kind, `${name}: ${JSON.stringify(v)} is not a field; write a dotted path under properties. or context., e.g. "properties.amount"`, `${at}.${kind}.${name}`);
     }

@@ -65,6 +65,13 @@ describe('alerts API', () => {
     expect((await call('DELETE', '/v1/alerts/rules/errors', p.tenant.adminKey)).statusCode).toBe(204);
     expect((await call('GET', '/v1/alerts/rules/errors', p.tenant.readKey)).statusCode).toBe(404);
     expect((await call('GET', '/v1/alerts/rules/sluice_freshness', p.tenant.readKey)).json().enabled).toBe(true);
+    // Back at its defaults, a built-in rule has nothing to delete: the answer says how to turn it off.
+    const builtin = await call('DELETE', '/v1/alerts/rules/sluice_freshness', p.tenant.adminKey);
+    expect(builtin.statusCode).toBe(409);
+    expect(builtin.json().message).toMatch(/is a built-in rule .* cannot be deleted; turn it off with PUT/);
+    expect((await call('DELETE', '/v1/alerts/rules/no-such', p.tenant.adminKey)).json().message).toContain('GET /v1/alerts/rules lists them');
+    const misspelt = await call('GET', '/v1/alerts?state=fring', p.tenant.readKey);
+    expect([misspelt.statusCode, misspelt.json().field]).toEqual([400, 'state']);
     const audit = await p.catalog.auditLog('acme', 10, 'errors');
     expect(audit.map((a) => a.action)).toEqual(['alert.rule.delete', 'alert.rule.put', 'alert.rule.put']);
   });

@@ -136,6 +136,7 @@ describe('transform document checks', () => {
     refuse([{ cast: { field: 'properties.a', to: 'money' } }], /^step 0 \(cast\): to: one of number, integer/, 0);
     refuse([{ cast: { field: 'type', to: 'string' } }], /^step 0 \(cast\): field: "type" is not a field/, 0);
     refuse([{ remove: { fields: ['properties.__proto__'] } }], /is not a field/, 0);
+    refuse([{ rename: { from: 'properties.a' } }], /^step 0 \(rename\): to: required; write a dotted path/, 0);
     refuse([{ drop: { when: '"yes"' } }], /^step 0 \(drop\): drop.when: must be a condition/, 0);
     refuse([{ dead_letter: { when: 'true', reason: 'Bad Reason' } }], /reason: lower-case/, 0);
     refuse([{ upcase: {} }], /^step 0: a step has exactly one kind/, 0);

@@ -4,7 +4,7 @@ import { budgetOf } from '../../alerts/budget.js';
 import { mergeable } from '../../alerts/evaluate.js';
 import { loadNotifyConfig, statesOf, withBuiltins } from '../../alerts/evaluator.js';
 import { mutedBy, parseReceiver, parseRouting, RECEIVER_NAME, routingJson } from '../../alerts/notify.js';
-import { lookback, parseRule, ruleJson, type Rule } from '../../alerts/rules.js';
+import { BUILTIN_RULES, lookback, parseRule, ruleJson, type Rule } from '../../alerts/rules.js';
 import { parseSilence, silenceJson, type Silence } from '../../alerts/silences.js';
 import type { AlertSource } from '../../alerts/source.js';
 import { ALERT_STATES, type AlertState, type Transition } from '../../alerts/state.js';
@@ -113,7 +113,11 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   app.delete('/v1/alerts/rules/:name', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
     if (!(await store.deleteRule(grant.tenant, name(request), grant.keyId))) {
-      throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no alert rule "${name(request)}"`, { field: 'name' });
+      if (Object.hasOwn(BUILTIN_RULES, name(request))) {
+        // A built-in rule with its defaults has nothing stored to delete (a changed one goes back to its defaults).
+        throw new SluiceError('SLUICE_ERR_CONFLICT', `"${name(request)}" is a built-in rule with its defaults: it cannot be deleted; turn it off with PUT /v1/alerts/rules/${name(request)} and {"kind": "builtin", "enabled": false, …} (sluice alerts rule put)`, { field: 'name' });
+      }
+      throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no alert rule "${name(request)}"; GET /v1/alerts/rules lists them (sluice alerts rules)`, { field: 'name' });
     }
     return reply.code(204).send();
   });
@@ -126,6 +130,9 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
     config.paused = (await opts.catalog.settings(grant.tenant)).paused !== null;
     const firing = states.filter((s) => s.state === 'firing');
     const filter = query(request);
+    if (filter.state && !(ALERT_STATES as readonly string[]).includes(filter.state)) {
+      throw new SluiceError('SLUICE_ERR_INVALID_QUERY', `"state" must be one of ${ALERT_STATES.join(', ')}, got "${String(filter.state).slice(0, 40)}"`, { field: 'state' });
+    }
     const alerts = states
       .filter((s) => (!filter.state || s.state === filter.state) && (!filter.rule || s.rule === filter.rule))
       .map((s) => wireAlert(s, mutedBy(s, firing, config, t)));
