@@ -9,18 +9,19 @@ import { callJson } from './http-client.js';
  *
  *   sluice pipeline show [--version N]              the document ({"steps": [...]}) on stdout
  *   sluice pipeline push FILE.json [--expected-version N | --no-activate]
- *   sluice pipeline test [FILE.json | --version N] (--events EVENTS.json | --sample TYPE [--last N])
+ *   sluice pipeline test [FILE.json | --version N; default the live one] (--events EVENTS.json | --sample TYPE [--last N])
  *   sluice pipeline versions [--limit N]
  *
  * Exit status: 0 done; 1 the server refused (the message says why); 2 a usage error.
  */
 export const PIPELINE_USAGE = `  sluice pipeline show [--version N] | versions [--limit N]
   sluice pipeline push FILE.json [--expected-version N | --no-activate]
-  sluice pipeline test [FILE.json | --version N] (--events EVENTS.json | --sample TYPE [--last N])
+  sluice pipeline test [FILE.json | --version N; default the live one] (--events EVENTS.json | --sample TYPE [--last N])
       The tenant's transform pipeline (admin key): show prints the live document, push writes a
       new version and makes it live (compare-and-set with --expected-version), or with
       --no-activate stores it without making it live (a candidate to take live with a rollout),
-      test runs a pipeline over events and writes nothing.`;
+      test runs a pipeline (the live one unless FILE.json or --version names one) over events
+      and writes nothing.`;
 
 interface Io {
   out: NodeJS.WritableStream;
@@ -123,7 +124,12 @@ export async function pipelineCommand(argv: string[], io: Io = { out: process.st
       if (positionals[0] !== undefined && version !== undefined) usage('give a pipeline file or --version, not both');
       if (positionals[0] !== undefined) body.pipeline = readJson(positionals[0], 'pipeline');
       else if (version !== undefined) body.version = version;
-      else usage('give the pipeline to test: a FILE.json or --version N');
+      else {
+        // Neither: the live pipeline, as the workers run it.
+        const live = await call<{ version: number; steps: unknown[] }>('GET', '/v1/pipeline');
+        if (live.version === 0) usage('the tenant has no pipeline yet: give the pipeline to test, a FILE.json (or --version N)');
+        body.version = live.version;
+      }
       if ((values.events === undefined) === (values.sample === undefined)) usage('give --events EVENTS.json or --sample TYPE');
       if (values.events !== undefined) body.events = readJson(values.events, 'events');
       else body.sample = { type: values.sample, last: int(values.last, 'last') ?? 100 };

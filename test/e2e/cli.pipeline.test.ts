@@ -51,6 +51,8 @@ it('cli.pipeline-push-show-test-and-versions-against-a-running-server', async ()
   expect(tested.status).toBe(0);
   expect(tested.stdout).toContain('3 events: 1 stored, 1 dropped, 1 dead_lettered');
   expect(tested.stdout).toContain('#2 dead_lettered transform_failed: step 0 (cast): cannot cast "x" to number');
+  // With neither a file nor a version: the live pipeline.
+  expect(sluice('pipeline', 'test', '--events', events).stdout).toBe(tested.stdout);
   const asJson = JSON.parse(sluice('pipeline', 'test', file, '--events', events, '--json').stdout);
   expect(asJson.results[0]).toMatchObject({ outcome: 'stored', output: { properties: { amount: 2.5 } }, changed: ['properties.amount'] });
 
