@@ -148,12 +148,22 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
       return 0;
     }
     case 'groups': {
-      const r = await call<{ groups: { group: string; reason: string; path: string; template: string; count: number; types: string[] }[] }>(
+      const r = await call<{ groups: { group: string; status: string; owner: string | null; reason: string; path: string; template: string; count: number; types: string[] }[] }>(
         t, 'GET', `/v1/dlq/groups${qs({ ...filterQuery(flags), limit: flags.limit })}`,
       );
       print(t, r, () =>
-        r.groups.length === 0 ? 'no dead letters' : r.groups.map((g) => `${g.group}  ${String(g.count).padStart(8)}  ${g.reason.padEnd(17)} ${g.path || '-'}  ${g.template}  [${g.types.join(', ')}]`).join('\n'),
+        r.groups.length === 0
+          ? 'no dead letters'
+          : r.groups.map((g) => `${g.group}  ${String(g.count).padStart(8)}  ${g.status.padEnd(12)} ${(g.owner ?? '-').padEnd(12)} ${g.reason.padEnd(17)} ${g.path || '-'}  ${g.template}  [${g.types.join(', ')}]`).join('\n'),
       );
+      return 0;
+    }
+    case 'group': {
+      // A group's lifecycle: open → acknowledged → resolved | ignored (PATCH /v1/dlq/groups/:signature).
+      if (!args[0]) throw new SluiceError('SLUICE_ERR_CONFIG', 'sluice dlq group needs the group SIGNATURE (sluice dlq groups lists them)');
+      const body = { ...(flags.set ? { status: flags.set } : {}), ...(flags.owner !== undefined ? { owner: flags.owner } : {}), ...(flags.note ? { note: flags.note } : {}) };
+      const r = await call<{ group: string; status: string; owner: string | null; history: { at: string; actor: string; status: string; note: string | null }[] }>(t, 'PATCH', `/v1/dlq/groups/${encodeURIComponent(args[0])}`, body);
+      print(t, r, () => [`${r.group}: ${r.status}, owner ${r.owner ?? '(the default)'}`, ...r.history.map((h) => `  ${h.at}  ${h.actor}  ${h.status}${h.note ? `  ${h.note}` : ''}`)].join('\n'));
       return 0;
     }
     case 'replay': {
@@ -198,7 +208,7 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
       return 0;
     }
     default:
-      throw new SluiceError('SLUICE_ERR_CONFIG', `unknown command "dlq ${sub ?? ''}"; use list, show, groups, replay or discard`);
+      throw new SluiceError('SLUICE_ERR_CONFIG', `unknown command "dlq ${sub ?? ''}"; use list, show, groups, group, replay or discard`);
   }
 }
 

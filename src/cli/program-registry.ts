@@ -60,4 +60,7 @@ export function addRegistryCommands(program: Command, act: Act): void {
       .option('--patch <file>', 'transform steps ({"steps": [...]}, JSON) applied to each entry before re-validation'),
   );
   dlqSub('discard', 'discard, with a reason kept in the audit log', [], (c) => filters(c).option('--why <text>', 'the reason (required)'));
+  dlqSub('group', "a group's lifecycle: its status (open, acknowledged, resolved, ignored), owner and history", ['<signature>'], (c) =>
+    c.option('--set <status>', 'acknowledged, resolved, ignored or open').option('--owner <team>', 'who works on it').option('--note <text>', "kept in the group's history"),
+  );
 }

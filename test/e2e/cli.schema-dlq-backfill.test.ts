@@ -46,7 +46,12 @@ it('cli.schema-push-check-dlq-replay-and-backfill-against-a-running-server', asy
   let list = '';
   for (const end = Date.now() + 20_000; Date.now() < end && !list.includes('bad-1'); await new Promise((r) => setTimeout(r, 200))) list = sluice('dlq', 'list').stdout;
   expect(list).toMatch(/open\s+schema_violation\s+checkout\s+bad-1/);
-  expect(sluice('dlq', 'groups').stdout).toMatch(/\s1\s+schema_violation\s+\/properties\/amount/);
+  expect(sluice('dlq', 'groups').stdout).toMatch(/\s1\s+open\s+\S+\s+schema_violation\s+\/properties\/amount/);
+  // The group's lifecycle from the CLI: acknowledged, with an owner and a note in its history.
+  const signature = sluice('dlq', 'groups').stdout.split(/\s+/)[0]!;
+  const acked = sluice('dlq', 'group', signature, '--set', 'acknowledged', '--owner', 'payments', '--note', 'app 4.2 sends strings');
+  expect(acked.stdout).toMatch(/: acknowledged, owner payments\n.*acknowledged {2}app 4\.2 sends strings/);
+  expect(sluice('dlq', 'groups').stdout).toMatch(/\s1\s+acknowledged\s+payments\s+schema_violation/);
 
   fs.writeFileSync(v2, JSON.stringify({ type: 'object', required: ['amount'], properties: { amount: { type: ['number', 'string'] } } }));
   expect(sluice('schema', 'push', 'checkout', v2).status).toBe(0);
