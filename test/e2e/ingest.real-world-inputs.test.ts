@@ -9,7 +9,8 @@ import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
  */
 
 let p: Pipeline;
-const YESTERDAY = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+// Two days back: an offset of -23:59 on that day still lands in the past at any hour of today.
+const TWO_DAYS_AGO = new Date(Date.now() - 2 * 86_400_000).toISOString().slice(0, 10);
 const HOUR_AGO = () => new Date(Date.now() - 3_600_000).toISOString();
 
 /** POSTs `body` as sent (a string is sent byte for byte: JSON escapes stay escapes). */
@@ -225,17 +226,17 @@ describe('4. producer-format timestamps', () => {
 describe('5. the RFC 3339 grammar', () => {
   it('rfc3339.leap-seconds-lower-case-long-fractions-and-offsets-are-kept', async () => {
     const cases: [string, string, string][] = [
-      ['r-1', `${YESTERDAY}T23:59:60Z`, `${YESTERDAY}T23:59:59.999Z`],
-      ['r-2', `${YESTERDAY}t10:00:00.123456789012z`, `${YESTERDAY}T10:00:00.123Z`],
-      ['r-3', `${YESTERDAY}T10:00:00.5-23:59`, new Date(Date.parse(`${YESTERDAY}T10:00:00.500Z`) + (23 * 60 + 59) * 60_000).toISOString()],
-      ['r-4', `${YESTERDAY}T10:00:00+05:45`, new Date(Date.parse(`${YESTERDAY}T10:00:00Z`) - (5 * 60 + 45) * 60_000).toISOString()],
-      ['r-5', `${YESTERDAY}T10:00:00-00:00`, `${YESTERDAY}T10:00:00.000Z`],
+      ['r-1', `${TWO_DAYS_AGO}T23:59:60Z`, `${TWO_DAYS_AGO}T23:59:59.999Z`],
+      ['r-2', `${TWO_DAYS_AGO}t10:00:00.123456789012z`, `${TWO_DAYS_AGO}T10:00:00.123Z`],
+      ['r-3', `${TWO_DAYS_AGO}T10:00:00.5-23:59`, new Date(Date.parse(`${TWO_DAYS_AGO}T10:00:00.500Z`) + (23 * 60 + 59) * 60_000).toISOString()],
+      ['r-4', `${TWO_DAYS_AGO}T10:00:00+05:45`, new Date(Date.parse(`${TWO_DAYS_AGO}T10:00:00Z`) - (5 * 60 + 45) * 60_000).toISOString()],
+      ['r-5', `${TWO_DAYS_AGO}T10:00:00-00:00`, `${TWO_DAYS_AGO}T10:00:00.000Z`],
     ];
     const r = await post('/v1/events', cases.map(([k, ts]) => ({ type: 'rfc', idempotency_key: k, ts })));
     expect(r.json()).toMatchObject({ accepted: cases.length, rejected: [] });
     for (const [k, , expected] of cases) expect((await storedSoon(k)).ts, k).toBe(expected);
-    expect((await storedSoon('r-1')).context).toEqual({ sluice: { ts_leap_second: `${YESTERDAY}T23:59:60Z` } });
-    const wrong = await post('/v1/events', { type: 'rfc', ts: `${YESTERDAY}T10:00:00` });
+    expect((await storedSoon('r-1')).context).toEqual({ sluice: { ts_leap_second: `${TWO_DAYS_AGO}T23:59:60Z` } });
+    const wrong = await post('/v1/events', { type: 'rfc', ts: `${TWO_DAYS_AGO}T10:00:00` });
     expect(wrong.json().rejected).toEqual([{ index: 0, code: 'invalid_field', path: '/ts', message: expect.stringContaining('RFC 3339 with Z or ±hh:mm') }]);
   });
 });
