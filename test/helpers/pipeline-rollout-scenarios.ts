@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RolloutTarget } from './rollout-scenarios.js';
+import { apiCall } from './api.js';
 
 /**
  * A pipeline version rolled out on a real `sluice up`: stored without being made live, then
@@ -17,11 +18,7 @@ export function pipelineRolloutScenarios(name: string, start: () => Promise<Roll
     async function up() {
       server = await start();
       const keys = server.keys;
-      const call = async (key: string, method: string, path: string, body?: unknown) => {
-        const r = await fetch(server!.url + path, { method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-        const text = await r.text();
-        return { status: r.status, body: text ? (JSON.parse(text) as Record<string, any>) : null };
-      };
+      const call = (key: string, method: string, path: string, body?: unknown) => apiCall(server!.url, key, method, path, body);
       const query = async (q: Record<string, unknown>) => (await call(keys.readKey, 'POST', '/v1/query', { interval: null, from: '-1h', ...q })).body!;
       return { keys, call, query };
     }

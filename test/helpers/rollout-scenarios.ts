@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI } from './server.js';
+import { apiCall } from './api.js';
 
 /** A running `sluice up` for the scenarios: its URL, the tenant's keys, and how to stop it. */
 export interface RolloutTarget {
@@ -26,11 +27,7 @@ export function rolloutScenarios(name: string, start: () => Promise<RolloutTarge
     async function up() {
       server = await start();
       const keys = server.keys;
-      const call = async (key: string, method: string, path: string, body?: unknown) => {
-        const r = await fetch(server!.url + path, { method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-        const text = await r.text();
-        return { status: r.status, body: text ? (JSON.parse(text) as Record<string, any>) : null };
-      };
+      const call = (key: string, method: string, path: string, body?: unknown) => apiCall(server!.url, key, method, path, body);
       return { keys, call };
     }
 

@@ -5,6 +5,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumPath, launchChromium } from '../helpers/browser.js';
 import { freePort, keysFrom, startServer, stop, type ServerProcess } from '../helpers/server.js';
+import { apiOk } from '../helpers/api.js';
 
 /**
  * The dead-letter workbench in a real browser against a real `sluice up`: a group of
@@ -26,15 +27,7 @@ suite('console dead-letter workbench', () => {
   let keys: ReturnType<typeof keysFrom>;
   let browser: Browser;
 
-  async function call<T>(key: string, method: string, url: string, body?: unknown): Promise<T> {
-    const r = await fetch(`${server.url}${url}`, {
-      method,
-      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    if (!r.ok) throw new Error(`${method} ${url}: ${r.status} ${await r.text()}`);
-    return (await r.json()) as T;
-  }
+  const call = <T>(key: string, method: string, url: string, body?: unknown): Promise<T> => apiOk<T>(server.url, key, method, url, body);
   const stored = async () => (await call<{ rows: number[][] }>(keys.readKey, 'POST', '/v1/query', { event: 'order', from: '-1h', measures: ['count'] })).rows.reduce((s, r) => s + Number(r.at(-1) ?? 0), 0);
 
   beforeAll(async () => {

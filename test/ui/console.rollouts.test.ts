@@ -5,6 +5,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumPath, launchChromium } from '../helpers/browser.js';
 import { freePort, keysFrom, startServer, stop, type ServerProcess } from '../helpers/server.js';
+import { apiOk } from '../helpers/api.js';
 
 /**
  * The console's Rollouts page in a real browser against a real `sluice up`: the list with
@@ -34,15 +35,7 @@ suite('console rollouts', () => {
   let browser: Browser;
   let id: string;
 
-  async function call<T>(key: string, method: string, url: string, body?: unknown): Promise<T> {
-    const r = await fetch(`${server.url}${url}`, {
-      method,
-      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    if (!r.ok) throw new Error(`${method} ${url}: ${r.status} ${await r.text()}`);
-    return (await r.json()) as T;
-  }
+  const call = <T>(key: string, method: string, url: string, body?: unknown): Promise<T> => apiOk<T>(server.url, key, method, url, body);
 
   async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
     let last: T | undefined;

@@ -6,6 +6,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumPath, launchChromium } from '../helpers/browser.js';
 import { CLI, freePort, keysFrom, startServer, stop, type ServerProcess } from '../helpers/server.js';
+import { apiOk } from '../helpers/api.js';
 
 /**
  * The console in a real browser (the system's Chromium through playwright-core) against a
@@ -49,15 +50,7 @@ suite('console', () => {
   let b: Keys;
   let browser: Browser;
 
-  async function call<T>(key: string, method: string, url: string, body?: unknown): Promise<T> {
-    const r = await fetch(`${server.url}${url}`, {
-      method,
-      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    if (!r.ok) throw new Error(`${method} ${url}: ${r.status} ${await r.text()}`);
-    return (r.status === 204 ? undefined : await r.json()) as T;
-  }
+  const call = <T>(key: string, method: string, url: string, body?: unknown): Promise<T> => apiOk<T>(server.url, key, method, url, body);
   const send = (key: string, events: unknown[]) => call<{ accepted: number }>(key, 'POST', '/v1/events', events);
 
   async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {

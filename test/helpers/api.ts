@@ -1,0 +1,25 @@
+/**
+ * The tests' one way to call a running server's HTTP API: the key as a Bearer token, the
+ * body (if any) as JSON.
+ */
+export async function apiCall(base: string, key: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, any> | null }> {
+  const r = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? (JSON.parse(text) as Record<string, any>) : null };
+}
+
+/** A call that must succeed (2xx): throws with the method, path, status and answer otherwise; answers the parsed body (undefined when empty, as for 204). */
+export async function apiOk<T>(base: string, key: string, method: string, path: string, body?: unknown): Promise<T> {
+  const r = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return (text ? JSON.parse(text) : undefined) as T;
+}
