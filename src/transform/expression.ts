@@ -141,10 +141,12 @@ export function compileExpression(source: string, expect?: 'bool'): Expression {
   if (comprehensionDepth(parsed.ast) > MAX_COMPREHENSION_DEPTH) {
     throw new ExpressionError(`comprehensions (all, exists, exists_one, map, filter) nest at most ${MAX_COMPREHENSION_DEPTH} deep`);
   }
+  // A Date per evaluation only for the expressions that name `ts`.
+  const readsTs = namesIdentifier(parsed.ast, 'ts');
   const evaluate = (event: ExpressionEvent): unknown => {
     let value: unknown;
     try {
-      value = parsed({ [TYPE_VARIABLE]: event.type, key: event.key, ts: new Date(event.ts), properties: event.properties, context: event.context });
+      value = parsed({ [TYPE_VARIABLE]: event.type, key: event.key, ts: readsTs ? new Date(event.ts) : EPOCH, properties: event.properties, context: event.context });
     } catch (e: unknown) {
       throw new ExpressionError(plainMessage(e, source));
     }
@@ -152,6 +154,17 @@ export function compileExpression(source: string, expect?: 'bool'): Expression {
     return toJson(value);
   };
   return Object.assign(evaluate, { reads: mapsRead(parsed.ast) });
+}
+
+/** Bound to `ts` for an expression that does not name it (CEL checks every declared variable's type). */
+const EPOCH = new Date(0);
+
+/** Whether the AST names `name` as an identifier anywhere (a comprehension variable of that name counts). */
+function namesIdentifier(ast: unknown, name: string): boolean {
+  if (Array.isArray(ast)) return ast.some((n) => namesIdentifier(n, name));
+  if (!ast || typeof ast !== 'object' || !('op' in ast)) return false;
+  const n = ast as AstNode;
+  return (n.op === 'id' && n.args === name) || namesIdentifier(n.args, name);
 }
 
 /** The event maps (`properties`, `context`) an expression's AST names as identifiers. */

@@ -128,8 +128,8 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
       if (step.when && step.when(event) !== true) continue;
       switch (step.kind) {
         case 'cast': {
-          const [found, value] = read(event, step.field);
-          if (!found || value === null) break;
+          const value = read(event, step.field);
+          if (value === MISSING || value === null) break;
           const cast = castValue(value, step.to);
           if (!Object.is(cast, value)) {
             write(event, step.field, cast);
@@ -139,14 +139,14 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
         }
         case 'set': {
           const value = step.value(event);
-          const [found, before] = read(event, step.field);
+          const before = read(event, step.field);
           write(event, step.field, value);
-          if (!found || canonicalJson(before) !== canonicalJson(value)) mark(step.field);
+          if (before === MISSING || !sameJson(before, value)) mark(step.field);
           break;
         }
         case 'rename': {
-          const [found, value] = read(event, step.from);
-          if (!found) break;
+          const value = read(event, step.from);
+          if (value === MISSING) break;
           remove(event, step.from);
           write(event, step.to, value);
           mark(step.from);
@@ -158,8 +158,8 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
           break;
         case 'redact':
           for (const f of step.fields) {
-            const [found, value] = read(event, f);
-            if (!found || value === null) continue;
+            const value = read(event, f);
+            if (value === MISSING || value === null) continue;
             write(event, f, step.how === 'mask' ? maskValue(value) : hashes ? hashes.hash(value, salt) : hashValue(value, salt));
             mark(f);
           }
@@ -187,9 +187,6 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
  * Throws StepFailure saying why a value cannot be cast.
  */
 export function castValue(v: unknown, to: CastTarget): unknown {
-  const fail = (): never => {
-    throw new StepFailure(`cannot cast ${JSON.stringify(v)} to ${to}`);
-  };
   switch (to) {
     case 'number': {
       if (typeof v === 'number') return v;
@@ -197,20 +194,20 @@ export function castValue(v: unknown, to: CastTarget): unknown {
         const n = Number(v.trim());
         if (Number.isFinite(n)) return n;
       }
-      return fail();
+      return castFailure(v, to);
     }
     case 'integer': {
-      if (typeof v === 'number') return Number.isSafeInteger(v) ? v : fail();
+      if (typeof v === 'number') return Number.isSafeInteger(v) ? v : castFailure(v, to);
       if (typeof v === 'string' && /^\s*[+-]?\d+\s*$/.test(v)) {
         const n = Number(v.trim());
         if (Number.isSafeInteger(n)) return n;
       }
-      return fail();
+      return castFailure(v, to);
     }
     case 'string':
       if (typeof v === 'string') return v;
       if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-      return fail();
+      return castFailure(v, to);
     case 'boolean':
       if (typeof v === 'boolean') return v;
       if (v === 1 || v === 0) return v === 1;
@@ -219,7 +216,7 @@ export function castValue(v: unknown, to: CastTarget): unknown {
         if (s === 'true' || s === '1') return true;
         if (s === 'false' || s === '0') return false;
       }
-      return fail();
+      return castFailure(v, to);
     case 'timestamp': {
       if (typeof v === 'number' && Number.isFinite(v)) return new Date(v).toISOString();
       // ISO 8601 / RFC 3339 only: Date.parse accepts many other spellings, locale-dependent.
@@ -227,9 +224,19 @@ export function castValue(v: unknown, to: CastTarget): unknown {
         const t = Date.parse(v.trim());
         if (Number.isFinite(t)) return new Date(t).toISOString();
       }
-      return fail();
+      return castFailure(v, to);
     }
   }
+}
+
+function castFailure(v: unknown, to: CastTarget): never {
+  throw new StepFailure(`cannot cast ${JSON.stringify(v)} to ${to}`);
+}
+
+/** Whether two JSON values are equal (primitives directly; objects and arrays by canonical text). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return Object.is(a, b) || (a === 0 && b === 0);
+  return canonicalJson(a) === canonicalJson(b);
 }
 
 /**
@@ -259,18 +266,27 @@ export function maskValue(v: unknown): string {
 
 type Json = Record<string, unknown>;
 
-function read(event: ExpressionEvent, path: string[]): [boolean, unknown] {
+/** What `read` answers for a path that is not there (a value of its own: `undefined` is not JSON, but a sentinel is clearer). */
+const MISSING: unique symbol = Symbol('missing');
+
+/**
+ * The value at `path` (the first `depth` segments; all by default), or MISSING. Allocates
+ * nothing: it runs several times per event and step.
+ */
+function read(event: ExpressionEvent, path: readonly string[], depth = path.length): unknown {
   let cur: unknown = event;
-  for (const seg of path) {
-    if (typeof cur !== 'object' || cur === null || Array.isArray(cur) || !Object.hasOwn(cur, seg)) return [false, undefined];
+  for (let i = 0; i < depth; i++) {
+    const seg = path[i]!;
+    if (typeof cur !== 'object' || cur === null || Array.isArray(cur) || !Object.hasOwn(cur, seg)) return MISSING;
     cur = (cur as Json)[seg];
   }
-  return [true, cur];
+  return cur;
 }
 
-function write(event: ExpressionEvent, path: string[], value: unknown): void {
+function write(event: ExpressionEvent, path: readonly string[], value: unknown): void {
   let cur = event as unknown as Json;
-  for (const seg of path.slice(0, -1)) {
+  for (let i = 0; i < path.length - 1; i++) {
+    const seg = path[i]!;
     const next = Object.hasOwn(cur, seg) ? cur[seg] : undefined;
     if (next === undefined) cur[seg] = {};
     else if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new StepFailure(`${path.join('.')}: ${seg} is not an object`);
@@ -281,11 +297,10 @@ function write(event: ExpressionEvent, path: string[], value: unknown): void {
   cur[path[path.length - 1]!] = value;
 }
 
-function remove(event: ExpressionEvent, path: string[]): boolean {
-  const parent = read(event, path.slice(0, -1));
-  const obj = parent[1];
+function remove(event: ExpressionEvent, path: readonly string[]): boolean {
+  const obj = read(event, path, path.length - 1);
   const last = path[path.length - 1]!;
-  if (!parent[0] || typeof obj !== 'object' || obj === null || Array.isArray(obj) || !Object.hasOwn(obj, last)) return false;
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj) || !Object.hasOwn(obj, last)) return false;
   delete (obj as Json)[last];
   return true;
 }

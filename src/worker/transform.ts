@@ -36,9 +36,14 @@ export function transformStage(pipelineOf: (tenant: string) => Promise<TenantPip
           case 'stored': {
             // A map no step changed keeps the producer's text (no parse and print round trip).
             const e = out.output!;
-            const changed = (map: string) => out.changed.some((f) => f.startsWith(map));
-            const properties = reads.has('properties') && changed('properties.') ? JSON.stringify(e.properties) : r.properties;
-            const context = reads.has('context') && changed('context.') ? JSON.stringify(e.context) : r.context;
+            let propertiesChanged = false;
+            let contextChanged = false;
+            for (const f of out.changed) {
+              if (f.startsWith('properties.')) propertiesChanged = true;
+              else if (f.startsWith('context.')) contextChanged = true;
+            }
+            const properties = propertiesChanged && reads.has('properties') ? JSON.stringify(e.properties) : r.properties;
+            const context = contextChanged && reads.has('context') ? JSON.stringify(e.context) : r.context;
             live.push(output(r, properties, context, p.version));
             break;
           }

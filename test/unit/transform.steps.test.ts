@@ -79,6 +79,14 @@ describe('transform steps', () => {
     expect(other.changed).toEqual([]);
   });
 
+  it('transform.a-set-to-an-equal-value-changes-nothing', () => {
+    const same = run([{ set: { field: 'properties.n', value: '2.0' } }, { set: { field: 'properties.o', value: '{"b": 1.0, "a": [true]}' } }], ev({ n: 2, o: { a: [true], b: 1 } }));
+    expect(same).toMatchObject({ outcome: 'stored', changed: [] });
+    const other = run([{ set: { field: 'properties.n', value: '"2"' } }, { set: { field: 'properties.o', value: '{"a": [false]}' } }], ev({ n: 2, o: { a: [true] } }));
+    expect(other.changed).toEqual(['properties.n', 'properties.o']);
+    expect(run([{ remove: { fields: ['properties.n.deep'] } }, { set: { field: 'properties.n.deep', value: '1' } }], ev({ n: 2 }))).toMatchObject({ outcome: 'dead_lettered', message: 'step 1 (set): properties.n.deep: n is not an object' });
+  });
+
   it('transform.an-expression-error-dead-letters-the-event-with-the-step-and-message', () => {
     const r = run([{ set: { field: 'properties.c', value: 'int(properties.amount * 100.0)' } }], ev({ amount: 'x' }));
     expect(r.outcome).toBe('dead_lettered');
