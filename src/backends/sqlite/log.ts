@@ -4,6 +4,7 @@ import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
 import type { Lease, Log, LogCapabilities, PartitionPosition } from '../../ports/log.js';
 import { immediate, openDatabase, type Fsync, type SqliteDatabase } from './database.js';
+import { openPositions, positionsFile } from './positions.js';
 import { replayDedupeKey } from '../../core/hash.js';
 import { deliveryWindow } from '../delivery.js';
 import { OFFSET_SPAN, packTraceparent, recordId, toRecord, type RecordRow } from './records.js';
@@ -48,6 +49,8 @@ export class SqliteLog implements Log {
   readonly name = 'sqlite';
   readonly capabilities: LogCapabilities;
   private readonly db: SqliteDatabase;
+  /** The consumer groups' committed offsets and delivery markers: a file of their own (see positions.ts). */
+  private readonly pos: SqliteDatabase;
   private readonly opts: Required<SqliteLogOptions>;
   private pending: Pending[] = [];
   private flushScheduled = false;
@@ -71,6 +74,12 @@ export class SqliteLog implements Log {
     };
     this.capabilities = { partitions: options.partitions, dedupeHorizonMs: options.dedupeHorizonMs };
     this.db = openDatabase(options.file, { fsync: options.fsync, integrityCheck: true });
+    try {
+      this.pos = openPositions(positionsFile(options.file), this.db, options.fsync);
+    } catch (e: unknown) {
+      this.db.close();
+      throw e;
+    }
     this.checkPartitions();
     this.stmts = this.prepare();
     this.ledger = new KeyLedger(this.db, { horizonMs: options.dedupeHorizonMs, tailKeys: this.opts.ledgerTailKeys });
@@ -98,6 +107,7 @@ export class SqliteLog implements Log {
 
   private prepare() {
     const db = this.db;
+    const pos = this.pos;
     return {
       heads: db.prepare('SELECT p, head FROM heads'),
       tally: db.prepare(
@@ -125,26 +135,26 @@ export class SqliteLog implements Log {
       grant: db.prepare('UPDATE leases SET owner = ?, token = token + 1, expires_at = ? WHERE grp = ? AND p = ?'),
       renew: db.prepare('UPDATE leases SET expires_at = ? WHERE grp = ? AND p = ? AND owner = ? AND token = ?'),
       release: db.prepare('UPDATE leases SET owner = NULL, expires_at = 0 WHERE grp = ? AND p = ? AND owner = ? AND token = ?'),
-      committed: db.prepare('SELECT committed FROM offsets WHERE grp = ? AND p = ?'),
-      setCommitted: db.prepare(
+      committed: pos.prepare('SELECT committed FROM offsets WHERE grp = ? AND p = ?'),
+      setCommitted: pos.prepare(
         `INSERT INTO offsets (grp, p, committed) VALUES (?, ?, ?)
          ON CONFLICT (grp, p) DO UPDATE SET committed = max(committed, excluded.committed)`,
       ),
-      delivery: db.prepare('SELECT from_o, to_o, win, attempts FROM deliveries WHERE grp = ? AND p = ?'),
-      setDelivery: db.prepare(
+      delivery: pos.prepare('SELECT from_o, to_o, win, attempts FROM deliveries WHERE grp = ? AND p = ?'),
+      setDelivery: pos.prepare(
         `INSERT INTO deliveries (grp, p, from_o, to_o, win, attempts) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (grp, p) DO UPDATE SET from_o = excluded.from_o, to_o = excluded.to_o, win = excluded.win, attempts = excluded.attempts`,
       ),
-      clearDelivery: db.prepare('DELETE FROM deliveries WHERE grp = ? AND p = ? AND to_o <= ?'),
+      clearDelivery: pos.prepare('DELETE FROM deliveries WHERE grp = ? AND p = ? AND to_o <= ?'),
       range: db.prepare(
         `SELECT id >> 40 AS p, id & ${OFFSET_SPAN - 1} AS o, tenant, type, key, idem, ts, received_at, origin, properties, context, trace, fault, gen
          FROM records WHERE id BETWEEN ? AND ? ORDER BY id`,
       ),
       receivedAt: db.prepare('SELECT received_at FROM records WHERE id = ?'),
-      offsets: db.prepare('SELECT p, committed FROM offsets WHERE grp = ?'),
+      first: db.prepare('SELECT min(id) FROM records WHERE id BETWEEN ? AND ?').pluck(),
+      offsets: pos.prepare('SELECT p, committed FROM offsets WHERE grp = ?'),
       leases: db.prepare('SELECT p, owner, expires_at FROM leases WHERE grp = ?'),
-      minCommitted: db.prepare('SELECT min(committed) AS c, count(*) AS n FROM offsets WHERE p = ?'),
-      groups: db.prepare('SELECT count(DISTINCT grp) AS n FROM offsets'),
+      minCommitted: pos.prepare('SELECT min(committed) AS c, count(*) AS n FROM offsets WHERE p = ?'),
       // Only the oldest `limit` acked records of a partition are looked at, and those past the
       // retention deleted: a pass costs `limit` rows, however large the log. (Filtering on
       // received_at inside the range read every acked record on every pass: 2.6 s of blocked
@@ -356,12 +366,23 @@ export class SqliteLog implements Log {
     // The write transaction only decides the window and persists the delivery marker; the
     // records are read after it, so that appends never wait for a large read. They cannot
     // change meanwhile: records are immutable, and retention deletes only acknowledged ones.
-    const window = immediate(this.db, () => {
-      if (!this.holds(lease)) throw new FencedError(`lease on partition ${lease.partition} was lost (token ${lease.token})`);
+    //
+    // The lease and the head are read from the log's file, the offset and the marker written
+    // in the positions file (see positions.ts): a read never takes the write lock that appends
+    // need. A lease lost between the check and the marker is the same case as a lease lost
+    // just after a read: the new owner sees the marker and treats the range as suspect.
+    if (!this.holds(lease)) throw new FencedError(`lease on partition ${lease.partition} was lost (token ${lease.token})`);
+    const head = (this.stmts.head.get(lease.partition) as number | undefined) ?? 0;
+    const window = immediate(this.pos, () => {
       const { group, partition } = lease;
-      const committed = (this.stmts.committed.get(group, partition) as { committed: number } | undefined)?.committed ?? 0;
+      let committed = (this.stmts.committed.get(group, partition) as { committed: number } | undefined)?.committed ?? 0;
+      // A group with no position yet (new, or its positions file was lost) starts at the
+      // oldest record retention left, not at offset 1: offsets are contiguous from there.
+      if (committed === 0) {
+        const first = this.stmts.first.get(recordId(partition, 1), recordId(partition, OFFSET_SPAN - 1)) as number | null | undefined;
+        if (first != null) committed = (first % OFFSET_SPAN) - 1;
+      }
       const start = committed + 1;
-      const head = (this.stmts.head.get(partition) as number | undefined) ?? 0;
       if (head < start) return null;
       const marker = this.stmts.delivery.get(group, partition) as { from_o: number; to_o: number; win: number; attempts: number } | undefined;
       const w = deliveryWindow(marker && { from: marker.from_o, to: marker.to_o, win: marker.win, attempts: marker.attempts }, start, max);
@@ -390,8 +411,11 @@ export class SqliteLog implements Log {
   /** Must not throw. */
   async ack(lease: Lease, offset: number): Promise<boolean> {
     try {
-      return immediate(this.db, () => {
-        if (!this.holds(lease)) return false;
+      // A lease lost between the check and the write: the records up to `offset` were
+      // committed to the store under this lease's token (acks follow commits), so moving the
+      // offset (never backwards: max) tells the new owner nothing false.
+      if (!this.holds(lease)) return false;
+      return immediate(this.pos, () => {
         this.stmts.setCommitted.run(lease.group, lease.partition, offset);
         this.stmts.clearDelivery.run(lease.group, lease.partition, offset);
         return true;
@@ -492,6 +516,7 @@ export class SqliteLog implements Log {
     this.flush();
     this.closed = true;
     try {
+      this.pos.close();
       this.db.close();
     } catch {
       // Closing twice or after a fatal I/O error: nothing left to release.
