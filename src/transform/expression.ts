@@ -120,8 +120,12 @@ function comprehensionDepth(node: unknown): number {
 
 function plainMessage(e: unknown, source: string): string {
   const m = e instanceof Error ? e.message : String(e);
-  return m.split('\n')[0]!.replaceAll(TYPE_VARIABLE, 'type') + (m.includes('\n') ? ` (in "${source}")` : '');
+  const text = m.split('\n')[0]!.replaceAll(TYPE_VARIABLE, 'type') + (m.includes('\n') ? ` (in "${source}")` : '');
+  return MIXED_ARITHMETIC.test(m) ? `${text}; JSON numbers are CEL doubles: write a double literal (100.0, not 100), or convert with int(x) or double(x)` : text;
 }
+
+/** CEL has no arithmetic between a double and an int, and every JSON number is a double: the commonest mistake. */
+const MIXED_ARITHMETIC = /no such overload: (dyn<)?double>? [-+*/%] (dyn<)?int|no such overload: (dyn<)?int>? [-+*/%] (dyn<)?double/;
 
 /**
  * Compiles `source`. `expect` is the result type a step needs ('bool' for `when`), checked

@@ -93,6 +93,10 @@ describe('transform steps', () => {
     expect(r.reason).toBe('transform_failed');
     expect(r.message).toMatch(/^step 0 \(set\): /);
     expect(run([{ drop: { when: 'properties.n > 1.0' } }], ev({}))).toMatchObject({ reason: 'transform_failed', step: 0 });
+    // The commonest mistake, an int literal beside a JSON number, says how to write it.
+    expect(run([{ set: { field: 'properties.c', value: 'int(properties.amount * 100)' } }], ev({ amount: 12.5 })).message).toBe(
+      'step 0 (set): no such overload: dyn<double> * int (in "int(properties.amount * 100)"); JSON numbers are CEL doubles: write a double literal (100.0, not 100), or convert with int(x) or double(x)',
+    );
   });
 
   it('transform.redact-hash-is-stable-per-tenant-and-differs-across-tenants', () => {
