@@ -36,6 +36,7 @@ export function openEmbeddedStore(config: Readonly<Config>): DuckdbStore {
     file: embeddedPaths(config.dataDir).duckdb,
     queryTimeoutMs: config.query.timeoutMs,
     memoryMb: config.store.memoryMb,
+    threads: config.store.threads,
     readers: config.query.readers,
     readersPerTenant: config.query.readersPerTenant,
   });

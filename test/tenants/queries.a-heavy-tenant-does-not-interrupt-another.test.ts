@@ -7,17 +7,22 @@ import { quantile } from '../helpers/neighbour.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 /**
- * Tenant alpha runs heavy raw group-bys side by side while tenant beta runs small queries:
- * beta's queries keep a reader of their own (alpha holds at most query.readersPerTenant and
- * waits in its own line), alpha's timeouts interrupt alpha's queries only, and every beta
- * query answers, right.
+ * Tenant alpha runs heavy raw group-bys (six at a time, more than the pool lets it run) while
+ * tenant beta runs small queries: beta's queries keep a reader of their own (alpha holds at
+ * most query.readersPerTenant, and one while beta, which has used less query time, is active),
+ * alpha's timeouts interrupt alpha's queries only, and every beta query answers, right.
  *
  * Not yet achieved, so measured and printed, not asserted: beta's p95 within 2x of the same
- * queries without alpha. The readers are apart, but DuckDB runs every connection's work on one
- * task scheduler (the instance's threads): on two cores beta's 16 ms query took 237 ms while
- * two of alpha's group-bys over 600k rows ran (p95, one run).
+ * queries without alpha. Quiet and attacked rounds alternate, so that the machine's other load
+ * falls on both alike. With DuckDB on one thread and alpha held to one reader while beta is
+ * active, beta's p95 was 1.64x, 2.09x, 2.20x, 2.72x and 2.95x of its quiet p95 in five runs (2 cores,
+ * load average 9 to 11 from other work); its p50 too was up to 3x slower, so more than the
+ * cores is shared (DuckDB's buffer pool, not yet measured apart). With 2 DuckDB threads and
+ * alpha holding two readers it had been 2.9x to 6.4x.
  */
 const TIMEOUT_MS = 1_500;
+const ROUNDS = 5;
+const PER_ROUND = 20;
 let store: DuckdbStore;
 let offset = 0;
 const now = Date.now();
@@ -49,7 +54,7 @@ async function timeSmall(n: number): Promise<number[]> {
 
 beforeAll(async () => {
   const file = `${tmpDir()}/store.duckdb`;
-  store = new DuckdbStore({ file, queryTimeoutMs: TIMEOUT_MS, memoryMb: 256, readers: 4, readersPerTenant: 2 });
+  store = new DuckdbStore({ file, queryTimeoutMs: 60_000, memoryMb: 512, readers: 4, readersPerTenant: 2 });
   await store.connect();
   await fill('alpha', 600_000, 200_000);
   await fill('beta', 2_000, 100);
@@ -59,7 +64,7 @@ beforeAll(async () => {
   await store.query(heavy(), 10_000);
   const heavyMs = performance.now() - t0;
   await store.close();
-  store = new DuckdbStore({ file, queryTimeoutMs: Math.max(100, Math.min(TIMEOUT_MS, Math.floor(heavyMs / 3))), memoryMb: 256, readers: 4, readersPerTenant: 2 });
+  store = new DuckdbStore({ file, queryTimeoutMs: Math.max(100, Math.min(TIMEOUT_MS, Math.floor(heavyMs / 3))), memoryMb: 512, readers: 4, readersPerTenant: 2 });
   await store.connect();
 }, 120_000);
 afterAll(async () => {
@@ -68,30 +73,36 @@ afterAll(async () => {
 
 describe('queries of one tenant do not hurt another', () => {
   it('queries.tenant-b-is-never-interrupted-queued-or-refused-while-tenant-a-runs-heavy-queries', async () => {
-    const quiet = await timeSmall(30);
-    let attacking = true;
     const outcomes = { done: 0, timedOut: 0, waitedTooLong: 0, other: [] as string[] };
-    const attacker = async () => {
-      while (attacking) {
-        await store.query(heavy(), 10_000).then(
-          () => outcomes.done++,
-          (e: Error) => (/timeout/.test(e.message) ? outcomes.timedOut++ : /waited \d+ ms for a free reader/.test(e.message) ? outcomes.waitedTooLong++ : outcomes.other.push(e.message)),
-        );
-      }
-    };
-    const attackers = [attacker(), attacker(), attacker(), attacker(), attacker(), attacker()];
-    await new Promise((r) => setTimeout(r, 200)); // the attack is under way
-    const loud = await timeSmall(30);
-    attacking = false;
-    await Promise.all(attackers);
+    const quiet: number[] = [];
+    const loud: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      quiet.push(...(await timeSmall(PER_ROUND)));
+      let attacking = true;
+      const attacker = async () => {
+        while (attacking) {
+          await store.query(heavy(), 10_000).then(
+            () => outcomes.done++,
+            (e: Error) => (/timeout/.test(e.message) ? outcomes.timedOut++ : /waited \d+ ms for a free reader/.test(e.message) ? outcomes.waitedTooLong++ : outcomes.other.push(e.message)),
+          );
+        }
+      };
+      const attackers = [attacker(), attacker(), attacker(), attacker(), attacker(), attacker()];
+      await new Promise((r) => setTimeout(r, 200)); // the attack is under way
+      loud.push(...(await timeSmall(PER_ROUND)));
+      attacking = false;
+      await Promise.all(attackers);
+    }
 
     const p95quiet = quantile(quiet, 0.95);
     const p95loud = quantile(loud, 0.95);
-    console.info(`beta's query p95: ${p95loud.toFixed(1)} ms under alpha's heavy queries, ${p95quiet.toFixed(1)} ms without; alpha: ${outcomes.done} done, ${outcomes.timedOut} timed out, ${outcomes.waitedTooLong} refused after waiting for a reader`);
+    console.info(
+      `beta's query p95: ${p95loud.toFixed(1)} ms under alpha's heavy queries, ${p95quiet.toFixed(1)} ms without (${(p95loud / p95quiet).toFixed(2)}x; p50 ${quantile(loud, 0.5).toFixed(1)} against ${quantile(quiet, 0.5).toFixed(1)} ms); alpha: ${outcomes.done} done, ${outcomes.timedOut} timed out, ${outcomes.waitedTooLong} refused after waiting for a reader`,
+    );
     expect(outcomes.other).toEqual([]);
     // alpha met its own limits (its timeout, its line), beta none: timeSmall checked every answer.
     expect(outcomes.timedOut + outcomes.waitedTooLong).toBeGreaterThan(0);
-    expect(loud).toHaveLength(30);
+    expect(loud).toHaveLength(ROUNDS * PER_ROUND);
     expect(store.readers()).toEqual({ waiting: 0, busy: 0 });
   }, 120_000);
 });

@@ -43,7 +43,7 @@ describe('the backend registry', () => {
     expect(c.log).toEqual({ url: 'nats://a:4222', stream: 'orders', replicas: 3, duplicateWindowMs: 60_000, fsync: 'normal', ledgerRunKeys: 5_000, dedupeHorizonMs: 7 * 86_400_000, retentionMs: 86_400_000 });
     expect(loadConfig({ env: {} }).log.ledgerRunKeys).toBe(32_768);
     expect(() => loadConfig({ env: { SLUICE_LOG_LEDGER_RUN_KEYS: '0' } })).toThrow(/"log.ledgerRunKeys" must be >= 1/);
-    expect(c.store).toEqual({ url: 'embedded', memoryMb: 1024 });
+    expect(c.store).toEqual({ url: 'embedded', memoryMb: 1024, threads: 1 });
     // Defaults come from the backend's schema.
     expect(loadConfig({ env: {} }).log.stream).toBe('sluice');
     expect(() => loadConfig({ env: { SLUICE_LOG_REPLICAS: '9' } })).toThrow(/"log.replicas" must be <= 5/);

@@ -42,12 +42,36 @@ describe('the read pool', () => {
     for (const name of ['a2', 'b1', 'c1']) gates.get(name)!.open();
     await tick();
     await tick();
-    expect(started.map((s) => s.split('@')[0]).slice(4).sort()).toEqual(['a3', 'a4', 'c2']);
+    // c is still active (c2 runs): a gets one reader, not its two, though readers are free.
+    expect(started.map((s) => s.split('@')[0]).slice(4).sort()).toEqual(['a3', 'c2']);
     for (let i = 0; i < 10; i++) {
       for (const g of gates.values()) g.open();
       await tick();
     }
     expect(await Promise.all([...a, b, ...c])).toEqual(['a1', 'a2', 'a3', 'a4', 'a5', 'b1', 'c1', 'c2']);
+    expect([pool.busy, pool.waiting]).toEqual([0, 0]);
+  });
+
+  it('readpool.a-second-reader-waits-while-another-tenant-is-active-and-is-granted-once-it-has-been-idle', async () => {
+    const clock = new ManualClock();
+    const pool = new ReadPool(['r1', 'r2', 'r3'], { perTenant: 2, maxWaitMs: 60_000, activeWindowMs: 2_000, now: () => clock.now(), setTimeout: (fn, ms) => clock.setTimeout(fn, ms), clearTimeout: (h) => clock.clearTimeout(h as never) });
+    await pool.run('b', async () => clock.advance(5)); // b's small query: b is active for 2 s after it
+    const gates = [gate(), gate(), gate()];
+    const started: number[] = [];
+    const a = gates.map((g, i) => pool.run('a', async () => {
+      started.push(i);
+      await g.p;
+    }));
+    await tick();
+    expect(started).toEqual([0]); // one reader while b is active, though two are free
+    expect([pool.busy, pool.waiting]).toEqual([1, 2]);
+    await clock.advance(2_001);
+    gates[0]!.open();
+    await tick();
+    await tick();
+    expect(started).toEqual([0, 1, 2]); // b idle past the window: a holds its two
+    for (const g of gates) g.open();
+    await Promise.all(a);
     expect([pool.busy, pool.waiting]).toEqual([0, 0]);
   });
 

@@ -5,9 +5,18 @@ import { RetryAfterError } from '../../core/errors.js';
  *
  * - At most `perTenant` of the readers serve one tenant at a time, so one tenant's heavy
  *   queries leave the others readers to run on.
- * - A freed reader goes to the waiting tenant that holds the fewest readers (ties: the one
- *   longest in line; first come first served within a tenant), so a tenant with many queries
- *   queued does not take every reader that frees up.
+ * - A freed reader goes to the waiting tenant that holds the fewest readers, then to the one
+ *   that has used the least query time lately (ties: the one longest in line; first come
+ *   first served within a tenant), so a tenant with many queries queued does not take every
+ *   reader that frees up.
+ * - A tenant holds a second reader (up to `perTenant`) only while no other tenant is active
+ *   (running, waiting, or done with a query within `activeWindowMs`). A running query is a
+ *   thread on the machine's cores (DuckDB runs it on its reader's thread, see store.ts): a
+ *   tenant running heavy queries side by side would take two of two cores from a
+ *   neighbour's small ones. Running queries are never stopped for it: a neighbour that
+ *   becomes active meets at most the queries the tenant had already started.
+ * - Used query time is the running time of a tenant's queries, halved every `halfLifeMs` (an
+ *   exponentially decayed sum, as weighted fair queuing counts consumed service).
  * - Each query holds its own reader: interrupting it on timeout stops that query only.
  * - Waiting in line is bounded (`maxWaitMs`) and reported (`waiting`), apart from running.
  *
@@ -20,9 +29,23 @@ export interface ReadPoolOptions {
   perTenant: number;
   /** Longest wait for a reader before the request is refused (503, retry later). */
   maxWaitMs: number;
+  /** How long after its last query a tenant still counts as active (ms, default 2,000). */
+  activeWindowMs?: number;
+  /** Half-life of a tenant's used query time (ms, default 10,000). */
+  halfLifeMs?: number;
   /** Timers (the system's by default): tests drive them. */
   setTimeout?: (fn: () => void, ms: number) => unknown;
   clearTimeout?: (handle: unknown) => void;
+  /** Milliseconds, monotonic within the pool's life (performance.now by default): tests drive it. */
+  now?: () => number;
+}
+
+/** A tenant's used query time: `ms` as of `at`, decaying with the pool's half-life. */
+interface Usage {
+  ms: number;
+  at: number;
+  /** When its last query ended (or -Infinity while it has never ended one). */
+  lastEnd: number;
 }
 
 interface Waiter<R> {
@@ -37,6 +60,7 @@ export class ReadPool<R> {
   /** Tenants with waiters, in the order they are served next. */
   private readonly turn: string[] = [];
   private readonly running = new Map<string, number>();
+  private readonly usage = new Map<string, Usage>();
 
   constructor(
     readers: readonly R[],
@@ -63,16 +87,50 @@ export class ReadPool<R> {
   /** Runs `fn` on a reader of its own once the tenant's turn comes; the reader is released after. */
   async run<T>(tenant: string, fn: (reader: R) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const reader = await this.acquire(tenant, signal);
+    const started = this.now();
     try {
       return await fn(reader);
     } finally {
+      this.charge(tenant, this.now() - started);
       this.release(tenant, reader);
     }
   }
 
+  private now(): number {
+    return this.opts.now ? this.opts.now() : performance.now();
+  }
+
+  /** `tenant`'s used query time now (ms, decayed). */
+  private used(tenant: string, now: number): number {
+    const u = this.usage.get(tenant);
+    return u ? u.ms * 0.5 ** ((now - u.at) / (this.opts.halfLifeMs ?? 10_000)) : 0;
+  }
+
+  private charge(tenant: string, ms: number): void {
+    const now = this.now();
+    this.usage.set(tenant, { ms: this.used(tenant, now) + ms, at: now, lastEnd: now });
+    // Forget tenants whose usage has decayed away, so the map holds active tenants only.
+    if (this.usage.size > 64) for (const [t, u] of this.usage) if (t !== tenant && !this.running.has(t) && !this.queues.has(t) && this.used(t, now) < 1) this.usage.delete(t);
+  }
+
+  /**
+   * Whether `tenant`, holding `held` readers, may take one more: under `perTenant`, and
+   * beyond its first only while no other tenant is active.
+   */
+  private mayTake(tenant: string, held: number): boolean {
+    if (held >= this.opts.perTenant) return false;
+    if (held === 0) return true;
+    const now = this.now();
+    const window = this.opts.activeWindowMs ?? 2_000;
+    for (const other of this.running.keys()) if (other !== tenant) return false;
+    for (const other of this.queues.keys()) if (other !== tenant) return false;
+    for (const [other, u] of this.usage) if (other !== tenant && now - u.lastEnd <= window) return false;
+    return true;
+  }
+
   private acquire(tenant: string, signal?: AbortSignal): Promise<R> {
     if (signal?.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    if (this.free.length > 0 && (this.running.get(tenant) ?? 0) < this.opts.perTenant && !this.queues.has(tenant)) {
+    if (this.free.length > 0 && this.mayTake(tenant, this.running.get(tenant) ?? 0) && !this.queues.has(tenant)) {
       this.running.set(tenant, (this.running.get(tenant) ?? 0) + 1);
       return Promise.resolve(this.free.pop()!);
     }
@@ -129,15 +187,21 @@ export class ReadPool<R> {
 
   /**
    * Hands free readers to waiting tenants within each tenant's share: the waiting tenant
-   * holding the fewest readers first, ties to the one that has waited longest for its turn.
+   * holding the fewest readers first, then the one that has used the least query time lately,
+   * ties to the one that has waited longest for its turn.
    */
   private dispatch(): void {
     while (this.free.length > 0) {
       let pick = -1;
       let least = Infinity;
+      let leastUsed = Infinity;
+      const now = this.now();
       for (let i = 0; i < this.turn.length; i++) {
-        const held = this.running.get(this.turn[i]!) ?? 0;
-        if (held < this.opts.perTenant && held < least) [pick, least] = [i, held];
+        const tenant = this.turn[i]!;
+        const held = this.running.get(tenant) ?? 0;
+        if (!this.mayTake(tenant, held)) continue;
+        const used = this.used(tenant, now);
+        if (held < least || (held === least && used < leastUsed)) [pick, least, leastUsed] = [i, held, used];
       }
       if (pick < 0) return;
       const tenant = this.turn.splice(pick, 1)[0]!;
