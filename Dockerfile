@@ -13,9 +13,9 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
-RUN ln -s /app/dist/cli/main.js /usr/local/bin/sluice && chmod +x /app/dist/cli/main.js && mkdir -p /var/lib/sluice
+RUN ln -s /app/dist/cli/sluice.cjs /usr/local/bin/sluice && chmod +x /app/dist/cli/sluice.cjs && mkdir -p /var/lib/sluice
 # The API on every interface; /metrics (it names tenants) and health on their own port, on
 # loopback unless the deployment sets a private address (docker-compose.yml does).
 ENV SLUICE_DATA_DIR=/var/lib/sluice SLUICE_HOST=0.0.0.0 SLUICE_OBS_METRICS_ADDRESS=127.0.0.1:9464
-ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+ENTRYPOINT ["node", "/app/dist/cli/sluice.cjs"]
 CMD ["up"]

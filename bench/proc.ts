@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The repository root, from dist-bench/bench/ or bench/. */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), fileURLToPath(import.meta.url).includes('dist-bench') ? '../..' : '..');
-export const CLI = path.join(ROOT, 'dist/cli/main.js');
+export const CLI = path.join(ROOT, 'dist/cli/sluice.cjs');
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 // One implementation for the tests and the benchmarks.
 export { freePort, keysFrom } from '../../bench/proc.js';
 
-export const CLI = path.resolve(fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url)));
+export const CLI = path.resolve(fileURLToPath(new URL('../../dist/cli/sluice.cjs', import.meta.url)));
 
 export function assertBuilt(): void {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does it)`);
