@@ -6,7 +6,7 @@ import { redactValues } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
-import type { Cell, CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, Store, StoreCapabilities, StoredEvent } from '../../ports/store.js';
+import type { Cell, CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoredEvent } from '../../ports/store.js';
 import { chooseView, residualFilters } from '../../core/plan.js';
 import type { QuerySpec } from '../../core/query.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
@@ -16,6 +16,7 @@ import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
 import { DuckdbTypedColumns, TYPED_SCHEMA } from './typed-columns.js';
 import { typedQuerySql } from './typed-sql.js';
 import { ReadPool } from './read-pool.js';
+import { seriesScanSql } from './series-scan-sql.js';
 import { producedBy, withdrawEvents } from './withdraw.js';
 import { CommitRows, STAGING_DDL } from './commit-rows.js';
 
@@ -288,6 +289,17 @@ export class DuckdbStore implements Store {
     const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap) : (typed ?? rawQuerySql(q, cap));
     const r = await this.withTimeout(q.tenant, (c) => c.runAndReadAll(sql, params), signal);
     return { rows: r.getRows().map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw', ...(typed ? { typed: true } : {}) };
+  }
+
+  /** See Store.seriesScan: one scan of the tenant's raw events (series-scan-sql.ts). */
+  async seriesScan(scan: SeriesScan, signal?: AbortSignal): Promise<SeriesScanAnswer> {
+    const empty = { series: new Float64Array(0), minutes: new Float64Array(0), counts: new Float64Array(0), values: new Float64Array(0) };
+    if (scan.series.length === 0 || scan.to <= scan.from) return empty;
+    const { sql, params } = seriesScanSql(scan);
+    const r = await this.withTimeout(scan.tenant, (c) => c.runAndReadAll(sql, params), signal);
+    const cols = r.getColumns() as (number | null)[][];
+    const column = (i: number) => Float64Array.from(cols[i] ?? [], (v) => (v === null ? NaN : v));
+    return { series: column(0), minutes: column(1), counts: column(2), values: column(3) };
   }
 
   async searchEvents(s: EventSearch, signal?: AbortSignal): Promise<StoredEvent[]> {
