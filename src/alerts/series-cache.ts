@@ -118,7 +118,7 @@ class Entry {
     this.counts[i]! += count;
     if (this.values && value !== null) {
       const v = this.values[i]!;
-      this.values[i] = Number.isNaN(v) ? value : this.merge === 'sum' ? v + value : this.merge === 'min' ? Math.min(v, value) : Math.max(v, value);
+      this.values[i] = Number.isNaN(v) ? value : this.merge === 'sum' ? clampSum(v + value) : this.merge === 'min' ? Math.min(v, value) : Math.max(v, value);
     }
   }
 
@@ -299,6 +299,11 @@ export class SeriesCache {
     for (const entries of this.tenants.values()) n += entries.size;
     return n;
   }
+}
+
+/** A sum past the largest double is that double, as the stores' sums are (core/query.ts). */
+function clampSum(x: number): number {
+  return Math.min(Math.max(x, -Number.MAX_VALUE), Number.MAX_VALUE);
 }
 
 /** A number in [0, 1) from a tenant's name: the tenants' refreshes spread over time. */
