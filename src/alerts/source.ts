@@ -56,6 +56,8 @@ export interface StoreSourceOptions {
   deadLetters?: DeadLetterStore;
   /** Where the evaluation keeps series between passes. */
   cache?: SeriesCache;
+  /** A store scan of many series may run this long (ms; default: the store's query timeout); `sluice up` gives it the evaluation interval. */
+  scanTimeoutMs?: number;
   /** The ingest minutes of a tenant in [from, to) (`AlertStore.ingestMinutes`), for ingest availability. */
   ingest?: (tenant: string, from: number, to: number) => Promise<IngestMinute[]>;
 }
@@ -79,7 +81,7 @@ const AHEAD = 86_400_000;
  * whole span (the API's budgets and backtests).
  */
 export function storeSource(reader: StoreReader, log: Log, now: () => number, opts: StoreSourceOptions = {}): AlertSource {
-  const { deadLetters, cache, ingest } = opts;
+  const { deadLetters, cache, ingest, scanTimeoutMs } = opts;
   const counts = async (tenant: string, sel: Selector, from: number, to: number, interval: '1m' | '1h' = '1m'): Promise<MinuteSeries> => {
     const out: MinuteSeries = new Map();
     if (to <= from) return out;
@@ -152,6 +154,7 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, op
         to: receivedTo + AHEAD,
         received: { from: receivedFrom, to: receivedTo },
         series: chunk.map((w) => ({ event: w.sel.event, filters: w.sel.filters, measure: w.merge ? w.measure : null })),
+        ...(scanTimeoutMs ? { timeoutMs: scanTimeoutMs } : {}),
       });
       if (!answer) {
         for (let i = 0; i < chunk.length; i++) out[at + i] = await readOne(tenant, chunk[i]!.sel, seriesOf(chunk[i]!.sel, chunk[i]!.measure).measures, start, receivedFrom, receivedTo);

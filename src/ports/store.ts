@@ -158,6 +158,11 @@ export interface SeriesScan {
   /** Only events received (`received_at`, epoch ms) in [from, to); `from` null: no lower bound. */
   received: { from: number | null; to: number };
   series: SeriesScanQuery[];
+  /**
+   * Interrupted past this (ms) instead of the store's query timeout: one scan does the work
+   * of a query per series (alert evaluation gives it the evaluation interval).
+   */
+  timeoutMs?: number;
 }
 
 /** One series of a scan: what a query's `event`, `filters` and second measure say. */

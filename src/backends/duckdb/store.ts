@@ -296,7 +296,7 @@ export class DuckdbStore implements Store {
     const empty = { series: new Float64Array(0), minutes: new Float64Array(0), counts: new Float64Array(0), values: new Float64Array(0) };
     if (scan.series.length === 0 || scan.to <= scan.from) return empty;
     const { sql, params } = seriesScanSql(scan);
-    const r = await this.withTimeout(scan.tenant, (c) => c.runAndReadAll(sql, params), signal);
+    const r = await this.withTimeout(scan.tenant, (c) => c.runAndReadAll(sql, params), signal, scan.timeoutMs);
     const cols = r.getColumns() as (number | null)[][];
     const column = (i: number) => Float64Array.from(cols[i] ?? [], (v) => (v === null ? NaN : v));
     return { series: column(0), minutes: column(1), counts: column(2), values: column(3) };
@@ -357,10 +357,10 @@ export class DuckdbStore implements Store {
    * counted from when it starts running (waiting in line is bounded apart): an expired query
    * is interrupted, and only it.
    */
-  private withTimeout<T>(tenant: string, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private withTimeout<T>(tenant: string, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal, timeoutMs = this.queryTimeoutMs): Promise<T> {
     const pool = this.pool;
     if (!pool) return Promise.reject(new RetryAfterError('the store is not connected', 1000));
-    return pool.run(tenant, (c) => this.timed(c, fn, signal), signal);
+    return pool.run(tenant, (c) => this.timed(c, fn, signal, timeoutMs), signal);
   }
 
   /** Read pool state, for metrics: queries waiting for a reader and readers in use. */
@@ -368,18 +368,18 @@ export class DuckdbStore implements Store {
     return { waiting: this.pool?.waiting ?? 0, busy: this.pool?.busy ?? 0 };
   }
 
-  private async timed<T>(c: DuckDBConnection, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private async timed<T>(c: DuckDBConnection, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal, timeoutMs = this.queryTimeoutMs): Promise<T> {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       c.interrupt();
-    }, this.queryTimeoutMs);
+    }, timeoutMs);
     const onAbort = (): void => c.interrupt();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       return await fn(c);
     } catch (e: unknown) {
-      if (timedOut) throw new RetryAfterError(`the query ran past its ${this.queryTimeoutMs} ms timeout`, 0, { cause: e });
+      if (timedOut) throw new RetryAfterError(`the query ran past its ${timeoutMs} ms timeout`, 0, { cause: e });
       throw e;
     } finally {
       clearTimeout(timer);
