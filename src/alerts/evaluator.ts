@@ -30,7 +30,7 @@ export interface EvaluatorOptions {
   tenants?: () => Promise<string[]>;
   /** Whether the dead-letter breaker holds a tenant's events (it inhibits the tenant's freshness alert). */
   paused?: (tenant: string) => Promise<boolean>;
-  /** Called with each rule that fails to evaluate (a broken rule does not stop the others). */
+  /** Called with each rule that fails to evaluate (a broken rule does not stop the others); rule `*`: reading a tenant's series together failed (each rule then reads its own). */
   onRuleError?: (tenant: string, rule: string, error: Error) => void;
 }
 
@@ -67,6 +67,8 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
     const write = { tenant, states: [] as { rule: string; severity: string; body: unknown }[], transitions: [] as { rule: string; severity: string; at: number; body: unknown }[] };
     const current = new Map<string, AlertStates>();
     const parsed = new Map<string, Rule>();
+    // First the window ends of every rule, so that the source reads the series of all of them at once.
+    const planned: { rule: Rule; prev: AlertStates | null; ends: number[]; from: number; to: number }[] = [];
     for (const s of stored) {
       let rule: Rule;
       try {
@@ -88,8 +90,17 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
         if (prev) current.set(rule.name, prev);
         continue;
       }
+      planned.push({ rule, prev, ends, from: ends[0]! - lookback(rule), to: until });
+    }
+    try {
+      await opts.source.prepare?.(tenant, planned, watermark);
+    } catch (e: unknown) {
+      // Not fatal: each rule reads what it needs itself below (and reports its own failure).
+      opts.onRuleError?.(tenant, '*', coerceError(e));
+    }
+    for (const { rule, prev, ends, from, to } of planned) {
       try {
-        const data = await opts.source.ruleData(tenant, rule, ends[0]! - lookback(rule), until, watermark);
+        const data = await opts.source.ruleData(tenant, rule, from, to, watermark);
         await data.prefetch?.(ends);
         const out = advance(tenant, rule, prev, data, ends);
         result.rules++;

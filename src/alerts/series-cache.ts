@@ -19,9 +19,15 @@ import { createHash } from 'node:crypto';
  * - the first time, and when a rule needs minutes older than it keeps (a longer window);
  * - when the watermark moved backwards (a restored store, a process whose log lags): the
  *   receipts in between might be counted twice;
- * - every `refreshMs` (staggered per series), so that anything outside this model (events
- *   removed behind sluice's back, a record received before the watermark but appended after
- *   it was read) lasts at most that long.
+ * - every `refreshMs` (staggered between tenants; every series of a tenant at once), so that
+ *   anything outside this model (events removed behind sluice's back, a record received
+ *   before the watermark but appended after it was read) lasts at most that long.
+ *
+ * `prepare` brings every series a pass will use up to date before the pass reads them: all
+ * the full reads of a tenant in one batch, and the reads of what arrived since in one batch
+ * per cutoff (one, as a rule), so that a store that reads many series in one scan
+ * (`Store.seriesScan`) reads a tenant's events once: a first pass after a start, or after a
+ * thousand rules were created, costs one scan instead of one per series.
  * A series no pass has used for `idleMs` is dropped: the rules that read it were deleted or
  * changed their query. Memory per series: 8 bytes per minute kept per column (the longest
  * window of its rules: 3 days are 4,320 minutes, 35 KB a column).
@@ -35,8 +41,25 @@ export type ValueMerge = 'sum' | 'min' | 'max';
 /** Rows of a read: [minute start, count, value (null when the minute has none)]. */
 export type SeriesRow = [number, number, number | null];
 
-/** Reads a series' rows over event minutes from `from` on, counting events received in [receivedFrom, receivedTo). */
+/**
+ * Reads a series' rows over event minutes from `from` on, counting events received in
+ * [receivedFrom, receivedTo). Rows may repeat a minute: counts are added, values merged.
+ */
 export type SeriesReader = (from: number, receivedFrom: number | null, receivedTo: number) => Promise<SeriesRow[]>;
+
+/** A series a pass reads: its key, the minutes [from, to) it needs, its second column's merge. */
+export interface SeriesWant {
+  key: string;
+  from: number;
+  to: number;
+  merge: ValueMerge | null;
+}
+
+/**
+ * Reads several series at once (as SeriesReader, for each): their rows in the order of
+ * `wants`, over event minutes from `from` on.
+ */
+export type SeriesBatchReader = (wants: SeriesWant[], from: number, receivedFrom: number | null, receivedTo: number) => Promise<SeriesRow[][]>;
 
 /** One minute of a series: its count and (for a second column) its value, null when it has none. */
 export interface SeriesMinute {
@@ -95,7 +118,7 @@ class Entry {
     this.counts[i]! += count;
     if (this.values && value !== null) {
       const v = this.values[i]!;
-      this.values[i] = Number.isNaN(v) ? value : this.merge === 'sum' ? v + value : this.merge === 'min' ? Math.min(v, value) : Math.max(v, value);
+      this.values[i] = Number.isNaN(v) ? value : this.merge === 'sum' ? clampSum(v + value) : this.merge === 'min' ? Math.min(v, value) : Math.max(v, value);
     }
   }
 
@@ -136,8 +159,11 @@ export interface SeriesCacheOptions {
 /** Counters for tests and the bench. */
 export interface SeriesCacheStats {
   series: number;
+  /** Series read in full, and series read since their cutoff. */
   fullReads: number;
   deltaReads: number;
+  /** Batches read by `prepare` (one store scan each, where the store can). */
+  batches: number;
 }
 
 export class SeriesCache {
@@ -145,9 +171,11 @@ export class SeriesCache {
   private readonly tenants = new Map<string, Map<string, Entry>>();
   /** Per tenant, the last watermark seen. */
   private readonly watermarks = new Map<string, number>();
+  /** Per tenant, when its series are read in full again. */
+  private readonly refreshes = new Map<string, number>();
   private readonly refreshMs: number;
   private readonly idleMs: number;
-  readonly stats: SeriesCacheStats = { series: 0, fullReads: 0, deltaReads: 0 };
+  readonly stats: SeriesCacheStats = { series: 0, fullReads: 0, deltaReads: 0, batches: 0 };
 
   constructor(private readonly opts: SeriesCacheOptions) {
     this.refreshMs = opts.refreshMs ?? 3_600_000;
@@ -160,33 +188,76 @@ export class SeriesCache {
    * full (see the module's comment). `merge` is the second column's (null: counts only).
    */
   async series(tenant: string, key: string, from: number, to: number, watermark: number, merge: ValueMerge | null, read: SeriesReader): Promise<Series> {
+    await this.prepare(tenant, [{ key, from, to, merge }], watermark, async (_, start, receivedFrom, receivedTo) => [await read(start, receivedFrom, receivedTo)]);
+    const e = this.tenants.get(tenant)!.get(key)!;
+    return { count: (m) => e.count(m), value: (m) => e.value(m) };
+  }
+
+  /**
+   * Brings the series `wants` of a tenant up to date at `watermark` (see the module's
+   * comment): one `read` of every series that needs a full read, one per cutoff of those
+   * that need what arrived since. `series` then answers them from memory. A failed read
+   * leaves the series it was for as they were (the next call reads them again).
+   */
+  async prepare(tenant: string, wants: SeriesWant[], watermark: number, read: SeriesBatchReader): Promise<void> {
     const now = this.opts.now();
     this.watermark(tenant, watermark);
     let entries = this.tenants.get(tenant);
     if (!entries) this.tenants.set(tenant, (entries = new Map()));
-    let e = entries.get(key);
-    if (e && (watermark < e.cutoff || from < e.start || now >= e.refreshAt || e.merge !== merge)) {
-      entries.delete(key);
-      e = undefined;
+    // One want per key: the earliest start, the longest span.
+    const byKey = new Map<string, SeriesWant & { span: number }>();
+    for (const w of wants) {
+      const had = byKey.get(w.key);
+      byKey.set(w.key, had ? { ...had, from: Math.min(had.from, w.from), to: Math.max(had.to, w.to), span: Math.max(had.span, w.to - w.from) } : { ...w, span: w.to - w.from });
     }
-    if (!e) {
-      e = new Entry(from, to - from, merge);
-      for (const [m, n, v] of await read(from, null, watermark)) e.add(m, n, v);
-      e.cutoff = watermark;
-      e.refreshAt = now + this.refreshMs * (0.5 + 0.5 * stagger(key));
-      entries.set(key, e);
-      this.stats.fullReads++;
-    } else if (watermark > e.cutoff) {
-      for (const [m, n, v] of await read(e.start, e.cutoff, watermark)) e.add(m, n, v);
-      e.cutoff = watermark;
-      this.stats.deltaReads++;
+    const full: (SeriesWant & { span: number })[] = [];
+    const deltas = new Map<number, { want: SeriesWant; entry: Entry }[]>();
+    for (const w of byKey.values()) {
+      const e = entries.get(w.key);
+      if (!e || watermark < e.cutoff || w.from < e.start || now >= e.refreshAt || e.merge !== w.merge) full.push(w);
+      else if (watermark > e.cutoff) deltas.set(e.cutoff, [...(deltas.get(e.cutoff) ?? []), { want: w, entry: e }]);
     }
-    e.span = Math.max(e.span, to - from);
-    e.trim(Math.min(from, to - e.span));
-    e.usedAt = now;
+    if (full.length > 0) {
+      const rows = await read(full, Math.min(...full.map((w) => w.from)), null, watermark);
+      this.stats.batches++;
+      const refreshAt = this.refreshAt(tenant, now);
+      full.forEach((w, i) => {
+        const e = new Entry(w.from, w.span, w.merge);
+        for (const [m, n, v] of rows[i]!) e.add(m, n, v);
+        e.cutoff = watermark;
+        e.refreshAt = refreshAt;
+        entries.set(w.key, e);
+        this.stats.fullReads++;
+      });
+    }
+    for (const [cutoff, group] of deltas) {
+      const rows = await read(
+        group.map((g) => g.want),
+        Math.min(...group.map((g) => g.entry.start)),
+        cutoff,
+        watermark,
+      );
+      this.stats.batches++;
+      group.forEach(({ entry }, i) => {
+        for (const [m, n, v] of rows[i]!) entry.add(m, n, v);
+        entry.cutoff = watermark;
+        this.stats.deltaReads++;
+      });
+    }
+    for (const w of byKey.values()) {
+      const e = entries.get(w.key)!;
+      e.span = Math.max(e.span, w.span);
+      e.trim(Math.min(w.from, w.to - e.span));
+      e.usedAt = now;
+    }
     this.stats.series = this.size;
-    const entry = e;
-    return { count: (m) => entry.count(m), value: (m) => entry.value(m) };
+  }
+
+  /** The tenant's next refresh (staggered between tenants), moved on once passed. */
+  private refreshAt(tenant: string, now: number): number {
+    let at = this.refreshes.get(tenant);
+    if (at === undefined || now >= at) this.refreshes.set(tenant, (at = now + this.refreshMs * (0.5 + 0.5 * stagger(tenant))));
+    return at;
   }
 
   /**
@@ -208,6 +279,7 @@ export class SeriesCache {
       if (entries.size === 0) {
         this.tenants.delete(tenant);
         this.watermarks.delete(tenant);
+        this.refreshes.delete(tenant);
       }
     }
     this.stats.series = this.size;
@@ -217,6 +289,7 @@ export class SeriesCache {
   clear(): void {
     this.tenants.clear();
     this.watermarks.clear();
+    this.refreshes.clear();
     this.stats.series = 0;
   }
 
@@ -228,7 +301,12 @@ export class SeriesCache {
   }
 }
 
-/** A number in [0, 1) from the key: refreshes of series made in one pass spread over time. */
+/** A sum past the largest double is that double, as the stores' sums are (core/query.ts). */
+function clampSum(x: number): number {
+  return Math.min(Math.max(x, -Number.MAX_VALUE), Number.MAX_VALUE);
+}
+
+/** A number in [0, 1) from a tenant's name: the tenants' refreshes spread over time. */
 function stagger(key: string): number {
   return createHash('sha1').update(key).digest().readUInt32BE(0) / 2 ** 32;
 }

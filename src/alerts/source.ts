@@ -5,7 +5,7 @@ import type { Log } from '../ports/log.js';
 import type { StoreReader } from '../ports/reader.js';
 import { mergeable, type MinuteLookup, type MinutePartial, type MinuteSeries, type RuleData, type WindowMeasure } from './evaluate.js';
 import type { BuiltinSignal, Rule, Selector, ThresholdRule } from './rules.js';
-import type { SeriesCache, SeriesRow, ValueMerge } from './series-cache.js';
+import type { SeriesCache, SeriesRow, SeriesWant, ValueMerge } from './series-cache.js';
 
 const MINUTE = 60_000;
 /** Rows a per-minute query may return: a week of minutes and some. */
@@ -27,6 +27,13 @@ export interface AlertSource {
    * from) lets a source that keeps series between passes count every event received before it.
    */
   ruleData(tenant: string, rule: Rule, from: number, to: number, watermark?: number): Promise<RuleData>;
+  /**
+   * Called once per tenant and pass, before `ruleData` for each of `rules` (with the same
+   * `from`, `to` and `watermark`): a source that keeps series reads all of them that need a
+   * read here, in as few scans of the store as it can (one per tenant, as a rule). Optional;
+   * whatever it leaves undone `ruleData` does.
+   */
+  prepare?(tenant: string, rules: { rule: Rule; from: number; to: number }[], watermark: number): Promise<void>;
   /** Called after each evaluation pass: a source that keeps series drops those no rule read for a while. */
   endPass?(): void;
   /** Counts of a selector per bucket (per minute by default) over [from, to), keyed by bucket start. */
@@ -49,9 +56,19 @@ export interface StoreSourceOptions {
   deadLetters?: DeadLetterStore;
   /** Where the evaluation keeps series between passes. */
   cache?: SeriesCache;
+  /** A store scan of many series may run this long (ms; default: the store's query timeout); `sluice up` gives it the evaluation interval. */
+  scanTimeoutMs?: number;
   /** The ingest minutes of a tenant in [from, to) (`AlertStore.ingestMinutes`), for ingest availability. */
   ingest?: (tenant: string, from: number, to: number) => Promise<IngestMinute[]>;
 }
+
+/**
+ * Series read in one store scan at most. A scan's answer holds a row per minute with events
+ * of each series (32 bytes, a few times over while it crosses threads): at most about what
+ * the cache keeps for those series, several times over; 2,000 series over 3 days are at most
+ * 8.6M rows, mostly far fewer (a series of 5xx answers has few minutes with any).
+ */
+const SCAN_SERIES = 2_000;
 
 /** Events received with an event time more than this ahead are counted by a series' next full read (ingest clamps them at 5 min by default). */
 const AHEAD = 86_400_000;
@@ -64,7 +81,7 @@ const AHEAD = 86_400_000;
  * whole span (the API's budgets and backtests).
  */
 export function storeSource(reader: StoreReader, log: Log, now: () => number, opts: StoreSourceOptions = {}): AlertSource {
-  const { deadLetters, cache, ingest } = opts;
+  const { deadLetters, cache, ingest, scanTimeoutMs } = opts;
   const counts = async (tenant: string, sel: Selector, from: number, to: number, interval: '1m' | '1h' = '1m'): Promise<MinuteSeries> => {
     const out: MinuteSeries = new Map();
     if (to <= from) return out;
@@ -99,22 +116,71 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, op
     if (c.checkedAt === null) return null;
     return c.gapByTenant.find(([t]) => t === tenant)?.[1] ?? 0;
   };
+  /** A series' key in the cache, its query and its second column's merge. */
+  const seriesOf = (sel: Selector, measure: Measure | null) => {
+    const merge = measure && measure.kind !== 'count' ? (measure.kind as ValueMerge) : null;
+    const key = JSON.stringify([sel.event, sel.filters.map((f) => [f.field.name, f.op, f.value]), merge && measure!.name]);
+    return { key, merge, measures: merge ? [COUNT, measure!] : [COUNT] };
+  };
+  /** One series' rows, by one query (the store's query compiler; `POST /v1/query`'s filters). */
+  const readOne = async (tenant: string, sel: Selector, measures: Measure[], start: number, receivedFrom: number | null, receivedTo: number): Promise<SeriesRow[]> => {
+    const q = { ...spec(tenant, sel, start, receivedTo + AHEAD, '1m', measures), source: 'raw' as const, received: { from: receivedFrom, to: receivedTo } };
+    const answer = await reader.query(q, CAP);
+    return answer.rows.map((r) => [Number(r[0]), Number(r[1]), r[2] === null || r[2] === undefined ? null : Number(r[2])]);
+  };
   /** The series of `sel` (and `measure`, the second column) through the cache. */
   const cached = (tenant: string, sel: Selector, measure: Measure | null, from: number, to: number, watermark: number) => {
-    const merge = measure && measure.kind !== 'count' ? (measure.kind as ValueMerge) : null;
-    const measures = merge ? [COUNT, measure!] : [COUNT];
-    const key = JSON.stringify([sel.event, sel.filters.map((f) => [f.field.name, f.op, f.value]), merge && measure!.name]);
-    return cache!.series(tenant, key, from, to, watermark, merge, async (start, receivedFrom, receivedTo): Promise<SeriesRow[]> => {
-      const q = { ...spec(tenant, sel, start, receivedTo + AHEAD, '1m', measures), source: 'raw' as const, received: { from: receivedFrom, to: receivedTo } };
-      const answer = await reader.query(q, CAP);
-      return answer.rows.map((r) => [Number(r[0]), Number(r[1]), r[2] === null || r[2] === undefined ? null : Number(r[2])]);
-    });
+    const { key, merge, measures } = seriesOf(sel, measure);
+    return cache!.series(tenant, key, from, to, watermark, merge, (start, receivedFrom, receivedTo) => readOne(tenant, sel, measures, start, receivedFrom, receivedTo));
+  };
+  /** The series a rule reads through the cache (none for the others). */
+  const wantsOf = (rule: Rule, from: number, to: number): (SeriesWant & { sel: Selector; measure: Measure | null })[] => {
+    const sides: [Selector, Measure | null][] =
+      rule.kind === 'slo' ? [[rule.total, null], [(rule.bad ?? rule.good)!, null]] : rule.kind === 'threshold' && mergeable(rule) ? [[rule.query, rule.query.measure]] : [];
+    return sides.map(([sel, measure]) => ({ ...seriesOf(sel, measure), from, to, sel, measure }));
+  };
+  /**
+   * Several series' rows: in one store scan per SCAN_SERIES where the store has one
+   * (Store.seriesScan), else one query each (PostgreSQL).
+   */
+  const readMany = async (tenant: string, wants: (SeriesWant & { sel: Selector; measure: Measure | null })[], start: number, receivedFrom: number | null, receivedTo: number): Promise<SeriesRow[][]> => {
+    const out: SeriesRow[][] = wants.map(() => []);
+    for (let at = 0; at < wants.length; at += SCAN_SERIES) {
+      const chunk = wants.slice(at, at + SCAN_SERIES);
+      // Optional call: a reader made of the store's calls alone (tests, benches) may lack it.
+      const answer = await reader.seriesScan?.({
+        tenant,
+        from: start,
+        to: receivedTo + AHEAD,
+        received: { from: receivedFrom, to: receivedTo },
+        series: chunk.map((w) => ({ event: w.sel.event, filters: w.sel.filters, measure: w.merge ? w.measure : null })),
+        ...(scanTimeoutMs ? { timeoutMs: scanTimeoutMs } : {}),
+      });
+      if (!answer) {
+        for (let i = 0; i < chunk.length; i++) out[at + i] = await readOne(tenant, chunk[i]!.sel, seriesOf(chunk[i]!.sel, chunk[i]!.measure).measures, start, receivedFrom, receivedTo);
+        continue;
+      }
+      for (let r = 0; r < answer.series.length; r++) {
+        const v = answer.values[r]!;
+        out[at + answer.series[r]!]!.push([answer.minutes[r]!, answer.counts[r]!, Number.isNaN(v) ? null : v]);
+      }
+    }
+    return out;
   };
   const counted = (s: { count(m: number): number }): MinuteLookup => ({ get: (m) => s.count(m) });
   return {
     watermark,
     counts,
     endPass: () => cache?.sweep(),
+    async prepare(tenant, rules, watermark) {
+      if (!cache) return;
+      const wants = rules.flatMap((r) => wantsOf(r.rule, r.from, r.to));
+      if (wants.length === 0) return;
+      const bySel = new Map(wants.map((w) => [w.key, w]));
+      await cache.prepare(tenant, wants, watermark, (batch, start, receivedFrom, receivedTo) =>
+        readMany(tenant, batch.map((w) => bySel.get(w.key)!), start, receivedFrom, receivedTo),
+      );
+    },
     async ruleData(tenant, rule, from, to, watermark) {
       if (cache && watermark !== undefined && rule.kind === 'slo') {
         const total = await cached(tenant, rule.total, null, from, to, watermark);

@@ -19,6 +19,7 @@ export function storeCalls(store: Store, builds: ViewBuilds): StoreCalls {
     searchEvents: (search) => store.searchEvents(search),
     findEvent: (tenant, key) => store.findEvent(tenant, key),
     storedByMinute: (from, to) => store.storedByMinute(from, to),
+    seriesScan: async (scan) => (store.seriesScan ? store.seriesScan(scan) : null),
   };
 }
 

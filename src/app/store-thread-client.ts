@@ -178,6 +178,7 @@ export class StoreThread implements StoreReader {
   searchEvents: StoreReader['searchEvents'] = (...a) => this.call('searchEvents', ...a);
   findEvent: StoreReader['findEvent'] = (...a) => this.call('findEvent', ...a);
   storedByMinute: StoreReader['storedByMinute'] = (...a) => this.call('storedByMinute', ...a);
+  seriesScan: StoreReader['seriesScan'] = (...a) => this.call('seriesScan', ...a);
   startBackfill: StoreReader['startBackfill'] = (...a) => this.call('startBackfill', ...a);
   backfills: StoreReader['backfills'] = (...a) => this.call('backfills', ...a);
   recent: StoreReader['recent'] = (...a) => this.call('recent', ...a);

@@ -118,6 +118,8 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
       const source = storeSource(storeThread, log, () => systemClock.now(), {
         deadLetters: catalog.deadLetters,
         cache: new SeriesCache({ now: () => systemClock.now() }),
+        // One scan reads all of a tenant's series (a first pass: a query's work per series).
+        scanTimeoutMs: config.alerts.evaluateIntervalMs,
         ingest: (tenant, from, to) => catalog.alerts.ingestMinutes(tenant, from, to),
       });
       // Holding the data directory, a lease left by an earlier process of the same directory is one that died: take it back at once.

@@ -92,7 +92,7 @@ export async function alertsCommand(t: Target, sub: string | undefined, args: st
       const r = await call('GET', `/v1/alerts/rules/${enc(rule)}/budget${qs({ bucket: flags.bucket })}`);
       return print(r, () =>
         [
-          `${r.rule}: objective ${r.objective}, ${r.period.from} → ${r.period.to}`,
+          `${r.rule}: objective ${r.objective}, ${r.period.from} → ${r.period.to}${r.not_counted && r.not_counted.from !== r.not_counted.to ? ` (the hour up to the watermark, ${r.watermark}, is counted once whole)` : ''}`,
           `${r.bad} bad of ${r.total}; allowed ${Number(r.allowed_bad).toFixed(1)}; remaining ${r.remaining === null ? '-' : `${(r.remaining * 100).toFixed(1)} %`}`,
         ].join('\n'),
       );

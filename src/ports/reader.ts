@@ -1,6 +1,6 @@
 import type { CountQuery, CountRow, MinuteCount } from '../core/types.js';
 import type { BackfillSpec, BackfillState } from './backfill.js';
-import type { EventSearch, QueryAnswer, StoredEvent } from './store.js';
+import type { EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, StoredEvent } from './store.js';
 import type { ViewSource, ViewState } from './views.js';
 import type { QuerySpec, ViewDef } from '../core/query.js';
 
@@ -41,6 +41,8 @@ export interface StoreCalls {
   findEvent(tenant: string, idempotencyKey: string): Promise<StoredEvent | null>;
   /** See Store.storedByMinute. */
   storedByMinute(from: number, to: number): Promise<MinuteCount[]>;
+  /** See Store.seriesScan; null when the store reads series one query at a time (PostgreSQL). */
+  seriesScan(scan: SeriesScan): Promise<SeriesScanAnswer | null>;
 }
 
 export type StoreCall = keyof StoreCalls;

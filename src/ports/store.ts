@@ -2,7 +2,7 @@ import type { Backfills } from './backfill.js';
 import type { Views } from './views.js';
 import type { TypedColumns } from './typed-columns.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount, Origin } from '../core/types.js';
-import type { QuerySpec } from '../core/query.js';
+import type { Filter, Measure, QuerySpec } from '../core/query.js';
 
 /**
  * The Store: raw events (append-only) and the tables derived from them, with an idempotent
@@ -45,6 +45,19 @@ export interface Store {
    * `cap` of them. Interrupted past the store's query timeout (RetryAfterError).
    */
   query(q: QuerySpec, cap: number, signal?: AbortSignal): Promise<QueryAnswer>;
+
+  /**
+   * The per-minute series of several queries of one tenant read in one scan of its events
+   * (alert evaluation reads every series of a tenant that needs a full read this way; see
+   * alerts/series-cache.ts). Each series counts, per minute of event time in [from, to), the
+   * raw events received in `received` that match its event and filters, exactly as `query`
+   * with those filters, `interval: '1m'` and `source: 'raw'` would; with a `measure` (sum,
+   * min or max) also that measure per minute. Minutes without events are absent.
+   *
+   * Optional: a store without it (PostgreSQL) is read one query per series. Interrupted
+   * past the store's query timeout (RetryAfterError).
+   */
+  seriesScan?(scan: SeriesScan, signal?: AbortSignal): Promise<SeriesScanAnswer>;
 
   /** A tenant's stored events, newest first (by event time, then position), from before `before`. Empty: none left. */
   searchEvents(search: EventSearch, signal?: AbortSignal): Promise<StoredEvent[]>;
@@ -134,6 +147,44 @@ export interface CommitResult {
   skipped: number;
   /** `stored`, per tenant. */
   storedByTenant: Map<string, number>;
+}
+
+/** Several queries' per-minute series over one tenant's events (see Store.seriesScan). */
+export interface SeriesScan {
+  tenant: string;
+  /** Event time [from, to), epoch ms. */
+  from: number;
+  to: number;
+  /** Only events received (`received_at`, epoch ms) in [from, to); `from` null: no lower bound. */
+  received: { from: number | null; to: number };
+  series: SeriesScanQuery[];
+  /**
+   * Interrupted past this (ms) instead of the store's query timeout: one scan does the work
+   * of a query per series (alert evaluation gives it the evaluation interval).
+   */
+  timeoutMs?: number;
+}
+
+/** One series of a scan: what a query's `event`, `filters` and second measure say. */
+export interface SeriesScanQuery {
+  event: string | null;
+  filters: Filter[];
+  /** A second column: `sum`, `min` or `max` of a field; null (or `count`): counts only. */
+  measure: Measure | null;
+}
+
+/**
+ * A scan's rows, column by column (typed arrays cross threads without a copy per row): row i
+ * is minute `minutes[i]` (epoch ms) of series `series[i]` (its index in the scan), with
+ * `counts[i]` events and the value `values[i]` (NaN: none, or no measure). A series' minute
+ * may come in several rows: its count is the sum of theirs, its value their merge (the sum of
+ * the sums, the least of the minima, the greatest of the maxima).
+ */
+export interface SeriesScanAnswer {
+  series: Float64Array;
+  minutes: Float64Array;
+  counts: Float64Array;
+  values: Float64Array;
 }
 
 /** One cell of a query answer. */

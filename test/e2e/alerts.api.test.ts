@@ -76,6 +76,22 @@ describe('alerts API', () => {
     expect(audit.map((a) => a.action)).toEqual(['alert.rule.delete', 'alert.rule.put', 'alert.rule.put']);
   });
 
+  it('budget.says-the-incomplete-hour-up-to-the-watermark-is-not-counted', async () => {
+    expect((await call('PUT', '/v1/alerts/rules/budgeted', p.tenant.adminKey, rule)).statusCode).toBe(201);
+    const b = (await call('GET', '/v1/alerts/rules/budgeted/budget?bucket=1h', p.tenant.readKey)).json();
+    const to = Date.parse(b.period.to);
+    const watermark = Date.parse(b.watermark);
+    // The period ends at the last whole hour at or before the watermark; the rest of the hour is named, not counted.
+    expect(to % 3_600_000).toBe(0);
+    expect(watermark - to).toBeGreaterThanOrEqual(0);
+    expect(watermark - to).toBeLessThan(3_600_000);
+    expect(b.not_counted).toEqual({ from: b.period.to, to: b.watermark });
+    // The history (two to three hours old) is in whole hours: all counted, 200 of it bad.
+    expect([b.total, b.bad]).toEqual([events.length, 200]);
+    expect(b.buckets.at(-1).start).toBe(new Date(to - 3_600_000).toISOString());
+    expect((await call('DELETE', '/v1/alerts/rules/budgeted', p.tenant.adminKey)).statusCode).toBe(204);
+  });
+
   it('backtest.of-an-unsaved-rule-finds-the-burst-in-history', async () => {
     const r = await call('POST', '/v1/alerts/backtest', p.tenant.readKey, { rule: { name: 'draft', ...rule }, from: new Date(base).toISOString(), to: new Date(base + 60 * M).toISOString() });
     expect(r.statusCode).toBe(200);

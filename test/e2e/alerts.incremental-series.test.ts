@@ -16,7 +16,8 @@ import type { StoreReader } from '../../src/ports/reader.js';
  * The evaluation's series kept between passes give the same states and explanations as
  * reading every window again at each pass, over a real DuckDB store: with events arriving
  * late (event times an hour before their receipt), a watermark that moves backwards, rules
- * that share a query, a changed rule and a deleted one.
+ * that share a query, a changed rule and a deleted one; with each pass's reads in one store
+ * scan (Store.seriesScan) or one query per series.
  */
 
 const M = 60_000;
@@ -74,9 +75,14 @@ describe('alerts: incremental per-minute series', () => {
     // Two catalogs, one per way of reading, fed the same rules.
     const cached = new SqliteCatalog(path.join(dir, 'cached.db'));
     const direct = new SqliteCatalog(path.join(dir, 'direct.db'));
+    // The cached source's full and new reads of a pass in one store scan (Store.seriesScan), or one query per series.
+    const scanCache = new SeriesCache({ now: () => clock.now(), idleMs: 5 * M });
+    const scanned = new SqliteCatalog(path.join(dir, 'scanned.db'));
+    const scanReader = { ...reader, seriesScan: (scan: Parameters<StoreReader['seriesScan']>[0]) => store.seriesScan(scan) } as unknown as StoreReader;
     const sources: [SqliteCatalog, AlertSource][] = [
       [cached, storeSource(reader, log, () => clock.now(), { cache })],
       [direct, storeSource(reader, log, () => clock.now())],
+      [scanned, storeSource(scanReader, log, () => clock.now(), { cache: scanCache })],
     ];
     const slo = (bad: number, route = '/pay') => ({
       kind: 'slo',
@@ -102,7 +108,8 @@ describe('alerts: incremental per-minute series', () => {
         expect(r.errors).toBe(0);
         out.push({ transitions: r.transitions.map((t) => ({ ...t, verdict: t.verdict })), states: (await catalog.alerts.states('acme')).filter((s) => !s.rule.startsWith('sluice_')) });
       }
-      expect(out[0]).toEqual(out[1]);
+      expect(out[1]).toEqual(out[0]);
+      expect(out[2]).toEqual(out[0]);
       return out[0]!;
     };
 
@@ -118,10 +125,14 @@ describe('alerts: incremental per-minute series', () => {
     await send(T0 + 41 * M, T0 + 10 * M, 10 * M, 200, 2);
     watermark = T0 + 41 * M + 5_000;
     await clock.advanceTo(watermark);
+    const batches = scanCache.stats.batches;
     let r = await pass();
     // Read incrementally: no series was read again in full.
     expect(cache.stats.fullReads).toBe(fullReads);
     expect(cache.stats.deltaReads).toBeGreaterThan(0);
+    // The five series' new receipts in one scan.
+    expect(scanCache.stats.batches).toBe(batches + 1);
+    expect(scanCache.stats.fullReads).toBe(fullReads);
     // Four distinct queries: the /pay total (shared by three rules), its 500 and 503 sides, its good side, the max of statuses.
     expect(cache.size).toBe(5);
     // The late 40 % bad in the 30 m window: the 5 m window is clean, so no page, but the numbers show it.
@@ -145,6 +156,7 @@ describe('alerts: incremental per-minute series', () => {
     await clock.advanceTo(T0 + 44 * M);
     await pass();
     expect(cache.stats.fullReads).toBe(before + 5);
+    expect(scanCache.stats.fullReads).toBe(before + 5);
 
     // A changed rule reads its new query; the deleted rule's series go once idle.
     for (const [catalog] of sources) {
@@ -161,5 +173,6 @@ describe('alerts: incremental per-minute series', () => {
     expect(cache.size).toBe(5);
     await cached.close();
     await direct.close();
+    await scanned.close();
   });
 });

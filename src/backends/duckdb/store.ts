@@ -6,7 +6,7 @@ import { redactValues } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
-import type { Cell, CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, Store, StoreCapabilities, StoredEvent } from '../../ports/store.js';
+import type { Cell, CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoredEvent } from '../../ports/store.js';
 import { chooseView, residualFilters } from '../../core/plan.js';
 import type { QuerySpec } from '../../core/query.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
@@ -16,6 +16,7 @@ import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
 import { DuckdbTypedColumns, TYPED_SCHEMA } from './typed-columns.js';
 import { typedQuerySql } from './typed-sql.js';
 import { ReadPool } from './read-pool.js';
+import { seriesScanSql } from './series-scan-sql.js';
 import { producedBy, withdrawEvents } from './withdraw.js';
 import { CommitRows, STAGING_DDL } from './commit-rows.js';
 
@@ -303,6 +304,17 @@ export class DuckdbStore implements Store {
     return { rows: r.getRows().map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw', ...(typed ? { typed: true } : {}) };
   }
 
+  /** See Store.seriesScan: one scan of the tenant's raw events (series-scan-sql.ts). */
+  async seriesScan(scan: SeriesScan, signal?: AbortSignal): Promise<SeriesScanAnswer> {
+    const empty = { series: new Float64Array(0), minutes: new Float64Array(0), counts: new Float64Array(0), values: new Float64Array(0) };
+    if (scan.series.length === 0 || scan.to <= scan.from) return empty;
+    const { sql, params } = seriesScanSql(scan);
+    const r = await this.withTimeout(scan.tenant, (c) => c.runAndReadAll(sql, params), signal, scan.timeoutMs);
+    const cols = r.getColumns() as (number | null)[][];
+    const column = (i: number) => Float64Array.from(cols[i] ?? [], (v) => (v === null ? NaN : v));
+    return { series: column(0), minutes: column(1), counts: column(2), values: column(3) };
+  }
+
   async searchEvents(s: EventSearch, signal?: AbortSignal): Promise<StoredEvent[]> {
     const p = new Params();
     let where = `tenant = ${p.add(s.tenant)} AND ts >= epoch_ms(${p.add(BigInt(s.from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(s.to))}::BIGINT)`;
@@ -358,10 +370,10 @@ export class DuckdbStore implements Store {
    * counted from when it starts running (waiting in line is bounded apart): an expired query
    * is interrupted, and only it.
    */
-  private withTimeout<T>(tenant: string, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private withTimeout<T>(tenant: string, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal, timeoutMs = this.queryTimeoutMs): Promise<T> {
     const pool = this.pool;
     if (!pool) return Promise.reject(new RetryAfterError('the store is not connected', 1000));
-    return pool.run(tenant, (c) => this.timed(c, fn, signal), signal);
+    return pool.run(tenant, (c) => this.timed(c, fn, signal, timeoutMs), signal);
   }
 
   /** Read pool state, for metrics: queries waiting for a reader and readers in use. */
@@ -369,18 +381,18 @@ export class DuckdbStore implements Store {
     return { waiting: this.pool?.waiting ?? 0, busy: this.pool?.busy ?? 0 };
   }
 
-  private async timed<T>(c: DuckDBConnection, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private async timed<T>(c: DuckDBConnection, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal, timeoutMs = this.queryTimeoutMs): Promise<T> {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       c.interrupt();
-    }, this.queryTimeoutMs);
+    }, timeoutMs);
     const onAbort = (): void => c.interrupt();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       return await fn(c);
     } catch (e: unknown) {
-      if (timedOut) throw new RetryAfterError(`the query ran past its ${this.queryTimeoutMs} ms timeout`, 0, { cause: e });
+      if (timedOut) throw new RetryAfterError(`the query ran past its ${timeoutMs} ms timeout`, 0, { cause: e });
       throw e;
     } finally {
       clearTimeout(timer);

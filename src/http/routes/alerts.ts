@@ -159,7 +159,8 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
     if (bucket === null) throw new SluiceError('SLUICE_ERR_INVALID_QUERY', '"bucket" must be "1h" or "1d"', { field: 'bucket' });
     // Hourly counts over whole hours (a 30-day period is 720 of them), ending at the last whole hour the watermark passed.
     const step = rule.period % HOUR === 0 ? HOUR : MINUTE;
-    const end = Math.floor((await opts.source.watermark(grant.tenant)) / step) * step;
+    const watermark = await opts.source.watermark(grant.tenant);
+    const end = Math.floor(watermark / step) * step;
     const interval = step === HOUR ? '1h' : '1m';
     const total = await opts.source.counts(grant.tenant, rule.total, end - rule.period, end, interval);
     let bad;
@@ -173,6 +174,9 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
       rule: rule.name,
       objective: b.objective,
       period: { from: iso(b.from), to: iso(b.to) },
+      // The current hour, up to the watermark, is counted once it is whole: said, not hidden.
+      watermark: iso(watermark),
+      not_counted: { from: iso(b.to), to: iso(watermark) },
       total: b.total,
       bad: b.bad,
       allowed_bad: b.allowed,
