@@ -17,7 +17,7 @@ import { Consumer, storeSinks, type ConsumerSinks } from './consumer.js';
 import { loadEnrichers } from './enrich.js';
 import { enrichStage, hold, judge, type Stage } from './pipeline.js';
 import { TenantPauses } from './pauses.js';
-import { transformStage } from './transform.js';
+import { operatorTransformStage, transformStage } from './transform.js';
 
 /** The live consumer group: the one whose commits queries see. */
 export const WORKER_GROUP = 'workers';
@@ -91,6 +91,7 @@ export async function startWorkers(
     judge(w.maxAttempts),
     hold(pauses.pausedWhy),
     enrichStage({ anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent, plugins: await loadEnrichers(config.enrich.plugins) }),
+    operatorTransformStage(() => pipelines.operator(), (tenant) => pipelines.saltOf(tenant)),
     transformStage((tenant) => pipelines.forTenant(tenant)),
   ];
   const stages = deps.stages ? deps.stages(live) : live;
