@@ -34,7 +34,7 @@ export function addChangeCommands(program: Command, act: Act): void {
   clientOptions(
     program
       .command('pipeline')
-      .description("the tenant's transform pipeline (admin key): show, push a new version, test over events, list versions")
+      .description("the tenant's transform pipeline (admin key): show, push a new version, test over events, list versions; --global: the operator pipeline, on the catalog")
       .argument('<sub>', 'show, push, test or versions')
       .argument('[file]', 'the pipeline document (push, test)')
       .addHelpText('after', `\n${PIPELINE_USAGE}`),
@@ -77,7 +77,7 @@ export function addChangeCommands(program: Command, act: Act): void {
   clientOptions(
     program
       .command('rollout')
-      .description('safe rollouts of a change (admin key): shadow, compare, cohort and guarded ramp, with recorded decisions and rollback')
+      .description('safe rollouts of a change (admin key): shadow, compare, cohort and guarded ramp, with recorded decisions and rollback; --global: operator-wide, over tenants, on the catalog')
       .argument('<sub>', 'list, show, diff, create, advance, pause, resume, abort or promote')
       .argument('[arg]', 'the rollout id, or the rollout document (create: FILE.json, - for standard input)'),
     ADMIN,
