@@ -25,6 +25,7 @@ function print(t: Target, value: unknown, human: () => string): void {
 
 function changeText(c: WireRollout['change']): string {
   if ('schema' in c) return `schema ${c.schema.type} v${c.schema.version}`;
+  if ('enrich' in c) return `enrichment ${JSON.stringify(c.enrich)}`;
   return 'operator_pipeline_version' in c ? `operator pipeline version ${c.operator_pipeline_version}` : `pipeline version ${c.pipeline_version}`;
 }
 

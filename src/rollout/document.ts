@@ -22,13 +22,23 @@ import { SluiceError } from '../core/errors.js';
  * (`{"cohort": {"tenants": ["acme"], "duration": "15m"}}`), which stay in the cohort from then
  * on, and every percent is a share of the tenants, chosen by a hash of the tenant's name.
  */
-export type Change = { pipeline_version: number } | { schema: { type: string; version: number } } | { operator_pipeline_version: number };
+export type Change = { pipeline_version: number } | { schema: { type: string; version: number } } | { operator_pipeline_version: number } | { enrich: EnrichChange };
+
+/**
+ * The operator-level enrichment document (config `enrich.*`, the built-in enrichers of the
+ * workers): the fields given replace the live ones. The document of the last promoted
+ * enrichment rollout is the live one, and overrides the configuration file's.
+ */
+export interface EnrichChange {
+  anonymizeIp?: boolean;
+  userAgent?: boolean;
+}
 
 /** The change kinds: one active rollout per tenant (or the operator's scope) and kind. */
-export type ChangeKind = 'pipeline_version' | 'schema' | 'operator_pipeline_version';
+export type ChangeKind = 'pipeline_version' | 'schema' | 'operator_pipeline_version' | 'enrich';
 
 /** Change kinds rolled out operator-wide (over tenants) rather than in one tenant (over keys). */
-export const GLOBAL_KINDS: ReadonlySet<ChangeKind> = new Set(['operator_pipeline_version']);
+export const GLOBAL_KINDS: ReadonlySet<ChangeKind> = new Set(['operator_pipeline_version', 'enrich']);
 
 export type StepSpec =
   | { shadow: { sample: number; duration: string } }
@@ -80,7 +90,7 @@ export function parseDuration(s: unknown): number | null {
 }
 
 export function changeKind(c: Change): ChangeKind {
-  return 'pipeline_version' in c ? 'pipeline_version' : 'operator_pipeline_version' in c ? 'operator_pipeline_version' : 'schema';
+  return 'pipeline_version' in c ? 'pipeline_version' : 'operator_pipeline_version' in c ? 'operator_pipeline_version' : 'enrich' in c ? 'enrich' : 'schema';
 }
 
 function invalid(field: string, message: string): SluiceError {
@@ -112,8 +122,15 @@ function positiveInt(v: unknown, field: string): number {
 
 function parseChange(v: unknown, global: boolean): Change {
   if (global) {
-    if (!isObject(v) || Object.keys(v).length !== 1 || !('operator_pipeline_version' in v)) {
-      throw invalid('change', 'an operator-wide rollout changes {"operator_pipeline_version": N} (sluice pipeline push FILE --global --no-activate stores one)');
+    if (!isObject(v) || Object.keys(v).length !== 1 || !('operator_pipeline_version' in v || 'enrich' in v)) {
+      throw invalid('change', 'an operator-wide rollout changes {"operator_pipeline_version": N} (sluice pipeline push FILE --global --no-activate stores one) or {"enrich": {"anonymizeIp": …, "userAgent": …}}');
+    }
+    if ('enrich' in v) {
+      const e = v.enrich;
+      if (!isObject(e) || Object.keys(e).length === 0) throw invalid('change.enrich', 'expected the enrichment settings to change, e.g. {"userAgent": false}');
+      only(e, ['anonymizeIp', 'userAgent'], 'change.enrich');
+      for (const [k, b] of Object.entries(e)) if (typeof b !== 'boolean') throw invalid(`change.enrich.${k}`, `expected true or false, got ${JSON.stringify(b)}`);
+      return { enrich: e as EnrichChange };
     }
     return { operator_pipeline_version: positiveInt(v.operator_pipeline_version, 'change.operator_pipeline_version') };
   }

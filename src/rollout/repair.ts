@@ -53,9 +53,16 @@ export async function repairRollout(deps: ReplayDeps, r: Rollout, now: number): 
  * version's output and keep the candidate's), and events its `drop` steps dropped (discarded
  * dead letters). The decision says how many the candidate stored while live, from the
  * rollout's cohort tallies (statistics: a retried batch may count twice).
+ *
+ * An enrichment rollout (`{"enrich": …}`) re-derives nothing: its candidate dead-letters
+ * nothing of its own, and the events it enriched keep their enrichment.
  */
 export async function repairOperatorRollout(deps: ReplayDeps, r: Rollout, now: number): Promise<Rollout> {
   if (r.repair?.status !== 'pending' || r.repair.from === null) return r;
+  if ('enrich' in r.change) {
+    // The built-in enrichers dead-letter nothing (the plugins, the same on both sides, may): nothing to replay.
+    return repaired(r, now, { repaired: 0, past_retention: 0 }, 'enrichment: every tenant is back on the live enrichment; events stored while the candidate was live keep its enrichment (not re-derived)');
+  }
   if (!('operator_pipeline_version' in r.change)) return r;
   const version = r.change.operator_pipeline_version;
   const suffix = `(operator pipeline version ${version})`;

@@ -1,12 +1,13 @@
 import type { Clock } from '../core/clock.js';
 import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { LogRecord } from '../core/types.js';
+import type { EnrichOptions } from '../worker/enrich.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { RolloutSide, RolloutTally } from '../ports/rollouts.js';
 import { compile, newAjv } from '../schema/registry.js';
 import { compileStored } from '../transform/registry.js';
 import { processBatch, type Processed, type Stage, type StageContext } from '../worker/pipeline.js';
-import { enforceSchema, operatorVersionStages, pipelineVersionStages, REPLACEABLE, schemaStages, type ChangeStages } from './changes.js';
+import { enforceSchema, enrichStages, operatorVersionStages, pipelineVersionStages, REPLACEABLE, schemaStages, type ChangeStages } from './changes.js';
 import { cohortPoint, COHORT_POINTS, tenantInCohort } from './cohort.js';
 import { diffBatch, EMPTY_DIFF } from './diff.js';
 import { EMPTY_TALLY, addTally } from './guardrails.js';
@@ -63,6 +64,8 @@ export class RolloutRuntime {
   constructor(
     private readonly catalog: Catalog,
     private readonly clock: Pick<Clock, 'now'> & Partial<Pick<Clock, 'sleep'>>,
+    /** The live enrichment (switches and plugins), for an enrichment rollout's candidate; absent: such a rollout's candidate changes nothing. */
+    private readonly enrich?: () => Promise<EnrichOptions>,
   ) {}
 
   /** Whether any rollout is active (the shadow group runs only then). */
@@ -81,7 +84,7 @@ export class RolloutRuntime {
     }
     const gone = [...this.active.values()].filter((a) => !next.has(a.rollout.id));
     for (const a of gone) {
-      if (!('pipeline_version' in a.rollout.change) && !('operator_pipeline_version' in a.rollout.change)) continue;
+      if (!('pipeline_version' in a.rollout.change) && !('operator_pipeline_version' in a.rollout.change) && !('enrich' in a.rollout.change)) continue;
       const now = await this.catalog.rollouts.get(a.rollout.tenant, a.rollout.id);
       if (now?.state === 'promoted') this.promoted.set(a.rollout.id, { rollout: { ...a.rollout, share: 100 }, stages: a.stages, until: this.clock.now() + PROMOTED_GRACE_MS });
     }
@@ -91,6 +94,10 @@ export class RolloutRuntime {
   }
 
   private async candidateStages(r: Rollout): Promise<ChangeStages> {
+    if ('enrich' in r.change) {
+      if (!this.enrich) return { candidate: [], replaces: null };
+      return enrichStages(r.change.enrich, this.enrich);
+    }
     if ('operator_pipeline_version' in r.change) {
       const n = r.change.operator_pipeline_version;
       const v = await this.catalog.pipelines.get(OPERATOR_SCOPE, n);

@@ -195,6 +195,6 @@ export async function finishRepair(catalog: Catalog, deps: PipelineRepairDeps, t
     }
     return (await save(catalog, r, next, 'controller')) ? next : null;
   }
-  const next = 'operator_pipeline_version' in r.change ? await repairOperatorRollout(deps, r, now) : await repairRollout(deps, r, now);
+  const next = 'operator_pipeline_version' in r.change || 'enrich' in r.change ? await repairOperatorRollout(deps, r, now) : await repairRollout(deps, r, now);
   return (await save(catalog, r, next, 'controller')) ? next : null;
 }

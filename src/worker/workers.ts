@@ -58,6 +58,8 @@ export async function startWorkers(
     sinks?: ConsumerSinks;
     /** false: the group does not feed the dead-letter breaker (a shadow group never pauses a tenant). */
     breaker?: boolean;
+    /** The built-in enrichers' switches in effect (the configuration's by default; the catalog's operator-level document over them in `up`). */
+    enrichFlags?: () => Promise<{ anonymizeIp: boolean; userAgent: boolean }>;
   },
   signal?: AbortSignal,
 ): Promise<Workers> {
@@ -87,10 +89,12 @@ export async function startWorkers(
     clock,
     logger,
   });
+  const plugins = await loadEnrichers(config.enrich.plugins);
+  const flags = deps.enrichFlags ?? (async () => ({ anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent }));
   const live: Stage[] = [
     judge(w.maxAttempts),
     hold(pauses.pausedWhy),
-    enrichStage({ anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent, plugins: await loadEnrichers(config.enrich.plugins) }),
+    enrichStage(async () => ({ ...(await flags()), plugins })),
     operatorTransformStage(() => pipelines.operator(), (tenant) => pipelines.saltOf(tenant)),
     transformStage((tenant) => pipelines.forTenant(tenant)),
   ];

@@ -3,14 +3,14 @@ import { ManualClock } from '../../src/core/clock.js';
 import { OPERATOR_SCOPE } from '../../src/core/operator.js';
 import type { LogRecord } from '../../src/core/types.js';
 import { checkTenantName } from '../../src/backends/api-keys.js';
-import { operatorVersionStages } from '../../src/rollout/changes.js';
+import { enrichStages, operatorVersionStages } from '../../src/rollout/changes.js';
 import { tenantInCohort } from '../../src/rollout/cohort.js';
 import { parseRolloutSpec } from '../../src/rollout/document.js';
 import { EMPTY_TALLY, type Tally } from '../../src/rollout/guardrails.js';
 import { evaluate, isLive, phasesOf, promote, startRollout, type Rollout } from '../../src/rollout/machine.js';
 import { routeInPlaceOf } from '../../src/rollout/route.js';
 import { compileTransform } from '../../src/transform/run.js';
-import { judge, processBatch } from '../../src/worker/pipeline.js';
+import { enrichStage, judge, processBatch } from '../../src/worker/pipeline.js';
 import { operatorTransformStage, transformStage } from '../../src/worker/transform.js';
 import { entry } from '../helpers/entries.js';
 
@@ -188,5 +188,31 @@ describe('the operator pipeline on the live route', () => {
     // No operator pipeline: records pass as they are.
     const none = operatorTransformStage(async () => ({ version: 0, transform: null }), async () => '');
     expect((await processBatch(records, [none], ctx)).live).toEqual(records);
+  });
+});
+
+describe('the operator-level enrichment as a change', () => {
+  it('rollout.global-enrichment-document-is-validated-and-replaces-the-live-enrich-stage-for-cohort-tenants', async () => {
+    const spec = parseRolloutSpec({ change: { enrich: { userAgent: false } }, steps: [{ cohort: { tenants: ['acme'], duration: '1m' } }] }, { global: true });
+    expect(spec.change).toEqual({ enrich: { userAgent: false } });
+    const bad = (change: unknown) => () => parseRolloutSpec({ change }, { global: true });
+    expect(bad({ enrich: {} })).toThrow(/change\.enrich: expected the enrichment settings to change/);
+    expect(bad({ enrich: { geo: true } })).toThrow(/change\.enrich\.geo: unknown field; expected one of anonymizeIp, userAgent/);
+    expect(bad({ enrich: { userAgent: 'no' } })).toThrow(/change\.enrich\.userAgent: expected true or false/);
+    expect(() => parseRolloutSpec({ change: { enrich: { userAgent: false } } })).toThrow(/expected exactly one of pipeline_version, schema|unknown change/);
+
+    const ua = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+    const records = ['acme', 'globex'].flatMap((t) => Array.from({ length: 5 }, (_, i) => ({ ...entry(t, i, 1), offset: i + 1, attempt: 1, suspect: false, context: JSON.stringify({ user_agent: ua }) }) as LogRecord));
+    const live = async () => ({ anonymizeIp: true, userAgent: true, plugins: [] });
+    const candidate = enrichStages({ userAgent: false }, live);
+    expect(candidate.replaces).toBe('enrich');
+    const tallies: [string, Tally, Tally][] = [];
+    const route = routeInPlaceOf(enrichStage(live), (t) => ({ rolloutId: 'g2', share: 0, candidate: candidate.candidate, admits: () => tenantInCohort('g2', t, 0, ['acme']) }), (_id, t, c, b) => tallies.push([t, c, b]));
+    const out = await processBatch(records, [route], ctx);
+    for (const r of out.live) expect('ua' in JSON.parse(r.context)).toBe(r.tenant !== 'acme');
+    expect(tallies.map(([t, c, b]) => [t, c.events, b.events])).toEqual([
+      ['acme', 5, 0],
+      ['globex', 0, 5],
+    ]);
   });
 });
