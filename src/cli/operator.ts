@@ -67,6 +67,11 @@ export async function operatorPipelineCommand(
       const expected = wholeNumber(flags.expectedVersion, '--expected-version');
       const activate = flags.activate !== false;
       if (!activate && expected !== undefined) throw new SluiceError('SLUICE_ERR_CONFIG', '--expected-version checks the live version, which --no-activate leaves alone: give one or the other');
+      // A version made live under a rollout of another would change its baseline, and its promote would undo this one.
+      const rolling = activate ? (await catalog.rollouts.list(OPERATOR_SCOPE)).find((r) => r.active && r.kind === 'operator_pipeline_version') : undefined;
+      if (rolling) {
+        throw new SluiceError('SLUICE_ERR_CONFLICT', `rollout ${rolling.id} is taking an operator pipeline version live; promote or abort it first (sluice rollout promote|abort ${rolling.id} --global), or store this version with --no-activate`);
+      }
       const v = await putPipeline(catalog.pipelines, OPERATOR_SCOPE, { steps, actor: ACTOR, expectedVersion: expected, activate });
       print({ version: v.version, steps: v.steps, live: activate }, () =>
         activate

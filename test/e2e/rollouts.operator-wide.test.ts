@@ -103,6 +103,9 @@ it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tena
   expect(good).toMatchObject({ scope: 'global', state: 'shadow', share: 0, tenants: [], change: { operator_pipeline_version: 1 } });
   // (Holding already when the machine is slow: the step is 2 s.)
   expect(sluice('rollout', 'list', '--global')).toMatch(new RegExp(`${good.id}  (shadow |holding) +0%  operator pipeline version 1`));
+  // While it runs, no other operator version is made live behind its back.
+  const refused = spawnSync(process.execPath, [CLI, 'pipeline', 'push', write('op-other.json', { steps: [] }), '--global', '--data-dir', dir], { encoding: 'utf8' });
+  expect([refused.status, refused.stderr]).toEqual([1, expect.stringContaining(`rollout ${good.id} is taking an operator pipeline version live`)]);
   // A tenant's rollouts do not list the operator's.
   expect((await apiCall(url, tenants.acme!.adminKey, 'GET', '/v1/rollouts')).body).toEqual({ rollouts: [] });
 
