@@ -14,7 +14,9 @@ import { startTracing } from '../obs/tracing.js';
 import { prom, storeMetrics, TenantLabels } from '../obs/metrics.js';
 import type { ConservationReply } from '../ports/reader.js';
 import { startWorkers, type Workers } from '../worker/workers.js';
+import { EnrichSettings } from '../rollout/enrich-settings.js';
 import { RolloutRuntime, SHADOW_GROUP } from '../rollout/runtime.js';
+import { loadEnrichers } from '../worker/enrich.js';
 import { evaluateAll, finishRepair } from '../rollout/service.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import type { ConsumerSinks } from '../worker/consumer.js';
@@ -53,7 +55,11 @@ const backfills = new BackfillRunner(store, { logger, signal: abort.signal });
 const viewBuilds = new ViewBuilds(store, backfills, { logger });
 const typedBuilds = new TypedColumnBuilds(store, backfills, { logger });
 const configViews = config.views.map(({ name, ...def }) => parseView(name, def));
-const rollouts = new RolloutRuntime(catalog, clock);
+/** The built-in enrichers' switches: the configuration's, with the catalog's operator-level document over them. */
+const enrichSettings = new EnrichSettings(catalog, { anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent }, { refreshMs: config.events.schemaRefreshMs, now: () => clock.now() });
+const enrichPlugins = loadEnrichers(config.enrich.plugins);
+enrichPlugins.catch(() => undefined);
+const rollouts = new RolloutRuntime(catalog, clock, async () => ({ ...(await enrichSettings.flags()), plugins: await enrichPlugins }));
 
 function emit(event: StoreThreadEvent): void {
   port.postMessage({ op: 'event', event } satisfies FromStoreThread);
@@ -101,6 +107,7 @@ services.add<Service>({
         onUnavailable: (message) => emit({ kind: 'unavailable', message }),
         begin,
         stages: (live) => rollouts.liveStages(live),
+        enrichFlags: enrichSettings.flags,
       },
       signal,
     );
@@ -223,7 +230,7 @@ const controller = periodic(
       if (rollouts.any && !shadow) {
         shadow = startWorkers(
           config,
-          { log, store, catalog, logger, group: SHADOW_GROUP, stages: (live) => [rollouts.shadowStage(live)], sinks: shadowSinks(), breaker: false, clock },
+          { log, store, catalog, logger, group: SHADOW_GROUP, stages: (live) => [rollouts.shadowStage(live)], sinks: shadowSinks(), breaker: false, clock, enrichFlags: enrichSettings.flags },
           shadowAbort.signal,
         );
         shadow.catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'the rollout shadow group could not start'));

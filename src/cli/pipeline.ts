@@ -21,7 +21,10 @@ export const PIPELINE_USAGE = `  sluice pipeline show [--version N] | versions [
       new version and makes it live (compare-and-set with --expected-version), or with
       --no-activate stores it without making it live (a candidate to take live with a rollout),
       test runs a pipeline (the live one unless FILE.json or --version names one) over events
-      and writes nothing.`;
+      and writes nothing.
+  sluice pipeline show|versions|push FILE.json [--no-activate] --global [--data-dir DIR | --catalog URL]
+      The operator pipeline, run over every tenant's events before the tenant's own steps, on
+      the catalog (roll a version out over tenants: sluice rollout create FILE --global).`;
 
 interface Io {
   out: NodeJS.WritableStream;

@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import { alertsCommand, ALERTS_USAGE } from './alerts.js';
-import { ADMIN, clientOptions, io, READ, target, type Act, type Opts } from './grammar.js';
+import { openCatalog } from '../backends/registry.js';
+import type { Catalog } from '../ports/catalog.js';
+import { ADMIN, clientOptions, io, READ, serverConfig, target, type Act, type Opts } from './grammar.js';
+import { operatorPipelineCommand, operatorRolloutCommand } from './operator.js';
 import { pipelineCommand, PIPELINE_USAGE } from './pipeline.js';
 import { rolloutCommand } from './rollout.js';
 
@@ -31,7 +34,7 @@ export function addChangeCommands(program: Command, act: Act): void {
   clientOptions(
     program
       .command('pipeline')
-      .description("the tenant's transform pipeline (admin key): show, push a new version, test over events, list versions")
+      .description("the tenant's transform pipeline (admin key): show, push a new version, test over events, list versions; --global: the operator pipeline, on the catalog")
       .argument('<sub>', 'show, push, test or versions')
       .argument('[file]', 'the pipeline document (push, test)')
       .addHelpText('after', `\n${PIPELINE_USAGE}`),
@@ -45,8 +48,17 @@ export function addChangeCommands(program: Command, act: Act): void {
     .option('--last <n>', 'test: how many (with --sample)')
     .option('--limit <n>', 'versions: at most')
     .option('--json', 'JSON output')
+    .option('--global', 'the operator pipeline (run for every tenant before its own steps), on the catalog: show, push, versions')
+    .option('--data-dir <dir>', '--global: where the embedded catalog lives (SLUICE_DATA_DIR; default ./data)')
+    .option('--config <file>', '--global: a JSON configuration file (SLUICE_CONFIG)')
+    .option('--catalog <url>', '--global: embedded, or postgres://USER@HOST/DB[?schema=S] (SLUICE_CATALOG_URL)')
     .action(
-      act((sub: string, file: string | undefined, o: Opts) => {
+      act(async (sub: string, file: string | undefined, o: Opts) => {
+        if (o.global === true) {
+          return onCatalog(o, (catalog) =>
+            operatorPipelineCommand(catalog, sub, file, { version: o.version as string | undefined, limit: o.limit as string | undefined, expectedVersion: o.expectedVersion as string | undefined, activate: o.activate !== false }, ioOf(o)),
+          );
+        }
         const { url, key } = target(o, ADMIN);
         const flags: [string, unknown][] = [
           ['--version', o.version],
@@ -65,17 +77,35 @@ export function addChangeCommands(program: Command, act: Act): void {
   clientOptions(
     program
       .command('rollout')
-      .description('safe rollouts of a change (admin key): shadow, compare, cohort and guarded ramp, with recorded decisions and rollback')
+      .description('safe rollouts of a change (admin key): shadow, compare, cohort and guarded ramp, with recorded decisions and rollback; --global: operator-wide, over tenants, on the catalog')
       .argument('<sub>', 'list, show, diff, create, advance, pause, resume, abort or promote')
       .argument('[arg]', 'the rollout id, or the rollout document (create: FILE.json, - for standard input)'),
     ADMIN,
   )
     .option('--limit <n>', 'diff: samples at most')
-    .option('--global', 'an operator-wide rollout (not supported yet)')
+    .option('--global', 'operator-wide rollouts (of the operator pipeline, over tenants), on the catalog')
+    .option('--data-dir <dir>', '--global: where the embedded catalog lives (SLUICE_DATA_DIR; default ./data)')
+    .option('--config <file>', '--global: a JSON configuration file (SLUICE_CONFIG)')
+    .option('--catalog <url>', '--global: embedded, or postgres://USER@HOST/DB[?schema=S] (SLUICE_CATALOG_URL)')
     .option('--json', 'JSON output')
     .action(
-      act((sub: string, arg: string | undefined, o: Opts) =>
-        rolloutCommand(io(o, ADMIN), sub, arg === undefined ? [] : [arg], { limit: o.limit as string | undefined, global: o.global === true }),
-      ),
+      act(async (sub: string, arg: string | undefined, o: Opts) => {
+        if (o.global === true) return onCatalog(o, (catalog) => operatorRolloutCommand(catalog, sub, arg, { limit: o.limit as string | undefined }, ioOf(o), () => Date.now()));
+        return rolloutCommand(io(o, ADMIN), sub, arg === undefined ? [] : [arg], { limit: o.limit as string | undefined });
+      }),
     );
+}
+
+/** Opens the catalog as `sluice tenant create` does, runs `fn`, closes it. */
+async function onCatalog(o: Opts, fn: (catalog: Catalog) => Promise<number>): Promise<number> {
+  const catalog = await openCatalog(serverConfig(o));
+  try {
+    return await fn(catalog);
+  } finally {
+    await catalog.close();
+  }
+}
+
+function ioOf(o: Opts) {
+  return { out: process.stdout, err: process.stderr, json: o.json === true };
 }

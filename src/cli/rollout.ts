@@ -10,6 +10,8 @@ import { callJson } from './http-client.js';
  *     sluice rollout list | show ID | diff ID [--limit N]
  *     sluice rollout create FILE.json|-
  *     sluice rollout advance|pause|resume|abort|promote ID
+ *
+ * With --global, the same commands act on operator-wide rollouts, on the catalog (operator.ts).
  */
 type WireRollout = ReturnType<typeof wireRollout>;
 
@@ -22,14 +24,17 @@ function print(t: Target, value: unknown, human: () => string): void {
 }
 
 function changeText(c: WireRollout['change']): string {
-  return 'schema' in c ? `schema ${c.schema.type} v${c.schema.version}` : `pipeline version ${c.pipeline_version}`;
+  if ('schema' in c) return `schema ${c.schema.type} v${c.schema.version}`;
+  if ('enrich' in c) return `enrichment ${JSON.stringify(c.enrich)}`;
+  return 'operator_pipeline_version' in c ? `operator pipeline version ${c.operator_pipeline_version}` : `pipeline version ${c.pipeline_version}`;
 }
 
-function summary(r: WireRollout): string {
-  return `${r.id}  ${r.state.padEnd(11)} ${String(r.share).padStart(3)}%  ${changeText(r.change)}${r.hold_reason ? `  (${r.hold_reason})` : ''}`;
+export function summary(r: WireRollout): string {
+  const named = r.tenants && r.tenants.length > 0 ? ` + ${r.tenants.join(', ')}` : '';
+  return `${r.id}  ${r.state.padEnd(11)} ${String(r.share).padStart(3)}%${named}  ${changeText(r.change)}${r.hold_reason ? `  (${r.hold_reason})` : ''}`;
 }
 
-function details(r: WireRollout): string {
+export function details(r: WireRollout): string {
   const lines = [summary(r), `created ${r.created_at} by ${r.created_by}; auto ${r.auto ? 'on' : 'off'}`, 'decisions:'];
   for (const d of r.decisions) {
     lines.push(`  ${d.at}  ${d.verdict.padEnd(9)} ${d.step} ${d.share}%  by ${d.actor}: ${d.reason}`);
@@ -41,8 +46,8 @@ function details(r: WireRollout): string {
   return lines.join('\n');
 }
 
-export async function rolloutCommand(t: Target, sub: string | undefined, args: string[], flags: { limit?: string; global?: boolean }): Promise<number> {
-  if (flags.global) throw new SluiceError('SLUICE_ERR_NOT_SUPPORTED', 'operator-wide rollouts (--global) are not supported yet; roll out per tenant with its admin key');
+/** A tenant's rollouts through the API; operator-wide ones (--global) open the catalog: see operator.ts. */
+export async function rolloutCommand(t: Target, sub: string | undefined, args: string[], flags: { limit?: string }): Promise<number> {
   const id = (): string => {
     if (!args[0]) throw new SluiceError('SLUICE_ERR_CONFIG', `sluice rollout ${sub} needs the rollout id (sluice rollout list shows them)`);
     return encodeURIComponent(args[0]);

@@ -1,8 +1,10 @@
 import type { DeadLetter, LogRecord } from '../core/types.js';
-import type { Stage } from '../worker/pipeline.js';
 import type { TenantPipeline } from '../transform/registry.js';
 import type { Transform } from '../transform/run.js';
-import { transformStage } from '../worker/transform.js';
+import { operatorTransformStage, transformStage } from '../worker/transform.js';
+import type { EnrichOptions } from '../worker/enrich.js';
+import { enrichStage, type Stage } from '../worker/pipeline.js';
+import type { EnrichChange } from './document.js';
 
 /**
  * What a change is to the rollout machinery: for a tenant, the stages of the candidate and
@@ -16,7 +18,7 @@ import { transformStage } from '../worker/transform.js';
  *   run in its place.
  */
 /** The live stages a change may replace (routed by the cohort in the live group). */
-export const REPLACEABLE: ReadonlySet<string> = new Set(['transform']);
+export const REPLACEABLE: ReadonlySet<string> = new Set(['enrich', 'operator_transform', 'transform']);
 
 export interface ChangeStages {
   candidate: Stage[];
@@ -57,6 +59,24 @@ export function enforceSchema(type: string, version: number, validate: (r: LogRe
 export function pipelineVersionStages(version: number, transform: Transform, salt: string): ChangeStages {
   const pipeline: TenantPipeline = { version, transform, salt };
   return { candidate: [transformStage(async () => pipeline)], replaces: 'transform' };
+}
+
+/**
+ * An operator pipeline version: the candidate replaces the live `operator_transform` stage
+ * (for the tenants in the cohort), before each tenant's own steps. `saltOf` answers a
+ * tenant's redaction salt.
+ */
+export function operatorVersionStages(version: number, transform: Transform, saltOf: (tenant: string) => Promise<string>): ChangeStages {
+  return { candidate: [operatorTransformStage(async () => ({ version, transform }), saltOf)], replaces: 'operator_transform' };
+}
+
+/**
+ * The operator-level enrichment document: the candidate's built-in enrichers (the live
+ * switches with `change` over them) replace the live `enrich` stage, for the tenants in the
+ * cohort. `live` answers the switches in effect and the configured plugins (the same on both sides).
+ */
+export function enrichStages(change: EnrichChange, live: () => Promise<EnrichOptions>): ChangeStages {
+  return { candidate: [enrichStage(async () => ({ ...(await live()), ...change }))], replaces: 'enrich' };
 }
 
 /** A schema version's enforcement as a change: added after the live stages, replacing none. */

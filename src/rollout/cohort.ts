@@ -1,3 +1,5 @@
+import { OPERATOR_SCOPE } from '../core/operator.js';
+
 /**
  * Cohorts: which entity keys of a tenant take the candidate. A key's point is a hash of
  * (rollout id, tenant, key) into [0, 10 000); the key is in the cohort at share `s` percent
@@ -29,4 +31,15 @@ export function inCohort(rolloutId: string, tenant: string, key: string, share: 
   if (share <= 0) return false;
   if (share >= 100) return true;
   return cohortPoint(rolloutId, tenant, key) < Math.round(share * 100);
+}
+
+/**
+ * Operator-wide rollouts route whole tenants: a tenant takes the candidate when it is named
+ * by the cohort step, or when its point (the hash of rollout id and tenant name, as a key's
+ * above with the operator's scope in place of a tenant) is below `share × 100`. Named tenants
+ * stay in at every later share, and the hash cohort only grows: sticky and monotonic.
+ */
+export function tenantInCohort(rolloutId: string, tenant: string, share: number, named: readonly string[]): boolean {
+  if (named.includes(tenant)) return true;
+  return inCohort(rolloutId, OPERATOR_SCOPE, tenant, share);
 }

@@ -15,16 +15,36 @@ import { SluiceError } from '../core/errors.js';
  *
  * Durations are written as in the query API's relative times, without the sign: a count and
  * a unit among s, m, h, d, w ("30m").
+ *
+ * An operator-wide rollout (`sluice rollout create FILE --global`, kept under the operator's
+ * scope, src/core/operator.ts) changes what every tenant goes through: `{"operator_pipeline_version": N}`.
+ * Its routing unit is the tenant, not the key: a cohort step may name tenants
+ * (`{"cohort": {"tenants": ["acme"], "duration": "15m"}}`), which stay in the cohort from then
+ * on, and every percent is a share of the tenants, chosen by a hash of the tenant's name.
  */
-export type Change = { pipeline_version: number } | { schema: { type: string; version: number } };
+export type Change = { pipeline_version: number } | { schema: { type: string; version: number } } | { operator_pipeline_version: number } | { enrich: EnrichChange };
 
-/** The change kinds: one active rollout per tenant and kind. */
-export type ChangeKind = 'pipeline_version' | 'schema';
+/**
+ * The operator-level enrichment document (config `enrich.*`, the built-in enrichers of the
+ * workers): the fields given replace the live ones. The document of the last promoted
+ * enrichment rollout is the live one, and overrides the configuration file's.
+ */
+export interface EnrichChange {
+  anonymizeIp?: boolean;
+  userAgent?: boolean;
+}
+
+/** The change kinds: one active rollout per tenant (or the operator's scope) and kind. */
+export type ChangeKind = 'pipeline_version' | 'schema' | 'operator_pipeline_version' | 'enrich';
+
+/** Change kinds rolled out operator-wide (over tenants) rather than in one tenant (over keys). */
+export const GLOBAL_KINDS: ReadonlySet<ChangeKind> = new Set(['operator_pipeline_version', 'enrich']);
 
 export type StepSpec =
   | { shadow: { sample: number; duration: string } }
   | { compare: { duration: string } }
-  | { cohort: { percent: number; duration: string } }
+  /** `percent`: of the tenant's keys (of the tenants, operator-wide); `tenants`: named tenants first (operator-wide only). At least one of them. */
+  | { cohort: { percent?: number; tenants?: string[]; duration: string } }
   | { ramp: { percents: number[]; step_duration: string } };
 
 /**
@@ -70,7 +90,7 @@ export function parseDuration(s: unknown): number | null {
 }
 
 export function changeKind(c: Change): ChangeKind {
-  return 'pipeline_version' in c ? 'pipeline_version' : 'schema';
+  return 'pipeline_version' in c ? 'pipeline_version' : 'operator_pipeline_version' in c ? 'operator_pipeline_version' : 'enrich' in c ? 'enrich' : 'schema';
 }
 
 function invalid(field: string, message: string): SluiceError {
@@ -100,10 +120,24 @@ function positiveInt(v: unknown, field: string): number {
   return v as number;
 }
 
-function parseChange(v: unknown): Change {
+function parseChange(v: unknown, global: boolean): Change {
+  if (global) {
+    if (!isObject(v) || Object.keys(v).length !== 1 || !('operator_pipeline_version' in v || 'enrich' in v)) {
+      throw invalid('change', 'an operator-wide rollout changes {"operator_pipeline_version": N} (sluice pipeline push FILE --global --no-activate stores one) or {"enrich": {"anonymizeIp": …, "userAgent": …}}');
+    }
+    if ('enrich' in v) {
+      const e = v.enrich;
+      if (!isObject(e) || Object.keys(e).length === 0) throw invalid('change.enrich', 'expected the enrichment settings to change, e.g. {"userAgent": false}');
+      only(e, ['anonymizeIp', 'userAgent'], 'change.enrich');
+      for (const [k, b] of Object.entries(e)) if (typeof b !== 'boolean') throw invalid(`change.enrich.${k}`, `expected true or false, got ${JSON.stringify(b)}`);
+      return { enrich: e as EnrichChange };
+    }
+    return { operator_pipeline_version: positiveInt(v.operator_pipeline_version, 'change.operator_pipeline_version') };
+  }
   if (!isObject(v)) throw invalid('change', 'expected {"pipeline_version": N} or {"schema": {"type": "…", "version": N}}');
   const keys = Object.keys(v);
   if (keys.length !== 1) throw invalid('change', 'expected exactly one of pipeline_version, schema');
+  if ('operator_pipeline_version' in v) throw invalid('change.operator_pipeline_version', 'the operator pipeline is rolled out operator-wide: sluice rollout create FILE --global');
   if ('pipeline_version' in v) return { pipeline_version: positiveInt(v.pipeline_version, 'change.pipeline_version') };
   if ('schema' in v) {
     const s = v.schema;
@@ -115,7 +149,13 @@ function parseChange(v: unknown): Change {
   throw invalid(`change.${keys[0]}`, 'unknown change; expected pipeline_version or schema');
 }
 
-function parseStep(v: unknown, i: number): StepSpec {
+/** Named tenants of a cohort step: known to the catalog is checked when the rollout is created. */
+function tenantList(v: unknown, field: string): string[] {
+  if (!Array.isArray(v) || v.length === 0 || v.some((t) => typeof t !== 'string' || t === '')) throw invalid(field, 'expected a non-empty list of tenant names, e.g. ["acme"]');
+  return [...new Set(v as string[])];
+}
+
+function parseStep(v: unknown, i: number, global: boolean): StepSpec {
   const at = `steps[${i}]`;
   if (!isObject(v) || Object.keys(v).length !== 1) throw invalid(at, 'expected one of {"shadow": …}, {"compare": …}, {"cohort": …}, {"ramp": …}');
   const [kind] = Object.keys(v) as [string];
@@ -131,9 +171,13 @@ function parseStep(v: unknown, i: number): StepSpec {
     case 'compare':
       only(body, ['duration'], `${at}.compare`);
       return { compare: { duration: duration(body.duration, `${at}.compare.duration`) } };
-    case 'cohort':
-      only(body, ['percent', 'duration'], `${at}.cohort`);
-      return { cohort: { percent: percent(body.percent, `${at}.cohort.percent`), duration: duration(body.duration, `${at}.cohort.duration`) } };
+    case 'cohort': {
+      only(body, global ? ['percent', 'tenants', 'duration'] : ['percent', 'duration'], `${at}.cohort`);
+      const d = duration(body.duration, `${at}.cohort.duration`);
+      if (!global || body.tenants === undefined) return { cohort: { percent: percent(body.percent, `${at}.cohort.percent`), duration: d } };
+      const tenants = tenantList(body.tenants, `${at}.cohort.tenants`);
+      return { cohort: { ...(body.percent === undefined ? {} : { percent: percent(body.percent, `${at}.cohort.percent`) }), tenants, duration: d } };
+    }
     case 'ramp': {
       only(body, ['percents', 'step_duration'], `${at}.ramp`);
       if (!Array.isArray(body.percents) || body.percents.length === 0) throw invalid(`${at}.ramp.percents`, 'expected a non-empty list of percents, e.g. [5, 25, 50, 100]');
@@ -167,17 +211,19 @@ function parseGuardrails(v: unknown): Guardrails {
 /**
  * Validates a rollout document. Steps must go in order (shadow, compare, cohort, ramp; each
  * at most once, any may be left out) and shares must not go down (a cohort is monotonic).
- * Throws SLUICE_ERR_INVALID_BODY (400) naming the field.
+ * Throws SLUICE_ERR_INVALID_BODY (400) naming the field. `global`: an operator-wide rollout
+ * (its change is the operator's; a cohort step may name tenants).
  */
-export function parseRolloutSpec(body: unknown): RolloutSpec {
+export function parseRolloutSpec(body: unknown, opts: { global?: boolean } = {}): RolloutSpec {
+  const global = opts.global === true;
   if (!isObject(body)) throw invalid('body', 'expected a rollout document: {"change": …, "steps": […], "guardrails": {…}, "auto": true}');
   only(body, ['change', 'steps', 'guardrails', 'auto'], 'body');
-  const change = parseChange(body.change);
+  const change = parseChange(body.change, global);
   let steps: StepSpec[];
   if (body.steps === undefined) steps = DEFAULT_STEPS;
   else {
     if (!Array.isArray(body.steps) || body.steps.length === 0) throw invalid('steps', 'expected a non-empty list of steps');
-    steps = body.steps.map(parseStep);
+    steps = body.steps.map((s, i) => parseStep(s, i, global));
   }
   const ORDER = ['shadow', 'compare', 'cohort', 'ramp'];
   let last = -1;
@@ -186,7 +232,7 @@ export function parseRolloutSpec(body: unknown): RolloutSpec {
     const k = ORDER.indexOf(Object.keys(s)[0]!);
     if (k <= last) throw invalid(`steps[${i}]`, `steps go in the order ${ORDER.join(', ')}, each at most once`);
     last = k;
-    const shares = 'cohort' in s ? [s.cohort.percent] : 'ramp' in s ? s.ramp.percents : [];
+    const shares = 'cohort' in s ? (s.cohort.percent === undefined ? [] : [s.cohort.percent]) : 'ramp' in s ? s.ramp.percents : [];
     for (const p of shares) {
       if (p < share) throw invalid(`steps[${i}]`, `shares only go up (a key in the cohort stays in): ${p} after ${share}`);
       share = p;

@@ -1,5 +1,5 @@
 import { SluiceError } from '../core/errors.js';
-import { changeKind, parseDuration, type Change, type ChangeKind, type RolloutSpec } from './document.js';
+import { changeKind, GLOBAL_KINDS, parseDuration, type Change, type ChangeKind, type RolloutSpec } from './document.js';
 import { judge, type Check, type Tally } from './guardrails.js';
 
 /**
@@ -19,8 +19,10 @@ export const TERMINAL: ReadonlySet<RolloutState> = new Set(['promoted', 'rolled_
 /** One phase: a step at one share, held for its duration. Shadow and compare are share 0. */
 export interface Phase {
   step: StepName;
-  /** Percent of the tenant's entity keys on the candidate. */
+  /** Percent of the tenant's entity keys on the candidate (operator-wide: of the tenants). */
   share: number;
+  /** Operator-wide: the tenants named by the cohort step, in from that step on whatever the share ([] otherwise). */
+  tenants: string[];
   durationMs: number;
   /** The fraction of each batch the shadow consumer runs the candidate on. */
   sample: number;
@@ -71,8 +73,10 @@ export interface Rollout {
   state: RolloutState;
   /** Index into phasesOf(spec). */
   phase: number;
-  /** Percent of keys on the candidate now (0–100). */
+  /** Percent of keys on the candidate now (0–100); operator-wide, percent of the tenants by their hash. */
   share: number;
+  /** Operator-wide rollouts: the named tenants on the candidate now, whatever the share (absent in a tenant's rollout). */
+  tenants?: string[];
   phase_started_at: number;
   /** The state to return to from paused or holding. */
   resume_to: StepName | null;
@@ -91,20 +95,34 @@ export interface Rollout {
 export function phasesOf(spec: RolloutSpec): Phase[] {
   const phases: Phase[] = [];
   let sample = 1;
+  let tenants: string[] = [];
   for (const s of spec.steps) {
     if ('shadow' in s) {
       sample = s.shadow.sample;
-      phases.push({ step: 'shadow', share: 0, durationMs: parseDuration(s.shadow.duration)!, sample });
-    } else if ('compare' in s) phases.push({ step: 'compare', share: 0, durationMs: parseDuration(s.compare.duration)!, sample });
-    else if ('cohort' in s) phases.push({ step: 'cohort', share: s.cohort.percent, durationMs: parseDuration(s.cohort.duration)!, sample });
-    else for (const p of s.ramp.percents) phases.push({ step: 'ramp', share: p, durationMs: parseDuration(s.ramp.step_duration)!, sample });
+      phases.push({ step: 'shadow', share: 0, tenants, durationMs: parseDuration(s.shadow.duration)!, sample });
+    } else if ('compare' in s) phases.push({ step: 'compare', share: 0, tenants, durationMs: parseDuration(s.compare.duration)!, sample });
+    else if ('cohort' in s) {
+      tenants = s.cohort.tenants ?? [];
+      phases.push({ step: 'cohort', share: s.cohort.percent ?? 0, tenants, durationMs: parseDuration(s.cohort.duration)!, sample });
+    } else for (const p of s.ramp.percents) phases.push({ step: 'ramp', share: p, tenants, durationMs: parseDuration(s.ramp.step_duration)!, sample });
   }
   return phases;
 }
 
-/** A new rollout in its first phase. */
+/** Whether a phase takes anything live: a share above 0 or named tenants. */
+function liveIn(p: Phase): boolean {
+  return p.share > 0 || p.tenants.length > 0;
+}
+
+/** Whether the candidate is live for some keys (or tenants) now. */
+export function isLive(r: Pick<Rollout, 'share' | 'tenants'>): boolean {
+  return r.share > 0 || (r.tenants?.length ?? 0) > 0;
+}
+
+/** A new rollout in its first phase. `tenant` is the operator's scope for an operator-wide rollout. */
 export function startRollout(id: string, tenant: string, spec: RolloutSpec, now: number, actor: string): Rollout {
   const first = phasesOf(spec)[0]!;
+  const global = GLOBAL_KINDS.has(changeKind(spec.change));
   return {
     id,
     tenant,
@@ -114,11 +132,12 @@ export function startRollout(id: string, tenant: string, spec: RolloutSpec, now:
     state: first.step,
     phase: 0,
     share: first.share,
+    ...(global ? { tenants: first.tenants } : {}),
     phase_started_at: now,
     resume_to: null,
     paused_at: null,
     hold_reason: null,
-    live_since: first.share > 0 ? now : null,
+    live_since: liveIn(first) ? now : null,
     decisions: [{ at: now, actor, verdict: 'start', step: first.step, share: first.share, reason: `rollout created; ${first.step} for ${fmtMs(first.durationMs)}` }],
     repair: null,
     created_at: now,
@@ -155,16 +174,25 @@ function record(r: Rollout, d: Omit<Decision, 'step' | 'share'> & Partial<Pick<D
   return [...r.decisions, { step: currentStep(r), share: r.share, ...d }];
 }
 
-function moveTo(r: Rollout, phase: number, now: number): Pick<Rollout, 'phase' | 'state' | 'share' | 'phase_started_at' | 'resume_to' | 'hold_reason' | 'live_since'> {
+function moveTo(r: Rollout, phase: number, now: number): Pick<Rollout, 'phase' | 'state' | 'share' | 'tenants' | 'phase_started_at' | 'resume_to' | 'hold_reason' | 'live_since'> {
   const p = phasesOf(r.spec)[phase]!;
-  return { phase, state: p.step, share: p.share, phase_started_at: now, resume_to: null, hold_reason: null, live_since: r.live_since ?? (p.share > 0 ? now : null) };
+  return {
+    phase,
+    state: p.step,
+    share: p.share,
+    ...(r.tenants === undefined ? {} : { tenants: p.tenants }),
+    phase_started_at: now,
+    resume_to: null,
+    hold_reason: null,
+    live_since: r.live_since ?? (liveIn(p) ? now : null),
+  };
 }
 
 function rollBack(r: Rollout, now: number, d: Omit<Decision, 'at' | 'step' | 'share' | 'verdict'>, state: 'rolled_back' | 'aborted'): Rollout {
   const decisions = record(r, { ...d, at: now, verdict: state === 'rolled_back' ? 'roll_back' : 'abort' });
   const repair: Repair =
     r.live_since === null ? { status: 'not_needed', from: null, to: null, repaired: 0, past_retention: 0 } : { status: 'pending', from: r.live_since, to: now, repaired: 0, past_retention: 0 };
-  return { ...r, state, share: 0, resume_to: null, hold_reason: null, paused_at: null, decisions, repair, updated_at: now };
+  return { ...r, state, share: 0, ...(r.tenants === undefined ? {} : { tenants: [] }), resume_to: null, hold_reason: null, paused_at: null, decisions, repair, updated_at: now };
 }
 
 function promoted(r: Rollout, now: number, d: Omit<Decision, 'at' | 'step' | 'share' | 'verdict'>): Rollout {

@@ -8,6 +8,20 @@ export interface LiveRoute {
   rolloutId: string;
   share: number;
   candidate: Stage[];
+  /**
+   * Whether a record takes the candidate; absent: its key is in the cohort at `share`
+   * (inCohort). An operator-wide rollout routes whole tenants (tenantInCohort), and its route
+   * is live even at share 0 when it names tenants.
+   */
+  admits?: (tenant: string, key: string) => boolean;
+}
+
+function isRouted(route: LiveRoute | null): route is LiveRoute {
+  return route !== null && (route.admits !== undefined || route.share > 0);
+}
+
+function admits(route: LiveRoute, tenant: string, key: string): boolean {
+  return route.admits ? route.admits(tenant, key) : inCohort(route.rolloutId, tenant, key, route.share);
 }
 
 /**
@@ -32,12 +46,12 @@ export function routeByCohort(routeOf: (tenant: string) => LiveRoute | null, obs
       }
       for (const [tenant, list] of byTenant) {
         const route = routeOf(tenant);
-        if (!route || route.share <= 0) {
+        if (!isRouted(route)) {
           live.push(...list);
           continue;
         }
         const inside: LogRecord[] = [];
-        for (const r of list) (inCohort(route.rolloutId, tenant, r.key, route.share) ? inside : live).push(r);
+        for (const r of list) (admits(route, tenant, r.key) ? inside : live).push(r);
         const started = performance.now();
         const p = inside.length === 0 ? { live: [], dead: [], held: [], dropped: [] } : await processBatch(inside, route.candidate, ctx);
         const cost = performance.now() - started;
@@ -71,14 +85,14 @@ export function routeInPlaceOf(stage: Stage, routeOf: (tenant: string) => LiveRo
       for (const r of records) {
         let route = routes.get(r.tenant);
         if (route === undefined) routes.set(r.tenant, (route = routeOf(r.tenant)));
-        if (!route || route.share <= 0) {
+        if (!isRouted(route)) {
           plain.push(r);
           continue;
         }
         routed ??= new Map();
         let t = routed.get(r.tenant);
         if (!t) routed.set(r.tenant, (t = { route, inside: [], outside: [] }));
-        (inCohort(route.rolloutId, r.tenant, r.key, route.share) ? t.inside : t.outside).push(r);
+        (admits(route, r.tenant, r.key) ? t.inside : t.outside).push(r);
       }
       if (!routed) return stage.run(records, ctx);
       const out: Required<StageResult> = { live: [], dead: [], held: [], dropped: [] };

@@ -1,15 +1,17 @@
 import type { Clock } from '../core/clock.js';
+import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { LogRecord } from '../core/types.js';
+import type { EnrichOptions } from '../worker/enrich.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { RolloutSide, RolloutTally } from '../ports/rollouts.js';
 import { compile, newAjv } from '../schema/registry.js';
 import { compileStored } from '../transform/registry.js';
 import { processBatch, type Processed, type Stage, type StageContext } from '../worker/pipeline.js';
-import { enforceSchema, pipelineVersionStages, REPLACEABLE, schemaStages, type ChangeStages } from './changes.js';
-import { cohortPoint, COHORT_POINTS } from './cohort.js';
+import { enforceSchema, enrichStages, operatorVersionStages, pipelineVersionStages, REPLACEABLE, schemaStages, type ChangeStages } from './changes.js';
+import { cohortPoint, COHORT_POINTS, tenantInCohort } from './cohort.js';
 import { diffBatch, EMPTY_DIFF } from './diff.js';
 import { EMPTY_TALLY, addTally } from './guardrails.js';
-import { shadowSample, type Rollout } from './machine.js';
+import { isLive, shadowSample, type Rollout } from './machine.js';
 import { fromRecord } from './service.js';
 import { routeByCohort, routeInPlaceOf, type LiveRoute } from './route.js';
 
@@ -62,6 +64,8 @@ export class RolloutRuntime {
   constructor(
     private readonly catalog: Catalog,
     private readonly clock: Pick<Clock, 'now'> & Partial<Pick<Clock, 'sleep'>>,
+    /** The live enrichment (switches and plugins), for an enrichment rollout's candidate; absent: such a rollout's candidate changes nothing. */
+    private readonly enrich?: () => Promise<EnrichOptions>,
   ) {}
 
   /** Whether any rollout is active (the shadow group runs only then). */
@@ -80,7 +84,7 @@ export class RolloutRuntime {
     }
     const gone = [...this.active.values()].filter((a) => !next.has(a.rollout.id));
     for (const a of gone) {
-      if (!('pipeline_version' in a.rollout.change)) continue;
+      if (!('pipeline_version' in a.rollout.change) && !('operator_pipeline_version' in a.rollout.change) && !('enrich' in a.rollout.change)) continue;
       const now = await this.catalog.rollouts.get(a.rollout.tenant, a.rollout.id);
       if (now?.state === 'promoted') this.promoted.set(a.rollout.id, { rollout: { ...a.rollout, share: 100 }, stages: a.stages, until: this.clock.now() + PROMOTED_GRACE_MS });
     }
@@ -90,6 +94,16 @@ export class RolloutRuntime {
   }
 
   private async candidateStages(r: Rollout): Promise<ChangeStages> {
+    if ('enrich' in r.change) {
+      if (!this.enrich) return { candidate: [], replaces: null };
+      return enrichStages(r.change.enrich, this.enrich);
+    }
+    if ('operator_pipeline_version' in r.change) {
+      const n = r.change.operator_pipeline_version;
+      const v = await this.catalog.pipelines.get(OPERATOR_SCOPE, n);
+      if (!v) return { candidate: [], replaces: null };
+      return operatorVersionStages(n, compileStored(v.steps, n), this.saltOf);
+    }
     if ('pipeline_version' in r.change) {
       const n = r.change.pipeline_version;
       const v = await this.catalog.pipelines.get(r.tenant, n);
@@ -113,9 +127,23 @@ export class RolloutRuntime {
     );
   }
 
+  private readonly salts = new Map<string, Promise<string>>();
+
+  /** A tenant's redaction salt, for an operator pipeline's candidate (made once, never changed: kept). */
+  private saltOf = (tenant: string): Promise<string> => {
+    let s = this.salts.get(tenant);
+    if (!s) {
+      s = this.catalog.pipelines.salt(tenant);
+      s.catch(() => this.salts.delete(tenant));
+      this.salts.set(tenant, s);
+    }
+    return s;
+  };
+
+  /** The rollouts that apply to a tenant's records: its own, and the operator-wide ones (every tenant's). */
   private forTenant(tenant: string): Active[] {
     const out: Active[] = [];
-    for (const a of this.active.values()) if (a.rollout.tenant === tenant) out.push(a);
+    for (const a of this.active.values()) if (a.rollout.tenant === tenant || a.rollout.tenant === OPERATOR_SCOPE) out.push(a);
     return out;
   }
 
@@ -129,9 +157,18 @@ export class RolloutRuntime {
   private routeOf(tenant: string, stage: string | null): LiveRoute | null {
     // One route per tenant and stage: the first active rollout with a share (one per change kind at most).
     for (const a of this.forTenant(tenant)) {
-      if (a.rollout.share > 0 && a.stages.replaces === stage) return { rolloutId: a.rollout.id, share: a.rollout.share, candidate: a.stages.candidate };
+      if (!isLive(a.rollout) || a.stages.replaces !== stage) continue;
+      const r = a.rollout;
+      if (r.tenant !== OPERATOR_SCOPE) return { rolloutId: r.id, share: r.share, candidate: a.stages.candidate };
+      // Operator-wide: the whole tenant is in or out; a tenant out of the cohort is routed too, as the baseline.
+      const inside = tenantInCohort(r.id, tenant, r.share, r.tenants ?? []);
+      return { rolloutId: r.id, share: r.share, candidate: a.stages.candidate, admits: () => inside };
     }
-    if (stage !== null) for (const p of this.promoted.values()) if (p.rollout.tenant === tenant && p.stages.replaces === stage) return { rolloutId: p.rollout.id, share: 100, candidate: p.stages.candidate };
+    if (stage !== null) {
+      for (const p of this.promoted.values()) {
+        if ((p.rollout.tenant === tenant || p.rollout.tenant === OPERATOR_SCOPE) && p.stages.replaces === stage) return { rolloutId: p.rollout.id, share: 100, candidate: p.stages.candidate };
+      }
+    }
     return null;
   }
 
@@ -196,7 +233,7 @@ export class RolloutRuntime {
             this.diffs.set(id, mergeDiffs(this.diffs.get(id) ?? EMPTY_DIFF, d));
             const diffs = d.changed + d.dropped + d.dead_lettered;
             const considered = list.length - active.held.length;
-            if (a.rollout.share === 0) {
+            if (!isLive(a.rollout)) {
               // Shadow and compare: the candidate's run is the cohort, the active run on the same events the baseline.
               const dropped = (p: typeof active) => considered - p.live.length - p.dead.length;
               this.count(id, 'cohort', { events: considered, dead: candidate.dead.length, dropped: Math.max(0, dropped(candidate)), compared: d.compared, diffs, costMs: candidateMs });

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { SluiceError } from '../core/errors.js';
+import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { RolloutRecord } from '../ports/rollouts.js';
-import { repairRollout } from './repair.js';
+import { repairOperatorRollout, repairRollout } from './repair.js';
 import { finishPipelineRepair, planPipelineRepair, type PipelineRepairDeps } from './repair-pipeline.js';
 import { parseRolloutSpec } from './document.js';
 import { abort, advance, currentStep, evaluate, isActive, observationWindow, pause, promote, resume, startRollout, type Decision, type Rollout } from './machine.js';
@@ -60,6 +61,33 @@ export async function createRollout(catalog: Catalog, tenant: string, body: unkn
   return r;
 }
 
+/**
+ * Creates an operator-wide rollout (`sluice rollout create FILE --global`, on the catalog),
+ * kept under the operator's scope. 400 for an invalid document or a version already live;
+ * 404 when the operator pipeline has no such version or a named tenant does not exist; 409
+ * when an operator-wide rollout of this kind is active.
+ */
+export async function createGlobalRollout(catalog: Catalog, body: unknown, now: number, actor: string): Promise<Rollout> {
+  const spec = parseRolloutSpec(body, { global: true });
+  if ('operator_pipeline_version' in spec.change) {
+    const n = spec.change.operator_pipeline_version;
+    const field = 'change.operator_pipeline_version';
+    if (!(await catalog.pipelines.get(OPERATOR_SCOPE, n))) {
+      throw new SluiceError('SLUICE_ERR_NOT_FOUND', `the operator pipeline has no version ${n}; store the candidate first (sluice pipeline push FILE --global --no-activate)`, { field });
+    }
+    if ((await catalog.pipelines.current(OPERATOR_SCOPE))?.version === n) throw new SluiceError('SLUICE_ERR_INVALID_BODY', `${field}: version ${n} is already live`, { field });
+  }
+  for (const [i, step] of spec.steps.entries()) {
+    if (!('cohort' in step)) continue;
+    for (const t of step.cohort.tenants ?? []) {
+      if (!(await catalog.getTenant(t))) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `steps[${i}].cohort.tenants: no tenant "${t}"`, { field: `steps[${i}].cohort.tenants` });
+    }
+  }
+  const r = startRollout(newRolloutId(), OPERATOR_SCOPE, spec, now, actor);
+  await catalog.rollouts.create(toRecord(r, 1), actor, { change: r.change, steps: spec.steps, guardrails: spec.guardrails, auto: spec.auto });
+  return r;
+}
+
 export async function getRollout(catalog: Catalog, tenant: string, id: string): Promise<(Rollout & { rev: number }) | null> {
   const rec = await catalog.rollouts.get(tenant, id);
   return rec ? fromRecord(rec) : null;
@@ -82,10 +110,11 @@ async function save(catalog: Catalog, prev: Rollout & { rev: number }, next: Rol
   return rec !== null;
 }
 
-/** Makes a promoted rollout's pipeline version live (nothing for other changes). Idempotent. */
+/** Makes a promoted rollout's pipeline version (a tenant's or the operator's) live (nothing for other changes). Idempotent. */
 async function activateCandidate(catalog: Catalog, r: Rollout, actor: string): Promise<void> {
-  if (r.state !== 'promoted' || !('pipeline_version' in r.change)) return;
-  await catalog.pipelines.activate(r.tenant, r.change.pipeline_version, actor, { rollout: r.id });
+  if (r.state !== 'promoted') return;
+  if ('pipeline_version' in r.change) await catalog.pipelines.activate(r.tenant, r.change.pipeline_version, actor, { rollout: r.id });
+  if ('operator_pipeline_version' in r.change) await catalog.pipelines.activate(OPERATOR_SCOPE, r.change.operator_pipeline_version, actor, { rollout: r.id });
 }
 
 /** An operator's action on a rollout; retried when the controller saved meanwhile. 404, or 409 when the state does not allow it. */
@@ -122,9 +151,11 @@ export async function evaluateAll(catalog: Catalog, now: number): Promise<Rollou
 export function wireRollout(r: Rollout) {
   return {
     id: r.id,
+    ...(r.tenant === OPERATOR_SCOPE ? { scope: 'global' as const } : {}),
     change: r.change,
     state: r.state,
     share: r.share,
+    ...(r.tenants === undefined ? {} : { tenants: r.tenants }),
     step: currentStep(r),
     hold_reason: r.hold_reason,
     steps: r.spec.steps,
@@ -164,6 +195,6 @@ export async function finishRepair(catalog: Catalog, deps: PipelineRepairDeps, t
     }
     return (await save(catalog, r, next, 'controller')) ? next : null;
   }
-  const next = await repairRollout(deps, r, now);
+  const next = 'operator_pipeline_version' in r.change || 'enrich' in r.change ? await repairOperatorRollout(deps, r, now) : await repairRollout(deps, r, now);
   return (await save(catalog, r, next, 'controller')) ? next : null;
 }

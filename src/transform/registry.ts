@@ -1,4 +1,5 @@
 import { EpochWatch } from '../core/epoch.js';
+import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { Catalog } from '../ports/catalog.js';
 import { compileTransform, failingTransform, type Transform } from './run.js';
 
@@ -34,6 +35,8 @@ export interface TenantPipeline {
 export class PipelineRegistry {
   private readonly watch: EpochWatch;
   private readonly tenants = new Map<string, Promise<TenantPipeline>>();
+  /** Redaction salts by tenant: made once and never changed, so kept across epochs. */
+  private readonly salts = new Map<string, Promise<string>>();
 
   constructor(
     private readonly catalog: Catalog,
@@ -66,5 +69,21 @@ export class PipelineRegistry {
       this.tenants.set(tenant, p);
     }
     return p;
+  }
+
+  /** The operator pipeline's live version (kept under OPERATOR_SCOPE), run for every tenant before its own. */
+  operator(): Promise<TenantPipeline> {
+    return this.forTenant(OPERATOR_SCOPE);
+  }
+
+  /** A tenant's redaction salt (see PipelineStore.salt), cached. */
+  saltOf(tenant: string): Promise<string> {
+    let s = this.salts.get(tenant);
+    if (!s) {
+      s = this.catalog.pipelines.salt(tenant);
+      s.catch(() => this.salts.delete(tenant));
+      this.salts.set(tenant, s);
+    }
+    return s;
   }
 }

@@ -138,12 +138,16 @@ export function hold(pausedWhy: (tenant: string) => Promise<string | null>): Sta
   };
 }
 
-/** `enrich`: the built-in enrichers and the configured plugins (see enrich.ts). */
-export function enrichStage(opts: EnrichOptions): Stage {
+/**
+ * `enrich`: the built-in enrichers and the configured plugins (see enrich.ts). `opts` may be
+ * a function, asked once per batch (the operator-level enrichment document can change them
+ * while the workers run).
+ */
+export function enrichStage(opts: EnrichOptions | (() => Promise<EnrichOptions>)): Stage {
   return {
     name: 'enrich',
     async run(records, ctx) {
-      const { records: live, failed } = await enrich(records, opts, ctx.signal);
+      const { records: live, failed } = await enrich(records, typeof opts === 'function' ? await opts() : opts, ctx.signal);
       return { live, dead: failed.map((f) => ({ record: f.record, reason: 'enrich_failed' as const, message: f.message })) };
     },
   };

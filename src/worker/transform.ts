@@ -1,7 +1,8 @@
 import type { DeadLetter, LogRecord } from '../core/types.js';
 import type { ExpressionEvent } from '../transform/expression.js';
 import type { TenantPipeline } from '../transform/registry.js';
-import type { Stage } from './pipeline.js';
+import type { Transform } from '../transform/run.js';
+import type { Stage, StageResult } from './pipeline.js';
 
 /**
  * `transform`: runs each tenant's transform pipeline (src/transform/) over its live records,
@@ -20,43 +21,76 @@ export function transformStage(pipelineOf: (tenant: string) => Promise<TenantPip
     async run(records) {
       const pipelines = new Map<string, TenantPipeline>();
       for (const tenant of new Set(records.map((r) => r.tenant))) pipelines.set(tenant, await pipelineOf(tenant));
-      const live: LogRecord[] = [];
-      const dead: DeadLetter[] = [];
-      const dropped: DeadLetter[] = [];
-      for (const r of records) {
-        const p = pipelines.get(r.tenant)!;
-        if (!p.transform) {
-          live.push(p.version === (r.pipelineVersion ?? 0) ? r : output(r, r.properties, r.context, p.version));
-          continue;
-        }
-        const reads = p.transform.reads;
-        const out = p.transform.run(eventOf(r, reads), p.salt, true);
-        const at = `pipeline version ${p.version}`;
-        switch (out.outcome) {
-          case 'stored': {
-            // A map no step changed keeps the producer's text (no parse and print round trip).
-            const e = out.output!;
-            let propertiesChanged = false;
-            let contextChanged = false;
-            for (const f of out.changed) {
-              if (f.startsWith('properties.')) propertiesChanged = true;
-              else if (f.startsWith('context.')) contextChanged = true;
-            }
-            const properties = propertiesChanged && reads.has('properties') ? JSON.stringify(e.properties) : r.properties;
-            const context = contextChanged && reads.has('context') ? JSON.stringify(e.context) : r.context;
-            live.push(output(r, properties, context, p.version));
-            break;
-          }
-          case 'dropped':
-            dropped.push({ record: r, reason: 'dropped', message: `dropped by step ${out.step} (drop) of ${at}` });
-            break;
-          case 'dead_lettered':
-            dead.push({ record: r, reason: out.reason!, message: `${out.message} (${at})`, path: '' });
-        }
-      }
-      return { live, dead, dropped };
+      return runPipelines(records, (tenant) => pipelines.get(tenant)!, true, 'pipeline version');
     },
   };
+}
+
+/** The operator pipeline's live version as the workers see it (version 0 and no transform: none). */
+export interface OperatorPipeline {
+  version: number;
+  transform: Transform | null;
+}
+
+/**
+ * `operator_transform`: the operator pipeline (one document for every tenant, kept under the
+ * operator's scope, src/core/operator.ts), run over every tenant's live records before the
+ * tenant's own `transform`, with the same step grammar and outcomes. It leaves
+ * `pipelineVersion` alone: a stored event's `pipeline_version` is the tenant's own version,
+ * and the operator version in effect is not recorded per event. A redaction hashes with the
+ * record's tenant's salt, so a hashed value cannot be matched across tenants. Dead letters
+ * name "operator pipeline version N".
+ */
+export function operatorTransformStage(pipelineOf: () => Promise<OperatorPipeline>, saltOf: (tenant: string) => Promise<string>): Stage {
+  return {
+    name: 'operator_transform',
+    async run(records) {
+      const p = await pipelineOf();
+      if (!p.transform) return { live: [...records], dead: [] };
+      const salts = new Map<string, TenantPipeline>();
+      for (const tenant of new Set(records.map((r) => r.tenant))) salts.set(tenant, { version: p.version, transform: p.transform, salt: await saltOf(tenant) });
+      return runPipelines(records, (tenant) => salts.get(tenant)!, false, 'operator pipeline version');
+    },
+  };
+}
+
+/** The steps of each record's pipeline; `mark`: the output records carry the version as their `pipelineVersion`. */
+function runPipelines(records: readonly LogRecord[], pipelineFor: (tenant: string) => TenantPipeline, mark: boolean, label: string): StageResult {
+  const live: LogRecord[] = [];
+  const dead: DeadLetter[] = [];
+  const dropped: DeadLetter[] = [];
+  for (const r of records) {
+    const p = pipelineFor(r.tenant);
+    if (!p.transform) {
+      live.push(!mark || p.version === (r.pipelineVersion ?? 0) ? r : output(r, r.properties, r.context, p.version));
+      continue;
+    }
+    const reads = p.transform.reads;
+    const out = p.transform.run(eventOf(r, reads), p.salt, true);
+    const at = `${label} ${p.version}`;
+    switch (out.outcome) {
+      case 'stored': {
+        // A map no step changed keeps the producer's text (no parse and print round trip).
+        const e = out.output!;
+        let propertiesChanged = false;
+        let contextChanged = false;
+        for (const f of out.changed) {
+          if (f.startsWith('properties.')) propertiesChanged = true;
+          else if (f.startsWith('context.')) contextChanged = true;
+        }
+        const properties = propertiesChanged && reads.has('properties') ? JSON.stringify(e.properties) : r.properties;
+        const context = contextChanged && reads.has('context') ? JSON.stringify(e.context) : r.context;
+        live.push(mark ? output(r, properties, context, p.version) : properties === r.properties && context === r.context ? r : output(r, properties, context, r.pipelineVersion ?? 0));
+        break;
+      }
+      case 'dropped':
+        dropped.push({ record: r, reason: 'dropped', message: `dropped by step ${out.step} (drop) of ${at}` });
+        break;
+      case 'dead_lettered':
+        dead.push({ record: r, reason: out.reason!, message: `${out.message} (${at})`, path: '' });
+    }
+  }
+  return { live, dead, dropped };
 }
 
 /**

@@ -17,7 +17,7 @@ import { Consumer, storeSinks, type ConsumerSinks } from './consumer.js';
 import { loadEnrichers } from './enrich.js';
 import { enrichStage, hold, judge, type Stage } from './pipeline.js';
 import { TenantPauses } from './pauses.js';
-import { transformStage } from './transform.js';
+import { operatorTransformStage, transformStage } from './transform.js';
 
 /** The live consumer group: the one whose commits queries see. */
 export const WORKER_GROUP = 'workers';
@@ -58,6 +58,8 @@ export async function startWorkers(
     sinks?: ConsumerSinks;
     /** false: the group does not feed the dead-letter breaker (a shadow group never pauses a tenant). */
     breaker?: boolean;
+    /** The built-in enrichers' switches in effect (the configuration's by default; the catalog's operator-level document over them in `up`). */
+    enrichFlags?: () => Promise<{ anonymizeIp: boolean; userAgent: boolean }>;
   },
   signal?: AbortSignal,
 ): Promise<Workers> {
@@ -87,10 +89,13 @@ export async function startWorkers(
     clock,
     logger,
   });
+  const plugins = await loadEnrichers(config.enrich.plugins);
+  const flags = deps.enrichFlags ?? (async () => ({ anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent }));
   const live: Stage[] = [
     judge(w.maxAttempts),
     hold(pauses.pausedWhy),
-    enrichStage({ anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent, plugins: await loadEnrichers(config.enrich.plugins) }),
+    enrichStage(async () => ({ ...(await flags()), plugins })),
+    operatorTransformStage(() => pipelines.operator(), (tenant) => pipelines.saltOf(tenant)),
     transformStage((tenant) => pipelines.forTenant(tenant)),
   ];
   const stages = deps.stages ? deps.stages(live) : live;
