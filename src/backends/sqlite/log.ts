@@ -376,12 +376,11 @@ export class SqliteLog implements Log {
     const window = immediate(this.pos, () => {
       const { group, partition } = lease;
       let committed = (this.stmts.committed.get(group, partition) as { committed: number } | undefined)?.committed ?? 0;
-      // A group with no position yet (new, or its positions file was lost) starts at the
-      // oldest record retention left, not at offset 1: offsets are contiguous from there.
-      if (committed === 0) {
-        const first = this.stmts.first.get(recordId(partition, 1), recordId(partition, OFFSET_SPAN - 1)) as number | null | undefined;
-        if (first != null) committed = (first % OFFSET_SPAN) - 1;
-      }
+      // A position older than the oldest record retention left (a new group, or positions
+      // that came back older after a power loss: see positions.ts) moves up to it: offsets
+      // are contiguous from there, and a window inside the pruned range would read nothing.
+      const first = this.stmts.first.get(recordId(partition, committed + 1), recordId(partition, OFFSET_SPAN - 1)) as number | null | undefined;
+      if (first != null) committed = Math.max(committed, (first % OFFSET_SPAN) - 1);
       const start = committed + 1;
       if (head < start) return null;
       const marker = this.stmts.delivery.get(group, partition) as { from_o: number; to_o: number; win: number; attempts: number } | undefined;
