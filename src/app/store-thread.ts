@@ -15,7 +15,7 @@ import { prom, storeMetrics, TenantLabels } from '../obs/metrics.js';
 import type { ConservationReply } from '../ports/reader.js';
 import { startWorkers, type Workers } from '../worker/workers.js';
 import { EnrichSettings } from '../rollout/enrich-settings.js';
-import { RolloutRuntime, SHADOW_GROUP } from '../rollout/runtime.js';
+import { RolloutRuntime, SHADOW_GROUP, SHADOW_SLICE } from '../rollout/runtime.js';
 import { loadEnrichers } from '../worker/enrich.js';
 import { evaluateAll, finishRepair } from '../rollout/service.js';
 import { SchemaRegistry } from '../schema/registry.js';
@@ -228,8 +228,12 @@ const controller = periodic(
       }
       if (config.worker.consumers === 0) return;
       if (rollouts.any && !shadow) {
+        // The shadow reads and runs slices of SHADOW_SLICE records: a read of the live group's
+        // batch size (thousands of records) blocked the thread, and filled its young generation,
+        // while live batches waited (the pipeline-version shadow's freshness p99 was 2.4x).
+        const sliced = { ...config, worker: { ...config.worker, readBatch: SHADOW_SLICE, commitBatch: SHADOW_SLICE } };
         shadow = startWorkers(
-          config,
+          sliced,
           { log, store, catalog, logger, group: SHADOW_GROUP, stages: (live) => [rollouts.shadowStage(live)], sinks: shadowSinks(), breaker: false, clock, enrichFlags: enrichSettings.flags },
           shadowAbort.signal,
         );
