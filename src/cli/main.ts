@@ -26,10 +26,18 @@ function report(e: unknown): number {
   return err instanceof SluiceError && err.code === 'SLUICE_ERR_CONFIG' ? 2 : 1;
 }
 
+/**
+ * Exits once stdout and stderr have written everything: a pipe takes 64 KiB at once, and
+ * process.exit() drops what is still queued (a `--json` answer piped into jq was cut there).
+ */
+function exit(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
 let code = 0;
 buildProgram((c) => (code = c))
   .parseAsync(process.argv.slice(2), { from: 'user' })
   .then(
-    () => process.exit(code),
-    (e: unknown) => process.exit(report(e)),
+    () => exit(code),
+    (e: unknown) => exit(report(e)),
   );

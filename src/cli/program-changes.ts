@@ -1,4 +1,7 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
+import { SluiceError } from '../core/errors.js';
 import { alertsCommand, ALERTS_USAGE } from './alerts.js';
 import { openCatalog } from '../backends/registry.js';
 import type { Catalog } from '../ports/catalog.js';
@@ -83,7 +86,7 @@ export function addChangeCommands(program: Command, act: Act): void {
     ADMIN,
   )
     .option('--limit <n>', 'diff: samples at most')
-    .option('--global', 'operator-wide rollouts (of the operator pipeline, over tenants), on the catalog')
+    .option('--global', 'operator-wide rollouts (of the operator pipeline or the enrichment, over tenants), on the catalog: no key, --data-dir or --catalog instead')
     .option('--data-dir <dir>', '--global: where the embedded catalog lives (SLUICE_DATA_DIR; default ./data)')
     .option('--config <file>', '--global: a JSON configuration file (SLUICE_CONFIG)')
     .option('--catalog <url>', '--global: embedded, or postgres://USER@HOST/DB[?schema=S] (SLUICE_CATALOG_URL)')
@@ -98,7 +101,14 @@ export function addChangeCommands(program: Command, act: Act): void {
 
 /** Opens the catalog as `sluice tenant create` does, runs `fn`, closes it. */
 async function onCatalog(o: Opts, fn: (catalog: Catalog) => Promise<number>): Promise<number> {
-  const catalog = await openCatalog(serverConfig(o));
+  const config = serverConfig(o);
+  // An embedded catalog that is not there is a wrong --data-dir, not a new deployment: opening
+  // it would create an empty one, and a push would go where no server reads it.
+  const file = path.resolve(config.dataDir, 'sluice.db');
+  if (config.catalog.url === 'embedded' && !fs.existsSync(file)) {
+    throw new SluiceError('SLUICE_ERR_CONFIG', `no sluice catalog at ${file}: pass --data-dir (or SLUICE_DATA_DIR) with the directory "sluice up" uses, or --catalog postgres://… for a PostgreSQL catalog`, { field: 'dataDir' });
+  }
+  const catalog = await openCatalog(config);
   try {
     return await fn(catalog);
   } finally {

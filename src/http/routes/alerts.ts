@@ -153,7 +153,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   app.get('/v1/alerts/rules/:name/budget', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
     const { rule } = await ruleOrThrow(grant.tenant, name(request));
-    if (rule.kind !== 'slo') throw new SluiceError('SLUICE_ERR_INVALID_QUERY', `"${rule.name}" is a threshold rule: only SLOs have an error budget`, { field: 'name' });
+    if (rule.kind !== 'slo') throw new SluiceError('SLUICE_ERR_INVALID_QUERY', `"${rule.name}" is a ${rule.kind === 'threshold' ? 'threshold' : 'built-in'} rule: only SLOs have an error budget${rule.kind === 'threshold' ? '' : ' (the built-in rules report their state in GET /v1/alerts)'}`, { field: 'name' });
     const bucketParam = query(request).bucket ?? '1d';
     const bucket = bucketParam === '1h' ? HOUR : bucketParam === '1d' ? DAY : null;
     if (bucket === null) throw new SluiceError('SLUICE_ERR_INVALID_QUERY', '"bucket" must be "1h" or "1d"', { field: 'bucket' });
