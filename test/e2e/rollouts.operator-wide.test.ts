@@ -120,8 +120,16 @@ it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tena
     );
   };
   // Shadow: every tenant's events also go through the candidate on a copy, diffed per event; nothing live changes.
+  // The step's 2 s can end before the shadow group (started by the first rollout) has compared
+  // anything on a loaded machine: the operator looks at the diff once it has events.
   await holding('shadow', 0);
-  const diff = json('rollout', 'diff', good.id, '--global', '--limit', '2');
+  const diff = await poll(
+    async () => {
+      await send(20);
+      return json('rollout', 'diff', good.id, '--global', '--limit', '2');
+    },
+    (d) => d.compared > 0 && d.samples.length === 2,
+  );
   expect(diff.compared).toBeGreaterThan(0);
   expect(diff).toMatchObject({ changed: diff.compared, identical: 0, dropped: 0, dead_lettered: 0, rates: { diff: 1 } });
   expect(diff.samples).toHaveLength(2);
