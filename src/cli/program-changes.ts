@@ -106,7 +106,7 @@ async function onCatalog(o: Opts, fn: (catalog: Catalog) => Promise<number>): Pr
   // it would create an empty one, and a push would go where no server reads it.
   const file = path.resolve(config.dataDir, 'sluice.db');
   if (config.catalog.url === 'embedded' && !fs.existsSync(file)) {
-    throw new SluiceError('SLUICE_ERR_CONFIG', `no sluice catalog at ${file}: pass --data-dir (or SLUICE_DATA_DIR) with the directory "sluice up" uses, or --catalog postgres://… for a PostgreSQL catalog`, { field: 'dataDir' });
+    throw new SluiceError('SLUICE_ERR_CONFIG', `no catalog at ${file}: pass --data-dir (or SLUICE_DATA_DIR) with the directory "sluice up" uses, or --catalog postgres://… for a PostgreSQL catalog`, { field: 'dataDir' });
   }
   const catalog = await openCatalog(config);
   try {
