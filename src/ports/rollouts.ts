@@ -25,8 +25,13 @@ export interface RolloutStore {
    * Replaces a rollout's state and document if its rev is still `r.rev` (then rev + 1), and
    * audits `action` with `detail` (the decision and its numbers). Null when the rev moved:
    * someone else changed it meanwhile; read it again.
+   *
+   * With `makeLive`, the same transaction makes that stored pipeline version live (as
+   * PipelineStore.activate does, audited `pipeline.activate` with `{before, rollout}`), so no
+   * reader ever sees a promoted rollout whose version is not yet live. Its version must exist
+   * (SLUICE_ERR_NOT_FOUND otherwise, and nothing is saved).
    */
-  save(r: RolloutRecord, actor: string, action: string, detail: unknown): Promise<RolloutRecord | null>;
+  save(r: RolloutRecord, actor: string, action: string, detail: unknown, makeLive?: MakeLive): Promise<RolloutRecord | null>;
 
   /** Adds tallies observed in `minute` (epoch ms, a minute's start) to the rollout's side. */
   addTallies(id: string, rows: readonly { minute: number; side: RolloutSide; tally: RolloutTally }[]): Promise<void>;
@@ -42,6 +47,12 @@ export interface RolloutStore {
 }
 
 export type RolloutSide = 'cohort' | 'baseline';
+
+/** A pipeline version a rollout's promote makes live: `scope` is a tenant, or the operator's scope. */
+export interface MakeLive {
+  scope: string;
+  version: number;
+}
 
 export interface NewRolloutRecord {
   id: string;

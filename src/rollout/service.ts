@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SluiceError } from '../core/errors.js';
 import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { Catalog } from '../ports/catalog.js';
-import type { RolloutRecord } from '../ports/rollouts.js';
+import type { MakeLive, RolloutRecord } from '../ports/rollouts.js';
 import { repairOperatorRollout, repairRollout } from './repair.js';
 import { finishPipelineRepair, planPipelineRepair, type PipelineRepairDeps } from './repair-pipeline.js';
 import { parseRolloutSpec } from './document.js';
@@ -99,22 +99,29 @@ function notFound(id: string): SluiceError {
 
 /**
  * Saves `next` over `prev` and audits its last decision; false when another writer got there
- * first. A promoted pipeline version becomes the tenant's live version right after (and again,
- * idempotently, when the controller finishes the rollout: see `finishRollout`).
+ * first. A promote makes the rollout's pipeline version live in the same transaction, so the
+ * rollout never reads as promoted while the old version is still live (`finishRollout` makes it
+ * live again, idempotently, for a rollout promoted before this held).
  */
 async function save(catalog: Catalog, prev: Rollout & { rev: number }, next: Rollout, actor: string): Promise<boolean> {
   if (next === prev) return true;
   const d = next.decisions.at(-1) as Decision;
-  const rec = await catalog.rollouts.save(toRecord(next, prev.rev), actor, `rollout.${d.verdict}`, d);
-  if (rec !== null && next.state === 'promoted' && prev.state !== 'promoted') await activateCandidate(catalog, next, actor);
+  const makeLive = next.state === 'promoted' && prev.state !== 'promoted' ? candidate(next) : undefined;
+  const rec = await catalog.rollouts.save(toRecord(next, prev.rev), actor, `rollout.${d.verdict}`, d, makeLive);
   return rec !== null;
+}
+
+/** The pipeline version a rollout takes live (a tenant's or the operator's); undefined for other changes. */
+function candidate(r: Rollout): MakeLive | undefined {
+  if ('pipeline_version' in r.change) return { scope: r.tenant, version: r.change.pipeline_version };
+  if ('operator_pipeline_version' in r.change) return { scope: OPERATOR_SCOPE, version: r.change.operator_pipeline_version };
+  return undefined;
 }
 
 /** Makes a promoted rollout's pipeline version (a tenant's or the operator's) live (nothing for other changes). Idempotent. */
 async function activateCandidate(catalog: Catalog, r: Rollout, actor: string): Promise<void> {
-  if (r.state !== 'promoted') return;
-  if ('pipeline_version' in r.change) await catalog.pipelines.activate(r.tenant, r.change.pipeline_version, actor, { rollout: r.id });
-  if ('operator_pipeline_version' in r.change) await catalog.pipelines.activate(OPERATOR_SCOPE, r.change.operator_pipeline_version, actor, { rollout: r.id });
+  const live = r.state === 'promoted' ? candidate(r) : undefined;
+  if (live) await catalog.pipelines.activate(live.scope, live.version, actor, { rollout: r.id });
 }
 
 /** An operator's action on a rollout; retried when the controller saved meanwhile. 404, or 409 when the state does not allow it. */

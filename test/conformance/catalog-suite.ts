@@ -554,6 +554,27 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       expect((await catalog.auditLog('acme', 10, 'ro_a'))[0]!.detail).toEqual({ reason: 'dead_letter_rate' });
     });
 
+    it('rollouts.a-promote-saved-with-make-live-makes-its-pipeline-version-live-in-the-same-transaction', async () => {
+      const { catalog, another } = await make();
+      await catalog.createTenant('acme');
+      await catalog.pipelines.put('acme', { steps: [], actor: 'key-1', audit: () => null });
+      await catalog.pipelines.put('acme', { steps: [], actor: 'key-1', activate: false, audit: () => null });
+      const ro = catalog.rollouts;
+      const base = { tenant: 'acme', kind: 'pipeline_version', state: 'ramp', active: true, createdAt: 1000, updatedAt: 1000, doc: { decisions: [] } };
+      const a = await ro.create({ ...base, id: 'ro_p' }, 'key-1', null);
+      // A version that does not exist: refused, and the rollout is not saved as promoted.
+      expect(await code(ro.save({ ...a, state: 'promoted', active: false, updatedAt: 2000 }, 'controller', 'rollout.promote', null, { scope: 'acme', version: 9 }))).toBe('SLUICE_ERR_NOT_FOUND:version');
+      expect(await ro.get('acme', 'ro_p')).toMatchObject({ rev: 1, state: 'ramp' });
+      expect((await catalog.pipelines.current('acme'))?.version).toBe(1);
+      const saved = await ro.save({ ...a, state: 'promoted', active: false, updatedAt: 2000 }, 'controller', 'rollout.promote', null, { scope: 'acme', version: 2 });
+      expect(saved).toMatchObject({ rev: 2, state: 'promoted' });
+      expect((await (await another()).pipelines.current('acme'))?.version).toBe(2);
+      expect((await catalog.auditLog('acme', 10)).slice(0, 2).map((e) => [e.action, e.subject, e.detail])).toEqual([
+        ['pipeline.activate', 'pipeline:2', { before: 1, rollout: 'ro_p' }],
+        ['rollout.promote', 'ro_p', null],
+      ]);
+    });
+
     it('rollouts.tallies-add-up-by-minute-and-side-and-diff-samples-stay-bounded', async () => {
       const { catalog, another } = await make();
       const ro = catalog.rollouts;

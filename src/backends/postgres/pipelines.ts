@@ -1,7 +1,7 @@
 import type { PipelinePut, PipelineStore, PipelineVersion } from '../../ports/pipelines.js';
 import { checkExpectedVersion, newSalt, noSuchVersion, toPipelineVersion, type PipelineRow } from '../pipeline-versions.js';
 import { bumpEpoch, insertAudit } from './changes.js';
-import type { Executor } from './database.js';
+import type { Executor, Sql } from './database.js';
 
 const LIVE = 'SELECT p.* FROM pipeline_live l JOIN pipelines p ON p.tenant = l.tenant AND p.version = l.version WHERE l.tenant = $1';
 const SET_LIVE = 'INSERT INTO pipeline_live (tenant, version) VALUES ($1, $2) ON CONFLICT (tenant) DO UPDATE SET version = excluded.version';
@@ -45,18 +45,7 @@ export class PostgresPipelines implements PipelineStore {
   }
 
   async activate(tenant: string, version: number, actor: string, detail: unknown): Promise<PipelineVersion> {
-    const now = Date.now();
-    return this.exec.transaction(async (sql) => {
-      await sql('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sluice:pipeline:${tenant}`]);
-      const row = (await sql<PipelineRow>('SELECT * FROM pipelines WHERE tenant = $1 AND version = $2', [tenant, version]))[0];
-      if (!row) throw noSuchVersion(version);
-      const live = (await sql<{ version: number }>('SELECT version FROM pipeline_live WHERE tenant = $1', [tenant]))[0];
-      if (live && Number(live.version) === version) return toPipelineVersion(row);
-      await sql(SET_LIVE, [tenant, version]);
-      await insertAudit(sql, { tenant, actor, action: 'pipeline.activate', subject: `pipeline:${version}`, detail: JSON.stringify({ before: live ? Number(live.version) : 0, ...(detail as object) }) }, now);
-      await bumpEpoch(sql);
-      return toPipelineVersion(row);
-    });
+    return this.exec.transaction((sql) => activateIn(sql, tenant, version, actor, detail, Date.now()));
   }
 
   async salt(tenant: string): Promise<string> {
@@ -64,4 +53,22 @@ export class PostgresPipelines implements PipelineStore {
     const rows = await this.exec.query<{ salt: string }>('SELECT salt FROM pipeline_salts WHERE tenant = $1', [tenant]);
     return rows[0]!.salt;
   }
+}
+
+/**
+ * Makes a stored version live inside the caller's transaction (after the tenant's pipeline
+ * lock, as `put` takes it), audited `pipeline.activate` with `{before, ...detail}`; nothing when
+ * it is live already. SLUICE_ERR_NOT_FOUND when the tenant has no such version.
+ */
+export async function activateIn(sql: Sql, tenant: string, version: number, actor: string, detail: unknown, now: number): Promise<PipelineVersion> {
+  await sql('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sluice:pipeline:${tenant}`]);
+  const row = (await sql<PipelineRow>('SELECT * FROM pipelines WHERE tenant = $1 AND version = $2', [tenant, version]))[0];
+  if (!row) throw noSuchVersion(version);
+  const live = (await sql<{ version: number }>('SELECT version FROM pipeline_live WHERE tenant = $1', [tenant]))[0];
+  if (live && Number(live.version) === version) return toPipelineVersion(row);
+  await sql(SET_LIVE, [tenant, version]);
+  const audit = { tenant, actor, action: 'pipeline.activate', subject: `pipeline:${version}`, detail: JSON.stringify({ before: live ? Number(live.version) : 0, ...(detail as object) }) };
+  await insertAudit(sql, audit, now);
+  await bumpEpoch(sql);
+  return toPipelineVersion(row);
 }

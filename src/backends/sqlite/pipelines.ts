@@ -43,23 +43,34 @@ export class SqlitePipelines implements PipelineStore {
   }
 
   async activate(tenant: string, version: number, actor: string, detail: unknown): Promise<PipelineVersion> {
-    const now = Date.now();
-    return immediate(this.db, () => {
-      const row = this.db.prepare('SELECT * FROM pipelines WHERE tenant = ? AND version = ?').get(tenant, version) as PipelineRow | undefined;
-      if (!row) throw noSuchVersion(version);
-      const live = this.db.prepare('SELECT version FROM pipeline_live WHERE tenant = ?').pluck().get(tenant) as number | undefined;
-      if (live === version) return toPipelineVersion(row);
-      this.db.prepare('INSERT INTO pipeline_live (tenant, version) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET version = excluded.version').run(tenant, version);
-      this.db
-        .prepare('INSERT INTO audit (tenant, at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(tenant, now, actor, 'pipeline.activate', `pipeline:${version}`, JSON.stringify({ before: live ?? 0, ...(detail as object) }));
-      bumpEpoch(this.db);
-      return toPipelineVersion(row);
-    });
+    return immediate(this.db, () => activateIn(this.db, tenant, version, actor, detail, Date.now()));
   }
 
   async salt(tenant: string): Promise<string> {
     this.db.prepare('INSERT OR IGNORE INTO pipeline_salts (tenant, salt) VALUES (?, ?)').run(tenant, newSalt());
     return this.db.prepare('SELECT salt FROM pipeline_salts WHERE tenant = ?').pluck().get(tenant) as string;
   }
+}
+
+/**
+ * Makes a stored version live inside the caller's transaction, audited `pipeline.activate`
+ * with `{before, ...detail}`; nothing when it is live already. SLUICE_ERR_NOT_FOUND when the
+ * tenant has no such version.
+ */
+export function activateIn(db: SqliteDatabase, tenant: string, version: number, actor: string, detail: unknown, now: number): PipelineVersion {
+  const row = db.prepare('SELECT * FROM pipelines WHERE tenant = ? AND version = ?').get(tenant, version) as PipelineRow | undefined;
+  if (!row) throw noSuchVersion(version);
+  const live = db.prepare('SELECT version FROM pipeline_live WHERE tenant = ?').pluck().get(tenant) as number | undefined;
+  if (live === version) return toPipelineVersion(row);
+  db.prepare('INSERT INTO pipeline_live (tenant, version) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET version = excluded.version').run(tenant, version);
+  db.prepare('INSERT INTO audit (tenant, at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)').run(
+    tenant,
+    now,
+    actor,
+    'pipeline.activate',
+    `pipeline:${version}`,
+    JSON.stringify({ before: live ?? 0, ...(detail as object) }),
+  );
+  bumpEpoch(db);
+  return toPipelineVersion(row);
 }

@@ -1,6 +1,7 @@
-import { mergeDiff, ZERO_DIFF, ZERO_TALLY, type NewRolloutRecord, type RolloutDiff, type RolloutRecord, type RolloutSide, type RolloutStore, type RolloutTally } from '../../ports/rollouts.js';
+import { mergeDiff, ZERO_DIFF, ZERO_TALLY, type NewRolloutRecord, type RolloutDiff, type RolloutRecord, type RolloutSide, type RolloutStore, type RolloutTally, type MakeLive } from '../../ports/rollouts.js';
 import { activeRolloutExists, toRolloutRecord, type RolloutRow } from '../rollout-rows.js';
 import { bumpEpoch, immediate, type SqliteDatabase } from './database.js';
+import { activateIn } from './pipelines.js';
 
 /** Rollouts in the embedded catalog's SQLite file (see RolloutStore). */
 export class SqliteRollouts implements RolloutStore {
@@ -36,7 +37,7 @@ export class SqliteRollouts implements RolloutStore {
     return (this.db.prepare('SELECT * FROM rollouts WHERE active = 1 ORDER BY created_at, id').all() as RolloutRow[]).map(toRolloutRecord);
   }
 
-  async save(r: RolloutRecord, actor: string, action: string, detail: unknown): Promise<RolloutRecord | null> {
+  async save(r: RolloutRecord, actor: string, action: string, detail: unknown, makeLive?: MakeLive): Promise<RolloutRecord | null> {
     return immediate(this.db, () => {
       const n = this.db
         .prepare('UPDATE rollouts SET state = ?, active = ?, rev = rev + 1, updated_at = ?, doc = ? WHERE tenant = ? AND id = ? AND rev = ?')
@@ -44,6 +45,7 @@ export class SqliteRollouts implements RolloutStore {
       if (n !== 1) return null;
       if (!r.active) bumpEpoch(this.db);
       this.audit(r.tenant, r.updatedAt, actor, action, r.id, detail);
+      if (makeLive) activateIn(this.db, makeLive.scope, makeLive.version, actor, { rollout: r.id }, r.updatedAt);
       return { ...r, rev: r.rev + 1 };
     });
   }
