@@ -25,6 +25,8 @@ export interface Deployment {
   start(role: 'ingest' | 'worker' | 'query', env?: NodeJS.ProcessEnv): Promise<ServerProcess>;
   /** Stored rows and distinct idempotency keys, read from PostgreSQL directly. */
   stored(): Promise<{ rows: number; keys: number }>;
+  /** The last lines each started process wrote to stderr (for a failure's message). */
+  logs(): string;
   cleanup(): Promise<void>;
 }
 
@@ -69,6 +71,9 @@ export async function deploy(options: { partitions?: number; natsUrl?: string; p
       } finally {
         await client.end();
       }
+    },
+    logs() {
+      return started.map((p, i) => `process ${i} (pid ${p.child.pid}, exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'}):\n${p.stderr.split('\n').slice(-15).join('\n')}`).join('\n');
     },
     async cleanup() {
       for (const p of started) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
@@ -180,7 +185,17 @@ export async function sendAll(
 
 /** Waits until every acknowledged key is stored, then checks nothing more arrives; prints the figures. */
 export async function settle(d: Deployment, name: string, sent: { keys: number; accepted: number; duplicates: number; retries: number }, timeoutMs = 120_000): Promise<void> {
-  await until(async () => (await d.stored()).rows >= sent.keys, timeoutMs, 250);
+  const start = Date.now();
+  let said = start;
+  for (let seen = await d.stored(); seen.rows < sent.keys; seen = await d.stored()) {
+    // Say how far it got, as it goes and at the end: a slow drain and a stall read differently.
+    if (Date.now() - said >= 15_000) {
+      said = Date.now();
+      console.log(`${name}: ${seen.rows} of ${sent.keys} stored after ${((said - start) / 1000).toFixed(0)} s`);
+    }
+    if (Date.now() - start > timeoutMs) throw new Error(`${name}: ${seen.rows} rows (${seen.keys} keys) of ${sent.keys} acknowledged stored after ${timeoutMs} ms\n${d.logs()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
   await new Promise((r) => setTimeout(r, 1_000));
   const stored = await d.stored();
   const lost = sent.keys - stored.keys;
