@@ -33,10 +33,13 @@ export interface RolloutStore {
    */
   save(r: RolloutRecord, actor: string, action: string, detail: unknown, makeLive?: MakeLive): Promise<RolloutRecord | null>;
 
-  /** Adds tallies observed in `minute` (epoch ms, a minute's start) to the rollout's side. */
+  /**
+   * Adds tallies observed in bucket `minute` (epoch ms: a minute's start, or a phase's start
+   * when the phase began within that minute) to the rollout's side.
+   */
   addTallies(id: string, rows: readonly { minute: number; side: RolloutSide; tally: RolloutTally }[]): Promise<void>;
 
-  /** Both sides' tallies summed over the minutes in [from, to). */
+  /** Both sides' tallies summed over the buckets in [from, to). */
   tallies(id: string, from: number, to: number): Promise<Record<RolloutSide, RolloutTally>>;
 
   /** Adds a batch's diff: counts add up; samples are kept up to `limitPerKind` of each kind, first come first kept. */

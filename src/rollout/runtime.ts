@@ -147,9 +147,16 @@ export class RolloutRuntime {
     return out;
   }
 
+  /**
+   * Adds to the tally of the rollout's current bucket: the minute's start, or the phase's start
+   * when the phase began within this minute. A phase's window reads buckets from its start on
+   * (see evaluateAll), so what the previous phase observed (the shadow's candidate runs) never
+   * counts in the next phase's first decision.
+   */
   private count(id: string, side: RolloutSide, t: RolloutTally): void {
-    const minute = Math.floor(this.clock.now() / 60_000) * 60_000;
-    const k = `${id}\u0000${minute}\u0000${side}`;
+    const a = this.active.get(id);
+    const bucket = Math.max(Math.floor(this.clock.now() / 60_000) * 60_000, a?.rollout.phase_started_at ?? 0);
+    const k = `${id}\u0000${bucket}\u0000${side}`;
     this.tallies.set(k, addTally(this.tallies.get(k) ?? EMPTY_TALLY, t));
   }
 

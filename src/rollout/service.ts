@@ -145,8 +145,9 @@ export async function evaluateAll(catalog: Catalog, now: number): Promise<Rollou
   for (const rec of await catalog.rollouts.active()) {
     const r = fromRecord(rec);
     const w = observationWindow(r, now);
-    // Tallies are kept by minute: the phase's first (partial) minute through the current one, both sides alike.
-    const t = await catalog.rollouts.tallies(r.id, Math.floor(w.from / 60_000) * 60_000, w.to + 60_000);
+    // Tallies are kept by minute, and a phase's first partial minute under its own start (see
+    // RolloutRuntime.count): the phase's buckets through the current minute, both sides alike.
+    const t = await catalog.rollouts.tallies(r.id, w.from, w.to + 60_000);
     const next = evaluate(r, now, t.cohort, r.share >= 100 ? null : t.baseline);
     // Lost to an operator's action: the next pass judges the new state.
     out.push((await save(catalog, r, next, 'controller')) ? next : r);

@@ -85,14 +85,17 @@ describe('rollouts API', () => {
     const t0 = Date.parse(created.body!.created_at as string);
     const tally = (events: number, dead = 0) => ({ events, dead, dropped: 0, compared: events, diffs: 0, costMs: 0 });
     const minuteOf = (at: number) => Math.floor(at / MIN) * MIN;
+    // Buckets as the workers key them: a minute, or the phase's start within its first minute.
+    const bucket = (at: number, phaseStart: number) => Math.max(minuteOf(at), phaseStart);
     // Shadow, 5 minutes of 10 events a minute: too few to judge; held with the reason.
-    for (let m = 0; m < 6; m++) await p.catalog.rollouts.addTallies(id, [{ minute: minuteOf(t0 + m * MIN), side: 'cohort', tally: tally(10) }, { minute: minuteOf(t0 + m * MIN), side: 'baseline', tally: tally(10) }]);
+    for (let m = 0; m < 6; m++) await p.catalog.rollouts.addTallies(id, [{ minute: bucket(t0 + m * MIN, t0), side: 'cohort', tally: tally(10) }, { minute: bucket(t0 + m * MIN, t0), side: 'baseline', tally: tally(10) }]);
     await evaluateAll(p.catalog, t0 + 5 * MIN);
     let r = (await call(p.tenant.adminKey, 'GET', `/v1/rollouts/${id}`)).body!;
     expect(r).toMatchObject({ state: 'holding', share: 0, step: 'shadow' });
     expect(r.hold_reason).toMatch(/^too few events to judge: the cohort has \d+ events, the baseline has \d+ events; min_events is 100$/);
-    // Traffic comes: it passes and moves to the cohort.
-    await p.catalog.rollouts.addTallies(id, [{ minute: minuteOf(t0 + 5 * MIN), side: 'cohort', tally: tally(500) }, { minute: minuteOf(t0 + 5 * MIN), side: 'baseline', tally: tally(500) }]);
+    // Traffic comes, in the minute the shadow ends: it passes and moves to the cohort. What the
+    // shadow observed in that minute is not the cohort's (its decision below counts 1000, not 1500).
+    await p.catalog.rollouts.addTallies(id, [{ minute: bucket(t0 + 6 * MIN - 1, t0), side: 'cohort', tally: tally(500) }, { minute: bucket(t0 + 6 * MIN - 1, t0), side: 'baseline', tally: tally(500) }]);
     await evaluateAll(p.catalog, t0 + 6 * MIN);
     r = (await call(p.tenant.adminKey, 'GET', `/v1/rollouts/${id}`)).body!;
     expect(r).toMatchObject({ state: 'cohort', share: 10 });
