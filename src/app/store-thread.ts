@@ -166,9 +166,35 @@ services.add(
 /** How often the rollout controller evaluates (and the shadow group starts or stops): a breach rolls back within this. */
 const ROLLOUT_EVALUATION_MS = 1_000;
 
-/** The shadow group's sinks: it stores nothing and dead-letters nothing; its applied offsets live in memory (the log keeps the group's commits). */
-function shadowSinks(): ConsumerSinks {
-  const applied = new Map<number, number>();
+/**
+ * How far before its rollout's start the shadow seeks in each partition (ms): receive times rise
+ * with offsets only up to the clock skew between ingest processes. Records received before the
+ * rollout are read and skipped by the shadow stage.
+ */
+const SHADOW_SEEK_MARGIN_MS = 60_000;
+
+/**
+ * Where the shadow group starts in each partition: just before the first record received
+ * since `since` (less the margin), instead of wherever the group stopped (the oldest retained
+ * record for a first rollout, or where the previous rollout's shadow stopped: possibly weeks
+ * of records to read before the new one's events).
+ */
+async function shadowStart(since: number): Promise<Map<number, number>> {
+  const from = new Map<number, number>();
+  for (const pos of await log.positions(SHADOW_GROUP)) {
+    const first = await log.offsetForTime(pos.partition, since - SHADOW_SEEK_MARGIN_MS);
+    from.set(pos.partition, first === null ? pos.head : first - 1);
+  }
+  return from;
+}
+
+/**
+ * The shadow group's sinks: it stores nothing and dead-letters nothing; its applied offsets live
+ * in memory (the log keeps the group's commits). They start at `from` (see shadowStart): a
+ * partition's lease acks up to there, never backwards.
+ */
+function shadowSinks(from: ReadonlyMap<number, number>): ConsumerSinks {
+  const applied = new Map(from);
   return {
     async commit(batch) {
       for (const p of batch.partitions) applied.set(p.partition, Math.max(applied.get(p.partition) ?? 0, p.upTo));
@@ -232,10 +258,12 @@ const controller = periodic(
         // batch size (thousands of records) blocked the thread, and filled its young generation,
         // while live batches waited (the pipeline-version shadow's freshness p99 was 2.4x).
         const sliced = { ...config, worker: { ...config.worker, readBatch: SHADOW_SLICE, commitBatch: SHADOW_SLICE } };
-        shadow = startWorkers(
-          sliced,
-          { log, store, catalog, logger, group: SHADOW_GROUP, stages: (live) => [rollouts.shadowStage(live)], sinks: shadowSinks(), breaker: false, clock, enrichFlags: enrichSettings.flags },
-          shadowAbort.signal,
+        shadow = shadowStart(rollouts.since ?? clock.now()).then((from) =>
+          startWorkers(
+            sliced,
+            { log, store, catalog, logger, group: SHADOW_GROUP, stages: (live) => [rollouts.shadowStage(live)], sinks: shadowSinks(from), breaker: false, clock, enrichFlags: enrichSettings.flags },
+            shadowAbort.signal,
+          ),
         );
         shadow.catch((e: unknown) => logger.warn({ err: coerceError(e).message }, 'the rollout shadow group could not start'));
       } else if (!rollouts.any && shadow) {

@@ -69,6 +69,14 @@ export interface Log {
   readAt(partition: number, offsets: readonly number[]): Promise<LogRecord[]>;
 
   /**
+   * The earliest retained offset of `partition` whose record was received at or after `time`
+   * (epoch ms); null when every retained record is older (or there is none). A binary search
+   * on receive times, which rise with offsets up to the clock skew between ingest processes:
+   * callers seek with a margin. Kafka's `offsetsForTimes`, for one partition.
+   */
+  offsetForTime(partition: number, time: number): Promise<number | null>;
+
+  /**
    * Marks every record up to and including `offset` as processed by the group. Call it only
    * after the store committed them. Must not throw: returns false when the lease was lost
    * (the records will be redelivered to the new owner, whose store commit skips them).

@@ -73,6 +73,13 @@ export class RolloutRuntime {
     return this.active.size > 0;
   }
 
+  /** When the oldest active rollout began (epoch ms; null when none): the shadow compares events received from then on. */
+  get since(): number | null {
+    let min: number | null = null;
+    for (const a of this.active.values()) if (min === null || a.rollout.created_at < min) min = a.rollout.created_at;
+    return min;
+  }
+
   /** Loads the active rollouts and builds each one's candidate stages. Answers the rollouts that were active and are no more. */
   async refresh(rollouts?: readonly Rollout[]): Promise<{ tenant: string; id: string }[]> {
     const list = rollouts ?? (await this.catalog.rollouts.active()).map(fromRecord);

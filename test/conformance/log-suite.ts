@@ -108,6 +108,25 @@ export function logConformance(name: string, make: (partitions: number) => Promi
       await log.close();
     });
 
+    it('offset-for-time.finds-the-earliest-record-received-at-or-after-a-time-in-one-partition', async () => {
+      const { log } = await make(2);
+      const t0 = Date.UTC(2026, 10, 24, 10, 0);
+      // Both partitions interleaved, one record a second each (on JetStream their sequences interleave too).
+      const entries = Array.from({ length: 40 }, (_, i) => entry('t1', i, 2, { key: `k${i % 2}`, partition: i % 2, receivedAt: t0 + Math.floor(i / 2) * 1000 }));
+      await log.append(entries);
+      expect(await log.offsetForTime(0, t0 + 30_000)).toBeNull();
+      const lease = (await log.acquire('g', 0, 'a', 10_000))!;
+      const p0 = await log.read(lease, 100);
+      expect(p0).toHaveLength(20);
+      for (const i of [0, 1, 7, 19]) expect(await log.offsetForTime(0, t0 + i * 1000)).toBe(p0[i]!.offset);
+      // Between two receive times: the later record.
+      expect(await log.offsetForTime(0, t0 + 7_500)).toBe(p0[8]!.offset);
+      expect(await log.offsetForTime(0, t0 - 60_000)).toBe(p0[0]!.offset);
+      expect(await log.offsetForTime(0, t0 + 19_001)).toBeNull();
+      expect(await log.offsetForTime(1, t0)).not.toBeNull();
+      await log.close();
+    });
+
     it('read.returns-records-after-the-committed-offset-and-ack-advances-it', async () => {
       const { log } = await make(1);
       await log.append(Array.from({ length: 10 }, (_, i) => entry('t1', i, 1)));

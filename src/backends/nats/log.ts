@@ -7,6 +7,7 @@ import type { Lease, Log, LogCapabilities, PartitionPosition } from '../../ports
 import { deliveryWindow, type DeliveryMarker } from '../delivery.js';
 import { PipelinedPublisher } from './publisher.js';
 import { StreamReader } from './reader.js';
+import { searchOffsetForTime } from '../offset-for-time.js';
 import { decodeEntry, encodeEntry, msgIdOf } from './records.js';
 import { ensureStream, isNotFound, namesOf, subjectOf } from './stream.js';
 
@@ -364,6 +365,16 @@ export class NatsLog implements Log {
       if (m && m.subject === subject) out.push({ ...decodeEntry(m.data), partition, offset: m.seq, attempt: 0 });
     }
     return out;
+  }
+
+  async offsetForTime(partition: number, time: number): Promise<number | null> {
+    const { state } = await this.jsm.streams.info(this.opts.stream);
+    if (state.messages === 0) return null;
+    // Offsets are the stream's sequences: the partition's record at or after one, by direct get.
+    return searchOffsetForTime(state.first_seq, state.last_seq, time, async (seq) => {
+      const m = await this.reader.firstAfter(partition, seq - 1);
+      return m ? { o: m.seq, at: decodeEntry(m.data).receivedAt } : null;
+    });
   }
 
   async ack(lease: Lease, offset: number): Promise<boolean> {

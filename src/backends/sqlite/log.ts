@@ -9,6 +9,7 @@ import { replayDedupeKey } from '../../core/hash.js';
 import { deliveryWindow } from '../delivery.js';
 import { OFFSET_SPAN, packTraceparent, recordId, toRecord, type RecordRow } from './records.js';
 import { KeyLedger } from './ledger.js';
+import { searchOffsetForTime } from '../offset-for-time.js';
 
 export interface SqliteLogOptions {
   file: string;
@@ -151,6 +152,7 @@ export class SqliteLog implements Log {
          FROM records WHERE id BETWEEN ? AND ? ORDER BY id`,
       ),
       receivedAt: db.prepare('SELECT received_at FROM records WHERE id = ?'),
+      firstFrom: db.prepare(`SELECT id & ${OFFSET_SPAN - 1} AS o, received_at AS at FROM records WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 1`),
       first: db.prepare('SELECT min(id) FROM records WHERE id BETWEEN ? AND ?').pluck(),
       offsets: pos.prepare('SELECT p, committed FROM offsets WHERE grp = ?'),
       leases: db.prepare('SELECT p, owner, expires_at FROM leases WHERE grp = ?'),
@@ -405,6 +407,12 @@ export class SqliteLog implements Log {
       if (row) out.push(toRecord(row, 0, false));
     }
     return out;
+  }
+
+  async offsetForTime(partition: number, time: number): Promise<number | null> {
+    const end = recordId(partition, OFFSET_SPAN - 1);
+    const from = (o: number) => this.stmts.firstFrom.get(recordId(partition, o), end) as { o: number; at: number } | undefined;
+    return searchOffsetForTime(from(0)?.o ?? null, (this.stmts.head.get(partition) as number | undefined) ?? 0, time, async (o) => from(o) ?? null);
   }
 
   /** Must not throw. */
