@@ -3,7 +3,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import type { LogRecord } from '../../src/core/types.js';
 import { enforceSchema, pipelineVersionStages } from '../../src/rollout/changes.js';
 import { cohortPoint, inCohort } from '../../src/rollout/cohort.js';
-import { diffBatch, diffRate, EMPTY_DIFF } from '../../src/rollout/diff.js';
+import { diffAnswer, diffBatch, diffRate, EMPTY_DIFF } from '../../src/rollout/diff.js';
 import { parseRolloutSpec, type RolloutSpec } from '../../src/rollout/document.js';
 import { EMPTY_TALLY, judge as judgeGuardrails, type Tally } from '../../src/rollout/guardrails.js';
 import { abort, advance, evaluate, pause, phasesOf, promote, resume, shadowSample, startRollout, type Rollout } from '../../src/rollout/machine.js';
@@ -253,6 +253,15 @@ describe('compare and the cohort route', () => {
     expect([dropped.dropped, dropped.identical, diffRate(dropped)]).toEqual([50, 50, 0.5]);
     // Samples stay bounded across batches.
     expect(diffBatch(batch, active, await processBatch(batch, [dropOdd], ctx), dropped, 2).samples.length).toBe(2);
+  });
+
+  it('rollout.diff-answer-gives-rates-of-compared-and-at-most-limit-samples-of-each-kind', () => {
+    const sample = (kind: 'changed' | 'dropped', n: number) => ({ kind, key: `k${n}`, idempotency_key: `i${n}`, active: null, candidate: null, fields: [] });
+    const d = { compared: 10, identical: 5, changed: 3, dropped: 2, dead_lettered: 0, samples: [sample('changed', 1), sample('dropped', 2), sample('changed', 3), sample('changed', 4), sample('dropped', 5)] };
+    const a = diffAnswer('r1', d, 2);
+    expect(a).toMatchObject({ id: 'r1', compared: 10, identical: 5, changed: 3, dropped: 2, dead_lettered: 0, rates: { diff: 0.5, changed: 0.3, dropped: 0.2, dead_lettered: 0 } });
+    expect(a.samples.map((s) => s.key)).toEqual(['k1', 'k2', 'k3', 'k5']);
+    expect(diffAnswer('r2', EMPTY_DIFF, 10)).toEqual({ id: 'r2', compared: 0, identical: 0, changed: 0, dropped: 0, dead_lettered: 0, rates: { diff: 0, changed: 0, dropped: 0, dead_lettered: 0 }, samples: [] });
   });
 
   it('rollout.schema-enforcement-in-shadow-counts-what-would-fail-and-rejects-nothing', async () => {
