@@ -6,6 +6,7 @@ import type { Catalog } from '../ports/catalog.js';
 import type { RolloutSide, RolloutTally } from '../ports/rollouts.js';
 import { compile, newAjv } from '../schema/registry.js';
 import { compileStored } from '../transform/registry.js';
+import { SaltCache } from '../transform/salts.js';
 import { processBatch, type Processed, type Stage, type StageContext } from '../worker/pipeline.js';
 import { enforceSchema, enrichStages, operatorVersionStages, pipelineVersionStages, REPLACEABLE, schemaStages, type ChangeStages } from './changes.js';
 import { cohortPoint, COHORT_POINTS, tenantInCohort } from './cohort.js';
@@ -60,13 +61,17 @@ export class RolloutRuntime {
   /** Pipeline versions promoted in the last PROMOTED_GRACE_MS, still routed to every key. */
   private promoted = new Map<string, Active & { until: number }>();
   private lastShadowEnd = 0;
+  /** Tenants' redaction salts, for an operator pipeline's candidate. */
+  private readonly salts: SaltCache;
 
   constructor(
     private readonly catalog: Catalog,
     private readonly clock: Pick<Clock, 'now'> & Partial<Pick<Clock, 'sleep'>>,
     /** The live enrichment (switches and plugins), for an enrichment rollout's candidate; absent: such a rollout's candidate changes nothing. */
     private readonly enrich?: () => Promise<EnrichOptions>,
-  ) {}
+  ) {
+    this.salts = new SaltCache(catalog.pipelines);
+  }
 
   /** Whether any rollout is active (the shadow group runs only then). */
   get any(): boolean {
@@ -109,7 +114,7 @@ export class RolloutRuntime {
       const n = r.change.operator_pipeline_version;
       const v = await this.catalog.pipelines.get(OPERATOR_SCOPE, n);
       if (!v) return { candidate: [], replaces: null };
-      return operatorVersionStages(n, compileStored(v.steps, n), this.saltOf);
+      return operatorVersionStages(n, compileStored(v.steps, n), this.salts.of);
     }
     if ('pipeline_version' in r.change) {
       const n = r.change.pipeline_version;
@@ -133,19 +138,6 @@ export class RolloutRuntime {
       }),
     );
   }
-
-  private readonly salts = new Map<string, Promise<string>>();
-
-  /** A tenant's redaction salt, for an operator pipeline's candidate (made once, never changed: kept). */
-  private saltOf = (tenant: string): Promise<string> => {
-    let s = this.salts.get(tenant);
-    if (!s) {
-      s = this.catalog.pipelines.salt(tenant);
-      s.catch(() => this.salts.delete(tenant));
-      this.salts.set(tenant, s);
-    }
-    return s;
-  };
 
   /** The rollouts that apply to a tenant's records: its own, and the operator-wide ones (every tenant's). */
   private forTenant(tenant: string): Active[] {

@@ -2,6 +2,7 @@ import { EpochWatch } from '../core/epoch.js';
 import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { Catalog } from '../ports/catalog.js';
 import { compileTransform, failingTransform, type Transform } from './run.js';
+import { SaltCache } from './salts.js';
 
 /**
  * A stored version that no longer compiles (it was checked when written; an upgrade of the
@@ -36,13 +37,14 @@ export class PipelineRegistry {
   private readonly watch: EpochWatch;
   private readonly tenants = new Map<string, Promise<TenantPipeline>>();
   /** Redaction salts by tenant: made once and never changed, so kept across epochs. */
-  private readonly salts = new Map<string, Promise<string>>();
+  private readonly salts: SaltCache;
 
   constructor(
     private readonly catalog: Catalog,
     private readonly opts: { refreshMs: number; now?: () => number },
   ) {
     this.watch = new EpochWatch(() => catalog.epoch(), opts, () => this.tenants.clear());
+    this.salts = new SaltCache(catalog.pipelines);
   }
 
   invalidate(): void {
@@ -78,12 +80,6 @@ export class PipelineRegistry {
 
   /** A tenant's redaction salt (see PipelineStore.salt), cached. */
   saltOf(tenant: string): Promise<string> {
-    let s = this.salts.get(tenant);
-    if (!s) {
-      s = this.catalog.pipelines.salt(tenant);
-      s.catch(() => this.salts.delete(tenant));
-      this.salts.set(tenant, s);
-    }
-    return s;
+    return this.salts.of(tenant);
   }
 }

@@ -83,3 +83,28 @@ it('positions.reads-and-acks-do-not-take-the-logs-write-lock', async () => {
   expect((await log.positions('workers'))[0]).toMatchObject({ committed: 50 });
   await log.close();
 });
+
+it('positions.a-damaged-positions-file-refuses-to-open-and-says-it-holds-only-positions', async () => {
+  const file = path.join(tmpDir(), 'sluice.db');
+  const now = Date.now();
+  const log = open(file, () => now);
+  await log.append(at(now, 0, 3));
+  await log.close();
+  fs.rmSync(`${positionsFile(file)}-wal`, { force: true });
+  fs.writeFileSync(positionsFile(file), Buffer.alloc(8192, 0x5a));
+  let thrown: unknown;
+  try {
+    open(file, () => now);
+  } catch (e: unknown) {
+    thrown = e;
+  }
+  expect(thrown).toMatchObject({ code: 'SLUICE_ERR_DATA_DAMAGED', field: 'dataDir' });
+  const message = (thrown as Error).message;
+  expect(message.startsWith(`${positionsFile(file)} is damaged (`)).toBe(true);
+  expect(message).toContain(`). It holds only the workers' positions: stop sluice, move it aside (with its -wal file), and start again`);
+  // The log's own file is left whole: with the damaged file moved aside, the log opens again.
+  fs.rmSync(positionsFile(file));
+  const again = open(file, () => now);
+  expect((await again.positions('workers'))[0]).toMatchObject({ head: 3, committed: 0 });
+  await again.close();
+});

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { apiCall } from '../helpers/api.js';
 import { CLI, freePort, keysFrom, startServer, stop, type ServerProcess } from '../helpers/server.js';
+import { poll } from '../helpers/poll.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 /**
@@ -23,25 +24,26 @@ interface Keys {
   adminKey: string;
 }
 
-async function poll<T>(fn: () => Promise<T> | T, ok: (t: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const t = await fn();
-    if (ok(t) || Date.now() > end) return t;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tenant-then-a-share-of-tenants-then-promotes-and-a-bad-one-rolls-back', async () => {
+/**
+ * `sluice up` on a new data directory, and the CLI on that directory while it runs: `sluice`
+ * answers a command's output (and throws when it fails), `json` its `--json` answer parsed.
+ * `first` holds the keys of the tenant `up` made.
+ */
+async function up() {
   const dir = tmpDir();
   server = await startServer(dir, await freePort());
-  const url = server.url;
-  const sluice = (...args: string[]) => {
+  const sluice = (...args: string[]): string => {
     const r = spawnSync(process.execPath, [CLI, ...args, '--data-dir', dir], { encoding: 'utf8', timeout: 60_000 });
     if (r.status !== 0) throw new Error(`sluice ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
     return r.stdout;
   };
   const json = (...args: string[]) => JSON.parse(sluice(...args, '--json'));
+  const first: Keys = keysFrom(server.stdout);
+  return { dir, url: server.url, first, sluice, json };
+}
+
+it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tenant-then-a-share-of-tenants-then-promotes-and-a-bad-one-rolls-back', async () => {
+  const { dir, url, first, sluice, json } = await up();
   const write = (name: string, doc: unknown) => {
     const file = path.join(dir, name);
     fs.writeFileSync(file, JSON.stringify(doc));
@@ -49,7 +51,7 @@ it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tena
   };
 
   // Three tenants: the first one `up` made, acme and globex.
-  const tenants: Record<string, Keys> = { first: keysFrom(server.stdout) };
+  const tenants: Record<string, Keys> = { first };
   for (const name of ['acme', 'globex']) {
     const t = json('tenant', 'create', name);
     tenants[name] = { writeKey: t.write_key, readKey: t.read_key, adminKey: t.admin_key };
@@ -216,16 +218,8 @@ it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tena
 }, 180_000);
 
 it('rollout.global-the-enrichment-document-rolls-out-to-a-named-tenant-then-promoted-overrides-the-configuration', async () => {
-  const dir = tmpDir();
-  server = await startServer(dir, await freePort());
-  const url = server.url;
-  const sluice = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [CLI, ...args, '--data-dir', dir], { encoding: 'utf8', timeout: 60_000 });
-    if (r.status !== 0) throw new Error(`sluice ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
-    return r.stdout;
-  };
-  const json = (...args: string[]) => JSON.parse(sluice(...args, '--json'));
-  const tenants: Record<string, Keys> = { first: keysFrom(server.stdout) };
+  const { dir, url, first, json } = await up();
+  const tenants: Record<string, Keys> = { first };
   const t = json('tenant', 'create', 'acme');
   tenants.acme = { writeKey: t.write_key, readKey: t.read_key, adminKey: t.admin_key };
   const ua = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';

@@ -1,5 +1,5 @@
 import { partitionOf } from '../../src/core/hash.js';
-import type { LogEntry } from '../../src/core/types.js';
+import type { LogEntry, LogRecord } from '../../src/core/types.js';
 
 /** A log entry for tests: `n`-th event of `tenant`, partitioned like ingest does. */
 export function entry(tenant: string, n: number, partitions: number, overrides: Partial<LogEntry> = {}): LogEntry {
@@ -17,4 +17,9 @@ export function entry(tenant: string, n: number, partitions: number, overrides: 
     context: '{}',
     ...overrides,
   };
+}
+
+/** A record as a worker reads it (one partition, offset n + 1, first attempt): the `n`-th event of `tenant`, with `overrides` over it. */
+export function record(tenant: string, n: number, overrides: Partial<LogRecord> = {}): LogRecord {
+  return { ...entry(tenant, n, 1), offset: n + 1, attempt: 1, suspect: false, ...overrides } as LogRecord;
 }

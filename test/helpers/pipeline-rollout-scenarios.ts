@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RolloutTarget } from './rollout-scenarios.js';
 import { apiCall } from './api.js';
+import { poll } from './poll.js';
 
 /**
  * A pipeline version rolled out on a real `sluice up`: stored without being made live, then
@@ -26,15 +27,6 @@ export function pipelineRolloutScenarios(name: string, start: () => Promise<Roll
     /** Events whose amount is i mod 100, each with its own key. */
     const events = (from: number, n: number, prefix: string) =>
       Array.from({ length: n }, (_, i) => ({ type: 'checkout', key: `user-${prefix}-${from + i}`, idempotency_key: `${prefix}-${from + i}`, properties: { amount: (from + i) % 100, email: `u${from + i}@example.com` } }));
-
-    async function poll<T>(fn: () => Promise<T>, ok: (t: T) => boolean, timeoutMs = 30_000): Promise<T> {
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        const t = await fn();
-        if (ok(t) || Date.now() > end) return t;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
 
     const cents = { set: { field: 'properties.amount_cents', value: 'int(properties.amount * 100.0)' } };
 

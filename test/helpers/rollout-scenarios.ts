@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI } from './server.js';
 import { apiCall } from './api.js';
+import { poll } from './poll.js';
 
 /** A running `sluice up` for the scenarios: its URL, the tenant's keys, and how to stop it. */
 export interface RolloutTarget {
@@ -36,15 +37,6 @@ export function rolloutScenarios(name: string, start: () => Promise<RolloutTarge
     /** Events whose amount is i: under v2, those with i ≥ 970 fail. */
     const events = (from: number, n: number, prefix: string) =>
       Array.from({ length: n }, (_, i) => ({ type: 'checkout', key: `user-${from + i}`, idempotency_key: `${prefix}-${from + i}`, properties: { amount: (from + i) % 1000 } }));
-
-    async function poll<T>(fn: () => Promise<T>, ok: (t: T) => boolean, timeoutMs = 30_000): Promise<T> {
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        const t = await fn();
-        if (ok(t) || Date.now() > end) return t;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
 
     it('rollout.schema-version-rejecting-3-percent-shows-exactly-that-in-shadow-and-rejects-nothing-until-it-ramps', async () => {
       const { keys, call } = await up();

@@ -14,7 +14,7 @@ interface Status {
   log: { partitions: { partition: number; owner: string | null }[] };
 }
 
-it.skipIf(!ready)('scale-out.a-dead-workers-partitions-move-to-the-others-within-10-s', async () => {
+it.skipIf(!ready)('scale-out.a-dead-workers-partitions-move-to-the-others-within-12-s', async () => {
   const d = await deployed();
   const ids = ['w0', 'w1', 'w2'];
   const [w0] = await Promise.all(ids.map((id) => d.start('worker', { SLUICE_WORKER_ID: id })));

@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { LogRecord } from '../../src/core/types.js';
 import { enrichStage, hold, judge, processBatch, type Stage } from '../../src/worker/pipeline.js';
-import { entry } from '../helpers/entries.js';
-
-function record(tenant: string, n: number, overrides: Partial<LogRecord> = {}): LogRecord {
-  return { ...entry(tenant, n, 1), offset: n + 1, attempt: 1, suspect: false, ...overrides } as LogRecord;
-}
+import { record } from '../helpers/entries.js';
 
 const ctx = { signal: new AbortController().signal };
 

@@ -6,15 +6,15 @@ import { checkTenantName } from '../../src/backends/api-keys.js';
 import { enrichStages, operatorVersionStages } from '../../src/rollout/changes.js';
 import { tenantInCohort } from '../../src/rollout/cohort.js';
 import { parseRolloutSpec } from '../../src/rollout/document.js';
-import { EMPTY_TALLY, type Tally } from '../../src/rollout/guardrails.js';
-import { evaluate, isLive, phasesOf, promote, startRollout, type Rollout } from '../../src/rollout/machine.js';
+import { type Tally } from '../../src/rollout/guardrails.js';
+import { isLive, phasesOf, promote, startRollout, type Rollout } from '../../src/rollout/machine.js';
 import { routeInPlaceOf } from '../../src/rollout/route.js';
 import { compileTransform } from '../../src/transform/run.js';
 import { enrichStage, judge, processBatch } from '../../src/worker/pipeline.js';
 import { operatorTransformStage, transformStage } from '../../src/worker/transform.js';
-import { entry } from '../helpers/entries.js';
+import { record as logRecord } from '../helpers/entries.js';
+import { drive, healthy, MIN } from '../helpers/rollout-clock.js';
 
-const MIN = 60_000;
 const ctx = { signal: new AbortController().signal };
 
 const SPEC = parseRolloutSpec(
@@ -29,17 +29,6 @@ const SPEC = parseRolloutSpec(
   },
   { global: true },
 );
-
-const healthy = (n: number): Tally => ({ ...EMPTY_TALLY, events: n, compared: n });
-
-async function drive(clock: ManualClock, r: Rollout, minutes: number, observe: (r: Rollout) => [Tally, Tally | null]): Promise<Rollout> {
-  for (let i = 0; i < minutes; i++) {
-    await clock.advance(MIN);
-    const [c, b] = observe(r);
-    r = evaluate(r, clock.now(), c, r.share >= 100 ? null : b);
-  }
-  return r;
-}
 
 const TENANTS = Array.from({ length: 2000 }, (_, i) => `tenant-${i}`);
 const cohortAt = (r: Rollout) => new Set(['acme', ...TENANTS].filter((t) => tenantInCohort(r.id, t, r.share, r.tenants ?? [])));
@@ -141,8 +130,7 @@ describe('an operator-wide rollout on a manual clock', () => {
 });
 
 describe('the operator pipeline on the live route', () => {
-  const record = (tenant: string, n: number): LogRecord =>
-    ({ ...entry(tenant, n, 1), key: `user-${n}`, offset: n + 1, attempt: 1, suspect: false, properties: JSON.stringify({ amount: n % 100 }), context: JSON.stringify({ ip: '10.0.0.1', app: 'web' }) }) as LogRecord;
+  const record = (tenant: string, n: number): LogRecord => logRecord(tenant, n, { key: `user-${n}`, properties: JSON.stringify({ amount: n % 100 }), context: JSON.stringify({ ip: '10.0.0.1', app: 'web' }) });
 
   it('rollout.global-routes-whole-tenants-through-the-candidate-before-their-own-steps', async () => {
     const records = ['acme', 'globex', 'initech'].flatMap((t) => Array.from({ length: 200 }, (_, i) => record(t, i)));
@@ -202,7 +190,7 @@ describe('the operator-level enrichment as a change', () => {
     expect(() => parseRolloutSpec({ change: { enrich: { userAgent: false } } })).toThrow(/expected exactly one of pipeline_version, schema|unknown change/);
 
     const ua = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
-    const records = ['acme', 'globex'].flatMap((t) => Array.from({ length: 5 }, (_, i) => ({ ...entry(t, i, 1), offset: i + 1, attempt: 1, suspect: false, context: JSON.stringify({ user_agent: ua }) }) as LogRecord));
+    const records = ['acme', 'globex'].flatMap((t) => Array.from({ length: 5 }, (_, i) => logRecord(t, i, { context: JSON.stringify({ user_agent: ua }) })));
     const live = async () => ({ anonymizeIp: true, userAgent: true, plugins: [] });
     const candidate = enrichStages({ userAgent: false }, live);
     expect(candidate.replaces).toBe('enrich');

@@ -1,25 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
-import type { LogRecord } from '../../src/core/types.js';
 import { enforceSchema, pipelineVersionStages } from '../../src/rollout/changes.js';
 import { cohortPoint, inCohort } from '../../src/rollout/cohort.js';
-import { diffBatch, diffRate, EMPTY_DIFF } from '../../src/rollout/diff.js';
+import { diffAnswer, diffBatch, diffRate, EMPTY_DIFF } from '../../src/rollout/diff.js';
 import { parseRolloutSpec, type RolloutSpec } from '../../src/rollout/document.js';
-import { EMPTY_TALLY, judge as judgeGuardrails, type Tally } from '../../src/rollout/guardrails.js';
-import { abort, advance, evaluate, pause, phasesOf, promote, resume, shadowSample, startRollout, type Rollout } from '../../src/rollout/machine.js';
+import { judge as judgeGuardrails, type Tally } from '../../src/rollout/guardrails.js';
+import { abort, advance, evaluate, pause, phasesOf, promote, resume, shadowSample, startRollout } from '../../src/rollout/machine.js';
 import { routeByCohort, routeInPlaceOf } from '../../src/rollout/route.js';
 import { compileTransform } from '../../src/transform/run.js';
 import { transformStage } from '../../src/worker/transform.js';
 import { heldVersions } from '../../src/schema/registry.js';
 import { judge, processBatch, type Stage } from '../../src/worker/pipeline.js';
-import { entry } from '../helpers/entries.js';
+import { record } from '../helpers/entries.js';
+import { drive, healthy, MIN } from '../helpers/rollout-clock.js';
 
-const MIN = 60_000;
 const ctx = { signal: new AbortController().signal };
-
-function record(tenant: string, n: number, overrides: Partial<LogRecord> = {}): LogRecord {
-  return { ...entry(tenant, n, 1), offset: n + 1, attempt: 1, suspect: false, ...overrides } as LogRecord;
-}
 
 const SPEC = parseRolloutSpec({
   change: { schema: { type: 'checkout', version: 4 } },
@@ -27,19 +22,6 @@ const SPEC = parseRolloutSpec({
   guardrails: { dead_letter_rate: 0.001, drop_rate: 0.01, diff_rate: 0.001, min_events: 1000 },
   auto: true,
 });
-
-/** Healthy traffic: `n` events on each side, nothing lost. */
-const healthy = (n: number): Tally => ({ ...EMPTY_TALLY, events: n, compared: n });
-
-/** Runs the controller every minute for `minutes`, feeding it what `observe` answers. */
-async function drive(clock: ManualClock, r: Rollout, minutes: number, observe: (r: Rollout) => [Tally, Tally | null]): Promise<Rollout> {
-  for (let i = 0; i < minutes; i++) {
-    await clock.advance(MIN);
-    const [c, b] = observe(r);
-    r = evaluate(r, clock.now(), c, r.share >= 100 ? null : b);
-  }
-  return r;
-}
 
 describe('the rollout document', () => {
   it('rollout.document-validates-every-field-and-names-it', () => {
@@ -253,6 +235,15 @@ describe('compare and the cohort route', () => {
     expect([dropped.dropped, dropped.identical, diffRate(dropped)]).toEqual([50, 50, 0.5]);
     // Samples stay bounded across batches.
     expect(diffBatch(batch, active, await processBatch(batch, [dropOdd], ctx), dropped, 2).samples.length).toBe(2);
+  });
+
+  it('rollout.diff-answer-gives-rates-of-compared-and-at-most-limit-samples-of-each-kind', () => {
+    const sample = (kind: 'changed' | 'dropped', n: number) => ({ kind, key: `k${n}`, idempotency_key: `i${n}`, active: null, candidate: null, fields: [] });
+    const d = { compared: 10, identical: 5, changed: 3, dropped: 2, dead_lettered: 0, samples: [sample('changed', 1), sample('dropped', 2), sample('changed', 3), sample('changed', 4), sample('dropped', 5)] };
+    const a = diffAnswer('r1', d, 2);
+    expect(a).toMatchObject({ id: 'r1', compared: 10, identical: 5, changed: 3, dropped: 2, dead_lettered: 0, rates: { diff: 0.5, changed: 0.3, dropped: 0.2, dead_lettered: 0 } });
+    expect(a.samples.map((s) => s.key)).toEqual(['k1', 'k2', 'k3', 'k5']);
+    expect(diffAnswer('r2', EMPTY_DIFF, 10)).toEqual({ id: 'r2', compared: 0, identical: 0, changed: 0, dropped: 0, dead_lettered: 0, rates: { diff: 0, changed: 0, dropped: 0, dead_lettered: 0 }, samples: [] });
   });
 
   it('rollout.schema-enforcement-in-shadow-counts-what-would-fail-and-rejects-nothing', async () => {

@@ -5,6 +5,7 @@ import { processBatch } from '../../src/worker/pipeline.js';
 import { transformStage } from '../../src/worker/transform.js';
 import { compileTransform, hashValue } from '../../src/transform/run.js';
 import type { TenantPipeline } from '../../src/transform/registry.js';
+import { SaltCache } from '../../src/transform/salts.js';
 import { entry } from '../helpers/entries.js';
 
 const ctx = { signal: new AbortController().signal };
@@ -88,5 +89,27 @@ describe('the transform stage', () => {
     const o = out.outcomes.get('a')!;
     expect(o).toEqual({ ok: 20, failed: 180 });
     expect(breaker.record('a', o.ok, o.failed)).toBeCloseTo(0.9);
+  });
+});
+
+describe('the salt cache', () => {
+  it('transform.salts-are-read-once-per-tenant-and-a-failed-read-is-read-again', async () => {
+    const reads: string[] = [];
+    let failNext = true;
+    const cache = new SaltCache({
+      salt: async (tenant) => {
+        reads.push(tenant);
+        if (tenant === 'b' && failNext) {
+          failNext = false;
+          throw new Error('catalog unavailable');
+        }
+        return `salt-${tenant}`;
+      },
+    });
+    expect(await Promise.all([cache.of('a'), cache.of('a')])).toEqual(['salt-a', 'salt-a']);
+    await expect(cache.of('b')).rejects.toThrow('catalog unavailable');
+    const { of } = cache;
+    expect([await of('b'), await of('b'), await of('a')]).toEqual(['salt-b', 'salt-b', 'salt-a']);
+    expect(reads).toEqual(['a', 'b', 'b']);
   });
 });

@@ -216,17 +216,25 @@ export function openDatabase(file: string, options: OpenOptions = {}): SqliteDat
     migrate(db);
   } catch (e: unknown) {
     db.close();
-    const code = (e as { code?: string }).code ?? '';
-    if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) {
-      throw new SluiceError(
-        'SLUICE_ERR_DATA_DAMAGED',
-        `${file} is damaged (${(e as Error).message}). sluice will not serve from it: stop, restore it with its -wal file from a backup (or salvage what is left: sqlite3 ${file} ".recover" | sqlite3 recovered.db), then start again`,
-        { field: 'dataDir', cause: e },
-      );
-    }
-    throw e;
+    throw damagedFileError(
+      e,
+      file,
+      `sluice will not serve from it: stop, restore it with its -wal file from a backup (or salvage what is left: sqlite3 ${file} ".recover" | sqlite3 recovered.db), then start again`,
+    );
   }
   return db;
+}
+
+/**
+ * What opening `file` threw, for the operator: when SQLite reports the file damaged
+ * (SQLITE_CORRUPT*, SQLITE_NOTADB), a SLUICE_ERR_DATA_DAMAGED error (field `dataDir`, the
+ * driver's error as its cause) that says so and then gives `recovery`, the steps that file
+ * needs; any other error as it was thrown.
+ */
+export function damagedFileError(e: unknown, file: string, recovery: string): unknown {
+  const code = (e as { code?: string }).code ?? '';
+  if (!/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return e;
+  return new SluiceError('SLUICE_ERR_DATA_DAMAGED', `${file} is damaged (${(e as Error).message}). ${recovery}`, { field: 'dataDir', cause: e });
 }
 
 /** Throws SQLITE_CORRUPT (reported as damage by openDatabase) when quick_check finds a problem. */

@@ -10,6 +10,7 @@ import { deliveryWindow } from '../delivery.js';
 import { OFFSET_SPAN, packTraceparent, recordId, toRecord, type RecordRow } from './records.js';
 import { KeyLedger } from './ledger.js';
 import { searchOffsetForTime } from '../offset-for-time.js';
+import { SqliteLeases } from './leases.js';
 
 export interface SqliteLogOptions {
   file: string;
@@ -63,6 +64,8 @@ export class SqliteLog implements Log {
   private readonly stmts: ReturnType<SqliteLog['prepare']>;
   private readonly ledger: KeyLedger;
   private ledgerScheduled = false;
+  /** The consumer groups' leases and memberships (see leases.ts). */
+  private readonly leases: SqliteLeases;
 
   constructor(options: SqliteLogOptions) {
     // Field by field: an option passed as undefined must not erase its default.
@@ -83,6 +86,7 @@ export class SqliteLog implements Log {
     }
     this.checkPartitions();
     this.stmts = this.prepare();
+    this.leases = new SqliteLeases(this.db, this.opts.clock);
     this.ledger = new KeyLedger(this.db, { horizonMs: options.dedupeHorizonMs, tailKeys: this.opts.ledgerTailKeys });
   }
 
@@ -124,18 +128,6 @@ export class SqliteLog implements Log {
         `INSERT INTO records (id, tenant, type, key, idem, ts, received_at, origin, properties, context, trace, fault, gen)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      join: db.prepare(
-        `INSERT INTO members (grp, owner, expires_at) VALUES (?, ?, ?)
-         ON CONFLICT (grp, owner) DO UPDATE SET expires_at = excluded.expires_at`,
-      ),
-      expireMembers: db.prepare('DELETE FROM members WHERE grp = ? AND expires_at < ?'),
-      members: db.prepare('SELECT count(*) FROM members WHERE grp = ? AND expires_at >= ?').pluck(),
-      leave: db.prepare('DELETE FROM members WHERE grp = ? AND owner = ?'),
-      lease: db.prepare('SELECT owner, token, expires_at FROM leases WHERE grp = ? AND p = ?'),
-      insertLease: db.prepare('INSERT OR IGNORE INTO leases (grp, p, owner, token, expires_at) VALUES (?, ?, NULL, 0, 0)'),
-      grant: db.prepare('UPDATE leases SET owner = ?, token = token + 1, expires_at = ? WHERE grp = ? AND p = ?'),
-      renew: db.prepare('UPDATE leases SET expires_at = ? WHERE grp = ? AND p = ? AND owner = ? AND token = ?'),
-      release: db.prepare('UPDATE leases SET owner = NULL, expires_at = 0 WHERE grp = ? AND p = ? AND owner = ? AND token = ?'),
       committed: pos.prepare('SELECT committed FROM offsets WHERE grp = ? AND p = ?'),
       setCommitted: pos.prepare(
         `INSERT INTO offsets (grp, p, committed) VALUES (?, ?, ?)
@@ -155,7 +147,6 @@ export class SqliteLog implements Log {
       firstFrom: db.prepare(`SELECT id & ${OFFSET_SPAN - 1} AS o, received_at AS at FROM records WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 1`),
       first: db.prepare('SELECT min(id) FROM records WHERE id BETWEEN ? AND ?').pluck(),
       offsets: pos.prepare('SELECT p, committed FROM offsets WHERE grp = ?'),
-      leases: db.prepare('SELECT p, owner, expires_at FROM leases WHERE grp = ?'),
       minCommitted: pos.prepare('SELECT min(committed) AS c, count(*) AS n FROM offsets WHERE p = ?'),
       // Only the oldest `limit` acked records of a partition are looked at, and those past the
       // retention deleted: a pass costs `limit` rows, however large the log. (Filtering on
@@ -295,7 +286,7 @@ export class SqliteLog implements Log {
     return this.ledger.seen(tenant, idempotencyKey, this.opts.clock.now());
   }
 
-  // ---- leases ---------------------------------------------------------------------------
+  // ---- leases (see leases.ts) ----------------------------------------------------------
 
   /**
    * Expires every live lease and membership (tokens are kept, so fencing still holds).
@@ -303,63 +294,29 @@ export class SqliteLog implements Log {
    * data-dir lock. Returns how many leases it freed.
    */
   expireLeases(): number {
-    return immediate(this.db, () => {
-      this.db.prepare('DELETE FROM members').run();
-      return this.db.prepare('UPDATE leases SET owner = NULL, expires_at = 0 WHERE owner IS NOT NULL').run().changes;
-    });
+    return this.leases.expireAll();
   }
 
-  async acquire(group: string, partition: number, owner: string, ttlMs: number): Promise<Lease | null> {
-    const now = this.opts.clock.now();
-    return immediate(this.db, () => {
-      this.stmts.insertLease.run(group, partition);
-      const row = this.stmts.lease.get(group, partition) as { owner: string | null; token: number; expires_at: number };
-      if (row.owner !== null && row.owner !== owner && row.expires_at > now) return null;
-      this.stmts.grant.run(owner, now + ttlMs, group, partition);
-      return { group, partition, owner, token: row.token + 1, expiresAt: now + ttlMs };
-    });
+  acquire(group: string, partition: number, owner: string, ttlMs: number): Promise<Lease | null> {
+    return this.leases.acquire(group, partition, owner, ttlMs);
   }
 
-  async join(group: string, owner: string, ttlMs: number): Promise<number> {
-    const now = this.opts.clock.now();
-    return immediate(this.db, () => {
-      this.stmts.join.run(group, owner, now + ttlMs);
-      this.stmts.expireMembers.run(group, now);
-      return this.stmts.members.get(group, now) as number;
-    });
-  }
-
-  async leave(group: string, owner: string): Promise<void> {
-    try {
-      this.stmts.leave.run(group, owner);
-    } catch {
-      // The membership expires on its own.
-    }
-  }
-
-  async renew(lease: Lease, ttlMs: number): Promise<boolean> {
-    try {
-      const expiresAt = this.opts.clock.now() + ttlMs;
-      const ok = this.stmts.renew.run(expiresAt, lease.group, lease.partition, lease.owner, lease.token).changes === 1;
-      if (ok) lease.expiresAt = expiresAt;
-      return ok;
-    } catch {
-      return false;
-    }
+  join(group: string, owner: string, ttlMs: number): Promise<number> {
+    return this.leases.join(group, owner, ttlMs);
   }
 
   /** Must not throw. */
-  async release(lease: Lease): Promise<void> {
-    try {
-      this.stmts.release.run(lease.group, lease.partition, lease.owner, lease.token);
-    } catch {
-      // The lease expires on its own.
-    }
+  leave(group: string, owner: string): Promise<void> {
+    return this.leases.leave(group, owner);
   }
 
-  private holds(lease: Lease): boolean {
-    const row = this.stmts.lease.get(lease.group, lease.partition) as { owner: string | null; token: number } | undefined;
-    return row !== undefined && row.owner === lease.owner && row.token === lease.token;
+  renew(lease: Lease, ttlMs: number): Promise<boolean> {
+    return this.leases.renew(lease, ttlMs);
+  }
+
+  /** Must not throw. */
+  release(lease: Lease): Promise<void> {
+    return this.leases.release(lease);
   }
 
   // ---- read and ack ---------------------------------------------------------------------
@@ -373,7 +330,7 @@ export class SqliteLog implements Log {
     // in the positions file (see positions.ts): a read never takes the write lock that appends
     // need. A lease lost between the check and the marker is the same case as a lease lost
     // just after a read: the new owner sees the marker and treats the range as suspect.
-    if (!this.holds(lease)) throw new FencedError(`lease on partition ${lease.partition} was lost (token ${lease.token})`);
+    if (!this.leases.holds(lease)) throw new FencedError(`lease on partition ${lease.partition} was lost (token ${lease.token})`);
     const head = (this.stmts.head.get(lease.partition) as number | undefined) ?? 0;
     const window = immediate(this.pos, () => {
       const { group, partition } = lease;
@@ -421,7 +378,7 @@ export class SqliteLog implements Log {
       // A lease lost between the check and the write: the records up to `offset` were
       // committed to the store under this lease's token (acks follow commits), so moving the
       // offset (never backwards: max) tells the new owner nothing false.
-      if (!this.holds(lease)) return false;
+      if (!this.leases.holds(lease)) return false;
       return immediate(this.pos, () => {
         this.stmts.setCommitted.run(lease.group, lease.partition, offset);
         this.stmts.clearDelivery.run(lease.group, lease.partition, offset);
@@ -441,11 +398,7 @@ export class SqliteLog implements Log {
   async positions(group: string): Promise<PartitionPosition[]> {
     const committed = new Map<number, number>();
     for (const r of this.stmts.offsets.all(group) as { p: number; committed: number }[]) committed.set(r.p, r.committed);
-    const owners = new Map<number, string | null>();
-    const now = this.opts.clock.now();
-    for (const r of this.stmts.leases.all(group) as { p: number; owner: string | null; expires_at: number }[]) {
-      owners.set(r.p, r.expires_at > now ? r.owner : null);
-    }
+    const owners = this.leases.owners(group);
     const out: PartitionPosition[] = [];
     for (const { p, head } of this.stmts.heads.all() as { p: number; head: number }[]) {
       const c = committed.get(p) ?? 0;

@@ -1,6 +1,5 @@
 import Database from 'better-sqlite3';
-import { SluiceError } from '../../core/errors.js';
-import { chmodIfOwned, immediate, type Fsync, type SqliteDatabase } from './database.js';
+import { chmodIfOwned, damagedFileError, immediate, type Fsync, type SqliteDatabase } from './database.js';
 
 /**
  * The consumer groups' positions in the embedded log: per group and partition, the committed
@@ -59,15 +58,11 @@ export function openPositions(file: string, log: SqliteDatabase, fsync: Fsync): 
     moveFromLog(db, log);
   } catch (e: unknown) {
     db.close();
-    const code = (e as { code?: string }).code ?? '';
-    if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) {
-      throw new SluiceError(
-        'SLUICE_ERR_DATA_DAMAGED',
-        `${file} is damaged (${(e as Error).message}). It holds only the workers' positions: stop sluice, move it aside (with its -wal file), and start again; the workers then re-read from the oldest record the log still holds and the store skips what it has applied`,
-        { field: 'dataDir', cause: e },
-      );
-    }
-    throw e;
+    throw damagedFileError(
+      e,
+      file,
+      `It holds only the workers' positions: stop sluice, move it aside (with its -wal file), and start again; the workers then re-read from the oldest record the log still holds and the store skips what it has applied`,
+    );
   }
   return db;
 }
