@@ -3,8 +3,9 @@ import { SluiceError } from '../core/errors.js';
 import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { Catalog } from '../ports/catalog.js';
 import { act, createGlobalRollout, fromRecord, getRollout, OPERATOR_ACTIONS, wireRollout, type OperatorAction } from '../rollout/service.js';
+import { diffAnswer } from '../rollout/diff-answer.js';
 import { putPipeline } from '../transform/versions.js';
-import { details, summary } from './rollout.js';
+import { details, diffText, summary } from './rollout.js';
 
 /**
  * The operator's commands (`--global`), on the catalog rather than through a tenant's key:
@@ -129,18 +130,8 @@ export async function operatorRolloutCommand(catalog: Catalog, sub: string | und
     case 'diff': {
       const r = await one();
       const limit = wholeNumber(flags.limit, '--limit') ?? 10;
-      const d = await catalog.rollouts.diff(r.id);
-      const rate = (n: number) => (d.compared === 0 ? 0 : n / d.compared);
-      const per = new Map<string, number>();
-      const samples = d.samples.filter((s) => {
-        const n = per.get(s.kind) ?? 0;
-        per.set(s.kind, n + 1);
-        return n < limit;
-      });
-      const out = { id: r.id, compared: d.compared, identical: d.identical, changed: d.changed, dropped: d.dropped, dead_lettered: d.dead_lettered, rates: { diff: rate(d.changed + d.dropped + d.dead_lettered) }, samples };
-      print(out, () =>
-        [`compared ${d.compared}: identical ${d.identical}, changed ${d.changed}, dropped ${d.dropped}, dead-lettered ${d.dead_lettered} (diff rate ${out.rates.diff})`, ...samples.map((s) => '  ' + JSON.stringify(s))].join('\n'),
-      );
+      const out = diffAnswer(r.id, await catalog.rollouts.diff(r.id), limit);
+      print(out, () => diffText(out));
       return 0;
     }
     default: {

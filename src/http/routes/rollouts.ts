@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../../core/errors.js';
 import type { Catalog } from '../../ports/catalog.js';
 import { act, createRollout, getRollout, OPERATOR_ACTIONS, wireRollout, fromRecord, type OperatorAction } from '../../rollout/service.js';
+import { diffAnswer } from '../../rollout/diff-answer.js';
 import { authenticate } from '../auth.js';
 
 /** At most this many samples of each kind in `GET /v1/rollouts/:id/diff`. */
@@ -9,7 +10,8 @@ export const MAX_DIFF_SAMPLES = 100;
 
 /**
  * Rollouts of the key's tenant (admin key): `POST|GET /v1/rollouts`, `GET /v1/rollouts/:id`,
- * `POST /v1/rollouts/:id/advance|pause|resume|abort|promote`, `GET /v1/rollouts/:id/diff?limit=`.
+ * `POST /v1/rollouts/:id/advance|pause|resume|abort|promote`, `GET /v1/rollouts/:id/diff?limit=`
+ * (rollout/diff-answer.ts: `limit` samples of each kind and of each view).
  * An id of another tenant is 404. Time is the app's clock (`now`).
  */
 export async function rolloutRoutes(app: FastifyInstance, opts: { catalog: Catalog; now: () => number }): Promise<void> {
@@ -43,24 +45,7 @@ export async function rolloutRoutes(app: FastifyInstance, opts: { catalog: Catal
     if (!Number.isSafeInteger(limit) || limit < 0 || limit > MAX_DIFF_SAMPLES) {
       throw new SluiceError('SLUICE_ERR_INVALID_QUERY', `limit must be an integer from 0 to ${MAX_DIFF_SAMPLES}, got ${JSON.stringify(raw)}`, { field: 'limit' });
     }
-    const d = await catalog.rollouts.diff(r.id);
-    const rate = (n: number) => (d.compared === 0 ? 0 : n / d.compared);
-    const per = new Map<string, number>();
-    const samples = d.samples.filter((s) => {
-      const n = per.get(s.kind) ?? 0;
-      per.set(s.kind, n + 1);
-      return n < limit;
-    });
-    return {
-      id: r.id,
-      compared: d.compared,
-      identical: d.identical,
-      changed: d.changed,
-      dropped: d.dropped,
-      dead_lettered: d.dead_lettered,
-      rates: { diff: rate(d.changed + d.dropped + d.dead_lettered), changed: rate(d.changed), dropped: rate(d.dropped), dead_lettered: rate(d.dead_lettered) },
-      samples,
-    };
+    return diffAnswer(r.id, await catalog.rollouts.diff(r.id), limit);
   });
 
   for (const action of OPERATOR_ACTIONS) {
