@@ -59,7 +59,12 @@ const configViews = config.views.map(({ name, ...def }) => parseView(name, def))
 const enrichSettings = new EnrichSettings(catalog, { anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent }, { refreshMs: config.events.schemaRefreshMs, now: () => clock.now() });
 const enrichPlugins = loadEnrichers(config.enrich.plugins);
 enrichPlugins.catch(() => undefined);
-const rollouts = new RolloutRuntime(catalog, clock, async () => ({ ...(await enrichSettings.flags()), plugins: await enrichPlugins }));
+const rollouts = new RolloutRuntime(
+  catalog,
+  clock,
+  async () => ({ ...(await enrichSettings.flags()), plugins: await enrichPlugins }),
+  async (tenant) => (await store.views.list(tenant)).map((v) => v.def),
+);
 
 function emit(event: StoreThreadEvent): void {
   port.postMessage({ op: 'event', event } satisfies FromStoreThread);

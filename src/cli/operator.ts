@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import { SluiceError } from '../core/errors.js';
 import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { Catalog } from '../ports/catalog.js';
-import { diffAnswer } from '../rollout/diff.js';
 import { act, createGlobalRollout, fromRecord, getRollout, OPERATOR_ACTIONS, wireRollout, type OperatorAction } from '../rollout/service.js';
+import { diffAnswer } from '../rollout/diff-answer.js';
 import { putPipeline } from '../transform/versions.js';
-import { details, summary } from './rollout.js';
+import { details, diffText, summary } from './rollout.js';
 
 /**
  * The operator's commands (`--global`), on the catalog rather than through a tenant's key:
@@ -131,9 +131,7 @@ export async function operatorRolloutCommand(catalog: Catalog, sub: string | und
       const r = await one();
       const limit = wholeNumber(flags.limit, '--limit') ?? 10;
       const out = diffAnswer(r.id, await catalog.rollouts.diff(r.id), limit);
-      print(out, () =>
-        [`compared ${out.compared}: identical ${out.identical}, changed ${out.changed}, dropped ${out.dropped}, dead-lettered ${out.dead_lettered} (diff rate ${out.rates.diff})`, ...out.samples.map((s) => '  ' + JSON.stringify(s))].join('\n'),
-      );
+      print(out, () => diffText(out));
       return 0;
     }
     default: {

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { SluiceError } from '../core/errors.js';
+import type { DiffAnswer } from '../rollout/diff-answer.js';
 import type { wireRollout } from '../rollout/service.js';
 import type { Target } from './admin.js';
 import { callJson } from './http-client.js';
@@ -46,6 +47,23 @@ export function details(r: WireRollout): string {
   return lines.join('\n');
 }
 
+/** A diff answer as text: the per-event counts and samples, then each view's buckets and samples. */
+export function diffText(r: DiffAnswer): string {
+  const lines = [
+    `compared ${r.compared}: identical ${r.identical}, changed ${r.changed}, dropped ${r.dropped}, dead-lettered ${r.dead_lettered} (diff rate ${r.rates.diff})`,
+    ...r.samples.map((s) => '  ' + JSON.stringify(s)),
+  ];
+  // A server from before the per-view compare answers no views.
+  for (const v of r.views ?? []) {
+    lines.push(`view ${v.view} (${v.tenant}): buckets compared ${v.buckets_compared}, identical ${v.buckets_identical}, differing ${v.buckets_differing}`);
+    for (const s of v.samples) {
+      const group = Object.keys(s.group).length > 0 ? ' ' + JSON.stringify(s.group) : '';
+      lines.push(`  ${s.bucket}${group}  differs: ${s.differs.join(', ') || 'none'}  active ${JSON.stringify(s.active)}  candidate ${JSON.stringify(s.candidate)}`);
+    }
+  }
+  return lines.join('\n');
+}
+
 /** A tenant's rollouts through the API; operator-wide ones (--global) open the catalog: see operator.ts. */
 export async function rolloutCommand(t: Target, sub: string | undefined, args: string[], flags: { limit?: string }): Promise<number> {
   const id = (): string => {
@@ -86,17 +104,8 @@ export async function rolloutCommand(t: Target, sub: string | undefined, args: s
       return 0;
     }
     case 'diff': {
-      const r = await call<{ compared: number; identical: number; changed: number; dropped: number; dead_lettered: number; rates: Record<string, number>; samples: unknown[] }>(
-        t,
-        'GET',
-        `/v1/rollouts/${id()}/diff${flags.limit ? `?limit=${encodeURIComponent(flags.limit)}` : ''}`,
-      );
-      print(t, r, () =>
-        [
-          `compared ${r.compared}: identical ${r.identical}, changed ${r.changed}, dropped ${r.dropped}, dead-lettered ${r.dead_lettered} (diff rate ${r.rates.diff})`,
-          ...r.samples.map((s) => '  ' + JSON.stringify(s)),
-        ].join('\n'),
-      );
+      const r = await call<DiffAnswer>(t, 'GET', `/v1/rollouts/${id()}/diff${flags.limit ? `?limit=${encodeURIComponent(flags.limit)}` : ''}`);
+      print(t, r, () => diffText(r));
       return 0;
     }
     default:

@@ -1,3 +1,5 @@
+import { mergeViewDiffs, type ViewDiff } from './view-diff.js';
+
 /**
  * Rollouts in the catalog: each rollout's document (kept as JSON; its shape belongs to
  * src/rollout/), the tallies the workers observe per minute for its cohort and baseline, and
@@ -42,8 +44,12 @@ export interface RolloutStore {
   /** Both sides' tallies summed over the buckets in [from, to). */
   tallies(id: string, from: number, to: number): Promise<Record<RolloutSide, RolloutTally>>;
 
-  /** Adds a batch's diff: counts add up; samples are kept up to `limitPerKind` of each kind, first come first kept. */
-  addDiff(id: string, diff: RolloutDiff, limitPerKind: number): Promise<void>;
+  /**
+   * Adds a batch's diff: counts add up; samples are kept up to `limitPerKind` of each kind,
+   * first come first kept; views merge as `mergeViewDiffs` says (up to `limitPerKind` samples
+   * per view). Answers the diff as stored after the merge.
+   */
+  addDiff(id: string, diff: RolloutDiff, limitPerKind: number): Promise<RolloutDiff>;
 
   /** The rollout's diff so far (zeros and no samples before any). */
   diff(id: string): Promise<RolloutDiff>;
@@ -92,6 +98,8 @@ export interface RolloutDiff {
   dead_lettered: number;
   /** Each sample has a `kind` (changed, dropped, dead_lettered). */
   samples: { kind: string }[];
+  /** Per view and bucket (ports/view-diff.ts); absent in a diff stored before views were compared. */
+  views?: ViewDiff[];
 }
 
 export const ZERO_TALLY: RolloutTally = { events: 0, dead: 0, dropped: 0, compared: 0, diffs: 0, costMs: 0 };
@@ -114,5 +122,6 @@ export function mergeDiff(into: RolloutDiff, add: RolloutDiff, limitPerKind: num
     dropped: into.dropped + add.dropped,
     dead_lettered: into.dead_lettered + add.dead_lettered,
     samples,
+    ...(into.views || add.views ? { views: mergeViewDiffs(into.views, add.views, limitPerKind) } : {}),
   };
 }

@@ -57,39 +57,6 @@ export function diffRate(d: DiffCounts): number {
   return d.compared === 0 ? 0 : (d.changed + d.dropped + d.dead_lettered) / d.compared;
 }
 
-/**
- * A rollout's diff as it is answered (`GET /v1/rollouts/:id/diff`, `sluice rollout diff
- * --global --json`): the counts, the rates (fractions of `compared`, 0 when nothing was
- * compared; `diff` is diffRate) and at most `limit` samples of each kind, in the order kept.
- * The samples are DiffSamples as the catalog keeps them (its port types them by `kind` only).
- */
-export interface DiffAnswer<S extends { kind: string } = DiffSample> extends DiffCounts {
-  id: string;
-  rates: { diff: number; changed: number; dropped: number; dead_lettered: number };
-  samples: S[];
-}
-
-/** Shapes the stored diff of rollout `id` as it is answered (see DiffAnswer). */
-export function diffAnswer<S extends { kind: string }>(id: string, d: DiffCounts & { samples: readonly S[] }, limit: number): DiffAnswer<S> {
-  const rate = (n: number) => (d.compared === 0 ? 0 : n / d.compared);
-  const per = new Map<string, number>();
-  const samples = d.samples.filter((s) => {
-    const n = per.get(s.kind) ?? 0;
-    per.set(s.kind, n + 1);
-    return n < limit;
-  });
-  return {
-    id,
-    compared: d.compared,
-    identical: d.identical,
-    changed: d.changed,
-    dropped: d.dropped,
-    dead_lettered: d.dead_lettered,
-    rates: { diff: diffRate(d), changed: rate(d.changed), dropped: rate(d.dropped), dead_lettered: rate(d.dead_lettered) },
-    samples,
-  };
-}
-
 function stored(r: LogRecord): StoredFields {
   return { type: r.type, key: r.key, ts: r.ts, properties: parseJson(r.properties), context: parseJson(r.context) };
 }

@@ -1,9 +1,11 @@
 import type { Clock } from '../core/clock.js';
 import { OPERATOR_SCOPE } from '../core/operator.js';
+import type { ViewDef } from '../core/query.js';
 import type { LogRecord } from '../core/types.js';
 import type { EnrichOptions } from '../worker/enrich.js';
 import type { Catalog } from '../ports/catalog.js';
-import type { RolloutSide, RolloutTally } from '../ports/rollouts.js';
+import { mergeDiff, ZERO_DIFF, type RolloutDiff, type RolloutSide, type RolloutTally } from '../ports/rollouts.js';
+import { sampleKey, type ViewDiff } from '../ports/view-diff.js';
 import { compile, newAjv } from '../schema/registry.js';
 import { compileStored } from '../transform/registry.js';
 import { SaltCache } from '../transform/salts.js';
@@ -15,6 +17,7 @@ import { EMPTY_TALLY, addTally } from './guardrails.js';
 import { isLive, shadowSample, type Rollout } from './machine.js';
 import { fromRecord } from './service.js';
 import { routeByCohort, routeInPlaceOf, type LiveRoute } from './route.js';
+import { diffViews } from './view-diff.js';
 
 /** The consumer group of the shadow run (its own offsets; it stores nothing). */
 export const SHADOW_GROUP = 'rollout-shadow';
@@ -30,8 +33,13 @@ export const SHADOW_DUTY = 0.2;
 /** Records the shadow runs at a time before it lets the live consumer's work go first. */
 export const SHADOW_SLICE = 500;
 
-/** Samples kept per diff kind and batch flush (the catalog keeps at most this many of each kind). */
+/** Samples kept per diff kind and per view, and per batch flush (the catalog keeps at most this many of each kind and view). */
 export const DIFF_SAMPLES = 100;
+
+/** How long a tenant's view definitions are used before they are read again from the store (ms): a view declared meanwhile is compared from then on. */
+export const VIEWS_REFRESH_MS = 5_000;
+
+const NOTHING_FOLLOWED: ReadonlySet<string> = new Set();
 
 interface Active {
   rollout: Rollout;
@@ -57,7 +65,10 @@ export const PROMOTED_GRACE_MS = 10_000;
 export class RolloutRuntime {
   private active = new Map<string, Active>();
   private tallies = new Map<string, RolloutTally>();
-  private diffs = new Map<string, typeof EMPTY_DIFF>();
+  private diffs = new Map<string, RolloutDiff>();
+  /** Per rollout, the view cells sampled in the catalog or in `diffs`: later batches of them add to their samples. */
+  private followed = new Map<string, Set<string>>();
+  private views = new Map<string, { at: number; defs: readonly ViewDef[] }>();
   /** Pipeline versions promoted in the last PROMOTED_GRACE_MS, still routed to every key. */
   private promoted = new Map<string, Active & { until: number }>();
   private lastShadowEnd = 0;
@@ -69,6 +80,8 @@ export class RolloutRuntime {
     private readonly clock: Pick<Clock, 'now'> & Partial<Pick<Clock, 'sleep'>>,
     /** The live enrichment (switches and plugins), for an enrichment rollout's candidate; absent: such a rollout's candidate changes nothing. */
     private readonly enrich?: () => Promise<EnrichOptions>,
+    /** A tenant's view definitions (the store's), for the per-view compare; absent: views are not compared. */
+    private readonly viewsOf?: (tenant: string) => Promise<readonly ViewDef[]>,
   ) {
     this.salts = new SaltCache(catalog.pipelines);
   }
@@ -101,6 +114,7 @@ export class RolloutRuntime {
       if (now?.state === 'promoted') this.promoted.set(a.rollout.id, { rollout: { ...a.rollout, share: 100 }, stages: a.stages, until: this.clock.now() + PROMOTED_GRACE_MS });
     }
     for (const [id, p] of this.promoted) if (p.until <= this.clock.now()) this.promoted.delete(id);
+    for (const id of this.followed.keys()) if (!next.has(id)) this.followed.delete(id);
     this.active = next;
     return gone.map((a) => ({ tenant: a.rollout.tenant, id: a.rollout.id }));
   }
@@ -157,6 +171,27 @@ export class RolloutRuntime {
     const bucket = Math.max(Math.floor(this.clock.now() / 60_000) * 60_000, a?.rollout.phase_started_at ?? 0);
     const k = `${id}\u0000${bucket}\u0000${side}`;
     this.tallies.set(k, addTally(this.tallies.get(k) ?? EMPTY_TALLY, t));
+  }
+
+  /** Reads the view definitions of `tenants` not read in the last VIEWS_REFRESH_MS; a tenant whose read fails keeps what it had (or none). */
+  private async loadViews(tenants: Iterable<string>): Promise<void> {
+    if (!this.viewsOf) return;
+    const now = this.clock.now();
+    for (const t of tenants) {
+      const had = this.views.get(t);
+      if (had && now - had.at < VIEWS_REFRESH_MS) continue;
+      const defs = await this.viewsOf(t).catch(() => had?.defs ?? []);
+      this.views.set(t, { at: now, defs });
+    }
+  }
+
+  private viewDefs = (tenant: string): readonly ViewDef[] => this.views.get(tenant)?.defs ?? [];
+
+  /** Adds a batch's diff to what the next flush adds to the catalog, and follows the view cells it samples. */
+  private addDiff(id: string, d: RolloutDiff): void {
+    const merged = mergeDiff(this.diffs.get(id) ?? ZERO_DIFF, d, DIFF_SAMPLES);
+    this.diffs.set(id, merged);
+    if (merged.views) this.followed.set(id, followedOf(merged.views, this.followed.get(id)));
   }
 
   /** The route of `tenant` for the change that replaces `stage` (null: added after the live stages). */
@@ -227,6 +262,7 @@ export class RolloutRuntime {
             list.push(r);
           }
         }
+        await this.loadViews([...tenants].filter(([, mine]) => mine.length > 0).map(([t]) => t));
         for (const [a, all] of byRollout) {
           for (let from = 0; from < all.length; from += SHADOW_SLICE) {
             // Between slices the live consumer's work goes first: a large shadow batch never holds the thread for long.
@@ -236,7 +272,8 @@ export class RolloutRuntime {
             const { active, candidate, activeMs, candidateMs } = await runBoth(list, live, a.stages, ctx);
             const d = diffBatch(list, active, candidate, EMPTY_DIFF, DIFF_SAMPLES);
             const id = a.rollout.id;
-            this.diffs.set(id, mergeDiffs(this.diffs.get(id) ?? EMPTY_DIFF, d));
+            const views = this.viewsOf ? diffViews(active.live, candidate.live, this.viewDefs, this.followed.get(id) ?? NOTHING_FOLLOWED, DIFF_SAMPLES) : undefined;
+            this.addDiff(id, views ? { ...d, views } : d);
             const diffs = d.changed + d.dropped + d.dead_lettered;
             const considered = list.length - active.held.length;
             if (!isLive(a.rollout)) {
@@ -271,7 +308,11 @@ export class RolloutRuntime {
       rows.push({ minute: Number(minute), side, tally });
     }
     for (const [id, rows] of byId) await this.catalog.rollouts.addTallies(id, rows);
-    for (const [id, d] of diffs) await this.catalog.rollouts.addDiff(id, d, DIFF_SAMPLES);
+    for (const [id, d] of diffs) {
+      const stored = await this.catalog.rollouts.addDiff(id, d, DIFF_SAMPLES);
+      // The catalog's samples (another process may have kept some), and those added since this flush began.
+      if (stored.views) this.followed.set(id, followedOf([...stored.views, ...(this.diffs.get(id)?.views ?? [])]));
+    }
   }
 }
 
@@ -297,10 +338,9 @@ function join(a: Processed, b: Processed): Processed {
   return { live: b.live, dead: [...a.dead, ...b.dead], held: [...a.held, ...b.held], dropped: [...a.dropped, ...b.dropped], outcomes: b.outcomes };
 }
 
-function mergeDiffs(a: typeof EMPTY_DIFF, b: typeof EMPTY_DIFF): typeof EMPTY_DIFF {
-  const per = new Map<string, number>();
-  const samples = [...a.samples];
-  for (const s of samples) per.set(s.kind, (per.get(s.kind) ?? 0) + 1);
-  for (const s of b.samples) if ((per.get(s.kind) ?? 0) < DIFF_SAMPLES) (per.set(s.kind, (per.get(s.kind) ?? 0) + 1), samples.push(s));
-  return { compared: a.compared + b.compared, identical: a.identical + b.identical, changed: a.changed + b.changed, dropped: a.dropped + b.dropped, dead_lettered: a.dead_lettered + b.dead_lettered, samples };
+/** The cells of the samples of `views`, with those of `also`. */
+function followedOf(views: readonly ViewDiff[], also?: ReadonlySet<string>): Set<string> {
+  const out = new Set(also);
+  for (const v of views) for (const s of v.samples) out.add(sampleKey(v, s));
+  return out;
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SluiceError } from '../../src/core/errors.js';
 import type { DeadLetter, LogRecord } from '../../src/core/types.js';
 import type { Catalog } from '../../src/ports/catalog.js';
+import type { CellState } from '../../src/ports/view-diff.js';
 import { entry } from '../helpers/entries.js';
 
 /**
@@ -598,6 +599,35 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       await ro.addDiff('ro_a', { compared: 10, identical: 7, changed: 2, dropped: 1, dead_lettered: 0, samples: [sample('changed', 'k1'), sample('changed', 'k2'), sample('dropped', 'k3')] }, 2);
       await ro.addDiff('ro_a', { compared: 5, identical: 4, changed: 1, dropped: 0, dead_lettered: 0, samples: [sample('changed', 'k4')] }, 2);
       expect(await ro.diff('ro_a')).toEqual({ compared: 15, identical: 11, changed: 3, dropped: 1, dead_lettered: 0, samples: [sample('changed', 'k1'), sample('changed', 'k2'), sample('dropped', 'k3')] });
+    });
+
+    it('rollouts.view-diffs-add-up-per-view-and-a-kept-sample-goes-on-adding-up-across-processes', async () => {
+      const { catalog, another } = await make();
+      /** `events` with amounts of 1 up to `max`, summing to `sum` (none when the sum is 0). */
+      const side = (events: number, sum: number, max = sum): CellState => ({ events, numbers: sum === 0 ? {} : { 'properties.amount': { n: events, sum, min: 1, max } } });
+      const cell = (bucket: number, plan: string, differs: string[], a: [number, number, number?], c: [number, number, number?]) => ({ bucket, group: { 'properties.plan': plan }, differs, active: side(...a), candidate: side(...c) });
+      const view = (name: string, compared: number, differing: number, samples: ReturnType<typeof cell>[]) => ({ tenant: 'acme', view: name, measures: ['count', 'sum:amount'], buckets_compared: compared, buckets_differing: differing, samples });
+      const diff = (views: ReturnType<typeof view>[]) => ({ compared: 10, identical: 10, changed: 0, dropped: 0, dead_lettered: 0, samples: [], views });
+      const first = await catalog.rollouts.addDiff('ro_v', diff([view('revenue', 3, 2, [cell(0, 'pro', ['sum:amount'], [5, 50], [5, 100]), cell(0, 'free', ['count'], [2, 0], [1, 0])]), view('signups', 1, 0, [])]), 2);
+      expect(first.views!.map((v) => [v.view, v.samples.length])).toEqual([
+        ['revenue', 2],
+        ['signups', 0],
+      ]);
+      // Another process: the pro cell agrees this time and adds up; a third differing cell finds no room; a new view joins.
+      const stored = await (await another()).rollouts.addDiff(
+        'ro_v',
+        diff([view('revenue', 2, 1, [cell(0, 'pro', [], [1, 7], [1, 7]), cell(60_000, 'pro', ['count'], [1, 1], [2, 2])]), view('orders', 1, 1, [cell(0, 'pro', ['count'], [1, 1], [0, 0])])]),
+        2,
+      );
+      expect(stored).toEqual(await catalog.rollouts.diff('ro_v'));
+      expect(stored.compared).toBe(20);
+      expect(stored.views).toEqual([
+        view('revenue', 5, 3, [cell(0, 'pro', ['sum:amount'], [6, 57, 50], [6, 107, 100]), cell(0, 'free', ['count'], [2, 0], [1, 0])]),
+        view('signups', 1, 0, []),
+        view('orders', 1, 1, [cell(0, 'pro', ['count'], [1, 1], [0, 0])]),
+      ]);
+      // A diff stored without views reads without them.
+      expect(await catalog.rollouts.addDiff('ro_plain', { compared: 1, identical: 1, changed: 0, dropped: 0, dead_lettered: 0, samples: [] }, 2)).not.toHaveProperty('views');
     });
   });
 }

@@ -46,6 +46,8 @@ export function pipelineRolloutScenarios(name: string, start: () => Promise<Roll
         [2, false],
         [1, true],
       ]);
+      // A view with every kind of measure: compared bucket by bucket too.
+      expect((await call(keys.adminKey, 'PUT', '/v1/views/checkouts', { event: 'checkout', measures: ['count', 'sum:amount_cents', 'avg:amount', 'uniq:email', 'p95:amount'], grain: '1m' })).status).toBe(201);
       const created = await call(keys.adminKey, 'POST', '/v1/rollouts', {
         change: { pipeline_version: 2 },
         steps: [{ shadow: { sample: 1, duration: '2s' } }, { ramp: { percents: [100], step_duration: '2s' } }],
@@ -72,6 +74,10 @@ export function pipelineRolloutScenarios(name: string, start: () => Promise<Roll
       const diff = (await call(keys.adminKey, 'GET', `/v1/rollouts/${id}/diff`)).body!;
       expect(diff.compared).toBeGreaterThan(0);
       expect(diff).toMatchObject({ identical: diff.compared, changed: 0, dropped: 0, dead_lettered: 0, rates: { diff: 0 }, samples: [] });
+      const checkouts = diff.views.find((v: { view: string }) => v.view === 'checkouts');
+      expect(checkouts).toMatchObject({ buckets_differing: 0, samples: [] });
+      expect(checkouts.buckets_compared).toBeGreaterThan(0);
+      expect(checkouts.buckets_identical).toBe(checkouts.buckets_compared);
       // Promoted: version 2 is the live version, and every event was stored once by version 1 or 2.
       expect((await call(keys.adminKey, 'GET', '/v1/pipeline')).body).toMatchObject({ version: 2 });
       expect((await call(keys.adminKey, 'GET', '/v1/pipeline/versions')).body!.live_version).toBe(2);
@@ -120,6 +126,51 @@ export function pipelineRolloutScenarios(name: string, start: () => Promise<Roll
       expect((await query({ source: 'raw', group_by: ['pipeline_version'], measures: ['count', 'uniq:properties.email'] })).rows).toEqual([['0', 300, 300]]);
       // Never live: aborting it has nothing to repair.
       expect((await call(keys.adminKey, 'POST', `/v1/rollouts/${id}/abort`)).body).toMatchObject({ state: 'aborted', share: 0, repair: { status: 'not_needed' } });
+    });
+
+    it('rollout.a-pipeline-version-that-changes-a-summed-field-shows-the-differing-buckets-of-a-view-with-both-exact-sums', async () => {
+      const { keys, call } = await up();
+      expect((await call(keys.adminKey, 'PUT', '/v1/pipeline', { steps: [cents] })).body).toMatchObject({ version: 1 });
+      // Version 2 counts cents ten times too high.
+      expect((await call(keys.adminKey, 'POST', '/v1/pipeline/versions', { steps: [{ set: { field: 'properties.amount_cents', value: 'int(properties.amount * 1000.0)' } }] })).body).toMatchObject({ version: 2 });
+      // A view of the cents, and one the change leaves alone.
+      expect((await call(keys.adminKey, 'PUT', '/v1/views/cents', { event: 'checkout', measures: ['count', 'sum:amount_cents', 'max:amount_cents'], grain: '1d' })).status).toBe(201);
+      expect((await call(keys.adminKey, 'PUT', '/v1/views/emails', { event: 'checkout', dimensions: ['type'], measures: ['count', 'uniq:email'], grain: '1d' })).status).toBe(201);
+      const created = await call(keys.adminKey, 'POST', '/v1/rollouts', {
+        change: { pipeline_version: 2 },
+        steps: [{ shadow: { sample: 1, duration: '1h' } }, { ramp: { percents: [100], step_duration: '1h' } }],
+        guardrails: { min_events: 100 },
+        auto: false,
+      });
+      const id = created.body!.id as string;
+      expect((await call(keys.writeKey, 'POST', '/v1/events', events(0, 300, 'd'))).status).toBe(202);
+      const diff = (
+        await poll(
+          () => call(keys.adminKey, 'GET', `/v1/rollouts/${id}/diff`),
+          (x) => x.body?.compared === 300,
+        )
+      ).body!;
+      expect(diff).toMatchObject({ compared: 300, changed: 297, identical: 3 });
+      const byView = Object.fromEntries(diff.views.map((v: { view: string }) => [v.view, v]));
+      expect(byView.emails).toMatchObject({ buckets_differing: 0, samples: [] });
+      expect(byView.emails.buckets_compared).toBeGreaterThan(0);
+      // The day's bucket (two, across midnight UTC) differs in the sum and the greatest cents, with the exact sums of both sides.
+      const view = byView.cents;
+      expect(view.buckets_differing).toBeGreaterThan(0);
+      expect(view.samples.length).toBeGreaterThanOrEqual(1);
+      expect(view.samples.length).toBeLessThanOrEqual(2);
+      let active = 0;
+      for (let i = 0; i < 300; i++) active += (i % 100) * 100;
+      const total = (side: 'active' | 'candidate', m: string) => view.samples.reduce((s: number, x: Record<string, Record<string, number>>) => s + x[side]![m]!, 0);
+      expect([total('active', 'count'), total('active', 'sum:amount_cents'), total('candidate', 'count'), total('candidate', 'sum:amount_cents')]).toEqual([300, active, 300, active * 10]);
+      const max = (side: 'active' | 'candidate') => Math.max(...view.samples.map((x: Record<string, Record<string, number>>) => x[side]!['max:amount_cents']!));
+      expect([max('active'), max('candidate')]).toEqual([9900, 99000]);
+      for (const s of view.samples) {
+        expect(s).toMatchObject({ group: {}, differs: expect.arrayContaining(['sum:amount_cents']) });
+        expect(s.differs).not.toContain('count');
+        expect(s.bucket).toMatch(/^\d{4}-\d{2}-\d{2}T00:00:00.000Z$/);
+      }
+      expect((await call(keys.adminKey, 'POST', `/v1/rollouts/${id}/abort`)).body).toMatchObject({ state: 'aborted', repair: { status: 'not_needed' } });
     });
 
     it('rollout.a-pipeline-version-dead-lettering-5-percent-rolls-back-during-the-ramp-and-its-repair-leaves-views-as-if-it-never-ran', async () => {

@@ -62,6 +62,8 @@ suite('console rollouts', () => {
     // A candidate pipeline version that removes the email: every compared event differs in that field.
     await call(keys.adminKey, 'PUT', '/v1/pipeline', { steps: [{ set: { field: 'properties.seen', value: 'true' } }] });
     await call(keys.adminKey, 'POST', '/v1/pipeline/versions', { steps: [{ set: { field: 'properties.seen', value: 'true' } }, { remove: { fields: ['properties.email'] } }] });
+    // A view of the emails: compared per bucket, its distinct emails differ.
+    await call(keys.adminKey, 'PUT', '/v1/views/emails', { event: 'checkout', measures: ['count', 'uniq:email'], grain: '1d' });
     const created = await call<{ id: string }>(keys.adminKey, 'POST', '/v1/rollouts', {
       change: { pipeline_version: 2 },
       steps: [{ shadow: { sample: 1, duration: '1s' } }, { ramp: { percents: [50], step_duration: '1h' } }],
@@ -121,6 +123,11 @@ suite('console rollouts', () => {
     expect(await page.getByTestId('diff-sample').count()).toBe(diff.samples.length);
     expect(await page.getByTestId('diff-sample-fields').allTextContents()).toEqual(diff.samples.map(() => 'properties.email'));
     expect(await page.evaluate(() => (window as { __xss?: unknown }).__xss)).toBeUndefined();
+    // Per view: the buckets compared and differing, as the API answers them.
+    const views = (await call<{ views: { view: string; buckets_differing: number }[] }>(keys.adminKey, 'GET', `/v1/rollouts/${id}/diff?limit=10`)).views;
+    expect(views.map((v) => v.view)).toEqual(['emails']);
+    expect(views[0]!.buckets_differing).toBeGreaterThan(0);
+    expect(await page.locator('[data-testid="diff-view"][data-view="emails"] [data-testid="diff-view-differing"]').textContent()).toBe(views[0]!.buckets_differing.toLocaleString('en-US'));
   });
 
   it('console.rollouts-buttons-advance-pause-resume-and-abort-as-the-state-allows', async () => {

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { enforceSchema, pipelineVersionStages } from '../../src/rollout/changes.js';
 import { cohortPoint, inCohort } from '../../src/rollout/cohort.js';
-import { diffAnswer, diffBatch, diffRate, EMPTY_DIFF } from '../../src/rollout/diff.js';
+import { diffBatch, diffRate, EMPTY_DIFF } from '../../src/rollout/diff.js';
+import { diffAnswer } from '../../src/rollout/diff-answer.js';
 import { parseRolloutSpec, type RolloutSpec } from '../../src/rollout/document.js';
 import { judge as judgeGuardrails, type Tally } from '../../src/rollout/guardrails.js';
 import { abort, advance, evaluate, pause, phasesOf, promote, resume, shadowSample, startRollout } from '../../src/rollout/machine.js';
@@ -242,8 +243,8 @@ describe('compare and the cohort route', () => {
     const d = { compared: 10, identical: 5, changed: 3, dropped: 2, dead_lettered: 0, samples: [sample('changed', 1), sample('dropped', 2), sample('changed', 3), sample('changed', 4), sample('dropped', 5)] };
     const a = diffAnswer('r1', d, 2);
     expect(a).toMatchObject({ id: 'r1', compared: 10, identical: 5, changed: 3, dropped: 2, dead_lettered: 0, rates: { diff: 0.5, changed: 0.3, dropped: 0.2, dead_lettered: 0 } });
-    expect(a.samples.map((s) => s.key)).toEqual(['k1', 'k2', 'k3', 'k5']);
-    expect(diffAnswer('r2', EMPTY_DIFF, 10)).toEqual({ id: 'r2', compared: 0, identical: 0, changed: 0, dropped: 0, dead_lettered: 0, rates: { diff: 0, changed: 0, dropped: 0, dead_lettered: 0 }, samples: [] });
+    expect(a.samples.map((s) => (s as { kind: string; key?: string }).key)).toEqual(['k1', 'k2', 'k3', 'k5']);
+    expect(diffAnswer('r2', EMPTY_DIFF, 10)).toEqual({ id: 'r2', compared: 0, identical: 0, changed: 0, dropped: 0, dead_lettered: 0, rates: { diff: 0, changed: 0, dropped: 0, dead_lettered: 0 }, samples: [], views: [] });
   });
 
   it('rollout.schema-enforcement-in-shadow-counts-what-would-fail-and-rejects-nothing', async () => {

@@ -90,12 +90,13 @@ export class PostgresRollouts implements RolloutStore {
     return out;
   }
 
-  async addDiff(id: string, diff: RolloutDiff, limitPerKind: number): Promise<void> {
-    await this.exec.transaction(async (sql) => {
+  async addDiff(id: string, diff: RolloutDiff, limitPerKind: number): Promise<RolloutDiff> {
+    return this.exec.transaction(async (sql) => {
       await sql(`INSERT INTO rollout_diffs (id, body) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, [id, JSON.stringify(ZERO_DIFF)]);
       const [row] = await sql<{ body: string }>('SELECT body FROM rollout_diffs WHERE id = $1 FOR UPDATE', [id]);
       const merged = mergeDiff(JSON.parse(row!.body) as RolloutDiff, diff, limitPerKind);
       await sql('UPDATE rollout_diffs SET body = $2 WHERE id = $1', [id, JSON.stringify(merged)]);
+      return merged;
     });
   }
 

@@ -73,11 +73,12 @@ export class SqliteRollouts implements RolloutStore {
     return out;
   }
 
-  async addDiff(id: string, diff: RolloutDiff, limitPerKind: number): Promise<void> {
-    immediate(this.db, () => {
+  async addDiff(id: string, diff: RolloutDiff, limitPerKind: number): Promise<RolloutDiff> {
+    return immediate(this.db, () => {
       const row = this.db.prepare('SELECT body FROM rollout_diffs WHERE id = ?').pluck().get(id) as string | undefined;
       const merged = mergeDiff(row ? (JSON.parse(row) as RolloutDiff) : ZERO_DIFF, diff, limitPerKind);
       this.db.prepare('INSERT INTO rollout_diffs (id, body) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body').run(id, JSON.stringify(merged));
+      return merged;
     });
   }
 

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../../core/errors.js';
 import type { Catalog } from '../../ports/catalog.js';
 import { act, createRollout, getRollout, OPERATOR_ACTIONS, wireRollout, fromRecord, type OperatorAction } from '../../rollout/service.js';
-import { diffAnswer } from '../../rollout/diff.js';
+import { diffAnswer } from '../../rollout/diff-answer.js';
 import { authenticate } from '../auth.js';
 
 /** At most this many samples of each kind in `GET /v1/rollouts/:id/diff`. */
@@ -10,7 +10,8 @@ export const MAX_DIFF_SAMPLES = 100;
 
 /**
  * Rollouts of the key's tenant (admin key): `POST|GET /v1/rollouts`, `GET /v1/rollouts/:id`,
- * `POST /v1/rollouts/:id/advance|pause|resume|abort|promote`, `GET /v1/rollouts/:id/diff?limit=`.
+ * `POST /v1/rollouts/:id/advance|pause|resume|abort|promote`, `GET /v1/rollouts/:id/diff?limit=`
+ * (rollout/diff-answer.ts: `limit` samples of each kind and of each view).
  * An id of another tenant is 404. Time is the app's clock (`now`).
  */
 export async function rolloutRoutes(app: FastifyInstance, opts: { catalog: Catalog; now: () => number }): Promise<void> {

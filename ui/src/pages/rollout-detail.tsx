@@ -55,6 +55,16 @@ interface Diff {
   dead_lettered: number;
   rates: { diff: number };
   samples: { kind: string; key: string; idempotency_key: string; fields: string[]; active: unknown; candidate: unknown }[];
+  /** Per view and bucket (absent from a server before the per-view compare). */
+  views?: ViewDiff[];
+}
+interface ViewDiff {
+  tenant: string;
+  view: string;
+  buckets_compared: number;
+  buckets_identical: number;
+  buckets_differing: number;
+  samples: { bucket: string; group: Record<string, string | null>; differs: string[]; active: Record<string, number | null>; candidate: Record<string, number | null> }[];
 }
 
 export function changeText(c: Rollout['change']): string {
@@ -276,6 +286,41 @@ function DiffView(props: { diff: Diff }) {
           </tbody>
         </table>
       )}
+      {d.views && d.views.length > 0 && <ViewDiffs views={d.views} />}
     </>
+  );
+}
+
+/** Per view: the buckets compared and differing, and the differing buckets' measures on both sides. */
+function ViewDiffs(props: { views: ViewDiff[] }) {
+  return (
+    <table data-testid="diff-views">
+      <thead>
+        <tr>
+          <th>view</th>
+          <th>buckets compared</th>
+          <th>differing</th>
+          <th>differing buckets: bucket, group, measures that differ, active, candidate</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.views.map((v) => (
+          <tr data-testid="diff-view" data-view={v.view}>
+            <td class="mono">{v.view}</td>
+            <td class="num">{num(v.buckets_compared)}</td>
+            <td class="num" data-testid="diff-view-differing">
+              {num(v.buckets_differing)}
+            </td>
+            <td>
+              {v.samples.map((s) => (
+                <div class="small">
+                  {time(s.bucket)} {Object.keys(s.group).length > 0 ? JSON.stringify(s.group) : ''} {s.differs.join(', ')}: {JSON.stringify(s.active)} → {JSON.stringify(s.candidate)}
+                </div>
+              ))}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
