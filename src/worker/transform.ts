@@ -67,7 +67,7 @@ function runPipelines(records: readonly LogRecord[], pipelineFor: (tenant: strin
     const p = pipelineFor(r.tenant);
     if (!p.transform) {
       if (mark) live.push(p.version === (r.pipelineVersion ?? 0) ? r : output(r, r.properties, r.context, p.version, r.operatorVersion ?? 0));
-      else live.push(p.version === (r.operatorVersion ?? 0) ? r : output(r, r.properties, r.context, r.pipelineVersion ?? 0, p.version));
+      else live.push(stamp(r, p.version));
       continue;
     }
     const reads = p.transform.reads;
@@ -85,7 +85,8 @@ function runPipelines(records: readonly LogRecord[], pipelineFor: (tenant: strin
         }
         const properties = propertiesChanged && reads.has('properties') ? JSON.stringify(e.properties) : r.properties;
         const context = contextChanged && reads.has('context') ? JSON.stringify(e.context) : r.context;
-        live.push(mark ? output(r, properties, context, p.version, r.operatorVersion ?? 0) : output(r, properties, context, r.pipelineVersion ?? 0, p.version));
+        if (mark) live.push(output(r, properties, context, p.version, r.operatorVersion ?? 0));
+        else live.push(properties === r.properties && context === r.context ? stamp(r, p.version) : output(r, properties, context, r.pipelineVersion ?? 0, p.version));
         break;
       }
       case 'dropped':
@@ -111,6 +112,20 @@ function output(r: LogRecord, properties: string, context: string, pipelineVersi
   o.pipelineVersion = pipelineVersion;
   o.operatorVersion = operatorVersion;
   return o;
+}
+
+/**
+ * `r` itself, marked as passed by the operator pipeline's `version`: set in place, not copied.
+ * A copy costs about 0.6 µs per record (measured on 100k records, 2 cores; more than a step
+ * that changes nothing), and the operator stage passes every record of every tenant. The
+ * records of a batch are the consumer's own (read from the log for this batch), and the stage
+ * sets the same version again when a batch is retried; where the shadow runs the live and the
+ * candidate operator versions over the same records, only the diff reads them, and it
+ * compares no versions.
+ */
+function stamp(r: LogRecord, version: number): LogRecord {
+  r.operatorVersion = version;
+  return r;
 }
 
 /**
