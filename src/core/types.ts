@@ -101,6 +101,12 @@ export interface LogEntry {
    * the worker's `transform` stage and stored with the event (`pipeline_version`).
    */
   pipelineVersion?: number;
+  /**
+   * The version of the operator pipeline (src/core/operator.ts) that produced the event (0 or
+   * absent: none), set by the worker's `operator_transform` stage and stored with the event
+   * (`operator_version`), so that a rolled-back operator version's output can be found.
+   */
+  operatorVersion?: number;
 }
 
 /** Why ingest refused to store an event that it still kept (see LogEntry.fault). */

@@ -34,7 +34,7 @@ export function wireEvent(e: Pick<LogEntry, 'type' | 'key' | 'idempotencyKey' | 
 }
 
 export function wireStored(e: StoredEvent) {
-  return { ...wireEvent(e), stored_at: iso(e.storedAt), partition: e.partition, offset: e.offset, pipeline_version: e.pipelineVersion };
+  return { ...wireEvent(e), stored_at: iso(e.storedAt), partition: e.partition, offset: e.offset, pipeline_version: e.pipelineVersion, operator_version: e.operatorVersion };
 }
 
 /** A dead letter as `GET /v1/dlq` and the lineage of `GET /v1/events/:key` show it. */

@@ -82,18 +82,21 @@ export interface Store {
 
   /**
    * Rollback with repair of a pipeline version: the log positions and event times of the
-   * tenant's raw events that `version` of its transform pipeline produced (`pipeline_version`),
-   * in position order. Empty when there are none.
+   * tenant's raw events that `version` produced, in position order. Empty when there are none.
+   * `of` names the pipeline: the tenant's transform pipeline (`pipeline_version`, the default)
+   * or the operator pipeline (`operator_version`; call it tenant by tenant for an
+   * operator-wide rollback).
    */
-  producedBy(tenant: string, version: number): Promise<EventPosition[]>;
+  producedBy(tenant: string, version: number, of?: VersionOf): Promise<EventPosition[]>;
 
   /**
-   * Deletes the tenant's raw events that `version` produced at these positions, with what they
-   * added to the per-minute counts (and, on a store that keeps one, to the key ledger, so that
-   * the same key can be stored again), in one transaction. Views are not changed: rebuild
-   * them over the events' times with a backfill. Idempotent: answers how many were deleted now.
+   * Deletes the tenant's raw events that `version` (of the pipeline `of`, as in producedBy)
+   * produced at these positions, with what they added to the per-minute counts (and, on a
+   * store that keeps one, to the key ledger, so that the same key can be stored again), in one
+   * transaction. Views are not changed: rebuild them over the events' times with a backfill.
+   * Idempotent: answers how many were deleted now.
    */
-  withdraw(tenant: string, version: number, positions: readonly EventPosition[]): Promise<number>;
+  withdraw(tenant: string, version: number, positions: readonly EventPosition[], of?: VersionOf): Promise<number>;
 
   /**
    * Columns for the properties schemas declare (see ports/typed-columns.ts); absent: this
@@ -225,7 +228,15 @@ export interface StoredEvent {
   context: string;
   /** The version of the tenant's transform pipeline that produced it (0: none). */
   pipelineVersion: number;
+  /** The version of the operator pipeline that produced it (0: none). */
+  operatorVersion: number;
 }
+
+/**
+ * Which pipeline's version selects events in Store.producedBy and Store.withdraw: the tenant's
+ * transform pipeline (column `pipeline_version`) or the operator pipeline (`operator_version`).
+ */
+export type VersionOf = 'pipeline' | 'operator';
 
 /** Where a stored event came from in the log, and its event time (epoch ms). */
 export interface EventPosition {

@@ -47,6 +47,12 @@ export interface Decision {
 }
 
 /**
+ * A stored event a pipeline repair withdraws: [partition, offset, ts] of the rollout's tenant,
+ * or [partition, offset, ts, tenant] for an operator version (which ran for every tenant).
+ */
+export type Withdrawing = [number, number, number] | [number, number, number, string];
+
+/**
  * Rollback with repair: the events the candidate produced while live, [from, to), to be
  * re-derived with the active version from the log. `repaired` and `past_retention` are
  * filled in when the repair runs.
@@ -57,8 +63,8 @@ export interface Repair {
   to: number | null;
   repaired: number;
   past_retention: number;
-  /** A pipeline version's repair: the positions of the events it stored, [partition, offset, ts], saved before they are withdrawn (see repair-pipeline.ts). */
-  withdrawing?: [number, number, number][];
+  /** A pipeline version's repair: the positions of the events it stored, saved before they are withdrawn (see repair-pipeline.ts). */
+  withdrawing?: Withdrawing[];
   /** A pipeline version's repair between sweeps: events re-derived so far, stored and dead-lettered by the candidate. */
   rederived_stored?: number;
   rederived_dead?: number;

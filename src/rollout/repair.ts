@@ -43,50 +43,13 @@ export async function repairRollout(deps: ReplayDeps, r: Rollout, now: number): 
 }
 
 /**
- * Rollback with repair for an operator pipeline version, per tenant: the events the candidate
- * dead-lettered while it was live (its `dead_letter` steps and failures, whose message names
- * "operator pipeline version N"), in every tenant, are replayed from their dead letters
- * (exactly once, same keys) through the active operator version.
- *
- * Not re-derived: events the candidate stored (the store records the tenant's own
- * `pipeline_version` per event, not the operator's, so they cannot be told from the active
- * version's output and keep the candidate's), and events its `drop` steps dropped (discarded
- * dead letters). The decision says how many the candidate stored while live, from the
- * rollout's cohort tallies (statistics: a retried batch may count twice).
- *
- * An enrichment rollout (`{"enrich": …}`) re-derives nothing: its candidate dead-letters
- * nothing of its own, and the events it enriched keep their enrichment.
+ * Rollback with repair for the operator-level enrichment document (`{"enrich": …}`): it
+ * re-derives nothing. Its candidate dead-letters nothing of its own, and the events it
+ * enriched keep their enrichment. (An operator pipeline version is repaired as a tenant's
+ * pipeline version is, in every tenant: see repair-pipeline.ts.)
  */
-export async function repairOperatorRollout(deps: ReplayDeps, r: Rollout, now: number): Promise<Rollout> {
-  if (r.repair?.status !== 'pending' || r.repair.from === null) return r;
-  if ('enrich' in r.change) {
-    // The built-in enrichers dead-letter nothing (the plugins, the same on both sides, may): nothing to replay.
-    return repaired(r, now, { repaired: 0, past_retention: 0 }, 'enrichment: every tenant is back on the live enrichment; events stored while the candidate was live keep its enrichment (not re-derived)');
-  }
-  if (!('operator_pipeline_version' in r.change)) return r;
-  const version = r.change.operator_pipeline_version;
-  const suffix = `(operator pipeline version ${version})`;
-  let done = 0;
-  let failed = 0;
-  for (const t of await deps.catalog.listTenants()) {
-    const ids: string[] = [];
-    let cursor: string | null = null;
-    do {
-      const page: { entries: DeadLetterRow[]; cursor: string | null } = await deps.catalog.deadLetters.list(t.name, { from: r.repair.from, to: now + 1, status: ['open'] }, PAGE, cursor);
-      for (const e of page.entries) if (e.message.endsWith(suffix)) ids.push(e.idempotencyKey);
-      cursor = page.cursor;
-    } while (cursor);
-    for (let i = 0; i < ids.length; i += PAGE) {
-      const report = await replay(deps, t.name, { filter: { ids: ids.slice(i, i + PAGE) }, limit: PAGE, rate: 0, dryRun: false });
-      done += report.replayed + report.duplicates;
-      failed += report.failed;
-    }
-  }
-  const t = await deps.catalog.rollouts.tallies(r.id, Math.floor(r.repair.from / 60_000) * 60_000, (r.repair.to ?? now) + 60_000);
-  const stored = Math.max(0, t.cohort.events - t.cohort.dead - t.cohort.dropped);
-  const reason =
-    `re-derived ${done} events operator pipeline version ${version} dead-lettered, with the active operator version` +
-    (failed > 0 ? ` (${failed} failed again)` : '') +
-    `; about ${stored} events it stored while live keep its output (stored events do not record the operator version, so they are not re-derived)`;
-  return repaired(r, now, { repaired: done, past_retention: 0 }, reason);
+export async function repairOperatorRollout(_deps: ReplayDeps, r: Rollout, now: number): Promise<Rollout> {
+  if (r.repair?.status !== 'pending' || r.repair.from === null || !('enrich' in r.change)) return r;
+  // The built-in enrichers dead-letter nothing (the plugins, the same on both sides, may): nothing to replay.
+  return repaired(r, now, { repaired: 0, past_retention: 0 }, 'enrichment: every tenant is back on the live enrichment; events stored while the candidate was live keep its enrichment (not re-derived)');
 }

@@ -4,7 +4,7 @@ import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { MakeLive, RolloutRecord } from '../ports/rollouts.js';
 import { repairOperatorRollout, repairRollout } from './repair.js';
-import { finishPipelineRepair, planPipelineRepair, type PipelineRepairDeps } from './repair-pipeline.js';
+import { finishPipelineRepair, isPipelineRepair, planPipelineRepair, type PipelineRepairDeps } from './repair-pipeline.js';
 import { parseRolloutSpec } from './document.js';
 import { abort, advance, currentStep, evaluate, isActive, observationWindow, pause, promote, resume, startRollout, type Decision, type Rollout } from './machine.js';
 
@@ -187,7 +187,7 @@ export async function finishRepair(catalog: Catalog, deps: PipelineRepairDeps, t
   if (r?.state === 'promoted') await activateCandidate(catalog, r, 'controller');
   if (!r || r.repair?.status !== 'pending') return r;
   deps.schemas.invalidate();
-  if ('pipeline_version' in r.change) {
+  if (isPipelineRepair(r)) {
     // The positions are saved before anything is withdrawn: a repair that stops halfway resumes from them.
     const planned = await planPipelineRepair(deps, r, now);
     if (planned) {
@@ -203,6 +203,6 @@ export async function finishRepair(catalog: Catalog, deps: PipelineRepairDeps, t
     }
     return (await save(catalog, r, next, 'controller')) ? next : null;
   }
-  const next = 'operator_pipeline_version' in r.change || 'enrich' in r.change ? await repairOperatorRollout(deps, r, now) : await repairRollout(deps, r, now);
+  const next = 'enrich' in r.change ? await repairOperatorRollout(deps, r, now) : await repairRollout(deps, r, now);
   return (await save(catalog, r, next, 'controller')) ? next : null;
 }

@@ -35,18 +35,19 @@ export interface OperatorPipeline {
 /**
  * `operator_transform`: the operator pipeline (one document for every tenant, kept under the
  * operator's scope, src/core/operator.ts), run over every tenant's live records before the
- * tenant's own `transform`, with the same step grammar and outcomes. It leaves
- * `pipelineVersion` alone: a stored event's `pipeline_version` is the tenant's own version,
- * and the operator version in effect is not recorded per event. A redaction hashes with the
- * record's tenant's salt, so a hashed value cannot be matched across tenants. Dead letters
- * name "operator pipeline version N".
+ * tenant's own `transform`, with the same step grammar and outcomes. Each record leaves with
+ * the operator version that produced it (`operatorVersion`, stored as `operator_version`;
+ * records pass untouched, version 0, when there is no operator pipeline) and its
+ * `pipelineVersion` alone (a stored event's `pipeline_version` is the tenant's own version).
+ * A redaction hashes with the record's tenant's salt, so a hashed value cannot be matched
+ * across tenants. Dead letters name "operator pipeline version N".
  */
 export function operatorTransformStage(pipelineOf: () => Promise<OperatorPipeline>, saltOf: (tenant: string) => Promise<string>): Stage {
   return {
     name: 'operator_transform',
     async run(records) {
       const p = await pipelineOf();
-      if (!p.transform) return { live: [...records], dead: [] };
+      if (!p.transform && p.version === 0) return { live: [...records], dead: [] };
       const salts = new Map<string, TenantPipeline>();
       for (const tenant of new Set(records.map((r) => r.tenant))) salts.set(tenant, { version: p.version, transform: p.transform, salt: await saltOf(tenant) });
       return runPipelines(records, (tenant) => salts.get(tenant)!, false, 'operator pipeline version');
@@ -54,7 +55,10 @@ export function operatorTransformStage(pipelineOf: () => Promise<OperatorPipelin
   };
 }
 
-/** The steps of each record's pipeline; `mark`: the output records carry the version as their `pipelineVersion`. */
+/**
+ * The steps of each record's pipeline; `mark`: the output records carry the version as their
+ * `pipelineVersion`, else (the operator's) as their `operatorVersion`.
+ */
 function runPipelines(records: readonly LogRecord[], pipelineFor: (tenant: string) => TenantPipeline, mark: boolean, label: string): StageResult {
   const live: LogRecord[] = [];
   const dead: DeadLetter[] = [];
@@ -62,7 +66,8 @@ function runPipelines(records: readonly LogRecord[], pipelineFor: (tenant: strin
   for (const r of records) {
     const p = pipelineFor(r.tenant);
     if (!p.transform) {
-      live.push(!mark || p.version === (r.pipelineVersion ?? 0) ? r : output(r, r.properties, r.context, p.version));
+      if (mark) live.push(p.version === (r.pipelineVersion ?? 0) ? r : output(r, r.properties, r.context, p.version, r.operatorVersion ?? 0));
+      else live.push(stamp(r, p.version));
       continue;
     }
     const reads = p.transform.reads;
@@ -80,7 +85,8 @@ function runPipelines(records: readonly LogRecord[], pipelineFor: (tenant: strin
         }
         const properties = propertiesChanged && reads.has('properties') ? JSON.stringify(e.properties) : r.properties;
         const context = contextChanged && reads.has('context') ? JSON.stringify(e.context) : r.context;
-        live.push(mark ? output(r, properties, context, p.version) : properties === r.properties && context === r.context ? r : output(r, properties, context, r.pipelineVersion ?? 0));
+        if (mark) live.push(output(r, properties, context, p.version, r.operatorVersion ?? 0));
+        else live.push(properties === r.properties && context === r.context ? stamp(r, p.version) : output(r, properties, context, r.pipelineVersion ?? 0, p.version));
         break;
       }
       case 'dropped':
@@ -96,14 +102,30 @@ function runPipelines(records: readonly LogRecord[], pipelineFor: (tenant: strin
 /**
  * A copy of `r` with the pipeline's output. Copied with Object.assign and then set: a spread
  * with a key the record lacks (`pipelineVersion`) costs about a microsecond per record in V8,
- * as much as the steps of a small pipeline.
+ * as much as the steps of a small pipeline. Both versions are always set, so that every
+ * output record has the same keys in the same order (one hidden class for the stages after).
  */
-function output(r: LogRecord, properties: string, context: string, pipelineVersion: number): LogRecord {
+function output(r: LogRecord, properties: string, context: string, pipelineVersion: number, operatorVersion: number): LogRecord {
   const o = Object.assign({}, r);
   o.properties = properties;
   o.context = context;
   o.pipelineVersion = pipelineVersion;
+  o.operatorVersion = operatorVersion;
   return o;
+}
+
+/**
+ * `r` itself, marked as passed by the operator pipeline's `version`: set in place, not copied.
+ * A copy costs about 0.6 µs per record (measured on 100k records, 2 cores; more than a step
+ * that changes nothing), and the operator stage passes every record of every tenant. The
+ * records of a batch are the consumer's own (read from the log for this batch), and the stage
+ * sets the same version again when a batch is retried; where the shadow runs the live and the
+ * candidate operator versions over the same records, only the diff reads them, and it
+ * compares no versions.
+ */
+function stamp(r: LogRecord, version: number): LogRecord {
+  r.operatorVersion = version;
+  return r;
 }
 
 /**

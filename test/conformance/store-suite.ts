@@ -93,6 +93,39 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
       await store.close();
     });
 
+    it('withdraw.by-operator-version-takes-out-only-the-events-that-operator-version-produced', async () => {
+      const { store } = await make();
+      // Offsets 1–4 by operator version 3 (with the tenant's own version 1), 5–6 by operator version 2, 7–8 by none; t2's 9–10 by 3.
+      const batch = [
+        ...records('t1', 0, 1, 4, { operatorVersion: 3, pipelineVersion: 1 }),
+        ...records('t1', 0, 5, 6, { operatorVersion: 2 }),
+        ...records('t1', 0, 7, 8),
+        ...records('t2', 0, 9, 10, { operatorVersion: 3 }),
+      ];
+      await store.commit({ records: batch, partitions: [{ partition: 0, token: 1, upTo: 10 }] });
+      expect(await store.findEvent('t1', 't1-0-1')).toMatchObject({ operatorVersion: 3, pipelineVersion: 1 });
+      expect(await store.findEvent('t1', 't1-0-7')).toMatchObject({ operatorVersion: 0, pipelineVersion: 0 });
+      const produced = await store.producedBy('t1', 3, 'operator');
+      expect(produced.map((x) => x.offset)).toEqual([1, 2, 3, 4]);
+      // The tenant's own version 1 is another column: nothing of it is found as operator version 1.
+      expect(await store.producedBy('t1', 1, 'operator')).toEqual([]);
+      expect((await store.producedBy('t1', 1)).map((x) => x.offset)).toEqual([1, 2, 3, 4]);
+      // Positions of another operator version are left alone; idempotent.
+      expect(await store.withdraw('t1', 3, [...produced, { partition: 0, offset: 5, ts: batch[4]!.ts }], 'operator')).toBe(4);
+      expect(await store.withdraw('t1', 3, produced, 'operator')).toBe(0);
+      expect(await store.producedBy('t1', 3, 'operator')).toEqual([]);
+      expect((await store.producedBy('t2', 3, 'operator')).map((x) => x.offset)).toEqual([9, 10]);
+      expect(await store.rawStats('t1')).toEqual({ events: 4, distinctKeys: 4 });
+      expect(await total(store, 't1')).toBe(4);
+      // The same keys, re-derived at new positions by the active operator version, are stored again.
+      const again = records('t1', 0, 1, 4, { operatorVersion: 2, pipelineVersion: 1 }).map((r, i) => ({ ...r, offset: 20 + i, origin: 'replay' as const, replay: 1 }));
+      expect((await store.commit({ records: again, partitions: [{ partition: 0, token: 1, upTo: 23 }] })).stored).toBe(4);
+      expect(await store.rawStats('t1')).toEqual({ events: 8, distinctKeys: 8 });
+      expect(await total(store, 't1')).toBe(8);
+      expect((await store.producedBy('t1', 2, 'operator')).map((x) => x.offset)).toEqual([5, 6, 20, 21, 22, 23]);
+      await store.close();
+    });
+
     it('commit.dedupes-redelivered-batch', async () => {
       const { store } = await make();
       await store.commit({ records: records('t1', 0, 1, 100), partitions: [{ partition: 0, token: 1, upTo: 100 }] });

@@ -58,6 +58,8 @@ it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tena
   }
   let n = 0;
   const sent: Record<string, number> = { first: 0, acme: 0, globex: 0 };
+  /** The sum of the amounts sent to each tenant. */
+  let amounts = 0;
   /** `count` events for each tenant, each with an address in context.ip and an amount of i mod 100. */
   const send = async (count: number, prefix = 'e') => {
     for (const [name, k] of Object.entries(tenants)) {
@@ -65,7 +67,19 @@ it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tena
       expect((await apiCall(url, k.writeKey, 'POST', '/v1/events', batch)).status).toBe(202);
       sent[name]! += count;
     }
+    for (let i = 0; i < count; i++) amounts += (n + i) % 100;
     n += count;
+  };
+  /** Every stored event of a tenant (GET /v1/events, page by page). */
+  const stored = async (tenant: string) => {
+    const out: { key: string; operator_version: number; properties: { amount: number } }[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await apiCall(url, tenants[tenant]!.readKey, 'GET', `/v1/events?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      out.push(...page.body!.events);
+      cursor = page.body!.next_cursor;
+    } while (cursor);
+    return out;
   };
   /** Whether the stored event of `tenant` with this key still has context.ip (waits until it is stored). */
   const hasIp = async (tenant: string, key: string): Promise<boolean> => {
@@ -169,8 +183,16 @@ it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tena
   const verdicts = show(good.id).decisions.map((d: { verdict: string }) => d.verdict);
   expect(verdicts.filter((v: string) => v !== 'hold')).toEqual(['start', 'advance', 'advance', 'advance', 'promote']);
 
-  // A bad version: it also dead-letters amounts of 90 and above (10% of events). Rolled out to acme first, it trips the guardrail.
-  const bad = [{ remove: { fields: ['context.ip'] } }, { dead_letter: { when: 'properties.amount >= 90.0', reason: 'too_big' } }];
+  // Every event stored so far records the operator version that produced it: 0 before version 1 went live, then 1.
+  const versions = new Set((await stored('acme')).map((e) => e.operator_version));
+  expect([...versions].sort()).toEqual([0, 1]);
+  // A view of acme's amounts, to show the repair leaves views as if the bad version had never run.
+  expect((await apiCall(url, tenants.acme!.adminKey, 'PUT', '/v1/views/amounts', { event: 'checkout', dimensions: [], measures: ['count', 'sum:amount'], grain: '1m' })).status).toBe(201);
+  await poll(() => apiCall(url, tenants.acme!.readKey, 'GET', '/v1/views/amounts'), (x) => x.body?.status === 'ready');
+
+  // A bad version: it also dead-letters amounts of 90 and above (10% of events), and adds 1000 to the amount of those it
+  // stores. Rolled out to acme first, it trips the guardrail.
+  const bad = [{ remove: { fields: ['context.ip'] } }, { dead_letter: { when: 'properties.amount >= 90.0', reason: 'too_big' } }, { set: { field: 'properties.amount', value: 'properties.amount + 1000.0' } }];
   expect(sluice('pipeline', 'push', write('op-v2.json', { steps: bad }), '--global', '--no-activate')).toContain('stored: operator pipeline version 2');
   const badRollout = json(
     'rollout',
@@ -197,24 +219,38 @@ it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tena
   const check = back.checks.find((c: { guardrail: string }) => c.guardrail === 'dead_letter_rate');
   expect(check).toMatchObject({ breached: true, baseline: 0 });
   expect(check.cohort).toBeGreaterThan(0.05);
-  // Rollback with repair: acme's events version 2 dead-lettered were replayed through the live version 1, with the same keys.
-  expect(rolled.repair.repaired).toBeGreaterThan(0);
-  expect(rolled.decisions.at(-1)).toMatchObject({ verdict: 'repair', reason: expect.stringMatching(/^re-derived \d+ events operator pipeline version 2 dead-lettered, with the active operator version; about \d+ events it stored while live keep its output/) });
+  // Rollback with repair: acme's events version 2 stored and those it dead-lettered were re-derived through the live version 1, with the same keys.
+  const repair = rolled.decisions.at(-1);
+  expect(repair).toMatchObject({ verdict: 'repair', actor: 'controller' });
+  const [, storedByV2, deadByV2] = /^re-derived with the active operator version: (\d+) events operator pipeline version 2 stored, (\d+) it dead-lettered$/.exec(repair.reason) ?? [];
+  expect(Number(storedByV2)).toBeGreaterThan(0);
+  expect(Number(deadByV2)).toBeGreaterThan(0);
+  expect(rolled.repair).toMatchObject({ repaired: Number(storedByV2) + Number(deadByV2), past_retention: 0 });
   expect(json('pipeline', 'versions', '--global').versions.map((v: { version: number; live: boolean }) => [v.version, v.live])).toEqual([
     [2, false],
     [1, true],
   ]);
   expect(sent.acme).toBeGreaterThan(before.acme!);
-  // Every event of every tenant stored exactly once (0 lost, 0 doubled), and no dead letter left open.
+  // Every event of every tenant stored exactly once (0 lost, 0 doubled) with its own amount, and no dead letter left open.
+  const query = (name: string, q: Record<string, unknown>) => apiCall(url, tenants[name]!.readKey, 'POST', '/v1/query', { interval: null, from: '-1h', ...q });
   for (const [name, k] of Object.entries(tenants)) {
     const q = await poll(
-      () => apiCall(url, k.readKey, 'POST', '/v1/query', { source: 'raw', interval: null, from: '-1h', measures: ['count', 'uniq:properties.amount'], group_by: [] }),
+      () => query(name, { source: 'raw', measures: ['count', 'uniq:key', 'sum:amount'], group_by: [] }),
       (x) => x.body?.rows?.[0]?.[0] === sent[name],
     );
-    expect([name, q.body!.rows[0][0]]).toEqual([name, sent[name]]);
+    expect([name, q.body!.rows[0]]).toEqual([name, [sent[name], sent[name], amounts]]);
     const dlq = (await apiCall(url, k.adminKey, 'GET', '/v1/dlq?limit=1000')).body!.entries.filter((e: { status: string }) => e.status === 'open');
     expect([name, dlq]).toEqual([name, []]);
+    // No stored event is version 2's any more.
+    const rows = await stored(name);
+    expect([name, rows.length, rows.filter((e) => e.operator_version === 2 || e.properties.amount >= 1000).length]).toEqual([name, sent[name], 0]);
   }
+  // acme's view, rebuilt over the repaired minutes, equals what version 1 alone gives.
+  const fromView = await poll(
+    () => query('acme', { event: 'checkout', measures: ['count', 'sum:amount'] }),
+    (x) => x.body?.source === 'view:amounts' && x.body?.rows?.[0]?.[1] === amounts,
+  );
+  expect(fromView.body).toMatchObject({ source: 'view:amounts', rows: [[sent.acme, amounts]] });
 }, 180_000);
 
 it('rollout.global-the-enrichment-document-rolls-out-to-a-named-tenant-then-promoted-overrides-the-configuration', async () => {

@@ -29,4 +29,29 @@ describe('a store made before transform pipelines', () => {
       await store.close();
     }
   });
+
+  it('store.a-duckdb-file-with-pipeline-version-gains-operator-version-and-keeps-its-rows', async () => {
+    const file = path.join(tmpDir(), 'store.duckdb');
+    // The events table as it was before operator versions (pipeline_version added last), with one row in it.
+    const old = await DuckDBInstance.create(file);
+    const c = await old.connect();
+    await c.run(`CREATE TABLE events (tenant VARCHAR NOT NULL, type VARCHAR NOT NULL, key VARCHAR NOT NULL, idempotency_key VARCHAR NOT NULL,
+      ts TIMESTAMP_MS NOT NULL, received_at TIMESTAMP_MS NOT NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, origin VARCHAR NOT NULL,
+      properties JSON NOT NULL, context JSON NOT NULL, stored_at TIMESTAMP_MS NOT NULL, pipeline_version INTEGER DEFAULT 0)`);
+    await c.run(`INSERT INTO events VALUES ('acme', 'checkout', 'u', 'old-1', now(), now(), 0, 1, 'live', '{"amount":1}', '{}', now(), 3)`);
+    c.closeSync();
+    old.closeSync();
+
+    const store = new DuckdbStore({ file });
+    await store.connect();
+    try {
+      expect(await store.findEvent('acme', 'old-1')).toMatchObject({ pipelineVersion: 3, operatorVersion: 0 });
+      await store.commit({ records: [{ ...entry('acme', 2, 1), idempotencyKey: 'new-2', offset: 2, attempt: 1, pipelineVersion: 4, operatorVersion: 2 }], partitions: [{ partition: 0, token: 1, upTo: 2 }] });
+      expect(await store.findEvent('acme', 'new-2')).toMatchObject({ pipelineVersion: 4, operatorVersion: 2 });
+      expect((await store.producedBy('acme', 2, 'operator')).map((x) => x.offset)).toEqual([2]);
+      expect(await store.rawStats('acme')).toEqual({ events: 2, distinctKeys: 2 });
+    } finally {
+      await store.close();
+    }
+  });
 });

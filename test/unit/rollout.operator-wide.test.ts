@@ -150,6 +150,8 @@ describe('the operator pipeline on the live route', () => {
       expect(c.op).toBe(r.tenant === 'acme' ? undefined : 1);
       // The tenant's own steps ran after, and pipeline_version stays the tenant's own version.
       expect(r.pipelineVersion).toBe(r.tenant === 'acme' ? 3 : 0);
+      // Each stored event records the operator version that produced it, through the tenant's own steps.
+      expect(r.operatorVersion).toBe(r.tenant === 'acme' ? 2 : 1);
       if (r.tenant === 'acme') expect(JSON.parse(r.properties).own).toBe(true);
     }
     expect(out.dead.map((d) => [d.record.tenant, d.reason])).toEqual(Array(10).fill(['acme', 'too_big']));
@@ -169,6 +171,7 @@ describe('the operator pipeline on the live route', () => {
     const op = operatorTransformStage(async () => ({ version: 4, transform: compileTransform({ steps: [{ redact: { fields: ['context.ip'], how: 'hash' } }] }) }), async (t) => `salt-${t}`);
     const out = await processBatch(records, [op], ctx);
     expect(out.live.map((r) => r.pipelineVersion ?? 0)).toEqual([0, 0]);
+    expect(out.live.map((r) => r.operatorVersion)).toEqual([4, 4]);
     const ips = out.live.map((r) => JSON.parse(r.context).ip as string);
     // Hashed with each tenant's own salt: the same address does not match across tenants.
     expect(ips[0]).not.toBe('10.0.0.1');

@@ -28,7 +28,7 @@ import type { DuckdbViews } from './views.js';
  */
 export const STAGING_DDL = 'CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM events LIMIT 0';
 
-const EVENT_TYPES: DuckDBType[] = [VARCHAR, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS, TIMESTAMP_MS, INTEGER, BIGINT, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS, INTEGER];
+const EVENT_TYPES: DuckDBType[] = [VARCHAR, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS, TIMESTAMP_MS, INTEGER, BIGINT, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP_MS, INTEGER, INTEGER];
 
 export class CommitRows {
   constructor(
@@ -76,6 +76,7 @@ export class CommitRows {
           cols[10]![i] = r.context;
           cols[11]![i] = storedAt;
           cols[12]![i] = r.pipelineVersion ?? 0;
+          cols[13]![i] = r.operatorVersion ?? 0;
         }
         const chunk = DuckDBDataChunk.create(EVENT_TYPES, n);
         chunk.setColumns(cols);

@@ -22,10 +22,13 @@ export const SCHEMA = `
     properties JSON NOT NULL,
     context JSON NOT NULL,
     stored_at TIMESTAMP_MS NOT NULL,
-    pipeline_version INTEGER DEFAULT 0
+    pipeline_version INTEGER DEFAULT 0,
+    operator_version INTEGER DEFAULT 0
   );
-  -- Data directories made before transform pipelines: the version column is added, last.
+  -- Data directories made before transform pipelines, then before operator pipelines: each
+  -- version column is added, last, in this order (the appender writes columns by position).
   ALTER TABLE events ADD COLUMN IF NOT EXISTS pipeline_version INTEGER DEFAULT 0;
+  ALTER TABLE events ADD COLUMN IF NOT EXISTS operator_version INTEGER DEFAULT 0;
   CREATE TABLE IF NOT EXISTS counts_1m (
     tenant VARCHAR NOT NULL,
     type VARCHAR NOT NULL,

@@ -6,7 +6,7 @@ import { redactValues } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
-import type { Cell, CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoredEvent } from '../../ports/store.js';
+import type { Cell, CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoredEvent, VersionOf } from '../../ports/store.js';
 import { chooseView, residualFilters } from '../../core/plan.js';
 import type { QuerySpec } from '../../core/query.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
@@ -200,16 +200,16 @@ export class DuckdbStore implements Store {
     return this.writer;
   }
 
-  producedBy(tenant: string, version: number): Promise<EventPosition[]> {
-    return this.serialized(() => producedBy(this.conn(), tenant, version));
+  producedBy(tenant: string, version: number, of?: VersionOf): Promise<EventPosition[]> {
+    return this.serialized(() => producedBy(this.conn(), tenant, version, of));
   }
 
-  withdraw(tenant: string, version: number, positions: readonly EventPosition[]): Promise<number> {
+  withdraw(tenant: string, version: number, positions: readonly EventPosition[], of?: VersionOf): Promise<number> {
     return this.serialized(async () => {
       const c = this.conn();
       await c.run('BEGIN TRANSACTION');
       try {
-        const n = await withdrawEvents(c, tenant, version, positions);
+        const n = await withdrawEvents(c, tenant, version, positions, of);
         await c.run('COMMIT');
         return n;
       } catch (e: unknown) {
@@ -435,10 +435,10 @@ export class DuckdbStore implements Store {
   }
 }
 
-const EVENT_COLUMNS = `type, key, idempotency_key, epoch_ms(ts), epoch_ms(received_at), epoch_ms(stored_at), partition, "offset", origin, properties, context, pipeline_version`;
+const EVENT_COLUMNS = `type, key, idempotency_key, epoch_ms(ts), epoch_ms(received_at), epoch_ms(stored_at), partition, "offset", origin, properties, context, pipeline_version, operator_version`;
 
 function toStoredEvent(row: DuckDBValue[]): StoredEvent {
-  const [type, key, idem, ts, receivedAt, storedAt, partition, offset, origin, properties, context, pipelineVersion] = row;
+  const [type, key, idem, ts, receivedAt, storedAt, partition, offset, origin, properties, context, pipelineVersion, operatorVersion] = row;
   return {
     type: String(type),
     key: String(key),
@@ -452,6 +452,7 @@ function toStoredEvent(row: DuckDBValue[]): StoredEvent {
     properties: String(properties),
     context: String(context),
     pipelineVersion: Number(pipelineVersion ?? 0),
+    operatorVersion: Number(operatorVersion ?? 0),
   };
 }
 

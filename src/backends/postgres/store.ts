@@ -3,7 +3,7 @@ import { FencedError, NonRetryableError, RetryAfterError, SluiceError } from '..
 import { redactUrl } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
-import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoreCapabilities, StoredEvent, EventPosition } from '../../ports/store.js';
+import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoreCapabilities, StoredEvent, EventPosition, VersionOf } from '../../ports/store.js';
 import type { Views } from '../../ports/views.js';
 import type { QuerySpec } from '../../core/query.js';
 import { countsPerMinute } from '../minute-counts.js';
@@ -76,6 +76,11 @@ const MIGRATIONS: Migration[] = [
     // The transform pipeline version that produced each event (0: none); old rows get 0.
     version: 3,
     sql: `ALTER TABLE events ADD COLUMN IF NOT EXISTS pipeline_version integer NOT NULL DEFAULT 0;`,
+  },
+  {
+    // The operator pipeline version that produced each event (0: none); old rows get 0.
+    version: 4,
+    sql: `ALTER TABLE events ADD COLUMN IF NOT EXISTS operator_version integer NOT NULL DEFAULT 0;`,
   },
 ];
 
@@ -165,14 +170,13 @@ export class PostgresStore implements Store {
     return { writer: this.writer, reader: this.reader };
   }
 
-  async producedBy(tenant: string, version: number): Promise<EventPosition[]> {
-    return producedBy(this.executor().query, tenant, version);
+  producedBy(tenant: string, version: number, of?: VersionOf): Promise<EventPosition[]> {
+    return producedBy(this.executor().query, tenant, version, of);
   }
 
-  /** The key ledger's entries go with the events, so that the re-derived events (same keys) are stored. */
-  async withdraw(tenant: string, version: number, positions: readonly EventPosition[]): Promise<number> {
-    if (positions.length === 0) return 0;
-    return this.executor().transaction((sql) => withdrawEvents(sql, tenant, version, positions));
+  withdraw(tenant: string, version: number, positions: readonly EventPosition[], of?: VersionOf): Promise<number> {
+    if (positions.length === 0) return Promise.resolve(0);
+    return this.executor().transaction((sql) => withdrawEvents(sql, tenant, version, positions, of));
   }
 
   async commit(batch: CommitBatch): Promise<CommitResult> {
@@ -283,7 +287,7 @@ export class PostgresStore implements Store {
 
   private async insertRows(client: pg.PoolClient, table: 'events' | 'staging', records: LogRecord[]): Promise<void> {
     const storedAt = Date.now();
-    const cols: unknown[][] = Array.from({ length: 12 }, () => new Array<unknown>(records.length));
+    const cols: unknown[][] = Array.from({ length: 13 }, () => new Array<unknown>(records.length));
     records.forEach((r, i) => {
       cols[0]![i] = r.tenant;
       cols[1]![i] = r.type;
@@ -297,12 +301,13 @@ export class PostgresStore implements Store {
       cols[9]![i] = r.properties;
       cols[10]![i] = r.context;
       cols[11]![i] = r.pipelineVersion ?? 0;
+      cols[12]![i] = r.operatorVersion ?? 0;
     });
     await client.query(
-      `INSERT INTO ${table} (tenant, type, key, idempotency_key, ts, received_at, partition, "offset", origin, properties, context, pipeline_version, stored_at)
-       SELECT t, y, k, i, ts, r, p, o, g, pr::jsonb, c::jsonb, pv, $13
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::int[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::int[])
-         AS x(t, y, k, i, ts, r, p, o, g, pr, c, pv)`,
+      `INSERT INTO ${table} (tenant, type, key, idempotency_key, ts, received_at, partition, "offset", origin, properties, context, pipeline_version, operator_version, stored_at)
+       SELECT t, y, k, i, ts, r, p, o, g, pr::jsonb, c::jsonb, pv, ov, $14
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::int[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::int[], $13::int[])
+         AS x(t, y, k, i, ts, r, p, o, g, pr, c, pv, ov)`,
       [...cols, storedAt],
     );
   }
@@ -444,9 +449,10 @@ interface EventRow {
   properties: string;
   context: string;
   pipeline_version: number;
+  operator_version: number;
 }
 
-const EVENT_COLUMNS = `type, key, idempotency_key, ts, received_at, stored_at, partition, "offset", origin, properties::text AS properties, context::text AS context, pipeline_version`;
+const EVENT_COLUMNS = `type, key, idempotency_key, ts, received_at, stored_at, partition, "offset", origin, properties::text AS properties, context::text AS context, pipeline_version, operator_version`;
 
 function toStoredEvent(r: EventRow): StoredEvent {
   return {
@@ -462,6 +468,7 @@ function toStoredEvent(r: EventRow): StoredEvent {
     properties: r.properties,
     context: r.context,
     pipelineVersion: Number(r.pipeline_version ?? 0),
+    operatorVersion: Number(r.operator_version ?? 0),
   };
 }
 

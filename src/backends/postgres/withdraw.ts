@@ -1,26 +1,25 @@
-import type { EventPosition } from '../../ports/store.js';
+import type { EventPosition, VersionOf } from '../../ports/store.js';
+import { versionColumn } from '../version-column.js';
 import type { Sql } from './database.js';
 
 /**
- * A rolled-back pipeline version's raw events, found and taken out (Store.producedBy and
- * Store.withdraw), as the DuckDB store does in its own withdraw.ts: one statement deletes the
- * events at the given positions that the version produced, then their keys leave the key
- * ledger (so that the re-derived events, with the same keys, are stored) and what they added
- * to `counts_1m` is taken off, in the caller's transaction.
+ * A rolled-back pipeline version's raw events on PostgreSQL, found and taken out
+ * (Store.producedBy and Store.withdraw). The key ledger's entries go with the events, so that
+ * the re-derived events (same keys) are stored again.
  */
-export async function producedBy(sql: Sql, tenant: string, version: number): Promise<EventPosition[]> {
+export async function producedBy(sql: Sql, tenant: string, version: number, of?: VersionOf): Promise<EventPosition[]> {
   const rows = await sql<{ partition: number; offset: string; ts: string }>(
-    'SELECT partition, "offset", ts FROM events WHERE tenant = $1 AND pipeline_version = $2 ORDER BY partition, "offset"',
+    `SELECT partition, "offset", ts FROM events WHERE tenant = $1 AND ${versionColumn(of)} = $2 ORDER BY partition, "offset"`,
     [tenant, version],
   );
   return rows.map((r) => ({ partition: Number(r.partition), offset: Number(r.offset), ts: Number(r.ts) }));
 }
 
-/** Deletes the events, their keys and their counts; runs inside the caller's transaction. Answers how many were deleted. */
-export async function withdrawEvents(sql: Sql, tenant: string, version: number, positions: readonly EventPosition[]): Promise<number> {
+/** Deletes the events, their ledger keys and their counts, inside the caller's transaction. Answers how many were deleted. */
+export async function withdrawEvents(sql: Sql, tenant: string, version: number, positions: readonly EventPosition[], of?: VersionOf): Promise<number> {
   const gone = await sql<{ type: string; ts: string; idempotency_key: string }>(
     `DELETE FROM events e USING unnest($3::int[], $4::bigint[]) AS w(p, o)
-     WHERE e.tenant = $1 AND e.pipeline_version = $2 AND e.partition = w.p AND e."offset" = w.o
+     WHERE e.tenant = $1 AND e.${versionColumn(of)} = $2 AND e.partition = w.p AND e."offset" = w.o
      RETURNING e.type, e.ts, e.idempotency_key`,
     [tenant, version, positions.map((x) => x.partition), positions.map((x) => x.offset)],
   );
