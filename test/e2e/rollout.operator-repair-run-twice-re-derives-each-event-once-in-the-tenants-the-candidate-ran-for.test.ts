@@ -7,10 +7,10 @@ import { startWorkers, WORKER_GROUP } from '../../src/worker/workers.js';
 import { operatorVersionStages } from '../../src/rollout/changes.js';
 import { parseRolloutSpec } from '../../src/rollout/document.js';
 import { abort, startRollout, type Rollout } from '../../src/rollout/machine.js';
-import { finishPipelineRepair, planPipelineRepair, type PipelineRepairDeps } from '../../src/rollout/repair-pipeline.js';
+import { finishPipelineRepair, planPipelineRepair } from '../../src/rollout/repair-pipeline.js';
 import { compileTransform } from '../../src/transform/run.js';
-import { SchemaRegistry } from '../../src/schema/registry.js';
 import { entry } from '../helpers/entries.js';
+import { repairDeps } from '../helpers/repair.js';
 import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
 
 /**
@@ -63,15 +63,7 @@ it('rollout.operator-repair-run-twice-re-derives-each-event-once-in-the-tenants-
   const started = startRollout('ro_optest', OPERATOR_SCOPE, spec, Date.now() - 60_000, 'test');
   const rolledBack: Rollout = abort(started, Date.now(), 'test');
   expect(rolledBack.repair).toMatchObject({ status: 'pending' });
-  const deps: PipelineRepairDeps = {
-    log,
-    catalog,
-    schemas: new SchemaRegistry(catalog, { refreshMs: 0 }),
-    limits: { maxEventBytes: config.limits.eventBytes, maxDepth: config.limits.depth },
-    time: config.events,
-    store,
-    startBackfill: async () => undefined,
-  };
+  const deps = repairDeps(p);
   const planned = (await planPipelineRepair(deps, rolledBack, Date.now()))!;
   // Each saved position names its tenant: only acme's, the candidate's.
   expect(planned.repair!.withdrawing).toHaveLength(N);

@@ -5,18 +5,24 @@ import { DuckdbStore } from '../../src/backends/duckdb/store.js';
 import { entry } from '../helpers/entries.js';
 import { tmpDir } from '../helpers/tmp.js';
 
+/** A DuckDB file whose events table has the columns of an older release, with one row. */
+async function oldFile(extraColumns: string, row: string): Promise<string> {
+  const file = path.join(tmpDir(), 'store.duckdb');
+  const old = await DuckDBInstance.create(file);
+  const c = await old.connect();
+  await c.run(`CREATE TABLE events (tenant VARCHAR NOT NULL, type VARCHAR NOT NULL, key VARCHAR NOT NULL, idempotency_key VARCHAR NOT NULL,
+    ts TIMESTAMP_MS NOT NULL, received_at TIMESTAMP_MS NOT NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, origin VARCHAR NOT NULL,
+    properties JSON NOT NULL, context JSON NOT NULL, stored_at TIMESTAMP_MS NOT NULL${extraColumns})`);
+  await c.run(`INSERT INTO events VALUES (${row})`);
+  c.closeSync();
+  old.closeSync();
+  return file;
+}
+
 describe('a store made before transform pipelines', () => {
   it('store.an-old-duckdb-file-gains-pipeline-version-and-keeps-its-rows', async () => {
-    const file = path.join(tmpDir(), 'store.duckdb');
     // The events table as it was before pipeline versions, with one row in it.
-    const old = await DuckDBInstance.create(file);
-    const c = await old.connect();
-    await c.run(`CREATE TABLE events (tenant VARCHAR NOT NULL, type VARCHAR NOT NULL, key VARCHAR NOT NULL, idempotency_key VARCHAR NOT NULL,
-      ts TIMESTAMP_MS NOT NULL, received_at TIMESTAMP_MS NOT NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, origin VARCHAR NOT NULL,
-      properties JSON NOT NULL, context JSON NOT NULL, stored_at TIMESTAMP_MS NOT NULL)`);
-    await c.run(`INSERT INTO events VALUES ('acme', 'checkout', 'u', 'old-1', now(), now(), 0, 1, 'live', '{"amount":1}', '{}', now())`);
-    c.closeSync();
-    old.closeSync();
+    const file = await oldFile('', `'acme', 'checkout', 'u', 'old-1', now(), now(), 0, 1, 'live', '{"amount":1}', '{}', now()`);
 
     const store = new DuckdbStore({ file });
     await store.connect();
@@ -31,16 +37,8 @@ describe('a store made before transform pipelines', () => {
   });
 
   it('store.a-duckdb-file-with-pipeline-version-gains-operator-version-and-keeps-its-rows', async () => {
-    const file = path.join(tmpDir(), 'store.duckdb');
     // The events table as it was before operator versions (pipeline_version added last), with one row in it.
-    const old = await DuckDBInstance.create(file);
-    const c = await old.connect();
-    await c.run(`CREATE TABLE events (tenant VARCHAR NOT NULL, type VARCHAR NOT NULL, key VARCHAR NOT NULL, idempotency_key VARCHAR NOT NULL,
-      ts TIMESTAMP_MS NOT NULL, received_at TIMESTAMP_MS NOT NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, origin VARCHAR NOT NULL,
-      properties JSON NOT NULL, context JSON NOT NULL, stored_at TIMESTAMP_MS NOT NULL, pipeline_version INTEGER DEFAULT 0)`);
-    await c.run(`INSERT INTO events VALUES ('acme', 'checkout', 'u', 'old-1', now(), now(), 0, 1, 'live', '{"amount":1}', '{}', now(), 3)`);
-    c.closeSync();
-    old.closeSync();
+    const file = await oldFile(', pipeline_version INTEGER DEFAULT 0', `'acme', 'checkout', 'u', 'old-1', now(), now(), 0, 1, 'live', '{"amount":1}', '{}', now(), 3`);
 
     const store = new DuckdbStore({ file });
     await store.connect();
