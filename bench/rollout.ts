@@ -57,6 +57,8 @@ async function setUp(c: Child, admin: string, mode: RolloutMode): Promise<string
     return null;
   }
   await call(c, admin, 'PUT', '/v1/pipeline', { steps: LIVE_STEPS });
+  // A view of what the steps derive, in both runs: the shadow compares it bucket by bucket.
+  await call(c, admin, 'PUT', '/v1/views/cents_by_path', { event: 'page_view', filters: [], dimensions: ['properties.path'], measures: ['count', 'sum:amount_cents', 'max:amount_cents'], grain: '1m' });
   if (mode === 'pipeline-live') return null;
   const v = await call(c, admin, 'POST', '/v1/pipeline/versions', { steps: CANDIDATE_STEPS });
   const r = await call(c, admin, 'POST', '/v1/rollouts', { change: { pipeline_version: v.version }, steps: [{ shadow: { sample: 1, duration: '1h' } }], guardrails: { min_events: 1000 }, auto: true });
@@ -102,8 +104,11 @@ async function liveRun(dir: string, mode: RolloutMode, events: number, batch: nu
     })();
     await Promise.all([producer, poller]);
     agent.destroy();
-    const compared = id ? ((await call(c, keys.adminKey, 'GET', `/v1/rollouts/${id}/diff?limit=0`)).compared as number) : 0;
-    return { ingest: ingest.eventsPerSecond, e2e, freshnessP99: percentile(freshness, 0.99), compared, total: events + sent };
+    const diff = id ? await call(c, keys.adminKey, 'GET', `/v1/rollouts/${id}/diff?limit=0`) : null;
+    const compared = (diff?.compared as number | undefined) ?? 0;
+    // Cells of the views compared (view, bucket and group), per batch: see rollout/view-diff.ts.
+    const buckets = ((diff?.views ?? []) as { buckets_compared: number }[]).reduce((n, v) => n + v.buckets_compared, 0);
+    return { ingest: ingest.eventsPerSecond, e2e, freshnessP99: percentile(freshness, 0.99), compared, buckets, total: events + sent };
   } finally {
     await c.stop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -183,7 +188,7 @@ export async function rolloutBench(work: string, events: number, batch: number, 
     const xs = runs.filter((x) => x.mode === mode).map((x) => f(x.r));
     return xs.reduce((a, b) => a + b, 0) / xs.length;
   };
-  const of = (mode: RolloutMode) => ({ e2e: mean(mode, (r) => r.e2e), ingest: mean(mode, (r) => r.ingest), freshnessP99: mean(mode, (r) => r.freshnessP99), compared: mean(mode, (r) => r.compared), total: mean(mode, (r) => r.total) });
+  const of = (mode: RolloutMode) => ({ e2e: mean(mode, (r) => r.e2e), ingest: mean(mode, (r) => r.ingest), freshnessP99: mean(mode, (r) => r.freshnessP99), compared: mean(mode, (r) => r.compared), buckets: mean(mode, (r) => r.buckets), total: mean(mode, (r) => r.total) });
   say('rollout: time from a guardrail breach to share 0 (a schema version, then a pipeline version and its repair)');
   const breach = await breachToZero(path.join(work, 'rollout-breach'), 'schema');
   const pipelineBreach = await breachToZero(path.join(work, 'rollout-breach-pipeline'), 'pipeline');
