@@ -58,6 +58,7 @@ it('store.an-unreadable-value-fails-its-query-as-a-data-error-and-others-answer'
   appender.appendVarchar(String(row[9]));
   appender.appendTimestampMilliseconds(new DuckDBTimestampMillisecondsValue(BigInt(Date.now())));
   appender.appendInteger(0); // pipeline_version: no transform pipeline
+  appender.appendInteger(0); // operator_version: no operator pipeline
   appender.endRow();
   appender.closeSync();
   c.closeSync();

@@ -70,8 +70,10 @@ it('acks.lost-after-commit-redeliveries-change-no-view-and-dead-letter-nothing',
       expect(r.json()).toMatchObject({ accepted: BATCH, duplicates: 0 });
       await new Promise((r) => setTimeout(r, 150));
     }
-    // Every event committed once, and some delivered again past the attempt limit.
-    await until(async () => (await p.store.rawStats('acme')).events === EVENTS && highestAttempt > 2 * MAX_ATTEMPTS, 60_000);
+    // Every event committed once, and some delivered again past the attempt limit. A record's
+    // attempts climb only while it is delivered alone within a spell: on a loaded machine there
+    // are fewer deliveries per spell, so this may take a while.
+    await until(async () => (await p.store.rawStats('acme')).events === EVENTS && highestAttempt > 2 * MAX_ATTEMPTS, 150_000);
     done = true;
     await spells;
     await until(async () => (await p.log.positions('workers')).every((x) => x.committed === x.head), 60_000);
@@ -103,4 +105,4 @@ it('acks.lost-after-commit-redeliveries-change-no-view-and-dead-letter-nothing',
   } finally {
     await p.close();
   }
-}, 180_000);
+}, 300_000);

@@ -172,7 +172,7 @@ describe('fuzz: the query compiler', () => {
     const c = await db.connect();
     await c.run(SCHEMA);
     await c.run(viewTableDdl('view_x', view));
-    await c.run(`INSERT INTO events VALUES ('t', 'checkout', 'k', 'i', '2026-11-24 10:00:00', '2026-11-24 10:00:00', 0, 1, 'live', '{"region":"eu","amount":3,"a":{"b":1}}', '{"app":"web"}', '2026-11-24 10:00:00', 0)`);
+    await c.run(`INSERT INTO events VALUES ('t', 'checkout', 'k', 'i', '2026-11-24 10:00:00', '2026-11-24 10:00:00', 0, 1, 'live', '{"region":"eu","amount":3,"a":{"b":1}}', '{"app":"web"}', '2026-11-24 10:00:00', 0, 0)`);
     const maintain = new Params();
     await c.run(viewMaintainSql('view_x', view, 'events', maintain), maintain.values);
     let ran = 0;
