@@ -72,8 +72,10 @@ export function rolloutScenarios(name: string, start: () => Promise<RolloutTarge
 
       // Enforcement ramps to every key: now, and only now, the failing events are dead-lettered.
       expect((await call(keys.adminKey, 'POST', `/v1/rollouts/${id}/advance`)).body).toMatchObject({ state: 'ramp', share: 100 });
-      // The workers take the new share at the controller's next pass.
-      await new Promise((r) => setTimeout(r, 2_500));
+      // The workers take the new share at the controller's next pass, which then reports it
+      // (a fixed wait was too short on a loaded machine).
+      const shareOf = async () => (await (await fetch(`${server!.url}/metrics`)).text()).match(new RegExp(`sluice_rollout_share\\{[^}]*rollout="${id}"[^}]*\\} (\\d+)`))?.[1];
+      expect(await poll(shareOf, (s) => s === '100')).toBe('100');
       expect((await call(keys.writeKey, 'POST', '/v1/events', events(2000, 1000, 'b'))).status).toBe(202);
       expect(await poll(count, (n) => n === 1970)).toBe(1970);
       const dlq = await poll(
