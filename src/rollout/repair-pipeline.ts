@@ -15,12 +15,14 @@ import { repaired, type Rollout, type Withdrawing } from './machine.js';
  *    with `pipeline_version` = N; an operator version: every tenant's events with
  *    `operator_version` = N, tenant by tenant) and their positions saved in the rollout
  *    (`repair.withdrawing`), before anything changes.
- * 2. They are withdrawn from the store (events, per-minute counts, the key ledger where the
- *    store keeps one), in one transaction per tenant.
- * 3. The records at those positions are read from the log (those past its retention are
- *    counted, not re-derived) and appended again as replays of one generation per rollout:
- *    the log deduplicates (key, generation), so a repair that crashed and runs again
- *    appends each once. The workers run the live version over them.
+ * 2. The records at those positions are read from the log, a chunk at a time. Only those
+ *    the log still holds are withdrawn from the store (events, per-minute counts, the key
+ *    ledger where the store keeps one; one transaction per tenant and chunk) and appended
+ *    again as replays of one generation per rollout: the log deduplicates (key, generation),
+ *    so a repair that crashed and runs again appends each once. The workers run the live
+ *    version over them.
+ * 3. An event past the log's retention cannot be re-derived: it keeps the candidate's output
+ *    (withdrawing it would lose it) and is counted in `past_retention`.
  * 4. The candidate's dead letters (its `dead_letter` steps and failures, whose message names
  *    the version: "(pipeline version N)" or "(operator pipeline version N)") are replayed
  *    from their dead letters (ops/replay.ts), in every tenant it ran for.
@@ -94,26 +96,34 @@ export async function finishPipelineRepair(deps: PipelineRepairDeps, r: Rollout,
   if (r.repair?.status !== 'pending' || !target || !r.repair.withdrawing) return r;
   const { version, of } = target;
   const byTenant = new Map<string, EventPosition[]>();
+  const byPartition = new Map<number, number[]>();
+  const tsOf = new Map<string, number>();
   for (const [partition, offset, ts, tenant = r.tenant] of r.repair.withdrawing) {
     let list = byTenant.get(tenant);
     if (!list) byTenant.set(tenant, (list = []));
     list.push({ partition, offset, ts });
+    let offsets = byPartition.get(partition);
+    if (!offsets) byPartition.set(partition, (offsets = []));
+    offsets.push(offset);
+    tsOf.set(`${partition}:${offset}`, ts);
   }
-  for (const [tenant, positions] of byTenant) await deps.store.withdraw(tenant, version, positions, of);
 
   const generation = repairGeneration(r.id);
-  const byPartition = new Map<number, number[]>();
-  for (const [partition, offset] of r.repair.withdrawing) {
-    let list = byPartition.get(partition);
-    if (!list) byPartition.set(partition, (list = []));
-    list.push(offset);
-  }
   let found = 0;
   for (const [partition, offsets] of byPartition) {
     for (let i = 0; i < offsets.length; i += APPEND_CHUNK) {
       const records = await deps.log.readAt(partition, offsets.slice(i, i + APPEND_CHUNK));
+      if (records.length === 0) continue;
+      // Only what the log still holds is taken out and derived again.
+      const held = new Map<string, EventPosition[]>();
+      for (const rec of records) {
+        let list = held.get(rec.tenant);
+        if (!list) held.set(rec.tenant, (list = []));
+        list.push({ partition, offset: rec.offset, ts: tsOf.get(`${partition}:${rec.offset}`) ?? rec.ts });
+      }
+      for (const [tenant, positions] of held) await deps.store.withdraw(tenant, version, positions, of);
+      await deps.log.append(records.map((rec) => rederived(rec, generation)));
       found += records.length;
-      if (records.length > 0) await deps.log.append(records.map((rec) => rederived(rec, generation)));
     }
   }
 
@@ -134,14 +144,18 @@ export async function finishPipelineRepair(deps: PipelineRepairDeps, r: Rollout,
     for (const v of await deps.store.views.list(tenant)) await deps.startBackfill({ view: v.name, tenant, from, to, rate: 0 });
   }
 
-  const withdrawn = r.repair.withdrawing.length;
-  const { withdrawing: _, ...rest } = r.repair;
+  const { withdrawing: planned, ...rest } = r.repair;
   // Counts so far, with those of an earlier sweep.
-  const total = { stored: (rest.rederived_stored ?? 0) + found, dead: (rest.rederived_dead ?? 0) + replayed, past: rest.past_retention + withdrawn - found };
-  // A batch the candidate began before the routes changed may have committed after the positions were read: sweep again at the next pass.
+  const total = { stored: (rest.rederived_stored ?? 0) + found, dead: (rest.rederived_dead ?? 0) + replayed, past: 0 };
+  // What still holds the candidate's output: the events past retention (kept), and any a batch
+  // the candidate began before the routes changed committed after step 1 (sweep again at the next pass).
+  const saved = new Set(planned.map(([partition, offset, , tenant = r.tenant]) => `${tenant}:${partition}:${offset}`));
   for (const tenant of tenants) {
-    if ((await deps.store.producedBy(tenant, version, of)).length > 0) {
-      return { ...r, repair: { ...rest, rederived_stored: total.stored, rederived_dead: total.dead, past_retention: total.past }, updated_at: now };
+    for (const x of await deps.store.producedBy(tenant, version, of)) {
+      if (!saved.has(`${tenant}:${x.partition}:${x.offset}`)) {
+        return { ...r, repair: { ...rest, rederived_stored: total.stored, rederived_dead: total.dead }, updated_at: now };
+      }
+      total.past++;
     }
   }
   // A tenant's version keeps the words its decisions always had ("events version N stored").

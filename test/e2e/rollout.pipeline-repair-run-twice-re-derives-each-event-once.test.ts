@@ -24,10 +24,10 @@ afterEach(async () => {
 
 const N = 300;
 
-it('rollout.pipeline-repair-run-twice-re-derives-each-event-once', async () => {
-  p = await startPipeline({}, { workers: false });
-  const { log, store, catalog, config } = p;
-  const tenant = p.tenant.tenant;
+/** Version 1 live, version 2 stored; N events appended, then stored by version 2 and acked (the candidate live for every key). */
+async function storedByTheCandidate(pipeline: Pipeline): Promise<string> {
+  const { log, store, catalog } = pipeline;
+  const tenant = pipeline.tenant.tenant;
   const v1 = [{ set: { field: 'properties.v', value: '1' } }];
   const v2 = [{ set: { field: 'properties.v', value: '2' } }];
   await catalog.pipelines.put(tenant, { steps: v1, actor: 'test', audit: () => null });
@@ -47,6 +47,13 @@ it('rollout.pipeline-repair-run-twice-re-derives-each-event-once', async () => {
     await log.release(lease);
   }
   expect((await store.producedBy(tenant, 2)).length).toBe(N);
+  return tenant;
+}
+
+it('rollout.pipeline-repair-run-twice-re-derives-each-event-once', async () => {
+  p = await startPipeline({}, { workers: false });
+  const { log, store, catalog, config } = p;
+  const tenant = await storedByTheCandidate(p);
 
   // Rolled back: the repair is pending from the moment version 2 went live.
   const spec = parseRolloutSpec({ change: { pipeline_version: 2 }, steps: [{ ramp: { percents: [100], step_duration: '1h' } }], guardrails: { min_events: 1 }, auto: true });
@@ -76,4 +83,32 @@ it('rollout.pipeline-repair-run-twice-re-derives-each-event-once', async () => {
   const sample = await store.findEvent(tenant, 'k-7');
   expect(JSON.parse(sample!.properties)).toEqual({ amount: 7, v: 1 });
   expect(sample!.origin).toBe('replay');
+});
+
+it('rollout.pipeline-repair-keeps-the-candidates-output-of-events-past-the-logs-retention-and-loses-none', async () => {
+  let now = Date.now();
+  p = await startPipeline({ log: { retentionMs: 60_000 } }, { workers: false, logClock: { now: () => now } });
+  const { log, store, catalog, config } = p;
+  const tenant = await storedByTheCandidate(p);
+  // The oldest acked records of each partition go past the log's retention and are pruned.
+  now += 120_000;
+  const pruned = log.prune(5).deleted;
+  expect(pruned).toBeGreaterThan(0);
+  expect(pruned).toBeLessThan(N);
+
+  const rolledBack = abort(startRollout('ro_past', tenant, parseRolloutSpec({ change: { pipeline_version: 2 }, steps: [{ ramp: { percents: [100], step_duration: '1h' } }], guardrails: { min_events: 1 }, auto: true }), Date.now() - 60_000, 'test'), Date.now(), 'test');
+  const deps = repairDeps(p);
+  const done = await finishPipelineRepair(deps, (await planPipelineRepair(deps, rolledBack, Date.now()))!, Date.now());
+  // What the log no longer holds keeps the candidate's output: never withdrawn, so never lost.
+  expect(done.repair).toMatchObject({ status: 'done', repaired: N - pruned, past_retention: pruned });
+  expect(done.decisions.at(-1)!.reason).toContain(`(${pruned} more are past the log's retention and keep version 2's output)`);
+  const workers = await startWorkers(config, { log, store, catalog });
+  try {
+    await until(async () => (await store.producedBy(tenant, 1)).length === N - pruned, 30_000, 100);
+    await new Promise((r) => setTimeout(r, 500));
+  } finally {
+    await workers.stop();
+  }
+  expect(await store.rawStats(tenant)).toEqual({ events: N, distinctKeys: N });
+  expect((await store.producedBy(tenant, 2)).length).toBe(pruned);
 });
