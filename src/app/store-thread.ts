@@ -17,7 +17,7 @@ import { startWorkers, type Workers } from '../worker/workers.js';
 import { EnrichSettings } from '../rollout/enrich-settings.js';
 import { RolloutRuntime, SHADOW_GROUP, SHADOW_SLICE } from '../rollout/runtime.js';
 import { loadEnrichers } from '../worker/enrich.js';
-import { evaluateAll, finishRepair } from '../rollout/service.js';
+import { evaluateAll, finishRepair, pendingRepairs } from '../rollout/service.js';
 import { SchemaRegistry } from '../schema/registry.js';
 import type { ConsumerSinks } from '../worker/consumer.js';
 import { lowerThreadPriority } from './priority.js';
@@ -228,6 +228,8 @@ const replayDeps = {
 };
 /** Rollouts that finished at the last pass: repaired at this one, once the live routes no longer take the candidate. */
 let toRepair: { tenant: string; id: string }[] = [];
+/** Whether the repairs left pending before this process started were taken up (at the first pass). */
+let resumed = false;
 const controller = periodic(
     'rollouts',
     ROLLOUT_EVALUATION_MS,
@@ -236,6 +238,10 @@ const controller = periodic(
       await rollouts.flush();
       const after = await evaluateAll(catalog, clock.now());
       const gone = await rollouts.refresh(after);
+      if (!resumed) {
+        for (const g of await pendingRepairs(catalog)) if (!toRepair.some((t) => t.id === g.id)) toRepair.push(g);
+        resumed = true;
+      }
       const again: typeof toRepair = [];
       for (const g of toRepair) {
         const r = await finishRepair(catalog, replayDeps, g.tenant, g.id, clock.now());

@@ -93,8 +93,9 @@ export async function getRollout(catalog: Catalog, tenant: string, id: string): 
   return rec ? fromRecord(rec) : null;
 }
 
-function notFound(id: string): SluiceError {
-  return new SluiceError('SLUICE_ERR_NOT_FOUND', `no rollout "${id.slice(0, 40)}"; GET /v1/rollouts lists them`, { field: 'id' });
+/** The 404 of a rollout id the tenant does not have, with where to look. */
+export function notFound(id: string): SluiceError {
+  return new SluiceError('SLUICE_ERR_NOT_FOUND', `no rollout "${id.slice(0, 40)}" of this tenant; GET /v1/rollouts (sluice rollout list) lists them, and an operator-wide one is read with sluice rollout show <id> --global`, { field: 'id' });
 }
 
 /**
@@ -175,6 +176,22 @@ export function wireRollout(r: Rollout) {
     decisions: r.decisions.map((d) => ({ ...d, at: new Date(d.at).toISOString(), ...(d.window ? { window: { from: new Date(d.window.from).toISOString(), to: new Date(d.window.to).toISOString() } } : {}) })),
     repair: r.repair && { status: r.repair.status, from: r.repair.from, to: r.repair.to, repaired: r.repair.repaired, past_retention: r.repair.past_retention },
   };
+}
+
+/**
+ * Finished rollouts whose repair is still pending, in every tenant and the operator's scope
+ * (the newest 100 rollouts of each): a process stopped before it ran their repair, or an
+ * abort was saved while no server ran (`sluice rollout abort --global`). The controller takes
+ * them at its first pass. Running a repair again is safe: see repair-pipeline.ts.
+ */
+export async function pendingRepairs(catalog: Catalog): Promise<{ tenant: string; id: string }[]> {
+  const out: { tenant: string; id: string }[] = [];
+  for (const tenant of [...(await catalog.listTenants()).map((t) => t.name), OPERATOR_SCOPE]) {
+    for (const rec of await catalog.rollouts.list(tenant, 100)) {
+      if (!rec.active && fromRecord(rec).repair?.status === 'pending') out.push({ tenant, id: rec.id });
+    }
+  }
+  return out;
 }
 
 /**

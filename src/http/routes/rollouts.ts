@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../../core/errors.js';
 import type { Catalog } from '../../ports/catalog.js';
-import { act, createRollout, getRollout, OPERATOR_ACTIONS, wireRollout, fromRecord, type OperatorAction } from '../../rollout/service.js';
+import { act, createRollout, getRollout, notFound, OPERATOR_ACTIONS, wireRollout, fromRecord, type OperatorAction } from '../../rollout/service.js';
 import { diffAnswer } from '../../rollout/diff-answer.js';
 import { authenticate } from '../auth.js';
 
@@ -16,7 +16,6 @@ export const MAX_DIFF_SAMPLES = 100;
  */
 export async function rolloutRoutes(app: FastifyInstance, opts: { catalog: Catalog; now: () => number }): Promise<void> {
   const { catalog, now } = opts;
-  const notFound = (id: string) => new SluiceError('SLUICE_ERR_NOT_FOUND', `no rollout "${id.slice(0, 40)}"; GET /v1/rollouts lists them`, { field: 'id' });
 
   app.post('/v1/rollouts', async (request, reply) => {
     const { tenant, keyId } = await authenticate(catalog, request, 'admin');
