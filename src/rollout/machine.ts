@@ -242,7 +242,8 @@ function next(r: Rollout, now: number, actor: string, reason: string, numbers: P
 }
 
 function conflict(r: Rollout, what: string): SluiceError {
-  return new SluiceError('SLUICE_ERR_CONFLICT', `rollout ${r.id} is ${r.state}: cannot ${what}${TERMINAL.has(r.state) ? '; start a new rollout' : ''}`);
+  const next = TERMINAL.has(r.state) ? '; start a new rollout' : r.state === 'paused' && what === 'pause' ? ' again; resume it to go on' : '';
+  return new SluiceError('SLUICE_ERR_CONFLICT', `rollout ${r.id} is ${r.state}: cannot ${what}${next}`);
 }
 
 /** The operator moves to the next phase now (or promotes after the last), whatever the step's time and guardrails. */
