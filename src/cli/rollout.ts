@@ -40,7 +40,9 @@ export function details(r: WireRollout): string {
   for (const d of r.decisions) {
     lines.push(`  ${d.at}  ${d.verdict.padEnd(9)} ${d.step} ${d.share}%  by ${d.actor}: ${d.reason}`);
     for (const c of d.checks ?? []) {
-      lines.push(`      ${c.guardrail.padEnd(18)} cohort ${c.cohort.toPrecision(3)} (n=${c.cohort_events})  baseline ${c.baseline.toPrecision(3)} (n=${c.baseline_events})  tolerance ${c.tolerance}${c.breached ? '  BREACHED' : ''}`);
+      // At 100% no key is left for a baseline: the cohort is judged against its tolerance alone.
+      const baseline = d.share >= 100 ? 'no baseline at 100%' : `baseline ${c.baseline.toPrecision(3)} (n=${c.baseline_events})`;
+      lines.push(`      ${c.guardrail.padEnd(18)} cohort ${c.cohort.toPrecision(3)} (n=${c.cohort_events})  ${baseline}  tolerance ${c.tolerance}${c.breached ? '  BREACHED' : ''}`);
     }
   }
   if (r.repair) lines.push(`repair: ${r.repair.status}, ${r.repair.repaired} repaired, ${r.repair.past_retention} past retention`);

@@ -2,7 +2,7 @@ import { afterEach, expect, it } from 'vitest';
 import { embeddedPaths } from '../../src/backends/embedded.js';
 import { SqliteCatalog } from '../../src/backends/sqlite/catalog.js';
 import { act } from '../../src/rollout/service.js';
-import { apiCall } from '../helpers/api.js';
+import { apiCall, rolloutShare } from '../helpers/api.js';
 import { poll } from '../helpers/poll.js';
 import { freePort, keysFrom, startServer, stop, type ServerProcess } from '../helpers/server.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -34,7 +34,7 @@ it('rollout.a-repair-left-pending-when-sluice-stopped-runs-at-its-next-start', a
   expect(created.body).toMatchObject({ state: 'ramp', share: 100 });
   const id = created.body!.id as string;
   // The workers take the route at the controller's next pass, which then reports the share.
-  const shareOf = async () => (await (await fetch(`${server!.url}/metrics`)).text()).match(new RegExp(`sluice_rollout_share\\{[^}]*rollout="${id}"[^}]*\\} (\\d+)`))?.[1];
+  const shareOf = () => rolloutShare(server!.url, id);
   expect(await poll(shareOf, (s) => s === '100')).toBe('100');
   const events = Array.from({ length: 200 }, (_, i) => ({ type: 'checkout', key: `u${i}`, idempotency_key: `k${i}`, properties: { amount: i } }));
   expect((await call(keys.writeKey, 'POST', '/v1/events', events)).status).toBe(202);

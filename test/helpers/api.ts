@@ -23,3 +23,9 @@ export async function apiOk<T>(base: string, key: string, method: string, path: 
   if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
   return (text ? JSON.parse(text) : undefined) as T;
 }
+
+/** A rollout's share as the server's `/metrics` reports it (`sluice_rollout_share`), or undefined before the controller has. */
+export async function rolloutShare(base: string, id: string): Promise<string | undefined> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return text.match(new RegExp(`sluice_rollout_share\\{[^}]*rollout="${id}"[^}]*\\} (\\d+)`))?.[1];
+}

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI } from './server.js';
-import { apiCall } from './api.js';
+import { apiCall, rolloutShare } from './api.js';
 import { poll } from './poll.js';
 
 /** A running `sluice up` for the scenarios: its URL, the tenant's keys, and how to stop it. */
@@ -74,7 +74,7 @@ export function rolloutScenarios(name: string, start: () => Promise<RolloutTarge
       expect((await call(keys.adminKey, 'POST', `/v1/rollouts/${id}/advance`)).body).toMatchObject({ state: 'ramp', share: 100 });
       // The workers take the new share at the controller's next pass, which then reports it
       // (a fixed wait was too short on a loaded machine).
-      const shareOf = async () => (await (await fetch(`${server!.url}/metrics`)).text()).match(new RegExp(`sluice_rollout_share\\{[^}]*rollout="${id}"[^}]*\\} (\\d+)`))?.[1];
+      const shareOf = () => rolloutShare(server!.url, id);
       expect(await poll(shareOf, (s) => s === '100')).toBe('100');
       expect((await call(keys.writeKey, 'POST', '/v1/events', events(2000, 1000, 'b'))).status).toBe(202);
       expect(await poll(count, (n) => n === 1970)).toBe(1970);
@@ -83,8 +83,7 @@ export function rolloutScenarios(name: string, start: () => Promise<RolloutTarge
         (r) => r.body?.entries.length === 30,
       );
       expect(dlq.body!.entries.map((e: { reason: string }) => e.reason)).toEqual(Array(30).fill('schema_violation'));
-      const metrics = await (await fetch(`${server!.url}/metrics`)).text();
-      expect(metrics).toMatch(new RegExp(`sluice_rollout_share\\{[^}]*rollout="${id}"[^}]*\\} 100`));
+      expect(await rolloutShare(server!.url, id)).toBe('100');
       // The CLI shows the same rollout, each decision with its actor and reason (compare goes on during the ramp: both batches); and promotes it.
       // The shadow compares the second batch too, in its own consumer group: wait until it has.
       await poll(

@@ -14,6 +14,8 @@ import { heldVersions } from '../../src/schema/registry.js';
 import { judge, processBatch, type Stage } from '../../src/worker/pipeline.js';
 import { record } from '../helpers/entries.js';
 import { drive, healthy, MIN } from '../helpers/rollout-clock.js';
+import { details } from '../../src/cli/rollout.js';
+import { wireRollout } from '../../src/rollout/service.js';
 
 const ctx = { signal: new AbortController().signal };
 
@@ -334,5 +336,15 @@ describe('ingest and a schema rollout', () => {
       { kind: 'pipeline_version', state: 'ramp', doc: { change: { pipeline_version: 7 } } },
     ]);
     expect(Object.fromEntries([...held].map(([t, v]) => [t, [...v]]))).toEqual({ checkout: [4], signup: [2] });
+  });
+
+  it('rollout.show-says-a-step-at-100-percent-has-no-baseline-instead-of-printing-one-of-0-events', () => {
+    const spec = parseRolloutSpec({ change: { pipeline_version: 2 }, steps: [{ ramp: { percents: [100], step_duration: '1m' } }], guardrails: { dead_letter_rate: 0.01, min_events: 10 }, auto: true });
+    const t: Tally = { events: 100, dead: 0, dropped: 0, compared: 0, diffs: 0, costMs: 0 };
+    const r = evaluate(startRollout('ro_full', 'acme', spec, 0, 'key_a'), MIN, t, null);
+    expect(r.state).toBe('promoted');
+    const text = details(wireRollout(r));
+    expect(text).toMatch(/dead_letter_rate +cohort 0\.00+ \(n=100\)  no baseline at 100%  tolerance 0\.01/);
+    expect(text).not.toContain('(n=0)');
   });
 });
