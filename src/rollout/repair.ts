@@ -13,7 +13,10 @@ const PAGE = 10_000;
  * past the log's retention.
  *
  * Call it once the live routes no longer send keys to the candidate (the controller's pass
- * after the rollback). Answers the rollout with its repair done and the decision recorded.
+ * after the rollback). A batch a worker began under the candidate's route may dead-letter
+ * after that: while a pass replays anything, the repair stays pending (its count so far in
+ * `rederived_dead`) and sweeps again at the next pass; the first pass that replays nothing
+ * more answers the rollout with its repair done and the decision recorded.
  */
 export async function repairRollout(deps: ReplayDeps, r: Rollout, now: number): Promise<Rollout> {
   if (r.repair?.status !== 'pending' || r.repair.from === null) return r;
@@ -38,6 +41,11 @@ export async function repairRollout(deps: ReplayDeps, r: Rollout, now: number): 
     done += report.replayed + report.duplicates;
     failed += report.failed;
   }
+  const before = r.repair.rederived_dead ?? 0;
+  if (done > 0) return { ...r, repair: { ...r.repair, rederived_dead: before + done }, updated_at: now };
+  done = before;
+  const { rederived_dead: _, ...rest } = r.repair;
+  r = { ...r, repair: rest };
   const reason = `re-derived ${done} events dead-lettered by version ${version}'s enforcement with the active schema${failed > 0 ? `; ${failed} fail the active schema too and stay dead-lettered` : ''}`;
   return repaired(r, now, { repaired: done, past_retention: 0 }, reason);
 }

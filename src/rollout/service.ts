@@ -212,14 +212,20 @@ export async function finishRepair(catalog: Catalog, deps: PipelineRepairDeps, t
       if (!rec) return null;
       r = { ...planned, rev: rec.rev };
     }
-    const next = await finishPipelineRepair(deps, r, now);
-    if (next.repair?.status === 'pending') {
-      // Another sweep is due: saved without a decision; null asks the controller to come back at its next pass.
-      await catalog.rollouts.save(toRecord(next, r.rev), 'controller', 'rollout.repair_sweep', { rederived: next.repair.rederived_stored });
-      return null;
-    }
-    return (await save(catalog, r, next, 'controller')) ? next : null;
+    return sweepOrSave(catalog, r, await finishPipelineRepair(deps, r, now));
   }
-  const next = 'enrich' in r.change ? await repairOperatorRollout(deps, r, now) : await repairRollout(deps, r, now);
-  return (await save(catalog, r, next, 'controller')) ? next : null;
+  return sweepOrSave(catalog, r, 'enrich' in r.change ? await repairOperatorRollout(deps, r, now) : await repairRollout(deps, r, now));
+}
+
+/**
+ * Saves a repair's pass: done, with its decision; or, when another sweep is due, without a
+ * decision (audited `rollout.repair_sweep`), answering null so that the controller comes back
+ * at its next pass.
+ */
+async function sweepOrSave(catalog: Catalog, prev: Rollout & { rev: number }, next: Rollout): Promise<Rollout | null> {
+  if (next.repair?.status === 'pending') {
+    await catalog.rollouts.save(toRecord(next, prev.rev), 'controller', 'rollout.repair_sweep', { rederived: (next.repair.rederived_stored ?? 0) + (next.repair.rederived_dead ?? 0) });
+    return null;
+  }
+  return (await save(catalog, prev, next, 'controller')) ? next : null;
 }
