@@ -41,13 +41,10 @@ export async function repairRollout(deps: ReplayDeps, r: Rollout, now: number): 
     done += report.replayed + report.duplicates;
     failed += report.failed;
   }
-  const before = r.repair.rederived_dead ?? 0;
-  if (done > 0) return { ...r, repair: { ...r.repair, rederived_dead: before + done }, updated_at: now };
-  done = before;
-  const { rederived_dead: _, ...rest } = r.repair;
-  r = { ...r, repair: rest };
-  const reason = `re-derived ${done} events dead-lettered by version ${version}'s enforcement with the active schema${failed > 0 ? `; ${failed} fail the active schema too and stay dead-lettered` : ''}`;
-  return repaired(r, now, { repaired: done, past_retention: 0 }, reason);
+  const { rederived_dead: before = 0, ...rest } = r.repair;
+  if (done > 0) return { ...r, repair: { ...rest, rederived_dead: before + done }, updated_at: now };
+  const reason = `re-derived ${before} events dead-lettered by version ${version}'s enforcement with the active schema${failed > 0 ? `; ${failed} fail the active schema too and stay dead-lettered` : ''}`;
+  return repaired({ ...r, repair: rest }, now, { repaired: before, past_retention: 0 }, reason);
 }
 
 /**
@@ -56,7 +53,7 @@ export async function repairRollout(deps: ReplayDeps, r: Rollout, now: number): 
  * enriched keep their enrichment. (An operator pipeline version is repaired as a tenant's
  * pipeline version is, in every tenant: see repair-pipeline.ts.)
  */
-export async function repairOperatorRollout(_deps: ReplayDeps, r: Rollout, now: number): Promise<Rollout> {
+export function finishEnrichRollout(r: Rollout, now: number): Rollout {
   if (r.repair?.status !== 'pending' || r.repair.from === null || !('enrich' in r.change)) return r;
   // The built-in enrichers dead-letter nothing (the plugins, the same on both sides, may): nothing to replay.
   return repaired(r, now, { repaired: 0, past_retention: 0 }, 'enrichment: every tenant is back on the live enrichment; events stored while the candidate was live keep its enrichment (not re-derived)');

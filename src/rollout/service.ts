@@ -3,7 +3,7 @@ import { SluiceError } from '../core/errors.js';
 import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { Catalog } from '../ports/catalog.js';
 import type { MakeLive, RolloutRecord } from '../ports/rollouts.js';
-import { repairOperatorRollout, repairRollout } from './repair.js';
+import { finishEnrichRollout, repairRollout } from './repair.js';
 import { finishPipelineRepair, isPipelineRepair, planPipelineRepair, type PipelineRepairDeps } from './repair-pipeline.js';
 import { parseRolloutSpec } from './document.js';
 import { abort, advance, currentStep, evaluate, isActive, observationWindow, pause, promote, resume, startRollout, type Decision, type Rollout } from './machine.js';
@@ -214,7 +214,7 @@ export async function finishRepair(catalog: Catalog, deps: PipelineRepairDeps, t
     }
     return sweepOrSave(catalog, r, await finishPipelineRepair(deps, r, now));
   }
-  return sweepOrSave(catalog, r, 'enrich' in r.change ? await repairOperatorRollout(deps, r, now) : await repairRollout(deps, r, now));
+  return sweepOrSave(catalog, r, 'enrich' in r.change ? finishEnrichRollout(r, now) : await repairRollout(deps, r, now));
 }
 
 /**
