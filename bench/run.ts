@@ -239,7 +239,8 @@ async function backlogDrain(work: string) {
   return withServer(
     async () => startSluice(dataDir, await freePort()),
     async (c) => {
-      const samples: { done: number; rss: number }[] = [];
+      const samples: { done: number; rss: number; parts: Parts }[] = [];
+      let parts: Parts = { store: NaN, heap: NaN, threadHeap: NaN, external: NaN };
       const start = performance.now();
       let done = 0;
       let lastQuery = 0;
@@ -248,9 +249,10 @@ async function backlogDrain(work: string) {
         if (performance.now() - lastQuery > 1000) {
           done = await queriedTotal(c.url, readKey);
           lastQuery = performance.now();
-          say(`backlog: ${fmt(done)} / ${fmt(BACKLOG)} queryable, RSS ${mib(c.rss())}`);
+          parts = await memoryParts(c.url);
+          say(`backlog: ${fmt(done)} / ${fmt(BACKLOG)} queryable, RSS ${mib(c.rss())} (DuckDB ${mib(parts.store)}, main heap ${mib(parts.heap)}, store thread heap ${mib(parts.threadHeap)}, external ${mib(parts.external)})`);
         }
-        samples.push({ done, rss: c.rss() });
+        samples.push({ done, rss: c.rss(), parts });
       }
       const seconds = (performance.now() - start) / 1000;
       const at = (fraction: number): number => samples.find((s) => s.done >= fraction * BACKLOG)?.rss ?? NaN;
@@ -262,9 +264,36 @@ async function backlogDrain(work: string) {
       // bounded by caches and caps, not growing with the events drained.
       // The maximum RSS within each tenth of the drain (by events queryable).
       const deciles = Array.from({ length: 10 }, (_, d) => maxOf(d / 10, (d + 1) / 10));
-      return { seconds, rate: BACKLOG / seconds, early, half: at(0.5), late: at(0.9), max, firstHalfMax: maxOf(0, 0.5), secondHalfMax: maxOf(0.5, 1), growth: max / early, deciles };
+      // What the RSS is made of, per decile (maxima): DuckDB's buffer manager, the V8 heaps, and
+      // memory held outside V8's heap (Buffers, native addons' allocations seen by V8).
+      const partDeciles = (k: keyof Parts): number[] =>
+        Array.from({ length: 10 }, (_, d) => Math.max(...samples.filter((s) => s.done >= (d / 10) * BACKLOG && s.done <= ((d + 1) / 10) * BACKLOG).map((s) => s.parts[k]).filter(Number.isFinite)));
+      const breakdown = { store: partDeciles('store'), heap: partDeciles('heap'), threadHeap: partDeciles('threadHeap'), external: partDeciles('external') };
+      return { seconds, rate: BACKLOG / seconds, early, half: at(0.5), late: at(0.9), max, firstHalfMax: maxOf(0, 0.5), secondHalfMax: maxOf(0.5, 1), growth: max / early, deciles, breakdown };
     },
   );
+}
+
+interface Parts {
+  store: number;
+  heap: number;
+  threadHeap: number;
+  external: number;
+}
+
+/** Reads the parts of sluice up's memory from its Prometheus metrics (bytes; NaN when absent). */
+async function memoryParts(url: string): Promise<Parts> {
+  const text = await fetch(new URL('/metrics', url)).then((r) => r.text(), () => '');
+  const value = (name: string): number => {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : NaN;
+  };
+  return {
+    store: value('sluice_store_memory_bytes'),
+    heap: value('sluice_nodejs_heap_size_used_bytes'),
+    threadHeap: value('sluice_store_thread_heap_bytes'),
+    external: value('sluice_nodejs_external_memory_bytes'),
+  };
 }
 
 /**
@@ -372,6 +401,10 @@ try {
     `  drained in ${fmt(bl.seconds, 1)} s: ${fmt(bl.rate)} ev/s from log to queryable`,
     `  RSS at 10% drained ${mib(bl.early)}, 50% ${mib(bl.half)}, 90% ${mib(bl.late)}, max ${mib(bl.max)}`,
     `  max RSS by decile drained: ${bl.deciles.map((r) => (Number.isFinite(r) ? mib(r) : '–')).join(', ')}`,
+    `  of which, max by decile: DuckDB buffers ${bl.breakdown.store.map((r) => (Number.isFinite(r) ? mib(r) : '–')).join(', ')}`,
+    `                           main V8 heap   ${bl.breakdown.heap.map((r) => (Number.isFinite(r) ? mib(r) : '–')).join(', ')}`,
+    `                           store thread heap ${bl.breakdown.threadHeap.map((r) => (Number.isFinite(r) ? mib(r) : '–')).join(', ')}`,
+    `                           external (Buffers) ${bl.breakdown.external.map((r) => (Number.isFinite(r) ? mib(r) : '–')).join(', ')}`,
     `  ratio max / 10%                             ${fmt(bl.growth, 2).padStart(10)}`,
     `  ratio max 2nd half / max 1st half           ${fmt(bl.secondHalfMax / bl.firstHalfMax, 2).padStart(10)}        target: flat (≤ 1.10): ${bl.secondHalfMax <= 1.1 * bl.firstHalfMax ? 'met' : 'MISSED'}`,
     );
