@@ -38,7 +38,8 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *   spike         tenant B's latency and freshness while tenant A sends 10× its quota, vs
  *                 the same run with A at its quota; A's 429s, nothing acknowledged lost, RSS
  *   scale-out     sluice ingest + 2 workers on NATS JetStream and PostgreSQL vs sluice up
- *                 embedded, beside the engines' ceilings (JetStream publish, PostgreSQL COPY)
+ *                 embedded, beside the engines' ceilings (JetStream publish, PostgreSQL COPY);
+ *                 the NATS + PostgreSQL deployment again with UUID idempotency keys
  *   transform     sent → queryable with a 5-step transform pipeline (cast, set, redact,
  *                 rename, conditional drop) vs the same run without a pipeline
  *   rollout       live throughput and freshness p99 while a shadow at sample 1.0 runs, beside
@@ -494,6 +495,11 @@ try {
     l('ingest', so.natsPg.ingest.eventsPerSecond, 'ev/s', so.embedded.ingest.eventsPerSecond),
     l('sent → stored', so.natsPg.e2e, 'ev/s', so.embedded.e2e),
     l('  … as a share of the COPY ceiling', so.natsPg.e2e, 'ev/s', so.copy),
+    `  NATS + PostgreSQL, a UUID idempotency key per event (ratios: beside sequential keys)`,
+    l('ingest', so.natsPgUuid.ingest.eventsPerSecond, 'ev/s', so.natsPg.ingest.eventsPerSecond),
+    l('  … as a share of pipelined publish', so.natsPgUuid.ingest.eventsPerSecond, 'ev/s', so.pipelined),
+    l('sent → stored', so.natsPgUuid.e2e, 'ev/s', so.natsPg.e2e),
+    l('  … as a share of the COPY ceiling', so.natsPgUuid.e2e, 'ev/s', so.copy),
     );
   }
   if (tf) {

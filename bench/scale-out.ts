@@ -9,7 +9,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { PipelinedPublisher } from '../src/backends/nats/publisher.js';
 import { namesOf } from '../src/backends/nats/stream.js';
-import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
+import { batchBodies, eventsFor, post, queriedTotal, type KeyShape, type LoadResult } from './load.js';
 import { CLI, freePort, keysFrom, spawnServer, startSluice, type Child } from './proc.js';
 
 /**
@@ -32,6 +32,8 @@ export interface ScaleOutResult {
   pipelined: number;
   copy: number;
   natsPg: { ingest: LoadResult; e2e: number };
+  /** The same deployment and load with a UUID idempotency key per event. */
+  natsPgUuid: { ingest: LoadResult; e2e: number };
   embedded: { ingest: LoadResult; e2e: number };
 }
 
@@ -40,6 +42,7 @@ export async function scaleOutBench(work: string, events: number, batch: number,
   const stream = `sluice_bench_${id}`;
   const schema = `sluice_bench_${id}`;
   const nc = await connect({ servers: NATS_URL });
+  const cleanup: (() => Promise<void>)[] = [];
   const jsm = await nc.jetstreamManager();
   const admin = new pg.Client({ connectionString: POSTGRES_URL });
   await admin.connect();
@@ -55,32 +58,44 @@ export async function scaleOutBench(work: string, events: number, batch: number,
     const bodies = batchBodies(`bench-${id}`, events, batch);
     const perBody = (i: number): number => Math.min(batch, events - i * batch);
 
-    say('scale-out: sluice ingest + 2 workers on NATS and PostgreSQL');
-    const dataDir = path.join(work, 'scale-out');
-    const pgUrl = `${POSTGRES_URL}?schema=${schema}`;
-    // The whole deployment on the shared engines: the log on NATS, the store and the catalog on PostgreSQL.
-    const args = ['--data-dir', dataDir, '--log', NATS_URL, '--store', pgUrl, '--catalog', pgUrl];
-    const env = { SLUICE_LOG_STREAM: stream, SLUICE_LOG_LEVEL: 'warn' };
-    const { stdout } = await run(process.execPath, [CLI, 'tenant', 'create', 'bench', '--catalog', pgUrl, '--data-dir', dataDir, '--json'], { env: { ...process.env, ...env } });
-    const writeKey = (JSON.parse(stdout) as { write_key: string }).write_key;
-    const role = async (name: string, extra: NodeJS.ProcessEnv = {}): Promise<Child> => {
-      const port = await freePort();
-      return spawnServer(CLI, [name, ...args, '--port', String(port)], port, { ...env, ...extra });
-    };
-    const children = [await role('worker', { SLUICE_WORKER_ID: 'a' }), await role('worker', { SLUICE_WORKER_ID: 'b' }), await role('ingest')];
-    let natsPg: ScaleOutResult['natsPg'];
-    try {
-      const started = performance.now();
-      const ingest = await post(children[2]!.url, writeKey, bodies, perBody, concurrency);
-      for (;;) {
-        const n = Number((await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.events`)).rows[0]!.n);
-        if (n >= events) break;
-        await new Promise((r) => setTimeout(r, 200));
+    // The whole deployment on the shared engines: the log on NATS, the store and the catalog on
+    // PostgreSQL; once with sequential idempotency keys, once with UUIDs (what SDKs send), each
+    // on a fresh stream and schema so the second starts as cold as the first.
+    const natsPgRun = async (keys: KeyShape): Promise<ScaleOutResult['natsPg']> => {
+      say(`scale-out: sluice ingest + 2 workers on NATS and PostgreSQL, ${keys} keys`);
+      const runStream = `${stream}_${keys}`;
+      const runSchema = `${schema}_${keys}`;
+      cleanup.push(async () => {
+        for (const name of namesOf(runStream).streams) await jsm.streams.delete(name).catch(() => undefined);
+        await admin.query(`DROP SCHEMA IF EXISTS ${runSchema} CASCADE`).catch(() => undefined);
+      });
+      const dataDir = path.join(work, `scale-out-${keys}`);
+      const pgUrl = `${POSTGRES_URL}?schema=${runSchema}`;
+      const args = ['--data-dir', dataDir, '--log', NATS_URL, '--store', pgUrl, '--catalog', pgUrl];
+      const env = { SLUICE_LOG_STREAM: runStream, SLUICE_LOG_LEVEL: 'warn' };
+      const { stdout } = await run(process.execPath, [CLI, 'tenant', 'create', 'bench', '--catalog', pgUrl, '--data-dir', dataDir, '--json'], { env: { ...process.env, ...env } });
+      const writeKey = (JSON.parse(stdout) as { write_key: string }).write_key;
+      const role = async (name: string, extra: NodeJS.ProcessEnv = {}): Promise<Child> => {
+        const port = await freePort();
+        return spawnServer(CLI, [name, ...args, '--port', String(port)], port, { ...env, ...extra });
+      };
+      const children = [await role('worker', { SLUICE_WORKER_ID: 'a' }), await role('worker', { SLUICE_WORKER_ID: 'b' }), await role('ingest')];
+      try {
+        const runBodies = keys === 'sequential' ? bodies : batchBodies(`bench-${id}`, events, batch, 'uuid');
+        const started = performance.now();
+        const ingest = await post(children[2]!.url, writeKey, runBodies, perBody, concurrency);
+        for (;;) {
+          const n = Number((await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${runSchema}.events`)).rows[0]!.n);
+          if (n >= events) break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        return { ingest, e2e: events / ((performance.now() - started) / 1000) };
+      } finally {
+        await Promise.all(children.map((c) => c.stop()));
       }
-      natsPg = { ingest, e2e: events / ((performance.now() - started) / 1000) };
-    } finally {
-      await Promise.all(children.map((c) => c.stop()));
-    }
+    };
+    const natsPg = await natsPgRun('sequential');
+    const natsPgUuid = await natsPgRun('uuid');
 
     say('scale-out: sluice up on the embedded default, same batches');
     const up = await startSluice(path.join(work, 'scale-out-embedded'), await freePort());
@@ -94,9 +109,10 @@ export async function scaleOutBench(work: string, events: number, batch: number,
     } finally {
       await up.stop();
     }
-    return { events, jsPublish, pipelined, copy, natsPg, embedded };
+    return { events, jsPublish, pipelined, copy, natsPg, natsPgUuid, embedded };
   } finally {
-    for (const name of [`${stream}_js`, `${stream}_pp`, ...namesOf(stream).streams]) await jsm.streams.delete(name).catch(() => undefined);
+    for (const name of [`${stream}_js`, `${stream}_pp`]) await jsm.streams.delete(name).catch(() => undefined);
+    for (const c of cleanup) await c();
     await nc.close();
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
     await admin.end();
