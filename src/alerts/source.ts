@@ -167,7 +167,7 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, op
     }
     return out;
   };
-  const counted = (s: { count(m: number): number }): MinuteLookup => ({ get: (m) => s.count(m) });
+  const counted = (s: { count(m: number): number; sum(from: number, to: number): number }): MinuteLookup => ({ get: (m) => s.count(m), sum: (from, to) => s.sum(from, to) });
   return {
     watermark,
     counts,
