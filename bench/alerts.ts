@@ -7,10 +7,12 @@ import { storeSource } from '../src/alerts/source.js';
 import { SeriesCache } from '../src/alerts/series-cache.js';
 import { SqliteCatalog } from '../src/backends/sqlite/catalog.js';
 import { DuckdbStore } from '../src/backends/duckdb/store.js';
+import { PostgresStore } from '../src/backends/postgres/store.js';
 import { ManualClock } from '../src/core/clock.js';
 import { parseFilters } from '../src/core/query.js';
 import type { LogRecord } from '../src/core/types.js';
 import type { Log } from '../src/ports/log.js';
+import type { Store } from '../src/ports/store.js';
 import type { StoreReader } from '../src/ports/reader.js';
 import { webhookLatency } from './alerts-latency.js';
 import { percentile } from './load.js';
@@ -30,7 +32,10 @@ import { percentile } from './load.js';
  * - the baseline of the same per-minute count queries issued directly (two per rule, 3 days).
  * Per rule and per pass, p50 of the steady passes.
  *
- *   node dist-bench/bench/alerts.js [--events 1000000] [--rules 20] [--direct-rules 20] [--passes 3]
+ *   node dist-bench/bench/alerts.js [--events 1000000] [--rules 20] [--direct-rules 20] [--passes 3] [--store duckdb|postgres]
+ *
+ * `--store postgres` reads a PostgreSQL store (SLUICE_TEST_POSTGRES, default
+ * postgres://postgres@127.0.0.1:5432/test) in a schema of its own, dropped at the end.
  *
  * With `--latency`, instead: the time from the watermark passing bad events to the webhook
  * call on a real `sluice up` (alerts-latency.ts), median of `--runs` (5), at an evaluation
@@ -76,6 +81,7 @@ async function main(): Promise<void> {
       latency: { type: 'boolean', default: false },
       runs: { type: 'string', default: '5' },
       interval: { type: 'string', default: '30000' },
+      store: { type: 'string', default: 'duckdb' },
     },
   });
   if (values.latency) {
@@ -90,7 +96,10 @@ async function main(): Promise<void> {
   const directRules = Math.min(rules, Number(values['direct-rules']));
   const steadyPasses = Number(values.passes);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-alerts-'));
-  const store = new DuckdbStore({ file: path.join(dir, 'store.duckdb'), queryTimeoutMs: 600_000 });
+  const pgUrl = process.env.SLUICE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const schema = `sluice_bench_alerts_${process.pid}`;
+  const store: Store =
+    values.store === 'postgres' ? new PostgresStore({ url: `${pgUrl}?schema=${schema}`, queryTimeoutMs: 600_000 }) : new DuckdbStore({ file: path.join(dir, 'store.duckdb'), queryTimeoutMs: 600_000 });
   await store.connect();
   const catalog = new SqliteCatalog(path.join(dir, 'sluice.db'));
   const directCatalog = new SqliteCatalog(path.join(dir, 'direct.db'));
@@ -101,7 +110,7 @@ async function main(): Promise<void> {
       const batch = records(from, Math.min(100_000, events - from), events);
       await store.commit({ records: batch, partitions: [{ partition: 0, token: 1, upTo: from + batch.length }] });
     }
-    console.log(`loaded ${events.toLocaleString('en-US')} events over 3 days in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    console.log(`loaded ${events.toLocaleString('en-US')} events over 3 days into ${values.store} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     const BAD = [
       { field: 'properties.status', op: 'gte', value: 500 },
       { field: 'properties.status', op: 'eq', value: 503 },
@@ -118,7 +127,7 @@ async function main(): Promise<void> {
     }
     // The store itself as the reader (no thread hop); everything applied: the watermark is the clock.
     const perQueryReader = { query: async (q: Parameters<StoreReader['query']>[0], cap: number) => ({ ...(await store.query(q, cap)), applied: [] }), counts: async () => ({ rows: [], applied: new Map() }), conservation: async () => ({ checkedAt: null, settledUntil: null, from: null, unbalanced: [], gapByTenant: [] }) } as unknown as StoreReader;
-    const reader = { ...perQueryReader, seriesScan: (scan: Parameters<StoreReader['seriesScan']>[0]) => store.seriesScan(scan) } as unknown as StoreReader;
+    const reader = { ...perQueryReader, seriesScan: (scan: Parameters<StoreReader['seriesScan']>[0]) => store.seriesScan!(scan) } as unknown as StoreReader;
     const log = { oldestUnapplied: async () => null } as unknown as Log;
     const clock = new ManualClock(END + 2_000);
     const cache = new SeriesCache({ now: () => clock.now() });
@@ -187,6 +196,13 @@ async function main(): Promise<void> {
     console.log(`per rule, series kept / reading every window again: ${(steady / rules / (steadyDirect / directRules)).toFixed(4)}; full reads ${cache.stats.fullReads}, delta reads ${cache.stats.deltaReads}, store scans ${cache.stats.batches}`);
   } finally {
     await store.close();
+    if (values.store === 'postgres') {
+      const pg = (await import('pg')).default;
+      const client = new pg.Client({ connectionString: pgUrl });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await client.end();
+    }
     await catalog.close();
     await directCatalog.close();
     await perQueryCatalog.close();

@@ -141,7 +141,7 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, op
   };
   /**
    * Several series' rows: in one store scan per SCAN_SERIES where the store has one
-   * (Store.seriesScan), else one query each (PostgreSQL).
+   * (Store.seriesScan: DuckDB and PostgreSQL), else one query each.
    */
   const readMany = async (tenant: string, wants: (SeriesWant & { sel: Selector; measure: Measure | null })[], start: number, receivedFrom: number | null, receivedTo: number): Promise<SeriesRow[][]> => {
     const out: SeriesRow[][] = wants.map(() => []);
@@ -167,7 +167,7 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, op
     }
     return out;
   };
-  const counted = (s: { count(m: number): number }): MinuteLookup => ({ get: (m) => s.count(m) });
+  const counted = (s: { count(m: number): number; sum(from: number, to: number): number }): MinuteLookup => ({ get: (m) => s.count(m), sum: (from, to) => s.sum(from, to) });
   return {
     watermark,
     counts,

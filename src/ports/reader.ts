@@ -41,7 +41,7 @@ export interface StoreCalls {
   findEvent(tenant: string, idempotencyKey: string): Promise<StoredEvent | null>;
   /** See Store.storedByMinute. */
   storedByMinute(from: number, to: number): Promise<MinuteCount[]>;
-  /** See Store.seriesScan; null when the store reads series one query at a time (PostgreSQL). */
+  /** See Store.seriesScan; null when the store has no such scan (then series are read one query at a time). */
   seriesScan(scan: SeriesScan): Promise<SeriesScanAnswer | null>;
 }
 

@@ -54,8 +54,9 @@ export interface Store {
    * with those filters, `interval: '1m'` and `source: 'raw'` would; with a `measure` (sum,
    * min or max) also that measure per minute. Minutes without events are absent.
    *
-   * Optional: a store without it (PostgreSQL) is read one query per series. Interrupted
-   * past the store's query timeout (RetryAfterError).
+   * Optional (DuckDB and PostgreSQL have it; the SQL is backends/sql/series-scan.ts): a
+   * store without it is read one query per series. Interrupted past `scan.timeoutMs`, else
+   * the store's query timeout (RetryAfterError).
    */
   seriesScan?(scan: SeriesScan, signal?: AbortSignal): Promise<SeriesScanAnswer>;
 

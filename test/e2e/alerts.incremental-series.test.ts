@@ -1,12 +1,16 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluatePass } from '../../src/alerts/evaluator.js';
 import { SeriesCache } from '../../src/alerts/series-cache.js';
 import { storeSource, type AlertSource } from '../../src/alerts/source.js';
 import { SqliteCatalog } from '../../src/backends/sqlite/catalog.js';
 import { DuckdbStore } from '../../src/backends/duckdb/store.js';
+import { PostgresStore } from '../../src/backends/postgres/store.js';
+import type { Store } from '../../src/ports/store.js';
+import { POSTGRES_URL, postgresAvailable, uniqueName } from '../helpers/services.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { LogRecord } from '../../src/core/types.js';
 import type { Log } from '../../src/ports/log.js';
@@ -14,7 +18,7 @@ import type { StoreReader } from '../../src/ports/reader.js';
 
 /**
  * The evaluation's series kept between passes give the same states and explanations as
- * reading every window again at each pass, over a real DuckDB store: with events arriving
+ * reading every window again at each pass, over a real DuckDB store and a real PostgreSQL one: with events arriving
  * late (event times an hour before their receipt), a watermark that moves backwards, rules
  * that share a query, a changed rule and a deleted one; with each pass's reads in one store
  * scan (Store.seriesScan) or one query per series.
@@ -23,9 +27,27 @@ import type { StoreReader } from '../../src/ports/reader.js';
 const M = 60_000;
 const T0 = Date.UTC(2026, 10, 20, 12, 0);
 
-describe('alerts: incremental per-minute series', () => {
+/** DuckDB always, PostgreSQL when it is there (always in CI). */
+const stores: { name: string; open(dir: string): Store; drop?(): Promise<void> }[] = [
+  { name: 'duckdb', open: (dir) => new DuckdbStore({ file: path.join(dir, 'store.duckdb'), queryTimeoutMs: 30_000 }) },
+];
+if (await postgresAvailable()) {
+  const schema = uniqueName('sluice_test');
+  stores.push({
+    name: 'postgres',
+    open: () => new PostgresStore({ url: `${POSTGRES_URL}?schema=${schema}`, queryTimeoutMs: 30_000 }),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await client.end();
+    },
+  });
+}
+
+describe.each(stores)('alerts: incremental per-minute series: $name', (backend) => {
   let dir: string;
-  let store: DuckdbStore;
+  let store: Store;
   let offset = 0;
   let watermark = T0;
 
@@ -61,11 +83,12 @@ describe('alerts: incremental per-minute series', () => {
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-alerts-incr-'));
-    store = new DuckdbStore({ file: path.join(dir, 'store.duckdb'), queryTimeoutMs: 30_000 });
+    store = backend.open(dir);
     await store.connect();
   });
   afterAll(async () => {
     await store.close();
+    await backend.drop?.();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -78,7 +101,7 @@ describe('alerts: incremental per-minute series', () => {
     // The cached source's full and new reads of a pass in one store scan (Store.seriesScan), or one query per series.
     const scanCache = new SeriesCache({ now: () => clock.now(), idleMs: 5 * M });
     const scanned = new SqliteCatalog(path.join(dir, 'scanned.db'));
-    const scanReader = { ...reader, seriesScan: (scan: Parameters<StoreReader['seriesScan']>[0]) => store.seriesScan(scan) } as unknown as StoreReader;
+    const scanReader = { ...reader, seriesScan: (scan: Parameters<StoreReader['seriesScan']>[0]) => store.seriesScan!(scan) } as unknown as StoreReader;
     const sources: [SqliteCatalog, AlertSource][] = [
       [cached, storeSource(reader, log, () => clock.now(), { cache })],
       [direct, storeSource(reader, log, () => clock.now())],

@@ -1,14 +1,17 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DuckdbStore } from '../../src/backends/duckdb/store.js';
+import { PostgresStore } from '../../src/backends/postgres/store.js';
 import { parseFilters, parseMeasure, type Measure, type QuerySpec } from '../../src/core/query.js';
 import type { LogRecord } from '../../src/core/types.js';
-import type { SeriesScanQuery } from '../../src/ports/store.js';
+import type { SeriesScanQuery, Store } from '../../src/ports/store.js';
+import { POSTGRES_URL, postgresAvailable, uniqueName } from '../helpers/services.js';
 
 /**
- * One scan of a tenant's events for many series (Store.seriesScan, DuckDB) counts per minute
+ * One scan of a tenant's events for many series (Store.seriesScan, DuckDB and PostgreSQL) counts per minute
  * exactly what one `query` per series counts (interval 1m, raw events, the same receipt
  * range), over random filters of every operator on fields with numbers, numeric text,
  * non-numeric text, booleans, nulls, nested objects and missing values, several event types,
@@ -34,15 +37,33 @@ const STATUS = [200, 200, 200, 201, 404, 500, 503, '503', 'oops', null, true, 'N
 const ROUTES = ['/pay', '/cart', '/a.b', 'x y', '', null];
 const TYPES = ['http_request', 'job', 'click'];
 
-describe('alerts: one scan for many series', () => {
+/** DuckDB always, PostgreSQL when it is there (always in CI). */
+const stores: { name: string; open(dir: string): Store; drop?(): Promise<void> }[] = [
+  { name: 'duckdb', open: (dir) => new DuckdbStore({ file: path.join(dir, 'store.duckdb'), queryTimeoutMs: 60_000 }) },
+];
+if (await postgresAvailable()) {
+  const schema = uniqueName('sluice_test');
+  stores.push({
+    name: 'postgres',
+    open: () => new PostgresStore({ url: `${POSTGRES_URL}?schema=${schema}`, queryTimeoutMs: 60_000 }),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await client.end();
+    },
+  });
+}
+
+describe.each(stores)('alerts: one scan for many series: $name', (backend) => {
   let dir: string;
-  let store: DuckdbStore;
+  let store: Store;
   const random = rng(21);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-series-scan-'));
-    store = new DuckdbStore({ file: path.join(dir, 'store.duckdb'), queryTimeoutMs: 60_000 });
+    store = backend.open(dir);
     await store.connect();
     const records: LogRecord[] = [];
     for (let i = 0; i < 6_000; i++) {
@@ -72,6 +93,7 @@ describe('alerts: one scan for many series', () => {
   });
   afterAll(async () => {
     await store.close();
+    await backend.drop?.();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -102,7 +124,7 @@ describe('alerts: one scan for many series', () => {
       series.push(series[0]!, series[1]!);
       const from = T0 + 10 * M;
       const to = T0 + 80 * M;
-      const answer = await store.seriesScan({ tenant: 'acme', from, to, received: { from: receivedFrom, to: receivedTo }, series });
+      const answer = await store.seriesScan!({ tenant: 'acme', from, to, received: { from: receivedFrom, to: receivedTo }, series });
       let nonEmpty = 0;
       for (const [i, s] of series.entries()) {
         // The scan's rows of this series, added up per minute.

@@ -313,7 +313,13 @@ export class DuckdbStore implements Store {
     const { sql, params } = seriesScanSql(scan);
     const r = await this.withTimeout(scan.tenant, (read) => read(sql, params), signal, scan.timeoutMs);
     const cols = r.getColumns() as (number | null)[][];
-    const column = (i: number) => Float64Array.from(cols[i] ?? [], (v) => (v === null ? NaN : v));
+    // A loop: Float64Array.from with a mapping function took 0.5 s for 1M rows.
+    const column = (i: number) => {
+      const src = cols[i] ?? [];
+      const out = new Float64Array(src.length);
+      for (let k = 0; k < src.length; k++) out[k] = src[k] ?? NaN;
+      return out;
+    };
     return { series: column(0), minutes: column(1), counts: column(2), values: column(3) };
   }
 

@@ -3,7 +3,7 @@ import { FencedError, NonRetryableError, RetryAfterError, SluiceError } from '..
 import { redactUrl } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
-import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, Store, StoreCapabilities, StoredEvent, EventPosition, VersionOf } from '../../ports/store.js';
+import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoredEvent, EventPosition, VersionOf } from '../../ports/store.js';
 import type { Views } from '../../ports/views.js';
 import type { QuerySpec } from '../../core/query.js';
 import { countsPerMinute } from '../minute-counts.js';
@@ -15,6 +15,7 @@ import { classify, Executor, migrate, openPool, postgresTarget, unavailable, typ
 import { PostgresViews, type LiveView } from './views.js';
 import { POSTGRES } from './dialect.js';
 import { producedBy, withdrawEvents } from './withdraw.js';
+import { scanSeries } from './series-scan.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://…[?schema=name]`. */
@@ -357,6 +358,16 @@ export class PostgresStore implements Store {
     const { sql, params } = view ? viewQuerySql(POSTGRES, q, view.table, view.def, residualFilters(view.def, q), cap) : rawQuerySql(POSTGRES, q, cap);
     const rows = await this.readRows(sql, params);
     return { rows: rows.map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw' };
+  }
+
+  /** See Store.seriesScan: one scan of the tenant's raw events (series-scan.ts). */
+  async seriesScan(scan: SeriesScan): Promise<SeriesScanAnswer> {
+    const timeoutMs = scan.timeoutMs ?? this.queryTimeoutMs;
+    try {
+      return await scanSeries(this.pools().reader, scan, timeoutMs);
+    } catch (e: unknown) {
+      throw readError(e, timeoutMs);
+    }
   }
 
   async searchEvents(s: EventSearch): Promise<StoredEvent[]> {

@@ -1,0 +1,39 @@
+import type pg from 'pg';
+import type { SeriesScan, SeriesScanAnswer } from '../../ports/store.js';
+import { seriesScanSql, type ScanDialect } from '../sql/series-scan.js';
+import { POSTGRES } from './dialect.js';
+
+/** PostgreSQL's side of the series scan (backends/sql/series-scan.ts). */
+export const POSTGRES_SCAN: ScanDialect<unknown> = {
+  ...POSTGRES,
+  minute: '(ts - ((ts % 60000) + 60000) % 60000)',
+  eventRange: (from, to, p) => `ts >= ${p.add(from)}::bigint AND ts < ${p.add(to)}::bigint`,
+  doubleType: 'double precision',
+  list: (items) => `ARRAY[${items.join(', ')}]::int[]`,
+  at: (list, i) => `(${list})[${i}]`,
+};
+
+/**
+ * Store.seriesScan on PostgreSQL: one statement over the tenant's events, in a read-only
+ * transaction whose statement timeout is `timeoutMs` (a scan does the work of a query per
+ * series: alert evaluation gives it the evaluation interval). Errors are the driver's.
+ */
+export async function scanSeries(pool: pg.Pool, scan: SeriesScan, timeoutMs: number): Promise<SeriesScanAnswer> {
+  if (scan.series.length === 0 || scan.to <= scan.from) return { series: new Float64Array(0), minutes: new Float64Array(0), counts: new Float64Array(0), values: new Float64Array(0) };
+  const { sql, params } = seriesScanSql(POSTGRES_SCAN, scan);
+  const client = await pool.connect();
+  let rows: (number | null)[][];
+  try {
+    await client.query('BEGIN READ ONLY');
+    try {
+      await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
+      rows = (await client.query({ text: sql, values: params, rowMode: 'array' })).rows as (number | null)[][];
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+    }
+  } finally {
+    client.release();
+  }
+  const column = (i: number) => Float64Array.from(rows, (r) => (r[i] === null ? NaN : r[i]!));
+  return { series: column(0), minutes: column(1), counts: column(2), values: column(3) };
+}
