@@ -3,17 +3,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DuckdbStore } from '../../src/backends/duckdb/store.js';
 import { parseQuery } from '../../src/core/query.js';
 import type { LogRecord } from '../../src/core/types.js';
+import { quantile } from '../helpers/neighbour.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 /**
  * Tenant alpha runs heavy raw group-bys (six at a time, more than the pool lets it run) while
  * tenant beta runs small queries: beta's queries keep a reader of their own (alpha holds at
  * most query.readersPerTenant, and one while beta, which has used less query time, is active),
- * alpha's queries run in the background lane once beta is active, alpha's timeouts interrupt
- * alpha's queries only, and every beta query answers, right.
+ * alpha's timeouts interrupt alpha's queries only, and every beta query answers, right.
  *
- * How much alpha slows beta is measured in bench/neighbour-queries.ts (beside the same queries
- * alone, in the same run), not here.
+ * Not yet achieved, so measured and printed, not asserted: beta's p95 within 2x of the same
+ * queries without alpha. Quiet and attacked rounds alternate, so that the machine's other load
+ * falls on both alike. With DuckDB on one thread and alpha held to one reader while beta is
+ * active, beta's p95 was 1.64x, 2.09x, 2.20x, 2.72x and 2.95x of its quiet p95 in five runs (2 cores,
+ * load average 9 to 11 from other work); its p50 too was up to 3x slower, so more than the
+ * cores is shared (DuckDB's buffer pool, not yet measured apart). With 2 DuckDB threads and
+ * alpha holding two readers it had been 2.9x to 6.4x.
  */
 const TIMEOUT_MS = 1_500;
 const ROUNDS = 5;
@@ -69,9 +74,10 @@ afterAll(async () => {
 describe('queries of one tenant do not hurt another', () => {
   it('queries.tenant-b-is-never-interrupted-queued-or-refused-while-tenant-a-runs-heavy-queries', async () => {
     const outcomes = { done: 0, timedOut: 0, waitedTooLong: 0, other: [] as string[] };
-    const answered: number[] = [];
+    const quiet: number[] = [];
+    const loud: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      await timeSmall(2); // beta is active before alpha starts
+      quiet.push(...(await timeSmall(PER_ROUND)));
       let attacking = true;
       const attacker = async () => {
         while (attacking) {
@@ -83,17 +89,20 @@ describe('queries of one tenant do not hurt another', () => {
       };
       const attackers = [attacker(), attacker(), attacker(), attacker(), attacker(), attacker()];
       await new Promise((r) => setTimeout(r, 200)); // the attack is under way
-      answered.push(...(await timeSmall(PER_ROUND)));
+      loud.push(...(await timeSmall(PER_ROUND)));
       attacking = false;
       await Promise.all(attackers);
     }
 
+    const p95quiet = quantile(quiet, 0.95);
+    const p95loud = quantile(loud, 0.95);
+    console.info(
+      `beta's query p95: ${p95loud.toFixed(1)} ms under alpha's heavy queries, ${p95quiet.toFixed(1)} ms without (${(p95loud / p95quiet).toFixed(2)}x; p50 ${quantile(loud, 0.5).toFixed(1)} against ${quantile(quiet, 0.5).toFixed(1)} ms); alpha: ${outcomes.done} done, ${outcomes.timedOut} timed out, ${outcomes.waitedTooLong} refused after waiting for a reader`,
+    );
     expect(outcomes.other).toEqual([]);
     // alpha met its own limits (its timeout, its line), beta none: timeSmall checked every answer.
     expect(outcomes.timedOut + outcomes.waitedTooLong).toBeGreaterThan(0);
-    expect(answered).toHaveLength(ROUNDS * PER_ROUND);
+    expect(loud).toHaveLength(ROUNDS * PER_ROUND);
     expect(store.readers()).toEqual({ waiting: 0, busy: 0 });
-    // alpha's queries ran in the background lane, on a DuckDB thread at low priority (Linux).
-    if (process.platform === 'linux') expect(store.lane?.lowPriority).toBe(true);
   }, 120_000);
 });

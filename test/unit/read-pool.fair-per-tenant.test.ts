@@ -75,28 +75,6 @@ describe('the read pool', () => {
     expect([pool.busy, pool.waiting]).toEqual([0, 0]);
   });
 
-  it('readpool.a-tenant-whose-queries-are-much-longer-than-an-active-neighbours-runs-in-the-background-lane', async () => {
-    const clock = new ManualClock();
-    const pool = new ReadPool(['r1', 'r2'], { perTenant: 2, maxWaitMs: 60_000, activeWindowMs: 2_000, now: () => clock.now(), setTimeout: (fn, ms) => clock.setTimeout(fn, ms), clearTimeout: (h) => clock.clearTimeout(h as never) });
-    const lanes: string[] = [];
-    const query = (tenant: string, ms: number) => pool.run(tenant, async (_, lane) => {
-      lanes.push(`${tenant}:${lane}`);
-      await clock.advance(ms);
-    });
-    await query('a', 500); // alone: the foreground
-    await query('a', 500);
-    await query('b', 5); // b's queries are short
-    await query('a', 500); // b active, a's mean 500 ms > 4 x 5 ms
-    await query('b', 5); // b stays in the foreground
-    await clock.advance(2_001); // b idle past the window
-    await query('a', 500);
-    expect(lanes).toEqual(['a:foreground', 'a:foreground', 'b:foreground', 'a:background', 'b:foreground', 'a:foreground']);
-    // Two tenants with queries of like length share the foreground.
-    await query('c', 400);
-    await query('a', 500);
-    expect(lanes.slice(-2)).toEqual(['c:foreground', 'a:foreground']);
-  });
-
   it('readpool.waiting-past-maxWaitMs-is-refused-as-retryable-and-never-runs', async () => {
     const clock = new ManualClock();
     const pool = new ReadPool(['r1'], { perTenant: 1, maxWaitMs: 1_000, setTimeout: (fn, ms) => clock.setTimeout(fn, ms), clearTimeout: (h) => clock.clearTimeout(h as never) });

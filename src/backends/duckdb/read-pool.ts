@@ -17,12 +17,6 @@ import { RetryAfterError } from '../../core/errors.js';
  *   becomes active meets at most the queries the tenant had already started.
  * - Used query time is the running time of a tenant's queries, halved every `halfLifeMs` (an
  *   exponentially decayed sum, as weighted fair queuing counts consumed service).
- * - Shortest job first between tenants: a query whose tenant's recent queries took on average
- *   more than `LONGER` times as long as those of another active tenant runs in the background
- *   lane (`run` tells its body which lane), where the store gives it only CPU that the
- *   foreground leaves (see background-lane.ts). Holding a reader is not enough: a tenant's one
- *   running heavy query is a busy thread that takes as much from a neighbour's small queries on a
- *   loaded machine as any other busy thread would (bench/neighbour-queries.ts).
  * - Each query holds its own reader: interrupting it on timeout stops that query only.
  * - Waiting in line is bounded (`maxWaitMs`) and reported (`waiting`), apart from running.
  *
@@ -52,17 +46,7 @@ interface Usage {
   at: number;
   /** When its last query ended (or -Infinity while it has never ended one). */
   lastEnd: number;
-  /** Its queries' mean running time (ms), each new one weighing MEAN_WEIGHT. */
-  mean: number;
 }
-
-/** Where a query runs: in the foreground, or in the background lane (CPU the foreground leaves). */
-export type Lane = 'foreground' | 'background';
-
-/** How many times longer than another active tenant's a tenant's mean query is before its queries go to the background lane. */
-const LONGER = 4;
-/** Weight of a query's running time in its tenant's mean (an exponentially weighted moving average). */
-const MEAN_WEIGHT = 0.25;
 
 interface Waiter<R> {
   tenant: string;
@@ -100,15 +84,12 @@ export class ReadPool<R> {
     return n;
   }
 
-  /**
-   * Runs `fn` on a reader of its own once the tenant's turn comes, telling it the lane it runs
-   * in (decided as it starts); the reader is released after.
-   */
-  async run<T>(tenant: string, fn: (reader: R, lane: Lane) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  /** Runs `fn` on a reader of its own once the tenant's turn comes; the reader is released after. */
+  async run<T>(tenant: string, fn: (reader: R) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const reader = await this.acquire(tenant, signal);
     const started = this.now();
     try {
-      return await fn(reader, this.laneOf(tenant, started));
+      return await fn(reader);
     } finally {
       this.charge(tenant, this.now() - started);
       this.release(tenant, reader);
@@ -127,29 +108,9 @@ export class ReadPool<R> {
 
   private charge(tenant: string, ms: number): void {
     const now = this.now();
-    const mean = this.usage.get(tenant)?.mean;
-    this.usage.set(tenant, { ms: this.used(tenant, now) + ms, at: now, lastEnd: now, mean: mean === undefined ? ms : mean + MEAN_WEIGHT * (ms - mean) });
+    this.usage.set(tenant, { ms: this.used(tenant, now) + ms, at: now, lastEnd: now });
     // Forget tenants whose usage has decayed away, so the map holds active tenants only.
     if (this.usage.size > 64) for (const [t, u] of this.usage) if (t !== tenant && !this.running.has(t) && !this.queues.has(t) && this.used(t, now) < 1) this.usage.delete(t);
-  }
-
-  /** Whether `other` is active: running, waiting, or done with a query within the active window. */
-  private active(other: string, now: number): boolean {
-    if (this.running.has(other) || this.queues.has(other)) return true;
-    const u = this.usage.get(other);
-    return u !== undefined && now - u.lastEnd <= (this.opts.activeWindowMs ?? 2_000);
-  }
-
-  /**
-   * The background lane when another active tenant's queries are much shorter on average
-   * (a tenant never seen counts as short); the foreground otherwise, and always when alone.
-   */
-  laneOf(tenant: string, now = this.now()): Lane {
-    const mine = this.usage.get(tenant)?.mean ?? 0;
-    if (mine === 0) return 'foreground';
-    const others = new Set([...this.running.keys(), ...this.queues.keys(), ...this.usage.keys()]);
-    for (const other of others) if (other !== tenant && this.active(other, now) && mine > LONGER * (this.usage.get(other)?.mean ?? 0)) return 'background';
-    return 'foreground';
   }
 
   /**
@@ -160,9 +121,10 @@ export class ReadPool<R> {
     if (held >= this.opts.perTenant) return false;
     if (held === 0) return true;
     const now = this.now();
+    const window = this.opts.activeWindowMs ?? 2_000;
     for (const other of this.running.keys()) if (other !== tenant) return false;
     for (const other of this.queues.keys()) if (other !== tenant) return false;
-    for (const other of this.usage.keys()) if (other !== tenant && this.active(other, now)) return false;
+    for (const [other, u] of this.usage) if (other !== tenant && now - u.lastEnd <= window) return false;
     return true;
   }
 

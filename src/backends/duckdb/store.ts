@@ -1,4 +1,4 @@
-import { DuckDBConnection, DuckDBInstance, type DuckDBResultReader, type DuckDBValue } from '@duckdb/node-api';
+import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
 import fs from 'node:fs';
 import path from 'node:path';
 import { coerceError, FencedError, NonRetryableError, RetryAfterError, SluiceError } from '../../core/errors.js';
@@ -15,8 +15,7 @@ import { countsSql, minuteCounts, SCHEMA } from './sql.js';
 import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
 import { DuckdbTypedColumns, TYPED_SCHEMA } from './typed-columns.js';
 import { typedQuerySql } from './typed-sql.js';
-import { ReadPool, type Lane } from './read-pool.js';
-import { BackgroundLane } from './background-lane.js';
+import { ReadPool } from './read-pool.js';
 import { seriesScanSql } from './series-scan-sql.js';
 import { producedBy, withdrawEvents } from './withdraw.js';
 import { CommitRows, STAGING_DDL } from './commit-rows.js';
@@ -42,13 +41,15 @@ export interface DuckdbStoreOptions {
   /** Readers one tenant may hold at once (query.readersPerTenant, default 2). */
   readersPerTenant?: number;
   /**
-   * DuckDB's threads (store.threads, default 1), plus the background lane's one
-   * (background-lane.ts). DuckDB runs a query's tasks on the thread that asked for it and on
-   * its background threads, shared by every connection: with 2, a tenant's heavy group-bys
-   * took the background thread from a neighbour's small queries (their p95 3.6x to 6.4x of
-   * quiet, against 1.5x to 4.7x with 1; test/tenants/queries.*'s data, 2 cores, load average 5
-   * to 10). With 1, a foreground query runs on its reader's thread only. Neither the heavy query
-   * alone nor commits of 20,000 events were faster with 2.
+   * DuckDB's threads (store.threads, default 1). DuckDB runs a query's tasks on the thread that
+   * asked for it and on threads - 1 background threads shared by every connection: with 2, a
+   * tenant's heavy group-bys took the background thread from a neighbour's small queries.
+   * Measured with test/tenants/queries.*'s data, quiet and attacked rounds alternating (2 cores,
+   * load average 5 to 10 from other work): the small queries' p95 under attack was 3.6x to 6.4x
+   * of quiet with 2 threads, 1.5x to 4.7x with 1. With 1, each query runs on its reader's
+   * thread only, so the read pool's per-tenant share is a share of the cores. Neither the heavy
+   * query alone (0.7-1.1 s against 0.9-2.3 s) nor commits of 20,000 events (322 ms against
+   * 369 ms) were faster with 2.
    */
   threads?: number;
   /** The write-ahead log's size (MiB) at which DuckDB checkpoints; CHECKPOINT_MB by default. */
@@ -87,8 +88,6 @@ export class DuckdbStore implements Store {
   /** The readers of queries, shared fairly by tenants; null until connected. */
   private pool: ReadPool<DuckDBConnection> | null = null;
   private poolConns: DuckDBConnection[] = [];
-  /** The DuckDB thread that runs the background lane's queries (see background-lane.ts). */
-  lane: BackgroundLane | null = null;
   /** Mirror of the `applied` table; valid because this object is the only writer. */
   private readonly applied = new Map<number, { offset: number; token: number }>();
   /** The last commit's transient failure (out of memory, I/O), until one succeeds: readiness reports it. */
@@ -160,7 +159,6 @@ export class DuckdbStore implements Store {
       if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e; // another user's file keeps its mode
     }
     this.writer = await this.instance.connect();
-    this.lane = new BackgroundLane(await this.instance.connect(), this.options.threads ?? 1);
     await this.writer.run(SCHEMA);
     await this.writer.run(BACKFILL_SCHEMA);
     await this.writer.run(VIEWS_SCHEMA);
@@ -287,7 +285,7 @@ export class DuckdbStore implements Store {
 
   async counts(q: CountQuery, signal?: AbortSignal): Promise<CountRow[]> {
     const { sql, params } = countsSql(q);
-    const rows = await this.withTimeout(q.tenant, (read) => read(sql, params), signal);
+    const rows = await this.withTimeout(q.tenant, (c) => c.runAndReadAll(sql, params), signal);
     return rows.getRows().map(([bucket, count]) => ({ bucket: Number(bucket), count: Number(count) }));
   }
 
@@ -302,7 +300,7 @@ export class DuckdbStore implements Store {
     const set = view || q.received || opts.typedColumns === false ? null : this.typedColumns.ready(q.tenant, q.event);
     const typed = set ? typedQuerySql(q, set, cap) : null;
     const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap) : (typed ?? rawQuerySql(q, cap));
-    const r = await this.withTimeout(q.tenant, (read) => read(sql, params), signal);
+    const r = await this.withTimeout(q.tenant, (c) => c.runAndReadAll(sql, params), signal);
     return { rows: r.getRows().map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw', ...(typed ? { typed: true } : {}) };
   }
 
@@ -311,7 +309,7 @@ export class DuckdbStore implements Store {
     const empty = { series: new Float64Array(0), minutes: new Float64Array(0), counts: new Float64Array(0), values: new Float64Array(0) };
     if (scan.series.length === 0 || scan.to <= scan.from) return empty;
     const { sql, params } = seriesScanSql(scan);
-    const r = await this.withTimeout(scan.tenant, (read) => read(sql, params), signal, scan.timeoutMs);
+    const r = await this.withTimeout(scan.tenant, (c) => c.runAndReadAll(sql, params), signal, scan.timeoutMs);
     const cols = r.getColumns() as (number | null)[][];
     // A loop: Float64Array.from with a mapping function took 0.5 s for 1M rows.
     const column = (i: number) => {
@@ -334,22 +332,22 @@ export class DuckdbStore implements Store {
     }
     const r = await this.withTimeout(
       s.tenant,
-      (read) => read(`SELECT ${EVENT_COLUMNS} FROM events WHERE ${where} ORDER BY ts DESC, partition DESC, "offset" DESC LIMIT ${Math.max(1, Math.min(s.limit, 10_000))}`, p.values),
+      (c) => c.runAndReadAll(`SELECT ${EVENT_COLUMNS} FROM events WHERE ${where} ORDER BY ts DESC, partition DESC, "offset" DESC LIMIT ${Math.max(1, Math.min(s.limit, 10_000))}`, p.values),
       signal,
     );
     return r.getRows().map(toStoredEvent);
   }
 
   async findEvent(tenant: string, idempotencyKey: string): Promise<StoredEvent | null> {
-    const r = await this.withTimeout(tenant, (read) => read(`SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND idempotency_key = $2 LIMIT 1`, [tenant, idempotencyKey]));
+    const r = await this.withTimeout(tenant, (c) => c.runAndReadAll(`SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND idempotency_key = $2 LIMIT 1`, [tenant, idempotencyKey]));
     const row = r.getRows()[0];
     return row ? toStoredEvent(row) : null;
   }
 
   async storedByMinute(from: number, to: number): Promise<MinuteCount[]> {
     // sluice's own check (conservation): a lane of its own, as if a tenant.
-    const r = await this.withTimeout(SYSTEM_LANE, (read) =>
-      read(
+    const r = await this.withTimeout(SYSTEM_LANE, (c) =>
+      c.runAndReadAll(
         `SELECT tenant, (epoch_ms(received_at) // 60000) * 60000 AS minute, count(*) AS n FROM events
          WHERE received_at >= epoch_ms(?::BIGINT) AND received_at < epoch_ms(?::BIGINT) GROUP BY ALL`,
         [BigInt(from), BigInt(to)],
@@ -359,16 +357,16 @@ export class DuckdbStore implements Store {
   }
 
   async rawStats(tenant: string): Promise<{ events: number; distinctKeys: number }> {
-    const r = await this.withTimeout(tenant, (read) =>
-      read('SELECT count(*), count(DISTINCT idempotency_key) FROM events WHERE tenant = ?', [tenant]),
+    const r = await this.withTimeout(tenant, (c) =>
+      c.runAndReadAll('SELECT count(*), count(DISTINCT idempotency_key) FROM events WHERE tenant = ?', [tenant]),
     );
     const [events, distinctKeys] = r.getRows()[0]!;
     return { events: Number(events), distinctKeys: Number(distinctKeys) };
   }
 
   async recent(tenant: string, type: string, limit: number): Promise<string[]> {
-    const r = await this.withTimeout(tenant, (read) =>
-      read('SELECT properties FROM events WHERE tenant = ? AND type = ? ORDER BY received_at DESC LIMIT ?', [tenant, type, Math.max(1, Math.min(limit, 10_000))]),
+    const r = await this.withTimeout(tenant, (c) =>
+      c.runAndReadAll('SELECT properties FROM events WHERE tenant = ? AND type = ? ORDER BY received_at DESC LIMIT ?', [tenant, type, Math.max(1, Math.min(limit, 10_000))]),
     );
     return r.getRows().map(([p]) => String(p));
   }
@@ -378,10 +376,10 @@ export class DuckdbStore implements Store {
    * counted from when it starts running (waiting in line is bounded apart): an expired query
    * is interrupted, and only it.
    */
-  private withTimeout<T>(tenant: string, fn: (read: Read) => Promise<T>, signal?: AbortSignal, timeoutMs = this.queryTimeoutMs): Promise<T> {
+  private withTimeout<T>(tenant: string, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal, timeoutMs = this.queryTimeoutMs): Promise<T> {
     const pool = this.pool;
     if (!pool) return Promise.reject(new RetryAfterError('the store is not connected', 1000));
-    return pool.run(tenant, (c, lane) => this.timed(c, lane, fn, signal, timeoutMs), signal);
+    return pool.run(tenant, (c) => this.timed(c, fn, signal, timeoutMs), signal);
   }
 
   /** Read pool state, for metrics: queries waiting for a reader and readers in use. */
@@ -389,7 +387,7 @@ export class DuckdbStore implements Store {
     return { waiting: this.pool?.waiting ?? 0, busy: this.pool?.busy ?? 0 };
   }
 
-  private async timed<T>(c: DuckDBConnection, lane: Lane, body: (read: Read) => Promise<T>, signal?: AbortSignal, timeoutMs = this.queryTimeoutMs): Promise<T> {
+  private async timed<T>(c: DuckDBConnection, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal, timeoutMs = this.queryTimeoutMs): Promise<T> {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -398,7 +396,7 @@ export class DuckdbStore implements Store {
     const onAbort = (): void => c.interrupt();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      return await body(lane === 'background' ? (sql, params) => this.lane!.read(c, sql, params) : (sql, params) => c.runAndReadAll(sql, params));
+      return await fn(c);
     } catch (e: unknown) {
       if (timedOut) throw new RetryAfterError(`the query ran past its ${timeoutMs} ms timeout`, 0, { cause: e });
       throw e;
@@ -426,7 +424,6 @@ export class DuckdbStore implements Store {
     await this.queue.catch(() => undefined);
     this.pool?.close(new RetryAfterError('the store is closing', 1000));
     this.pool = null;
-    this.lane?.close();
     for (const c of [this.reader, this.writer, this.sideConn, ...this.poolConns.splice(0)]) {
       try {
         c?.closeSync();
@@ -443,9 +440,6 @@ export class DuckdbStore implements Store {
     this.instance = null;
   }
 }
-
-/** Runs a read and returns its whole answer (in the lane the read pool chose). */
-type Read = (sql: string, params?: DuckDBValue[]) => Promise<DuckDBResultReader>;
 
 const EVENT_COLUMNS = `type, key, idempotency_key, epoch_ms(ts), epoch_ms(received_at), epoch_ms(stored_at), partition, "offset", origin, properties, context, pipeline_version, operator_version`;
 
