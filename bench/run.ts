@@ -16,6 +16,7 @@ import { spikeBench } from './spike.js';
 import { scaleOutBench } from './scale-out.js';
 import { transformBench } from './transform.js';
 import { rolloutBench } from './rollout.js';
+import { neighbourQueriesBench, neighbourQueriesLines } from './neighbour-queries.js';
 import { appendPath, ledgerCandidates, type AppendFigure, type CandidateFigure } from './ledger.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
 import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from './proc.js';
@@ -44,6 +45,8 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  *                 rename, conditional drop) vs the same run without a pipeline
  *   rollout       live throughput and freshness p99 while a shadow at sample 1.0 runs, beside
  *                 the same load without it; the time from a guardrail breach to share 0
+ *   neighbour-queries  tenant B's small queries while tenant A runs heavy group-bys, beside the
+ *                 same queries alone and beside one core taken by a spinning thread
  *   observability ingest with metrics (scraped every second) and tracing (exported over
  *                 OTLP/HTTP to a collector that discards) against both off
  *
@@ -51,7 +54,7 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  * 5,000,000), --ledger-keys N (keys measured per ledger figure, default 300,000), --ledger-prefill N
  * (keys in the ledger before the "after" figures, default 5,000,000; the issue's target is 50M),
  * --ledger-candidates N (keys before the candidates' figures, default 1,000,000), --ledger-candidate
- * btree|rowid-hash|log-structured (repeatable; all three by default), --recovery N (default 200,000), --query-events N (default 10,000,000), --typed-events N (default 1,000,000; the targets are judged at 10M), --typed-batch N (events per commit, default 20,000: the worker's commitBatch), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --rollout-events N (default 200,000), --only ingest|fsync|backlog|recovery|query|typed|spike|scale-out|ledger|transform|rollout, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * btree|rowid-hash|log-structured (repeatable; all three by default), --recovery N (default 200,000), --query-events N (default 10,000,000), --typed-events N (default 1,000,000; the targets are judged at 10M), --typed-batch N (events per commit, default 20,000: the worker's commitBatch), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --rollout-events N (default 200,000), --neighbour-rounds N (default 10, 20 queries per condition each), --only ingest|fsync|backlog|recovery|query|typed|spike|scale-out|ledger|transform|rollout|neighbour-queries, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -67,6 +70,7 @@ const { values } = parseArgs({
     'scale-out-events': { type: 'string' },
     'transform-events': { type: 'string' },
     'rollout-events': { type: 'string' },
+    'neighbour-rounds': { type: 'string' },
     'ledger-keys': { type: 'string' },
     'ledger-prefill': { type: 'string' },
     'ledger-candidates': { type: 'string' },
@@ -86,6 +90,7 @@ const SPIKE_SECONDS = Number(values['spike-seconds'] ?? (values.quick ? 10 : 20)
 const SCALE_OUT_EVENTS = Number(values['scale-out-events'] ?? (values.quick ? 100_000 : 500_000));
 const TRANSFORM_EVENTS = Number(values['transform-events'] ?? (values.quick ? 100_000 : 200_000));
 const ROLLOUT_EVENTS = Number(values['rollout-events'] ?? (values.quick ? 100_000 : 200_000));
+const NEIGHBOUR_ROUNDS = Number(values['neighbour-rounds'] ?? (values.quick ? 5 : 10));
 const BATCH = Number(values.batch ?? 500);
 const LEDGER_KEYS = Number(values['ledger-keys'] ?? (values.quick ? 100_000 : 300_000));
 /** 50M is the issue's target; building it takes long (the appends themselves), hence the default. */
@@ -344,8 +349,8 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'typed', 'spike', 'scale-out', 'ledger', 'transform', 'rollout'].includes(only)) {
-    throw new Error('--only takes ingest, fsync, backlog, recovery, query, typed, spike, scale-out, ledger, transform or rollout');
+  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'typed', 'spike', 'scale-out', 'ledger', 'transform', 'rollout', 'neighbour-queries'].includes(only)) {
+    throw new Error('--only takes ingest, fsync, backlog, recovery, query, typed, spike, scale-out, ledger, transform, rollout or neighbour-queries');
   }
   const lg = only === undefined || only === 'ledger' ? await ledgerBench(work) : null;
   const ie = only === undefined || only === 'ingest' ? await ingestAndEndToEnd(work) : null;
@@ -358,10 +363,12 @@ try {
   const so = only === undefined || only === 'scale-out' ? await scaleOutBench(work, SCALE_OUT_EVENTS, BATCH, CONCURRENCY, say) : null;
   const tf = only === undefined || only === 'transform' ? await transformBench(work, TRANSFORM_EVENTS, BATCH, CONCURRENCY, say) : null;
   const ro = only === undefined || only === 'rollout' ? await rolloutBench(work, ROLLOUT_EVENTS, BATCH, CONCURRENCY, say) : null;
+  const nq = only === undefined || only === 'neighbour-queries' ? await neighbourQueriesBench(work, NEIGHBOUR_ROUNDS, 20, say) : null;
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
   const out: string[] = [];
   if (lg) out.push(...ledgerLines(lg));
+  if (nq) out.push(...neighbourQueriesLines(nq, fmt));
   if (ie) {
     out.push(
     '',
@@ -531,7 +538,7 @@ try {
     );
   }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ledger: lg, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, typed: ty, spike: sp, scaleOut: so, transform: tf, rollout: ro }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ledger: lg, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, typed: ty, spike: sp, scaleOut: so, transform: tf, rollout: ro, neighbourQueries: nq }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }
