@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SluiceError } from '../../core/errors.js';
+import { BUSY_WAIT_MS } from './busy.js';
 
 export type SqliteDatabase = Database.Database;
 
@@ -210,7 +211,7 @@ export function openDatabase(file: string, options: OpenOptions = {}): SqliteDat
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${SYNCHRONOUS[options.fsync ?? 'always']}`);
     // Other processes (the CLI, a second consumer) hold the write lock for milliseconds at most.
-    db.pragma('busy_timeout = 5000');
+    db.pragma(`busy_timeout = ${BUSY_WAIT_MS}`);
     db.pragma('foreign_keys = ON');
     if (options.integrityCheck) quickCheck(db);
     migrate(db);

@@ -9,6 +9,7 @@ import { replayDedupeKey } from '../../core/hash.js';
 import { deliveryWindow } from '../delivery.js';
 import { OFFSET_SPAN, packTraceparent, recordId, toRecord, type RecordRow } from './records.js';
 import { KeyLedger } from './ledger.js';
+import { GroupCommit, type Pending } from './group-commit.js';
 import { searchOffsetForTime } from '../offset-for-time.js';
 import { SqliteLeases } from './leases.js';
 
@@ -30,19 +31,13 @@ export interface SqliteLogOptions {
   ledgerTailKeys?: number;
 }
 
-interface Pending {
-  entries: readonly LogEntry[];
-  receipt: Receipt | undefined;
-  resolve: (outcomes: AppendOutcome[]) => void;
-  reject: (e: Error) => void;
-}
-
 /**
  * The embedded log on SQLite (WAL).
  *
  * Appends are group-committed: every append that arrives while the event loop is busy is
  * written by one transaction (one fsync) on the next turn, and each caller's promise
- * resolves after that commit. The dedupe ledger lives in the same transaction as the
+ * resolves after that commit (group-commit.ts; a group that finds the write lock taken waits
+ * for it off the event loop, busy.ts). The dedupe ledger lives in the same transaction as the
  * records, in generations of one horizon each (`ledger_<n>`): a key is checked against the
  * current and the previous generation, so keys are remembered for between one and two
  * horizons, and expiring a generation is a DROP TABLE instead of millions of deletes.
@@ -54,10 +49,8 @@ export class SqliteLog implements Log {
   /** The consumer groups' committed offsets and delivery markers: a file of their own (see positions.ts). */
   private readonly pos: SqliteDatabase;
   private readonly opts: Required<SqliteLogOptions>;
-  private pending: Pending[] = [];
-  private flushScheduled = false;
-  /** The last group commit's failure, until one succeeds (readiness reports it). */
-  private appendFailure: { at: number; message: string } | null = null;
+  /** Appends waiting for their group commit (see group-commit.ts). */
+  private readonly groups: GroupCommit;
   private closed = false;
   /** Moving mean of appended record sizes (bytes, approximate); 0 until the first appends. */
   private recordBytes = 0;
@@ -88,6 +81,15 @@ export class SqliteLog implements Log {
     this.stmts = this.prepare();
     this.leases = new SqliteLeases(this.db, this.opts.clock);
     this.ledger = new KeyLedger(this.db, { horizonMs: options.dedupeHorizonMs, tailKeys: this.opts.ledgerTailKeys });
+    this.groups = new GroupCommit(this.db, {
+      maxGroupCommit: this.opts.maxGroupCommit,
+      write: (group) => this.write(group),
+      committed: () => this.ledger.commit(),
+      rolledBack: () => this.ledger.rollback(),
+      onFlush: this.opts.onFlush,
+      idle: () => this.scheduleLedgerWork(),
+      now: () => this.opts.clock.now(),
+    });
   }
 
   private checkPartitions(): void {
@@ -164,47 +166,7 @@ export class SqliteLog implements Log {
   append(entries: readonly LogEntry[], receipt?: Receipt): Promise<AppendOutcome[]> {
     if (this.closed) return Promise.reject(new SluiceError('SLUICE_ERR_SHUTTING_DOWN', 'the log is closed', { retryAfter: 1 }));
     if (entries.length === 0 && !receipt?.received) return Promise.resolve([]);
-    return new Promise((resolve, reject) => {
-      this.pending.push({ entries, receipt, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    while (this.pending.length > 0) {
-      const group: Pending[] = [];
-      let n = 0;
-      while (this.pending.length > 0 && (n === 0 || n + this.pending[0]!.entries.length <= this.opts.maxGroupCommit)) {
-        const p = this.pending.shift()!;
-        group.push(p);
-        n += p.entries.length;
-      }
-      let results: AppendOutcome[][];
-      try {
-        results = immediate(this.db, () => this.write(group));
-        this.ledger.commit();
-      } catch (e: unknown) {
-        this.ledger.rollback();
-        const err = coerceError(e);
-        const full = /SQLITE_FULL|disk is full|database or disk is full/i.test(err.message);
-        const failure = new SluiceError(
-          'SLUICE_ERR_LOG_UNAVAILABLE',
-          full ? 'the log is out of disk space; nothing of this request was written' : `the log cannot write: ${err.message}`,
-          { retryAfter: full ? 5 : 1, cause: err },
-        );
-        this.appendFailure ??= { at: this.opts.clock.now(), message: failure.message };
-        for (const p of group) p.reject(failure);
-        continue;
-      }
-      this.appendFailure = null;
-      for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]!);
-      this.opts.onFlush();
-    }
-    this.scheduleLedgerWork();
+    return this.groups.push(entries, receipt);
   }
 
   /** The ledger's background work (runs written and merged), one step per turn of the event loop, between appends. */
@@ -423,7 +385,7 @@ export class SqliteLog implements Log {
 
   async oldestUnapplied(applied: ReadonlyMap<number, number>): Promise<number | null> {
     let oldest: number | null = null;
-    for (const p of this.pending) {
+    for (const p of this.groups.pending) {
       for (const e of p.entries) if (oldest === null || e.receivedAt < oldest) oldest = e.receivedAt;
     }
     for (const { p, head } of this.stmts.heads.all() as { p: number; head: number }[]) {
@@ -441,7 +403,7 @@ export class SqliteLog implements Log {
       this.db.prepare('SELECT 1').get();
       let bytes = 0;
       for (const f of [this.opts.file, `${this.opts.file}-wal`]) bytes += await fs.promises.stat(f).then((s) => s.size, () => 0);
-      const failing = this.appendFailure;
+      const failing = this.groups.failure;
       if (failing) return { ok: false, detail: `appends fail since ${new Date(failing.at).toISOString()}: ${failing.message}`, bytes };
       return { ok: true, bytes, ...(this.recordBytes > 0 ? { recordBytes: Math.round(this.recordBytes) } : {}) };
     } catch (e: unknown) {
@@ -473,7 +435,7 @@ export class SqliteLog implements Log {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.flush();
+    this.groups.close();
     this.closed = true;
     try {
       this.pos.close();
