@@ -72,7 +72,10 @@ export async function transformBench(work: string, events: number, batch: number
  * events, as the workers run it: parse, steps, print, the record's copy.
  */
 async function stepsCpu(n: number): Promise<number> {
-  const stage = transformStage(async () => ({ version: 1, salt: 'salt', transform: compileTransform(BENCH_PIPELINE) }));
+  // Compiled once, as the workers' registry keeps a version's compiled pipeline (and its
+  // redaction memo) across batches; compiling per batch would add ~0.1–0.3 µs per event.
+  const pipeline = { version: 1, salt: 'salt', transform: compileTransform(BENCH_PIPELINE) };
+  const stage = transformStage(async () => pipeline);
   const records: LogRecord[] = eventsFor('cpu', 0, n).map((x, i) => {
     const e = JSON.parse(x) as { type: string; key: string; properties: unknown; context: unknown };
     return { tenant: 't', type: e.type, key: e.key, idempotencyKey: `k${i}`, ts: i, receivedAt: i, partition: 0, origin: 'live', offset: i, attempt: 1, properties: JSON.stringify(e.properties), context: JSON.stringify(e.context) };

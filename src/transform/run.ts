@@ -18,9 +18,18 @@ export interface TransformResult {
   /** For dead_lettered and dropped: the deciding step's 0-based position. */
   step?: number;
   message?: string;
-  /** Dotted paths the steps changed, in the order first changed. */
+  /**
+   * Dotted paths the steps changed, in the order first changed; empty (not built) when the
+   * caller asked for `maps` only (see Transform.run).
+   */
   changed: string[];
+  /** The event maps the steps changed, as bits: PROPERTIES_CHANGED, CONTEXT_CHANGED. */
+  maps: number;
 }
+
+/** Bits of TransformResult.maps. */
+export const PROPERTIES_CHANGED = 1;
+export const CONTEXT_CHANGED = 2;
 
 /** A compiled pipeline: compile once per version, run per event. */
 export interface Transform {
@@ -33,20 +42,22 @@ export interface Transform {
   /**
    * `salt`: the tenant's redaction salt (see `hashValue`). Never throws. `owned`: the caller
    * gives up `event` (freshly parsed), so the steps change it in place instead of a copy.
+   * `paths`: build `changed` (true by default); a caller that needs only which maps changed
+   * (`maps`) passes false and saves the list's upkeep on every event.
    */
-  run(event: ExpressionEvent, salt: string, owned?: boolean): TransformResult;
+  run(event: ExpressionEvent, salt: string, owned?: boolean, paths?: boolean): TransformResult;
 }
 
 /** Compiles a pipeline document (throws PipelineError, see document.ts). */
 export function compileTransform(doc: unknown): Transform {
   const steps = compileDocument(doc);
   const hashes = new HashMemo();
-  return { steps, reads: mapsOf(steps), run: (event, salt, owned) => runSteps(steps, event, salt, owned, hashes) };
+  return { steps, reads: mapsOf(steps), run: (event, salt, owned, paths) => runSteps(steps, event, salt, owned, hashes, paths) };
 }
 
 /** A stored version that no longer compiles: it dead-letters every event with `message` (transform_failed). */
 export function failingTransform(message: string): Transform {
-  return { steps: [], reads: new Set(), run: () => ({ outcome: 'dead_lettered', output: null, reason: 'transform_failed', message, changed: [] }) };
+  return { steps: [], reads: new Set(), run: () => ({ outcome: 'dead_lettered', output: null, reason: 'transform_failed', message, changed: [], maps: 0 }) };
 }
 
 /** The event maps named by the steps' fields and expressions. */
@@ -88,17 +99,22 @@ class HashMemo {
   private salt = '';
   private readonly hashes = new Map<string, string>();
 
+  /** Strings (the commonest redacted values) by the string itself: no canonical text to make on a hit. */
+  private readonly strings = new Map<string, string>();
+
   hash(value: unknown, salt: string): string {
     if (salt !== this.salt) {
       this.hashes.clear();
+      this.strings.clear();
       this.salt = salt;
     }
-    const text = canonicalJson(value);
-    let h = this.hashes.get(text);
+    const memo = typeof value === 'string' ? this.strings : this.hashes;
+    const key = typeof value === 'string' ? value : canonicalJson(value);
+    let h = memo.get(key);
     if (h === undefined) {
-      if (this.hashes.size >= HashMemo.MAX) this.hashes.clear();
-      h = hmacHex(text, salt);
-      this.hashes.set(text, h);
+      if (memo.size >= HashMemo.MAX) memo.clear();
+      h = hashValue(value, salt);
+      memo.set(key, h);
     }
     return h;
   }
@@ -115,13 +131,27 @@ function dottedPath(path: readonly string[]): string {
 /** Thrown by a step on one event. */
 class StepFailure extends Error {}
 
-export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent, salt: string, owned = false, hashes?: HashMemo): TransformResult {
-  const event: ExpressionEvent = owned ? input : structuredClone(input);
-  const changed: string[] = [];
-  const mark = (path: readonly string[]) => {
+/** `changed` when the caller did not ask for it (never written to). */
+const NO_PATHS = Object.freeze([]) as unknown as string[];
+
+/**
+ * Records that the steps changed `path`: its map's bit, returned with `maps` added, and (when
+ * `changed` is being built) the dotted path, once. A function of the module, not a closure
+ * per event.
+ */
+function mark(maps: number, changed: string[] | null, path: readonly string[]): number {
+  if (changed) {
     const p = dottedPath(path);
     if (!changed.includes(p)) changed.push(p);
-  };
+  }
+  return maps | (path[0] === 'properties' ? PROPERTIES_CHANGED : CONTEXT_CHANGED);
+}
+
+export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent, salt: string, owned = false, hashes?: HashMemo, paths = true): TransformResult {
+  const event: ExpressionEvent = owned ? input : structuredClone(input);
+  const list: string[] | null = paths ? [] : null;
+  const changed = list ?? NO_PATHS;
+  let maps = 0;
   for (const step of steps) {
     try {
       if (step.types && !step.types.has(event.type)) continue;
@@ -133,7 +163,7 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
           const cast = castValue(value, step.to);
           if (!Object.is(cast, value)) {
             write(event, step.field, cast);
-            mark(step.field);
+            maps = mark(maps, list, step.field);
           }
           break;
         }
@@ -141,7 +171,7 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
           const value = step.value(event);
           const before = read(event, step.field);
           write(event, step.field, value);
-          if (before === MISSING || !sameJson(before, value)) mark(step.field);
+          if (before === MISSING || !sameJson(before, value)) maps = mark(maps, list, step.field);
           break;
         }
         case 'rename': {
@@ -149,36 +179,36 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
           if (value === MISSING) break;
           remove(event, step.from);
           write(event, step.to, value);
-          mark(step.from);
-          mark(step.to);
+          maps = mark(maps, list, step.from);
+          maps = mark(maps, list, step.to);
           break;
         }
         case 'remove':
-          for (const f of step.fields) if (remove(event, f)) mark(f);
+          for (const f of step.fields) if (remove(event, f)) maps = mark(maps, list, f);
           break;
         case 'redact':
           for (const f of step.fields) {
             const value = read(event, f);
             if (value === MISSING || value === null) continue;
             write(event, f, step.how === 'mask' ? maskValue(value) : hashes ? hashes.hash(value, salt) : hashValue(value, salt));
-            mark(f);
+            maps = mark(maps, list, f);
           }
           break;
         case 'drop':
-          if (step.condition(event) === true) return { outcome: 'dropped', output: null, step: step.position, changed };
+          if (step.condition(event) === true) return { outcome: 'dropped', output: null, step: step.position, changed, maps };
           break;
         case 'dead_letter':
           if (step.condition(event) === true) {
-            return { outcome: 'dead_lettered', output: null, reason: step.reason, step: step.position, message: `dead-lettered by step ${step.position} (dead_letter)`, changed };
+            return { outcome: 'dead_lettered', output: null, reason: step.reason, step: step.position, message: `dead-lettered by step ${step.position} (dead_letter)`, changed, maps };
           }
           break;
       }
     } catch (e: unknown) {
       const message = e instanceof StepFailure || e instanceof ExpressionError ? e.message : `unexpected: ${String(e)}`;
-      return { outcome: 'dead_lettered', output: null, reason: 'transform_failed', step: step.position, message: `step ${step.position} (${step.kind}): ${message}`, changed };
+      return { outcome: 'dead_lettered', output: null, reason: 'transform_failed', step: step.position, message: `step ${step.position} (${step.kind}): ${message}`, changed, maps };
     }
   }
-  return { outcome: 'stored', output: event, changed };
+  return { outcome: 'stored', output: event, changed, maps };
 }
 
 /**

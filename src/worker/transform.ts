@@ -1,7 +1,7 @@
 import type { DeadLetter, LogRecord } from '../core/types.js';
 import type { ExpressionEvent } from '../transform/expression.js';
 import type { TenantPipeline } from '../transform/registry.js';
-import type { Transform } from '../transform/run.js';
+import { CONTEXT_CHANGED, PROPERTIES_CHANGED, type Transform } from '../transform/run.js';
 import type { Stage, StageResult } from './pipeline.js';
 
 /**
@@ -71,20 +71,14 @@ function runPipelines(records: readonly LogRecord[], pipelineFor: (tenant: strin
       continue;
     }
     const reads = p.transform.reads;
-    const out = p.transform.run(eventOf(r, reads), p.salt, true);
+    const out = p.transform.run(eventOf(r, reads), p.salt, true, false);
     const at = `${label} ${p.version}`;
     switch (out.outcome) {
       case 'stored': {
         // A map no step changed keeps the producer's text (no parse and print round trip).
         const e = out.output!;
-        let propertiesChanged = false;
-        let contextChanged = false;
-        for (const f of out.changed) {
-          if (f.startsWith('properties.')) propertiesChanged = true;
-          else if (f.startsWith('context.')) contextChanged = true;
-        }
-        const properties = propertiesChanged && reads.has('properties') ? JSON.stringify(e.properties) : r.properties;
-        const context = contextChanged && reads.has('context') ? JSON.stringify(e.context) : r.context;
+        const properties = out.maps & PROPERTIES_CHANGED && reads.has('properties') ? JSON.stringify(e.properties) : r.properties;
+        const context = out.maps & CONTEXT_CHANGED && reads.has('context') ? JSON.stringify(e.context) : r.context;
         if (mark) live.push(output(r, properties, context, p.version, r.operatorVersion ?? 0));
         else live.push(properties === r.properties && context === r.context ? stamp(r, p.version) : output(r, properties, context, r.pipelineVersion ?? 0, p.version));
         break;
@@ -133,6 +127,7 @@ function stamp(r: LogRecord, version: number): LogRecord {
  * default), the others empty objects of their own.
  */
 export function eventOf(r: LogRecord, reads?: ReadonlySet<string>): ExpressionEvent {
-  const map = (name: 'properties' | 'context', text: string) => (!reads || reads.has(name) ? (JSON.parse(text) as Record<string, unknown>) : {});
-  return { type: r.type, key: r.key, ts: r.ts, properties: map('properties', r.properties), context: map('context', r.context) };
+  const properties = !reads || reads.has('properties') ? (JSON.parse(r.properties) as Record<string, unknown>) : {};
+  const context = !reads || reads.has('context') ? (JSON.parse(r.context) as Record<string, unknown>) : {};
+  return { type: r.type, key: r.key, ts: r.ts, properties, context };
 }
