@@ -23,16 +23,20 @@ export async function scanSeries(pool: pg.Pool, scan: SeriesScan, timeoutMs: num
   const { sql, params } = seriesScanSql(POSTGRES_SCAN, scan);
   const client = await pool.connect();
   let rows: (number | null)[][];
+  // A connection whose ROLLBACK failed is broken: released with the error, the pool drops it.
+  let broken: Error | undefined;
   try {
     await client.query('BEGIN READ ONLY');
     try {
       await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
       rows = (await client.query({ text: sql, values: params, rowMode: 'array' })).rows as (number | null)[][];
     } finally {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch((e: unknown) => {
+        broken = e instanceof Error ? e : new Error(String(e));
+      });
     }
   } finally {
-    client.release();
+    client.release(broken);
   }
   const column = (i: number) => Float64Array.from(rows, (r) => (r[i] === null ? NaN : r[i]!));
   return { series: column(0), minutes: column(1), counts: column(2), values: column(3) };

@@ -10,7 +10,10 @@ import type Database from 'better-sqlite3';
  * lock, and a holder on the same thread could never finish. So a group commit waits at most
  * `APPEND_BUSY_MS` inside the call, and on SQLITE_BUSY the log schedules the same group again
  * after `busyBackoff(attempt)`, with the event loop free meanwhile, until `BUSY_WAIT_MS` have
- * passed since the first attempt; then it fails as a busy timeout did.
+ * passed since the first attempt; then it fails as a busy timeout did. The key ledger's
+ * background steps, on the same thread, wait as little and are simply tried again later.
+ * (The workers' lease upkeep and acks run on the store thread, off the request path, and keep
+ * the connection's busy timeout.)
  *
  * These are wall-clock bounds on a real lock held by another connection, measured as SQLite
  * measures its own busy timeout, not times of the pipeline's, so they take no injected clock.

@@ -63,8 +63,7 @@ export class GroupCommit {
 
   /** Writes what is pending and stops: at close the wait for the lock is inside the call, up to the busy timeout. */
   close(): void {
-    if (this.busy?.timer) clearTimeout(this.busy.timer);
-    this.busy = null;
+    this.stopWaiting();
     this.flush(true);
     this.closed = true;
   }
@@ -90,6 +89,9 @@ export class GroupCommit {
           this.pending.unshift(...group);
           return;
         }
+        // Whatever else failed, the wait for the lock is over: the next append flushes again,
+        // and a later wait starts its own 5 s.
+        this.stopWaiting();
         const err = coerceError(e);
         const full = /SQLITE_FULL|disk is full|database or disk is full/i.test(err.message);
         const failure = new SluiceError(
@@ -107,6 +109,11 @@ export class GroupCommit {
       this.opts.onFlush();
     }
     this.opts.idle();
+  }
+
+  private stopWaiting(): void {
+    if (this.busy?.timer) clearTimeout(this.busy.timer);
+    this.busy = null;
   }
 
   /**

@@ -9,6 +9,7 @@ import { replayDedupeKey } from '../../core/hash.js';
 import { deliveryWindow } from '../delivery.js';
 import { OFFSET_SPAN, packTraceparent, recordId, toRecord, type RecordRow } from './records.js';
 import { KeyLedger } from './ledger.js';
+import { APPEND_BUSY_MS, withBusyTimeout } from './busy.js';
 import { GroupCommit, type Pending } from './group-commit.js';
 import { searchOffsetForTime } from '../offset-for-time.js';
 import { SqliteLeases } from './leases.js';
@@ -177,7 +178,8 @@ export class SqliteLog implements Log {
       this.ledgerScheduled = false;
       if (this.closed) return;
       try {
-        if (this.ledger.maintain()) this.scheduleLedgerWork();
+        // Like an append, it does not wait for a lock held elsewhere on the event loop (busy.ts).
+        if (withBusyTimeout(this.db, APPEND_BUSY_MS, () => this.ledger.maintain())) this.scheduleLedgerWork();
       } catch {
         // Busy or out of space: the work is retried after the next append; lookups stay exact meanwhile.
       }
