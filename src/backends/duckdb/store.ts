@@ -17,6 +17,7 @@ import { DuckdbTypedColumns, TYPED_SCHEMA } from './typed-columns.js';
 import { typedQuerySql } from './typed-sql.js';
 import { ReadPool } from './read-pool.js';
 import { seriesScanSql } from './series-scan-sql.js';
+import { scanAnswer, scanIsEmpty } from '../sql/series-scan.js';
 import { producedBy, withdrawEvents } from './withdraw.js';
 import { CommitRows, STAGING_DDL } from './commit-rows.js';
 
@@ -306,19 +307,11 @@ export class DuckdbStore implements Store {
 
   /** See Store.seriesScan: one scan of the tenant's raw events (series-scan-sql.ts). */
   async seriesScan(scan: SeriesScan, signal?: AbortSignal): Promise<SeriesScanAnswer> {
-    const empty = { series: new Float64Array(0), minutes: new Float64Array(0), counts: new Float64Array(0), values: new Float64Array(0) };
-    if (scan.series.length === 0 || scan.to <= scan.from) return empty;
+    if (scanIsEmpty(scan)) return scanAnswer(0, () => null);
     const { sql, params } = seriesScanSql(scan);
     const r = await this.withTimeout(scan.tenant, (c) => c.runAndReadAll(sql, params), signal, scan.timeoutMs);
     const cols = r.getColumns() as (number | null)[][];
-    // A loop: Float64Array.from with a mapping function took 0.5 s for 1M rows.
-    const column = (i: number) => {
-      const src = cols[i] ?? [];
-      const out = new Float64Array(src.length);
-      for (let k = 0; k < src.length; k++) out[k] = src[k] ?? NaN;
-      return out;
-    };
-    return { series: column(0), minutes: column(1), counts: column(2), values: column(3) };
+    return scanAnswer(cols[0]?.length ?? 0, (c, k) => cols[c]?.[k]);
   }
 
   async searchEvents(s: EventSearch, signal?: AbortSignal): Promise<StoredEvent[]> {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { SeriesScan, SeriesScanAnswer } from '../../ports/store.js';
-import { seriesScanSql, type ScanDialect } from '../sql/series-scan.js';
+import { scanAnswer, scanIsEmpty, seriesScanSql, type ScanDialect } from '../sql/series-scan.js';
 import { POSTGRES } from './dialect.js';
 
 /** PostgreSQL's side of the series scan (backends/sql/series-scan.ts). */
@@ -19,7 +19,7 @@ export const POSTGRES_SCAN: ScanDialect<unknown> = {
  * series: alert evaluation gives it the evaluation interval). Errors are the driver's.
  */
 export async function scanSeries(pool: pg.Pool, scan: SeriesScan, timeoutMs: number): Promise<SeriesScanAnswer> {
-  if (scan.series.length === 0 || scan.to <= scan.from) return { series: new Float64Array(0), minutes: new Float64Array(0), counts: new Float64Array(0), values: new Float64Array(0) };
+  if (scanIsEmpty(scan)) return scanAnswer(0, () => null);
   const { sql, params } = seriesScanSql(POSTGRES_SCAN, scan);
   const client = await pool.connect();
   let rows: (number | null)[][];
@@ -38,6 +38,5 @@ export async function scanSeries(pool: pg.Pool, scan: SeriesScan, timeoutMs: num
   } finally {
     client.release(broken);
   }
-  const column = (i: number) => Float64Array.from(rows, (r) => (r[i] === null ? NaN : r[i]!));
-  return { series: column(0), minutes: column(1), counts: column(2), values: column(3) };
+  return scanAnswer(rows.length, (c, k) => rows[k]![c]);
 }

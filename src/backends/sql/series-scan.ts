@@ -1,5 +1,5 @@
 import type { FieldRef } from '../../core/query.js';
-import type { SeriesScan } from '../../ports/store.js';
+import type { SeriesScan, SeriesScanAnswer } from '../../ports/store.js';
 import { filterSql, Params } from './compile.js';
 import type { ViewDialect } from './views.js';
 
@@ -43,6 +43,25 @@ export interface ScanDialect<V> extends ViewDialect<V> {
   /** A list of integers from SQL items, and its element at the 1-based SQL index `i`. */
   list(items: string[]): string;
   at(list: string, i: string): string;
+}
+
+/** Whether a scan reads nothing (no series, or an empty time range): its answer is `scanAnswer(0, …)`. */
+export function scanIsEmpty(scan: SeriesScan): boolean {
+  return scan.series.length === 0 || scan.to <= scan.from;
+}
+
+/**
+ * The answer of a scan from its `n` result rows, `cell(column, row)` giving a cell of the
+ * columns above (null: none, read as NaN). A plain loop: Float64Array.from with a mapping
+ * function took 0.5 s for 1M rows.
+ */
+export function scanAnswer(n: number, cell: (column: number, row: number) => number | null | undefined): SeriesScanAnswer {
+  const column = (c: number): Float64Array => {
+    const out = new Float64Array(n);
+    for (let k = 0; k < n; k++) out[k] = cell(c, k) ?? NaN;
+    return out;
+  };
+  return { series: column(0), minutes: column(1), counts: column(2), values: column(3) };
 }
 
 export function seriesScanSql<V>(d: ScanDialect<V>, scan: SeriesScan): { sql: string; params: V[] } {
