@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluatePass } from '../../src/alerts/evaluator.js';
 import { SeriesCache } from '../../src/alerts/series-cache.js';
@@ -10,7 +9,7 @@ import { SqliteCatalog } from '../../src/backends/sqlite/catalog.js';
 import { DuckdbStore } from '../../src/backends/duckdb/store.js';
 import { PostgresStore } from '../../src/backends/postgres/store.js';
 import type { Store } from '../../src/ports/store.js';
-import { POSTGRES_URL, postgresAvailable, uniqueName } from '../helpers/services.js';
+import { POSTGRES_URL, postgresAvailable, uniqueName, dropSchema } from '../helpers/services.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { LogRecord } from '../../src/core/types.js';
 import type { Log } from '../../src/ports/log.js';
@@ -36,12 +35,7 @@ if (await postgresAvailable()) {
   stores.push({
     name: 'postgres',
     open: () => new PostgresStore({ url: `${POSTGRES_URL}?schema=${schema}`, queryTimeoutMs: 30_000 }),
-    drop: async () => {
-      const client = new pg.Client({ connectionString: POSTGRES_URL });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await client.end();
-    },
+    drop: () => dropSchema(schema),
   });
 }
 

@@ -1,14 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DuckdbStore } from '../../src/backends/duckdb/store.js';
 import { PostgresStore } from '../../src/backends/postgres/store.js';
 import { parseFilters, parseMeasure, type Measure, type QuerySpec } from '../../src/core/query.js';
 import type { LogRecord } from '../../src/core/types.js';
 import type { SeriesScanQuery, Store } from '../../src/ports/store.js';
-import { POSTGRES_URL, postgresAvailable, uniqueName } from '../helpers/services.js';
+import { POSTGRES_URL, postgresAvailable, uniqueName, dropSchema } from '../helpers/services.js';
 
 /**
  * One scan of a tenant's events for many series (Store.seriesScan, DuckDB and PostgreSQL) counts per minute
@@ -46,12 +45,7 @@ if (await postgresAvailable()) {
   stores.push({
     name: 'postgres',
     open: () => new PostgresStore({ url: `${POSTGRES_URL}?schema=${schema}`, queryTimeoutMs: 60_000 }),
-    drop: async () => {
-      const client = new pg.Client({ connectionString: POSTGRES_URL });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await client.end();
-    },
+    drop: () => dropSchema(schema),
   });
 }
 

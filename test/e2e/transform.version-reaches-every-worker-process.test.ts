@@ -1,5 +1,4 @@
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PostgresCatalog } from '../../src/backends/postgres/catalog.js';
 import { SqliteCatalog } from '../../src/backends/sqlite/catalog.js';
@@ -7,7 +6,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import type { Catalog } from '../../src/ports/catalog.js';
 import { PipelineRegistry } from '../../src/transform/registry.js';
 import { putPipeline } from '../../src/transform/versions.js';
-import { POSTGRES_URL, postgresAvailable, uniqueName } from '../helpers/services.js';
+import { POSTGRES_URL, postgresAvailable, uniqueName, dropSchema } from '../helpers/services.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 /**
@@ -56,10 +55,7 @@ describe('a pipeline version reaches every worker process', () => {
   afterAll(async () => {
     await Promise.all(opened.map((c) => c.close()));
     if (opened.length === 0) return;
-    const client = new pg.Client({ connectionString: POSTGRES_URL });
-    await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await client.end();
+    await dropSchema(schema);
   });
   it.runIf(withPostgres)('transform.version-reaches-every-worker-within-the-refresh-interval-scale-out', async () => {
     for (let i = 0; i < 3; i++) {

@@ -6,7 +6,7 @@ import { afterEach, expect } from 'vitest';
 import { namesOf } from '../../src/backends/nats/stream.js';
 import { until } from './pipeline.js';
 import { CLI, freePort, startServer, type ServerProcess } from './server.js';
-import { NATS_URL, POSTGRES_URL, uniqueName } from './services.js';
+import { NATS_URL, POSTGRES_URL, uniqueName, dropSchema } from './services.js';
 import { tmpDir } from './tmp.js';
 
 /**
@@ -85,10 +85,7 @@ export async function deploy(options: { partitions?: number; natsUrl?: string; p
         for (const name of namesOf(stream).streams) await jsm.streams.delete(name).catch(() => undefined);
         await nc.close();
       }
-      const client = new pg.Client({ connectionString: POSTGRES_URL });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await client.end();
+      await dropSchema(schema);
     },
   };
 }

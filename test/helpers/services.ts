@@ -1,3 +1,4 @@
+import pg from 'pg';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 
@@ -44,4 +45,15 @@ export const postgresAvailable = (): Promise<boolean> =>
 /** A name no other test uses: a stream, a schema. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${randomBytes(5).toString('hex')}`;
+}
+
+/** Drops a test's PostgreSQL schema and everything in it (a store's or a catalog's tables). */
+export async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
+  }
 }

@@ -6,9 +6,8 @@ import { DD_ALPHA } from '../../src/backends/duckdb/query-sql.js';
 import type { LogRecord } from '../../src/core/types.js';
 import type { Store } from '../../src/ports/store.js';
 import { parseQuery, parseView, columnsOf, type QuerySpec } from '../../src/core/query.js';
-import pg from 'pg';
 import { PostgresStore } from '../../src/backends/postgres/store.js';
-import { POSTGRES_URL, postgresAvailable, uniqueName } from '../helpers/services.js';
+import { POSTGRES_URL, postgresAvailable, uniqueName, dropSchema } from '../helpers/services.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 /**
@@ -102,12 +101,7 @@ if (await postgresAvailable()) {
   stores.push({
     name: 'postgres',
     open: async () => new PostgresStore({ url: `${POSTGRES_URL}?schema=${schema}` }),
-    drop: async () => {
-      const client = new pg.Client({ connectionString: POSTGRES_URL });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await client.end();
-    },
+    drop: () => dropSchema(schema),
   });
 }
 
