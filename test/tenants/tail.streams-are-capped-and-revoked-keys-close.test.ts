@@ -6,8 +6,12 @@ import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
 
 let p: Pipeline | null = null;
 const aborts: AbortController[] = [];
+// fetch cancels the body of a Response that is garbage collected unread, which closes its stream
+// and frees its place under the cap: every opened Response is held until the test ends.
+const held: Response[] = [];
 afterEach(async () => {
   for (const ac of aborts.splice(0)) ac.abort();
+  held.length = 0;
   await p?.close();
   p = null;
 });
@@ -16,6 +20,7 @@ async function open(url: string, key: string) {
   const ac = new AbortController();
   aborts.push(ac);
   const res = await fetch(`${url}/v1/stream`, { headers: { authorization: `Bearer ${key}` }, signal: ac.signal });
+  held.push(res);
   return { res, ac };
 }
 
