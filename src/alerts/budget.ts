@@ -1,4 +1,4 @@
-import type { MinuteSeries } from './evaluate.js';
+import type { MinuteLookup } from './evaluate.js';
 import type { SloRule } from './rules.js';
 
 /**
@@ -20,7 +20,7 @@ export interface Budget {
 }
 
 /** `total` and `bad` are keyed by the start of a minute or of any step that divides the buckets (`stepMs`). */
-export function budgetOf(rule: SloRule, total: MinuteSeries, bad: MinuteSeries, end: number, bucketMs: number, stepMs = 60_000): Budget {
+export function budgetOf(rule: SloRule, total: MinuteLookup, bad: MinuteLookup, end: number, bucketMs: number, stepMs = 60_000): Budget {
   const from = end - rule.period;
   const buckets: Budget['buckets'] = [];
   let t = 0;

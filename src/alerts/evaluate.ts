@@ -77,8 +77,24 @@ export interface Verdict {
   condition: Condition;
   /** SLO: the figures of every window of this severity. */
   windows: WindowFigure[];
-  /** Threshold: the measure over the window, the events it saw and what it was compared with. */
-  value?: { measure: string; window: string; value: number | null; events: number; op: ConditionOp; threshold: number };
+  /**
+   * Threshold: the measure over the window, the events it saw and what it was compared with.
+   * A built-in rule's signal gives its window (`now` for a reading with no window) and, for a
+   * ratio, `bad` of `events`.
+   */
+  value?: { measure: string; window: string; value: number | null; events: number; bad?: number; op: ConditionOp; threshold: number };
+}
+
+/**
+ * A built-in rule's signal as read now: the value (null: unknown, or too few events to judge),
+ * the window it covers (`now` for a point reading such as freshness) and, for a ratio, the
+ * events it counted and how many of them were bad.
+ */
+export interface SignalReading {
+  value: number | null;
+  window: string;
+  events: number;
+  bad?: number;
 }
 
 function sum(series: MinuteLookup, from: number, to: number): number {
@@ -194,13 +210,15 @@ export function mergeWindow(rule: ThresholdRule, partials: MinuteLookup<MinutePa
   }
 }
 
-/** A built-in rule's verdict from its signal's value now (null: unknown, insufficient). */
-export function builtinVerdict(rule: BuiltinRule, value: number | null): Verdict {
+/** A built-in rule's verdict from its signal as read now (a null value: unknown, insufficient). */
+export function builtinVerdict(rule: BuiltinRule, reading: SignalReading | null): Verdict {
+  const r = reading ?? { value: null, window: 'now', events: 0 };
+  const value = r.value;
   return {
     severity: rule.severity,
     condition: value === null ? 'insufficient' : compare(rule.condition.op, value, rule.condition.value) ? 'firing' : 'ok',
     windows: [],
-    value: { measure: rule.signal, window: 'now', value, events: 0, op: rule.condition.op, threshold: rule.condition.value },
+    value: { measure: rule.signal, window: r.window, value, events: r.events, ...(r.bad === undefined ? {} : { bad: r.bad }), op: rule.condition.op, threshold: rule.condition.value },
   };
 }
 
@@ -219,7 +237,7 @@ export interface RuleData {
   partials?: MinuteLookup<MinutePartial>;
   window?: (end: number) => WindowMeasure;
   /** A built-in rule's signal now. */
-  signal?: number | null;
+  signal?: SignalReading | null;
   /** Fetches the window measures of these ends before `window` is called for them. */
   prefetch?: (ends: number[]) => Promise<void>;
 }

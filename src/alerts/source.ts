@@ -3,8 +3,8 @@ import type { DeadLetterStore } from '../ports/dead-letters.js';
 import type { IngestMinute } from '../ports/alerts.js';
 import type { Log } from '../ports/log.js';
 import type { StoreReader } from '../ports/reader.js';
-import { mergeable, type MinuteLookup, type MinutePartial, type MinuteSeries, type RuleData, type WindowMeasure } from './evaluate.js';
-import type { BuiltinSignal, Rule, Selector, ThresholdRule } from './rules.js';
+import { mergeable, type MinuteLookup, type MinutePartial, type MinuteSeries, type RuleData, type SignalReading, type WindowMeasure } from './evaluate.js';
+import { formatDuration, type BuiltinSignal, type Rule, type Selector, type ThresholdRule } from './rules.js';
 import type { SeriesCache, SeriesRow, SeriesWant, ValueMerge } from './series-cache.js';
 
 const MINUTE = 60_000;
@@ -99,10 +99,11 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, op
     cache?.watermark(tenant, w);
     return w;
   };
-  const signal = async (tenant: string, name: BuiltinSignal): Promise<number | null> => {
-    if (name === 'freshness') return Math.max(0, now() - (await watermark(tenant))) / 1000;
+  const signal = async (tenant: string, name: BuiltinSignal): Promise<SignalReading> => {
+    if (name === 'freshness') return { value: Math.max(0, now() - (await watermark(tenant))) / 1000, window: 'now', events: 0 };
     if (name === 'dead_letter_ratio') {
-      if (!deadLetters) return null;
+      const window = formatDuration(RATIO_WINDOW);
+      if (!deadLetters) return { value: null, window, events: 0 };
       const t = now();
       let dead = 0;
       for (const reason of PIPELINE_FAULTS) {
@@ -110,11 +111,12 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, op
         dead += groups.reduce((n, g) => n + g.count, 0);
       }
       const stored = (await reader.counts({ tenant, type: null, from: t - RATIO_WINDOW, to: t, interval: '1m' })).rows.reduce((n, r) => n + r.count, 0);
-      return stored + dead < RATIO_MIN_EVENTS ? null : dead / (stored + dead);
+      const events = stored + dead;
+      return { value: events < RATIO_MIN_EVENTS ? null : dead / events, window, events, bad: dead };
     }
     const c = await reader.conservation();
-    if (c.checkedAt === null) return null;
-    return c.gapByTenant.find(([t]) => t === tenant)?.[1] ?? 0;
+    if (c.checkedAt === null) return { value: null, window: 'now', events: 0 };
+    return { value: c.gapByTenant.find(([t]) => t === tenant)?.[1] ?? 0, window: 'now', events: 0 };
   };
   /** A series' key in the cache, its query and its second column's merge. */
   const seriesOf = (sel: Selector, measure: Measure | null) => {

@@ -39,12 +39,18 @@ const enc = encodeURIComponent;
 /** The API's JSON, printed as it comes (the API is the contract; docs/alerts.md). */
 type Any = any;
 
+/** "dead_letter_ratio over 1h = 0.025 (5 of 200 events; fires when gt 0.01)", "freshness now = 12 (…)". */
+function valueLine(v: Any): string {
+  const counts = v.window === 'now' ? '' : v.bad === undefined ? `${v.events} events; ` : `${v.bad} of ${v.events} events; `;
+  return `${v.measure} ${v.window === 'now' ? 'now' : `over ${v.window}`} = ${v.value ?? '-'} (${counts}fires when ${v.op} ${v.threshold})`;
+}
+
 function alertLine(a: Any): string {
   const muted = a.silenced ? ' (silenced)' : a.inhibited ? ' (inhibited)' : '';
   const why = a.explanation?.windows?.length
     ? a.explanation.windows.map((w: Any) => `${w.window} ${w.bad}/${w.total} burn ${w.burn_rate === null ? '-' : Number(w.burn_rate).toFixed(2)} vs ${w.threshold}`).join(', ')
     : a.explanation?.value
-      ? `${a.explanation.value.measure} over ${a.explanation.value.window} = ${a.explanation.value.value ?? '-'} (${a.explanation.value.op} ${a.explanation.value.threshold})`
+      ? valueLine(a.explanation.value)
       : '';
   return `${a.state.padEnd(17)} ${a.severity.padEnd(6)} ${a.rule}${muted}  since ${a.since}${why ? `  [${why}]` : ''}`;
 }

@@ -152,7 +152,7 @@ export async function pipelineCommand(argv: string[], io: Io = { out: process.st
     case 'versions': {
       const limit = int(values.limit, 'limit');
       const r = await call<{ versions: { version: number; live: boolean; step_count: number; created_at: string; created_by: string }[] }>('GET', `/v1/pipeline/versions${limit ? `?limit=${limit}` : ''}`);
-      print(r, () => (r.versions.length === 0 ? 'no pipeline yet' : r.versions.map((v) => `${v.version}\t${v.live ? 'live' : '-'}\t${v.step_count} steps\t${v.created_at}\t${v.created_by}`).join('\n')));
+      print(r, () => (r.versions.length === 0 ? 'no pipeline yet' : ['VERSION\tLIVE\tSTEPS\tCREATED\tBY', ...r.versions.map((v) => `${v.version}\t${v.live ? 'live' : 'no'}\t${v.step_count}\t${v.created_at}\t${v.created_by}`)].join('\n')));
       return 0;
     }
     default:

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
 import { entry } from '../helpers/entries.js';
 import { parseRule, BUILTIN_RULES } from '../../src/alerts/rules.js';
+import { evaluate } from '../../src/alerts/evaluate.js';
 import { storeSource } from '../../src/alerts/source.js';
 import { directReader } from '../../src/app/store-calls.js';
 
@@ -128,7 +129,7 @@ describe('alerts API', () => {
     const rule = parseRule('sluice_dead_letter_ratio', BUILTIN_RULES.sluice_dead_letter_ratio);
     const ratio = async () => (await source.ruleData('acme', rule, 0, 0)).signal;
     // The history above is three hours old: nothing in the last hour, too few events to tell.
-    expect(await ratio()).toBeNull();
+    expect(await ratio()).toEqual({ value: null, window: '1h', events: 0, bad: 0 });
     const recent = Array.from({ length: 195 }, (_, i) => ({ type: 'req', key: `r${i}`, ts: new Date(Date.now() - 10 * M + i * 1000).toISOString(), idempotency_key: `recent-${i}`, properties: { ok: true } }));
     expect((await call('POST', '/v1/events', p.tenant.writeKey, recent)).statusCode).toBe(202);
     await until(async () => (await p.store.rawStats('acme')).events === events.length + recent.length);
@@ -136,6 +137,9 @@ describe('alerts API', () => {
     // Five poison events (the pipeline's fault) and five schema violations (the producer's, not counted).
     await p.catalog.deadLetters.record([0, 1, 2, 3, 4].map((n) => dead(n, 'poison')));
     await p.catalog.deadLetters.record([5, 6, 7, 8, 9].map((n) => dead(n, 'schema_violation')));
-    expect(await ratio()).toBeCloseTo(5 / 200, 9);
+    // The explanation names the hour and both counts.
+    expect(await ratio()).toEqual({ value: expect.closeTo(5 / 200, 9), window: '1h', events: 200, bad: 5 });
+    const verdict = evaluate(rule, await source.ruleData('acme', rule, 0, 0), Date.now())[0]!;
+    expect(verdict.value).toMatchObject({ measure: 'dead_letter_ratio', window: '1h', events: 200, bad: 5, op: 'gt', threshold: 0.01 });
   });
 });

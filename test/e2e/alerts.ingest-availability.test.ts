@@ -67,6 +67,24 @@ describe('alerts: ingest availability', () => {
     expect(state.verdict.windows[1]).toEqual({ window: '5m', bad: 25, total: 100, ratio: 0.25, burn_rate: expect.closeTo(250, 6), threshold: 14.4 });
   });
 
+  it('ingest-availability.has-an-error-budget-like-an-slo-and-threshold-built-ins-have-none', async () => {
+    const get = (name: string, bucket = '1h') => p.app.inject({ method: 'GET', url: `/v1/alerts/rules/${name}/budget?bucket=${bucket}`, headers: { authorization: `Bearer ${p.tenant.readKey}` } });
+    const res = await get('sluice_ingest_availability');
+    expect(res.statusCode).toBe(200);
+    const b = res.json();
+    // The 16 minutes of the test above: 320 requests, 30 failed; 99.9 % allows 0.32 bad.
+    expect(b).toMatchObject({ rule: 'sluice_ingest_availability', objective: 0.999, total: 320, bad: 30, allowed_bad: expect.closeTo(0.32, 6), remaining: expect.closeTo(1 - 30 / 0.32, 6) });
+    const counted = b.buckets.filter((x: { total: number }) => x.total > 0);
+    expect(counted.reduce((n: number, x: { total: number }) => n + x.total, 0)).toBe(320);
+    expect(counted.reduce((n: number, x: { bad: number }) => n + x.bad, 0)).toBe(30);
+    expect(Date.parse(b.period.to) - Date.parse(b.period.from)).toBe(30 * 24 * 60 * M);
+    for (const name of ['sluice_freshness', 'sluice_dead_letter_ratio']) {
+      const refused = await get(name);
+      expect(refused.statusCode).toBe(404);
+      expect(refused.json().message).toContain('sluice_ingest_availability');
+    }
+  });
+
   it('ingest-availability.is-changed-and-turned-off-like-the-other-built-ins', async () => {
     const put = (body: unknown) =>
       p.app.inject({ method: 'PUT', url: '/v1/alerts/rules/sluice_ingest_availability', headers: { authorization: `Bearer ${p.tenant.adminKey}`, 'content-type': 'application/json' }, payload: JSON.stringify(body) });

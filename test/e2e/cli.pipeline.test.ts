@@ -58,7 +58,7 @@ it('cli.pipeline-push-show-test-and-versions-against-a-running-server', async ()
 
   const versions = sluice('pipeline', 'versions');
   expect(versions.status).toBe(0);
-  expect(versions.stdout).toMatch(/^1\tlive\t2 steps\t/);
+  expect(versions.stdout).toMatch(/^VERSION\tLIVE\tSTEPS\tCREATED\tBY\n1\tlive\t2\t/);
   expect(sluice('pipeline', 'frobnicate').status).toBe(2);
 
   // The workbench from the command line: a dead letter fixed by a patch on replay.

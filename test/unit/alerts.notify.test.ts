@@ -260,7 +260,7 @@ describe('evaluation pass and outbox on a real catalog and a real HTTP receiver'
     const source: AlertSource = {
       watermark: async () => stalled,
       counts: async () => new Map(),
-      ruleData: async (_t, r) => ({ signal: r.kind === 'builtin' ? (r.signal === 'freshness' ? (clock.now() - stalled) / 1000 : gap) : null }),
+      ruleData: async (_t, r) => ({ signal: r.kind === 'builtin' ? { value: r.signal === 'freshness' ? (clock.now() - stalled) / 1000 : gap, window: 'now', events: 0 } : null }),
     };
     let paused = false;
     const pass = () => evaluatePass({ store, source, clock, tenants: async () => ['acme'], paused: async () => paused });
@@ -301,7 +301,7 @@ describe('evaluation pass and outbox on a real catalog and a real HTTP receiver'
     await c1.alerts.putObject('acme', 'receiver', 'oncall', parseReceiver({ type: 'webhook', url: hook.url }), 'k');
     await c1.alerts.putObject('acme', 'routing', 'routing', parseRouting({ group_wait: '0s', default_receiver: 'oncall' }), 'k');
     // No checkout at all: the threshold rule fires at the first evaluation.
-    const source: AlertSource = { watermark: async () => clock.now(), counts: async () => new Map(), ruleData: async (_t, r) => (r.kind === 'builtin' ? { signal: 0 } : { partials: new Map() }) };
+    const source: AlertSource = { watermark: async () => clock.now(), counts: async () => new Map(), ruleData: async (_t, r) => (r.kind === 'builtin' ? { signal: { value: 0, window: 'now', events: 0 } } : { partials: new Map() }) };
     const { alertServices } = await import('../../src/alerts/service.js');
     const opts = { source, clock, evaluateIntervalMs: 30_000, deliverIntervalMs: 1_000, leaseTtlMs: 10_000, externalUrl: '' };
     const a = alertServices({ ...opts, store: c1.alerts, owner: 'a' });

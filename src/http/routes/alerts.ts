@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { backtest } from '../../alerts/replay.js';
 import { budgetOf } from '../../alerts/budget.js';
-import { mergeable } from '../../alerts/evaluate.js';
+import { mergeable, type MinuteLookup } from '../../alerts/evaluate.js';
 import { loadNotifyConfig, statesOf, withBuiltins } from '../../alerts/evaluator.js';
 import { mutedBy, parseReceiver, parseRouting, RECEIVER_NAME, routingJson } from '../../alerts/notify.js';
-import { BUILTIN_RULES, lookback, parseRule, ruleJson, type Rule } from '../../alerts/rules.js';
+import { BUILTIN_RULES, burnSlo, lookback, parseRule, ruleJson, type Rule, type SloRule } from '../../alerts/rules.js';
+import { INGEST_SETTLE_MS } from '../../obs/ingest-outcomes.js';
 import { parseSilence, silenceJson, type Silence } from '../../alerts/silences.js';
 import type { AlertSource } from '../../alerts/source.js';
 import { ALERT_STATES, type AlertState, type Transition } from '../../alerts/state.js';
@@ -153,30 +154,48 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   app.get('/v1/alerts/rules/:name/budget', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
     const { rule } = await ruleOrThrow(grant.tenant, name(request));
-    if (rule.kind !== 'slo') throw new SluiceError('SLUICE_ERR_INVALID_QUERY', `"${rule.name}" is a ${rule.kind === 'threshold' ? 'threshold' : 'built-in'} rule: only SLOs have an error budget${rule.kind === 'threshold' ? '' : ' (the built-in rules report their state in GET /v1/alerts)'}`, { field: 'name' });
     const bucketParam = query(request).bucket ?? '1d';
     const bucket = bucketParam === '1h' ? HOUR : bucketParam === '1d' ? DAY : null;
     if (bucket === null) throw new SluiceError('SLUICE_ERR_INVALID_QUERY', '"bucket" must be "1h" or "1d"', { field: 'bucket' });
-    // Hourly counts over whole hours (a 30-day period is 720 of them), ending at the last whole hour the watermark passed.
-    const step = rule.period % HOUR === 0 ? HOUR : MINUTE;
-    const watermark = await opts.source.watermark(grant.tenant);
-    const end = Math.floor(watermark / step) * step;
-    const interval = step === HOUR ? '1h' : '1m';
-    const total = await opts.source.counts(grant.tenant, rule.total, end - rule.period, end, interval);
-    let bad;
-    if (rule.bad) bad = await opts.source.counts(grant.tenant, rule.bad, end - rule.period, end, interval);
-    else {
-      const good = await opts.source.counts(grant.tenant, rule.good!, end - rule.period, end, interval);
-      bad = new Map([...total].map(([m, n]) => [m, Math.max(0, n - (good.get(m) ?? 0))]));
+    if (rule.kind === 'threshold' || (rule.kind === 'builtin' && !rule.burn)) {
+      const slos = Object.entries(BUILTIN_RULES).filter(([, r]) => 'objective' in r).map(([n]) => `"${n}"`).join(', ');
+      throw new SluiceError('SLUICE_ERR_NOT_FOUND', `"${rule.name}" is a ${rule.kind === 'threshold' ? 'threshold' : 'built-in threshold'} rule: it has no error budget (SLOs have one, and so does the built-in burn-rate rule ${slos}); its state is in GET /v1/alerts (sluice alerts list)`, { field: 'name' });
     }
-    const b = budgetOf(rule, total, bad, end, Math.max(bucket, step), step);
+    let slo: SloRule;
+    let total: MinuteLookup;
+    let bad: MinuteLookup;
+    let end: number;
+    let step: number;
+    const watermark = await opts.source.watermark(grant.tenant);
+    if (rule.kind === 'builtin') {
+      // The ingest minutes are counted on the wall clock, whole once settled: the period ends at the last settled minute.
+      slo = burnSlo(rule);
+      step = MINUTE;
+      end = Math.floor((now() - INGEST_SETTLE_MS) / MINUTE) * MINUTE;
+      const data = await opts.source.ruleData(grant.tenant, rule, end - slo.period, end);
+      ({ total, bad } = data.slo!);
+    } else {
+      slo = rule;
+      // Hourly counts over whole hours (a 30-day period is 720 of them), ending at the last whole hour the watermark passed.
+      step = rule.period % HOUR === 0 ? HOUR : MINUTE;
+      end = Math.floor(watermark / step) * step;
+      const interval = step === HOUR ? '1h' : '1m';
+      const counted = await opts.source.counts(grant.tenant, rule.total, end - rule.period, end, interval);
+      total = counted;
+      if (rule.bad) bad = await opts.source.counts(grant.tenant, rule.bad, end - rule.period, end, interval);
+      else {
+        const good = await opts.source.counts(grant.tenant, rule.good!, end - rule.period, end, interval);
+        bad = new Map([...counted].map(([m, n]) => [m, Math.max(0, n - (good.get(m) ?? 0))]));
+      }
+    }
+    const b = budgetOf(slo, total, bad, end, Math.max(bucket, step), step);
     return reply.send({
       rule: rule.name,
       objective: b.objective,
       period: { from: iso(b.from), to: iso(b.to) },
-      // The current hour, up to the watermark, is counted once it is whole: said, not hidden.
+      // The current hour (for the built-in burn-rate rule, the minutes not yet settled) is counted once it is whole: said, not hidden.
       watermark: iso(watermark),
-      not_counted: { from: iso(b.to), to: iso(watermark) },
+      not_counted: { from: iso(b.to), to: iso(rule.kind === 'builtin' ? Math.max(b.to, now()) : watermark) },
       total: b.total,
       bad: b.bad,
       allowed_bad: b.allowed,
