@@ -228,6 +228,17 @@ suite('console alerts page', () => {
     await page.getByTestId('silence-expire').click();
     await expect.poll(async () => (await call<{ silences: unknown[] }>(keys.readKey, 'GET', '/v1/alerts/silences')).silences).toEqual([]);
     expect((await pageMatchesApi(page)).filter((a) => a.silenced)).toEqual([]);
+
+    // The built-in burn-rate rule opens its error budget too (the API's figures), with no backtest.
+    await page.locator('[data-testid="rule-row"][data-rule="sluice_ingest_availability"]').getByTestId('rule-open').click();
+    await expect.poll(() => new URL(page.url()).searchParams.get('rule')).toBe('sluice_ingest_availability');
+    await expect
+      .poll(async () => {
+        const b = await call<{ total: number }>(keys.readKey, 'GET', '/v1/alerts/rules/sluice_ingest_availability/budget?bucket=1h');
+        return (await page.getByTestId('budget-total').textContent()) === num(b.total) || (await page.getByTestId('alerts-refresh').click(), false);
+      })
+      .toBe(true);
+    expect(await page.getByTestId('backtest-run').count()).toBe(0);
     expect(dialogs).toEqual([]);
     await page.context().close();
   });

@@ -47,6 +47,11 @@ function summary(r: RuleJson): string {
   return '';
 }
 
+/** SLOs and the built-in burn-rate rule (ingest availability) have an error budget. */
+function hasBudget(r: RuleJson): boolean {
+  return r.kind === 'slo' || (r.kind === 'builtin' && r.objective !== undefined);
+}
+
 /**
  * The rules, built-in and the tenant's. Selecting one (`?rule=`) opens its error budget (SLOs:
  * `GET /v1/alerts/rules/:name/budget?bucket=`) and a backtest form (`POST
@@ -83,9 +88,9 @@ export function AlertRules(props: { who: Who; refreshed: number }) {
                 <Labels labels={r.labels} />
               </td>
               <td>
-                {r.kind !== 'builtin' && (
+                {(r.kind !== 'builtin' || hasBudget(r)) && (
                   <button type="button" class="link" onClick={() => setParams({ rule: r.name, bt_from: null, bt_to: null })} data-testid="rule-open">
-                    {r.kind === 'slo' ? 'Error budget and backtest' : 'Backtest'}
+                    {r.kind === 'builtin' ? 'Error budget' : hasBudget(r) ? 'Error budget and backtest' : 'Backtest'}
                   </button>
                 )}
               </td>
@@ -106,8 +111,8 @@ export function AlertRules(props: { who: Who; refreshed: number }) {
             <summary>Definition</summary>
             <pre class="small">{pretty(rule)}</pre>
           </details>
-          {rule.kind === 'slo' && <BudgetPanel rule={rule.name} refreshed={props.refreshed} />}
-          <BacktestPanel rule={rule.name} />
+          {hasBudget(rule) && <BudgetPanel rule={rule.name} refreshed={props.refreshed} />}
+          {rule.kind !== 'builtin' && <BacktestPanel rule={rule.name} />}
         </div>
       )}
     </div>
