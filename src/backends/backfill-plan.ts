@@ -8,7 +8,7 @@ import type { BackfillSpec, BackfillState } from '../ports/backfill.js';
  * `aggregate` returns the statement that adds the events of `source` (a relation with the
  * events' columns, whose parameters are already in `p`) to table `into`, merging rows.
  */
-export interface BackfillTarget<P> {
+export interface BackfillTarget<P, C = unknown> {
   table: string;
   /** DDL of an empty table like `table`, named `name`. */
   ddl(name: string): string;
@@ -24,6 +24,11 @@ export interface BackfillTarget<P> {
   where?(p: P): string;
   /** For a view: the backfill that currently builds it (a superseded build must stop). */
   build?: string | null;
+  /**
+   * Inside the swap's transaction: makes `table` (the built one, holding every row) the
+   * target's table. Absent: the swap copies the built rows into the live table instead.
+   */
+  adopt?(c: C, table: string): Promise<void>;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { BackfillSpec, BackfillState, Backfills } from '../../ports/backfil
 import { Params } from './query-sql.js';
 
 /** A table a backfill rebuilds on DuckDB (see backfill-plan.ts). */
-export type BackfillTarget = Target<Params>;
+export type BackfillTarget = Target<Params, DuckDBConnection>;
 
 export const COUNTS_1M: BackfillTarget = {
   table: 'counts_1m',
@@ -30,6 +30,8 @@ export const BACKFILL_SCHEMA = `
     started_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, finished_at BIGINT, error VARCHAR
   );
   CREATE TABLE IF NOT EXISTS backfill_snapshots (id VARCHAR NOT NULL, p INTEGER NOT NULL, o BIGINT NOT NULL, PRIMARY KEY (id, p));
+  -- A build of the tenant's whole history (no from/to asked): its table can replace the live one.
+  ALTER TABLE backfills ADD COLUMN IF NOT EXISTS whole BOOLEAN DEFAULT false;
 `;
 
 const COLUMNS = 'id, view, tenant, range_from, range_to, rate, status, cursor, done, total, started_at, updated_at, finished_at, error';
@@ -68,6 +70,12 @@ export class DuckdbBackfills implements Backfills {
     private readonly resolve: TargetResolver,
     /** Called inside a transaction that starts or finishes a build, and (`changed`) after one that changes a build commits. */
     private readonly hooks: {
+      /**
+       * Inside the transaction that finishes build `id`, before the swap: `adopting`, the built
+       * table (holding every committed event) replaces the live one; else it replaces the
+       * range's rows in the live one.
+       */
+      swapping(c: DuckDBConnection, tenant: string, view: string, id: string, adopting: boolean): Promise<void>;
       started(c: DuckDBConnection, tenant: string, view: string, id: string): Promise<void>;
       finished(c: DuckDBConnection, id: string): Promise<void>;
       changed(c: DuckDBConnection): Promise<void>;
@@ -107,6 +115,7 @@ export class DuckdbBackfills implements Backfills {
         await c.run(`INSERT INTO backfills (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, 0, ?, ?, ?, NULL, NULL)`, [
           id, spec.view, spec.tenant, BigInt(from), BigInt(to), BigInt(spec.rate), BigInt(from), total!, BigInt(now), BigInt(now),
         ]);
+        if (spec.from === null && spec.to === null) await c.run('UPDATE backfills SET whole = true WHERE id = ?', [id]);
         await c.run('COMMIT');
       } catch (e) {
         await c.run('ROLLBACK').catch(() => undefined);
@@ -128,7 +137,7 @@ export class DuckdbBackfills implements Backfills {
     if (!s) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no backfill ${id}`, { field: 'id' });
     if (s.status !== 'running') return s;
     const v = this.target(s.tenant, s.view, s.id);
-    if (s.cursor >= s.to) return this.finish(s);
+    if (s.cursor >= s.to) return this.finish(await this.catchUp(c, s, v));
     const end = chunkEnd(s, events, v.grainMs);
     await c.run('BEGIN TRANSACTION');
     try {
@@ -146,26 +155,86 @@ export class DuckdbBackfills implements Backfills {
       throw e;
     }
     const next = (await this.get(c, id))!;
-    return next.cursor >= next.to ? this.finish(next) : next;
+    return next.cursor >= next.to ? this.finish(await this.catchUp(c, next, v)) : next;
   }
 
-  /** The catch-up and the swap, with live commits held back. */
+  /**
+   * On the side connection, with live commits going on: the rows of the range committed since
+   * the build's snapshot are added to its table, and the snapshot moves up to what is applied
+   * now (read in the same transaction, so it agrees with the rows it sees). The swap, which
+   * holds commits back, then adds only what arrived during this step; without it, a build
+   * that ran for minutes under live load added minutes of rows with every commit waiting (a
+   * neighbour's freshness p99 went from 40 ms to 1.2 s when one of twenty costly views finished).
+   */
+  private async catchUp(c: DuckDBConnection, s: BackfillState & { cursor: number }, v: BackfillTarget): Promise<BackfillState & { cursor: number }> {
+    const whole = await this.whole(c, s.id);
+    await c.run('BEGIN TRANSACTION');
+    try {
+      const p = new Params();
+      const source = `(SELECT e.* FROM events e JOIN applied a ON a.p = e.partition LEFT JOIN backfill_snapshots s ON s.id = ${p.add(s.id)} AND e.partition = s.p
+         WHERE ${this.rows(s, whole, p)} AND (s.o IS NULL OR e."offset" > s.o) AND e."offset" <= a.o)`;
+      await c.run(v.aggregate(shadow(s.id), source, p), p.values);
+      await c.run('DELETE FROM backfill_snapshots WHERE id = ?', [s.id]);
+      await c.run('INSERT INTO backfill_snapshots SELECT ?, p, o FROM applied', [s.id]);
+      if (v.adopt && whole) {
+        // The table the view will adopt, its rows in the order the swap would have written.
+        const sorted = `${shadow(s.id)}_sorted`;
+        await c.run(v.ddl(sorted));
+        await c.run(`INSERT INTO ${sorted} SELECT * FROM ${shadow(s.id)} ORDER BY ${v.order}`);
+        await c.run(`DROP TABLE ${shadow(s.id)}`);
+        await c.run(`ALTER TABLE ${sorted} RENAME TO ${shadow(s.id)}`);
+      }
+      await c.run('COMMIT');
+    } catch (e) {
+      await c.run('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+    return s;
+  }
+
+  private async whole(c: DuckDBConnection, id: string): Promise<boolean> {
+    const rows = (await c.runAndReadAll('SELECT whole FROM backfills WHERE id = ?', [id])).getRows();
+    return rows[0]?.[0] === true;
+  }
+
+  /**
+   * The events a build reads past its snapshot: the tenant's in the range; for a build of the
+   * whole history, all of the tenant's (an event with a time past the range belongs in the
+   * table the view adopts).
+   */
+  private rows(s: BackfillState, whole: boolean, p: Params): string {
+    const tenant = `e.tenant = ${p.add(s.tenant)}`;
+    return whole ? tenant : `${tenant} AND e.ts >= epoch_ms(${p.add(BigInt(s.from))}::BIGINT) AND e.ts < epoch_ms(${p.add(BigInt(s.to))}::BIGINT)`;
+  }
+
+  /**
+   * The catch-up and the swap, with live commits held back. A view built over the tenant's
+   * whole history adopts the built table, which holds every committed event once this catch-up
+   * is in; other builds replace their range's rows in the live table.
+   */
   private finish(s: BackfillState & { cursor: number }): Promise<BackfillState> {
     return this.locked(async (c) => {
       const v = this.target(s.tenant, s.view, s.id);
+      const adopting = v.adopt !== undefined && (await this.whole(c, s.id));
       await c.run('BEGIN TRANSACTION');
       try {
         const p = new Params();
         const source = `(SELECT e.* FROM events e LEFT JOIN backfill_snapshots s ON s.id = ${p.add(s.id)} AND e.partition = s.p
-           WHERE e.tenant = ${p.add(s.tenant)} AND e.ts >= epoch_ms(${p.add(BigInt(s.from))}::BIGINT) AND e.ts < epoch_ms(${p.add(BigInt(s.to))}::BIGINT)
-             AND (s.o IS NULL OR e."offset" > s.o))`;
+           WHERE ${this.rows(s, adopting, p)} AND (s.o IS NULL OR e."offset" > s.o))`;
         await c.run(v.aggregate(shadow(s.id), source, p), p.values);
-        await c.run(`DELETE FROM ${v.table} WHERE tenant = $1 AND ${v.bucketColumn} >= $2 AND ${v.bucketColumn} < $3`, [s.tenant, BigInt(s.from), BigInt(s.to)]);
-        await c.run(`INSERT INTO ${v.table} SELECT * FROM ${shadow(s.id)} ORDER BY ${v.order}`);
+        await this.hooks.swapping(c, s.tenant, s.view, s.id, adopting);
+        if (adopting) {
+          await v.adopt!(c, shadow(s.id));
+          await c.run(`DROP TABLE ${v.table}`);
+        } else {
+          const range = [s.tenant, BigInt(s.from), BigInt(s.to)];
+          await c.run(`DELETE FROM ${v.table} WHERE tenant = $1 AND ${v.bucketColumn} >= $2 AND ${v.bucketColumn} < $3`, range);
+          await c.run(`INSERT INTO ${v.table} SELECT * FROM ${shadow(s.id)} ORDER BY ${v.order}`);
+          await c.run(`DROP TABLE ${shadow(s.id)}`);
+        }
         await c.run(`UPDATE backfills SET status = 'done', updated_at = $1, finished_at = $1 WHERE id = $2`, [BigInt(Date.now()), s.id]);
         await c.run(`UPDATE views SET status = 'ready', error = NULL, updated_at = $1 WHERE build = $2`, [BigInt(Date.now()), s.id]);
         await this.hooks.finished(c, s.id);
-        await c.run(`DROP TABLE ${shadow(s.id)}`);
         await c.run(`DELETE FROM backfill_snapshots WHERE id = $1`, [s.id]);
         await c.run('COMMIT');
       } catch (e) {

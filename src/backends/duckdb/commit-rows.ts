@@ -11,16 +11,19 @@ import {
 } from '@duckdb/node-api';
 import type { LogRecord } from '../../core/types.js';
 import type { DuckdbTypedColumns } from './typed-columns.js';
+import type { ViewFolds } from './view-folds.js';
 import type { DuckdbViews } from './views.js';
 
 /**
  * The rows of one commit on DuckDB, written inside the transaction the store opened: the raw
- * events, and what derives from them (views, typed columns) from exactly the rows appended.
+ * events, and what derives from them (typed columns; the rows views will fold) from exactly
+ * the rows appended.
  *
  * Rows of tenants with views or typed columns are appended to `staging` (temporary: this
- * connection only, never on disk), copied to `events` by one INSERT … SELECT, and the views
- * and typed columns are computed from `staging`; the others are appended to `events`
- * directly. Measured (100k and 20k events per commit, 2 cores): the staging detour costs
+ * connection only, never on disk), copied to `events` by one INSERT … SELECT; the typed
+ * columns are computed from `staging`, and the rows of tenants with views are kept in
+ * `view_pending` for their views to fold after the commit (view-folds.ts); the others are
+ * appended to `events` directly. Measured (100k and 20k events per commit, 2 cores): the staging detour costs
  * about what it saves, the appender into a temporary table being cheaper than into `events`
  * (within the machine's noise of the direct path); what typed columns cost at commit is the
  * JSON parsed again for their values and the pages of their tables, see store.ts
@@ -33,13 +36,14 @@ const EVENT_TYPES: DuckDBType[] = [VARCHAR, VARCHAR, VARCHAR, VARCHAR, TIMESTAMP
 export class CommitRows {
   constructor(
     private readonly views: DuckdbViews,
+    private readonly folds: ViewFolds,
     private readonly typed: DuckdbTypedColumns,
     /** Rows per appended data chunk; the event loop is yielded between chunks. */
     private readonly chunkRows: number,
   ) {}
 
-  /** Writes `records` (fresh: none already applied) inside the open transaction of `c`. */
-  async write(c: DuckDBConnection, records: readonly LogRecord[]): Promise<void> {
+  /** Writes `records` (fresh: none already applied) inside the open transaction of `c`, as commit `seq`. */
+  async write(c: DuckDBConnection, records: readonly LogRecord[], seq: number): Promise<void> {
     const viewed = new Set<string>();
     let typed = false;
     for (const r of records) {
@@ -49,7 +53,7 @@ export class CommitRows {
     if (viewed.size === 0 && !typed) return this.append(c, records, 'events');
     await this.append(c, records, 'staging');
     await c.run('INSERT INTO events SELECT * FROM staging');
-    await this.views.maintain(c, 'staging', viewed);
+    await this.folds.stage(c, 'staging', viewed, seq);
     if (typed) await this.typed.maintain(c, 'staging', records);
     await c.run('DELETE FROM staging');
   }

@@ -1,6 +1,6 @@
 import type { DuckDBValue } from '@duckdb/node-api';
 import type { Filter, QuerySpec, ViewDef } from '../../core/query.js';
-import { viewWhereSql as sharedViewWhereSql, viewMaintainSql as sharedViewMaintainSql, viewQuerySql as sharedViewQuerySql, type ViewDialect } from '../sql/views.js';
+import { viewWhereSql as sharedViewWhereSql, viewMaintainSql as sharedViewMaintainSql, viewQuerySql as sharedViewQuerySql, viewCellsSql as sharedViewCellsSql, type ViewDialect } from '../sql/views.js';
 import { Params as BaseParams, rawQuerySql as sharedRawQuerySql } from '../sql/compile.js';
 
 /**
@@ -100,7 +100,12 @@ export function viewMaintainSql(table: string, v: ViewDef, source: string, p: Pa
   return sharedViewMaintainSql(DUCKDB, table, v, source, p);
 }
 
-/** A query answered from a view table (see backends/sql/views.ts). */
-export function viewQuerySql(q: QuerySpec, table: string, v: ViewDef, residual: Filter[], cap: number): { sql: string; params: DuckDBValue[] } {
-  return sharedViewQuerySql(DUCKDB, q, table, v, residual, cap);
+/** The rows a view table gains from the events of `source`, as a SELECT (see backends/sql/views.ts). */
+export function viewCellsSql(v: ViewDef, source: string, p: BaseParams<DuckDBValue>): string {
+  return sharedViewCellsSql(DUCKDB, v, source, p);
+}
+
+/** A query answered from a view table and (`delta`) the rows not yet folded into it (see backends/sql/views.ts). */
+export function viewQuerySql(q: QuerySpec, table: string, v: ViewDef, residual: Filter[], cap: number, delta?: (p: BaseParams<DuckDBValue>) => string): { sql: string; params: DuckDBValue[] } {
+  return sharedViewQuerySql(DUCKDB, q, table, v, residual, cap, delta);
 }

@@ -1,12 +1,11 @@
 import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
 import fs from 'node:fs';
 import path from 'node:path';
-import { coerceError, FencedError, NonRetryableError, RetryAfterError, SluiceError } from '../../core/errors.js';
-import { redactValues } from '../../core/redact.js';
+import { coerceError, FencedError, NonRetryableError, RetryAfterError } from '../../core/errors.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
-import type { Cell, CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoredEvent, VersionOf } from '../../ports/store.js';
+import type { CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoredEvent, VersionOf } from '../../ports/store.js';
 import { chooseView, residualFilters } from '../../core/plan.js';
 import type { QuerySpec } from '../../core/query.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
@@ -20,6 +19,11 @@ import { seriesScanSql } from './series-scan-sql.js';
 import { scanAnswer, scanIsEmpty } from '../sql/series-scan.js';
 import { producedBy, withdrawEvents } from './withdraw.js';
 import { CommitRows, STAGING_DDL } from './commit-rows.js';
+import { classifyCommitError, damaged } from './errors.js';
+import { EVENT_COLUMNS, plain, toStoredEvent } from './stored-rows.js';
+
+export { classifyCommitError };
+import { ViewFolds } from './view-folds.js';
 
 /** The read pool's lane for sluice's own reads (the conservation check). */
 const SYSTEM_LANE = '\u0000sluice';
@@ -55,6 +59,8 @@ export interface DuckdbStoreOptions {
   threads?: number;
   /** The write-ahead log's size (MiB) at which DuckDB checkpoints; CHECKPOINT_MB by default. */
   checkpointMb?: number;
+  /** Fold views between commits by itself (default true); false: only `foldViews()` folds (tests, tools). */
+  autoFold?: boolean;
 }
 
 /**
@@ -95,7 +101,12 @@ export class DuckdbStore implements Store {
   private commitFailure: { at: number; message: string } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private sideConn: DuckDBConnection | null = null;
-  private readonly viewTables = new DuckdbViews((fn) => this.serialized(() => fn(this.conn())));
+  private readonly viewTables: DuckdbViews = new DuckdbViews(
+    (fn) => this.serialized(() => fn(this.conn())),
+    () => this.folds.current,
+  );
+  /** Views folded between commits, not in them (view-folds.ts). */
+  private readonly folds: ViewFolds = new ViewFolds(this.viewTables, (fn) => this.serialized(() => fn(this.conn())));
   /** Columns for the properties schemas declare (see ports/typed-columns.ts). */
   readonly typedColumns = new DuckdbTypedColumns((fn) => this.serialized(() => fn(this.conn())));
   /** Rebuilding derived tables from raw events (see ports/backfill.ts). */
@@ -108,6 +119,12 @@ export class DuckdbStore implements Store {
     },
     (tenant, name) => this.backfillTarget(tenant, name),
     {
+      swapping: async (c, tenant, view, id, adopting) => {
+        // The swap puts what raw holds in place of the view's rows: no pending row it counts
+        // may be folded again after it (view-folds.ts).
+        const v = this.viewTables.get(tenant, view);
+        if (v && v.build === id) await (adopting ? this.folds.adopted(c, v) : this.folds.foldAll(c, v));
+      },
       started: async (c, tenant, view, id) => {
         await c.run(`UPDATE views SET build = $1 WHERE tenant = $2 AND name = $3`, [id, tenant, view]);
         await this.typedColumns.started(c, tenant, view, id);
@@ -115,6 +132,7 @@ export class DuckdbStore implements Store {
       finished: (c, id) => this.typedColumns.finished(c, id),
       changed: async (c) => {
         await this.viewTables.load(c);
+        await this.folds.load(c);
         await this.typedColumns.load(c);
       },
     },
@@ -130,7 +148,7 @@ export class DuckdbStore implements Store {
   private readonly queryTimeoutMs: number;
 
   constructor(private readonly options: DuckdbStoreOptions) {
-    this.rows = new CommitRows(this.viewTables, this.typedColumns, options.chunkRows ?? 2048);
+    this.rows = new CommitRows(this.viewTables, this.folds, this.typedColumns, options.chunkRows ?? 2048);
     this.queryTimeoutMs = options.queryTimeoutMs ?? 10_000;
   }
 
@@ -165,7 +183,9 @@ export class DuckdbStore implements Store {
     await this.writer.run(VIEWS_SCHEMA);
     await this.writer.run(TYPED_SCHEMA);
     await this.writer.run(STAGING_DDL);
+    await ViewFolds.migrate(this.writer);
     await this.viewTables.load(this.writer);
+    await this.folds.load(this.writer);
     await this.typedColumns.load(this.writer);
     // Read every block of one column: a truncated or damaged file fails here, at start, with a
     // clear message, instead of on the first query.
@@ -193,6 +213,7 @@ export class DuckdbStore implements Store {
       aggregate: (into: string, source: string, p: Params) => viewMaintainSql(into, v.def, source, p),
       where: (p: Params) => viewWhereSql(v.def, p),
       build: v.build,
+      adopt: async (c, built) => void (await c.run('UPDATE views SET tbl = $1 WHERE tenant = $2 AND name = $3', [built, tenant, name])),
     };
   }
 
@@ -224,6 +245,16 @@ export class DuckdbStore implements Store {
     return this.serialized(() => this.commitNow(batch));
   }
 
+  /** Runs fold steps until every view has folded what is committed (view-folds.ts); answers how many steps ran. */
+  foldViews(maxSteps = Number.POSITIVE_INFINITY): Promise<number> {
+    return this.folds.run(maxSteps);
+  }
+
+  /** Rows committed for views and not yet folded into all of them. */
+  get pendingViewRows(): number {
+    return this.folds.rows;
+  }
+
   /** DuckDB allows one open transaction per connection: writes on the writer run one after another. */
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn);
@@ -246,6 +277,7 @@ export class DuckdbStore implements Store {
       if (r.offset > (this.applied.get(r.partition)?.offset ?? 0)) fresh.push(r);
     }
     const c = this.conn();
+    const seq = this.folds.next();
     const next = new Map<number, { offset: number; token: number }>();
     for (const { partition, token, upTo } of batch.partitions) {
       next.set(partition, { offset: Math.max(upTo, this.applied.get(partition)?.offset ?? 0), token });
@@ -253,7 +285,7 @@ export class DuckdbStore implements Store {
     try {
       await c.run('BEGIN TRANSACTION');
       if (fresh.length > 0) {
-        await this.rows.write(c, fresh);
+        await this.rows.write(c, fresh, seq);
         const counts = minuteCounts(fresh);
         await c.run(counts.sql, counts.params);
       }
@@ -275,6 +307,9 @@ export class DuckdbStore implements Store {
     for (const [p, a] of next) this.applied.set(p, a);
     const storedByTenant = new Map<string, number>();
     for (const r of fresh) storedByTenant.set(r.tenant, (storedByTenant.get(r.tenant) ?? 0) + 1);
+    // With the applied offsets: a query that sees them reads these rows beside the views.
+    this.folds.committed(seq, storedByTenant);
+    if (this.options.autoFold !== false) this.folds.schedule();
     return { stored: fresh.length, skipped: batch.records.length - fresh.length, storedByTenant };
   }
 
@@ -300,7 +335,8 @@ export class DuckdbStore implements Store {
     // A receipt-time range (alert series) reads received_at, which the typed tables do not hold.
     const set = view || q.received || opts.typedColumns === false ? null : this.typedColumns.ready(q.tenant, q.event);
     const typed = set ? typedQuerySql(q, set, cap) : null;
-    const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap) : (typed ?? rawQuerySql(q, cap));
+    const delta = view && this.folds.unfolded(view) ? this.folds.delta(view) : undefined;
+    const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap, delta) : (typed ?? rawQuerySql(q, cap));
     const r = await this.withTimeout(q.tenant, (c) => c.runAndReadAll(sql, params), signal);
     return { rows: r.getRows().map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw', ...(typed ? { typed: true } : {}) };
   }
@@ -414,6 +450,7 @@ export class DuckdbStore implements Store {
 
   /** Must not throw. */
   async close(): Promise<void> {
+    this.folds.stop();
     await this.queue.catch(() => undefined);
     this.pool?.close(new RetryAfterError('the store is closing', 1000));
     this.pool = null;
@@ -432,60 +469,4 @@ export class DuckdbStore implements Store {
     this.reader = this.writer = this.sideConn = null;
     this.instance = null;
   }
-}
-
-const EVENT_COLUMNS = `type, key, idempotency_key, epoch_ms(ts), epoch_ms(received_at), epoch_ms(stored_at), partition, "offset", origin, properties, context, pipeline_version, operator_version`;
-
-function toStoredEvent(row: DuckDBValue[]): StoredEvent {
-  const [type, key, idem, ts, receivedAt, storedAt, partition, offset, origin, properties, context, pipelineVersion, operatorVersion] = row;
-  return {
-    type: String(type),
-    key: String(key),
-    idempotencyKey: String(idem),
-    ts: Number(ts),
-    receivedAt: Number(receivedAt),
-    storedAt: Number(storedAt),
-    partition: Number(partition),
-    offset: Number(offset),
-    origin: String(origin) as StoredEvent['origin'],
-    properties: String(properties),
-    context: String(context),
-    pipelineVersion: Number(pipelineVersion ?? 0),
-    operatorVersion: Number(operatorVersion ?? 0),
-  };
-}
-
-/** A DuckDB value as JSON can carry it (query answers hold numbers, text and nulls). */
-function plain(v: DuckDBValue): Cell {
-  if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
-  if (typeof v === 'bigint') return Number(v);
-  return String(v);
-}
-
-/** A damaged store file: reported as such, never retried as if it were transient. */
-function damaged(file: string, e: unknown): SluiceError {
-  return new SluiceError(
-    'SLUICE_ERR_DATA_DAMAGED',
-    `${file} is damaged (${coerceError(e).message}). sluice will not serve from it: stop, move it aside and restore it from a backup (ingest goes on meanwhile: new events wait in the log)`,
-    { cause: e },
-  );
-}
-
-/** Data errors are the rows' fault (dead-letter them); everything else is transient. */
-/**
- * A failed commit: the row's fault (NonRetryableError: the consumer isolates the row and
- * dead-letters it) or the store's (RetryAfterError: the batch is retried, nothing is
- * dead-lettered). Out of memory is the store's, and so is a duplicate key: sluice dedupes
- * before the store, so a duplicate is state a failed commit left (a view's rows after an
- * out-of-memory error), never the event's fault.
- */
-export function classifyCommitError(e: unknown): Error {
-  const err = coerceError(e);
-  // The engine quotes the offending value: it goes into dead letters and logs without it.
-  const message = redactValues(err.message);
-  const storeFault = /Out of Memory|Duplicate key|could not allocate|failed to allocate/i.test(message);
-  if (!storeFault && /Conversion Error|Invalid Input Error|Constraint Error|Out of Range/i.test(message)) {
-    return new NonRetryableError(message, { cause: err });
-  }
-  return new RetryAfterError(`store commit failed: ${message}`, 500, { cause: err });
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { parseView, viewJson, type ViewDef } from '../../core/query.js';
 import type { ViewSource, ViewState } from '../../ports/views.js';
-import { Params, viewMaintainSql, viewTableDdl } from './query-sql.js';
+import { viewTableDdl } from './query-sql.js';
 
 /**
  * View definitions and their tables, in the store itself: a definition and the table that
@@ -10,9 +10,9 @@ import { Params, viewMaintainSql, viewTableDdl } from './query-sql.js';
  * view has a table of its own (`view_<random>`); a changed definition gets a new, empty
  * table, built by backfill, and queries read raw events until the build is done.
  *
- * States of a view: building (its table is maintained live while a backfill fills in the
- * past) → ready (queries may use it) ; building → failed (the build failed; live upkeep
- * goes on and a new backfill can finish it).
+ * States of a view: building (its table gains live events, by folds (view-folds.ts), while a
+ * backfill fills in the past) → ready (queries may use it) ; building → failed (the build
+ * failed; live upkeep goes on and a new backfill can finish it).
  *
  * The in-memory mirror is reloaded after every transaction that changes the table; it is
  * valid because the store is the only writer.
@@ -24,23 +24,32 @@ export const VIEWS_SCHEMA = `
     created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, error VARCHAR,
     PRIMARY KEY (tenant, name)
   );
+  -- The last commit sequence folded into the view's table (view-folds.ts); 0 in data
+  -- directories made before views were folded outside commits, which have no pending rows.
+  ALTER TABLE views ADD COLUMN IF NOT EXISTS folded BIGINT DEFAULT 0;
 `;
 
 export interface LiveView extends ViewState {
   table: string;
+  /** The last commit sequence folded into `table` (view-folds.ts). */
+  folded: number;
 }
 
-const COLUMNS = 'tenant, name, version, definition, tbl, status, build, source, created_at, updated_at, error';
+const COLUMNS = 'tenant, name, version, definition, tbl, status, build, source, created_at, updated_at, error, folded';
 
 export class DuckdbViews {
   private byTenant = new Map<string, LiveView[]>();
 
-  constructor(private readonly locked: <T>(fn: (c: DuckDBConnection) => Promise<T>) => Promise<T>) {}
+  constructor(
+    private readonly locked: <T>(fn: (c: DuckDBConnection) => Promise<T>) => Promise<T>,
+    /** The last commit sequence (view-folds.ts): a new table folds what is committed after it; its build reads the rest from raw. */
+    private readonly sequence: () => number = () => 0,
+  ) {}
 
   async load(c: DuckDBConnection): Promise<void> {
     const rows = (await c.runAndReadAll(`SELECT ${COLUMNS} FROM views ORDER BY tenant, name`)).getRows();
     const next = new Map<string, LiveView[]>();
-    for (const [tenant, name, version, definition, tbl, status, build, source, createdAt, updatedAt, error] of rows) {
+    for (const [tenant, name, version, definition, tbl, status, build, source, createdAt, updatedAt, error, folded] of rows) {
       const v: LiveView = {
         tenant: String(tenant),
         name: String(name),
@@ -53,6 +62,7 @@ export class DuckdbViews {
         createdAt: Number(createdAt),
         updatedAt: Number(updatedAt),
         error: error === null ? null : String(error),
+        folded: Number(folded ?? 0),
       };
       const list = next.get(v.tenant) ?? [];
       list.push(v);
@@ -95,11 +105,11 @@ export class DuckdbViews {
         await c.run(viewTableDdl(table, def));
         if (current) {
           await c.run(`DROP TABLE IF EXISTS ${current.table}`);
-          await c.run(`UPDATE views SET version = version + 1, definition = $1, tbl = $2, status = 'building', build = NULL, source = $3, updated_at = $4, error = NULL WHERE tenant = $5 AND name = $6`, [
-            text, table, source, now, tenant, def.name,
+          await c.run(`UPDATE views SET version = version + 1, definition = $1, tbl = $2, status = 'building', build = NULL, source = $3, updated_at = $4, error = NULL, folded = $7 WHERE tenant = $5 AND name = $6`, [
+            text, table, source, now, tenant, def.name, BigInt(this.sequence()),
           ]);
         } else {
-          await c.run(`INSERT INTO views (${COLUMNS}) VALUES ($1, $2, 1, $3, $4, 'building', NULL, $5, $6, $6, NULL)`, [tenant, def.name, text, table, source, now]);
+          await c.run(`INSERT INTO views (${COLUMNS}) VALUES ($1, $2, 1, $3, $4, 'building', NULL, $5, $6, $6, NULL, $7)`, [tenant, def.name, text, table, source, now, BigInt(this.sequence())]);
         }
         await c.run('COMMIT');
       } catch (e) {
@@ -127,16 +137,5 @@ export class DuckdbViews {
       await this.load(c);
       return true;
     });
-  }
-
-  /** Inside a commit's transaction: adds the staged rows of `tenants` to their views. */
-  async maintain(c: DuckDBConnection, staging: string, tenants: Iterable<string>): Promise<void> {
-    for (const tenant of tenants) {
-      for (const v of this.list(tenant)) {
-        const p = new Params();
-        const source = `(SELECT * FROM ${staging} WHERE tenant = ${p.add(tenant)})`;
-        await c.run(viewMaintainSql(v.table, v.def, source, p), p.values);
-      }
-    }
   }
 }

@@ -96,10 +96,12 @@ export function viewWhereSql<V>(d: ViewDialect<V>, v: ViewDef, p: Params<V>): st
 }
 
 /**
- * Adds the events of `source` (a relation with the events' columns; its parameters already
- * in `p`) to `table`: one statement, upserting pre-aggregated rows of every kind.
+ * The rows `viewMaintainSql` adds to a view table for the events of `source` (a relation with
+ * the events' columns; its parameters already in `p`), as one SELECT with the table's columns
+ * in its order: pre-aggregated rows of every kind. Queries read such rows beside the table
+ * (`delta` of viewQuerySql) for events not yet folded into it.
  */
-export function viewMaintainSql<V>(d: ViewDialect<V>, table: string, v: ViewDef, source: string, p: Params<V>): string {
+export function viewCellsSql<V>(d: ViewDialect<V>, v: ViewDef, source: string, p: Params<V>): string {
   const codes = viewCodes(v);
   const cols = [`tenant`, `${d.bucket(INTERVAL_MS[v.grain], p)} AS bucket`];
   v.dimensions.forEach((f, i) => cols.push(`${d.dimStore(d.field(f, p))} AS d${i}`));
@@ -131,13 +133,18 @@ export function viewMaintainSql<V>(d: ViewDialect<V>, table: string, v: ViewDef,
     // (exact when a bin holds one distinct value, and never further from the truth).
     parts.push(`SELECT ${keys}, CAST(${code} AS SMALLINT), ${bin}, count(*), ${none}, min(v${code}), max(v${code}) FROM x WHERE v${code} IS NOT NULL GROUP BY ${byI}`);
   }
+  return `WITH x AS (SELECT ${cols.join(', ')} FROM ${source} AS src WHERE ${where}) ${parts.join(' UNION ALL ')}`;
+}
+
+/**
+ * Adds the events of `source` (a relation with the events' columns; its parameters already
+ * in `p`) to `table`: one statement, upserting pre-aggregated rows of every kind.
+ */
+export function viewMaintainSql<V>(d: ViewDialect<V>, table: string, v: ViewDef, source: string, p: Params<V>): string {
   // Rows upserted in key order: two writers adding to the same rows (workers of one tenant
   // on PostgreSQL) lock them in the same order, and never deadlock.
-  const order = Array.from({ length: keyCols.length + 2 }, (_, i) => i + 1).join(', ');
-  return (
-    `INSERT INTO ${table} AS t WITH x AS (SELECT ${cols.join(', ')} FROM ${source} AS src WHERE ${where}) ${parts.join(' UNION ALL ')} ORDER BY ${order} ` +
-    `ON CONFLICT (${viewKey(v)}) DO UPDATE SET ${viewMerge(d, 't')}`
-  );
+  const order = Array.from({ length: v.dimensions.length + 4 }, (_, i) => i + 1).join(', ');
+  return `INSERT INTO ${table} AS t ${viewCellsSql(d, v, source, p)} ORDER BY ${order} ON CONFLICT (${viewKey(v)}) DO UPDATE SET ${viewMerge(d, 't')}`;
 }
 
 /** The value a DDSketch bin stands for (within α of every value in it). */
@@ -157,8 +164,18 @@ function hllEstimate(nz: string, z: string): string {
  * A query answered from a view table. The caller has checked that the view covers it
  * (query/plan.ts); `residual` are the query's filters the view did not apply itself.
  */
-export function viewQuerySql<V>(d: ViewDialect<V>, q: QuerySpec, table: string, v: ViewDef, residual: Filter[], cap: number): { sql: string; params: V[] } {
+export function viewQuerySql<V>(
+  d: ViewDialect<V>,
+  q: QuerySpec,
+  table: string,
+  v: ViewDef,
+  residual: Filter[],
+  cap: number,
+  /** Rows not yet folded into the table (a SELECT with its columns: viewCellsSql), read beside it. */
+  delta?: (p: Params<V>) => string,
+): { sql: string; params: V[] } {
   const p = new Params<V>();
+  const from = delta ? `(SELECT * FROM ${table} UNION ALL SELECT * FROM (${delta(p)}) AS unfolded) AS vt` : table;
   const codes = viewCodes(v);
   const dimIndex = new Map(v.dimensions.map((f, i) => [f.name, i]));
   const keyExprs: string[] = [];
@@ -181,7 +198,7 @@ export function viewQuerySql<V>(d: ViewDialect<V>, q: QuerySpec, table: string, 
   const bigint = (n: number) => `CAST(${p.add(String(n) as V)} AS BIGINT)`;
   let where = `tenant = ${p.add(q.tenant as V)} AND bucket >= ${bigint(q.from)} AND bucket < ${bigint(q.to)} AND m IN (${[...kinds].join(', ')})`;
   for (const f of residual) where += ` AND ${filterSql(d, f, d.dimRead(`d${dimIndex.get(f.field.name)!}`), p)}`;
-  const ctes = [`base AS (SELECT ${[...keySelect, 'm', 'i', 'n', 's', 'lo', 'hi'].join(', ')} FROM ${table} WHERE ${where})`];
+  const ctes = [`base AS (SELECT ${[...keySelect, 'm', 'i', 'n', 's', 'lo', 'hi'].join(', ')} FROM ${from} WHERE ${where})`];
   const mainCols: string[] = [];
   const finalCols: string[] = keys.map((k, i) => (q.interval && i === 0 ? `main.${k}` : d.dimRead(`main.${k}`)));
   const joins: string[] = [];
