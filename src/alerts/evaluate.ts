@@ -104,16 +104,31 @@ function sum(series: MinuteLookup, from: number, to: number): number {
   return n;
 }
 
+/**
+ * A derived figure (a burn rate, an allowed number of bad events) to 12 significant digits:
+ * `1 − objective` is not exact in binary (1 − 0.999 = 0.0010000000000000009), and the noise it
+ * leaves (a burn rate of 9.999999999999991 for exactly 10) is neither shown nor compared.
+ */
+export function figure(x: number): number {
+  return Number.isFinite(x) ? Number(x.toPrecision(12)) : x;
+}
+
+/** The burn rate of a bad ratio: ratio / (1 − objective), to 12 significant digits. */
+export function burnRate(ratio: number, objective: number): number {
+  return figure(ratio / (1 - objective));
+}
+
 /** The figure of one window of an SLO ending at `end`, from window sums. */
 export function windowFigure(rule: SloRule, length: number, bad: number, total: number, factor: number): WindowFigure {
   const ratio = total > 0 ? bad / total : null;
-  return { window: formatDuration(length), bad, total, ratio, burn_rate: ratio === null ? null : ratio / (1 - rule.objective), threshold: factor };
+  return { window: formatDuration(length), bad, total, ratio, burn_rate: ratio === null ? null : burnRate(ratio, rule.objective), threshold: factor };
 }
 
 /**
  * The SLO's verdicts at `end`, one per severity, from per-window sums. `windowSums(length)`
  * gives the bad and total counts of [end − length, end). A condition fires when both of its
- * windows burn faster than its factor (strictly, as the workbook's `>`), each window with at
+ * windows burn faster than its factor (strictly, as the workbook's `>`; the burn rates are
+ * compared as shown, to 12 significant digits, live and in a backtest alike), each window with at
  * least `min_events` events; a severity is firing when any of its conditions fires, else
  * insufficient when any of its conditions lacks events, else ok.
  */

@@ -72,7 +72,7 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
     for (const s of stored) {
       let rule: Rule;
       try {
-        rule = parseRule(s.name, s.body);
+        rule = parseRule(s.name, s.body, { stored: true });
       } catch (e: unknown) {
         result.errors++;
         opts.onRuleError?.(tenant, s.name, coerceError(e));

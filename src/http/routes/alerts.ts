@@ -89,7 +89,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   const ruleOrThrow = async (tenant: string, n: string) => {
     const stored = (await store.getRule(tenant, n)) ?? withBuiltins(tenant, []).find((r) => r.name === n) ?? null;
     if (!stored) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no alert rule "${n}"; GET /v1/alerts/rules lists them`, { field: 'name' });
-    return { stored, rule: parseRule(stored.name, stored.body) };
+    return { stored, rule: parseRule(stored.name, stored.body, { stored: true }) };
   };
 
   app.put('/v1/alerts/rules/:name', async (request, reply) => {
@@ -102,7 +102,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   app.get('/v1/alerts/rules', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
     const rules = withBuiltins(grant.tenant, await store.listRules(grant.tenant));
-    return reply.send({ rules: rules.map((r) => wireRule(r.name, parseRule(r.name, r.body), r.createdAt ? r : undefined)) });
+    return reply.send({ rules: rules.map((r) => wireRule(r.name, parseRule(r.name, r.body, { stored: true }), r.createdAt ? r : undefined)) });
   });
 
   app.get('/v1/alerts/rules/:name', async (request, reply) => {
