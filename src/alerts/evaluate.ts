@@ -80,20 +80,22 @@ export interface Verdict {
   /**
    * Threshold: the measure over the window, the events it saw and what it was compared with.
    * A built-in rule's signal gives its window (`now` for a reading with no window) and, for a
-   * ratio, `bad` of `events`.
+   * ratio, `bad` of `events`; a signal that counts no events (the conservation gap) has no `events`.
    */
-  value?: { measure: string; window: string; value: number | null; events: number; bad?: number; op: ConditionOp; threshold: number };
+  value?: { measure: string; window: string; value: number | null; events?: number; bad?: number; op: ConditionOp; threshold: number };
 }
 
 /**
  * A built-in rule's signal as read now: the value (null: unknown, or too few events to judge),
- * the window it covers (`now` for a point reading such as freshness) and, for a ratio, the
- * events it counted and how many of them were bad.
+ * the window it covers (`now` for a point reading such as freshness; `1h` for the conservation
+ * gap, summed over the settled minutes of the conservation check's window) and, for a ratio,
+ * the events it counted and how many of them were bad. `events` is absent for a signal that
+ * counts no events (the conservation gap).
  */
 export interface SignalReading {
   value: number | null;
   window: string;
-  events: number;
+  events?: number;
   bad?: number;
 }
 
@@ -233,7 +235,7 @@ export function builtinVerdict(rule: BuiltinRule, reading: SignalReading | null)
     severity: rule.severity,
     condition: value === null ? 'insufficient' : compare(rule.condition.op, value, rule.condition.value) ? 'firing' : 'ok',
     windows: [],
-    value: { measure: rule.signal, window: r.window, value, events: r.events, ...(r.bad === undefined ? {} : { bad: r.bad }), op: rule.condition.op, threshold: rule.condition.value },
+    value: { measure: rule.signal, window: r.window, value, ...(r.events === undefined ? {} : { events: r.events }), ...(r.bad === undefined ? {} : { bad: r.bad }), op: rule.condition.op, threshold: rule.condition.value },
   };
 }
 

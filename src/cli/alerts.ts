@@ -41,7 +41,7 @@ type Any = any;
 
 /** "dead_letter_ratio over 1h = 0.025 (5 of 200 events; fires when gt 0.01)", "freshness now = 12 (…)". */
 function valueLine(v: Any): string {
-  const counts = v.window === 'now' ? '' : v.bad === undefined ? `${v.events} events; ` : `${v.bad} of ${v.events} events; `;
+  const counts = v.window === 'now' || v.events === undefined ? '' : v.bad === undefined ? `${v.events} events; ` : `${v.bad} of ${v.events} events; `;
   return `${v.measure} ${v.window === 'now' ? 'now' : `over ${v.window}`} = ${v.value ?? '-'} (${counts}fires when ${v.op} ${v.threshold})`;
 }
 

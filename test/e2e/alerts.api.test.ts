@@ -142,4 +142,14 @@ describe('alerts API', () => {
     const verdict = evaluate(rule, await source.ruleData('acme', rule, 0, 0), Date.now())[0]!;
     expect(verdict.value).toMatchObject({ measure: 'dead_letter_ratio', window: '1h', events: 200, bad: 5, op: 'gt', threshold: 0.01 });
   });
+
+  it('builtin.conservation-gap-names-its-window-and-counts-no-events', async () => {
+    const source = storeSource(directReader(p.store, { log: p.log, catalog: p.catalog, conservationWindowMs: 3_600_000 }), p.log, Date.now);
+    const gap = parseRule('sluice_conservation_gap', BUILTIN_RULES.sluice_conservation_gap);
+    // The sum of |gap| over the settled minutes of the last hour (the conservation window): none here.
+    expect((await source.ruleData('acme', gap, 0, 0)).signal).toEqual({ value: 0, window: '1h' });
+    const verdict = evaluate(gap, await source.ruleData('acme', gap, 0, 0), Date.now())[0]!;
+    expect(verdict).toMatchObject({ condition: 'ok', value: { measure: 'conservation_gap', window: '1h', value: 0 } });
+    expect(verdict.value).not.toHaveProperty('events');
+  });
 });

@@ -18,7 +18,7 @@ export interface Verdict {
   severity: string;
   condition: 'firing' | 'ok' | 'insufficient';
   windows: WindowFigure[];
-  value?: { measure: string; window: string; value: number | null; events: number; bad?: number; op: string; threshold: number };
+  value?: { measure: string; window: string; value: number | null; events?: number; bad?: number; op: string; threshold: number };
 }
 export interface Alert {
   rule: string;
@@ -66,7 +66,7 @@ export function Explanation(props: { verdict: Verdict }) {
       {v.value && (
         <div data-testid="alert-value">
           {v.value.window === 'now' ? `${v.value.measure} now` : `${v.value.measure} over ${v.value.window}`} = <span data-testid="alert-value-value">{num(v.value.value)}</span>
-          {v.value.window === 'now' ? '' : v.value.bad === undefined ? ` (${num(v.value.events)} events)` : ` (${num(v.value.bad)} of ${num(v.value.events)} events)`}, fires when{' '}
+          {v.value.window === 'now' || v.value.events === undefined ? '' : v.value.bad === undefined ? ` (${num(v.value.events)} events)` : ` (${num(v.value.bad)} of ${num(v.value.events)} events)`}, fires when{' '}
           {OPS[v.value.op] ?? v.value.op} {num(v.value.threshold)}
         </div>
       )}
