@@ -83,6 +83,8 @@ export interface Verdict {
    * ratio, `bad` of `events`; a signal that counts no events (the conservation gap) has no `events`.
    */
   value?: { measure: string; window: string; value: number | null; events?: number; bad?: number; op: ConditionOp; threshold: number };
+  /** Why the alert changed state other than by an evaluation (`"rule deleted"`). */
+  reason?: string;
 }
 
 /**

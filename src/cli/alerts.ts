@@ -90,7 +90,7 @@ export async function alertsCommand(t: Target, sub: string | undefined, args: st
     }
     case 'history': {
       const r = await call('GET', `/v1/alerts/history${qs({ from: flags.from, to: flags.to })}`);
-      return print(r, () => r.transitions.map((x: Any) => `${x.at}  ${x.rule} ${x.severity}: ${x.from} → ${x.to}`).join('\n') || 'no transitions');
+      return print(r, () => r.transitions.map((x: Any) => `${x.at}  ${x.rule} ${x.severity}: ${x.from} → ${x.to}${x.explanation?.reason ? ` (${x.explanation.reason})` : ''}`).join('\n') || 'no transitions');
     }
     case 'budget': {
       const rule = args[0];

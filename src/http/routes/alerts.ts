@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { backtest } from '../../alerts/replay.js';
 import { budgetOf } from '../../alerts/budget.js';
 import { mergeable, type MinuteLookup } from '../../alerts/evaluate.js';
-import { loadNotifyConfig, statesOf, withBuiltins } from '../../alerts/evaluator.js';
+import { deleteRule, loadNotifyConfig, statesOf, withBuiltins } from '../../alerts/evaluator.js';
 import { mutedBy, parseReceiver, parseRouting, RECEIVER_NAME, routingJson } from '../../alerts/notify.js';
 import { BUILTIN_RULES, burnSlo, lookback, parseRule, ruleJson, type Rule, type SloRule } from '../../alerts/rules.js';
 import { INGEST_SETTLE_MS } from '../../obs/ingest-outcomes.js';
@@ -113,7 +113,8 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
 
   app.delete('/v1/alerts/rules/:name', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
-    if (!(await store.deleteRule(grant.tenant, name(request), grant.keyId))) {
+    // Its pending and firing alerts end in the history ("rule deleted"); a notified one is sent as resolved.
+    if (!(await deleteRule(store, grant.tenant, name(request), grant.keyId, now())).deleted) {
       if (Object.hasOwn(BUILTIN_RULES, name(request))) {
         // A built-in rule with its defaults has nothing stored to delete (a changed one goes back to its defaults).
         throw new SluiceError('SLUICE_ERR_CONFLICT', `"${name(request)}" is a built-in rule with its defaults: it cannot be deleted; turn it off with PUT /v1/alerts/rules/${name(request)} and {"kind": "builtin", "enabled": false, …} (sluice alerts rule put)`, { field: 'name' });

@@ -19,6 +19,8 @@ export interface Verdict {
   condition: 'firing' | 'ok' | 'insufficient';
   windows: WindowFigure[];
   value?: { measure: string; window: string; value: number | null; events?: number; bad?: number; op: string; threshold: number };
+  /** Why the alert changed state other than by an evaluation ("rule deleted"). */
+  reason?: string;
 }
 export interface Alert {
   rule: string;
@@ -55,6 +57,7 @@ export function Explanation(props: { verdict: Verdict }) {
   return (
     <div class="small" data-testid="alert-explanation">
       <span data-testid="alert-condition">{v.condition}</span>
+      {v.reason && <span data-testid="alert-reason">: {v.reason}</span>}
       {v.windows.map((w) => (
         <div data-testid="alert-window">
           <span data-testid="alert-window-name">{w.window}</span>: <span data-testid="alert-window-bad">{num(w.bad)}</span> bad of{' '}
