@@ -34,6 +34,20 @@ function time(v: unknown, field: string, fallback: string, now: number): number 
   return t;
 }
 
+/** What each body of the alerts API holds, for the answer to an empty one. */
+const BODY_OF = {
+  rule: 'a rule as JSON: {"kind": "slo", "objective": 0.999, "total": {…}, "bad": {…}}, {"kind": "threshold", …} or, for a built-in rule, {"kind": "builtin", "signal": …} (docs/alerts.md)',
+  silence: 'a silence as JSON: {"matchers": [{"name": "alertname", "value": "…"}], "ends_at": "…", "comment": "…"}',
+  receiver: 'a receiver as JSON: {"type": "webhook", "url": "https://…"}',
+  routing: 'the routing as JSON: {"routes": [{"match": {…}, "receiver": "…"}], "default_receiver": "…"}',
+} as const;
+
+/** The request's JSON body; an empty one is refused naming what to send (not the ingest's events). */
+async function bodyOf(request: FastifyRequest, what: keyof typeof BODY_OF): Promise<unknown> {
+  if (request.rawBytes() === 0) throw new SluiceError('SLUICE_ERR_INVALID_JSON', `the body is empty; send ${BODY_OF[what]}`, { field: 'body' });
+  return request.jsonBody();
+}
+
 function wireRule(name: string, rule: Rule, stored?: { createdAt: number; updatedAt: number }) {
   return { name, ...ruleJson(rule), ...(stored ? { created_at: iso(stored.createdAt), updated_at: iso(stored.updatedAt) } : {}) };
 }
@@ -94,7 +108,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
 
   app.put('/v1/alerts/rules/:name', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
-    const rule = parseRule(name(request), await request.jsonBody());
+    const rule = parseRule(name(request), await bodyOf(request, 'rule'));
     const { created, rule: stored } = await store.putRule(grant.tenant, rule.name, ruleJson(rule), grant.keyId);
     return reply.code(created ? 201 : 200).send(wireRule(rule.name, rule, stored));
   });
@@ -245,7 +259,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   app.put('/v1/alerts/receivers/:name', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
     if (!RECEIVER_NAME.test(name(request))) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'a receiver name is 1-63 letters, digits, "_", "-" or "."', { field: 'name' });
-    const receiver = parseReceiver(await request.jsonBody());
+    const receiver = parseReceiver(await bodyOf(request, 'receiver'));
     const { created } = await store.putObject(grant.tenant, 'receiver', name(request), receiver, grant.keyId);
     return reply.code(created ? 201 : 200).send({ name: name(request), ...receiver });
   });
@@ -270,7 +284,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
 
   app.put('/v1/alerts/routing', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
-    const routing = parseRouting(await request.jsonBody());
+    const routing = parseRouting(await bodyOf(request, 'routing'));
     const receivers = new Set((await store.listObjects(grant.tenant, 'receiver')).map((r) => r.name));
     for (const r of [...routing.routes.map((x) => x.receiver), ...(routing.default_receiver ? [routing.default_receiver] : [])]) {
       if (!receivers.has(r)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', `no receiver "${r}": create it first with PUT /v1/alerts/receivers/${r}`, { field: 'routes' });
@@ -287,7 +301,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
 
   app.post('/v1/alerts/silences', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
-    const s = parseSilence(await request.jsonBody(), grant.keyId, now());
+    const s = parseSilence(await bodyOf(request, 'silence'), grant.keyId, now());
     await store.putObject(grant.tenant, 'silence', s.id, s, grant.keyId);
     return reply.code(201).send(silenceJson(s, now()));
   });
