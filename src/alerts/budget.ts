@@ -1,11 +1,12 @@
-import type { MinuteLookup } from './evaluate.js';
+import { burnRate, figure, type MinuteLookup } from './evaluate.js';
 import type { SloRule } from './rules.js';
 
 /**
  * An SLO's error budget over its period ending at `end` (pure). The budget is the bad events
  * the objective allows: (1 − objective) × total; `remaining` is the fraction of it not spent,
  * 1 − bad / budget (negative once overspent; null with no events). Per bucket, the burn rate is
- * (bad / total) / (1 − objective), as in the alert windows.
+ * (bad / total) / (1 − objective), as in the alert windows. Derived figures are rounded to 12
+ * significant digits (see `figure`).
  */
 export interface Budget {
   from: number;
@@ -34,8 +35,9 @@ export function budgetOf(rule: SloRule, total: MinuteLookup, bad: MinuteLookup, 
     }
     t += bt;
     b += bb;
-    buckets.push({ start, total: bt, bad: bb, burn_rate: bt > 0 ? bb / bt / (1 - rule.objective) : null });
+    buckets.push({ start, total: bt, bad: bb, burn_rate: bt > 0 ? burnRate(bb / bt, rule.objective) : null });
   }
-  const allowed = (1 - rule.objective) * t;
-  return { from, to: end, objective: rule.objective, total: t, bad: b, allowed, remaining: t > 0 ? 1 - b / allowed : null, buckets };
+  // To 12 significant digits: (1 − 0.999) × 3 is 0.0030000000000000027 in binary.
+  const allowed = figure((1 - rule.objective) * t);
+  return { from, to: end, objective: rule.objective, total: t, bad: b, allowed, remaining: t > 0 ? figure(1 - b / allowed) : null, buckets };
 }

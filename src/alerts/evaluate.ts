@@ -80,20 +80,24 @@ export interface Verdict {
   /**
    * Threshold: the measure over the window, the events it saw and what it was compared with.
    * A built-in rule's signal gives its window (`now` for a reading with no window) and, for a
-   * ratio, `bad` of `events`.
+   * ratio, `bad` of `events`; a signal that counts no events (the conservation gap) has no `events`.
    */
-  value?: { measure: string; window: string; value: number | null; events: number; bad?: number; op: ConditionOp; threshold: number };
+  value?: { measure: string; window: string; value: number | null; events?: number; bad?: number; op: ConditionOp; threshold: number };
+  /** Why the alert changed state other than by an evaluation (`"rule deleted"`). */
+  reason?: string;
 }
 
 /**
  * A built-in rule's signal as read now: the value (null: unknown, or too few events to judge),
- * the window it covers (`now` for a point reading such as freshness) and, for a ratio, the
- * events it counted and how many of them were bad.
+ * the window it covers (`now` for a point reading such as freshness; `1h` for the conservation
+ * gap, summed over the settled minutes of the conservation check's window) and, for a ratio,
+ * the events it counted and how many of them were bad. `events` is absent for a signal that
+ * counts no events (the conservation gap).
  */
 export interface SignalReading {
   value: number | null;
   window: string;
-  events: number;
+  events?: number;
   bad?: number;
 }
 
@@ -104,16 +108,31 @@ function sum(series: MinuteLookup, from: number, to: number): number {
   return n;
 }
 
+/**
+ * A derived figure (a burn rate, an allowed number of bad events) to 12 significant digits:
+ * `1 − objective` is not exact in binary (1 − 0.999 = 0.0010000000000000009), and the noise it
+ * leaves (a burn rate of 9.999999999999991 for exactly 10) is neither shown nor compared.
+ */
+export function figure(x: number): number {
+  return Number.isFinite(x) ? Number(x.toPrecision(12)) : x;
+}
+
+/** The burn rate of a bad ratio: ratio / (1 − objective), to 12 significant digits. */
+export function burnRate(ratio: number, objective: number): number {
+  return figure(ratio / (1 - objective));
+}
+
 /** The figure of one window of an SLO ending at `end`, from window sums. */
 export function windowFigure(rule: SloRule, length: number, bad: number, total: number, factor: number): WindowFigure {
   const ratio = total > 0 ? bad / total : null;
-  return { window: formatDuration(length), bad, total, ratio, burn_rate: ratio === null ? null : ratio / (1 - rule.objective), threshold: factor };
+  return { window: formatDuration(length), bad, total, ratio, burn_rate: ratio === null ? null : burnRate(ratio, rule.objective), threshold: factor };
 }
 
 /**
  * The SLO's verdicts at `end`, one per severity, from per-window sums. `windowSums(length)`
  * gives the bad and total counts of [end − length, end). A condition fires when both of its
- * windows burn faster than its factor (strictly, as the workbook's `>`), each window with at
+ * windows burn faster than its factor (strictly, as the workbook's `>`; the burn rates are
+ * compared as shown, to 12 significant digits, live and in a backtest alike), each window with at
  * least `min_events` events; a severity is firing when any of its conditions fires, else
  * insufficient when any of its conditions lacks events, else ok.
  */
@@ -218,7 +237,7 @@ export function builtinVerdict(rule: BuiltinRule, reading: SignalReading | null)
     severity: rule.severity,
     condition: value === null ? 'insufficient' : compare(rule.condition.op, value, rule.condition.value) ? 'firing' : 'ok',
     windows: [],
-    value: { measure: rule.signal, window: r.window, value, events: r.events, ...(r.bad === undefined ? {} : { bad: r.bad }), op: rule.condition.op, threshold: rule.condition.value },
+    value: { measure: rule.signal, window: r.window, value, ...(r.events === undefined ? {} : { events: r.events }), ...(r.bad === undefined ? {} : { bad: r.bad }), op: rule.condition.op, threshold: rule.condition.value },
   };
 }
 

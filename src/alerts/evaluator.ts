@@ -5,7 +5,7 @@ import type { AlertSource } from './source.js';
 import { INGEST_SETTLE_MS } from '../obs/ingest-outcomes.js';
 import { advance, minuteEnds, type AlertStates } from './replay.js';
 import { BUILTIN_RULES, lookback, parseRule, type Rule, type Severity } from './rules.js';
-import type { AlertState, Transition } from './state.js';
+import { retiredTransitions, type AlertState, type Transition } from './state.js';
 import { planNotifications, type NotifyConfig } from './notify.js';
 
 const MINUTE = 60_000;
@@ -72,7 +72,7 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
     for (const s of stored) {
       let rule: Rule;
       try {
-        rule = parseRule(s.name, s.body);
+        rule = parseRule(s.name, s.body, { stored: true });
       } catch (e: unknown) {
         result.errors++;
         opts.onRuleError?.(tenant, s.name, coerceError(e));
@@ -125,6 +125,25 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
   }
   opts.source.endPass?.();
   return result;
+}
+
+/**
+ * Deletes a rule (`DELETE /v1/alerts/rules/:name`) and its alerts' states, and records in the
+ * history that its pending and firing alerts ended (firing → resolved, pending → inactive,
+ * reason "rule deleted"; for a changed built-in rule, which goes back to its defaults and whose
+ * alerts start afresh, "rule reset to its built-in defaults"). A firing alert that was notified
+ * is sent as resolved by the next evaluation pass, through the outbox, as any resolution: its
+ * group remembers what it sent (see planNotifications). False when there was no rule to delete.
+ */
+export async function deleteRule(store: AlertStore, tenant: string, name: string, actor: string, now: number): Promise<{ deleted: boolean; transitions: Transition[] }> {
+  const before = (await store.states(tenant)).filter((s) => s.rule === name).map((s) => s.body as AlertState);
+  if (!(await store.deleteRule(tenant, name, actor))) return { deleted: false, transitions: [] };
+  const reason = Object.hasOwn(BUILTIN_RULES, name) ? 'rule reset to its built-in defaults' : 'rule deleted';
+  const transitions = retiredTransitions(before, now, reason);
+  if (transitions.length > 0) {
+    await store.saveEvaluation({ tenant, states: [], transitions: transitions.map((t) => ({ rule: t.rule, severity: t.severity, at: t.at, body: t })), notifications: [], objects: [] });
+  }
+  return { deleted: true, transitions };
 }
 
 /** A tenant's rules with the built-in ones it has not changed, at their defaults. */

@@ -247,7 +247,10 @@ function severity(v: unknown, field: string, fallback?: Severity): Severity {
   return v;
 }
 
-function burnWindows(v: unknown, objective: number): BurnWindow[] {
+/** A condition fires only when its burn rate is above its factor; float noise within this much of the limit counts as at it. */
+const EPSILON = 1e-9;
+
+function burnWindows(v: unknown, objective: number, strict: boolean): BurnWindow[] {
   const list = v === undefined || v === null ? DEFAULT_WINDOWS.map((w) => ({ ...w })) : null;
   const out: BurnWindow[] = list ?? [];
   if (!list) {
@@ -265,15 +268,24 @@ function burnWindows(v: unknown, objective: number): BurnWindow[] {
     });
   }
   out.forEach((w, i) => {
-    // A burn rate above 1 / (1 − objective) needs a bad ratio above 1: the condition can never hold.
-    if (w.factor * (1 - objective) > 1) {
+    // A condition fires when the burn rate is above its factor (strictly): a factor at or above
+    // 1 / (1 − objective) needs a bad ratio above 1, and the condition can never hold. (A rule
+    // stored before the limit itself was refused is still read.)
+    const needed = w.factor * (1 - objective);
+    if (strict ? needed >= 1 - EPSILON : needed > 1) {
       throw bad(
         `windows[${i}].factor`,
-        `the ${w.severity} condition at ${w.factor}× over ${formatDuration(w.long)} and ${formatDuration(w.short)} can never fire: with objective ${objective} it needs a bad ratio of ${round(w.factor * (1 - objective))}, above 1 (every event bad); lower the factor to at most ${round(1 / (1 - objective))} or raise the objective`,
+        `the ${w.severity} condition at ${w.factor}× over ${formatDuration(w.long)} and ${formatDuration(w.short)} can never fire: with objective ${objective} it fires only on a bad ratio above ${round(needed)}, and a ratio is at most 1 (every event bad); use a factor below ${round(1 / (1 - objective))} or raise the objective`,
       );
     }
   });
   return out;
+}
+
+function thresholdWindow(v: unknown, strict: boolean): number {
+  const ms = parseDuration(v, 'window', { min: MINUTE, wholeMinutes: true });
+  if (strict && ms > MAX_WINDOW) throw bad('window', `"window" is at most 7d (as the windows of an SLO's conditions)`);
+  return ms;
 }
 
 function round(x: number): number {
@@ -283,10 +295,56 @@ function round(x: number): number {
 const SLO_KEYS = ['kind', 'objective', 'period', 'total', 'bad', 'good', 'min_events', 'windows', 'labels', 'annotations'] as const;
 const THRESHOLD_KEYS = ['kind', 'query', 'window', 'condition', 'for', 'severity', 'min_events', 'labels', 'annotations'] as const;
 
+/** The longest window of a threshold rule, as of an SLO's conditions. */
+const MAX_WINDOW = 7 * DAY;
+/** The longest `for`: a condition that must hold longer than a day is a budget, not an alert (an SLO). */
+const MAX_FOR = DAY;
+
+/** Names starting with this (in any case) are the built-in rules'. */
+const RESERVED_PREFIX = 'sluice_';
+
+/** Refuses a user rule under a built-in's name (with another kind) or under the reserved prefix. */
+function checkReservedName(name: string, kind: unknown): void {
+  const builtin = BUILTIN_RULES[name];
+  if (builtin) {
+    if (kind === 'builtin') return;
+    throw bad(
+      'kind',
+      `"${name}" is a built-in rule: its name takes only {"kind": "builtin", "signal": "${String(builtin.signal)}", …} (to change its settings or turn it off with "enabled": false), not "kind": ${JSON.stringify(kind)}; give your own rule another name (names starting with "${RESERVED_PREFIX}" are reserved for built-in rules)`,
+    );
+  }
+  if (name.toLowerCase().startsWith(RESERVED_PREFIX)) {
+    const same = Object.keys(BUILTIN_RULES).find((n) => n.toLowerCase() === name.toLowerCase());
+    throw bad(
+      'name',
+      `rule names starting with "${RESERVED_PREFIX}" (in any case) are reserved for sluice's built-in rules (${Object.keys(BUILTIN_RULES).join(', ')})${same ? `; did you mean "${same}"?` : ''}; choose another name for your rule`,
+    );
+  }
+}
+
+/** `for`: whole minutes (or 0s), at most MAX_FOR. */
+function parseFor(v: unknown, strict: boolean): number {
+  const ms = parseDuration(v, 'for', { wholeMinutes: strict });
+  if (strict && ms > MAX_FOR) throw bad('for', `"for" is at most ${formatDuration(MAX_FOR)} (a condition held longer is an error budget: write an SLO)`);
+  return ms;
+}
+
+export interface ParseRuleOptions {
+  /**
+   * A rule read back from the catalog: the checks added since it may have been stored (reserved
+   * names, the limits of `window` and `for`, a factor exactly at the objective's limit) are not
+   * applied, so that a stored rule keeps being evaluated and listed. Default false: a rule
+   * declared now gets every check.
+   */
+  stored?: boolean;
+}
+
 /** A rule as `PUT /v1/alerts/rules/:name` declares it. Throws SLUICE_ERR_INVALID_BODY naming the field and the fix. */
-export function parseRule(name: string, body: unknown): Rule {
+export function parseRule(name: string, body: unknown, opts: ParseRuleOptions = {}): Rule {
+  const strict = !opts.stored;
   if (!RULE_NAME.test(name)) throw bad('name', `rule name ${JSON.stringify(name)} is not valid: 1-63 letters, digits, "_", "-" or ".", starting with a letter`);
   const o = object(body, 'rule');
+  if (strict) checkReservedName(name, o.kind);
   if (o.kind === 'slo') {
     checkKeys(o, SLO_KEYS, '');
     const objective = o.objective;
@@ -301,7 +359,7 @@ export function parseRule(name: string, body: unknown): Rule {
       bad: o.bad === undefined ? null : selector(o.bad, 'bad'),
       good: o.good === undefined ? null : selector(o.good, 'good'),
       minEvents: minEvents(o.min_events, SLO_DEFAULTS.minEvents),
-      windows: burnWindows(o.windows, objective),
+      windows: burnWindows(o.windows, objective, strict),
       labels: stringMap(o.labels, 'labels', true),
       annotations: stringMap(o.annotations, 'annotations', false),
     };
@@ -323,9 +381,9 @@ export function parseRule(name: string, body: unknown): Rule {
       kind: 'threshold',
       name,
       query: { ...sel, measure: measures[0]! },
-      window: parseDuration(o.window, 'window', { min: MINUTE, wholeMinutes: true }),
+      window: thresholdWindow(o.window, strict),
       condition: { op: c.op as ConditionOp, value: c.value },
-      for: o.for === undefined ? 0 : parseDuration(o.for, 'for'),
+      for: o.for === undefined ? 0 : parseFor(o.for, strict),
       severity: severity(o.severity, 'severity', 'page'),
       minEvents: minEvents(o.min_events, 0),
       labels: stringMap(o.labels, 'labels', true),
@@ -350,7 +408,7 @@ export function parseRule(name: string, body: unknown): Rule {
       checkKeys(o, ['kind', 'signal', 'objective', 'windows', 'min_events', 'enabled', 'labels', 'annotations'], '');
       const objective = o.objective ?? defaults.objective;
       if (typeof objective !== 'number' || !(objective > 0 && objective < 1)) throw bad('objective', '"objective" must be a number between 0 and 1 (exclusive), e.g. 0.999');
-      const windows = burnWindows(o.windows ?? defaults.windows, objective);
+      const windows = burnWindows(o.windows ?? defaults.windows, objective, strict);
       return { ...common, condition: { op: 'gt', value: 0 }, for: 0, severity: windows.some((w) => w.severity === 'page') ? 'page' : 'ticket', burn: { objective, windows, minEvents: minEvents(o.min_events ?? defaults.min_events, SLO_DEFAULTS.minEvents) } };
     }
     checkKeys(o, ['kind', 'signal', 'condition', 'for', 'severity', 'enabled', 'labels', 'annotations'], '');
@@ -360,7 +418,7 @@ export function parseRule(name: string, body: unknown): Rule {
     return {
       ...common,
       condition: { op: c.op as ConditionOp, value: c.value },
-      for: parseDuration(o.for ?? defaults.for, 'for'),
+      for: parseFor(o.for ?? defaults.for, strict),
       severity: severity(o.severity ?? defaults.severity, 'severity'),
       burn: null,
     };

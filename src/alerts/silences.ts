@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { RE2JS } from 're2js';
 import { SluiceError } from '../core/errors.js';
 import { parseRfc3339 } from '../core/time.js';
 
@@ -8,6 +9,12 @@ import { parseRfc3339 } from '../core/time.js';
  * weekdays between `start_time` and `end_time` of the wall clock of `time_zone` (IANA), for
  * planned work ("every Sunday 02:00-04:00 Europe/Paris"). Silenced alerts still show in
  * `GET /v1/alerts`, marked; they do not notify.
+ *
+ * A regex matcher (`isRegex: true`) is anchored (`^(?:value)$`, as Alertmanager's) and runs on
+ * RE2's linear-time engine (re2js), never on JavaScript's backtracking one: the labels it is
+ * matched against are chosen by tenants (rule names), and `GET /v1/alerts` matches them on the
+ * thread that answers every tenant. A pattern RE2 cannot run (backreferences, lookaround) is
+ * refused when the silence is posted.
  */
 export interface Matcher {
   name: string;
@@ -48,25 +55,42 @@ function clockTime(v: unknown, field: string): number {
   return Number(m[1]) * 60 + Number(m[2]);
 }
 
+const MATCHER_KEYS = ['name', 'value', 'isRegex', 'isEqual'];
+/** A label name, as Prometheus's (the labels of an alert are: alertname, tenant, severity and the rule's own). */
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]{0,62}$/;
+
+function parseMatcher(m: unknown, at: string): Matcher {
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) throw bad(at, `${at} must be an object {name, value, isRegex, isEqual}`);
+  const x = m as Record<string, unknown>;
+  for (const k of Object.keys(x)) if (!MATCHER_KEYS.includes(k)) throw bad(`${at}.${k}`, `unknown field "${k}" in ${at}; a matcher has ${MATCHER_KEYS.join(', ')}`);
+  if (typeof x.name !== 'string' || x.name.length === 0) throw bad(`${at}.name`, `${at}.name must be a label name (e.g. "alertname", "severity", "tenant")`);
+  if (!LABEL_NAME.test(x.name)) throw bad(`${at}.name`, `${at}.name ${JSON.stringify(x.name.slice(0, 80))} is not a label name: letters, digits and "_", not starting with a digit`);
+  if (typeof x.value !== 'string') throw bad(`${at}.value`, `${at}.value must be a string`);
+  if (x.value.length > 1000) throw bad(`${at}.value`, `${at}.value is at most 1000 characters`);
+  for (const k of ['isRegex', 'isEqual']) {
+    if (x[k] !== undefined && typeof x[k] !== 'boolean') throw bad(`${at}.${k}`, `${at}.${k} must be true or false (JSON booleans, not ${JSON.stringify(x[k])})`);
+  }
+  const isRegex = x.isRegex === true;
+  if (isRegex) {
+    try {
+      RE2JS.compile(anchored(x.value));
+    } catch (e: unknown) {
+      throw bad(
+        `${at}.value`,
+        `${at}.value cannot run on sluice's linear-time regular expression engine (RE2): ${(e as Error).message}. Backreferences and lookaround are not supported; rewrite the pattern without them`,
+      );
+    }
+  }
+  return { name: x.name, value: x.value, isRegex, isEqual: x.isEqual !== false };
+}
+
 /** A silence as `POST /v1/alerts/silences` takes it; `createdBy` is the key that posts it. */
 export function parseSilence(body: unknown, createdBy: string, now: number): Silence {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw bad('body', 'a silence must be a JSON object');
   const o = body as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!['matchers', 'starts_at', 'ends_at', 'comment', 'created_by', 'recurring'].includes(k)) throw bad(k, `unknown field "${k}"; a silence has matchers, starts_at, ends_at, comment, created_by, recurring`);
   if (!Array.isArray(o.matchers) || o.matchers.length === 0 || o.matchers.length > 20) throw bad('matchers', '"matchers" must be a list of 1 to 20 {name, value, isRegex, isEqual}');
-  const matchers = o.matchers.map((m: unknown, i): Matcher => {
-    const x = (m ?? {}) as Record<string, unknown>;
-    if (typeof x.name !== 'string' || typeof x.value !== 'string') throw bad(`matchers[${i}]`, `matchers[${i}] needs "name" and "value" strings`);
-    const isRegex = x.isRegex === true;
-    if (isRegex) {
-      try {
-        new RegExp(`^(?:${x.value})$`);
-      } catch {
-        throw bad(`matchers[${i}].value`, `matchers[${i}].value is not a valid regular expression`);
-      }
-    }
-    return { name: x.name, value: x.value, isRegex, isEqual: x.isEqual !== false };
-  });
+  const matchers = o.matchers.map((m: unknown, i): Matcher => parseMatcher(m, `matchers[${i}]`));
   const time = (v: unknown, field: string): number | null => {
     if (v === undefined || v === null) return null;
     const t = typeof v === 'string' ? parseRfc3339(v) : null;
@@ -142,11 +166,35 @@ export function activeSilences(silences: Silence[], now: number): Silence[] {
   return silences.filter((s) => isActive(s, now));
 }
 
+function anchored(value: string): string {
+  return `^(?:${value})$`;
+}
+
+/** Compiled matcher patterns (RE2), by pattern; null: RE2 cannot run it (a silence stored before patterns were checked). */
+const compiled = new Map<string, RE2JS | null>();
+const MAX_COMPILED = 1_000;
+
+/** A regex matcher's pattern on RE2 (linear time in the label's length, whatever the pattern). */
+export function matcherRegExp(value: string): RE2JS | null {
+  let re = compiled.get(value);
+  if (re === undefined) {
+    try {
+      re = RE2JS.compile(anchored(value));
+    } catch {
+      re = null;
+    }
+    if (compiled.size >= MAX_COMPILED) compiled.clear();
+    compiled.set(value, re);
+  }
+  return re;
+}
+
 /** Whether every matcher matches the labels (a missing label is the empty string, as in Alertmanager). */
 export function matches(matchers: Matcher[], labels: Record<string, string>): boolean {
   return matchers.every((m) => {
     const v = labels[m.name] ?? '';
-    const hit = m.isRegex ? new RegExp(`^(?:${m.value})$`).test(v) : v === m.value;
+    // A pattern RE2 cannot run matches nothing (only silences stored before the check have one).
+    const hit = m.isRegex ? (matcherRegExp(m.value)?.test(v) ?? false) : v === m.value;
     return hit === m.isEqual;
   });
 }

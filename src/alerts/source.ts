@@ -60,6 +60,8 @@ export interface StoreSourceOptions {
   scanTimeoutMs?: number;
   /** The ingest minutes of a tenant in [from, to) (`AlertStore.ingestMinutes`), for ingest availability. */
   ingest?: (tenant: string, from: number, to: number) => Promise<IngestMinute[]>;
+  /** The conservation check's window (`obs.conservationWindowMs`), named by the gap's reading before the first check (default 1 h). */
+  conservationWindowMs?: number;
 }
 
 /**
@@ -82,6 +84,7 @@ const AHEAD = 86_400_000;
  */
 export function storeSource(reader: StoreReader, log: Log, now: () => number, opts: StoreSourceOptions = {}): AlertSource {
   const { deadLetters, cache, ingest, scanTimeoutMs } = opts;
+  const conservationWindow = opts.conservationWindowMs ?? 3_600_000;
   const counts = async (tenant: string, sel: Selector, from: number, to: number, interval: '1m' | '1h' = '1m'): Promise<MinuteSeries> => {
     const out: MinuteSeries = new Map();
     if (to <= from) return out;
@@ -114,9 +117,11 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, op
       const events = stored + dead;
       return { value: events < RATIO_MIN_EVENTS ? null : dead / events, window, events, bad: dead };
     }
+    // The conservation gap: the sum of |gap| over the settled minutes of the check's window
+    // (the last hour by default); it counts no events of its own, so it gives none.
     const c = await reader.conservation();
-    if (c.checkedAt === null) return { value: null, window: 'now', events: 0 };
-    return { value: c.gapByTenant.find(([t]) => t === tenant)?.[1] ?? 0, window: 'now', events: 0 };
+    if (c.checkedAt === null || c.settledUntil === null || c.from === null) return { value: null, window: formatDuration(conservationWindow) };
+    return { value: c.gapByTenant.find(([t]) => t === tenant)?.[1] ?? 0, window: formatDuration(Math.max(MINUTE, c.settledUntil - c.from)) };
   };
   /** A series' key in the cache, its query and its second column's merge. */
   const seriesOf = (sel: Selector, measure: Measure | null) => {

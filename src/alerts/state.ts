@@ -109,6 +109,27 @@ export function step(prev: AlertState, verdict: Verdict, at: number, forMs: numb
   return { next, transition };
 }
 
+/**
+ * The transitions that end a rule's alerts when the rule is deleted (or a changed built-in
+ * rule goes back to its defaults, which starts its alerts afresh): a firing alert is
+ * `resolved`, a pending one `inactive`, at `at` (the wall clock of the deletion), with the
+ * reason in the explanation. The others change nothing.
+ */
+export function retiredTransitions(alerts: AlertState[], at: number, reason: string): Transition[] {
+  return alerts
+    .filter((a) => a.state === 'firing' || a.state === 'pending')
+    .map((a) => ({
+      tenant: a.tenant,
+      rule: a.rule,
+      severity: a.severity,
+      from: a.state,
+      to: a.state === 'firing' ? 'resolved' : 'inactive',
+      at,
+      verdict: { severity: a.severity, condition: 'ok', windows: [], reason },
+      fingerprint: a.fingerprint,
+    }));
+}
+
 /** The rule's `for`, ms (0 for SLOs). */
 export function forOf(rule: Rule): number {
   return rule.kind === 'slo' ? 0 : rule.for;

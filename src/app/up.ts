@@ -121,6 +121,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
         // One scan reads all of a tenant's series (a first pass: a query's work per series).
         scanTimeoutMs: config.alerts.evaluateIntervalMs,
         ingest: (tenant, from, to) => catalog.alerts.ingestMinutes(tenant, from, to),
+        conservationWindowMs: config.obs.conservationWindowMs,
       });
       // Holding the data directory, a lease left by an earlier process of the same directory is one that died: take it back at once.
       const owner = ownsDir ? `sluice-up:${path.resolve(config.dataDir)}` : undefined;

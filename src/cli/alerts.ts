@@ -41,8 +41,25 @@ type Any = any;
 
 /** "dead_letter_ratio over 1h = 0.025 (5 of 200 events; fires when gt 0.01)", "freshness now = 12 (…)". */
 function valueLine(v: Any): string {
-  const counts = v.window === 'now' ? '' : v.bad === undefined ? `${v.events} events; ` : `${v.bad} of ${v.events} events; `;
+  const counts = v.window === 'now' || v.events === undefined ? '' : v.bad === undefined ? `${v.events} events; ` : `${v.bad} of ${v.events} events; `;
   return `${v.measure} ${v.window === 'now' ? 'now' : `over ${v.window}`} = ${v.value ?? '-'} (${counts}fires when ${v.op} ${v.threshold})`;
+}
+
+/** `sluice alerts rule put FILE.json` (the name left out): the usage, not "name the rule file". */
+function putUsage(what: 'rule' | 'receiver', name: string): string {
+  const looksLikeFile = /\.json$|[/\\]|^-$/.test(name);
+  return `usage: sluice alerts ${what} put NAME FILE.json${looksLikeFile ? ` ("${name}" looks like the file: name the ${what} first)` : ` (name the file of the ${what}, JSON; "-" reads stdin)`}`;
+}
+
+/**
+ * What a budget leaves out, per kind of rule: an SLO counts whole hours (the hour up to the
+ * watermark once whole); the built-in burn-rate rule counts minutes of receipt once every
+ * ingest process wrote them (the last minutes, not settled yet).
+ */
+function notCounted(r: Any): string {
+  if (!r.not_counted || r.not_counted.from === r.not_counted.to) return '';
+  if (String(r.rule).startsWith('sluice_')) return ` (the minutes since ${r.not_counted.from}, not settled yet, are counted once every ingest process has written them)`;
+  return ` (the hour up to the watermark, ${r.watermark}, is counted once whole)`;
 }
 
 function alertLine(a: Any): string {
@@ -79,6 +96,7 @@ export async function alertsCommand(t: Target, sub: string | undefined, args: st
         return print(r, () => JSON.stringify(r, null, 2));
       }
       if (verb === 'put') {
+        if (!file) usage(putUsage('rule', name));
         const r = await call('PUT', `/v1/alerts/rules/${enc(name)}`, readJson(file, 'rule'));
         return print(r, () => `rule "${name}" saved`);
       }
@@ -90,7 +108,7 @@ export async function alertsCommand(t: Target, sub: string | undefined, args: st
     }
     case 'history': {
       const r = await call('GET', `/v1/alerts/history${qs({ from: flags.from, to: flags.to })}`);
-      return print(r, () => r.transitions.map((x: Any) => `${x.at}  ${x.rule} ${x.severity}: ${x.from} → ${x.to}`).join('\n') || 'no transitions');
+      return print(r, () => r.transitions.map((x: Any) => `${x.at}  ${x.rule} ${x.severity}: ${x.from} → ${x.to}${x.explanation?.reason ? ` (${x.explanation.reason})` : ''}`).join('\n') || 'no transitions');
     }
     case 'budget': {
       const rule = args[0];
@@ -98,7 +116,7 @@ export async function alertsCommand(t: Target, sub: string | undefined, args: st
       const r = await call('GET', `/v1/alerts/rules/${enc(rule)}/budget${qs({ bucket: flags.bucket })}`);
       return print(r, () =>
         [
-          `${r.rule}: objective ${r.objective}, ${r.period.from} → ${r.period.to}${r.not_counted && r.not_counted.from !== r.not_counted.to ? ` (the hour up to the watermark, ${r.watermark}, is counted once whole)` : ''}`,
+          `${r.rule}: objective ${r.objective}, ${r.period.from} → ${r.period.to}${notCounted(r)}`,
           `${r.bad} bad of ${r.total}; allowed ${Number(r.allowed_bad).toFixed(1)}; remaining ${r.remaining === null ? '-' : `${(r.remaining * 100).toFixed(1)} %`}`,
         ].join('\n'),
       );
@@ -115,6 +133,7 @@ export async function alertsCommand(t: Target, sub: string | undefined, args: st
     case 'receiver': {
       if (!name) usage('name the receiver');
       if (verb === 'show') return print(await call('GET', `/v1/alerts/receivers/${enc(name)}`), () => '');
+      if (verb === 'put' && !file) usage(putUsage('receiver', name));
       if (verb === 'put') return print(await call('PUT', `/v1/alerts/receivers/${enc(name)}`, readJson(file, 'receiver')), () => `receiver "${name}" saved`);
       if (verb === 'delete') {
         await call('DELETE', `/v1/alerts/receivers/${enc(name)}`);

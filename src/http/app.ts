@@ -222,7 +222,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     void app.register(keyRoutes, { catalog: opts.catalog });
     void app.register(rolloutRoutes, { catalog: opts.catalog, now: () => clock.now() });
     void app.register(consoleRoutes, opts.consoleDir ? { dir: opts.consoleDir } : {});
-    alertRoutes(app, { catalog: opts.catalog, now: () => clock.now(), source: storeSource(opts.reader, opts.log, () => clock.now(), { deadLetters: opts.catalog.deadLetters, ingest: (t, from, to) => opts.catalog.alerts.ingestMinutes(t, from, to) }) });
+    alertRoutes(app, { catalog: opts.catalog, now: () => clock.now(), source: storeSource(opts.reader, opts.log, () => clock.now(), { deadLetters: opts.catalog.deadLetters, ingest: (t, from, to) => opts.catalog.alerts.ingestMinutes(t, from, to), conservationWindowMs: opts.config.obs.conservationWindowMs }) });
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -5,6 +5,11 @@ import { parseRule, BUILTIN_RULES } from '../../src/alerts/rules.js';
 import { evaluate } from '../../src/alerts/evaluate.js';
 import { storeSource } from '../../src/alerts/source.js';
 import { directReader } from '../../src/app/store-calls.js';
+import { evaluatePass } from '../../src/alerts/evaluator.js';
+import { alertsCommand } from '../../src/cli/alerts.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { PassThrough } from 'node:stream';
+import type { AddressInfo } from 'node:net';
 
 /**
  * The alerts API in process (`inject()`), on the embedded pipeline: rules, receivers, routing
@@ -141,5 +146,80 @@ describe('alerts API', () => {
     expect(await ratio()).toEqual({ value: expect.closeTo(5 / 200, 9), window: '1h', events: 200, bad: 5 });
     const verdict = evaluate(rule, await source.ruleData('acme', rule, 0, 0), Date.now())[0]!;
     expect(verdict.value).toMatchObject({ measure: 'dead_letter_ratio', window: '1h', events: 200, bad: 5, op: 'gt', threshold: 0.01 });
+  });
+
+  it('silences.a-catastrophic-pattern-against-a-tenant-chosen-label-answers-at-once-and-re2-refuses-backreferences', async () => {
+    // A rule whose name (the alertname label) is 31 a's and a "-": `(a+)+$` backtracks 2^31 times on it in JavaScript's engine.
+    const evil = `${'a'.repeat(31)}-`;
+    expect((await call('PUT', `/v1/alerts/rules/${evil}`, p.tenant.adminKey, { kind: 'threshold', query: { event: 'req' }, window: '5m', condition: { op: 'lt', value: 1 } })).statusCode).toBe(201);
+    const source = storeSource(directReader(p.store, { log: p.log, catalog: p.catalog, conservationWindowMs: 3_600_000 }), p.log, Date.now, { deadLetters: p.catalog.deadLetters });
+    expect((await evaluatePass({ store: p.catalog.alerts, source, clock: new ManualClock(Date.now()), tenants: async () => ['acme'] })).errors).toBe(0);
+    const s = await call('POST', '/v1/alerts/silences', p.tenant.adminKey, { matchers: [{ name: 'alertname', value: '(a+)+$', isRegex: true }], ends_at: new Date(Date.now() + 60_000).toISOString(), comment: 'redos' });
+    expect(s.statusCode).toBe(201);
+    const started = performance.now();
+    const alerts = await call('GET', `/v1/alerts?rule=${evil}`, p.tenant.readKey);
+    // Linear on RE2: milliseconds (a generous bound; the backtracking engine took 8 s).
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(alerts.json().alerts.map((a: { rule: string; silenced: boolean }) => [a.rule, a.silenced])).toEqual([[evil, false]]);
+    // A pattern RE2 cannot run is refused, naming the matcher's field; so are loose matchers.
+    const refused = async (matcher: unknown) => (await call('POST', '/v1/alerts/silences', p.tenant.adminKey, { matchers: [matcher], ends_at: new Date(Date.now() + 60_000).toISOString(), comment: 'x' })).json();
+    expect(await refused({ name: 'alertname', value: '(?<x>a)\\k<x>', isRegex: true })).toMatchObject({ code: 'SLUICE_ERR_INVALID_BODY', field: 'matchers[0].value' });
+    expect(await refused({ name: 'alertname', value: 'x', isRegex: 'yes' })).toMatchObject({ field: 'matchers[0].isRegex' });
+    expect(await refused({ name: 'alertname', value: 'x', regex: true })).toMatchObject({ field: 'matchers[0].regex' });
+    expect(await refused({ name: '', value: 'x' })).toMatchObject({ field: 'matchers[0].name' });
+    expect((await call('DELETE', `/v1/alerts/silences/${s.json().id}`, p.tenant.adminKey)).statusCode).toBe(204);
+    // Its window holds no "req" (the history is hours old): count 0 < 1, firing. Deleted, it ends in the history.
+    expect(alerts.json().alerts[0].state).toBe('firing');
+    expect((await call('DELETE', `/v1/alerts/rules/${evil}`, p.tenant.adminKey)).statusCode).toBe(204);
+    const history = (await call('GET', '/v1/alerts/history', p.tenant.readKey)).json().transitions.filter((t: { rule: string }) => t.rule === evil);
+    expect(history.map((t: { from: string; to: string; explanation: { reason?: string } }) => [t.from, t.to, t.explanation.reason])).toEqual([
+      ['inactive', 'firing', undefined],
+      ['firing', 'resolved', 'rule deleted'],
+    ]);
+    expect((await call('GET', `/v1/alerts?rule=${evil}`, p.tenant.readKey)).json().alerts).toEqual([]);
+  });
+
+  it('rules.built-in-names-and-the-sluice-prefix-are-refused-to-user-rules', async () => {
+    const put = async (n: string, body: unknown) => (await call('PUT', `/v1/alerts/rules/${n}`, p.tenant.adminKey, body)).json();
+    expect(await put('sluice_conservation_gap', rule)).toMatchObject({ code: 'SLUICE_ERR_INVALID_BODY', field: 'kind', message: expect.stringContaining('takes only {"kind": "builtin"') });
+    expect(await put('sluice_custom', rule)).toMatchObject({ field: 'name', message: expect.stringContaining('reserved') });
+    expect(await put('SLUICE_FRESHNESS', rule)).toMatchObject({ field: 'name', message: expect.stringContaining('did you mean "sluice_freshness"?') });
+    expect((await call('GET', '/v1/alerts/rules/sluice_conservation_gap', p.tenant.readKey)).json()).toMatchObject({ kind: 'builtin', signal: 'conservation_gap' });
+  });
+
+  it('bodies.an-empty-rule-or-silence-body-says-what-to-send', async () => {
+    const empty = (method: 'PUT' | 'POST', url: string) => p.app.inject({ method, url, headers: { authorization: `Bearer ${p.tenant.adminKey}`, 'content-type': 'application/json' } });
+    const r = (await empty('PUT', '/v1/alerts/rules/x')).json();
+    expect([r.field, r.message]).toEqual(['body', expect.stringMatching(/^the body is empty; send a rule as JSON/)]);
+    expect((await empty('POST', '/v1/alerts/silences')).json().message).toMatch(/^the body is empty; send a silence as JSON: \{"matchers"/);
+  });
+
+  it('cli.rule-put-without-a-name-prints-the-usage-and-budgets-word-what-is-not-counted-per-kind', async () => {
+    await p.app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(p.app.server.address() as AddressInfo).port}`;
+    const cli = async (...args: string[]) => {
+      const out = new PassThrough();
+      let text = '';
+      out.on('data', (c) => (text += c));
+      await alertsCommand({ url, key: p.tenant.readKey, json: false, out, err: new PassThrough() }, args[0], args.slice(1), {});
+      return text;
+    };
+    await expect(cli('rule', 'put', '/tmp/x.json')).rejects.toThrow(/^usage: sluice alerts rule put NAME FILE.json \("\/tmp\/x.json" looks like the file: name the rule first\)/);
+    expect((await call('PUT', '/v1/alerts/rules/budgeted', p.tenant.adminKey, rule)).statusCode).toBe(201);
+    expect(await cli('budget', 'budgeted')).toMatch(/\(the hour up to the watermark, .*, is counted once whole\)/);
+    const builtin = await cli('budget', 'sluice_ingest_availability');
+    expect(builtin).toMatch(/\(the minutes since .*, not settled yet, are counted once every ingest process has written them\)/);
+    expect(builtin).not.toContain('the hour up to the watermark');
+    expect((await call('DELETE', '/v1/alerts/rules/budgeted', p.tenant.adminKey)).statusCode).toBe(204);
+  });
+
+  it('builtin.conservation-gap-names-its-window-and-counts-no-events', async () => {
+    const source = storeSource(directReader(p.store, { log: p.log, catalog: p.catalog, conservationWindowMs: 3_600_000 }), p.log, Date.now);
+    const gap = parseRule('sluice_conservation_gap', BUILTIN_RULES.sluice_conservation_gap);
+    // The sum of |gap| over the settled minutes of the last hour (the conservation window): none here.
+    expect((await source.ruleData('acme', gap, 0, 0)).signal).toEqual({ value: 0, window: '1h' });
+    const verdict = evaluate(gap, await source.ruleData('acme', gap, 0, 0), Date.now())[0]!;
+    expect(verdict).toMatchObject({ condition: 'ok', value: { measure: 'conservation_gap', window: '1h', value: 0 } });
+    expect(verdict.value).not.toHaveProperty('events');
   });
 });

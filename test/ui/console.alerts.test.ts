@@ -251,6 +251,11 @@ suite('console alerts page', () => {
     await page.getByTestId('rule-row').first().waitFor();
     expect(await page.getByTestId('silence-create').count()).toBe(0);
     expect(await page.getByTestId('silence-expire').count()).toBe(0);
+    // An SLO with no events in its period has no budget to spend: the API says null, the page "no events" (not "0 %").
+    await call(keys.adminKey, 'PUT', '/v1/alerts/rules/quiet', slo({ total: { event: 'never_sent' }, bad: { event: 'never_sent' } }));
+    expect((await call<{ remaining: number | null }>(keys.readKey, 'GET', '/v1/alerts/rules/quiet/budget')).remaining).toBeNull();
+    await page.goto(`${server.url}/ui/alerts?rule=quiet`);
+    await expect.poll(() => page.getByTestId('budget-remaining').textContent(), { timeout: 15_000 }).toBe('— (no events)');
     await page.context().close();
   });
 });

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { backtest } from '../../alerts/replay.js';
 import { budgetOf } from '../../alerts/budget.js';
 import { mergeable, type MinuteLookup } from '../../alerts/evaluate.js';
-import { loadNotifyConfig, statesOf, withBuiltins } from '../../alerts/evaluator.js';
+import { deleteRule, loadNotifyConfig, statesOf, withBuiltins } from '../../alerts/evaluator.js';
 import { mutedBy, parseReceiver, parseRouting, RECEIVER_NAME, routingJson } from '../../alerts/notify.js';
 import { BUILTIN_RULES, burnSlo, lookback, parseRule, ruleJson, type Rule, type SloRule } from '../../alerts/rules.js';
 import { INGEST_SETTLE_MS } from '../../obs/ingest-outcomes.js';
@@ -32,6 +32,20 @@ function time(v: unknown, field: string, fallback: string, now: number): number 
   const t = typeof (v ?? fallback) === 'string' ? parseQueryTime((v ?? fallback) as string, now) : null;
   if (t === null) throw new SluiceError('SLUICE_ERR_INVALID_BODY', `"${field}" must be an RFC 3339 timestamp, "now" or a relative time like "-7d"`, { field });
   return t;
+}
+
+/** What each body of the alerts API holds, for the answer to an empty one. */
+const BODY_OF = {
+  rule: 'a rule as JSON: {"kind": "slo", "objective": 0.999, "total": {…}, "bad": {…}}, {"kind": "threshold", …} or, for a built-in rule, {"kind": "builtin", "signal": …} (docs/alerts.md)',
+  silence: 'a silence as JSON: {"matchers": [{"name": "alertname", "value": "…"}], "ends_at": "…", "comment": "…"}',
+  receiver: 'a receiver as JSON: {"type": "webhook", "url": "https://…"}',
+  routing: 'the routing as JSON: {"routes": [{"match": {…}, "receiver": "…"}], "default_receiver": "…"}',
+} as const;
+
+/** The request's JSON body; an empty one is refused naming what to send (not the ingest's events). */
+async function bodyOf(request: FastifyRequest, what: keyof typeof BODY_OF): Promise<unknown> {
+  if (request.rawBytes() === 0) throw new SluiceError('SLUICE_ERR_INVALID_JSON', `the body is empty; send ${BODY_OF[what]}`, { field: 'body' });
+  return request.jsonBody();
 }
 
 function wireRule(name: string, rule: Rule, stored?: { createdAt: number; updatedAt: number }) {
@@ -89,12 +103,12 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   const ruleOrThrow = async (tenant: string, n: string) => {
     const stored = (await store.getRule(tenant, n)) ?? withBuiltins(tenant, []).find((r) => r.name === n) ?? null;
     if (!stored) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no alert rule "${n}"; GET /v1/alerts/rules lists them`, { field: 'name' });
-    return { stored, rule: parseRule(stored.name, stored.body) };
+    return { stored, rule: parseRule(stored.name, stored.body, { stored: true }) };
   };
 
   app.put('/v1/alerts/rules/:name', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
-    const rule = parseRule(name(request), await request.jsonBody());
+    const rule = parseRule(name(request), await bodyOf(request, 'rule'));
     const { created, rule: stored } = await store.putRule(grant.tenant, rule.name, ruleJson(rule), grant.keyId);
     return reply.code(created ? 201 : 200).send(wireRule(rule.name, rule, stored));
   });
@@ -102,7 +116,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   app.get('/v1/alerts/rules', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
     const rules = withBuiltins(grant.tenant, await store.listRules(grant.tenant));
-    return reply.send({ rules: rules.map((r) => wireRule(r.name, parseRule(r.name, r.body), r.createdAt ? r : undefined)) });
+    return reply.send({ rules: rules.map((r) => wireRule(r.name, parseRule(r.name, r.body, { stored: true }), r.createdAt ? r : undefined)) });
   });
 
   app.get('/v1/alerts/rules/:name', async (request, reply) => {
@@ -113,7 +127,8 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
 
   app.delete('/v1/alerts/rules/:name', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
-    if (!(await store.deleteRule(grant.tenant, name(request), grant.keyId))) {
+    // Its pending and firing alerts end in the history ("rule deleted"); a notified one is sent as resolved.
+    if (!(await deleteRule(store, grant.tenant, name(request), grant.keyId, now())).deleted) {
       if (Object.hasOwn(BUILTIN_RULES, name(request))) {
         // A built-in rule with its defaults has nothing stored to delete (a changed one goes back to its defaults).
         throw new SluiceError('SLUICE_ERR_CONFLICT', `"${name(request)}" is a built-in rule with its defaults: it cannot be deleted; turn it off with PUT /v1/alerts/rules/${name(request)} and {"kind": "builtin", "enabled": false, …} (sluice alerts rule put)`, { field: 'name' });
@@ -244,7 +259,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   app.put('/v1/alerts/receivers/:name', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
     if (!RECEIVER_NAME.test(name(request))) throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'a receiver name is 1-63 letters, digits, "_", "-" or "."', { field: 'name' });
-    const receiver = parseReceiver(await request.jsonBody());
+    const receiver = parseReceiver(await bodyOf(request, 'receiver'));
     const { created } = await store.putObject(grant.tenant, 'receiver', name(request), receiver, grant.keyId);
     return reply.code(created ? 201 : 200).send({ name: name(request), ...receiver });
   });
@@ -269,7 +284,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
 
   app.put('/v1/alerts/routing', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
-    const routing = parseRouting(await request.jsonBody());
+    const routing = parseRouting(await bodyOf(request, 'routing'));
     const receivers = new Set((await store.listObjects(grant.tenant, 'receiver')).map((r) => r.name));
     for (const r of [...routing.routes.map((x) => x.receiver), ...(routing.default_receiver ? [routing.default_receiver] : [])]) {
       if (!receivers.has(r)) throw new SluiceError('SLUICE_ERR_INVALID_BODY', `no receiver "${r}": create it first with PUT /v1/alerts/receivers/${r}`, { field: 'routes' });
@@ -286,7 +301,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
 
   app.post('/v1/alerts/silences', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
-    const s = parseSilence(await request.jsonBody(), grant.keyId, now());
+    const s = parseSilence(await bodyOf(request, 'silence'), grant.keyId, now());
     await store.putObject(grant.tenant, 'silence', s.id, s, grant.keyId);
     return reply.code(201).send(silenceJson(s, now()));
   });

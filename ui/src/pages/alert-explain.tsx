@@ -18,7 +18,9 @@ export interface Verdict {
   severity: string;
   condition: 'firing' | 'ok' | 'insufficient';
   windows: WindowFigure[];
-  value?: { measure: string; window: string; value: number | null; events: number; bad?: number; op: string; threshold: number };
+  value?: { measure: string; window: string; value: number | null; events?: number; bad?: number; op: string; threshold: number };
+  /** Why the alert changed state other than by an evaluation ("rule deleted"). */
+  reason?: string;
 }
 export interface Alert {
   rule: string;
@@ -55,6 +57,7 @@ export function Explanation(props: { verdict: Verdict }) {
   return (
     <div class="small" data-testid="alert-explanation">
       <span data-testid="alert-condition">{v.condition}</span>
+      {v.reason && <span data-testid="alert-reason">: {v.reason}</span>}
       {v.windows.map((w) => (
         <div data-testid="alert-window">
           <span data-testid="alert-window-name">{w.window}</span>: <span data-testid="alert-window-bad">{num(w.bad)}</span> bad of{' '}
@@ -66,7 +69,7 @@ export function Explanation(props: { verdict: Verdict }) {
       {v.value && (
         <div data-testid="alert-value">
           {v.value.window === 'now' ? `${v.value.measure} now` : `${v.value.measure} over ${v.value.window}`} = <span data-testid="alert-value-value">{num(v.value.value)}</span>
-          {v.value.window === 'now' ? '' : v.value.bad === undefined ? ` (${num(v.value.events)} events)` : ` (${num(v.value.bad)} of ${num(v.value.events)} events)`}, fires when{' '}
+          {v.value.window === 'now' || v.value.events === undefined ? '' : v.value.bad === undefined ? ` (${num(v.value.events)} events)` : ` (${num(v.value.bad)} of ${num(v.value.events)} events)`}, fires when{' '}
           {OPS[v.value.op] ?? v.value.op} {num(v.value.threshold)}
         </div>
       )}

@@ -29,7 +29,8 @@ interface Budget {
   total: number;
   bad: number;
   allowed_bad: number;
-  remaining: number;
+  /** Null with no events in the period: nothing to spend a budget on. */
+  remaining: number | null;
   buckets: { start: string; total: number; bad: number; burn_rate: number | null }[];
 }
 interface Backtest {
@@ -147,10 +148,10 @@ function BudgetPanel(props: { rule: string; refreshed: number }) {
             {time(b.period.from)} to {time(b.period.to)}, objective {num(b.objective * 100)} %
           </p>
           <div class="cards">
-            <div class={`card ${b.remaining < 0 ? 'bad' : ''}`}>
+            <div class={`card ${b.remaining !== null && b.remaining < 0 ? 'bad' : ''}`}>
               <div class="label">budget remaining</div>
               <div class="value" data-testid="budget-remaining">
-                {num(b.remaining * 100)} %
+                {b.remaining === null ? '— (no events)' : `${num(b.remaining * 100)} %`}
               </div>
             </div>
             <div class="card">

@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { budgetOf } from '../../src/alerts/budget.js';
+import { evaluateSlo, type SloSeries } from '../../src/alerts/evaluate.js';
+import { backtest } from '../../src/alerts/replay.js';
+import { BUILTIN_RULES, parseRule, type SloRule } from '../../src/alerts/rules.js';
+import { SluiceError } from '../../src/core/errors.js';
+
+/**
+ * What a rule may say: a built-in's name takes only its built-in kind and the `sluice_` prefix
+ * is reserved; a condition that can never fire is refused at its exact limit, with advice
+ * below it; a threshold's window is at most 7d and `for` whole minutes up to 1d; burn rates
+ * and budgets carry no float noise, and are compared as shown, live and in a backtest.
+ */
+
+const M = 60_000;
+const H = 60 * M;
+
+/** The SluiceError `f` throws (or fails). */
+function refusal(f: () => unknown): SluiceError {
+  try {
+    f();
+  } catch (e: unknown) {
+    if (e instanceof SluiceError) return e;
+    throw e;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('rule names', () => {
+  const slo = { kind: 'slo', objective: 0.99, total: { event: 'req' }, bad: { event: 'req' } };
+
+  it('rules.a-built-in-name-takes-only-kind-builtin', () => {
+    for (const name of Object.keys(BUILTIN_RULES)) {
+      for (const body of [slo, { kind: 'threshold', query: { event: 'x' }, window: '5m', condition: { op: 'gt', value: 0 } }]) {
+        const e = refusal(() => parseRule(name, body));
+        expect([e.code, e.field]).toEqual(['SLUICE_ERR_INVALID_BODY', 'kind']);
+        expect(e.message).toContain(`"${name}" is a built-in rule: its name takes only {"kind": "builtin"`);
+      }
+    }
+    expect(parseRule('sluice_conservation_gap', { kind: 'builtin', signal: 'conservation_gap', enabled: false })).toMatchObject({ kind: 'builtin', enabled: false });
+  });
+
+  it('rules.the-sluice-prefix-is-reserved-in-any-case', () => {
+    for (const name of ['sluice_custom', 'SLUICE_FRESHNESS', 'Sluice_x']) {
+      const e = refusal(() => parseRule(name, slo));
+      expect([e.field, name]).toEqual(['name', name]);
+      expect(e.message).toContain('reserved for sluice\'s built-in rules');
+    }
+    expect(refusal(() => parseRule('SLUICE_FRESHNESS', { kind: 'builtin', signal: 'freshness' })).message).toContain('did you mean "sluice_freshness"?');
+    expect(parseRule('sluicey', slo).name).toBe('sluicey');
+    // A rule stored before the names were reserved is still read (evaluated and listed).
+    expect(parseRule('sluice_custom', slo, { stored: true }).name).toBe('sluice_custom');
+  });
+});
+
+describe('limits', () => {
+  it('rules.a-factor-at-the-objectives-limit-is-refused-and-the-advice-is-below-it', () => {
+    // 10 × (1 − 0.9) = 1 (0.9999999999999998 in binary): a burn rate above 10 needs more than every event bad.
+    const e = refusal(() => parseRule('x', { kind: 'slo', objective: 0.9, total: { event: 'a' }, bad: { event: 'a' }, windows: [{ severity: 'page', long: '1h', short: '5m', factor: 10 }] }));
+    expect([e.field, e.message]).toEqual(['windows[0].factor', expect.stringContaining('can never fire: with objective 0.9 it fires only on a bad ratio above 1, and a ratio is at most 1')]);
+    expect(e.message).toContain('use a factor below 10 ');
+    expect(parseRule('x', { kind: 'slo', objective: 0.9, total: { event: 'a' }, bad: { event: 'a' }, windows: [{ severity: 'page', long: '1h', short: '5m', factor: 9.99 }] })).toMatchObject({ kind: 'slo' });
+    // The same for the built-in burn-rate rule: 1000 × (1 − 0.999) = 1.
+    expect(refusal(() => parseRule('sluice_ingest_availability', { kind: 'builtin', signal: 'ingest_availability', windows: [{ severity: 'page', long: '1h', short: '5m', factor: 1000 }] })).message).toContain(
+      'use a factor below 1000 ',
+    );
+  });
+
+  it('rules.threshold-window-is-at-most-7d-and-for-whole-minutes-up-to-1d', () => {
+    const t = (extra: Record<string, unknown>) => parseRule('x', { kind: 'threshold', query: { event: 'a' }, window: '5m', condition: { op: 'gt', value: 0 }, ...extra });
+    expect(refusal(() => t({ window: '8d' })).field).toBe('window');
+    expect(refusal(() => t({ window: '8d' })).message).toContain('at most 7d');
+    expect(t({ window: '7d' })).toMatchObject({ window: 7 * 24 * H });
+    expect(refusal(() => t({ for: '30s' })).message).toMatch(/"for" must be whole minutes/);
+    expect(refusal(() => t({ for: '1000d' })).message).toMatch(/"for" is at most 1d/);
+    expect(refusal(() => t({ for: '25h' })).field).toBe('for');
+    expect(t({ for: '0s' })).toMatchObject({ for: 0 });
+    expect(t({ for: '1d' })).toMatchObject({ for: 24 * H });
+    expect(refusal(() => parseRule('sluice_freshness', { kind: 'builtin', signal: 'freshness', for: '90s' })).field).toBe('for');
+    // Stored before the limits: still read.
+    expect(parseRule('x', { kind: 'threshold', query: { event: 'a' }, window: '8d', condition: { op: 'gt', value: 0 }, for: '30s' }, { stored: true })).toMatchObject({ for: 30_000 });
+  });
+});
+
+describe('burn rates without float noise', () => {
+  const end = Date.UTC(2026, 0, 1, 12);
+  // 1 % bad against 99.9 %: a burn rate of exactly 10 (0.01 / 0.0010000000000000009 = 9.999999999999991 in binary).
+  const rule = parseRule('x', { kind: 'slo', objective: 0.999, total: { event: 'a' }, bad: { event: 'a' }, min_events: 1, windows: [{ severity: 'page', long: '1h', short: '5m', factor: 10 }] }) as SloRule;
+  const series = (): SloSeries => {
+    const s: SloSeries = { total: new Map(), bad: new Map() };
+    for (let m = end - 2 * H; m < end; m += M) {
+      s.total.set(m, 100);
+      s.bad.set(m, 1);
+    }
+    return s;
+  };
+
+  it('evaluate.burn-rates-are-shown-and-compared-to-12-significant-digits-live-and-in-a-backtest', () => {
+    const [page] = evaluateSlo(rule, series(), end);
+    expect(page!.windows.map((w) => w.burn_rate)).toEqual([10, 10]);
+    // Half the events bad against 90 %: exactly 5, which binary makes 5.000000000000001, above a
+    // factor of 5. Not above it: neither live nor in a backtest does the condition fire.
+    const half = parseRule('y', { kind: 'slo', objective: 0.9, total: { event: 'a' }, bad: { event: 'a' }, min_events: 1, windows: [{ severity: 'page', long: '1h', short: '5m', factor: 5 }] }) as SloRule;
+    const s: SloSeries = { total: new Map(), bad: new Map() };
+    for (let m = end - 2 * H; m < end; m += M) {
+      s.total.set(m, 100);
+      s.bad.set(m, 50);
+    }
+    const [at5] = evaluateSlo(half, s, end);
+    expect([at5!.condition, at5!.windows.map((w) => w.burn_rate)]).toEqual(['ok', [5, 5]]);
+    expect(backtest('acme', half, { slo: s }, end - H, end).transitions).toEqual([]);
+    // One more bad event in the last minute: above 5 in both windows, it fires in both.
+    s.bad.set(end - M, 51);
+    expect(evaluateSlo(half, s, end)[0]!.condition).toBe('firing');
+    expect(backtest('acme', half, { slo: s }, end - H, end).transitions.map((t) => `${t.from}->${t.to}@${(t.at - end) / M}`)).toEqual(['inactive->firing@0']);
+  });
+
+  it('budget.allowed-bad-and-burn-rates-have-no-float-noise', () => {
+    const total = new Map([[end - H, 3]]);
+    const bad = new Map([[end - H, 0]]);
+    const b = budgetOf({ ...rule, period: 2 * H }, total, bad, end, H);
+    expect(b.allowed).toBe(0.003);
+    expect(b.remaining).toBe(1);
+    const b2 = budgetOf({ ...rule, period: 2 * H }, new Map([[end - H, 100]]), new Map([[end - H, 1]]), end, H);
+    expect(b2.buckets.map((x) => x.burn_rate)).toEqual([null, 10]);
+  });
+});

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { matcherRegExp, matches, parseSilence } from '../../src/alerts/silences.js';
+import { SluiceError } from '../../src/core/errors.js';
+
+/**
+ * Silence matchers: a regex runs on RE2 (linear time: a catastrophic pattern against a
+ * tenant-chosen label costs microseconds), a pattern RE2 cannot run is refused naming the
+ * matcher's field, and every field of a matcher is checked (no truthy strings for booleans,
+ * no unknown fields dropped, no empty names).
+ */
+
+const H = 3_600_000;
+const NOW = Date.UTC(2026, 0, 1, 12);
+
+/** The SluiceError `f` throws (or fails). */
+function refusal(f: () => unknown): SluiceError {
+  try {
+    f();
+  } catch (e: unknown) {
+    if (e instanceof SluiceError) return e;
+    throw e;
+  }
+  throw new Error('expected a refusal');
+}
+
+const silence = (matchers: unknown[]) => parseSilence({ matchers, ends_at: new Date(NOW + H).toISOString(), comment: 'test' }, 'k', NOW);
+
+describe('silence matchers', () => {
+  it('silence.regex-matchers-run-on-re2-so-a-catastrophic-pattern-is-linear', () => {
+    // `(a+)+$` against 31 a's and a "-" backtracks 2^31 times in JavaScript's engine (seconds); RE2 is linear.
+    const s = silence([{ name: 'alertname', value: '(a+)+$', isRegex: true }]);
+    const label = `${'a'.repeat(31)}-`;
+    const started = performance.now();
+    for (let i = 0; i < 100; i++) expect(matches(s.matchers, { alertname: label })).toBe(false);
+    // A generous bound: 100 matches in RE2 take a few milliseconds; one in a backtracking engine takes seconds.
+    expect(performance.now() - started).toBeLessThan(1_000);
+    // The pattern is compiled by RE2 (re2js), anchored as Alertmanager's: the whole label must match.
+    expect(matcherRegExp('(a+)+$')?.constructor.name).toBe('RE2JS');
+    expect(matches(s.matchers, { alertname: 'aaaa' })).toBe(true);
+    expect(matches(silence([{ name: 'alertname', value: 'check.*', isRegex: true }]).matchers, { alertname: 'checkout-errors' })).toBe(true);
+    expect(matches(silence([{ name: 'alertname', value: 'check', isRegex: true }]).matchers, { alertname: 'checkout-errors' })).toBe(false);
+    expect(matches(silence([{ name: 'alertname', value: 'check.*', isRegex: true, isEqual: false }]).matchers, { alertname: 'checkout-errors' })).toBe(false);
+  });
+
+  it('silence.a-pattern-re2-cannot-run-is-refused-naming-the-matcher-field', () => {
+    for (const value of ['(?<x>a)\\k<x>', '(a)\\1', 'a(?=b)', '(?<!a)b']) {
+      const e = refusal(() => silence([{ name: 'alertname', value: 'x' }, { name: 'team', value, isRegex: true }]));
+      expect([e.code, e.field]).toEqual(['SLUICE_ERR_INVALID_BODY', 'matchers[1].value']);
+      expect(e.message).toContain('RE2');
+    }
+    // The same value is no pattern when isRegex is false: accepted, compared as text.
+    expect(silence([{ name: 'team', value: '(a)\\1' }]).matchers[0]).toEqual({ name: 'team', value: '(a)\\1', isRegex: false, isEqual: true });
+    // A silence stored before the check, with such a pattern, matches nothing rather than throwing.
+    expect(matches([{ name: 'team', value: '(a)\\1', isRegex: true, isEqual: true }], { team: 'aa' })).toBe(false);
+  });
+
+  it('silence.matchers-refuse-non-boolean-flags-unknown-fields-and-empty-names', () => {
+    const cases: [unknown, string][] = [
+      [{ name: 'alertname', value: 'x', isRegex: 'yes' }, 'matchers[0].isRegex'],
+      [{ name: 'alertname', value: 'x', isEqual: 0 }, 'matchers[0].isEqual'],
+      [{ name: 'alertname', value: 'x', regex: true }, 'matchers[0].regex'],
+      [{ name: '', value: 'x' }, 'matchers[0].name'],
+      [{ name: 'team-name', value: 'x' }, 'matchers[0].name'],
+      [{ value: 'x' }, 'matchers[0].name'],
+      [{ name: 'alertname', value: 3 }, 'matchers[0].value'],
+      [null, 'matchers[0]'],
+      ['alertname=x', 'matchers[0]'],
+    ];
+    for (const [m, field] of cases) expect([m, refusal(() => silence([m])).field]).toEqual([m, field]);
+    expect(refusal(() => silence([{ name: 'alertname', value: 'x', isRegex: 'yes' }])).message).toMatch(/matchers\[0\]\.isRegex must be true or false/);
+    expect(silence([{ name: 'alertname', value: 'x', isRegex: false, isEqual: false }]).matchers[0]).toEqual({ name: 'alertname', value: 'x', isRegex: false, isEqual: false });
+  });
+});
