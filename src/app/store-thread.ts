@@ -351,6 +351,8 @@ const calls: StoreThreadCalls = {
       metrics.threadHeap.set(getHeapStatistics().total_heap_size);
       const { memoryBytes } = await store.health().catch(() => ({ memoryBytes: undefined }));
       if (memoryBytes !== undefined) metrics.memory.set(memoryBytes);
+      const pending = (store as { pendingViewRows?: number }).pendingViewRows;
+      if (pending !== undefined) metrics.viewPending.set(pending);
       // Waiting in line is reported apart from running (the embedded store only).
       const pool = (store as { readers?: () => { waiting: number; busy: number } }).readers;
       if (pool) {

@@ -116,7 +116,7 @@ export function storeMetrics(registry: client.Registry) {
     }),
     commitDuration: new client.Histogram({
       name: 'sluice_store_commit_duration_seconds',
-      help: 'Store commit latency (one transaction: raw rows, views, applied offsets)',
+      help: 'Store commit latency (one transaction: raw rows, views (PostgreSQL) or their pending rows (embedded), applied offsets)',
       buckets: LATENCY_BUCKETS,
       registers,
     }),
@@ -127,6 +127,11 @@ export function storeMetrics(registry: client.Registry) {
     memory: new client.Gauge({
       name: 'sluice_store_memory_bytes',
       help: "Memory the store's engine holds by its own accounting (the embedded store's block cache and queries, at most store.memoryMb)",
+      registers,
+    }),
+    viewPending: new client.Gauge({
+      name: 'sluice_store_view_pending_rows',
+      help: "Stored events the embedded store's views have not all folded in yet (queries read them beside the views); a count that keeps growing means a tenant's views cost more than the machine has",
       registers,
     }),
     queriesWaiting: new client.Gauge({ name: 'sluice_store_queries_waiting', help: 'Queries waiting in line for a reader of the embedded store (not yet running)', registers }),

@@ -29,6 +29,7 @@ it('obs.metrics-answer-loopback-clients-on-the-api-address-and-anyone-on-obs.met
   const text = await metrics.text();
   expect(text).toContain('sluice_store_queries_waiting 0'); // waiting in line, apart from running
   expect(text).toMatch(/sluice_store_readers_busy \d/);
+  expect(text).toMatch(/sluice_store_view_pending_rows \d/);
   expect((await fetch(`${obs}/healthz`)).status).toBe(200);
   expect((await fetch(`${obs}/v1/status`)).status).toBe(404); // nothing else there
 
