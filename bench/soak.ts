@@ -25,13 +25,11 @@ import { freePort, keysFrom, startSluice } from './proc.js';
  * store's commit latency and records per commit, the log's append latency, the workers' busy
  * ratio and the event loop's lag, all over the 10 s since the sample before.
  *
- * Idempotency keys are UUIDs, as most SDKs send them: they arrive in random order, so each
- * insert into the dedupe ledger's index dirties a page of its own, about 30 µs of the ingest
- * thread per event against 3 µs for keys that arrive in order, and growing with the ledger.
- * `sluice up` takes about 25,000 ev/s of them from a cold start, less after an hour, so the
- * soak runs at 8,000 (and checks it with the probe below); `--keys sequential` sends `RUN-N`
- * keys, which arrive in the order they sort, at 20,000 (half of the end-to-end benchmark's
- * figure, which uses such keys).
+ * Idempotency keys are UUIDs, as most SDKs send them: they arrive in random order. The key
+ * ledger takes them at the speed of keys that arrive in order (a log-structured index, see
+ * docs/operations.md), and `sluice up` carries about 32,000 ev/s end to end on 2 cores with
+ * either, so the soak runs at 16,000 by default, half of that; `--keys sequential` sends `RUN-N`
+ * keys at the same rate.
  *
  * "Half capacity" is checked, not assumed: after the soak, a probe offers as much as 16
  * producers side by side can send for `--probe-seconds` (60), with the log and the store as
@@ -42,7 +40,7 @@ import { freePort, keysFrom, startSluice } from './proc.js';
  * warm-up (RSS climbs from a cold start as caches and DuckDB's buffers fill). Lag under
  * 0.1 s counts as 0.1 s (the pipeline's batching). Every quarter is printed.
  *
- * Flags: --minutes 60, --rate (8000 or 20000), --batch 500, --keys uuid, --probe-seconds 60.
+ * Flags: --minutes 60, --rate 16000, --batch 500, --keys uuid|sequential, --probe-seconds 60.
  */
 const { values } = parseArgs({
   options: { minutes: { type: 'string' }, rate: { type: 'string' }, batch: { type: 'string' }, keys: { type: 'string' }, 'probe-seconds': { type: 'string' } },
@@ -51,8 +49,8 @@ const MINUTES = Number(values.minutes ?? 60);
 const BATCH = Number(values.batch ?? 500);
 const KEYS = (values.keys ?? 'uuid') as KeyShape;
 if (KEYS !== 'uuid' && KEYS !== 'sequential') throw new Error(`--keys must be uuid or sequential, not ${String(values.keys)}`);
-/** At most half of what `sluice up` sustains on 2 cores with such keys after an hour (see the comment above). */
-const RATE = Number(values.rate ?? (KEYS === 'uuid' ? 8_000 : 20_000));
+/** Half of what `sluice up` sustains end to end on 2 cores (see the comment above); the probe after the soak checks it. */
+const RATE = Number(values.rate ?? 16_000);
 const say = (s: string): void => void process.stderr.write(s + '\n');
 const IN_FLIGHT = 8;
 const PROBE_SECONDS = Number(values['probe-seconds'] ?? 60);
