@@ -139,7 +139,8 @@ export class PostgresAlerts implements AlertStore {
 
   async dueNotifications(now: number, limit: number): Promise<OutboxRow[]> {
     const rows = await this.exec.query<Parameters<typeof toOutbox>[0]>(
-      'SELECT * FROM alert_outbox WHERE delivered_at IS NULL AND next_at <= $1 ORDER BY created_at, id LIMIT $2',
+      `SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY tenant, receiver ORDER BY created_at, id) AS turn FROM alert_outbox WHERE delivered_at IS NULL AND next_at <= $1) due
+       ORDER BY turn, created_at, id LIMIT $2`,
       [now, Math.max(1, limit)],
     );
     return rows.map(toOutbox);

@@ -123,7 +123,10 @@ export class SqliteAlerts implements AlertStore {
 
   async dueNotifications(now: number, limit: number): Promise<OutboxRow[]> {
     const rows = this.db
-      .prepare('SELECT * FROM alert_outbox WHERE delivered_at IS NULL AND next_at <= ? ORDER BY created_at, id LIMIT ?')
+      .prepare(
+        `SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY tenant, receiver ORDER BY created_at, id) AS turn FROM alert_outbox WHERE delivered_at IS NULL AND next_at <= ?)
+         ORDER BY turn, created_at, id LIMIT ?`,
+      )
       .all(now, Math.max(1, limit)) as OutboxDbRow[];
     return rows.map(toOutbox);
   }
