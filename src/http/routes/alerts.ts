@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { backtest } from '../../alerts/replay.js';
 import { budgetOf } from '../../alerts/budget.js';
 import { mergeable, type MinuteLookup } from '../../alerts/evaluate.js';
-import { deleteRule, loadNotifyConfig, statesOf, withBuiltins } from '../../alerts/evaluator.js';
+import { deleteRule, loadNotifyConfig, statesOf, turnOffAlerts, withBuiltins } from '../../alerts/evaluator.js';
 import { mutedBy, parseReceiver, parseRouting, RECEIVER_NAME, routingJson } from '../../alerts/notify.js';
 import { BUILTIN_RULES, burnSlo, lookback, parseRule, ruleJson, type Rule, type SloRule } from '../../alerts/rules.js';
 import { INGEST_SETTLE_MS } from '../../obs/ingest-outcomes.js';
@@ -110,6 +110,8 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
     const grant = await authenticate(opts.catalog, request, 'admin');
     const rule = parseRule(name(request), await bodyOf(request, 'rule'));
     const { created, rule: stored } = await store.putRule(grant.tenant, rule.name, ruleJson(rule), grant.keyId);
+    // Turned off: its pending and firing alerts end now ("rule turned off"), as a deleted rule's do.
+    if (rule.kind === 'builtin' && !rule.enabled) await turnOffAlerts(store, grant.tenant, rule.name, now());
     return reply.code(created ? 201 : 200).send(wireRule(rule.name, rule, stored));
   });
 
