@@ -22,8 +22,8 @@ export interface AlertStore {
   states(tenant: string | null): Promise<StoredAlertState[]>;
   /** One evaluation's result, in one transaction (see above). */
   saveEvaluation(e: EvaluationWrite): Promise<void>;
-  /** Transitions with from ≤ at < to, oldest first, at most `limit`. */
-  history(tenant: string, from: number, to: number, limit: number): Promise<StoredTransition[]>;
+  /** Transitions with from ≤ at < to (of one rule, with `rule`), oldest first, at most `limit`. */
+  history(tenant: string, from: number, to: number, limit: number, rule?: string): Promise<StoredTransition[]>;
 
   /** Receivers, routing and silences: one JSON object per (tenant, kind, name). */
   putObject(tenant: string, kind: AlertObjectKind, name: string, body: unknown, actor: string): Promise<{ created: boolean }>;

@@ -77,10 +77,10 @@ export class SqliteAlerts implements AlertStore {
     });
   }
 
-  async history(tenant: string, from: number, to: number, limit: number): Promise<StoredTransition[]> {
+  async history(tenant: string, from: number, to: number, limit: number, rule?: string): Promise<StoredTransition[]> {
     const rows = this.db
-      .prepare('SELECT tenant, rule, severity, at, body FROM alert_history WHERE tenant = ? AND at >= ? AND at < ? ORDER BY at, id LIMIT ?')
-      .all(tenant, from, to, Math.max(1, limit)) as { tenant: string; rule: string; severity: string; at: number; body: string }[];
+      .prepare('SELECT tenant, rule, severity, at, body FROM alert_history WHERE tenant = ? AND at >= ? AND at < ? AND (? IS NULL OR rule = ?) ORDER BY at, id LIMIT ?')
+      .all(tenant, from, to, rule ?? null, rule ?? null, Math.max(1, limit)) as { tenant: string; rule: string; severity: string; at: number; body: string }[];
     return rows.map((r) => ({ ...r, body: JSON.parse(r.body) as unknown }));
   }
 
