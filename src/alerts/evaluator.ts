@@ -78,7 +78,18 @@ export async function evaluatePass(opts: EvaluatorOptions): Promise<PassResult> 
         opts.onRuleError?.(tenant, s.name, coerceError(e));
         continue;
       }
-      if (rule.kind === 'builtin' && !rule.enabled) continue;
+      if (rule.kind === 'builtin' && !rule.enabled) {
+        // Turned off: its pending and firing alerts end (PUT does it at once; this catches those left by a race or an older version).
+        const prev = previous.get(rule.name);
+        if (prev) {
+          const retired = retiredStates([...prev.values()], opts.clock.now(), TURNED_OFF);
+          for (const st of retired.states) write.states.push({ rule: rule.name, severity: st.severity, body: st });
+          for (const t of retired.transitions) write.transitions.push({ rule: t.rule, severity: t.severity, at: t.at, body: t });
+          result.transitions.push(...retired.transitions);
+          current.set(rule.name, new Map([...prev].map(([sev, st]) => [sev, retired.states.find((x) => x.severity === sev) ?? st])));
+        }
+        continue;
+      }
       parsed.set(rule.name, rule);
       const prev = previous.get(rule.name) ?? null;
       // Ingest availability steps through the minutes of receipt every ingest process has written.
@@ -144,6 +155,37 @@ export async function deleteRule(store: AlertStore, tenant: string, name: string
     await store.saveEvaluation({ tenant, states: [], transitions: transitions.map((t) => ({ rule: t.rule, severity: t.severity, at: t.at, body: t })), notifications: [], objects: [] });
   }
   return { deleted: true, transitions };
+}
+
+/** The reason in the explanation of the alerts a rule turned off ended. */
+export const TURNED_OFF = 'rule turned off';
+
+/** The pending and firing alerts among `alerts` ended at `at` (firing → resolved, pending → inactive), with `reason`, and their transitions. */
+export function retiredStates(alerts: AlertState[], at: number, reason: string): { states: AlertState[]; transitions: Transition[] } {
+  const transitions = retiredTransitions(alerts, at, reason);
+  const states = transitions.map((t) => ({ ...alerts.find((a) => a.fingerprint === t.fingerprint && a.severity === t.severity)!, state: t.to, since: at, activeSince: null, verdict: t.verdict }));
+  return { states, transitions };
+}
+
+/**
+ * After `PUT /v1/alerts/rules/:name` turned a rule off (`"enabled": false`): its pending and
+ * firing alerts end now, as a deleted rule's do, with reason "rule turned off"; they stay in
+ * `GET /v1/alerts` as resolved or inactive, and a notified one is sent as resolved by the next
+ * evaluation pass.
+ */
+export async function turnOffAlerts(store: AlertStore, tenant: string, rule: string, now: number): Promise<Transition[]> {
+  const before = (await store.states(tenant)).filter((s) => s.rule === rule).map((s) => s.body as AlertState);
+  const { states, transitions } = retiredStates(before, now, TURNED_OFF);
+  if (transitions.length > 0) {
+    await store.saveEvaluation({
+      tenant,
+      states: states.map((st) => ({ rule, severity: st.severity, body: st })),
+      transitions: transitions.map((t) => ({ rule: t.rule, severity: t.severity, at: t.at, body: t })),
+      notifications: [],
+      objects: [],
+    });
+  }
+  return transitions;
 }
 
 /** A tenant's rules with the built-in ones it has not changed, at their defaults. */

@@ -287,9 +287,20 @@ export function pagerdutyPayloads(routingKey: string, alerts: Notifiable[], exte
   );
 }
 
-/** A Slack incoming-webhook message (https://api.slack.com/messaging/webhooks). */
+/**
+ * Slack's escaping of message text (https://api.slack.com/reference/surfaces/formatting#escaping):
+ * `&`, `<` and `>` as HTML entities, so that text from labels and annotations is shown as
+ * written and cannot make a link or a mention (`<!channel>`, `<@U123>`).
+ */
+export function slackEscape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** A Slack incoming-webhook message (https://api.slack.com/messaging/webhooks); rule names, tenants and summaries escaped. */
 export function slackPayload(alerts: Notifiable[]): Record<string, unknown> {
-  const lines = alerts.map((a) => `${a.status === 'firing' ? ':red_circle:' : ':white_check_mark:'} *${a.state.rule}* (${a.state.severity}, ${a.state.tenant}) ${a.status}: ${summary(a)}`);
+  const lines = alerts.map(
+    (a) => `${a.status === 'firing' ? ':red_circle:' : ':white_check_mark:'} *${slackEscape(a.state.rule)}* (${a.state.severity}, ${slackEscape(a.state.tenant)}) ${a.status}: ${slackEscape(summary(a))}`,
+  );
   return { text: lines.join('\n') };
 }
 

@@ -250,7 +250,11 @@ function severity(v: unknown, field: string, fallback?: Severity): Severity {
 /** A condition fires only when its burn rate is above its factor; float noise within this much of the limit counts as at it. */
 const EPSILON = 1e-9;
 
-function burnWindows(v: unknown, objective: number, strict: boolean): BurnWindow[] {
+/**
+ * An SLO's conditions (`v`, or the SRE workbook's when absent). `defaulted`: the user sent no
+ * `windows` (a built-in rule's defaults are passed as `v`): a refusal then says so.
+ */
+function burnWindows(v: unknown, objective: number, strict: boolean, defaulted = v === undefined || v === null): BurnWindow[] {
   const list = v === undefined || v === null ? DEFAULT_WINDOWS.map((w) => ({ ...w })) : null;
   const out: BurnWindow[] = list ?? [];
   if (!list) {
@@ -273,13 +277,31 @@ function burnWindows(v: unknown, objective: number, strict: boolean): BurnWindow
     // stored before the limit itself was refused is still read.)
     const needed = w.factor * (1 - objective);
     if (strict ? needed >= 1 - EPSILON : needed > 1) {
-      throw bad(
-        `windows[${i}].factor`,
-        `the ${w.severity} condition at ${w.factor}× over ${formatDuration(w.long)} and ${formatDuration(w.short)} can never fire: with objective ${objective} it fires only on a bad ratio above ${round(needed)}, and a ratio is at most 1 (every event bad); use a factor below ${round(1 / (1 - objective))} or raise the objective`,
-      );
+      const why = `the ${w.severity} condition at ${w.factor}× over ${formatDuration(w.long)} and ${formatDuration(w.short)} can never fire: with objective ${objective} it fires only on a bad ratio above ${round(needed)}, and a ratio is at most 1 (every event bad)`;
+      // Every condition can fire above 1 − 1/(the largest factor).
+      const least = 1 - 1 / Math.max(...out.map((x) => x.factor));
+      const works = `an objective above ${round(least)} (e.g. ${objectiveAbove(least)})`;
+      if (defaulted) {
+        const list = out.map((x) => `${x.severity} ${x.factor}× over ${formatDuration(x.long)}/${formatDuration(x.short)}`).join(', ');
+        throw bad(
+          'objective',
+          `${why}. You sent no "windows", so these are the default windows (the SRE workbook's multiwindow, multi-burn-rate alerts: ${list}); "windows" overrides them. Use ${works}, or send "windows" whose factors are below ${round(1 / (1 - objective))}`,
+        );
+      }
+      throw bad(`windows[${i}].factor`, `${why}; use a factor below ${round(1 / (1 - objective))} or ${works}`);
     }
   });
   return out;
+}
+
+/** The shortest objective (fewest decimals) above `least` and below 1. */
+function objectiveAbove(least: number): number {
+  for (let d = 2; d <= 9; d++) {
+    const x = Math.ceil(least * 10 ** d) / 10 ** d;
+    const y = x > least + EPSILON ? x : x + 10 ** -d;
+    if (y < 1) return Number(y.toFixed(d));
+  }
+  return round(least + 1e-6);
 }
 
 function thresholdWindow(v: unknown, strict: boolean): number {
@@ -317,7 +339,7 @@ function checkReservedName(name: string, kind: unknown): void {
     const same = Object.keys(BUILTIN_RULES).find((n) => n.toLowerCase() === name.toLowerCase());
     throw bad(
       'name',
-      `rule names starting with "${RESERVED_PREFIX}" (in any case) are reserved for sluice's built-in rules (${Object.keys(BUILTIN_RULES).join(', ')})${same ? `; did you mean "${same}"?` : ''}; choose another name for your rule`,
+      `rule names starting with "${RESERVED_PREFIX}" (in any case) are reserved for sluice's built-in rules (${Object.keys(BUILTIN_RULES).join(', ')})${same ? `: did you mean "${same}"? Otherwise choose another name for your rule` : '; choose another name for your rule'}`,
     );
   }
 }
@@ -408,7 +430,7 @@ export function parseRule(name: string, body: unknown, opts: ParseRuleOptions = 
       checkKeys(o, ['kind', 'signal', 'objective', 'windows', 'min_events', 'enabled', 'labels', 'annotations'], '');
       const objective = o.objective ?? defaults.objective;
       if (typeof objective !== 'number' || !(objective > 0 && objective < 1)) throw bad('objective', '"objective" must be a number between 0 and 1 (exclusive), e.g. 0.999');
-      const windows = burnWindows(o.windows ?? defaults.windows, objective, strict);
+      const windows = burnWindows(o.windows ?? defaults.windows, objective, strict, o.windows === undefined || o.windows === null);
       return { ...common, condition: { op: 'gt', value: 0 }, for: 0, severity: windows.some((w) => w.severity === 'page') ? 'page' : 'ticket', burn: { objective, windows, minEvents: minEvents(o.min_events ?? defaults.min_events, SLO_DEFAULTS.minEvents) } };
     }
     checkKeys(o, ['kind', 'signal', 'condition', 'for', 'severity', 'enabled', 'labels', 'annotations'], '');

@@ -3,7 +3,7 @@ import { periodic, type Service } from '../core/service.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../obs/logger.js';
 import type { AlertStore } from '../ports/alerts.js';
-import { deliverDue, OUTBOX_RETENTION_MS, PRUNE_INTERVAL_MS, pruneDelivered } from './deliver.js';
+import { Deliverer, OUTBOX_RETENTION_MS, PRUNE_INTERVAL_MS, pruneDelivered } from './deliver.js';
 import { evaluatePass } from './evaluator.js';
 import type { AlertSource } from './source.js';
 
@@ -23,6 +23,8 @@ export interface AlertServiceOptions {
   tenants?: () => Promise<string[]>;
   /** Whether the dead-letter breaker holds a tenant's events. */
   paused?: (tenant: string) => Promise<boolean>;
+  /** Per delivery request, ms (default 10 s). */
+  deliveryTimeoutMs?: number;
   /** This process's identity for the lease (default: a random id). */
   owner?: string;
 }
@@ -32,7 +34,8 @@ export interface AlertServiceOptions {
  * `evaluateIntervalMs` (rules, states, group timers, queuing notifications),
  * `alerts.deliver` delivers the outbox every `deliverIntervalMs` (so a notification queued by
  * a pass, or left by a process that died, goes out within a second, and retries follow their
- * backoff), and `alerts.prune` deletes, every 10 minutes, the notifications delivered more
+ * backoff; receivers are sent to concurrently, each in order, so a slow one delays only
+ * itself: see Deliverer), and `alerts.prune` deletes, every 10 minutes, the notifications delivered more
  * than `outboxRetentionMs` ago (undelivered ones stay). Every query process runs them; only the holder of the evaluation lease (in the
  * catalog) does the work, renewing it at each run, so exactly one process evaluates and
  * delivers at a time and another takes over within `leaseTtlMs` when it dies. A takeover
@@ -67,16 +70,41 @@ export function alertServices(opts: AlertServiceOptions): (Service & { runNow():
     },
     { clock: opts.clock, ...(logger ? { logger } : {}), runAtStart: true },
   );
-  const deliver = periodic(
+  // Each pass starts the receivers with due notifications and returns: a slow receiver holds only its own queue.
+  const deliverer = new Deliverer({
+    store: opts.store,
+    clock: opts.clock,
+    ...(opts.deliveryTimeoutMs !== undefined ? { timeoutMs: opts.deliveryTimeoutMs } : {}),
+    onResult: (receiver, ok, tenant, failure) => {
+      if (!failure) return;
+      logger?.warn(
+        { tenant, receiver, notification: failure.id, attempts: failure.attempts, err: failure.error, retry_at: new Date(failure.retryAt).toISOString() },
+        'alert notifications failed; will retry with backoff',
+      );
+    },
+    onError: (tenant, receiver, e) => logger?.warn({ tenant, receiver, err: e.message }, 'alert notifications could not be recorded; will retry'),
+  });
+  const periodicDeliver = periodic(
     'alerts.deliver',
     opts.deliverIntervalMs,
     async (signal) => {
       if (!(await leased())) return;
-      const r = await deliverDue({ store: opts.store, clock: opts.clock, signal });
-      if (r.failed > 0) logger?.warn({ delivered: r.delivered, failed: r.failed }, 'alert notifications failed; will retry with backoff');
+      await deliverer.pass(signal);
     },
     { clock: opts.clock, ...(logger ? { logger } : {}), runAtStart: true },
   );
+  const deliver: Service & { runNow(): Promise<void> } = {
+    ...periodicDeliver,
+    // Stopping aborts the requests in flight (their notifications stay due) and waits for them.
+    stop: async () => {
+      await periodicDeliver.stop();
+      await deliverer.idle();
+    },
+    runNow: async () => {
+      await periodicDeliver.runNow();
+      await deliverer.idle();
+    },
+  };
   const prune = periodic(
     'alerts.prune',
     PRUNE_INTERVAL_MS,

@@ -73,12 +73,14 @@ function parseMatcher(m: unknown, at: string): Matcher {
   const isRegex = x.isRegex === true;
   if (isRegex) {
     try {
+      // The pattern as written first, so that RE2's reason quotes what the user typed (not the anchored wrapper).
+      RE2JS.compile(x.value);
       RE2JS.compile(anchored(x.value));
     } catch (e: unknown) {
-      throw bad(
-        `${at}.value`,
-        `${at}.value cannot run on sluice's linear-time regular expression engine (RE2): ${(e as Error).message}. Backreferences and lookaround are not supported; rewrite the pattern without them`,
-      );
+      const reason = (e as Error).message.replace(/^error parsing regexp: /, '');
+      // Backreferences (\1, \k<name>) and lookaround ((?=, (?!, (?<=, (?<!) are what RE2 leaves out on purpose.
+      const unsupported = /\\[1-9k]|\(\?<?[=!]/.test(x.value) ? '; RE2 has no backreferences or lookaround: rewrite the pattern without them' : '';
+      throw bad(`${at}.value`, `${at}.value ${JSON.stringify(x.value.slice(0, 200))} is not a regular expression sluice can run (RE2, linear time): ${reason}${unsupported}`);
     }
   }
   return { name: x.name, value: x.value, isRegex, isEqual: x.isEqual !== false };
@@ -91,6 +93,10 @@ export function parseSilence(body: unknown, createdBy: string, now: number): Sil
   for (const k of Object.keys(o)) if (!['matchers', 'starts_at', 'ends_at', 'comment', 'created_by', 'recurring'].includes(k)) throw bad(k, `unknown field "${k}"; a silence has matchers, starts_at, ends_at, comment, created_by, recurring`);
   if (!Array.isArray(o.matchers) || o.matchers.length === 0 || o.matchers.length > 20) throw bad('matchers', '"matchers" must be a list of 1 to 20 {name, value, isRegex, isEqual}');
   const matchers = o.matchers.map((m: unknown, i): Matcher => parseMatcher(m, `matchers[${i}]`));
+  // As Alertmanager: a silence whose every matcher matches the empty string would match every alert.
+  if (matchers.every((m) => matches([m], {}))) {
+    throw bad('matchers', 'at least one matcher must not match the empty string: these would silence every alert (e.g. add alertname="checkout-errors")');
+  }
   const time = (v: unknown, field: string): number | null => {
     if (v === undefined || v === null) return null;
     const t = typeof v === 'string' ? parseRfc3339(v) : null;

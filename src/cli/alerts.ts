@@ -10,7 +10,7 @@ import { readJsonFile } from './json-file.js';
 
 export const ALERTS_USAGE = `  sluice alerts [list] [--state firing] [--rule NAME]      current alerts, why, silenced or inhibited
   sluice alerts rules | rule show|delete NAME | rule put NAME FILE.json
-  sluice alerts history [--from -24h] [--to now]
+  sluice alerts history [--from -24h] [--to now] [--rule NAME]
   sluice alerts budget NAME [--bucket 1d|1h]
   sluice alerts backtest NAME [--from -7d] [--to now]  |  sluice alerts backtest --file RULE.json [--from …] [--to …]
   sluice alerts receivers | receiver show|delete NAME | receiver put NAME FILE.json
@@ -107,7 +107,7 @@ export async function alertsCommand(t: Target, sub: string | undefined, args: st
       return usage(`unknown command "alerts rule ${verb ?? ''}"`);
     }
     case 'history': {
-      const r = await call('GET', `/v1/alerts/history${qs({ from: flags.from, to: flags.to })}`);
+      const r = await call('GET', `/v1/alerts/history${qs({ from: flags.from, to: flags.to, rule: flags.rule })}`);
       return print(r, () => r.transitions.map((x: Any) => `${x.at}  ${x.rule} ${x.severity}: ${x.from} → ${x.to}${x.explanation?.reason ? ` (${x.explanation.reason})` : ''}`).join('\n') || 'no transitions');
     }
     case 'budget': {

@@ -22,8 +22,8 @@ export interface AlertStore {
   states(tenant: string | null): Promise<StoredAlertState[]>;
   /** One evaluation's result, in one transaction (see above). */
   saveEvaluation(e: EvaluationWrite): Promise<void>;
-  /** Transitions with from ≤ at < to, oldest first, at most `limit`. */
-  history(tenant: string, from: number, to: number, limit: number): Promise<StoredTransition[]>;
+  /** Transitions with from ≤ at < to (of one rule, with `rule`), oldest first, at most `limit`. */
+  history(tenant: string, from: number, to: number, limit: number, rule?: string): Promise<StoredTransition[]>;
 
   /** Receivers, routing and silences: one JSON object per (tenant, kind, name). */
   putObject(tenant: string, kind: AlertObjectKind, name: string, body: unknown, actor: string): Promise<{ created: boolean }>;
@@ -31,7 +31,11 @@ export interface AlertStore {
   listObjects(tenant: string, kind: AlertObjectKind): Promise<{ name: string; body: unknown }[]>;
   deleteObject(tenant: string, kind: AlertObjectKind, name: string, actor: string): Promise<boolean>;
 
-  /** Notifications due at `now` (next_at ≤ now, not delivered), oldest first. */
+  /**
+   * Notifications due at `now` (next_at ≤ now, not delivered), at most `limit`: each
+   * (tenant, receiver)'s oldest first, receivers in turn (every receiver's oldest, then every
+   * receiver's second…), so that one receiver's backlog does not fill the page.
+   */
   dueNotifications(now: number, limit: number): Promise<OutboxRow[]>;
   /** Marks one delivered; false when it already was (another process sent it). */
   markDelivered(id: string, at: number): Promise<boolean>;

@@ -349,6 +349,18 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       expect(await a.dueNotifications(10_000, 10)).toEqual([]);
     });
 
+    it('alerts.due-notifications-take-each-receivers-oldest-first-receivers-in-turn', async () => {
+      const { catalog } = await make();
+      const a = catalog.alerts;
+      const n = (id: string, receiver: string) => ({ id, receiver, body: { id }, nextAt: 0 });
+      // One receiver's backlog, queued first, must not fill a page of due notifications.
+      await a.saveEvaluation({ tenant: 'acme', states: [], transitions: [], notifications: ['0-slow-1', '0-slow-2', '0-slow-3'].map((id) => n(id, 'slow')), objects: [] });
+      await a.saveEvaluation({ tenant: 'acme', states: [], transitions: [], notifications: [n('1-ok', 'oncall')], objects: [] });
+      await a.saveEvaluation({ tenant: 'beta', states: [], transitions: [], notifications: [n('2-ok', 'oncall'), n('3-ok', 'oncall')], objects: [] });
+      expect((await a.dueNotifications(10, 3)).map((r) => r.id)).toEqual(['0-slow-1', '1-ok', '2-ok']);
+      expect((await a.dueNotifications(10, 10)).map((r) => r.id)).toEqual(['0-slow-1', '1-ok', '2-ok', '0-slow-2', '3-ok', '0-slow-3']);
+    });
+
     it('alerts.pruning-deletes-delivered-notifications-before-a-time-keeps-the-rest-and-the-counts', async () => {
       const { catalog } = await make();
       const a = catalog.alerts;

@@ -229,6 +229,20 @@ suite('console alerts page', () => {
     await expect.poll(async () => (await call<{ silences: unknown[] }>(keys.readKey, 'GET', '/v1/alerts/silences')).silences).toEqual([]);
     expect((await pageMatchesApi(page)).filter((a) => a.silenced)).toEqual([]);
 
+    // Matchers as amtool reads them: `\d` is kept as written, `\"` is a quote, a comma inside quotes is the value's.
+    await page.getByTestId('silence-new-matchers').fill('alertname=~"checkout-\\d+", team=~"a{1,2}|\\"b\\""');
+    await page.getByTestId('silence-new-comment').fill('numbered checkouts');
+    await page.getByTestId('silence-create').click();
+    await expect.poll(async () => (await call<{ silences: { matchers: unknown[] }[] }>(keys.readKey, 'GET', '/v1/alerts/silences')).silences.map((x) => x.matchers)).toEqual([
+      [
+        { name: 'alertname', value: 'checkout-\\d+', isRegex: true, isEqual: true },
+        { name: 'team', value: 'a{1,2}|"b"', isRegex: true, isEqual: true },
+      ],
+    ]);
+    await expect.poll(() => page.getByTestId('silence-matchers').allTextContents()).toEqual(['alertname=~"checkout-\\\\d+", team=~"a{1,2}|\\"b\\""']);
+    await page.getByTestId('silence-expire').click();
+    await expect.poll(async () => (await call<{ silences: unknown[] }>(keys.readKey, 'GET', '/v1/alerts/silences')).silences).toEqual([]);
+
     // The built-in burn-rate rule opens its error budget too (the API's figures), with no backtest.
     await page.locator('[data-testid="rule-row"][data-rule="sluice_ingest_availability"]').getByTestId('rule-open').click();
     await expect.poll(() => new URL(page.url()).searchParams.get('rule')).toBe('sluice_ingest_availability');

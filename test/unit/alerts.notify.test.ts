@@ -133,6 +133,16 @@ describe('grouping timers (Alertmanager semantics)', () => {
     const slack = out.find((n) => n.receiver === 'tickets')!;
     expect((slack.body.payloads[0] as { text: string }).text).toContain('*slow* (ticket, acme) firing');
   });
+
+  it('slack.text-from-annotations-is-escaped-so-it-cannot-mention-or-link', () => {
+    const cfg = config({ receivers: new Map([['chat', parseReceiver({ type: 'slack', url: 'https://hooks.slack.com/services/x' })]]), routing: parseRouting({ group_wait: '0s', default_receiver: 'chat' }) });
+    const a = firing('errors', 'page', 0);
+    a.annotations = { summary: '<!channel> p99 > 2s & <@U123> <https://evil.test|click>' };
+    const [n] = planner(cfg)([a], 0);
+    const text = (n!.body.payloads[0] as { text: string }).text;
+    expect(text).toBe(':red_circle: *errors* (page, acme) firing: &lt;!channel&gt; p99 &gt; 2s &amp; &lt;@U123&gt; &lt;https://evil.test|click&gt;');
+    expect(text).not.toMatch(/[<>]/);
+  });
 });
 
 describe('silences and inhibition', () => {

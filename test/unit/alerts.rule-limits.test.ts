@@ -58,7 +58,7 @@ describe('limits', () => {
     // 10 × (1 − 0.9) = 1 (0.9999999999999998 in binary): a burn rate above 10 needs more than every event bad.
     const e = refusal(() => parseRule('x', { kind: 'slo', objective: 0.9, total: { event: 'a' }, bad: { event: 'a' }, windows: [{ severity: 'page', long: '1h', short: '5m', factor: 10 }] }));
     expect([e.field, e.message]).toEqual(['windows[0].factor', expect.stringContaining('can never fire: with objective 0.9 it fires only on a bad ratio above 1, and a ratio is at most 1')]);
-    expect(e.message).toContain('use a factor below 10 ');
+    expect(e.message).toContain('use a factor below 10 or an objective above 0.9 (e.g. 0.91)');
     expect(parseRule('x', { kind: 'slo', objective: 0.9, total: { event: 'a' }, bad: { event: 'a' }, windows: [{ severity: 'page', long: '1h', short: '5m', factor: 9.99 }] })).toMatchObject({ kind: 'slo' });
     // The same for the built-in burn-rate rule: 1000 × (1 − 0.999) = 1.
     expect(refusal(() => parseRule('sluice_ingest_availability', { kind: 'builtin', signal: 'ingest_availability', windows: [{ severity: 'page', long: '1h', short: '5m', factor: 1000 }] })).message).toContain(
@@ -123,5 +123,27 @@ describe('burn rates without float noise', () => {
     expect(b.remaining).toBe(1);
     const b2 = budgetOf({ ...rule, period: 2 * H }, new Map([[end - H, 100]]), new Map([[end - H, 1]]), end, H);
     expect(b2.buckets.map((x) => x.burn_rate)).toEqual([null, 10]);
+  });
+
+  it('rules.with-no-windows-sent-the-refusal-names-the-default-windows-and-an-objective-that-works', () => {
+    const e = refusal(() => parseRule('x', { kind: 'slo', objective: 0.9, total: { event: 'a' }, bad: { event: 'a' } }));
+    expect(e.field).toBe('objective');
+    expect(e.message).toBe(
+      'the page condition at 14.4× over 1h and 5m can never fire: with objective 0.9 it fires only on a bad ratio above 1.44, and a ratio is at most 1 (every event bad). ' +
+        'You sent no "windows", so these are the default windows (the SRE workbook\'s multiwindow, multi-burn-rate alerts: page 14.4× over 1h/5m, page 6× over 6h/30m, ticket 3× over 1d/2h, ticket 1× over 3d/6h); "windows" overrides them. ' +
+        'Use an objective above 0.930556 (e.g. 0.94), or send "windows" whose factors are below 10',
+    );
+    // The objective it gives works.
+    expect(parseRule('x', { kind: 'slo', objective: 0.94, total: { event: 'a' }, bad: { event: 'a' } })).toMatchObject({ kind: 'slo', objective: 0.94 });
+    // The built-in burn-rate rule's defaults too.
+    const b = refusal(() => parseRule('sluice_ingest_availability', { kind: 'builtin', signal: 'ingest_availability', objective: 0.9 }));
+    expect([b.field, b.message]).toEqual(['objective', expect.stringContaining('You sent no "windows", so these are the default windows')]);
+  });
+
+  it('rules.the-reserved-prefix-refusal-reads-as-a-sentence', () => {
+    const e = refusal(() => parseRule('SLUICE_FRESHNESS', { kind: 'builtin', signal: 'freshness' }));
+    expect(e.message).toMatch(/: did you mean "sluice_freshness"\? Otherwise choose another name for your rule$/);
+    expect(e.message).not.toContain('?;');
+    expect(refusal(() => parseRule('sluice_mine', { kind: 'builtin', signal: 'freshness' })).message).toMatch(/\); choose another name for your rule$/);
   });
 });

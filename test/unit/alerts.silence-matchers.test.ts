@@ -39,7 +39,7 @@ describe('silence matchers', () => {
     expect(matches(s.matchers, { alertname: 'aaaa' })).toBe(true);
     expect(matches(silence([{ name: 'alertname', value: 'check.*', isRegex: true }]).matchers, { alertname: 'checkout-errors' })).toBe(true);
     expect(matches(silence([{ name: 'alertname', value: 'check', isRegex: true }]).matchers, { alertname: 'checkout-errors' })).toBe(false);
-    expect(matches(silence([{ name: 'alertname', value: 'check.*', isRegex: true, isEqual: false }]).matchers, { alertname: 'checkout-errors' })).toBe(false);
+    expect(matches(silence([{ name: 'severity', value: 'page' }, { name: 'alertname', value: 'check.*', isRegex: true, isEqual: false }]).matchers, { alertname: 'checkout-errors', severity: 'page' })).toBe(false);
   });
 
   it('silence.a-pattern-re2-cannot-run-is-refused-naming-the-matcher-field', () => {
@@ -48,6 +48,11 @@ describe('silence matchers', () => {
       expect([e.code, e.field]).toEqual(['SLUICE_ERR_INVALID_BODY', 'matchers[1].value']);
       expect(e.message).toContain('RE2');
     }
+    // RE2's own reason, quoting the pattern as typed (not the anchored `^(?:…)$` it runs as).
+    const bracket = refusal(() => silence([{ name: 'alertname', value: '[', isRegex: true }]));
+    expect([bracket.field, bracket.message]).toEqual(['matchers[0].value', 'matchers[0].value "[" is not a regular expression sluice can run (RE2, linear time): missing closing ]: `[`']);
+    expect(refusal(() => silence([{ name: 'alertname', value: 'a{2,1}', isRegex: true }])).message).toContain('invalid repeat count: `{2,1}`');
+    expect(refusal(() => silence([{ name: 'alertname', value: 'a(?=b)', isRegex: true }])).message).toMatch(/invalid or unsupported Perl syntax: `\(\?=`; RE2 has no backreferences or lookaround/);
     // The same value is no pattern when isRegex is false: accepted, compared as text.
     expect(silence([{ name: 'team', value: '(a)\\1' }]).matchers[0]).toEqual({ name: 'team', value: '(a)\\1', isRegex: false, isEqual: true });
     // A silence stored before the check, with such a pattern, matches nothing rather than throwing.
@@ -68,6 +73,20 @@ describe('silence matchers', () => {
     ];
     for (const [m, field] of cases) expect([m, refusal(() => silence([m])).field]).toEqual([m, field]);
     expect(refusal(() => silence([{ name: 'alertname', value: 'x', isRegex: 'yes' }])).message).toMatch(/matchers\[0\]\.isRegex must be true or false/);
-    expect(silence([{ name: 'alertname', value: 'x', isRegex: false, isEqual: false }]).matchers[0]).toEqual({ name: 'alertname', value: 'x', isRegex: false, isEqual: false });
+    expect(silence([{ name: 'severity', value: 'page' }, { name: 'alertname', value: 'x', isRegex: false, isEqual: false }]).matchers[1]).toEqual({ name: 'alertname', value: 'x', isRegex: false, isEqual: false });
+  });
+
+  it('silence.matchers-that-all-match-the-empty-string-are-refused-as-alertmanager-does', () => {
+    for (const matchers of [
+      [{ name: 'alertname', value: '.*', isRegex: true }],
+      [{ name: 'alertname', value: '' }],
+      [{ name: 'team', value: 'web', isEqual: false }, { name: 'severity', value: 'x?', isRegex: true }],
+    ]) {
+      const e = refusal(() => silence(matchers));
+      expect([e.field, e.message]).toEqual(['matchers', expect.stringContaining('at least one matcher must not match the empty string')]);
+    }
+    // One matcher that needs a value is enough.
+    expect(silence([{ name: 'alertname', value: '.*', isRegex: true }, { name: 'team', value: 'web' }]).matchers).toHaveLength(2);
+    expect(silence([{ name: 'alertname', value: '.+', isRegex: true }]).matchers).toHaveLength(1);
   });
 });

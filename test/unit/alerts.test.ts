@@ -42,7 +42,7 @@ describe('alert rules', () => {
 
   it('rules.slo-refuses-a-factor-its-objective-makes-impossible-with-the-reason', () => {
     // 14.4 × (1 − 0.9) = 1.44 > 1: even all events bad cannot burn that fast.
-    expect(() => slo({ objective: 0.9 })).toThrow(/page condition at 14.4× over 1h and 5m can never fire: with objective 0.9 it fires only on a bad ratio above 1.44, .*use a factor below 10 /);
+    expect(() => slo({ objective: 0.9 })).toThrow(/page condition at 14.4× over 1h and 5m can never fire: with objective 0.9 it fires only on a bad ratio above 1.44, .*the default windows .*"windows" overrides them\. Use an objective above 0\.930556 \(e\.g\. 0\.94\)/);
     // Exactly at the limit (a burn rate above 10 needs more than every event bad): refused too.
     expect(() => slo({ objective: 0.9, windows: [{ severity: 'page', long: '1h', short: '5m', factor: 10 }] })).toThrow(/can never fire/);
     expect(() => slo({ objective: 0.9, windows: [{ severity: 'page', long: '1h', short: '5m', factor: 9.9 }] })).not.toThrow();

@@ -101,10 +101,10 @@ export class PostgresAlerts implements AlertStore {
     });
   }
 
-  async history(tenant: string, from: number, to: number, limit: number): Promise<StoredTransition[]> {
+  async history(tenant: string, from: number, to: number, limit: number, rule?: string): Promise<StoredTransition[]> {
     const rows = await this.exec.query<{ tenant: string; rule: string; severity: string; at: number; body: string }>(
-      'SELECT tenant, rule, severity, at, body FROM alert_history WHERE tenant = $1 AND at >= $2 AND at < $3 ORDER BY at, id LIMIT $4',
-      [tenant, from, to, Math.max(1, limit)],
+      'SELECT tenant, rule, severity, at, body FROM alert_history WHERE tenant = $1 AND at >= $2 AND at < $3 AND ($5::text IS NULL OR rule = $5) ORDER BY at, id LIMIT $4',
+      [tenant, from, to, Math.max(1, limit), rule ?? null],
     );
     return rows.map((r) => ({ ...r, at: Number(r.at), body: JSON.parse(r.body) as unknown }));
   }
@@ -139,7 +139,8 @@ export class PostgresAlerts implements AlertStore {
 
   async dueNotifications(now: number, limit: number): Promise<OutboxRow[]> {
     const rows = await this.exec.query<Parameters<typeof toOutbox>[0]>(
-      'SELECT * FROM alert_outbox WHERE delivered_at IS NULL AND next_at <= $1 ORDER BY created_at, id LIMIT $2',
+      `SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY tenant, receiver ORDER BY created_at, id) AS turn FROM alert_outbox WHERE delivered_at IS NULL AND next_at <= $1) due
+       ORDER BY turn, created_at, id LIMIT $2`,
       [now, Math.max(1, limit)],
     );
     return rows.map(toOutbox);

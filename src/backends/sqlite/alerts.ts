@@ -77,10 +77,10 @@ export class SqliteAlerts implements AlertStore {
     });
   }
 
-  async history(tenant: string, from: number, to: number, limit: number): Promise<StoredTransition[]> {
+  async history(tenant: string, from: number, to: number, limit: number, rule?: string): Promise<StoredTransition[]> {
     const rows = this.db
-      .prepare('SELECT tenant, rule, severity, at, body FROM alert_history WHERE tenant = ? AND at >= ? AND at < ? ORDER BY at, id LIMIT ?')
-      .all(tenant, from, to, Math.max(1, limit)) as { tenant: string; rule: string; severity: string; at: number; body: string }[];
+      .prepare('SELECT tenant, rule, severity, at, body FROM alert_history WHERE tenant = ? AND at >= ? AND at < ? AND (? IS NULL OR rule = ?) ORDER BY at, id LIMIT ?')
+      .all(tenant, from, to, rule ?? null, rule ?? null, Math.max(1, limit)) as { tenant: string; rule: string; severity: string; at: number; body: string }[];
     return rows.map((r) => ({ ...r, body: JSON.parse(r.body) as unknown }));
   }
 
@@ -123,7 +123,10 @@ export class SqliteAlerts implements AlertStore {
 
   async dueNotifications(now: number, limit: number): Promise<OutboxRow[]> {
     const rows = this.db
-      .prepare('SELECT * FROM alert_outbox WHERE delivered_at IS NULL AND next_at <= ? ORDER BY created_at, id LIMIT ?')
+      .prepare(
+        `SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY tenant, receiver ORDER BY created_at, id) AS turn FROM alert_outbox WHERE delivered_at IS NULL AND next_at <= ?)
+         ORDER BY turn, created_at, id LIMIT ?`,
+      )
       .all(now, Math.max(1, limit)) as OutboxDbRow[];
     return rows.map(toOutbox);
   }

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { backtest } from '../../alerts/replay.js';
 import { budgetOf } from '../../alerts/budget.js';
 import { mergeable, type MinuteLookup } from '../../alerts/evaluate.js';
-import { deleteRule, loadNotifyConfig, statesOf, withBuiltins } from '../../alerts/evaluator.js';
+import { deleteRule, loadNotifyConfig, statesOf, turnOffAlerts, withBuiltins } from '../../alerts/evaluator.js';
 import { mutedBy, parseReceiver, parseRouting, RECEIVER_NAME, routingJson } from '../../alerts/notify.js';
 import { BUILTIN_RULES, burnSlo, lookback, parseRule, ruleJson, type Rule, type SloRule } from '../../alerts/rules.js';
 import { INGEST_SETTLE_MS } from '../../obs/ingest-outcomes.js';
@@ -110,6 +110,8 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
     const grant = await authenticate(opts.catalog, request, 'admin');
     const rule = parseRule(name(request), await bodyOf(request, 'rule'));
     const { created, rule: stored } = await store.putRule(grant.tenant, rule.name, ruleJson(rule), grant.keyId);
+    // Turned off: its pending and firing alerts end now ("rule turned off"), as a deleted rule's do.
+    if (rule.kind === 'builtin' && !rule.enabled) await turnOffAlerts(store, grant.tenant, rule.name, now());
     return reply.code(created ? 201 : 200).send(wireRule(rule.name, rule, stored));
   });
 
@@ -162,7 +164,9 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
     const t = now();
     const from = time(q.from, 'from', '-24h', t);
     const to = time(q.to, 'to', 'now', t);
-    const rows = await store.history(grant.tenant, from, to + 1, 10_000);
+    if (to < from) throw new SluiceError('SLUICE_ERR_INVALID_QUERY', `"to" (${iso(to)}) must not be before "from" (${iso(from)})`, { field: 'to' });
+    const rule = q.rule === undefined || q.rule === '' ? undefined : q.rule;
+    const rows = await store.history(grant.tenant, from, to + 1, 10_000, rule);
     return reply.send({ from: iso(from), to: iso(to), transitions: rows.map((r) => wireTransition(r.body as Transition)) });
   });
 
@@ -278,6 +282,21 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
 
   app.delete('/v1/alerts/receivers/:name', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
+    // A receiver the routing sends to cannot go: its alerts would silently not be sent.
+    const routing = (await store.getObject(grant.tenant, 'routing', 'routing')) as ReturnType<typeof parseRouting> | null;
+    if (routing) {
+      const users = [
+        ...routing.routes.flatMap((r, i) => (r.receiver === name(request) ? [`routes[${i}] (match ${JSON.stringify(r.match)})`] : [])),
+        ...(routing.default_receiver === name(request) ? ['default_receiver'] : []),
+      ];
+      if (users.length > 0) {
+        throw new SluiceError(
+          'SLUICE_ERR_CONFLICT',
+          `receiver "${name(request)}" is used by the routing: ${users.join(', ')}; send those alerts elsewhere first (PUT /v1/alerts/routing), then delete it`,
+          { field: 'name' },
+        );
+      }
+    }
     if (!(await store.deleteObject(grant.tenant, 'receiver', name(request), grant.keyId))) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no receiver "${name(request)}"`, { field: 'name' });
     return reply.code(204).send();
   });

@@ -30,20 +30,63 @@ export function matcherText(m: Matcher): string {
 /**
  * Matchers written one per line (or separated by commas) in amtool's syntax:
  * `alertname="checkout-errors"`, `severity!=ticket`, `alertname=~"checkout-.*"`, `team!~"web|app"`.
+ * A quoted value is read as amtool reads it: `\"` is a quote, `\\` a backslash and `\n` a
+ * newline; any other backslash is kept as written (`alertname=~"checkout-\d+"` is the
+ * pattern `checkout-\d+`). A comma inside quotes belongs to the value.
  */
 export function parseMatchers(src: string): Matcher[] {
   const out: Matcher[] = [];
-  for (const part of src.split(/[\n,]/)) {
+  for (const part of splitMatchers(src)) {
     const s = part.trim();
     if (!s) continue;
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*)$/.exec(s);
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*)$/s.exec(s);
     if (!m) throw new Error(`"${s}" is not a matcher: write name="value", name!="value", name=~"regex" or name!~"regex"`);
-    let value = m[3]!.trim();
-    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = JSON.parse(value) as string;
-    out.push({ name: m[1]!, value, isRegex: m[2]!.includes('~'), isEqual: !m[2]!.startsWith('!') });
+    out.push({ name: m[1]!, value: matcherValue(m[3]!.trim(), s), isRegex: m[2]!.includes('~'), isEqual: !m[2]!.startsWith('!') });
   }
   if (out.length === 0) throw new Error('a silence needs at least one matcher, e.g. alertname="checkout-errors"');
   return out;
+}
+
+/** The matchers of a list: split at newlines and at commas outside quotes. */
+function splitMatchers(src: string): string[] {
+  const parts: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i]!;
+    if (quoted && c === '\\' && i + 1 < src.length) {
+      cur += c + src[++i];
+      continue;
+    }
+    if (c === '"') quoted = !quoted;
+    if (c === '\n' || (c === ',' && !quoted)) {
+      parts.push(cur);
+      cur = '';
+      quoted = false;
+    } else cur += c;
+  }
+  parts.push(cur);
+  return parts;
+}
+
+/** A matcher's value as amtool unquotes it (Alertmanager's pkg/labels ParseMatcher). */
+function matcherValue(raw: string, matcher: string): string {
+  const quoted = raw.startsWith('"');
+  const body = quoted ? raw.slice(1) : raw;
+  let value = '';
+  let closed = !quoted;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c === '\\' && i < body.length - 1) {
+      const next = body[++i]!;
+      value += next === 'n' ? '\n' : next === '"' || next === '\\' ? next : `\\${next}`;
+    } else if (c === '"') {
+      if (!quoted || i < body.length - 1) throw new Error(`"${matcher}": the value has a quote that is not escaped (write \\" inside quotes)`);
+      closed = true;
+    } else value += c;
+  }
+  if (!closed) throw new Error(`"${matcher}": the value's closing quote is missing`);
+  return value;
 }
 
 const inTwoHours = () => new Date(Date.now() + 2 * 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z');
