@@ -1,5 +1,4 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deliverDue } from '../../src/alerts/deliver.js';
@@ -13,6 +12,7 @@ import { initialState, step, type AlertState } from '../../src/alerts/state.js';
 import { SqliteCatalog } from '../../src/backends/sqlite/catalog.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { webhookReceiver } from '../helpers/alerts.js';
 
 const M = 60_000;
 
@@ -189,24 +189,7 @@ describe('evaluation pass and outbox on a real catalog and a real HTTP receiver'
   const servers: http.Server[] = [];
   afterEach(() => servers.forEach((s) => s.close()));
 
-  async function receiver(status: () => number): Promise<{ url: string; bodies: unknown[]; refused: number }> {
-    const bodies: unknown[] = [];
-    const hook = { url: '', bodies, refused: 0 };
-    const server = http.createServer((req, res) => {
-      let data = '';
-      req.on('data', (c) => (data += c));
-      req.on('end', () => {
-        const code = status();
-        if (code === 200) bodies.push(JSON.parse(data));
-        else hook.refused++;
-        res.writeHead(code).end();
-      });
-    });
-    servers.push(server);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    hook.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-    return hook;
-  }
+  const receiver = (status: () => number) => webhookReceiver(servers, status);
 
   it('outbox.a-firing-slo-is-queued-once-retried-with-backoff-and-delivered-once', async () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));

@@ -1,5 +1,4 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deliverDue } from '../../src/alerts/deliver.js';
@@ -10,6 +9,7 @@ import type { AlertSource } from '../../src/alerts/source.js';
 import { SqliteCatalog } from '../../src/backends/sqlite/catalog.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { webhookReceiver } from '../helpers/alerts.js';
 
 /**
  * Deleting a rule while its alerts are firing or pending ends them in the history (firing →
@@ -27,18 +27,7 @@ describe('a deleted rule', () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
     const catalog = new SqliteCatalog(path.join(tmpDir('sluice-alerts-'), 'sluice.db'));
     const store = catalog.alerts;
-    const bodies: { status: string; alerts: { status: string; fingerprint: string; labels: Record<string, string> }[] }[] = [];
-    const server = http.createServer((req, res) => {
-      let data = '';
-      req.on('data', (c) => (data += c));
-      req.on('end', () => {
-        bodies.push(JSON.parse(data));
-        res.writeHead(200).end();
-      });
-    });
-    servers.push(server);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    const { url, bodies } = await webhookReceiver<{ status: string; alerts: { status: string; fingerprint: string; labels: Record<string, string> }[] }>(servers);
 
     await store.putRule('acme', 'errors', { kind: 'slo', objective: 0.99, total: { event: 'req' }, bad: { event: 'req' } }, 'k');
     // Holds at once, fires after 10 minutes: pending.

@@ -3,7 +3,7 @@ import { budgetOf } from '../../src/alerts/budget.js';
 import { evaluateSlo, type SloSeries } from '../../src/alerts/evaluate.js';
 import { backtest } from '../../src/alerts/replay.js';
 import { BUILTIN_RULES, parseRule, type SloRule } from '../../src/alerts/rules.js';
-import { SluiceError } from '../../src/core/errors.js';
+import { refusal } from '../helpers/alerts.js';
 
 /**
  * What a rule may say: a built-in's name takes only its built-in kind and the `sluice_` prefix
@@ -15,16 +15,6 @@ import { SluiceError } from '../../src/core/errors.js';
 const M = 60_000;
 const H = 60 * M;
 
-/** The SluiceError `f` throws (or fails). */
-function refusal(f: () => unknown): SluiceError {
-  try {
-    f();
-  } catch (e: unknown) {
-    if (e instanceof SluiceError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('rule names', () => {
   const slo = { kind: 'slo', objective: 0.99, total: { event: 'req' }, bad: { event: 'req' } };

@@ -1,5 +1,4 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deliverDue } from '../../src/alerts/deliver.js';
@@ -12,6 +11,7 @@ import { SqliteCatalog } from '../../src/backends/sqlite/catalog.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { ingestMetrics, prom } from '../../src/obs/metrics.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { webhookReceiver } from '../helpers/alerts.js';
 
 /**
  * Turning a rule off (`"enabled": false`) while its alert fires ends the alert as deleting
@@ -29,18 +29,8 @@ describe('a rule turned off', () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
     const catalog = new SqliteCatalog(path.join(tmpDir('sluice-alerts-off-'), 'sluice.db'));
     const store = catalog.alerts;
-    const bodies: { status: string; alerts: { status: string; labels: Record<string, string> }[] }[] = [];
-    const server = http.createServer((req, res) => {
-      let data = '';
-      req.on('data', (c) => (data += c));
-      req.on('end', () => {
-        bodies.push(JSON.parse(data));
-        res.writeHead(200).end();
-      });
-    });
-    servers.push(server);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    await store.putObject('acme', 'receiver', 'oncall', parseReceiver({ type: 'webhook', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook` }), 'k');
+    const { url, bodies } = await webhookReceiver<{ status: string; alerts: { status: string; labels: Record<string, string> }[] }>(servers);
+    await store.putObject('acme', 'receiver', 'oncall', parseReceiver({ type: 'webhook', url }), 'k');
     await store.putObject('acme', 'routing', 'routing', parseRouting({ group_wait: '0s', group_interval: '1m', default_receiver: 'oncall' }), 'k');
     // The watermark stalls at 12:00: sluice_freshness fires after 5 min behind plus its 10 min `for`.
     const stalled = clock.now();

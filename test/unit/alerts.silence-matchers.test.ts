@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { matcherRegExp, matches, parseSilence } from '../../src/alerts/silences.js';
-import { SluiceError } from '../../src/core/errors.js';
+import { refusal } from '../helpers/alerts.js';
 
 /**
  * Silence matchers: a regex runs on RE2 (linear time: a catastrophic pattern against a
@@ -12,16 +12,6 @@ import { SluiceError } from '../../src/core/errors.js';
 const H = 3_600_000;
 const NOW = Date.UTC(2026, 0, 1, 12);
 
-/** The SluiceError `f` throws (or fails). */
-function refusal(f: () => unknown): SluiceError {
-  try {
-    f();
-  } catch (e: unknown) {
-    if (e instanceof SluiceError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
 
 const silence = (matchers: unknown[]) => parseSilence({ matchers, ends_at: new Date(NOW + H).toISOString(), comment: 'test' }, 'k', NOW);
 
