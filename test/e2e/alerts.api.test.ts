@@ -63,7 +63,8 @@ describe('alerts API', () => {
     expect(bad.json()).toMatchObject({ code: 'SLUICE_ERR_INVALID_BODY', field: 'objective' });
     // With the built-in rules every tenant has.
     expect((await call('GET', '/v1/alerts/rules', p.tenant.readKey)).json().rules.map((r: { name: string }) => r.name)).toEqual(['errors', 'sluice_freshness', 'sluice_dead_letter_ratio', 'sluice_ingest_availability', 'sluice_conservation_gap']);
-    expect((await call('GET', '/v1/alerts/rules/sluice_freshness', p.tenant.readKey)).json()).toMatchObject({ kind: 'builtin', signal: 'freshness', condition: { op: 'gt', value: 300 }, for: '10m', severity: 'page', enabled: true });
+    // At its defaults, never written: no times (not 1970).
+    expect((await call('GET', '/v1/alerts/rules/sluice_freshness', p.tenant.readKey)).json()).toMatchObject({ kind: 'builtin', signal: 'freshness', condition: { op: 'gt', value: 300 }, for: '10m', severity: 'page', enabled: true, created_at: null, updated_at: null });
     const off = await call('PUT', '/v1/alerts/rules/sluice_freshness', p.tenant.adminKey, { kind: 'builtin', signal: 'freshness', enabled: false });
     expect(off.json()).toMatchObject({ enabled: false, condition: { op: 'gt', value: 300 } });
     expect((await call('POST', '/v1/alerts/rules/sluice_freshness/backtest', p.tenant.readKey, {})).statusCode).toBe(400);

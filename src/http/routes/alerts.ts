@@ -48,8 +48,10 @@ async function bodyOf(request: FastifyRequest, what: keyof typeof BODY_OF): Prom
   return request.jsonBody();
 }
 
+/** A built-in rule at its defaults was never written: its times are null (they were 1970). */
 function wireRule(name: string, rule: Rule, stored?: { createdAt: number; updatedAt: number }) {
-  return { name, ...ruleJson(rule), ...(stored ? { created_at: iso(stored.createdAt), updated_at: iso(stored.updatedAt) } : {}) };
+  const at = (t: number) => (t > 0 ? iso(t) : null);
+  return { name, ...ruleJson(rule), ...(stored ? { created_at: at(stored.createdAt), updated_at: at(stored.updatedAt) } : {}) };
 }
 
 export function wireTransition(t: Transition) {
