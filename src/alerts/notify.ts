@@ -254,7 +254,7 @@ export function alertmanagerPayload(receiver: string, groupKey: string, groupLab
       annotations: a.state.annotations,
       startsAt: iso(a.startsAt),
       endsAt: a.endsAt === null ? ZERO_TIME : iso(a.endsAt),
-      generatorURL: `${externalUrl}/v1/alerts?rule=${encodeURIComponent(a.state.rule)}`,
+      generatorURL: `${externalUrl}/ui/alerts?rule=${encodeURIComponent(a.state.rule)}`,
       fingerprint: a.state.fingerprint,
     })),
   };
@@ -282,7 +282,7 @@ export function pagerdutyPayloads(routingKey: string, alerts: Notifiable[], exte
           },
           ...(a.state.annotations.runbook_url ? { links: [{ href: a.state.annotations.runbook_url, text: 'runbook' }] } : {}),
           client: 'sluice',
-          client_url: `${externalUrl}/v1/alerts`,
+          client_url: `${externalUrl}/ui/alerts`,
         },
   );
 }

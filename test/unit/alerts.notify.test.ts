@@ -233,7 +233,8 @@ describe('evaluation pass and outbox on a real catalog and a real HTTP receiver'
     expect(await deliverDue({ store, clock: new ManualClock(clock.now() + 3_600_000) })).toEqual({ delivered: 0, failed: 0 });
     expect(hook.bodies).toHaveLength(1);
     // The page inhibits the ticket of the same rule: one alert in the payload.
-    expect(hook.bodies[0]).toMatchObject({ version: '4', status: 'firing', alerts: [{ labels: { alertname: 'errors', severity: 'page', tenant: 'acme' } }] });
+    // generatorURL opens the rule on the console's alerts page (the JSON API would need a key).
+    expect(hook.bodies[0]).toMatchObject({ version: '4', status: 'firing', alerts: [{ labels: { alertname: 'errors', severity: 'page', tenant: 'acme' }, generatorURL: 'http://sluice/ui/alerts?rule=errors' }] });
     expect(await store.notificationCounts()).toEqual([{ tenant: 'acme', receiver: 'oncall', delivered: 1, failed: 1 }]);
     const history = await store.history('acme', 0, Date.UTC(2027, 0), 10);
     expect(history.find((h) => h.rule === 'errors')!.body).toMatchObject({ to: 'firing', verdict: { windows: [{ window: '1h', bad: 600, total: 3000, ratio: 0.2, threshold: 14.4 }, { window: '5m' }, { window: '6h' }, { window: '30m' }] } });
