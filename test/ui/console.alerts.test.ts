@@ -33,6 +33,8 @@ interface ApiAlert {
   state: string;
   since: string;
   silenced_by: string[];
+  fingerprint: string;
+  inhibited_by: string[];
   explanation: { condition: string; windows: { window: string; bad: number; total: number; burn_rate: number | null; threshold: number }[]; value?: { value: number | null } };
 }
 
@@ -102,6 +104,7 @@ suite('console alerts page', () => {
           state: t('alert-state')[0],
           since: t('alert-since')[0],
           silenced: t('alert-silenced')[0] ?? null,
+          inhibited: t('alert-inhibited')[0] ?? null,
           condition: t('alert-condition')[0],
           windows: [...r.querySelectorAll('[data-testid="alert-window"]')].map((w) => ['name', 'bad', 'total', 'burn', 'threshold'].map((k) => w.querySelector(`[data-testid="alert-window-${k}"]`)!.textContent)),
           value: t('alert-value-value')[0] ?? null,
@@ -109,17 +112,22 @@ suite('console alerts page', () => {
       }),
     );
   /** The same, made from `GET /v1/alerts` with the console's formats. */
-  const rowsFromApi = async () =>
-    (await call<{ alerts: ApiAlert[] }>(keys.readKey, 'GET', '/v1/alerts')).alerts.map((a) => ({
+  const rowsFromApi = async () => {
+    const alerts = (await call<{ alerts: ApiAlert[] }>(keys.readKey, 'GET', '/v1/alerts')).alerts;
+    // An inhibiting alert is named by its rule and severity (the API gives its fingerprint).
+    const named = (f: string) => alerts.filter((x) => x.fingerprint === f).map((x) => `${x.rule} (${x.severity})`)[0] ?? f;
+    return alerts.map((a) => ({
       rule: a.rule,
       severity: a.severity,
       state: a.state,
       since: time(a.since),
       silenced: a.silenced_by.length ? `silenced by ${a.silenced_by.join(', ')}` : null,
+      inhibited: a.inhibited_by.length ? `inhibited by ${a.inhibited_by.map(named).join(', ')}` : null,
       condition: a.explanation.condition,
       windows: a.explanation.windows.map((w) => [w.window, num(w.bad), num(w.total), num(w.burn_rate), num(w.threshold)]),
       value: a.explanation.value ? num(a.explanation.value.value) : null,
     }));
+  };
   /** The page reloaded until it shows what the API says (both move at each evaluation). */
   const pageMatchesApi = async (page: Page) => {
     let last: unknown;
@@ -182,6 +190,8 @@ suite('console alerts page', () => {
     expect(silences).toHaveLength(1);
     expect(silences[0]).toMatchObject({ matchers: [{ name: 'alertname', value: 'checkout-errors-copy', isRegex: false, isEqual: true }], comment: 'planned migration' });
     const silenced = await pageMatchesApi(page);
+    // The tickets are inhibited by their pages, named by rule and severity on the page (compared above).
+    expect((await rowsFromApi()).map((r) => r.inhibited).filter(Boolean)).toEqual(['inhibited by checkout-errors (page)', 'inhibited by checkout-errors-copy (page)']);
     expect(silenced.filter((a) => a.silenced).map((a) => a.rule)).toEqual(['checkout-errors-copy', 'checkout-errors-copy']);
     expect(silenced.find((a) => a.silenced)!.silenced).toBe(`silenced by ${silences[0]!.id}`);
     expect(await page.getByTestId('silence-comment').allTextContents()).toEqual(['planned migration']);

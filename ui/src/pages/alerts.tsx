@@ -75,7 +75,7 @@ export function Alerts(props: { who: Who }) {
                 )}
                 {a.inhibited && (
                   <div class="meta" data-testid="alert-inhibited">
-                    inhibited by {a.inhibited_by.join(', ')}
+                    inhibited by {a.inhibited_by.map((f) => inhibitor(current.data!.alerts, f)).join(', ')}
                   </div>
                 )}
               </td>
@@ -163,4 +163,10 @@ function History(props: { refreshed: number }) {
       </table>
     </div>
   );
+}
+
+/** An inhibiting alert as "rule (severity)" when it is in the list, else its fingerprint (Alertmanager's inhibitedBy). */
+function inhibitor(alerts: readonly { fingerprint: string; rule: string; severity: string }[], fingerprint: string): string {
+  const a = alerts.find((x) => x.fingerprint === fingerprint);
+  return a ? `${a.rule} (${a.severity})` : fingerprint;
 }
