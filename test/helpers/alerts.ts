@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { MinuteSeries } from '../../src/alerts/evaluate.js';
 import { SluiceError } from '../../src/core/errors.js';
 
 /** The SluiceError `f` throws (or fails). */
@@ -35,4 +36,17 @@ export async function webhookReceiver<B = unknown>(servers: http.Server[], statu
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   hook.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
   return hook;
+}
+
+/**
+ * Exact per-minute counts as a store would give them: `total` events a minute, `bad` of them
+ * bad, every whole minute of [from, to) from `since` on.
+ */
+export function steadyMinutes(from: number, to: number, since: number, total: number, bad: number): { total: MinuteSeries; bad: MinuteSeries } {
+  const out = { total: new Map<number, number>(), bad: new Map<number, number>() };
+  for (let m = Math.max(from, since); m < to; m += 60_000) {
+    out.total.set(m, total);
+    out.bad.set(m, bad);
+  }
+  return out;
 }

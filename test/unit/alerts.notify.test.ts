@@ -3,7 +3,6 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deliverDue } from '../../src/alerts/deliver.js';
 import { evaluatePass } from '../../src/alerts/evaluator.js';
-import type { MinuteSeries } from '../../src/alerts/evaluate.js';
 import { parseReceiver, parseRouting, planNotifications, type GroupState, type NotifyConfig } from '../../src/alerts/notify.js';
 import { parseRule, type Rule } from '../../src/alerts/rules.js';
 import { isActive, matches, parseSilence } from '../../src/alerts/silences.js';
@@ -12,7 +11,7 @@ import { initialState, step, type AlertState } from '../../src/alerts/state.js';
 import { SqliteCatalog } from '../../src/backends/sqlite/catalog.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { webhookReceiver } from '../helpers/alerts.js';
+import { steadyMinutes, webhookReceiver } from '../helpers/alerts.js';
 
 const M = 60_000;
 
@@ -205,15 +204,9 @@ describe('evaluation pass and outbox on a real catalog and a real HTTP receiver'
       watermark: async () => clock.now(),
       counts: async () => new Map(),
       ruleData: async (_t, r, from, to) => {
-        const total: MinuteSeries = new Map();
-        const bad: MinuteSeries = new Map();
         // The built-in rules (ingest availability reads its own minutes) see no data.
-        if (r.name !== 'errors') return { slo: { total, bad } };
-        for (let m = Math.max(from, Date.UTC(2026, 0, 1, 10)); m < to; m += M) {
-          total.set(m, 50);
-          bad.set(m, 10);
-        }
-        return { slo: { total, bad } };
+        if (r.name !== 'errors') return { slo: { total: new Map(), bad: new Map() } };
+        return { slo: steadyMinutes(from, to, Date.UTC(2026, 0, 1, 10), 50, 10) };
       },
     };
     const pass = () => evaluatePass({ store, source, clock, externalUrl: 'http://sluice' });

@@ -3,13 +3,13 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deliverDue } from '../../src/alerts/deliver.js';
 import { deleteRule, evaluatePass } from '../../src/alerts/evaluator.js';
-import type { MinutePartial, MinuteSeries } from '../../src/alerts/evaluate.js';
+import type { MinutePartial } from '../../src/alerts/evaluate.js';
 import { parseReceiver, parseRouting } from '../../src/alerts/notify.js';
 import type { AlertSource } from '../../src/alerts/source.js';
 import { SqliteCatalog } from '../../src/backends/sqlite/catalog.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { webhookReceiver } from '../helpers/alerts.js';
+import { steadyMinutes, webhookReceiver } from '../helpers/alerts.js';
 
 /**
  * Deleting a rule while its alerts are firing or pending ends them in the history (firing →
@@ -39,14 +39,8 @@ describe('a deleted rule', () => {
       watermark: async () => clock.now(),
       counts: async () => new Map(),
       ruleData: async (_t, r, from, to) => {
-        const total: MinuteSeries = new Map();
-        const bad: MinuteSeries = new Map();
-        const partials = new Map<number, MinutePartial>();
-        for (let m = Math.max(from, Date.UTC(2026, 0, 1, 10)); m < to; m += M) {
-          total.set(m, 50);
-          bad.set(m, 10);
-          partials.set(m, { count: 50, sum: 0, min: null, max: null });
-        }
+        const { total, bad } = steadyMinutes(from, to, Date.UTC(2026, 0, 1, 10), 50, 10);
+        const partials = new Map<number, MinutePartial>([...total].map(([m, n]) => [m, { count: n, sum: 0, min: null, max: null }]));
         if (r.name === 'busy') return { partials };
         if (r.name === 'errors') return { slo: { total, bad } };
         return { slo: { total: new Map(), bad: new Map() } };
