@@ -237,6 +237,10 @@ describe('alerts API', () => {
     await p.catalog.alerts.saveEvaluation({ tenant: 'acme', states: [{ rule: gap.name, severity: 'page', body: fired }], transitions: [], notifications: [], objects: [] });
     const alertsOf = async () => (await call('GET', `/v1/alerts?rule=${gap.name}`, p.tenant.readKey)).json().alerts as { state: string; explanation: { reason?: string } }[];
     expect((await alertsOf()).map((a) => a.state)).toEqual(['firing']);
+    // `rule` narrows the counts too; `state` does not (each state's count stays a filter).
+    const counts = async (q: string) => (await call('GET', `/v1/alerts?${q}`, p.tenant.readKey)).json().counts as Record<string, number>;
+    expect(await counts(`rule=${gap.name}&state=inactive`)).toMatchObject({ firing: 1, inactive: 0 });
+    expect((await counts('')).inactive).toBeGreaterThan(0);
     const off = await call('PUT', `/v1/alerts/rules/${gap.name}`, p.tenant.adminKey, { kind: 'builtin', signal: 'conservation_gap', enabled: false });
     expect([off.statusCode, off.json().enabled]).toEqual([201, false]);
     expect((await alertsOf()).map((a) => [a.state, a.explanation.reason])).toEqual([['resolved', 'rule turned off']]);

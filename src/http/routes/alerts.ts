@@ -156,7 +156,9 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
     const alerts = states
       .filter((s) => (!filter.state || s.state === filter.state) && (!filter.rule || s.rule === filter.rule))
       .map((s) => wireAlert(s, mutedBy(s, firing, config, t)));
-    const counts = Object.fromEntries(ALERT_STATES.map((st) => [st, states.filter((s) => s.state === st).length]));
+    // Per state, over the rule asked for (all rules without `rule`): not narrowed by `state`, so that each state's count stays a filter to click.
+    const counted = filter.rule ? states.filter((s) => s.rule === filter.rule) : states;
+    const counts = Object.fromEntries(ALERT_STATES.map((st) => [st, counted.filter((s) => s.state === st).length]));
     return reply.send({ alerts, counts });
   });
 
