@@ -319,6 +319,19 @@ const THRESHOLD_KEYS = ['kind', 'query', 'window', 'condition', 'for', 'severity
 
 /** The longest window of a threshold rule, as of an SLO's conditions. */
 const MAX_WINDOW = 7 * DAY;
+
+/**
+ * The longest SLO period: a quarter (90 days), the longest compliance period the SRE workbook
+ * uses. A budget is counted hour by hour over its period, so the period bounds the work and
+ * memory of every budget and backtest.
+ */
+export const MAX_PERIOD = 90 * DAY;
+
+function sloPeriod(v: unknown, strict: boolean): number {
+  const ms = parseDuration(v, 'period', { min: DAY, wholeMinutes: true });
+  if (strict && ms > MAX_PERIOD) throw bad('period', `"period" is at most 90d (a quarter), got "${String(v)}"`);
+  return ms;
+}
 /** The longest `for`: a condition that must hold longer than a day is a budget, not an alert (an SLO). */
 const MAX_FOR = DAY;
 
@@ -376,7 +389,7 @@ export function parseRule(name: string, body: unknown, opts: ParseRuleOptions = 
       kind: 'slo',
       name,
       objective,
-      period: o.period === undefined ? SLO_DEFAULTS.period : parseDuration(o.period, 'period', { min: DAY, wholeMinutes: true }),
+      period: o.period === undefined ? SLO_DEFAULTS.period : sloPeriod(o.period, strict),
       total: selector(o.total, 'total'),
       bad: o.bad === undefined ? null : selector(o.bad, 'bad'),
       good: o.good === undefined ? null : selector(o.good, 'good'),

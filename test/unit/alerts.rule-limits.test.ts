@@ -8,7 +8,8 @@ import { refusal } from '../helpers/alerts.js';
 /**
  * What a rule may say: a built-in's name takes only its built-in kind and the `sluice_` prefix
  * is reserved; a condition that can never fire is refused at its exact limit, with advice
- * below it; a threshold's window is at most 7d and `for` whole minutes up to 1d; burn rates
+ * below it; a threshold's window is at most 7d, `for` whole minutes up to 1d and an SLO's period
+ * 1d to 90d; burn rates
  * and budgets carry no float noise, and are compared as shown, live and in a backtest.
  */
 
@@ -69,6 +70,17 @@ describe('limits', () => {
     expect(refusal(() => parseRule('sluice_freshness', { kind: 'builtin', signal: 'freshness', for: '90s' })).field).toBe('for');
     // Stored before the limits: still read.
     expect(parseRule('x', { kind: 'threshold', query: { event: 'a' }, window: '8d', condition: { op: 'gt', value: 0 }, for: '30s' }, { stored: true })).toMatchObject({ for: 30_000 });
+  });
+
+  it('rules.an-slo-period-is-1d-to-90d', () => {
+    const s = (period: string) => parseRule('x', { kind: 'slo', objective: 0.99, total: { event: 'a' }, bad: { event: 'a' }, period });
+    // A budget counts its period hour by hour: "1000d" would be 24,000 hours to count.
+    expect([refusal(() => s('91d')).field, refusal(() => s('1000d')).message]).toEqual(['period', '"period" is at most 90d (a quarter), got "1000d"']);
+    expect(refusal(() => s('12h')).message).toContain('at least 1d');
+    expect(s('90d')).toMatchObject({ period: 90 * 24 * H });
+    expect(s('4w')).toMatchObject({ period: 28 * 24 * H });
+    // Stored before the limit: still read.
+    expect(parseRule('x', { kind: 'slo', objective: 0.99, total: { event: 'a' }, bad: { event: 'a' }, period: '365d' }, { stored: true })).toMatchObject({ period: 365 * 24 * H });
   });
 });
 
