@@ -108,3 +108,27 @@ it('backfill.resumes-from-its-cursor-after-the-process-stopped-mid-way', async (
   const r = await viewAndScratch(pipeline, 'acme');
   expect(r.view).toBe(r.scratch);
 });
+
+it('backfill.events-arriving-past-the-range-of-a-whole-history-rebuild-are-counted-once', async () => {
+  // A rebuild of the whole history covers the buckets up to its newest event when it starts;
+  // events arriving meanwhile with a later time are the live table's, never the build's too.
+  p = await startPipeline();
+  const pipeline = p;
+  const send = async (prefix: string, count: number, ts: number) => {
+    const batch = Array.from({ length: count }, (_, i) => ({ type: 'a', idempotency_key: `${prefix}-${i}`, ts: new Date(ts + i * 1_000).toISOString() }));
+    const r = await pipeline.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${pipeline.tenant.writeKey}` }, payload: batch });
+    expect(r.statusCode).toBe(202);
+  };
+  await send('past', 1_000, Date.now() - 2 * HOUR);
+  await until(async () => (await pipeline.store.rawStats('acme')).events === 1_000);
+  const s = await pipeline.store.backfills.start({ view: 'counts_1m', tenant: 'acme', from: null, to: null, rate: 0 });
+  expect((await pipeline.store.backfills.step(s.id, 200)).status).toBe('running');
+  await send('now', 500, Date.now());
+  await until(async () => (await pipeline.store.rawStats('acme')).events === 1_500);
+  const runner = new BackfillRunner(pipeline.store, { signal: new AbortController().signal, chunkEvents: 200 });
+  await runner.resume();
+  await runner.idle();
+  expect((await pipeline.store.backfills.list('acme'))[0]).toMatchObject({ id: s.id, status: 'done', error: null });
+  const r = await viewAndScratch(pipeline, 'acme');
+  expect(r.view).toBe(r.scratch);
+});
