@@ -53,7 +53,7 @@ const tracing = await startTracing(config, 'store');
 const abort = new AbortController();
 const backfills = new BackfillRunner(store, { logger, signal: abort.signal });
 const viewBuilds = new ViewBuilds(store, backfills, { logger });
-const typedBuilds = new TypedColumnBuilds(store, backfills, { logger });
+const typedBuilds = new TypedColumnBuilds(store, backfills, { logger, now: () => clock.now() });
 const configViews = config.views.map(({ name, ...def }) => parseView(name, def));
 /** The built-in enrichers' switches: the configuration's, with the catalog's operator-level document over them. */
 const enrichSettings = new EnrichSettings(catalog, { anonymizeIp: config.enrich.anonymizeIp, userAgent: config.enrich.userAgent }, { refreshMs: config.events.schemaRefreshMs, now: () => clock.now() });

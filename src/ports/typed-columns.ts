@@ -25,7 +25,31 @@ export interface TypedColumns {
 
   /** Every set of columns of a tenant, ready and building. */
   list(tenant: string): Promise<TypedColumnsState[]>;
+
+  /**
+   * The undeclared properties promoted by how often raw queries read them, per event type
+   * (see PROMOTION): what the caller declares beside the schema's. Promotions not read for
+   * DEMOTE_AFTER_MS are dropped first. Ms since the epoch for `now`.
+   */
+  promoted?(tenant: string, now: number): Promise<Map<string, string[]>>;
 }
+
+/**
+ * The rule that promotes an undeclared property to typed columns: a top-level property of an
+ * event type that its schema does not declare (or of a type with no schema) gets columns once
+ * PROMOTE_AFTER_QUERIES raw queries on that type read it (as a filter, a group-by or a measure)
+ * within PROMOTE_WINDOW_MS, at most PROMOTED_PER_TYPE per type (first come); a promoted property
+ * that no raw query reads for DEMOTE_AFTER_MS loses its columns. Queries answered from a view
+ * or from typed columns do not count. Promoting or demoting changes the type's set of columns,
+ * which is rebuilt like a schema change (a backfill `typed:<type>`); until then the JSON answers.
+ * A promotion costs every commit of that type the columns' fill (see ARCHITECTURE.md).
+ */
+export const PROMOTION = {
+  PROMOTE_AFTER_QUERIES: 10,
+  PROMOTE_WINDOW_MS: 24 * 3_600_000,
+  PROMOTED_PER_TYPE: 8,
+  DEMOTE_AFTER_MS: 7 * 24 * 3_600_000,
+} as const;
 
 /** Properties per event type that get columns; the first ones in name order. */
 export const MAX_TYPED_PROPERTIES = 64;

@@ -335,6 +335,8 @@ export class DuckdbStore implements Store {
     // A receipt-time range (alert series) reads received_at, which the typed tables do not hold.
     const set = view || q.received || opts.typedColumns === false ? null : this.typedColumns.ready(q.tenant, q.event);
     const typed = set ? typedQuerySql(q, set, cap) : null;
+    // Raw reads of properties without columns count towards their promotion (ports/typed-columns.ts PROMOTION).
+    if (!view && !q.received && opts.typedColumns !== false) this.typedColumns.noteQuery(q, Date.now());
     const delta = view && this.folds.unfolded(view) ? this.folds.delta(view) : undefined;
     const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap, delta) : (typed ?? rawQuerySql(q, cap));
     const r = await this.withTimeout(q.tenant, (c) => c.runAndReadAll(sql, params), signal);

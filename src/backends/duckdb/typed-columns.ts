@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
+import type { QuerySpec } from '../../core/query.js';
 import type { LogRecord } from '../../core/types.js';
-import { MAX_TYPED_PROPERTIES, typedBackfillType, type TypedColumns, type TypedColumnsState } from '../../ports/typed-columns.js';
+import { MAX_TYPED_PROPERTIES, PROMOTION, typedBackfillType, type TypedColumns, type TypedColumnsState } from '../../ports/typed-columns.js';
 import type { BackfillTarget } from './backfill.js';
 import { Params } from './query-sql.js';
-import { typedFields, typedFillSql, typedTableDdl, type TypedSet } from './typed-sql.js';
+import { fieldsOf, typedFields, typedFillSql, typedTableDdl, type TypedSet } from './typed-sql.js';
 
 /**
  * Typed columns on DuckDB (see ports/typed-columns.ts; the tables in typed-sql.ts), their
@@ -23,7 +24,19 @@ export const TYPED_SCHEMA = `
     tbl VARCHAR PRIMARY KEY, tenant VARCHAR NOT NULL, type VARCHAR NOT NULL, properties VARCHAR NOT NULL,
     status VARCHAR NOT NULL, build VARCHAR, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL
   );
+  CREATE TABLE IF NOT EXISTS typed_promotions (
+    tenant VARCHAR NOT NULL, type VARCHAR NOT NULL, property VARCHAR NOT NULL,
+    promoted_at BIGINT NOT NULL, last_read BIGINT NOT NULL, PRIMARY KEY (tenant, type, property)
+  );
 `;
+
+/** (tenant, type, property) as one map key. */
+function usageKey(tenant: string, type: string, property: string): string {
+  return `${tenant}\u0000${type}\u0000${property}`;
+}
+
+/** Undeclared properties whose raw reads are tracked at once (memory bound); past it, new ones wait for old ones to age out. */
+const MAX_TRACKED = 10_000;
 
 interface LiveSet extends TypedSet {
   status: 'building' | 'ready';
@@ -37,7 +50,19 @@ export class DuckdbTypedColumns implements TypedColumns {
 
   constructor(private readonly locked: <T>(fn: (c: DuckDBConnection) => Promise<T>) => Promise<T>) {}
 
+  /** Times (ms) of the latest raw queries that read an undeclared property, at most PROMOTE_AFTER_QUERIES each. */
+  private readonly reads = new Map<string, number[]>();
+  /** Promoted properties as stored: their last read (ms). */
+  private promotions = new Map<string, number>();
+  /** Promotions decided and reads of promoted properties since they were last written. */
+  private readonly unsaved = new Map<string, number>();
+
   async load(c: DuckDBConnection): Promise<void> {
+    const promotions = new Map<string, number>();
+    for (const [tenant, type, property, lastRead] of (await c.runAndReadAll('SELECT tenant, type, property, last_read FROM typed_promotions')).getRows()) {
+      promotions.set(usageKey(String(tenant), String(type), String(property)), Number(lastRead));
+    }
+    this.promotions = promotions;
     const next = new Map<string, LiveSet[]>();
     for (const [tbl, tenant, type, properties, status, build] of (await c.runAndReadAll(`SELECT ${COLUMNS} FROM typed_tables ORDER BY tenant, type`)).getRows()) {
       const set: LiveSet = { table: String(tbl), tenant: String(tenant), type: String(type), ...typedFields(JSON.parse(String(properties)) as string[]), status: String(status) as LiveSet['status'], build: build === null ? null : String(build) };
@@ -90,6 +115,66 @@ export class DuckdbTypedColumns implements TypedColumns {
       }
       await this.load(c);
       return { changed: true };
+    });
+  }
+
+  /**
+   * A query read raw events (from the JSON or from typed columns, not from a view) at `now`
+   * (ms): each top-level property it reads that has no column counts towards its promotion
+   * (PROMOTION); a promoted one is marked as read. In memory; written by `promoted`.
+   */
+  noteQuery(q: QuerySpec, now: number): void {
+    if (q.event === null) return;
+    const sets = this.sets(q.tenant, q.event);
+    const newest = sets.find((s) => s.status === 'building') ?? sets.find((s) => s.status === 'ready');
+    for (const f of fieldsOf(q)) {
+      if (f.column !== 'properties' || f.names.length !== 1) continue;
+      const k = usageKey(q.tenant, q.event, f.names[0]!);
+      if (this.promotions.has(k) || this.unsaved.has(k)) {
+        this.unsaved.set(k, now);
+        continue;
+      }
+      if (newest?.properties.includes(f.names[0]!)) continue;
+      const earlier = this.reads.get(k);
+      if (!earlier && this.reads.size >= MAX_TRACKED) {
+        this.forgetOld(now);
+        if (this.reads.size >= MAX_TRACKED) continue;
+      }
+      const times = [...(earlier ?? []).filter((t) => t > now - PROMOTION.PROMOTE_WINDOW_MS && t <= now), now].slice(-PROMOTION.PROMOTE_AFTER_QUERIES);
+      this.reads.set(k, times);
+      if (times.length < PROMOTION.PROMOTE_AFTER_QUERIES) continue;
+      const prefix = usageKey(q.tenant, q.event, '');
+      const ofType = [...new Set([...this.promotions.keys(), ...this.unsaved.keys()])].filter((x) => x.startsWith(prefix)).length;
+      if (ofType >= PROMOTION.PROMOTED_PER_TYPE) continue;
+      this.reads.delete(k);
+      this.unsaved.set(k, now);
+    }
+  }
+
+  private forgetOld(now: number): void {
+    for (const [k, times] of this.reads) if (Math.max(...times) <= now - PROMOTION.PROMOTE_WINDOW_MS) this.reads.delete(k);
+  }
+
+  /** See TypedColumns.promoted: writes the tenant's new promotions and reads, drops the stale ones, answers the rest. */
+  promoted(tenant: string, now: number): Promise<Map<string, string[]>> {
+    return this.locked(async (c) => {
+      const prefix = usageKey(tenant, '', '').slice(0, tenant.length + 1);
+      for (const [k, at] of [...this.unsaved].filter(([k]) => k.startsWith(prefix))) {
+        const [, type, property] = k.split('\u0000') as [string, string, string];
+        await c.run(
+          `INSERT INTO typed_promotions VALUES ($1, $2, $3, $4, $4) ON CONFLICT (tenant, type, property) DO UPDATE SET last_read = greatest(typed_promotions.last_read, excluded.last_read)`,
+          [tenant, type, property, BigInt(at)],
+        );
+        this.unsaved.delete(k);
+      }
+      await c.run('DELETE FROM typed_promotions WHERE tenant = $1 AND last_read <= $2', [tenant, BigInt(now - PROMOTION.DEMOTE_AFTER_MS)]);
+      const out = new Map<string, string[]>();
+      for (const k of [...this.promotions.keys()].filter((k) => k.startsWith(prefix))) this.promotions.delete(k);
+      for (const [type, property, lastRead] of (await c.runAndReadAll('SELECT type, property, last_read FROM typed_promotions WHERE tenant = $1 ORDER BY type, promoted_at, property', [tenant])).getRows()) {
+        this.promotions.set(usageKey(tenant, String(type), String(property)), Number(lastRead));
+        out.set(String(type), [...(out.get(String(type)) ?? []), String(property)]);
+      }
+      return out;
     });
   }
 

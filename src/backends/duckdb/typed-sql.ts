@@ -73,7 +73,7 @@ export function typedFillSql(into: string, set: TypedSet, source: string, p: Par
 }
 
 /** Every field a query reads. */
-function fieldsOf(q: QuerySpec): FieldRef[] {
+export function fieldsOf(q: QuerySpec): FieldRef[] {
   return [...q.groupBy, ...q.filters.map((f) => f.field), ...q.measures.flatMap((m) => (m.field ? [m.field] : []))];
 }
 
