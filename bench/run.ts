@@ -465,8 +465,9 @@ try {
     `    baseline: from the JSON                   ${ms(ty.declaredJson)}`,
     `    from typed columns                        ${ms(ty.declaredTyped)}`,
     `    ratio typed / JSON (p95)                  ${fmt(ty.declaredTyped.p95 / ty.declaredJson.p95, 3).padStart(11)}        target p95 ≤ 300 ms at 10M: ${judged(ty.declaredTyped.p95 <= 300)}`,
-    `  group-by properties.plan, count + sum:coupon (undeclared: JSON)`,
-    `    from the JSON                             ${ms(ty.undeclaredJson)}        target p95 ≤ 1 s at 10M: ${judged(ty.undeclaredJson.p95 <= 1000)}`,
+    `  group-by properties.plan, count + sum:coupon (undeclared)`,
+    `    from the JSON (the first ten queries)     ${ms(ty.undeclaredJson)}`,
+    `    promoted by those ten (${ty.promoted.join(', ')}), from columns ${ms(ty.undeclaredPromoted)}        target p95 ≤ 1 s at 10M: ${judged(ty.undeclaredPromoted.p95 <= 1000)}`,
     `  paths read (${ty.paths})`,
     );
   }
