@@ -25,6 +25,12 @@ export interface BackfillTarget<P, C = unknown> {
   /** For a view: the backfill that currently builds it (a superseded build must stop). */
   build?: string | null;
   /**
+   * For a view: whether it is built (answers queries). A view not built yet holds only what
+   * was folded into it since it was declared, so a build of part of its range is widened to
+   * its whole history: finishing it makes the view ready.
+   */
+  ready?: boolean;
+  /**
    * Inside the swap's transaction: makes `table` (the built one, holding every row) the
    * target's table. Absent: the swap copies the built rows into the live table instead.
    */

@@ -93,8 +93,11 @@ export class DuckdbBackfills implements Backfills {
     return t;
   }
 
-  async start(spec: BackfillSpec): Promise<BackfillState> {
-    const v = this.target(spec.tenant, spec.view);
+  async start(asked: BackfillSpec): Promise<BackfillState> {
+    const v = this.target(asked.tenant, asked.view);
+    // A view not built yet is built whole (see BackfillTarget.ready): a rebuild of part of its
+    // range (a pipeline repair's) would make it ready with the rest of its history missing.
+    const spec = v.ready === false ? { ...asked, from: null, to: null } : asked;
     const id = randomBytes(6).toString('hex');
     const now = Date.now();
     return this.locked(async (c) => {

@@ -213,6 +213,7 @@ export class DuckdbStore implements Store {
       aggregate: (into: string, source: string, p: Params) => viewMaintainSql(into, v.def, source, p),
       where: (p: Params) => viewWhereSql(v.def, p),
       build: v.build,
+      ready: v.status === 'ready',
       adopt: async (c, built) => void (await c.run('UPDATE views SET tbl = $1 WHERE tenant = $2 AND name = $3', [built, tenant, name])),
     };
   }
