@@ -31,8 +31,10 @@ export interface BackfillTarget<P, C = unknown> {
    */
   ready?: boolean;
   /**
-   * Inside the swap's transaction: makes `table` (the built one, holding every row) the
-   * target's table. Absent: the swap copies the built rows into the live table instead.
+   * Inside the swap's transaction: puts `table` (the built one, holding every row) in place of
+   * the target's table, under its name, so that a query planned against the target before the
+   * swap and run after it reads the built rows (a table dropped under it would fail the query).
+   * Absent: the swap copies the built rows into the live table instead.
    */
   adopt?(c: C, table: string): Promise<void>;
 }

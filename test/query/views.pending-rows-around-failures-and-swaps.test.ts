@@ -100,4 +100,31 @@ describe('view folds at the edges (DuckDB)', () => {
     expect(v.source).toBe('view:orders');
     expect(v.rows).toEqual(r.rows);
   });
+
+  it('views.a-query-asked-before-a-whole-rebuild-takes-over-the-views-table-and-run-after-answers-raws', async () => {
+    // One reader: a query asked while it is busy waits, planned against the view as it was.
+    const file = path.join(tmpDir(), 'store.duckdb');
+    const store = await open(file, { readers: 1, readersPerTenant: 1 });
+    await store.commit({ records: records('acme', 100, 1, 1), partitions: [{ partition: 1, token: 1, upTo: 100 }] });
+    await store.views.put('acme', parseView('orders', VIEW), 'api');
+    await build(store, 'acme');
+    await store.commit({ records: records('acme', 30, 1, 101), partitions: [{ partition: 1, token: 1, upTo: 130 }] });
+    // A rebuild of the whole history, while the view answers queries.
+    const rebuild = await store.backfills.start({ view: 'orders', tenant: 'acme', from: null, to: null, rate: 0 });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const pool = (store as unknown as { pool: { run(tenant: string, fn: () => Promise<void>): Promise<void> } }).pool;
+    const busy = pool.run('someone-else', () => held);
+    const asked = store.query(spec('acme'), 10);
+    for (let st = rebuild; st.status === 'running'; ) st = await store.backfills.step(rebuild.id, 1000);
+    release();
+    await busy;
+    const v = await asked;
+    expect(v.source).toBe('view:orders');
+    expect(v.rows).toEqual([[130, 130]]);
+    expect(await both(store, 'acme')).toEqual([[[130, 130]], [[130, 130]]]);
+    // And after a restart (the swap replayed from the write-ahead log).
+    await store.close();
+    expect(await both(await open(file), 'acme')).toEqual([[[130, 130]], [[130, 130]]]);
+  });
 });

@@ -235,7 +235,6 @@ export class DuckdbBackfills implements Backfills {
         await this.hooks.swapping(c, s.tenant, s.view, s.id, adopting);
         if (adopting) {
           await v.adopt!(c, shadow(s.id));
-          await c.run(`DROP TABLE ${v.table}`);
         } else {
           const range = [s.tenant, BigInt(s.from), BigInt(s.to)];
           await c.run(`DELETE FROM ${v.table} WHERE tenant = $1 AND ${v.bucketColumn} >= $2 AND ${v.bucketColumn} < $3`, range);

@@ -214,7 +214,11 @@ export class DuckdbStore implements Store {
       where: (p: Params) => viewWhereSql(v.def, p),
       build: v.build,
       ready: v.status === 'ready',
-      adopt: async (c, built) => void (await c.run('UPDATE views SET tbl = $1 WHERE tenant = $2 AND name = $3', [built, tenant, name])),
+      // The built table takes the live one's name: queries planned before the swap read it.
+      adopt: async (c, built) => {
+        await c.run(`DROP TABLE ${v.table}`);
+        await c.run(`ALTER TABLE ${built} RENAME TO ${v.table}`);
+      },
     };
   }
 
