@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DuckdbStore } from '../../src/backends/duckdb/store.js';
 import type { LogRecord } from '../../src/core/types.js';
 import { parseQuery, parseView, type QuerySpec } from '../../src/core/query.js';
+import { typedBackfillName } from '../../src/ports/typed-columns.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 /**
@@ -126,5 +127,42 @@ describe('view folds at the edges (DuckDB)', () => {
     // And after a restart (the swap replayed from the write-ahead log).
     await store.close();
     expect(await both(await open(file), 'acme')).toEqual([[[130, 130]], [[130, 130]]]);
+  });
+
+  it('views.events-withdrawn-while-pending-leave-the-view-once-their-range-is-rebuilt', async () => {
+    const store = await open(path.join(tmpDir(), 'store.duckdb'));
+    await store.views.put('acme', parseView('orders', VIEW), 'api');
+    await build(store, 'acme');
+    const v1 = records('acme', 60, 0, 1).map((r) => ({ ...r, pipelineVersion: 1 }));
+    const v2 = records('acme', 40, 0, 61, (i) => 30 + (i % 20)).map((r) => ({ ...r, pipelineVersion: 2 }));
+    await store.commit({ records: [...v1, ...v2], partitions: [{ partition: 0, token: 1, upTo: 100 }] });
+    // Part folded, part pending, when version 2 is withdrawn and its range rebuilt (a repair).
+    await store.foldViews(0);
+    const produced = await store.producedBy('acme', 2);
+    expect(await store.withdraw('acme', 2, produced)).toBe(40);
+    await build(store, 'acme', T0 + 30 * 60_000, T0 + 50 * 60_000);
+    expect(await both(store, 'acme')).toEqual([[[60, 60]], [[60, 60]]]);
+    await store.foldViews();
+    expect(await both(store, 'acme')).toEqual([[[60, 60]], [[60, 60]]]);
+  });
+
+  it('builds.running-when-events-are-withdrawn-do-not-put-them-back-at-their-swap', async () => {
+    const store = await open(path.join(tmpDir(), 'store.duckdb'));
+    const evs = records('acme', 40, 0, 1, (i) => i % 20).map((r, i) => ({ ...r, pipelineVersion: i < 20 ? 1 : 2 }));
+    await store.commit({ records: evs, partitions: [{ partition: 0, token: 1, upTo: 40 }] });
+    await store.typedColumns.declare('acme', 'checkout', ['region', 'amount']);
+    const counts = await store.backfills.start({ view: 'counts_1m', tenant: 'acme', from: T0, to: T0 + 3_600_000, rate: 0 });
+    const typed = await store.backfills.start({ view: typedBackfillName('checkout'), tenant: 'acme', from: null, to: null, rate: 0 });
+    // A first chunk of each reads a minute's events, then version 2's are withdrawn (a repair).
+    expect((await store.backfills.step(counts.id, 1)).status).toBe('running');
+    expect((await store.backfills.step(typed.id, 1)).status).toBe('running');
+    expect(await store.withdraw('acme', 2, await store.producedBy('acme', 2))).toBe(20);
+    for (const b of [counts, typed]) for (let st = b; st.status === 'running'; ) st = await store.backfills.step(b.id, 1);
+    const q = spec('acme', { measures: ['count', 'sum:properties.amount'] });
+    const fromColumns = await store.query(q, 10);
+    expect(fromColumns.typed).toBe(true);
+    expect(fromColumns.rows).toEqual([[20, 20]]);
+    const counted = await store.counts({ tenant: 'acme', type: null, from: T0, to: T0 + 3_600_000, interval: '1h' });
+    expect(counted.reduce((n, r) => n + r.count, 0)).toBe(20);
   });
 });

@@ -6,7 +6,8 @@ import { versionColumn } from '../version-column.js';
  * A rolled-back pipeline version's raw events, found and taken out (Store.producedBy and
  * Store.withdraw): the positions to delete go into a temporary table, narrowed to the rows the
  * version produced, then one statement takes what they added off `counts_1m`, one deletes
- * their rows from the tenant's typed columns and one deletes them, in the caller's transaction.
+ * their rows from the tenant's typed columns and one deletes them, and the tenant's running
+ * builds start over, in the caller's transaction.
  */
 export async function producedBy(c: DuckDBConnection, tenant: string, version: number, of?: VersionOf): Promise<EventPosition[]> {
   const r = await c.runAndReadAll(`SELECT partition, "offset", epoch_ms(ts) FROM events WHERE tenant = ? AND ${versionColumn(of)} = ? ORDER BY partition, "offset"`, [tenant, version]);
@@ -43,5 +44,22 @@ export async function withdrawEvents(c: DuckDBConnection, tenant: string, versio
     await c.run(`DELETE FROM ${t} WHERE EXISTS (SELECT 1 FROM withdrawn w WHERE w.p = ${t}.partition AND w.o = ${t}."offset")`);
   }
   const r = await c.runAndReadAll(`DELETE FROM events WHERE ${match} RETURNING 1`, [tenant]);
+  if (r.getRows().length > 0) await restartBuilds(c, tenant);
   return r.getRows().length;
+}
+
+/**
+ * The tenant's running builds (backfill.ts) start over from a snapshot taken now, without the
+ * withdrawn events: a build may have read them already, and its swap would put them back (in
+ * counts_1m or typed columns, which a repair does not rebuild after). A chunk running meanwhile
+ * on the build's own connection conflicts with this and is tried again.
+ */
+async function restartBuilds(c: DuckDBConnection, tenant: string): Promise<void> {
+  const ids = (await c.runAndReadAll(`SELECT id FROM backfills WHERE tenant = $1 AND status = 'running'`, [tenant])).getRows().map(([id]) => String(id));
+  for (const id of ids) {
+    await c.run(`DELETE FROM backfill_${id}`);
+    await c.run('DELETE FROM backfill_snapshots WHERE id = $1', [id]);
+    await c.run('INSERT INTO backfill_snapshots SELECT $1, p, o FROM applied', [id]);
+    await c.run('UPDATE backfills SET cursor = range_from, done = 0, updated_at = $2 WHERE id = $1', [id, BigInt(Date.now())]);
+  }
 }
