@@ -165,4 +165,21 @@ describe('view folds at the edges (DuckDB)', () => {
     const counted = await store.counts({ tenant: 'acme', type: null, from: T0, to: T0 + 3_600_000, interval: '1h' });
     expect(counted.reduce((n, r) => n + r.count, 0)).toBe(20);
   });
+
+  it('views.a-query-asked-before-its-view-is-changed-or-removed-and-run-after-answers-raws', async () => {
+    const store = await open(path.join(tmpDir(), 'store.duckdb'), { readers: 1, readersPerTenant: 1 });
+    await store.views.put('acme', parseView('orders', VIEW), 'api');
+    await build(store, 'acme');
+    await store.commit({ records: records('acme', 50, 1, 1), partitions: [{ partition: 1, token: 1, upTo: 50 }] });
+    const pool = (store as unknown as { pool: { run(tenant: string, fn: () => Promise<void>): Promise<void> } }).pool;
+    for (const change of [() => store.views.put('acme', parseView('orders', { ...VIEW, grain: '1h' }), 'api'), () => store.views.remove('acme', 'orders')]) {
+      let release!: () => void;
+      const busy = pool.run('someone-else', () => new Promise<void>((r) => (release = r)));
+      const asked = store.query(spec('acme'), 10);
+      await change();
+      release();
+      await busy;
+      expect((await asked).rows).toEqual([[50, 50]]);
+    }
+  });
 });

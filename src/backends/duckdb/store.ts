@@ -336,6 +336,19 @@ export class DuckdbStore implements Store {
    * reads the JSON always (to compare the two).
    */
   async query(q: QuerySpec, cap: number, signal?: AbortSignal, opts: { typedColumns?: boolean } = {}): Promise<QueryAnswer> {
+    try {
+      return await this.queryOnce(q, cap, signal, opts);
+    } catch (e: unknown) {
+      // A view or typed table the query was planned against was dropped before it ran (the
+      // view changed or was removed, typed columns were rebuilt): planned again once the
+      // writer is past that change, the query reads what replaced it (or raw).
+      if (!/^Catalog Error: Table with name (view_|typed_|backfill_)\w+ does not exist/.test(coerceError(e).message)) throw e;
+      await this.queue;
+      return this.queryOnce(q, cap, signal, opts);
+    }
+  }
+
+  private async queryOnce(q: QuerySpec, cap: number, signal: AbortSignal | undefined, opts: { typedColumns?: boolean }): Promise<QueryAnswer> {
     const view = q.source === 'raw' || q.received ? null : chooseView(this.viewTables.ready(q.tenant), q);
     // A receipt-time range (alert series) reads received_at, which the typed tables do not hold.
     const set = view || q.received || opts.typedColumns === false ? null : this.typedColumns.ready(q.tenant, q.event);
