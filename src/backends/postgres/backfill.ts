@@ -96,12 +96,15 @@ export class PostgresBackfills implements Backfills {
     return t;
   }
 
-  async start(spec: BackfillSpec): Promise<BackfillState> {
+  async start(asked: BackfillSpec): Promise<BackfillState> {
     const id = randomBytes(6).toString('hex');
     const now = Date.now();
     return this.tx(async (sql) => {
       await sql(LOCK_COMMITS);
-      const v = await this.target(sql, spec.tenant, spec.view);
+      const v = await this.target(sql, asked.tenant, asked.view);
+      // A view not built yet is built whole (see BackfillTarget.ready): a rebuild of part of its
+      // range (a pipeline repair's) would make it ready with the rest of its history missing.
+      const spec = v.ready === false ? { ...asked, from: null, to: null } : asked;
       await sql(`INSERT INTO backfill_snapshots (id, p, o) SELECT $1, p, o FROM applied`, [id]);
       const [range] = await sql<{ lo: number | null; hi: number | null }>('SELECT min(ts) AS lo, max(ts) AS hi FROM events WHERE tenant = $1', [spec.tenant]);
       const { from, to } = wholeBuckets(spec, range?.lo ?? null, range?.hi ?? null, now, v.grainMs);

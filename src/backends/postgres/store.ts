@@ -137,6 +137,7 @@ export class PostgresStore implements Store {
         aggregate: (into: string, source: string, p: Params) => viewMaintainSql(POSTGRES, into, v.def, source, p),
         where: (p: Params) => viewWhereSql(POSTGRES, v.def, p),
         build: v.build,
+        ready: v.status === 'ready',
       };
     },
   );
