@@ -217,4 +217,23 @@ describe('view folds at the edges (DuckDB)', () => {
     expect(store.pendingViewRows).toBe(0);
     expect(await both(store, 'acme')).toEqual([[[350, 350]], [[350, 350]]]);
   });
+
+  it('views.a-query-that-waited-for-a-reader-counts-the-events-committed-while-it-waited', async () => {
+    const store = await open(path.join(tmpDir(), 'store.duckdb'), { readers: 1, readersPerTenant: 1 });
+    await store.views.put('acme', parseView('orders', VIEW), 'api');
+    await build(store, 'acme');
+    await store.commit({ records: records('acme', 50, 1, 1), partitions: [{ partition: 1, token: 1, upTo: 50 }] });
+    await store.foldViews();
+    const pool = (store as unknown as { pool: { run(tenant: string, fn: () => Promise<void>): Promise<void> } }).pool;
+    let release!: () => void;
+    const busy = pool.run('someone-else', () => new Promise<void>((r) => (release = r)));
+    const asked = store.query(spec('acme'), 10);
+    const raw = store.query({ ...spec('acme'), source: 'raw' }, 10);
+    // Committed while both wait, and not folded: raw's answer counts them, so must the view's.
+    await store.commit({ records: records('acme', 30, 1, 51), partitions: [{ partition: 1, token: 1, upTo: 80 }] });
+    release();
+    await busy;
+    expect((await raw).rows).toEqual([[80, 80]]);
+    expect((await asked).rows).toEqual([[80, 80]]);
+  });
 });

@@ -301,8 +301,12 @@ export class DuckdbStore implements Store {
          ON CONFLICT (p) DO UPDATE SET o = excluded.o, token = excluded.token`,
         values,
       );
+      // From here until committed() below, a query may see this commit's pending rows before
+      // the folds know of them: it reads the pending rows beside every view meanwhile.
+      this.folds.committing = true;
       await c.run('COMMIT');
     } catch (e: unknown) {
+      this.folds.committing = false;
       await c.run('ROLLBACK').catch(() => undefined);
       const err = classifyCommitError(e);
       if (err instanceof RetryAfterError) this.commitFailure ??= { at: Date.now(), message: err.message };
@@ -314,6 +318,7 @@ export class DuckdbStore implements Store {
     for (const r of fresh) storedByTenant.set(r.tenant, (storedByTenant.get(r.tenant) ?? 0) + 1);
     // With the applied offsets: a query that sees them reads these rows beside the views.
     this.folds.committed(seq, storedByTenant);
+    this.folds.committing = false;
     if (this.options.autoFold !== false) this.folds.schedule();
     return { stored: fresh.length, skipped: batch.records.length - fresh.length, storedByTenant };
   }
@@ -336,29 +341,45 @@ export class DuckdbStore implements Store {
    * reads the JSON always (to compare the two).
    */
   async query(q: QuerySpec, cap: number, signal?: AbortSignal, opts: { typedColumns?: boolean } = {}): Promise<QueryAnswer> {
+    const attempt = { noted: false };
     try {
-      return await this.queryOnce(q, cap, signal, opts);
+      return await this.queryOnce(q, cap, signal, opts, attempt);
     } catch (e: unknown) {
       // A view or typed table the query was planned against was dropped before it ran (the
       // view changed or was removed, typed columns were rebuilt): planned again once the
       // writer is past that change, the query reads what replaced it (or raw).
       if (!/^Catalog Error: Table with name (view_|typed_|backfill_)\w+ does not exist/.test(coerceError(e).message)) throw e;
       await this.queue;
-      return this.queryOnce(q, cap, signal, opts);
+      return this.queryOnce(q, cap, signal, opts, attempt);
     }
   }
 
-  private async queryOnce(q: QuerySpec, cap: number, signal: AbortSignal | undefined, opts: { typedColumns?: boolean }): Promise<QueryAnswer> {
-    const view = q.source === 'raw' || q.received ? null : chooseView(this.viewTables.ready(q.tenant), q);
-    // A receipt-time range (alert series) reads received_at, which the typed tables do not hold.
-    const set = view || q.received || opts.typedColumns === false ? null : this.typedColumns.ready(q.tenant, q.event);
-    const typed = set ? typedQuerySql(q, set, cap) : null;
-    // Raw reads of properties without columns count towards their promotion (ports/typed-columns.ts PROMOTION).
-    if (!view && !q.received && opts.typedColumns !== false) this.typedColumns.noteQuery(q, Date.now());
-    const delta = view && this.folds.unfolded(view) ? this.folds.delta(view) : undefined;
-    const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap, delta) : (typed ?? rawQuerySql(q, cap));
-    const r = await this.withTimeout(q.tenant, (c) => c.runAndReadAll(sql, params), signal);
-    return { rows: r.getRows().map((row) => row.map(plain)), source: view ? `view:${view.name}` : 'raw', ...(typed ? { typed: true } : {}) };
+  private async queryOnce(q: QuerySpec, cap: number, signal: AbortSignal | undefined, opts: { typedColumns?: boolean }, attempt: { noted: boolean }): Promise<QueryAnswer> {
+    let source = 'raw';
+    let typed = false;
+    // Planned when a reader is granted, not when asked: a query that waited for one reads the
+    // pending rows committed meanwhile beside the view, as its snapshot holds them in raw.
+    const r = await this.withTimeout(
+      q.tenant,
+      (c) => {
+        const view = q.source === 'raw' || q.received ? null : chooseView(this.viewTables.ready(q.tenant), q);
+        // A receipt-time range (alert series) reads received_at, which the typed tables do not hold.
+        const set = view || q.received || opts.typedColumns === false ? null : this.typedColumns.ready(q.tenant, q.event);
+        const typedSql = set ? typedQuerySql(q, set, cap) : null;
+        // Raw reads of properties without columns count towards their promotion (ports/typed-columns.ts PROMOTION), once per query.
+        if (!view && !q.received && opts.typedColumns !== false && !attempt.noted) {
+          attempt.noted = true;
+          this.typedColumns.noteQuery(q, Date.now());
+        }
+        const delta = view && this.folds.unfolded(view) ? this.folds.delta(view) : undefined;
+        const { sql, params } = view ? viewQuerySql(q, view.table, view.def, residualFilters(view.def, q), cap, delta) : (typedSql ?? rawQuerySql(q, cap));
+        source = view ? `view:${view.name}` : 'raw';
+        typed = typedSql !== null;
+        return c.runAndReadAll(sql, params);
+      },
+      signal,
+    );
+    return { rows: r.getRows().map((row) => row.map(plain)), source, ...(typed ? { typed: true } : {}) };
   }
 
   /** See Store.seriesScan: one scan of the tenant's raw events (series-scan-sql.ts). */

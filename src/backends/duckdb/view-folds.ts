@@ -49,6 +49,8 @@ export class ViewFolds {
 
   private scheduled = false;
   private stopped = false;
+  /** A commit is being made (its COMMIT sent, `committed` not yet called): its rows may be pending unseen. */
+  committing = false;
 
   constructor(
     private readonly views: DuckdbViews,
@@ -167,6 +169,7 @@ export class ViewFolds {
 
   /** Whether `view` has rows not folded into its table (queries then read `deltaSource` beside it). */
   unfolded(view: LiveView): boolean {
+    if (this.committing) return true;
     const list = this.pending.get(view.tenant);
     return list !== undefined && list[list.length - 1]![0] > view.folded;
   }
