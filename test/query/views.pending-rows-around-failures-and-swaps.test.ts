@@ -5,6 +5,7 @@ import { DuckdbStore } from '../../src/backends/duckdb/store.js';
 import type { LogRecord } from '../../src/core/types.js';
 import { parseQuery, parseView, type QuerySpec } from '../../src/core/query.js';
 import { typedBackfillName } from '../../src/ports/typed-columns.js';
+import { until } from '../helpers/pipeline.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 /**
@@ -235,5 +236,17 @@ describe('view folds at the edges (DuckDB)', () => {
     await busy;
     expect((await raw).rows).toEqual([[80, 80]]);
     expect((await asked).rows).toEqual([[80, 80]]);
+  });
+
+  it('views.rows-pending-at-a-stop-are-folded-after-the-restart-without-waiting-for-a-commit', async () => {
+    const file = path.join(tmpDir(), 'store.duckdb');
+    const first = await open(file);
+    await first.views.put('acme', parseView('orders', VIEW), 'api');
+    await build(first, 'acme');
+    await first.commit({ records: records('acme', 50, 1, 1), partitions: [{ partition: 1, token: 1, upTo: 50 }] });
+    await first.close();
+    const store = await open(file, { autoFold: true });
+    await until(() => store.pendingViewRows === 0, 10_000);
+    expect(await both(store, 'acme')).toEqual([[[50, 50]], [[50, 50]]]);
   });
 });

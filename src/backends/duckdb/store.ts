@@ -195,6 +195,8 @@ export class DuckdbStore implements Store {
     this.pool = new ReadPool(this.poolConns, { perTenant: this.options.readersPerTenant ?? 2, maxWaitMs: this.queryTimeoutMs });
     const rows = (await this.writer.runAndReadAll('SELECT p, o, token FROM applied')).getRows();
     for (const [p, o, token] of rows) this.applied.set(Number(p), { offset: Number(o), token: Number(token) });
+    // Rows left pending at the last stop are folded now, not only once a commit comes.
+    if (this.options.autoFold !== false) this.folds.schedule();
   }
 
   private backfillTarget(tenant: string, name: string): BackfillTarget | null {
