@@ -249,4 +249,39 @@ describe('view folds at the edges (DuckDB)', () => {
     await until(() => store.pendingViewRows === 0, 10_000);
     expect(await both(store, 'acme')).toEqual([[[50, 50]], [[50, 50]]]);
   });
+
+  it('views.a-whole-build-running-when-events-are-withdrawn-keeps-the-events-committed-since-it-began', async () => {
+    const store = await open(path.join(tmpDir(), 'store.duckdb'));
+    const old = records('acme', 40, 0, 1, (i) => i % 20).map((r, i) => ({ ...r, pipelineVersion: i < 20 ? 1 : 2 }));
+    await store.commit({ records: old, partitions: [{ partition: 0, token: 1, upTo: 40 }] });
+    await store.views.put('acme', parseView('orders', VIEW), 'api');
+    const b = await store.backfills.start({ view: 'orders', tenant: 'acme', from: null, to: null, rate: 0 });
+    // Live events past the build's range, then version 2's events are withdrawn mid-build.
+    await store.commit({ records: records('acme', 10, 0, 41, () => 100), partitions: [{ partition: 0, token: 1, upTo: 50 }] });
+    expect((await store.backfills.step(b.id, 1)).status).toBe('running');
+    expect(await store.withdraw('acme', 2, await store.producedBy('acme', 2))).toBe(20);
+    for (let st = b; st.status === 'running'; ) st = await store.backfills.step(b.id, 1000);
+    await store.foldViews();
+    const [view, raw] = await both(store, 'acme');
+    // The build started over without the withdrawn events, and lost none of the live ones.
+    expect(raw).toEqual([[30, 30]]);
+    expect(view).toEqual(raw);
+  });
+
+  it('builds.a-withdraw-made-while-a-chunk-of-a-build-runs-loses-nothing-and-counts-nothing-twice', async () => {
+    const store = await open(path.join(tmpDir(), 'store.duckdb'));
+    // Version 2's events in every minute: any chunk reads some of them.
+    const n = 60_000;
+    const evs = records('acme', n, 0, 1, (i) => i % 60).map((r, i) => ({ ...r, pipelineVersion: i % 4 === 0 ? 2 : 1 }));
+    await store.commit({ records: evs, partitions: [{ partition: 0, token: 1, upTo: n }] });
+    const b = await store.backfills.start({ view: 'counts_1m', tenant: 'acme', from: T0, to: T0 + 3_600_000, rate: 0 });
+    const produced = await store.producedBy('acme', 2);
+    expect((await store.backfills.step(b.id, 1_000)).status).toBe('running');
+    // A long chunk and the withdraw at once: the chunk runs on the build's own connection.
+    const [, withdrawn] = await Promise.all([store.backfills.step(b.id, n / 2), store.withdraw('acme', 2, produced.slice(0, 10))]);
+    expect(withdrawn).toBe(10);
+    for (let st = (await store.backfills.list('acme'))[0]!; st.status === 'running'; ) st = await store.backfills.step(b.id, n);
+    const counted = await store.counts({ tenant: 'acme', type: null, from: T0, to: T0 + 3_600_000, interval: '1h' });
+    expect(counted.reduce((k, r) => k + r.count, 0)).toBe(n - 10);
+  });
 });

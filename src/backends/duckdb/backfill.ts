@@ -134,7 +134,24 @@ export class DuckdbBackfills implements Backfills {
     return rows[0] ? toState(rows[0]) : null;
   }
 
-  async step(id: string, events: number): Promise<BackfillState> {
+  /**
+   * Runs `fn` while no step of a build runs, and holds the next back until it is done: a chunk
+   * runs on a connection of its own, in a transaction that would not see what `fn` changes in
+   * the build (a withdraw restarts it, withdraw.ts) and would write its cursor over it.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.gate.then(fn);
+    this.gate = run.catch(() => undefined);
+    return run;
+  }
+
+  private gate: Promise<unknown> = Promise.resolve();
+
+  step(id: string, events: number): Promise<BackfillState> {
+    return this.exclusive(() => this.stepNow(id, events));
+  }
+
+  private async stepNow(id: string, events: number): Promise<BackfillState> {
     const c = await this.side();
     const s = await this.get(c, id);
     if (!s) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no backfill ${id}`, { field: 'id' });

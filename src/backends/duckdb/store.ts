@@ -234,7 +234,8 @@ export class DuckdbStore implements Store {
   }
 
   withdraw(tenant: string, version: number, positions: readonly EventPosition[], of?: VersionOf): Promise<number> {
-    return this.serialized(async () => {
+    // With no build's chunk running: the tenant's builds start over without the withdrawn events.
+    return this.backfills.exclusive(() => this.serialized(async () => {
       const c = this.conn();
       await c.run('BEGIN TRANSACTION');
       try {
@@ -245,7 +246,7 @@ export class DuckdbStore implements Store {
         await c.run('ROLLBACK').catch(() => undefined);
         throw classifyCommitError(e);
       }
-    });
+    }));
   }
 
   commit(batch: CommitBatch): Promise<CommitResult> {

@@ -49,17 +49,24 @@ export async function withdrawEvents(c: DuckDBConnection, tenant: string, versio
 }
 
 /**
- * The tenant's running builds (backfill.ts) start over from a snapshot taken now, without the
- * withdrawn events: a build may have read them already, and its swap would put them back (in
- * counts_1m or typed columns, which a repair does not rebuild after). A chunk running meanwhile
- * on the build's own connection conflicts with this and is tried again.
+ * The tenant's running builds (backfill.ts) start over, from their range's start and the same
+ * snapshot, which no longer holds the withdrawn events: a build may have read them already, and
+ * its swap would put them back (in counts_1m or typed columns, which a repair does not rebuild
+ * after). A chunk running meanwhile on the build's own connection conflicts with this and is
+ * tried again. Left as it is: a view's whole-history build past its range, whose catch-up has
+ * read events beyond the range that a start over would miss; the repair's rebuild of every view
+ * over the withdrawn events' range supersedes it.
  */
 async function restartBuilds(c: DuckDBConnection, tenant: string): Promise<void> {
-  const ids = (await c.runAndReadAll(`SELECT id FROM backfills WHERE tenant = $1 AND status = 'running'`, [tenant])).getRows().map(([id]) => String(id));
+  const ids = (
+    await c.runAndReadAll(
+      `SELECT id FROM backfills b WHERE tenant = $1 AND status = 'running'
+       AND NOT (cursor >= range_to AND whole AND EXISTS (SELECT 1 FROM views v WHERE v.build = b.id))`,
+      [tenant],
+    )
+  ).getRows().map(([id]) => String(id));
   for (const id of ids) {
     await c.run(`DELETE FROM backfill_${id}`);
-    await c.run('DELETE FROM backfill_snapshots WHERE id = $1', [id]);
-    await c.run('INSERT INTO backfill_snapshots SELECT $1, p, o FROM applied', [id]);
     await c.run('UPDATE backfills SET cursor = range_from, done = 0, updated_at = $2 WHERE id = $1', [id, BigInt(Date.now())]);
   }
 }
