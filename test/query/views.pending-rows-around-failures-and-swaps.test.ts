@@ -284,4 +284,29 @@ describe('view folds at the edges (DuckDB)', () => {
     const counted = await store.counts({ tenant: 'acme', type: null, from: T0, to: T0 + 3_600_000, interval: '1h' });
     expect(counted.reduce((k, r) => k + r.count, 0)).toBe(n - 10);
   });
+
+  it('views.and-typed-columns-of-one-tenant-filled-by-the-same-commits-answer-raws', async () => {
+    const store = await open(path.join(tmpDir(), 'store.duckdb'));
+    await store.typedColumns.declare('acme', 'checkout', ['region', 'amount']);
+    const typed = await store.backfills.start({ view: typedBackfillName('checkout'), tenant: 'acme', from: null, to: null, rate: 0 });
+    for (let st = typed; st.status === 'running'; ) st = await store.backfills.step(typed.id, 1000);
+    await store.views.put('acme', parseView('orders', VIEW), 'api');
+    await build(store, 'acme');
+    let offset = 1;
+    for (let k = 0; k < 4; k++) {
+      await store.commit({ records: [...records('acme', 25, 0, offset), ...records('other', 5, 0, offset + 25)], partitions: [{ partition: 0, token: 1, upTo: offset + 29 }] });
+      offset += 30;
+      await store.foldViews(1);
+    }
+    const q = spec('acme', { group_by: ['properties.region'], measures: ['count', 'sum:properties.amount'] });
+    const view = await store.query(q, 10);
+    const columns = await store.query({ ...q, source: 'raw' }, 10);
+    const json = await store.query({ ...q, source: 'raw' }, 10, undefined, { typedColumns: false });
+    expect(view.source).toBe('view:orders');
+    expect(columns.typed).toBe(true);
+    const sorted = (rows: unknown[][]) => rows.map((r) => JSON.stringify(r)).sort();
+    expect(json.rows.reduce((n, r) => n + Number(r[1]), 0)).toBe(100);
+    expect(sorted(view.rows)).toEqual(sorted(json.rows));
+    expect(sorted(columns.rows)).toEqual(sorted(json.rows));
+  });
 });
