@@ -151,7 +151,8 @@ export class PostgresBackfills implements Backfills {
     return this.tx(async (sql) => {
       await sql(LOCK_COMMITS);
       const s = (await this.get(sql, id, true))!;
-      if (s.status !== 'running') return s;
+      // A withdraw between the last chunk and here rewound the build (see rewind): it goes on.
+      if (s.status !== 'running' || s.cursor < s.to) return s;
       const v = await this.target(sql, s.tenant, s.view, s.id);
       const p = new Params();
       const source = `(SELECT e.* FROM events e LEFT JOIN backfill_snapshots s ON s.id = ${p.add(s.id)} AND e.partition = s.p
@@ -166,6 +167,36 @@ export class PostgresBackfills implements Backfills {
       await sql(`DELETE FROM backfill_snapshots WHERE id = $1`, [s.id]);
       return (await this.get(sql, s.id))!;
     });
+  }
+
+  /**
+   * Locks the tenant's running builds for the caller's transaction (a withdraw's), before it
+   * takes anything else: a step or a swap running now ends first, the next waits for the
+   * transaction to end and reads the events without what it deleted. Answers them for rewind.
+   */
+  async hold(sql: Sql, tenant: string): Promise<Array<{ id: string; view: string; from: number; cursor: number }>> {
+    const rows = await sql<Row>(`SELECT * FROM backfills WHERE tenant = $1 AND status = 'running' ORDER BY id FOR UPDATE`, [tenant]);
+    return rows.map((r) => ({ id: r.id, view: r.view, from: Number(r.range_from), cursor: Number(r.cursor) }));
+  }
+
+  /**
+   * Takes back what the held builds read of events the caller's transaction deleted (times
+   * `ts`): each goes back to the bucket of the earliest of them it had read, dropping its built
+   * rows from there on, and reads on from its snapshot, which no longer holds them. Its swap would
+   * otherwise put them back into the table (counts_1m is not rebuilt after a withdraw).
+   */
+  async rewind(sql: Sql, tenant: string, held: ReadonlyArray<{ id: string; view: string; from: number; cursor: number }>, ts: readonly number[]): Promise<void> {
+    for (const b of held) {
+      let first = Infinity;
+      for (const t of ts) if (t >= b.from && t < b.cursor && t < first) first = t;
+      if (first === Infinity) continue;
+      // A view removed since is left to its step, which fails the build.
+      const v = await this.resolve(sql, tenant, b.view);
+      if (!v) continue;
+      const back = Math.max(b.from, Math.floor(first / v.grainMs) * v.grainMs);
+      await sql(`DELETE FROM ${shadow(b.id)} WHERE ${v.bucketColumn} >= $1`, [back]);
+      await sql(`UPDATE backfills SET cursor = $1, done = (SELECT coalesce(${v.events}, 0) FROM ${shadow(b.id)}), updated_at = $2 WHERE id = $3`, [back, Date.now(), b.id]);
+    }
   }
 
   async list(tenant?: string): Promise<BackfillState[]> {

@@ -178,7 +178,14 @@ export class PostgresStore implements Store {
 
   withdraw(tenant: string, version: number, positions: readonly EventPosition[], of?: VersionOf): Promise<number> {
     if (positions.length === 0) return Promise.resolve(0);
-    return this.executor().transaction((sql) => withdrawEvents(sql, tenant, version, positions, of));
+    return this.executor().transaction(async (sql) => {
+      // The tenant's running builds first (a build's swap locks its row before counts_1m): one
+      // that has read the events goes back to before them (backfill.ts).
+      const held = await this.backfills.hold(sql, tenant);
+      const gone = await withdrawEvents(sql, tenant, version, positions, of);
+      await this.backfills.rewind(sql, tenant, held, gone);
+      return gone.length;
+    });
   }
 
   async commit(batch: CommitBatch): Promise<CommitResult> {

@@ -15,15 +15,15 @@ export async function producedBy(sql: Sql, tenant: string, version: number, of?:
   return rows.map((r) => ({ partition: Number(r.partition), offset: Number(r.offset), ts: Number(r.ts) }));
 }
 
-/** Deletes the events, their ledger keys and their counts, inside the caller's transaction. Answers how many were deleted. */
-export async function withdrawEvents(sql: Sql, tenant: string, version: number, positions: readonly EventPosition[], of?: VersionOf): Promise<number> {
+/** Deletes the events, their ledger keys and their counts, inside the caller's transaction. Answers the times of the events deleted. */
+export async function withdrawEvents(sql: Sql, tenant: string, version: number, positions: readonly EventPosition[], of?: VersionOf): Promise<number[]> {
   const gone = await sql<{ type: string; ts: string; idempotency_key: string }>(
     `DELETE FROM events e USING unnest($3::int[], $4::bigint[]) AS w(p, o)
      WHERE e.tenant = $1 AND e.${versionColumn(of)} = $2 AND e.partition = w.p AND e."offset" = w.o
      RETURNING e.type, e.ts, e.idempotency_key`,
     [tenant, version, positions.map((x) => x.partition), positions.map((x) => x.offset)],
   );
-  if (gone.length === 0) return 0;
+  if (gone.length === 0) return [];
   await sql('DELETE FROM event_keys WHERE tenant = $1 AND idempotency_key = ANY($2::text[])', [tenant, gone.map((g) => g.idempotency_key)]);
   const counts = new Map<string, { type: string; minute: number; n: number }>();
   for (const g of gone) {
@@ -39,5 +39,5 @@ export async function withdrawEvents(sql: Sql, tenant: string, version: number, 
      WHERE counts_1m.tenant = $1 AND counts_1m.type = d.type AND counts_1m.minute = d.minute`,
     [tenant, cs.map((c) => c.type), cs.map((c) => c.minute), cs.map((c) => c.n)],
   );
-  return gone.length;
+  return gone.map((g) => Number(g.ts));
 }
