@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import readline from 'node:readline';
 import { SluiceError } from '../core/errors.js';
-import { postJson } from './http-client.js';
+import { HttpError, postJson } from './http-client.js';
 import { Progress } from './progress.js';
 
 export interface SendOptions {
@@ -63,6 +63,15 @@ export async function send(opts: SendOptions): Promise<SendSummary> {
         progress.update(bytesAcked, summary.sent);
       },
       (e: Error) => {
+        // A batch over the server's body limit (large events): sent again as two halves, with
+        // the same idempotency keys, down to single events.
+        if (e instanceof HttpError && e.status === 413 && batch.length > 1) {
+          const half = Math.ceil(batch.length / 2);
+          progress.note(`the batch of lines ${lines[0]}-${lines.at(-1)} is over the server's body limit; sending it in two halves (a smaller --batch avoids this)`);
+          flush(batch.slice(0, half), lines.slice(0, half), 0);
+          flush(batch.slice(half), lines.slice(half), bytes);
+          return;
+        }
         failure ??= e;
       },
     );
@@ -101,7 +110,8 @@ export async function send(opts: SendOptions): Promise<SendSummary> {
     }
   }
   if (batch.length > 0 && !failure) flush(batch, lines, bytes);
-  await Promise.all(inFlight);
+  // A batch split in halves adds its halves while it settles: wait until none is left.
+  while (inFlight.size > 0) await Promise.all(inFlight);
   if (failure) throw failure;
   progress.done(summary.sent);
   return summary;

@@ -122,7 +122,7 @@ export function parseField(v: unknown, where: string): FieldRef {
   if (typeof v !== 'string' || !FIELD.test(v)) {
     throw bad(
       where,
-      `${JSON.stringify(v)} is not a field: use "type", "key", "pipeline_version", "properties.<name>" or "context.<name>" (names of letters, digits, "_" and "-", dotted for nesting; any other name quoted, as in properties["price.eur"])`,
+      `${JSON.stringify(v)} is not a field: use "type", "key", "pipeline_version", "properties.<name>" or "context.<name>" (names of letters, digits, "_" and "-", dotted for nesting; any other name quoted, as in properties["price.eur"]; a quoted name is 1 to 200 characters)`,
     );
   }
   const column = v.startsWith('properties') ? 'properties' : v.startsWith('context') ? 'context' : v;
@@ -130,6 +130,13 @@ export function parseField(v: unknown, where: string): FieldRef {
   SEGMENT.lastIndex = column.length;
   for (let m = SEGMENT.exec(v); m; m = SEGMENT.exec(v)) names.push(m[1] ?? (JSON.parse(m[2]!) as string));
   if (names.some((p) => RESERVED.has(p))) throw bad(where, `${JSON.stringify(v)} names __proto__, which sluice never stores`);
+  // A member named "*" is a wildcard to DuckDB's JSON paths (every member, and a store error in
+  // a list of paths), and DuckDB reads escapes other than \" and \\ in a member name literally:
+  // such a name would read other values, so it is refused rather than answered wrong.
+  const unreadable = names.find((p) => p === '*' || /[\u0000-\u001f]/.test(p));
+  if (unreadable !== undefined) {
+    throw bad(where, `${JSON.stringify(v)}: a property named "*" or holding a control character (${JSON.stringify(unreadable)}) cannot be queried; rename it with a transform pipeline step ({"rename": {...}}, PUT /v1/pipeline)`);
+  }
   // JSONPath member names in double quotes, with JSON's escapes (DuckDB and the SQL standard's syntax).
   const name = column + names.map(fieldSegment).join('');
   return { name, column: column as Column, path: names.length === 0 ? null : '$' + names.map((p) => `.${JSON.stringify(p)}`).join(''), names };

@@ -173,6 +173,20 @@ describe('against a running server', () => {
     expect(r.stderr).toMatch(/100%\s+4 events/);
   });
 
+  it('send.a-batch-over-the-servers-body-limit-is-sent-in-halves-with-the-same-keys', () => {
+    // 40 events of about 30 KB: a batch of 500 is over the 1 MiB body limit (413).
+    const file = path.join(tmpDir(), 'large.ndjson');
+    const pad = 'x'.repeat(30_000);
+    fs.writeFileSync(file, Array.from({ length: 40 }, (_, i) => JSON.stringify({ type: 'large', key: `u${i}`, idempotency_key: `large-${i}`, properties: { pad } })).join('\n') + '\n');
+    const r = sluice(['send', '--key', keys.write, file], { SLUICE_URL: server.url });
+    expect(r.stdout).toBe('sent 40, accepted 40, duplicates 0, rejected 0\n');
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("is over the server's body limit; sending it in two halves (a smaller --batch avoids this)");
+    // Sent again: every key was kept, so nothing is counted twice.
+    const again = sluice(['send', '--key', keys.write, file], { SLUICE_URL: server.url });
+    expect(again.stdout).toBe('sent 40, accepted 0, duplicates 40, rejected 0\n');
+  });
+
   it('query.bare-property-names-in-filter-and-group-by-and-warnings-printed', async () => {
     const ts = new Date().toISOString();
     const events = [1, 2, 3].map((i) => ({ type: 'checkout', key: `u${i}`, ts, idempotency_key: `bare-${i}`, properties: { region: i === 1 ? 'eu' : 'us', amount: i * 10 } }));

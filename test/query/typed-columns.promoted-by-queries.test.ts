@@ -106,3 +106,27 @@ it('typed-columns.a-type-without-a-schema-is-promoted-and-queries-from-views-or-
   expect(after.typed).toBe(true);
   expect(sorted(after.rows)).toEqual(sorted(before.rows));
 });
+
+it('typed-columns.a-property-named-star-is-never-typed-and-cannot-be-queried-and-commits-go-on', async () => {
+  // "*" is every member to DuckDB's JSON paths: as a typed column it failed every commit of
+  // every tenant (a list of paths may not hold a wildcard); as a field it answered other values.
+  const schema = { type: 'object', properties: { '*': { type: 'string' }, n: { type: 'number' } } };
+  const put = await p.app.inject({ method: 'PUT', url: '/v1/schemas/star', headers: { authorization: `Bearer ${p.tenant.adminKey}` }, payload: { schema, owner: 'edge-team' } });
+  expect(put.statusCode, put.body).toBeLessThan(300);
+  const send = async (prefix: string) => {
+    const events = Array.from({ length: 50 }, (_, i) => ({ type: 'star', idempotency_key: `${prefix}-${i}`, properties: { '*': `s${i % 3}`, n: i } }));
+    expect((await p.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p.tenant.writeKey}` }, payload: events })).statusCode).toBe(202);
+  };
+  await send('before');
+  await until(async () => (await store.rawStats('acme')).events === 650);
+  await builds.sync(p.catalog);
+  await runner.idle();
+  expect(await sets('star')).toEqual([['ready', 'n']]);
+  await send('after');
+  await until(async () => (await store.rawStats('acme')).events === 700);
+  const q = await p.app.inject({ method: 'POST', url: '/v1/query', headers: { authorization: `Bearer ${p.tenant.readKey}` }, payload: { event: 'star', from: '-1h', to: 'now', interval: null, group_by: ['properties["*"]'], measures: ['count'] } });
+  expect([q.statusCode, q.json().field, q.json().message]).toEqual([400, 'group_by[0]', expect.stringContaining('a property named "*"')]);
+  // The answer says when typed columns answered it.
+  const typed = await p.app.inject({ method: 'POST', url: '/v1/query', headers: { authorization: `Bearer ${p.tenant.readKey}` }, payload: { event: 'star', from: '-1h', to: 'now', interval: null, measures: ['count', 'sum:n'] } });
+  expect(typed.json()).toMatchObject({ source: 'raw', typed_columns: true, rows: [[100, 2450]] });
+});

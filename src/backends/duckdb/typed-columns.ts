@@ -127,14 +127,15 @@ export class DuckdbTypedColumns implements TypedColumns {
     if (q.event === null) return;
     const sets = this.sets(q.tenant, q.event);
     const newest = sets.find((s) => s.status === 'building') ?? sets.find((s) => s.status === 'ready');
-    for (const f of fieldsOf(q)) {
-      if (f.column !== 'properties' || f.names.length !== 1) continue;
-      const k = usageKey(q.tenant, q.event, f.names[0]!);
+    // Each property once per query, however many of its measures and filters read it.
+    const read = new Set(fieldsOf(q).flatMap((f) => (f.column === 'properties' && f.names.length === 1 ? [f.names[0]!] : [])));
+    for (const name of read) {
+      const k = usageKey(q.tenant, q.event, name);
       if (this.promotions.has(k) || this.unsaved.has(k)) {
         this.unsaved.set(k, now);
         continue;
       }
-      if (newest?.properties.includes(f.names[0]!)) continue;
+      if (newest?.properties.includes(name)) continue;
       const earlier = this.reads.get(k);
       if (!earlier && this.reads.size >= MAX_TRACKED) {
         this.forgetOld(now);

@@ -71,6 +71,7 @@ export function queryRoutes(app: FastifyInstance, opts: QueryRouteOptions): void
     const columns = columnsOf(q);
     let rows: Cell[][];
     let source: string;
+    let typed = false;
     let applied: Map<number, number>;
     if (isPlainCount(q)) {
       const r = await opts.reader.counts({ tenant: q.tenant, type: q.event, from: q.from, to: q.to, interval: q.interval! });
@@ -86,6 +87,7 @@ export function queryRoutes(app: FastifyInstance, opts: QueryRouteOptions): void
       }
       rows = r.rows;
       source = r.source;
+      typed = r.typed === true;
       applied = new Map(r.applied);
     }
     const warnings = await silentZeroWarnings(q, columns, rows, { query: async (w) => (await opts.reader.query(w, 10_000)).rows, recent: (t, type, n) => opts.reader.recent(t, type, n) }, Date.now());
@@ -98,9 +100,11 @@ export function queryRoutes(app: FastifyInstance, opts: QueryRouteOptions): void
     const watermark = iso(oldest === null ? now : Math.min(oldest, now));
     const elapsed = Math.round((performance.now() - started) * 100) / 100;
     if (wantsCsv(request)) {
-      return reply.type('text/csv; charset=utf-8').header('x-sluice-watermark', watermark).header('x-sluice-source', source).send(toCsv(columns, rows));
+      const csv = reply.type('text/csv; charset=utf-8').header('x-sluice-watermark', watermark).header('x-sluice-source', source);
+      return (typed ? csv.header('x-sluice-typed-columns', 'true') : csv).send(toCsv(columns, rows));
     }
-    return reply.send({ columns, rows, watermark, source, elapsed_ms: elapsed, warnings });
+    // `typed_columns`: raw events read from typed columns, not their JSON (same answer; README, "Typed columns").
+    return reply.send({ columns, rows, watermark, source, ...(typed ? { typed_columns: true } : {}), elapsed_ms: elapsed, warnings });
   });
 
   const viewName = (request: FastifyRequest) => (request.params as { name: string }).name;
