@@ -130,16 +130,22 @@ export function parseField(v: unknown, where: string): FieldRef {
   SEGMENT.lastIndex = column.length;
   for (let m = SEGMENT.exec(v); m; m = SEGMENT.exec(v)) names.push(m[1] ?? (JSON.parse(m[2]!) as string));
   if (names.some((p) => RESERVED.has(p))) throw bad(where, `${JSON.stringify(v)} names __proto__, which sluice never stores`);
-  // A member named "*" is a wildcard to DuckDB's JSON paths (every member, and a store error in
-  // a list of paths), and DuckDB reads escapes other than \" and \\ in a member name literally:
-  // such a name would read other values, so it is refused rather than answered wrong.
-  const unreadable = names.find((p) => p === '*' || /[\u0000-\u001f]/.test(p));
-  if (unreadable !== undefined) {
-    throw bad(where, `${JSON.stringify(v)}: a property named "*" or holding a control character (${JSON.stringify(unreadable)}) cannot be queried; rename it with a transform pipeline step ({"rename": {...}}, PUT /v1/pipeline)`);
-  }
-  // JSONPath member names in double quotes, with JSON's escapes (DuckDB and the SQL standard's syntax).
   const name = column + names.map(fieldSegment).join('');
-  return { name, column: column as Column, path: names.length === 0 ? null : '$' + names.map((p) => `.${JSON.stringify(p)}`).join(''), names };
+  return { name, column: column as Column, path: names.length === 0 ? null : jsonPath(names), names };
+}
+
+/**
+ * The path of `names` for DuckDB's JSON functions: JSONPath member names in double quotes, with
+ * JSON's escapes (DuckDB and the SQL standard's syntax), except for a name JSONPath cannot
+ * address there: `"*"` (every member to DuckDB, and an error in a list of paths) and a name
+ * holding a control character (DuckDB does not unescape `\n` in a member name). Those paths are
+ * JSON Pointers (RFC 6901: `~` as `~0`, `/` as `~1`), which DuckDB also reads, as one of a list
+ * too. Pointers are not used for every name because a numeric segment of a pointer indexes an
+ * array, where a quoted JSONPath member does not (and the query language reads no array element).
+ */
+function jsonPath(names: readonly string[]): string {
+  if (names.some((p) => p === '*' || /[\u0000-\u001f]/.test(p))) return names.map((p) => '/' + p.replaceAll('~', '~0').replaceAll('/', '~1')).join('');
+  return '$' + names.map((p) => `.${JSON.stringify(p)}`).join('');
 }
 
 function isScalar(v: unknown): v is Scalar {
