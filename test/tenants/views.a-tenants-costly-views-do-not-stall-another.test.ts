@@ -13,11 +13,12 @@ import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
  * not while every commit maintained each of alpha's views in its transaction: 1.1-1.5 s against
  * 30-70 ms without them on an idle machine, 12.5 s with other tests beside it. The embedded
  * store now folds views between commits, one step of about 50 ms at a time
- * (src/backends/duckdb/view-folds.ts), and a build's swap adopts the built table: 80-340 ms
- * alone, 170-850 ms beside another heavy test file. What is left is DuckDB's checkpoint: when
- * the write-ahead log passes store.checkpointMb, the commit that crosses it (a fold's or a
- * neighbour's) writes every table changed since, alpha's twenty views among them (170-520 ms
- * each, measured on the fold steps' COMMIT).
+ * (src/backends/duckdb/view-folds.ts), and a build's swap takes in the built table: 80-340 ms
+ * alone, 170-850 ms beside another heavy test file; 130-310 ms against 36-54 ms quiet (2.8-8.1x)
+ * in four runs on an idle machine. Not DuckDB's checkpoints: with them held off for the whole
+ * run (a 4 GiB threshold) it was 130-270 ms (3.7-6.9x). What remains is the builds that start
+ * while beta sends: their chunks' CPU on the same two cores, and each build's start and swap
+ * under the commit lock.
  */
 const VIEWS = 20;
 let p: Pipeline;
