@@ -172,9 +172,12 @@ if (await postgresAvailable()) {
     await store.close();
   });
 
-  // The same with the withdraw made while a long chunk of the build runs, from another process:
-  // whichever goes first, nothing is lost and nothing counted twice.
-  it('builds.a-withdraw-made-while-a-chunk-of-a-build-runs-loses-nothing-and-counts-nothing-twice', async () => {
+  /**
+   * Two stores on one schema (a builder and a repairer, as two processes), 40,000 events of
+   * which every fourth is version 2's, in every minute of an hour, and a counts_1m build of
+   * that hour one chunk in.
+   */
+  async function buildOverWithdrawable() {
     const schema = uniqueName('sluice_test');
     schemas.push(schema);
     const url = `${POSTGRES_URL}?schema=${schema}`;
@@ -196,6 +199,13 @@ if (await postgresAvailable()) {
     const b = await builder.backfills.start({ view: 'counts_1m', tenant: 'acme', from: T, to: T + 3_600_000, rate: 0 });
     const produced = await repairer.producedBy('acme', 2);
     expect((await builder.backfills.step(b.id, 1_000)).status).toBe('running');
+    return { builder, repairer, T, n, b, produced };
+  }
+
+  // The same with the withdraw made while a long chunk of the build runs, from another process:
+  // whichever goes first, nothing is lost and nothing counted twice.
+  it('builds.a-withdraw-made-while-a-chunk-of-a-build-runs-loses-nothing-and-counts-nothing-twice', async () => {
+    const { builder, repairer, T, n, b, produced } = await buildOverWithdrawable();
     const [, withdrawn] = await Promise.all([builder.backfills.step(b.id, n / 2), repairer.withdraw('acme', 2, produced.slice(0, 10))]);
     expect(withdrawn).toBe(10);
     for (let st = (await builder.backfills.list('acme'))[0]!; st.status === 'running'; ) st = await builder.backfills.step(b.id, n);
@@ -205,27 +215,7 @@ if (await postgresAvailable()) {
   });
 
   it('builds.a-withdraw-made-while-the-last-chunk-of-a-build-runs-does-not-let-its-swap-drop-what-it-took-back', async () => {
-    const schema = uniqueName('sluice_test');
-    schemas.push(schema);
-    const url = `${POSTGRES_URL}?schema=${schema}`;
-    const [builder, repairer] = [new PostgresStore({ url }), new PostgresStore({ url })];
-    for (const s of [builder, repairer]) await s.connect();
-    const T = Date.UTC(2026, 10, 24, 10, 0);
-    // Version 2's events in every minute: any chunk reads some of them.
-    const n = 40_000;
-    const evs = Array.from({ length: n }, (_, i) => ({
-      ...entry('acme', i + 1, 1),
-      partition: 0,
-      offset: i + 1,
-      attempt: 1,
-      idempotencyKey: `k-${i + 1}`,
-      ts: T + (i % 60) * 60_000,
-      pipelineVersion: i % 4 === 0 ? 2 : 1,
-    }));
-    for (let i = 0; i < n; i += 10_000) await builder.commit({ records: evs.slice(i, i + 10_000), partitions: [{ partition: 0, token: 1, upTo: i + 10_000 }] });
-    const b = await builder.backfills.start({ view: 'counts_1m', tenant: 'acme', from: T, to: T + 3_600_000, rate: 0 });
-    const produced = await repairer.producedBy('acme', 2);
-    expect((await builder.backfills.step(b.id, 1_000)).status).toBe('running');
+    const { builder, repairer, T, n, b, produced } = await buildOverWithdrawable();
     // The chunk that reaches the range's end, then the swap in a transaction of its own: a withdraw
     // that lands between them takes the build back, and the swap must not run on what is left.
     const [, withdrawn] = await Promise.all([builder.backfills.step(b.id, n), repairer.withdraw('acme', 2, produced.slice(-10))]);
