@@ -12,7 +12,8 @@ import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from
 import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewWhereSql, viewTableDdl } from './query-sql.js';
 import { countsSql, minuteCounts, SCHEMA } from './sql.js';
 import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
-import { DuckdbTypedColumns, TYPED_SCHEMA } from './typed-columns.js';
+import { redactValues } from '../../core/redact.js';
+import { DuckdbTypedColumns, TYPED_SCHEMA, TypedFillError } from './typed-columns.js';
 import { typedQuerySql } from './typed-sql.js';
 import { ReadPool } from './read-pool.js';
 import { seriesScanSql } from './series-scan-sql.js';
@@ -311,6 +312,12 @@ export class DuckdbStore implements Store {
     } catch (e: unknown) {
       this.folds.committing = false;
       await c.run('ROLLBACK').catch(() => undefined);
+      // Typed columns that cannot be filled are dropped (queries read the JSON), not waited for:
+      // the batch is committed again without them. Out of memory stays a passing failure.
+      if (e instanceof TypedFillError && !/Out of Memory|could not allocate|failed to allocate/i.test(e.message)) {
+        await this.typedColumns.drop(c, e.table);
+        throw new RetryAfterError(`${redactValues(e.message)}; those columns are dropped and the batch is committed again without them`, 0, { cause: e });
+      }
       const err = classifyCommitError(e);
       if (err instanceof RetryAfterError) this.commitFailure ??= { at: Date.now(), message: err.message };
       throw err;

@@ -91,6 +91,7 @@ export class DuckdbTypedColumns implements TypedColumns {
 
   declare(tenant: string, type: string, names: readonly string[]): Promise<{ changed: boolean }> {
     const wanted = typedFields([...new Set(names)].sort()).properties.slice(0, MAX_TYPED_PROPERTIES);
+    if (this.refused.has(JSON.stringify([tenant, type, wanted]))) return Promise.resolve({ changed: false });
     return this.locked(async (c) => {
       const sets = this.sets(tenant, type);
       const newest = sets.find((s) => s.status === 'building') ?? sets.find((s) => s.status === 'ready');
@@ -188,10 +189,38 @@ export class DuckdbTypedColumns implements TypedColumns {
       seen.add(k);
       for (const set of this.sets(r.tenant, r.type)) {
         const p = new Params();
-        await c.run(typedFillSql(set.table, set, staging, p), p.values);
+        try {
+          await c.run(typedFillSql(set.table, set, staging, p), p.values);
+        } catch (e: unknown) {
+          throw new TypedFillError(set.table, set.tenant, set.type, e);
+        }
       }
     }
   }
+
+  /**
+   * Drops a set of columns whose fill failed a commit (see TypedFillError), on the writer `c`
+   * outside any transaction, and refuses the same declaration until the process restarts: the
+   * columns are an optimisation, and a commit must never wait for them. Queries read the JSON.
+   */
+  async drop(c: DuckDBConnection, table: string): Promise<void> {
+    const set = [...this.byTenant.values()].flat().find((s) => s.table === table);
+    if (!set) return;
+    this.refused.add(JSON.stringify([set.tenant, set.type, set.properties]));
+    await c.run('BEGIN TRANSACTION');
+    try {
+      await c.run(`DROP TABLE IF EXISTS ${table}`);
+      await c.run('DELETE FROM typed_tables WHERE tbl = $1', [table]);
+      await c.run('COMMIT');
+    } catch (e) {
+      await c.run('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+    await this.load(c);
+  }
+
+  /** Declarations whose columns failed a commit (tenant, type, properties), refused until restart. */
+  private readonly refused = new Set<string>();
 
   /** What a backfill `typed:<type>` builds: the building set of that type; null when there is none. */
   target(tenant: string, name: string): BackfillTarget | null {
@@ -227,5 +256,21 @@ export class DuckdbTypedColumns implements TypedColumns {
       await c.run('DELETE FROM typed_tables WHERE tbl = $1', [old.table]);
     }
     await c.run(`UPDATE typed_tables SET status = 'ready', updated_at = $1 WHERE tbl = $2`, [BigInt(Date.now()), built.table]);
+  }
+}
+
+/**
+ * A typed-columns fill that failed inside a commit: the store drops that set (DuckdbTypedColumns.drop)
+ * and commits the batch again without it, instead of holding every tenant's commits on it.
+ */
+export class TypedFillError extends Error {
+  constructor(
+    readonly table: string,
+    readonly tenant: string,
+    readonly type: string,
+    cause: unknown,
+  ) {
+    super(`filling the typed columns of type "${type}" failed: ${String((cause as Error)?.message ?? cause).split('\n')[0]}`, { cause });
+    this.name = 'TypedFillError';
   }
 }
