@@ -16,6 +16,7 @@ export function storeCalls(store: Store, builds: ViewBuilds): StoreCalls {
     putView: (tenant, def, source) => builds.put(tenant, def, source),
     removeView: (tenant, name) => store.views.remove(tenant, name),
     listViews: (tenant) => store.views.list(tenant),
+    listTypedColumns: async (tenant) => (store.typedColumns ? store.typedColumns.list(tenant) : []),
     searchEvents: (search) => store.searchEvents(search),
     findEvent: (tenant, key) => store.findEvent(tenant, key),
     storedByMinute: (from, to) => store.storedByMinute(from, to),

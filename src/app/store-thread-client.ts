@@ -179,6 +179,7 @@ export class StoreThread implements StoreReader {
   putView: StoreReader['putView'] = (...a) => this.call('putView', ...a);
   removeView: StoreReader['removeView'] = (...a) => this.call('removeView', ...a);
   listViews: StoreReader['listViews'] = (...a) => this.call('listViews', ...a);
+  listTypedColumns: StoreReader['listTypedColumns'] = (...a) => this.call('listTypedColumns', ...a);
   searchEvents: StoreReader['searchEvents'] = (...a) => this.call('searchEvents', ...a);
   findEvent: StoreReader['findEvent'] = (...a) => this.call('findEvent', ...a);
   storedByMinute: StoreReader['storedByMinute'] = (...a) => this.call('storedByMinute', ...a);

@@ -1,3 +1,4 @@
+import type { TypedColumnsState } from './typed-columns.js';
 import type { CountQuery, CountRow, MinuteCount } from '../core/types.js';
 import type { BackfillSpec, BackfillState } from './backfill.js';
 import type { EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, StoredEvent } from './store.js';
@@ -37,6 +38,8 @@ export interface StoreCalls {
   putView(tenant: string, def: ViewDef, source: ViewSource): Promise<ViewState>;
   removeView(tenant: string, name: string): Promise<boolean>;
   listViews(tenant: string): Promise<ViewState[]>;
+  /** The tenant's typed columns (ports/typed-columns.ts); empty on a store without them. */
+  listTypedColumns(tenant: string): Promise<TypedColumnsState[]>;
   searchEvents(search: EventSearch): Promise<StoredEvent[]>;
   findEvent(tenant: string, idempotencyKey: string): Promise<StoredEvent | null>;
   /** See Store.storedByMinute. */

@@ -62,6 +62,8 @@ export interface TypedColumnsState {
   status: 'building' | 'ready';
   /** The backfill filling it in (building), null before one started. */
   build: string | null;
+  /** Of `properties`, those promoted by raw queries (PROMOTION) rather than declared by the schema. */
+  promoted?: string[];
 }
 
 /** The backfill name of a type's typed columns (a view name never holds a colon). */

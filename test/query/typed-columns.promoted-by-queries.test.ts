@@ -62,6 +62,8 @@ it('typed-columns.an-undeclared-property-read-by-ten-raw-queries-gets-columns-an
   await builds.sync(p.catalog);
   await runner.idle();
   expect(await sets('order')).toEqual([['ready', 'amount,region']]);
+  const listed = await p.app.inject({ method: 'GET', url: '/v1/typed-columns', headers: { authorization: `Bearer ${p.tenant.readKey}` } });
+  expect(listed.json().typed_columns).toEqual([{ type: 'order', properties: ['amount', 'region'], promoted: ['region'], status: 'ready', build: expect.any(String) }]);
   const typed = await store.query(byRegion, 1_000);
   expect(typed.typed).toBe(true);
   expect(sorted(typed.rows)).toEqual(sorted(first.rows));

@@ -86,7 +86,14 @@ export class DuckdbTypedColumns implements TypedColumns {
   }
 
   async list(tenant: string): Promise<TypedColumnsState[]> {
-    return (this.byTenant.get(tenant) ?? []).map((s) => ({ tenant: s.tenant, type: s.type, properties: s.properties, status: s.status, build: s.build }));
+    return (this.byTenant.get(tenant) ?? []).map((s) => ({
+      tenant: s.tenant,
+      type: s.type,
+      properties: s.properties,
+      status: s.status,
+      build: s.build,
+      promoted: s.properties.filter((name) => this.promotions.has(usageKey(s.tenant, s.type, name))),
+    }));
   }
 
   declare(tenant: string, type: string, names: readonly string[]): Promise<{ changed: boolean }> {

@@ -109,6 +109,16 @@ export function queryRoutes(app: FastifyInstance, opts: QueryRouteOptions): void
 
   const viewName = (request: FastifyRequest) => (request.params as { name: string }).name;
 
+  // Which properties have typed columns, per event type: declared by its schema, or promoted
+  // by raw queries (`promoted`); `building` until their backfill `typed:<type>` is done.
+  app.get('/v1/typed-columns', async (request, reply) => {
+    const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
+    const sets = await opts.reader.listTypedColumns(grant.tenant);
+    return reply.send({
+      typed_columns: sets.map((s) => ({ type: s.type, properties: s.properties, promoted: s.promoted ?? [], status: s.status, build: s.build })),
+    });
+  });
+
   app.get('/v1/views', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
     return reply.send({ views: (await opts.reader.listViews(grant.tenant)).map(wireView) });
