@@ -38,7 +38,9 @@ export interface TypedColumns {
  * The rule that promotes an undeclared property to typed columns: a top-level property of an
  * event type that its schema does not declare (or of a type with no schema) gets columns once
  * PROMOTE_AFTER_QUERIES raw queries on that type read it (as a filter, a group-by or a measure)
- * within PROMOTE_WINDOW_MS, at most PROMOTED_PER_TYPE per type (first come); a promoted property
+ * within PROMOTE_WINDOW_MS, at most PROMOTED_PER_TYPE per type and PROMOTED_TYPES_PER_TENANT
+ * types per tenant (first come: each set costs every commit of its type a fill, and a read key
+ * can name any type); a promoted property
  * that no raw query reads for DEMOTE_AFTER_MS loses its columns. Queries answered from a view
  * or from typed columns do not count. Promoting or demoting changes the type's set of columns,
  * which is rebuilt like a schema change (a backfill `typed:<type>`); until then the JSON answers.
@@ -48,6 +50,7 @@ export const PROMOTION = {
   PROMOTE_AFTER_QUERIES: 10,
   PROMOTE_WINDOW_MS: 24 * 3_600_000,
   PROMOTED_PER_TYPE: 8,
+  PROMOTED_TYPES_PER_TENANT: 16,
   DEMOTE_AFTER_MS: 7 * 24 * 3_600_000,
 } as const;
 

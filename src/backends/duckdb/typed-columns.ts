@@ -30,13 +30,28 @@ export const TYPED_SCHEMA = `
   );
 `;
 
-/** (tenant, type, property) as one map key. */
+/**
+ * (tenant, type, property) as one map key: a JSON array, so that any name (one holding "\u0000"
+ * too) is read back as itself, and the keys of a tenant, or of a tenant's type, share a prefix
+ * that no other tenant's or type's key has (`keyPrefix`).
+ */
 function usageKey(tenant: string, type: string, property: string): string {
-  return `${tenant}\u0000${type}\u0000${property}`;
+  return JSON.stringify([tenant, type, property]);
+}
+
+/** The prefix of the keys of `tenant`, or of its `type`. */
+function keyPrefix(tenant: string, type?: string): string {
+  return JSON.stringify(type === undefined ? [tenant] : [tenant, type]).slice(0, -1) + ',';
+}
+
+function parseKey(k: string): [tenant: string, type: string, property: string] {
+  return JSON.parse(k) as [string, string, string];
 }
 
 /** Undeclared properties whose raw reads are tracked at once (memory bound); past it, new ones wait for old ones to age out. */
 const MAX_TRACKED = 10_000;
+/** Of them, those of one tenant: one tenant's reads of many names do not stop the others' from counting. */
+const MAX_TRACKED_PER_TENANT = 1_000;
 
 interface LiveSet extends TypedSet {
   status: 'building' | 'ready';
@@ -132,44 +147,60 @@ export class DuckdbTypedColumns implements TypedColumns {
    * (PROMOTION); a promoted one is marked as read. In memory; written by `promoted`.
    */
   noteQuery(q: QuerySpec, now: number): void {
-    if (q.event === null) return;
-    const sets = this.sets(q.tenant, q.event);
+    const event = q.event;
+    if (event === null) return;
+    const sets = this.sets(q.tenant, event);
     const newest = sets.find((s) => s.status === 'building') ?? sets.find((s) => s.status === 'ready');
     // Each property once per query, however many of its measures and filters read it.
     const read = new Set(fieldsOf(q).flatMap((f) => (f.column === 'properties' && f.names.length === 1 ? [f.names[0]!] : [])));
     for (const name of read) {
-      const k = usageKey(q.tenant, q.event, name);
+      const k = usageKey(q.tenant, event, name);
       if (this.promotions.has(k) || this.unsaved.has(k)) {
         this.unsaved.set(k, now);
         continue;
       }
       if (newest?.properties.includes(name)) continue;
       const earlier = this.reads.get(k);
-      if (!earlier && this.reads.size >= MAX_TRACKED) {
+      if (!earlier && (this.reads.size >= MAX_TRACKED || (this.tracked.get(q.tenant) ?? 0) >= MAX_TRACKED_PER_TENANT)) {
         this.forgetOld(now);
-        if (this.reads.size >= MAX_TRACKED) continue;
+        if (this.reads.size >= MAX_TRACKED || (this.tracked.get(q.tenant) ?? 0) >= MAX_TRACKED_PER_TENANT) continue;
       }
       const times = [...(earlier ?? []).filter((t) => t > now - PROMOTION.PROMOTE_WINDOW_MS && t <= now), now].slice(-PROMOTION.PROMOTE_AFTER_QUERIES);
+      if (!earlier) this.tracked.set(q.tenant, (this.tracked.get(q.tenant) ?? 0) + 1);
       this.reads.set(k, times);
       if (times.length < PROMOTION.PROMOTE_AFTER_QUERIES) continue;
-      const prefix = usageKey(q.tenant, q.event, '');
-      const ofType = [...new Set([...this.promotions.keys(), ...this.unsaved.keys()])].filter((x) => x.startsWith(prefix)).length;
+      const decided = [...new Set([...this.promotions.keys(), ...this.unsaved.keys()])];
+      const ofType = decided.filter((x) => x.startsWith(keyPrefix(q.tenant, event))).length;
       if (ofType >= PROMOTION.PROMOTED_PER_TYPE) continue;
-      this.reads.delete(k);
+      // A type new to the tenant's promotions: at most PROMOTED_TYPES_PER_TENANT of them.
+      const types = new Set(decided.filter((x) => x.startsWith(keyPrefix(q.tenant))).map((x) => parseKey(x)[1]));
+      if (ofType === 0 && types.size >= PROMOTION.PROMOTED_TYPES_PER_TENANT) continue;
+      this.untrack(k);
       this.unsaved.set(k, now);
     }
   }
 
+  /** How many of `reads` are each tenant's. */
+  private readonly tracked = new Map<string, number>();
+
+  private untrack(k: string): void {
+    if (!this.reads.delete(k)) return;
+    const tenant = parseKey(k)[0];
+    const n = (this.tracked.get(tenant) ?? 0) - 1;
+    if (n > 0) this.tracked.set(tenant, n);
+    else this.tracked.delete(tenant);
+  }
+
   private forgetOld(now: number): void {
-    for (const [k, times] of this.reads) if (Math.max(...times) <= now - PROMOTION.PROMOTE_WINDOW_MS) this.reads.delete(k);
+    for (const [k, times] of this.reads) if (Math.max(...times) <= now - PROMOTION.PROMOTE_WINDOW_MS) this.untrack(k);
   }
 
   /** See TypedColumns.promoted: writes the tenant's new promotions and reads, drops the stale ones, answers the rest. */
   promoted(tenant: string, now: number): Promise<Map<string, string[]>> {
     return this.locked(async (c) => {
-      const prefix = usageKey(tenant, '', '').slice(0, tenant.length + 1);
+      const prefix = keyPrefix(tenant);
       for (const [k, at] of [...this.unsaved].filter(([k]) => k.startsWith(prefix))) {
-        const [, type, property] = k.split('\u0000') as [string, string, string];
+        const [, type, property] = parseKey(k);
         await c.run(
           `INSERT INTO typed_promotions VALUES ($1, $2, $3, $4, $4) ON CONFLICT (tenant, type, property) DO UPDATE SET last_read = greatest(typed_promotions.last_read, excluded.last_read)`,
           [tenant, type, property, BigInt(at)],
