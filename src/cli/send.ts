@@ -63,11 +63,24 @@ export async function send(opts: SendOptions): Promise<SendSummary> {
         progress.update(bytesAcked, summary.sent);
       },
       (e: Error) => {
-        // A batch over the server's body limit (large events): sent again as two halves, with
-        // the same idempotency keys, down to single events.
-        if (e instanceof HttpError && e.status === 413 && batch.length > 1) {
+        // A batch over the server's body limit (large events), or holding an event over its
+        // event limit: sent again as two halves, with the same idempotency keys, down to single
+        // events; a single event refused so is a rejected line, and the rest of the file is sent.
+        if (e instanceof HttpError && e.status === 413) {
+          if (batch.length === 1) {
+            summary.sent += 1;
+            summary.rejected += 1;
+            progress.note(`line ${lines[0]}: rejected: ${e.message}`);
+            bytesAcked += bytes;
+            progress.update(bytesAcked, summary.sent);
+            return;
+          }
           const half = Math.ceil(batch.length / 2);
-          progress.note(`the batch of lines ${lines[0]}-${lines.at(-1)} is over the server's body limit; sending it in two halves (a smaller --batch avoids this)`);
+          const why =
+            (e.body as { code?: string } | null)?.code === 'SLUICE_ERR_EVENT_TOO_LARGE'
+              ? `an event of the batch of lines ${lines[0]}-${lines.at(-1)} is over the server's event size limit; sending it in two halves to find it`
+              : `the batch of lines ${lines[0]}-${lines.at(-1)} is over the server's body limit; sending it in two halves (a smaller --batch avoids this)`;
+          progress.note(why);
           flush(batch.slice(0, half), lines.slice(0, half), 0);
           flush(batch.slice(half), lines.slice(half), bytes);
           return;

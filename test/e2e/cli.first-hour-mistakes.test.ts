@@ -187,6 +187,24 @@ describe('against a running server', () => {
     expect(again.stdout).toBe('sent 40, accepted 0, duplicates 40, rejected 0\n');
   });
 
+  it('send.an-event-over-a-size-limit-is-a-rejected-line-and-the-rest-of-the-file-is-sent', () => {
+    // Line 3 is over the 1 MiB body limit on its own, line 5 over the 32 KiB event limit: each
+    // is refused (413) whatever the batch. They are rejected lines: the other events of their
+    // batch and of the file are sent and counted, so the summary says what got in (a send that
+    // stopped there printed no counts, and sending the file again doubled what had got in).
+    const file = path.join(tmpDir(), 'one-too-large.ndjson');
+    const pad = (i: number) => 'x'.repeat(i === 2 ? 1_200_000 : i === 4 ? 40_000 : 10);
+    fs.writeFileSync(file, Array.from({ length: 6 }, (_, i) => JSON.stringify({ type: 'large', key: `u${i}`, idempotency_key: `too-large-${i}`, properties: { pad: pad(i) } })).join('\n') + '\n');
+    const r = sluice(['send', '--key', keys.write, file], { SLUICE_URL: server.url });
+    expect(r.stdout).toBe('sent 6, accepted 4, duplicates 0, rejected 2\n');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/line 3: rejected: 413 SLUICE_ERR_BODY_TOO_LARGE: /);
+    expect(r.stderr).toMatch(/line 5: rejected: 413 SLUICE_ERR_EVENT_TOO_LARGE: /);
+    expect(r.stderr).toContain("an event of the batch of lines 4-6 is over the server's event size limit; sending it in two halves to find it");
+    const again = sluice(['send', '--key', keys.write, file], { SLUICE_URL: server.url });
+    expect(again.stdout).toBe('sent 6, accepted 0, duplicates 4, rejected 2\n');
+  });
+
   it('query.bare-property-names-in-filter-and-group-by-and-warnings-printed', async () => {
     const ts = new Date().toISOString();
     const events = [1, 2, 3].map((i) => ({ type: 'checkout', key: `u${i}`, ts, idempotency_key: `bare-${i}`, properties: { region: i === 1 ? 'eu' : 'us', amount: i * 10 } }));
