@@ -143,7 +143,7 @@ export function parseField(v: unknown, where: string): FieldRef {
  * too. Pointers are not used for every name because a numeric segment of a pointer indexes an
  * array, where a quoted JSONPath member does not (and the query language reads no array element).
  */
-function jsonPath(names: readonly string[]): string {
+export function jsonPath(names: readonly string[]): string {
   if (names.some((p) => p === '*' || /[\u0000-\u001f]/.test(p))) return names.map((p) => '/' + p.replaceAll('~', '~0').replaceAll('/', '~1')).join('');
   return '$' + names.map((p) => `.${JSON.stringify(p)}`).join('');
 }

@@ -294,6 +294,29 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
       await store.close();
     });
 
+    it('query.a-numeric-name-reads-a-member-never-an-array-element-beside-star-and-control-names', async () => {
+      // The query language reads no array element (core/query.ts jsonPath): a numeric name is a
+      // member's name, whatever the other names of the path ("*" and a control character are
+      // read through JSON Pointers on DuckDB, where a numeric segment indexes an array).
+      const { store } = await make();
+      const props: Record<string, unknown>[] = [
+        { g: 'arrays', '*': ['a0', 'a1'], tags: ['t0', 't1'], 'n\nl': ['c0'], o: { '*': ['s0'] } },
+        { g: 'objects', '*': { '0': 'm0' }, tags: { '0': 'u0' }, 'n\nl': { '0': 'd0' }, o: { '*': { '0': 'p0' } } },
+      ];
+      const batch = records('t1', 0, 1, props.length).map((r, i) => ({ ...r, properties: JSON.stringify(props[i]) }));
+      await store.commit({ records: batch, partitions: [{ partition: 0, token: 1, upTo: props.length }] });
+      const ask = async (group: string) =>
+        (await store.query(parseQuery({ from: new Date(T0).toISOString(), to: new Date(T0 + MINUTE).toISOString(), interval: null, measures: ['count'], group_by: ['properties.g', group], order_by: 'properties.g' }, 't1', T0, { maxBuckets: 10_000, maxRows: 10_000 }), 100)).rows;
+      const answers = Object.fromEntries(await Promise.all(['properties["*"]["0"]', 'properties.tags["0"]', 'properties["n\\nl"]["0"]', 'properties.o["*"]["0"]'].map(async (f) => [f, await ask(f)])));
+      expect(answers).toEqual({
+        'properties["*"]["0"]': [['arrays', null, 1], ['objects', 'm0', 1]],
+        'properties.tags["0"]': [['arrays', null, 1], ['objects', 'u0', 1]],
+        'properties["n\\nl"]["0"]': [['arrays', null, 1], ['objects', 'd0', 1]],
+        'properties.o["*"]["0"]': [['arrays', null, 1], ['objects', 'p0', 1]],
+      });
+      await store.close();
+    });
+
     it('search-find-recent-and-stored-by-minute-read-the-raw-rows-of-one-tenant', async () => {
       const { store } = await make();
       await store.commit({ records: [...records('t1', 0, 1, 30), ...records('t2', 1, 1, 3)], partitions: [{ partition: 0, token: 1, upTo: 30 }, { partition: 1, token: 1, upTo: 3 }] });

@@ -1,5 +1,5 @@
 import type { DuckDBValue } from '@duckdb/node-api';
-import type { Filter, QuerySpec, ViewDef } from '../../core/query.js';
+import { jsonPath, type FieldRef, type Filter, type QuerySpec, type ViewDef } from '../../core/query.js';
 import { viewWhereSql as sharedViewWhereSql, viewMaintainSql as sharedViewMaintainSql, viewQuerySql as sharedViewQuerySql, viewCellsSql as sharedViewCellsSql, type ViewDialect } from '../sql/views.js';
 import { Params as BaseParams, rawQuerySql as sharedRawQuerySql } from '../sql/compile.js';
 
@@ -47,6 +47,17 @@ export function eventTimeRange(from: number, to: number, p: BaseParams<DuckDBVal
   return `ts >= CAST(epoch_ms(${p.add(BigInt(from))}::BIGINT) AS TIMESTAMP_MS) AND ts < CAST(epoch_ms(${p.add(BigInt(to))}::BIGINT) AS TIMESTAMP_MS)`;
 }
 
+/**
+ * The text at field `f`'s path in the JSON `x`. A JSON Pointer path (a name "*" or holding a
+ * control character: core/query.ts jsonPath) indexes an array at a numeric segment, where the
+ * query language reads a member and never an element (as a quoted JSONPath member does): such a
+ * path with a numeric name past the first is read one name at a time.
+ */
+function jsonText(x: string, f: FieldRef, p: BaseParams<DuckDBValue>): string {
+  if (!f.path!.startsWith('/') || !f.names.some((n, i) => i > 0 && /^[0-9]+$/.test(n))) return `json_extract_string(${x}, ${p.add(f.path!)})`;
+  return f.names.reduce((inner, n, i) => `${i === f.names.length - 1 ? 'json_extract_string' : 'json_extract'}(${inner}, ${p.add(jsonPath([n]))})`, x);
+}
+
 /** DuckDB's side of the shared compilers (backends/sql/compile.ts, views.ts). */
 export const DUCKDB: ViewDialect<DuckDBValue> = {
   field: (f, p, alias = '') =>
@@ -55,7 +66,7 @@ export const DUCKDB: ViewDialect<DuckDBValue> = {
       ? `CAST(${alias}"pipeline_version" AS VARCHAR)`
       : f.path === null
         ? `${alias}"${f.column}"`
-        : `json_extract_string(${alias}${f.column}, ${p.add(f.path)})`,
+        : jsonText(`${alias}${f.column}`, f, p),
   num: (x) => numberOfText(x),
   double: (v, p) => `CAST(${p.add(String(v))} AS DOUBLE)`,
   contains: (x, needle) => `contains(${x}, ${needle})`,

@@ -9,9 +9,9 @@ function clampDouble(x: string): string {
 
 /**
  * PostgreSQL's side of the shared compilers (backends/sql/compile.ts, views.ts). Event times
- * are BIGINT epoch ms; JSON is jsonb, read with `#>>` and a parameter holding the path's
- * names; `sluice_num` (the store's migrations) turns text into a double or NULL, never an
- * error.
+ * are BIGINT epoch ms; JSON is jsonb, read with `->` and `->>`, a text parameter for each
+ * of the path's names; `sluice_num` (the store's migrations) turns text into a double or NULL,
+ * never an error.
  *
  * A view's dimension is stored as "=" followed by its text, and missing as the empty string:
  * PostgreSQL text cannot hold chr(0), the marker DuckDB uses, and no value can be mistaken
@@ -22,8 +22,10 @@ export const POSTGRES: ViewDialect = {
     // The version is an integer column; fields are compared as text, as JSON values are.
     if (f.column === 'pipeline_version') return `(${alias}"pipeline_version")::text`;
     if (f.path === null) return `${alias}"${f.column}"`;
-    // `properties.a["b.c"]` → {a,b.c}: the names after the column, as a text[] parameter.
-    return `(${alias}${f.column} #>> ${p.add(f.names)}::text[])`;
+    // `properties.a["b.c"]` → -> 'a' ->> 'b.c': one name at a time, each a text parameter, so
+    // that a numeric name reads a member and never an array's element (`#>>` with a text[]
+    // path indexes arrays), as on DuckDB: the query language reads no array element.
+    return `(${alias}${f.column}${f.names.map((n, i) => ` ${i === f.names.length - 1 ? '->>' : '->'} ${p.add(n)}::text`).join('')})`;
   },
   num: (x) => `sluice_num(${x})`,
   double: (v, p) => `CAST(${p.add(String(v))} AS double precision)`,
