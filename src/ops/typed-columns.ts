@@ -29,12 +29,21 @@ export class TypedColumnBuilds {
     if (!typed) return;
     const running = new Set((await this.store.backfills.list()).filter((b) => b.status === 'running').map((b) => b.id));
     for (const { name: tenant } of await catalog.listTenants()) {
-      const schemas = await catalog.schemas.list(tenant);
-      const declared = new Map(schemas.map((s) => [s.type, declaredProperties(s.schema)]));
-      const promoted = (await typed.promoted?.(tenant, this.opts.now?.() ?? Date.now())) ?? new Map<string, string[]>();
-      for (const [type, names] of promoted) declared.set(type, [...new Set([...(declared.get(type) ?? []), ...names])]);
-      // Types with neither a schema nor a promoted property keep no columns.
-      for (const s of await typed.list(tenant)) if (!declared.has(s.type)) declared.set(s.type, []);
+      let declared: Map<string, string[]>;
+      let promoted: Map<string, string[]>;
+      try {
+        const schemas = await catalog.schemas.list(tenant);
+        // A schema's properties in name order, then the promoted ones: past MAX_TYPED_PROPERTIES, a promoted name never takes a declared one's column.
+        declared = new Map(schemas.map((s) => [s.type, declaredProperties(s.schema).sort()]));
+        promoted = (await typed.promoted?.(tenant, this.opts.now?.() ?? Date.now())) ?? new Map<string, string[]>();
+        for (const [type, names] of promoted) declared.set(type, [...new Set([...(declared.get(type) ?? []), ...names])]);
+        // Types with neither a schema nor a promoted property keep no columns.
+        for (const s of await typed.list(tenant)) if (!declared.has(s.type)) declared.set(s.type, []);
+      } catch (e: unknown) {
+        // One tenant's catalog or promotions unreadable: the others are declared all the same.
+        this.opts.logger?.warn({ tenant, err: coerceError(e).message }, 'could not read the schemas or promotions for typed columns');
+        continue;
+      }
       for (const [type, properties] of declared) {
         try {
           const { changed } = await typed.declare(tenant, type, properties);

@@ -16,8 +16,9 @@
  */
 export interface TypedColumns {
   /**
-   * Declares the properties of `type` that get columns (top-level names of the schema's
-   * `properties`, at most MAX_TYPED_PROPERTIES, the rest stay JSON-only). The same set again
+   * Declares the properties of `type` that get columns (top-level names: the schema's
+   * `properties`, then promoted ones; at most MAX_TYPED_PROPERTIES, the first in the order
+   * given, the rest stay JSON-only). The same set again
    * changes nothing (`changed: false`); a different set starts a new building set of columns,
    * whose backfill the caller starts (`typed:<type>`). An empty set removes the columns.
    */
@@ -54,7 +55,7 @@ export const PROMOTION = {
   DEMOTE_AFTER_MS: 7 * 24 * 3_600_000,
 } as const;
 
-/** Properties per event type that get columns; the first ones in name order. */
+/** Properties per event type that get columns: the first ones given (the schema's, in name order, before promoted ones). */
 export const MAX_TYPED_PROPERTIES = 64;
 
 export interface TypedColumnsState {

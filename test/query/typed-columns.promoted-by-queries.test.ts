@@ -139,3 +139,18 @@ it('typed-columns.a-property-named-star-or-with-a-newline-gets-a-column-and-read
   expect([typed.typed_columns, typed.rows]).toEqual([true, [['s0', 34, 816], ['s1', 34, 850], ['s2', 32, 784]]]);
   expect((await query('properties["a\\nb"]')).rows).toEqual([['nl0', 50, 1200], ['nl1', 50, 1250]]);
 });
+
+it('typed-columns.past-64-properties-a-promoted-name-never-takes-a-declared-ones-column', async () => {
+  // 64 declared properties fill a type's columns; a promoted name sorting before them all stays JSON-only.
+  const properties = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`p${String(i).padStart(2, '0')}`, { type: 'number' }]));
+  const put = await p.app.inject({ method: 'PUT', url: '/v1/schemas/wide', headers: { authorization: `Bearer ${p.tenant.adminKey}` }, payload: { schema: { type: 'object', properties }, owner: 'wide-team' } });
+  expect(put.statusCode, put.body).toBeLessThan(300);
+  const r = await p.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p.tenant.writeKey}` }, payload: [{ type: 'wide', idempotency_key: 'w-1', properties: { a: 'x', p00: 1 } }] });
+  expect(r.statusCode).toBe(202);
+  await until(async () => (await store.rawStats('acme')).events === 701);
+  for (let i = 0; i < PROMOTION.PROMOTE_AFTER_QUERIES; i++) await store.query(spec('wide', ['properties.a']), 1_000);
+  await builds.sync(p.catalog);
+  await runner.idle();
+  const [set] = await store.typedColumns.list('acme').then((all) => all.filter((s) => s.type === 'wide'));
+  expect([set!.status, set!.properties.length, set!.properties.includes('a'), set!.properties.includes('p63')]).toEqual(['ready', 64, false, true]);
+});

@@ -112,7 +112,8 @@ export class DuckdbTypedColumns implements TypedColumns {
   }
 
   declare(tenant: string, type: string, names: readonly string[]): Promise<{ changed: boolean }> {
-    const wanted = typedFields([...new Set(names)].sort()).properties.slice(0, MAX_TYPED_PROPERTIES);
+    // The first MAX_TYPED_PROPERTIES in the order given (a schema's before promoted ones), kept sorted.
+    const wanted = typedFields([...new Set(names)]).properties.slice(0, MAX_TYPED_PROPERTIES).sort();
     if (this.refused.has(JSON.stringify([tenant, type, wanted]))) return Promise.resolve({ changed: false });
     return this.locked(async (c) => {
       const sets = this.sets(tenant, type);
