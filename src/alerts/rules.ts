@@ -332,6 +332,7 @@ function sloPeriod(v: unknown, strict: boolean): number {
   if (strict && ms > MAX_PERIOD) throw bad('period', `"period" is at most 90d (a quarter), got "${String(v)}"`);
   return ms;
 }
+
 /** The longest `for`: a condition that must hold longer than a day is a budget, not an alert (an SLO). */
 const MAX_FOR = DAY;
 

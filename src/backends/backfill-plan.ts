@@ -43,6 +43,9 @@ export interface BackfillTarget<P, C = unknown> {
  * The range a backfill rebuilds: the spec's, or the tenant's first to last event, widened to
  * whole buckets of the table (the swap replaces whole rows).
  */
+/** The table a build aggregates into (the build's shadow of the target's table), on either store. */
+export const shadow = (id: string): string => `backfill_${id}`;
+
 export function wholeBuckets(spec: BackfillSpec, minTs: number | null, maxTs: number | null, now: number, grainMs: number): { from: number; to: number } {
   const from = Math.floor((spec.from ?? minTs ?? now) / grainMs) * grainMs;
   const to = Math.ceil((spec.to ?? (maxTs ?? now) + 1) / grainMs) * grainMs;

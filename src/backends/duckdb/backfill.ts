@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import { SluiceError } from '../../core/errors.js';
-import { chunkEnd, noSuchView, superseded, wholeBuckets, type BackfillTarget as Target } from '../backfill-plan.js';
+import { chunkEnd, noSuchView, shadow, superseded, wholeBuckets, type BackfillTarget as Target } from '../backfill-plan.js';
 import type { BackfillSpec, BackfillState, Backfills } from '../../ports/backfill.js';
 import { Params } from './query-sql.js';
 
@@ -56,7 +56,6 @@ function toState(row: DuckDBValue[]): BackfillState & { cursor: number } {
   };
 }
 
-const shadow = (id: string) => `backfill_${id}`;
 
 /**
  * Backfills on DuckDB. `locked` runs a function on the writer connection with live commits

@@ -10,6 +10,9 @@ export function damaged(file: string, e: unknown): SluiceError {
   );
 }
 
+/** DuckDB's out-of-memory errors: the store's passing fault, retried, never a row's or a definition's. */
+export const OUT_OF_MEMORY = /Out of Memory|could not allocate|failed to allocate/i;
+
 /**
  * A failed commit: the row's fault (NonRetryableError: the consumer isolates the row and
  * dead-letters it) or the store's (RetryAfterError: the batch is retried, nothing is
@@ -21,7 +24,7 @@ export function classifyCommitError(e: unknown): Error {
   const err = coerceError(e);
   // The engine quotes the offending value: it goes into dead letters and logs without it.
   const message = redactValues(err.message);
-  const storeFault = /Out of Memory|Duplicate key|could not allocate|failed to allocate/i.test(message);
+  const storeFault = OUT_OF_MEMORY.test(message) || /Duplicate key/i.test(message);
   if (!storeFault && /Conversion Error|Invalid Input Error|Constraint Error|Out of Range/i.test(message)) {
     return new NonRetryableError(message, { cause: err });
   }

@@ -20,7 +20,7 @@ import { seriesScanSql } from './series-scan-sql.js';
 import { scanAnswer, scanIsEmpty } from '../sql/series-scan.js';
 import { producedBy, withdrawEvents } from './withdraw.js';
 import { CommitRows, STAGING_DDL } from './commit-rows.js';
-import { classifyCommitError, damaged } from './errors.js';
+import { classifyCommitError, damaged, OUT_OF_MEMORY } from './errors.js';
 import { EVENT_COLUMNS, plain, toStoredEvent } from './stored-rows.js';
 
 export { classifyCommitError };
@@ -314,7 +314,7 @@ export class DuckdbStore implements Store {
       await c.run('ROLLBACK').catch(() => undefined);
       // Typed columns that cannot be filled are dropped (queries read the JSON), not waited for:
       // the batch is committed again without them. Out of memory stays a passing failure.
-      if (e instanceof TypedFillError && !/Out of Memory|could not allocate|failed to allocate/i.test(e.message)) {
+      if (e instanceof TypedFillError && !OUT_OF_MEMORY.test(e.message)) {
         await this.typedColumns.drop(c, e.table);
         throw new RetryAfterError(`${redactValues(e.message)}; those columns are dropped and the batch is committed again without them`, 0, { cause: e });
       }

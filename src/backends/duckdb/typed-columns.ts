@@ -67,15 +67,15 @@ export class DuckdbTypedColumns implements TypedColumns {
 
   /** Times (ms) of the latest raw queries that read an undeclared property, at most PROMOTE_AFTER_QUERIES each. */
   private readonly reads = new Map<string, number[]>();
-  /** Promoted properties as stored: their last read (ms). */
-  private promotions = new Map<string, number>();
+  /** Promoted properties as stored (their last read is written, never read back here). */
+  private promotions = new Set<string>();
   /** Promotions decided and reads of promoted properties since they were last written. */
   private readonly unsaved = new Map<string, number>();
 
   async load(c: DuckDBConnection): Promise<void> {
-    const promotions = new Map<string, number>();
-    for (const [tenant, type, property, lastRead] of (await c.runAndReadAll('SELECT tenant, type, property, last_read FROM typed_promotions')).getRows()) {
-      promotions.set(usageKey(String(tenant), String(type), String(property)), Number(lastRead));
+    const promotions = new Set<string>();
+    for (const [tenant, type, property] of (await c.runAndReadAll('SELECT tenant, type, property FROM typed_promotions')).getRows()) {
+      promotions.add(usageKey(String(tenant), String(type), String(property)));
     }
     this.promotions = promotions;
     const next = new Map<string, LiveSet[]>();
@@ -88,6 +88,11 @@ export class DuckdbTypedColumns implements TypedColumns {
 
   private sets(tenant: string, type: string): LiveSet[] {
     return (this.byTenant.get(tenant) ?? []).filter((s) => s.type === type);
+  }
+
+  /** The set new rows go to last: the building one, else the ready one. */
+  private newest(sets: readonly LiveSet[]): LiveSet | undefined {
+    return sets.find((s) => s.status === 'building') ?? sets.find((s) => s.status === 'ready');
   }
 
   /** The set that answers queries on (tenant, type), if built. */
@@ -117,7 +122,7 @@ export class DuckdbTypedColumns implements TypedColumns {
     if (this.refused.has(JSON.stringify([tenant, type, wanted]))) return Promise.resolve({ changed: false });
     return this.locked(async (c) => {
       const sets = this.sets(tenant, type);
-      const newest = sets.find((s) => s.status === 'building') ?? sets.find((s) => s.status === 'ready');
+      const newest = this.newest(sets);
       if ((newest ? JSON.stringify(newest.properties) : '[]') === JSON.stringify(wanted)) return { changed: false };
       const now = BigInt(Date.now());
       await c.run('BEGIN TRANSACTION');
@@ -150,8 +155,7 @@ export class DuckdbTypedColumns implements TypedColumns {
   noteQuery(q: QuerySpec, now: number): void {
     const event = q.event;
     if (event === null) return;
-    const sets = this.sets(q.tenant, event);
-    const newest = sets.find((s) => s.status === 'building') ?? sets.find((s) => s.status === 'ready');
+    const newest = this.newest(this.sets(q.tenant, event));
     // Each property once per query, however many of its measures and filters read it.
     const read = new Set(fieldsOf(q).flatMap((f) => (f.column === 'properties' && f.names.length === 1 ? [f.names[0]!] : [])));
     for (const name of read) {
@@ -162,9 +166,10 @@ export class DuckdbTypedColumns implements TypedColumns {
       }
       if (newest?.properties.includes(name)) continue;
       const earlier = this.reads.get(k);
-      if (!earlier && (this.reads.size >= MAX_TRACKED || (this.tracked.get(q.tenant) ?? 0) >= MAX_TRACKED_PER_TENANT)) {
+      const full = () => this.reads.size >= MAX_TRACKED || (this.tracked.get(q.tenant) ?? 0) >= MAX_TRACKED_PER_TENANT;
+      if (!earlier && full()) {
         this.forgetOld(now);
-        if (this.reads.size >= MAX_TRACKED || (this.tracked.get(q.tenant) ?? 0) >= MAX_TRACKED_PER_TENANT) continue;
+        if (full()) continue;
       }
       const times = [...(earlier ?? []).filter((t) => t > now - PROMOTION.PROMOTE_WINDOW_MS && t <= now), now].slice(-PROMOTION.PROMOTE_AFTER_QUERIES);
       if (!earlier) this.tracked.set(q.tenant, (this.tracked.get(q.tenant) ?? 0) + 1);
@@ -211,8 +216,8 @@ export class DuckdbTypedColumns implements TypedColumns {
       await c.run('DELETE FROM typed_promotions WHERE tenant = $1 AND last_read <= $2', [tenant, BigInt(now - PROMOTION.DEMOTE_AFTER_MS)]);
       const out = new Map<string, string[]>();
       for (const k of [...this.promotions.keys()].filter((k) => k.startsWith(prefix))) this.promotions.delete(k);
-      for (const [type, property, lastRead] of (await c.runAndReadAll('SELECT type, property, last_read FROM typed_promotions WHERE tenant = $1 ORDER BY type, promoted_at, property', [tenant])).getRows()) {
-        this.promotions.set(usageKey(tenant, String(type), String(property)), Number(lastRead));
+      for (const [type, property] of (await c.runAndReadAll('SELECT type, property FROM typed_promotions WHERE tenant = $1 ORDER BY type, promoted_at, property', [tenant])).getRows()) {
+        this.promotions.add(usageKey(tenant, String(type), String(property)));
         out.set(String(type), [...(out.get(String(type)) ?? []), String(property)]);
       }
       return out;

@@ -1,5 +1,6 @@
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import type { EventPosition, VersionOf } from '../../ports/store.js';
+import { shadow } from '../backfill-plan.js';
 import { versionColumn } from '../version-column.js';
 
 /**
@@ -66,7 +67,7 @@ async function restartBuilds(c: DuckDBConnection, tenant: string): Promise<void>
     )
   ).getRows().map(([id]) => String(id));
   for (const id of ids) {
-    await c.run(`DELETE FROM backfill_${id}`);
+    await c.run(`DELETE FROM ${shadow(id)}`);
     await c.run('UPDATE backfills SET cursor = range_from, done = 0, updated_at = $2 WHERE id = $1', [id, BigInt(Date.now())]);
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { SluiceError } from '../../core/errors.js';
 import type { BackfillSpec, BackfillState, Backfills } from '../../ports/backfill.js';
-import { chunkEnd, noSuchView, superseded, wholeBuckets, type BackfillTarget as Target } from '../backfill-plan.js';
+import { chunkEnd, noSuchView, shadow, superseded, wholeBuckets, type BackfillTarget as Target } from '../backfill-plan.js';
 import { Params } from '../sql/compile.js';
 import type { Sql } from './database.js';
 
@@ -67,7 +67,6 @@ function toState(r: Row): BackfillState & { cursor: number } {
   };
 }
 
-const shadow = (id: string) => `backfill_${id}`;
 
 /** Holds every commit back until the transaction ends (commits take ROW EXCLUSIVE on `applied` first). */
 const LOCK_COMMITS = 'LOCK TABLE applied IN SHARE ROW EXCLUSIVE MODE';
@@ -78,6 +77,14 @@ const LOCK_COMMITS = 'LOCK TABLE applied IN SHARE ROW EXCLUSIVE MODE';
  * aggregate a chunk twice. The start (snapshot) and the finish (catch-up and swap) lock
  * `applied` against every commit, which is what the DuckDB store's commit queue does.
  */
+/** A running build as a withdrawal holds it (PostgresBackfills.hold): its range's start and its cursor, epoch ms. */
+interface HeldBuild {
+  id: string;
+  view: string;
+  from: number;
+  cursor: number;
+}
+
 export class PostgresBackfills implements Backfills {
   constructor(
     private readonly tx: <T>(fn: (sql: Sql) => Promise<T>) => Promise<T>,
@@ -174,7 +181,7 @@ export class PostgresBackfills implements Backfills {
    * takes anything else: a step or a swap running now ends first, the next waits for the
    * transaction to end and reads the events without what it deleted. Answers them for rewind.
    */
-  async hold(sql: Sql, tenant: string): Promise<Array<{ id: string; view: string; from: number; cursor: number }>> {
+  async hold(sql: Sql, tenant: string): Promise<HeldBuild[]> {
     const rows = await sql<Row>(`SELECT * FROM backfills WHERE tenant = $1 AND status = 'running' ORDER BY id FOR UPDATE`, [tenant]);
     return rows.map((r) => ({ id: r.id, view: r.view, from: Number(r.range_from), cursor: Number(r.cursor) }));
   }
@@ -185,7 +192,7 @@ export class PostgresBackfills implements Backfills {
    * rows from there on, and reads on from its snapshot, which no longer holds them. Its swap would
    * otherwise put them back into the table (counts_1m is not rebuilt after a withdraw).
    */
-  async rewind(sql: Sql, tenant: string, held: ReadonlyArray<{ id: string; view: string; from: number; cursor: number }>, ts: readonly number[]): Promise<void> {
+  async rewind(sql: Sql, tenant: string, held: readonly HeldBuild[], ts: readonly number[]): Promise<void> {
     for (const b of held) {
       let first = Infinity;
       for (const t of ts) if (t >= b.from && t < b.cursor && t < first) first = t;
