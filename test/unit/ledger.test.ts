@@ -28,10 +28,10 @@ const keyOf = (n: number): string => `${(keyHash('k', String(n)) % 0xffffffff).t
 describe('key ledger (log-structured)', () => {
   it('ledger.answers-exactly-as-a-set-of-the-keys-claimed-in-this-and-the-previous-generation-through-runs-merges-reopens-and-rollbacks', () => {
     fc.assert(
-      fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 2, max: 4 }), (steps, tailKeys, fanout) => {
+      fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 2, max: 4 }), fc.integer({ min: 1, max: 100 }), (steps, tailKeys, fanout, maxRunKeys) => {
         const file = path.join(tmpDir(), 'ledger.db');
         let db: SqliteDatabase = openDatabase(file, { fsync: 'off' });
-        const options = { horizonMs: HORIZON, tailKeys, fanout, sliceKeys: 5 };
+        const options = { horizonMs: HORIZON, tailKeys, fanout, sliceKeys: 5, maxRunKeys };
         let ledger = new KeyLedger(db, options);
         let now = 10 * HORIZON;
         // The model: the generation each key was last claimed in.
@@ -137,6 +137,42 @@ describe('key ledger (log-structured)', () => {
       expect(answers.filter(Boolean).length).toBe(1);
       expect(answers.at(-1)).toBe(true);
     }
+    db.close();
+  });
+
+  it('ledger.merges-no-run-past-maxRunKeys-and-writes-full-tails-while-a-merge-is-under-way', () => {
+    const db = openDatabase(path.join(tmpDir(), 'ledger.db'), { fsync: 'off' });
+    // Tails of 100; four level-0 runs make a level-1 run of 400; four of those would make 1,600, past the bound.
+    const ledger = new KeyLedger(db, { horizonMs: 86_400_000, tailKeys: 100, fanout: 4, sliceKeys: 10, maxRunKeys: 400 });
+    const now = Date.now();
+    const keys = Array.from({ length: 3_000 }, (_, i) => keyOf(i));
+    let tailsDuringMerges = 0;
+    for (let i = 0; i < keys.length; i += 50) {
+      const fresh = immediate(db, () => {
+        ledger.begin(now);
+        return keys.slice(i, i + 50).map((k) => ledger.claim('t', k));
+      });
+      ledger.commit();
+      expect(fresh.every(Boolean)).toBe(true);
+      // One step of background work per append, as the log gives it: a merge of 400 keys takes
+      // 40 steps, and the tails filled meanwhile are written as runs between its slices.
+      const before = ledger.stats();
+      ledger.maintain();
+      const after = ledger.stats();
+      if (after.tails < before.tails && (ledger as unknown as { merge: unknown }).merge !== null) tailsDuringMerges++;
+    }
+    while (ledger.maintain());
+    const runs = db.prepare('SELECT level, keys FROM ledger_runs').all() as { level: number; keys: number }[];
+    expect(Math.max(...runs.map((r) => r.keys))).toBeLessThanOrEqual(400);
+    expect(runs.filter((r) => r.level === 1).length).toBeGreaterThanOrEqual(4);
+    expect(tailsDuringMerges, 'no tail was written while a merge was under way').toBeGreaterThan(0);
+    expect(ledger.stats().runKeys + ledger.stats().tailKeys).toBe(3_000);
+    const again = immediate(db, () => {
+      ledger.begin(now);
+      return [...keys, 'a-new-key'].map((k) => ledger.claim('t', k));
+    });
+    ledger.commit();
+    expect(again.filter(Boolean).length).toBe(1);
     db.close();
   });
 
