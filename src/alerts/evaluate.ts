@@ -1,4 +1,5 @@
-import { burnSlo, formatDuration, severitiesOf, type BuiltinRule, type ConditionOp, type Rule, type Severity, type SloRule, type ThresholdRule } from './rules.js';
+import { formatDuration } from './rule-fields.js';
+import { burnSlo, severitiesOf, type BuiltinRule, type ConditionOp, type Rule, type Severity, type SloRule, type ThresholdRule } from './rules.js';
 
 /**
  * Evaluating a rule at one instant (pure): the windows end at `end`, a whole minute at or

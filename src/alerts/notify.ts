@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SluiceError } from '../core/errors.js';
 import { iso } from '../core/time.js';
-import { formatDuration, parseDuration } from './rules.js';
+import { formatDuration, parseDuration } from './rule-fields.js';
 import type { AlertState } from './state.js';
 import { activeSilences, matches, type Matcher, type Silence } from './silences.js';
 

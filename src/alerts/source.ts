@@ -4,7 +4,8 @@ import type { IngestMinute } from '../ports/alerts.js';
 import type { Log } from '../ports/log.js';
 import type { StoreReader } from '../ports/reader.js';
 import { mergeable, type MinuteLookup, type MinutePartial, type MinuteSeries, type RuleData, type SignalReading, type WindowMeasure } from './evaluate.js';
-import { formatDuration, type BuiltinSignal, type Rule, type Selector, type ThresholdRule } from './rules.js';
+import { formatDuration } from './rule-fields.js';
+import { type BuiltinSignal, type Rule, type Selector, type ThresholdRule } from './rules.js';
 import type { SeriesCache, SeriesRow, SeriesWant, ValueMerge } from './series-cache.js';
 
 const MINUTE = 60_000;

@@ -10,8 +10,9 @@ import { countsPerMinute } from '../minute-counts.js';
 import { Params, rawQuerySql } from '../sql/compile.js';
 import { chooseView, residualFilters } from '../../core/plan.js';
 import { viewMaintainSql, viewQuerySql, viewTableDdl, viewWhereSql } from '../sql/views.js';
-import { BACKFILL_TABLES, COUNTS_1M, PostgresBackfills } from './backfill.js';
-import { classify, Executor, migrate, openPool, postgresTarget, unavailable, type Migration, type Sql } from './database.js';
+import { COUNTS_1M, PostgresBackfills } from './backfill.js';
+import { classify, Executor, migrate, openPool, postgresTarget, unavailable, type Sql } from './database.js';
+import { STORE_MIGRATIONS } from './store-schema.js';
 import { PostgresViews, type LiveView } from './views.js';
 import { POSTGRES } from './dialect.js';
 import { producedBy, withdrawEvents } from './withdraw.js';
@@ -28,62 +29,6 @@ export interface PostgresStoreOptions {
 }
 
 const DAY = 86_400_000;
-
-const MIGRATIONS: Migration[] = [
-  {
-    version: 1,
-    sql: `
-      CREATE OR REPLACE FUNCTION sluice_num(x text) RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-        SELECT CASE WHEN x ~ '^\\s*[-+]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]{1,4})?\\s*$'
-          THEN least(greatest(x::numeric, -1.7976931348623157e308), 1.7976931348623157e308)::double precision END
-      $$;
-      CREATE TABLE events (
-        tenant text NOT NULL,
-        type text NOT NULL,
-        key text NOT NULL,
-        idempotency_key text NOT NULL,
-        ts bigint NOT NULL,
-        received_at bigint NOT NULL,
-        partition integer NOT NULL,
-        "offset" bigint NOT NULL,
-        origin text NOT NULL,
-        properties jsonb NOT NULL,
-        context jsonb NOT NULL,
-        stored_at bigint NOT NULL
-      ) PARTITION BY RANGE (ts);
-      CREATE INDEX events_tenant_ts ON events (tenant, ts);
-      CREATE INDEX events_tenant_key ON events (tenant, idempotency_key);
-      CREATE INDEX events_received_at ON events (received_at);
-      CREATE TABLE event_keys (tenant text NOT NULL, idempotency_key text NOT NULL, stored_at bigint NOT NULL, PRIMARY KEY (tenant, idempotency_key));
-      CREATE TABLE key_duplicates_1m (tenant text NOT NULL, minute bigint NOT NULL, n bigint NOT NULL, PRIMARY KEY (tenant, minute));
-      CREATE TABLE counts_1m (tenant text NOT NULL, type text NOT NULL, minute bigint NOT NULL, n bigint NOT NULL, PRIMARY KEY (tenant, type, minute));
-      CREATE TABLE applied (p integer PRIMARY KEY, o bigint NOT NULL, token bigint NOT NULL);
-    `,
-  },
-  {
-    // Views and backfills (see views.ts and backfill.ts).
-    version: 2,
-    sql: `
-      CREATE TABLE views (
-        tenant text NOT NULL, name text NOT NULL, version integer NOT NULL, definition text NOT NULL,
-        tbl text NOT NULL, status text NOT NULL, build text, source text NOT NULL,
-        created_at bigint NOT NULL, updated_at bigint NOT NULL, error text,
-        PRIMARY KEY (tenant, name)
-      );
-      ${BACKFILL_TABLES}
-    `,
-  },
-  {
-    // The transform pipeline version that produced each event (0: none); old rows get 0.
-    version: 3,
-    sql: `ALTER TABLE events ADD COLUMN IF NOT EXISTS pipeline_version integer NOT NULL DEFAULT 0;`,
-  },
-  {
-    // The operator pipeline version that produced each event (0: none); old rows get 0.
-    version: 4,
-    sql: `ALTER TABLE events ADD COLUMN IF NOT EXISTS operator_version integer NOT NULL DEFAULT 0;`,
-  },
-];
 
 /**
  * The Store on PostgreSQL, shared by any number of worker and query processes.
@@ -151,7 +96,7 @@ export class PostgresStore implements Store {
     if (this.writer) return;
     const writer = openPool(this.target, { max: 2, name: 'store' });
     try {
-      await migrate(writer, this.target.schema, 'store', MIGRATIONS);
+      await migrate(writer, this.target.schema, 'store', STORE_MIGRATIONS);
     } catch (e: unknown) {
       await writer.end().catch(() => undefined);
       if (e instanceof SluiceError) throw e;
