@@ -10,24 +10,19 @@ import { chooseView, residualFilters } from '../../core/plan.js';
 import type { QuerySpec } from '../../core/query.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
 import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewWhereSql, viewTableDdl } from './query-sql.js';
-import { countsSql, minuteCounts, SCHEMA } from './sql.js';
+import { minuteCounts, SCHEMA } from './sql.js';
 import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
 import { redactValues } from '../../core/redact.js';
 import { DuckdbTypedColumns, TYPED_SCHEMA, TypedFillError } from './typed-columns.js';
 import { typedQuerySql } from './typed-sql.js';
 import { ReadPool } from './read-pool.js';
-import { seriesScanSql } from './series-scan-sql.js';
-import { scanAnswer, scanIsEmpty } from '../sql/series-scan.js';
 import { producedBy, withdrawEvents } from './withdraw.js';
 import { CommitRows, STAGING_DDL } from './commit-rows.js';
 import { classifyCommitError, damaged, OUT_OF_MEMORY } from './errors.js';
-import { EVENT_COLUMNS, plain, toStoredEvent } from './stored-rows.js';
-
-export { classifyCommitError };
+import { plain, StoredRows } from './stored-rows.js';
 import { ViewFolds } from './view-folds.js';
 
-/** The read pool's lane for sluice's own reads (the conservation check). */
-const SYSTEM_LANE = '\u0000sluice';
+export { classifyCommitError };
 
 export interface DuckdbStoreOptions {
   file: string;
@@ -107,7 +102,15 @@ export class DuckdbStore implements Store {
     () => this.folds.current,
   );
   /** Views folded between commits, not in them (view-folds.ts). */
-  private readonly folds: ViewFolds = new ViewFolds(this.viewTables, (fn) => this.serialized(() => fn(this.conn())));
+  private readonly folds: ViewFolds = new ViewFolds(
+    this.viewTables,
+    (fn) => this.serialized(() => fn(this.conn())),
+    () => this.commitsWaiting > 0,
+  );
+  /** Reads of raw events, on the read pool. */
+  private readonly raw = new StoredRows((tenant, fn, signal, timeoutMs) => this.withTimeout(tenant, fn, signal, timeoutMs));
+  /** Commits queued on the writer and not started: fold steps give them their turn (view-folds.ts). */
+  private commitsWaiting = 0;
   /** Columns for the properties schemas declare (see ports/typed-columns.ts). */
   readonly typedColumns = new DuckdbTypedColumns((fn) => this.serialized(() => fn(this.conn())));
   /** Rebuilding derived tables from raw events (see ports/backfill.ts). */
@@ -251,7 +254,12 @@ export class DuckdbStore implements Store {
   }
 
   commit(batch: CommitBatch): Promise<CommitResult> {
-    return this.serialized(() => this.commitNow(batch));
+    this.commitsWaiting++;
+    this.folds.commitQueued();
+    return this.serialized(() => {
+      this.commitsWaiting--;
+      return this.commitNow(batch);
+    });
   }
 
   /** Runs fold steps until every view has folded what is committed (view-folds.ts); answers how many steps ran. */
@@ -262,6 +270,11 @@ export class DuckdbStore implements Store {
   /** Rows committed for views and not yet folded into all of them. */
   get pendingViewRows(): number {
     return this.folds.rows;
+  }
+
+  /** Fold steps run, turns given up to commits and steps interrupted by one, since open (view-folds.ts). */
+  get foldStats(): { readonly steps: number; readonly yields: number; readonly interrupts: number } {
+    return this.folds.stats;
   }
 
   /** DuckDB allows one open transaction per connection: writes on the writer run one after another. */
@@ -339,10 +352,8 @@ export class DuckdbStore implements Store {
     return new Map([...this.applied].map(([p, a]) => [p, a.offset]));
   }
 
-  async counts(q: CountQuery, signal?: AbortSignal): Promise<CountRow[]> {
-    const { sql, params } = countsSql(q);
-    const rows = await this.withTimeout(q.tenant, (c) => c.runAndReadAll(sql, params), signal);
-    return rows.getRows().map(([bucket, count]) => ({ bucket: Number(bucket), count: Number(count) }));
+  counts(q: CountQuery, signal?: AbortSignal): Promise<CountRow[]> {
+    return this.raw.counts(q, signal);
   }
 
   /**
@@ -392,63 +403,28 @@ export class DuckdbStore implements Store {
     return { rows: r.getRows().map((row) => row.map(plain)), source, ...(typed ? { typed: true } : {}) };
   }
 
-  /** See Store.seriesScan: one scan of the tenant's raw events (series-scan-sql.ts). */
-  async seriesScan(scan: SeriesScan, signal?: AbortSignal): Promise<SeriesScanAnswer> {
-    if (scanIsEmpty(scan)) return scanAnswer(0, () => null);
-    const { sql, params } = seriesScanSql(scan);
-    const r = await this.withTimeout(scan.tenant, (c) => c.runAndReadAll(sql, params), signal, scan.timeoutMs);
-    const cols = r.getColumns() as (number | null)[][];
-    return scanAnswer(cols[0]?.length ?? 0, (c, k) => cols[c]?.[k]);
+  seriesScan(scan: SeriesScan, signal?: AbortSignal): Promise<SeriesScanAnswer> {
+    return this.raw.seriesScan(scan, signal);
   }
 
-  async searchEvents(s: EventSearch, signal?: AbortSignal): Promise<StoredEvent[]> {
-    const p = new Params();
-    let where = `tenant = ${p.add(s.tenant)} AND ts >= epoch_ms(${p.add(BigInt(s.from))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(s.to))}::BIGINT)`;
-    if (s.type !== undefined) where += ` AND type = ${p.add(s.type)}`;
-    if (s.key !== undefined) where += ` AND key = ${p.add(s.key)}`;
-    if (s.before) {
-      const [ts, part, off] = [p.add(BigInt(s.before.ts)), p.add(s.before.partition), p.add(BigInt(s.before.offset))];
-      where += ` AND (epoch_ms(ts) < ${ts} OR (epoch_ms(ts) = ${ts} AND (partition < ${part} OR (partition = ${part} AND "offset" < ${off}))))`;
-    }
-    const r = await this.withTimeout(
-      s.tenant,
-      (c) => c.runAndReadAll(`SELECT ${EVENT_COLUMNS} FROM events WHERE ${where} ORDER BY ts DESC, partition DESC, "offset" DESC LIMIT ${Math.max(1, Math.min(s.limit, 10_000))}`, p.values),
-      signal,
-    );
-    return r.getRows().map(toStoredEvent);
+  searchEvents(s: EventSearch, signal?: AbortSignal): Promise<StoredEvent[]> {
+    return this.raw.searchEvents(s, signal);
   }
 
-  async findEvent(tenant: string, idempotencyKey: string): Promise<StoredEvent | null> {
-    const r = await this.withTimeout(tenant, (c) => c.runAndReadAll(`SELECT ${EVENT_COLUMNS} FROM events WHERE tenant = $1 AND idempotency_key = $2 LIMIT 1`, [tenant, idempotencyKey]));
-    const row = r.getRows()[0];
-    return row ? toStoredEvent(row) : null;
+  findEvent(tenant: string, idempotencyKey: string): Promise<StoredEvent | null> {
+    return this.raw.findEvent(tenant, idempotencyKey);
   }
 
-  async storedByMinute(from: number, to: number): Promise<MinuteCount[]> {
-    // sluice's own check (conservation): a lane of its own, as if a tenant.
-    const r = await this.withTimeout(SYSTEM_LANE, (c) =>
-      c.runAndReadAll(
-        `SELECT tenant, (epoch_ms(received_at) // 60000) * 60000 AS minute, count(*) AS n FROM events
-         WHERE received_at >= epoch_ms(?::BIGINT) AND received_at < epoch_ms(?::BIGINT) GROUP BY ALL`,
-        [BigInt(from), BigInt(to)],
-      ),
-    );
-    return r.getRows().map(([tenant, minute, n]) => ({ tenant: String(tenant), minute: Number(minute), n: Number(n) }));
+  storedByMinute(from: number, to: number): Promise<MinuteCount[]> {
+    return this.raw.storedByMinute(from, to);
   }
 
-  async rawStats(tenant: string): Promise<{ events: number; distinctKeys: number }> {
-    const r = await this.withTimeout(tenant, (c) =>
-      c.runAndReadAll('SELECT count(*), count(DISTINCT idempotency_key) FROM events WHERE tenant = ?', [tenant]),
-    );
-    const [events, distinctKeys] = r.getRows()[0]!;
-    return { events: Number(events), distinctKeys: Number(distinctKeys) };
+  rawStats(tenant: string): Promise<{ events: number; distinctKeys: number }> {
+    return this.raw.rawStats(tenant);
   }
 
-  async recent(tenant: string, type: string, limit: number): Promise<string[]> {
-    const r = await this.withTimeout(tenant, (c) =>
-      c.runAndReadAll('SELECT properties FROM events WHERE tenant = ? AND type = ? ORDER BY received_at DESC LIMIT ?', [tenant, type, Math.max(1, Math.min(limit, 10_000))]),
-    );
-    return r.getRows().map(([p]) => String(p));
+  recent(tenant: string, type: string, limit: number): Promise<string[]> {
+    return this.raw.recent(tenant, type, limit);
   }
 
   /**

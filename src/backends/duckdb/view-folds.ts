@@ -17,11 +17,21 @@ import type { DuckdbViews, LiveView } from './views.js';
  * them. Twenty costly views of one tenant put another tenant's freshness p99 at 1.1-1.5 s
  * against 30-70 ms without them (`test/tenants/views.a-tenants-costly-views-…`); without the
  * upkeep in the commit it was 1.05-3.4x. Fold steps now run between commits on the writer, each
- * bounded to about FOLD_STEP_MS of one view's work, so a commit waits for at most one of them; a tenant
+ * bounded to about FOLD_STEP_MS of one view's work (and commits come first, below); a tenant
  * whose views cost more than the machine has falls behind in its own views (its queries read
  * more pending rows), not in everyone's commits. This is the incremental view maintenance of
  * a deferred kind (Gupta and Mumick, "Maintenance of Materialized Views", 1995: deferred
  * refresh from a log of changes).
+ *
+ * Commits come first. A fold step that would start while a commit waits on the writer gives
+ * its turn to the commit, and a commit that arrives during a step interrupts it (DuckDB's
+ * interrupt; the step's transaction is rolled back and nothing of it is kept), so a commit waits
+ * for the interrupt, not for a step. An interrupted view's next step is half as large (down to
+ * one commit's rows), and each step that completes doubles it again, up to its usual size. So
+ * that the views cannot be starved by a writer that always has a commit waiting, after
+ * YIELDS_IN_A_ROW turns given up in a row the next step runs whatever waits: commits then wait
+ * for at most one step in YIELDS_IN_A_ROW + 1. An interrupted step's work is lost; that is the
+ * price, paid by the tenant whose views fall behind, not by the commits.
  */
 export const VIEW_PENDING_DDL = 'CREATE TABLE IF NOT EXISTS view_pending AS SELECT *, CAST(0 AS BIGINT) AS seq FROM events LIMIT 0';
 
@@ -36,6 +46,8 @@ export const FOLD_STEP_MS = 50;
 export const FOLD_ROWS = 20_000;
 /** A view's first step, before its cost is known. */
 const FIRST_FOLD_ROWS = 2_000;
+/** Turns a fold step gives up to commits in a row before one runs regardless (see above). */
+export const YIELDS_IN_A_ROW = 4;
 
 export class ViewFolds {
   /** The last commit sequence given out. */
@@ -46,6 +58,17 @@ export class ViewFolds {
   private turn = 0;
   /** Measured ms per folded row, by view table (an exponentially weighted mean). */
   private readonly cost = new Map<string, number>();
+  /** By view table: the share (1, 1/2, 1/4, …) of its usual step its next step takes: halved by an interrupt, doubled by a step that completes. */
+  private readonly shrink = new Map<string, number>();
+  /** Turns given up to commits since the last step that ran to its end. */
+  private yields = 0;
+  /**
+   * Since open: steps that folded (or pruned) and committed; turns given up to a waiting commit
+   * before a step began; steps interrupted by a commit (and rolled back).
+   */
+  readonly stats = { steps: 0, yields: 0, interrupts: 0 };
+  /** The fold statement running now, which a commit may interrupt; `yielding` once it was asked to. */
+  private interruptible: { c: DuckDBConnection; yielding: boolean } | null = null;
 
   private scheduled = false;
   private stopped = false;
@@ -56,17 +79,30 @@ export class ViewFolds {
     private readonly views: DuckdbViews,
     /** Runs `fn` on the writer, after the commits already queued (the store's one writer queue). */
     private readonly locked: <T>(fn: (c: DuckDBConnection) => Promise<T>) => Promise<T>,
+    /** Whether a commit is waiting for the writer (a step about to start gives it its turn). */
+    private readonly commitWaiting: () => boolean = () => false,
   ) {}
 
   /**
+   * A commit has been queued on the writer: the fold statement running now, if any, is
+   * interrupted unless this step is the one that runs regardless (see the class comment).
+   */
+  commitQueued(): void {
+    const running = this.interruptible;
+    if (!running || running.yielding) return;
+    running.yielding = true;
+    running.c.interrupt();
+  }
+
+  /**
    * Queues one fold step behind the commits already waiting, then another while any view is
-   * behind, so a commit waits for at most one step. A failed step (out of memory, say) is
+   * behind; each gives way to commits (see the class comment). A failed step (out of memory, say) is
    * tried again after a second; its rows stay pending and queries read them meanwhile.
    */
   schedule(): void {
     if (this.scheduled || this.stopped || !this.behind) return;
     this.scheduled = true;
-    this.locked((c) => this.step(c)).then(
+    this.locked((c) => this.step(c, true)).then(
       () => {
         this.scheduled = false;
         this.schedule();
@@ -191,9 +227,17 @@ export class ViewFolds {
   /**
    * One fold step on the writer, in a transaction of its own: the next view in turn (tenants
    * taken in turn, so one tenant's many views do not starve another's) gains its pending rows
-   * up to FOLD_ROWS. Answers whether more remains to fold.
+   * up to FOLD_ROWS. `yieldable`: the step gives its turn to a waiting commit, or is
+   * interrupted by one that comes (the scheduled steps; `run` takes none). Answers whether
+   * more remains to fold.
    */
-  async step(c: DuckDBConnection): Promise<boolean> {
+  async step(c: DuckDBConnection, yieldable = false): Promise<boolean> {
+    const mayYield = yieldable && this.yields < YIELDS_IN_A_ROW;
+    if (mayYield && this.commitWaiting()) {
+      this.yields++;
+      this.stats.yields++;
+      return this.behind;
+    }
     const tenants = [...this.pending.keys()];
     if (tenants.length === 0) return false;
     const tenant = tenants[this.turn++ % tenants.length]!;
@@ -207,7 +251,8 @@ export class ViewFolds {
     // The view furthest behind.
     const view = views.reduce((a, b) => (b.folded < a.folded ? b : a));
     const perRow = this.cost.get(view.table);
-    const limit = perRow === undefined ? FIRST_FOLD_ROWS : Math.max(1, Math.min(FOLD_ROWS, Math.floor(FOLD_STEP_MS / perRow)));
+    const usual = perRow === undefined ? FIRST_FOLD_ROWS : Math.min(FOLD_ROWS, Math.floor(FOLD_STEP_MS / perRow));
+    const limit = Math.max(1, Math.floor(usual * (this.shrink.get(view.table) ?? 1)));
     let upTo = view.folded;
     let rows = 0;
     for (const [seq, n] of list) {
@@ -218,14 +263,33 @@ export class ViewFolds {
     }
     const started = performance.now();
     await c.run('BEGIN TRANSACTION');
+    let interrupted = false;
     try {
-      if (rows > 0) await this.foldInto(c, view, upTo);
+      if (rows > 0) await this.foldInto(c, view, upTo, mayYield);
+      // Interrupted just as the statement ended: undone all the same.
+      if (this.interruptible?.yielding) throw new Error('the fold step gave its turn to a commit');
+      this.interruptible = null;
       await this.prune(c, tenant);
       await c.run('COMMIT');
     } catch (e) {
+      interrupted = this.interruptible?.yielding === true;
+      this.interruptible = null;
+      // DuckDB clears an interrupt that found no statement running when the next one starts,
+      // so this ROLLBACK runs whenever the commit's interrupt came.
       await c.run('ROLLBACK').catch(() => undefined);
-      throw e;
+      if (!interrupted) throw e;
     }
+    if (interrupted) {
+      this.shrink.set(view.table, (this.shrink.get(view.table) ?? 1) / 2);
+      this.yields++;
+      this.stats.interrupts++;
+      return this.behind;
+    }
+    this.yields = 0;
+    this.stats.steps++;
+    const share = Math.min(1, (this.shrink.get(view.table) ?? 1) * 2);
+    if (share >= 1) this.shrink.delete(view.table);
+    else this.shrink.set(view.table, share);
     if (rows > 0) {
       const ms = (performance.now() - started) / rows;
       this.cost.set(view.table, perRow === undefined ? ms : 0.7 * perRow + 0.3 * ms);
@@ -263,10 +327,18 @@ export class ViewFolds {
     await c.run('DELETE FROM view_pending WHERE tenant = $1 AND seq <= coalesce((SELECT min(folded) FROM views WHERE tenant = $1), 9223372036854775807)', [tenant]);
   }
 
-  private async foldInto(c: DuckDBConnection, view: LiveView, upTo: number): Promise<void> {
+  /** `interruptible`: a commit queued meanwhile interrupts the view's statement (`commitQueued`). */
+  private async foldInto(c: DuckDBConnection, view: LiveView, upTo: number, interruptible = false): Promise<void> {
     const p = new Params();
     const source = `(SELECT * FROM view_pending WHERE tenant = ${p.add(view.tenant)} AND seq > ${p.add(BigInt(view.folded))} AND seq <= ${p.add(BigInt(upTo))})`;
+    if (interruptible) {
+      // A commit queued while the step began (its BEGIN) found nothing to interrupt: it is let through now.
+      this.interruptible = { c, yielding: this.commitWaiting() };
+      if (this.interruptible.yielding) return;
+    }
     await c.run(viewMaintainSql(view.table, view.def, source, p), p.values);
+    if (this.interruptible?.yielding) return;
+    this.interruptible = null;
     await c.run('UPDATE views SET folded = ? WHERE tenant = ? AND name = ?', [BigInt(upTo), view.tenant, view.name]);
   }
 
