@@ -64,10 +64,13 @@ it.skipIf(!ready)('scale-out.postgres-unreachable-for-60-s-ingest-accepts-nothin
   outage.restore();
   const total = { keys: first.keys + during.keys, accepted: first.accepted + during.accepted, duplicates: first.duplicates + during.duplicates, retries: first.retries + during.retries };
   const restoredAt = Date.now();
-  await settle(d, 'PostgreSQL away for 60 s', total);
+  // Idle, the backlog drains in 10-40 s. Beside the kill-9 suite on the same two cores it drained
+  // at about 1,300 ev/s, steadily (149,030 of 252,000 at 110 s): the test proves nothing lost or
+  // doubled and that the drain goes on, so it waits as long as the R3 test below.
+  await settle(d, 'PostgreSQL away for 60 s', total, 300_000);
   console.log(`PostgreSQL outage: ${during.keys} events accepted while it was away, backlog drained ${((Date.now() - restoredAt) / 1000).toFixed(1)} s after it returned`);
   expect(await deadLetters(query, d.tenant.adminKey)).toBe(0);
-}, 300_000);
+}, 480_000);
 
 it.skipIf(!ready)('scale-out.three-node-jetstream-r3-one-node-killed-under-load-nothing-lost-nothing-doubled', async () => {
   const cluster = await NatsCluster.start(3);
