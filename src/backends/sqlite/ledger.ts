@@ -55,11 +55,12 @@ export interface KeyLedgerOptions {
   sliceKeys?: number;
   /**
    * The most keys a merge may write into one run (by default tailKeys × fanout⁴, four merges up
-   * from a tail: 8,388,608 with the defaults). Runs are merged while the result stays within it; larger runs
-   * stay as they are, each answering through its filter. Without a bound, the merge of four
-   * 8M-key runs rewrote 33M keys in one go: in an hour's soak at 21,000 ev/s with UUID keys the
-   * log's append p50 went from 9 ms to 80–300 ms for the ten minutes it ran, and the tails
-   * waiting behind it grew the HTTP thread's heap from 65 to 185 MiB. Bounded, each key is
+   * from a tail: 8,388,608 with the defaults). Runs are merged while the result stays within
+   * it; larger runs stay as they are, each answering through its filter. Without a bound, the
+   * merge of four 8M-key runs rewrote 33M keys in one go: in an hour's soak at 21,000 ev/s with
+   * UUID keys the log's append p50 went from 9 ms to 80–300 ms from minute 27 to the end, and
+   * the tails waiting behind it grew the HTTP thread's heap from 71 MiB to 516 MiB at its
+   * highest (`npm run soak -- --rate 21000`). Bounded, each key is
    * rewritten at most four times, and a lookup checks one filter more per 8M keys in a
    * generation (one cache line each; about 0.3% of new keys then read a run).
    */
