@@ -34,9 +34,25 @@ it.skipIf(!ready)('scale-out.kill-9-a-worker-every-2-s-while-events-flow-nothing
       workers[victim] = await d.start('worker', { SLUICE_WORKER_ID: ids[victim] });
     }
   })();
-  const sent = await sendAll(() => [ingest.url], d.tenant.writeKey, KILL_EVENTS, { concurrency: 4 });
+  const began = Date.now();
+  let said = began;
+  const progress = (what: string): void => {
+    if (Date.now() - said < 15_000) return;
+    said = Date.now();
+    console.log(`kill-9 every 2 s: ${what} after ${((said - began) / 1000).toFixed(0)} s, ${kills} workers killed`);
+  };
+  const sent = await sendAll(() => [ingest.url], d.tenant.writeKey, KILL_EVENTS, { concurrency: 4, onProgress: (n) => progress(`${n} of ${KILL_EVENTS} sent`) });
+  console.log(`kill-9 every 2 s: ${KILL_EVENTS} sent in ${((Date.now() - began) / 1000).toFixed(0)} s, ${kills} workers killed`);
   // The killing goes on until the workers have stored everything: events flow until then.
-  await until(async () => (await d.stored()).rows >= sent.keys, 480_000, 250);
+  await until(
+    async () => {
+      const { rows } = await d.stored();
+      progress(`${rows} of ${sent.keys} stored`);
+      return rows >= sent.keys;
+    },
+    480_000,
+    250,
+  );
   flowing = false;
   await killer;
   console.log(`kill-9: ${kills} workers killed`);
