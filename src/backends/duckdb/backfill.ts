@@ -99,7 +99,11 @@ export class DuckdbBackfills implements Backfills {
     const spec = v.ready === false ? { ...asked, from: null, to: null } : asked;
     const id = randomBytes(6).toString('hex');
     const now = Date.now();
-    return this.locked(async (c) => {
+    // With live commits held back: the snapshot, the range, the build's table and its row.
+    // Its total (what the table reads: a view's type and filters, which read JSON) is counted
+    // after, on the side connection: a count over a tenant's 10M events takes seconds, and
+    // every tenant's commits would wait for it.
+    await this.locked(async (c) => {
       await c.run('BEGIN TRANSACTION');
       try {
         await c.run(`INSERT INTO backfill_snapshots SELECT ?, p, o FROM applied`, [id]);
@@ -107,15 +111,10 @@ export class DuckdbBackfills implements Backfills {
           await c.runAndReadAll(`SELECT min(epoch_ms(ts)), max(epoch_ms(ts)) FROM events WHERE tenant = ?`, [spec.tenant])
         ).getRows() as [bigint | null, bigint | null][];
         const { from, to } = wholeBuckets(spec, minTs === null ? null : Number(minTs), maxTs === null ? null : Number(maxTs), now, v.grainMs);
-        // The total is what the table reads (a view: its type and filters), as `done` counts it.
-        const p = new Params();
-        const source = `SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
-             WHERE e.tenant = ${p.add(spec.tenant)} AND e.ts >= epoch_ms(${p.add(BigInt(from))}::BIGINT) AND e.ts < epoch_ms(${p.add(BigInt(to))}::BIGINT)`;
-        const [[total]] = (await c.runAndReadAll(`SELECT count(*) FROM (${source}) AS src WHERE ${v.where?.(p) ?? 'true'}`, p.values)).getRows() as [bigint][];
         await c.run(v.ddl(shadow(id)));
         await this.hooks.started(c, spec.tenant, spec.view, id);
-        await c.run(`INSERT INTO backfills (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, 0, ?, ?, ?, NULL, NULL)`, [
-          id, spec.view, spec.tenant, BigInt(from), BigInt(to), BigInt(spec.rate), BigInt(from), total!, BigInt(now), BigInt(now),
+        await c.run(`INSERT INTO backfills (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, 0, 0, ?, ?, NULL, NULL)`, [
+          id, spec.view, spec.tenant, BigInt(from), BigInt(to), BigInt(spec.rate), BigInt(from), BigInt(now), BigInt(now),
         ]);
         if (spec.from === null && spec.to === null) await c.run('UPDATE backfills SET whole = true WHERE id = ?', [id]);
         await c.run('COMMIT');
@@ -124,6 +123,21 @@ export class DuckdbBackfills implements Backfills {
         throw e;
       }
       await this.hooks.changed(c);
+    });
+    return this.exclusive(async () => {
+      const c = await this.side();
+      const s = (await this.get(c, id))!;
+      const p = new Params();
+      const source = `SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
+           WHERE e.tenant = ${p.add(s.tenant)} AND e.ts >= epoch_ms(${p.add(BigInt(s.from))}::BIGINT) AND e.ts < epoch_ms(${p.add(BigInt(s.to))}::BIGINT)`;
+      try {
+        const [[total]] = (await c.runAndReadAll(`SELECT count(*) FROM (${source}) AS src WHERE ${v.where?.(p) ?? 'true'}`, p.values)).getRows() as [bigint][];
+        // Only a build still running takes it: one failed meanwhile (on the writer) keeps its row.
+        await c.run(`UPDATE backfills SET total = ? WHERE id = ? AND status = 'running'`, [total!, id]);
+      } catch {
+        // The total is for progress only: a count that fails (out of memory, or a conflict with
+        // a failure written meanwhile) leaves it 0 and the build runs all the same.
+      }
       return (await this.get(c, id))!;
     });
   }

@@ -106,7 +106,11 @@ export class PostgresBackfills implements Backfills {
   async start(asked: BackfillSpec): Promise<BackfillState> {
     const id = randomBytes(6).toString('hex');
     const now = Date.now();
-    return this.tx(async (sql) => {
+    // With every commit held back: the snapshot, the range, the build's table and its row. Its
+    // total (what the table reads: a view's type and filters, as `done` counts it) is counted
+    // after, in a transaction that holds no commit back: over a tenant's 10M events that count
+    // takes seconds, and every worker's commits would wait for it.
+    const { spec, v } = await this.tx(async (sql) => {
       await sql(LOCK_COMMITS);
       const v = await this.target(sql, asked.tenant, asked.view);
       // A view not built yet is built whole (see BackfillTarget.ready): a rebuild of part of its
@@ -115,20 +119,27 @@ export class PostgresBackfills implements Backfills {
       await sql(`INSERT INTO backfill_snapshots (id, p, o) SELECT $1, p, o FROM applied`, [id]);
       const [range] = await sql<{ lo: number | null; hi: number | null }>('SELECT min(ts) AS lo, max(ts) AS hi FROM events WHERE tenant = $1', [spec.tenant]);
       const { from, to } = wholeBuckets(spec, range?.lo ?? null, range?.hi ?? null, now, v.grainMs);
-      // The total is what the table reads (a view: its type and filters), as `done` counts it.
-      const p = new Params();
-      const source = `SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
-         WHERE e.tenant = ${p.add(spec.tenant)} AND e.ts >= ${p.add(from)}::bigint AND e.ts < ${p.add(to)}::bigint`;
-      const [count] = await sql<{ n: number }>(`SELECT count(*) AS n FROM (${source}) AS src WHERE ${v.where?.(p) ?? 'true'}`, p.values);
       await sql(v.ddl(shadow(id)));
       if (spec.view !== 'counts_1m') await sql(`UPDATE views SET build = $1 WHERE tenant = $2 AND name = $3`, [id, spec.tenant, spec.view]);
       await sql(
         `INSERT INTO backfills (id, view, tenant, range_from, range_to, rate, status, cursor, done, total, started_at, updated_at, finished_at, error)
-         VALUES ($1, $2, $3, $4, $5, $6, 'running', $4, 0, $7, $8, $8, NULL, NULL)`,
-        [id, spec.view, spec.tenant, from, to, spec.rate, Number(count?.n ?? 0), now],
+         VALUES ($1, $2, $3, $4, $5, $6, 'running', $4, 0, 0, $7, $7, NULL, NULL)`,
+        [id, spec.view, spec.tenant, from, to, spec.rate, now],
       );
+      return { spec, v };
+    });
+    const counted = this.tx(async (sql) => {
+      const s = (await this.get(sql, id))!;
+      const p = new Params();
+      const source = `SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
+         WHERE e.tenant = ${p.add(spec.tenant)} AND e.ts >= ${p.add(s.from)}::bigint AND e.ts < ${p.add(s.to)}::bigint`;
+      const [count] = await sql<{ n: number }>(`SELECT count(*) AS n FROM (${source}) AS src WHERE ${v.where?.(p) ?? 'true'}`, p.values);
+      // Only a build still running takes it (a step of another process may have finished it meanwhile: its row stays).
+      await sql(`UPDATE backfills SET total = $1 WHERE id = $2 AND status = 'running'`, [Number(count?.n ?? 0), id]);
       return (await this.get(sql, id))!;
     });
+    // The total is for progress only: a count that fails leaves it 0 and the build runs all the same.
+    return counted.catch(async () => (await this.get(this.read, id))!);
   }
 
   private async get(sql: Sql, id: string, forUpdate = false): Promise<(BackfillState & { cursor: number }) | null> {
