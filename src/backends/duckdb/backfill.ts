@@ -126,7 +126,9 @@ export class DuckdbBackfills implements Backfills {
     });
     return this.exclusive(async () => {
       const c = await this.side();
-      const s = (await this.get(c, id))!;
+      const s = await this.get(c, id);
+      // Gone meanwhile (its view removed): say so, as a step would.
+      if (!s) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no backfill ${id}`, { field: 'id' });
       const p = new Params();
       const source = `SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
            WHERE e.tenant = ${p.add(s.tenant)} AND e.ts >= epoch_ms(${p.add(BigInt(s.from))}::BIGINT) AND e.ts < epoch_ms(${p.add(BigInt(s.to))}::BIGINT)`;

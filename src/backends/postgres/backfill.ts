@@ -129,7 +129,8 @@ export class PostgresBackfills implements Backfills {
       return { spec, v };
     });
     const counted = this.tx(async (sql) => {
-      const s = (await this.get(sql, id))!;
+      const s = await this.get(sql, id);
+      if (!s) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no backfill ${id}`, { field: 'id' });
       const p = new Params();
       const source = `SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
          WHERE e.tenant = ${p.add(spec.tenant)} AND e.ts >= ${p.add(s.from)}::bigint AND e.ts < ${p.add(s.to)}::bigint`;
@@ -139,7 +140,11 @@ export class PostgresBackfills implements Backfills {
       return (await this.get(sql, id))!;
     });
     // The total is for progress only: a count that fails leaves it 0 and the build runs all the same.
-    return counted.catch(async () => (await this.get(this.read, id))!);
+    return counted.catch(async (e: unknown) => {
+      const s = await this.get(this.read, id);
+      if (!s) throw e;
+      return s;
+    });
   }
 
   private async get(sql: Sql, id: string, forUpdate = false): Promise<(BackfillState & { cursor: number }) | null> {
