@@ -180,16 +180,28 @@ export async function sendAll(
   return { keys, duplicates, accepted, retries };
 }
 
-/** Waits until every acknowledged key is stored, then checks nothing more arrives; prints the figures. */
-export async function settle(d: Deployment, name: string, sent: { keys: number; accepted: number; duplicates: number; retries: number }, timeoutMs = 120_000): Promise<void> {
+/**
+ * Waits until every acknowledged key is stored, then checks nothing more arrives; prints the
+ * figures. Fails after `timeoutMs`, or sooner when nothing more is stored for `stallMs`.
+ */
+export async function settle(
+  d: Deployment,
+  name: string,
+  sent: { keys: number; accepted: number; duplicates: number; retries: number },
+  timeoutMs = 120_000,
+  stallMs = Infinity,
+): Promise<void> {
   const start = Date.now();
   let said = start;
+  let last = { rows: -1, at: start };
   for (let seen = await d.stored(); seen.rows < sent.keys; seen = await d.stored()) {
     // Say how far it got, as it goes and at the end: a slow drain and a stall read differently.
     if (Date.now() - said >= 15_000) {
       said = Date.now();
       console.log(`${name}: ${seen.rows} of ${sent.keys} stored after ${((said - start) / 1000).toFixed(0)} s`);
     }
+    if (seen.rows > last.rows) last = { rows: seen.rows, at: Date.now() };
+    else if (Date.now() - last.at > stallMs) throw new Error(`${name}: nothing more stored for ${stallMs / 1000} s (${seen.rows} of ${sent.keys} acknowledged)\n${d.logs()}`);
     if (Date.now() - start > timeoutMs) throw new Error(`${name}: ${seen.rows} rows (${seen.keys} keys) of ${sent.keys} acknowledged stored after ${timeoutMs} ms\n${d.logs()}`);
     await new Promise((r) => setTimeout(r, 250));
   }
