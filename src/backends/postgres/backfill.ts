@@ -110,7 +110,7 @@ export class PostgresBackfills implements Backfills {
     // total (what the table reads: a view's type and filters, as `done` counts it) is counted
     // after, in a transaction that holds no commit back: over a tenant's 10M events that count
     // takes seconds, and every worker's commits would wait for it.
-    const { spec, v } = await this.tx(async (sql) => {
+    const v = await this.tx(async (sql) => {
       await sql(LOCK_COMMITS);
       const v = await this.target(sql, asked.tenant, asked.view);
       // A view not built yet is built whole (see BackfillTarget.ready): a rebuild of part of its
@@ -126,14 +126,14 @@ export class PostgresBackfills implements Backfills {
          VALUES ($1, $2, $3, $4, $5, $6, 'running', $4, 0, 0, $7, $7, NULL, NULL)`,
         [id, spec.view, spec.tenant, from, to, spec.rate, now],
       );
-      return { spec, v };
+      return v;
     });
     const counted = this.tx(async (sql) => {
       const s = await this.get(sql, id);
       if (!s) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no backfill ${id}`, { field: 'id' });
       const p = new Params();
       const source = `SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
-         WHERE e.tenant = ${p.add(spec.tenant)} AND e.ts >= ${p.add(s.from)}::bigint AND e.ts < ${p.add(s.to)}::bigint`;
+         WHERE e.tenant = ${p.add(s.tenant)} AND e.ts >= ${p.add(s.from)}::bigint AND e.ts < ${p.add(s.to)}::bigint`;
       const [count] = await sql<{ n: number }>(`SELECT count(*) AS n FROM (${source}) AS src WHERE ${v.where?.(p) ?? 'true'}`, p.values);
       // Only a build still running takes it (a step of another process may have finished it meanwhile: its row stays).
       await sql(`UPDATE backfills SET total = $1 WHERE id = $2 AND status = 'running'`, [Number(count?.n ?? 0), id]);
