@@ -7,6 +7,7 @@ import { FOLD_ROWS } from '../../src/backends/duckdb/view-folds.js';
 import type { LogRecord } from '../../src/core/types.js';
 import { parseQuery, parseView, type QuerySpec } from '../../src/core/query.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { viewTableDdl as sharedViewTableDdl } from '../../src/backends/sql/views.js';
 
 /**
  * The embedded store keeps views outside the raw commit (src/backends/duckdb/view-folds.ts): a
@@ -161,6 +162,48 @@ describe('views folded outside the raw commit (DuckDB)', () => {
     store = await open(file);
     expect(store.pendingViewRows).toBe(0);
     expect(await answers(store, 'acme')).toEqual(before);
+  });
+
+  it('views.tables-made-with-a-primary-key-are-rewritten-without-it-at-open-and-answer-the-same', async () => {
+    const file = path.join(tmpDir(), 'store.duckdb');
+    let store = await open(file);
+    await ready(store, 'acme');
+    const evs: Ev[] = Array.from({ length: 600 }, (_, i) => ({ type: 'checkout', key: i % 97, minute: i % 120, region: ['eu', 'us', 'apac'][i % 3]!, amount: i, latency: 1 + (i % 300) }));
+    await store.commit({ records: records('acme', evs.slice(0, 400), 1, 1), partitions: [{ partition: 1, token: 1, upTo: 400 }] });
+    await store.foldViews();
+    const tableOf = async (st: DuckdbStore) => ((await st.views.list('acme'))[0] as unknown as { table: string }).table;
+    const tbl = await tableOf(store);
+    await store.close();
+    stores.length = 0;
+
+    // The view's table as an earlier version made it: with its key as a PRIMARY KEY (an ART index).
+    const db = await DuckDBInstance.create(file);
+    const c = await db.connect();
+    await c.run(sharedViewTableDdl('keyed', parseView('orders', VIEW), true));
+    await c.run(`INSERT INTO keyed SELECT * FROM ${tbl}`);
+    await c.run(`DROP TABLE ${tbl}`);
+    await c.run(`ALTER TABLE keyed RENAME TO ${tbl}`);
+    const keys = async (cc: typeof c) => (await cc.runAndReadAll(`SELECT count(*) FROM duckdb_constraints() WHERE table_name = '${tbl}' AND constraint_type = 'PRIMARY KEY'`)).getRows()[0]![0];
+    expect(Number(await keys(c))).toBe(1);
+    c.closeSync();
+    db.closeSync();
+
+    store = await open(file);
+    expect(await tableOf(store)).toBe(tbl);
+    // Folds and queries after the rewrite: the view still counts each event once and equals raw.
+    await store.commit({ records: records('acme', evs.slice(400), 1, 401), partitions: [{ partition: 1, token: 1, upTo: 600 }] });
+    await store.foldViews();
+    const viaView = await store.query(spec('acme', { interval: '1h', measures: ['count', 'sum:amount'] }), 10_001);
+    expect(viaView.source).toBe('view:orders');
+    expect(JSON.stringify(viaView.rows.map((r) => JSON.stringify(r)).sort())).toBe(await rawCounts(store, 'acme'));
+    await store.close();
+    stores.length = 0;
+
+    const again = await DuckDBInstance.create(file);
+    const c2 = await again.connect();
+    expect(Number(await keys(c2))).toBe(0);
+    c2.closeSync();
+    again.closeSync();
   });
 
   it('views.a-build-that-finishes-while-rows-are-pending-counts-each-event-once', async () => {

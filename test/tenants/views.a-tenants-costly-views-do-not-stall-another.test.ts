@@ -22,6 +22,11 @@ import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
  * idle machine). What remains: commits that carry alpha's rows into `view_pending` take about
  * twice as long (95 ms against 40), beside the builds' chunks on the same two cores; every fifth
  * turn a fold step runs whatever waits; and DuckDB's checkpoints in a commit (one of 499 ms).
+ *
+ * Memory: while the view tables had a PRIMARY KEY, its ART index (held in memory by DuckDB)
+ * reached 449 MiB of the store's 512 MiB with 9 of the 20 views built, and on a slower machine
+ * beta's reads failed out of memory. View tables now have no key (maintained by MERGE,
+ * src/backends/duckdb/query-sql.ts viewTableDdl): ART 4-5 MiB, 19 of 20 built in the same time.
  */
 const VIEWS = 20;
 let p: Pipeline;

@@ -189,6 +189,7 @@ export class DuckdbStore implements Store {
     await this.writer.run(STAGING_DDL);
     await ViewFolds.migrate(this.writer);
     await this.viewTables.load(this.writer);
+    await this.viewTables.dropKeys(this.writer);
     await this.folds.load(this.writer);
     await this.typedColumns.load(this.writer);
     // Read every block of one column: a truncated or damaged file fails here, at start, with a

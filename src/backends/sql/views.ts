@@ -39,6 +39,12 @@ export interface ViewDialect<V = unknown> extends Dialect<V> {
   argMin(x: string, by: string, cond: string): string;
   /** `a + b` for doubles, never an overflow error (as `sum`). */
   add(a: string, b: string): string;
+  /**
+   * Whether view tables are kept without a key index and maintained with MERGE INTO (a join
+   * of the new cells with the table) instead of an upsert on their PRIMARY KEY. For an engine
+   * whose key index lives in memory (DuckDB's ART): see backends/duckdb/query-sql.ts.
+   */
+  merge?: boolean;
 }
 
 export const HLL_BITS = 12;
@@ -73,17 +79,26 @@ export function viewKey(v: ViewDef): string {
   return ['tenant', 'bucket', ...dimCols(v), 'm', 'i'].join(', ');
 }
 
-export function viewTableDdl(table: string, v: ViewDef): string {
-  const dims = dimCols(v);
-  return `CREATE TABLE ${table} (tenant VARCHAR NOT NULL, bucket BIGINT NOT NULL, ${dims.map((d) => `${d} VARCHAR NOT NULL, `).join('')}m SMALLINT NOT NULL, i INTEGER NOT NULL, n BIGINT NOT NULL, s FLOAT8, lo FLOAT8, hi FLOAT8, PRIMARY KEY (${viewKey(v)}))`;
+/** A view table's columns, in order. */
+function viewColumns(v: ViewDef): string[] {
+  return ['tenant', 'bucket', ...dimCols(v), 'm', 'i', 'n', 's', 'lo', 'hi'];
 }
 
-/** How a row already in view table `t` absorbs a new one with the same key. */
-export function viewMerge<V>(d: ViewDialect<V>, t: string): string {
+/**
+ * A view table. `keyed`: with its key (viewKey) as a PRIMARY KEY, which `viewMaintainSql`'s
+ * upsert needs; a dialect with `merge` maintains the table without one (see ViewDialect.merge).
+ */
+export function viewTableDdl(table: string, v: ViewDef, keyed = true): string {
+  const dims = dimCols(v);
+  return `CREATE TABLE ${table} (tenant VARCHAR NOT NULL, bucket BIGINT NOT NULL, ${dims.map((d) => `${d} VARCHAR NOT NULL, `).join('')}m SMALLINT NOT NULL, i INTEGER NOT NULL, n BIGINT NOT NULL, s FLOAT8, lo FLOAT8, hi FLOAT8${keyed ? `, PRIMARY KEY (${viewKey(v)})` : ''})`;
+}
+
+/** How a row already in view table `t` absorbs a new one `x` with the same key (`excluded` in an upsert). */
+export function viewMerge<V>(d: ViewDialect<V>, t: string, x = 'excluded'): string {
   return (
-    `n = CASE WHEN ${t}.m >= 100 AND ${t}.m < 200 THEN greatest(${t}.n, excluded.n) ELSE ${t}.n + excluded.n END, ` +
-    `s = CASE WHEN ${t}.s IS NULL THEN excluded.s WHEN excluded.s IS NULL THEN ${t}.s ELSE ${d.add(`${t}.s`, 'excluded.s')} END, ` +
-    `lo = least(${t}.lo, excluded.lo), hi = greatest(${t}.hi, excluded.hi)`
+    `n = CASE WHEN ${t}.m >= 100 AND ${t}.m < 200 THEN greatest(${t}.n, ${x}.n) ELSE ${t}.n + ${x}.n END, ` +
+    `s = CASE WHEN ${t}.s IS NULL THEN ${x}.s WHEN ${x}.s IS NULL THEN ${t}.s ELSE ${d.add(`${t}.s`, `${x}.s`)} END, ` +
+    `lo = least(${t}.lo, ${x}.lo), hi = greatest(${t}.hi, ${x}.hi)`
   );
 }
 
@@ -141,6 +156,15 @@ export function viewCellsSql<V>(d: ViewDialect<V>, v: ViewDef, source: string, p
  * in `p`) to `table`: one statement, upserting pre-aggregated rows of every kind.
  */
 export function viewMaintainSql<V>(d: ViewDialect<V>, table: string, v: ViewDef, source: string, p: Params<V>): string {
+  if (d.merge) {
+    // The cells are unique by key (each SELECT of viewCellsSql groups by it, and the kinds differ by m).
+    const cols = viewColumns(v);
+    const on = ['tenant', 'bucket', ...dimCols(v), 'm', 'i'].map((c) => `t.${c} = x.${c}`).join(' AND ');
+    return (
+      `MERGE INTO ${table} AS t USING (${viewCellsSql(d, v, source, p)}) AS x(${cols.join(', ')}) ON ${on} ` +
+      `WHEN MATCHED THEN UPDATE SET ${viewMerge(d, 't', 'x')} WHEN NOT MATCHED THEN INSERT (${cols.join(', ')}) VALUES (${cols.map((c) => `x.${c}`).join(', ')})`
+    );
+  }
   // Rows upserted in key order: two writers adding to the same rows (workers of one tenant
   // on PostgreSQL) lock them in the same order, and never deadlock.
   const order = Array.from({ length: v.dimensions.length + 4 }, (_, i) => i + 1).join(', ');
