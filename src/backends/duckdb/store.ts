@@ -10,6 +10,7 @@ import { chooseView, residualFilters } from '../../core/plan.js';
 import type { QuerySpec } from '../../core/query.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
 import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewWhereSql, viewTableDdl } from './query-sql.js';
+import { VIEW_ROW_ORDER } from '../sql/views.js';
 import { minuteCounts, SCHEMA } from './sql.js';
 import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
 import { redactValues } from '../../core/redact.js';
@@ -216,7 +217,7 @@ export class DuckdbStore implements Store {
       bucketColumn: 'bucket',
       grainMs: INTERVAL_MS[v.def.grain],
       events: 'sum(n) FILTER (WHERE m = 0)',
-      order: 'm, bucket',
+      order: VIEW_ROW_ORDER,
       aggregate: (into: string, source: string, p: Params) => viewMaintainSql(into, v.def, source, p),
       where: (p: Params) => viewWhereSql(v.def, p),
       build: v.build,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { parseView, viewJson, type ViewDef } from '../../core/query.js';
 import type { ViewSource, ViewState } from '../../ports/views.js';
+import { VIEW_ROW_ORDER } from '../sql/views.js';
 import { viewTableDdl } from './query-sql.js';
 
 /**
@@ -74,22 +75,20 @@ export class DuckdbViews {
   /**
    * At open, after `load`: view tables made with a PRIMARY KEY (before views were maintained by
    * MERGE, query-sql.ts viewTableDdl) are rewritten without it, once each, rows unchanged, in
-   * the order a build writes them (by kind, then bucket). Their key index is what held the
-   * store's memory.
+   * the order a build writes them (VIEW_ROW_ORDER). Their key index is what held the store's
+   * memory.
    */
-  async dropKeys(c: DuckDBConnection): Promise<number> {
+  async dropKeys(c: DuckDBConnection): Promise<void> {
     const keyed = new Set(
       (await c.runAndReadAll(`SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' AND schema_name = 'main' AND starts_with(table_name, 'view_')`)).getRows().map(([t]) => String(t)),
     );
-    let n = 0;
     for (const v of [...this.byTenant.values()].flat()) {
       if (!keyed.has(v.table)) continue;
       const next = `${v.table}_unkeyed`;
       await c.run('BEGIN TRANSACTION');
       try {
-        await c.run(`DROP TABLE IF EXISTS ${next}`);
         await c.run(viewTableDdl(next, v.def));
-        await c.run(`INSERT INTO ${next} SELECT * FROM ${v.table} ORDER BY m, bucket`);
+        await c.run(`INSERT INTO ${next} SELECT * FROM ${v.table} ORDER BY ${VIEW_ROW_ORDER}`);
         await c.run(`DROP TABLE ${v.table}`);
         await c.run(`ALTER TABLE ${next} RENAME TO ${v.table}`);
         await c.run('COMMIT');
@@ -97,9 +96,7 @@ export class DuckdbViews {
         await c.run('ROLLBACK').catch(() => undefined);
         throw e;
       }
-      n++;
     }
-    return n;
   }
 
   list(tenant: string): LiveView[] {

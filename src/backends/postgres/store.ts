@@ -9,7 +9,7 @@ import type { QuerySpec } from '../../core/query.js';
 import { countsPerMinute } from '../minute-counts.js';
 import { Params, rawQuerySql } from '../sql/compile.js';
 import { chooseView, residualFilters } from '../../core/plan.js';
-import { viewMaintainSql, viewQuerySql, viewTableDdl, viewWhereSql } from '../sql/views.js';
+import { VIEW_ROW_ORDER, viewMaintainSql, viewQuerySql, viewTableDdl, viewWhereSql } from '../sql/views.js';
 import { COUNTS_1M, PostgresBackfills } from './backfill.js';
 import { classify, Executor, migrate, openPool, postgresTarget, unavailable, type Sql } from './database.js';
 import { STORE_MIGRATIONS } from './store-schema.js';
@@ -78,7 +78,7 @@ export class PostgresStore implements Store {
         bucketColumn: 'bucket',
         grainMs: INTERVAL_MS[v.def.grain],
         events: 'sum(n) FILTER (WHERE m = 0)',
-        order: 'm, bucket',
+        order: VIEW_ROW_ORDER,
         aggregate: (into: string, source: string, p: Params) => viewMaintainSql(POSTGRES, into, v.def, source, p),
         where: (p: Params) => viewWhereSql(POSTGRES, v.def, p),
         build: v.build,

@@ -74,15 +74,26 @@ export function viewCodes(v: ViewDef): { numeric: Map<string, number>; uniq: Map
 
 const dimCols = (v: ViewDef) => v.dimensions.map((_, i) => `d${i}`);
 
-/** The columns of a view table's primary key. */
+/** The columns of a view table's key: one row per key. */
+function keyColumns(v: ViewDef): string[] {
+  return ['tenant', 'bucket', ...dimCols(v), 'm', 'i'];
+}
+
+/** The columns of a view table's primary key, as a list. */
 export function viewKey(v: ViewDef): string {
-  return ['tenant', 'bucket', ...dimCols(v), 'm', 'i'].join(', ');
+  return keyColumns(v).join(', ');
 }
 
 /** A view table's columns, in order. */
 function viewColumns(v: ViewDef): string[] {
-  return ['tenant', 'bucket', ...dimCols(v), 'm', 'i', 'n', 's', 'lo', 'hi'];
+  return [...keyColumns(v), 'n', 's', 'lo', 'hi'];
 }
+
+/**
+ * The order a build writes a view table's rows in (and a rewrite of it): by kind, then bucket,
+ * so that a query reading one kind (a count) skips the row groups of the others (the sketches).
+ */
+export const VIEW_ROW_ORDER = 'm, bucket';
 
 /**
  * A view table. `keyed`: with its key (viewKey) as a PRIMARY KEY, which `viewMaintainSql`'s
@@ -153,13 +164,14 @@ export function viewCellsSql<V>(d: ViewDialect<V>, v: ViewDef, source: string, p
 
 /**
  * Adds the events of `source` (a relation with the events' columns; its parameters already
- * in `p`) to `table`: one statement, upserting pre-aggregated rows of every kind.
+ * in `p`) to `table`: one statement, upserting (or, with `d.merge`, merging) pre-aggregated
+ * rows of every kind.
  */
 export function viewMaintainSql<V>(d: ViewDialect<V>, table: string, v: ViewDef, source: string, p: Params<V>): string {
   if (d.merge) {
     // The cells are unique by key (each SELECT of viewCellsSql groups by it, and the kinds differ by m).
     const cols = viewColumns(v);
-    const on = ['tenant', 'bucket', ...dimCols(v), 'm', 'i'].map((c) => `t.${c} = x.${c}`).join(' AND ');
+    const on = keyColumns(v).map((c) => `t.${c} = x.${c}`).join(' AND ');
     return (
       `MERGE INTO ${table} AS t USING (${viewCellsSql(d, v, source, p)}) AS x(${cols.join(', ')}) ON ${on} ` +
       `WHEN MATCHED THEN UPDATE SET ${viewMerge(d, 't', 'x')} WHEN NOT MATCHED THEN INSERT (${cols.join(', ')}) VALUES (${cols.map((c) => `x.${c}`).join(', ')})`
