@@ -30,6 +30,7 @@ export async function appenderRowsPerSecond(dir: string, entries: LogEntry[]): P
     a.appendVarchar(e.context);
     a.appendTimestampMilliseconds(storedAt);
     a.appendInteger(0); // pipeline_version
+    a.appendInteger(0); // operator_version
     a.endRow();
   }
   a.flushSync();

@@ -151,7 +151,7 @@ function entries(shape: KeyShape, from: number, count: number, now: number): Log
  * after `prefill` keys: one log per shape, rounds of 10,000 events alternating between them so
  * that drift on a shared machine hits both. Background ledger work runs inside the rounds.
  */
-export async function appendPath(work: string, batch: number, prefill: number, measured: number, fsync: Fsync = 'always'): Promise<AppendFigure[]> {
+export async function appendPath(work: string, batch: number, prefill: number, measured: number, fsync: Fsync = 'always', say: (line: string) => void = () => undefined): Promise<AppendFigure[]> {
   const shapes: KeyShape[] = ['sequential', 'uuid'];
   const now = Date.now();
   const logs = shapes.map((shape) => {
@@ -161,7 +161,11 @@ export async function appendPath(work: string, batch: number, prefill: number, m
   });
   try {
     for (let s = 0; s < shapes.length; s++) {
-      for (let from = 0; from < prefill; from += 20_000) await logs[s]!.log.append(entries(shapes[s]!, from, Math.min(20_000, prefill - from), now));
+      const started = performance.now();
+      for (let from = 0; from < prefill; from += 20_000) {
+        await logs[s]!.log.append(entries(shapes[s]!, from, Math.min(20_000, prefill - from), now));
+        if ((from + 20_000) % 1_000_000 === 0) say(`ledger: ${shapes[s]} keys, ${(from + 20_000).toLocaleString('en-US')} of ${prefill.toLocaleString('en-US')} in the ledger (${((from + 20_000) / ((performance.now() - started) / 1000)).toFixed(0)} keys/s)`);
+      }
       logs[s]!.log.compactLedger();
     }
     const ms = [0, 0];

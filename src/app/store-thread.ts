@@ -349,8 +349,9 @@ const calls: StoreThreadCalls = {
   async metrics() {
     if (metrics) {
       metrics.threadHeap.set(getHeapStatistics().total_heap_size);
-      const { memoryBytes } = await store.health().catch(() => ({ memoryBytes: undefined }));
+      const { memoryBytes, memoryByTag } = await store.health().catch(() => ({ memoryBytes: undefined, memoryByTag: undefined }));
       if (memoryBytes !== undefined) metrics.memory.set(memoryBytes);
+      for (const [tag, bytes] of Object.entries(memoryByTag ?? {})) metrics.memoryByTag.set({ tag }, bytes);
       const pending = (store as { pendingViewRows?: number }).pendingViewRows;
       if (pending !== undefined) metrics.viewPending.set(pending);
       // Waiting in line is reported apart from running (the embedded store only).

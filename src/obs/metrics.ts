@@ -129,6 +129,12 @@ export function storeMetrics(registry: client.Registry) {
       help: "Memory the store's engine holds by its own accounting (the embedded store's block cache and queries, at most store.memoryMb)",
       registers,
     }),
+    memoryByTag: new client.Gauge({
+      name: 'sluice_store_memory_by_tag_bytes',
+      help: "sluice_store_memory_bytes by what the memory holds, in the engine's own terms (DuckDB's duckdb_memory() tags, lower-cased): base_table is blocks of stored tables kept cached after they were written or read, evicted only as the store nears store.memoryMb; in_memory_table is rows committed but not yet checkpointed",
+      labelNames: ['tag'] as const,
+      registers,
+    }),
     viewPending: new client.Gauge({
       name: 'sluice_store_view_pending_rows',
       help: "Stored events the embedded store's views have not all folded in yet (queries read them beside the views); a count that keeps growing means a tenant's views cost more than the machine has",

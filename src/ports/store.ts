@@ -107,9 +107,12 @@ export interface Store {
 
   /**
    * Whether the store answers; a reason when it does not; and the memory its engine holds by
-   * its own accounting (the embedded store's block cache and queries), when it keeps one.
+   * its own accounting (the embedded store's block cache and queries), when it keeps one:
+   * in all (`memoryBytes`) and by what it holds (`memoryByTag`, bytes by the engine's own
+   * names; DuckDB's `duckdb_memory()` tags, lower-cased: `base_table` for cached blocks of
+   * stored tables, `in_memory_table` for rows not yet checkpointed, `art_index`, …).
    */
-  health(): Promise<{ ok: boolean; detail?: string; memoryBytes?: number }>;
+  health(): Promise<{ ok: boolean; detail?: string; memoryBytes?: number; memoryByTag?: Record<string, number> }>;
 
   /** Idempotent; must not throw. */
   close(): Promise<void>;

@@ -30,6 +30,11 @@ it('obs.metrics-answer-loopback-clients-on-the-api-address-and-anyone-on-obs.met
   expect(text).toContain('sluice_store_queries_waiting 0'); // waiting in line, apart from running
   expect(text).toMatch(/sluice_store_readers_busy \d/);
   expect(text).toMatch(/sluice_store_view_pending_rows \d/);
+  // The store's memory by what it holds, adding up to its total (both from one reading).
+  const byTag = [...text.matchAll(/^sluice_store_memory_by_tag_bytes\{tag="([a-z_]+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])] as const);
+  expect(byTag.map(([tag]) => tag)).toEqual(expect.arrayContaining(['base_table', 'in_memory_table', 'art_index']));
+  const total = Number(/^sluice_store_memory_bytes (\d+)$/m.exec(text)?.[1]);
+  expect(byTag.reduce((sum, [, bytes]) => sum + bytes, 0)).toBe(total);
   expect((await fetch(`${obs}/healthz`)).status).toBe(200);
   expect((await fetch(`${obs}/v1/status`)).status).toBe(404); // nothing else there
 

@@ -464,14 +464,20 @@ export class DuckdbStore implements Store {
     }
   }
 
-  async health(): Promise<{ ok: boolean; detail?: string; memoryBytes?: number }> {
+  async health(): Promise<{ ok: boolean; detail?: string; memoryBytes?: number; memoryByTag?: Record<string, number> }> {
     if (!this.reader) return { ok: false, detail: 'not connected' };
     try {
-      const r = await this.reader.runAndReadAll('SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()');
-      const memoryBytes = Number(r.getRows()[0]![0]);
+      // DuckDB's own accounting by what the memory holds (its duckdb_memory() tags, lower-cased).
+      const r = await this.reader.runAndReadAll('SELECT lower(tag), memory_usage_bytes::BIGINT FROM duckdb_memory()');
+      const memoryByTag: Record<string, number> = {};
+      let memoryBytes = 0;
+      for (const [tag, bytes] of r.getRows()) {
+        memoryByTag[String(tag)] = Number(bytes);
+        memoryBytes += Number(bytes);
+      }
       const failing = this.commitFailure;
-      if (failing) return { ok: false, detail: `commits fail since ${new Date(failing.at).toISOString()}: ${failing.message}`, memoryBytes };
-      return { ok: true, memoryBytes };
+      if (failing) return { ok: false, detail: `commits fail since ${new Date(failing.at).toISOString()}: ${failing.message}`, memoryBytes, memoryByTag };
+      return { ok: true, memoryBytes, memoryByTag };
     } catch (e: unknown) {
       return { ok: false, detail: coerceError(e).message };
     }
