@@ -127,6 +127,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       }
       const health = await opts.log.health().catch(() => null);
       if (health?.bytes !== undefined) m.logBytes.set(health.bytes);
+      if (health?.ledgerKeys !== undefined) m.ledgerKeys.set(health.ledgerKeys);
+      if (health?.ledgerFilterBytes !== undefined) m.ledgerFilterBytes.set(health.ledgerFilterBytes);
       if (health?.recordBytes !== undefined) m.backlogBytes.set(lag.backlog * health.recordBytes);
       await refreshAlertMetrics(m, opts.catalog.alerts);
     },

@@ -88,6 +88,16 @@ export function ingestMetrics(registry: client.Registry) {
       registers,
     }),
     logBytes: new client.Gauge({ name: 'sluice_log_disk_bytes', help: 'Size of the log on disk (database and write-ahead log)', registers }),
+    ledgerKeys: new client.Gauge({
+      name: 'sluice_log_ledger_keys',
+      help: "Idempotency keys in the embedded log's key ledger (the current and the previous dedupe horizon)",
+      registers,
+    }),
+    ledgerFilterBytes: new client.Gauge({
+      name: 'sluice_log_ledger_filter_bytes',
+      help: "Memory of the embedded key ledger's Bloom filters (1.75 bytes a key): grows with the keys within log.dedupeHorizonMs",
+      registers,
+    }),
     lagEvents: new client.Gauge({ name: 'sluice_consumer_lag_events', help: 'Unacknowledged records per partition', labelNames: ['partition'], registers }),
     lagSeconds: new client.Gauge({
       name: 'sluice_consumer_lag_seconds',

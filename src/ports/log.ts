@@ -110,12 +110,31 @@ export interface Log {
 
   /**
    * Whether the log can take writes now; a reason when it cannot; its size on disk, and the
-   * mean size of a record appended lately (to turn a backlog into bytes), when known.
+   * mean size of a record appended lately (to turn a backlog into bytes), when known; and,
+   * for a log that keeps its own ledger of idempotency keys, the keys it holds and the memory
+   * their filters take.
    */
-  health(): Promise<{ ok: boolean; detail?: string; bytes?: number; recordBytes?: number }>;
+  health(): Promise<LogHealth>;
 
   /** Flushes in-flight appends and closes. Idempotent; must not throw. */
   close(): Promise<void>;
+}
+
+/** What `Log.health` answers. */
+export interface LogHealth {
+  ok: boolean;
+  detail?: string;
+  /** The log's size on disk. */
+  bytes?: number;
+  /** The mean size of a record appended lately, bytes. */
+  recordBytes?: number;
+  /** Idempotency keys in the log's own key ledger (both generations), when it keeps one; read back at the first append after a start. */
+  ledgerKeys?: number;
+  /**
+   * Memory held by that ledger's run filters, bytes: it grows with the keys within the dedupe
+   * horizon (the tail's exact set beside it is bounded by `log.ledgerRunKeys`).
+   */
+  ledgerFilterBytes?: number;
 }
 
 export interface LogCapabilities {

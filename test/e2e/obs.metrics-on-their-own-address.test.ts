@@ -30,6 +30,8 @@ it('obs.metrics-answer-loopback-clients-on-the-api-address-and-anyone-on-obs.met
   expect(text).toContain('sluice_store_queries_waiting 0'); // waiting in line, apart from running
   expect(text).toMatch(/sluice_store_readers_busy \d/);
   expect(text).toMatch(/sluice_store_view_pending_rows \d/);
+  expect(text).toMatch(/^sluice_log_ledger_keys \d+$/m);
+  expect(text).toMatch(/^sluice_log_ledger_filter_bytes \d+$/m);
   // The store's memory by what it holds, adding up to its total (both from one reading).
   const byTag = [...text.matchAll(/^sluice_store_memory_by_tag_bytes\{tag="([a-z_]+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])] as const);
   expect(byTag.map(([tag]) => tag)).toEqual(expect.arrayContaining(['base_table', 'in_memory_table', 'art_index']));

@@ -3,7 +3,7 @@ import { connect, type JetStreamManager, type KV, type NatsConnection } from 'na
 import { backoffDelay, sleep } from '../../core/backoff.js';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
-import type { Lease, Log, LogCapabilities, PartitionPosition } from '../../ports/log.js';
+import type { Lease, Log, LogCapabilities, LogHealth, PartitionPosition } from '../../ports/log.js';
 import { deliveryWindow, type DeliveryMarker } from '../delivery.js';
 import { PipelinedPublisher } from './publisher.js';
 import { StreamReader } from './reader.js';
@@ -427,7 +427,7 @@ export class NatsLog implements Log {
     return oldest;
   }
 
-  async health(): Promise<{ ok: boolean; detail?: string; bytes?: number; recordBytes?: number }> {
+  async health(): Promise<LogHealth> {
     if (this.closed) return { ok: false, detail: 'closed' };
     try {
       const info = await this.jsm.streams.info(this.opts.stream);

@@ -2,7 +2,7 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import fs from 'node:fs';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
-import type { Lease, Log, LogCapabilities, PartitionPosition } from '../../ports/log.js';
+import type { Lease, Log, LogCapabilities, LogHealth, PartitionPosition } from '../../ports/log.js';
 import { immediate, openDatabase, type Fsync, type SqliteDatabase } from './database.js';
 import { openPositions, positionsFile } from './positions.js';
 import { replayDedupeKey } from '../../core/hash.js';
@@ -399,15 +399,17 @@ export class SqliteLog implements Log {
     return oldest;
   }
 
-  async health(): Promise<{ ok: boolean; detail?: string; bytes?: number; recordBytes?: number }> {
+  async health(): Promise<LogHealth> {
     if (this.closed) return { ok: false, detail: 'closed' };
     try {
       this.db.prepare('SELECT 1').get();
       let bytes = 0;
       for (const f of [this.opts.file, `${this.opts.file}-wal`]) bytes += await fs.promises.stat(f).then((s) => s.size, () => 0);
+      const ledger = this.ledger.stats();
+      const sizes = { bytes, ledgerKeys: ledger.tailKeys + ledger.runKeys, ledgerFilterBytes: ledger.filterBytes };
       const failing = this.groups.failure;
-      if (failing) return { ok: false, detail: `appends fail since ${new Date(failing.at).toISOString()}: ${failing.message}`, bytes };
-      return { ok: true, bytes, ...(this.recordBytes > 0 ? { recordBytes: Math.round(this.recordBytes) } : {}) };
+      if (failing) return { ok: false, detail: `appends fail since ${new Date(failing.at).toISOString()}: ${failing.message}`, ...sizes };
+      return { ok: true, ...sizes, ...(this.recordBytes > 0 ? { recordBytes: Math.round(this.recordBytes) } : {}) };
     } catch (e: unknown) {
       return { ok: false, detail: coerceError(e).message };
     }
