@@ -351,6 +351,8 @@ const calls: StoreThreadCalls = {
       metrics.threadHeap.set(getHeapStatistics().total_heap_size);
       const { memoryBytes, memoryByTag } = await store.health().catch(() => ({ memoryBytes: undefined, memoryByTag: undefined }));
       if (memoryBytes !== undefined) metrics.memory.set(memoryBytes);
+      // Only the tags of this reading: none is left standing from an earlier one.
+      metrics.memoryByTag.reset();
       for (const [tag, bytes] of Object.entries(memoryByTag ?? {})) metrics.memoryByTag.set({ tag }, bytes);
       const pending = (store as { pendingViewRows?: number }).pendingViewRows;
       if (pending !== undefined) metrics.viewPending.set(pending);

@@ -90,12 +90,12 @@ export function ingestMetrics(registry: client.Registry) {
     logBytes: new client.Gauge({ name: 'sluice_log_disk_bytes', help: 'Size of the log on disk (database and write-ahead log)', registers }),
     ledgerKeys: new client.Gauge({
       name: 'sluice_log_ledger_keys',
-      help: "Idempotency keys in the embedded log's key ledger (the current and the previous dedupe horizon)",
+      help: "Idempotency keys in the embedded log's key ledger (the current and the previous dedupe horizon); read back at the first append after a start, 0 until then and on NATS (JetStream keeps its own window)",
       registers,
     }),
     ledgerFilterBytes: new client.Gauge({
       name: 'sluice_log_ledger_filter_bytes',
-      help: "Memory of the embedded key ledger's Bloom filters (1.75 bytes a key): grows with the keys within log.dedupeHorizonMs",
+      help: "Memory of the embedded key ledger's Bloom filters (1.75 bytes a key, and a merge's output while it runs): grows with the keys within log.dedupeHorizonMs; 0 until the first append after a start and on NATS",
       registers,
     }),
     lagEvents: new client.Gauge({ name: 'sluice_consumer_lag_events', help: 'Unacknowledged records per partition', labelNames: ['partition'], registers }),

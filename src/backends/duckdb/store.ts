@@ -173,7 +173,7 @@ export class DuckdbStore implements Store {
     fs.mkdirSync(path.dirname(this.options.file), { recursive: true, mode: 0o700 });
     this.instance = await DuckDBInstance.create(this.options.file, {
       checkpoint_threshold: `${this.options.checkpointMb ?? CHECKPOINT_MB}MiB`,
-      ...(this.options.memoryMb ? { memory_limit: `${this.options.memoryMb}MB` } : {}),
+      ...(this.options.memoryMb ? { memory_limit: `${this.options.memoryMb}MiB` } : {}),
       threads: String(this.options.threads ?? 1),
     });
     // Private to the server's user; the WAL follows the process umask (077 under `sluice up`).

@@ -481,6 +481,8 @@ export class KeyLedger {
         filterBytes += r.bloom.bytes;
       }
     }
+    // A merge under way holds its output's filter, full size, from its first slice.
+    filterBytes += this.merge?.bloom.bytes ?? 0;
     return { tails, tailKeys, runs, runKeys, filterBytes };
   }
 }
