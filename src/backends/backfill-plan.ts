@@ -1,5 +1,6 @@
 import { SluiceError } from '../core/errors.js';
 import type { BackfillSpec, BackfillState } from '../ports/backfill.js';
+import { typedBackfillType } from '../ports/typed-columns.js';
 
 /** What every store's backfill computes the same way (see ports/backfill.ts). */
 
@@ -65,6 +66,15 @@ export function chunkEnd(s: Pick<BackfillState, 'from' | 'to' | 'total'> & { cur
 }
 
 export function noSuchView(name: string): SluiceError {
+  const type = typedBackfillType(name);
+  if (type !== null) {
+    return new SluiceError(
+      'SLUICE_ERR_NOT_FOUND',
+      `no typed columns of "${type.slice(0, 100)}" are being built: a backfill "typed:<type>" fills a set while its status is building (GET /v1/typed-columns); ` +
+        'a ready set is kept up to date by every commit and needs none, and PostgreSQL keeps no typed columns',
+      { field: 'view' },
+    );
+  }
   return new SluiceError('SLUICE_ERR_NOT_FOUND', `no view "${name}"; counts_1m, or a view of the tenant (GET /v1/views)`, { field: 'view' });
 }
 

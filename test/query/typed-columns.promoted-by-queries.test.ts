@@ -64,6 +64,11 @@ it('typed-columns.an-undeclared-property-read-by-ten-raw-queries-gets-columns-an
   expect(await sets('order')).toEqual([['ready', 'amount,region']]);
   const listed = await p.app.inject({ method: 'GET', url: '/v1/typed-columns', headers: { authorization: `Bearer ${p.tenant.readKey}` } });
   expect(listed.json().typed_columns).toEqual([{ type: 'order', properties: ['amount', 'region'], promoted: ['region'], status: 'ready', build: expect.any(String) }]);
+  // A ready set has nothing to build: the refusal says so, and where to look, instead of "no view".
+  const backfill = await p.app.inject({ method: 'POST', url: '/v1/backfills', headers: { authorization: `Bearer ${p.tenant.adminKey}` }, payload: { view: 'typed:order' } });
+  expect(backfill.statusCode).toBe(404);
+  expect(backfill.json()).toMatchObject({ code: 'SLUICE_ERR_NOT_FOUND', field: 'view' });
+  expect(backfill.json().message).toMatch(/no typed columns of "order" are being built.*GET \/v1\/typed-columns.*a ready set .* needs none/);
   const typed = await store.query(byRegion, 1_000);
   expect(typed.typed).toBe(true);
   expect(sorted(typed.rows)).toEqual(sorted(first.rows));
