@@ -21,6 +21,7 @@ import { alertServices } from '../alerts/service.js';
 import { storeSource } from '../alerts/source.js';
 import { SeriesCache } from '../alerts/series-cache.js';
 import { systemClock } from '../core/clock.js';
+import { backlogAtStart } from './backlog-at-start.js';
 
 export interface Running {
   app: FastifyInstance;
@@ -78,7 +79,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     services.adopt('quotas', () => quotas.close());
     storeThread.onProcessed = (counts) => quotas.processed(counts);
     // The backlog a previous process left counts against each tenant's cap too.
-    if (roles.includes('ingest')) for (const [tenant, n] of await log.backlogByTenant(WORKER_GROUP)) quotas.accepted(tenant, n);
+    if (roles.includes('ingest')) for (const [tenant, n] of await backlogAtStart(log, WORKER_GROUP, { clock: systemClock, logger })) quotas.accepted(tenant, n);
     services.add({ name: 'store thread', start: () => storeThread.start(), stop: () => storeThread.stop(), health: () => ({ ok: true }) });
     const app = buildApp({
       config,

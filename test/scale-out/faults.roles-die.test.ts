@@ -61,6 +61,9 @@ it.skipIf(!ready)('scale-out.kill-9-an-ingest-process-while-the-producer-retries
   // (connection refused or reset) with the same keys, on the next one.
   let flowing = true;
   let kills = 0;
+  // A restart that fails ends the test with its error, instead of leaving the producer
+  // retrying against a process that is gone until the test's timeout.
+  let restartError: unknown = null;
   const killer = (async () => {
     while (flowing) {
       await new Promise((r) => setTimeout(r, 1_000 + Math.random() * 2_000));
@@ -70,15 +73,18 @@ it.skipIf(!ready)('scale-out.kill-9-an-ingest-process-while-the-producer-retries
       await ingest[victim]!.exited;
       ingest[victim] = await d.start('ingest');
     }
-  })();
+  })().catch((e: unknown) => {
+    restartError = e;
+  });
   // Events flow in rounds of 20,000 until the ingest processes were killed three times.
   const sent = { keys: 0, accepted: 0, duplicates: 0, retries: 0 };
-  while (kills < 3) {
+  while (kills < 3 && restartError === null) {
     const s = await sendAll(() => ingest.map((p) => p.url), d.tenant.writeKey, 20_000, { concurrency: 4 });
     for (const k of ['keys', 'accepted', 'duplicates', 'retries'] as const) sent[k] += s[k];
   }
   flowing = false;
   await killer;
+  if (restartError !== null) throw restartError;
   console.log(`kill-9 an ingest process: ${kills} kills, ${sent.retries} requests retried`);
   expect(sent.retries).toBeGreaterThan(0);
   await settle(d, 'kill-9 an ingest process every 2 s', sent);
