@@ -1,6 +1,6 @@
-import { backoffDelay } from '../core/backoff.js';
+import { retryUntil } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
-import { SluiceError } from '../core/errors.js';
+import { coerceError, SluiceError } from '../core/errors.js';
 import type { Logger } from '../core/service.js';
 import type { Log } from '../ports/log.js';
 
@@ -16,20 +16,18 @@ export const BACKLOG_COUNT_WAIT_MS = 60_000;
  * doubling to 5 s), for up to `waitMs`; any other error, or the same one after `waitMs`, fails
  * the start as before. Each retry is logged.
  */
-export async function backlogAtStart(
+export function backlogAtStart(
   log: Pick<Log, 'backlogByTenant'>,
   group: string,
   opts: { clock: Clock; logger?: Logger; waitMs?: number; random?: () => number },
 ): Promise<Map<string, number>> {
-  const deadline = opts.clock.now() + (opts.waitMs ?? BACKLOG_COUNT_WAIT_MS);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await log.backlogByTenant(group);
-    } catch (e: unknown) {
-      const unavailable = e instanceof SluiceError && e.code === 'SLUICE_ERR_LOG_UNAVAILABLE';
-      if (!unavailable || opts.clock.now() >= deadline) throw e;
-      opts.logger?.warn({ err: e.message, attempt: attempt + 1 }, 'counting the backlog an earlier process left: the log did not answer; retrying');
-      await opts.clock.sleep(Math.max(1, backoffDelay(attempt, 250, 5_000, opts.random)));
-    }
-  }
+  return retryUntil(() => log.backlogByTenant(group), {
+    deadline: opts.clock.now() + (opts.waitMs ?? BACKLOG_COUNT_WAIT_MS),
+    baseMs: 250,
+    capMs: 5_000,
+    retryable: (e) => e instanceof SluiceError && e.code === 'SLUICE_ERR_LOG_UNAVAILABLE',
+    clock: opts.clock,
+    ...(opts.random ? { random: opts.random } : {}),
+    onRetry: (e, attempt) => opts.logger?.warn({ err: coerceError(e).message, attempt }, 'counting the backlog an earlier process left: the log did not answer; retrying'),
+  });
 }

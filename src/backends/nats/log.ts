@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '../../core/clock.js';
 import { connect, type JetStreamManager, type KV, type NatsConnection } from 'nats';
-import { backoffDelay, sleep } from '../../core/backoff.js';
+import { retryUntil } from '../../core/backoff.js';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
 import type { Lease, Log, LogCapabilities, LogHealth, PartitionPosition } from '../../ports/log.js';
@@ -105,23 +105,18 @@ export class NatsLog implements Log {
     // connections, or a cluster still forming ("no suitable peers", "temporarily unavailable",
     // no answer), are waited for until the deadline.
     const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
+    const backoff = { deadline, baseMs: 250, capMs: 3_000 };
     let nc: NatsConnection;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        nc = await connect({ servers: opts.servers, name: `sluice ${process.pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
-        break;
-      } catch (e: unknown) {
-        if (Date.now() < deadline) {
-          await sleep(backoffDelay(attempt, 250, 3_000));
-          continue;
-        }
-        throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `cannot reach NATS at ${opts.servers.join(',')}: ${coerceError(e).message}. Start it (see the README: "Scaling out: NATS JetStream and PostgreSQL") or fix --log.`, {
-          retryAfter: 5,
-        });
-      }
+    try {
+      nc = await retryUntil(() => connect({ servers: opts.servers, name: `sluice ${process.pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 }), backoff);
+    } catch (e: unknown) {
+      throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `cannot reach NATS at ${opts.servers.join(',')}: ${coerceError(e).message}. Start it (see the README: "Scaling out: NATS JetStream and PostgreSQL") or fix --log.`, {
+        retryAfter: 5,
+      });
     }
-    for (let attempt = 0; ; attempt++) {
-      try {
+    const forming = (e: unknown): boolean => FORMING.test(coerceError(e).message);
+    try {
+      return await retryUntil(async () => {
         // API calls give up after 3 s (not 5): a worker then reads directly (see reader.ts).
         const jsm = await nc.jetstreamManager({ timeout: 3_000 });
         await ensureStream(jsm, opts);
@@ -130,20 +125,15 @@ export class NatsLog implements Log {
         const state = await js.views.kv(names.stateBucket, { history: 1, replicas: opts.replicas });
         const tallies = await js.views.kv(names.talliesBucket, { history: 1, replicas: opts.replicas, ttl: TALLY_TTL_MS });
         return new NatsLog(opts, nc, jsm, new StreamReader(jsm, js, opts.stream), state, tallies, new PipelinedPublisher(nc, opts.stream));
-      } catch (e: unknown) {
-        const forming = FORMING.test(coerceError(e).message);
-        if (forming && Date.now() < deadline) {
-          await sleep(backoffDelay(attempt, 250, 3_000));
-          continue;
-        }
-        await nc.close().catch(() => undefined);
-        if (!forming) throw e;
-        throw new SluiceError(
-          'SLUICE_ERR_LOG_UNAVAILABLE',
-          `JetStream at ${opts.servers.join(',')} did not become ready (${coerceError(e).message}): is JetStream enabled (nats-server -js), and have ${opts.replicas} servers of the cluster joined (log.replicas)?`,
-          { retryAfter: 5, cause: e },
-        );
-      }
+      }, { ...backoff, retryable: forming });
+    } catch (e: unknown) {
+      await nc.close().catch(() => undefined);
+      if (!forming(e)) throw e;
+      throw new SluiceError(
+        'SLUICE_ERR_LOG_UNAVAILABLE',
+        `JetStream at ${opts.servers.join(',')} did not become ready (${coerceError(e).message}): is JetStream enabled (nats-server -js), and have ${opts.replicas} servers of the cluster joined (log.replicas)?`,
+        { retryAfter: 5, cause: e },
+      );
     }
   }
 
