@@ -105,17 +105,29 @@ export interface Store {
    */
   readonly typedColumns?: TypedColumns;
 
-  /**
-   * Whether the store answers; a reason when it does not; and the memory its engine holds by
-   * its own accounting (the embedded store's block cache and queries), when it keeps one:
-   * in all (`memoryBytes`) and by what it holds (`memoryByTag`, bytes by the engine's own
-   * names; DuckDB's `duckdb_memory()` tags, lower-cased: `base_table` for cached blocks of
-   * stored tables, `in_memory_table` for rows not yet checkpointed, `art_index`, …).
-   */
-  health(): Promise<{ ok: boolean; detail?: string; memoryBytes?: number; memoryByTag?: Record<string, number> }>;
+  /** Whether the store answers, and the memory its engine holds (see StoreHealth). */
+  health(): Promise<StoreHealth>;
 
   /** Idempotent; must not throw. */
   close(): Promise<void>;
+}
+
+/** What `Store.health` answers. */
+export interface StoreHealth {
+  ok: boolean;
+  /** Why not, when it does not answer or cannot commit. */
+  detail?: string;
+  /**
+   * The memory its engine holds by its own accounting (the embedded store's block cache and
+   * queries), when it keeps one, bytes.
+   */
+  memoryBytes?: number;
+  /**
+   * The same by what it holds, bytes by the engine's own names: DuckDB's `duckdb_memory()`
+   * tags, lower-cased (`base_table` for cached blocks of stored tables, `in_memory_table` for
+   * rows not yet checkpointed, `art_index`, …).
+   */
+  memoryByTag?: Record<string, number>;
 }
 
 /**

@@ -5,7 +5,7 @@ import { coerceError, FencedError, NonRetryableError, RetryAfterError } from '..
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
-import type { CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoredEvent, VersionOf } from '../../ports/store.js';
+import type { CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoreHealth, StoredEvent, VersionOf } from '../../ports/store.js';
 import { chooseView, residualFilters } from '../../core/plan.js';
 import type { QuerySpec } from '../../core/query.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
@@ -464,7 +464,7 @@ export class DuckdbStore implements Store {
     }
   }
 
-  async health(): Promise<{ ok: boolean; detail?: string; memoryBytes?: number; memoryByTag?: Record<string, number> }> {
+  async health(): Promise<StoreHealth> {
     if (!this.reader) return { ok: false, detail: 'not connected' };
     try {
       // DuckDB's own accounting by what the memory holds (its duckdb_memory() tags, lower-cased).

@@ -3,7 +3,7 @@ import { FencedError, NonRetryableError, RetryAfterError, SluiceError } from '..
 import { redactUrl } from '../../core/redact.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
-import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoredEvent, EventPosition, VersionOf } from '../../ports/store.js';
+import type { Cell, CommitBatch, CommitResult, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoreHealth, StoredEvent, EventPosition, VersionOf } from '../../ports/store.js';
 import type { Views } from '../../ports/views.js';
 import type { QuerySpec } from '../../core/query.js';
 import { countsPerMinute } from '../minute-counts.js';
@@ -382,7 +382,7 @@ export class PostgresStore implements Store {
     }
   }
 
-  async health(): Promise<{ ok: boolean; detail?: string }> {
+  async health(): Promise<StoreHealth> {
     if (!this.reader) return { ok: false, detail: 'not connected' };
     try {
       await this.reader.query('SELECT 1');
