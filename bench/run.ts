@@ -263,8 +263,9 @@ async function backlogDrain(work: string) {
       const seconds = (performance.now() - start) / 1000;
       const at = (fraction: number): number => samples.find((s) => s.done >= fraction * BACKLOG)?.rss ?? NaN;
       const early = at(0.1);
-      const maxOf = (from: number, to: number): number =>
-        Math.max(...samples.filter((s) => s.done >= from * BACKLOG && s.done <= to * BACKLOG).map((s) => s.rss));
+      // The samples taken while between `from` and `to` of the backlog was queryable.
+      const within = (from: number, to: number) => samples.filter((s) => s.done >= from * BACKLOG && s.done <= to * BACKLOG);
+      const maxOf = (from: number, to: number): number => Math.max(...within(from, to).map((s) => s.rss));
       const max = maxOf(0, 1);
       // Flat means the second half of the drain needs no more memory than the first: memory
       // bounded by caches and caps, not growing with the events drained.
@@ -273,13 +274,13 @@ async function backlogDrain(work: string) {
       // What the RSS is made of, per decile (maxima): DuckDB's buffer manager, the V8 heaps, and
       // memory held outside V8's heap (Buffers, native addons' allocations seen by V8).
       const partDeciles = (k: keyof Parts): number[] =>
-        Array.from({ length: 10 }, (_, d) => Math.max(...samples.filter((s) => s.done >= (d / 10) * BACKLOG && s.done <= ((d + 1) / 10) * BACKLOG).map((s) => s.parts[k]).filter(Number.isFinite)));
+        Array.from({ length: 10 }, (_, d) => Math.max(...within(d / 10, (d + 1) / 10).map((s) => s.parts[k]).filter(Number.isFinite)));
       const breakdown = { store: partDeciles('store'), cached: partDeciles('cached'), heap: partDeciles('heap'), threadHeap: partDeciles('threadHeap'), external: partDeciles('external') };
       // DuckDB keeps the blocks of its tables cached once written or read, and evicts them only
       // near its memory limit (store.memoryMb): a cache that fills with the data drained, bounded
       // by that limit. The RSS without it is what grows with anything else.
       const lessCache = (from: number, to: number): number =>
-        Math.max(...samples.filter((s) => s.done >= from * BACKLOG && s.done <= to * BACKLOG && Number.isFinite(s.parts.cached)).map((s) => s.rss - s.parts.cached));
+        Math.max(...within(from, to).filter((s) => Number.isFinite(s.parts.cached)).map((s) => s.rss - s.parts.cached));
       return {
         seconds, rate: BACKLOG / seconds, early, half: at(0.5), late: at(0.9), max, firstHalfMax: maxOf(0, 0.5), secondHalfMax: maxOf(0.5, 1), growth: max / early, deciles, breakdown,
         firstHalfLessCache: lessCache(0, 0.5), secondHalfLessCache: lessCache(0.5, 1),
