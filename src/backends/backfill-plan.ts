@@ -71,7 +71,8 @@ export function noSuchView(name: string): SluiceError {
     return new SluiceError(
       'SLUICE_ERR_NOT_FOUND',
       `no typed columns of "${type.slice(0, 100)}" are being built: a backfill "typed:<type>" fills a set while its status is building (GET /v1/typed-columns); ` +
-        'a ready set is kept up to date by every commit and needs none, and PostgreSQL keeps no typed columns',
+        'a ready set is kept up to date by every commit and needs none, and PostgreSQL keeps no typed columns. ' +
+        'A type gets typed columns when its schema declares top-level properties, or when ten raw queries of it read an undeclared property within a day; the fill then starts by itself',
       { field: 'view' },
     );
   }

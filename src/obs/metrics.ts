@@ -95,7 +95,7 @@ export function ingestMetrics(registry: client.Registry) {
     }),
     ledgerFilterBytes: new client.Gauge({
       name: 'sluice_log_ledger_filter_bytes',
-      help: "Memory of the embedded key ledger's Bloom filters (1.75 bytes a key, and a merge's output while it runs): grows with the keys within log.dedupeHorizonMs; 0 until the first append after a start and on NATS",
+      help: "Memory of the embedded key ledger's Bloom filters (1.75 bytes a key of its runs, and a merge's output while it runs): grows with the keys within log.dedupeHorizonMs. Keys get a filter once their tail (log.ledgerRunKeys keys, held as an exact set of about 5 MiB, not counted here) is rewritten as a run, so it reads 0 below that many keys; also 0 until the first append after a start and on NATS",
       registers,
     }),
     lagEvents: new client.Gauge({ name: 'sluice_consumer_lag_events', help: 'Unacknowledged records per partition', labelNames: ['partition'], registers }),

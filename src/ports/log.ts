@@ -132,7 +132,8 @@ export interface LogHealth {
   ledgerKeys?: number;
   /**
    * Memory held by that ledger's run filters, bytes: it grows with the keys within the dedupe
-   * horizon (the tail's exact set beside it is bounded by `log.ledgerRunKeys`).
+   * horizon. Keys have a filter once their tail is rewritten as a run; the tail's exact set
+   * beside it (not counted) is bounded by `log.ledgerRunKeys`.
    */
   ledgerFilterBytes?: number;
 }
