@@ -137,7 +137,13 @@ describe('alerts on a real sluice up', () => {
 
     // The receiver refuses at first: the page is queued, not delivered.
     await until('a refused delivery of the page', () => hook.refused > 0, 60_000);
-    const firing = await call('GET', '/v1/alerts', keys.readKey);
+    // The silenced copy was declared after the page's rule: on a loaded machine the first
+    // page can go out before a pass has evaluated the copy, so wait for that pass too.
+    let firing = await call('GET', '/v1/alerts', keys.readKey);
+    await until('the silenced copy evaluated', async () => {
+      firing = await call('GET', '/v1/alerts', keys.readKey);
+      return firing.json.alerts.some((a: any) => a.rule === 'checkout-errors-copy' && a.severity === 'page');
+    });
     const page = firing.json.alerts.find((a: any) => a.rule === 'checkout-errors' && a.severity === 'page');
     expect(page).toMatchObject({ state: 'firing', silenced: false, labels: { alertname: 'checkout-errors', tenant: 'default', severity: 'page' } });
     expect(page.explanation.windows[0]).toMatchObject({ window: '1h', threshold: 14.4 });
