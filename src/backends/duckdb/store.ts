@@ -2,21 +2,20 @@ import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node
 import fs from 'node:fs';
 import path from 'node:path';
 import { coerceError, FencedError, NonRetryableError, RetryAfterError } from '../../core/errors.js';
-import { INTERVAL_MS } from '../../core/time.js';
 import type { CountQuery, CountRow, LogRecord, MinuteCount } from '../../core/types.js';
 import type { Views } from '../../ports/views.js';
 import type { CommitBatch, CommitResult, EventPosition, EventSearch, QueryAnswer, SeriesScan, SeriesScanAnswer, Store, StoreCapabilities, StoreHealth, StoredEvent, VersionOf } from '../../ports/store.js';
 import { chooseView, residualFilters } from '../../core/plan.js';
 import type { QuerySpec } from '../../core/query.js';
 import { BACKFILL_SCHEMA, COUNTS_1M, DuckdbBackfills, type BackfillTarget } from './backfill.js';
-import { Params, rawQuerySql, viewMaintainSql, viewQuerySql, viewWhereSql, viewTableDdl } from './query-sql.js';
-import { VIEW_ROW_ORDER } from '../sql/views.js';
+import { rawQuerySql, viewQuerySql } from './query-sql.js';
 import { minuteCounts, SCHEMA } from './sql.js';
 import { DuckdbViews, VIEWS_SCHEMA } from './views.js';
 import { redactValues } from '../../core/redact.js';
 import { DuckdbTypedColumns, TYPED_SCHEMA, TypedFillError } from './typed-columns.js';
 import { typedQuerySql } from './typed-sql.js';
 import { ReadPool } from './read-pool.js';
+import { timedRead } from './timed-read.js';
 import { producedBy, withdrawEvents } from './withdraw.js';
 import { CommitRows, STAGING_DDL } from './commit-rows.js';
 import { classifyCommitError, damaged, OUT_OF_MEMORY } from './errors.js';
@@ -207,27 +206,7 @@ export class DuckdbStore implements Store {
 
   private backfillTarget(tenant: string, name: string): BackfillTarget | null {
     if (name === 'counts_1m') return COUNTS_1M;
-    const typed = this.typedColumns.target(tenant, name);
-    if (typed) return typed;
-    const v = this.viewTables.get(tenant, name);
-    if (!v) return null;
-    return {
-      table: v.table,
-      ddl: (t) => viewTableDdl(t, v.def),
-      bucketColumn: 'bucket',
-      grainMs: INTERVAL_MS[v.def.grain],
-      events: 'sum(n) FILTER (WHERE m = 0)',
-      order: VIEW_ROW_ORDER,
-      aggregate: (into: string, source: string, p: Params) => viewMaintainSql(into, v.def, source, p),
-      where: (p: Params) => viewWhereSql(v.def, p),
-      build: v.build,
-      ready: v.status === 'ready',
-      // The built table takes the live one's name: queries planned before the swap read it.
-      adopt: async (c, built) => {
-        await c.run(`DROP TABLE ${v.table}`);
-        await c.run(`ALTER TABLE ${built} RENAME TO ${v.table}`);
-      },
-    };
+    return this.typedColumns.target(tenant, name) ?? this.viewTables.target(tenant, name);
   }
 
   private conn(): DuckDBConnection {
@@ -437,31 +416,12 @@ export class DuckdbStore implements Store {
   private withTimeout<T>(tenant: string, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal, timeoutMs = this.queryTimeoutMs): Promise<T> {
     const pool = this.pool;
     if (!pool) return Promise.reject(new RetryAfterError('the store is not connected', 1000));
-    return pool.run(tenant, (c) => this.timed(c, fn, signal, timeoutMs), signal);
+    return pool.run(tenant, (c) => timedRead(c, fn, signal, timeoutMs), signal);
   }
 
   /** Read pool state, for metrics: queries waiting for a reader and readers in use. */
   readers(): { waiting: number; busy: number } {
     return { waiting: this.pool?.waiting ?? 0, busy: this.pool?.busy ?? 0 };
-  }
-
-  private async timed<T>(c: DuckDBConnection, fn: (c: DuckDBConnection) => Promise<T>, signal?: AbortSignal, timeoutMs = this.queryTimeoutMs): Promise<T> {
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      c.interrupt();
-    }, timeoutMs);
-    const onAbort = (): void => c.interrupt();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await fn(c);
-    } catch (e: unknown) {
-      if (timedOut) throw new RetryAfterError(`the query ran past its ${timeoutMs} ms timeout`, 0, { cause: e });
-      throw e;
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    }
   }
 
   async health(): Promise<StoreHealth> {

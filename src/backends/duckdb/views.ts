@@ -2,8 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { parseView, viewJson, type ViewDef } from '../../core/query.js';
 import type { ViewSource, ViewState } from '../../ports/views.js';
+import { INTERVAL_MS } from '../../core/time.js';
 import { VIEW_ROW_ORDER } from '../sql/views.js';
-import { viewTableDdl } from './query-sql.js';
+import type { BackfillTarget } from './backfill.js';
+import { viewMaintainSql, viewTableDdl, viewWhereSql, type Params } from './query-sql.js';
 
 /**
  * View definitions and their tables, in the store itself: a definition and the table that
@@ -108,6 +110,32 @@ export class DuckdbViews {
   }
 
   /** Views that answer queries. */
+  /**
+   * What a backfill of the view `name` writes and how (see backfill-plan.ts), or null when
+   * the tenant has no such view. The built table takes the live one's name when it is adopted,
+   * so queries planned before the swap read it.
+   */
+  target(tenant: string, name: string): BackfillTarget | null {
+    const v = this.get(tenant, name);
+    if (!v) return null;
+    return {
+      table: v.table,
+      ddl: (t) => viewTableDdl(t, v.def),
+      bucketColumn: 'bucket',
+      grainMs: INTERVAL_MS[v.def.grain],
+      events: 'sum(n) FILTER (WHERE m = 0)',
+      order: VIEW_ROW_ORDER,
+      aggregate: (into: string, source: string, p: Params) => viewMaintainSql(into, v.def, source, p),
+      where: (p: Params) => viewWhereSql(v.def, p),
+      build: v.build,
+      ready: v.status === 'ready',
+      adopt: async (c, built) => {
+        await c.run(`DROP TABLE ${v.table}`);
+        await c.run(`ALTER TABLE ${built} RENAME TO ${v.table}`);
+      },
+    };
+  }
+
   ready(tenant: string): LiveView[] {
     return this.list(tenant).filter((v) => v.status === 'ready');
   }
