@@ -75,11 +75,16 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     for (const s of logBackend.services?.(log, { logger }) ?? []) services.add(s);
     const catalog = await openCatalog(config);
     services.adopt('catalog', () => catalog.close());
-    const quotas = Quotas.fromConfig(config);
+    // Without a worker here, the events this process accepts are processed by other processes,
+    // which report nothing to it: its per-tenant backlog follows the worker group's offsets.
+    const quotas = Quotas.fromConfig(config, { processedElsewhere: roles.includes('ingest') && !roles.includes('worker') });
     services.adopt('quotas', () => quotas.close());
     storeThread.onProcessed = (counts) => quotas.processed(counts);
     // The backlog a previous process left counts against each tenant's cap too.
-    if (roles.includes('ingest')) for (const [tenant, n] of await backlogAtStart(log, WORKER_GROUP, { clock: systemClock, logger })) quotas.accepted(tenant, n);
+    if (roles.includes('ingest')) {
+      const inherited = await backlogAtStart(log, WORKER_GROUP, { clock: systemClock, logger });
+      quotas.inherit(inherited, quotas.releasedByOffsets && inherited.size > 0 ? await log.positions(WORKER_GROUP) : []);
+    }
     services.add({ name: 'store thread', start: () => storeThread.start(), stop: () => storeThread.stop(), health: () => ({ ok: true }) });
     const app = buildApp({
       config,

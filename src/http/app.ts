@@ -138,8 +138,18 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const q = opts.config.query;
   const tail = new LiveTail(q.streamBuffer, { perKey: q.streamsPerKey, perTenant: q.streamsPerTenant, total: q.streams }, (key) => opts.catalog.verifyKey(key), opts.clock);
   const quotas = opts.quotas ?? Quotas.fromConfig(opts.config);
-  // The log's backlog, for the global cap: measured twice a second, not per request.
-  const backlog = periodic('log backlog', 500, async () => quotas.setLogBacklog(lagOf(await positionsOf(opts.log), clock.now()).backlog), { clock });
+  // The log's backlog, for the global cap: measured twice a second, not per request; the same
+  // positions release what this process appended when workers elsewhere process it.
+  const backlog = periodic(
+    'log backlog',
+    500,
+    async () => {
+      const positions = await positionsOf(opts.log);
+      quotas.setLogBacklog(lagOf(positions, clock.now()).backlog);
+      quotas.committed(positions);
+    },
+    { clock },
+  );
   backlog.start(new AbortController().signal);
   app.addHook('onClose', (_app, done) => {
     void backlog.stop();

@@ -3,6 +3,9 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Config } from '../config/schema.js';
 import { SluiceError } from '../core/errors.js';
 import type { TenantQuota } from '../ports/catalog.js';
+import type { AppendOutcome } from '../core/types.js';
+import type { PartitionPosition } from '../ports/log.js';
+import { CommittedBacklog } from './committed-backlog.js';
 
 /**
  * Admission control at the door, so that one tenant's spike meets its own limits and a
@@ -15,7 +18,9 @@ import type { TenantQuota } from '../ports/catalog.js';
  *   `Retry-After` is the time the debt takes to refill.
  * - a backlog cap: events accepted into the log and not yet processed by a worker. Counted in
  *   this process (accepted here, processed as the workers report), starting from the backlog
- *   the log holds at start.
+ *   the log holds at start. A process whose events are processed elsewhere (`sluice ingest`
+ *   beside worker processes: `processedElsewhere`) releases what it appended as the worker
+ *   group's committed offsets pass it instead (committed-backlog.ts).
  *
  * Global (503 + Retry-After): the log's backlog over `logBacklog` events, or the event loop
  * lagging more than `eventLoopLagMs` (the process is past what it can serve).
@@ -42,15 +47,24 @@ export class Quotas {
   private logBacklog = 0;
 
   /** The limits of a configuration: `quotas.*` per tenant, `limits.logBacklog` and `limits.eventLoopLagMs`. */
-  static fromConfig(config: Readonly<Config>): Quotas {
-    return new Quotas({ defaults: config.quotas, logBacklog: config.limits.logBacklog, eventLoopLagMs: config.limits.eventLoopLagMs });
+  static fromConfig(config: Readonly<Config>, options: { processedElsewhere?: boolean } = {}): Quotas {
+    return new Quotas({ defaults: config.quotas, logBacklog: config.limits.logBacklog, eventLoopLagMs: config.limits.eventLoopLagMs }, systemClock, options);
   }
+
+  /** Set when no worker in this process reports what it processed (see committed-backlog.ts). */
+  private readonly byOffsets: CommittedBacklog | null;
 
   constructor(
     private readonly limits: QuotaLimits,
     /** The token buckets' clock (refills). */
     private readonly clock: Pick<Clock, 'now'> = systemClock,
+    /**
+     * `processedElsewhere`: no worker of this process calls `processed`; what it appended is
+     * released by `committed` (the worker group's offsets) instead.
+     */
+    options: { processedElsewhere?: boolean } = {},
   ) {
+    this.byOffsets = options.processedElsewhere ? new CommittedBacklog() : null;
     this.loop = monitorEventLoopDelay({ resolution: 20 });
     this.loop.enable();
     // The worst delay of the last second, then a fresh window.
@@ -136,8 +150,39 @@ export class Quotas {
     });
   }
 
-  /** Events of a tenant appended to the log. */
-  accepted(tenant: string, n: number): void {
+  /** Events of a tenant appended to the log: the outcomes of one durable append. */
+  appended(tenant: string, outcomes: readonly AppendOutcome[]): void {
+    let n = 0;
+    for (const o of outcomes) if (o.status === 'appended') n++;
+    this.accepted(tenant, n);
+    this.byOffsets?.appended(tenant, outcomes);
+  }
+
+  /**
+   * The backlog the log held at this process's start, per tenant; `heads` (the log's positions
+   * read after that count) are needed only when processed elsewhere: it is released once the
+   * worker group has committed up to them.
+   */
+  inherit(byTenant: ReadonlyMap<string, number>, heads: readonly Pick<PartitionPosition, 'partition' | 'head'>[]): void {
+    for (const [tenant, n] of byTenant) this.accepted(tenant, n);
+    this.byOffsets?.inherit(byTenant, heads);
+  }
+
+  /** Whether this process's backlog is released by the worker group's committed offsets (`processedElsewhere`). */
+  get releasedByOffsets(): boolean {
+    return this.byOffsets !== null;
+  }
+
+  /**
+   * The worker group's positions, read now (every refresh of the log's backlog): when the
+   * events are processed elsewhere, what this process appended below the committed offsets
+   * is released (committed-backlog.ts). Does nothing otherwise.
+   */
+  committed(positions: readonly Pick<PartitionPosition, 'partition' | 'committed'>[]): void {
+    if (this.byOffsets) this.processed(this.byOffsets.committed(positions));
+  }
+
+  private accepted(tenant: string, n: number): void {
     if (n > 0) this.backlog.set(tenant, (this.backlog.get(tenant) ?? 0) + n);
   }
 

@@ -125,9 +125,7 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
           traceparent,
           onAppended: (seconds) => metrics?.appendDuration.observe(seconds),
           onDurable: (entries, outcomes) => {
-            let appended = 0;
-            for (const o of outcomes) if (o.status === 'appended') appended++;
-            opts.quotas.accepted(grant.tenant, appended);
+            opts.quotas.appended(grant.tenant, outcomes);
             opts.tail?.publish(grant.tenant, entries, outcomes);
           },
         }),

@@ -1,0 +1,57 @@
+import { expect, it } from 'vitest';
+import { deployments } from '../helpers/scale-out.js';
+import { until } from '../helpers/pipeline.js';
+import { natsAvailable, postgresAvailable } from '../helpers/services.js';
+
+/**
+ * The per-tenant backlog cap (quotas.backlog: events accepted and not yet processed) in a
+ * `sluice ingest` process, whose events are processed by workers in other processes. It
+ * counted what the process accepted and never what the workers finished, so a tenant that
+ * had sent more than its cap through one ingest process over its whole life was refused
+ * (429) for ever, however fast the workers kept up: with the default cap of 1,000,000, a
+ * tenant's millionth event. The ingest process now releases what it appended as the worker
+ * group's committed offsets pass it (ingest/committed-backlog.ts).
+ */
+const ready = (await natsAvailable()) && (await postgresAvailable());
+const { deployed } = deployments();
+const CAP = 2_000;
+const BATCH = 500;
+
+it.runIf(ready)('quota.an-ingest-process-counts-its-tenants-backlog-down-as-workers-commit-and-still-refuses-past-the-cap', async () => {
+  const d = await deployed({ partitions: 4, env: { SLUICE_QUOTAS_BACKLOG: String(CAP) } });
+  const ingest = await d.start('ingest');
+  let sent = 0;
+  const send = async () => {
+    const ts = new Date().toISOString();
+    const events = Array.from({ length: BATCH }, (_, i) => ({ type: 'page', key: `u${(sent + i) % 97}`, idempotency_key: `e-${sent + i}`, ts, properties: { n: sent + i } }));
+    const r = await fetch(`${ingest.url}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${d.tenant.writeKey}`, 'content-type': 'application/json' }, body: JSON.stringify(events) });
+    const body = (await r.json()) as { accepted?: number; field?: string; message?: string };
+    if (r.status === 202) sent += BATCH;
+    return { status: r.status, body };
+  };
+  const currentBacklog = async () => {
+    const r = await fetch(`${ingest.url}/v1/status`, { headers: { authorization: `Bearer ${d.tenant.adminKey}` } });
+    return ((await r.json()) as { quota: { current_backlog: number } }).quota.current_backlog;
+  };
+
+  // No worker yet: the cap holds. Four batches fill it, the fifth is refused, naming the cap.
+  for (let i = 0; i < CAP / BATCH; i++) expect((await send()).status).toBe(202);
+  const refused = await send();
+  expect(refused.status).toBe(429);
+  expect(refused.body.field).toBe('backlog');
+  expect(await currentBacklog()).toBe(CAP);
+
+  // Workers store the backlog: the count comes down, and ten times the cap then goes through,
+  // each batch counted down once the workers have committed it.
+  await Promise.all([d.start('worker'), d.start('worker')]);
+  await until(async () => (await currentBacklog()) === 0, 60_000);
+  for (let i = 0; i < (10 * CAP) / BATCH; i++) {
+    const r = await send();
+    expect(r.status, `batch ${i}: ${JSON.stringify(r.body)}`).toBe(202);
+    await until(async () => (await d.stored()).rows >= sent, 60_000);
+    // Released within about a second of the workers' commit (two refreshes of the positions).
+    await until(async () => (await currentBacklog()) === 0, 10_000);
+  }
+  expect(sent).toBe(11 * CAP);
+  expect(await d.stored()).toEqual({ rows: sent, keys: sent });
+}, 240_000);
