@@ -75,15 +75,16 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     for (const s of logBackend.services?.(log, { logger }) ?? []) services.add(s);
     const catalog = await openCatalog(config);
     services.adopt('catalog', () => catalog.close());
-    // Without a worker here, the events this process accepts are processed by other processes,
-    // which report nothing to it: its per-tenant backlog follows the worker group's offsets.
-    const quotas = Quotas.fromConfig(config, { processedElsewhere: roles.includes('ingest') && !roles.includes('worker') });
+    // On a shared log (NATS), the events this process accepts may be processed by workers of
+    // other processes, which report nothing to it, and its own workers process other processes'
+    // events: its per-tenant backlog follows the worker group's committed offsets instead.
+    const quotas = Quotas.fromConfig(config, { processedElsewhere: !ownsDir });
     services.adopt('quotas', () => quotas.close());
-    storeThread.onProcessed = (counts) => quotas.processed(counts);
+    if (!quotas.releasedByOffsets) storeThread.onProcessed = (counts) => quotas.processed(counts);
     // The backlog a previous process left counts against each tenant's cap too.
     if (roles.includes('ingest')) {
-      const inherited = await backlogAtStart(log, WORKER_GROUP, { clock: systemClock, logger });
-      quotas.inherit(inherited, quotas.releasedByOffsets && inherited.size > 0 ? await log.positions(WORKER_GROUP) : []);
+      const { byTenant, heads } = await backlogAtStart(log, WORKER_GROUP, { clock: systemClock, logger });
+      quotas.inherit(byTenant, heads);
     }
     services.add({ name: 'store thread', start: () => storeThread.start(), stop: () => storeThread.stop(), health: () => ({ ok: true }) });
     const app = buildApp({
@@ -102,7 +103,8 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     // The consumers of this process first ack what the store had already applied (a crash
     // between commit and ack): those records are never processed again, so the count above
     // would keep them for ever. Counted again once the consumers have started.
-    if (roles.includes('ingest') && roles.includes('worker')) {
+    // (Released by offsets, nothing needs counting again: those acks pass the offsets too.)
+    if (roles.includes('ingest') && roles.includes('worker') && !quotas.releasedByOffsets) {
       void storeThread
         .whenReady(60_000)
         .then(async (ready) => {

@@ -50,22 +50,26 @@ export class CommittedBacklog {
   }
 
   /**
-   * The group's committed offsets, read now: returns the events released per tenant (the
-   * epochs every one of whose offsets is committed, oldest first, stopping at the first that
-   * is not), then starts a new epoch for the appends that follow.
+   * The group's committed offsets, read now: returns the events released per tenant (every
+   * epoch all of whose offsets are committed), then starts a new epoch for the appends that
+   * follow.
    */
   committed(positions: readonly Pick<PartitionPosition, 'partition' | 'committed'>[]): Map<string, number> {
     const committed = new Map<number, number>();
     for (const p of positions) committed.set(p.partition, p.committed);
     const released = new Map<string, number>();
-    while (this.epochs.length > 0) {
-      const e = this.epochs[0]!;
-      if (e.counts.size === 0 && e === this.epochs[this.epochs.length - 1]) break; // the open epoch, empty
-      let done = true;
+    // Any epoch whose partitions are all committed, not only the oldest: a stalled partition
+    // holds the epochs that wrote to it, not every tenant's.
+    for (let i = 0; i < this.epochs.length; ) {
+      const e = this.epochs[i]!;
+      let done = e.counts.size > 0 || i < this.epochs.length - 1; // the open epoch, empty, stays
       for (const [p, o] of e.offsets) if ((committed.get(p) ?? 0) < o) done = false;
-      if (!done) break;
+      if (!done) {
+        i++;
+        continue;
+      }
       for (const [tenant, n] of e.counts) released.set(tenant, (released.get(tenant) ?? 0) + n);
-      this.epochs.shift();
+      this.epochs.splice(i, 1);
     }
     this.seal();
     return released;
@@ -83,11 +87,13 @@ export class CommittedBacklog {
   }
 
   private bound(): void {
-    while (this.epochs.length > this.maxEpochs) {
-      const [a, b] = this.epochs.splice(0, 2) as [Epoch, Epoch];
+    while (this.epochs.length > Math.max(2, this.maxEpochs)) {
+      // The two newest sealed epochs (the open one, last, stays open).
+      const i = this.epochs.length - 3;
+      const [a, b] = this.epochs.splice(i, 2) as [Epoch, Epoch];
       for (const [tenant, n] of b.counts) a.counts.set(tenant, (a.counts.get(tenant) ?? 0) + n);
       for (const [p, o] of b.offsets) if (o > (a.offsets.get(p) ?? 0)) a.offsets.set(p, o);
-      this.epochs.unshift(a);
+      this.epochs.splice(i, 0, a);
     }
   }
 }

@@ -18,9 +18,9 @@ import { CommittedBacklog } from './committed-backlog.js';
  *   `Retry-After` is the time the debt takes to refill.
  * - a backlog cap: events accepted into the log and not yet processed by a worker. Counted in
  *   this process (accepted here, processed as the workers report), starting from the backlog
- *   the log holds at start. A process whose events are processed elsewhere (`sluice ingest`
- *   beside worker processes: `processedElsewhere`) releases what it appended as the worker
- *   group's committed offsets pass it instead (committed-backlog.ts).
+ *   the log holds at start. A process on a shared log (NATS), whose events may be processed
+ *   by workers of other processes (`processedElsewhere`), releases what it appended as the
+ *   worker group's committed offsets pass it instead (committed-backlog.ts).
  *
  * Global (503 + Retry-After): the log's backlog over `logBacklog` events, or the event loop
  * lagging more than `eventLoopLagMs` (the process is past what it can serve).
@@ -51,7 +51,7 @@ export class Quotas {
     return new Quotas({ defaults: config.quotas, logBacklog: config.limits.logBacklog, eventLoopLagMs: config.limits.eventLoopLagMs }, systemClock, options);
   }
 
-  /** Set when no worker in this process reports what it processed (see committed-backlog.ts). */
+  /** Set when workers of other processes may process this process's events (see committed-backlog.ts). */
   private readonly byOffsets: CommittedBacklog | null;
 
   constructor(
@@ -59,8 +59,8 @@ export class Quotas {
     /** The token buckets' clock (refills). */
     private readonly clock: Pick<Clock, 'now'> = systemClock,
     /**
-     * `processedElsewhere`: no worker of this process calls `processed`; what it appended is
-     * released by `committed` (the worker group's offsets) instead.
+     * `processedElsewhere`: what this process appended is released by `committed` (the worker
+     * group's offsets), not by `processed` (which its caller then does not call).
      */
     options: { processedElsewhere?: boolean } = {},
   ) {

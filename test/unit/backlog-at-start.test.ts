@@ -22,6 +22,9 @@ describe('backlog count at start', () => {
         if (calls++ < failures) throw error();
         return new Map([['acme', 42]]);
       },
+      async positions() {
+        return [{ partition: 0, head: 42, committed: 0, oldestUnackedAt: 1, owner: null }];
+      },
     };
   };
 
@@ -30,7 +33,7 @@ describe('backlog count at start', () => {
     const log = scripted(3);
     const warnings: unknown[] = [];
     const logger = { debug() {}, info() {}, error() {}, warn: (fields: object) => void warnings.push(fields) };
-    let result: Map<string, number> | undefined;
+    let result: Awaited<ReturnType<typeof backlogAtStart>> | undefined;
     void backlogAtStart(log, 'workers', { clock, logger, random: () => 0.999 }).then((r) => (result = r));
     await clock.advance(0);
     expect(log.calls).toBe(1);
@@ -42,7 +45,8 @@ describe('backlog count at start', () => {
     expect(result).toBeUndefined();
     await clock.advance(999);
     expect(log.calls).toBe(4);
-    expect(result).toEqual(new Map([['acme', 42]]));
+    expect(result?.byTenant).toEqual(new Map([['acme', 42]]));
+    expect(result?.heads.map((h) => h.head)).toEqual([42]);
     expect(warnings).toHaveLength(3);
   });
 
