@@ -2,20 +2,25 @@ import type { AppendOutcome } from '../core/types.js';
 import type { PartitionPosition } from '../ports/log.js';
 
 /**
- * What a process that appends but does not process (the `ingest` role of a scale-out
- * deployment) still holds of each tenant's backlog: the events it appended that the worker
- * group has not committed yet. Workers in other processes report nothing to it; the log's
- * committed offsets (`Log.positions`) say how far they got.
+ * What a process on a shared log (NATS) still holds of each tenant's backlog: the events it
+ * appended that the worker group has not committed yet. Workers of other processes report
+ * nothing to it (a `sluice ingest` process has none of its own); the log's committed offsets
+ * (`Log.positions`) say how far they got.
  *
  * Appends are grouped in epochs, one per `seal()` (each refresh of the positions): an epoch
  * holds, per tenant, how many events it appended and, per partition, the highest offset it
- * wrote. An epoch is released, whole, once the group's committed offset of every partition
- * it wrote to has reached that offset; epochs are released oldest first. An event is thus
- * released at most one refresh after its offset is committed, never before (a count that is
- * late is conservative: the cap refuses a little longer, it never admits past it).
+ * wrote. An epoch is released, whole, once the group's committed offset of every partition it
+ * wrote to has reached that offset, whatever older epochs still wait (a stalled partition
+ * holds only the epochs that wrote to it). An event is thus released at most one refresh after
+ * its offset is committed, never before (a count that is late is conservative: the cap refuses
+ * a little longer, it never admits past it). Offsets are only compared, never subtracted: on
+ * NATS they are stream sequences, not contiguous within a partition.
  *
- * Memory is bounded whatever the backlog: past `maxEpochs` unreleased epochs, the two oldest
- * are merged (sums of counts, maxima of offsets), which only makes the oldest wait for more.
+ * Memory is bounded whatever the backlog: past `maxEpochs` unreleased epochs, the two newest
+ * sealed ones are merged (sums of counts, maxima of offsets). The older epochs keep their
+ * targets and are released as the workers pass them, freeing room; merging the oldest instead
+ * would move the oldest target forward on every refresh, and workers steadily that far behind
+ * would never release anything.
  */
 export class CommittedBacklog {
   /** Oldest first; the last is open (appends go to it) until sealed. */
@@ -58,8 +63,6 @@ export class CommittedBacklog {
     const committed = new Map<number, number>();
     for (const p of positions) committed.set(p.partition, p.committed);
     const released = new Map<string, number>();
-    // Any epoch whose partitions are all committed, not only the oldest: a stalled partition
-    // holds the epochs that wrote to it, not every tenant's.
     for (let i = 0; i < this.epochs.length; ) {
       const e = this.epochs[i]!;
       let done = e.counts.size > 0 || i < this.epochs.length - 1; // the open epoch, empty, stays

@@ -109,7 +109,6 @@ export class DuckdbViews {
     return this.list(tenant).find((v) => v.name === name) ?? null;
   }
 
-  /** Views that answer queries. */
   /**
    * What a backfill of the view `name` writes and how (see backfill-plan.ts), or null when
    * the tenant has no such view. The built table takes the live one's name when it is adopted,
@@ -136,6 +135,7 @@ export class DuckdbViews {
     };
   }
 
+  /** Views that answer queries. */
   ready(tenant: string): LiveView[] {
     return this.list(tenant).filter((v) => v.status === 'ready');
   }
