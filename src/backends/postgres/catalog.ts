@@ -4,7 +4,7 @@ import { redactUrl } from '../../core/redact.js';
 import type { AuditEntry, Catalog, KeyGrant, KeyInfo, KeyScope, NewTenant, Tenant, TenantSettings } from '../../ports/catalog.js';
 import { checkKeyTeam, checkTenantName, KeyVerifier, mintKey, noTenant, parseSettings, tenantExists } from '../api-keys.js';
 import { bumpEpoch, insertAudit } from './changes.js';
-import { Executor, migrate, openPool, postgresTarget, type Migration, type Sql } from './database.js';
+import { Executor, migrate, nextStep, openPool, postgresTarget, type Migration, type Sql } from './database.js';
 import { PostgresAlerts } from './alerts.js';
 import { PostgresDeadLetters } from './dead-letters.js';
 import { PostgresRollouts } from './rollouts.js';
@@ -197,7 +197,7 @@ export class PostgresCatalog implements Catalog {
   private unavailable(e: unknown): SluiceError {
     return new SluiceError(
       'SLUICE_ERR_CATALOG_UNAVAILABLE',
-      `the catalog at ${redactUrl(this.target.url)} is not reachable (${coerceError(e).message}); start PostgreSQL or fix --catalog`,
+      `the catalog at ${redactUrl(this.target.url)} is not reachable (${coerceError(e).message}); ${nextStep(e, 'start PostgreSQL or fix --catalog', this.target.url)}`,
       { retryAfter: 2, cause: e },
     );
   }

@@ -98,8 +98,23 @@ export async function migrate(pool: pg.Pool, schema: string, component: string, 
 }
 
 /** Connection-level failures: the server is away, not the statement at fault. */
-export function unavailable(e: unknown, what: string): SluiceError {
-  return new SluiceError('SLUICE_ERR_STORE_UNAVAILABLE', `${what}: PostgreSQL is not reachable (${coerceError(e).message}); start it or fix the URL`, { retryAfter: 2, cause: e });
+export function unavailable(e: unknown, what: string, url?: string): SluiceError {
+  return new SluiceError('SLUICE_ERR_STORE_UNAVAILABLE', `${what}: PostgreSQL is not reachable (${coerceError(e).message}); ${nextStep(e, 'start it or fix the URL', url)}`, {
+    retryAfter: 2,
+    cause: e,
+  });
+}
+
+/**
+ * What to do about a failed connection, by PostgreSQL's SQLSTATE (Appendix A of its manual):
+ * 3D000 (the database does not exist: `createdb` it), 28000/28P01 (authentication), else
+ * `otherwise` (the server is away). `url` fills in the `createdb` command.
+ */
+export function nextStep(e: unknown, otherwise: string, url?: string): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === '3D000') return `create the database first (${createdbCommand(url)}) or fix the URL`;
+  if (code === '28000' || code === '28P01') return "check the URL's user and password (and pg_hba.conf for this host)";
+  return otherwise;
 }
 
 /**
@@ -160,5 +175,16 @@ export class Executor {
     } finally {
       client.release();
     }
+  }
+}
+
+function createdbCommand(url: string | undefined): string {
+  try {
+    const u = new URL(url ?? '');
+    const db = decodeURIComponent(u.pathname.slice(1));
+    if (!u.hostname || !db) throw new Error('incomplete');
+    return `createdb -h ${u.hostname} -p ${u.port || '5432'}${u.username ? ` -U ${decodeURIComponent(u.username)}` : ''} ${db}`;
+  } catch {
+    return 'createdb -h HOST -U USER NAME';
   }
 }

@@ -100,7 +100,7 @@ export class PostgresStore implements Store {
     } catch (e: unknown) {
       await writer.end().catch(() => undefined);
       if (e instanceof SluiceError) throw e;
-      throw unavailable(e, `the store at ${redactUrl(this.target.url)}`);
+      throw unavailable(e, `the store at ${redactUrl(this.target.url)}`, this.target.url);
     }
     this.writer = writer;
     this.exec = new Executor(writer, (e) => unavailable(e, 'the store'));
