@@ -20,7 +20,9 @@ import { CommittedBacklog } from './committed-backlog.js';
  *   this process (accepted here, processed as the workers report), starting from the backlog
  *   the log holds at start. A process on a shared log (NATS), whose events may be processed
  *   by workers of other processes (`processedElsewhere`), releases what it appended as the
- *   worker group's committed offsets pass it instead (committed-backlog.ts).
+ *   worker group's committed offsets pass it instead (committed-backlog.ts). `Retry-After` is
+ *   1 s while the tenant's events are being processed, longer (5-60 s) once none has been for
+ *   `STALLED_AFTER_MS`, with the message saying to check the workers.
  *
  * Global (503 + Retry-After): the log's backlog over `logBacklog` events, or the event loop
  * lagging more than `eventLoopLagMs` (the process is past what it can serve).
@@ -32,6 +34,13 @@ export interface QuotaLimits {
   eventLoopLagMs: number;
 }
 
+/**
+ * A tenant at its backlog cap whose events have not moved for this long (ms) is told its
+ * workers look stalled, with a longer Retry-After. Workers commit batches well within a
+ * second when they run; 10 s is 20 refreshes of the log's positions.
+ */
+export const STALLED_AFTER_MS = 10_000;
+
 interface Bucket {
   tokens: number;
   at: number;
@@ -41,6 +50,8 @@ export class Quotas {
   private readonly events = new Map<string, Bucket>();
   private readonly bytes = new Map<string, Bucket>();
   private readonly backlog = new Map<string, number>();
+  /** Per tenant with a backlog: when it last moved (events processed, or the first accepted). */
+  private readonly progressAt = new Map<string, number>();
   private readonly loop: IntervalHistogram;
   private loopLagMs = 0;
   private readonly timer: NodeJS.Timeout;
@@ -109,13 +120,8 @@ export class Quotas {
   admit(tenant: string, quota: TenantQuota | undefined, bytes: number): void {
     const q = this.effective(quota);
     const backlog = this.backlog.get(tenant) ?? 0;
-    if (q.backlog > 0 && backlog >= q.backlog) {
-      throw new SluiceError('SLUICE_ERR_QUOTA_EXCEEDED', `tenant "${tenant}" has ${backlog} events waiting to be processed (its backlog cap is ${q.backlog}); retry later`, {
-        field: 'backlog',
-        retryAfter: 1,
-      });
-    }
     const now = this.clock.now();
+    if (q.backlog > 0 && backlog >= q.backlog) throw this.backlogFull(tenant, backlog, q.backlog, now);
     const e = q.eventsPerSecond > 0 ? this.refill(this.events, tenant, q.eventsPerSecond, now) : null;
     const b = q.bytesPerSecond > 0 ? this.refill(this.bytes, tenant, q.bytesPerSecond, now) : null;
     if (e && e.tokens < 0) throw this.over(tenant, 'events_per_second', q.eventsPerSecond, e);
@@ -132,6 +138,24 @@ export class Quotas {
     const now = this.clock.now();
     if (q.eventsPerSecond > 0) this.refill(this.events, tenant, q.eventsPerSecond, now).tokens -= events;
     if (q.bytesPerSecond > 0 && bytes > 0) this.refill(this.bytes, tenant, q.bytesPerSecond, now).tokens -= bytes;
+  }
+
+  /**
+   * 429 for a tenant at its backlog cap. While its events are being processed, room opens
+   * within a second (Retry-After: 1). When nothing of it has been processed for
+   * `STALLED_AFTER_MS`, retrying each second cannot help: Retry-After grows with the stall (up
+   * to 60 s) and the message says where to look.
+   */
+  private backlogFull(tenant: string, backlog: number, cap: number, now: number): SluiceError {
+    const stalledMs = now - (this.progressAt.get(tenant) ?? now);
+    const waiting = `tenant "${tenant}" has ${backlog} events waiting to be processed (its backlog cap is ${cap})`;
+    if (stalledMs < STALLED_AFTER_MS) return new SluiceError('SLUICE_ERR_QUOTA_EXCEEDED', `${waiting}; retry later`, { field: 'backlog', retryAfter: 1 });
+    const seconds = Math.round(stalledMs / 1000);
+    return new SluiceError(
+      'SLUICE_ERR_QUOTA_EXCEEDED',
+      `${waiting} and none has been processed for ${seconds} s: check that workers are running (sluice worker, or sluice up) and keeping up (GET /v1/status shows each partition's lag); retry later`,
+      { field: 'backlog', retryAfter: Math.min(60, Math.max(5, Math.round(seconds / 6))) },
+    );
   }
 
   private refill(map: Map<string, Bucket>, tenant: string, rate: number, now: number): Bucket {
@@ -183,15 +207,24 @@ export class Quotas {
   }
 
   private accepted(tenant: string, n: number): void {
-    if (n > 0) this.backlog.set(tenant, (this.backlog.get(tenant) ?? 0) + n);
+    if (n <= 0) return;
+    const before = this.backlog.get(tenant) ?? 0;
+    if (before === 0) this.progressAt.set(tenant, this.clock.now());
+    this.backlog.set(tenant, before + n);
   }
 
   /** Events the workers finished (stored or dead-lettered), per tenant. */
   processed(counts: Iterable<[string, number]>): void {
+    const now = this.clock.now();
     for (const [tenant, n] of counts) {
+      if (n <= 0) continue;
       const left = (this.backlog.get(tenant) ?? 0) - n;
+      this.progressAt.set(tenant, now);
       if (left > 0) this.backlog.set(tenant, left);
-      else this.backlog.delete(tenant);
+      else {
+        this.backlog.delete(tenant);
+        this.progressAt.delete(tenant);
+      }
     }
   }
 
@@ -203,7 +236,13 @@ export class Quotas {
    */
   resetBacklog(byTenant: Iterable<[string, number]>): void {
     this.backlog.clear();
-    for (const [tenant, n] of byTenant) if (n > 0) this.backlog.set(tenant, n);
+    this.progressAt.clear();
+    const now = this.clock.now();
+    for (const [tenant, n] of byTenant) {
+      if (n <= 0) continue;
+      this.backlog.set(tenant, n);
+      this.progressAt.set(tenant, now);
+    }
   }
 
   /** What `/v1/status` shows of a tenant. */
