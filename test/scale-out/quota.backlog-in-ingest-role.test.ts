@@ -55,3 +55,38 @@ it.runIf(ready)('quota.an-ingest-process-counts-its-tenants-backlog-down-as-work
   expect(sent).toBe(11 * CAP);
   expect(await d.stored()).toEqual({ rows: sent, keys: sent });
 }, 240_000);
+
+it.runIf(ready)('quota.a-restarted-ingest-process-inherits-the-backlog-refuses-past-the-cap-and-releases-it-as-workers-commit', async () => {
+  const d = await deployed({ partitions: 4, env: { SLUICE_QUOTAS_BACKLOG: String(CAP) } });
+  let ingest = await d.start('ingest');
+  let sent = 0;
+  const send = async () => {
+    const ts = new Date().toISOString();
+    const events = Array.from({ length: BATCH }, (_, i) => ({ type: 'page', key: `u${(sent + i) % 97}`, idempotency_key: `r-${sent + i}`, ts }));
+    const r = await fetch(`${ingest.url}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${d.tenant.writeKey}`, 'content-type': 'application/json' }, body: JSON.stringify(events) });
+    if (r.status === 202) sent += BATCH;
+    return r.status;
+  };
+  const status = async () => {
+    const r = await fetch(`${ingest.url}/v1/status`, { headers: { authorization: `Bearer ${d.tenant.adminKey}` } });
+    return (await r.json()) as { quota: { current_backlog: number } };
+  };
+  for (let i = 0; i < CAP / BATCH; i++) expect(await send()).toBe(202);
+  expect(await send()).toBe(429);
+
+  // A new process counts what the log holds at its start: still at the cap, still refused.
+  ingest.child.kill('SIGTERM');
+  await ingest.exited;
+  ingest = await d.start('ingest');
+  expect(await send()).toBe(429);
+  expect((await status()).quota.current_backlog).toBe(CAP);
+
+  // Workers (of other processes) commit it: the inherited count is released, room again.
+  await Promise.all([d.start('worker'), d.start('worker')]);
+  await until(async () => (await status()).quota.current_backlog === 0, 60_000).catch(async (e: unknown) => {
+    throw new Error(`${String(e)}\nstatus: ${JSON.stringify(await status())}\n${d.logs()}`);
+  });
+  expect(await send()).toBe(202);
+  await until(async () => (await d.stored()).rows >= sent, 60_000);
+  expect(await d.stored()).toEqual({ rows: CAP + BATCH, keys: CAP + BATCH });
+}, 240_000);
