@@ -38,8 +38,8 @@ export function serverOptions(cmd: Command): Command {
     .option('--config <file>', 'a JSON configuration file (SLUICE_CONFIG)')
     .option('--port <n>', 'HTTP port (SLUICE_PORT; default 8080)')
     .option('--host <host>', 'HTTP host (SLUICE_HOST; default 127.0.0.1)')
-    .option('--partitions <n>', 'log partitions (SLUICE_PARTITIONS; default 16)')
-    .option('--fsync <mode>', 'always|normal|off (SLUICE_LOG_FSYNC; default always)')
+    .option('--partitions <n>', 'log partitions, embedded or NATS: every process of a deployment must agree (SLUICE_PARTITIONS; default 16)')
+    .option('--fsync <mode>', "the embedded log's fsync: always|normal|off (SLUICE_LOG_FSYNC; default always; NATS: the server's sync_interval)")
     .option('--log <url>', 'embedded, or nats://HOST:4222[,HOST:4222…] (SLUICE_LOG_URL)')
     .option('--store <url>', 'embedded, or postgres://USER@HOST/DB[?schema=S] (SLUICE_STORE_URL)')
     .option('--catalog <url>', 'embedded, or postgres://USER@HOST/DB[?schema=S] (SLUICE_CATALOG_URL)');
