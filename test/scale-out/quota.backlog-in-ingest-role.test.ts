@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { deployments } from '../helpers/scale-out.js';
+import { deployments, type Deployment } from '../helpers/scale-out.js';
 import { until } from '../helpers/pipeline.js';
 import { natsAvailable, postgresAvailable } from '../helpers/services.js';
 
@@ -20,19 +20,8 @@ const BATCH = 500;
 it.runIf(ready)('quota.an-ingest-process-counts-its-tenants-backlog-down-as-workers-commit-and-still-refuses-past-the-cap', async () => {
   const d = await deployed({ partitions: 4, env: { SLUICE_QUOTAS_BACKLOG: String(CAP) } });
   const ingest = await d.start('ingest');
-  let sent = 0;
-  const send = async () => {
-    const ts = new Date().toISOString();
-    const events = Array.from({ length: BATCH }, (_, i) => ({ type: 'page', key: `u${(sent + i) % 97}`, idempotency_key: `e-${sent + i}`, ts, properties: { n: sent + i } }));
-    const r = await fetch(`${ingest.url}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${d.tenant.writeKey}`, 'content-type': 'application/json' }, body: JSON.stringify(events) });
-    const body = (await r.json()) as { accepted?: number; field?: string; message?: string };
-    if (r.status === 202) sent += BATCH;
-    return { status: r.status, body };
-  };
-  const currentBacklog = async () => {
-    const r = await fetch(`${ingest.url}/v1/status`, { headers: { authorization: `Bearer ${d.tenant.adminKey}` } });
-    return ((await r.json()) as { quota: { current_backlog: number } }).quota.current_backlog;
-  };
+  const producer = producerOf(d, () => ingest.url);
+  const { send, currentBacklog } = producer;
 
   // No worker yet: the cap holds. Four batches fill it, the fifth is refused, naming the cap.
   for (let i = 0; i < CAP / BATCH; i++) expect((await send()).status).toBe(202);
@@ -48,25 +37,19 @@ it.runIf(ready)('quota.an-ingest-process-counts-its-tenants-backlog-down-as-work
   for (let i = 0; i < (10 * CAP) / BATCH; i++) {
     const r = await send();
     expect(r.status, `batch ${i}: ${JSON.stringify(r.body)}`).toBe(202);
-    await until(async () => (await d.stored()).rows >= sent, 60_000);
+    await until(async () => (await d.stored()).rows >= producer.sent, 60_000);
     // Released within about a second of the workers' commit (two refreshes of the positions).
     await until(async () => (await currentBacklog()) === 0, 10_000);
   }
-  expect(sent).toBe(11 * CAP);
-  expect(await d.stored()).toEqual({ rows: sent, keys: sent });
+  expect(producer.sent).toBe(11 * CAP);
+  expect(await d.stored()).toEqual({ rows: producer.sent, keys: producer.sent });
 }, 240_000);
 
 it.runIf(ready)('quota.a-restarted-ingest-process-inherits-the-backlog-refuses-past-the-cap-and-releases-it-as-workers-commit', async () => {
   const d = await deployed({ partitions: 4, env: { SLUICE_QUOTAS_BACKLOG: String(CAP) } });
   let ingest = await d.start('ingest');
-  let sent = 0;
-  const send = async () => {
-    const ts = new Date().toISOString();
-    const events = Array.from({ length: BATCH }, (_, i) => ({ type: 'page', key: `u${(sent + i) % 97}`, idempotency_key: `r-${sent + i}`, ts }));
-    const r = await fetch(`${ingest.url}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${d.tenant.writeKey}`, 'content-type': 'application/json' }, body: JSON.stringify(events) });
-    if (r.status === 202) sent += BATCH;
-    return r.status;
-  };
+  const producer = producerOf(d, () => ingest.url);
+  const send = async () => (await producer.send()).status;
   const status = async () => {
     const r = await fetch(`${ingest.url}/v1/status`, { headers: { authorization: `Bearer ${d.tenant.adminKey}` } });
     return (await r.json()) as { quota: { current_backlog: number } };
@@ -87,6 +70,26 @@ it.runIf(ready)('quota.a-restarted-ingest-process-inherits-the-backlog-refuses-p
     throw new Error(`${String(e)}\nstatus: ${JSON.stringify(await status())}\n${d.logs()}`);
   });
   expect(await send()).toBe(202);
-  await until(async () => (await d.stored()).rows >= sent, 60_000);
+  await until(async () => (await d.stored()).rows >= producer.sent, 60_000);
   expect(await d.stored()).toEqual({ rows: CAP + BATCH, keys: CAP + BATCH });
 }, 240_000);
+
+/** Batches of BATCH events to the ingest process at `url()`; `sent` counts those accepted. */
+function producerOf(d: Deployment, url: () => string) {
+  const p = {
+    sent: 0,
+    async send() {
+      const ts = new Date().toISOString();
+      const events = Array.from({ length: BATCH }, (_, i) => ({ type: 'page', key: `u${(p.sent + i) % 97}`, idempotency_key: `e-${p.sent + i}`, ts, properties: { n: p.sent + i } }));
+      const r = await fetch(`${url()}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${d.tenant.writeKey}`, 'content-type': 'application/json' }, body: JSON.stringify(events) });
+      const body = (await r.json()) as { accepted?: number; field?: string; message?: string };
+      if (r.status === 202) p.sent += BATCH;
+      return { status: r.status, body };
+    },
+    async currentBacklog() {
+      const r = await fetch(`${url()}/v1/status`, { headers: { authorization: `Bearer ${d.tenant.adminKey}` } });
+      return ((await r.json()) as { quota: { current_backlog: number } }).quota.current_backlog;
+    },
+  };
+  return p;
+}
