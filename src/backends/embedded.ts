@@ -1,6 +1,8 @@
 import type { Clock } from '../core/clock.js';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
+import type { Finding } from './backend.js';
 import { DuckdbStore } from './duckdb/store.js';
 import { SqliteCatalog } from './sqlite/catalog.js';
 import { SqliteLog } from './sqlite/log.js';
@@ -11,6 +13,26 @@ import { SqliteLog } from './sqlite/log.js';
  */
 export function embeddedPaths(dataDir: string): { sqlite: string; duckdb: string } {
   return { sqlite: path.resolve(dataDir, 'sluice.db'), duckdb: path.resolve(dataDir, 'store.duckdb') };
+}
+
+/**
+ * `sluice doctor` on an embedded file: whether the data directory and the file exist (a
+ * mistyped --data-dir shows as "nothing there yet", not as ok), and how large the file is.
+ * Nothing is opened: doctor may run beside the server that holds the files.
+ */
+export function probeEmbeddedFile(dataDir: string, what: Finding['what'], file: 'sqlite' | 'duckdb', detail: string): Finding[] {
+  const dir = path.resolve(dataDir);
+  const at = embeddedPaths(dataDir)[file];
+  if (!fs.existsSync(dir)) {
+    return [{ level: 'warn', what, detail: `no data directory at ${dir}: nothing is stored there yet (sluice up creates it). If you expected data there, fix --data-dir.` }];
+  }
+  let size: number;
+  try {
+    size = fs.statSync(at).size;
+  } catch {
+    return [{ level: 'warn', what, detail: `no ${path.basename(at)} in ${dir} yet: sluice up creates it. If you expected data there, fix --data-dir.` }];
+  }
+  return [{ level: 'ok', what, detail: `${detail}: ${path.basename(at)} in ${dir}, ${(size / 1024 / 1024).toFixed(1)} MiB` }];
 }
 
 /** `clock` is the log's clock (leases, the dedupe horizon and retention): a test's, or the system clock. */

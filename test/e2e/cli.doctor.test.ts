@@ -24,3 +24,18 @@ it.skipIf(!ready)('cli.doctor-checks-the-backends-and-says-what-to-change', () =
   expect(bad.stdout).toMatch(/FAIL {2}log: cannot reach NATS at 127\.0\.0\.1:1/);
   expect(bad.stdout).toMatch(/FAIL {2}store: cannot reach PostgreSQL/);
 });
+
+it('cli.doctor-says-when-the-data-directory-holds-nothing-and-how-to-create-a-missing-database', async () => {
+  const { tmpDir } = await import('../helpers/tmp.js');
+  const missing = `${tmpDir('sluice-doctor-')}/not-there`;
+  const empty = doctor('--data-dir', missing, '--json');
+  const { findings } = JSON.parse(empty.stdout) as { findings: { level: string; what: string; detail: string }[] };
+  for (const what of ['log', 'store', 'catalog']) {
+    expect(findings.find((f) => f.what === what), what).toMatchObject({ level: 'warn', detail: expect.stringContaining(`no data directory at ${missing}`) });
+  }
+  if (!(await postgresAvailable())) return;
+  const u = new URL(POSTGRES_URL);
+  const nodb = doctor('--data-dir', missing, '--store', `${u.protocol}//${u.username}@${u.host}/sluice_doctor_no_such_db`);
+  expect(nodb.status).toBe(1);
+  expect(nodb.stdout).toContain(`Create the database first (createdb -h ${u.hostname} -p ${u.port || '5432'} -U ${u.username} sluice_doctor_no_such_db)`);
+});

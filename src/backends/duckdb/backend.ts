@@ -14,6 +14,7 @@ export const duckdbStore: Backend<'store'> = {
     return openEmbeddedStore(config);
   },
   async probe(config) {
-    return [{ level: 'ok', what: 'store', detail: `embedded DuckDB in ${config.dataDir}` }];
+    const { probeEmbeddedFile } = await import('../embedded.js');
+    return probeEmbeddedFile(config.dataDir, 'store', 'duckdb', 'embedded DuckDB');
   },
 };

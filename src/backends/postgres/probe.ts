@@ -2,7 +2,7 @@ import pg from 'pg';
 import { coerceError } from '../../core/errors.js';
 import { redactUrl } from '../../core/redact.js';
 import type { Finding } from '../backend.js';
-import { postgresTarget } from './database.js';
+import { nextStep, postgresTarget } from './database.js';
 
 /** `sluice doctor` on a PostgreSQL store or catalog: reachability, version, fsync and synchronous_commit, migration. */
 export async function probePostgres(url: string, what: 'store' | 'catalog'): Promise<Finding[]> {
@@ -11,7 +11,7 @@ export async function probePostgres(url: string, what: 'store' | 'catalog'): Pro
   try {
     await client.connect();
   } catch (e: unknown) {
-    return [{ level: 'fail', what, detail: `cannot reach PostgreSQL at ${redactUrl(target.url)}: ${coerceError(e).message}. Start it, or fix --${what}.` }];
+    return [{ level: 'fail', what, detail: `cannot reach PostgreSQL at ${redactUrl(target.url)}: ${coerceError(e).message}. ${capitalized(nextStep(e, `start it, or fix --${what}`, target.url))}.` }];
   }
   const out: Finding[] = [];
   try {
@@ -34,4 +34,8 @@ export async function probePostgres(url: string, what: 'store' | 'catalog'): Pro
     await client.end().catch(() => undefined);
   }
   return out;
+}
+
+function capitalized(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }

@@ -19,7 +19,8 @@ export const sqliteLog: Backend<'log', SqliteLog> = {
     return openEmbeddedLog(config, ctx?.onFlush, ctx?.clock);
   },
   async probe(config) {
-    return [{ level: 'ok', what: 'log', detail: `embedded SQLite in ${config.dataDir} (fsync: ${config.log.fsync})` }];
+    const { probeEmbeddedFile } = await import('../embedded.js');
+    return probeEmbeddedFile(config.dataDir, 'log', 'sqlite', `embedded SQLite (fsync: ${config.log.fsync})`);
   },
   services(log, { logger, clock }) {
     // The data-dir lock says no other process uses the embedded log: leases left by one that
@@ -64,12 +65,7 @@ export const sqliteCatalog: Backend<'catalog'> = {
     return openEmbeddedCatalog(config);
   },
   async probe(config) {
-    return [
-      {
-        level: 'ok',
-        what: 'catalog',
-        detail: `embedded SQLite in ${config.dataDir} (role processes of one machine share it; on several machines use --catalog postgres://…)`,
-      },
-    ];
+    const { probeEmbeddedFile } = await import('../embedded.js');
+    return probeEmbeddedFile(config.dataDir, 'catalog', 'sqlite', 'embedded SQLite (role processes of one machine share it; on several machines use --catalog postgres://…)');
   },
 };
