@@ -162,8 +162,17 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
       // A group's lifecycle: open → acknowledged → resolved | ignored (PATCH /v1/dlq/groups/:signature).
       if (!args[0]) throw new SluiceError('SLUICE_ERR_CONFIG', 'sluice dlq group needs the group SIGNATURE (sluice dlq groups lists them)');
       const body = { ...(flags.set ? { status: flags.set } : {}), ...(flags.owner !== undefined ? { owner: flags.owner } : {}), ...(flags.note ? { note: flags.note } : {}) };
-      const r = await call<{ group: string; status: string; owner: string | null; history: { at: string; actor: string; status: string; note: string | null }[] }>(t, 'PATCH', `/v1/dlq/groups/${encodeURIComponent(args[0])}`, body);
-      print(t, r, () => [`${r.group}: ${r.status}, owner ${r.owner ?? '(the default)'}`, ...r.history.map((h) => `  ${h.at}  ${h.actor}  ${h.status}${h.note ? `  ${h.note}` : ''}`)].join('\n'));
+      type Group = { group: string; status: string; owner: string | null; history: { at: string; actor: string; status: string; note: string | null }[]; count?: number; reason?: string; path?: string; template?: string };
+      const path = `/v1/dlq/groups/${encodeURIComponent(args[0])}`;
+      // Without --set, --owner or --note: show the group and its history.
+      const r = Object.keys(body).length === 0 ? await call<Group>(t, 'GET', path) : await call<Group>(t, 'PATCH', path, body);
+      print(t, r, () =>
+        [
+          `${r.group}: ${r.status}, owner ${r.owner ?? '(the default)'}`,
+          ...(r.count === undefined ? [] : [`  ${r.count} entries, ${r.reason} ${r.path || '-'}  ${r.template}`]),
+          ...r.history.map((h) => `  ${h.at}  ${h.actor}  ${h.status}${h.note ? `  ${h.note}` : ''}`),
+        ].join('\n'),
+      );
       return 0;
     }
     case 'replay': {

@@ -89,6 +89,12 @@ describe('dead-letter workbench', () => {
     await until(async () => (await p!.store.rawStats('acme')).events === 45);
     const after = (await admin('GET', `/v1/dlq/groups?status=replayed`)).body.groups;
     expect(after.find((g: any) => g.group === wrongType.group)).toMatchObject({ status: 'resolved' });
+    // One group by its signature, whatever its entries' statuses, with its history.
+    const one = await admin('GET', `/v1/dlq/groups/${encodeURIComponent(wrongType.group)}`);
+    expect(one.status).toBe(200);
+    expect(one.body).toMatchObject({ group: wrongType.group, status: 'resolved', count: 35, reason: 'schema_violation', path: '/properties/amount' });
+    expect(one.body.history.map((h: any) => h.status)).toEqual(['acknowledged', 'resolved']);
+    expect((await admin('GET', '/v1/dlq/groups/no-such-group')).status).toBe(404);
 
     // Queries count each event once; nothing is lost or doubled.
     const q = await read('POST', '/v1/query', { event: 'checkout', from: new Date(Date.now() - 3_600_000).toISOString(), to: new Date(Date.now() + 3_600_000).toISOString(), interval: null, measures: ['count'] });

@@ -8,7 +8,7 @@ import type { DeadLetterFilter, DeadLetterStatus } from '../../ports/dead-letter
 import type { StoreReader } from '../../ports/reader.js';
 import { wireBackfill, wireDeadLetter } from '../wire.js';
 import { dryRunAll, replay, type ReplayDeps } from '../../ops/replay.js';
-import { resolveEmptied, withStates } from '../../ops/dlq-groups.js';
+import { resolveEmptied, withStates, type GroupView } from '../../ops/dlq-groups.js';
 import { GROUP_STATUSES, type GroupStatus } from '../../core/dlq-lifecycle.js';
 import { compileOrRefuse } from '../../transform/versions.js';
 
@@ -55,7 +55,7 @@ function filterOf(f: Fields, now: number): DeadLetterFilter {
 
 /**
  * Dead letters, replay and the tenant's processing state over HTTP (admin key):
- * GET /v1/dlq, GET /v1/dlq/groups, GET /v1/dlq/:idempotency_key, POST /v1/dlq/replay,
+ * GET /v1/dlq, GET /v1/dlq/groups, GET|PATCH /v1/dlq/groups/:signature, GET /v1/dlq/:idempotency_key, POST /v1/dlq/replay,
  * POST /v1/dlq/discard, GET /v1/tenant, PATCH /v1/tenant, POST /v1/tenant/pause|resume.
  */
 export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: StoreReader; logger?: Logger }): void {
@@ -102,22 +102,16 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
     const { tenant } = await authenticate(catalog, request, 'admin');
     const q = objectBody(request.query, [...FILTER_FIELDS, 'limit']);
     const groups = await withStates(catalog, tenant, await dlq.groups(tenant, filterOf(q, Date.now()), optInt(q, 'limit', 1, 500) ?? 50));
-    return {
-      groups: groups.map(({ group: g, state, owner }) => ({
-        group: g.signature,
-        status: state.status,
-        owner,
-        history: state.history.map((h) => ({ ...h, at: iso(h.at) })),
-        reason: g.reason,
-        path: g.path,
-        template: g.template,
-        count: g.count,
-        types: g.types,
-        first_seen: iso(g.firstSeen),
-        last_seen: iso(g.lastSeen),
-        samples: g.samples.map(wireDeadLetter),
-      })),
-    };
+    return { groups: groups.map(wireGroup) };
+  });
+
+  // One group, whatever its entries' statuses (a resolved group's entries were all replayed).
+  app.get<{ Params: { signature: string } }>('/v1/dlq/groups/:signature', async (request) => {
+    const { tenant } = await authenticate(catalog, request, 'admin');
+    const signature = request.params.signature;
+    const [group] = await withStates(catalog, tenant, await dlq.groups(tenant, { signature, status: [...STATUSES] }, 1));
+    if (!group) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no dead letters with signature "${signature.slice(0, 100)}"; GET /v1/dlq/groups lists them`, { field: 'signature' });
+    return wireGroup(group);
   });
 
   app.patch<{ Params: { signature: string } }>('/v1/dlq/groups/:signature', async (request) => {
@@ -246,4 +240,22 @@ async function replayHeld(deps: ReplayDeps & { logger?: Logger }, tenant: string
   } catch (e: unknown) {
     deps.logger?.error({ tenant, err: coerceError(e).message, replayed }, 'replaying held events failed; run `sluice dlq replay --status held` to finish');
   }
+}
+
+/** A dead-letter group on the wire (GET /v1/dlq/groups and /v1/dlq/groups/:signature). */
+function wireGroup({ group: g, state, owner }: GroupView) {
+  return {
+    group: g.signature,
+    status: state.status,
+    owner,
+    history: state.history.map((h) => ({ ...h, at: iso(h.at) })),
+    reason: g.reason,
+    path: g.path,
+    template: g.template,
+    count: g.count,
+    types: g.types,
+    first_seen: iso(g.firstSeen),
+    last_seen: iso(g.lastSeen),
+    samples: g.samples.map(wireDeadLetter),
+  };
 }
