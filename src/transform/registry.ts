@@ -52,6 +52,11 @@ export class PipelineRegistry {
     this.watch.expire();
   }
 
+  /** Drops one tenant's cached pipeline: read again at its next use. */
+  forget(tenant: string): void {
+    this.tenants.delete(tenant);
+  }
+
   private refresh(): Promise<void> {
     return this.watch.check();
   }

@@ -7,7 +7,7 @@ import type { DeadLetter, DeadLetterReason, LogRecord } from '../core/types.js';
 import type { DeadLetterStore } from '../ports/dead-letters.js';
 import type { Lease, Log } from '../ports/log.js';
 import type { CommitBatch, CommitResult, Store } from '../ports/store.js';
-import { judge, processBatch, type Stage } from './pipeline.js';
+import { holdPaused, judge, processBatch, type Stage } from './pipeline.js';
 import { redactValues } from '../core/redact.js';
 
 /**
@@ -65,9 +65,11 @@ export interface ConsumerOptions {
   stages?: readonly Stage[];
   /**
    * Per tenant, the records of a batch that passed and the pipeline's own failures (poison,
-   * enrich_failed, invalid_row…): the dead-letter breaker's input. May pause the tenant.
+   * enrich_failed, invalid_row…): the dead-letter breaker's input, before anything of the
+   * batch is written. May pause the tenant: answers the pause's reason when this batch did
+   * (its records of that tenant are then held, not dead-lettered or stored: see `process`).
    */
-  onOutcome?: (tenant: string, ok: number, failed: number) => Promise<void>;
+  onOutcome?: (tenant: string, ok: number, failed: number) => Promise<string | null | void>;
   /** Processing starts when this settles, after the first leases are taken (default: at once); stop() does not wait for it. */
   begin?: Promise<void>;
 }
@@ -279,11 +281,20 @@ export class Consumer {
   private async process(batch: { lease: Lease; records: LogRecord[] }[]): Promise<void> {
     const all = batch.flatMap(({ records }) => records);
     const stages = this.opts.stages ?? [judge(this.opts.maxAttempts)];
-    const { live, dead, held, dropped, outcomes } = await this.retrying(() => processBatch(all, stages, { signal: this.abort.signal }));
+    const processed = await this.retrying(() => processBatch(all, stages, { signal: this.abort.signal }));
+    // The breaker judges the batch before anything of it is written: a batch that trips it
+    // holds that tenant's records, as if the pause had come before it (a crash after the
+    // pause: the redelivered batch meets the \`hold\` stage). So a first batch of failures
+    // larger than breaker.minEvents is held whole, not dead-lettered whole.
+    const paused = new Map<string, string>();
+    for (const [tenant, { ok, failed }] of processed.outcomes) {
+      const reason = await this.retrying(async () => (await this.opts.onOutcome?.(tenant, ok, failed)) ?? null);
+      if (reason) paused.set(tenant, reason);
+    }
+    const { live, dead, held, dropped } = paused.size === 0 ? processed : holdPaused(processed, paused);
     if (dead.length > 0) await this.deadLetter(dead);
     if (held.length > 0) await this.deadLetter(held, 'held');
     if (dropped.length > 0) await this.deadLetter(dropped, 'discarded');
-    for (const [tenant, { ok, failed }] of outcomes) await this.retrying(() => this.opts.onOutcome?.(tenant, ok, failed) ?? Promise.resolve());
     let parts = batch.map(({ lease, records }) => ({ lease, upTo: records[records.length - 1]!.offset }));
     let records = live;
     for (;;) {

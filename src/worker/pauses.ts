@@ -12,7 +12,8 @@ import type { DeadLetterBreaker } from './breaker.js';
  * A resume (`settings.resumedAt`) starts the breaker's window afresh, in every worker: what
  * was recorded before it (the failures that tripped the breaker, and those of batches in
  * flight when it tripped) would otherwise pause the tenant again on its first good events
- * after the fix.
+ * after the fix. It also drops the cached pipelines (`onResume`): a fix pushed just before
+ * the resume must be the version the held events meet.
  */
 export class TenantPauses {
   /** Per tenant, the resume its breaker window started after. */
@@ -26,6 +27,13 @@ export class TenantPauses {
       registry: SchemaRegistry;
       /** Null when the breaker is off: nothing ever pauses. */
       breaker: DeadLetterBreaker | null;
+      /**
+       * Called when this worker first sees a tenant's resume: drops what it cached of the
+       * tenant that the fix may have changed (its pipeline), so the held events replayed now
+       * meet the fixed version, not the one that tripped the breaker (a cache is otherwise
+       * refreshed only every events.schemaRefreshMs).
+       */
+      onResume?: (tenant: string) => void;
       clock?: Clock;
       logger?: Logger;
     },
@@ -45,17 +53,22 @@ export class TenantPauses {
     if (this.windows.get(tenant) !== s.resumedAt) {
       this.windows.set(tenant, s.resumedAt);
       this.deps.breaker?.reset(tenant);
+      this.deps.onResume?.(tenant);
     }
     return s.paused?.reason ?? null;
   };
 
-  /** Feeds the breaker with `ok` records that passed and `failed` pipeline failures; pauses the tenant when it trips. */
-  readonly outcome = async (tenant: string, ok: number, failed: number): Promise<void> => {
+  /**
+   * Feeds the breaker with `ok` records that passed and `failed` pipeline failures; pauses the
+   * tenant when it trips, and answers the pause's reason then (else null).
+   */
+  readonly outcome = async (tenant: string, ok: number, failed: number): Promise<string | null> => {
     const ratio = this.deps.breaker?.record(tenant, ok, failed) ?? null;
-    if (ratio === null) return;
+    if (ratio === null) return null;
     const reason = `${Math.round(ratio * 100)}% of its last events were dead-lettered by the pipeline; fix the cause, then resume the tenant`;
     await this.deps.catalog.updateSettings(tenant, { paused: { since: this.clock.now(), reason } }, 'breaker');
     this.deps.registry.invalidate();
     this.deps.logger?.error({ tenant, reason }, 'dead-letter breaker open: tenant paused; its events are held until `sluice tenant resume`');
+    return reason;
   };
 }

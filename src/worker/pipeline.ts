@@ -88,6 +88,24 @@ export async function processBatch(records: readonly LogRecord[], stages: readon
   return { live, dead, held, dropped, outcomes };
 }
 
+/**
+ * A batch of which the breaker paused the tenants of `paused` (tenant → reason): their records
+ * past the `hold` stage (passed, dropped by a transform, or failed by the pipeline after it:
+ * enrich, transforms) are held instead, as the \`hold\` stage would have held them had the pause
+ * come first. Records judged before it (producer faults, poison) keep their dead letters.
+ */
+export function holdPaused(p: Processed, paused: ReadonlyMap<string, string>): Processed {
+  const held = [...p.held];
+  const hold = (record: LogRecord) => held.push({ record, reason: 'held', message: `held while the tenant is paused: ${paused.get(record.tenant)!}` });
+  const live = p.live.filter((r) => (paused.has(r.tenant) ? (hold(r), false) : true));
+  const dropped = p.dropped.filter((d) => (paused.has(d.record.tenant) ? (hold(d.record), false) : true));
+  const dead = p.dead.filter((d) => (paused.has(d.record.tenant) && HELD_WHEN_PAUSED.has(d.reason) ? (hold(d.record), false) : true));
+  return { live, dead, held, dropped, outcomes: p.outcomes };
+}
+
+/** Pipeline failures that arise after the `hold` stage: a paused tenant's records never reach them. */
+const HELD_WHEN_PAUSED: ReadonlySet<string> = new Set(['enrich_failed', 'transform_failed']);
+
 /** The dead letter of a record delivered `maxAttempts` times without completing. */
 export function poisonLetter(r: LogRecord): DeadLetter {
   return { record: r, reason: 'poison', message: `delivered ${r.attempt} times without completing; the consumer crashed or timed out on it each time` };

@@ -86,6 +86,7 @@ export async function startWorkers(
     catalog,
     registry,
     breaker: config.breaker.enabled && deps.breaker !== false ? new DeadLetterBreaker(config.breaker) : null,
+    onResume: (tenant) => pipelines.forget(tenant),
     clock,
     logger,
   });

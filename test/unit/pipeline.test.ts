@@ -1,10 +1,35 @@
 import { describe, expect, it } from 'vitest';
-import { enrichStage, hold, judge, processBatch, type Stage } from '../../src/worker/pipeline.js';
+import { enrichStage, hold, holdPaused, judge, processBatch, type Stage } from '../../src/worker/pipeline.js';
 import { record } from '../helpers/entries.js';
 
 const ctx = { signal: new AbortController().signal };
 
 describe('pipeline as a value', () => {
+  it('pipeline.a-batch-that-trips-the-breaker-holds-its-tenants-records-past-the-hold-stage', async () => {
+    const failing: Stage = {
+      name: 'transform',
+      run: (records) => ({
+        live: records.filter((r) => r.tenant !== 'a' || r.idempotencyKey === 'k-2'),
+        dead: records.filter((r) => r.tenant === 'a' && r.idempotencyKey !== 'k-2').map((record) => ({ record, reason: 'transform_failed', message: 'cast' })),
+      }),
+    };
+    const batch = [record('a', 1), record('a', 2), record('a', 3, { fault: { reason: 'schema_violation', message: 'x', path: '/x' } }), record('a', 4, { attempt: 5 }), record('a', 5), record('b', 6)];
+    const out = holdPaused(await processBatch(batch, [judge(5), failing], ctx), new Map([['a', 'tripped']]));
+    // Judged before the hold stage: the producer's fault and the poison keep their dead letters.
+    expect(out.dead.map((d) => [d.record.idempotencyKey, d.reason])).toEqual([
+      ['k-3', 'schema_violation'],
+      ['k-4', 'poison'],
+    ]);
+    // Passed or failed by the pipeline after it: held, as if the pause had come first.
+    expect(out.held.map((d) => [d.record.idempotencyKey, d.reason, d.message]).sort()).toEqual([
+      ['k-1', 'held', 'held while the tenant is paused: tripped'],
+      ['k-2', 'held', 'held while the tenant is paused: tripped'],
+      ['k-5', 'held', 'held while the tenant is paused: tripped'],
+    ]);
+    // Another tenant in the same batch is untouched.
+    expect(out.live.map((r) => r.idempotencyKey)).toEqual(['k-6']);
+  });
+
   it('pipeline.stages-sort-a-batch-into-live-dead-and-held-without-effects', async () => {
     const batch = [
       record('a', 1),
