@@ -75,7 +75,14 @@ export function judge(g: Guardrails, cohort: Tally, baseline: Tally | null): Jud
   if (cohort.events < g.min_events) short.push(`the cohort has ${cohort.events} events`);
   if (baseline !== null && base.events < g.min_events) short.push(`the baseline has ${base.events} events`);
   if (g.diff_rate !== undefined && cohort.events >= g.min_events && cohort.compared < g.min_events) short.push(`${cohort.compared} events were compared`);
-  if (short.length > 0) return { verdict: 'hold', reason: `too few events to judge: ${short.join(', ')}; min_events is ${g.min_events}`, checks };
+  if (short.length > 0) {
+    // A baseline that stays empty while the cohort has enough will stay empty: say why and what to do.
+    const why =
+      baseline !== null && base.events === 0 && cohort.events >= g.min_events
+        ? ': every event of the window went to the cohort (an operator rollout whose cohort step names every tenant that sends, say), so there is nothing to compare it with; name fewer tenants in the cohort step, or advance by hand (sluice rollout advance ID)'
+        : '';
+    return { verdict: 'hold', reason: `too few events to judge: ${short.join(', ')}; min_events is ${g.min_events}${why}`, checks };
+  }
   const breached = checks.filter((c) => c.breached);
   if (breached.length > 0) {
     const what = breached.map((c) => `${c.guardrail} ${fmt(c.cohort)} vs baseline ${fmt(c.baseline)} (excess ${fmt(c.excess)} > tolerance ${fmt(c.tolerance)})`);

@@ -227,7 +227,7 @@ export function evaluate(r: Rollout, now: number, cohort: Tally, baseline: Tally
   if (j.verdict === 'breach') return rollBack(r, now, { actor: 'controller', reason: j.reason, ...numbers }, 'rolled_back');
   if (now < phaseEndsAt(r)) return r;
   if (j.verdict === 'hold' || !r.spec.auto) {
-    const reason = j.verdict === 'hold' ? j.reason : `step done, every guardrail within its tolerance; waiting for POST /v1/rollouts/${r.id}/advance (auto is false)`;
+    const reason = j.verdict === 'hold' ? j.reason : `step done, every guardrail within its tolerance; waiting for an advance (auto is false): sluice rollout advance ${r.id}, or POST /v1/rollouts/${r.id}/advance`;
     if (r.state === 'holding' && r.hold_reason === reason) return r;
     return { ...r, state: 'holding', resume_to: currentStep(r), hold_reason: reason, decisions: record(r, { at: now, actor: 'controller', verdict: 'hold', reason, ...numbers }), updated_at: now };
   }

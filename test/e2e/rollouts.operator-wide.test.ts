@@ -155,7 +155,7 @@ it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tena
   expect(sluice('rollout', 'list', '--global')).toMatch(new RegExp(`${good.id}  (cohort |holding) +0% \\+ acme  operator pipeline version 1`));
 
   const atCohort = await holding('cohort', 0);
-  expect(atCohort.hold_reason).toMatch(/waiting for POST \/v1\/rollouts\/.*\/advance \(auto is false\)|too few events/);
+  expect(atCohort.hold_reason).toMatch(/waiting for an advance \(auto is false\): sluice rollout advance .*|too few events/);
   // Only acme's events go through the candidate.
   expect(await probe('cohort')).toEqual({ first: true, acme: false, globex: true });
   // The guardrails compared acme with the other tenants in the same minutes.

@@ -91,6 +91,12 @@ describe('guardrails', () => {
     expect(j.reason).toBe('too few events to judge: the cohort has 10 events; min_events is 1000');
     expect(j.checks[0]).toMatchObject({ cohort: 1, breached: true, cohort_events: 10 });
   });
+
+  it('rollout.a-baseline-left-empty-by-a-cohort-that-takes-everything-says-so-and-what-to-do', () => {
+    const j = judgeGuardrails({ dead_letter_rate: 0.001, min_events: 100 }, healthy(5000), healthy(0));
+    expect(j.verdict).toBe('hold');
+    expect(j.reason).toMatch(/^too few events to judge: the baseline has 0 events; min_events is 100: every event of the window went to the cohort .* name fewer tenants in the cohort step, or advance by hand \(sluice rollout advance ID\)$/);
+  });
 });
 
 describe('the state machine on a manual clock', () => {
@@ -214,7 +220,7 @@ describe('the state machine on a manual clock', () => {
     let r = startRollout('r1', 'acme', { ...SPEC, auto: false }, clock.now(), 'cli');
     r = await drive(clock, r, 45, () => [healthy(5000), healthy(5000)]);
     expect([r.state, r.phase]).toEqual(['holding', 0]);
-    expect(r.hold_reason).toMatch(/waiting for POST \/v1\/rollouts\/r1\/advance \(auto is false\)/);
+    expect(r.hold_reason).toMatch(/waiting for an advance \(auto is false\): sluice rollout advance r1, or POST \/v1\/rollouts\/r1\/advance/);
     r = advance(r, clock.now(), 'key_a');
     expect(r.state).toBe('compare');
   });
