@@ -1,4 +1,5 @@
 import { Environment } from '@marcbachmann/cel-js';
+import { RE2JS } from 're2js';
 
 /**
  * CEL expressions over one event (the Common Expression Language: https://github.com/google/cel-spec),
@@ -8,8 +9,10 @@ import { Environment } from '@marcbachmann/cel-js';
  * and `int(…)` to get an integer.
  *
  * Bounds (sandboxing):
- * - nothing but the event is reachable: no host functions are registered, maps are looked up
- *   by own key only (`properties.constructor`, `__proto__` are "no such key");
+ * - nothing but the event is reachable: no host functions are registered (but RE2's
+ *   `matches`, below), maps are looked up by own key only (`properties.constructor`,
+ *   `__proto__` are "no such key");
+ * - `matches` runs in time linear in its input (RE2, see LINEAR_MATCHES);
  * - CEL has no loops; its comprehension macros (`all`, `exists`, `exists_one`, `map`,
  *   `filter`) may nest at most `MAX_COMPREHENSION_DEPTH` deep, and an expression has at most
  *   `MAX_AST_NODES` nodes and `MAX_DEPTH` levels (checked when compiled), so that its cost is
@@ -47,6 +50,36 @@ export type Expression = ((event: ExpressionEvent) => unknown) & { readonly read
  */
 const TYPE_VARIABLE = 'event__type';
 
+/**
+ * CEL's `string.matches(string)` as cel-js has it runs JavaScript's backtracking engine: a
+ * pattern such as `^(a+)+$` on 30 characters blocks the thread for seconds. Calls to
+ * `matches` are renamed, when compiled, to this function, which runs RE2's linear-time engine
+ * (re2js, as schema patterns do: src/schema/patterns.ts). CEL specifies RE2 syntax for
+ * `matches`, so every valid CEL pattern means the same; a pattern RE2 refuses (lookaround,
+ * backreferences) is refused when the expression is compiled if it is a literal, or fails that
+ * event (`transform_failed`) if it comes from the event.
+ */
+const LINEAR_MATCHES = 'sluice_linear_matches';
+/** Compiled patterns, most recently used last: an expression usually has a literal one. */
+const PATTERNS = new Map<string, RE2JS>();
+const MAX_PATTERNS = 256;
+
+function linearMatches(s: string, pattern: string): boolean {
+  let re = PATTERNS.get(pattern);
+  if (re) PATTERNS.delete(pattern);
+  else {
+    try {
+      re = RE2JS.compile(pattern);
+    } catch (e: unknown) {
+      throw new Error(`matches: ${JSON.stringify(pattern.slice(0, 100))} is not a pattern RE2 can run (${(e as Error).message}); CEL patterns are RE2 syntax: no lookaround, no backreferences`);
+    }
+    if (PATTERNS.size >= MAX_PATTERNS) PATTERNS.delete(PATTERNS.keys().next().value!);
+  }
+  PATTERNS.set(pattern, re);
+  // CEL's matches is a search (unanchored), as RE2's PartialMatch.
+  return re.matcher(s).find();
+}
+
 const env = new Environment({
   unlistedVariablesAreDyn: false,
   homogeneousAggregateLiterals: false,
@@ -56,7 +89,8 @@ const env = new Environment({
   .registerVariable('key', 'string')
   .registerVariable('ts', 'google.protobuf.Timestamp')
   .registerVariable('properties', 'map')
-  .registerVariable('context', 'map');
+  .registerVariable('context', 'map')
+  .registerFunction(`string.${LINEAR_MATCHES}(string): bool`, linearMatches);
 
 /** Thrown when an expression does not compile; `message` says where. */
 export class ExpressionError extends Error {
@@ -92,7 +126,9 @@ export function bindTypeIdentifier(source: string): string {
       const word = source.slice(i, j);
       const before = source.slice(0, i).trimEnd();
       const after = source.slice(j).trimStart();
-      out += word === 'type' && !before.endsWith('.') && !after.startsWith('(') ? TYPE_VARIABLE : word;
+      if (word === 'type' && !before.endsWith('.') && !after.startsWith('(')) out += TYPE_VARIABLE;
+      else if (word === 'matches' && before.endsWith('.') && after.startsWith('(')) out += LINEAR_MATCHES;
+      else out += word;
       i = j;
       continue;
     }
@@ -120,7 +156,7 @@ function comprehensionDepth(node: unknown): number {
 
 function plainMessage(e: unknown, source: string): string {
   const m = e instanceof Error ? e.message : String(e);
-  const text = m.split('\n')[0]!.replaceAll(TYPE_VARIABLE, 'type') + (m.includes('\n') ? ` (in "${source}")` : '');
+  const text = m.split('\n')[0]!.replaceAll(TYPE_VARIABLE, 'type').replaceAll(LINEAR_MATCHES, 'matches') + (m.includes('\n') ? ` (in "${source}")` : '');
   return MIXED_ARITHMETIC.test(m) ? `${text}; JSON numbers are CEL doubles: write a double literal (100.0, not 100), or convert with int(x) or double(x)` : text;
 }
 
@@ -142,6 +178,13 @@ export function compileExpression(source: string, expect?: 'bool'): Expression {
   const check = parsed.check();
   if (!check.valid) throw new ExpressionError(plainMessage(check.error, source));
   if (expect === 'bool' && check.type !== 'bool' && check.type !== 'dyn') throw new ExpressionError(`must be a condition (bool), not ${check.type}`);
+  for (const pattern of literalPatterns(parsed.ast)) {
+    try {
+      RE2JS.compile(pattern);
+    } catch (e: unknown) {
+      throw new ExpressionError(`matches: ${JSON.stringify(pattern.slice(0, 100))} is not a pattern RE2 can run (${(e as Error).message}); CEL patterns are RE2 syntax: no lookaround, no backreferences`);
+    }
+  }
   if (comprehensionDepth(parsed.ast) > MAX_COMPREHENSION_DEPTH) {
     throw new ExpressionError(`comprehensions (all, exists, exists_one, map, filter) nest at most ${MAX_COMPREHENSION_DEPTH} deep`);
   }
@@ -191,6 +234,20 @@ const NO_MAP: Record<string, unknown> = Object.freeze({}) as Record<string, unkn
 /** JSON's exact integers (±2^53 − 1) as CEL ints, made once rather than per value. */
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 const MIN_EXACT = BigInt(Number.MIN_SAFE_INTEGER);
+
+/** The string literals passed as the pattern of `matches` anywhere in the AST. */
+function literalPatterns(ast: unknown, out: string[] = []): string[] {
+  if (Array.isArray(ast)) for (const n of ast) literalPatterns(n, out);
+  else if (ast && typeof ast === 'object' && 'op' in ast) {
+    const n = ast as AstNode;
+    if (n.op === 'rcall' && Array.isArray(n.args) && n.args[0] === LINEAR_MATCHES) {
+      const [arg] = (n.args[2] ?? []) as { op?: string; args?: unknown }[];
+      if (arg?.op === 'value' && typeof arg.args === 'string') out.push(arg.args);
+    }
+    literalPatterns(n.args, out);
+  }
+  return out;
+}
 
 /** Whether the AST names `name` as an identifier anywhere (a comprehension variable of that name counts). */
 function namesIdentifier(ast: unknown, name: string): boolean {

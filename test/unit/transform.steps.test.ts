@@ -175,6 +175,25 @@ describe('expression sandbox', () => {
     expect(Object.getPrototypeOf({})).toBe(Object.prototype);
   });
 
+  it('transform.matches-runs-in-linear-time-with-cel-semantics-and-refuses-what-re2-cannot-run', () => {
+    // ^(a+)+$ on 40 a's and a '!': backtracking tries 2^40 ways (hours); RE2 answers at once.
+    const evil = compileExpression("properties.s.matches('^(a+)+$')", 'bool');
+    expect(evil(ev({ s: `${'a'.repeat(40)}!` }))).toBe(false);
+    expect(evil(ev({ s: 'a'.repeat(40) }))).toBe(true);
+    // A pattern from the event runs on RE2 too.
+    expect(compileExpression('properties.s.matches(properties.p)', 'bool')(ev({ s: `${'a'.repeat(40)}!`, p: '^(a+)+$' }))).toBe(false);
+    // CEL's matches is a search, not a whole-string match; RE2 syntax.
+    expect(compileExpression("properties.s.matches('b[0-9]+')", 'bool')(ev({ s: 'ab12c' }))).toBe(true);
+    expect(compileExpression("'type'.matches('^ty') && type.matches('^ch')", 'bool')(ev({}))).toBe(true);
+    // Lookaround and backreferences need backtracking: refused when literal, the event fails when not.
+    expect(() => compileExpression("properties.s.matches('(?=a)a')")).toThrow(/matches: "\(\?=a\)a" is not a pattern RE2 can run/);
+    expect(() => compileExpression('properties.s.matches(properties.p)')(ev({ s: 'aa', p: '(a)\\1' }))).toThrow(/not a pattern RE2 can run/);
+    // The name users wrote is the one errors give.
+    const wrong = compileExpression('properties.s.matches(1.0)');
+    expect(() => wrong(ev({ s: 'a' }))).toThrow(/matches/);
+    expect(() => wrong(ev({ s: 'a' }))).not.toThrow(/sluice_linear_matches/);
+  });
+
   it('transform.expressions-are-bounded-in-size-and-nesting', () => {
     expect(() => compileExpression('1.0' + ' + 1.0'.repeat(500))).toThrow(ExpressionError);
     expect(() => compileExpression('properties.list.all(a, properties.list.all(b, properties.list.all(c, true)))')).toThrow(/nest at most 2/);
