@@ -2,6 +2,7 @@ import type { Clock } from '../core/clock.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
+import { SluiceError } from '../core/errors.js';
 import type { Finding } from './backend.js';
 import { DuckdbStore } from './duckdb/store.js';
 import { SqliteCatalog } from './sqlite/catalog.js';
@@ -35,8 +36,38 @@ export function probeEmbeddedFile(dataDir: string, what: Finding['what'], file: 
   return [{ level: 'ok', what, detail: `${detail}: ${path.basename(at)} in ${dir}, ${(size / 1024 / 1024).toFixed(1)} MiB` }];
 }
 
+/**
+ * Refuses to open a data directory whose `sluice.db` (the log and the catalog) is missing or
+ * empty while what was written beside it is there (the log's offsets file, the store): the
+ * file was deleted or truncated. Opened anyway, it would start as a fresh install, with new
+ * keys for a new default tenant over the old store, and the store, which remembers the log's
+ * offsets it applied, would take the new log's first records for ones it already has: they
+ * would be acknowledged and never stored. SLUICE_ERR_DATA_DAMAGED, with the way out.
+ */
+export function refuseLostLog(dataDir: string): void {
+  const { sqlite, duckdb } = embeddedPaths(dataDir);
+  if (sizeOf(sqlite) > 0) return;
+  const left = [`${sqlite}-offsets`, duckdb].filter((f) => sizeOf(f) > 0);
+  if (left.length === 0) return;
+  throw new SluiceError(
+    'SLUICE_ERR_DATA_DAMAGED',
+    `${sqlite} is ${sizeOf(sqlite) === 0 ? 'empty' : 'missing'}, but ${left.map((f) => path.basename(f)).join(' and ')} ${left.length > 1 ? 'are' : 'is'} still in ${path.resolve(dataDir)}: the log and the catalog (tenants, keys, schemas) were lost. sluice will not start over them as a fresh install: restore ${path.basename(sqlite)} (with its -wal file) from a backup; or, to start afresh, move the whole data directory aside.`,
+    { field: 'dataDir' },
+  );
+}
+
+/** The size of `file` in bytes; -1 when it does not exist. */
+function sizeOf(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return -1;
+  }
+}
+
 /** `clock` is the log's clock (leases, the dedupe horizon and retention): a test's, or the system clock. */
 export function openEmbeddedLog(config: Readonly<Config>, onFlush?: () => void, clock?: Pick<Clock, 'now'>): SqliteLog {
+  refuseLostLog(config.dataDir);
   return new SqliteLog({
     file: embeddedPaths(config.dataDir).sqlite,
     partitions: config.partitions,
@@ -50,6 +81,7 @@ export function openEmbeddedLog(config: Readonly<Config>, onFlush?: () => void, 
 }
 
 export function openEmbeddedCatalog(config: Readonly<Config>): SqliteCatalog {
+  refuseLostLog(config.dataDir);
   return new SqliteCatalog(embeddedPaths(config.dataDir).sqlite);
 }
 
