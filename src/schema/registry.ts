@@ -87,10 +87,31 @@ export function violationOf(e: ErrorObject): SchemaViolation {
   return { path, message };
 }
 
+/** How deep a schema may nest (objects and arrays; an event nests at most 32 levels, which a schema describes in about 64): deeper, it is refused before anything recurses into it. */
+export const MAX_SCHEMA_DEPTH = 128;
+
+/** The nesting depth of a JSON value, counted without recursion; stops counting past `cap`. */
+function nestingOf(value: unknown, cap: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > cap) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
 /** Compiles a schema, or explains why it cannot be one (400, naming the problem). */
 export function compile(ajv: Ajv2020, schema: unknown, version: number, owner: string): CompiledSchema {
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
     throw new SluiceError('SLUICE_ERR_INVALID_BODY', '"schema" must be a JSON Schema object', { field: 'schema' });
+  }
+  // Before anything walks it recursively (JSON.stringify, the pattern check, Ajv).
+  if (nestingOf(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH) {
+    throw new SluiceError('SLUICE_ERR_INVALID_BODY', `the schema nests deeper than ${MAX_SCHEMA_DEPTH} levels`, { field: 'schema' });
   }
   if (Buffer.byteLength(JSON.stringify(schema)) > MAX_SCHEMA_BYTES) {
     throw new SluiceError('SLUICE_ERR_INVALID_BODY', `the schema is larger than ${MAX_SCHEMA_BYTES} bytes`, { field: 'schema' });

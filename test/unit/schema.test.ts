@@ -74,5 +74,13 @@ describe('compiled schemas', () => {
     expect(() => compile(newAjv(), { typo_keyword: 1 }, 1, 'x')).toThrow(/unknown keyword/);
     expect(() => compile(newAjv(), { $schema: 'http://json-schema.org/draft-07/schema#' }, 1, 'x')).toThrow(/2020-12/);
     expect(() => compile(newAjv(), { description: 'x'.repeat(70_000) }, 1, 'x')).toThrow(/larger than/);
+    // 3,000 levels of {"not": …} (24 KB) overflowed the stack: a 500. Now a 400 before any recursion.
+    let deep: Record<string, unknown> = { type: 'string' };
+    for (let i = 0; i < 3_000; i++) deep = { not: deep };
+    expect(() => compile(newAjv(), deep, 1, 'x')).toThrow(expect.objectContaining({ code: 'SLUICE_ERR_INVALID_BODY', message: 'the schema nests deeper than 128 levels' }));
+    // An event nested 30 levels deep is still described.
+    let nested: Record<string, unknown> = { type: 'string' };
+    for (let i = 0; i < 30; i++) nested = { type: 'object', properties: { a: nested } };
+    expect(() => compile(newAjv(), nested, 1, 'x')).not.toThrow();
   });
 });
