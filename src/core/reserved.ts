@@ -10,11 +10,14 @@
  * sluice too.
  */
 export const RESERVED_NAMES: ReadonlySet<string> = new Set([
-  // the store
-  'events', 'counts_1m', 'applied', 'views', 'backfills', 'backfill_snapshots', 'event_keys', 'key_duplicates_1m',
+  // the store (tables and indexes)
+  'events', 'counts_1m', 'applied', 'views', 'view_pending', 'backfills', 'backfill_snapshots', 'event_keys', 'key_duplicates_1m',
+  'typed_tables', 'typed_promotions', 'events_received_at', 'events_tenant_key', 'events_tenant_ts',
   // the catalog and the log
   'tenants', 'api_keys', 'audit', 'schemas', 'dead_letters', 'catalog_meta', 'meta', 'members', 'deliveries', 'records', 'records_packed',
-  'leases', 'offsets', 'heads', 'tallies', 'ledger',
+  'leases', 'offsets', 'heads', 'tallies', 'ledger', 'ledger_runs', 'dlq_groups', 'ingest_minutes', 'saved_queries',
+  'pipelines', 'pipeline_live', 'pipeline_salts', 'rollouts', 'rollout_tallies', 'rollout_diffs',
+  'alert_rules', 'alert_states', 'alert_history', 'alert_lease', 'alert_objects', 'alert_outbox', 'alert_notification_totals',
   // words of the query API
   'raw', 'auto',
 ]);

@@ -8,11 +8,12 @@ import client from 'prom-client';
  * value to itself.
  *
  * Per-tenant labels are bounded: the first `maxTenants` tenants seen get their own label, the
- * rest share "other". First-come rather than "the biggest": a counter cannot move between
+ * rest share "sluice_other". First-come rather than "the biggest": a counter cannot move between
  * labels without breaking `rate()`, so a label, once given, stays.
  */
 
-export const OTHER_TENANT = 'other';
+/** Starts with "sluice_", which no tenant name may (src/core/reserved.ts): a tenant named "other" is not counted with the rest. */
+export const OTHER_TENANT = 'sluice_other';
 
 export class TenantLabels {
   private readonly admitted = new Set<string>();

@@ -14,7 +14,7 @@ describe("names that collide with sluice's own are refused", () => {
   it('names.a-view-named-after-a-sluice-table-is-refused-and-queries-stay-right', async () => {
     p = await startPipeline();
     const admin = { authorization: `Bearer ${p.tenant.adminKey}` };
-    for (const name of ['counts_1m', 'views', 'events', 'dead_letters', 'raw', 'sluice_x', 'view_0a1b']) {
+    for (const name of ['counts_1m', 'views', 'events', 'dead_letters', 'raw', 'sluice_x', 'view_0a1b', 'rollouts', 'pipelines', 'saved_queries', 'alert_rules', 'dlq_groups', 'typed_tables', 'events_tenant_ts']) {
       const res = await p.app.inject({ method: 'PUT', url: `/v1/views/${name}`, headers: admin, payload: view });
       expect(res.statusCode, name).toBe(400);
       expect(res.json(), name).toMatchObject({ code: 'SLUICE_ERR_INVALID_QUERY', field: 'name' });
@@ -38,6 +38,7 @@ describe("names that collide with sluice's own are refused", () => {
     p = await startPipeline();
     await expect(p.catalog.createTenant('events')).rejects.toMatchObject({ code: 'SLUICE_ERR_INVALID_BODY', field: 'name' });
     await expect(p.catalog.createTenant('sluice_ops')).rejects.toMatchObject({ field: 'name' });
+    await expect(p.catalog.createTenant('rollouts')).rejects.toMatchObject({ field: 'name' });
     expect(() => loadConfig({ env: {}, flags: { views: [{ name: 'counts_1m', ...view }] } })).toThrow(/views\[0\] \("counts_1m"\): view name "counts_1m" is reserved/);
   });
 });

@@ -48,8 +48,8 @@ describe('observability helpers', () => {
   it('tenant-labels.admit-the-first-n-then-other', () => {
     const admitted: string[] = [];
     const l = new TenantLabels(2, (t) => admitted.push(t));
-    expect([l.of('a'), l.of('b'), l.of('c'), l.of('a')]).toEqual(['a', 'b', 'other', 'a']);
-    expect(l.peek('c')).toBe('other');
+    expect([l.of('a'), l.of('b'), l.of('c'), l.of('a')]).toEqual(['a', 'b', 'sluice_other', 'a']);
+    expect(l.peek('c')).toBe('sluice_other');
     expect(admitted).toEqual(['a', 'b']);
   });
 
