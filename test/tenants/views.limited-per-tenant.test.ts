@@ -26,3 +26,15 @@ it('views.one-more-than-query.viewsPerTenant-is-refused-and-the-neighbour-still-
   await p.app.inject({ method: 'DELETE', url: '/v1/views/v1', headers: { authorization: `Bearer ${a}` } });
   expect((await put(a, 'v3')).status).toBe(201);
 });
+
+it('views.concurrent-declarations-cannot-pass-the-limit-together', async () => {
+  p = await startPipeline({ query: { viewsPerTenant: 5 } });
+  const admin = { authorization: `Bearer ${p.tenant.adminKey}` };
+  // 40 at once: each used to count the same views and pass the limit (100 at once made 100).
+  const statuses = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => p!.app.inject({ method: 'PUT', url: `/v1/views/c${i}`, headers: admin, payload: { event: 'page', measures: ['count'], grain: '1m' } }).then((r) => r.statusCode)),
+  );
+  expect(statuses.filter((s) => s === 201)).toHaveLength(5);
+  expect(statuses.filter((s) => s === 409)).toHaveLength(35);
+  expect((await p.app.inject({ method: 'GET', url: '/v1/views', headers: admin })).json().views).toHaveLength(5);
+});
