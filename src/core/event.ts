@@ -159,7 +159,7 @@ export function validateEvent(
   if (e.ts !== undefined && e.ts !== null) {
     if (typeof e.ts !== 'string') return reject('invalid_field', '/ts', `"ts" must be an RFC 3339 string (${RFC3339_REQUIRED}), got ${typeName(e.ts)}`);
     const parsed = parseRfc3339Detailed(e.ts);
-    if (parsed === null) return reject('invalid_field', '/ts', `"ts" is not an RFC 3339 timestamp (${RFC3339_REQUIRED}): ${JSON.stringify(e.ts.slice(0, 40))}`);
+    if (parsed === null) return reject('invalid_field', '/ts', `"ts" is not an RFC 3339 timestamp (${RFC3339_REQUIRED}): got a string of ${e.ts.length} characters`);
     ts = parsed.ms;
     leapSecond = parsed.leapSecond;
   }

@@ -91,10 +91,10 @@ export function findUnfaithful(text: string): Unfaithful | null {
       const v = Number(token);
       const e = token.search(/[eE]/);
       const mantissa = e < 0 ? token : token.slice(0, e);
-      if (!Number.isFinite(v)) return { pointer: pointer(), kind: 'number', message: `the number ${clip(token)} is beyond the range of a double (±1.8e308); send it as a string` };
-      if (v === 0 && /[1-9]/.test(mantissa)) return { pointer: pointer(), kind: 'number', message: `the number ${clip(token)} is too small for a double (it would become 0); send it as a string` };
+      if (!Number.isFinite(v)) return { pointer: pointer(), kind: 'number', message: `a number (${digits(token)}) is beyond the range of a double (±1.8e308); send it as a string` };
+      if (v === 0 && /[1-9]/.test(mantissa)) return { pointer: pointer(), kind: 'number', message: `a number (${digits(token)}) is too small for a double (it would become 0); send it as a string` };
       if (!/[.eE]/.test(token) && !Number.isSafeInteger(v)) {
-        return { pointer: pointer(), kind: 'number', message: `the integer ${clip(token)} is beyond ±9007199254740991 (2^53 − 1) and cannot be kept exactly; send it as a string` };
+        return { pointer: pointer(), kind: 'number', message: `an integer of ${token.replace(/^-/, '').length} digits is beyond ±9007199254740991 (2^53 − 1) and cannot be kept exactly; send it as a string` };
       }
       i += token.length;
     } else i++;
@@ -102,8 +102,10 @@ export function findUnfaithful(text: string): Unfaithful | null {
   return null;
 }
 
-function clip(token: string): string {
-  return token.length > 40 ? `${token.slice(0, 37)}...` : token;
+/** A number's shape, never its value (errors name the field, not the payload): "25 characters, exponent 400". */
+function digits(token: string): string {
+  const exp = /[eE]([-+]?\d+)$/.exec(token);
+  return `${token.length} characters${exp ? `, exponent ${Number(exp[1])}` : ''}`;
 }
 
 /** Throws the 400 for the first value of `text` that would not be kept as sent. */

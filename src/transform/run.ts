@@ -260,7 +260,9 @@ export function castValue(v: unknown, to: CastTarget): unknown {
 }
 
 function castFailure(v: unknown, to: CastTarget): never {
-  throw new StepFailure(`cannot cast ${JSON.stringify(v)} to ${to}`);
+  // The value's kind, never the value: dead letters and logs name the field, not the payload.
+  const what = typeof v === 'string' ? `a string of ${v.length} character${v.length === 1 ? '' : 's'}` : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+  throw new StepFailure(`cannot cast ${what} to ${to}`);
 }
 
 /** Whether two JSON values are equal (primitives directly; objects and arrays by canonical text). */

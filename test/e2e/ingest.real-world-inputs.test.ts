@@ -95,7 +95,8 @@ describe('2. numbers beyond a double', () => {
     const r = await post('/v1/events', '{"type":"order","properties":{"order_id": 1234567890123456789}}');
     expect(r.statusCode).toBe(400);
     expect(r.json()).toMatchObject({ code: 'SLUICE_ERR_INVALID_BODY', field: '/properties/order_id' });
-    expect(r.json().message).toContain('1234567890123456789');
+    expect(r.json().message).toContain('an integer of 19 digits is beyond'); // the field and the shape, never the value
+    expect(r.json().message).not.toContain('1234567890123456789');
     expect(r.json().message).toContain('send it as a string');
     // Two events differing only in such a number: neither is merged into the other.
     const two = await post('/v1/events', '[{"type":"order","properties":{"order_id":1234567890123456789}},{"type":"order","properties":{"order_id":1234567890123456790}}]');

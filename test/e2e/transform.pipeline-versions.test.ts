@@ -107,7 +107,7 @@ describe('transform pipeline versions', () => {
     expect(await p.catalog.deadLetters.get('acme', 'e3')).toMatchObject({ status: 'open', reason: 'missing_order_id' });
     const failed = await p.catalog.deadLetters.get('acme', 'e4');
     expect(failed).toMatchObject({ status: 'open', reason: 'transform_failed' });
-    expect(failed!.message).toBe('step 0 (cast): cannot cast "lots" to number (pipeline version 1)');
+    expect(failed!.message).toBe('step 0 (cast): cannot cast a string of 4 characters to number (pipeline version 1)');
 
     // Version 2 takes effect within events.schemaRefreshMs; each event says which version made it.
     expect((await admin('PUT', '/v1/pipeline', { steps: [{ set: { field: 'properties.v', value: '2' } }], expected_version: 1 })).body.version).toBe(2);

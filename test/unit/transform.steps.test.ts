@@ -60,7 +60,7 @@ describe('transform steps', () => {
     expect(run(steps, ev({ amount: null }))).toMatchObject({ outcome: 'stored', changed: [] });
     const r = run(steps, ev({ amount: 'twelve' }));
     expect(r).toMatchObject({ outcome: 'dead_lettered', reason: 'transform_failed', step: 0, output: null });
-    expect(r.message).toBe('step 0 (cast): cannot cast "twelve" to number');
+    expect(r.message).toBe('step 0 (cast): cannot cast a string of 6 characters to number'); // the field, never the value
   });
 
   it('transform.set-rename-remove-with-types-and-when', () => {
