@@ -56,23 +56,45 @@ export function privateDataDir(dataDir: string): void {
 /** Whether the process that wrote the lock (pid, start time if recorded) still runs. */
 function holds(pid: number, started: string | undefined): boolean {
   if (!alive(pid)) return false;
-  if (started === undefined) return true;
+  // A process killed and not yet reaped by its parent (a zombie) holds nothing.
+  if (procStat(pid)?.[0] === 'Z') return false;
+  if (started === undefined) {
+    // A lock written without a start time (by an earlier version): the pid may have been
+    // reused since (a reboot, a container restart). The holder is a sluice process, whose
+    // command line names it; unreadable (another OS, /proc hidden), a live pid is the holder.
+    const cmdline = commandLineOf(pid);
+    return cmdline === null || /sluice/i.test(cmdline);
+  }
   const now = startTimeOf(pid);
   // Unreadable (another OS, or /proc hidden): a live pid is taken as the holder.
   return now === null || String(now) === started;
 }
 
-/** A process's start time (clock ticks after boot, field 22 of /proc/<pid>/stat), or null. */
-export function startTimeOf(pid: number): number | null {
+/** The fields of /proc/<pid>/stat after the command name (the state first), or null. */
+function procStat(pid: number): string[] | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces and parentheses: count fields after its end.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[22 - 3]);
-    return Number.isFinite(ticks) ? ticks : null;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
+}
+
+/** A process's command line (arguments joined by spaces), or null when it cannot be read. */
+function commandLineOf(pid: number): string | null {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** A process's start time (clock ticks after boot, field 22 of /proc/<pid>/stat), or null. */
+export function startTimeOf(pid: number): number | null {
+  const fields = procStat(pid);
+  const ticks = Number(fields?.[22 - 3]);
+  return fields && Number.isFinite(ticks) ? ticks : null;
 }
 
 function alive(pid: number): boolean {

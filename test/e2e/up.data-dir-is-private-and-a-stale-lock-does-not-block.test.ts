@@ -52,8 +52,32 @@ describe('sluice up and its data directory', () => {
       expect(refused.status).toBe(2);
       expect(refused.stderr).toContain(`another sluice (pid ${pid}) is running on`);
       expect(refused.stderr).toContain('is stale: remove it');
+
+      // A lock written by an earlier version (the pid alone) whose pid is now another program:
+      // not sluice's command line, so not the holder.
+      fs.writeFileSync(path.join(dir, 'sluice.pid'), `${pid}\n`);
+      const again = await startServer(dir, await freePort());
+      expect(await stop(again)).toBe(0);
     } finally {
       other.kill('SIGKILL');
+    }
+  });
+
+  it('up.a-pid-file-of-a-killed-process-not-yet-reaped-does-not-block-start', async () => {
+    const dir = tmpDir();
+    // A process whose parent never reaps it (the shell becomes `sleep`, which never waits):
+    // killed, it stays a zombie, answering kill(pid, 0), with state Z in /proc.
+    const parent = spawn('sh', ['-c', 'sleep 60 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+      fs.writeFileSync(path.join(dir, 'sluice.pid'), `${pid} ${startTimeOf(pid)}\n`);
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 100 && !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')).toContain(') Z ');
+      const s = await startServer(dir, await freePort());
+      expect(await stop(s)).toBe(0);
+    } finally {
+      parent.kill('SIGKILL');
     }
   });
 });
