@@ -91,6 +91,8 @@ export class StoreThread implements StoreReader {
         return;
       case 'fatal':
         this.logger.error({ err: e.message }, 'store thread could not start');
+        // /readyz names the store with the reason, not "starting".
+        this.unavailable = e.message;
         return;
       case 'stopped':
         this.stopped?.();

@@ -38,16 +38,17 @@ export function probeEmbeddedFile(dataDir: string, what: Finding['what'], file: 
 
 /**
  * Refuses to open a data directory whose `sluice.db` (the log and the catalog) is missing or
- * empty while what was written beside it is there (the log's offsets file, the store): the
- * file was deleted or truncated. Opened anyway, it would start as a fresh install, with new
+ * empty while the log's offsets file beside it is there: the file was deleted or truncated. Opened anyway, it would start as a fresh install, with new
  * keys for a new default tenant over the old store, and the store, which remembers the log's
  * offsets it applied, would take the new log's first records for ones it already has: they
  * would be acknowledged and never stored. SLUICE_ERR_DATA_DAMAGED, with the way out.
  */
 export function refuseLostLog(dataDir: string): void {
-  const { sqlite, duckdb } = embeddedPaths(dataDir);
+  const { sqlite } = embeddedPaths(dataDir);
   if (sizeOf(sqlite) > 0) return;
-  const left = [`${sqlite}-offsets`, duckdb].filter((f) => sizeOf(f) > 0);
+  // The store alone is no proof (another process may have made it first); the workers compare
+  // its applied offsets with the log's heads before they consume (startWorkers).
+  const left = [`${sqlite}-offsets`].filter((f) => sizeOf(f) > 0);
   if (left.length === 0) return;
   throw new SluiceError(
     'SLUICE_ERR_DATA_DAMAGED',

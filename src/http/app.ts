@@ -239,19 +239,29 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const [log, store, positions] = await Promise.all([
-      opts.log.health(),
-      opts.reader.health().catch((e: Error) => ({ ok: false, detail: e.message })),
-      positionsOf(opts.log).catch(() => []),
+    // Each part answers within READY_CHECK_MS or is named as not answering: a store thread
+    // busy for minutes made /readyz hang, and a probe that times out says nothing of which part.
+    const late = (what: string) => ({ ok: false, detail: `${what} did not answer within ${READY_CHECK_MS} ms (busy or stuck)` });
+    const [log, store, catalog, positions] = await Promise.all([
+      within(opts.log.health(), READY_CHECK_MS, clock, () => late('the log')),
+      within(opts.reader.health(), READY_CHECK_MS, clock, () => late('the store')).catch((e: Error) => ({ ok: false, detail: e.message })),
+      within(opts.catalog.listTenants().then(() => ({ ok: true })), READY_CHECK_MS, clock, () => late('the catalog')).catch((e: Error) => ({ ok: false, detail: e.message })),
+      within(positionsOf(opts.log), READY_CHECK_MS, clock, () => null).catch(() => []),
     ]);
-    let catalog: { ok: boolean; detail?: string } = { ok: true };
-    try {
-      await opts.catalog.listTenants();
-    } catch (e: unknown) {
-      catalog = { ok: false, detail: (e as Error).message };
-    }
-    const r = readiness({ log, store, catalog }, lagOf(positions, clock.now()).freshnessSeconds, opts.config.obs.readyFreshnessSeconds);
+    const r = readiness({ log: positions === null && log.ok ? late("the log's positions") : log, store, catalog }, lagOf(positions ?? [], clock.now()).freshnessSeconds, opts.config.obs.readyFreshnessSeconds);
     return reply.code(r.status === 'ready' ? 200 : 503).send(r);
   });
   return app;
+}
+
+/** How long /readyz waits for each part (ms) before it reports that part as not answering. */
+export const READY_CHECK_MS = 2_000;
+
+/** `p`, or `fallback()` when it has not settled within `ms` on `clock`. */
+function within<T, F>(p: Promise<T>, ms: number, clock: Clock, fallback: () => F): Promise<T | F> {
+  let timer: ReturnType<Clock['setTimeout']> | null = null;
+  const timeout = new Promise<F>((resolve) => (timer = clock.setTimeout(() => resolve(fallback()), ms)));
+  return Promise.race([p, timeout]).finally(() => {
+    if (timer !== null) clock.clearTimeout(timer);
+  });
 }

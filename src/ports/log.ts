@@ -142,6 +142,14 @@ export interface LogCapabilities {
   partitions: number;
   /** How long an idempotency key is remembered at append time; 0 = no dedupe at append. */
   dedupeHorizonMs: number;
+  /**
+   * Whether a partition's head never goes back, retention included (the embedded log keeps
+   * heads apart from records). Then a store that applied an offset past a head was filled
+   * from another log, or this one was lost or restored from an older copy: workers refuse to
+   * start (see startWorkers). NATS: false (a subject whose messages all expired has no last
+   * message to read its head from).
+   */
+  headsNeverGoBack?: boolean;
 }
 
 export interface Lease {

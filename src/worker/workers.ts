@@ -4,7 +4,7 @@ import os from 'node:os';
 import type { Config } from '../config/schema.js';
 import { backoffDelay } from '../core/backoff.js';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
-import { coerceError } from '../core/errors.js';
+import { coerceError, SluiceError } from '../core/errors.js';
 import type { Logger } from '../obs/logger.js';
 import type { StoreMetrics } from '../obs/metrics.js';
 import type { Catalog } from '../ports/catalog.js';
@@ -79,6 +79,8 @@ export async function startWorkers(
       await clock.sleep(delay, signal);
     }
   }
+  // The live group only: a group with sinks of its own (a shadow) writes nowhere it could skip.
+  if (!deps.sinks) await refuseAppliedPastHeads(log, store, deps.group ?? WORKER_GROUP);
   const w = config.worker;
   const registry = new SchemaRegistry(catalog, { refreshMs: config.events.schemaRefreshMs });
   const pipelines = new PipelineRegistry(catalog, { refreshMs: config.events.schemaRefreshMs, now: () => clock.now() });
@@ -178,4 +180,26 @@ export async function startWorkers(
       await Promise.all(consumers.map((c) => c.stop()));
     },
   };
+}
+
+/**
+ * Refuses to consume (SLUICE_ERR_DATA_DAMAGED, field `dataDir`) when the store has applied an
+ * offset past the head of its partition on a log whose heads never go back: the log is not the
+ * one the store was filled from (lost, deleted, restored from an older copy). Consuming would
+ * skip the new log's records up to the store's offsets as already applied: acknowledged,
+ * never stored.
+ */
+async function refuseAppliedPastHeads(log: Log, store: Store, group: string): Promise<void> {
+  if (!log.capabilities.headsNeverGoBack) return;
+  const applied = await store.appliedOffsets();
+  if (applied.size === 0) return;
+  const heads = new Map((await log.positions(group)).map((p) => [p.partition, p.head]));
+  const ahead = [...applied].filter(([p, offset]) => offset > (heads.get(p) ?? 0));
+  if (ahead.length === 0) return;
+  const [p, offset] = ahead[0]!;
+  throw new SluiceError(
+    'SLUICE_ERR_DATA_DAMAGED',
+    `the store has applied offset ${offset} of partition ${p}, but the log's head there is ${heads.get(p) ?? 0} (${ahead.length} partition${ahead.length === 1 ? '' : 's'} so): the log is not the one the store was filled from (lost, deleted, or restored from an older copy). Restore the log (sluice.db with its -wal and -offsets files) from the same backup as the store; or, to start afresh, move the whole data directory aside.`,
+    { field: 'dataDir' },
+  );
 }

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DuckdbStore } from '../../src/backends/duckdb/store.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { LogRecord } from '../../src/core/types.js';
+import { READY_CHECK_MS } from '../../src/http/app.js';
 import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
 import { mountTmpfs, tmpfsOrSkip } from '../helpers/tmpfs.js';
 
@@ -43,7 +44,21 @@ describe('readiness reflects progress', () => {
     expect(stuck.body.checks.freshness.detail).toMatch(/oldest unprocessed event is 50\d s old, over the 300 s bound/);
   });
 
-  it.skipIf(!mountable)('readyz.a-full-disk-is-not-ready-naming-the-log-and-ready-again-when-space-returns', async () => {
+  it('readyz.a-part-that-does-not-answer-is-named-within-the-check-time-instead-of-hanging', async () => {
+    const clock = new ManualClock(Date.now());
+    p = await startPipeline({}, { workers: false, clock });
+    // A store thread busy for minutes (a fault injected into its health call, which never answers).
+    p.store.health = () => new Promise(() => undefined);
+    const pending = readyz(p);
+    // The other parts answer with real I/O (a file's size): let it finish before the check time passes.
+    await new Promise((r) => setTimeout(r, 300));
+    await clock.advance(READY_CHECK_MS);
+    const r = await pending;
+    expect(r.status).toBe(503);
+    expect(r.body).toMatchObject({ failing: ['store'], checks: { log: { ok: true }, catalog: { ok: true }, store: { ok: false, detail: `the store did not answer within ${READY_CHECK_MS} ms (busy or stuck)` } } });
+  });
+
+  it.skipIf(!mountable)('readyz.a-full-disk-is-not-ready-naming-the-log-and-ready-again-when-space-returns-without-an-append', async () => {
     const disk = mountTmpfs(12);
     unmounts.push(disk.unmount);
     p = await startPipeline({ dataDir: disk.dir }, { workers: false });
@@ -60,6 +75,9 @@ describe('readiness reflects progress', () => {
     expect(full.body.checks.log.detail).toMatch(/appends fail since .*out of disk space/);
 
     disk.resize(64);
+    // Ready again as soon as the log can write, before any append: a balancer that routes on
+    // /readyz sends none while it says not ready.
+    expect((await readyz(p)).body.checks.log).toMatchObject({ ok: true });
     const r = await p.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p.tenant.writeKey}` }, payload: [{ type: 'a', idempotency_key: 'after' }] });
     expect(r.statusCode).toBe(202);
     expect((await readyz(p)).body.checks.log).toMatchObject({ ok: true });

@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from '../../core/clock.js';
 import fs from 'node:fs';
+import path from 'node:path';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
 import type { Lease, Log, LogCapabilities, LogHealth, PartitionPosition } from '../../ports/log.js';
@@ -13,6 +14,13 @@ import { APPEND_BUSY_MS, withBusyTimeout } from './busy.js';
 import { GroupCommit, type Pending } from './group-commit.js';
 import { searchOffsetForTime } from '../offset-for-time.js';
 import { SqliteLeases } from './leases.js';
+
+/**
+ * After appends failed for a full disk, readiness comes back once this much is free beside
+ * the log's file (bytes): twice the largest request body once decompressed (10 MiB), so that
+ * the next batch fits with its WAL pages.
+ */
+export const FREE_BYTES_TO_RESUME = 32 * 1024 * 1024;
 
 export interface SqliteLogOptions {
   file: string;
@@ -70,7 +78,7 @@ export class SqliteLog implements Log {
       clock: options.clock ?? systemClock,
       onFlush: options.onFlush ?? (() => undefined),
     };
-    this.capabilities = { partitions: options.partitions, dedupeHorizonMs: options.dedupeHorizonMs };
+    this.capabilities = { partitions: options.partitions, dedupeHorizonMs: options.dedupeHorizonMs, headsNeverGoBack: true };
     this.db = openDatabase(options.file, { fsync: options.fsync, integrityCheck: true });
     try {
       this.pos = openPositions(positionsFile(options.file), this.db, options.fsync);
@@ -149,6 +157,7 @@ export class SqliteLog implements Log {
       receivedAt: db.prepare('SELECT received_at FROM records WHERE id = ?'),
       firstFrom: db.prepare(`SELECT id & ${OFFSET_SPAN - 1} AS o, received_at AS at FROM records WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 1`),
       first: db.prepare('SELECT min(id) FROM records WHERE id BETWEEN ? AND ?').pluck(),
+      probe: db.prepare("INSERT INTO meta (k, v) VALUES ('write_probe', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"),
       offsets: pos.prepare('SELECT p, committed FROM offsets WHERE grp = ?'),
       minCommitted: pos.prepare('SELECT min(committed) AS c, count(*) AS n FROM offsets WHERE p = ?'),
       // Only the oldest `limit` acked records of a partition are looked at, and those past the
@@ -407,11 +416,34 @@ export class SqliteLog implements Log {
       for (const f of [this.opts.file, `${this.opts.file}-wal`]) bytes += await fs.promises.stat(f).then((s) => s.size, () => 0);
       const ledger = this.ledger.stats();
       const sizes = { bytes, ledgerKeys: ledger.tailKeys + ledger.runKeys, ledgerFilterBytes: ledger.filterBytes };
-      const failing = this.groups.failure;
+      let failing = this.groups.failure;
+      // Appends failed: whether the log can write again is asked of the disk, so that readiness
+      // comes back when space does, not only at the next append (which a balancer routing on
+      // /readyz would never send). After a full disk, room for a request's worth of records
+      // is wanted (a few bytes may be free while a batch does not fit), then one small write.
+      if (failing && (await this.canWriteAgain(failing.message))) failing = this.groups.failure = null;
       if (failing) return { ok: false, detail: `appends fail since ${new Date(failing.at).toISOString()}: ${failing.message}`, ...sizes };
       return { ok: true, ...sizes, ...(this.recordBytes > 0 ? { recordBytes: Math.round(this.recordBytes) } : {}) };
     } catch (e: unknown) {
       return { ok: false, detail: coerceError(e).message };
+    }
+  }
+
+  /**
+   * Whether appends that failed with `failure` could succeed now: after a full disk, at least
+   * FREE_BYTES_TO_RESUME free beside the log's file; then one small durable write (a row of
+   * `meta`) must succeed.
+   */
+  private async canWriteAgain(failure: string): Promise<boolean> {
+    if (/out of disk space/.test(failure)) {
+      const free = await fs.promises.statfs(path.dirname(this.opts.file)).then((f) => f.bavail * f.bsize, () => 0);
+      if (free < FREE_BYTES_TO_RESUME) return false;
+    }
+    try {
+      this.stmts.probe.run(String(this.opts.clock.now()));
+      return true;
+    } catch {
+      return false;
     }
   }
 
