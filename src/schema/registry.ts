@@ -4,7 +4,7 @@ import addFormatsModule from 'ajv-formats';
 import { SluiceError } from '../core/errors.js';
 import { escapePointer } from '../core/event.js';
 import type { Catalog, TenantSettings } from '../ports/catalog.js';
-import { checkPatterns, linearRegExp } from './patterns.js';
+import { checkPatterns, checkUniqueItems, linearRegExp } from './patterns.js';
 
 /**
  * The schema registry as ingest sees it: per tenant, its settings and a compiled validator
@@ -69,7 +69,22 @@ export function newAjv(): Ajv2020 {
   // strict: unknown keywords in a published schema are errors, not silently ignored rules.
   // code.regExp: every pattern runs on RE2 (linear time), never on the backtracking engine.
   const ajv = new Ajv2020({ code: { regExp: linearRegExp }, allErrors: false, strictSchema: true, strictNumbers: true, strictTypes: false, strictTuples: false, strictRequired: false, allowUnionTypes: true, validateFormats: true });
-  return addFormats(ajv);
+  addFormats(ajv);
+  // ajv-formats' "url" is a regular expression whose time grows with the square of the input
+  // ("http://" and 32,000 colons: 0.56 s an event); WHATWG URL parsing answers in linear time.
+  ajv.addFormat('url', { type: 'string', validate: isUrl });
+  return ajv;
+}
+
+/** The "url" format: an absolute URL (WHATWG parsing) whose scheme is http, https or ftp, as ajv-formats' own. */
+function isUrl(s: string): boolean {
+  if (!/^(?:https?|ftp):\/\//i.test(s)) return false;
+  try {
+    const u = new URL(s);
+    return u.hostname.length > 0;
+  } catch {
+    return false;
+  }
 }
 
 
@@ -121,6 +136,7 @@ export function compile(ajv: Ajv2020, schema: unknown, version: number, owner: s
     throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'schemas are JSON Schema 2020-12: omit "$schema" or set it to https://json-schema.org/draft/2020-12/schema', { field: 'schema.$schema' });
   }
   checkPatterns(s);
+  checkUniqueItems(s);
   let fn: ValidateFunction;
   try {
     // Compiled without an $id, so that versions of one type never collide in Ajv's cache.
