@@ -79,10 +79,18 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
 
   const traffic: PublishReport['traffic'] = { checked: 0, failed: 0, already_rejected: 0, examples: [] };
   const sample = await deps.recent(tenant, type, TRAFFIC_SAMPLE).catch(() => null);
-  if (!latest && grant.scope !== 'admin' && !req.dryRun && sample?.length !== 0) {
+  // Traffic that is not stored counts too: events held while the tenant is paused, or
+  // dead-lettered (an unknown type under unknown_types: dead-letter) are the type's traffic.
+  const unstored = !latest && grant.scope !== 'admin' && !req.dryRun && sample?.length === 0 ? (await deps.catalog.deadLetters.list(tenant, { type, status: ['open', 'held'] }, 1)).entries.length : 0;
+  if (!latest && grant.scope !== 'admin' && !req.dryRun && (sample?.length !== 0 || unstored > 0)) {
     // A schema key claims the types its team starts; one that already flows belongs to other
     // producers too, and a claim could dead-letter all of it.
-    const seen = sample === null ? 'its recent traffic cannot be checked (the store is unavailable)' : `it has traffic (${sample.length}${sample.length === TRAFFIC_SAMPLE ? '+' : ''} recent events)`;
+    const seen =
+      sample === null
+        ? 'its recent traffic cannot be checked (the store is unavailable)'
+        : unstored > 0
+          ? 'it has traffic held or dead-lettered (sluice dlq list --type to see it)'
+          : `it has traffic (${sample.length}${sample.length === TRAFFIC_SAMPLE ? '+' : ''} recent events)`;
     throw new SluiceError('SLUICE_ERR_FORBIDDEN', `"${type}" has no schema yet and ${seen}: claiming a type with traffic needs an admin key (try dry_run first to see what would fail)`, { field: 'Authorization' });
   }
   // Only what this version changes counts: an event the previous version rejects (stored

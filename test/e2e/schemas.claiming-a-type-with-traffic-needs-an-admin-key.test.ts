@@ -37,3 +37,24 @@ it('schemas.claiming-a-type-with-traffic-needs-an-admin-key', async () => {
   expect(byAdmin.body).toMatchObject({ owner: 'growth', traffic: { failed: 0 } });
   expect((await put(growth, 'checkout', { schema: { type: 'object', properties: { amount: { type: 'number' } } } })).status).toBe(201); // now its owner
 });
+
+it('schemas.traffic-that-is-held-or-dead-lettered-counts-as-traffic-for-a-claim', async () => {
+  p = await startPipeline();
+  const growth = await p.catalog.createKey('acme', 'schema', 'growth');
+  const admin = { authorization: `Bearer ${p.tenant.adminKey}` };
+  const put = async (type: string) =>
+    (await p!.app.inject({ method: 'PUT', url: `/v1/schemas/${type}`, headers: { authorization: `Bearer ${growth}` }, payload: { schema: { type: 'object', required: ['zzz'] } } })).json() as Record<string, any>;
+  const send = (type: string, n: number) =>
+    p!.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p!.tenant.writeKey}` }, payload: Array.from({ length: n }, (_, i) => ({ type, idempotency_key: `${type}-${i}` })) });
+  // Held while the tenant is paused: nothing stored, yet the type has traffic.
+  expect((await p.app.inject({ method: 'POST', url: '/v1/tenant/pause', headers: admin })).statusCode).toBe(200);
+  await send('held_t', 3);
+  await until(async () => ((await p!.catalog.deadLetters.counts('acme')).held ?? 0) === 3);
+  expect(await put('held_t')).toMatchObject({ code: 'SLUICE_ERR_FORBIDDEN', message: expect.stringMatching(/held or dead-lettered/) });
+  expect((await p.app.inject({ method: 'POST', url: '/v1/tenant/resume', headers: admin })).statusCode).toBe(200);
+  // Dead-lettered as an unknown type: the same.
+  expect((await p.app.inject({ method: 'PATCH', url: '/v1/tenant', headers: admin, payload: { unknown_types: 'dead-letter' } })).statusCode).toBe(200);
+  await send('dl_t', 2);
+  await until(async () => (await p!.catalog.deadLetters.list('acme', { type: 'dl_t' }, 10)).entries.length === 2);
+  expect(await put('dl_t')).toMatchObject({ code: 'SLUICE_ERR_FORBIDDEN' });
+});
