@@ -25,13 +25,13 @@ export function probeEmbeddedFile(dataDir: string, what: Finding['what'], file: 
   const dir = path.resolve(dataDir);
   const at = embeddedPaths(dataDir)[file];
   if (!fs.existsSync(dir)) {
-    return [{ level: 'warn', what, detail: `no data directory at ${dir}: nothing is stored there yet (sluice up creates it). If you expected data there, fix --data-dir.` }];
+    return [{ level: 'warn', what, detail: `no data directory at ${dir}: nothing is stored there yet ("sluice up" makes it). If you expected data there, fix --data-dir.` }];
   }
   let size: number;
   try {
     size = fs.statSync(at).size;
   } catch {
-    return [{ level: 'warn', what, detail: `no ${path.basename(at)} in ${dir} yet: sluice up creates it. If you expected data there, fix --data-dir.` }];
+    return [{ level: 'warn', what, detail: `no ${path.basename(at)} in ${dir} yet ("sluice up" makes it). If you expected data there, fix --data-dir.` }];
   }
   return [{ level: 'ok', what, detail: `${detail}: ${path.basename(at)} in ${dir}, ${(size / 1024 / 1024).toFixed(1)} MiB` }];
 }
