@@ -15,8 +15,8 @@ function jsonType(v: unknown): JsonType {
   return typeof v === 'object' ? 'object' : (typeof v as 'string' | 'number' | 'boolean');
 }
 
-/** Pure: the paths of JSON objects (as `properties.<path>`) with the types seen at each, sorted by path. */
-export function propertyPaths(samples: readonly unknown[]): { path: string; types: JsonType[] }[] {
+/** Pure: the paths of JSON objects (as `properties.<path>`) with the types seen at each, sorted by path; the first `maxPaths` found, at most. */
+export function propertyPaths(samples: readonly unknown[], maxPaths = Infinity): { path: string; types: JsonType[] }[] {
   const seen = new Map<string, Set<JsonType>>();
   const walk = (v: unknown, path: string, depth: number): void => {
     if (v === null || typeof v !== 'object' || Array.isArray(v) || depth >= MAX_DEPTH) return;
@@ -24,7 +24,11 @@ export function propertyPaths(samples: readonly unknown[]): { path: string; type
       if (!NAME.test(k) || k === '__proto__' || k === 'constructor' || k === 'prototype') continue;
       const p = `${path}.${k}`;
       let types = seen.get(p);
-      if (!types) seen.set(p, (types = new Set()));
+      if (!types) {
+        // Past `maxPaths`, paths not seen yet are not listed (nor walked into).
+        if (seen.size >= maxPaths) continue;
+        seen.set(p, (types = new Set()));
+      }
       types.add(jsonType(child));
       walk(child, p, depth + 1);
     }

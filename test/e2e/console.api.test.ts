@@ -100,6 +100,20 @@ describe('console APIs', () => {
     ]);
     expect(types[1]!.properties).toEqual([{ path: 'properties.plan', types: ['null'] }]);
     expect(JSON.stringify(r.body)).not.toContain('secret');
+    expect(types[0]).not.toHaveProperty('properties_truncated');
+  });
+
+  it('catalog.a-type-with-thousands-of-properties-lists-at-most-500-paths-and-says-so', async () => {
+    p = await startPipeline();
+    // 20 events of 900 properties each, every one a name no other event has: 18,000 paths.
+    await sendAndSettle(
+      Array.from({ length: 20 }, (_, e) => ({ type: 'wide', key: `k${e}`, properties: Object.fromEntries(Array.from({ length: 900 }, (_, i) => [`p${e}_${i}`, i])) })),
+      20,
+    );
+    const r = await call(p.tenant.readKey, 'GET', '/v1/catalog');
+    const wide = (r.body!.event_types as { type: string; properties: unknown[]; properties_truncated?: boolean }[]).find((t) => t.type === 'wide')!;
+    expect(wide.properties).toHaveLength(500);
+    expect(wide.properties_truncated).toBe(true);
   });
 
   it('saved-queries.are-checked-scoped-and-audited-over-http', async () => {
