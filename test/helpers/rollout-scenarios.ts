@@ -140,7 +140,12 @@ export function rolloutScenarios(name: string, start: () => Promise<RolloutTarge
       expect(repairedCount).toBeGreaterThan(0);
       expect(fixed.body!.repair).toMatchObject({ status: 'done', past_retention: 0 });
       expect(fixed.body!.decisions.at(-1)).toMatchObject({ verdict: 'repair', actor: 'controller' });
-      // After the rollback, version 2 is enforced nowhere: new failing events are stored.
+      // After the rollback, version 2 is enforced nowhere: new failing events are stored, and
+      // the schema's listing says which version is (the newest is 2, the enforced 1).
+      expect((await call(keys.adminKey, 'GET', '/v1/schemas/checkout')).body).toMatchObject({ version: 2, enforced_version: 1 });
+      expect((await call(keys.adminKey, 'GET', '/v1/schemas')).body!.schemas).toEqual([expect.objectContaining({ type: 'checkout', version: 2, enforced_version: 1 })]);
+      const listed = spawnSync(process.execPath, [CLI, 'schema', 'list', '--url', server!.url, '--key', keys.adminKey], { encoding: 'utf8', timeout: 30_000 });
+      expect(listed.stdout).toMatch(/^checkout +v2 .*\(enforced: v1; v2 is under a rollout or was rolled back\)$/m);
       expect((await call(keys.writeKey, 'POST', '/v1/events', events(5000, 1000, 'c'))).status).toBe(202);
       const count = async () => (await call(keys.readKey, 'POST', '/v1/query', { interval: null, from: '-1h', source: 'raw' })).body?.rows[0]?.[0];
       // 0 lost, 0 doubled: every event stored once, the repaired ones with their own keys.

@@ -6,6 +6,7 @@ import type { Catalog } from '../../ports/catalog.js';
 import type { SchemaVersion } from '../../ports/schemas.js';
 import { diff } from '../../schema/diff.js';
 import { publishSchema, type PublishDeps } from '../../schema/publish.js';
+import { heldVersions } from '../../schema/registry.js';
 
 function wire(v: SchemaVersion) {
   return {
@@ -35,9 +36,21 @@ export function schemaRoutes(app: FastifyInstance, deps: PublishDeps): void {
   const { catalog } = deps;
   const readers = ['admin', 'schema'] as const;
 
+  // `enforced_version`: the version ingest enforces, which is not the newest while the newest
+  // is under a rollout of its enforcement or its rollout ended without a promote (rolled back,
+  // aborted): then only the rollout's cohort met it (see heldVersions). Null: none is enforced.
+  const enforcedVersion = async (tenant: string, type: string, latest: number, held: Map<string, Set<number>>): Promise<number | null> => {
+    const h = held.get(type);
+    if (!h?.has(latest)) return latest;
+    const versions = (await catalog.schemas.versions(tenant, type)).map((v) => v.version).filter((v) => !h.has(v));
+    return versions.length === 0 ? null : Math.max(...versions);
+  };
+
   app.get('/v1/schemas', async (request) => {
     const { tenant } = await authenticate(catalog, request, readers);
-    return { schemas: (await catalog.schemas.list(tenant)).map(wire), settings: await catalog.settings(tenant) };
+    const held = heldVersions(await catalog.rollouts.list(tenant));
+    const schemas = await Promise.all((await catalog.schemas.list(tenant)).map(async (v) => ({ ...wire(v), enforced_version: await enforcedVersion(tenant, v.type, v.version, held) })));
+    return { schemas, settings: await catalog.settings(tenant) };
   });
 
   app.get<{ Params: { type: string }; Querystring: Record<string, string> }>('/v1/schemas/:type', async (request) => {
@@ -45,7 +58,13 @@ export function schemaRoutes(app: FastifyInstance, deps: PublishDeps): void {
     const version = optInt(request.query, 'version', 1, 1_000_000);
     const v = await versionOf(catalog, tenant, request.params.type, version);
     const versions = await catalog.schemas.versions(tenant, request.params.type);
-    return { ...wire(v), versions: versions.map((s) => ({ version: s.version, owner: s.owner, created_at: new Date(s.createdAt).toISOString(), created_by: s.createdBy, forced_reason: s.forcedReason })) };
+    const latest = Math.max(...versions.map((s) => s.version));
+    const enforced = await enforcedVersion(tenant, request.params.type, latest, heldVersions(await catalog.rollouts.list(tenant)));
+    return {
+      ...wire(v),
+      enforced_version: enforced,
+      versions: versions.map((s) => ({ version: s.version, owner: s.owner, created_at: new Date(s.createdAt).toISOString(), created_by: s.createdBy, forced_reason: s.forcedReason, enforced: s.version === enforced })),
+    };
   });
 
   app.put<{ Params: { type: string } }>('/v1/schemas/:type', async (request, reply) => {
