@@ -30,6 +30,8 @@ export interface DeliverOptions {
   /** Per request, ms (default 10 s). */
   timeoutMs?: number;
   fetch?: typeof fetch;
+  /** Why a notification's URL must not be sent to (see receiver-address.ts), or null; checked before each send. */
+  refusal?: (url: string) => Promise<string | null>;
   onResult?: (receiver: string, ok: boolean, tenant: string, failure?: DeliveryFailure) => void;
   /** A receiver's queue stopped on an error of the store (its notifications stay due). */
   onError?: (tenant: string, receiver: string, error: Error) => void;
@@ -128,6 +130,8 @@ export class Deliverer {
   private async send(n: OutboxRow, signal: AbortSignal | undefined): Promise<string | null> {
     const body = n.body as OutboxBody;
     const doFetch = this.opts.fetch ?? fetch;
+    const refused = await this.opts.refusal?.(body.url);
+    if (refused) return refused;
     try {
       for (const payload of body.payloads) {
         const timeout = AbortSignal.timeout(this.opts.timeoutMs ?? 10_000);

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import { addressRefusal } from './receiver-address.js';
 import { SluiceError } from '../core/errors.js';
 import { iso } from '../core/time.js';
 import { formatDuration, parseDuration } from './rule-fields.js';
@@ -111,11 +113,15 @@ function labelMap(v: unknown, field: string): Record<string, string> {
 
 function url(v: unknown): string {
   if (typeof v !== 'string' || !/^https?:\/\//.test(v)) throw bad('url', '"url" must be an http:// or https:// URL');
+  let host: string;
   try {
-    new URL(v);
+    host = new URL(v).hostname.replace(/^\[|\]$/g, '');
   } catch {
     throw bad('url', `"url" ${JSON.stringify(v)} is not a URL`);
   }
+  // An address refused whatever the settings is refused when written (host names are checked at each send).
+  const refused = isIP(host) ? addressRefusal(host, true) : null;
+  if (refused) throw bad('url', `"url": ${refused}`);
   return v;
 }
 

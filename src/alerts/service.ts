@@ -3,6 +3,7 @@ import { periodic, type Service } from '../core/service.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../obs/logger.js';
 import type { AlertStore } from '../ports/alerts.js';
+import { receiverRefusal } from './receiver-address.js';
 import { Deliverer, OUTBOX_RETENTION_MS, PRUNE_INTERVAL_MS, pruneDelivered } from './deliver.js';
 import { evaluatePass } from './evaluator.js';
 import type { AlertSource } from './source.js';
@@ -25,6 +26,8 @@ export interface AlertServiceOptions {
   paused?: (tenant: string) => Promise<boolean>;
   /** Per delivery request, ms (default 10 s). */
   deliveryTimeoutMs?: number;
+  /** Whether receivers may be on loopback and private networks (alerts.privateReceivers; see receiver-address.ts). */
+  privateReceivers?: boolean;
   /** This process's identity for the lease (default: a random id). */
   owner?: string;
 }
@@ -75,6 +78,7 @@ export function alertServices(opts: AlertServiceOptions): (Service & { runNow():
     store: opts.store,
     clock: opts.clock,
     ...(opts.deliveryTimeoutMs !== undefined ? { timeoutMs: opts.deliveryTimeoutMs } : {}),
+    refusal: (url) => receiverRefusal(url, opts.privateReceivers ?? true),
     onResult: (receiver, ok, tenant, failure) => {
       if (!failure) return;
       logger?.warn(

@@ -140,6 +140,11 @@ export const configSchema = {
         leaseTtlMs: { type: 'integer', minimum: 1_000, default: 30_000, description: 'scaled out, another query process takes over evaluation within this after the evaluating one dies' },
         outboxRetentionMs: { type: 'integer', minimum: 60_000, default: 432_000_000, description: "how long delivered notifications stay in the outbox (120 h, Alertmanager's --data.retention); undelivered ones stay until delivered" },
         externalUrl: { type: 'string', default: '', description: 'the URL users reach sluice at, for links in notifications (default: the listen address)' },
+        privateReceivers: {
+          type: 'boolean',
+          default: true,
+          description: 'whether alert receivers may be on loopback and private networks; set false where tenants you do not trust write receivers (link-local addresses, where cloud metadata lives, are always refused)',
+        },
       },
     },
     query: {
