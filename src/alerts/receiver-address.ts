@@ -11,7 +11,7 @@ import { BlockList, isIP } from 'node:net';
  * - loopback and private networks (127.0.0.0/8, ::1, 10.0.0.0/8, 172.16.0.0/12,
  *   192.168.0.0/16, 100.64.0.0/10, fc00::/7, 0.0.0.0/8) are refused when
  *   `alerts.privateReceivers` is false: set it so where tenants you do not trust write
- *   receivers. On by default: one machine's sluice commonly notifies a local Alertmanager.
+ *   receivers. On by default: on one machine, a local Alertmanager is a common receiver.
  *
  * A host name is resolved, and refused if any of its addresses is; the request then resolves
  * it again, so a name whose answers change between the two (DNS rebinding) is not stopped:
