@@ -9,10 +9,12 @@ import type { FieldRef, QuerySpec } from '../core/query.js';
  * closest name by Levenshtein distance, when it is close):
  *
  * - the event type: `no events of type "chekout" in the last 30 days; did you mean "checkout"?`
- * - a measure's property: `no "checkout" event in the last 30 days has "properties.amout"; did you mean "properties.amount"?`
+ * - a property a measure, a filter or a group-by names: `no "checkout" event in the last 30
+ *   days has "properties.amout"; did you mean "properties.amount"?` (a measure that came back
+ *   empty; a filter's field when nothing matched; a group-by field whose every group is null)
  *
- * Nothing is checked when the answer has a non-zero value, so a query that finds data costs
- * nothing more. The checks run through the same query path as the query (views or raw events).
+ * Nothing is checked when the answer has a non-zero value and no all-null group, so a query
+ * that finds data costs nothing more. The checks run through the same query path as the query (views or raw events).
  */
 
 export const LOOKBACK_DAYS = 30;
@@ -34,6 +36,12 @@ function allEmpty(q: QuerySpec, columns: string[], rows: Cell[][]): boolean {
 function measureEmpty(columns: string[], rows: Cell[][], name: string): boolean {
   const i = columns.indexOf(name);
   return i >= 0 && rows.every((r) => r[i] === null || r[i] === 0);
+}
+
+/** Whether the answer has rows and every one's `name` column (a group-by field) is null. */
+function groupAllNull(columns: string[], rows: Cell[][], name: string): boolean {
+  const i = columns.indexOf(name);
+  return i >= 0 && rows.length > 0 && rows.every((r) => r[i] === null);
 }
 
 /** The candidate nearest to `name`, when it is close enough to be a typo (at most a third of its length, at least 1). */
@@ -60,7 +68,15 @@ function keysOf(texts: string[]): string[] {
 
 /** The warnings for a query's answer (empty when it has a non-zero value). */
 export async function silentZeroWarnings(q: QuerySpec, columns: string[], rows: Cell[][], sources: WarningSources, now: number): Promise<string[]> {
-  if (!allEmpty(q, columns, rows) && !q.measures.some((m) => m.field?.path && measureEmpty(columns, rows, m.name))) return [];
+  const empty = allEmpty(q, columns, rows);
+  // Property fields that may be typos: a measure that came back empty; a filter's field when
+  // nothing matched; a group-by field whose every group is null (one null group).
+  const suspects: FieldRef[] = [
+    ...q.measures.filter((m) => m.field?.path && measureEmpty(columns, rows, m.name)).map((m) => m.field!),
+    ...(empty ? q.filters.map((f) => f.field).filter((f) => f.path) : []),
+    ...q.groupBy.filter((g) => g.path && groupAllNull(columns, rows, g.name)),
+  ];
+  if (!empty && suspects.length === 0) return [];
   const to = Math.ceil(now / 60_000) * 60_000;
   const base: QuerySpec = {
     tenant: q.tenant,
@@ -86,9 +102,8 @@ export async function silentZeroWarnings(q: QuerySpec, columns: string[], rows: 
   }
   const warnings: string[] = [];
   const seen = new Set<string>();
-  for (const m of q.measures) {
-    const field = m.field;
-    if (!field?.path || seen.has(field.name) || !measureEmpty(columns, rows, m.name)) continue;
+  for (const field of suspects) {
+    if (seen.has(field.name)) continue;
     seen.add(field.name);
     const [[n] = [0]] = await sources.query({ ...base, event: q.event, filters: [{ field, op: 'exists', value: true }] });
     if (Number(n) > 0) continue;

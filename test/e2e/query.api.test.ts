@@ -245,6 +245,19 @@ describe('warnings for silent zeros', () => {
     ]);
   });
 
+  it('query.warns-of-a-filter-or-group-by-on-a-property-no-event-of-the-type-has', async () => {
+    // A filter on a misspelled property: nothing matches, and the warning says why.
+    const filtered = (await q({ event: 'checkout', filters: [{ field: 'properties.regoin', op: 'eq', value: 'eu' }] })).json();
+    expect(filtered.rows).toEqual([[0]]);
+    expect(filtered.warnings).toEqual(['no "checkout" event in the last 30 days has "properties.regoin"; did you mean "properties.region"?']);
+    // A group-by on one: a single null group of everything.
+    const grouped = (await q({ event: 'checkout', group_by: ['properties.regoin'] })).json();
+    expect(grouped.rows).toHaveLength(1);
+    expect(grouped.warnings).toEqual(['no "checkout" event in the last 30 days has "properties.regoin"; did you mean "properties.region"?']);
+    // A group-by on a real property: no warning.
+    expect((await q({ event: 'checkout', group_by: ['properties.region'] })).json().warnings).toEqual([]);
+  });
+
   it('query.an-answer-with-data-has-no-warnings', async () => {
     expect((await q({ event: 'checkout', measures: ['count', 'sum:amount'] })).json().warnings).toEqual([]);
     // A real zero on a known type and property is not a typo either.
