@@ -200,12 +200,14 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
         if (r.would_fail) wouldFail = r.would_fail;
         failures.push(...r.failures.slice(0, Math.max(0, 20 - failures.length)));
         cursor = r.cursor;
-        if (!t.json) t.err.write(`\r${flags.dryRun ? 'would replay' : 'replayed'} ${total.replayed + total.duplicates} of ${total.matched} seen, ${total.failed} failed again`);
+        if (!t.json) t.err.write(`\r${flags.dryRun ? 'would replay' : 'replayed'} ${total.replayed + total.duplicates} of ${total.matched} seen, ${total.failed} ${flags.dryRun ? 'would fail' : 'failed again'}`);
       } while (cursor !== null && total.matched < limit);
       if (!t.json) t.err.write('\n');
       print(t, { ...total, failures, dry_run: flags.dryRun === true, ...(wouldFail ? { would_pass: total.replayed, would_fail: wouldFail } : {}) }, () =>
         [
-          `${flags.dryRun ? 'dry run: would replay' : 'replayed'} ${total.replayed + total.duplicates}, failed again ${total.failed}, changed meanwhile ${total.skipped}`,
+          flags.dryRun
+            ? `dry run: would replay ${total.replayed + total.duplicates}, would fail ${total.failed}, changed meanwhile ${total.skipped}`
+            : `replayed ${total.replayed + total.duplicates}, failed again ${total.failed}, changed meanwhile ${total.skipped}`,
           ...(wouldFail ?? []).map((f) => `  would fail: ${String(f.count).padStart(8)}  ${f.reason} ${f.field || '-'}  e.g. ${f.samples[0]?.message ?? ''}`),
           ...failures.map((f) => `  ${f.idempotency_key}: ${f.reason} ${f.path} ${f.message}`),
         ].join('\n'),

@@ -77,7 +77,7 @@ it('cli.pipeline-push-show-test-and-versions-against-a-running-server', async ()
   const patch = path.join(dir, 'patch.json');
   fs.writeFileSync(patch, JSON.stringify({ steps: [{ cast: { field: 'properties.amount', to: 'number' } }] }));
   const dry = sluice('dlq', 'replay', '--dry-run', '--patch', patch);
-  expect(dry.stdout).toContain('dry run: would replay 1, failed again 1');
+  expect(dry.stdout).toContain('dry run: would replay 1, would fail 1');
   expect(dry.stdout).toMatch(/would fail:\s+1\s+transform_failed -\s+e\.g\. patch: step 0 \(cast\): cannot cast a string of 4 characters to number/);
   const replayed = sluice('dlq', 'replay', '--patch', patch);
   expect(replayed.stdout).toContain('replayed 1, failed again 1');
