@@ -21,7 +21,9 @@ export function checkExpectedVersion(tenant: string, current: number, expected: 
   if (expected === undefined || expected === current) return;
   throw new SluiceError(
     'SLUICE_ERR_CONFLICT',
-    `the pipeline of ${tenant} is at version ${current}, not ${expected}: someone changed it meanwhile; read it again (GET /v1/pipeline), reapply your change and send expected_version ${current}`,
+    expected > current
+      ? `the pipeline of ${tenant} is at version ${current}, not ${expected}: no version ${expected} exists yet; read it (GET /v1/pipeline, or sluice pipeline show) and send expected_version ${current}`
+      : `the pipeline of ${tenant} is at version ${current}, not ${expected}: someone changed it meanwhile; read it again (GET /v1/pipeline, or sluice pipeline show), reapply your change and send expected_version ${current}`,
     { field: 'expected_version', details: { current_version: current } },
   );
 }

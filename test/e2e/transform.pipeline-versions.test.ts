@@ -53,6 +53,11 @@ describe('transform pipeline versions', () => {
     const stale = await admin('PUT', '/v1/pipeline', { steps: [], expected_version: 0 });
     expect(stale.status).toBe(409);
     expect(stale.body.field).toBe('expected_version');
+    expect(stale.body.message).toMatch(/is at version 1, not 0: someone changed it meanwhile/);
+    // A version from the future is no one's change: the message says so.
+    const ahead = await admin('PUT', '/v1/pipeline', { steps: [], expected_version: 3 });
+    expect(ahead.status).toBe(409);
+    expect(ahead.body.message).toMatch(/is at version 1, not 3: no version 3 exists yet/);
     expect((await admin('GET', '/v1/pipeline/versions')).body.versions.map((v: any) => [v.version, v.step_count])).toEqual([[1, 7]]);
     expect((await admin('GET', '/v1/pipeline/versions/1')).body.steps).toEqual(STEPS);
     expect((await admin('GET', '/v1/pipeline/versions/2')).status).toBe(404);
