@@ -291,7 +291,7 @@ export class Consumer {
       const reason = await this.retrying(async () => (await this.opts.onOutcome?.(tenant, ok, failed)) ?? null);
       if (reason) paused.set(tenant, reason);
     }
-    const { live, dead, held, dropped } = paused.size === 0 ? processed : holdPaused(processed, paused);
+    const { live, dead, held, dropped } = paused.size === 0 ? processed : holdPaused(processed, paused, all);
     if (dead.length > 0) await this.deadLetter(dead);
     if (held.length > 0) await this.deadLetter(held, 'held');
     if (dropped.length > 0) await this.deadLetter(dropped, 'discarded');

@@ -91,12 +91,19 @@ export async function processBatch(records: readonly LogRecord[], stages: readon
 /**
  * A batch of which the breaker paused the tenants of `paused` (tenant → reason): their records
  * past the `hold` stage (passed, dropped by a transform, or failed by the pipeline after it:
- * enrich, transforms) are held instead, as the \`hold\` stage would have held them had the pause
+ * enrich, transforms) are held instead, as `originals` (the batch as read) has them, as the \`hold\` stage would have held them had the pause
  * come first. Records judged before it (producer faults, poison) keep their dead letters.
  */
-export function holdPaused(p: Processed, paused: ReadonlyMap<string, string>): Processed {
+export function holdPaused(p: Processed, paused: ReadonlyMap<string, string>, originals: readonly LogRecord[]): Processed {
   const held = [...p.held];
-  const hold = (record: LogRecord) => held.push({ record, reason: 'held', message: `held while the tenant is paused: ${paused.get(record.tenant)!}` });
+  // What is held is what the log delivered, not what enrich and the transforms made of it:
+  // the resume replays it through the whole pipeline again (a step applied twice would double
+  // an amount, hash a hash).
+  const byPosition = new Map(originals.map((r) => [`${r.partition}:${r.offset}`, r]));
+  const hold = (r: LogRecord) => {
+    const record = byPosition.get(`${r.partition}:${r.offset}`) ?? r;
+    held.push({ record, reason: 'held', message: `held while the tenant is paused: ${paused.get(record.tenant)!}` });
+  };
   const live = p.live.filter((r) => (paused.has(r.tenant) ? (hold(r), false) : true));
   const dropped = p.dropped.filter((d) => (paused.has(d.record.tenant) ? (hold(d.record), false) : true));
   const dead = p.dead.filter((d) => (paused.has(d.record.tenant) && HELD_WHEN_PAUSED.has(d.reason) ? (hold(d.record), false) : true));

@@ -181,6 +181,9 @@ describe('transform pipeline versions', () => {
     // Each batch the worker read is judged whole: what it read before the trip can be
     // dead-lettered only while the breaker has seen fewer than minEvents.
     expect((await p.catalog.deadLetters.counts('acme')).transform_failed ?? 0).toBeLessThan(100);
+    // Held as the log delivered them, not as the pipeline left them (the resume runs it again).
+    const [heldOne] = (await p.catalog.deadLetters.list('acme', { status: ['held'] }, 1)).entries;
+    expect(JSON.parse(heldOne!.payload).properties).toEqual({ amount: 'not a number' });
 
     // The fix, then resume: the held events go through the fixed pipeline, each stored once.
     expect((await admin('PUT', '/v1/pipeline', { steps: [{ set: { field: 'properties.amount', value: '0.0' } }] })).status).toBe(200);

@@ -9,12 +9,14 @@ describe('pipeline as a value', () => {
     const failing: Stage = {
       name: 'transform',
       run: (records) => ({
-        live: records.filter((r) => r.tenant !== 'a' || r.idempotencyKey === 'k-2'),
+        // The transform changes what passes: what is held must be what the log delivered.
+        live: records.filter((r) => r.tenant !== 'a' || r.idempotencyKey === 'k-2').map((r) => ({ ...r, properties: '{"changed":true}' })),
         dead: records.filter((r) => r.tenant === 'a' && r.idempotencyKey !== 'k-2').map((record) => ({ record, reason: 'transform_failed', message: 'cast' })),
       }),
     };
     const batch = [record('a', 1), record('a', 2), record('a', 3, { fault: { reason: 'schema_violation', message: 'x', path: '/x' } }), record('a', 4, { attempt: 5 }), record('a', 5), record('b', 6)];
-    const out = holdPaused(await processBatch(batch, [judge(5), failing], ctx), new Map([['a', 'tripped']]));
+    const out = holdPaused(await processBatch(batch, [judge(5), failing], ctx), new Map([['a', 'tripped']]), batch);
+    expect(out.held.find((d) => d.record.idempotencyKey === 'k-2')!.record).toBe(batch[1]);
     // Judged before the hold stage: the producer's fault and the poison keep their dead letters.
     expect(out.dead.map((d) => [d.record.idempotencyKey, d.reason])).toEqual([
       ['k-3', 'schema_violation'],
