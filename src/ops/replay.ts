@@ -213,7 +213,7 @@ export async function dryRunAll(deps: ReplayDeps, tenant: string, req: Omit<Repl
     if (current && current.steps.length > 0) {
       let transform: Transform | null = null;
       try {
-        transform = compileTransform({ steps: current.steps });
+        transform = compileTransform({ steps: current.steps }, { stored: true });
       } catch {
         // A stored version that no longer compiles fails every event in the workers anyway.
       }

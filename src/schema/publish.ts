@@ -73,7 +73,7 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
     throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'forcing an incompatible schema needs a reason ("reason"), kept in the audit log', { field: 'reason' });
   }
   const version = (latest?.version ?? 0) + 1;
-  const compiled = compile(newAjv(), req.schema, version, owner);
+  const compiled = compile(newAjv(), req.schema, version, owner, true);
   const schema = req.schema as Record<string, unknown>;
   const found = latest ? incompatibilities(latest.schema, schema) : [];
 

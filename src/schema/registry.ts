@@ -119,13 +119,19 @@ function nestingOf(value: unknown, cap: number): number {
   return deepest;
 }
 
-/** Compiles a schema, or explains why it cannot be one (400, naming the problem). */
-export function compile(ajv: Ajv2020, schema: unknown, version: number, owner: string): CompiledSchema {
+/**
+ * Compiles a schema, or explains why it cannot be one (400, naming the problem).
+ * `publishing`: the bounds added after versions were first stored (nesting, uniqueItems) are
+ * checked only for a version being published; a stored version that predates them compiles as
+ * it always did (refusing it at ingest would refuse every event of its type, and the previous
+ * version of a publish is compiled too).
+ */
+export function compile(ajv: Ajv2020, schema: unknown, version: number, owner: string, publishing = false): CompiledSchema {
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
     throw new SluiceError('SLUICE_ERR_INVALID_BODY', '"schema" must be a JSON Schema object', { field: 'schema' });
   }
   // Before anything walks it recursively (JSON.stringify, the pattern check, Ajv).
-  if (nestingOf(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH) {
+  if (publishing && nestingOf(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH) {
     throw new SluiceError('SLUICE_ERR_INVALID_BODY', `the schema nests deeper than ${MAX_SCHEMA_DEPTH} levels`, { field: 'schema' });
   }
   if (Buffer.byteLength(JSON.stringify(schema)) > MAX_SCHEMA_BYTES) {
@@ -136,7 +142,7 @@ export function compile(ajv: Ajv2020, schema: unknown, version: number, owner: s
     throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'schemas are JSON Schema 2020-12: omit "$schema" or set it to https://json-schema.org/draft/2020-12/schema', { field: 'schema.$schema' });
   }
   checkPatterns(s);
-  checkUniqueItems(s);
+  if (publishing) checkUniqueItems(s);
   let fn: ValidateFunction;
   try {
     // Compiled without an $id, so that versions of one type never collide in Ajv's cache.

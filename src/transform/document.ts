@@ -1,4 +1,4 @@
-import { compileExpression, ExpressionError, type Expression } from './expression.js';
+import { compileExpression, type CompileOptions, ExpressionError, type Expression } from './expression.js';
 
 /**
  * The pipeline document: a tenant's ordered transform steps, a contract that outside checks
@@ -86,15 +86,15 @@ const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'prototype', 'constructor']);
  * Checks `doc` and compiles its expressions. Throws PipelineError naming the step (kind and
  * 0-based position) and what is wrong, e.g. `step 2 (set): value: Unknown variable: foo`.
  */
-export function compileDocument(doc: unknown): CompiledStep[] {
+export function compileDocument(doc: unknown, options: CompileOptions = {}): CompiledStep[] {
   if (!isObject(doc)) throw new PipelineError('the pipeline must be an object {"steps": [...]}', null, null, 'steps');
   for (const k of Object.keys(doc)) if (k !== 'steps') throw new PipelineError(`unknown key "${k}"; a pipeline has only "steps"`, null, null, k);
   if (!Array.isArray(doc.steps)) throw new PipelineError('"steps" must be an array', null, null, 'steps');
   if (doc.steps.length > MAX_STEPS) throw new PipelineError(`at most ${MAX_STEPS} steps`, null, null, 'steps');
-  return doc.steps.map((s, i) => compileStep(s, i));
+  return doc.steps.map((s, i) => compileStep(s, i, options));
 }
 
-function compileStep(s: unknown, position: number): CompiledStep {
+function compileStep(s: unknown, position: number, options: CompileOptions): CompiledStep {
   const at = `steps[${position}]`;
   const fail = (kind: string | null, message: string, field = at): never => {
     throw new PipelineError(`step ${position}${kind ? ` (${kind})` : ''}: ${message}`, position, kind, field);
@@ -109,7 +109,7 @@ function compileStep(s: unknown, position: number): CompiledStep {
   if (!isObject(body)) return fail(kind, `"${kind}" must be an object`, `${at}.${kind}`);
   const expr = (name: string, source: unknown, expect?: 'bool'): Expression => {
     try {
-      return compileExpression(source as string, expect);
+      return compileExpression(source as string, expect, options);
     } catch (e: unknown) {
       if (e instanceof ExpressionError) return fail(kind, `${name}: ${e.message}`, `${at}.${name}`);
       throw e;

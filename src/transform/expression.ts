@@ -103,9 +103,50 @@ export class ExpressionError extends Error {
 
 /**
  * Renames the identifier `type` (not a call `type(x)`, not a field `.type`, not inside a
- * string literal) to the variable the event's type is bound to.
+ * string literal) to the variable the event's type is bound to, and the method `matches` to
+ * the RE2 one (LINEAR_MATCHES). Comments are dropped first, so that none can come between a
+ * dot, a name and its parenthesis and hide a call from the rename.
  */
 export function bindTypeIdentifier(source: string): string {
+  return renameIdentifiers(eachOutsideStrings(source, (code) => code.replace(/\/\/[^\n]*/g, ' ')));
+}
+
+/**
+ * `source` with `edit` applied to each run of code between string literals (CEL's quotes,
+ * triple quotes and raw strings), the literals kept as written.
+ */
+function eachOutsideStrings(source: string, edit: (code: string) => string): string {
+  let out = '';
+  let code = '';
+  let i = 0;
+  while (i < source.length) {
+    const c = source[i]!;
+    if (c === '"' || c === "'") {
+      const triple = source.startsWith(c.repeat(3), i);
+      const quote = triple ? c.repeat(3) : c;
+      const raw = i > 0 && /[rR]/.test(source[i - 1]!);
+      let j = i + quote.length;
+      while (j < source.length && !source.startsWith(quote, j)) j += !raw && source[j] === '\\' ? 2 : 1;
+      j = Math.min(source.length, j + quote.length);
+      out += edit(code) + source.slice(i, j);
+      code = '';
+      i = j;
+      continue;
+    }
+    // A comment runs to the end of the line, quotes in it included.
+    if (c === '/' && source[i + 1] === '/') {
+      const end = source.indexOf('\n', i);
+      code += source.slice(i, end === -1 ? source.length : end);
+      i = end === -1 ? source.length : end;
+      continue;
+    }
+    code += c;
+    i++;
+  }
+  return out + edit(code);
+}
+
+function renameIdentifiers(source: string): string {
   let out = '';
   let i = 0;
   while (i < source.length) {
@@ -173,7 +214,16 @@ const MIXED_ARITHMETIC = /no such overload: (dyn<)?double>? [-+*/%] (dyn<)?int|n
  * Compiles `source`. `expect` is the result type a step needs ('bool' for `when`), checked
  * when it can be known before evaluation. Throws ExpressionError naming what is wrong.
  */
-export function compileExpression(source: string, expect?: 'bool'): Expression {
+/**
+ * `stored`: compiling a version stored before the comprehension bound (nesting was allowed 2
+ * deep until then); refusing it now would dead-letter every event of its tenant. A version
+ * being written is always checked.
+ */
+export interface CompileOptions {
+  stored?: boolean;
+}
+
+export function compileExpression(source: string, expect?: 'bool', options: CompileOptions = {}): Expression {
   if (typeof source !== 'string' || source.trim() === '') throw new ExpressionError('an expression must be a non-empty string');
   let parsed: ReturnType<typeof env.parse>;
   try {
@@ -184,6 +234,8 @@ export function compileExpression(source: string, expect?: 'bool'): Expression {
   const check = parsed.check();
   if (!check.valid) throw new ExpressionError(plainMessage(check.error, source));
   if (expect === 'bool' && check.type !== 'bool' && check.type !== 'dyn') throw new ExpressionError(`must be a condition (bool), not ${check.type}`);
+  // Belt and braces: no call may reach cel-js's own (backtracking) matches.
+  if (callsNamed(parsed.ast, 'matches')) throw new ExpressionError('write matches as a method call, text.matches(pattern)');
   for (const pattern of literalPatterns(parsed.ast)) {
     try {
       RE2JS.compile(pattern);
@@ -191,7 +243,7 @@ export function compileExpression(source: string, expect?: 'bool'): Expression {
       throw new ExpressionError(`matches: ${JSON.stringify(pattern.slice(0, 100))} is not a pattern RE2 can run (${(e as Error).message}); CEL patterns are RE2 syntax: no lookaround, no backreferences`);
     }
   }
-  if (comprehensionDepth(parsed.ast) > MAX_COMPREHENSION_DEPTH) {
+  if (comprehensionDepth(parsed.ast) > (options.stored ? 2 : MAX_COMPREHENSION_DEPTH)) {
     throw new ExpressionError('comprehensions (all, exists, exists_one, map, filter) may not nest: one inside another costs the square of the list\'s length; chain them (list.map(x, …).filter(y, …)) or test each list apart');
   }
   // A Date per evaluation only for the expressions that name `ts`.
@@ -240,6 +292,14 @@ const NO_MAP: Record<string, unknown> = Object.freeze({}) as Record<string, unkn
 /** JSON's exact integers (±2^53 − 1) as CEL ints, made once rather than per value. */
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 const MIN_EXACT = BigInt(Number.MIN_SAFE_INTEGER);
+
+/** Whether the AST calls a function or method named `name` anywhere. */
+function callsNamed(ast: unknown, name: string): boolean {
+  if (Array.isArray(ast)) return ast.some((n) => callsNamed(n, name));
+  if (!ast || typeof ast !== 'object' || !('op' in ast)) return false;
+  const n = ast as AstNode;
+  return ((n.op === 'rcall' || n.op === 'call') && Array.isArray(n.args) && n.args[0] === name) || callsNamed(n.args, name);
+}
 
 /** The string literals passed as the pattern of `matches` anywhere in the AST. */
 function literalPatterns(ast: unknown, out: string[] = []): string[] {

@@ -11,7 +11,7 @@ import { SaltCache } from './salts.js';
  */
 export function compileStored(steps: unknown[], version: number): Transform {
   try {
-    return compileTransform({ steps });
+    return compileTransform({ steps }, { stored: true });
   } catch (e: unknown) {
     const message = `version ${version} does not compile: ${(e as Error).message}; write a new version (PUT /v1/pipeline)`;
     return failingTransform(message);

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { canonicalJson } from '../core/hash.js';
 import { compileDocument, type CastTarget, type CompiledStep } from './document.js';
-import { ExpressionError, type ExpressionEvent } from './expression.js';
+import { ExpressionError, type CompileOptions, type ExpressionEvent } from './expression.js';
 
 /**
  * Running a tenant's pipeline over one event. Steps run in order; each may change the event
@@ -49,8 +49,8 @@ export interface Transform {
 }
 
 /** Compiles a pipeline document (throws PipelineError, see document.ts). */
-export function compileTransform(doc: unknown): Transform {
-  const steps = compileDocument(doc);
+export function compileTransform(doc: unknown, options: CompileOptions = {}): Transform {
+  const steps = compileDocument(doc, options);
   const hashes = new HashMemo();
   return { steps, reads: mapsOf(steps), run: (event, salt, owned, paths) => runSteps(steps, event, salt, owned, hashes, paths) };
 }

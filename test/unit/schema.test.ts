@@ -76,10 +76,12 @@ describe('compiled schemas', () => {
     for (const ok of ['https://example.com/a?b=c#d', 'http://127.0.0.1:8080/', 'ftp://files.example.org/x']) expect(url.check({ u: ok }), ok).toBeNull();
     for (const bad of ['example.com', 'mailto:a@b.c', 'http://', 'javascript:alert(1)']) expect(url.check({ u: bad }), bad).not.toBeNull();
     // uniqueItems over objects is pairwise: refused without a small maxItems, naming the place.
-    expect(() => compile(newAjv(), { type: 'object', properties: { arr: { type: 'array', uniqueItems: true } } }, 1, 'x')).toThrow(
+    expect(() => compile(newAjv(), { type: 'object', properties: { arr: { type: 'array', uniqueItems: true } } }, 1, 'x', true)).toThrow(
       expect.objectContaining({ field: 'schema/properties/arr/uniqueItems', message: expect.stringMatching(/maxItems" of at most 100/) }),
     );
-    expect(() => compile(newAjv(), { type: 'object', properties: { arr: { type: 'array', uniqueItems: true, items: { type: 'object' } } } }, 1, 'x')).toThrow(/uniqueItems/);
+    expect(() => compile(newAjv(), { type: 'object', properties: { arr: { type: 'array', uniqueItems: true, items: { type: 'object' } } } }, 1, 'x', true)).toThrow(/uniqueItems/);
+    // A version stored before these bounds still compiles (at ingest, and as a publish's previous version).
+    expect(compile(newAjv(), { type: 'object', properties: { arr: { type: 'array', uniqueItems: true } } }, 1, 'x').check({ arr: [{ a: 1 }, { a: 2 }] })).toBeNull();
     // Scalar items (a map, linear) or a bounded array are fine.
     const tags = compile(newAjv(), { type: 'object', properties: { tags: { type: 'array', uniqueItems: true, items: { type: 'string' } }, pairs: { type: 'array', uniqueItems: true, maxItems: 100 } } }, 1, 'x');
     expect(tags.check({ tags: ['a', 'b'] })).toBeNull();
@@ -95,10 +97,10 @@ describe('compiled schemas', () => {
     // 3,000 levels of {"not": …} (24 KB) overflowed the stack: a 500. Now a 400 before any recursion.
     let deep: Record<string, unknown> = { type: 'string' };
     for (let i = 0; i < 3_000; i++) deep = { not: deep };
-    expect(() => compile(newAjv(), deep, 1, 'x')).toThrow(expect.objectContaining({ code: 'SLUICE_ERR_INVALID_BODY', message: 'the schema nests deeper than 128 levels' }));
+    expect(() => compile(newAjv(), deep, 1, 'x', true)).toThrow(expect.objectContaining({ code: 'SLUICE_ERR_INVALID_BODY', message: 'the schema nests deeper than 128 levels' }));
     // An event nested 30 levels deep is still described.
     let nested: Record<string, unknown> = { type: 'string' };
     for (let i = 0; i < 30; i++) nested = { type: 'object', properties: { a: nested } };
-    expect(() => compile(newAjv(), nested, 1, 'x')).not.toThrow();
+    expect(() => compile(newAjv(), nested, 1, 'x', true)).not.toThrow();
   });
 });

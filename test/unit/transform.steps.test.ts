@@ -188,6 +188,10 @@ describe('expression sandbox', () => {
     // Lookaround and backreferences need backtracking: refused when literal, the event fails when not.
     expect(() => compileExpression("properties.s.matches('(?=a)a')")).toThrow(/matches: "\(\?=a\)a" is not a pattern RE2 can run/);
     expect(() => compileExpression('properties.s.matches(properties.p)')(ev({ s: 'aa', p: '(a)\\1' }))).toThrow(/not a pattern RE2 can run/);
+    // A comment between the dot, the name and the parenthesis does not reach the backtracking engine.
+    for (const src of ["properties.s.//x\nmatches('^(a+)+$')", "properties.s.matches//x\n('^(a+)+$')"]) {
+      expect(compileExpression(src, 'bool')(ev({ s: `${'a'.repeat(40)}!` })), src).toBe(false);
+    }
     // The name users wrote is the one errors give.
     const wrong = compileExpression('properties.s.matches(1.0)');
     expect(() => wrong(ev({ s: 'a' }))).toThrow(/matches/);
@@ -199,6 +203,8 @@ describe('expression sandbox', () => {
     // One comprehension in another's body is quadratic in the list (1.8 s an event at 5,000 items): refused.
     expect(() => compileExpression('properties.list.exists(a, properties.list.exists(b, a + b < 0.0))')).toThrow(/may not nest/);
     expect(() => compileExpression('properties.list.all(a, [a].map(b, b).size() == 1)')).toThrow(/may not nest/);
+    // A version stored before this bound (nesting 2 deep was allowed) still compiles as stored.
+    expect(compileExpression('properties.list.exists(a, properties.list.exists(b, a + b < 0.0))', 'bool', { stored: true })(e)).toBe(false);
     // Chained or side by side: linear, allowed.
     const chained = compileExpression('properties.list.map(a, a * 2.0).filter(b, b > 100.0).size() == 49 && properties.list.all(c, c >= 0.0)', 'bool');
     expect(chained(e)).toBe(true);
