@@ -139,10 +139,14 @@ export class Deliverer {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'user-agent': 'sluice-alerts', 'idempotency-key': n.id },
           body: JSON.stringify(payload),
+          // Not followed: a redirect could lead where the receiver's own address was refused.
+          redirect: 'manual',
           signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
         });
         await res.arrayBuffer().catch(() => undefined);
-        if (res.status < 200 || res.status >= 300) return `${body.type} receiver "${n.receiver}" answered ${res.status}`;
+        if (res.status < 200 || res.status >= 300) {
+          return `${body.type} receiver "${n.receiver}" answered ${res.status}${res.status >= 300 && res.status < 400 ? ' (a redirect: sluice does not follow them; give the receiver its final URL)' : ''}`;
+        }
       }
       return null;
     } catch (e: unknown) {

@@ -18,6 +18,9 @@ export const RESERVED_NAMES: ReadonlySet<string> = new Set([
   'leases', 'offsets', 'heads', 'tallies', 'ledger', 'ledger_runs', 'dlq_groups', 'ingest_minutes', 'saved_queries',
   'pipelines', 'pipeline_live', 'pipeline_salts', 'rollouts', 'rollout_tallies', 'rollout_diffs',
   'alert_rules', 'alert_states', 'alert_history', 'alert_lease', 'alert_objects', 'alert_outbox', 'alert_notification_totals',
+  // and their indexes
+  'alert_history_by_time', 'alert_outbox_delivered', 'alert_outbox_due', 'audit_by_tenant', 'backfills_by_tenant', 'dead_letters_by_receipt',
+  'dead_letters_by_signature', 'dead_letters_by_time', 'rollouts_by_tenant', 'rollouts_one_active',
   // words of the query API
   'raw', 'auto',
 ]);

@@ -72,7 +72,9 @@ function linearMatches(s: string, pattern: string): boolean {
     try {
       re = RE2JS.compile(pattern);
     } catch (e: unknown) {
-      throw new Error(`matches: ${JSON.stringify(pattern.slice(0, 100))} is not a pattern RE2 can run (${(e as Error).message}); CEL patterns are RE2 syntax: no lookaround, no backreferences`);
+      // The pattern came from the event (a literal one was checked when compiled): its shape only, never its text.
+      void e;
+      throw new Error(`matches: the pattern (${pattern.length} characters, from the event) is not one RE2 can run; CEL patterns are RE2 syntax: no lookaround, no backreferences`);
     }
     if (PATTERNS.size >= MAX_PATTERNS) PATTERNS.delete(PATTERNS.keys().next().value!);
   }

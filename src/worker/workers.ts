@@ -11,6 +11,7 @@ import type { Catalog } from '../ports/catalog.js';
 import type { Log } from '../ports/log.js';
 import type { Store } from '../ports/store.js';
 import { SchemaRegistry } from '../schema/registry.js';
+import { OPERATOR_SCOPE } from '../core/operator.js';
 import { PipelineRegistry } from '../transform/registry.js';
 import { DeadLetterBreaker } from './breaker.js';
 import { Consumer, storeSinks, type ConsumerSinks } from './consumer.js';
@@ -88,7 +89,11 @@ export async function startWorkers(
     catalog,
     registry,
     breaker: config.breaker.enabled && deps.breaker !== false ? new DeadLetterBreaker(config.breaker) : null,
-    onResume: (tenant) => pipelines.forget(tenant),
+    onResume: (tenant) => {
+      // The tenant's own pipeline, and the operator's (run for every tenant before its own).
+      pipelines.forget(tenant);
+      pipelines.forget(OPERATOR_SCOPE);
+    },
     clock,
     logger,
   });

@@ -11,7 +11,7 @@ import { tmpDir } from '../helpers/tmp.js';
 
 describe('where alert notifications may go (server-side request forgery)', () => {
   it('receivers.link-local-is-always-refused-private-only-when-configured', async () => {
-    for (const ip of ['169.254.169.254', 'fe80::1', '::ffff:169.254.169.254']) expect(addressRefusal(ip, true), ip).toMatch(/link-local/);
+    for (const ip of ['169.254.169.254', 'fe80::1', '::ffff:169.254.169.254', 'fd00:ec2::254', '100.100.100.200']) expect(addressRefusal(ip, true), ip).toMatch(/link-local or a cloud instance metadata address/);
     for (const ip of ['127.0.0.1', '10.1.2.3', '172.16.0.9', '192.168.1.1', '100.64.0.1', '::1', 'fd00::1', '0.0.0.0']) {
       expect(addressRefusal(ip, true), ip).toBeNull();
       expect(addressRefusal(ip, false), ip).toMatch(/loopback or private address, and alerts.privateReceivers is false/);
@@ -43,9 +43,20 @@ describe('where alert notifications may go (server-side request forgery)', () =>
       expect(await deliverDue({ store, clock, refusal, onResult: (_r, _ok, _t, f) => f && failures.push(f.error) })).toEqual({ delivered: 0, failed: 1 });
       expect(hits).toBe(0);
       expect(failures[0]).toMatch(/^receiver 127\.0\.0\.1:\d+ refused: 127\.0\.0\.1 is a loopback or private address/);
+      // A redirect is not followed (it could lead to a refused address): a failure that says so.
+      const redirecting = http.createServer((_req, res) => {
+        res.writeHead(307, { location: 'http://169.254.169.254/latest/meta-data/' });
+        res.end();
+      });
+      await new Promise<void>((r) => redirecting.listen(0, '127.0.0.1', r));
+      await store.saveEvaluation({ tenant: 'acme', states: [], transitions: [], objects: [], notifications: [{ id: 'n2', receiver: 'moved', body: { type: 'webhook', url: `http://127.0.0.1:${(redirecting.address() as AddressInfo).port}/`, payloads: [{ hello: 2 }] }, nextAt: clock.now() }] });
+      const redirected: string[] = [];
+      await deliverDue({ store, clock, refusal: (url) => receiverRefusal(url, true), onResult: (r, _ok, _t, f) => r === 'moved' && f && redirected.push(f.error) });
+      redirecting.close();
+      expect(redirected[0]).toMatch(/answered 307 \(a redirect: sluice does not follow them/);
       // Allowed (the default): delivered.
       await clock.advance(10 * 60_000);
-      expect(await deliverDue({ store, clock, refusal: (url) => receiverRefusal(url, true) })).toEqual({ delivered: 1, failed: 0 });
+      expect(await deliverDue({ store, clock, refusal: (url) => receiverRefusal(url, true) })).toMatchObject({ delivered: 1 }); // (and the redirecting one fails again)
       expect(hits).toBe(1);
     } finally {
       await catalog.close();

@@ -58,8 +58,10 @@ export async function catalogRoutes(app: FastifyInstance, opts: { catalog: Catal
             samples.push(null);
           }
         }
-        const properties = propertyPaths(samples, MAX_PATHS);
-        return { type, count, last_seen: newest[0] ? iso(newest[0].receivedAt) : null, properties, ...(properties.length >= MAX_PATHS ? { properties_truncated: true } : {}) };
+        // One more than listed: whether there were more.
+        const found = propertyPaths(samples, MAX_PATHS + 1);
+        const properties = found.slice(0, MAX_PATHS);
+        return { type, count, last_seen: newest[0] ? iso(newest[0].receivedAt) : null, properties, ...(found.length > MAX_PATHS ? { properties_truncated: true } : {}) };
       }),
     );
     return { from: iso(q.from), event_types: types };
