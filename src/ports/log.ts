@@ -116,6 +116,13 @@ export interface Log {
    */
   health(): Promise<LogHealth>;
 
+  /**
+   * Records, durably, that this log must not be served from again (`reason`: a store filled
+   * from another log was found beside it, see startWorkers): every later open refuses with it.
+   * Logs whose heads can go back (`capabilities.headsNeverGoBack` false) need not have it.
+   */
+  markUnusable?(reason: string): Promise<void>;
+
   /** Flushes in-flight appends and closes. Idempotent; must not throw. */
   close(): Promise<void>;
 }

@@ -202,9 +202,9 @@ async function refuseAppliedPastHeads(log: Log, store: Store, group: string): Pr
   const ahead = [...applied].filter(([p, offset]) => offset > (heads.get(p) ?? 0));
   if (ahead.length === 0) return;
   const [p, offset] = ahead[0]!;
-  throw new SluiceError(
-    'SLUICE_ERR_DATA_DAMAGED',
-    `the store has applied offset ${offset} of partition ${p}, but the log's head there is ${heads.get(p) ?? 0} (${ahead.length} partition${ahead.length === 1 ? '' : 's'} so): the log is not the one the store was filled from (lost, deleted, or restored from an older copy). Restore the log (sluice.db with its -wal and -offsets files) from the same backup as the store; or, to start afresh, move the whole data directory aside.`,
-    { field: 'dataDir' },
-  );
+  const message = `the store has applied offset ${offset} of partition ${p}, but the log's head there is ${heads.get(p) ?? 0} (${ahead.length} partition${ahead.length === 1 ? '' : 's'} so): the log is not the one the store was filled from (lost, deleted, or restored from an older copy). Restore the log (sluice.db with its -wal and -offsets files) from the same backup as the store; or, to start afresh, move the whole data directory aside. Events acknowledged since this log was made are in it: keep a copy of it before either.`;
+  // Remembered in the log: once new appends pass the store's offsets, the comparison alone
+  // would no longer see it, and the records up to them would be skipped as applied.
+  await log.markUnusable?.(message);
+  throw new SluiceError('SLUICE_ERR_DATA_DAMAGED', message, { field: 'dataDir' });
 }

@@ -64,4 +64,10 @@ it('damaged.a-log-behind-the-store-s-applied-offsets-is-refused-by-the-workers-a
   } finally {
     await stop(server);
   }
+  // Remembered: once new appends pass the store's offsets the comparison alone would not see it
+  // (and would skip the new records up to them as applied), so the next start refuses outright.
+  const again = spawnSync(process.execPath, [CLI, 'up', '--data-dir', dir, '--port', String(await freePort())], { encoding: 'utf8', timeout: 30_000 });
+  expect(again.status).not.toBe(0);
+  expect(again.stderr).toMatch(/sluice\.db was found at .* not to be the log its store was filled from, and is not served from again/);
+  expect(again.stderr).toContain('keep a copy of it');
 }, 60_000);

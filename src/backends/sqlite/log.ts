@@ -86,6 +86,13 @@ export class SqliteLog implements Log {
       this.db.close();
       throw e;
     }
+    try {
+      refuseIfUnusable(this.db, options.file);
+    } catch (e: unknown) {
+      this.pos.close();
+      this.db.close();
+      throw e;
+    }
     this.checkPartitions();
     this.stmts = this.prepare();
     this.leases = new SqliteLeases(this.db, this.opts.clock);
@@ -429,6 +436,10 @@ export class SqliteLog implements Log {
     }
   }
 
+  async markUnusable(reason: string): Promise<void> {
+    this.db.prepare("INSERT INTO meta (k, v) VALUES ('unusable', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(JSON.stringify({ at: this.opts.clock.now(), reason }));
+  }
+
   /**
    * Whether appends that failed with `failure` could succeed now: after a full disk, at least
    * FREE_BYTES_TO_RESUME free beside the log's file; then one small durable write (a row of
@@ -480,4 +491,12 @@ export class SqliteLog implements Log {
       // Closing twice or after a fatal I/O error: nothing left to release.
     }
   }
+}
+
+/** Throws SLUICE_ERR_DATA_DAMAGED when the log was marked unusable (Log.markUnusable). */
+function refuseIfUnusable(db: SqliteDatabase, file: string): void {
+  const row = db.prepare("SELECT v FROM meta WHERE k = 'unusable'").get() as { v: string } | undefined;
+  if (!row) return;
+  const { at, reason } = JSON.parse(row.v) as { at: number; reason: string };
+  throw new SluiceError('SLUICE_ERR_DATA_DAMAGED', `${file} was found at ${new Date(at).toISOString()} not to be the log its store was filled from, and is not served from again: ${reason}`, { field: 'dataDir' });
 }
