@@ -16,9 +16,10 @@ import { RE2JS } from 're2js';
  * - CEL has no loops; its comprehension macros (`all`, `exists`, `exists_one`, `map`,
  *   `filter`) may not nest (one in another's body; chained on another's result is fine),
  *   and an expression has at most `MAX_AST_NODES` nodes and `MAX_DEPTH` levels (checked when
- *   compiled), so that its cost is at most (AST nodes) × (list length), and ingest bounds an
- *   event's size (`limits.eventBytes`). Two nested over a 5,000-item list took 1.8 s an
- *   event: quadratic in what a producer sends.
+ *   compiled), so that iteration costs at most (AST nodes) × (list length), and ingest bounds
+ *   an event's size (`limits.eventBytes`). Two nested over a 5,000-item list took 1.8 s an
+ *   event. Not bounded yet: an operator inside a comprehension's body that itself walks a list
+ *   of the event (`x in properties.l`, `properties.l + properties.l`) is quadratic again.
  *
  * The bound is static on purpose: a wall-clock limit per evaluation was tried and dead-lettered
  * ordinary events whenever a garbage collection or a busy core paused the store thread, so
