@@ -145,7 +145,7 @@ export class Deliverer {
         });
         await res.arrayBuffer().catch(() => undefined);
         if (res.status < 200 || res.status >= 300) {
-          return `${body.type} receiver "${n.receiver}" answered ${res.status}${res.status >= 300 && res.status < 400 ? ' (a redirect: sluice does not follow them; give the receiver its final URL)' : ''}`;
+          return `${body.type} receiver "${n.receiver}" answered ${res.status}${res.status >= 300 && res.status < 400 ? ' (a redirect, which is not followed: give the receiver its final URL)' : ''}`;
         }
       }
       return null;

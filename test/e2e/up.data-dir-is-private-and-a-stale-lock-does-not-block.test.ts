@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startTimeOf } from '../../src/app/data-dir-lock.js';
 import { CLI, freePort, keysFrom, startServer, stop } from '../helpers/server.js';
+import { until } from '../helpers/pipeline.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 function walk(dir: string): string[] {
@@ -70,6 +71,8 @@ describe('sluice up and its data directory', () => {
     const parent = spawn('sh', ['-c', 'sleep 60 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+      // Killed only once the shell has become `sleep` (a shell still running would reap it).
+      await until(async () => fs.readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim() === 'sleep', 10_000);
       fs.writeFileSync(path.join(dir, 'sluice.pid'), `${pid} ${startTimeOf(pid)}\n`);
       process.kill(pid, 'SIGKILL');
       for (let i = 0; i < 100 && !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); i++) await new Promise((r) => setTimeout(r, 20));

@@ -53,7 +53,7 @@ describe('where alert notifications may go (server-side request forgery)', () =>
       const redirected: string[] = [];
       await deliverDue({ store, clock, refusal: (url) => receiverRefusal(url, true), onResult: (r, _ok, _t, f) => r === 'moved' && f && redirected.push(f.error) });
       redirecting.close();
-      expect(redirected[0]).toMatch(/answered 307 \(a redirect: sluice does not follow them/);
+      expect(redirected[0]).toMatch(/answered 307 \(a redirect, which is not followed: give the receiver its final URL\)/);
       // Allowed (the default): delivered.
       await clock.advance(10 * 60_000);
       expect(await deliverDue({ store, clock, refusal: (url) => receiverRefusal(url, true) })).toMatchObject({ delivered: 1 }); // (and the redirecting one fails again)
