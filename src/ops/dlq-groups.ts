@@ -34,9 +34,9 @@ export async function withStates(catalog: Catalog, tenant: string, groups: reado
 }
 
 /**
- * After a replay: each group of `signatures` with no entry left open or held becomes
- * `resolved` (unless it is already resolved or ignored), by `actor`. Returns the signatures
- * resolved.
+ * After a replay (by an operator, or a rollout's repair) or a discard: each group of
+ * `signatures` with no entry left open or held becomes `resolved` (unless it is already
+ * resolved or ignored), by `actor`. Returns the signatures resolved.
  */
 export async function resolveEmptied(catalog: Catalog, tenant: string, signatures: Iterable<string>, actor: string): Promise<string[]> {
   const resolved: string[] = [];
@@ -47,7 +47,7 @@ export async function resolveEmptied(catalog: Catalog, tenant: string, signature
     if (status === 'resolved' || status === 'ignored') continue;
     const left = await catalog.deadLetters.list(tenant, { signature, status: ['open', 'held'] }, 1);
     if (left.entries.length > 0) continue;
-    await catalog.deadLetters.updateGroup(tenant, signature, { status: 'resolved', note: 'every entry replayed' }, actor);
+    await catalog.deadLetters.updateGroup(tenant, signature, { status: 'resolved', note: 'no entry left open or held (replayed or discarded)' }, actor);
     resolved.push(signature);
   }
   return resolved;

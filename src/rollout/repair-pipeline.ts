@@ -1,4 +1,5 @@
 import type { LogEntry, LogRecord } from '../core/types.js';
+import { resolveEmptied } from '../ops/dlq-groups.js';
 import type { BackfillSpec } from '../ports/backfill.js';
 import type { DeadLetterRow } from '../ports/dead-letters.js';
 import type { EventPosition, Store, VersionOf } from '../ports/store.js';
@@ -171,10 +172,14 @@ export async function finishPipelineRepair(deps: PipelineRepairDeps, r: Rollout,
 /** Replays a tenant's open dead letters since `from` whose message ends with `suffix` (the candidate's); answers how many were replayed. */
 async function replayDeadLetters(deps: ReplayDeps, tenant: string, suffix: string, from: number, now: number): Promise<number> {
   const ids: string[] = [];
+  const signatures = new Set<string>();
   let cursor: string | null = null;
   do {
     const page: { entries: DeadLetterRow[]; cursor: string | null } = await deps.catalog.deadLetters.list(tenant, { from, to: now + 1, status: ['open'] }, PAGE, cursor);
-    for (const e of page.entries) if (e.message.endsWith(suffix)) ids.push(e.idempotencyKey);
+    for (const e of page.entries) if (e.message.endsWith(suffix)) {
+      ids.push(e.idempotencyKey);
+      signatures.add(e.signature);
+    }
     cursor = page.cursor;
   } while (cursor);
   let replayed = 0;
@@ -182,6 +187,8 @@ async function replayDeadLetters(deps: ReplayDeps, tenant: string, suffix: strin
     const report = await replay(deps, tenant, { filter: { ids: ids.slice(i, i + PAGE) }, limit: PAGE, rate: 0, dryRun: false });
     replayed += report.replayed + report.duplicates;
   }
+  // The groups the repair emptied are resolved, as an operator's replay resolves them.
+  await resolveEmptied(deps.catalog, tenant, signatures, 'rollout repair');
   return replayed;
 }
 

@@ -1,4 +1,5 @@
 import type { DeadLetterRow } from '../ports/dead-letters.js';
+import { resolveEmptied } from '../ops/dlq-groups.js';
 import { replay, type ReplayDeps } from '../ops/replay.js';
 import { repaired, type Rollout } from './machine.js';
 
@@ -23,6 +24,7 @@ export async function repairRollout(deps: ReplayDeps, r: Rollout, now: number): 
   if (!('schema' in r.change)) return repaired(r, now, { repaired: 0, past_retention: 0 }, 'nothing to re-derive for this change kind yet');
   const { type, version } = r.change.schema;
   const ids: string[] = [];
+  const signatures = new Set<string>();
   let cursor: string | null = null;
   do {
     const page: { entries: DeadLetterRow[]; cursor: string | null } = await deps.catalog.deadLetters.list(
@@ -31,7 +33,10 @@ export async function repairRollout(deps: ReplayDeps, r: Rollout, now: number): 
       PAGE,
       cursor,
     );
-    for (const e of page.entries) if (e.schemaVersion === version) ids.push(e.idempotencyKey);
+    for (const e of page.entries) if (e.schemaVersion === version) {
+      ids.push(e.idempotencyKey);
+      signatures.add(e.signature);
+    }
     cursor = page.cursor;
   } while (cursor);
   let done = 0;
@@ -41,6 +46,8 @@ export async function repairRollout(deps: ReplayDeps, r: Rollout, now: number): 
     done += report.replayed + report.duplicates;
     failed += report.failed;
   }
+  // The groups the repair emptied are resolved, as an operator's replay resolves them.
+  await resolveEmptied(deps.catalog, r.tenant, signatures, `rollout ${r.id} repair`);
   const { rederived_dead: before = 0, ...rest } = r.repair;
   if (done > 0) return { ...r, repair: { ...rest, rederived_dead: before + done }, updated_at: now };
   const reason = `re-derived ${before} events dead-lettered by version ${version}'s enforcement with the active schema${failed > 0 ? `; ${failed} fail the active schema too and stay dead-lettered` : ''}`;

@@ -140,6 +140,10 @@ export function rolloutScenarios(name: string, start: () => Promise<RolloutTarge
       expect(repairedCount).toBeGreaterThan(0);
       expect(fixed.body!.repair).toMatchObject({ status: 'done', past_retention: 0 });
       expect(fixed.body!.decisions.at(-1)).toMatchObject({ verdict: 'repair', actor: 'controller' });
+      // The dead-letter groups the repair emptied are resolved, as an operator's replay resolves them.
+      const groups = (await call(keys.adminKey, 'GET', '/v1/dlq/groups?status=replayed')).body!.groups as { status: string; history: { actor: string }[] }[];
+      expect(groups.length).toBeGreaterThan(0);
+      for (const g of groups) expect(g).toMatchObject({ status: 'resolved', history: [expect.objectContaining({ actor: expect.stringMatching(/^rollout .* repair$/) })] });
       // After the rollback, version 2 is enforced nowhere: new failing events are stored, and
       // the schema's listing says which version is (the newest is 2, the enforced 1).
       expect((await call(keys.adminKey, 'GET', '/v1/schemas/checkout')).body).toMatchObject({ version: 2, enforced_version: 1 });

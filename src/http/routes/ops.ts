@@ -170,9 +170,17 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
     if (Object.keys(filter).length === 0) {
       throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'name what to discard: "id", "group", "type", "reason", "from" or "to"', { field: 'body' });
     }
+    // The groups it empties are resolved, as a replay's are: their signatures, read before.
+    const signatures = new Set<string>();
+    for (let cursor: string | null = null, pages = 0; pages < 100; pages++) {
+      const page: Awaited<ReturnType<typeof dlq.list>> = await dlq.list(tenant, { ...filter, status: ['open', 'held'] }, 1000, cursor);
+      for (const e of page.entries) signatures.add(e.signature);
+      cursor = page.cursor;
+      if (cursor === null) break;
+    }
     const discarded = await dlq.discard(tenant, filter, optInt(body, 'limit', 1, 1_000_000) ?? 10_000);
     await catalog.audit({ tenant, actor: keyId, action: 'dlq.discard', subject: filter.signature ?? filter.type ?? '*', detail: { filter, discarded, reason: why } });
-    return { discarded };
+    return { discarded, resolved_groups: await resolveEmptied(catalog, tenant, signatures, keyId) };
   });
 
   app.get('/v1/tenant', async (request) => {
