@@ -151,7 +151,7 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
     }
     case 'groups': {
       const r = await call<{ groups: { group: string; status: string; owner: string | null; reason: string; path: string; template: string; count: number; types: string[] }[] }>(
-        t, 'GET', `/v1/dlq/groups${qs({ ...filterQuery(flags), limit: flags.limit })}`,
+        t, 'GET', `/v1/dlq/groups${qs({ ...filterQuery(flags), limit: flags.limit, group_status: flags.groupStatus })}`,
       );
       print(t, r, () =>
         r.groups.length === 0

@@ -35,7 +35,7 @@ export function addRegistryCommands(program: Command, act: Act): void {
       .option('--group <signature>', 'an error signature (see dlq groups)')
       .option('--from <time>', 'e.g. -24h')
       .option('--to <time>', 'e.g. now')
-      .option('--status <list>', 'open,held')
+      .option('--status <list>', "the entries' status: open,held,replayed,discarded")
       .option('--limit <n>', 'at most')
       .option('--id <keys>', 'idempotency keys, comma-separated');
   const dlqSub = (name: string, description: string, args: string[], extra: (c: Command) => Command) => {
@@ -51,7 +51,7 @@ export function addRegistryCommands(program: Command, act: Act): void {
       );
   };
   dlqSub('list', 'dead letters, newest first', [], (c) => filters(c).option('--cursor <c>', 'next page'));
-  dlqSub('groups', 'dead letters by error signature', [], filters);
+  dlqSub('groups', 'dead letters by error signature', [], (c) => filters(c).option('--group-status <list>', "the groups' own status: open,acknowledged,resolved,ignored"));
   dlqSub('show', 'one dead letter', ['<idempotency-key>'], (c) => c);
   dlqSub('replay', 'replay through the live path with the original keys (twice changes nothing)', [], (c) =>
     filters(c)

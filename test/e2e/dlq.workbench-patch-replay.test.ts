@@ -95,6 +95,12 @@ describe('dead-letter workbench', () => {
     expect(one.body).toMatchObject({ group: wrongType.group, status: 'resolved', count: 35, reason: 'schema_violation', path: '/properties/amount' });
     expect(one.body.history.map((h: any) => h.status)).toEqual(['acknowledged', 'resolved']);
     expect((await admin('GET', '/v1/dlq/groups/no-such-group')).status).toBe(404);
+    // Groups by their own status (not their entries'): the resolved one, and nothing else.
+    expect((await admin('GET', '/v1/dlq/groups?group_status=resolved')).body.groups.map((g: any) => g.group)).toEqual([wrongType.group]);
+    expect((await admin('GET', '/v1/dlq/groups?group_status=ignored')).body.groups).toEqual([]);
+    const mixedUp = await admin('GET', '/v1/dlq/groups?status=resolved');
+    expect(mixedUp.status).toBe(400);
+    expect(mixedUp.body.message).toMatch(/a group's own status .* is filtered with "group_status" \(sluice dlq groups --group-status\)/);
 
     // Queries count each event once; nothing is lost or doubled.
     const q = await read('POST', '/v1/query', { event: 'checkout', from: new Date(Date.now() - 3_600_000).toISOString(), to: new Date(Date.now() + 3_600_000).toISOString(), interval: null, measures: ['count'] });

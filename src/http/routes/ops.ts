@@ -34,7 +34,7 @@ export function quotaPatch(f: Fields): TenantQuota | null {
 function filterOf(f: Fields, now: number): DeadLetterFilter {
   const status = optStrings(f, 'status', 4);
   if (status?.some((s) => !STATUSES.includes(s as DeadLetterStatus))) {
-    throw new SluiceError('SLUICE_ERR_INVALID_BODY', `"status" must be among ${STATUSES.join(', ')}`, { field: 'status' });
+    throw new SluiceError('SLUICE_ERR_INVALID_BODY', `"status" (an entry's) must be among ${STATUSES.join(', ')}; a group's own status (${GROUP_STATUSES.join(', ')}) is filtered with "group_status" (sluice dlq groups --group-status)`, { field: 'status' });
   }
   const filter: DeadLetterFilter = {};
   const ids = optStrings(f, 'id', 1000);
@@ -100,9 +100,17 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
 
   app.get<{ Querystring: Fields }>('/v1/dlq/groups', async (request) => {
     const { tenant } = await authenticate(catalog, request, 'admin');
-    const q = objectBody(request.query, [...FILTER_FIELDS, 'limit']);
-    const groups = await withStates(catalog, tenant, await dlq.groups(tenant, filterOf(q, Date.now()), optInt(q, 'limit', 1, 500) ?? 50));
-    return { groups: groups.map(wireGroup) };
+    const q = objectBody(request.query, [...FILTER_FIELDS, 'limit', 'group_status']);
+    // `group_status`: the groups' own lifecycle (open, acknowledged, resolved, ignored); `status` is their entries'.
+    const groupStatus = optStrings(q, 'group_status', 4);
+    if (groupStatus?.some((s) => !GROUP_STATUSES.includes(s as GroupStatus))) {
+      throw new SluiceError('SLUICE_ERR_INVALID_BODY', `"group_status" must be among ${GROUP_STATUSES.join(', ')}`, { field: 'group_status' });
+    }
+    const filter = filterOf(q, Date.now());
+    // A resolved group's entries were all replayed or discarded: looked for among every status.
+    if (groupStatus && !filter.status) filter.status = [...STATUSES];
+    const groups = await withStates(catalog, tenant, await dlq.groups(tenant, filter, optInt(q, 'limit', 1, 500) ?? 50));
+    return { groups: groups.filter((g) => !groupStatus || groupStatus.includes(g.state.status)).map(wireGroup) };
   });
 
   // One group, whatever its entries' statuses (a resolved group's entries were all replayed).
