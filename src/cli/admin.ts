@@ -43,7 +43,9 @@ function readSchema(file: string | undefined): unknown {
 
 function describePublish(r: PublishReport): string {
   const lines = [
-    r.published ? `published "${r.type}" version ${r.version} (owner ${r.owner})` : `"${r.type}" version ${r.version} (owner ${r.owner}): dry run, nothing changed`,
+    r.published
+      ? `published "${r.type}" version ${r.version} (owner ${r.owner})`
+      : `"${r.type}" version ${r.version} (owner ${r.owner}): ${r.dry_run ? 'dry run' : 'not published'}, nothing changed`,
     `compatible with the previous version: ${r.incompatibilities.length === 0 ? 'yes' : 'no'}`,
     ...r.incompatibilities.map((i) => `  ${i.path}: ${i.message}`),
     r.traffic.checked === 0
