@@ -111,7 +111,7 @@ export class ExpressionError extends Error {
  * dot, a name and its parenthesis and hide a call from the rename.
  */
 export function bindTypeIdentifier(source: string): string {
-  return renameIdentifiers(eachOutsideStrings(source, (code) => code.replace(/\/\/[^\n]*/g, ' ')));
+  return eachOutsideStrings(source, (code) => renameIdentifiers(code.replace(/\/\/[^\n]*/g, ' ')));
 }
 
 /**
@@ -149,22 +149,12 @@ function eachOutsideStrings(source: string, edit: (code: string) => string): str
   return out + edit(code);
 }
 
+/** The renames of bindTypeIdentifier in a run of code without string literals or comments. */
 function renameIdentifiers(source: string): string {
   let out = '';
   let i = 0;
   while (i < source.length) {
     const c = source[i]!;
-    if (c === '"' || c === "'") {
-      const triple = source.startsWith(c.repeat(3), i);
-      const quote = triple ? c.repeat(3) : c;
-      const raw = i > 0 && /[rR]/.test(source[i - 1]!);
-      let j = i + quote.length;
-      while (j < source.length && !source.startsWith(quote, j)) j += !raw && source[j] === '\\' ? 2 : 1;
-      j = Math.min(source.length, j + quote.length);
-      out += source.slice(i, j);
-      i = j;
-      continue;
-    }
     if (/[A-Za-z_]/.test(c)) {
       let j = i + 1;
       while (j < source.length && /[A-Za-z0-9_]/.test(source[j]!)) j++;
