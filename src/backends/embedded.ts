@@ -7,6 +7,7 @@ import type { Finding } from './backend.js';
 import { DuckdbStore } from './duckdb/store.js';
 import { SqliteCatalog } from './sqlite/catalog.js';
 import { SqliteLog } from './sqlite/log.js';
+import { positionsFile } from './sqlite/positions.js';
 
 /**
  * The embedded default: the log and the catalog in one SQLite file, the store in one DuckDB
@@ -27,32 +28,29 @@ export function probeEmbeddedFile(dataDir: string, what: Finding['what'], file: 
   if (!fs.existsSync(dir)) {
     return [{ level: 'warn', what, detail: `no data directory at ${dir}: nothing is stored there yet ("sluice up" makes it). If you expected data there, fix --data-dir.` }];
   }
-  let size: number;
-  try {
-    size = fs.statSync(at).size;
-  } catch {
-    return [{ level: 'warn', what, detail: `no ${path.basename(at)} in ${dir} yet ("sluice up" makes it). If you expected data there, fix --data-dir.` }];
-  }
+  const size = sizeOf(at);
+  if (size < 0) return [{ level: 'warn', what, detail: `no ${path.basename(at)} in ${dir} yet ("sluice up" makes it). If you expected data there, fix --data-dir.` }];
   return [{ level: 'ok', what, detail: `${detail}: ${path.basename(at)} in ${dir}, ${(size / 1024 / 1024).toFixed(1)} MiB` }];
 }
 
 /**
  * Refuses to open a data directory whose `sluice.db` (the log and the catalog) is missing or
- * empty while the log's offsets file beside it is there: the file was deleted or truncated. Opened anyway, it would start as a fresh install, with new
- * keys for a new default tenant over the old store, and the store, which remembers the log's
- * offsets it applied, would take the new log's first records for ones it already has: they
- * would be acknowledged and never stored. SLUICE_ERR_DATA_DAMAGED, with the way out.
+ * empty while the log's offsets file beside it is there: the file was deleted or truncated.
+ * Opened anyway, it would start as a fresh install, with new keys for a new default tenant
+ * over the old store, and the store, which remembers the log's offsets it applied, would take
+ * the new log's first records for ones it already has: they would be acknowledged and never
+ * stored. SLUICE_ERR_DATA_DAMAGED, with the way out.
  */
 export function refuseLostLog(dataDir: string): void {
   const { sqlite } = embeddedPaths(dataDir);
-  if (sizeOf(sqlite) > 0) return;
+  const size = sizeOf(sqlite);
   // The store alone is no proof (another process may have made it first); the workers compare
   // its applied offsets with the log's heads before they consume (startWorkers).
-  const left = [`${sqlite}-offsets`].filter((f) => sizeOf(f) > 0);
-  if (left.length === 0) return;
+  const offsets = positionsFile(sqlite);
+  if (size > 0 || sizeOf(offsets) <= 0) return;
   throw new SluiceError(
     'SLUICE_ERR_DATA_DAMAGED',
-    `${sqlite} is ${sizeOf(sqlite) === 0 ? 'empty' : 'missing'}, but ${left.map((f) => path.basename(f)).join(' and ')} ${left.length > 1 ? 'are' : 'is'} still in ${path.resolve(dataDir)}: the log and the catalog (tenants, keys, schemas) were lost. sluice will not start over them as a fresh install: restore ${path.basename(sqlite)} (with its -wal file) from a backup; or, to start afresh, move the whole data directory aside.`,
+    `${sqlite} is ${size === 0 ? 'empty' : 'missing'}, but ${path.basename(offsets)} is still in ${path.resolve(dataDir)}: the log and the catalog (tenants, keys, schemas) were lost. sluice will not start over them as a fresh install: restore ${path.basename(sqlite)} (with its -wal file) from a backup; or, to start afresh, move the whole data directory aside.`,
     { field: 'dataDir' },
   );
 }
