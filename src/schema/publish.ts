@@ -81,8 +81,9 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
   const sample = await deps.recent(tenant, type, TRAFFIC_SAMPLE).catch(() => null);
   // Traffic that is not stored counts too: events held while the tenant is paused, or
   // dead-lettered (an unknown type under unknown_types: dead-letter) are the type's traffic.
-  const unstored = !latest && grant.scope !== 'admin' && !req.dryRun && sample?.length === 0 ? (await deps.catalog.deadLetters.list(tenant, { type, status: ['open', 'held'] }, 1)).entries.length : 0;
-  if (!latest && grant.scope !== 'admin' && !req.dryRun && (sample?.length !== 0 || unstored > 0)) {
+  const claiming = !latest && grant.scope !== 'admin' && !req.dryRun;
+  const unstored = claiming && sample?.length === 0 ? (await deps.catalog.deadLetters.list(tenant, { type, status: ['open', 'held'] }, 1)).entries.length : 0;
+  if (claiming && (sample?.length !== 0 || unstored > 0)) {
     // A schema key claims the types its team starts; one that already flows belongs to other
     // producers too, and a claim could dead-letter all of it.
     const seen =

@@ -46,6 +46,13 @@ interface TenantCache {
  * a later rollout of it was promoted. The rollout enforces it in the workers, for its cohort.
  * Read from the rollouts' records without knowing more of them than their change.
  */
+/** The version ingest enforces among `versions` of one type: the newest that is not `held` (see heldVersions); null when every one is. */
+export function enforcedVersion(versions: readonly number[], held: ReadonlySet<number> | undefined): number | null {
+  let newest: number | null = null;
+  for (const v of versions) if (!held?.has(v) && (newest === null || v > newest)) newest = v;
+  return newest;
+}
+
 export function heldVersions(rollouts: readonly { kind: string; state: string; doc: unknown }[]): Map<string, Set<number>> {
   const promoted = new Set<string>();
   const held = new Map<string, Set<number>>();
@@ -219,7 +226,11 @@ export class SchemaRegistry {
       if (c === undefined) {
         let latest = await this.catalog.schemas.latest(tenant, type);
         const held = t.held.get(type);
-        if (latest && held?.has(latest.version)) latest = (await this.catalog.schemas.versions(tenant, type)).filter((v) => !held.has(v.version)).reduce<typeof latest | null>((a, v) => (a && a.version > v.version ? a : v), null);
+        if (latest && held?.has(latest.version)) {
+          const versions = await this.catalog.schemas.versions(tenant, type);
+          const enforced = enforcedVersion(versions.map((v) => v.version), held);
+          latest = versions.find((v) => v.version === enforced) ?? null;
+        }
         c = latest ? compile(this.ajv, latest.schema, latest.version, latest.owner) : null;
         // A flood of made-up types must not grow the cache without bound.
         if (t.types.size >= MAX_TYPES_CACHED) t.types.clear();

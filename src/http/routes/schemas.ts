@@ -6,7 +6,7 @@ import type { Catalog } from '../../ports/catalog.js';
 import type { SchemaVersion } from '../../ports/schemas.js';
 import { diff } from '../../schema/diff.js';
 import { publishSchema, type PublishDeps } from '../../schema/publish.js';
-import { heldVersions } from '../../schema/registry.js';
+import { enforcedVersion, heldVersions } from '../../schema/registry.js';
 
 function wire(v: SchemaVersion) {
   return {
@@ -39,17 +39,17 @@ export function schemaRoutes(app: FastifyInstance, deps: PublishDeps): void {
   // `enforced_version`: the version ingest enforces, which is not the newest while the newest
   // is under a rollout of its enforcement or its rollout ended without a promote (rolled back,
   // aborted): then only the rollout's cohort met it (see heldVersions). Null: none is enforced.
-  const enforcedVersion = async (tenant: string, type: string, latest: number, held: Map<string, Set<number>>): Promise<number | null> => {
-    const h = held.get(type);
-    if (!h?.has(latest)) return latest;
-    const versions = (await catalog.schemas.versions(tenant, type)).map((v) => v.version).filter((v) => !h.has(v));
-    return versions.length === 0 ? null : Math.max(...versions);
-  };
-
   app.get('/v1/schemas', async (request) => {
     const { tenant } = await authenticate(catalog, request, readers);
     const held = heldVersions(await catalog.rollouts.list(tenant));
-    const schemas = await Promise.all((await catalog.schemas.list(tenant)).map(async (v) => ({ ...wire(v), enforced_version: await enforcedVersion(tenant, v.type, v.version, held) })));
+    const schemas = await Promise.all(
+      (await catalog.schemas.list(tenant)).map(async (v) => {
+        const h = held.get(v.type);
+        // Only a type whose newest version is held needs its other versions read.
+        const enforced = h?.has(v.version) ? enforcedVersion((await catalog.schemas.versions(tenant, v.type)).map((x) => x.version), h) : v.version;
+        return { ...wire(v), enforced_version: enforced };
+      }),
+    );
     return { schemas, settings: await catalog.settings(tenant) };
   });
 
@@ -58,8 +58,10 @@ export function schemaRoutes(app: FastifyInstance, deps: PublishDeps): void {
     const version = optInt(request.query, 'version', 1, 1_000_000);
     const v = await versionOf(catalog, tenant, request.params.type, version);
     const versions = await catalog.schemas.versions(tenant, request.params.type);
-    const latest = Math.max(...versions.map((s) => s.version));
-    const enforced = await enforcedVersion(tenant, request.params.type, latest, heldVersions(await catalog.rollouts.list(tenant)));
+    const enforced = enforcedVersion(
+      versions.map((s) => s.version),
+      heldVersions(await catalog.rollouts.list(tenant)).get(request.params.type),
+    );
     return {
       ...wire(v),
       enforced_version: enforced,
