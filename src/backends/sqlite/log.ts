@@ -1,6 +1,5 @@
 import { systemClock, type Clock } from '../../core/clock.js';
 import fs from 'node:fs';
-import path from 'node:path';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
 import type { Lease, Log, LogCapabilities, LogHealth, PartitionPosition } from '../../ports/log.js';
@@ -14,13 +13,7 @@ import { APPEND_BUSY_MS, withBusyTimeout } from './busy.js';
 import { GroupCommit, type Pending } from './group-commit.js';
 import { searchOffsetForTime } from '../offset-for-time.js';
 import { SqliteLeases } from './leases.js';
-
-/**
- * After appends failed for a full disk, readiness comes back once this much is free beside
- * the log's file (bytes): twice the largest request body once decompressed (10 MiB), so that
- * the next batch fits with its WAL pages.
- */
-export const FREE_BYTES_TO_RESUME = 32 * 1024 * 1024;
+import { canWriteAgain, markUnusable, refuseIfUnusable } from './log-condition.js';
 
 export interface SqliteLogOptions {
   file: string;
@@ -164,7 +157,6 @@ export class SqliteLog implements Log {
       receivedAt: db.prepare('SELECT received_at FROM records WHERE id = ?'),
       firstFrom: db.prepare(`SELECT id & ${OFFSET_SPAN - 1} AS o, received_at AS at FROM records WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 1`),
       first: db.prepare('SELECT min(id) FROM records WHERE id BETWEEN ? AND ?').pluck(),
-      probe: db.prepare("INSERT INTO meta (k, v) VALUES ('write_probe', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"),
       offsets: pos.prepare('SELECT p, committed FROM offsets WHERE grp = ?'),
       minCommitted: pos.prepare('SELECT min(committed) AS c, count(*) AS n FROM offsets WHERE p = ?'),
       // Only the oldest `limit` acked records of a partition are looked at, and those past the
@@ -424,11 +416,8 @@ export class SqliteLog implements Log {
       const ledger = this.ledger.stats();
       const sizes = { bytes, ledgerKeys: ledger.tailKeys + ledger.runKeys, ledgerFilterBytes: ledger.filterBytes };
       let failing = this.groups.failure;
-      // Appends failed: whether the log can write again is asked of the disk, so that readiness
-      // comes back when space does, not only at the next append (which a balancer routing on
-      // /readyz would never send). After a full disk, room for a request's worth of records
-      // is wanted (a few bytes may be free while a batch does not fit), then one small write.
-      if (failing && (await this.canWriteAgain(failing.message))) failing = this.groups.failure = null;
+      // Appends failed: asked of the disk whether they could succeed now (log-condition.ts).
+      if (failing && (await canWriteAgain(this.db, this.opts.file, failing.message, this.opts.clock.now()))) failing = this.groups.failure = null;
       if (failing) return { ok: false, detail: `appends fail since ${new Date(failing.at).toISOString()}: ${failing.message}`, ...sizes };
       return { ok: true, ...sizes, ...(this.recordBytes > 0 ? { recordBytes: Math.round(this.recordBytes) } : {}) };
     } catch (e: unknown) {
@@ -437,25 +426,7 @@ export class SqliteLog implements Log {
   }
 
   async markUnusable(reason: string): Promise<void> {
-    this.db.prepare("INSERT INTO meta (k, v) VALUES ('unusable', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(JSON.stringify({ at: this.opts.clock.now(), reason }));
-  }
-
-  /**
-   * Whether appends that failed with `failure` could succeed now: after a full disk, at least
-   * FREE_BYTES_TO_RESUME free beside the log's file; then one small durable write (a row of
-   * `meta`) must succeed.
-   */
-  private async canWriteAgain(failure: string): Promise<boolean> {
-    if (/out of disk space/.test(failure)) {
-      const free = await fs.promises.statfs(path.dirname(this.opts.file)).then((f) => f.bavail * f.bsize, () => 0);
-      if (free < FREE_BYTES_TO_RESUME) return false;
-    }
-    try {
-      this.stmts.probe.run(String(this.opts.clock.now()));
-      return true;
-    } catch {
-      return false;
-    }
+    markUnusable(this.db, reason, this.opts.clock.now());
   }
 
   /**
@@ -491,12 +462,4 @@ export class SqliteLog implements Log {
       // Closing twice or after a fatal I/O error: nothing left to release.
     }
   }
-}
-
-/** Throws SLUICE_ERR_DATA_DAMAGED when the log was marked unusable (Log.markUnusable). */
-function refuseIfUnusable(db: SqliteDatabase, file: string): void {
-  const row = db.prepare("SELECT v FROM meta WHERE k = 'unusable'").get() as { v: string } | undefined;
-  if (!row) return;
-  const { at, reason } = JSON.parse(row.v) as { at: number; reason: string };
-  throw new SluiceError('SLUICE_ERR_DATA_DAMAGED', `${file} was found at ${new Date(at).toISOString()} not to be the log its store was filled from, and is not served from again: ${reason}`, { field: 'dataDir' });
 }
