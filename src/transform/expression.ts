@@ -1,5 +1,5 @@
 import { Environment } from '@marcbachmann/cel-js';
-import { RE2JS } from 're2js';
+import { linearRegExp, type LinearRegExp } from '../schema/patterns.js';
 
 /**
  * CEL expressions over one event (the Common Expression Language: https://github.com/google/cel-spec),
@@ -63,7 +63,7 @@ const TYPE_VARIABLE = 'event__type';
  */
 const LINEAR_MATCHES = 'sluice_linear_matches';
 /** Compiled patterns, most recently used last: an expression usually has a literal one. */
-const PATTERNS = new Map<string, RE2JS>();
+const PATTERNS = new Map<string, LinearRegExp>();
 const MAX_PATTERNS = 256;
 
 function linearMatches(s: string, pattern: string): boolean {
@@ -71,17 +71,16 @@ function linearMatches(s: string, pattern: string): boolean {
   if (re) PATTERNS.delete(pattern);
   else {
     try {
-      re = RE2JS.compile(pattern);
-    } catch (e: unknown) {
+      re = linearRegExp(pattern);
+    } catch {
       // The pattern came from the event (a literal one was checked when compiled): its shape only, never its text.
-      void e;
       throw new Error(`matches: the pattern (${pattern.length} characters, from the event) is not one RE2 can run; CEL patterns are RE2 syntax: no lookaround, no backreferences`);
     }
     if (PATTERNS.size >= MAX_PATTERNS) PATTERNS.delete(PATTERNS.keys().next().value!);
   }
   PATTERNS.set(pattern, re);
-  // CEL's matches is a search (unanchored), as RE2's PartialMatch.
-  return re.matcher(s).find();
+  // CEL's matches is a search (unanchored), as a schema's pattern is.
+  return re.test(s);
 }
 
 const env = new Environment({
@@ -231,7 +230,7 @@ export function compileExpression(source: string, expect?: 'bool', options: Comp
   if (callsNamed(parsed.ast, 'matches')) throw new ExpressionError('write matches as a method call, text.matches(pattern)');
   for (const pattern of literalPatterns(parsed.ast)) {
     try {
-      RE2JS.compile(pattern);
+      linearRegExp(pattern);
     } catch (e: unknown) {
       throw new ExpressionError(`matches: ${JSON.stringify(pattern.slice(0, 100))} is not a pattern RE2 can run (${(e as Error).message}); CEL patterns are RE2 syntax: no lookaround, no backreferences`);
     }
