@@ -29,8 +29,10 @@ export function probeEmbeddedFile(dataDir: string, what: Finding['what'], file: 
     return [{ level: 'warn', what, detail: `no data directory at ${dir}: nothing is stored there yet ("sluice up" makes it). If you expected data there, fix --data-dir.` }];
   }
   const size = sizeOf(at);
+  // SQLite's write-ahead log holds what is not checkpointed yet: part of the file's size.
+  const wal = Math.max(0, sizeOf(`${at}-wal`));
   if (size < 0) return [{ level: 'warn', what, detail: `no ${path.basename(at)} in ${dir} yet ("sluice up" makes it). If you expected data there, fix --data-dir.` }];
-  return [{ level: 'ok', what, detail: `${detail}: ${path.basename(at)} in ${dir}, ${(size / 1024 / 1024).toFixed(1)} MiB` }];
+  return [{ level: 'ok', what, detail: `${detail}: ${path.basename(at)} in ${dir}, ${((size + wal) / 1024 / 1024).toFixed(1)} MiB${wal > 0 ? ' with its -wal' : ''}` }];
 }
 
 /**
