@@ -7,7 +7,7 @@ import { immediate, openDatabase, type Fsync, type SqliteDatabase } from './data
 import { openPositions, positionsFile } from './positions.js';
 import { replayDedupeKey } from '../../core/hash.js';
 import { deliveryWindow } from '../delivery.js';
-import { OFFSET_SPAN, packTraceparent, recordId, toRecord, type RecordRow } from './records.js';
+import { OFFSET_SPAN, packTraceparent, RANGE_SQL, recordId, toRecord, type RecordRow } from './records.js';
 import { KeyLedger } from './ledger.js';
 import { APPEND_BUSY_MS, withBusyTimeout } from './busy.js';
 import { GroupCommit, type Pending } from './group-commit.js';
@@ -150,10 +150,7 @@ export class SqliteLog implements Log {
          ON CONFLICT (grp, p) DO UPDATE SET from_o = excluded.from_o, to_o = excluded.to_o, win = excluded.win, attempts = excluded.attempts`,
       ),
       clearDelivery: pos.prepare('DELETE FROM deliveries WHERE grp = ? AND p = ? AND to_o <= ?'),
-      range: db.prepare(
-        `SELECT id >> 40 AS p, id & ${OFFSET_SPAN - 1} AS o, tenant, type, key, idem, ts, received_at, origin, properties, context, trace, fault, gen
-         FROM records WHERE id BETWEEN ? AND ? ORDER BY id`,
-      ),
+      range: db.prepare(RANGE_SQL).raw(true),
       receivedAt: db.prepare('SELECT received_at FROM records WHERE id = ?'),
       firstFrom: db.prepare(`SELECT id & ${OFFSET_SPAN - 1} AS o, received_at AS at FROM records WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 1`),
       first: db.prepare('SELECT min(id) FROM records WHERE id BETWEEN ? AND ?').pluck(),
@@ -326,7 +323,9 @@ export class SqliteLog implements Log {
     });
     if (!window) return [];
     const rows = this.stmts.range.all(recordId(lease.partition, window.start), recordId(lease.partition, window.end)) as RecordRow[];
-    return rows.map((r) => toRecord(r, window.attempts, window.suspect));
+    const out = new Array<LogRecord>(rows.length);
+    for (let i = 0; i < rows.length; i++) out[i] = toRecord(rows[i]!, window.attempts, window.suspect);
+    return out;
   }
 
   async readAt(partition: number, offsets: readonly number[]): Promise<LogRecord[]> {

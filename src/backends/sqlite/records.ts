@@ -9,22 +9,20 @@ export function recordId(partition: number, offset: number): number {
   return partition * OFFSET_SPAN + offset;
 }
 
-export interface RecordRow {
-  p: number;
-  o: number;
-  tenant: string;
-  type: string;
-  key: string;
-  idem: string;
-  ts: number;
-  received_at: number;
-  origin: string;
-  properties: string;
-  context: string;
-  trace: Buffer | null;
-  fault: string | null;
-  gen: number | null;
-}
+/**
+ * The columns of a record as the range read returns them (`.raw()`: an array per row, in this
+ * order): p, o, tenant, type, key, idem, ts, received_at, origin, properties, context, trace,
+ * fault, gen. Arrays instead of one object per row, and each record built with one literal:
+ * 1.6 µs a record against 3.8-4.5 µs for objects spread into the record (400,000 rows of
+ * 5,000, better-sqlite3 12, 2 cores).
+ */
+export type RecordRow = [
+  p: number, o: number, tenant: string, type: string, key: string, idem: string, ts: number, receivedAt: number,
+  origin: string, properties: string, context: string, trace: Buffer | null, fault: string | null, gen: number | null,
+];
+
+export const RANGE_SQL = `SELECT id >> 40 AS p, id & ${OFFSET_SPAN - 1} AS o, tenant, type, key, idem, ts, received_at, origin, properties, context, trace, fault, gen
+  FROM records WHERE id BETWEEN ? AND ? ORDER BY id`;
 
 /**
  * A W3C traceparent (`00-<trace id>-<span id>-<flags>`, 55 characters) as 25 bytes: it is
@@ -49,22 +47,23 @@ function unpackTraceparent(b: Buffer): string {
 }
 
 export function toRecord(r: RecordRow, attempt: number, suspect: boolean): LogRecord {
-  return {
-    partition: r.p,
-    offset: r.o,
-    tenant: r.tenant,
-    type: r.type,
-    key: r.key,
-    idempotencyKey: r.idem,
-    ts: r.ts,
-    receivedAt: r.received_at,
-    origin: r.origin as Origin,
-    properties: r.properties,
-    context: r.context,
-    ...(r.trace === null ? {} : { trace: unpackTraceparent(r.trace) }),
-    ...(r.fault === null ? {} : { fault: JSON.parse(r.fault) as Fault }),
-    ...(r.gen === null ? {} : { replay: r.gen }),
+  const rec: LogRecord = {
+    partition: r[0],
+    offset: r[1],
+    tenant: r[2],
+    type: r[3],
+    key: r[4],
+    idempotencyKey: r[5],
+    ts: r[6],
+    receivedAt: r[7],
+    origin: r[8] as Origin,
+    properties: r[9],
+    context: r[10],
     attempt,
-    ...(suspect ? { suspect } : {}),
   };
+  if (r[11] !== null) rec.trace = unpackTraceparent(r[11]);
+  if (r[12] !== null) rec.fault = JSON.parse(r[12]) as Fault;
+  if (r[13] !== null) rec.replay = r[13];
+  if (suspect) rec.suspect = suspect;
+  return rec;
 }
