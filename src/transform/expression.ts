@@ -1,5 +1,6 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { linearRegExp, type LinearRegExp } from '../schema/patterns.js';
+import { loopInvariants, MAX_ITERATION_STEPS, weigh, type Invariant } from './iteration-cost.js';
 
 /**
  * CEL expressions over one event (the Common Expression Language: https://github.com/google/cel-spec),
@@ -18,8 +19,9 @@ import { linearRegExp, type LinearRegExp } from '../schema/patterns.js';
  *   and an expression has at most `MAX_AST_NODES` nodes and `MAX_DEPTH` levels (checked when
  *   compiled), so that iteration costs at most (AST nodes) × (list length), and ingest bounds
  *   an event's size (`limits.eventBytes`). Two nested over a 5,000-item list took 1.8 s an
- *   event. Not bounded yet: an operator inside a comprehension's body that itself walks a list
- *   of the event (`x in properties.l`, `properties.l + properties.l`) is quadratic again.
+ *   event. An operator in a body that walks another value of the event on every turn
+ *   (`x in properties.l`, `properties.s.contains(x)`) is weighed against the event before
+ *   each evaluation, and refused past `MAX_ITERATION_STEPS` (iteration-cost.ts).
  *
  * The bound is static on purpose: a wall-clock limit per evaluation was tried and dead-lettered
  * ordinary events whenever a garbage collection or a busy core paused the store thread, so
@@ -218,8 +220,9 @@ export interface CompileOptions {
 export function compileExpression(source: string, expect?: 'bool', options: CompileOptions = {}): Expression {
   if (typeof source !== 'string' || source.trim() === '') throw new ExpressionError('an expression must be a non-empty string');
   let parsed: ReturnType<typeof env.parse>;
+  const bound = bindTypeIdentifier(source);
   try {
-    parsed = env.parse(bindTypeIdentifier(source));
+    parsed = env.parse(bound);
   } catch (e: unknown) {
     throw new ExpressionError(plainMessage(e, source));
   }
@@ -238,6 +241,7 @@ export function compileExpression(source: string, expect?: 'bool', options: Comp
   if (comprehensionDepth(parsed.ast) > (options.stored ? 2 : MAX_COMPREHENSION_DEPTH)) {
     throw new ExpressionError('comprehensions (all, exists, exists_one, map, filter) may not nest: one inside another costs the square of the list\'s length; chain them (list.map(x, …).filter(y, …)) or test each list apart');
   }
+  const invariants = loopInvariants(parsed.ast, bound).map((inv) => ({ ...inv, value: env.parse(inv.source) }));
   // A Date per evaluation only for the expressions that name `ts`.
   const readsTs = namesIdentifier(parsed.ast, 'ts');
   // One activation object per compiled expression, its fields replaced per evaluation (one
@@ -253,6 +257,7 @@ export function compileExpression(source: string, expect?: 'bool', options: Comp
     activation.properties = event.properties;
     activation.context = event.context;
     try {
+      if (invariants.length > 0) refuseCostlyIteration(invariants, activation, event);
       value = parsed(activation);
     } catch (e: unknown) {
       throw new ExpressionError(plainMessage(e, source));
@@ -264,6 +269,33 @@ export function compileExpression(source: string, expect?: 'bool', options: Comp
     return toJson(value);
   };
   return Object.assign(evaluate, { reads: mapsRead(parsed.ast) });
+}
+
+/**
+ * Throws when a comprehension's body would walk its loop invariants once per item for more than
+ * MAX_ITERATION_STEPS steps in all over this event (iteration-cost.ts). The weighing stops at the bound.
+ */
+function refuseCostlyIteration(invariants: readonly (Invariant & { value: (a: Activation) => unknown })[], activation: Activation, event: ExpressionEvent): void {
+  let weight = 0;
+  let heaviest = invariants[0]!;
+  let most = 0;
+  for (const inv of invariants) {
+    let w = 0;
+    try {
+      w = weigh(inv.value(activation), MAX_ITERATION_STEPS);
+    } catch {
+      // Fails again where the body reads it, if it is reached at all.
+    }
+    weight += w;
+    if (w > most) [most, heaviest] = [w, inv];
+  }
+  if (weight === 0) return;
+  const cap = Math.ceil(MAX_ITERATION_STEPS / weight) + 1;
+  const items = Math.min(cap, 100 + event.key.length + event.type.length + weigh(event.properties, cap, 1) + weigh(event.context, cap, 1));
+  if (items * weight <= MAX_ITERATION_STEPS) return;
+  throw new Error(
+    `${heaviest.macro}: its body walks ${heaviest.source.slice(0, 60)} (weight ${most.toLocaleString('en-US')}) on each of up to ${items.toLocaleString('en-US')}${items >= cap ? '+' : ''} items of this event, past the limit of ${MAX_ITERATION_STEPS.toLocaleString('en-US')} steps; compare with a literal list, or test those values outside the comprehension`,
+  );
 }
 
 /** Bound to `ts` for an expression that does not name it (CEL checks every declared variable's type). */

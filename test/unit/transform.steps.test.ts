@@ -209,4 +209,29 @@ describe('expression sandbox', () => {
     const chained = compileExpression('properties.list.map(a, a * 2.0).filter(b, b > 100.0).size() == 49 && properties.list.all(c, c >= 0.0)', 'bool');
     expect(chained(e)).toBe(true);
   });
+
+  it('transform.a-comprehension-body-walking-another-list-of-the-event-is-refused-past-its-bound-before-it-runs', () => {
+    const big = (n: number, f: (i: number) => unknown) => Array.from({ length: n }, (_, i) => f(i));
+    const event = (properties: Record<string, unknown>): ExpressionEvent => ({ type: 't', key: 'k', ts: 0, properties, context: {} });
+    // 100,000 items against a list of 100,000: 10^10 steps (minutes) if it ran. It is refused at once, naming the shape only.
+    const member = compileExpression('properties.l.exists(x, x in properties.m)', 'bool');
+    const huge = event({ l: big(100_000, (i) => i + 0.5), m: big(100_000, (i) => -i - 0.5) });
+    const t0 = performance.now();
+    expect(() => member(huge)).toThrow(/exists: its body walks properties\.m \(weight 100,001\).*limit of 2,000,000 steps/);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    // The same event gets the same answer every time (no clock in the bound).
+    expect(() => member(huge)).toThrow(ExpressionError);
+    // A string searched on every turn counts too, and so does a value built from the event.
+    const search = compileExpression('properties.w.exists(x, properties.s.contains(x))', 'bool');
+    expect(() => search(event({ w: big(20_000, (i) => `w${i}`), s: 'ab'.repeat(200_000) }))).toThrow(/walks properties\.s/);
+    // What real pipelines do stays allowed: a scalar of the event compared on each turn, a
+    // literal allow-list, a small list against a small one. A large map looked up on every turn
+    // is refused like a list: cel-js types it from its entries each time (16 s for this one).
+    const items = big(1_000, (i) => ({ sku: `s${i}`, qty: i }));
+    expect(compileExpression('properties.items.exists(i, i.sku == properties.sku)', 'bool')(event({ items, sku: 's999' }))).toBe(true);
+    expect(compileExpression("properties.items.all(i, i.sku in ['a', 'b'])", 'bool')(event({ items }))).toBe(false);
+    expect(compileExpression('properties.items.exists(i, i.sku in properties.allowed)', 'bool')(event({ items, allowed: big(100, (i) => `s${i * 20}`) }))).toBe(true);
+    const byKey = Object.fromEntries(big(50_000, (i) => [`s${i}`, true]));
+    expect(() => compileExpression('properties.items.all(i, i.sku in properties.known)', 'bool')(event({ items, known: byKey }))).toThrow(/walks properties\.known \(weight 100,000\)/);
+  });
 });

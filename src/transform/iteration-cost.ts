@@ -1,0 +1,113 @@
+/**
+ * The cost of a comprehension whose body reads more of the event than its own item.
+ *
+ * Comprehensions may not nest (expression.ts), so each walks one list once. But an operator in
+ * the body can walk another value of the event on every turn: `x in properties.allowed`,
+ * `properties.text.contains(x)`, `x + properties.list`. Over a list of n items and a value of
+ * m, that is n × m steps: 100,000 items against a list of 100,000 is 10^10 steps, minutes of
+ * the store thread for one event. Such values are the body's loop invariants (subexpressions
+ * that name no comprehension variable); they are found when the expression is compiled, and
+ * each evaluation first weighs them against the event:
+ *
+ *   steps ≤ (items the event could offer a comprehension) × (weight of the invariants)
+ *
+ * where an event offers at most one item per list element, map entry or character of a string
+ * (`split` makes a character an item), and a value weighs one per element or entry plus one
+ * per 16 characters of its strings (comparisons and searches run a word at a time). A map
+ * weighs its entries even where `in` looks a key up: cel-js works out a dynamic value's type
+ * (`map<K, V>`) from its entries each time an operator meets it, so `i in properties.known`
+ * with 50,000 keys took 16 s over 1,000 items. An
+ * evaluation whose bound passes `MAX_ITERATION_STEPS` fails with an ExpressionError naming
+ * the comprehension and the sizes, never the values, before anything of it runs: the same
+ * event always gets the same answer (unlike a wall-clock limit, see expression.ts).
+ */
+
+/** The bound: measured, a comprehension at the bound (`in` over lists, cel-js 8) took about 30 ms. */
+export const MAX_ITERATION_STEPS = 2_000_000;
+
+const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
+
+interface Node {
+  op: string;
+  args: unknown;
+  start?: number;
+  end?: number;
+}
+
+function isNode(v: unknown): v is Node {
+  return !!v && typeof v === 'object' && 'op' in v;
+}
+
+/** A body's loop invariant: its source text (of the compiled form), and the macro it sits in. */
+export interface Invariant {
+  source: string;
+  macro: string;
+}
+
+/**
+ * The maximal subexpressions of comprehension bodies that name no variable of the
+ * comprehension and are not literals: each is the same value on every turn.
+ */
+export function loopInvariants(ast: unknown, source: string): Invariant[] {
+  const out: Invariant[] = [];
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!isNode(node)) return;
+    if (node.op === 'rcall' && Array.isArray(node.args) && COMPREHENSIONS.has(node.args[0] as string) && Array.isArray(node.args[2])) {
+      visit(node.args[1]);
+      const parts = node.args[2] as unknown[];
+      const vars = new Set(parts.slice(0, -1).flatMap((v) => (isNode(v) && v.op === 'id' ? [v.args as string] : [])));
+      collect(parts[parts.length - 1], vars, node.args[0] as string);
+      return;
+    }
+    visit(node.args);
+  };
+  const collect = (node: unknown, vars: Set<string>, macro: string): void => {
+    if (Array.isArray(node)) return node.forEach((n) => collect(n, vars, macro));
+    if (!isNode(node)) return;
+    if (node.op === 'value') return;
+    if (!namesAny(node, vars) && namesAny(node, null) && node.start !== undefined && node.end !== undefined) {
+      out.push({ source: source.slice(node.start, node.end), macro });
+      return;
+    }
+    collect(node.args, vars, macro);
+  };
+  visit(ast);
+  return out;
+}
+
+/** Whether `node` names one of `vars` (or, with null, any identifier at all). */
+function namesAny(node: unknown, vars: Set<string> | null): boolean {
+  if (Array.isArray(node)) return node.some((n) => namesAny(n, vars));
+  if (!isNode(node)) return false;
+  if (node.op === 'id') return vars === null || vars.has(node.args as string);
+  return namesAny(node.args, vars);
+}
+
+/**
+ * The weight of a value (see the module comment), counted up to `cap` and no further, so that
+ * weighing costs at most `cap` steps however large the value.
+ */
+export function weigh(value: unknown, cap: number, chars = 16): number {
+  let total = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0 && total < cap) {
+    const v = stack.pop();
+    if (typeof v === 'string') total += 1 + Math.floor(v.length / chars);
+    else if (Array.isArray(v)) {
+      total += 1 + v.length;
+      for (const x of v) if (x !== null && typeof x === 'object') stack.push(x);
+      else if (typeof x === 'string') total += Math.floor(x.length / chars);
+    } else if (v instanceof Map) {
+      total += 1 + v.size;
+      for (const x of v.values()) stack.push(x);
+    } else if (v !== null && typeof v === 'object' && !(v instanceof Date) && !(v instanceof Uint8Array)) {
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
+        total += 1 + Math.floor(k.length / chars);
+        stack.push((v as Record<string, unknown>)[k]);
+      }
+    } else total += 1;
+  }
+  return Math.min(total, cap);
+}
