@@ -195,8 +195,23 @@ function comprehensionDepth(node: unknown): number {
   return comprehensionDepth(n.args);
 }
 
-function plainMessage(e: unknown, source: string): string {
-  const m = e instanceof Error ? e.message : String(e);
+/**
+ * cel-js quotes some values in its evaluation errors (a map key looked up, a string given to
+ * bool() or duration(), an overflowing integer); those can be the event's, and an error names
+ * the field and the shape, never the payload. A key the expression itself spells is kept.
+ */
+function withoutEventValues(m: string, source: string): string {
+  const shape = (v: string) => `(${v.length} characters)`;
+  return m
+    .replace(/^(No such key: )(.*)$/m, (all, head: string, key: string) => ([`.${key}`, `'${key}'`, `"${key}"`].some((spelled) => source.includes(spelled)) ? all : `No such key ${shape(key)}`))
+    .replace(/^(bool\(\) conversion error: invalid string value )"(.*)"$/m, (_all, head: string, v: string) => head + shape(v))
+    .replace(/^(Invalid duration string): (.*)$/m, (_all, head: string, v: string) => `${head} ${shape(v)}`)
+    .replace(/^(integer overflow): .*$/m, '$1');
+}
+
+function plainMessage(e: unknown, source: string, fromEvent = false): string {
+  const raw = e instanceof Error ? e.message : String(e);
+  const m = fromEvent ? withoutEventValues(raw, source) : raw;
   const text = m.split('\n')[0]!.replaceAll(TYPE_VARIABLE, 'type').replaceAll(LINEAR_MATCHES, 'matches') + (m.includes('\n') ? ` (in "${source}")` : '');
   return MIXED_ARITHMETIC.test(m) ? `${text}; JSON numbers are CEL doubles: write a double literal (100.0, not 100), or convert with int(x) or double(x)` : text;
 }
@@ -260,7 +275,7 @@ export function compileExpression(source: string, expect?: 'bool', options: Comp
       if (invariants.length > 0) refuseCostlyIteration(invariants, activation, event);
       value = parsed(activation);
     } catch (e: unknown) {
-      throw new ExpressionError(plainMessage(e, source));
+      throw new ExpressionError(plainMessage(e, source, true));
     } finally {
       activation.properties = NO_MAP;
       activation.context = NO_MAP;

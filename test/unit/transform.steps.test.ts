@@ -234,4 +234,29 @@ describe('expression sandbox', () => {
     const byKey = Object.fromEntries(big(50_000, (i) => [`s${i}`, true]));
     expect(() => compileExpression('properties.items.all(i, i.sku in properties.known)', 'bool')(event({ items, known: byKey }))).toThrow(/walks properties\.known \(weight 100,000\)/);
   });
+
+  it('transform.evaluation-errors-name-the-key-or-shape-never-a-value-of-the-event', () => {
+    const event = (properties: Record<string, unknown>): ExpressionEvent => ({ type: 't', key: 'k', ts: 0, properties, context: {} });
+    const fails = (source: string, properties: Record<string, unknown>): string => {
+      try {
+        compileExpression(source)(event(properties));
+      } catch (e: unknown) {
+        return (e as Error).message;
+      }
+      throw new Error(`${source} did not fail`);
+    };
+    const secret = 'hunter2-secret';
+    for (const [source, expected] of [
+      ['properties.m[properties.s] == 1.0', /No such key \(14 characters\)/],
+      ['bool(properties.s)', /invalid string value \(14 characters\)/],
+      ["duration(properties.s) > duration('1s')", /Invalid duration string \(\d+ characters\)/],
+    ] as const) {
+      const message = fails(source, { m: {}, s: secret });
+      expect(message).toMatch(expected);
+      expect(message).not.toContain(secret);
+    }
+    // A key the expression spells itself is named.
+    expect(fails('properties.missing == 1.0', {})).toMatch(/No such key: missing/);
+    expect(fails("properties.m['lit'] == 1.0", { m: {} })).toMatch(/No such key: lit/);
+  });
 });
