@@ -46,12 +46,14 @@ function describePublish(r: PublishReport): string {
     r.published
       ? `published "${r.type}" version ${r.version} (owner ${r.owner})`
       : `"${r.type}" version ${r.version} (owner ${r.owner}): ${r.dry_run ? 'dry run' : 'not published'}, nothing changed`,
-    `compatible with the previous version: ${r.incompatibilities.length === 0 ? 'yes' : 'no'}`,
+    r.compared_with === null
+      ? 'compatible: no version enforced yet to compare with'
+      : `compatible with version ${r.compared_with} (the one enforced): ${r.incompatibilities.length === 0 ? 'yes' : 'no'}`,
     ...r.incompatibilities.map((i) => `  ${i.path}: ${i.message}`),
     r.traffic.checked === 0
       ? 'recent traffic: no stored events of this type to check'
       : `recent traffic: ${r.traffic.failed} of the last ${r.traffic.checked} events would fail` +
-        (r.traffic.already_rejected ? ` (${r.traffic.already_rejected} more fail the previous version already)` : ''),
+        (r.traffic.already_rejected ? ` (${r.traffic.already_rejected} more fail the enforced version already)` : ''),
     ...r.traffic.examples.map((v) => `  ${v.path}: ${v.message}`),
     ...(r.forced_reason ? [`forced: ${r.forced_reason}`] : []),
     'changes:',

@@ -3,7 +3,7 @@ import { TEAM_NAME, type Catalog, type KeyGrant } from '../ports/catalog.js';
 import type { SchemaVersion } from '../ports/schemas.js';
 import { incompatibilities, type Incompatibility } from './compat.js';
 import { diff, type Change } from './diff.js';
-import { compile, newAjv, type SchemaRegistry, type SchemaViolation } from './registry.js';
+import { compile, enforcedVersion, heldVersions, newAjv, type SchemaRegistry, type SchemaViolation } from './registry.js';
 
 /**
  * Publishing a schema version: who may, and what is checked before anything changes.
@@ -12,8 +12,11 @@ import { compile, newAjv, type SchemaRegistry, type SchemaViolation } from './re
  *    a schema yet is owned by the team that publishes it first, unless events of that type
  *    are already stored: claiming a type with traffic needs an admin key).
  * 2. The schema compiles as JSON Schema 2020-12.
- * 3. Compatibility: the new version accepts everything the previous one accepted
- *    (see compat.ts), and recent traffic: "N of the last M events of this type would fail".
+ * 3. Compatibility: the new version accepts everything the enforced one accepts (see
+ *    compat.ts), and recent traffic: "N of the last M events of this type would fail". The
+ *    enforced version is the newest unless that one is held by a rollout (under it, or rolled
+ *    back: see heldVersions): a version published directly is enforced at once, so it is
+ *    judged against the contract producers meet now, not against one that was rolled back.
  *    Either failing refuses the publish (409) unless it is forced with a reason.
  * 4. A dry run stops here and reports; otherwise the version is written with its audit
  *    entry (who, when, the diff), and every validator cache is dropped.
@@ -47,6 +50,8 @@ export interface PublishReport {
    * previous version rejects too (they do not count against this version).
    */
   traffic: { checked: number; failed: number; already_rejected: number; examples: SchemaViolation[] };
+  /** The version this one was judged against: the one ingest enforces now (null: none). */
+  compared_with: number | null;
   diff: Change[];
   forced_reason: string | null;
 }
@@ -75,7 +80,8 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
   const version = (latest?.version ?? 0) + 1;
   const compiled = compile(newAjv(), req.schema, version, owner, true);
   const schema = req.schema as Record<string, unknown>;
-  const found = latest ? incompatibilities(latest.schema, schema) : [];
+  const baseline = await enforcedOf(deps.catalog, tenant, type, latest);
+  const found = baseline ? incompatibilities(baseline.schema, schema) : [];
 
   const traffic: PublishReport['traffic'] = { checked: 0, failed: 0, already_rejected: 0, examples: [] };
   const sample = await deps.recent(tenant, type, TRAFFIC_SAMPLE).catch(() => null);
@@ -96,7 +102,7 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
   }
   // Only what this version changes counts: an event the previous version rejects (stored
   // before it, or under a forced publish) is not one that this version would start to reject.
-  const previous = latest ? compile(newAjv(), latest.schema, latest.version, latest.owner) : null;
+  const previous = baseline ? compile(newAjv(), baseline.schema, baseline.version, baseline.owner) : null;
   for (const text of sample ?? []) {
     traffic.checked++;
     const properties = JSON.parse(text) as unknown;
@@ -119,7 +125,8 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
     compatible: found.length === 0 && traffic.failed === 0,
     incompatibilities: found,
     traffic,
-    diff: diff(latest?.schema ?? {}, schema),
+    compared_with: baseline?.version ?? null,
+    diff: diff(baseline?.schema ?? {}, schema),
     forced_reason: req.force ? req.reason!.trim() : null,
   };
   if (req.dryRun) return report;
@@ -128,7 +135,7 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
     const seen = traffic.failed > 0 ? `${traffic.failed} of the last ${traffic.checked} "${type}" events would fail` : '';
     throw new SluiceError(
       'SLUICE_ERR_INCOMPATIBLE_SCHEMA',
-      `version ${version} of "${type}" would reject events that version ${latest?.version ?? 0} accepts: ${[why, seen].filter(Boolean).join('; ')}. ` +
+      `version ${version} of "${type}" would reject events that version ${baseline?.version ?? 0}${baseline && latest && baseline.version !== latest.version ? ' (the one enforced; ' + String(latest.version) + ' is held by a rollout)' : ''} accepts: ${[why, seen].filter(Boolean).join('; ')}. ` +
         'Make the change compatible, or publish with force and a reason',
       { field: 'schema', details: report },
     );
@@ -137,6 +144,16 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
   await deps.catalog.schemas.publish(tenant, type, { schema, owner, actor: actorOf(grant), expectedVersion: expected, forcedReason: report.forced_reason, diff: report.diff });
   deps.registry.invalidate();
   return { ...report, published: true };
+}
+
+/** The version ingest enforces for `type` (the newest unless a rollout holds it), or null. */
+async function enforcedOf(catalog: Catalog, tenant: string, type: string, latest: SchemaVersion | null): Promise<SchemaVersion | null> {
+  if (!latest) return null;
+  const held = heldVersions(await catalog.rollouts.list(tenant)).get(type);
+  if (!held?.has(latest.version)) return latest;
+  const versions = await catalog.schemas.versions(tenant, type);
+  const enforced = enforcedVersion(versions.map((v) => v.version), held);
+  return versions.find((v) => v.version === enforced) ?? null;
 }
 
 /** The owner of the new version, or 403 when this key may not publish it. */

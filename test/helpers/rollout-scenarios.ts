@@ -150,6 +150,13 @@ export function rolloutScenarios(name: string, start: () => Promise<RolloutTarge
       expect((await call(keys.adminKey, 'GET', '/v1/schemas')).body!.schemas).toEqual([expect.objectContaining({ type: 'checkout', version: 2, enforced_version: 1 })]);
       const listed = spawnSync(process.execPath, [CLI, 'schema', 'list', '--url', server!.url, '--key', keys.adminKey], { encoding: 'utf8', timeout: 30_000 });
       expect(listed.stdout).toMatch(/^checkout +v2 .*\(enforced: v1; v2 is under a rollout or was rolled back\)$/m);
+      // A version published directly is enforced at once, so it is judged against the enforced
+      // version 1, not the rolled-back 2: publishing 2's schema again is refused as incompatible.
+      const again = await call(keys.adminKey, 'PUT', '/v1/schemas/checkout', { schema: v2 });
+      expect(again.status, JSON.stringify(again.body)).toBe(409);
+      expect(again.body!.message).toMatch(/version 3 of "checkout" would reject events that version 1 \(the one enforced; 2 is held by a rollout\) accepts/);
+      const dry = await call(keys.adminKey, 'PUT', '/v1/schemas/checkout', { schema: v1, dry_run: true });
+      expect(dry.body).toMatchObject({ version: 3, compared_with: 1, compatible: true, diff: [] });
       expect((await call(keys.writeKey, 'POST', '/v1/events', events(5000, 1000, 'c'))).status).toBe(202);
       const count = async () => (await call(keys.readKey, 'POST', '/v1/query', { interval: null, from: '-1h', source: 'raw' })).body?.rows[0]?.[0];
       // 0 lost, 0 doubled: every event stored once, the repaired ones with their own keys.
