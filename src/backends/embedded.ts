@@ -29,10 +29,14 @@ export function probeEmbeddedFile(dataDir: string, what: Finding['what'], file: 
     return [{ level: 'warn', what, detail: `no data directory at ${dir}: nothing is stored there yet ("sluice up" makes it). If you expected data there, fix --data-dir.` }];
   }
   const size = sizeOf(at);
-  // SQLite's write-ahead log holds what is not checkpointed yet: part of the file's size.
-  const wal = Math.max(0, sizeOf(`${at}-wal`));
   if (size < 0) return [{ level: 'warn', what, detail: `no ${path.basename(at)} in ${dir} yet ("sluice up" makes it). If you expected data there, fix --data-dir.` }];
-  return [{ level: 'ok', what, detail: `${detail}: ${path.basename(at)} in ${dir}, ${((size + wal) / 1024 / 1024).toFixed(1)} MiB${wal > 0 ? ' with its -wal' : ''}` }];
+  // The write-ahead logs hold what is not checkpointed yet (SQLite's "-wal", DuckDB's
+  // ".wal"), and the log's consumer offsets have a file of their own (positions.ts).
+  const companions = file === 'sqlite' ? [`${at}-wal`, positionsFile(at), `${positionsFile(at)}-wal`] : [`${at}.wal`];
+  const total = companions.reduce((n, f) => n + Math.max(0, sizeOf(f)), size);
+  const shared = what === 'catalog' ? ' (the same files as the log)' : '';
+  const names = [path.basename(at), ...companions.filter((f) => sizeOf(f) > 0).map((f) => path.basename(f))];
+  return [{ level: 'ok', what, detail: `${detail}: ${names.join(', ')} in ${dir}${shared}, ${(total / 1024 / 1024).toFixed(1)} MiB` }];
 }
 
 /**

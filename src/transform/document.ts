@@ -8,7 +8,7 @@ import { compileExpression, type CompileOptions, ExpressionError, type Expressio
  * ```
  * {"steps": [
  *   {"cast":   {"field": "properties.amount", "to": "number"}},   // number|integer|string|boolean|timestamp
- *   {"set":    {"field": "properties.amount_cents", "value": "int(properties.amount * 100.0)"}},
+ *   {"set":    {"field": "properties.amount_cents", "value": "int(properties.amount * 100.0 + 0.5)"}},
  *   {"rename": {"from": "properties.userID", "to": "properties.user_id"}},
  *   {"remove": {"fields": ["context.ip"]}},
  *   {"redact": {"fields": ["properties.email"], "how": "hash"}},   // hash (per-tenant salt) | mask
