@@ -184,6 +184,9 @@ describe('transform pipeline versions', () => {
     // Held as the log delivered them, not as the pipeline left them (the resume runs it again).
     const [heldOne] = (await p.catalog.deadLetters.list('acme', { status: ['held'] }, 1)).entries;
     expect(JSON.parse(heldOne!.payload).properties).toEqual({ amount: 'not a number' });
+    // "Did my event arrive?" says what brings a held event back: the resume, not a replay.
+    const asked = await client(p).read('GET', `/v1/events/${heldOne!.idempotencyKey}`);
+    expect(asked.body).toMatchObject({ status: 'dead_lettered', explanation: expect.stringMatching(/held while the tenant is paused.*POST \/v1\/tenant\/resume/) });
 
     // The fix, then resume: the held events go through the fixed pipeline, each stored once.
     expect((await admin('PUT', '/v1/pipeline', { steps: [{ set: { field: 'properties.amount', value: '0.0' } }] })).status).toBe(200);

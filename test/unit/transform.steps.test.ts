@@ -211,7 +211,7 @@ describe('expression sandbox', () => {
   });
 
   it('transform.a-comprehension-body-walking-another-list-of-the-event-is-refused-past-its-bound-before-it-runs', () => {
-    const big = (n: number, f: (i: number) => unknown) => Array.from({ length: n }, (_, i) => f(i));
+    const big = <T,>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
     const event = (properties: Record<string, unknown>): ExpressionEvent => ({ type: 't', key: 'k', ts: 0, properties, context: {} });
     // 100,000 items against a list of 100,000: 10^10 steps (minutes) if it ran. It is refused at once, naming the shape only.
     const member = compileExpression('properties.l.exists(x, x in properties.m)', 'bool');
@@ -231,7 +231,7 @@ describe('expression sandbox', () => {
     expect(compileExpression('properties.items.exists(i, i.sku == properties.sku)', 'bool')(event({ items, sku: 's999' }))).toBe(true);
     expect(compileExpression("properties.items.all(i, i.sku in ['a', 'b'])", 'bool')(event({ items }))).toBe(false);
     expect(compileExpression('properties.items.exists(i, i.sku in properties.allowed)', 'bool')(event({ items, allowed: big(100, (i) => `s${i * 20}`) }))).toBe(true);
-    const byKey = Object.fromEntries(big(50_000, (i) => [`s${i}`, true]));
+    const byKey = Object.fromEntries(big(50_000, (i) => [`s${i}`, true] as const));
     expect(() => compileExpression('properties.items.all(i, i.sku in properties.known)', 'bool')(event({ items, known: byKey }))).toThrow(/walks properties\.known \(weight 100,000\)/);
   });
 

@@ -83,7 +83,13 @@ export function eventRoutes(app: FastifyInstance, opts: EventRouteOptions): void
       explanation = `stored at ${iso(stored.storedAt)} from partition ${stored.partition}, offset ${stored.offset}; it is counted once, and the same key sent again is answered as a duplicate`;
     } else if (dead && (dead.status === 'open' || dead.status === 'held' || dead.status === 'discarded')) {
       status = 'dead_lettered';
-      explanation = `dead-lettered (${dead.reason}: ${dead.message}); ${dead.status === 'discarded' ? 'it was discarded' : 'fix its cause and replay it: POST /v1/dlq/replay'}`;
+      const next =
+        dead.status === 'discarded'
+          ? 'it was discarded'
+          : dead.status === 'held'
+            ? 'it is held while the tenant is paused, and stored, exactly once, when the tenant resumes: fix the cause of the pause, then POST /v1/tenant/resume (sluice tenant resume)'
+            : 'fix its cause and replay it: POST /v1/dlq/replay (sluice dlq replay)';
+      explanation = `dead-lettered (${dead.reason}: ${dead.message}); ${next}`;
     } else if (seen || dead) {
       status = 'in_log';
       explanation = 'accepted and durable in the log, not yet in the store: a worker will commit it (see the watermark of a query, or GET /v1/status for the lag)';
