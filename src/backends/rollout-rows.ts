@@ -28,9 +28,12 @@ export function toRolloutRecord(r: RolloutRow): RolloutRecord {
   };
 }
 
-export function activeRolloutExists(tenant: string, kind: string): SluiceError {
+/** 409 naming the active rollout (`id`, when it could be read) and what to do with it. */
+export function activeRolloutExists(tenant: string, kind: string, id: string | undefined): SluiceError {
+  const which = id ? `, ${id}` : '';
+  const show = id ? `sluice rollout show ${id}` : 'GET /v1/rollouts';
   return new SluiceError(
     'SLUICE_ERR_CONFLICT',
-    `tenant "${tenant}" already has an active rollout of a ${kind === 'schema' ? 'schema version' : kind.replace(/_/g, ' ')}; promote, abort or wait for it (GET /v1/rollouts) before starting another`,
+    `tenant "${tenant}" already has an active rollout of a ${kind === 'schema' ? 'schema version' : kind.replace(/_/g, ' ')}${which}; promote, abort or wait for it (${show}) before starting another`,
   );
 }

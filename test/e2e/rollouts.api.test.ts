@@ -46,7 +46,7 @@ describe('rollouts API', () => {
     expect(created.status).toBe(201);
     const id = created.body!.id as string;
     expect(created.body).toMatchObject({ change: doc.change, state: 'shadow', share: 0, step: 'shadow', repair: null, decisions: [{ verdict: 'start', step: 'shadow', share: 0 }] });
-    expect(await call(admin, 'POST', '/v1/rollouts', doc)).toMatchObject({ status: 409, body: { message: expect.stringMatching(/already has an active rollout of a schema version/) } });
+    expect(await call(admin, 'POST', '/v1/rollouts', doc)).toMatchObject({ status: 409, body: { message: expect.stringContaining(`already has an active rollout of a schema version, ${id}; promote, abort or wait for it (sluice rollout show ${id})`) } });
     expect((await call(admin, 'GET', '/v1/rollouts')).body!.rollouts.map((r: { id: string }) => r.id)).toEqual([id]);
     expect((await call(admin, 'GET', `/v1/rollouts/${id}`)).body).toMatchObject({ id, state: 'shadow' });
     // Another tenant's admin key sees nothing of it.

@@ -27,7 +27,10 @@ export class PostgresRollouts implements RolloutStore {
       });
     } catch (e: unknown) {
       // The partial unique index: another active rollout of this kind (perhaps created by another process just now).
-      if ((e as { code?: string }).code === '23505' && (e as { constraint?: string }).constraint === 'rollouts_one_active') throw activeRolloutExists(r.tenant, r.kind);
+      if ((e as { code?: string }).code === '23505' && (e as { constraint?: string }).constraint === 'rollouts_one_active') {
+        const [active] = await this.exec.query<{ id: string }>('SELECT id FROM rollouts WHERE tenant = $1 AND kind = $2 AND active', [r.tenant, r.kind]).catch(() => []);
+        throw activeRolloutExists(r.tenant, r.kind, active?.id);
+      }
       throw e;
     }
     return { ...r, rev: 1 };

@@ -13,7 +13,8 @@ export class SqliteRollouts implements RolloutStore {
 
   async create(r: NewRolloutRecord, actor: string, detail: unknown): Promise<RolloutRecord> {
     return immediate(this.db, () => {
-      if (r.active && this.db.prepare('SELECT 1 FROM rollouts WHERE tenant = ? AND kind = ? AND active = 1').get(r.tenant, r.kind)) throw activeRolloutExists(r.tenant, r.kind);
+      const active = r.active ? (this.db.prepare('SELECT id FROM rollouts WHERE tenant = ? AND kind = ? AND active = 1').get(r.tenant, r.kind) as { id: string } | undefined) : undefined;
+      if (active) throw activeRolloutExists(r.tenant, r.kind, active.id);
       this.db
         .prepare('INSERT INTO rollouts (id, tenant, kind, state, active, rev, created_at, updated_at, doc) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)')
         .run(r.id, r.tenant, r.kind, r.state, r.active ? 1 : 0, r.createdAt, r.updatedAt, JSON.stringify(r.doc));
