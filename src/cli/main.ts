@@ -1,14 +1,20 @@
 #!/usr/bin/env node
-import { CommanderError } from 'commander';
+import { CommanderError, type Command } from 'commander';
 import { cliCommand } from '../config/load.js';
 import { coerceError, SluiceError } from '../core/errors.js';
+import { flagFor } from './field-flags.js';
 import { HttpError, UnreachableError } from './http-client.js';
 import { buildProgram } from './program.js';
 
 /** What to do about an HTTP error the server answered, beside its own message. */
 function hint(e: HttpError): string {
+  const field = (e.body as { field?: unknown } | null)?.field;
+  if (typeof field === 'string' && program) {
+    const flag = flagFor(program, process.argv.slice(2), field);
+    if (flag) return ` (on the command line: ${flag})`;
+  }
   if (e.status === 401) return ` (check --key or SLUICE_KEY: the key is unknown or revoked; "${cliCommand()} key create TENANT --scope …" issues another)`;
-  if (e.status === 403) return ' (check --key or SLUICE_KEY: send needs a write key, query and alerts a read key; schema, dlq, backfill, pipeline, rollout and alert changes an admin key)';
+  if (e.status === 403) return ' (check --key or SLUICE_KEY: send needs a write key, query and alerts a read key; dlq, backfill, pipeline, rollout and alert changes an admin key; schema changes an admin key or a schema key of the team that owns the type)';
   return '';
 }
 
@@ -35,7 +41,8 @@ function exit(code: number): void {
 }
 
 let code = 0;
-buildProgram((c) => (code = c))
+const program: Command | undefined = buildProgram((c) => (code = c));
+program
   .parseAsync(process.argv.slice(2), { from: 'user' })
   .then(
     () => exit(code),

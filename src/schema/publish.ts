@@ -98,7 +98,7 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
         : unstored > 0
           ? 'it has traffic held or dead-lettered (sluice dlq list --type to see it)'
           : `it has traffic (${sample.length}${sample.length === TRAFFIC_SAMPLE ? '+' : ''} recent events)`;
-    throw new SluiceError('SLUICE_ERR_FORBIDDEN', `"${type}" has no schema yet and ${seen}: claiming a type with traffic needs an admin key (try dry_run first to see what would fail)`, { field: 'Authorization' });
+    throw new SluiceError('SLUICE_ERR_FORBIDDEN', `"${type}" has no schema yet and ${seen}: claiming a type with traffic needs an admin key (a dry run first shows what would fail: dry_run, or sluice schema check)`, { field: 'Authorization' });
   }
   // Only what this version changes counts: an event the previous version rejects (stored
   // before it, or under a forced publish) is not one that this version would start to reject.
@@ -136,7 +136,7 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
     throw new SluiceError(
       'SLUICE_ERR_INCOMPATIBLE_SCHEMA',
       `version ${version} of "${type}" would reject events that version ${baseline?.version ?? 0}${baseline && latest && baseline.version !== latest.version ? ' (the one enforced; ' + String(latest.version) + ' is held by a rollout)' : ''} accepts: ${[why, seen].filter(Boolean).join('; ')}. ` +
-        'Make the change compatible, or publish with force and a reason',
+        'Make the change compatible, or publish with force and a reason (sluice schema push --force --reason TEXT)',
       { field: 'schema', details: report },
     );
   }
