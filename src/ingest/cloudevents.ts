@@ -26,17 +26,27 @@ function bad(field: string, message: string): SluiceError {
   return new SluiceError('SLUICE_ERR_INVALID_EVENT', message, { field });
 }
 
+/**
+ * The producer's field for attribute `attr` of an event sent `where` (see cloudEventPath): a
+ * JSON pointer into the body (`/specversion`, `/3/id` in a batch), or the `ce-` header.
+ */
+function attrField(where: string, attr?: string): string {
+  if (where === 'headers') return attr === undefined ? 'headers' : `ce-${attr}`;
+  const base = where === 'body' ? '' : `/${where.slice(1, -1)}`;
+  return attr === undefined ? base || 'body' : `${base}/${attr}`;
+}
+
 /** One CloudEvent (attributes and data) as a native event. */
 export function fromCloudEvent(ce: unknown, where: string): Obj {
-  if (!isJsonObject(ce)) throw bad(where, `${where} must be a CloudEvent (a JSON object)`);
-  if (ce.specversion !== '1.0') throw bad(`${where}.specversion`, `${where}: "specversion" must be "1.0"`);
+  if (!isJsonObject(ce)) throw bad(attrField(where), `${where} must be a CloudEvent (a JSON object)`);
+  if (ce.specversion !== '1.0') throw bad(attrField(where, 'specversion'), `${where}: "specversion" must be "1.0"`);
   for (const attr of ['id', 'source', 'type'] as const) {
-    if (typeof ce[attr] !== 'string' || (ce[attr] as string).length === 0) throw bad(`${where}.${attr}`, `${where}: "${attr}" is required (a non-empty string)`);
+    if (typeof ce[attr] !== 'string' || (ce[attr] as string).length === 0) throw bad(attrField(where, attr), `${where}: "${attr}" is required (a non-empty string)`);
   }
   const { id, source, type, subject, time, data, data_base64, ...attributes } = ce;
   let payload: unknown = data;
   if (data_base64 !== undefined) {
-    if (typeof data_base64 !== 'string') throw bad(`${where}.data_base64`, `${where}: "data_base64" must be a base64 string`);
+    if (typeof data_base64 !== 'string') throw bad(attrField(where, 'data_base64'), `${where}: "data_base64" must be a base64 string`);
     payload = { data_base64 };
   }
   const event: Obj = {

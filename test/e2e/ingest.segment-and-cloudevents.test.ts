@@ -62,6 +62,10 @@ describe('Segment tracking API', () => {
     const noEvent = await p.app.inject({ method: 'POST', url: '/v1/track', headers: { authorization: basic }, payload: JSON.stringify({ userId: 'u2', messageId: 'seg-12' }) });
     // The producer's own field: a track call names its type in "event" (was '/type', sluice's field).
     expect(noEvent.json().rejected).toMatchObject([{ index: 0, code: 'missing_field', path: '/event' }]);
+    // And the message says "event" too, the field the producer sets.
+    expect(noEvent.json().rejected[0].message).toMatch(/^"event" /);
+    const traits = await p.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basic }, payload: JSON.stringify({ batch: [{ type: 'identify', userId: 'u4', messageId: 'seg-13', traits: 'pro' }] }) });
+    expect(traits.json().rejected).toMatchObject([{ index: 0, path: '/batch/0/traits', message: expect.stringMatching(/^"traits" must be an object/) }]);
     const wrong = await p.app.inject({ method: 'POST', url: '/v1/track', headers: { authorization: 'Basic ' + Buffer.from('nope:').toString('base64') }, payload: '{}' });
     expect(wrong.statusCode).toBe(401);
     const readKey = await p.app.inject({ method: 'POST', url: '/v1/batch', payload: JSON.stringify({ writeKey: p.tenant.readKey, batch: [] }) });
@@ -101,9 +105,11 @@ describe('CloudEvents 1.0', () => {
   it('cloudevents.refuses-events-without-required-attributes-naming-them', async () => {
     const post = (ct: string, body: unknown, extra: Record<string, string> = {}) =>
       p.app.inject({ method: 'POST', url: '/v1/cloudevents', headers: { ...headers(), 'content-type': ct, ...extra }, payload: JSON.stringify(body) });
-    expect((await post('application/cloudevents+json', { specversion: '1.0', source: 's', type: 't' })).json()).toMatchObject({ statusCode: 400, field: 'body.id' });
-    expect((await post('application/cloudevents+json', { specversion: '0.3', id: '1', source: 's', type: 't' })).json()).toMatchObject({ field: 'body.specversion' });
-    expect((await post('application/cloudevents-batch+json', [{ specversion: '1.0', id: '1', source: 's', type: 't' }, { specversion: '1.0', id: '2', type: 't' }])).json()).toMatchObject({ field: '[1].source' });
+    expect((await post('application/cloudevents+json', { specversion: '1.0', source: 's', type: 't' })).json()).toMatchObject({ statusCode: 400, field: '/id' });
+    // JSON pointers into the body, as every other refusal; in binary mode, the ce- header.
+    expect((await post('application/json', { a: 1 }, { 'ce-specversion': '1.0', 'ce-id': '1', 'ce-type': 't' })).json()).toMatchObject({ statusCode: 400, field: 'ce-source' });
+    expect((await post('application/cloudevents+json', { specversion: '0.3', id: '1', source: 's', type: 't' })).json()).toMatchObject({ field: '/specversion' });
+    expect((await post('application/cloudevents-batch+json', [{ specversion: '1.0', id: '1', source: 's', type: 't' }, { specversion: '1.0', id: '2', type: 't' }])).json()).toMatchObject({ field: '/1/source' });
     expect((await post('application/json', { a: 1 })).statusCode).toBe(415);
     expect((await post('text/plain', { a: 1 }, { 'ce-specversion': '1.0', 'ce-id': '1', 'ce-source': 's', 'ce-type': 't' })).statusCode).toBe(415);
   });

@@ -142,6 +142,22 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
 
   app.post('/v1/events', { onRequest: early }, async (request, reply) => reply.code(202).send(await ingest(request, reply, (body) => eventsOf(body, opts.limits.batchEvents))));
 
+  /**
+   * A rejection's message in the producer's own terms: the field sluice's event calls
+   * `"type"` is the Segment call's `"event"`, `"properties"` an identify's `"traits"` (the
+   * field the path already names, `sluicePath` → `producerPath`).
+   */
+  const inProducersTerms = (message: string, sluicePath: string, producerPath: string): string => {
+    if (sluicePath === producerPath) return message;
+    const ours = sluicePath.split('/').slice(1);
+    const theirs = producerPath.split('/');
+    const tail = ours.slice(1);
+    // With the tail kept (/properties/a → …/traits/a) the renamed field sits before it; else it is the last.
+    const kept = tail.length > 0 && theirs.slice(-tail.length).join('/') === tail.join('/');
+    const field = kept ? theirs[theirs.length - tail.length - 1] : theirs[theirs.length - 1];
+    return ours[0] && field && field !== ours[0] ? message.replaceAll(`"${ours[0]}"`, `"${field}"`) : message;
+  };
+
   // Segment answers 200 {"success": true}; its libraries check the status only, so an event
   // refused outright is answered 400 (not retried by them), with the producer's own field.
   const writeKeyOf = (body: unknown) => (body !== null && typeof body === 'object' && typeof (body as { writeKey?: unknown }).writeKey === 'string' ? (body as { writeKey: string }).writeKey : undefined);
@@ -159,7 +175,10 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
       },
       writeKeyOf,
     );
-    result.rejected = result.rejected.map((r) => ({ ...r, path: pathOf(r.index, r.path) }));
+    result.rejected = result.rejected.map((r) => {
+      const path = pathOf(r.index, r.path);
+      return { ...r, path, message: inProducersTerms(r.message, r.path, path) };
+    });
     const refused = refusedOutright(result);
     if (refused.length > 0) {
       return reply.code(400).send({ success: false, statusCode: 400, code: 'SLUICE_ERR_INVALID_EVENT', error: 'Bad Request', message: refusalMessage(refused, total), field: refused[0]!.path, ...result });
