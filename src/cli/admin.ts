@@ -157,10 +157,17 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
       const r = await call<{ groups: { group: string; status: string; owner: string | null; reason: string; path: string; template: string; count: number; types: string[] }[] }>(
         t, 'GET', `/v1/dlq/groups${qs({ ...filterQuery(flags), limit: flags.limit, group_status: flags.groupStatus })}`,
       );
+      const row = (group: string, count: string, status: string, owner: string, reason: string, path: string, template: string, types: string) =>
+        `${group.padEnd(16)}  ${count.padStart(8)}  ${status.padEnd(12)} ${owner.padEnd(12)} ${reason.padEnd(17)} ${path}  ${template}  ${types}`;
       print(t, r, () =>
         r.groups.length === 0
-          ? 'no dead letters'
-          : r.groups.map((g) => `${g.group}  ${String(g.count).padStart(8)}  ${g.status.padEnd(12)} ${(g.owner ?? '-').padEnd(12)} ${g.reason.padEnd(17)} ${g.path || '-'}  ${g.template}  [${g.types.join(', ')}]`).join('\n'),
+          ? flags.status || flags.groupStatus
+            ? 'no dead-letter groups match'
+            : 'no groups with open dead letters (replayed and discarded ones: --status replayed,discarded; resolved groups: --group-status resolved)'
+          : [
+              row('GROUP', 'ENTRIES', 'STATUS', 'OWNER', 'REASON', 'FIELD', 'MESSAGE', 'TYPES'),
+              ...r.groups.map((g) => row(g.group, String(g.count), g.status, g.owner ?? '-', g.reason, g.path || '-', g.template, `[${g.types.join(', ')}]`)),
+            ].join('\n'),
       );
       return 0;
     }
@@ -189,6 +196,7 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
       // --patch FILE.json: transform steps ({"steps": [...]}) applied to each entry before re-validation.
       const patch = flags.patch === undefined ? undefined : readSchema(flags.patch);
       let wouldFail: ReplayReport['would_fail'] = undefined;
+      let pages = 0;
       do {
         const page = Math.min(1_000, limit - total.matched);
         const r: ReplayReport = await call<ReplayReport>(t, 'POST', '/v1/dlq/replay', {
@@ -204,9 +212,11 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
         if (r.would_fail) wouldFail = r.would_fail;
         failures.push(...r.failures.slice(0, Math.max(0, 20 - failures.length)));
         cursor = r.cursor;
-        if (!t.json) t.err.write(`\r${flags.dryRun ? 'would replay' : 'replayed'} ${total.replayed + total.duplicates} of ${total.matched} seen, ${total.failed} ${flags.dryRun ? 'would fail' : 'failed again'}`);
+        // Progress only while pages remain: the summary below says the rest.
+        const more = cursor !== null && total.matched < limit;
+        if (!t.json && (more || pages > 0)) t.err.write(`\r${flags.dryRun ? 'would replay' : 'replayed'} ${total.replayed + total.duplicates} of ${total.matched} seen, ${total.failed} ${flags.dryRun ? 'would fail' : 'failed again'}${more ? '' : '\n'}`);
+        pages++;
       } while (cursor !== null && total.matched < limit);
-      if (!t.json) t.err.write('\n');
       print(t, { ...total, failures, dry_run: flags.dryRun === true, ...(wouldFail ? { would_pass: total.replayed, would_fail: wouldFail } : {}) }, () =>
         [
           flags.dryRun

@@ -62,7 +62,8 @@ export interface ReplayReport {
   failed: number;
   /** Changed by someone else meanwhile (replayed or discarded); left alone. */
   skipped: number;
-  failures: { idempotency_key: string; reason: string; message: string; path: string }[];
+  /** The first 20 entries that failed again: the fault, with the schema version it was checked against (if any). */
+  failures: { idempotency_key: string; reason: string; message: string; path: string; schema_version?: number }[];
   /** Pass it back to continue; null when every matching entry was seen. */
   cursor: string | null;
   dry_run: boolean;
@@ -114,7 +115,10 @@ export async function replay(deps: ReplayDeps, tenant: string, req: ReplayReques
       }
       report.failed++;
       if (req.dryRun) countFailure(report, row.idempotencyKey, outcome.fault);
-      if (report.failures.length < 20) report.failures.push({ idempotency_key: row.idempotencyKey, ...outcome.fault });
+      if (report.failures.length < 20) {
+        const { schemaVersion, ...fault } = outcome.fault;
+        report.failures.push({ idempotency_key: row.idempotencyKey, ...fault, ...(schemaVersion === undefined ? {} : { schema_version: schemaVersion }) });
+      }
       // A patch that fails on an entry says nothing new about the entry: it keeps its reason.
       if (!outcome.patchFailed) refailed.push({ idempotencyKey: row.idempotencyKey, fault: outcome.fault });
     }

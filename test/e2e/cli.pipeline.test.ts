@@ -78,6 +78,8 @@ it('cli.pipeline-push-show-test-and-versions-against-a-running-server', async ()
   fs.writeFileSync(patch, JSON.stringify({ steps: [{ cast: { field: 'properties.amount', to: 'number' } }] }));
   const dry = sluice('dlq', 'replay', '--dry-run', '--patch', patch);
   expect(dry.stdout).toContain('dry run: would replay 1, would fail 1');
+  // One page: the summary once, no progress line beside it.
+  expect(dry.stderr).not.toContain('would replay');
   expect(dry.stdout).toMatch(/would fail:\s+1\s+transform_failed -\s+e\.g\. patch: step 0 \(cast\): cannot cast a string of 4 characters to number/);
   const replayed = sluice('dlq', 'replay', '--patch', patch);
   expect(replayed.stdout).toContain('replayed 1, failed again 1');

@@ -48,7 +48,8 @@ it('cli.schema-push-check-dlq-replay-and-backfill-against-a-running-server', asy
   expect(list).toMatch(/open\s+schema_violation\s+checkout\s+bad-1/);
   expect(sluice('dlq', 'groups').stdout).toMatch(/\s1\s+open\s+\S+\s+schema_violation\s+\/properties\/amount/);
   // The group's lifecycle from the CLI: acknowledged, with an owner and a note in its history.
-  const signature = sluice('dlq', 'groups').stdout.split(/\s+/)[0]!;
+  // The first line is the header; the signature is the first column of the next.
+  const signature = sluice('dlq', 'groups').stdout.split('\n')[1]!.split(/\s+/)[0]!;
   const acked = sluice('dlq', 'group', signature, '--set', 'acknowledged', '--owner', 'payments', '--note', 'app 4.2 sends strings');
   expect(acked.stdout).toMatch(/: acknowledged, owner payments\n.*acknowledged {2}app 4\.2 sends strings/);
   expect(sluice('dlq', 'groups').stdout).toMatch(/\s1\s+acknowledged\s+payments\s+schema_violation/);
