@@ -1,12 +1,12 @@
 import { parseMeasure } from '../core/query.js';
 import type { RolloutDiff } from '../ports/rollouts.js';
-import { diffRate } from './diff.js';
+import { diffRate, type Output } from './diff.js';
 import type { CellState, ViewDiff, ViewDiffSample } from '../ports/view-diff.js';
 
 /**
  * A rollout's diff as `GET /v1/rollouts/:id/diff?limit=` and `sluice rollout diff [--global]`
  * answer it: the per-event counts, their rates (shares of `compared`, 0 before any), at most
- * `limit` samples of each kind, and per view:
+ * `limit` samples of each kind (a stored output's `ts` in RFC 3339), and per view:
  *
  *     {"tenant", "view", "buckets_compared", "buckets_identical", "buckets_differing",
  *      "samples": [{"bucket": RFC 3339, "group": {field: text|null}, "differs": [measure…],
@@ -34,12 +34,22 @@ export function diffAnswer(id: string, d: RolloutDiff, limit: number) {
     dropped: d.dropped,
     dead_lettered: d.dead_lettered,
     rates: { diff: diffRate(d), changed: rate(d.changed), dropped: rate(d.dropped), dead_lettered: rate(d.dead_lettered) },
-    samples,
+    samples: samples.map(wireEventSample),
     views: (d.views ?? []).map((v) => wireView(v, limit)),
   };
 }
 
 export type DiffAnswer = ReturnType<typeof diffAnswer>;
+
+/** A sample with its stored outputs' event time as RFC 3339, as every other answer gives times (the diff keeps epoch ms). */
+function wireEventSample(s: { kind: string }) {
+  const out: Record<string, unknown> = { ...s };
+  for (const side of ['active', 'candidate'] as const) {
+    const o = (s as { active?: Output; candidate?: Output })[side];
+    if (o && 'stored' in o && typeof o.stored.ts === 'number') out[side] = { stored: { ...o.stored, ts: new Date(o.stored.ts).toISOString() } };
+  }
+  return out;
+}
 
 function wireView(v: ViewDiff, limit: number) {
   return {

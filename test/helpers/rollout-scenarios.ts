@@ -65,7 +65,7 @@ export function rolloutScenarios(name: string, start: () => Promise<RolloutTarge
       expect(diff.body).toMatchObject({ compared: 1000, identical: 970, changed: 0, dropped: 0, dead_lettered: 30, rates: { dead_lettered: 0.03, diff: 0.03 } });
       expect(diff.body!.samples).toHaveLength(5);
       for (const s of diff.body!.samples) {
-        expect(s).toMatchObject({ kind: 'dead_lettered', active: { stored: { type: 'checkout' } }, candidate: { dead_letter: { reason: 'schema_violation' } } });
+        expect(s).toMatchObject({ kind: 'dead_lettered', active: { stored: { type: 'checkout', ts: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/) } }, candidate: { dead_letter: { reason: 'schema_violation' } } });
         expect(s.active.stored.properties.amount).toBeGreaterThanOrEqual(970);
       }
       expect((await call(keys.adminKey, 'GET', '/v1/dlq')).body!.entries).toEqual([]);
