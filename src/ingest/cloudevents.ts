@@ -7,7 +7,8 @@ import { SluiceError } from '../core/errors.js';
  * - batched: `Content-Type: application/cloudevents-batch+json`, a JSON array of events;
  * - binary: any JSON `Content-Type`, the attributes in `ce-*` headers and the body as `data`.
  *
- * A CloudEvent becomes a sluice event with `type` = `type`, `key` = `subject`,
+ * A CloudEvent becomes a sluice event with `type` = `type`, `key` = `subject` (else `source`:
+ * an empty key would put every such event of a tenant in one partition and one cohort),
  * `idempotency_key` = `source` + `id` (the pair the spec says identifies an event),
  * `ts` = `time`, `properties` = `data` when it is an object (else `{ "data": … }`), and
  * the remaining attributes (`source`, `id`, `specversion`, `datacontenttype`, `dataschema`,
@@ -51,7 +52,7 @@ export function fromCloudEvent(ce: unknown, where: string): Obj {
   }
   const event: Obj = {
     type,
-    key: typeof subject === 'string' ? subject : '',
+    key: typeof subject === 'string' && subject !== '' ? subject : (source as string),
     idempotency_key: `${source as string}#${id as string}`,
     properties: isJsonObject(payload) ? payload : payload === undefined ? {} : { data: payload },
     context: { cloudevents: { id, source, ...attributes } },

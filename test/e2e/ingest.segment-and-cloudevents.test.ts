@@ -89,17 +89,24 @@ describe('CloudEvents 1.0', () => {
     const r = await fetch(`${url}/v1/cloudevents`, {
       method: 'POST',
       headers: { ...headers(), 'content-type': 'application/cloudevents-batch+json' },
-      body: JSON.stringify([JSON.parse(batch.body as string), { ...JSON.parse(batch.body as string), id: 'ce-4', subject: 'order-10' }]),
+      body: JSON.stringify([
+        JSON.parse(batch.body as string),
+        { ...JSON.parse(batch.body as string), id: 'ce-4', subject: 'order-10' },
+        // No subject: keyed by its source, not by an empty key shared by every such event.
+        { specversion: '1.0', id: 'ce-5', source: 'urn:shop:payments', type: 'com.example.order.placed', data: { total: 1 } },
+      ]),
     });
     expect(r.status).toBe(202);
-    expect(await r.json()).toMatchObject({ accepted: 2 });
+    expect(await r.json()).toMatchObject({ accepted: 3 });
     const key = (id: string) => `urn:shop:orders#${id}`;
     await until(async () => (await stored(key('ce-4'))).status === 'stored');
     expect((await stored(key('ce-1'))).stored).toMatchObject({ type: 'com.example.order.placed', key: 'order-9', properties: { total: 99.5 }, context: { cloudevents: { source: 'urn:shop:orders', id: 'ce-1', specversion: '1.0' } } });
     expect((await stored(key('ce-2'))).stored).toMatchObject({ properties: { data: 'plain text' } });
     expect((await stored(key('ce-4'))).stored).toMatchObject({ key: 'order-10' });
+    await until(async () => (await stored('urn:shop:payments#ce-5')).status === 'stored');
+    expect((await stored('urn:shop:payments#ce-5')).stored).toMatchObject({ key: 'urn:shop:payments' });
     const types = (await p.store.searchEvents({ tenant: 'acme', type: 'com.example.order.placed', from: 0, to: Date.now() + 3_600_000, limit: 100 })).length;
-    expect(types).toBe(4);
+    expect(types).toBe(5);
   });
 
   it('cloudevents.refuses-events-without-required-attributes-naming-them', async () => {
