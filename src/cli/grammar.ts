@@ -31,13 +31,14 @@ export function clientOptions(cmd: Command, keyWhat: string): Command {
     .addOption(new Option('--key <key>', keyWhat).env('SLUICE_KEY'));
 }
 
-/** The flags of a process that opens the log, the store or the catalog. */
-export function serverOptions(cmd: Command): Command {
+/**
+ * The flags of a process that opens the log, the store or the catalog; `listens: false` for
+ * one that serves no HTTP (doctor), without --port and --host.
+ */
+export function serverOptions(cmd: Command, { listens = true } = {}): Command {
+  cmd.option('--data-dir <dir>', 'where the embedded log, catalog and store live (SLUICE_DATA_DIR; default ./data)').option('--config <file>', 'a JSON configuration file (SLUICE_CONFIG)');
+  if (listens) cmd.option('--port <n>', 'HTTP port (SLUICE_PORT; default 8080)').option('--host <host>', 'HTTP host (SLUICE_HOST; default 127.0.0.1)');
   return cmd
-    .option('--data-dir <dir>', 'where the embedded log, catalog and store live (SLUICE_DATA_DIR; default ./data)')
-    .option('--config <file>', 'a JSON configuration file (SLUICE_CONFIG)')
-    .option('--port <n>', 'HTTP port (SLUICE_PORT; default 8080)')
-    .option('--host <host>', 'HTTP host (SLUICE_HOST; default 127.0.0.1)')
     .option('--partitions <n>', 'log partitions, embedded or NATS: every process of a deployment must agree (SLUICE_PARTITIONS; default 16)')
     .option('--fsync <mode>', "the embedded log's fsync: always|normal|off (SLUICE_LOG_FSYNC; default always; NATS: the server's sync_interval)")
     .option('--log <url>', 'embedded, or nats://HOST:4222[,HOST:4222…] (SLUICE_LOG_URL)')

@@ -59,7 +59,7 @@ tenant's write, read and admin keys once; "sluice key create default --scope rea
     ).action(act((o: Opts) => serve(serverConfig(o), role === 'up' ? ALL_ROLES : [role as Role])));
   }
 
-  serverOptions(program.command('doctor').description('check the backends a configuration names and their durability settings; exit 1 on a failure'))
+  serverOptions(program.command('doctor').description('check the backends a configuration names and their durability settings; exit 1 on a failure'), { listens: false })
     .option('--json', 'JSON output')
     .action(
       act(async (o: Opts) => {
