@@ -109,7 +109,9 @@ export function violationOf(e: ErrorObject): SchemaViolation {
   if (e.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') {
     return { path: `${path}/${escapePointer(params.additionalProperty)}`, message: `property "${params.additionalProperty}" is not allowed by the schema` };
   }
-  const subject = e.keyword === 'required' ? 'property' : path === '/properties' ? 'properties' : `"${path.slice('/properties/'.length)}"`;
+  // Ajv's "must have required property 'x'" said of the missing property itself: `"x" is required`.
+  if (e.keyword === 'required' && typeof params.missingProperty === 'string') return { path, message: `"${path.slice('/properties/'.length)}" is required by the schema` };
+  const subject = path === '/properties' ? 'properties' : `"${path.slice('/properties/'.length)}"`;
   let message = `${subject} ${e.message ?? 'is invalid'}`;
   if (e.keyword === 'enum' && Array.isArray(params.allowedValues)) message += `: ${params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
   return { path, message };
