@@ -11,6 +11,8 @@ import type { SeriesCache, SeriesRow, SeriesWant, ValueMerge } from './series-ca
 const MINUTE = 60_000;
 /** Rows a per-minute query may return: a week of minutes and some. */
 const CAP = 20_000;
+/** Window queries of a non-merging measure asked at once (the store's readers: query.readers, default 4). */
+const PREFETCH_BATCH = 4;
 
 /**
  * Where alert evaluation reads its numbers: the store's queries (the same as `POST /v1/query`,
@@ -238,8 +240,22 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, op
           return m;
         },
         prefetch: async (ends: number[]) => {
-          for (const end of ends) if (!windows.has(end)) windows.set(end, measure(end));
-          for (const end of ends) measured.set(end, await windows.get(end)!);
+          // PREFETCH_BATCH windows at a time, awaited together: a backtest over a day asks for
+          // 1,440 of them, and starting all at once queued them all for the readers; awaiting
+          // them one by one left every rejection after the first unhandled, which ended the
+          // process. A failed window is forgotten, to be asked again.
+          const todo = ends.filter((end) => !measured.has(end));
+          for (let i = 0; i < todo.length; i += PREFETCH_BATCH) {
+            const chunk = todo.slice(i, i + PREFETCH_BATCH);
+            for (const end of chunk) {
+              if (windows.has(end)) continue;
+              const p = measure(end);
+              p.catch(() => windows.delete(end));
+              windows.set(end, p);
+            }
+            const values = await Promise.all(chunk.map((end) => windows.get(end)!));
+            chunk.forEach((end, j) => measured.set(end, values[j]!));
+          }
         },
       } as RuleData;
     },
