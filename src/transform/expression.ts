@@ -28,6 +28,13 @@ import { loopInvariants, MAX_ITERATION_STEPS, weigh, type Invariant } from './it
  * that the same event had different fates on different runs.
  */
 export const MAX_AST_NODES = 400;
+/**
+ * The most a value an expression computes may hold (characters of its strings plus items of
+ * its lists and maps): 256 Ki, eight times the default event limit (`limits.eventBytes`,
+ * 32 KiB). Past it the event fails (`transform_failed`): an expression could otherwise build
+ * a value large enough to exhaust the heap (a list of copies of a long string).
+ */
+export const MAX_VALUE_SIZE = 262_144;
 export const MAX_DEPTH = 32;
 export const MAX_COMPREHENSION_DEPTH = 1;
 
@@ -281,6 +288,14 @@ export function compileExpression(source: string, expect?: 'bool', options: Comp
       activation.context = NO_MAP;
     }
     if (expect === 'bool' && typeof value !== 'boolean') throw new ExpressionError(`must be a condition (bool), got ${describe(value)}`);
+    // A value is written into the event: bounded before it is turned into JSON (which would
+    // copy a list of 10,000 references to one 20 KB string into 200 MB).
+    if (typeof value === 'object' && value !== null && weigh(value, MAX_VALUE_SIZE + 1, 1) > MAX_VALUE_SIZE) {
+      throw new ExpressionError(`the value is larger than ${MAX_VALUE_SIZE.toLocaleString('en-US')} characters and items; a step writes at most that into an event`);
+    }
+    if (typeof value === 'string' && value.length > MAX_VALUE_SIZE) {
+      throw new ExpressionError(`the value is a string of ${value.length.toLocaleString('en-US')} characters, over ${MAX_VALUE_SIZE.toLocaleString('en-US')}; a step writes at most that into an event`);
+    }
     return toJson(value);
   };
   return Object.assign(evaluate, { reads: mapsRead(parsed.ast) });

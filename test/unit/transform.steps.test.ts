@@ -259,4 +259,19 @@ describe('expression sandbox', () => {
     expect(fails('properties.missing == 1.0', {})).toMatch(/No such key: missing/);
     expect(fails("properties.m['lit'] == 1.0", { m: {} })).toMatch(/No such key: lit/);
   });
+
+  it('transform.a-value-an-expression-builds-is-bounded-before-it-becomes-json', () => {
+    const event = (properties: Record<string, unknown>): ExpressionEvent => ({ type: 't', key: 'k', ts: 0, properties, context: {} });
+    // The attacker's step: 10,000 copies of a 20 KB string, 200 MB once JSON; it ran the
+    // process out of heap from POST /v1/pipeline/test, and crash-looped the store live.
+    const copies = compileTransform({ steps: [{ set: { field: 'properties.out', value: 'properties.l.map(x, properties.s + properties.s + properties.s + properties.s)' } }] });
+    const t0 = performance.now();
+    const r = copies.run(event({ l: Array(10_000).fill(0), s: 'S'.repeat(5_000) }), 'salt');
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(r).toMatchObject({ outcome: 'dead_lettered', reason: 'transform_failed' });
+    // Without a comprehension: a string grown past the bound by concatenation.
+    const grown = compileExpression(`properties.s${' + properties.s'.repeat(9)}`);
+    expect(() => grown(event({ s: 'x'.repeat(30_000) }))).toThrow(/a string of 300,000 characters, over 262,144/);
+    expect(grown(event({ s: 'x'.repeat(1_000) }))).toHaveLength(10_000);
+  });
 });
