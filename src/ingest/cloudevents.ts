@@ -37,6 +37,16 @@ function attrField(where: string, attr?: string): string {
   return attr === undefined ? base || 'body' : `${base}/${attr}`;
 }
 
+/**
+ * `source` in the idempotency key `<source>#<id>`: "%" and "#" percent-encoded, so that the
+ * first "#" always ends the source (source "urn:a#b" with id "c" and source "urn:a" with id
+ * "b#c" were the same key, and the second event was answered as a duplicate and lost). A
+ * source without either character is unchanged, so keys of events sent before are too.
+ */
+export function escapeSource(source: string): string {
+  return /[%#]/.test(source) ? source.replace(/%/g, '%25').replace(/#/g, '%23') : source;
+}
+
 /** One CloudEvent (attributes and data) as a native event. */
 export function fromCloudEvent(ce: unknown, where: string): Obj {
   if (!isJsonObject(ce)) throw bad(attrField(where), `${where} must be a CloudEvent (a JSON object)`);
@@ -53,7 +63,7 @@ export function fromCloudEvent(ce: unknown, where: string): Obj {
   const event: Obj = {
     type,
     key: typeof subject === 'string' && subject !== '' ? subject : (source as string),
-    idempotency_key: `${source as string}#${id as string}`,
+    idempotency_key: `${escapeSource(source as string)}#${id as string}`,
     properties: isJsonObject(payload) ? payload : payload === undefined ? {} : { data: payload },
     context: { cloudevents: { id, source, ...attributes } },
   };

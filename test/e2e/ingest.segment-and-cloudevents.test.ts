@@ -107,6 +107,11 @@ describe('CloudEvents 1.0', () => {
     expect((await stored('urn:shop:payments#ce-5')).stored).toMatchObject({ key: 'urn:shop:payments' });
     const types = (await p.store.searchEvents({ tenant: 'acme', type: 'com.example.order.placed', from: 0, to: Date.now() + 3_600_000, limit: 100 })).length;
     expect(types).toBe(5);
+    // Source and id are kept apart in the key: ("urn:a", "b#c") and ("urn:a#b", "c") are two
+    // events (both were the key "urn:a#b#c", and the second was answered as a duplicate).
+    const one = (source: string, id: string) => ({ specversion: '1.0', id, source, type: 'com.example.hash', data: { source, id } });
+    const pair = await fetch(`${url}/v1/cloudevents`, { method: 'POST', headers: { ...headers(), 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify([one('urn:a', 'b#c'), one('urn:a#b', 'c')]) });
+    expect(await pair.json()).toMatchObject({ accepted: 2, duplicates: 0 });
   });
 
   it('cloudevents.refuses-events-without-required-attributes-naming-them', async () => {
