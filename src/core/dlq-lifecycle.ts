@@ -38,6 +38,9 @@ export interface GroupState {
   history: GroupChange[];
 }
 
+/** Changes a group's history keeps (the newest; the audit log keeps every one). */
+export const MAX_GROUP_HISTORY = 100;
+
 /** The state after `change`; throws SLUICE_ERR_CONFLICT (field `status`) for a move the lifecycle does not have. */
 export function applyGroupChange(
   before: GroupState,
@@ -54,5 +57,8 @@ export function applyGroupChange(
     );
   }
   const owner = change.owner === undefined ? before.owner : change.owner;
-  return { ...before, status, owner, history: [...before.history, { at, actor, status, owner, note: change.note ?? null }] };
+  // The newest MAX_GROUP_HISTORY changes: the group is rewritten whole on each change, and an
+  // unbounded history made every change slower (1.95 MB after 926 notes) on the HTTP thread.
+  const history = [...before.history, { at, actor, status, owner, note: change.note ?? null }].slice(-MAX_GROUP_HISTORY);
+  return { ...before, status, owner, history };
 }
