@@ -1,3 +1,5 @@
+import { SluiceError } from '../core/errors.js';
+
 /**
  * Saved queries: a tenant's named queries (the body of `POST /v1/query`, kept as JSON), as
  * the console's Explore page lists, opens and shares them.
@@ -6,6 +8,14 @@
  * that tells it exists. The query is stored as given; it is parsed again whenever it runs,
  * so a query saved under older rules fails then with a message that names the field.
  */
+/** Saved queries a tenant may keep: each is listed whole by GET /v1/saved-queries (up to 16 KiB each). */
+export const MAX_SAVED_QUERIES = 200;
+
+/** 409 for a tenant at `max` saved queries. */
+export function tooManySavedQueries(max: number): SluiceError {
+  return new SluiceError('SLUICE_ERR_CONFLICT', `the tenant has ${max} saved queries, the limit: delete one it no longer needs (DELETE /v1/saved-queries/ID)`, { field: 'saved_queries' });
+}
+
 export interface SavedQueryStore {
   /** A tenant's saved queries, by name then id. Empty: none saved. */
   list(tenant: string): Promise<SavedQuery[]>;
@@ -13,8 +23,12 @@ export interface SavedQueryStore {
   /** One saved query; null when the tenant has none with this id. */
   get(tenant: string, id: string): Promise<SavedQuery | null>;
 
-  /** Saves a new query (a fresh id) and records it in the audit log as `saved_query.create` by `actor`. */
-  create(tenant: string, input: SavedQueryInput, actor: string): Promise<SavedQuery>;
+  /**
+   * Saves a new query (a fresh id) and records it in the audit log as `saved_query.create` by
+   * `actor`. Throws SLUICE_ERR_CONFLICT when the tenant already has `max` (counted in the
+   * same transaction as the insert, so concurrent saves cannot pass it).
+   */
+  create(tenant: string, input: SavedQueryInput, actor: string, max: number): Promise<SavedQuery>;
 
   /** Replaces a saved query's name and body (audit: `saved_query.update`); null when there is none with this id. */
   update(tenant: string, id: string, input: SavedQueryInput, actor: string): Promise<SavedQuery | null>;

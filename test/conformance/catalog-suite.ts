@@ -219,11 +219,14 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       await catalog.createTenant('beta');
       const sq = catalog.savedQueries;
       const query = { event: 'checkout', measures: ['count', 'sum:properties.amount'], group_by: ['properties.region'], interval: '1h', from: '-24h' };
-      const a = await sq.create('acme', { name: 'Checkouts by region', query }, 'key-1');
+      const a = await sq.create('acme', { name: 'Checkouts by region', query }, 'key-1', 200);
       expect(a).toMatchObject({ tenant: 'acme', name: 'Checkouts by region', query, createdBy: 'key-1' });
       expect(a.id).toMatch(/^[0-9a-f]{16}$/);
-      const b = await sq.create('acme', { name: 'All events', query: { interval: '1d' } }, 'key-1');
+      const b = await sq.create('acme', { name: 'All events', query: { interval: '1d' } }, 'key-1', 200);
       expect((await sq.list('acme')).map((q) => q.name)).toEqual(['All events', 'Checkouts by region']);
+      // The tenant's limit is counted with the insert: at 2, a third is refused and nothing is written.
+      await expect(sq.create('acme', { name: 'Third', query: { interval: '1d' } }, 'key-1', 2)).rejects.toMatchObject({ code: 'SLUICE_ERR_CONFLICT', field: 'saved_queries' });
+      expect(await sq.list('acme')).toHaveLength(2);
 
       // Another tenant sees none of them, and cannot read, change or delete them by id.
       expect(await sq.list('beta')).toEqual([]);

@@ -1,4 +1,4 @@
-import type { SavedQuery, SavedQueryInput, SavedQueryStore } from '../../ports/saved-queries.js';
+import { tooManySavedQueries, type SavedQuery, type SavedQueryInput, type SavedQueryStore } from '../../ports/saved-queries.js';
 import { newSavedQueryId, toSavedQuery, type SavedQueryRow } from '../saved-query-rows.js';
 import { insertAudit } from './changes.js';
 import type { Executor } from './database.js';
@@ -16,10 +16,14 @@ export class PostgresSavedQueries implements SavedQueryStore {
     return rows[0] ? toSavedQuery(rows[0]) : null;
   }
 
-  async create(tenant: string, input: SavedQueryInput, actor: string): Promise<SavedQuery> {
+  async create(tenant: string, input: SavedQueryInput, actor: string, max: number): Promise<SavedQuery> {
     const now = Date.now();
     const id = newSavedQueryId();
     await this.exec.transaction(async (sql) => {
+      // One save at a time per tenant (a transaction-scoped lock), so the count holds until the insert commits.
+      await sql("SELECT pg_advisory_xact_lock(hashtext('sluice.saved_queries:' || $1))", [tenant]);
+      const [row] = await sql<{ n: string }>('SELECT count(*) AS n FROM saved_queries WHERE tenant = $1', [tenant]);
+      if (Number(row?.n ?? 0) >= max) throw tooManySavedQueries(max);
       await sql('INSERT INTO saved_queries (tenant, id, name, query, created_at, updated_at, created_by) VALUES ($1, $2, $3, $4, $5, $5, $6)', [
         tenant,
         id,

@@ -1,4 +1,4 @@
-import type { SavedQuery, SavedQueryInput, SavedQueryStore } from '../../ports/saved-queries.js';
+import { tooManySavedQueries, type SavedQuery, type SavedQueryInput, type SavedQueryStore } from '../../ports/saved-queries.js';
 import { newSavedQueryId, toSavedQuery, type SavedQueryRow } from '../saved-query-rows.js';
 import { immediate, type SqliteDatabase } from './database.js';
 
@@ -9,6 +9,7 @@ export class SqliteSavedQueries implements SavedQueryStore {
   constructor(private readonly db: SqliteDatabase) {
     this.stmts = {
       list: db.prepare('SELECT * FROM saved_queries WHERE tenant = ? ORDER BY name, id'),
+      count: db.prepare('SELECT count(*) FROM saved_queries WHERE tenant = ?').pluck(),
       get: db.prepare('SELECT * FROM saved_queries WHERE tenant = ? AND id = ?'),
       insert: db.prepare('INSERT INTO saved_queries (tenant, id, name, query, created_at, updated_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       update: db.prepare('UPDATE saved_queries SET name = ?, query = ?, updated_at = ? WHERE tenant = ? AND id = ?'),
@@ -26,10 +27,11 @@ export class SqliteSavedQueries implements SavedQueryStore {
     return row ? toSavedQuery(row) : null;
   }
 
-  async create(tenant: string, input: SavedQueryInput, actor: string): Promise<SavedQuery> {
+  async create(tenant: string, input: SavedQueryInput, actor: string, max: number): Promise<SavedQuery> {
     const now = Date.now();
     const id = newSavedQueryId();
     immediate(this.db, () => {
+      if ((this.stmts.count.get(tenant) as number) >= max) throw tooManySavedQueries(max);
       this.stmts.insert.run(tenant, id, input.name, JSON.stringify(input.query), now, now, actor);
       this.stmts.audit.run(tenant, now, actor, 'saved_query.create', id, JSON.stringify({ name: input.name }));
     });

@@ -31,6 +31,21 @@ export function quotaPatch(f: Fields): TenantQuota | null {
 }
 
 /** A dead-letter filter from query-string or body fields. */
+/**
+ * A backfill's `rate` (events/s; 0 or absent: unthrottled). Backfills and view builds run one
+ * at a time per process, a throttled one sleeping between its chunks while holding the queue:
+ * a rate of 1 held every other tenant's builds for hours. So a rate is at least
+ * MIN_BACKFILL_RATE.
+ */
+const MIN_BACKFILL_RATE = 1_000;
+function backfillRate(body: Record<string, unknown>): number {
+  const rate = optInt(body, 'rate', 0, 100_000_000) ?? 0;
+  if (rate > 0 && rate < MIN_BACKFILL_RATE) {
+    throw new SluiceError('SLUICE_ERR_INVALID_BODY', `"rate" must be 0 (unthrottled) or at least ${MIN_BACKFILL_RATE} events/s: backfills run one at a time, and a slower one would hold every other backfill and view build`, { field: 'rate' });
+  }
+  return rate;
+}
+
 function filterOf(f: Fields, now: number): DeadLetterFilter {
   const status = optStrings(f, 'status', 4);
   if (status?.some((s) => !STATUSES.includes(s as DeadLetterStatus))) {
@@ -73,7 +88,7 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
       tenant,
       from: optTime(body, 'from', now) ?? null,
       to: optTime(body, 'to', now) ?? null,
-      rate: optInt(body, 'rate', 0, 100_000_000) ?? 0,
+      rate: backfillRate(body),
     });
     await catalog.audit({ tenant, actor: keyId, action: 'backfill.start', subject: view, detail: { id: state.id, from: state.from, to: state.to } });
     return reply.code(202).send(wireBackfill(state));

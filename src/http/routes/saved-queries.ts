@@ -4,7 +4,7 @@ import { iso } from '../../core/time.js';
 import { objectBody, optString } from '../fields.js';
 import { authenticate } from '../auth.js';
 import type { Catalog } from '../../ports/catalog.js';
-import type { SavedQuery, SavedQueryInput } from '../../ports/saved-queries.js';
+import { MAX_SAVED_QUERIES, type SavedQuery, type SavedQueryInput } from '../../ports/saved-queries.js';
 import { parseQuery } from '../../core/query.js';
 
 function wireSaved(q: SavedQuery) {
@@ -45,7 +45,7 @@ export async function savedQueryRoutes(app: FastifyInstance, opts: { catalog: Ca
 
   app.post('/v1/saved-queries', async (request, reply) => {
     const { tenant, keyId } = await authenticate(catalog, request, ['read', 'admin']);
-    const saved = await catalog.savedQueries.create(tenant, parseInput(await request.jsonBody(), tenant, limits), keyId);
+    const saved = await catalog.savedQueries.create(tenant, parseInput(await request.jsonBody(), tenant, limits), keyId, MAX_SAVED_QUERIES);
     return reply.code(201).header('location', `/v1/saved-queries/${saved.id}`).send(wireSaved(saved));
   });
 
