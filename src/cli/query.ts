@@ -68,8 +68,17 @@ export function splitOutsideQuotes(s: string): string[] {
   return s.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? [];
 }
 
+/**
+ * Control characters of a value as JSON escapes them (`\u001b`): values are the producers',
+ * and a terminal would run an escape sequence (clear the screen, set the title) instead of
+ * showing it.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function table(columns: string[], rows: Cell[][]): string {
-  const text = rows.map((r) => r.map((v) => (v === null ? '-' : typeof v === 'number' && !Number.isInteger(v) ? String(Math.round(v * 1000) / 1000) : String(v))));
+  const text = rows.map((r) => r.map((v) => printable(v === null ? '-' : typeof v === 'number' && !Number.isInteger(v) ? String(Math.round(v * 1000) / 1000) : String(v))));
   const widths = columns.map((c, i) => Math.max(c.length, ...text.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('');
   return [line(columns), ...text.map(line)].join('\n') + '\n';
