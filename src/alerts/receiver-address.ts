@@ -31,13 +31,48 @@ PRIVATE.addSubnet('fc00::', 7, 'ipv6');
 PRIVATE.addAddress('::1', 'ipv6');
 PRIVATE.addAddress('::', 'ipv6');
 
-/** Why sluice will not send to `ip`, or null. An IPv4-mapped IPv6 address is judged as IPv4. */
+/** The 8 groups of an IPv6 address (the last two from a dotted IPv4 tail), or null. */
+function ipv6Groups(ip: string): number[] | null {
+  let text = ip.toLowerCase();
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = text.slice(0, dotted.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail, more] = text.split('::');
+  if (more !== undefined) return null;
+  const left = head ? head.split(':') : [];
+  const right = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const fill = tail === undefined ? 0 : 8 - left.length - right.length;
+  const groups = [...left, ...Array<string>(Math.max(0, fill)).fill('0'), ...right].map((g) => parseInt(g, 16));
+  return groups.length === 8 && groups.every((g) => g >= 0 && g <= 0xffff) ? groups : null;
+}
+
+/**
+ * The IPv4 address an IPv6 address carries in its last 32 bits, for the forms that reach it:
+ * IPv4-mapped (::ffff:0:0/96), IPv4-compatible (::/96, deprecated by RFC 4291 but still routed
+ * by some stacks) and the NAT64 well-known prefix (64:ff9b::/96, RFC 6052).
+ */
+function embeddedIpv4(ip: string): string | null {
+  const g = ipv6Groups(ip);
+  if (!g) return null;
+  const zeros = g.slice(0, 5).every((x) => x === 0);
+  const mapped = zeros && g[5] === 0xffff;
+  const compatible = zeros && g[5] === 0 && (g[6] !== 0 || g[7]! > 1);
+  const nat64 = g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0);
+  if (!mapped && !compatible && !nat64) return null;
+  return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join('.');
+}
+
+/** Why sluice will not send to `ip`, or null. An IPv6 address carrying an IPv4 one is judged as both. */
 export function addressRefusal(ip: string, allowPrivate: boolean): string | null {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  const address = mapped ? mapped[1]! : ip;
-  const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-  if (LINK_LOCAL.check(address, family)) return `${ip} is link-local or a cloud instance metadata address, never a receiver`;
-  if (!allowPrivate && PRIVATE.check(address, family)) return `${ip} is a loopback or private address, and alerts.privateReceivers is false`;
+  const candidates: [string, 'ipv4' | 'ipv6'][] = [[ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4']];
+  const v4 = isIP(ip) === 6 ? embeddedIpv4(ip) : null;
+  if (v4) candidates.push([v4, 'ipv4']);
+  for (const [address, family] of candidates) {
+    if (LINK_LOCAL.check(address, family)) return `${ip} is link-local or a cloud instance metadata address, never a receiver`;
+    if (!allowPrivate && PRIVATE.check(address, family)) return `${ip} is a loopback or private address, and alerts.privateReceivers is false`;
+  }
   return null;
 }
 

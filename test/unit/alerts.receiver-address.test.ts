@@ -17,6 +17,14 @@ describe('where alert notifications may go (server-side request forgery)', () =>
       expect(addressRefusal(ip, false), ip).toMatch(/loopback or private address, and alerts.privateReceivers is false/);
     }
     for (const ip of ['8.8.8.8', '2001:4860:4860::8888', '172.32.0.1']) expect(addressRefusal(ip, false), ip).toBeNull();
+    // IPv6 forms that carry an IPv4 address in their last 32 bits, as URLs normalise them:
+    // IPv4-compatible (::a9fe:a9fe is ::169.254.169.254), NAT64 (64:ff9b::/96), mapped in hex.
+    for (const url of ['http://[::169.254.169.254]/', 'http://[64:ff9b::a9fe:a9fe]/', 'http://[::ffff:a9fe:a9fe]/', 'http://[64:ff9b::169.254.169.254]/']) {
+      const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+      expect(addressRefusal(host, true), url).toMatch(/link-local or a cloud instance metadata address/);
+    }
+    expect(addressRefusal('::7f00:1', false)).toMatch(/loopback or private/);
+    expect(addressRefusal('64:ff9b::808:808', false)).toBeNull();
     // A name is judged by what it resolves to.
     expect(await receiverRefusal('http://localhost:9/hook', false)).toMatch(/^receiver localhost:9 refused: .* is a loopback or private address/);
     expect(await receiverRefusal('http://localhost:9/hook', true)).toBeNull();
