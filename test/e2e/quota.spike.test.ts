@@ -1,3 +1,4 @@
+import zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
 
@@ -84,6 +85,26 @@ describe('quotas', () => {
     const bad = await p.app.inject({ method: 'PATCH', url: '/v1/tenant', headers: admin, payload: JSON.stringify({ events_per_second: -1 }) });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ field: 'events_per_second' });
+  });
+
+  it('quota.the-bytes-quota-counts-a-gzip-body-decompressed', async () => {
+    // 18 KB of gzip carried 9 MB of events: counted on the wire, 213 times the quota went through.
+    p = await startPipeline({}, { workers: false });
+    await p.app.inject({ method: 'PATCH', url: '/v1/tenant', headers: { authorization: `Bearer ${p.tenant.adminKey}` }, payload: JSON.stringify({ bytes_per_second: 50_000 }) });
+    const ts = new Date().toISOString();
+    const body = (from: number) =>
+      zlib.gzipSync(JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ type: 'big', key: `k${i}`, idempotency_key: `gz-${from + i}`, ts, properties: { pad: 'x'.repeat(2_000) } }))));
+    const statuses: number[] = [];
+    for (let r = 0; r < 4; r++) {
+      const b = body(r * 200);
+      expect(b.length).toBeLessThan(10_000); // about 400 KB decompressed
+      const res = await p.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p.tenant.writeKey}`, 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: b });
+      statuses.push(res.statusCode);
+      if (res.statusCode === 429) expect(res.json()).toMatchObject({ field: 'bytes_per_second' });
+    }
+    // The first is admitted (the bucket had room when it arrived) and overdraws it by 8x: the next ones wait.
+    expect(statuses[0]).toBe(202);
+    expect(statuses.slice(1)).toEqual([429, 429, 429]);
   });
 
   it('saturation.a-log-backlog-over-its-cap-answers-503-with-retry-after-and-nothing-partial', async () => {

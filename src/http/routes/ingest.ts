@@ -105,7 +105,8 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     const { grant, quota } = pass;
     checkOrigin(request, reply, grant.tenant, opts.cors);
     const { events, sentAt } = decode(body !== undefined ? body : bytes ? await request.bodyBytes() : await request.jsonBody());
-    opts.quotas.take(grant.tenant, quota, events.length, Math.max(0, request.rawBytes() - pass.bytes));
+    // The bytes/s quota counts the body decompressed; what was admitted early was its size on the wire.
+    opts.quotas.take(grant.tenant, quota, events.length, Math.max(0, request.decodedBytes() - pass.bytes));
     const { metrics, tracer } = opts.obs;
     const tenant = opts.obs.tenant(grant.tenant);
     const traceparent = traceparentOf(request.traceContext);
