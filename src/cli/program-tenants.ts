@@ -93,7 +93,13 @@ async function tenantSet(name: string, o: Opts): Promise<number> {
   }
   const catalog = await openCatalog(serverConfig(o));
   try {
-    if (Object.keys(quota).length > 0) patch.quota = { ...(await catalog.settings(name)).quota, ...quota };
+    if (Object.keys(quota).length > 0) {
+      const before = await catalog.settings(name);
+      patch.quota = { ...before.quota, ...quota };
+      // What the operator sets here is also the ceiling the tenant's own admin key cannot raise
+      // (PATCH /v1/tenant); "default" lifts the ceiling with the quota, 0 sets none.
+      patch.quotaCeiling = { ...before.quotaCeiling, ...quota };
+    }
     const settings = await catalog.updateSettings(name, patch, 'cli');
     const q = settings.quota;
     const show = (v: number | undefined) => (v === undefined ? 'default' : v === 0 ? 'unlimited' : String(v));

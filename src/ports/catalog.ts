@@ -91,6 +91,12 @@ export interface TenantQuota {
 export interface TenantSettings {
   unknownTypes: UnknownTypes;
   quota: TenantQuota;
+  /**
+   * The operator's ceilings (`sluice tenant set` on the server): the tenant's own admin key
+   * (PATCH /v1/tenant) may lower its quota under them, not raise it past them, nor make it
+   * unlimited or the default. Absent or 0: no ceiling for that quota.
+   */
+  quotaCeiling?: TenantQuota;
   /** Set while the dead-letter breaker holds the tenant's events; null when it flows. */
   paused: { since: number; reason: string } | null;
   /**

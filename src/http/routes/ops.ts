@@ -30,6 +30,21 @@ export function quotaPatch(f: Fields): TenantQuota | null {
   return any ? out : null;
 }
 
+/**
+ * Refuses (403) a tenant admin's quota change that an operator's ceiling forbids: over it, or
+ * unlimited (0), or back to the default (null), where the operator set a ceiling.
+ */
+export function checkCeiling(patch: TenantQuota, ceiling: TenantQuota | undefined): void {
+  for (const [field, key] of [['events_per_second', 'eventsPerSecond'], ['bytes_per_second', 'bytesPerSecond'], ['backlog', 'backlog']] as const) {
+    const c = ceiling?.[key];
+    if (!(key in patch) || !c) continue;
+    const v = patch[key];
+    if (v === undefined || v === 0 || v > c) {
+      throw new SluiceError('SLUICE_ERR_FORBIDDEN', `the operator set ${field} at most ${c} for this tenant: its admin key may lower it, not raise it past that (or make it unlimited or the default); ask the operator (sluice tenant set NAME --${field.replace(/_/g, '-')} N on the server)`, { field });
+    }
+  }
+}
+
 /** A dead-letter filter from query-string or body fields. */
 /**
  * A backfill's `rate` (events/s; 0 or absent: unthrottled). Backfills and view builds run one
@@ -220,7 +235,11 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
     }
     const patch: Partial<TenantSettings> = unknownTypes ? { unknownTypes: unknownTypes as UnknownTypes } : {};
     const quota = quotaPatch(body);
-    if (quota) patch.quota = { ...(await catalog.settings(tenant)).quota, ...quota };
+    if (quota) {
+      const current = await catalog.settings(tenant);
+      checkCeiling(quota, current.quotaCeiling);
+      patch.quota = { ...current.quota, ...quota };
+    }
     const settings = await catalog.updateSettings(tenant, patch, keyId);
     deps.schemas.invalidate();
     return { tenant, settings };
