@@ -36,8 +36,8 @@ import { pipelineRoutes } from './routes/pipeline.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The body decoded as JSON (gzip, UTF-8 and size checked); throws a SluiceError. */
-    jsonBody(): Promise<unknown>;
+    /** The body decoded as JSON (gzip, UTF-8 and size checked, within `max` bytes decompressed if given); throws a SluiceError. */
+    jsonBody(max?: number): Promise<unknown>;
     /** The body's bytes after Content-Encoding (gzip), within the decompressed limit. */
     bodyBytes(): Promise<Buffer>;
     /** Bytes of the body as sent (before decompression). */
@@ -101,17 +101,19 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   // The size of each body once decompressed (what a bytes/s quota counts: 18 KB of gzip
   // carried 9 MB of events, 213 times a quota counted on the wire).
   const decoded = new WeakMap<object, number>();
-  const decodedBytesOf = async function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }): Promise<Buffer> {
+  const decodedBytesOf = async function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }, max?: number): Promise<Buffer> {
     const raw = Buffer.isBuffer(this.body) ? this.body : Buffer.alloc(0);
     const enc = this.headers['content-encoding'];
-    const bytes = await decodeBodyBytes(raw, Array.isArray(enc) ? enc.join(',') : enc, limits.decompressedBytes);
+    const bytes = await decodeBodyBytes(raw, Array.isArray(enc) ? enc.join(',') : enc, Math.min(limits.decompressedBytes, max ?? Infinity));
     decoded.set(this, bytes.length);
     return bytes;
   };
-  app.decorateRequest('jsonBody', async function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }) {
-    return decodeJson(await decodedBytesOf.call(this), this.headers['content-type'] as string | undefined);
+  app.decorateRequest('jsonBody', async function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }, max?: number) {
+    return decodeJson(await decodedBytesOf.call(this, max), this.headers['content-type'] as string | undefined);
   });
-  app.decorateRequest('bodyBytes', decodedBytesOf);
+  app.decorateRequest('bodyBytes', function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }) {
+    return decodedBytesOf.call(this);
+  });
   app.decorateRequest('rawBytes', function (this: { body: unknown }) {
     return Buffer.isBuffer(this.body) ? this.body.length : 0;
   });
