@@ -1,6 +1,6 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { linearRegExp, type LinearRegExp } from '../schema/patterns.js';
-import { loopInvariants, MAX_ITERATION_STEPS, weigh, type Invariant } from './iteration-cost.js';
+import { costlyForm, loopInvariants, MAX_ITERATION_STEPS, weigh, type Invariant } from './iteration-cost.js';
 
 /**
  * CEL expressions over one event (the Common Expression Language: https://github.com/google/cel-spec),
@@ -260,6 +260,8 @@ export function compileExpression(source: string, expect?: 'bool', options: Comp
       throw new ExpressionError(`matches: ${JSON.stringify(pattern.slice(0, 100))} is not a pattern RE2 can run (${(e as Error).message}); CEL patterns are RE2 syntax: no lookaround, no backreferences`);
     }
   }
+  const costly = options.stored ? null : costlyForm(parsed.ast);
+  if (costly) throw new ExpressionError(costly);
   if (comprehensionDepth(parsed.ast) > (options.stored ? 2 : MAX_COMPREHENSION_DEPTH)) {
     throw new ExpressionError('comprehensions (all, exists, exists_one, map, filter) may not nest: one inside another costs the square of the list\'s length; chain them (list.map(x, …).filter(y, …)) or test each list apart');
   }

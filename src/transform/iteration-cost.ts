@@ -111,3 +111,67 @@ export function weigh(value: unknown, cap: number, chars = 16): number {
   }
   return Math.min(total, cap);
 }
+
+/**
+ * What an expression may not say, found when a version is written (a stored version keeps
+ * compiling as it was): forms whose cost or size grows faster than the event, so that no
+ * bound per step would catch them before memory runs out. Returns the first, or null.
+ *
+ * - `cel.bind` (and any `cel.` macro): a bound name can be doubled 15 times over in an
+ *   expression's 32 levels (`cel.bind(a, l + l, cel.bind(b, a + a, …))`: 2^15 copies of
+ *   the event's list, the process out of heap), and it hides a loop invariant from the
+ *   weighing above;
+ * - a `map` over another `map`'s result (`l.map(x, [x]).map(y, y + y)…`): each link can
+ *   multiply every item, 2^14 over 14 links; one `map` whose body builds what it needs does
+ *   the same work;
+ * - a comprehension over a list that reads the event more than twice (`(l + l + … + l)`): the
+ *   turns are bounded by the event only if the list is;
+ * - `join` with a separator that is not a literal: the result is items × the separator.
+ */
+export function costlyForm(ast: unknown): string | null {
+  let found: string | null = null;
+  const visit = (node: unknown): void => {
+    if (found) return;
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!isNode(node)) return;
+    if (node.op === 'rcall' && Array.isArray(node.args)) {
+      const [name, receiver, args] = node.args as [string, unknown, unknown[]];
+      if (isNode(receiver) && receiver.op === 'id' && receiver.args === 'cel') {
+        found = `cel.${name} is not available in pipelines: a bound name can be doubled again and again within one expression; write the value out where it is used`;
+        return;
+      }
+      if (COMPREHENSIONS.has(name)) {
+        if (name === 'map' && containsMacro(receiver, 'map')) {
+          found = "map may not run over another map's result (each can multiply every item); build the value in one map's body";
+          return;
+        }
+        if (eventReads(receiver) > 2) {
+          found = `${name}: its list reads the event more than twice; a comprehension walks a list the event bounds`;
+          return;
+        }
+      }
+      if (name === 'join' && Array.isArray(args) && args.length > 0 && !(isNode(args[0]) && args[0].op === 'value')) {
+        found = "join's separator must be a literal string (the result is the items times the separator)";
+        return;
+      }
+    }
+    visit(node.args);
+  };
+  visit(ast);
+  return found;
+}
+
+function containsMacro(node: unknown, macro: string): boolean {
+  if (Array.isArray(node)) return node.some((n) => containsMacro(n, macro));
+  if (!isNode(node)) return false;
+  if (node.op === 'rcall' && Array.isArray(node.args) && node.args[0] === macro && Array.isArray(node.args[2])) return true;
+  return containsMacro(node.args, macro);
+}
+
+/** How many times `node` names the event's maps (`properties`, `context`). */
+function eventReads(node: unknown): number {
+  if (Array.isArray(node)) return node.reduce((n: number, x) => n + eventReads(x), 0);
+  if (!isNode(node)) return 0;
+  if (node.op === 'id') return node.args === 'properties' || node.args === 'context' ? 1 : 0;
+  return eventReads(node.args);
+}

@@ -274,4 +274,25 @@ describe('expression sandbox', () => {
     expect(() => grown(event({ s: 'x'.repeat(30_000) }))).toThrow(/a string of 300,000 characters, over 262,144/);
     expect(grown(event({ s: 'x'.repeat(1_000) }))).toHaveLength(10_000);
   });
+
+  it('transform.forms-whose-cost-outgrows-the-event-are-refused-when-written', () => {
+    const event = (properties: Record<string, unknown>): ExpressionEvent => ({ type: 't', key: 'k', ts: 0, properties, context: {} });
+    // 15 nested binds doubling the event's list: 2^15 copies, the process out of heap.
+    const binds = Array.from({ length: 14 }, (_, i) => `cel.bind(v${i + 2}, v${i + 1} + v${i + 1}, `).join('');
+    expect(() => compileExpression(`cel.bind(v1, properties.l + properties.l, ${binds}size(v15)${')'.repeat(15)}`)).toThrow(/cel\.bind is not available in pipelines/);
+    // A bind hid a loop invariant from the weighing: refused whatever it binds.
+    expect(() => compileExpression("cel.bind(m, properties.m, properties.s.split('').all(x, !(x in m)))", 'bool')).toThrow(/cel\.bind/);
+    // Each map over a map's result can multiply every item: 2^14 over 14 links.
+    expect(() => compileExpression('properties.l.map(x, [x]).map(y, y + y).size()')).toThrow(/map may not run over another map's result/);
+    expect(() => compileExpression('properties.l.map(x, x * 2.0).filter(y, y > 1.0).map(z, z + 1.0)')).toThrow(/another map's result/);
+    // A list built from many copies of the event's lists.
+    expect(() => compileExpression(`(properties.l${' + properties.l'.repeat(59)}).map(x, x + 1.0).size()`)).toThrow(/its list reads the event more than twice/);
+    expect(() => compileExpression('properties.l.join(properties.s)')).toThrow(/join's separator must be a literal/);
+    // What stays allowed: one map, a map over a filter, two lists joined, a literal separator.
+    expect(compileExpression('properties.l.filter(x, x > 1.0).map(y, y * 2.0)')(event({ l: [1, 2, 3] }))).toEqual([4, 6]);
+    expect(compileExpression('(properties.a + properties.b).exists(x, x == 3.0)', 'bool')(event({ a: [1], b: [3] }))).toBe(true);
+    expect(compileExpression("properties.tags.join(', ')")(event({ tags: ['a', 'b'] }))).toBe('a, b');
+    // A version stored before these rules still compiles (refusing it would dead-letter its tenant's traffic).
+    expect(compileExpression('properties.l.map(x, [x]).map(y, y + y).size()', undefined, { stored: true })(event({ l: [1, 2] }))).toBe(2);
+  });
 });
