@@ -49,19 +49,22 @@ function ipv6Groups(ip: string): number[] | null {
 }
 
 /**
- * The IPv4 address an IPv6 address carries in its last 32 bits, for the forms that reach it:
- * IPv4-mapped (::ffff:0:0/96), IPv4-compatible (::/96, deprecated by RFC 4291 but still routed
- * by some stacks) and the NAT64 well-known prefix (64:ff9b::/96, RFC 6052).
+ * The IPv4 address an IPv6 address carries, for the forms that reach it: in its last 32 bits
+ * IPv4-mapped (::ffff:0:0/96), SIIT (::ffff:0:0:0/96, RFC 6145), IPv4-compatible (::/96,
+ * deprecated by RFC 4291 but still routed by some stacks), NAT64 (64:ff9b::/96, RFC 6052, and
+ * the local-use 64:ff9b:1::/48, RFC 8215); in bits 16-47, 6to4 (2002::/16, RFC 3056).
  */
 function embeddedIpv4(ip: string): string | null {
   const g = ipv6Groups(ip);
   if (!g) return null;
-  const zeros = g.slice(0, 5).every((x) => x === 0);
-  const mapped = zeros && g[5] === 0xffff;
-  const compatible = zeros && g[5] === 0 && (g[6] !== 0 || g[7]! > 1);
-  const nat64 = g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0);
-  if (!mapped && !compatible && !nat64) return null;
-  return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join('.');
+  const v4 = (hi: number, lo: number) => [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join('.');
+  if (g[0] === 0x2002) return v4(g[1]!, g[2]!);
+  const zeros = g.slice(0, 4).every((x) => x === 0);
+  const mapped = zeros && g[4] === 0 && g[5] === 0xffff;
+  const siit = zeros && g[4] === 0xffff && g[5] === 0;
+  const compatible = zeros && g[4] === 0 && g[5] === 0 && (g[6] !== 0 || g[7]! > 1);
+  const nat64 = g[0] === 0x64 && g[1] === 0xff9b && (g.slice(2, 6).every((x) => x === 0) || g[2] === 1);
+  return mapped || siit || compatible || nat64 ? v4(g[6]!, g[7]!) : null;
 }
 
 /** Why sluice will not send to `ip`, or null. An IPv6 address carrying an IPv4 one is judged as both. */

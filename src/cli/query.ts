@@ -71,10 +71,11 @@ export function splitOutsideQuotes(s: string): string[] {
 /**
  * Control characters of a value as JSON escapes them (`\u001b`): values are the producers',
  * and a terminal would run an escape sequence (clear the screen, set the title) instead of
- * showing it.
+ * showing it. Bidirectional overrides (U+202A-U+202E, U+2066-U+2069) too: they reorder how a
+ * row reads.
  */
 export function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export function table(columns: string[], rows: Cell[][]): string {

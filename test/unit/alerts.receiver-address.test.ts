@@ -19,7 +19,7 @@ describe('where alert notifications may go (server-side request forgery)', () =>
     for (const ip of ['8.8.8.8', '2001:4860:4860::8888', '172.32.0.1']) expect(addressRefusal(ip, false), ip).toBeNull();
     // IPv6 forms that carry an IPv4 address in their last 32 bits, as URLs normalise them:
     // IPv4-compatible (::a9fe:a9fe is ::169.254.169.254), NAT64 (64:ff9b::/96), mapped in hex.
-    for (const url of ['http://[::169.254.169.254]/', 'http://[64:ff9b::a9fe:a9fe]/', 'http://[::ffff:a9fe:a9fe]/', 'http://[64:ff9b::169.254.169.254]/']) {
+    for (const url of ['http://[::169.254.169.254]/', 'http://[64:ff9b::a9fe:a9fe]/', 'http://[::ffff:a9fe:a9fe]/', 'http://[64:ff9b::169.254.169.254]/', 'http://[64:ff9b:1::a9fe:a9fe]/', 'http://[::ffff:0:a9fe:a9fe]/', 'http://[2002:a9fe:a9fe::]/']) {
       const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
       expect(addressRefusal(host, true), url).toMatch(/link-local or a cloud instance metadata address/);
     }
