@@ -1,5 +1,6 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { linearRegExp, type LinearRegExp } from '../schema/patterns.js';
+import { callsNamed, isComprehension, isNode, namesIdentifier } from './cel-ast.js';
 import { costlyForm, loopInvariants, MAX_ITERATION_STEPS, weigh, type Invariant } from './iteration-cost.js';
 
 /**
@@ -181,25 +182,15 @@ function renameIdentifiers(source: string): string {
   return out;
 }
 
-interface AstNode {
-  op: string;
-  args: unknown;
-}
-
-const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
-
 /**
  * How deep comprehensions nest: one inside another's body (its predicate or transform) counts,
  * one chained on another's result (`list.map(x, …).filter(y, …)`, linear) does not.
  */
 function comprehensionDepth(node: unknown): number {
   if (Array.isArray(node)) return Math.max(0, ...node.map(comprehensionDepth));
-  if (!node || typeof node !== 'object' || !('op' in node)) return 0;
-  const n = node as AstNode;
-  if (n.op === 'rcall' && Array.isArray(n.args) && COMPREHENSIONS.has(n.args[0] as string)) {
-    return Math.max(comprehensionDepth(n.args[1]), 1 + comprehensionDepth(n.args[2]));
-  }
-  return comprehensionDepth(n.args);
+  if (!isNode(node)) return 0;
+  if (isComprehension(node)) return Math.max(comprehensionDepth(node.args[1]), 1 + comprehensionDepth(node.args[2]));
+  return comprehensionDepth(node.args);
 }
 
 /**
@@ -349,19 +340,11 @@ const NO_MAP: Record<string, unknown> = Object.freeze({}) as Record<string, unkn
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 const MIN_EXACT = BigInt(Number.MIN_SAFE_INTEGER);
 
-/** Whether the AST calls a function or method named `name` anywhere. */
-function callsNamed(ast: unknown, name: string): boolean {
-  if (Array.isArray(ast)) return ast.some((n) => callsNamed(n, name));
-  if (!ast || typeof ast !== 'object' || !('op' in ast)) return false;
-  const n = ast as AstNode;
-  return ((n.op === 'rcall' || n.op === 'call') && Array.isArray(n.args) && n.args[0] === name) || callsNamed(n.args, name);
-}
-
 /** The string literals passed as the pattern of `matches` anywhere in the AST. */
 function literalPatterns(ast: unknown, out: string[] = []): string[] {
   if (Array.isArray(ast)) for (const n of ast) literalPatterns(n, out);
-  else if (ast && typeof ast === 'object' && 'op' in ast) {
-    const n = ast as AstNode;
+  else if (isNode(ast)) {
+    const n = ast;
     if (n.op === 'rcall' && Array.isArray(n.args) && n.args[0] === LINEAR_MATCHES) {
       const [arg] = (n.args[2] ?? []) as { op?: string; args?: unknown }[];
       if (arg?.op === 'value' && typeof arg.args === 'string') out.push(arg.args);
@@ -371,27 +354,9 @@ function literalPatterns(ast: unknown, out: string[] = []): string[] {
   return out;
 }
 
-/** Whether the AST names `name` as an identifier anywhere (a comprehension variable of that name counts). */
-function namesIdentifier(ast: unknown, name: string): boolean {
-  if (Array.isArray(ast)) return ast.some((n) => namesIdentifier(n, name));
-  if (!ast || typeof ast !== 'object' || !('op' in ast)) return false;
-  const n = ast as AstNode;
-  return (n.op === 'id' && n.args === name) || namesIdentifier(n.args, name);
-}
-
 /** The event maps (`properties`, `context`) an expression's AST names as identifiers. */
 function mapsRead(ast: unknown): Set<'properties' | 'context'> {
-  const out = new Set<'properties' | 'context'>();
-  const walk = (node: unknown): void => {
-    if (Array.isArray(node)) for (const n of node) walk(n);
-    else if (node && typeof node === 'object' && 'op' in node) {
-      const n = node as AstNode;
-      if (n.op === 'id' && (n.args === 'properties' || n.args === 'context')) out.add(n.args);
-      else walk(n.args);
-    }
-  };
-  walk(ast);
-  return out;
+  return new Set((['properties', 'context'] as const).filter((map) => namesIdentifier(ast, map)));
 }
 
 function describe(v: unknown): string {

@@ -1,3 +1,5 @@
+import { countNodes, isComprehension, isNode, someNode } from './cel-ast.js';
+
 /**
  * The cost of a comprehension whose body reads more of the event than its own item.
  *
@@ -25,19 +27,6 @@
 /** The bound: measured, a comprehension at the bound (`in` over lists, cel-js 8) took about 30 ms. */
 export const MAX_ITERATION_STEPS = 2_000_000;
 
-const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
-
-interface Node {
-  op: string;
-  args: unknown;
-  start?: number;
-  end?: number;
-}
-
-function isNode(v: unknown): v is Node {
-  return !!v && typeof v === 'object' && 'op' in v;
-}
-
 /** A body's loop invariant: its source text (of the compiled form), and the macro it sits in. */
 export interface Invariant {
   source: string;
@@ -53,11 +42,11 @@ export function loopInvariants(ast: unknown, source: string): Invariant[] {
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(visit);
     if (!isNode(node)) return;
-    if (node.op === 'rcall' && Array.isArray(node.args) && COMPREHENSIONS.has(node.args[0] as string) && Array.isArray(node.args[2])) {
+    if (isComprehension(node)) {
       visit(node.args[1]);
-      const parts = node.args[2] as unknown[];
+      const parts = node.args[2];
       const vars = new Set(parts.slice(0, -1).flatMap((v) => (isNode(v) && v.op === 'id' ? [v.args as string] : [])));
-      collect(parts[parts.length - 1], vars, node.args[0] as string);
+      collect(parts[parts.length - 1], vars, node.args[0]);
       return;
     }
     visit(node.args);
@@ -78,10 +67,7 @@ export function loopInvariants(ast: unknown, source: string): Invariant[] {
 
 /** Whether `node` names one of `vars` (or, with null, any identifier at all). */
 function namesAny(node: unknown, vars: Set<string> | null): boolean {
-  if (Array.isArray(node)) return node.some((n) => namesAny(n, vars));
-  if (!isNode(node)) return false;
-  if (node.op === 'id') return vars === null || vars.has(node.args as string);
-  return namesAny(node.args, vars);
+  return someNode(node, (n) => n.op === 'id' && (vars === null || vars.has(n.args as string)));
 }
 
 /**
@@ -140,8 +126,8 @@ export function costlyForm(ast: unknown): string | null {
         found = `cel.${name} is not available in pipelines: a bound name can be doubled again and again within one expression; write the value out where it is used`;
         return;
       }
-      if (COMPREHENSIONS.has(name)) {
-        if (name === 'map' && containsMacro(receiver, 'map')) {
+      if (isComprehension(node)) {
+        if (name === 'map' && someNode(receiver, (n) => isComprehension(n) && n.args[0] === 'map')) {
           found = "map may not run over another map's result (each can multiply every item); build the value in one map's body";
           return;
         }
@@ -161,17 +147,7 @@ export function costlyForm(ast: unknown): string | null {
   return found;
 }
 
-function containsMacro(node: unknown, macro: string): boolean {
-  if (Array.isArray(node)) return node.some((n) => containsMacro(n, macro));
-  if (!isNode(node)) return false;
-  if (node.op === 'rcall' && Array.isArray(node.args) && node.args[0] === macro && Array.isArray(node.args[2])) return true;
-  return containsMacro(node.args, macro);
-}
-
 /** How many times `node` names the event's maps (`properties`, `context`). */
 function eventReads(node: unknown): number {
-  if (Array.isArray(node)) return node.reduce((n: number, x) => n + eventReads(x), 0);
-  if (!isNode(node)) return 0;
-  if (node.op === 'id') return node.args === 'properties' || node.args === 'context' ? 1 : 0;
-  return eventReads(node.args);
+  return countNodes(node, (n) => n.op === 'id' && (n.args === 'properties' || n.args === 'context'));
 }
