@@ -3,7 +3,7 @@ import { TEAM_NAME, type Catalog, type KeyGrant } from '../ports/catalog.js';
 import type { SchemaVersion } from '../ports/schemas.js';
 import { incompatibilities, type Incompatibility } from './compat.js';
 import { diff, type Change } from './diff.js';
-import { compile, enforcedVersion, heldVersions, newAjv, type SchemaRegistry, type SchemaViolation } from './registry.js';
+import { compile, enforcedSchema, heldVersions, newAjv, type SchemaRegistry, type SchemaViolation } from './registry.js';
 
 /**
  * Publishing a schema version: who may, and what is checked before anything changes.
@@ -80,7 +80,7 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
   const version = (latest?.version ?? 0) + 1;
   const compiled = compile(newAjv(), req.schema, version, owner, true);
   const schema = req.schema as Record<string, unknown>;
-  const baseline = await enforcedOf(deps.catalog, tenant, type, latest);
+  const baseline = await enforcedSchema(deps.catalog.schemas, tenant, type, latest, heldVersions(await deps.catalog.rollouts.list(tenant)).get(type));
   const found = baseline ? incompatibilities(baseline.schema, schema) : [];
 
   const traffic: PublishReport['traffic'] = { checked: 0, failed: 0, already_rejected: 0, examples: [] };
@@ -144,16 +144,6 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
   await deps.catalog.schemas.publish(tenant, type, { schema, owner, actor: actorOf(grant), expectedVersion: expected, forcedReason: report.forced_reason, diff: report.diff });
   deps.registry.invalidate();
   return { ...report, published: true };
-}
-
-/** The version ingest enforces for `type` (the newest unless a rollout holds it), or null. */
-async function enforcedOf(catalog: Catalog, tenant: string, type: string, latest: SchemaVersion | null): Promise<SchemaVersion | null> {
-  if (!latest) return null;
-  const held = heldVersions(await catalog.rollouts.list(tenant)).get(type);
-  if (!held?.has(latest.version)) return latest;
-  const versions = await catalog.schemas.versions(tenant, type);
-  const enforced = enforcedVersion(versions.map((v) => v.version), held);
-  return versions.find((v) => v.version === enforced) ?? null;
 }
 
 /** The owner of the new version, or 403 when this key may not publish it. */

@@ -4,6 +4,7 @@ import addFormatsModule from 'ajv-formats';
 import { SluiceError } from '../core/errors.js';
 import { escapePointer } from '../core/event.js';
 import type { Catalog, TenantSettings } from '../ports/catalog.js';
+import type { SchemaStore, SchemaVersion } from '../ports/schemas.js';
 import { checkPatterns, checkUniqueItems, linearRegExp } from './patterns.js';
 
 /**
@@ -40,12 +41,6 @@ interface TenantCache {
   held: Map<string, Set<number>>;
 }
 
-/**
- * The schema versions that ingest does not enforce yet: a version under a rollout of its
- * enforcement, or whose rollout ended without being promoted (rolled back, aborted), unless
- * a later rollout of it was promoted. The rollout enforces it in the workers, for its cohort.
- * Read from the rollouts' records without knowing more of them than their change.
- */
 /** The version ingest enforces among `versions` of one type: the newest that is not `held` (see heldVersions); null when every one is. */
 export function enforcedVersion(versions: readonly number[], held: ReadonlySet<number> | undefined): number | null {
   let newest: number | null = null;
@@ -53,6 +48,24 @@ export function enforcedVersion(versions: readonly number[], held: ReadonlySet<n
   return newest;
 }
 
+/**
+ * The version of `type` ingest enforces, from its newest (`latest`) and the versions a rollout
+ * holds (heldVersions): `latest` unless it is held, else the newest not held (its versions are
+ * read only then); null when there is none.
+ */
+export async function enforcedSchema(schemas: SchemaStore, tenant: string, type: string, latest: SchemaVersion | null, held: ReadonlySet<number> | undefined): Promise<SchemaVersion | null> {
+  if (!latest || !held?.has(latest.version)) return latest;
+  const versions = await schemas.versions(tenant, type);
+  const enforced = enforcedVersion(versions.map((v) => v.version), held);
+  return versions.find((v) => v.version === enforced) ?? null;
+}
+
+/**
+ * The schema versions that ingest does not enforce yet: a version under a rollout of its
+ * enforcement, or whose rollout ended without being promoted (rolled back, aborted), unless
+ * a later rollout of it was promoted. The rollout enforces it in the workers, for its cohort.
+ * Read from the rollouts' records without knowing more of them than their change.
+ */
 export function heldVersions(rollouts: readonly { kind: string; state: string; doc: unknown }[]): Map<string, Set<number>> {
   const promoted = new Set<string>();
   const held = new Map<string, Set<number>>();
@@ -226,14 +239,8 @@ export class SchemaRegistry {
       if (out.has(type)) continue;
       let c = t.types.get(type);
       if (c === undefined) {
-        let latest = await this.catalog.schemas.latest(tenant, type);
-        const held = t.held.get(type);
-        if (latest && held?.has(latest.version)) {
-          const versions = await this.catalog.schemas.versions(tenant, type);
-          const enforced = enforcedVersion(versions.map((v) => v.version), held);
-          latest = versions.find((v) => v.version === enforced) ?? null;
-        }
-        c = latest ? compile(this.ajv, latest.schema, latest.version, latest.owner) : null;
+        const enforced = await enforcedSchema(this.catalog.schemas, tenant, type, await this.catalog.schemas.latest(tenant, type), t.held.get(type));
+        c = enforced ? compile(this.ajv, enforced.schema, enforced.version, enforced.owner) : null;
         // A flood of made-up types must not grow the cache without bound.
         if (t.types.size >= MAX_TYPES_CACHED) t.types.clear();
         t.types.set(type, c);

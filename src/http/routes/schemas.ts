@@ -6,7 +6,7 @@ import type { Catalog } from '../../ports/catalog.js';
 import type { SchemaVersion } from '../../ports/schemas.js';
 import { diff } from '../../schema/diff.js';
 import { publishSchema, type PublishDeps } from '../../schema/publish.js';
-import { enforcedVersion, heldVersions } from '../../schema/registry.js';
+import { enforcedSchema, enforcedVersion, heldVersions } from '../../schema/registry.js';
 
 function wire(v: SchemaVersion) {
   return {
@@ -44,10 +44,8 @@ export function schemaRoutes(app: FastifyInstance, deps: PublishDeps): void {
     const held = heldVersions(await catalog.rollouts.list(tenant));
     const schemas = await Promise.all(
       (await catalog.schemas.list(tenant)).map(async (v) => {
-        const h = held.get(v.type);
-        // Only a type whose newest version is held needs its other versions read.
-        const enforced = h?.has(v.version) ? enforcedVersion((await catalog.schemas.versions(tenant, v.type)).map((x) => x.version), h) : v.version;
-        return { ...wire(v), enforced_version: enforced };
+        const enforced = await enforcedSchema(catalog.schemas, tenant, v.type, v, held.get(v.type));
+        return { ...wire(v), enforced_version: enforced?.version ?? null };
       }),
     );
     return { schemas, settings: await catalog.settings(tenant) };
