@@ -32,10 +32,10 @@ export function probeEmbeddedFile(dataDir: string, what: Finding['what'], file: 
   if (size < 0) return [{ level: 'warn', what, detail: `no ${path.basename(at)} in ${dir} yet ("sluice up" makes it). If you expected data there, fix --data-dir.` }];
   // The write-ahead logs hold what is not checkpointed yet (SQLite's "-wal", DuckDB's
   // ".wal"), and the log's consumer offsets have a file of their own (positions.ts).
-  const companions = file === 'sqlite' ? [`${at}-wal`, positionsFile(at), `${positionsFile(at)}-wal`] : [`${at}.wal`];
-  const total = companions.reduce((n, f) => n + Math.max(0, sizeOf(f)), size);
+  const companions = (file === 'sqlite' ? [`${at}-wal`, positionsFile(at), `${positionsFile(at)}-wal`] : [`${at}.wal`]).map((f) => ({ name: path.basename(f), size: sizeOf(f) })).filter((f) => f.size > 0);
+  const total = companions.reduce((n, f) => n + f.size, size);
   const shared = what === 'catalog' ? ' (the same files as the log)' : '';
-  const names = [path.basename(at), ...companions.filter((f) => sizeOf(f) > 0).map((f) => path.basename(f))];
+  const names = [path.basename(at), ...companions.map((f) => f.name)];
   return [{ level: 'ok', what, detail: `${detail}: ${names.join(', ')} in ${dir}${shared}, ${(total / 1024 / 1024).toFixed(1)} MiB` }];
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { CommanderError, type Command } from 'commander';
+import { CommanderError } from 'commander';
 import { cliCommand } from '../config/load.js';
 import { coerceError, SluiceError } from '../core/errors.js';
 import { flagFor } from './field-flags.js';
@@ -9,7 +9,7 @@ import { buildProgram } from './program.js';
 /** What to do about an HTTP error the server answered, beside its own message. */
 function hint(e: HttpError): string {
   const field = (e.body as { field?: unknown } | null)?.field;
-  if (typeof field === 'string' && program) {
+  if (typeof field === 'string') {
     const flag = flagFor(program, process.argv.slice(2), field);
     if (flag) return ` (on the command line: ${flag})`;
   }
@@ -41,7 +41,7 @@ function exit(code: number): void {
 }
 
 let code = 0;
-const program: Command | undefined = buildProgram((c) => (code = c));
+const program = buildProgram((c) => (code = c));
 program
   .parseAsync(process.argv.slice(2), { from: 'user' })
   .then(

@@ -33,8 +33,13 @@ function bad(field: string, message: string): SluiceError {
  */
 function attrField(where: string, attr?: string): string {
   if (where === 'headers') return attr === undefined ? 'headers' : `ce-${attr}`;
-  const base = where === 'body' ? '' : `/${where.slice(1, -1)}`;
+  const base = bodyPointer(where);
   return attr === undefined ? base || 'body' : `${base}/${attr}`;
+}
+
+/** The JSON pointer to the event sent `where` in the body: "" for a structured event, `/i` in a batch. */
+function bodyPointer(where: string): string {
+  return where === 'body' ? '' : `/${where.slice(1, -1)}`;
 }
 
 /**
@@ -125,13 +130,8 @@ export function cloudEventPath(where: string, path: string, dataWasObject: boole
       if (rest[0] === 'cloudevents' && rest[1] !== undefined) attr = rest[1];
       break;
   }
-  if (where === 'headers') {
-    if (attr !== null) return `ce-${attr}`;
-    if (inData !== null) return `body${inData}`;
-    return path;
-  }
-  const base = where === 'body' ? '' : `/${where.slice(1, -1)}`;
-  if (attr !== null) return `${base}/${attr}`;
-  if (inData !== null) return `${base}/data${inData}`;
-  return `${base}${path}`;
+  if (attr !== null) return attrField(where, attr);
+  if (where === 'headers') return inData !== null ? `body${inData}` : path;
+  const base = bodyPointer(where);
+  return inData !== null ? `${base}/data${inData}` : `${base}${path}`;
 }

@@ -50,6 +50,9 @@ function refusalMessage(refused: IngestResponse['rejected'], total: number): str
   return `${refused.length} of ${total} event${total === 1 ? '' : 's'} refused (first: ${first.path || 'the event'}: ${first.message})${others > 0 ? `; the other ${others} were kept (accepted, duplicates or dead-lettered)` : ''}`;
 }
 
+/** The most a Segment body carrying its write key (no Authorization header) may decompress to: Segment's batch limit is 500 KB. */
+export const SEGMENT_BODY_BYTES = 512 * 1024;
+
 /**
  * The ingest endpoints (write key); each answers once the accepted events are durable in
  * the log: `POST /v1/events` (sluice's own shape), the Segment tracking API (`/v1/track`,
@@ -57,9 +60,6 @@ function refusalMessage(refused: IngestResponse['rejected'], total: number): str
  * CloudEvents (`/v1/cloudevents`). They share one path: saturation and quota checks before
  * the body is decoded, then the same judging, appending and accounting.
  */
-/** The most a Segment body carrying its write key (no Authorization header) may decompress to: Segment's batch limit is 500 KB. */
-export const SEGMENT_BODY_BYTES = 512 * 1024;
-
 export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): void {
   /** Authentication and admission; throws the 401/403/429/503 to answer. */
   async function admit(request: FastifyRequest, bytes: number, fallbackKey?: string): Promise<{ grant: KeyGrant; quota: TenantQuota; bytes: number }> {

@@ -17,11 +17,14 @@ const STATUSES: readonly DeadLetterStatus[] = ['open', 'held', 'replayed', 'disc
 const FILTER_FIELDS = ['id', 'type', 'reason', 'group', 'from', 'to', 'status'] as const;
 
 
+/** The quota fields of PATCH /v1/tenant, and the setting each is kept under. */
+const QUOTA_FIELDS = [['events_per_second', 'eventsPerSecond'], ['bytes_per_second', 'bytesPerSecond'], ['backlog', 'backlog']] as const;
+
 /** Quota fields of a body (`events_per_second`, `bytes_per_second`, `backlog`; 0 = unlimited, null = the default). */
 export function quotaPatch(f: Fields): TenantQuota | null {
   const out: TenantQuota = {};
   let any = false;
-  for (const [field, key] of [['events_per_second', 'eventsPerSecond'], ['bytes_per_second', 'bytesPerSecond'], ['backlog', 'backlog']] as const) {
+  for (const [field, key] of QUOTA_FIELDS) {
     if (!(field in f)) continue;
     any = true;
     // null: back to the configured default (the key disappears when stored).
@@ -35,7 +38,7 @@ export function quotaPatch(f: Fields): TenantQuota | null {
  * unlimited (0), or back to the default (null), where the operator set a ceiling.
  */
 export function checkCeiling(patch: TenantQuota, ceiling: TenantQuota | undefined): void {
-  for (const [field, key] of [['events_per_second', 'eventsPerSecond'], ['bytes_per_second', 'bytesPerSecond'], ['backlog', 'backlog']] as const) {
+  for (const [field, key] of QUOTA_FIELDS) {
     const c = ceiling?.[key];
     if (!(key in patch) || !c) continue;
     const v = patch[key];
@@ -45,7 +48,6 @@ export function checkCeiling(patch: TenantQuota, ceiling: TenantQuota | undefine
   }
 }
 
-/** A dead-letter filter from query-string or body fields. */
 /**
  * A backfill's `rate` (events/s; 0 or absent: unthrottled). Backfills and view builds run one
  * at a time per process, a throttled one sleeping between its chunks while holding the queue:
@@ -61,6 +63,7 @@ function backfillRate(body: Record<string, unknown>): number {
   return rate;
 }
 
+/** A dead-letter filter from query-string or body fields. */
 function filterOf(f: Fields, now: number): DeadLetterFilter {
   const status = optStrings(f, 'status', 4);
   if (status?.some((s) => !STATUSES.includes(s as DeadLetterStatus))) {
