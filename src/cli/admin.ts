@@ -157,8 +157,11 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
       const r = await call<{ groups: { group: string; status: string; owner: string | null; reason: string; path: string; template: string; count: number; types: string[] }[] }>(
         t, 'GET', `/v1/dlq/groups${qs({ ...filterQuery(flags), limit: flags.limit, group_status: flags.groupStatus })}`,
       );
+      // FIELD and MESSAGE vary in length: padded to the longest, so that the header sits over them.
+      const pathWidth = Math.max(5, ...r.groups.map((g) => (g.path || '-').length));
+      const templateWidth = Math.max(7, ...r.groups.map((g) => g.template.length));
       const row = (group: string, count: string, status: string, owner: string, reason: string, path: string, template: string, types: string) =>
-        `${group.padEnd(16)}  ${count.padStart(8)}  ${status.padEnd(12)} ${owner.padEnd(12)} ${reason.padEnd(17)} ${path}  ${template}  ${types}`;
+        `${group.padEnd(16)}  ${count.padStart(8)}  ${status.padEnd(12)} ${owner.padEnd(12)} ${reason.padEnd(17)} ${path.padEnd(pathWidth)}  ${template.padEnd(templateWidth)}  ${types}`;
       print(t, r, () =>
         r.groups.length === 0
           ? flags.status || flags.groupStatus

@@ -46,7 +46,12 @@ it('cli.schema-push-check-dlq-replay-and-backfill-against-a-running-server', asy
   let list = '';
   for (const end = Date.now() + 20_000; Date.now() < end && !list.includes('bad-1'); await new Promise((r) => setTimeout(r, 200))) list = sluice('dlq', 'list').stdout;
   expect(list).toMatch(/open\s+schema_violation\s+checkout\s+bad-1/);
-  expect(sluice('dlq', 'groups').stdout).toMatch(/\s1\s+open\s+\S+\s+schema_violation\s+\/properties\/amount/);
+  const groups = sluice('dlq', 'groups').stdout;
+  expect(groups).toMatch(/\s1\s+open\s+\S+\s+schema_violation\s+\/properties\/amount/);
+  // Each heading sits over its column, the variable-length ones (FIELD, MESSAGE, TYPES) too.
+  const [header, first] = groups.split('\n') as [string, string];
+  expect(first.indexOf('/properties/amount')).toBe(header.indexOf('FIELD'));
+  expect(first.indexOf('[checkout]')).toBe(header.indexOf('TYPES'));
   // The group's lifecycle from the CLI: acknowledged, with an owner and a note in its history.
   // The first line is the header; the signature is the first column of the next.
   const signature = sluice('dlq', 'groups').stdout.split('\n')[1]!.split(/\s+/)[0]!;
