@@ -220,13 +220,16 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
         if (!t.json && (more || pages > 0)) t.err.write(`\r${flags.dryRun ? 'would replay' : 'replayed'} ${total.replayed + total.duplicates} of ${total.matched} seen, ${total.failed} ${flags.dryRun ? 'would fail' : 'failed again'}${more ? '' : '\n'}`);
         pages++;
       } while (cursor !== null && total.matched < limit);
-      print(t, { ...total, failures, dry_run: flags.dryRun === true, ...(wouldFail ? { would_pass: total.replayed, would_fail: wouldFail } : {}) }, () =>
+      // In a dry run `replayed` counts what would be replayed (kept for scripts); `would_pass` says so by name.
+      const dry = flags.dryRun === true;
+      print(t, { ...total, failures, dry_run: dry, ...(dry ? { would_pass: total.replayed, would_fail: wouldFail ?? [] } : {}) }, () =>
         [
-          flags.dryRun
+          dry
             ? `dry run: would replay ${total.replayed + total.duplicates}, would fail ${total.failed}, changed meanwhile ${total.skipped}`
             : `replayed ${total.replayed + total.duplicates}, failed again ${total.failed}, changed meanwhile ${total.skipped}`,
-          ...(wouldFail ?? []).map((f) => `  would fail: ${String(f.count).padStart(8)}  ${f.reason} ${f.field || '-'}  e.g. ${f.samples[0]?.message ?? ''}`),
-          ...failures.map((f) => `  ${f.idempotency_key}: ${f.reason} ${f.path} ${f.message}`),
+          ...(wouldFail ?? []).map((f) => `  would fail: ${String(f.count).padStart(8)}  ${f.reason} ${f.path || '-'}  e.g. ${f.samples[0]?.message ?? ''}`),
+          ...failures.map((f) => `  ${f.idempotency_key}: ${f.reason} ${f.path || '-'} ${f.message}`),
+          ...(total.failed > 0 ? [nextStepAfterFailures(dry, patch !== undefined)] : []),
         ].join('\n'),
       );
       return total.failed > 0 ? 1 : 0;
@@ -240,6 +243,13 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
     default:
       throw new SluiceError('SLUICE_ERR_CONFIG', `unknown command "dlq ${sub ?? ''}"; use list, show, groups, group, replay or discard`);
   }
+}
+
+/** What to do when entries would fail (or failed) again: mend them with a patch, change the schema, or discard them. */
+function nextStepAfterFailures(dry: boolean, patched: boolean): string {
+  const again = dry ? 'To make them pass' : 'They stay dead-lettered. To replay them';
+  const patch = patched ? 'change the steps in --patch' : 'add --patch FILE.json (transform steps, {"steps": [...]}, applied to each entry before it is validated again)';
+  return `${again}: ${patch}, or publish a schema version that accepts them (sluice schema push); to drop them for good: sluice dlq discard --why "…" with the same filter.`;
 }
 
 export async function tenantStateCommand(t: Target, sub: 'pause' | 'resume', reason: string | undefined): Promise<number> {

@@ -76,6 +76,14 @@ it('cli.pipeline-push-show-test-and-versions-against-a-running-server', async ()
   for (const end = Date.now() + 20_000; Date.now() < end && !(list.includes('str-1') && list.includes('str-2')); await new Promise((r) => setTimeout(r, 200))) list = sluice('dlq', 'list').stdout;
   const patch = path.join(dir, 'patch.json');
   fs.writeFileSync(patch, JSON.stringify({ steps: [{ cast: { field: 'properties.amount', to: 'number' } }] }));
+  // Without a patch both would fail again: the summary names the field as the entries do, and says what to do next.
+  const bare = sluice('dlq', 'replay', '--dry-run');
+  expect(bare.status).toBe(1);
+  expect(bare.stdout).toMatch(/would fail:\s+2\s+schema_violation \/properties\/amount/);
+  expect(bare.stdout).toContain('To make them pass: add --patch FILE.json');
+  expect(bare.stdout).toContain('sluice dlq discard');
+  const bareJson = JSON.parse(sluice('dlq', 'replay', '--dry-run', '--json').stdout) as { dry_run: boolean; would_pass: number; would_fail: { path: string; count: number }[] };
+  expect(bareJson).toMatchObject({ dry_run: true, would_pass: 0, would_fail: [{ path: '/properties/amount', count: 2 }] });
   const dry = sluice('dlq', 'replay', '--dry-run', '--patch', patch);
   expect(dry.stdout).toContain('dry run: would replay 1, would fail 1');
   // One page: the summary once, no progress line beside it.
