@@ -41,6 +41,16 @@ function readSchema(file: string | undefined): unknown {
   return readJsonFile(file, 'name the schema file: sluice schema push TYPE FILE.json');
 }
 
+/** After a check that found the version incompatible: the three ways on, each with its command. */
+function incompatibleNextStep(r: PublishReport): string {
+  return [
+    'next, one of:',
+    '  make the change compatible (a new property optional, a type widened) and check again;',
+    `  take it live on a share of traffic first: sluice rollout create FILE.json with {"change": {"schema": {"type": "${r.type}", "version": ${r.version}}}, …}, then push it with --force;`,
+    `  publish it now, refusing what it refuses: sluice schema push ${r.type} FILE.json --force --reason TEXT`,
+  ].join('\n');
+}
+
 function describePublish(r: PublishReport): string {
   const lines = [
     r.published
@@ -97,7 +107,7 @@ export async function schemaCommand(t: Target, sub: string | undefined, args: st
       };
       try {
         const r = await call<PublishReport>(t, 'PUT', `/v1/schemas/${need()}`, body);
-        print(t, r, () => describePublish(r));
+        print(t, r, () => (r.compatible || r.published ? describePublish(r) : `${describePublish(r)}\n\n${incompatibleNextStep(r)}`));
         return r.compatible || r.published ? 0 : 1;
       } catch (e: unknown) {
         if (!(e instanceof HttpError)) throw e;
