@@ -37,13 +37,11 @@ import { pipelineRoutes } from './routes/pipeline.js';
 declare module 'fastify' {
   interface FastifyRequest {
     /** The body decoded as JSON (gzip, UTF-8 and size checked, within `max` bytes decompressed if given); throws a SluiceError. */
-    jsonBody(max?: number): Promise<unknown>;
-    /** The body's bytes after Content-Encoding (gzip), within the decompressed limit. */
-    bodyBytes(): Promise<Buffer>;
+    jsonBody(max?: number, meter?: (bytes: number) => void): Promise<unknown>;
+    /** The body's bytes after Content-Encoding (gzip), within the decompressed limit; `meter` as for decodeBodyBytes. */
+    bodyBytes(meter?: (bytes: number) => void): Promise<Buffer>;
     /** Bytes of the body as sent (before decompression). */
     rawBytes(): number;
-    /** The body's size once decompressed (after jsonBody or bodyBytes; the raw size before). */
-    decodedBytes(): number;
   }
 }
 
@@ -98,27 +96,21 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   // are decoded in one place, with the limits applied there.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  // The size of each body once decompressed (what a bytes/s quota counts: 18 KB of gzip
-  // carried 9 MB of events, 213 times a quota counted on the wire).
-  const decoded = new WeakMap<object, number>();
-  const decodedBytesOf = async function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }, max?: number): Promise<Buffer> {
+  type Meter = (bytes: number) => void;
+  const decodedBytesOf = async function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }, max?: number, meter?: Meter): Promise<Buffer> {
     const raw = Buffer.isBuffer(this.body) ? this.body : Buffer.alloc(0);
     const enc = this.headers['content-encoding'];
-    const bytes = await decodeBodyBytes(raw, Array.isArray(enc) ? enc.join(',') : enc, Math.min(limits.decompressedBytes, max ?? Infinity));
-    decoded.set(this, bytes.length);
+    const bytes = await decodeBodyBytes(raw, Array.isArray(enc) ? enc.join(',') : enc, Math.min(limits.decompressedBytes, max ?? Infinity), meter);
     return bytes;
   };
-  app.decorateRequest('jsonBody', async function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }, max?: number) {
-    return decodeJson(await decodedBytesOf.call(this, max), this.headers['content-type'] as string | undefined);
+  app.decorateRequest('jsonBody', async function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }, max?: number, meter?: Meter) {
+    return decodeJson(await decodedBytesOf.call(this, max, meter), this.headers['content-type'] as string | undefined);
   });
-  app.decorateRequest('bodyBytes', function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }) {
-    return decodedBytesOf.call(this);
+  app.decorateRequest('bodyBytes', function (this: { body: unknown; headers: Record<string, string | string[] | undefined> }, meter?: Meter) {
+    return decodedBytesOf.call(this, undefined, meter);
   });
   app.decorateRequest('rawBytes', function (this: { body: unknown }) {
     return Buffer.isBuffer(this.body) ? this.body.length : 0;
-  });
-  app.decorateRequest('decodedBytes', function (this: { body: unknown }) {
-    return decoded.get(this) ?? (Buffer.isBuffer(this.body) ? this.body.length : 0);
   });
   app.setErrorHandler(errorHandler(limits.bodyBytes));
   app.setNotFoundHandler((request, reply) =>

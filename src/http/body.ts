@@ -13,18 +13,22 @@ const gunzip = promisify(zlib.gunzip);
  * The bytes of a request body after its Content-Encoding, treating every byte as hostile:
  * the compressed size is capped by the HTTP server, the decompressed size here (a gzip bomb
  * stops at the cap, in zlib's thread pool, not on the event loop).
+ *
+ * `meter`, when given, is told each piece of the decoded body as it is produced (gzip: each
+ * chunk zlib inflates; otherwise the whole body once) and may throw to stop the decoding
+ * there: a bytes/s quota counts decompressed bytes as they appear, so concurrent gzip bodies
+ * are stopped by the quota instead of each inflating to the cap first.
  */
-export async function decodeBodyBytes(raw: Buffer, encoding: string | undefined, maxDecompressed: number): Promise<Buffer> {
+export async function decodeBodyBytes(raw: Buffer, encoding: string | undefined, maxDecompressed: number, meter?: (bytes: number) => void): Promise<Buffer> {
   let bytes = raw;
   const enc = (encoding ?? 'identity').trim().toLowerCase();
   if (enc === 'gzip' || enc === 'x-gzip') {
+    if (meter) return gunzipMetered(raw, maxDecompressed, meter);
     try {
       bytes = await gunzip(raw, { maxOutputLength: maxDecompressed });
     } catch (e: unknown) {
-      if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
-        throw new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `the body decompresses to more than ${maxDecompressed} bytes`, { field: 'body' });
-      }
-      throw new SluiceError('SLUICE_ERR_INVALID_ENCODING', 'the body is not valid gzip although Content-Encoding says gzip', { field: 'Content-Encoding' });
+      if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) throw tooLarge(maxDecompressed);
+      throw notGzip();
     }
   } else if (enc !== 'identity') {
     throw new SluiceError('SLUICE_ERR_UNSUPPORTED_MEDIA_TYPE', `Content-Encoding "${enc}" is not supported; use gzip or none`, { field: 'Content-Encoding' });
@@ -32,7 +36,37 @@ export async function decodeBodyBytes(raw: Buffer, encoding: string | undefined,
   if (bytes.length > maxDecompressed) {
     throw new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `the body is larger than ${maxDecompressed} bytes`, { field: 'body' });
   }
+  meter?.(bytes.length);
   return bytes;
+}
+
+const tooLarge = (max: number) => new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `the body decompresses to more than ${max} bytes`, { field: 'body' });
+const notGzip = () => new SluiceError('SLUICE_ERR_INVALID_ENCODING', 'the body is not valid gzip although Content-Encoding says gzip', { field: 'Content-Encoding' });
+
+/** Inflates a gzip body chunk by chunk (zlib's thread pool), telling `meter` each chunk; stops at the first throw or past `max`. */
+function gunzipMetered(raw: Buffer, max: number, meter: (bytes: number) => void): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const z = zlib.createGunzip();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (e: unknown) => {
+      z.destroy();
+      reject(e);
+    };
+    z.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) return stop(tooLarge(max));
+      try {
+        meter(chunk.length);
+      } catch (e: unknown) {
+        return stop(e);
+      }
+      chunks.push(chunk);
+    });
+    z.on('error', () => reject(notGzip()));
+    z.on('end', () => resolve(Buffer.concat(chunks, size)));
+    z.end(raw);
+  });
 }
 
 /** The `charset` parameter of a Content-Type header, lower-cased, or undefined. */

@@ -141,6 +141,29 @@ export class Quotas {
   }
 
   /**
+   * The bytes/s meter of one admitted request, for its body as it is decoded: told each piece
+   * of decoded bytes, it takes from the tenant's bucket what goes beyond the `prepaid` bytes
+   * admission took (the size on the wire). One request may take the bucket into debt by its
+   * own bytes (as `admit` allows); when other requests' bytes put the bucket in debt while
+   * this one decodes, it throws the 429 and the decoding stops. So N gzip bodies decoded at
+   * once pass about one second's quota plus one body, not N bodies each inflated to
+   * `limits.decompressedBytes`.
+   */
+  meter(tenant: string, quota: TenantQuota | undefined, prepaid: number): (bytes: number) => void {
+    const rate = this.effective(quota).bytesPerSecond;
+    let decoded = 0;
+    let charged = prepaid;
+    return (bytes) => {
+      decoded += bytes;
+      if (rate <= 0 || decoded <= charged) return;
+      const bucket = this.refill(this.bytes, tenant, rate, this.clock.now());
+      bucket.tokens -= decoded - charged;
+      charged = decoded;
+      if (bucket.tokens + charged < 0) throw this.over(tenant, 'bytes_per_second', rate, bucket);
+    };
+  }
+
+  /**
    * 429 for a tenant at its backlog cap. While its events are being processed, room opens
    * within a second (Retry-After: 1). When nothing of it has been processed for
    * `STALLED_AFTER_MS`, retrying each second cannot help: Retry-After grows with the stall (up

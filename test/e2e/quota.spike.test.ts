@@ -107,6 +107,32 @@ describe('quotas', () => {
     expect(statuses.slice(1)).toEqual([429, 429, 429]);
   });
 
+  it('quota.gzip-bodies-sent-at-once-pass-about-one-body-not-one-each', async () => {
+    // Each was admitted on its size on the wire, then inflated to its full size: eight bodies sent
+    // at once all passed, 64 times the quota.
+    p = await startPipeline({}, { workers: false });
+    await p.app.inject({ method: 'PATCH', url: '/v1/tenant', headers: { authorization: `Bearer ${p.tenant.adminKey}` }, payload: JSON.stringify({ bytes_per_second: 50_000 }) });
+    const ts = new Date().toISOString();
+    const body = (from: number) =>
+      zlib.gzipSync(JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ type: 'big', key: `k${i}`, idempotency_key: `gz-${from + i}`, ts, properties: { pad: 'x'.repeat(2_000) } }))));
+    const bodies = Array.from({ length: 8 }, (_, r) => body(r * 200));
+    const answers = await Promise.all(
+      bodies.map((b) => p!.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p!.tenant.writeKey}`, 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: b })),
+    );
+    const accepted = answers.filter((a) => a.statusCode === 202);
+    expect(accepted.length).toBeLessThanOrEqual(1);
+    for (const a of answers.filter((x) => x.statusCode !== 202)) {
+      expect(a.statusCode).toBe(429);
+      expect(a.json()).toMatchObject({ field: 'bytes_per_second' });
+    }
+    const heads = (await p.log.positions('any')).reduce((s, x) => s + x.head, 0);
+    expect(heads).toBe(accepted.length * 200);
+    // The refusals were the quota's, not the bodies': with the quota lifted the same body passes.
+    await p.app.inject({ method: 'PATCH', url: '/v1/tenant', headers: { authorization: `Bearer ${p.tenant.adminKey}` }, payload: JSON.stringify({ bytes_per_second: 0 }) });
+    const later = await p.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p.tenant.writeKey}`, 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: body(10_000) });
+    expect(later.statusCode).toBe(202);
+  });
+
   it('saturation.a-log-backlog-over-its-cap-answers-503-with-retry-after-and-nothing-partial', async () => {
     p = await startPipeline({ limits: { logBacklog: 100 } }, { workers: false });
     const send = (from: number) => p!.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p!.tenant.writeKey}` }, payload: batch('acme', from, 120) });

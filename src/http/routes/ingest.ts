@@ -90,6 +90,19 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
     admitted.set(request, await admit(request, Number(request.headers['content-length']) || 0));
   };
 
+  /** The bytes/s meter of an admitted request (Quotas.meter), counting its refusal like admission's. */
+  const meterOf = ({ grant, quota, bytes }: { grant: KeyGrant; quota: TenantQuota; bytes: number }) => {
+    const meter = opts.quotas.meter(grant.tenant, quota, bytes);
+    return (n: number) => {
+      try {
+        meter(n);
+      } catch (e: unknown) {
+        if (e instanceof SluiceError) opts.obs.metrics?.refused.inc({ tenant: opts.obs.tenant(grant.tenant), reason: e.field ?? e.code });
+        throw e;
+      }
+    };
+  };
+
   /** Admits (unless `early` did), decodes and appends one request; `key` finds a key in the body when there is no Authorization header. */
   async function ingest(
     request: FastifyRequest,
@@ -105,14 +118,17 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
       // before the 401). Such a body is read before anyone is known, so it is held to Segment's
       // own batch limit (500 KB, SEGMENT_BODY_BYTES) decompressed: 9.7 MB of JSON from a 23 KB
       // gzip took 0.5 s of the event loop to answer 401.
-      if (key) body = await request.jsonBody(SEGMENT_BODY_BYTES);
+      let decoded = 0;
+      if (key) body = await request.jsonBody(SEGMENT_BODY_BYTES, (n) => void (decoded += n));
       pass = await admit(request, request.rawBytes(), key?.(body));
+      if (key) meterOf(pass)(decoded);
     }
     const { grant, quota } = pass;
     checkOrigin(request, reply, grant.tenant, opts.cors);
-    const { events, sentAt } = decode(body !== undefined ? body : bytes ? await request.bodyBytes() : await request.jsonBody());
-    // The bytes/s quota counts the body decompressed; what was admitted early was its size on the wire.
-    opts.quotas.take(grant.tenant, quota, events.length, Math.max(0, request.decodedBytes() - pass.bytes));
+    // The bytes/s quota counts the body decompressed, as it decompresses; admission took its size on the wire.
+    const meter = body === undefined ? meterOf(pass) : undefined;
+    const { events, sentAt } = decode(body !== undefined ? body : bytes ? await request.bodyBytes(meter) : await request.jsonBody(undefined, meter));
+    opts.quotas.take(grant.tenant, quota, events.length);
     const { metrics, tracer } = opts.obs;
     const tenant = opts.obs.tenant(grant.tenant);
     const traceparent = traceparentOf(request.traceContext);
