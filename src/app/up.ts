@@ -5,6 +5,7 @@ import { SluiceError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 import type { Config } from '../config/schema.js';
 import { cliCommand } from '../config/load.js';
+import { isolatedPipelineTests } from './pipeline-tests.js';
 import { buildApp } from '../http/app.js';
 import { Quotas } from '../ingest/quotas.js';
 import { createLogger } from '../obs/logger.js';
@@ -95,6 +96,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
       reader: storeThread,
       logger,
       serve: servedApis(roles),
+      pipelineTests: isolatedPipelineTests(),
       observability: { remote: () => storeThread.metrics(), onTenantLabel: (t) => storeThread.labelTenants([t]), tracer: tracing.tracer },
     });
     // Stop taking requests and let those in flight finish (their appends are answered), before the log closes.

@@ -17,6 +17,7 @@ export const ERRORS = {
   SLUICE_ERR_EVENT_TOO_LARGE: { status: 413, title: 'Payload Too Large' },
   SLUICE_ERR_TOO_MANY_EVENTS: { status: 413, title: 'Payload Too Large' },
   SLUICE_ERR_QUERY_TOO_LARGE: { status: 422, title: 'Unprocessable Entity' },
+  SLUICE_ERR_TRANSFORM_TOO_COSTLY: { status: 422, title: 'Unprocessable Entity' },
   SLUICE_ERR_QUOTA_EXCEEDED: { status: 429, title: 'Too Many Requests' },
   SLUICE_ERR_LOG_UNAVAILABLE: { status: 503, title: 'Service Unavailable' },
   SLUICE_ERR_STORE_UNAVAILABLE: { status: 503, title: 'Service Unavailable' },

@@ -32,6 +32,7 @@ import { readiness } from '../obs/readiness.js';
 import { alertRoutes } from './routes/alerts.js';
 import { storeSource } from '../alerts/source.js';
 import { refreshAlertMetrics } from '../alerts/metrics.js';
+import type { PipelineTester } from '../transform/versions.js';
 import { pipelineRoutes } from './routes/pipeline.js';
 
 declare module 'fastify' {
@@ -54,6 +55,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Admission control; one is made from the configuration when absent. */
   quotas?: Quotas;
+  /** Where `POST /v1/pipeline/test` runs a test: on the HTTP thread when absent (sluice's processes give a thread per test, src/app/pipeline-tests.ts). */
+  pipelineTests?: PipelineTester;
   /** Hooks of /metrics into the rest of the process (other threads, scrape-time gauges), and the tracer. */
   observability?: Omit<HttpObservabilityOptions, 'maxTenantLabels' | 'metrics'>;
   /**
@@ -227,7 +230,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       time: opts.config.events,
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
-    pipelineRoutes(app, { catalog: opts.catalog, reader: opts.reader });
+    pipelineRoutes(app, { catalog: opts.catalog, reader: opts.reader, ...(opts.pipelineTests ? { test: opts.pipelineTests } : {}) });
     queryRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, maxBuckets: opts.config.query.maxBuckets, maxRows: opts.config.query.maxRows, viewsPerTenant: opts.config.query.viewsPerTenant });
     eventRoutes(app, { catalog: opts.catalog, log: opts.log, reader: opts.reader, tail, dedupeHorizonMs: opts.config.log.dedupeHorizonMs });
     const { maxBuckets, maxRows } = opts.config.query;

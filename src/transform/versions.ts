@@ -54,6 +54,21 @@ export async function putPipeline(store: PipelineStore, tenant: string, input: {
   });
 }
 
+/** What `POST /v1/pipeline/test` answers for each event: `doc` compiled (400 when it does not), then run over each event with the tenant's `salt`. */
+export type PipelineTestResult = ReturnType<typeof wireResult>;
+
+/**
+ * Runs a pipeline test for `tenant`: `runPipelineTest` where it may cost what it costs, or in
+ * a thread of its own with a deadline and a heap limit (src/app/pipeline-tests.ts).
+ */
+export type PipelineTester = (tenant: string, doc: unknown, events: readonly ExpressionEvent[], salt: string) => Promise<PipelineTestResult[]>;
+
+/** Compiles `doc` (400 naming the step when it does not compile) and runs it over `events`: the answer of a pipeline test, in one call. */
+export function runPipelineTest(doc: unknown, events: readonly ExpressionEvent[], salt: string): PipelineTestResult[] {
+  const transform = compileOrRefuse(doc, 'pipeline.steps');
+  return events.map((e) => wireResult(transform.run(e, salt)));
+}
+
 /** The result of one event as `POST /v1/pipeline/test` answers it. */
 export function wireResult(r: TransformResult) {
   return {

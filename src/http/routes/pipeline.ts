@@ -4,7 +4,7 @@ import type { Catalog } from '../../ports/catalog.js';
 import type { PipelineVersion } from '../../ports/pipelines.js';
 import type { StoreReader } from '../../ports/reader.js';
 import type { ExpressionEvent } from '../../transform/expression.js';
-import { compileOrRefuse, putPipeline, testEvent, wireResult } from '../../transform/versions.js';
+import { compileOrRefuse, putPipeline, runPipelineTest, testEvent, type PipelineTester } from '../../transform/versions.js';
 import { authenticate } from '../auth.js';
 import { objectBody, optInt, optString } from '../fields.js';
 
@@ -21,9 +21,19 @@ function wire(v: PipelineVersion | null, tenant: string) {
  * version without making it live), GET /v1/pipeline/versions (each marked live or not),
  * GET /v1/pipeline/versions/:n, POST /v1/pipeline/test.
  */
-export function pipelineRoutes(app: FastifyInstance, deps: { catalog: Catalog; reader: Pick<StoreReader, 'searchEvents'>; now?: () => number }): void {
+export function pipelineRoutes(
+  app: FastifyInstance,
+  deps: {
+    catalog: Catalog;
+    reader: Pick<StoreReader, 'searchEvents'>;
+    now?: () => number;
+    /** Where tests run: on this thread unless given (`sluice up` gives a thread per test, src/app/pipeline-tests.ts). */
+    test?: PipelineTester;
+  },
+): void {
   const { catalog } = deps;
   const now = deps.now ?? Date.now;
+  const test: PipelineTester = deps.test ?? (async (_tenant, doc, events, salt) => runPipelineTest(doc, events, salt));
 
   app.get('/v1/pipeline', async (request) => {
     const { tenant } = await authenticate(catalog, request, 'admin');
@@ -84,7 +94,8 @@ export function pipelineRoutes(app: FastifyInstance, deps: { catalog: Catalog; r
       if (!v) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `the pipeline has no version ${n}`, { field: 'version' });
       doc = { steps: v.steps };
     }
-    const transform = compileOrRefuse(doc, 'pipeline.steps');
+    // Compiled here too, so that a pipeline that does not compile is refused before the events are read.
+    compileOrRefuse(doc, 'pipeline.steps');
     if ((body.events === undefined) === (body.sample === undefined)) {
       throw new SluiceError('SLUICE_ERR_INVALID_BODY', 'give either "events" (a list of events) or "sample" ({"type": ..., "last": 100})', { field: 'events' });
     }
@@ -104,6 +115,6 @@ export function pipelineRoutes(app: FastifyInstance, deps: { catalog: Catalog; r
       events = stored.map((e) => ({ type: e.type, key: e.key, ts: e.ts, properties: JSON.parse(e.properties) as Record<string, unknown>, context: JSON.parse(e.context) as Record<string, unknown> }));
     }
     const salt = await catalog.pipelines.salt(tenant);
-    return { results: events.map((e) => wireResult(transform.run(e, salt))) };
+    return { results: await test(tenant, doc, events, salt) };
   });
 }
