@@ -6,15 +6,20 @@ import type { BackfillSpec, BackfillState } from '../ports/backfill.js';
 import type { Store } from '../ports/store.js';
 
 /**
- * Runs backfills in the background, one at a time, in chunks, next to live processing
- * (in `sluice up`, in the store thread). Throttled: after each chunk it waits at least as
- * long as the chunk took, so live commits keep at least half of the store's time, and
- * longer when a rate is set. Backfills still running when the process stopped are resumed
- * at start, from their cursor.
+ * Runs backfills in the background, in chunks, next to live processing (in `sluice up`, in
+ * the store thread). One chunk runs at a time, taken from the tenants in turn (each tenant's
+ * backfills in the order they started), so that one tenant's long or throttled backfill
+ * delays another tenant's by a chunk at most, not by its whole length. Throttled: after each
+ * chunk the runner waits at least as long as the chunk took, so live commits keep at least
+ * half of the store's time; a backfill with a rate also waits until its rate allows its next
+ * chunk, while the other tenants' chunks run. Backfills still running when the process
+ * stopped are resumed at start, from their cursor.
  */
 export class BackfillRunner {
-  private readonly pending: { id: string; rate: number }[] = [];
+  /** Per tenant, its queued backfills in the order they started; the map's order is the turn. */
+  private readonly queues = new Map<string, Job[]>();
   private active: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -24,16 +29,17 @@ export class BackfillRunner {
   async start(spec: BackfillSpec): Promise<BackfillState> {
     const state = await this.store.backfills.start(spec);
     this.opts.logger?.info({ backfill: state.id, view: state.view, tenant: state.tenant, total: state.total }, 'backfill started');
-    this.enqueue(state.id, spec.rate);
+    this.enqueue(state);
     return state;
   }
 
   /** Picks up the backfills a stopped process left running. */
   async resume(): Promise<void> {
+    const queued = new Set([...this.queues.values()].flat().map((j) => j.id));
     for (const s of await this.store.backfills.list()) {
-      if (s.status === 'running' && !this.pending.some((p) => p.id === s.id)) {
+      if (s.status === 'running' && !queued.has(s.id)) {
         this.opts.logger?.info({ backfill: s.id, done: s.done, total: s.total }, 'backfill resumed');
-        this.enqueue(s.id, s.rate);
+        this.enqueue(s);
       }
     }
   }
@@ -47,45 +53,95 @@ export class BackfillRunner {
     while (this.active) await this.active;
   }
 
-  private enqueue(id: string, rate: number): void {
-    this.pending.push({ id, rate });
+  private enqueue(s: Pick<BackfillState, 'id' | 'tenant' | 'rate'>): void {
+    const chunk = Math.max(1_000, Math.min(this.opts.chunkEvents ?? 200_000, s.rate > 0 ? s.rate : Infinity));
+    const queue = this.queues.get(s.tenant) ?? [];
+    queue.push({ id: s.id, tenant: s.tenant, rate: s.rate, chunk, failures: 0, nextAt: 0 });
+    this.queues.set(s.tenant, queue);
+    this.wake?.();
     this.active ??= this.drain().finally(() => {
       this.active = null;
     });
   }
 
-  private async drain(): Promise<void> {
-    for (let job = this.pending.shift(); job && !this.opts.signal.aborted; job = this.pending.shift()) await this.run(job.id, job.rate);
+  /** The next tenant's first backfill whose rate allows a chunk now; else how long until one does (ms). */
+  private next(now: number): Job | number {
+    let soonest = Infinity;
+    for (const [tenant, queue] of this.queues) {
+      const job = queue[0]!;
+      if (job.nextAt <= now) {
+        // Its turn is used: the tenant goes to the back of the line.
+        this.queues.delete(tenant);
+        this.queues.set(tenant, queue);
+        return job;
+      }
+      soonest = Math.min(soonest, job.nextAt - now);
+    }
+    return soonest;
   }
 
-  private async run(id: string, rate: number): Promise<void> {
-    const chunk = Math.max(1_000, Math.min(this.opts.chunkEvents ?? 200_000, rate > 0 ? rate : Infinity));
-    let failures = 0;
-    while (!this.opts.signal.aborted) {
-      const started = performance.now();
-      let s: BackfillState;
-      try {
-        s = await this.store.backfills.step(id, chunk);
-        failures = 0;
-      } catch (e: unknown) {
-        // The engine may quote a row's value: the view's error and the log get it without.
-        const message = redactValues(coerceError(e).message);
-        if (++failures >= 5) {
-          this.opts.logger?.error({ backfill: id, err: message }, 'backfill failed');
-          await this.store.backfills.fail(id, message).catch(() => undefined);
-          return;
-        }
-        this.opts.logger?.warn({ backfill: id, err: message }, 'backfill step failed; retrying');
-        await sleep(backoffDelay(failures, 500, 10_000), this.opts.signal).catch(() => undefined);
+  private async drain(): Promise<void> {
+    const { signal } = this.opts;
+    while (this.queues.size > 0 && !signal.aborted) {
+      const job = this.next(performance.now());
+      if (typeof job === 'number') {
+        // Every backfill waits for its rate: sleep until the first may go, or a new one arrives.
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          void sleep(job, signal).catch(() => undefined).then(resolve);
+        });
+        this.wake = null;
         continue;
       }
-      if (s.status !== 'running') {
-        this.opts.logger?.info({ backfill: id, events: s.done, seconds: ((s.finishedAt ?? Date.now()) - s.startedAt) / 1000 }, 'backfill done');
-        return;
-      }
+      const started = performance.now();
+      const ended = await this.step(job);
       const took = performance.now() - started;
-      const wait = Math.max(took, rate > 0 ? (chunk / rate) * 1000 - took : 0);
-      await sleep(wait, this.opts.signal).catch(() => undefined);
+      if (ended) this.remove(job);
+      // (A failed step has set its own backoff.)
+      else if (job.failures === 0) job.nextAt = started + Math.max(took, job.rate > 0 ? (job.chunk / job.rate) * 1000 : 0);
+      // Live commits keep at least half of the store's time.
+      await sleep(took, signal).catch(() => undefined);
     }
   }
+
+  private remove(job: Job): void {
+    const queue = this.queues.get(job.tenant)!.filter((j) => j !== job);
+    if (queue.length === 0) this.queues.delete(job.tenant);
+    else this.queues.set(job.tenant, queue);
+  }
+
+  /** One chunk of `job`; true once the backfill has ended (done, failed or gone). */
+  private async step(job: Job): Promise<boolean> {
+    let s: BackfillState;
+    try {
+      s = await this.store.backfills.step(job.id, job.chunk);
+      job.failures = 0;
+    } catch (e: unknown) {
+      // The engine may quote a row's value: the view's error and the log get it without.
+      const message = redactValues(coerceError(e).message);
+      if (++job.failures >= 5) {
+        this.opts.logger?.error({ backfill: job.id, err: message }, 'backfill failed');
+        await this.store.backfills.fail(job.id, message).catch(() => undefined);
+        return true;
+      }
+      this.opts.logger?.warn({ backfill: job.id, err: message }, 'backfill step failed; retrying');
+      job.nextAt = performance.now() + backoffDelay(job.failures, 500, 10_000);
+      return false;
+    }
+    if (s.status !== 'running') {
+      this.opts.logger?.info({ backfill: job.id, events: s.done, seconds: ((s.finishedAt ?? Date.now()) - s.startedAt) / 1000 }, 'backfill done');
+      return true;
+    }
+    return false;
+  }
+}
+
+/** A queued backfill: its chunk size (events), and when its rate or a retry lets it run again (performance.now() ms). */
+interface Job {
+  id: string;
+  tenant: string;
+  rate: number;
+  chunk: number;
+  failures: number;
+  nextAt: number;
 }
