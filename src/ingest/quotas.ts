@@ -147,15 +147,17 @@ export class Quotas {
    * own bytes (as `admit` allows); when other requests' bytes put the bucket in debt while
    * this one decodes, it throws the 429 and the decoding stops. So N gzip bodies decoded at
    * once pass about one second's quota plus one body, not N bodies each inflated to
-   * `limits.decompressedBytes`.
+   * `limits.decompressedBytes`. Undefined when the tenant has no bytes/s quota.
    */
-  meter(tenant: string, quota: TenantQuota | undefined, prepaid: number): (bytes: number) => void {
+  meter(tenant: string, quota: TenantQuota | undefined, prepaid: number): ((bytes: number) => void) | undefined {
     const rate = this.effective(quota).bytesPerSecond;
+    // No bytes/s quota: nothing to count (and a gzip body is inflated in one call).
+    if (rate <= 0) return undefined;
     let decoded = 0;
     let charged = prepaid;
     return (bytes) => {
       decoded += bytes;
-      if (rate <= 0 || decoded <= charged) return;
+      if (decoded <= charged) return;
       const bucket = this.refill(this.bytes, tenant, rate, this.clock.now());
       bucket.tokens -= decoded - charged;
       charged = decoded;

@@ -93,6 +93,7 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
   /** The bytes/s meter of an admitted request (Quotas.meter), counting its refusal like admission's. */
   const meterOf = ({ grant, quota, bytes }: { grant: KeyGrant; quota: TenantQuota; bytes: number }) => {
     const meter = opts.quotas.meter(grant.tenant, quota, bytes);
+    if (!meter) return undefined;
     return (n: number) => {
       try {
         meter(n);
@@ -121,7 +122,7 @@ export function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): vo
       let decoded = 0;
       if (key) body = await request.jsonBody(SEGMENT_BODY_BYTES, (n) => void (decoded += n));
       pass = await admit(request, request.rawBytes(), key?.(body));
-      if (key) meterOf(pass)(decoded);
+      if (key) meterOf(pass)?.(decoded);
     }
     const { grant, quota } = pass;
     checkOrigin(request, reply, grant.tenant, opts.cors);
