@@ -6,7 +6,7 @@ export function lagOf(positions: readonly PartitionPosition[], now: number) {
   let backlog = 0;
   let oldest: number | null = null;
   const partitions = positions.map((p) => {
-    const lagEvents = Math.max(0, p.head - p.committed);
+    const lagEvents = p.pending ?? Math.max(0, p.head - p.committed);
     backlog += lagEvents;
     if (p.oldestUnackedAt !== null && (oldest === null || p.oldestUnackedAt < oldest)) oldest = p.oldestUnackedAt;
     return { ...p, lagEvents, lagSeconds: p.oldestUnackedAt === null ? 0 : Math.max(0, now - p.oldestUnackedAt) / 1000 };

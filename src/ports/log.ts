@@ -177,4 +177,10 @@ export interface PartitionPosition {
   /** Receive time of the oldest unacked record, or null when caught up. */
   oldestUnackedAt: number | null;
   owner: string | null;
+  /**
+   * Records after `committed` (the lag in events), given by a log whose offsets are not dense
+   * per partition: on NATS an offset is the stream's sequence, shared by every partition, so
+   * `head − committed` also counts the other partitions' records. Absent: `head − committed`.
+   */
+  pending?: number;
 }

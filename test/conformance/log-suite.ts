@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isFenced } from '../../src/core/errors.js';
 import type { AppendOutcome } from '../../src/core/types.js';
 import type { Log } from '../../src/ports/log.js';
+import { lagOf } from '../../src/obs/lag.js';
 import { entry } from '../helpers/entries.js';
 
 /**
@@ -223,6 +224,14 @@ export function logConformance(name: string, make: (partitions: number) => Promi
       const pos = await log.positions('g');
       expect(pos.find((p) => p.partition === 0)).toMatchObject({ head: a2, committed: a1, oldestUnackedAt: 2000, owner: 'a' });
       expect(pos.find((p) => p.partition === 1)).toMatchObject({ head: b1, committed: 0, oldestUnackedAt: 3000 });
+      // One record waits in each partition, whatever the offsets are (NATS: the stream's
+      // sequence, shared by the partitions; partition 1 once counted a1 and a2 as its lag too).
+      const lag = lagOf(pos, 4000);
+      expect(lag.partitions.map((p) => [p.partition, p.lagEvents])).toEqual([
+        [0, 1],
+        [1, 1],
+      ]);
+      expect(lag.backlog).toBe(2);
       expect(await log.oldestUnapplied(new Map([[0, a1!]]))).toBe(2000);
       expect(await log.oldestUnapplied(new Map([[0, a2!]]))).toBe(3000);
       expect(await log.oldestUnapplied(new Map([[0, a2!], [1, b1!]]))).toBeNull();

@@ -387,9 +387,9 @@ export class NatsLog implements Log {
       Array.from({ length: this.opts.partitions }, async (_, partition) => {
         const [head, { s }] = await Promise.all([this.reader.head(partition), this.getState(group, partition)]);
         const committed = s.committed;
-        const first = head > committed ? await this.reader.firstAfter(partition, committed) : null;
+        const [first, pending] = head > committed ? await Promise.all([this.reader.firstAfter(partition, committed), this.reader.pending(partition, committed)]) : [null, 0];
         const oldest = first ? decodeEntry(first.data).receivedAt : null;
-        return { partition, head, committed, oldestUnackedAt: oldest, owner: s.expiresAt > now ? s.owner : null };
+        return { partition, head, committed, oldestUnackedAt: oldest, owner: s.expiresAt > now ? s.owner : null, pending };
       }),
     );
   }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { AckPolicy, DeliverPolicy, nanos, type JetStreamClient, type JetStreamManager } from 'nats';
+import { AckPolicy, DeliverPolicy, nanos, type ConsumerInfo, type JetStreamClient, type JetStreamManager } from 'nats';
 import { SluiceError } from '../../core/errors.js';
 import { directApi, isNotFound, subjectOf } from './stream.js';
 
@@ -53,7 +53,7 @@ export class StreamReader {
     try {
       if (!cursor || cursor.next !== start) {
         if (cursor) this.drop(key);
-        cursor = { name: await this.createConsumer(subjectOf(this.stream, partition), start), next: start, delivered: 0 };
+        cursor = { name: (await this.createConsumer(subjectOf(this.stream, partition), start)).name, next: start, delivered: 0 };
         this.cursors.set(key, cursor);
       }
       const out = await this.pull(cursor.name, max);
@@ -91,7 +91,7 @@ export class StreamReader {
   /** Calls `visit` for every record of `partition` (every partition: '*') with sequence in [from, to], through a throwaway consumer. */
   async scan(partition: number | '*', from: number, to: number, visit: (m: Fetched) => void): Promise<void> {
     if (to < from) return;
-    const name = await this.createConsumer(subjectOf(this.stream, partition), from);
+    const { name } = await this.createConsumer(subjectOf(this.stream, partition), from);
     try {
       for (;;) {
         const msgs = await this.pull(name, 1_000);
@@ -111,6 +111,18 @@ export class StreamReader {
       if (isNotFound(e)) return 0;
       throw e;
     }
+  }
+
+  /**
+   * How many records of `partition` the stream holds after sequence `after`: the `num_pending`
+   * of a consumer made for the question (filtered on the partition's subject, from `after` +
+   * 1) and deleted at once. Sequences are the stream's, shared by all partitions, so their
+   * difference is not a count.
+   */
+  async pending(partition: number, after: number): Promise<number> {
+    const { name, info } = await this.createConsumer(subjectOf(this.stream, partition), after + 1);
+    void this.jsm.consumers.delete(this.stream, name).catch(() => undefined);
+    return info.num_pending;
   }
 
   /** The first record of a partition after sequence `after`, or null. */
@@ -175,9 +187,9 @@ export class StreamReader {
     return out;
   }
 
-  private async createConsumer(filter: string, start: number): Promise<string> {
+  private async createConsumer(filter: string, start: number): Promise<{ name: string; info: ConsumerInfo }> {
     const name = `sluice_${randomBytes(8).toString('hex')}`;
-    await this.jsm.consumers.add(this.stream, {
+    const info = await this.jsm.consumers.add(this.stream, {
       name,
       filter_subject: filter,
       ack_policy: AckPolicy.None,
@@ -188,6 +200,6 @@ export class StreamReader {
       mem_storage: true,
       num_replicas: 1,
     });
-    return name;
+    return { name, info };
   }
 }
