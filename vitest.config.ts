@@ -33,6 +33,9 @@ export default defineConfig({
     // Two cores: the heavy end-to-end and crash tests measure nothing, but should not starve.
     maxWorkers: 2,
     reporters: ['default'],
+    // expect.poll gives up after 1 s by default: the console's round trips (a click, a request,
+    // a render) take longer than that on two shared cores with the rest of the suite running.
+    expect: { poll: { timeout: 10_000 } },
     sequence: { sequencer: LongestFirst },
   },
 });
