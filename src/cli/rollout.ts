@@ -38,7 +38,7 @@ export function summary(r: WireRollout): string {
 export function details(r: WireRollout): string {
   const lines = [summary(r), `created ${r.created_at} by ${r.created_by}; auto ${r.auto ? 'on' : 'off'}`, 'decisions:'];
   for (const d of r.decisions) {
-    lines.push(`  ${d.at}  ${d.verdict.padEnd(9)} ${d.step} ${d.share}%  by ${d.actor}: ${d.reason}`);
+    lines.push(`  ${d.at}  ${d.verdict.padEnd(9)} ${d.step} ${d.share}%  by ${d.actor}: ${d.reason}${d.last_at ? `  (judged again up to ${d.last_at})` : ''}`);
     for (const c of d.checks ?? []) {
       // At 100% no key is left for a baseline: the cohort is judged against its tolerance alone.
       const baseline = d.share >= 100 ? 'no baseline at 100%' : `baseline ${c.baseline.toPrecision(3)} (n=${c.baseline_events})`;

@@ -44,7 +44,12 @@ export interface Decision {
   cohort?: Tally;
   baseline?: Tally | null;
   checks?: Check[];
+  /** A hold judged again on newer numbers (the reason, window and tallies are that judgement's): when, epoch ms. `at` is when the hold began. */
+  last_at?: number;
 }
+
+/** How often a held step's decision is brought up to date with the latest numbers (ms). */
+export const HOLD_REFRESH_MS = 60_000;
 
 /**
  * A stored event a pipeline repair withdraws: [partition, offset, ts] of the rollout's tenant,
@@ -229,6 +234,14 @@ export function evaluate(r: Rollout, now: number, cohort: Tally, baseline: Tally
   if (j.verdict === 'hold' || !r.spec.auto) {
     const reason = j.verdict === 'hold' ? j.reason : `step done, every guardrail within its tolerance; waiting for an advance (auto is false): sluice rollout advance ${r.id}, or POST /v1/rollouts/${r.id}/advance`;
     if (r.state === 'holding' && r.hold_reason === reason) return r;
+    const last = r.decisions.at(-1)!;
+    if (r.state === 'holding' && last.verdict === 'hold' && last.actor === 'controller') {
+      // Still holding, on new numbers (the counts in the reason grow with traffic): the hold
+      // decision is brought up to date in place, at most once a HOLD_REFRESH_MS, instead of a
+      // new one per evaluation (52 decisions in two minutes, a megabyte an hour per rollout).
+      if (now - (last.last_at ?? last.at) < HOLD_REFRESH_MS) return r;
+      return { ...r, hold_reason: reason, decisions: [...r.decisions.slice(0, -1), { ...last, reason, ...numbers, last_at: now }], updated_at: now };
+    }
     return { ...r, state: 'holding', resume_to: currentStep(r), hold_reason: reason, decisions: record(r, { at: now, actor: 'controller', verdict: 'hold', reason, ...numbers }), updated_at: now };
   }
   return next(r, now, 'controller', `${currentStep(r)} at ${r.share}% passed: ${j.reason}`, numbers);

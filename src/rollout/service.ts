@@ -173,7 +173,7 @@ export function wireRollout(r: Rollout) {
     created_at: new Date(r.created_at).toISOString(),
     created_by: r.created_by,
     updated_at: new Date(r.updated_at).toISOString(),
-    decisions: r.decisions.map((d) => ({ ...d, at: new Date(d.at).toISOString(), ...(d.window ? { window: { from: new Date(d.window.from).toISOString(), to: new Date(d.window.to).toISOString() } } : {}) })),
+    decisions: r.decisions.map((d) => ({ ...d, at: new Date(d.at).toISOString(), ...(d.last_at === undefined ? {} : { last_at: new Date(d.last_at).toISOString() }), ...(d.window ? { window: { from: new Date(d.window.from).toISOString(), to: new Date(d.window.to).toISOString() } } : {}) })),
     repair: r.repair && { status: r.repair.status, from: r.repair.from, to: r.repair.to, repaired: r.repair.repaired, past_retention: r.repair.past_retention },
   };
 }

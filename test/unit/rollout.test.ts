@@ -143,6 +143,21 @@ describe('the state machine on a manual clock', () => {
     expect(r.hold_reason).toBe('too few events to judge: the cohort has 10 events, the baseline has 10 events; min_events is 1000');
     // One hold decision, not one a minute.
     expect(r.decisions.map((d) => d.verdict)).toEqual(['start', 'hold']);
+    // Traffic that grows but stays short of min_events, judged every 2 s for 10 minutes: still
+    // one hold decision, brought up to date with the latest numbers once a minute.
+    const began = r.decisions.at(-1)!.at;
+    for (let i = 1; i <= 300; i++) {
+      await clock.advance(2_000);
+      r = evaluate(r, clock.now(), healthy(10 + i), healthy(10 + i));
+    }
+    expect(r.decisions.map((d) => d.verdict)).toEqual(['start', 'hold']);
+    const hold = r.decisions.at(-1)!;
+    expect(hold.at).toBe(began);
+    expect(clock.now() - hold.last_at!).toBeLessThan(60_000);
+    const n = hold.cohort!.events;
+    expect(n).toBeGreaterThan(250);
+    expect(hold.reason).toBe(`too few events to judge: the cohort has ${n} events, the baseline has ${n} events; min_events is 1000`);
+    expect(wireRollout(r).decisions.at(-1)).toMatchObject({ at: new Date(began).toISOString(), last_at: new Date(hold.last_at!).toISOString() });
     // Traffic comes: the held step is judged again and passes.
     r = await drive(clock, r, 1, () => [healthy(5000), healthy(5000)]);
     expect([r.state, r.decisions.at(-1)!.verdict]).toEqual(['compare', 'advance']);

@@ -30,6 +30,8 @@ interface Decision {
   cohort?: Tally;
   baseline?: Tally | null;
   checks?: Check[];
+  /** A hold judged again on newer numbers: when it last was. */
+  last_at?: string;
 }
 export interface Rollout {
   id: string;
@@ -183,7 +185,10 @@ export function RolloutDetail(props: { id: string; onChanged: () => void }) {
             <tbody>
               {x.decisions.map((d) => (
                 <tr data-testid="rollout-decision" data-verdict={d.verdict}>
-                  <td>{time(d.at)}</td>
+                  <td>
+                    {time(d.at)}
+                    {d.last_at && <div class="hint">judged again up to {time(d.last_at)}</div>}
+                  </td>
                   <td data-testid="decision-verdict">{d.verdict}</td>
                   <td>
                     {d.step} {d.share} %
