@@ -18,7 +18,8 @@ import { compileTransform, failingTransform, type Transform } from '../transform
  * generation), and the entry is marked replayed only after its append is durable. A replay
  * that crashes between the two is finished by the next one (the append comes back a
  * duplicate, the mark is written). Replaying entries already replayed matches nothing.
- * An entry that fails again stays open with its new reason.
+ * An entry that fails validation again stays open with its new reason; one a patch cannot mend
+ * keeps its own (the failure is in the report).
  */
 
 export interface ReplayDeps {
