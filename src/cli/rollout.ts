@@ -56,8 +56,10 @@ export function diffText(r: DiffAnswer): string {
     ...r.samples.map((s) => '  ' + JSON.stringify(s)),
   ];
   // A server from before the per-view compare answers no views.
-  for (const v of r.views ?? []) {
-    lines.push(`view ${v.view} (${v.tenant}): buckets compared ${v.buckets_compared}, identical ${v.buckets_identical}, differing ${v.buckets_differing}`);
+  const views = r.views ?? [];
+  if (views.length > 0) lines.push("per view, batch by batch (a bucket counts once per batch it had events in; a sample adds up from the batch in which it first differed, and 'differs' names what differed in any batch):");
+  for (const v of views) {
+    lines.push(`view ${v.view} (${v.tenant}): bucket cells compared ${v.buckets_compared}, identical ${v.buckets_identical}, differing ${v.buckets_differing}`);
     for (const s of v.samples) {
       const group = Object.keys(s.group).length > 0 ? ' ' + JSON.stringify(s.group) : '';
       lines.push(`  ${s.bucket}${group}  differs: ${s.differs.join(', ') || 'none'}  active ${JSON.stringify(s.active)}  candidate ${JSON.stringify(s.candidate)}`);

@@ -68,8 +68,9 @@ describe('the per-view compare', () => {
       candidate: { count: 30, 'sum:amount': 2 * sum, 'min:amount': 2, 'max:amount': 118, 'avg:amount': (2 * sum) / 30 },
     });
     // `sluice rollout diff` prints each view's buckets, then its differing ones with both sides.
-    expect(diffText(answer).split('\n').slice(1, 3)).toEqual([
-      'view revenue (acme): buckets compared 4, identical 3, differing 1',
+    expect(diffText(answer).split('\n').slice(1, 4)).toEqual([
+      "per view, batch by batch (a bucket counts once per batch it had events in; a sample adds up from the batch in which it first differed, and 'differs' names what differed in any batch):",
+      'view revenue (acme): bucket cells compared 4, identical 3, differing 1',
       `  2026-11-24T10:00:00.000Z {"properties.plan":"free"}  differs: sum:amount, min:amount, max:amount, avg:amount  active {"count":30,"sum:amount":${sum},"min:amount":1,"max:amount":59,"avg:amount":${sum / 30}}  candidate {"count":30,"sum:amount":${2 * sum},"min:amount":2,"max:amount":118,"avg:amount":${(2 * sum) / 30}}`,
     ]);
   });

@@ -299,11 +299,16 @@ function DiffView(props: { diff: Diff }) {
 /** Per view: the buckets compared and differing, and the differing buckets' measures on both sides. */
 function ViewDiffs(props: { views: ViewDiff[] }) {
   return (
+    <>
+    <p class="hint">
+      Batch by batch: a bucket counts once per compared batch it had events in; a sample's numbers add up from the batch in which it first differed (a part of the view's, not the
+      whole), and its measures that differ are those that differed in any batch.
+    </p>
     <table data-testid="diff-views">
       <thead>
         <tr>
           <th>view</th>
-          <th>buckets compared</th>
+          <th>bucket cells compared</th>
           <th>differing</th>
           <th>differing buckets: bucket, group, measures that differ, active, candidate</th>
         </tr>
@@ -327,5 +332,6 @@ function ViewDiffs(props: { views: ViewDiff[] }) {
         ))}
       </tbody>
     </table>
+    </>
   );
 }
