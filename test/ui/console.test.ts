@@ -405,6 +405,8 @@ suite('console', () => {
     await page.getByTestId('schema-publish').click();
     await expect.poll(async () => JSON.parse((await page.getByTestId('schema-report').textContent()) ?? '{}')).toMatchObject({ published: true, version: 1 });
     await expect.poll(() => page.getByTestId('schema-row').allTextContents()).toEqual([expect.stringContaining('signup')]);
+    // Which version ingest enforces is on the page (it differs from the latest under a rollout or after one rolled back).
+    expect(await page.getByTestId('schema-enforced').textContent()).toBe('v1');
     expect(await call(a.adminKey, 'GET', '/v1/schemas/signup')).toMatchObject({ version: 1, owner: 'growth', schema: draft });
     await page.context().close();
   });

@@ -10,6 +10,8 @@ interface SchemaVersion {
   owner: string;
   schema: unknown;
   created_at: string;
+  /** The version ingest enforces: the latest unless a rollout holds it or rolled it back (null: none). */
+  enforced_version?: number | null;
   versions?: { version: number; owner: string; created_at: string; created_by: string }[];
 }
 
@@ -51,6 +53,7 @@ export function Schemas(props: { who: Who }) {
           <tr>
             <th>type</th>
             <th>latest version</th>
+            <th>enforced</th>
             <th>owner</th>
             <th>published</th>
           </tr>
@@ -60,6 +63,10 @@ export function Schemas(props: { who: Who }) {
             <tr class={`clickable ${s.type === type ? 'active' : ''}`} data-testid="schema-row" onClick={() => setParams({ type: s.type, from: null, to: null })}>
               <td>{s.type}</td>
               <td class="num">{s.version}</td>
+              <td class="num" data-testid="schema-enforced" title={s.enforced_version === s.version ? '' : `v${s.version} is under a rollout or was rolled back`}>
+                {s.enforced_version === undefined ? '' : s.enforced_version === null ? 'none' : `v${s.enforced_version}`}
+                {s.enforced_version !== undefined && s.enforced_version !== s.version && <span class="hint"> (v{s.version} held by a rollout or rolled back)</span>}
+              </td>
               <td>{s.owner}</td>
               <td>{time(s.created_at)}</td>
             </tr>
