@@ -31,6 +31,9 @@ interface Budget {
   allowed_bad: number;
   /** Null with no events in the period: nothing to spend a budget on. */
   remaining: number | null;
+  /** What the period leaves out yet: an SLO's unfinished hour up to the watermark, the built-in rule's unsettled minutes. */
+  not_counted?: { from: string; to: string };
+  watermark?: string;
   buckets: { start: string; total: number; bad: number; burn_rate: number | null }[];
 }
 interface Backtest {
@@ -147,11 +150,19 @@ function BudgetPanel(props: { rule: string; refreshed: number }) {
           <p class="meta">
             {time(b.period.from)} to {time(b.period.to)}, objective {num(b.objective * 100)} %
           </p>
+          {b.not_counted && b.not_counted.from !== b.not_counted.to && (
+            <p class="hint" data-testid="budget-not-counted">
+              Not counted yet: {time(b.not_counted.from)} to {time(b.not_counted.to)}
+              {b.rule.startsWith('sluice_')
+                ? ', minutes not settled yet (counted once every ingest process has written them).'
+                : ', the hour up to the watermark (counted once it is whole). An alert may fire on these events before the budget shows them.'}
+            </p>
+          )}
           <div class="cards">
             <div class={`card ${b.remaining !== null && b.remaining < 0 ? 'bad' : ''}`}>
               <div class="label">budget remaining</div>
               <div class="value" data-testid="budget-remaining">
-                {b.remaining === null ? '— (no events)' : `${num(b.remaining * 100)} %`}
+                {b.remaining === null ? '— (no events counted)' : `${num(b.remaining * 100)} %`}
               </div>
             </div>
             <div class="card">
