@@ -42,7 +42,11 @@ export function Views(props: { who: Who }) {
         </button>
       </div>
       <ErrorBox error={views.error} />
-      {views.data && views.data.views.length === 0 && <p class="meta">No views. Declare one with PUT /v1/views/:name (admin key).</p>}
+      <p class="hint" data-testid="views-built-in">
+        Built in, not listed: <span class="mono">counts_1m</span>, events per type and minute, kept by every commit; queries of counts by type and time read it
+        (<span class="mono">"source": "view:counts_1m"</span>), and <span class="mono">sluice backfill --view counts_1m</span> rebuilds it.
+      </p>
+      {views.data && views.data.views.length === 0 && <p class="meta">No views declared. Declare one with PUT /v1/views/:name (admin key).</p>}
       <table>
         <thead>
           <tr>
