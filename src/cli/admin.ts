@@ -178,7 +178,8 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
             ? 'no dead-letter groups match'
             : 'no groups with open dead letters (replayed and discarded ones: --status replayed,discarded; resolved groups: --group-status resolved)'
           : [
-              row('GROUP', 'ENTRIES', 'STATUS', 'OWNER', 'REASON', 'FIELD', 'MESSAGE', 'TYPES'),
+              // Which entries are counted: the open ones unless a filter says otherwise (--group-status counts them all).
+              row('GROUP', flags.status ? flags.status.toUpperCase() : flags.groupStatus ? 'ENTRIES' : 'OPEN', 'STATUS', 'OWNER', 'REASON', 'FIELD', 'MESSAGE', 'TYPES'),
               ...r.groups.map((g) => row(g.group, String(g.count), g.status, g.owner ?? '-', g.reason, g.path || '-', g.template, `[${g.types.join(', ')}]`)),
             ].join('\n'),
       );

@@ -53,6 +53,9 @@ it('cli.schema-push-check-dlq-replay-and-backfill-against-a-running-server', asy
   expect(groups).toMatch(/\s1\s+open\s+\S+\s+schema_violation\s+\/properties\/amount/);
   // Each heading sits over its column, the variable-length ones (FIELD, MESSAGE, TYPES) too.
   const [header, first] = groups.split('\n') as [string, string];
+  // The count is of open entries, and the header says so (with --group-status it counts every entry).
+  expect(header).toMatch(/^GROUP\s+OPEN\s+STATUS/);
+  expect(sluice('dlq', 'groups', '--group-status', 'open').stdout).toMatch(/^GROUP\s+ENTRIES\s+STATUS/);
   expect(first.indexOf('/properties/amount')).toBe(header.indexOf('FIELD'));
   expect(first.indexOf('[checkout]')).toBe(header.indexOf('TYPES'));
   // The group's lifecycle from the CLI: acknowledged, with an owner and a note in its history.
