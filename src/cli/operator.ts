@@ -91,7 +91,7 @@ export async function operatorPipelineCommand(
         created_at: new Date(v.createdAt).toISOString(),
         created_by: v.createdBy,
       }));
-      print({ versions: list }, () => (list.length === 0 ? 'no operator pipeline yet' : list.map((v) => `${v.version}\t${v.live ? 'live' : '-'}\t${v.step_count} steps\t${v.created_at}\t${v.created_by}`).join('\n')));
+      print({ versions: list }, () => (list.length === 0 ? 'no operator pipeline yet' : ['VERSION\tLIVE\tSTEPS\tCREATED\tBY', ...list.map((v) => `${v.version}\t${v.live ? 'live' : 'no'}\t${v.step_count}\t${v.created_at}\t${v.created_by}`)].join('\n')));
       return 0;
     }
     default:

@@ -100,6 +100,8 @@ it('rollout.global-an-operator-pipeline-removing-context-ip-goes-to-a-named-tena
   // The operator pipeline: version 1 removes context.ip, stored without being made live.
   expect(sluice('pipeline', 'push', write('op-v1.json', { steps: [{ remove: { fields: ['context.ip'] } }] }), '--global', '--no-activate')).toContain('stored: operator pipeline version 1 (1 steps), not live');
   expect(json('pipeline', 'versions', '--global').versions).toMatchObject([{ version: 1, live: false, step_count: 1 }]);
+  // As a table, with the tenant pipeline's header and columns.
+  expect(sluice('pipeline', 'versions', '--global')).toMatch(/^VERSION\tLIVE\tSTEPS\tCREATED\tBY\n1\tno\t1\t/);
   // A tenant's admin key does not see it: its own pipeline is still empty.
   expect((await apiCall(url, tenants.acme!.adminKey, 'GET', '/v1/pipeline')).body).toMatchObject({ version: 0, steps: [] });
   expect(await probe('before')).toEqual({ first: true, acme: true, globex: true });
