@@ -20,6 +20,16 @@ interface Signals {
 
 const COUNTS = ['received', 'accepted', 'rejected', 'duplicate', 'stored', 'dead_lettered'] as const;
 
+/** What each count is (GET /v1/signals, src/obs/signals.ts): shown on hover. */
+const MEANING: Record<(typeof COUNTS)[number], string> = {
+  received: 'events in ingest requests',
+  accepted: 'received less rejected and duplicates: each ends stored or dead-lettered (an event dead-lettered at the door counts here, though its answer said accepted 0 and dead_lettered true)',
+  rejected: 'refused in the answer (400s per event), never kept',
+  duplicate: 'an idempotency key seen before: counted once',
+  stored: 'committed to the store',
+  dead_lettered: 'kept in the dead-letter store with a reason: replayable',
+};
+
 interface Status {
   freshness_seconds: number;
   log: { backlog_events: number };
@@ -81,7 +91,7 @@ export function Overview(props: { who: Who }) {
         <>
           <div class="cards">
             {COUNTS.map((c) => (
-              <div class="card">
+              <div class="card" title={MEANING[c]}>
                 <div class="label">{c.replace('_', '-')}</div>
                 <div class="value" data-testid={`overview-${c}`}>
                   {num(totals[c])}
