@@ -13,7 +13,7 @@ export function storeCalls(store: Store, builds: ViewBuilds): StoreCalls {
       const applied = await store.appliedOffsets();
       return { ...(await store.query(q, cap)), applied: [...applied] };
     },
-    putView: (tenant, def, source) => builds.put(tenant, def, source),
+    putView: (tenant, def, source, maxApi) => builds.put(tenant, def, source, maxApi),
     removeView: (tenant, name) => store.views.remove(tenant, name),
     listViews: (tenant) => store.views.list(tenant),
     listTypedColumns: async (tenant) => (store.typedColumns ? store.typedColumns.list(tenant) : []),

@@ -22,8 +22,9 @@ export class ViewBuilds {
     private readonly opts: { logger?: Logger } = {},
   ) {}
 
-  async put(tenant: string, def: ViewDef, source: ViewSource): Promise<ViewState> {
-    const { view, changed } = await this.store.views.put(tenant, def, source);
+  /** Declares a view and starts its build when it is new or changed; `maxApi` as for Views.put (query.viewsPerTenant). */
+  async put(tenant: string, def: ViewDef, source: ViewSource, maxApi?: number): Promise<ViewState> {
+    const { view, changed } = await this.store.views.put(tenant, def, source, maxApi);
     // The same definition again: nothing to do, unless its build never started (a start that
     // failed) or failed; then putting it again is how to retry.
     if (!changed && view.build !== null && view.status !== 'failed') return view;

@@ -35,7 +35,8 @@ export interface StoreCalls {
   /** See Store.query; with the applied offsets read before it (for the watermark). */
   query(q: QuerySpec, cap: number): Promise<QueryAnswer & { applied: [number, number][] }>;
   /** Declares a view and starts its build (see ops/views.ts). */
-  putView(tenant: string, def: ViewDef, source: ViewSource): Promise<ViewState>;
+  /** Declares a view (see ports/views.ts Views.put, `maxApi` included) and starts its build. */
+  putView(tenant: string, def: ViewDef, source: ViewSource, maxApi?: number): Promise<ViewState>;
   removeView(tenant: string, name: string): Promise<boolean>;
   listViews(tenant: string): Promise<ViewState[]>;
   /** The tenant's typed columns (ports/typed-columns.ts); empty on a store without them. */

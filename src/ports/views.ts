@@ -1,3 +1,4 @@
+import { SluiceError } from '../core/errors.js';
 import type { ViewDef } from '../core/query.js';
 
 /**
@@ -31,13 +32,27 @@ export interface ViewState {
   error: string | null;
 }
 
+/**
+ * 409 for a tenant that has `declared` views from the API, the limit `max`
+ * (query.viewsPerTenant), and asks for one more.
+ */
+export function tooManyViews(declared: number, max: number): SluiceError {
+  return new SluiceError(
+    'SLUICE_ERR_CONFLICT',
+    `the tenant has ${declared} views, the limit (query.viewsPerTenant = ${max}): delete one it no longer needs (DELETE /v1/views/NAME), or ask the operator to raise the limit`,
+    { field: 'query.viewsPerTenant' },
+  );
+}
+
 export interface Views {
   /**
    * Creates or replaces a view of a tenant. The same definition again changes nothing
    * (`changed: false`). A changed one starts over in state `building`; the caller starts its
-   * backfill.
+   * backfill. With `maxApi`, a new view from the API is refused (tooManyViews) when the tenant
+   * already has that many from the API, counted in the same write as the insert, so that
+   * concurrent declarations, from several processes too, cannot pass the limit.
    */
-  put(tenant: string, def: ViewDef, source: ViewSource): Promise<{ view: ViewState; changed: boolean }>;
+  put(tenant: string, def: ViewDef, source: ViewSource, maxApi?: number): Promise<{ view: ViewState; changed: boolean }>;
   /** Drops a view and its rows; false when there was none. */
   remove(tenant: string, name: string): Promise<boolean>;
   /** A tenant's views, by name. */

@@ -51,6 +51,24 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
       await store.close();
     });
 
+    it('views.the-limit-on-api-views-is-counted-in-the-write-that-adds-one', async () => {
+      const { store } = await make();
+      const view = (name: string, event = 'page') => parseView(name, { event, measures: ['count'], grain: '1m' });
+      // Twelve new views at once against a limit of three: exactly three are added.
+      const outcomes = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => store.views.put('t1', view(`v${i}`), 'api', 3)));
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(3);
+      const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      expect(refused).toHaveLength(9);
+      for (const r of refused) expect(r.reason).toMatchObject({ code: 'SLUICE_ERR_CONFLICT', field: 'query.viewsPerTenant', message: expect.stringContaining('the tenant has 3 views') });
+      const mine = (await store.views.list('t1')).map((v) => v.name);
+      expect(mine).toHaveLength(3);
+      // Changing one of them is not one more; the configuration's views are not counted; another tenant has its own count.
+      expect((await store.views.put('t1', view(mine[0]!, 'signup'), 'api', 3)).changed).toBe(true);
+      expect((await store.views.put('t1', view('from_config'), 'config', 3)).changed).toBe(true);
+      expect((await store.views.put('t2', view('v0'), 'api', 3)).changed).toBe(true);
+      await store.close();
+    });
+
     it('commit.stores-the-pipeline-version-of-each-event', async () => {
       const { store } = await make();
       const batch = [...records('t1', 0, 1, 3, { pipelineVersion: 7 }), ...records('t1', 0, 4, 5)];

@@ -143,7 +143,7 @@ export class DuckdbStore implements Store {
   );
   /** See ports/views.ts. */
   readonly views: Views = {
-    put: (tenant, def, source) => this.viewTables.put(tenant, def, source),
+    put: (tenant, def, source, maxApi) => this.viewTables.put(tenant, def, source, maxApi),
     remove: (tenant, name) => this.viewTables.remove(tenant, name),
     list: async (tenant) => this.viewTables.list(tenant),
   };

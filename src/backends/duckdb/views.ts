@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { parseView, viewJson, type ViewDef } from '../../core/query.js';
-import type { ViewSource, ViewState } from '../../ports/views.js';
+import { tooManyViews, type ViewSource, type ViewState } from '../../ports/views.js';
 import { INTERVAL_MS } from '../../core/time.js';
 import { VIEW_ROW_ORDER } from '../sql/views.js';
 import type { BackfillTarget } from './backfill.js';
@@ -149,11 +149,16 @@ export class DuckdbViews {
    * Creates or changes a view. The same definition again changes nothing (`changed: false`);
    * a new one replaces the table with an empty one, in state building.
    */
-  put(tenant: string, def: ViewDef, source: ViewSource): Promise<{ view: LiveView; changed: boolean }> {
+  put(tenant: string, def: ViewDef, source: ViewSource, maxApi?: number): Promise<{ view: LiveView; changed: boolean }> {
     const text = JSON.stringify(viewJson(def));
     return this.locked(async (c) => {
       const current = this.get(tenant, def.name);
       if (current && JSON.stringify(viewJson(current.def)) === text) return { view: current, changed: false };
+      // One writer (this store's lock): the count and the insert cannot interleave with another put.
+      if (!current && source === 'api' && maxApi !== undefined) {
+        const declared = this.list(tenant).filter((v) => v.source === 'api').length;
+        if (declared >= maxApi) throw tooManyViews(declared, maxApi);
+      }
       const table = `view_${randomBytes(8).toString('hex')}`;
       const now = BigInt(Date.now());
       await c.run('BEGIN TRANSACTION');

@@ -59,7 +59,7 @@ export class PostgresStore implements Store {
 
   /** See ports/views.ts. */
   readonly views: Views = {
-    put: (tenant, def, source) => this.executor().transaction((sql) => this.viewTables.put(sql, tenant, def, source)),
+    put: (tenant, def, source, maxApi) => this.executor().transaction((sql) => this.viewTables.put(sql, tenant, def, source, maxApi)),
     remove: (tenant, name) => this.executor().transaction((sql) => this.viewTables.remove(sql, tenant, name)),
     list: (tenant) => this.viewTables.list((text, values) => this.read(text, values), tenant),
   };

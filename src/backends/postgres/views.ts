@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { parseView, viewJson, type ViewDef } from '../../core/query.js';
-import type { ViewSource, ViewState } from '../../ports/views.js';
+import { tooManyViews, type ViewSource, type ViewState } from '../../ports/views.js';
 import { Params } from '../sql/compile.js';
 import { viewMaintainSql, viewTableDdl } from '../sql/views.js';
 import { POSTGRES } from './dialect.js';
@@ -89,12 +89,19 @@ export class PostgresViews {
    * nothing (`changed: false`); a new one replaces the table with an empty one, in state
    * building.
    */
-  async put(query: Query, tenant: string, def: ViewDef, source: ViewSource): Promise<{ view: LiveView; changed: boolean }> {
+  async put(query: Query, tenant: string, def: ViewDef, source: ViewSource, maxApi?: number): Promise<{ view: LiveView; changed: boolean }> {
     // Two processes declaring the same view at once (the configuration's views) queue here.
     await query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sluice:view:${tenant}:${def.name}`]);
     const text = JSON.stringify(viewJson(def));
     const current = await this.get(query, tenant, def.name);
     if (current && JSON.stringify(viewJson(current.def)) === text) return { view: current, changed: false };
+    if (!current && source === 'api' && maxApi !== undefined) {
+      // New views of a tenant from any process, one at a time: the count holds until this transaction ends.
+      await query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sluice:views:${tenant}`]);
+      const [row] = await query<{ n: string }>(`SELECT count(*) AS n FROM views WHERE tenant = $1 AND source = 'api'`, [tenant]);
+      const declared = Number(row?.n ?? 0);
+      if (declared >= maxApi) throw tooManyViews(declared, maxApi);
+    }
     const table = `view_${randomBytes(8).toString('hex')}`;
     const now = Date.now();
     await query(viewTableDdl(table, def));
