@@ -17,6 +17,20 @@ afterEach(async () => {
 const batch = (tenant: string, from: number, n: number) =>
   JSON.stringify(Array.from({ length: n }, (_, i) => ({ type: 'tick', key: `${tenant}-${(from + i) % 13}`, idempotency_key: `${tenant}-${from + i}` })));
 
+
+/** A pipeline without workers whose tenant has a bytes/s quota. */
+async function withBytesQuota(bytesPerSecond: number): Promise<Pipeline> {
+  const pipeline = await startPipeline({}, { workers: false });
+  await pipeline.app.inject({ method: 'PATCH', url: '/v1/tenant', headers: { authorization: `Bearer ${pipeline.tenant.adminKey}` }, payload: JSON.stringify({ bytes_per_second: bytesPerSecond }) });
+  return pipeline;
+}
+
+/** 200 events of 2 KB each, gzipped: under 10 KB on the wire, about 400 KB decompressed. */
+function gzipBody(from: number): Buffer {
+  const ts = new Date().toISOString();
+  return zlib.gzipSync(JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ type: 'big', key: `k${i}`, idempotency_key: `gz-${from + i}`, ts, properties: { pad: 'x'.repeat(2_000) } }))));
+}
+
 describe('quotas', () => {
   it('quota.over-quota-tenant-gets-429-with-retry-after-others-flow-and-nothing-accepted-is-lost', async () => {
     p = await startPipeline();
@@ -89,14 +103,10 @@ describe('quotas', () => {
 
   it('quota.the-bytes-quota-counts-a-gzip-body-decompressed', async () => {
     // 18 KB of gzip carried 9 MB of events: counted on the wire, 213 times the quota went through.
-    p = await startPipeline({}, { workers: false });
-    await p.app.inject({ method: 'PATCH', url: '/v1/tenant', headers: { authorization: `Bearer ${p.tenant.adminKey}` }, payload: JSON.stringify({ bytes_per_second: 50_000 }) });
-    const ts = new Date().toISOString();
-    const body = (from: number) =>
-      zlib.gzipSync(JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ type: 'big', key: `k${i}`, idempotency_key: `gz-${from + i}`, ts, properties: { pad: 'x'.repeat(2_000) } }))));
+    p = await withBytesQuota(50_000);
     const statuses: number[] = [];
     for (let r = 0; r < 4; r++) {
-      const b = body(r * 200);
+      const b = gzipBody(r * 200);
       expect(b.length).toBeLessThan(10_000); // about 400 KB decompressed
       const res = await p.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p.tenant.writeKey}`, 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: b });
       statuses.push(res.statusCode);
@@ -110,12 +120,8 @@ describe('quotas', () => {
   it('quota.gzip-bodies-sent-at-once-pass-about-one-body-not-one-each', async () => {
     // Each was admitted on its size on the wire, then inflated to its full size: eight bodies sent
     // at once all passed, 64 times the quota.
-    p = await startPipeline({}, { workers: false });
-    await p.app.inject({ method: 'PATCH', url: '/v1/tenant', headers: { authorization: `Bearer ${p.tenant.adminKey}` }, payload: JSON.stringify({ bytes_per_second: 50_000 }) });
-    const ts = new Date().toISOString();
-    const body = (from: number) =>
-      zlib.gzipSync(JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ type: 'big', key: `k${i}`, idempotency_key: `gz-${from + i}`, ts, properties: { pad: 'x'.repeat(2_000) } }))));
-    const bodies = Array.from({ length: 8 }, (_, r) => body(r * 200));
+    p = await withBytesQuota(50_000);
+    const bodies = Array.from({ length: 8 }, (_, r) => gzipBody(r * 200));
     const answers = await Promise.all(
       bodies.map((b) => p!.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p!.tenant.writeKey}`, 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: b })),
     );
@@ -129,7 +135,7 @@ describe('quotas', () => {
     expect(heads).toBe(accepted.length * 200);
     // The refusals were the quota's, not the bodies': with the quota lifted the same body passes.
     await p.app.inject({ method: 'PATCH', url: '/v1/tenant', headers: { authorization: `Bearer ${p.tenant.adminKey}` }, payload: JSON.stringify({ bytes_per_second: 0 }) });
-    const later = await p.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p.tenant.writeKey}`, 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: body(10_000) });
+    const later = await p.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${p.tenant.writeKey}`, 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: gzipBody(10_000) });
     expect(later.statusCode).toBe(202);
   });
 
