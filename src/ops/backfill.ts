@@ -59,8 +59,14 @@ export class BackfillRunner {
     queue.push({ id: s.id, tenant: s.tenant, rate: s.rate, chunk, failures: 0, nextAt: 0 });
     this.queues.set(s.tenant, queue);
     this.wake?.();
+    this.kick();
+  }
+
+  /** Starts draining unless a drain runs. One that ends as a backfill is queued (between its last check and this `finally`) starts again. */
+  private kick(): void {
     this.active ??= this.drain().finally(() => {
       this.active = null;
+      if (this.queues.size > 0 && !this.opts.signal.aborted) this.kick();
     });
   }
 
@@ -96,9 +102,14 @@ export class BackfillRunner {
       const started = performance.now();
       const ended = await this.step(job);
       const took = performance.now() - started;
-      if (ended) this.remove(job);
+      if (ended) {
+        // Its last chunk: the next backfill goes on at once, as a backfill's chunks did (the
+        // pause below is between the chunks of one backfill).
+        this.remove(job);
+        continue;
+      }
       // (A failed step has set its own backoff.)
-      else if (job.failures === 0) job.nextAt = started + Math.max(took, job.rate > 0 ? (job.chunk / job.rate) * 1000 : 0);
+      if (job.failures === 0) job.nextAt = started + Math.max(took, job.rate > 0 ? (job.chunk / job.rate) * 1000 : 0);
       // Live commits keep at least half of the store's time.
       await sleep(took, signal).catch(() => undefined);
     }
