@@ -168,6 +168,24 @@ export function isActive(s: Silence, now: number): boolean {
   return (r.weekdays.includes(weekday) && minute >= r.start) || (r.weekdays.includes((weekday + 6) % 7) && minute < r.end);
 }
 
+/**
+ * How long an expired silence stays listed (ms): 120 h, Alertmanager's default
+ * `--data.retention`. Expiring a silence ends it now and keeps it, as Alertmanager does, so
+ * that the list shows what was silenced and until when; past this it is deleted.
+ */
+export const SILENCE_RETENTION_MS = 120 * 3_600_000;
+
+/** The silence ended now (a pending one starts and ends now); unchanged when it has ended already. */
+export function expireSilence(s: Silence, now: number): Silence {
+  if (s.endsAt !== null && s.endsAt <= now) return s;
+  return { ...s, startsAt: Math.min(s.startsAt, now), endsAt: now };
+}
+
+/** Expired longer than SILENCE_RETENTION_MS ago: to delete. */
+export function pastRetention(s: Silence, now: number): boolean {
+  return s.endsAt !== null && now - s.endsAt > SILENCE_RETENTION_MS;
+}
+
 export function activeSilences(silences: Silence[], now: number): Silence[] {
   return silences.filter((s) => isActive(s, now));
 }

@@ -127,6 +127,13 @@ describe('alerts API', () => {
     expect(s.json()).toMatchObject({ comment: 'deploy', status: { state: 'active' } });
     expect((await call('GET', '/v1/alerts/silences', p.tenant.readKey)).json().silences).toHaveLength(1);
     expect((await call('DELETE', `/v1/alerts/silences/${s.json().id}`, p.tenant.adminKey)).statusCode).toBe(204);
+    // Expired, not forgotten (Alertmanager's way): it ends now and stays listed; expiring it again changes nothing.
+    const [expired] = (await call('GET', '/v1/alerts/silences', p.tenant.readKey)).json().silences;
+    expect(expired).toMatchObject({ id: s.json().id, comment: 'deploy', status: { state: 'expired' } });
+    expect(Date.parse(expired.ends_at)).toBeLessThanOrEqual(Date.now());
+    expect((await call('DELETE', `/v1/alerts/silences/${s.json().id}`, p.tenant.adminKey)).statusCode).toBe(204);
+    expect((await call('GET', '/v1/alerts/silences', p.tenant.readKey)).json().silences).toEqual([expired]);
+    expect((await call('DELETE', '/v1/alerts/silences/no-such-id', p.tenant.adminKey)).statusCode).toBe(404);
     // The routing sends pages to it: not deleted until the routing no longer does.
     expect((await call('DELETE', '/v1/alerts/receivers/pd', p.tenant.adminKey)).statusCode).toBe(409);
     expect((await call('PUT', '/v1/alerts/routing', p.tenant.adminKey, {})).statusCode).toBe(200);

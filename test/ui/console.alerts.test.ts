@@ -234,24 +234,27 @@ suite('console alerts page', () => {
       .toBe(true);
     expect(await page.getByTestId('history-change').allTextContents()).toContain('inactive → firing');
 
-    // Expired on the page: gone from the API, and the alert is no longer marked.
+    // Expired on the page: the API lists it as expired (as Alertmanager keeps expired silences), the page too, without
+    // an Expire button, and the alert is no longer marked.
     await page.getByTestId('silence-expire').click();
-    await expect.poll(async () => (await call<{ silences: unknown[] }>(keys.readKey, 'GET', '/v1/alerts/silences')).silences).toEqual([]);
+    await expect.poll(async () => (await call<{ silences: { status: { state: string } }[] }>(keys.readKey, 'GET', '/v1/alerts/silences')).silences.map((x) => x.status.state)).toEqual(['expired']);
+    await expect.poll(() => page.getByTestId('silence-status').allTextContents()).toEqual(['expired']);
+    expect(await page.getByTestId('silence-expire').count()).toBe(0);
     expect((await pageMatchesApi(page)).filter((a) => a.silenced)).toEqual([]);
 
     // Matchers as amtool reads them: `\d` is kept as written, `\"` is a quote, a comma inside quotes is the value's.
     await page.getByTestId('silence-new-matchers').fill('alertname=~"checkout-\\d+", team=~"a{1,2}|\\"b\\""');
     await page.getByTestId('silence-new-comment').fill('numbered checkouts');
     await page.getByTestId('silence-create').click();
-    await expect.poll(async () => (await call<{ silences: { matchers: unknown[] }[] }>(keys.readKey, 'GET', '/v1/alerts/silences')).silences.map((x) => x.matchers)).toEqual([
+    await expect.poll(async () => (await call<{ silences: { matchers: unknown[]; status: { state: string } }[] }>(keys.readKey, 'GET', '/v1/alerts/silences')).silences.filter((x) => x.status.state === 'active').map((x) => x.matchers)).toEqual([
       [
         { name: 'alertname', value: 'checkout-\\d+', isRegex: true, isEqual: true },
         { name: 'team', value: 'a{1,2}|"b"', isRegex: true, isEqual: true },
       ],
     ]);
-    await expect.poll(() => page.getByTestId('silence-matchers').allTextContents()).toEqual(['alertname=~"checkout-\\\\d+", team=~"a{1,2}|\\"b\\""']);
+    await expect.poll(() => page.getByTestId('silence-matchers').allTextContents()).toContain('alertname=~"checkout-\\\\d+", team=~"a{1,2}|\\"b\\""');
     await page.getByTestId('silence-expire').click();
-    await expect.poll(async () => (await call<{ silences: unknown[] }>(keys.readKey, 'GET', '/v1/alerts/silences')).silences).toEqual([]);
+    await expect.poll(async () => (await call<{ silences: { status: { state: string } }[] }>(keys.readKey, 'GET', '/v1/alerts/silences')).silences.map((x) => x.status.state)).toEqual(['expired', 'expired']);
 
     // The built-in burn-rate rule opens its error budget too (the API's figures), with no backtest.
     await page.locator('[data-testid="rule-row"][data-rule="sluice_ingest_availability"]').getByTestId('rule-open').click();

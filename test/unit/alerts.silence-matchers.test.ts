@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { matcherRegExp, matches, parseSilence } from '../../src/alerts/silences.js';
+import { expireSilence, matcherRegExp, matches, parseSilence, pastRetention, SILENCE_RETENTION_MS, silenceJson } from '../../src/alerts/silences.js';
 import { refusal } from '../helpers/alerts.js';
 
 /**
@@ -78,5 +78,22 @@ describe('silence matchers', () => {
     // One matcher that needs a value is enough.
     expect(silence([{ name: 'alertname', value: '.*', isRegex: true }, { name: 'team', value: 'web' }]).matchers).toHaveLength(2);
     expect(silence([{ name: 'alertname', value: '.+', isRegex: true }]).matchers).toHaveLength(1);
+  });
+});
+
+describe('silence expiry', () => {
+  it('silences.expiring-ends-it-now-keeps-it-listed-and-retention-deletes-it-after-120-h', () => {
+    const now = Date.UTC(2026, 11, 1, 12);
+    const s = parseSilence({ matchers: [{ name: 'alertname', value: 'x' }], ends_at: new Date(now + 4 * H).toISOString(), comment: 'deploy' }, 'k', now - H);
+    const expired = expireSilence(s, now);
+    expect(silenceJson(expired, now)).toMatchObject({ ends_at: new Date(now).toISOString(), status: { state: 'expired' } });
+    // Expiring it again changes nothing; a pending one starts and ends now.
+    expect(expireSilence(expired, now + H)).toBe(expired);
+    const pending = parseSilence({ matchers: [{ name: 'alertname', value: 'x' }], starts_at: new Date(now + H).toISOString(), ends_at: new Date(now + 2 * H).toISOString(), comment: 'later' }, 'k', now);
+    expect(expireSilence(pending, now)).toMatchObject({ startsAt: now, endsAt: now });
+    // Listed as expired for 120 h (Alertmanager's default --data.retention), then deleted.
+    expect(pastRetention(expired, now + SILENCE_RETENTION_MS)).toBe(false);
+    expect(pastRetention(expired, now + SILENCE_RETENTION_MS + 1)).toBe(true);
+    expect(SILENCE_RETENTION_MS).toBe(120 * H);
   });
 });

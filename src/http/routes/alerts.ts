@@ -6,7 +6,7 @@ import { deleteRule, loadNotifyConfig, statesOf, turnOffAlerts, withBuiltins } f
 import { mutedBy, parseReceiver, parseRouting, RECEIVER_NAME, routingJson } from '../../alerts/notify.js';
 import { BUILTIN_RULES, burnSlo, lookback, parseRule, ruleJson, type Rule, type SloRule } from '../../alerts/rules.js';
 import { INGEST_SETTLE_MS } from '../../obs/ingest-outcomes.js';
-import { parseSilence, silenceJson, type Silence } from '../../alerts/silences.js';
+import { expireSilence, parseSilence, pastRetention, silenceJson, type Silence } from '../../alerts/silences.js';
 import type { AlertSource } from '../../alerts/source.js';
 import { ALERT_STATES, type AlertState, type Transition } from '../../alerts/state.js';
 import { SluiceError } from '../../core/errors.js';
@@ -332,13 +332,21 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   app.get('/v1/alerts/silences', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
     const t = now();
-    return reply.send({ silences: (await store.listObjects(grant.tenant, 'silence')).map((s) => silenceJson(s.body as Silence, t)) });
+    const all = (await store.listObjects(grant.tenant, 'silence')).map((s) => s.body as Silence);
+    // Expired ones stay listed (state "expired") for SILENCE_RETENTION_MS, then are deleted.
+    for (const s of all.filter((x) => pastRetention(x, t))) await store.deleteObject(grant.tenant, 'silence', s.id, 'retention');
+    return reply.send({ silences: all.filter((s) => !pastRetention(s, t)).map((s) => silenceJson(s, t)) });
   });
 
+  // Expires a silence (Alertmanager's DELETE /api/v2/silence/{id}): it ends now and stays listed as expired.
   app.delete('/v1/alerts/silences/:id', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
     const id = (request.params as { id: string }).id;
-    if (!(await store.deleteObject(grant.tenant, 'silence', id, grant.keyId))) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no silence "${id}"`, { field: 'id' });
+    const found = (await store.listObjects(grant.tenant, 'silence')).find((s) => s.name === id);
+    if (!found) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no silence "${id}"`, { field: 'id' });
+    const s = found.body as Silence;
+    const expired = expireSilence(s, now());
+    if (expired !== s) await store.putObject(grant.tenant, 'silence', id, expired, grant.keyId);
     return reply.code(204).send();
   });
 }

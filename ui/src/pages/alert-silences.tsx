@@ -163,9 +163,11 @@ export function Silences(props: { who: Who; refreshed: number; onChanged: () => 
               <td class="mono">{s.created_by}</td>
               {admin && (
                 <td>
-                  <button type="button" onClick={() => void expire(s.id)} data-testid="silence-expire">
-                    Expire
-                  </button>
+                  {s.status.state !== 'expired' && (
+                    <button type="button" onClick={() => void expire(s.id)} data-testid="silence-expire">
+                      Expire
+                    </button>
+                  )}
                 </td>
               )}
             </tr>
