@@ -1,7 +1,7 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { linearRegExp, type LinearRegExp } from '../schema/patterns.js';
 import { callsNamed, isComprehension, isNode, namesIdentifier } from './cel-ast.js';
-import { costlyForm, loopInvariants, MAX_ITERATION_STEPS, weigh, type Invariant } from './iteration-cost.js';
+import { comprehensionTurnWork, costlyForm, loopInvariants, MAX_ITERATION_STEPS, weigh, type EventBudget, type Invariant } from './iteration-cost.js';
 
 /**
  * CEL expressions over one event (the Common Expression Language: https://github.com/google/cel-spec),
@@ -54,7 +54,12 @@ export interface ExpressionEvent {
  * strings). `reads` names the event maps the expression refers to (a superset: a
  * comprehension variable of the same name counts), so that a caller need not parse the others.
  */
-export type Expression = ((event: ExpressionEvent) => unknown) & { readonly reads: ReadonlySet<'properties' | 'context'> };
+/**
+ * A compiled expression: evaluates against an event; `budget`, when given, is the event's
+ * iteration budget across the pipeline's steps (iteration-cost.ts EventBudget), spent by
+ * this evaluation's comprehensions.
+ */
+export type Expression = ((event: ExpressionEvent, budget?: EventBudget) => unknown) & { readonly reads: ReadonlySet<'properties' | 'context'> };
 
 /**
  * CEL declares `type` (the type of types) as a constant that a variable cannot shadow, so
@@ -257,6 +262,7 @@ export function compileExpression(source: string, expect?: 'bool', options: Comp
     throw new ExpressionError('comprehensions (all, exists, exists_one, map, filter) may not nest: one inside another costs the square of the list\'s length; chain them (list.map(x, …).filter(y, …)) or test each list apart');
   }
   const invariants = loopInvariants(parsed.ast, bound).map((inv) => ({ ...inv, value: env.parse(inv.source) }));
+  const turns = comprehensionTurnWork(parsed.ast);
   // A Date per evaluation only for the expressions that name `ts`.
   const readsTs = namesIdentifier(parsed.ast, 'ts');
   // One activation object per compiled expression, its fields replaced per evaluation (one
@@ -264,7 +270,7 @@ export function compileExpression(source: string, expect?: 'bool', options: Comp
   // cel-js keeps no reference to it after returning; the maps are released after each call so
   // that a compiled expression does not keep the last event alive.
   const activation: Activation = { [TYPE_VARIABLE]: '', key: '', ts: EPOCH, properties: NO_MAP, context: NO_MAP };
-  const evaluate = (event: ExpressionEvent): unknown => {
+  const evaluate = (event: ExpressionEvent, budget?: EventBudget): unknown => {
     let value: unknown;
     activation[TYPE_VARIABLE] = event.type;
     activation.key = event.key;
@@ -272,7 +278,7 @@ export function compileExpression(source: string, expect?: 'bool', options: Comp
     activation.properties = event.properties;
     activation.context = event.context;
     try {
-      if (invariants.length > 0) refuseCostlyIteration(invariants, activation, event);
+      if (turns.work > 0) chargeIterations(invariants, turns, activation, event, budget);
       value = parsed(activation);
     } catch (e: unknown) {
       throw new ExpressionError(plainMessage(e, source, true));
@@ -295,12 +301,21 @@ export function compileExpression(source: string, expect?: 'bool', options: Comp
 }
 
 /**
- * Throws when a comprehension's body would walk its loop invariants once per item for more than
- * MAX_ITERATION_STEPS steps in all over this event (iteration-cost.ts). The weighing stops at the bound.
+ * Charges this evaluation's comprehensions to the event's budget, before any of them runs:
+ * (items the event could offer) × (their bodies' nodes + the weight of their loop invariants).
+ * Throws, naming the macro and the sizes (never the values), when that passes
+ * MAX_ITERATION_STEPS for this expression or what is left of the event's budget across the
+ * pipeline's steps (iteration-cost.ts). The weighing stops at the bound.
  */
-function refuseCostlyIteration(invariants: readonly (Invariant & { value: (a: Activation) => unknown })[], activation: Activation, event: ExpressionEvent): void {
-  let weight = 0;
-  let heaviest = invariants[0]!;
+function chargeIterations(
+  invariants: readonly (Invariant & { value: (a: Activation) => unknown })[],
+  turns: { work: number; macro: string | null },
+  activation: Activation,
+  event: ExpressionEvent,
+  budget: EventBudget | undefined,
+): void {
+  let weight = turns.work;
+  let heaviest: Invariant | null = null;
   let most = 0;
   for (const inv of invariants) {
     let w = 0;
@@ -312,12 +327,23 @@ function refuseCostlyIteration(invariants: readonly (Invariant & { value: (a: Ac
     weight += w;
     if (w > most) [most, heaviest] = [w, inv];
   }
-  if (weight === 0) return;
-  const cap = Math.ceil(MAX_ITERATION_STEPS / weight) + 1;
+  const limit = Math.min(MAX_ITERATION_STEPS, budget?.left ?? MAX_ITERATION_STEPS);
+  const cap = Math.ceil(limit / weight) + 1;
   const items = Math.min(cap, 100 + event.key.length + event.type.length + weigh(event.properties, cap, 1) + weigh(event.context, cap, 1));
-  if (items * weight <= MAX_ITERATION_STEPS) return;
+  const steps = items * weight;
+  if (steps <= limit) {
+    if (budget) budget.left -= steps;
+    return;
+  }
+  const upTo = `up to ${items.toLocaleString('en-US')}${items >= cap ? '+' : ''} items of this event`;
+  const over = limit < MAX_ITERATION_STEPS ? `past what is left (${limit.toLocaleString('en-US')}) of the ${MAX_ITERATION_STEPS.toLocaleString('en-US')} steps one event may take through all the steps` : `past the limit of ${MAX_ITERATION_STEPS.toLocaleString('en-US')} steps`;
+  if (heaviest && most * 2 >= weight) {
+    throw new Error(
+      `${heaviest.macro}: its body walks ${heaviest.source.slice(0, 60)} (weight ${most.toLocaleString('en-US')}) on each of ${upTo}, ${over}; compare with a literal list, or test those values outside the comprehension`,
+    );
+  }
   throw new Error(
-    `${heaviest.macro}: its body walks ${heaviest.source.slice(0, 60)} (weight ${most.toLocaleString('en-US')}) on each of up to ${items.toLocaleString('en-US')}${items >= cap ? '+' : ''} items of this event, past the limit of ${MAX_ITERATION_STEPS.toLocaleString('en-US')} steps; compare with a literal list, or test those values outside the comprehension`,
+    `${turns.macro}: its body (${weight.toLocaleString('en-US')} nodes a turn) runs on each of ${upTo}, ${over}; make the body smaller, or the list shorter (filter it first)`,
   );
 }
 

@@ -27,6 +27,47 @@ import { countNodes, isComprehension, isNode, someNode } from './cel-ast.js';
 /** The bound: measured, a comprehension at the bound (`in` over lists, cel-js 8) took about 30 ms. */
 export const MAX_ITERATION_STEPS = 2_000_000;
 
+/**
+ * The same bound for one event through all of a pipeline's steps together: a comprehension
+ * costs (items the event could offer) × (nodes of its body + the weight of its invariants) on
+ * every evaluation, and the costs of one event's evaluations add up. Without it, 100 steps each
+ * just under the bound (`l.exists(x, x * 1.5 + … < -1.0)` over 16,000 items) took 10-15 s of
+ * the store thread per event. Past it the event fails (`transform_failed`), the same way on
+ * every run.
+ */
+export interface EventBudget {
+  /** Steps left for this event. */
+  left: number;
+}
+
+export function eventBudget(): EventBudget {
+  return { left: MAX_ITERATION_STEPS };
+}
+
+/**
+ * The work of one turn of every comprehension in `ast`: per comprehension, 1 + the nodes of its
+ * body (its list is evaluated once, outside the turns). 0 for an expression without one.
+ */
+export function comprehensionTurnWork(ast: unknown): { work: number; macro: string | null } {
+  let work = 0;
+  let macro: string | null = null;
+  let largest = 0;
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!isNode(node)) return;
+    if (isComprehension(node)) {
+      const parts = node.args[2];
+      const body = countNodes(parts[parts.length - 1], () => true);
+      // The message names the comprehension with the largest body.
+      if (body + 1 > largest) [largest, macro] = [body + 1, node.args[0]];
+      work += 1 + body;
+    }
+    visit(node.args);
+  };
+  visit(ast);
+  return { work, macro };
+}
+
 /** A body's loop invariant: its source text (of the compiled form), and the macro it sits in. */
 export interface Invariant {
   source: string;

@@ -1,3 +1,4 @@
+import { eventBudget } from './iteration-cost.js';
 import { createHmac } from 'node:crypto';
 import { canonicalJson } from '../core/hash.js';
 import { compileDocument, type CastTarget, type CompiledStep } from './document.js';
@@ -152,10 +153,12 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
   const list: string[] | null = paths ? [] : null;
   const changed = list ?? NO_PATHS;
   let maps = 0;
+  // What the steps' comprehensions may spend on this event, all together (iteration-cost.ts).
+  const budget = eventBudget();
   for (const step of steps) {
     try {
       if (step.types && !step.types.has(event.type)) continue;
-      if (step.when && step.when(event) !== true) continue;
+      if (step.when && step.when(event, budget) !== true) continue;
       switch (step.kind) {
         case 'cast': {
           const value = read(event, step.field);
@@ -168,7 +171,7 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
           break;
         }
         case 'set': {
-          const value = step.value(event);
+          const value = step.value(event, budget);
           const before = read(event, step.field);
           write(event, step.field, value);
           if (before === MISSING || !sameJson(before, value)) maps = mark(maps, list, step.field);
@@ -195,10 +198,10 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
           }
           break;
         case 'drop':
-          if (step.condition(event) === true) return { outcome: 'dropped', output: null, step: step.position, changed, maps };
+          if (step.condition(event, budget) === true) return { outcome: 'dropped', output: null, step: step.position, changed, maps };
           break;
         case 'dead_letter':
-          if (step.condition(event) === true) {
+          if (step.condition(event, budget) === true) {
             return { outcome: 'dead_lettered', output: null, reason: step.reason, step: step.position, message: `dead-lettered by step ${step.position} (dead_letter)`, changed, maps };
           }
           break;

@@ -260,6 +260,28 @@ describe('expression sandbox', () => {
     expect(fails("properties.m['lit'] == 1.0", { m: {} })).toMatch(/No such key: lit/);
   });
 
+  it('transform.the-comprehensions-of-all-steps-share-one-budget-per-event', () => {
+    const event = (properties: Record<string, unknown>): ExpressionEvent => ({ type: 't', key: 'k', ts: 0, properties, context: {} });
+    // The attacker's pipeline: 100 steps, each a comprehension whose body reads nothing of the
+    // event (no loop invariant to weigh) but is 190 nodes a turn, over 16,000 items: 10-15 s of
+    // the store thread per event, every tenant's commits waiting.
+    const body = Array.from({ length: 95 }, () => 'x * 1.5').join(' + ');
+    const heavy = compileTransform({ steps: Array.from({ length: 100 }, () => ({ drop: { when: `properties.l.exists(x, ${body} < -1.0)` } })) });
+    const t0 = performance.now();
+    const r = heavy.run(event({ l: Array(16_000).fill(0) }), 'salt');
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(r).toMatchObject({ outcome: 'dead_lettered', reason: 'transform_failed', step: 0 });
+    expect(r.message).toMatch(/exists: its body \(\d[\d,]* nodes a turn\) runs on each of up to [\d,]+\+? items of this event, past the limit of 2,000,000 steps/);
+    // Steps each within the bound add up: the event fails at the step that passes what is left.
+    const third = compileTransform({ steps: Array.from({ length: 10 }, () => ({ drop: { when: 'properties.l.exists(x, x * 2.0 + x * 3.0 + x * 4.0 < -1.0)' } })) });
+    const shared = third.run(event({ l: Array(40_000).fill(0) }), 'salt');
+    expect(shared).toMatchObject({ outcome: 'dead_lettered', reason: 'transform_failed' });
+    expect(shared.step).toBeGreaterThan(0);
+    expect(shared.message).toMatch(/past what is left \([\d,]+\) of the 2,000,000 steps one event may take through all the steps/);
+    // What pipelines do every day is far below it: ten steps over a list of 50 items.
+    expect(third.run(event({ l: Array(50).fill(0) }), 'salt')).toMatchObject({ outcome: 'stored' });
+  });
+
   it('transform.a-value-an-expression-builds-is-bounded-before-it-becomes-json', () => {
     const event = (properties: Record<string, unknown>): ExpressionEvent => ({ type: 't', key: 'k', ts: 0, properties, context: {} });
     // The attacker's step: 10,000 copies of a 20 KB string, 200 MB once JSON; it ran the
