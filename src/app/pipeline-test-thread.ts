@@ -5,7 +5,7 @@ import { runPipelineTest } from '../transform/versions.js';
 
 /**
  * One pipeline test in a thread of its own (see pipeline-tests.ts): `workerData` is
- * `{doc, events, salt}`; the thread posts `{ok: true, results}` or `{ok: false, code,
+ * `{doc, events, salt}`; the thread posts `{ok: true, results}` (the results' JSON text) or `{ok: false, code,
  * message, field}` and ends.
  */
 const { doc, events, salt } = workerData as { doc: unknown; events: ExpressionEvent[]; salt: string };

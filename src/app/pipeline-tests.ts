@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { systemClock, type Clock } from '../core/clock.js';
 import { SluiceError, type ErrorCode } from '../core/errors.js';
-import type { PipelineTester, PipelineTestResult } from '../transform/versions.js';
+import type { PipelineTester } from '../transform/versions.js';
 
 /**
  * Pipeline tests (`POST /v1/pipeline/test`) in threads of their own, so that what one tenant's
@@ -26,7 +26,7 @@ export interface PipelineTestLimits {
 /** The defaults: 1,000 events through ten steps take milliseconds; 5 s is thousands of times that. */
 export const PIPELINE_TEST_LIMITS: PipelineTestLimits = { timeoutMs: 5_000, heapMb: 256, perTenant: 1, perProcess: 2 };
 
-type Reply = { ok: true; results: PipelineTestResult[] } | { ok: false; code: ErrorCode; message: string; field?: string; details?: unknown };
+type Reply = { ok: true; results: string } | { ok: false; code: ErrorCode; message: string; field?: string; details?: unknown };
 
 /**
  * A PipelineTester that runs each test in a worker thread (pipeline-test-thread.js beside this
@@ -61,7 +61,7 @@ export function isolatedPipelineTests(options: Partial<PipelineTestLimits> & { c
   };
 }
 
-function runInThread(entry: URL, data: unknown, limits: PipelineTestLimits, clock: Clock, count: number): Promise<PipelineTestResult[]> {
+function runInThread(entry: URL, data: unknown, limits: PipelineTestLimits, clock: Clock, count: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(entry, { workerData: data, resourceLimits: { maxOldGenerationSizeMb: limits.heapMb, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 } });
     const tooCostly = (what: string) =>

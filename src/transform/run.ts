@@ -1,8 +1,8 @@
-import { eventBudget } from './iteration-cost.js';
 import { createHmac } from 'node:crypto';
 import { canonicalJson } from '../core/hash.js';
 import { compileDocument, type CastTarget, type CompiledStep } from './document.js';
-import { ExpressionError, type CompileOptions, type ExpressionEvent } from './expression.js';
+import { ExpressionError, MAX_VALUE_SIZE, type CompileOptions, type ExpressionEvent } from './expression.js';
+import { eventBudget, weigh } from './iteration-cost.js';
 
 /**
  * Running a tenant's pipeline over one event. Steps run in order; each may change the event
@@ -209,6 +209,15 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
     } catch (e: unknown) {
       const message = e instanceof StepFailure || e instanceof ExpressionError ? e.message : `unexpected: ${String(e)}`;
       return { outcome: 'dead_lettered', output: null, reason: 'transform_failed', step: step.position, message: `step ${step.position} (${step.kind}): ${message}`, changed, maps };
+    }
+  }
+  // Each value a step writes is bounded (MAX_VALUE_SIZE); so is what they add up to: 100 steps
+  // of 262,144 characters made one 657-byte test event 26 MB.
+  if (maps !== 0) {
+    const size = weigh(event.properties, MAX_VALUE_SIZE + 1, 1) + weigh(event.context, MAX_VALUE_SIZE + 1, 1);
+    if (size > MAX_VALUE_SIZE) {
+      const last = steps[steps.length - 1]!.position;
+      return { outcome: 'dead_lettered', output: null, reason: 'transform_failed', step: last, message: `the steps made the event larger than ${MAX_VALUE_SIZE.toLocaleString('en-US')} characters and items; an event holds at most that after its steps`, changed, maps };
     }
   }
   return { outcome: 'stored', output: event, changed, maps };

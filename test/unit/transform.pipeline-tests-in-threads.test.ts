@@ -15,7 +15,7 @@ const cents = { steps: [{ set: { field: 'properties.cents', value: 'int(properti
 describe('pipeline tests in threads', () => {
   it('pipeline-test.answers-as-on-the-http-thread', async () => {
     const test = isolatedPipelineTests({ entry });
-    const [r] = await test('acme', cents, [event({ amount: 65.24 })], 'salt');
+    const [r] = JSON.parse(await test('acme', cents, [event({ amount: 65.24 })], 'salt')) as unknown[];
     expect(r).toMatchObject({ outcome: 'stored', output: { properties: { amount: 65.24, cents: 6524 } } });
     // A pipeline that does not compile is refused as on the HTTP thread: 400 naming the step.
     await expect(test('acme', { steps: [{ drop: {} }] }, [], 'salt')).rejects.toMatchObject({ code: 'SLUICE_ERR_INVALID_BODY', field: 'pipeline.steps[0]' });
@@ -29,7 +29,7 @@ describe('pipeline tests in threads', () => {
     await clock.advance(5_000);
     expect(await running).toMatchObject({ code: 'SLUICE_ERR_TRANSFORM_TOO_COSTLY', status: 422, field: 'pipeline.steps', message: expect.stringContaining('took longer than 5 s') });
     // The next one runs.
-    await expect(test('acme', cents, [event({ amount: 2 })], 'salt')).resolves.toHaveLength(1);
+    expect(JSON.parse(await test('acme', cents, [event({ amount: 2 })], 'salt'))).toHaveLength(1);
   });
 
   it('pipeline-test.a-test-past-its-heap-is-stopped-with-422-and-the-process-lives', async () => {
@@ -39,7 +39,7 @@ describe('pipeline tests in threads', () => {
     const events = Array.from({ length: 300 }, (_, i) => event({ s: `${i}`.padEnd(50_000, 'x') }));
     const grow = { steps: [{ set: { field: 'properties.t', value: 'properties.s + properties.s + properties.s + properties.s' } }] };
     await expect(test('acme', grow, events, 'salt')).rejects.toMatchObject({ code: 'SLUICE_ERR_TRANSFORM_TOO_COSTLY', message: expect.stringContaining('needed more than 16 MiB') });
-    expect((await test('acme', cents, [event({ amount: 3 })], 'salt'))[0]).toMatchObject({ outcome: 'stored' });
+    expect(JSON.parse(await test('acme', cents, [event({ amount: 3 })], 'salt'))[0]).toMatchObject({ outcome: 'stored' });
   });
 
   it('pipeline-test.one-test-per-tenant-at-once-and-a-bound-per-process', async () => {
@@ -50,6 +50,19 @@ describe('pipeline tests in threads', () => {
     await expect(test('gamma', cents, [event({ amount: 1 })], 'salt')).rejects.toMatchObject({ code: 'SLUICE_ERR_QUOTA_EXCEEDED', message: expect.stringContaining('at most 2 at once') });
     await Promise.all([first, other]);
     // Slots are given back: acme may test again.
-    await expect(test('acme', cents, [event({ amount: 1 })], 'salt')).resolves.toHaveLength(1);
+    expect(JSON.parse(await test('acme', cents, [event({ amount: 1 })], 'salt'))).toHaveLength(1);
+  });
+
+  it('pipeline-test.an-event-the-steps-grow-past-the-bound-fails-and-the-answer-is-bounded', async () => {
+    const test = isolatedPipelineTests({ entry });
+    // The attacker's amplifier: each step writes 32 copies of an 8 KiB string (within the bound
+    // of one value); 100 of them made one 657-byte event 26 MB, and 8 events a 209 MB answer.
+    const grow = { steps: Array.from({ length: 100 }, (_, i) => ({ set: { field: `properties.s${i}`, value: Array(32).fill('properties.s').join(' + ') } })) };
+    const [one] = JSON.parse(await test('acme', grow, [event({ s: 'x'.repeat(8_192) })], 'salt')) as { outcome: string; reason: string; message: string }[];
+    expect(one).toMatchObject({ outcome: 'dead_lettered', reason: 'transform_failed', message: expect.stringContaining('the steps made the event larger than 262,144 characters and items') });
+    // Events each under the bound still add up: the answer stops at 16 MiB with 422.
+    const wide = { steps: [{ set: { field: 'properties.t', value: Array(24).fill('properties.s').join(' + ') } }] };
+    const many = Array.from({ length: 1_000 }, () => event({ s: 'y'.repeat(8_192) }));
+    await expect(test('acme', wide, many, 'salt')).rejects.toMatchObject({ code: 'SLUICE_ERR_TRANSFORM_TOO_COSTLY', status: 422, message: expect.stringContaining("the test's answer would pass 16 MiB") });
   });
 });
