@@ -108,6 +108,11 @@ export async function replay(deps: ReplayDeps, tenant: string, req: ReplayReques
     const ready: { row: DeadLetterRow; entry: LogEntry }[] = [];
     const refailed: { idempotencyKey: string; fault: Fault }[] = [];
     for (const row of chunk) {
+      // Steps run on the thread that answers every tenant (a patch, a dry run's live pipeline):
+      // each entry's are bounded (one iteration budget per event, transform/iteration-cost.ts),
+      // and other requests are served between entries, not only after the whole chunk (five
+      // entries through a costly patch held every tenant's requests for 47 s).
+      if (req.patch || (req.dryRun && req.live)) await new Promise<void>((r) => setImmediate(r));
       let outcome = await rejudge(deps, tenant, row, req.patch ?? null);
       if ('entry' in outcome && req.dryRun && req.live) outcome = throughLive(outcome.entry, req.live);
       if ('entry' in outcome) {

@@ -130,3 +130,39 @@ describe('dead-letter workbench', () => {
     expect(await p.store.rawStats('acme')).toEqual({ events: 16, distinctKeys: 16 });
   });
 });
+
+describe('dead-letter replay with a costly patch', () => {
+  it('workbench.a-costly-patch-fails-each-entry-within-its-budget-and-other-requests-are-served-meanwhile', async () => {
+    p = await startPipeline();
+    const { send, admin } = client(p);
+    expect((await admin('PUT', '/v1/schemas/u', { owner: 't1', schema: { type: 'object', required: ['req'] } })).status).toBe(201);
+    const ts = new Date().toISOString();
+    // Five entries of 16,000 items each, dead-lettered at the door (no "req").
+    await send(Array.from({ length: 5 }, (_, i) => ({ type: 'u', key: `k${i}`, idempotency_key: `big-${i}`, ts, properties: { l: Array(16_000).fill(0) } })));
+    await until(async () => (await p!.catalog.deadLetters.counts('acme')).schema_violation === 5);
+    // The attacker's patch: 100 steps, each a comprehension of 190 nodes a turn over the list
+    // (10 s an entry, 47 s of every tenant's requests held by a dry run of five).
+    const body = Array.from({ length: 95 }, () => 'x * 1.5').join(' + ');
+    const patch = { steps: Array.from({ length: 100 }, () => ({ drop: { when: `properties.l.exists(x, ${body} < -1.0)` } })) };
+    let worst = 0;
+    let pinging = true;
+    const pings = (async () => {
+      while (pinging) {
+        const t0 = performance.now();
+        await p!.app.inject({ method: 'GET', url: '/healthz' });
+        worst = Math.max(worst, performance.now() - t0);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const t0 = performance.now();
+    const dry = await admin('POST', '/v1/dlq/replay', { dry_run: true, patch });
+    const took = performance.now() - t0;
+    pinging = false;
+    await pings;
+    expect(dry.status).toBe(200);
+    expect(dry.body).toMatchObject({ matched: 5, failed: 5, would_pass: 0 });
+    expect(dry.body.failures[0].message).toMatch(/patch: step 0 \(drop\): exists: its body .* past the limit of 2,000,000 steps/);
+    expect(took).toBeLessThan(5_000);
+    expect(worst).toBeLessThan(1_000);
+  });
+});
