@@ -258,6 +258,6 @@ export interface RuleData {
   window?: (end: number) => WindowMeasure;
   /** A built-in rule's signal now. */
   signal?: SignalReading | null;
-  /** Fetches the window measures of these ends before `window` is called for them. */
-  prefetch?: (ends: number[]) => Promise<void>;
+  /** Fetches the window measures of these ends before `window` is called for them; stops (throwing the reason) once `signal` aborts. */
+  prefetch?: (ends: number[], signal?: AbortSignal) => Promise<void>;
 }

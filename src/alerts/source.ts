@@ -239,13 +239,15 @@ export function storeSource(reader: StoreReader, log: Log, now: () => number, op
           if (!m) throw new Error(`no window measure fetched for ${new Date(end).toISOString()}`);
           return m;
         },
-        prefetch: async (ends: number[]) => {
+        prefetch: async (ends: number[], signal?: AbortSignal) => {
           // PREFETCH_BATCH windows at a time, awaited together: a backtest over a day asks for
           // 1,440 of them, and starting all at once queued them all for the readers; awaiting
           // them one by one left every rejection after the first unhandled, which ended the
           // process. A failed window is forgotten, to be asked again.
           const todo = ends.filter((end) => !measured.has(end));
           for (let i = 0; i < todo.length; i += PREFETCH_BATCH) {
+            // The asker went away (a backtest's client closed its connection): no more queries for it.
+            signal?.throwIfAborted();
             const chunk = todo.slice(i, i + PREFETCH_BATCH);
             for (const end of chunk) {
               if (windows.has(end)) continue;

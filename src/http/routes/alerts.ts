@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { backtest } from '../../alerts/replay.js';
 import { budgetOf } from '../../alerts/budget.js';
 import { mergeable, type MinuteLookup } from '../../alerts/evaluate.js';
@@ -74,6 +74,18 @@ function wireAlert(a: AlertState, muted: { silencedBy: string[]; inhibitedBy: st
     inhibited_by: muted.inhibitedBy,
     explanation: a.verdict,
   };
+}
+
+/**
+ * Aborts when the client goes away before its answer is sent (closed its connection, or cut at
+ * limits.requestTimeoutMs): a backtest's remaining window queries are not asked for nobody.
+ */
+function abandoned(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) ac.abort(new SluiceError('SLUICE_ERR_SHUTTING_DOWN', 'the client went away before the backtest answered'));
+  });
+  return ac.signal;
 }
 
 /** A backtest's answer: every transition, and the firing periods per severity. */
@@ -227,7 +239,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
     });
   });
 
-  const runBacktest = async (tenant: string, rule: Rule, body: Record<string, unknown>) => {
+  const runBacktest = async (tenant: string, rule: Rule, body: Record<string, unknown>, signal?: AbortSignal) => {
     if (rule.kind === 'builtin') throw new SluiceError('SLUICE_ERR_INVALID_QUERY', `"${rule.name}" watches the pipeline as it runs: it has no history to backtest`, { field: 'name' });
     const t = now();
     const watermark = Math.floor((await opts.source.watermark(tenant)) / MINUTE) * MINUTE;
@@ -241,7 +253,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
     const data = await opts.source.ruleData(tenant, rule, from - lookback(rule), to);
     const ends: number[] = [];
     for (let m = from + MINUTE; m <= to; m += MINUTE) ends.push(m);
-    await data.prefetch?.(ends);
+    await data.prefetch?.(ends, signal);
     return backtestAnswer(rule, from, to, backtest(tenant, rule, data, from, to).transitions);
   };
 
@@ -249,7 +261,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
     const grant = await authenticate(opts.catalog, request, ['read', 'admin']);
     const { rule } = await ruleOrThrow(grant.tenant, name(request));
     const body = ((await request.jsonBody().catch(() => ({}))) ?? {}) as Record<string, unknown>;
-    return reply.send(await runBacktest(grant.tenant, rule, body));
+    return reply.send(await runBacktest(grant.tenant, rule, body, abandoned(reply)));
   });
 
   app.post('/v1/alerts/backtest', async (request, reply) => {
@@ -259,7 +271,7 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
     const r = body.rule as Record<string, unknown>;
     const { name: n, ...rest } = r;
     const rule = parseRule(typeof n === 'string' ? n : 'backtest', rest);
-    return reply.send(await runBacktest(grant.tenant, rule, body));
+    return reply.send(await runBacktest(grant.tenant, rule, body, abandoned(reply)));
   });
 
   // ---- receivers, routing, silences -----------------------------------------------------
