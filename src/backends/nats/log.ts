@@ -53,6 +53,9 @@ const TALLY_TTL_MS = 86_400_000;
 const FORMING = /no suitable peers|temporarily unavailable|no responders|timeout/i;
 const CAS_RETRIES = 20;
 
+/** How often a partition's lag is counted again by the server (ms); see NatsLog.pendingOf. */
+const PENDING_REFRESH_MS = 5_000;
+
 /**
  * The Log on NATS JetStream.
  *
@@ -387,11 +390,29 @@ export class NatsLog implements Log {
       Array.from({ length: this.opts.partitions }, async (_, partition) => {
         const [head, { s }] = await Promise.all([this.reader.head(partition), this.getState(group, partition)]);
         const committed = s.committed;
-        const [first, pending] = head > committed ? await Promise.all([this.reader.firstAfter(partition, committed), this.reader.pending(partition, committed)]) : [null, 0];
+        const [first, pending] = head > committed ? await Promise.all([this.reader.firstAfter(partition, committed), this.pendingOf(group, partition, committed, now)]) : [null, 0];
         const oldest = first ? decodeEntry(first.data).receivedAt : null;
         return { partition, head, committed, oldestUnackedAt: oldest, owner: s.expiresAt > now ? s.owner : null, pending };
       }),
     );
+  }
+
+  /** Per group and partition: the last count of records after the committed offset, and when it was made. */
+  private readonly pendingCounts = new Map<string, { at: number; pending: number }>();
+
+  /**
+   * Records of `partition` after `committed`: counted by the server (a consumer's num_pending,
+   * reader.ts), at most once a PENDING_REFRESH_MS per group and partition, since the server
+   * may walk the partition's records to count them; in between, the last count (a gauge, stale
+   * by at most that long).
+   */
+  private async pendingOf(group: string, partition: number, committed: number, now: number): Promise<number> {
+    const key = `${group}\u0000${partition}`;
+    const last = this.pendingCounts.get(key);
+    if (last && now - last.at < PENDING_REFRESH_MS) return last.pending;
+    const pending = await this.reader.pending(partition, committed);
+    this.pendingCounts.set(key, { at: now, pending });
+    return pending;
   }
 
   async backlogByTenant(group: string): Promise<Map<string, number>> {
