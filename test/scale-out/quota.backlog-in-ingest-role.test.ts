@@ -32,12 +32,12 @@ it.runIf(ready)('quota.an-ingest-process-counts-its-tenants-backlog-down-as-work
   // The log's backlog as /v1/status and /metrics give it: the events waiting, once each. (Offsets
   // on NATS are the stream's sequence, shared by the partitions: head − committed per partition
   // counted the others' events too, 4 times over here, 16 with the default partitions.)
-  // (Counted by the server at most every 5 s per partition: polled.)
+  // (Counted by the server at most every 10 s per partition: polled.)
   const logStatus = async () =>
     ((await (await fetch(`${ingest.url}/v1/status`, { headers: { authorization: `Bearer ${d.tenant.adminKey}` } })).json()) as { log: { backlog_events: number; partitions: { lag_events: number }[] } }).log;
-  await until(async () => (await logStatus()).backlog_events === CAP, 15_000);
+  await until(async () => (await logStatus()).backlog_events === CAP, 25_000);
   expect((await logStatus()).partitions.reduce((s, p) => s + p.lag_events, 0)).toBe(CAP);
-  await until(async () => /^sluice_log_backlog_events(\{[^}]*\})? 2000$/m.test(await (await fetch(`${ingest.url}/metrics`)).text()), 15_000);
+  await until(async () => /^sluice_log_backlog_events(\{[^}]*\})? 2000$/m.test(await (await fetch(`${ingest.url}/metrics`)).text()), 25_000);
 
   // Workers store the backlog: the count comes down, and ten times the cap then goes through,
   // each batch counted down once the workers have committed it.

@@ -54,7 +54,7 @@ const FORMING = /no suitable peers|temporarily unavailable|no responders|timeout
 const CAS_RETRIES = 20;
 
 /** How often a partition's lag is counted again by the server (ms); see NatsLog.pendingOf. */
-const PENDING_REFRESH_MS = 5_000;
+const PENDING_REFRESH_MS = 10_000;
 
 /**
  * The Log on NATS JetStream.
