@@ -48,8 +48,6 @@ export interface Decision {
   last_at?: number;
 }
 
-/** How often a held step's decision is brought up to date with the latest numbers (ms). */
-export const HOLD_REFRESH_MS = 60_000;
 
 /**
  * A stored event a pipeline repair withdraws: [partition, offset, ts] of the rollout's tenant,
@@ -237,9 +235,8 @@ export function evaluate(r: Rollout, now: number, cohort: Tally, baseline: Tally
     const last = r.decisions.at(-1)!;
     if (r.state === 'holding' && last.verdict === 'hold' && last.actor === 'controller') {
       // Still holding, on new numbers (the counts in the reason grow with traffic): the hold
-      // decision is brought up to date in place, at most once a HOLD_REFRESH_MS, instead of a
-      // new one per evaluation (52 decisions in two minutes, a megabyte an hour per rollout).
-      if (now - (last.last_at ?? last.at) < HOLD_REFRESH_MS) return r;
+      // decision is brought up to date in place instead of a new one per evaluation (52
+      // decisions in two minutes, a megabyte an hour per held rollout).
       return { ...r, hold_reason: reason, decisions: [...r.decisions.slice(0, -1), { ...last, reason, ...numbers, last_at: now }], updated_at: now };
     }
     return { ...r, state: 'holding', resume_to: currentStep(r), hold_reason: reason, decisions: record(r, { at: now, actor: 'controller', verdict: 'hold', reason, ...numbers }), updated_at: now };

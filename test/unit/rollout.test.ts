@@ -144,7 +144,7 @@ describe('the state machine on a manual clock', () => {
     // One hold decision, not one a minute.
     expect(r.decisions.map((d) => d.verdict)).toEqual(['start', 'hold']);
     // Traffic that grows but stays short of min_events, judged every 2 s for 10 minutes: still
-    // one hold decision, brought up to date with the latest numbers once a minute.
+    // one hold decision, brought up to date with the latest numbers.
     const began = r.decisions.at(-1)!.at;
     for (let i = 1; i <= 300; i++) {
       await clock.advance(2_000);
