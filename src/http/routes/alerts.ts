@@ -354,9 +354,8 @@ export function alertRoutes(app: FastifyInstance, opts: AlertRouteOptions): void
   app.delete('/v1/alerts/silences/:id', async (request, reply) => {
     const grant = await authenticate(opts.catalog, request, 'admin');
     const id = (request.params as { id: string }).id;
-    const found = (await store.listObjects(grant.tenant, 'silence')).find((s) => s.name === id);
-    if (!found) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no silence "${id}"`, { field: 'id' });
-    const s = found.body as Silence;
+    const s = (await store.getObject(grant.tenant, 'silence', id)) as Silence | null;
+    if (!s) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no silence "${id}"`, { field: 'id' });
     const expired = expireSilence(s, now());
     if (expired !== s) await store.putObject(grant.tenant, 'silence', id, expired, grant.keyId);
     return reply.code(204).send();
