@@ -27,6 +27,12 @@ export interface Deployment {
   stored(): Promise<{ rows: number; keys: number }>;
   /** The last lines each started process wrote to stderr (for a failure's message). */
   logs(): string;
+  /**
+   * For a failure's message: each partition's lease and committed offset as the log holds them
+   * (NATS KV), the store's applied offsets, and PostgreSQL sessions of this schema waiting on a
+   * lock (a stalled commit shows there, where it logs nothing).
+   */
+  diagnose(): Promise<string>;
   cleanup(): Promise<void>;
 }
 
@@ -71,6 +77,39 @@ export async function deploy(options: { partitions?: number; natsUrl?: string; p
       } finally {
         await client.end();
       }
+    },
+    async diagnose() {
+      const out: string[] = [];
+      try {
+        const nc = await connect({ servers: natsUrl });
+        try {
+          const kv = await nc.jetstream().views.kv(namesOf(stream).stateBucket);
+          for await (const key of await kv.keys()) {
+            const e = await kv.get(key);
+            if (e && e.operation === 'PUT') out.push(`log state ${key}: ${e.string()}`);
+          }
+        } finally {
+          await nc.close();
+        }
+      } catch (e: unknown) {
+        out.push(`log state: ${String(e)}`);
+      }
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      try {
+        await client.connect();
+        const applied = await client.query(`SELECT p, o, token FROM ${schema}.applied ORDER BY p`).catch((e: unknown) => ({ rows: [String(e)] }));
+        out.push(`store applied: ${JSON.stringify(applied.rows)}`);
+        const waiting = await client.query(
+          `SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS in_xact, left(query, 160) AS query FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid() AND (wait_event_type = 'Lock' OR state LIKE 'idle in transaction%')`,
+        );
+        out.push(`postgres sessions waiting on a lock or idle in a transaction: ${JSON.stringify(waiting.rows)}`);
+      } catch (e: unknown) {
+        out.push(`postgres: ${String(e)}`);
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+      return out.join('\n');
     },
     logs() {
       return started.map((p, i) => `process ${i} (pid ${p.child.pid}, exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'}):\n${p.stderr.split('\n').slice(-15).join('\n')}`).join('\n');
@@ -201,8 +240,8 @@ export async function settle(
       console.log(`${name}: ${seen.rows} of ${sent.keys} stored after ${((said - start) / 1000).toFixed(0)} s`);
     }
     if (seen.rows > last.rows) last = { rows: seen.rows, at: Date.now() };
-    else if (Date.now() - last.at > stallMs) throw new Error(`${name}: nothing more stored for ${stallMs / 1000} s (${seen.rows} of ${sent.keys} acknowledged)\n${d.logs()}`);
-    if (Date.now() - start > timeoutMs) throw new Error(`${name}: ${seen.rows} rows (${seen.keys} keys) of ${sent.keys} acknowledged stored after ${timeoutMs} ms\n${d.logs()}`);
+    else if (Date.now() - last.at > stallMs) throw new Error(`${name}: nothing more stored for ${stallMs / 1000} s (${seen.rows} of ${sent.keys} acknowledged)\n${d.logs()}\n${await d.diagnose()}`);
+    if (Date.now() - start > timeoutMs) throw new Error(`${name}: ${seen.rows} rows (${seen.keys} keys) of ${sent.keys} acknowledged stored after ${timeoutMs} ms\n${d.logs()}\n${await d.diagnose()}`);
     await new Promise((r) => setTimeout(r, 250));
   }
   await new Promise((r) => setTimeout(r, 1_000));

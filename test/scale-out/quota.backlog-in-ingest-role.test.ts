@@ -47,7 +47,7 @@ it.runIf(ready)('quota.an-ingest-process-counts-its-tenants-backlog-down-as-work
   // took over a minute to be stored. What is asserted is that the count comes down, not how fast.
   const within = (what: string, ms: number, fn: () => Promise<boolean>) =>
     until(fn, ms).catch(async (e: unknown) => {
-      throw new Error(`${what}: ${String(e)}; stored ${JSON.stringify(await d.stored())}, sent ${producer.sent}, backlog ${await currentBacklog()}\n${d.logs()}`);
+      throw new Error(`${what}: ${String(e)}; stored ${JSON.stringify(await d.stored())}, sent ${producer.sent}, backlog ${await currentBacklog()}\n${d.logs()}\n${await d.diagnose()}`);
     });
   for (let i = 0; i < (10 * CAP) / BATCH; i++) {
     const r = await send();
