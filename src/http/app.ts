@@ -228,6 +228,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       schemas,
       limits: { maxEventBytes: limits.eventBytes, maxDepth: limits.depth },
       time: opts.config.events,
+      quotaDefaults: opts.config.quotas,
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
     pipelineRoutes(app, { catalog: opts.catalog, reader: opts.reader, ...(opts.pipelineTests ? { test: opts.pipelineTests } : {}) });

@@ -94,7 +94,8 @@ export interface TenantSettings {
   /**
    * The operator's ceilings (`sluice tenant set` on the server): the tenant's own admin key
    * (PATCH /v1/tenant) may lower its quota under them, not raise it past them, nor make it
-   * unlimited or the default. Absent or 0: no ceiling for that quota.
+   * unlimited or the default. Absent or 0: the server's configured default (`quotas.*`) is the
+   * ceiling when it is not 0 (see http/routes/ops.ts checkCeiling).
    */
   quotaCeiling?: TenantQuota;
   /** Set while the dead-letter breaker holds the tenant's events; null when it flows. */

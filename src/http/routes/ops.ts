@@ -34,16 +34,30 @@ export function quotaPatch(f: Fields): TenantQuota | null {
 }
 
 /**
- * Refuses (403) a tenant admin's quota change that an operator's ceiling forbids: over it, or
- * unlimited (0), or back to the default (null), where the operator set a ceiling.
+ * Refuses (403) a tenant admin's quota change past its ceiling. The ceiling is the operator's
+ * for that tenant (`sluice tenant set` on the server) where there is one, and otherwise the
+ * process's configured default (`quotas.*`, when not 0): under either, the admin key may lower
+ * the quota, not raise it past the ceiling nor make it unlimited (0). Back to the default
+ * (null) is refused only under an operator's ceiling (the default is the ceiling otherwise).
+ * Without both, the quota is the tenant's to set.
  */
-export function checkCeiling(patch: TenantQuota, ceiling: TenantQuota | undefined): void {
+export function checkCeiling(patch: TenantQuota, ceiling: TenantQuota | undefined, defaults: TenantQuota = {}): void {
   for (const [field, key] of QUOTA_FIELDS) {
-    const c = ceiling?.[key];
-    if (!(key in patch) || !c) continue;
+    if (!(key in patch)) continue;
+    const operator = ceiling?.[key] || 0;
+    const c = operator || defaults[key] || 0;
+    if (!c) continue;
     const v = patch[key];
+    if (v === undefined && !operator) continue;
     if (v === undefined || v === 0 || v > c) {
-      throw new SluiceError('SLUICE_ERR_FORBIDDEN', `the operator set ${field} at most ${c} for this tenant: its admin key may lower it, not raise it past that (or make it unlimited or the default); ask the operator (sluice tenant set NAME --${field.replace(/_/g, '-')} N on the server)`, { field });
+      const flag = `--${field.replace(/_/g, '-')}`;
+      throw new SluiceError(
+        'SLUICE_ERR_FORBIDDEN',
+        operator
+          ? `the operator set ${field} at most ${c} for this tenant: its admin key may lower it, not raise it past that (or make it unlimited or the default); ask the operator (sluice tenant set NAME ${flag} N on the server)`
+          : `the server's default ${field} is ${c} (quotas config): a tenant's admin key may lower its own, not raise it past that or make it unlimited; ask the operator (sluice tenant set NAME ${flag} N on the server)`,
+        { field },
+      );
     }
   }
 }
@@ -91,7 +105,7 @@ function filterOf(f: Fields, now: number): DeadLetterFilter {
  * GET /v1/dlq, GET /v1/dlq/groups, GET|PATCH /v1/dlq/groups/:signature, GET /v1/dlq/:idempotency_key, POST /v1/dlq/replay,
  * POST /v1/dlq/discard, GET /v1/tenant, PATCH /v1/tenant, POST /v1/tenant/pause|resume.
  */
-export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: StoreReader; logger?: Logger }): void {
+export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: StoreReader; logger?: Logger; /** The configured per-tenant quotas (`quotas.*`): a ceiling where the operator set none. */ quotaDefaults?: TenantQuota }): void {
   const { catalog } = deps;
   const dlq = catalog.deadLetters;
 
@@ -240,7 +254,7 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
     const quota = quotaPatch(body);
     if (quota) {
       const current = await catalog.settings(tenant);
-      checkCeiling(quota, current.quotaCeiling);
+      checkCeiling(quota, current.quotaCeiling, deps.quotaDefaults);
       patch.quota = { ...current.quota, ...quota };
     }
     const settings = await catalog.updateSettings(tenant, patch, keyId);
