@@ -144,21 +144,14 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const q = opts.config.query;
   const tail = new LiveTail(q.streamBuffer, { perKey: q.streamsPerKey, perTenant: q.streamsPerTenant, total: q.streams }, (key) => opts.catalog.verifyKey(key), opts.clock);
   const quotas = opts.quotas ?? Quotas.fromConfig(opts.config);
+  const serve = opts.serve ?? { ingest: true, query: true };
   // The log's backlog, for the global cap: measured twice a second, not per request; the same
-  // positions release what this process appended when workers elsewhere process it.
-  const backlog = periodic(
-    'log backlog',
-    500,
-    async () => {
-      const positions = await positionsOf(opts.log);
-      quotas.setLogBacklog(lagOf(positions, clock.now()).backlog);
-      quotas.committed(positions);
-    },
-    { clock },
-  );
-  backlog.start(new AbortController().signal);
+  // positions release what this process appended when workers elsewhere process it. Only where
+  // events are admitted: a worker or query process has no use for it, and on NATS each reading
+  // asks the server about every partition (a deployment's every process asking twice a second
+  // loaded the server the workers read from).
+  if (serve.ingest) watchLogBacklog(app, opts.log, quotas, clock);
   app.addHook('onClose', (_app, done) => {
-    void backlog.stop();
     if (!opts.quotas) quotas.close();
     done();
   });
@@ -185,7 +178,6 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     done();
   });
   statusRoutes(app, { log: opts.log, catalog: opts.catalog, reader: opts.reader, quotas, schemas });
-  const serve = opts.serve ?? { ingest: true, query: true };
   if (serve.ingest) {
     // Per tenant and minute, requests and those answered 5xx: the SLI of the built-in rule
     // sluice_ingest_availability, written to the catalog every few seconds.
@@ -270,5 +262,27 @@ function within<T, F>(p: Promise<T>, ms: number, clock: Clock, fallback: () => F
   const timeout = new Promise<F>((resolve) => (timer = clock.setTimeout(() => resolve(fallback()), ms)));
   return Promise.race([p, timeout]).finally(() => {
     if (timer !== null) clock.clearTimeout(timer);
+  });
+}
+
+/**
+ * Twice a second: the log's backlog, for the global cap (not measured per request), and the
+ * committed offsets that release what this process appended as workers elsewhere process it.
+ */
+function watchLogBacklog(app: FastifyInstance, log: Log, quotas: Quotas, clock: Clock): void {
+  const backlog = periodic(
+    'log backlog',
+    500,
+    async () => {
+      const positions = await positionsOf(log);
+      quotas.setLogBacklog(lagOf(positions, clock.now()).backlog);
+      quotas.committed(positions);
+    },
+    { clock },
+  );
+  backlog.start(new AbortController().signal);
+  app.addHook('onClose', (_app, done) => {
+    void backlog.stop();
+    done();
   });
 }
