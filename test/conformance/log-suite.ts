@@ -213,6 +213,27 @@ export function logConformance(name: string, make: (partitions: number) => Promi
       await h.log.close();
     });
 
+    it('lag-counts-records-appended-since-within-two-readings-once-the-last-count-is-10-s-old', async () => {
+      const h = await make(2);
+      const lagOfPartition = async (p: number) => lagOf(await h.log.positions('g'), 0).partitions.find((x) => x.partition === p)!.lagEvents;
+      await h.log.append([entry('t1', 1, 2, { partition: 0 })]);
+      expect(await lagOfPartition(0)).toBe(1);
+      await h.log.append([entry('t1', 2, 2, { partition: 0 }), entry('t1', 3, 2, { partition: 0 }), entry('t1', 4, 2, { partition: 1 })]);
+      // (In steps under a second: the NATS harness sleeps for real past its dedupe horizon.)
+      for (let i = 0; i < 11; i++) await h.advance(910);
+      // NATS counts a partition at most every 10 s, and answers the last count while the next is
+      // asked (one at a time per process): the second reading after that has it. SQLite counts at once.
+      const readings: number[] = [];
+      for (let i = 0; i < 20 && readings.at(-1) !== 3; i++) {
+        readings.push(await lagOfPartition(0));
+        if (readings.at(-1) !== 3) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(readings.at(-1)).toBe(3);
+      expect(readings.filter((n) => n !== 3 && n !== 1)).toEqual([]);
+      expect(await lagOfPartition(1)).toBe(1);
+      await h.log.close();
+    });
+
     it('positions-and-oldest-unapplied-describe-the-backlog', async () => {
       const { log } = await make(2);
       const offsetsOf = (outcomes: AppendOutcome[]): number[] => outcomes.map((o) => (o.status === 'appended' ? o.offset : -1));

@@ -220,6 +220,30 @@ export async function sendAll(
 }
 
 /**
+ * Waits until `d` has stored at least `rows` rows. These tests assert what is stored, not how
+ * fast: beside the kill-9 suite on the same two cores, NATS server and PostgreSQL a drain may
+ * crawl for minutes. So it fails when nothing more is stored for `stallMs`, or after
+ * `timeoutMs` in all, saying how far it got, with the processes' last lines and the log's and
+ * store's state (Deployment.diagnose).
+ */
+export async function drained(d: Deployment, rows: number, what: string, opts: { stallMs?: number; timeoutMs?: number } = {}): Promise<void> {
+  const { stallMs = 120_000, timeoutMs = 480_000 } = opts;
+  const start = Date.now();
+  let last = { rows: -1, at: start };
+  for (;;) {
+    const seen = await d.stored();
+    if (seen.rows >= rows) return;
+    if (seen.rows > last.rows) last = { rows: seen.rows, at: Date.now() };
+    const stalled = Date.now() - last.at > stallMs;
+    if (stalled || Date.now() - start > timeoutMs) {
+      const why = stalled ? `nothing more stored for ${stallMs / 1000} s` : `not all stored after ${timeoutMs / 1000} s`;
+      throw new Error(`${what}: ${why} (${seen.rows} rows, ${seen.keys} keys of ${rows})\n${d.logs()}\n${await d.diagnose()}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
  * Waits until every acknowledged key is stored, then checks nothing more arrives; prints the
  * figures. Fails after `timeoutMs`, or sooner when nothing more is stored for `stallMs`.
  */

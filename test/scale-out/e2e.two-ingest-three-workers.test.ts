@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { deploy, sendAll, type Deployment } from '../helpers/scale-out.js';
+import { deploy, drained, sendAll, type Deployment } from '../helpers/scale-out.js';
 import type { ServerProcess } from '../helpers/server.js';
 import { until } from '../helpers/pipeline.js';
 import { natsAvailable, postgresAvailable } from '../helpers/services.js';
@@ -46,7 +46,7 @@ it.skipIf(!ready)(`scale-out.two-ingest-three-workers-${TOTAL}-events-with-repea
   const started = Date.now();
   const sent = await sendAll(() => ingest.map((p) => p.url), d.tenant.writeKey, TOTAL, { batch: 500, concurrency: 8 });
   const sentSeconds = (Date.now() - started) / 1000;
-  await until(async () => (await d.stored()).rows >= sent.keys, 240_000, 250);
+  await drained(d, sent.keys, 'two ingest, three workers');
   const drainedSeconds = (Date.now() - started) / 1000;
   // A little longer: anything doubled would show up now.
   await new Promise((r) => setTimeout(r, 1_000));

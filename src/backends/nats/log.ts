@@ -398,21 +398,35 @@ export class NatsLog implements Log {
   }
 
   /** Per group and partition: the last count of records after the committed offset, and when it was made. */
-  private readonly pendingCounts = new Map<string, { at: number; pending: number }>();
+  private readonly pendingCounts = new Map<string, { at: number; pending: number; refreshing?: boolean }>();
+  /** Counts asked of the server, one at a time (see pendingOf). */
+  private counting: Promise<unknown> = Promise.resolve();
 
   /**
    * Records of `partition` after `committed`: counted by the server (a consumer's num_pending,
-   * reader.ts), at most once a PENDING_REFRESH_MS per group and partition, since the server
-   * may walk the partition's records to count them; in between, the last count (a gauge, stale
-   * by at most that long).
+   * reader.ts), since sequences are the stream's and their difference is not a count. The
+   * server may walk part of the partition to count it (up to tens of ms on a stream of a million
+   * records), so a partition is counted at most once a PENDING_REFRESH_MS, and this process
+   * asks one count at a time: a stale count is answered at once while its refresh waits its turn
+   * (a gauge, stale by that long and the queue); only a partition never counted waits for it.
    */
   private async pendingOf(group: string, partition: number, committed: number, now: number): Promise<number> {
     const key = `${group}\u0000${partition}`;
     const last = this.pendingCounts.get(key);
-    if (last && now - last.at < PENDING_REFRESH_MS) return last.pending;
-    const pending = await this.reader.pending(partition, committed);
-    this.pendingCounts.set(key, { at: now, pending });
-    return pending;
+    if (last && (now - last.at < PENDING_REFRESH_MS || last.refreshing)) return last.pending;
+    const counted = this.counting.then(() => this.reader.pending(partition, committed));
+    this.counting = counted.catch(() => undefined);
+    if (!last) {
+      const pending = await counted;
+      this.pendingCounts.set(key, { at: now, pending });
+      return pending;
+    }
+    last.refreshing = true;
+    counted.then(
+      (pending) => this.pendingCounts.set(key, { at: now, pending }),
+      () => this.pendingCounts.set(key, { ...last, refreshing: false }),
+    );
+    return last.pending;
   }
 
   async backlogByTenant(group: string): Promise<Map<string, number>> {
