@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 import { afterEach, expect, it } from 'vitest';
-import { deploy, sendAll, type Deployment } from '../helpers/scale-out.js';
+import { deploy, drained, sendAll, type Deployment } from '../helpers/scale-out.js';
 import { until } from '../helpers/pipeline.js';
 import { natsAvailable, postgresAvailable, POSTGRES_URL, uniqueName } from '../helpers/services.js';
 import { mountTmpfs, tmpfsOrSkip } from '../helpers/tmpfs.js';
@@ -80,7 +80,7 @@ it.skipIf(!ready)('store.disk-full-workers-back-off-ingest-goes-on-nothing-lost-
   disk.resize(512);
   const back = Date.now();
   const total = { keys: first.keys + during.keys };
-  await until(async () => (await d.stored()).rows >= total.keys, 180_000, 250);
+  await drained(d, total.keys, 'after the disk had room again', { timeoutMs: 240_000 });
   await new Promise((r) => setTimeout(r, 1_000));
   const stored = await d.stored();
   const dlq = (await (await fetch(`${query.url}/v1/dlq?limit=10`, { headers: { authorization: `Bearer ${d.tenant.adminKey}` } })).json()) as { entries: unknown[] };

@@ -1,5 +1,5 @@
 import { afterAll, expect, it } from 'vitest';
-import { deploy, sendAll, type Deployment } from '../helpers/scale-out.js';
+import { deploy, drained, sendAll, type Deployment } from '../helpers/scale-out.js';
 import { until } from '../helpers/pipeline.js';
 import { freePort, startServer, type ServerProcess } from '../helpers/server.js';
 import { natsAvailable, postgresAvailable } from '../helpers/services.js';
@@ -31,7 +31,7 @@ it.skipIf(!ready)('scale-out.sluice-up-on-nats-and-postgres-killed-mid-load-rest
   const sent = await sendAll(() => [up.url], d.tenant.writeKey, 60_000, { concurrency: 4, eventsPerSecond: 8_000 });
   await restarted;
   expect(killed).toBe(true);
-  await until(async () => (await d!.stored()).rows >= sent.keys, 120_000, 250);
+  await drained(d, sent.keys, 'after the restart', { timeoutMs: 180_000 });
   await new Promise((r) => setTimeout(r, 1_000));
   const stored = await d.stored();
   console.log(`sluice up killed mid-load: ${sent.keys} distinct keys acknowledged (${sent.retries} retried requests), stored ${stored.rows}, doubled ${stored.rows - stored.keys}, lost ${sent.keys - stored.keys}`);
