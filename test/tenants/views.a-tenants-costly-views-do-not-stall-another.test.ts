@@ -22,6 +22,9 @@ import { startPipeline, until, type Pipeline } from '../helpers/pipeline.js';
  * idle machine). What remains: commits that carry alpha's rows into `view_pending` take about
  * twice as long (95 ms against 40), beside the builds' chunks on the same two cores; every fifth
  * turn a fold step runs whatever waits; and DuckDB's checkpoints in a commit (one of 499 ms).
+ * Later, in a clean-clone CI, 5.25x (546 ms against 104): the builds' chunks, up to 200,000
+ * events each, took both cores for their length. Chunks now aim at 100 ms (ops/backfill.ts
+ * CHUNK_MS): 2.16x and 2.58x in two runs beside another process's load (5.14x and 16.95x before).
  *
  * Memory: while the view tables had a PRIMARY KEY, its ART index (held in memory by DuckDB)
  * reached 449 MiB of the store's 512 MiB with 9 of the 20 views built, and on a slower machine
