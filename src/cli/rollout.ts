@@ -38,11 +38,11 @@ export function summary(r: WireRollout): string {
 export function details(r: WireRollout): string {
   const lines = [summary(r), `created ${r.created_at} by ${r.created_by}; auto ${r.auto ? 'on' : 'off'}`, 'decisions:'];
   for (const d of r.decisions) {
-    lines.push(`  ${d.at}  ${d.verdict.padEnd(9)} ${d.step} ${d.share}%  by ${d.actor}: ${d.reason}${d.last_at ? `  (judged again up to ${d.last_at})` : ''}`);
+    lines.push(`  ${d.at}  ${d.verdict.padEnd(9)} ${d.step} ${d.share}%  by ${d.actor}: ${d.reason}${d.last_at ? `  (still so when last judged, ${d.last_at})` : ''}`);
     for (const c of d.checks ?? []) {
       // At 100% no key is left for a baseline: the cohort is judged against its tolerance alone.
       const baseline = d.share >= 100 ? 'no baseline at 100%' : `baseline ${c.baseline.toPrecision(3)} (n=${c.baseline_events})`;
-      lines.push(`      ${c.guardrail.padEnd(18)} cohort ${c.cohort.toPrecision(3)} (n=${c.cohort_events})  ${baseline}  tolerance ${c.tolerance}${c.breached ? '  BREACHED' : ''}`);
+      lines.push(`      ${c.guardrail.padEnd(18)} cohort ${c.cohort.toPrecision(3)} (n=${c.cohort_events})  ${baseline}  tolerance ${c.tolerance}${c.breached ? '  BREACHED' : c.over_tolerance ? '  over tolerance, too few events to judge' : ''}`);
     }
   }
   if (r.repair) lines.push(`repair: ${r.repair.status}, ${r.repair.repaired} repaired, ${r.repair.past_retention} past retention`);

@@ -33,7 +33,8 @@ export interface RolloutStore {
    * reader ever sees a promoted rollout whose version is not yet live. Its version must exist
    * (SLUICE_ERR_NOT_FOUND otherwise, and nothing is saved).
    */
-  save(r: RolloutRecord, actor: string, action: string, detail: unknown, makeLive?: MakeLive): Promise<RolloutRecord | null>;
+  /** `action` null: nothing audited (a decision brought up to date in place, audited when it was made). */
+  save(r: RolloutRecord, actor: string, action: string | null, detail: unknown, makeLive?: MakeLive): Promise<RolloutRecord | null>;
 
   /**
    * Adds tallies observed in bucket `minute` (epoch ms: a minute's start, or a phase's start

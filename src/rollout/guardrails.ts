@@ -33,6 +33,9 @@ export interface Check {
   tolerance: number;
   cohort_events: number;
   baseline_events: number;
+  /** The cohort's excess is over the tolerance, whether or not there were enough events to judge. */
+  over_tolerance: boolean;
+  /** Over the tolerance on enough events (min_events): the rollout rolls back. False in a hold for too few events. */
   breached: boolean;
 }
 
@@ -65,7 +68,8 @@ export function judge(g: Guardrails, cohort: Tally, baseline: Tally | null): Jud
   const add = (guardrail: GuardrailName, tolerance: number | undefined, c: number, b: number, cn: number, bn: number) => {
     if (tolerance === undefined) return;
     const excess = c - b;
-    checks.push({ guardrail, cohort: c, baseline: b, excess, tolerance, cohort_events: cn, baseline_events: bn, breached: excess > tolerance + 1e-12 });
+    const over = excess > tolerance + 1e-12;
+    checks.push({ guardrail, cohort: c, baseline: b, excess, tolerance, cohort_events: cn, baseline_events: bn, over_tolerance: over, breached: over });
   };
   add('dead_letter_rate', g.dead_letter_rate, rate(cohort.dead, cohort.events), rate(base.dead, base.events), cohort.events, base.events);
   add('drop_rate', g.drop_rate, rate(cohort.dropped, cohort.events), rate(base.dropped, base.events), cohort.events, base.events);
@@ -81,7 +85,8 @@ export function judge(g: Guardrails, cohort: Tally, baseline: Tally | null): Jud
       baseline !== null && base.events === 0 && cohort.events >= g.min_events
         ? ': every event of the window went to the cohort (an operator rollout whose cohort step names every tenant that sends, say), so there is nothing to compare it with; name fewer tenants in the cohort step, or advance by hand (sluice rollout advance ID)'
         : '';
-    return { verdict: 'hold', reason: `too few events to judge: ${short.join(', ')}; min_events is ${g.min_events}${why}`, checks };
+    // Nothing is breached on too few events (a check over its tolerance says so in over_tolerance).
+    return { verdict: 'hold', reason: `too few events to judge: ${short.join(', ')}; min_events is ${g.min_events}${why}`, checks: checks.map((c) => ({ ...c, breached: false })) };
   }
   const breached = checks.filter((c) => c.breached);
   if (breached.length > 0) {

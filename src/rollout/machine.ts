@@ -231,14 +231,15 @@ export function evaluate(r: Rollout, now: number, cohort: Tally, baseline: Tally
   if (now < phaseEndsAt(r)) return r;
   if (j.verdict === 'hold' || !r.spec.auto) {
     const reason = j.verdict === 'hold' ? j.reason : `step done, every guardrail within its tolerance; waiting for an advance (auto is false): sluice rollout advance ${r.id}, or POST /v1/rollouts/${r.id}/advance`;
-    if (r.state === 'holding' && r.hold_reason === reason) return r;
     const last = r.decisions.at(-1)!;
     if (r.state === 'holding' && last.verdict === 'hold' && last.actor === 'controller') {
-      // Still holding, on new numbers (the counts in the reason grow with traffic): the hold
-      // decision is brought up to date in place instead of a new one per evaluation (52
-      // decisions in two minutes, a megabyte an hour per held rollout).
+      // Still holding: the hold decision is brought up to date in place at every evaluation,
+      // its numbers and `last_at` (when it was last judged: a `last_at` that stood still read as
+      // a controller that had stopped), instead of a new decision per evaluation (52 decisions in
+      // two minutes, a megabyte an hour per held rollout). Not audited again (service.ts save).
       return { ...r, hold_reason: reason, decisions: [...r.decisions.slice(0, -1), { ...last, reason, ...numbers, last_at: now }], updated_at: now };
     }
+    if (r.state === 'holding' && r.hold_reason === reason) return r;
     return { ...r, state: 'holding', resume_to: currentStep(r), hold_reason: reason, decisions: record(r, { at: now, actor: 'controller', verdict: 'hold', reason, ...numbers }), updated_at: now };
   }
   return next(r, now, 'controller', `${currentStep(r)} at ${r.share}% passed: ${j.reason}`, numbers);

@@ -108,7 +108,9 @@ async function save(catalog: Catalog, prev: Rollout & { rev: number }, next: Rol
   if (next === prev) return true;
   const d = next.decisions.at(-1) as Decision;
   const makeLive = next.state === 'promoted' && prev.state !== 'promoted' ? candidate(next) : undefined;
-  const rec = await catalog.rollouts.save(toRecord(next, prev.rev), actor, `rollout.${d.verdict}`, d, makeLive);
+  // A hold decision brought up to date in place (machine.ts evaluate) was audited when it was made.
+  const refreshed = next.decisions.length === prev.decisions.length && prev.decisions.at(-1)?.at === d.at;
+  const rec = await catalog.rollouts.save(toRecord(next, prev.rev), actor, refreshed ? null : `rollout.${d.verdict}`, d, makeLive);
   return rec !== null;
 }
 

@@ -93,6 +93,12 @@ describe('rollouts API', () => {
     let r = (await call(p.tenant.adminKey, 'GET', `/v1/rollouts/${id}`)).body!;
     expect(r).toMatchObject({ state: 'holding', share: 0, step: 'shadow' });
     expect(r.hold_reason).toMatch(/^too few events to judge: the cohort has \d+ events, the baseline has \d+ events; min_events is 100$/);
+    // Judged again twice, nothing new: the hold's last_at moves, and the audit log has the one hold.
+    await evaluateAll(p.catalog, t0 + 5 * MIN + 10_000);
+    await evaluateAll(p.catalog, t0 + 5 * MIN + 20_000);
+    r = (await call(p.tenant.adminKey, 'GET', `/v1/rollouts/${id}`)).body!;
+    expect(r.decisions.at(-1)).toMatchObject({ verdict: 'hold', last_at: new Date(t0 + 5 * MIN + 20_000).toISOString() });
+    expect((await p.catalog.auditLog('acme', 10, id)).filter((e) => e.action === 'rollout.hold')).toHaveLength(1);
     // Traffic comes, in the minute the shadow ends: it passes and moves to the cohort. What the
     // shadow observed in that minute is not the cohort's (its decision below counts 1000, not 1500).
     await p.catalog.rollouts.addTallies(id, [{ minute: bucket(t0 + 6 * MIN - 1, t0), side: 'cohort', tally: tally(500) }, { minute: bucket(t0 + 6 * MIN - 1, t0), side: 'baseline', tally: tally(500) }]);
@@ -107,7 +113,7 @@ describe('rollouts API', () => {
     expect(r).toMatchObject({ state: 'rolled_back', share: 0, repair: { status: 'pending', from: t0 + 6 * MIN, to: at } });
     const d = r.decisions.at(-1);
     expect(d).toMatchObject({ verdict: 'roll_back', step: 'cohort', share: 10, actor: 'controller', cohort: { events: 1000, dead: 50 }, baseline: { events: 9000, dead: 9 } });
-    expect(d.checks).toEqual([{ guardrail: 'dead_letter_rate', cohort: 0.05, baseline: 0.001, excess: expect.closeTo(0.049, 9), tolerance: 0.01, cohort_events: 1000, baseline_events: 9000, breached: true }]);
+    expect(d.checks).toEqual([{ guardrail: 'dead_letter_rate', cohort: 0.05, baseline: 0.001, excess: expect.closeTo(0.049, 9), tolerance: 0.01, cohort_events: 1000, baseline_events: 9000, over_tolerance: true, breached: true }]);
     expect((await p.catalog.auditLog('acme', 1, id))[0]).toMatchObject({ action: 'rollout.roll_back', actor: 'controller', detail: { verdict: 'roll_back', reason: expect.stringMatching(/dead_letter_rate 0\.05 vs baseline 0\.001/) } });
   });
 });

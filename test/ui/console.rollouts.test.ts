@@ -25,7 +25,7 @@ const EVENTS = 200;
 interface Decision {
   verdict: string;
   reason: string;
-  checks?: { guardrail: string; cohort: number; baseline: number; tolerance: number; cohort_events: number; baseline_events: number; breached: boolean }[];
+  checks?: { guardrail: string; cohort: number; baseline: number; tolerance: number; cohort_events: number; baseline_events: number; over_tolerance: boolean; breached: boolean }[];
 }
 
 suite('console rollouts', () => {
@@ -112,7 +112,7 @@ suite('console rollouts', () => {
       .evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
     const fmt = (v: number) => Number(v.toPrecision(4)).toString();
     expect(shown).toEqual(
-      hold.checks!.map((c) => [c.guardrail, fmt(c.cohort), fmt(c.baseline), fmt(c.cohort - c.baseline), fmt(c.tolerance), c.cohort_events.toLocaleString('en-US'), c.baseline_events.toLocaleString('en-US'), c.breached ? 'breached' : 'within']),
+      hold.checks!.map((c) => [c.guardrail, fmt(c.cohort), fmt(c.baseline), fmt(c.cohort - c.baseline), fmt(c.tolerance), c.cohort_events.toLocaleString('en-US'), c.baseline_events.toLocaleString('en-US'), c.breached ? 'breached' : c.over_tolerance ? 'over, too few events to judge' : 'within']),
     );
     expect(shown.map((c) => c[0])).toEqual(['dead_letter_rate', 'drop_rate']);
 

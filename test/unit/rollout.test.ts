@@ -81,7 +81,7 @@ describe('guardrails', () => {
     expect(judgeGuardrails(g, { ...healthy(10_000), dead: 205 }, { ...healthy(10_000), dead: 200 }).verdict).toBe('pass');
     const j = judgeGuardrails(g, { ...healthy(10_000), dead: 500 }, { ...healthy(10_000), dead: 200 });
     expect(j.verdict).toBe('breach');
-    expect(j.checks).toEqual([{ guardrail: 'dead_letter_rate', cohort: 0.05, baseline: 0.02, excess: expect.closeTo(0.03, 12), tolerance: 0.001, cohort_events: 10_000, baseline_events: 10_000, breached: true }]);
+    expect(j.checks).toEqual([{ guardrail: 'dead_letter_rate', cohort: 0.05, baseline: 0.02, excess: expect.closeTo(0.03, 12), tolerance: 0.001, cohort_events: 10_000, baseline_events: 10_000, over_tolerance: true, breached: true }]);
     expect(j.reason).toMatch(/dead_letter_rate 0\.05 vs baseline 0\.02 \(excess 0\.03 > tolerance 0\.001\)/);
   });
 
@@ -89,7 +89,8 @@ describe('guardrails', () => {
     const j = judgeGuardrails({ dead_letter_rate: 0.001, min_events: 1000 }, { ...healthy(10), dead: 10 }, healthy(5000));
     expect(j.verdict).toBe('hold');
     expect(j.reason).toBe('too few events to judge: the cohort has 10 events; min_events is 1000');
-    expect(j.checks[0]).toMatchObject({ cohort: 1, breached: true, cohort_events: 10 });
+    // Over its tolerance, and not breached: too few events to judge (the CLI and console say both).
+    expect(j.checks[0]).toMatchObject({ cohort: 1, over_tolerance: true, breached: false, cohort_events: 10 });
   });
 
   it('rollout.a-baseline-left-empty-by-a-cohort-that-takes-everything-says-so-and-what-to-do', () => {
@@ -158,6 +159,16 @@ describe('the state machine on a manual clock', () => {
     expect(n).toBeGreaterThan(250);
     expect(hold.reason).toBe(`too few events to judge: the cohort has ${n} events, the baseline has ${n} events; min_events is 1000`);
     expect(wireRollout(r).decisions.at(-1)).toMatchObject({ at: new Date(began).toISOString(), last_at: new Date(hold.last_at!).toISOString() });
+    // Same numbers, judged again: `last_at` still moves (one that stood still read as a
+    // controller that had stopped), and the decision stays the one hold.
+    const before = r;
+    await clock.advance(2_000);
+    r = evaluate(r, clock.now(), healthy(310), healthy(310));
+    await clock.advance(2_000);
+    r = evaluate(r, clock.now(), healthy(310), healthy(310));
+    expect(r).not.toBe(before);
+    expect(r.decisions.map((d) => d.verdict)).toEqual(['start', 'hold']);
+    expect(r.decisions.at(-1)!).toMatchObject({ at: began, last_at: clock.now() });
     // Traffic comes: the held step is judged again and passes.
     r = await drive(clock, r, 1, () => [healthy(5000), healthy(5000)]);
     expect([r.state, r.decisions.at(-1)!.verdict]).toEqual(['compare', 'advance']);

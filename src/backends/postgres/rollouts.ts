@@ -49,7 +49,7 @@ export class PostgresRollouts implements RolloutStore {
     return (await this.exec.query<RolloutRow>('SELECT * FROM rollouts WHERE active ORDER BY created_at, id')).map(toRolloutRecord);
   }
 
-  async save(r: RolloutRecord, actor: string, action: string, detail: unknown, makeLive?: MakeLive): Promise<RolloutRecord | null> {
+  async save(r: RolloutRecord, actor: string, action: string | null, detail: unknown, makeLive?: MakeLive): Promise<RolloutRecord | null> {
     return this.exec.transaction(async (sql) => {
       const rows = await sql('UPDATE rollouts SET state = $1, active = $2, rev = rev + 1, updated_at = $3, doc = $4 WHERE tenant = $5 AND id = $6 AND rev = $7 RETURNING id', [
         r.state,
@@ -62,7 +62,7 @@ export class PostgresRollouts implements RolloutStore {
       ]);
       if (rows.length !== 1) return null;
       if (!r.active) await bumpEpoch(sql);
-      await insertAudit(sql, { tenant: r.tenant, actor, action, subject: r.id, detail: JSON.stringify(detail ?? null) }, r.updatedAt);
+      if (action !== null) await insertAudit(sql, { tenant: r.tenant, actor, action, subject: r.id, detail: JSON.stringify(detail ?? null) }, r.updatedAt);
       if (makeLive) await activateIn(sql, makeLive.scope, makeLive.version, actor, { rollout: r.id }, r.updatedAt);
       return { ...r, rev: r.rev + 1 };
     });

@@ -38,14 +38,14 @@ export class SqliteRollouts implements RolloutStore {
     return (this.db.prepare('SELECT * FROM rollouts WHERE active = 1 ORDER BY created_at, id').all() as RolloutRow[]).map(toRolloutRecord);
   }
 
-  async save(r: RolloutRecord, actor: string, action: string, detail: unknown, makeLive?: MakeLive): Promise<RolloutRecord | null> {
+  async save(r: RolloutRecord, actor: string, action: string | null, detail: unknown, makeLive?: MakeLive): Promise<RolloutRecord | null> {
     return immediate(this.db, () => {
       const n = this.db
         .prepare('UPDATE rollouts SET state = ?, active = ?, rev = rev + 1, updated_at = ?, doc = ? WHERE tenant = ? AND id = ? AND rev = ?')
         .run(r.state, r.active ? 1 : 0, r.updatedAt, JSON.stringify(r.doc), r.tenant, r.id, r.rev).changes;
       if (n !== 1) return null;
       if (!r.active) bumpEpoch(this.db);
-      this.audit(r.tenant, r.updatedAt, actor, action, r.id, detail);
+      if (action !== null) this.audit(r.tenant, r.updatedAt, actor, action, r.id, detail);
       if (makeLive) activateIn(this.db, makeLive.scope, makeLive.version, actor, { rollout: r.id }, r.updatedAt);
       return { ...r, rev: r.rev + 1 };
     });

@@ -19,6 +19,7 @@ interface Check {
   cohort_events: number;
   baseline_events: number;
   breached: boolean;
+  over_tolerance?: boolean;
 }
 interface Decision {
   at: string;
@@ -187,7 +188,7 @@ export function RolloutDetail(props: { id: string; onChanged: () => void }) {
                 <tr data-testid="rollout-decision" data-verdict={d.verdict}>
                   <td>
                     {time(d.at)}
-                    {d.last_at && <div class="hint">judged again up to {time(d.last_at)}</div>}
+                    {d.last_at && <div class="hint">still so when last judged, {time(d.last_at)}</div>}
                   </td>
                   <td data-testid="decision-verdict">{d.verdict}</td>
                   <td>
@@ -247,7 +248,7 @@ function Checks(props: { checks: Check[] }) {
               {num(c.baseline_events)}
             </td>
             <td data-testid="check-verdict" class={c.breached ? 'error' : ''}>
-              {c.breached ? 'breached' : 'within'}
+              {c.breached ? 'breached' : c.over_tolerance ? 'over, too few events to judge' : 'within'}
             </td>
           </tr>
         ))}
