@@ -42,12 +42,12 @@ function readSchema(file: string | undefined): unknown {
 }
 
 /** After a check that found the version incompatible: the three ways on, each with its command. */
-function incompatibleNextStep(r: PublishReport): string {
+function incompatibleNextStep(r: PublishReport, file: string): string {
   return [
     'next, one of:',
     '  make the change compatible (a new property optional, a type widened) and check again;',
-    `  take it live on a share of traffic first: sluice rollout create FILE.json with {"change": {"schema": {"type": "${r.type}", "version": ${r.version}}}, …}, then push it with --force;`,
-    `  publish it now, refusing what it refuses: sluice schema push ${r.type} FILE.json --force --reason TEXT`,
+    `  take it live on a share of traffic first: sluice rollout create ROLLOUT.json with {"change": {"schema": {"type": "${r.type}", "version": ${r.version}}}, …} (one schema rollout at a time per tenant: sluice rollout list), then push it with --force;`,
+    `  publish it now, refusing what it refuses: sluice schema push ${r.type} ${file} --force --reason TEXT`,
   ].join('\n');
 }
 
@@ -107,7 +107,7 @@ export async function schemaCommand(t: Target, sub: string | undefined, args: st
       };
       try {
         const r = await call<PublishReport>(t, 'PUT', `/v1/schemas/${need()}`, body);
-        print(t, r, () => (r.compatible || r.published ? describePublish(r) : `${describePublish(r)}\n\n${incompatibleNextStep(r)}`));
+        print(t, r, () => (r.compatible || r.published ? describePublish(r) : `${describePublish(r)}\n\n${incompatibleNextStep(r, args[1] ?? 'FILE.json')}`));
         return r.compatible || r.published ? 0 : 1;
       } catch (e: unknown) {
         if (!(e instanceof HttpError)) throw e;
@@ -240,7 +240,7 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
             : `replayed ${total.replayed + total.duplicates}, failed again ${total.failed}, changed meanwhile ${total.skipped}`,
           ...(wouldFail ?? []).map((f) => `  would fail: ${String(f.count).padStart(8)}  ${f.reason} ${f.path || '-'}  e.g. ${f.samples[0]?.message ?? ''}`),
           ...failures.map((f) => `  ${f.idempotency_key}: ${f.reason} ${f.path || '-'} ${f.message}`),
-          ...(total.failed > 0 ? [nextStepAfterFailures(dry, patch !== undefined)] : []),
+          ...(total.failed > 0 ? [nextStepAfterFailures(dry, patch !== undefined)] : dry && total.replayed > 0 ? ['To replay them: the same command without --dry-run.'] : []),
         ].join('\n'),
       );
       return total.failed > 0 ? 1 : 0;

@@ -157,7 +157,8 @@ export async function alertsCommand(t: Target, sub: string | undefined, args: st
       if (verb === 'delete') {
         if (!name) usage('name the silence id');
         await call('DELETE', `/v1/alerts/silences/${enc(name)}`);
-        return print({ deleted: name }, () => `silence ${name} deleted`);
+        // Expired as Alertmanager's are: listed as `expired` until its retention (120 h) ends.
+        return print({ expired: name }, () => `silence ${name} expired (listed as expired for 120 h)`);
       }
       return usage(`unknown command "alerts silence ${verb ?? ''}"`);
     }

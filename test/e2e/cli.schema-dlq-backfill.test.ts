@@ -42,7 +42,7 @@ it('cli.schema-push-check-dlq-replay-and-backfill-against-a-running-server', asy
   expect(checked.stdout).toContain('/properties/currency: "currency" is newly required');
   // …and what to do next, each way with its command.
   expect(checked.stdout).toContain('"change": {"schema": {"type": "checkout", "version": 2}}');
-  expect(checked.stdout).toContain('sluice schema push checkout FILE.json --force --reason TEXT');
+  expect(checked.stdout).toContain(`sluice schema push checkout ${v2} --force --reason TEXT`);
   expect(sluice('schema', 'push', 'checkout', v2).status).toBe(1);
   expect(sluice('schema', 'list').stdout).toMatch(/checkout\s+v1\s/);
 

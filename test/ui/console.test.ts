@@ -390,6 +390,11 @@ suite('console', () => {
     await page.getByLabel('Quota, events/s').fill('5000');
     await page.locator('.actions').filter({ has: page.getByLabel('Quota, events/s') }).getByRole('button', { name: 'Set' }).click();
     await expect.poll(async () => (await call<{ settings: { quota: { eventsPerSecond?: number } } }>(a.adminKey, 'GET', '/v1/tenant')).settings.quota.eventsPerSecond).toBe(5000);
+    // 0 is unlimited, not the default (the page said "the default" for it).
+    await call(a.adminKey, 'PATCH', '/v1/tenant', { events_per_second: 0 });
+    await page.reload();
+    await expect.poll(() => page.locator('.actions').filter({ has: page.getByLabel('Quota, events/s') }).locator('span').first().textContent()).toBe('Quota, events/s: unlimited');
+    await call(a.adminKey, 'PATCH', '/v1/tenant', { events_per_second: null });
     await page.context().close();
   });
 

@@ -41,7 +41,7 @@ export function quotaPatch(f: Fields): TenantQuota | null {
  * (null) is refused only under an operator's ceiling (the default is the ceiling otherwise).
  * Without both, the quota is the tenant's to set.
  */
-export function checkCeiling(patch: TenantQuota, ceiling: TenantQuota | undefined, defaults: TenantQuota = {}): void {
+export function checkCeiling(patch: TenantQuota, ceiling: TenantQuota | undefined, defaults: TenantQuota = {}, tenant = 'NAME'): void {
   for (const [field, key] of QUOTA_FIELDS) {
     if (!(key in patch)) continue;
     const operator = ceiling?.[key] || 0;
@@ -51,11 +51,12 @@ export function checkCeiling(patch: TenantQuota, ceiling: TenantQuota | undefine
     if (v === undefined && !operator) continue;
     if (v === undefined || v === 0 || v > c) {
       const flag = `--${field.replace(/_/g, '-')}`;
+      const setting = `quotas.${key}`;
       throw new SluiceError(
         'SLUICE_ERR_FORBIDDEN',
         operator
-          ? `the operator set ${field} at most ${c} for this tenant: its admin key may lower it, not raise it past that (or make it unlimited or the default); ask the operator (sluice tenant set NAME ${flag} N on the server)`
-          : `the server's default ${field} is ${c} (quotas config): a tenant's admin key may lower its own, not raise it past that or make it unlimited; ask the operator (sluice tenant set NAME ${flag} N on the server)`,
+          ? `the operator set ${field} at most ${c} for this tenant: its admin key may lower it, not raise it past that (or make it unlimited or the default); ask the operator (sluice tenant set ${tenant} ${flag} N on the server)`
+          : `the server's default ${field} is ${c} (${setting} in the configuration): a tenant's admin key may lower its own, not raise it past that or make it unlimited; ask the operator (sluice tenant set ${tenant} ${flag} N on the server)`,
         { field },
       );
     }
@@ -254,7 +255,7 @@ export function opsRoutes(app: FastifyInstance, deps: ReplayDeps & { reader: Sto
     const quota = quotaPatch(body);
     if (quota) {
       const current = await catalog.settings(tenant);
-      checkCeiling(quota, current.quotaCeiling, deps.quotaDefaults);
+      checkCeiling(quota, current.quotaCeiling, deps.quotaDefaults, tenant);
       patch.quota = { ...current.quota, ...quota };
     }
     const settings = await catalog.updateSettings(tenant, patch, keyId);

@@ -61,7 +61,7 @@ export function Settings(props: { who: Who }) {
           {QUOTAS.map((q) => (
             <div class="actions">
               <span>
-                {q.label}: {s.quota[q.setting] ? num(s.quota[q.setting]!) : 'the default'}
+                {q.label}: {s.quota[q.setting] === undefined || s.quota[q.setting] === null ? 'the default' : s.quota[q.setting] === 0 ? 'unlimited' : num(s.quota[q.setting]!)}
               </span>
               <input type="number" min="0" value={quota[q.field] ?? ''} onInput={(e) => setQuota({ ...quota, [q.field]: (e.target as HTMLInputElement).value })} placeholder="0: unlimited" aria-label={q.label} />
               <button
