@@ -117,7 +117,7 @@ export async function alertsCommand(t: Target, sub: string | undefined, args: st
       return print(r, () =>
         [
           `${r.rule}: objective ${r.objective}, ${r.period.from} → ${r.period.to}${notCounted(r)}`,
-          `${r.bad} bad of ${r.total}; allowed ${Number(r.allowed_bad).toFixed(1)}; remaining ${r.remaining === null ? '-' : `${(r.remaining * 100).toFixed(1)} %`}`,
+          `${r.bad} bad of ${r.total}; allowed ${Number(Number(r.allowed_bad).toPrecision(3))}; remaining ${r.remaining === null ? '-' : `${(r.remaining * 100).toFixed(1)} %`}`,
         ].join('\n'),
       );
     }

@@ -52,7 +52,7 @@ export function details(r: WireRollout): string {
 /** A diff answer as text: the per-event counts and samples, then each view's buckets and samples. */
 export function diffText(r: DiffAnswer): string {
   const lines = [
-    `compared ${r.compared}: identical ${r.identical}, changed ${r.changed}, dropped ${r.dropped}, dead-lettered ${r.dead_lettered} (diff rate ${r.rates.diff})`,
+    `compared ${r.compared}: identical ${r.identical}, changed ${r.changed}, dropped ${r.dropped}, dead-lettered ${r.dead_lettered} (diff rate ${Number(Number(r.rates.diff).toPrecision(4))})`,
     ...r.samples.map((s) => '  ' + JSON.stringify(s)),
   ];
   // A server from before the per-view compare answers no views.
