@@ -64,7 +64,7 @@ function describePublish(r: PublishReport): string {
       ? 'recent traffic: no stored events of this type to check'
       : `recent traffic: ${r.traffic.failed} of the last ${r.traffic.checked} events would fail` +
         (r.traffic.already_rejected ? ` (${r.traffic.already_rejected} more fail the enforced version already)` : ''),
-    ...r.traffic.examples.map((v) => `  ${v.path}: ${v.message}`),
+    ...r.traffic.examples.map((v) => `  ${v.path}: ${v.message}${v.count > 1 ? ` (${v.count} events)` : ''}`),
     ...(r.forced_reason ? [`forced: ${r.forced_reason}`] : []),
     'changes:',
     formatDiff(r.diff).replace(/^/gm, '  '),

@@ -49,7 +49,8 @@ export interface PublishReport {
    * for a first version, no schema) accepts and this one rejects; `already_rejected` the
    * previous version rejects too (they do not count against this version).
    */
-  traffic: { checked: number; failed: number; already_rejected: number; examples: SchemaViolation[] };
+  /** `examples`: up to 5 distinct failures (path and message), each with the number of checked events that failed so. */
+  traffic: { checked: number; failed: number; already_rejected: number; examples: (SchemaViolation & { count: number })[] };
   /** The version this one was judged against: the one ingest enforces now (null: none). */
   compared_with: number | null;
   diff: Change[];
@@ -113,7 +114,11 @@ export async function publishSchema(deps: PublishDeps, grant: KeyGrant, type: st
     const v = compiled.check(properties);
     if (v) {
       traffic.failed++;
-      if (traffic.examples.length < 5) traffic.examples.push(v);
+      // Distinct failures, each with how many of the checked events failed so (four identical
+      // lines for four events told less than one with its count).
+      const same = traffic.examples.find((x) => x.path === v.path && x.message === v.message);
+      if (same) same.count++;
+      else if (traffic.examples.length < 5) traffic.examples.push({ ...v, count: 1 });
     }
   }
   const report: PublishReport = {
