@@ -14,7 +14,7 @@ export interface TransformResult {
   outcome: 'stored' | 'dropped' | 'dead_lettered';
   /** The event as it leaves the pipeline; null unless stored. */
   output: ExpressionEvent | null;
-  /** For dead_lettered: the dead_letter step's reason, or `transform_failed`. */
+  /** For dead_lettered: the dead_letter step's reason, or `transform_failed`; for dropped, `dropped` (the reason its discarded dead letter is recorded with). */
   reason?: string;
   /** For dead_lettered and dropped: the deciding step's 0-based position. */
   step?: number;
@@ -198,7 +198,7 @@ export function runSteps(steps: readonly CompiledStep[], input: ExpressionEvent,
           }
           break;
         case 'drop':
-          if (step.condition(event, budget) === true) return { outcome: 'dropped', output: null, step: step.position, changed, maps };
+          if (step.condition(event, budget) === true) return { outcome: 'dropped', output: null, reason: 'dropped', step: step.position, message: `dropped by step ${step.position} (drop)`, changed, maps };
           break;
         case 'dead_letter':
           if (step.condition(event, budget) === true) {

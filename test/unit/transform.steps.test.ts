@@ -26,7 +26,7 @@ describe('transform steps', () => {
     expect(r.output!.context).toEqual({ locale: 'de' });
     expect(r.changed).toEqual(['properties.amount', 'properties.amount_cents', 'properties.userID', 'properties.user_id', 'context.ip', 'properties.email']);
 
-    expect(run(steps, ev({ amount: 3, bot: true, order_id: 'o' }))).toMatchObject({ outcome: 'dropped', output: null, step: 5 });
+    expect(run(steps, ev({ amount: 3, bot: true, order_id: 'o' }))).toMatchObject({ outcome: 'dropped', output: null, reason: 'dropped', step: 5, message: 'dropped by step 5 (drop)' });
     expect(run(steps, ev({ amount: 3 }))).toMatchObject({ outcome: 'dead_lettered', reason: 'missing_order_id', step: 6 });
   });
 
