@@ -413,6 +413,11 @@ suite('console', () => {
     // Which version ingest enforces is on the page (it differs from the latest under a rollout or after one rolled back).
     expect(await page.getByTestId('schema-enforced').textContent()).toBe('v1');
     expect(await call(a.adminKey, 'GET', '/v1/schemas/signup')).toMatchObject({ version: 1, owner: 'growth', schema: draft });
+    // A next draft starts from the latest version at a click (it was only a grey placeholder).
+    await page.reload();
+    await page.getByTestId('schema-draft-from-latest').click();
+    await expect.poll(async () => JSON.parse(await page.getByLabel('draft schema').inputValue())).toEqual(draft);
+    expect(await page.getByTestId('schema-check').isEnabled()).toBe(true);
     await page.context().close();
   });
   it('console.a-schema-key-sees-schemas-only', async () => {

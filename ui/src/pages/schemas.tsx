@@ -108,7 +108,15 @@ export function Schemas(props: { who: Who }) {
             </>
           )}
           <h4>Draft</h4>
-          <textarea rows={10} value={draft} onInput={(e) => setDraft((e.target as HTMLTextAreaElement).value)} placeholder={one.data ? pretty(one.data.schema) : '{"type": "object"}'} aria-label="draft schema" />
+          {one.data && (
+            <div class="actions">
+              <button type="button" onClick={() => setDraft(pretty(one.data!.schema))} data-testid="schema-draft-from-latest">
+                Start from v{one.data.version}
+              </button>
+              <span class="hint">or write a JSON Schema below; check it against recent traffic before publishing</span>
+            </div>
+          )}
+          <textarea rows={10} value={draft} onInput={(e) => setDraft((e.target as HTMLTextAreaElement).value)} placeholder='{"type": "object", "properties": {…}}' aria-label="draft schema" />
           <div class="actions">
             <input value={owner} onInput={(e) => setOwner((e.target as HTMLInputElement).value)} placeholder="owner team" aria-label="owner" />
             <button type="button" disabled={!draft.trim()} onClick={() => put(true)} data-testid="schema-check">
