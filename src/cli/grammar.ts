@@ -46,6 +46,14 @@ export function serverOptions(cmd: Command, { listens = true } = {}): Command {
     .option('--catalog <url>', 'embedded, or postgres://USER@HOST/DB[?schema=S] (SLUICE_CATALOG_URL)');
 }
 
+/** The options of a command that opens the catalog only (tenants and keys): not the log's, the store's or the HTTP server's. */
+export function catalogOptions(cmd: Command): Command {
+  return cmd
+    .option('--data-dir <dir>', 'where the embedded catalog lives, as the server (SLUICE_DATA_DIR; default ./data)')
+    .option('--config <file>', 'a JSON configuration file (SLUICE_CONFIG)')
+    .option('--catalog <url>', 'embedded, or postgres://USER@HOST/DB[?schema=S] (SLUICE_CATALOG_URL)');
+}
+
 export const SERVER_FLAGS = ['dataDir', 'config', 'port', 'host', 'partitions', 'fsync', 'log', 'store', 'catalog'] as const;
 
 export function serverConfig(o: Opts) {

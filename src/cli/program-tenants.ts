@@ -3,12 +3,12 @@ import { keyIdOf } from '../backends/api-keys.js';
 import { openCatalog } from '../backends/registry.js';
 import type { KeyScope, TenantQuota, TenantSettings, UnknownTypes } from '../ports/catalog.js';
 import { tenantStateCommand } from './admin.js';
-import { ADMIN, clientOptions, int, io, serverConfig, serverOptions, usage, type Act, type Opts } from './grammar.js';
+import { ADMIN, catalogOptions, clientOptions, int, io, serverConfig, usage, type Act, type Opts } from './grammar.js';
 
 /** `sluice tenant create|set|pause|resume` and `sluice key create|revoke`: they open the catalog, or call a running server. */
 export function addTenantCommands(program: Command, act: Act): void {
   const tenant = program.command('tenant').description("create tenants, change their settings, pause or resume them");
-  serverOptions(tenant.command('create').description("create a tenant and print its write, read and admin keys (once); works while up runs").argument('<name>'))
+  catalogOptions(tenant.command('create').description("create a tenant and print its write, read and admin keys (once); works while up runs").argument('<name>'))
     .option('--json', 'JSON output')
     .action(
       act(async (name: string, o: Opts) => {
@@ -23,7 +23,7 @@ export function addTenantCommands(program: Command, act: Act): void {
         return 0;
       }),
     );
-  serverOptions(tenant.command('set').description("change a tenant's settings: unknown event types and quotas (0 = unlimited, default = the configured default)").argument('<name>'))
+  catalogOptions(tenant.command('set').description("change a tenant's settings: unknown event types and quotas (0 = unlimited, default = the configured default)").argument('<name>'))
     .option('--unknown-types <what>', 'accept|dead-letter|reject')
     .option('--events-per-second <n>', 'quota')
     .option('--bytes-per-second <n>', 'quota')
@@ -41,7 +41,7 @@ export function addTenantCommands(program: Command, act: Act): void {
   }
 
   const key = program.command('key').description('issue or revoke keys');
-  serverOptions(key.command('create').description('issue another key for a tenant (a schema key publishes the schemas of its team)').argument('<tenant>'))
+  catalogOptions(key.command('create').description('issue another key for a tenant (a schema key publishes the schemas of its team)').argument('<tenant>'))
     .addOption(new Option('--scope <scope>', 'the key').choices(['write', 'read', 'admin', 'schema']).default('write'))
     .option('--team <team>', 'the team of a schema key')
     .option('--json', 'JSON output')
@@ -57,7 +57,7 @@ export function addTenantCommands(program: Command, act: Act): void {
         return 0;
       }),
     );
-  serverOptions(key.command('revoke').description('revoke a key by its id (sluice_w_<id>_…) or the whole key; a running server refuses it within 5 s').argument('<key-id>')).action(
+  catalogOptions(key.command('revoke').description('revoke a key by its id (sluice_w_<id>_…) or the whole key; a running server refuses it within 5 s').argument('<key-id>')).action(
     act(async (given: string, o: Opts) => {
       const id = keyIdOf(given);
       const catalog = await openCatalog(serverConfig(o));
