@@ -84,7 +84,7 @@ describe('transform pipeline versions', () => {
       changed: ['properties.amount', 'properties.amount_cents', 'properties.userID', 'properties.user_id', 'context.ip', 'properties.email'],
     });
     expect(tested.body.results.slice(1).map((r: any) => [r.outcome, r.reason ?? null, r.output])).toEqual([
-      ['dropped', null, null],
+      ['dropped', 'dropped', null],
       ['dead_lettered', 'missing_order_id', null],
       ['dead_lettered', 'transform_failed', null],
     ]);
