@@ -84,9 +84,12 @@ export async function deploy(options: { partitions?: number; natsUrl?: string; p
         const nc = await connect({ servers: natsUrl });
         try {
           const kv = await nc.jetstream().views.kv(namesOf(stream).stateBucket);
-          for await (const key of await kv.keys()) {
+          // Each key asked for by name (a listing of the bucket once left the partitions out).
+          const group = Buffer.from('workers', 'utf8').toString('hex');
+          const keys = [`m.${group}`, ...Array.from({ length: options.partitions ?? 16 }, (_, p) => `p.${group}.${p}`)];
+          for (const key of keys) {
             const e = await kv.get(key);
-            if (e && e.operation === 'PUT') out.push(`log state ${key}: ${e.string()}`);
+            out.push(`log state ${key}: ${e ? `${e.operation} rev ${e.revision} ${e.string()}` : 'none'}`);
           }
         } finally {
           await nc.close();
