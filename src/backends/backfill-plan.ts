@@ -55,15 +55,41 @@ export function wholeBuckets(spec: BackfillSpec, minTs: number | null, maxTs: nu
 }
 
 /**
- * The end of the next chunk: it spans the time that should hold about `events` input events
- * (from the mean density of the range), whole buckets, so that a bucket's rows are built by
- * one chunk.
+ * The ends of a build's chunks (epoch ms). A chunk spans the time that should hold about the
+ * `events` asked for: at the density (events per ms) its build's last chunk met, its span at most
+ * MAX_SPAN_GROWTH times that chunk's; without one (a build's first chunk, or after a chunk that
+ * found none), up to the time of the `events`-th event from the cursor, asked of the store
+ * (`nth`). Not whole buckets: every target's aggregate merges into the rows a chunk before it
+ * wrote, so a bucket may be built by several chunks. When chunks were whole buckets, a tenant
+ * whose events crowd one bucket (a day's, an hour's) was built in one chunk whatever its size:
+ * forty thousand events of one hour, 0.7 s of aggregation and a 0.4 s commit, which every other
+ * tenant's commits waited behind (DuckDB writes a transaction out at its commit, and commits
+ * go one at a time).
  */
-export function chunkEnd(s: Pick<BackfillState, 'from' | 'to' | 'total'> & { cursor: number }, events: number, grainMs: number): number {
-  const density = s.total / Math.max(grainMs, s.to - s.from);
-  const span = Math.max(grainMs, Math.floor(events / Math.max(density, 1e-9) / grainMs) * grainMs);
-  return Math.min(s.to, s.cursor + span);
+export class ChunkSpans {
+  /** By build: the last chunk's density (events per ms) and span (ms). */
+  private readonly last = new Map<string, { density: number; span: number }>();
+
+  async end(s: Pick<BackfillState, 'id' | 'to'> & { cursor: number }, events: number, nth: () => Promise<number | null>): Promise<number> {
+    const last = this.last.get(s.id);
+    if (last) return Math.min(s.to, s.cursor + Math.max(1, Math.min(last.span * MAX_SPAN_GROWTH, Math.floor(events / last.density))));
+    const at = await nth();
+    return at === null ? s.to : Math.min(s.to, Math.max(s.cursor + 1, at));
+  }
+
+  /** A chunk from `from` to `to` (ms) read `events` events; none: the next chunk asks the store where to end. */
+  read(id: string, from: number, to: number, events: number): void {
+    if (events > 0 && to > from) this.last.set(id, { density: events / (to - from), span: to - from });
+    else this.last.delete(id);
+  }
+
+  forget(id: string): void {
+    this.last.delete(id);
+  }
 }
+
+/** A chunk spans at most this many times its build's last chunk (see ChunkSpans). */
+const MAX_SPAN_GROWTH = 4;
 
 export function noSuchView(name: string): SluiceError {
   const type = typedBackfillType(name);

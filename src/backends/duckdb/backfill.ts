@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import { SluiceError } from '../../core/errors.js';
-import { chunkEnd, noSuchView, shadow, superseded, wholeBuckets, type BackfillTarget as Target } from '../backfill-plan.js';
+import { ChunkSpans, noSuchView, shadow, superseded, wholeBuckets, type BackfillTarget as Target } from '../backfill-plan.js';
 import type { BackfillSpec, BackfillState, Backfills } from '../../ports/backfill.js';
 import { Params } from './query-sql.js';
 
@@ -173,7 +173,7 @@ export class DuckdbBackfills implements Backfills {
     if (s.status !== 'running') return s;
     const v = this.target(s.tenant, s.view, s.id);
     if (s.cursor >= s.to) return this.finish(await this.catchUp(c, s, v));
-    const end = chunkEnd(s, events, v.grainMs);
+    const end = await this.spans.end(s, events, () => this.nth(c, s, v, events));
     await c.run('BEGIN TRANSACTION');
     try {
       const p = new Params();
@@ -190,7 +190,18 @@ export class DuckdbBackfills implements Backfills {
       throw e;
     }
     const next = (await this.get(c, id))!;
+    this.spans.read(id, s.cursor, end, next.done - s.done);
     return next.cursor >= next.to ? this.finish(await this.catchUp(c, next, v)) : next;
+  }
+
+  private readonly spans = new ChunkSpans();
+
+  /** The time (epoch ms) of the `n`-th event from the build's cursor that its table reads; null: fewer remain in its range. */
+  private async nth(c: DuckDBConnection, s: BackfillState & { cursor: number }, v: BackfillTarget, n: number): Promise<number | null> {
+    const p = new Params();
+    const source = `SELECT * FROM events WHERE tenant = ${p.add(s.tenant)} AND ts >= epoch_ms(${p.add(BigInt(s.cursor))}::BIGINT) AND ts < epoch_ms(${p.add(BigInt(s.to))}::BIGINT)`;
+    const rows = (await c.runAndReadAll(`SELECT epoch_ms(ts) FROM (${source}) AS src WHERE ${v.where?.(p) ?? 'true'} ORDER BY ts LIMIT 1 OFFSET ${p.add(BigInt(n))}`, p.values)).getRows();
+    return rows[0] ? Number(rows[0][0]) : null;
   }
 
   /**
@@ -300,6 +311,7 @@ export class DuckdbBackfills implements Backfills {
   }
 
   async fail(id: string, error: string): Promise<void> {
+    this.spans.forget(id);
     await this.locked(async (c) => {
       await c.run(`UPDATE backfills SET status = 'failed', error = ?, updated_at = ? WHERE id = ? AND status = 'running'`, [error.slice(0, 1000), BigInt(Date.now()), id]);
       await c.run(`UPDATE views SET status = 'failed', error = ?, updated_at = ? WHERE build = ?`, [error.slice(0, 1000), BigInt(Date.now()), id]);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { SluiceError } from '../../core/errors.js';
 import type { BackfillSpec, BackfillState, Backfills } from '../../ports/backfill.js';
-import { chunkEnd, noSuchView, shadow, superseded, wholeBuckets, type BackfillTarget as Target } from '../backfill-plan.js';
+import { ChunkSpans, noSuchView, shadow, superseded, wholeBuckets, type BackfillTarget as Target } from '../backfill-plan.js';
 import { Params } from '../sql/compile.js';
 import type { Sql } from './database.js';
 
@@ -86,6 +86,8 @@ interface HeldBuild {
 }
 
 export class PostgresBackfills implements Backfills {
+  private readonly spans = new ChunkSpans();
+
   constructor(
     private readonly tx: <T>(fn: (sql: Sql) => Promise<T>) => Promise<T>,
     private readonly read: Sql,
@@ -158,13 +160,20 @@ export class PostgresBackfills implements Backfills {
       if (!s) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no backfill ${id}`, { field: 'id' });
       if (s.status !== 'running' || s.cursor >= s.to) return s;
       const v = await this.target(sql, s.tenant, s.view, s.id);
-      const end = chunkEnd(s, events, v.grainMs);
+      const end = await this.spans.end(s, events, async () => {
+        const q = new Params();
+        const source = `SELECT * FROM events WHERE tenant = ${q.add(s.tenant)} AND ts >= ${q.add(s.cursor)}::bigint AND ts < ${q.add(s.to)}::bigint`;
+        const [row] = await sql<{ ts: string }>(`SELECT ts FROM (${source}) AS src WHERE ${v.where?.(q) ?? 'true'} ORDER BY ts OFFSET ${q.add(events)} LIMIT 1`, q.values);
+        return row ? Number(row.ts) : null;
+      });
       const p = new Params();
       const source = `(SELECT e.* FROM events e JOIN backfill_snapshots s ON s.id = ${p.add(id)} AND e.partition = s.p AND e."offset" <= s.o
          WHERE e.tenant = ${p.add(s.tenant)} AND e.ts >= ${p.add(s.cursor)}::bigint AND e.ts < ${p.add(end)}::bigint)`;
       await sql(v.aggregate(shadow(id), source, p), p.values);
       await sql(`UPDATE backfills SET cursor = $1, done = (SELECT coalesce(${v.events}, 0) FROM ${shadow(id)}), updated_at = $2 WHERE id = $3`, [end, Date.now(), id]);
-      return (await this.get(sql, id))!;
+      const after = (await this.get(sql, id))!;
+      this.spans.read(id, s.cursor, end, after.done - s.done);
+      return after;
     });
     return next.status === 'running' && next.cursor >= next.to ? this.finish(id) : next;
   }
@@ -234,6 +243,7 @@ export class PostgresBackfills implements Backfills {
   }
 
   async fail(id: string, error: string): Promise<void> {
+    this.spans.forget(id);
     await this.tx(async (sql) => {
       const now = Date.now();
       await sql(`UPDATE backfills SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND status = 'running'`, [error.slice(0, 1000), now, id]);
