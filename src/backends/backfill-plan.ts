@@ -55,29 +55,31 @@ export function wholeBuckets(spec: BackfillSpec, minTs: number | null, maxTs: nu
 }
 
 /**
- * The ends of a build's chunks (epoch ms). A chunk spans the time that should hold about the
- * `events` asked for: at the density (events per ms) its build's last chunk met, its span at most
- * MAX_SPAN_GROWTH times that chunk's; without one (a build's first chunk, or after a chunk that
- * found none), up to the time of the `events`-th event from the cursor, asked of the store
- * (`nth`). Not whole buckets: every target's aggregate merges into the rows a chunk before it
- * wrote, so a bucket may be built by several chunks. When chunks were whole buckets, a tenant
- * whose events crowd one bucket (a day's, an hour's) was built in one chunk whatever its size:
- * forty thousand events of one hour, 0.7 s of aggregation and a 0.4 s commit, which every other
- * tenant's commits waited behind (DuckDB writes a transaction out at its commit, and commits
- * go one at a time).
+ * The ends of a build's chunks (epoch ms). A chunk ends at the time of the `events`-th event
+ * from its cursor, asked of the store (`nth`) within a window: MAX_SPAN_GROWTH times the span
+ * that should hold them at the density (events per ms) its build's last chunk met, the whole
+ * range for a build's first chunk or after a chunk that found none. So a chunk reads at most
+ * the events asked for (more only when they share its last millisecond), and the question
+ * reads one window of the range, not the rest of it. Not whole buckets: every target's
+ * aggregate merges into the rows a chunk before it wrote, so a bucket may be built by several
+ * chunks. When chunks were whole buckets, a tenant whose events crowd one bucket (a day's, an
+ * hour's) was built in one chunk whatever its size: forty thousand events of one hour, 0.7 s
+ * of aggregation and a 0.4 s commit, which every other tenant's commits waited behind
+ * (DuckDB writes a transaction out at its commit, and commits go one at a time).
  */
 export class ChunkSpans {
   /** By build: the last chunk's density (events per ms) and span (ms). */
   private readonly last = new Map<string, { density: number; span: number }>();
 
-  async end(s: Pick<BackfillState, 'id' | 'to'> & { cursor: number }, events: number, nth: () => Promise<number | null>): Promise<number> {
+  /** `nth(before)`: the time of the `events`-th event from the cursor before `before`, null when fewer are there. */
+  async end(s: Pick<BackfillState, 'id' | 'to'> & { cursor: number }, events: number, nth: (before: number) => Promise<number | null>): Promise<number> {
     const last = this.last.get(s.id);
-    if (last) return Math.min(s.to, s.cursor + Math.max(1, Math.min(last.span * MAX_SPAN_GROWTH, Math.floor(events / last.density))));
-    const at = await nth();
-    return at === null ? s.to : Math.min(s.to, Math.max(s.cursor + 1, at));
+    const window = last ? Math.min(s.to, s.cursor + MAX_SPAN_GROWTH * Math.max(1, Math.min(last.span, Math.ceil(events / last.density)))) : s.to;
+    const at = await nth(window);
+    return at === null ? window : Math.max(s.cursor + 1, at);
   }
 
-  /** A chunk from `from` to `to` (ms) read `events` events; none: the next chunk asks the store where to end. */
+  /** A chunk from `from` to `to` (ms) read `events` events; none: the next chunk's window is the rest of the range. */
   read(id: string, from: number, to: number, events: number): void {
     if (events > 0 && to > from) this.last.set(id, { density: events / (to - from), span: to - from });
     else this.last.delete(id);
@@ -88,7 +90,7 @@ export class ChunkSpans {
   }
 }
 
-/** A chunk spans at most this many times its build's last chunk (see ChunkSpans). */
+/** A chunk's window is this many times the span its build's last chunk suggests (see ChunkSpans). */
 const MAX_SPAN_GROWTH = 4;
 
 export function noSuchView(name: string): SluiceError {

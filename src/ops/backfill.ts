@@ -155,15 +155,18 @@ export class BackfillRunner {
 /**
  * A chunk aims at this long (ms): after each, the next one's events are scaled by CHUNK_MS /
  * what it took (at most doubled), between MIN_CHUNK_EVENTS and the backfill's largest chunk
- * (its rate, or `chunkEvents`, 200,000 by default). Like a fold step (duckdb/view-folds.ts
- * FOLD_STEP_MS): a chunk is a burst of the store's cores that other tenants' commits, and the
- * ingest of the same process, wait behind. With chunks of up to 200,000 events, a tenant's
- * ingest p99 beside another tenant's twenty costly view builds was 3.1x and 13x its figure
- * without them, its freshness p99 5.1x and 17x; with chunks aimed at 100 ms, 1.2x and 1.6x,
- * 2.2x and 2.6x (test/tenants/views.a-tenants-costly-views-…, two runs each on two cores
- * beside another process's load). 50 ms measured no better.
+ * (its rate, or `chunkEvents`, 200,000 by default). A chunk runs on a connection of its own
+ * beside live commits; what they wait for is its commit, which writes the chunk's rows out
+ * (DuckDB commits one transaction at a time), so a chunk's size is bounded in events (the
+ * store ends it at the time of its n-th event, backfill-plan.ts ChunkSpans) and in time. When
+ * chunks were whole buckets of up to 200,000 events, a tenant's freshness p99 beside another
+ * tenant's twenty costly view builds was 5.1x and 17x its figure without them; with chunks of
+ * the events asked for, aimed at 100 ms, the builds took longer than the test's two minutes
+ * beside other test files (a chunk merges into the table built so far, and every chunk pays
+ * that); at 250 ms, 1.3x (test/tenants/views.a-tenants-costly-views-…, with the other build
+ * and view tests beside it), chunks' commits 5-90 ms.
  */
-const CHUNK_MS = 100;
+const CHUNK_MS = 250;
 const MIN_CHUNK_EVENTS = 1_000;
 /** A backfill's first chunk, before its cost is known. */
 const FIRST_CHUNK_EVENTS = 10_000;

@@ -160,9 +160,9 @@ export class PostgresBackfills implements Backfills {
       if (!s) throw new SluiceError('SLUICE_ERR_NOT_FOUND', `no backfill ${id}`, { field: 'id' });
       if (s.status !== 'running' || s.cursor >= s.to) return s;
       const v = await this.target(sql, s.tenant, s.view, s.id);
-      const end = await this.spans.end(s, events, async () => {
+      const end = await this.spans.end(s, events, async (before) => {
         const q = new Params();
-        const source = `SELECT * FROM events WHERE tenant = ${q.add(s.tenant)} AND ts >= ${q.add(s.cursor)}::bigint AND ts < ${q.add(s.to)}::bigint`;
+        const source = `SELECT * FROM events WHERE tenant = ${q.add(s.tenant)} AND ts >= ${q.add(s.cursor)}::bigint AND ts < ${q.add(before)}::bigint`;
         const [row] = await sql<{ ts: string }>(`SELECT ts FROM (${source}) AS src WHERE ${v.where?.(q) ?? 'true'} ORDER BY ts OFFSET ${q.add(events)} LIMIT 1`, q.values);
         return row ? Number(row.ts) : null;
       });
