@@ -57,7 +57,8 @@ export function wholeBuckets(spec: BackfillSpec, minTs: number | null, maxTs: nu
 /**
  * The ends of a build's chunks (epoch ms). A chunk ends at the time of the `events`-th event
  * from its cursor, asked of the store (`nth`) within a window: MAX_SPAN_GROWTH times the span
- * that should hold them at the density (events per ms) its build's last chunk met, the whole
+ * that should hold them at the density (events per ms) its build's last chunk met, that span
+ * at most the last chunk's (so a window grows at most MAX_SPAN_GROWTH-fold a chunk); the whole
  * range for a build's first chunk or after a chunk that found none. So a chunk reads at most
  * the events asked for (more only when they share its last millisecond), and the question
  * reads one window of the range, not the rest of it. Not whole buckets: every target's

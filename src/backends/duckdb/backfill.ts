@@ -13,6 +13,9 @@ const ROW_GROUP_ROWS = 122_880;
 /** Rows a piece of a sorted copy writes, about (sortPiece): a commit of some 20-30 ms here. */
 const SORT_PIECE_ROWS = 25_000;
 
+/** The table a build's sorted copy is written into before it takes the build table's place (sortPiece). */
+const sortedCopy = (id: string): string => `${shadow(id)}_sorted`;
+
 /** SQL: the row's `keys` come after `values` in their order (a lexicographic comparison, written out). */
 function keysAfter(keys: string[], values: DuckDBValue[], p: Params): string {
   const terms = keys.map((k, i) => [...keys.slice(0, i).map((e, j) => `${e} = ${p.add(values[j]!)}`), `${k} > ${p.add(values[i]!)}`].join(' AND '));
@@ -225,7 +228,7 @@ export class DuckdbBackfills implements Backfills {
    * change meanwhile: the catch-up comes after, and a build's steps run one at a time.
    */
   private async sortPiece(c: DuckDBConnection, s: BackfillState, v: BackfillTarget): Promise<boolean> {
-    const sorted = `${shadow(s.id)}_sorted`;
+    const sorted = sortedCopy(s.id);
     const keys = v.order.split(',').map((k) => k.trim());
     let job = this.sorting.get(s.id);
     if (!job) {
@@ -385,7 +388,7 @@ export class DuckdbBackfills implements Backfills {
       await c.run(`UPDATE backfills SET status = 'failed', error = ?, updated_at = ? WHERE id = ? AND status = 'running'`, [error.slice(0, 1000), BigInt(Date.now()), id]);
       await c.run(`UPDATE views SET status = 'failed', error = ?, updated_at = ? WHERE build = ?`, [error.slice(0, 1000), BigInt(Date.now()), id]);
       await c.run(`DROP TABLE IF EXISTS ${shadow(id)}`);
-      await c.run(`DROP TABLE IF EXISTS ${shadow(id)}_sorted`);
+      await c.run(`DROP TABLE IF EXISTS ${sortedCopy(id)}`);
       await c.run(`DELETE FROM backfill_snapshots WHERE id = ?`, [id]);
       await this.hooks.changed(c);
     });
