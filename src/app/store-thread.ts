@@ -247,7 +247,7 @@ const controller = periodic(
         const r = await finishRepair(catalog, replayDeps, g.tenant, g.id, clock.now());
         // Lost to another writer: tried again at the next pass.
         if (r === null) again.push(g);
-        else if (r.repair?.status === 'done' && r.repair.repaired > 0) logger.info({ tenant: g.tenant, rollout: g.id, repaired: r.repair.repaired }, 'rollout rolled back and repaired');
+        else if (r.repair?.status === 'done' && r.repair.repaired > 0) logger.info({ tenant: g.tenant, rollout: g.id, state: r.state, repaired: r.repair.repaired }, `rollout ${r.state === 'aborted' ? 'aborted' : 'rolled back'} and repaired`);
       }
       toRepair = [...again, ...gone];
       if (metrics) {

@@ -81,8 +81,8 @@ export async function schemaCommand(t: Target, sub: string | undefined, args: st
   switch (sub) {
     case 'list': {
       const r = await call<{ schemas: { type: string; version: number; owner: string; created_at: string; enforced_version: number | null }[] }>(t, 'GET', '/v1/schemas');
-      // The newest version is not the enforced one while its rollout runs, or after it was rolled back.
-      const enforced = (s: (typeof r.schemas)[number]) => (s.enforced_version === s.version ? '' : `  (enforced: ${s.enforced_version === null ? 'none' : `v${s.enforced_version}`}; v${s.version} is under a rollout or was rolled back)`);
+      // The newest version is not the enforced one while its rollout runs, or after the rollout ended without a promote.
+      const enforced = (s: (typeof r.schemas)[number]) => (s.enforced_version === s.version ? '' : `  (enforced: ${s.enforced_version === null ? 'none' : `v${s.enforced_version}`}; v${s.version} is under a rollout, or its rollout was rolled back or aborted: sluice rollout list)`);
       print(t, r, () => (r.schemas.length === 0 ? 'no schemas yet' : r.schemas.map((s) => `${s.type.padEnd(32)} v${String(s.version).padEnd(5)} ${s.owner.padEnd(20)} ${s.created_at}${enforced(s)}`).join('\n')));
       return 0;
     }

@@ -5,7 +5,7 @@ import type { Catalog } from '../ports/catalog.js';
 import { act, createGlobalRollout, fromRecord, getRollout, OPERATOR_ACTIONS, wireRollout, type OperatorAction } from '../rollout/service.js';
 import { diffAnswer } from '../rollout/diff-answer.js';
 import { putPipeline } from '../transform/versions.js';
-import { details, diffText, summary } from './rollout.js';
+import { actionText, details, diffText, summary } from './rollout.js';
 
 /**
  * The operator's commands (`--global`), on the catalog rather than through a tenant's key:
@@ -118,7 +118,7 @@ export async function operatorRolloutCommand(catalog: Catalog, sub: string | und
     }
     case 'show': {
       const r = wireRollout(await one());
-      print(r, () => details(r));
+      print(r, () => details(r, ' --global'));
       return 0;
     }
     case 'create': {
@@ -139,7 +139,7 @@ export async function operatorRolloutCommand(catalog: Catalog, sub: string | und
         throw new SluiceError('SLUICE_ERR_CONFIG', `unknown command "rollout ${sub ?? ''} --global"; use list, show, create, advance, pause, resume, abort, promote or diff`);
       }
       const r = wireRollout(await act(catalog, OPERATOR_SCOPE, id(), sub as OperatorAction, now(), ACTOR));
-      print(r, () => summary(r));
+      print(r, () => actionText(sub as OperatorAction, r));
       return 0;
     }
   }

@@ -35,8 +35,17 @@ export function summary(r: WireRollout): string {
   return `${r.id}  ${r.state.padEnd(11)} ${String(r.share).padStart(3)}%${named}  ${changeText(r.change)}${r.hold_reason ? `  (${r.hold_reason})` : ''}`;
 }
 
-export function details(r: WireRollout): string {
-  const lines = [summary(r), `created ${r.created_at} by ${r.created_by}; auto ${r.auto ? 'on' : 'off'}`, 'decisions:'];
+/** For a holding rollout: when it is judged again and what the operator can do meanwhile. */
+export function holdNextStep(r: WireRollout, flag = ''): string | null {
+  if (r.state !== 'holding') return null;
+  const last = r.decisions.at(-1);
+  const judged = last?.last_at ?? last?.at;
+  return `holding: judged again at every evaluation${judged ? ` (last ${judged})` : ''} and goes on by itself once it passes; meanwhile sluice rollout advance ${r.id}${flag} goes on without the guardrails' verdict, sluice rollout abort ${r.id}${flag} stops it and repairs what it did`;
+}
+
+export function details(r: WireRollout, flag = ''): string {
+  const hold = holdNextStep(r, flag);
+  const lines = [summary(r), ...(hold ? [hold] : []), `created ${r.created_at} by ${r.created_by}; auto ${r.auto ? 'on' : 'off'}`, 'decisions:'];
   for (const d of r.decisions) {
     lines.push(`  ${d.at}  ${d.verdict.padEnd(9)} ${d.step} ${d.share}%  by ${d.actor}: ${d.reason}${d.last_at ? `  (still so when last judged, ${d.last_at})` : ''}`);
     for (const c of d.checks ?? []) {
@@ -47,6 +56,16 @@ export function details(r: WireRollout): string {
   }
   if (r.repair) lines.push(`repair: ${r.repair.status}, ${r.repair.repaired} repaired, ${r.repair.past_retention} past retention`);
   return lines.join('\n');
+}
+
+/**
+ * What an action (advance, pause, resume, abort, promote) left: the rollout's summary, and
+ * after an advance past a hold, that the hold was not judged further and why it held.
+ */
+export function actionText(action: string, r: WireRollout): string {
+  const skipped = r.decisions.at(-2);
+  const pastHold = action === 'advance' && skipped?.verdict === 'hold' ? `\nadvanced past a hold, not judged further (${skipped.reason}); the guardrails judge the step it is in now` : '';
+  return summary(r) + pastHold;
 }
 
 /** A diff answer as text: the per-event counts and samples, then each view's buckets and samples. */
@@ -104,7 +123,7 @@ export async function rolloutCommand(t: Target, sub: string | undefined, args: s
     case 'abort':
     case 'promote': {
       const r = await call<WireRollout>(t, 'POST', `/v1/rollouts/${id()}/${sub}`);
-      print(t, r, () => summary(r));
+      print(t, r, () => actionText(sub, r));
       return 0;
     }
     case 'diff': {

@@ -149,7 +149,7 @@ export function rolloutScenarios(name: string, start: () => Promise<RolloutTarge
       expect((await call(keys.adminKey, 'GET', '/v1/schemas/checkout')).body).toMatchObject({ version: 2, enforced_version: 1 });
       expect((await call(keys.adminKey, 'GET', '/v1/schemas')).body!.schemas).toEqual([expect.objectContaining({ type: 'checkout', version: 2, enforced_version: 1 })]);
       const listed = spawnSync(process.execPath, [CLI, 'schema', 'list', '--url', server!.url, '--key', keys.adminKey], { encoding: 'utf8', timeout: 30_000 });
-      expect(listed.stdout).toMatch(/^checkout +v2 .*\(enforced: v1; v2 is under a rollout or was rolled back\)$/m);
+      expect(listed.stdout).toMatch(/^checkout +v2 .*\(enforced: v1; v2 is under a rollout, or its rollout was rolled back or aborted: sluice rollout list\)$/m);
       // A version published directly is enforced at once, so it is judged against the enforced
       // version 1, not the rolled-back 2: publishing 2's schema again is refused as incompatible.
       const again = await call(keys.adminKey, 'PUT', '/v1/schemas/checkout', { schema: v2 });

@@ -14,7 +14,7 @@ import { heldVersions } from '../../src/schema/registry.js';
 import { judge, processBatch, type Stage } from '../../src/worker/pipeline.js';
 import { record } from '../helpers/entries.js';
 import { drive, healthy, MIN } from '../helpers/rollout-clock.js';
-import { details } from '../../src/cli/rollout.js';
+import { actionText, details } from '../../src/cli/rollout.js';
 import { wireRollout } from '../../src/rollout/service.js';
 
 const ctx = { signal: new AbortController().signal };
@@ -169,6 +169,16 @@ describe('the state machine on a manual clock', () => {
     expect(r).not.toBe(before);
     expect(r.decisions.map((d) => d.verdict)).toEqual(['start', 'hold']);
     expect(r.decisions.at(-1)!).toMatchObject({ at: began, last_at: clock.now() });
+    // `sluice rollout show` says what a hold waits for and what the operator can do meanwhile;
+    // an advance past it says the hold was not judged further.
+    const shown = details(wireRollout(r)).split('\n');
+    expect(shown[1]).toBe(
+      `holding: judged again at every evaluation (last ${new Date(clock.now()).toISOString()}) and goes on by itself once it passes; meanwhile sluice rollout advance r1 goes on without the guardrails' verdict, sluice rollout abort r1 stops it and repairs what it did`,
+    );
+    expect(details(wireRollout(r), ' --global')).toContain('sluice rollout abort r1 --global stops it');
+    const advanced = actionText('advance', wireRollout(advance(r, clock.now(), 'ops')));
+    expect(advanced.split('\n')).toEqual([expect.stringMatching(/^r1 +compare +0% +schema checkout v\d+$/), `advanced past a hold, not judged further (${hold.reason.replace(String(n), '310')}); the guardrails judge the step it is in now`]);
+    expect(actionText('pause', wireRollout(pause(r, clock.now(), 'ops')))).not.toContain('\n');
     // Traffic comes: the held step is judged again and passes.
     r = await drive(clock, r, 1, () => [healthy(5000), healthy(5000)]);
     expect([r.state, r.decisions.at(-1)!.verdict]).toEqual(['compare', 'advance']);
