@@ -102,6 +102,7 @@ suite('console rollouts', () => {
 
     const api = await call<{ decisions: Decision[]; hold_reason: string }>(keys.adminKey, 'GET', `/v1/rollouts/${id}`);
     expect(await page.getByTestId('rollout-hold-reason').textContent()).toBe(`Holding: ${api.hold_reason}`);
+    expect(await page.getByTestId('rollout-hold-next').textContent()).toMatch(/^Judged again at every evaluation( \(last [0-9T:.Z-]+\))?; it goes on by itself once it passes\. Meanwhile, advance goes on without the guardrails' verdict; abort stops it and repairs what it did\.$/);
     const verdicts = await page.getByTestId('decision-verdict').allTextContents();
     expect(verdicts).toEqual(api.decisions.map((d) => d.verdict));
     expect(await page.getByTestId('decision-reason').allTextContents()).toEqual(api.decisions.map((d) => d.reason));

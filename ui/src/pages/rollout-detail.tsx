@@ -157,6 +157,11 @@ export function RolloutDetail(props: { id: string; onChanged: () => void }) {
               Holding: {x.hold_reason}
             </p>
           )}
+          {x.state === 'holding' && (
+            <p class="meta" data-testid="rollout-hold-next">
+              Judged again at every evaluation{x.decisions.at(-1)?.last_at ? ` (last ${x.decisions.at(-1)!.last_at})` : ''}; it goes on by itself once it passes. Meanwhile, advance goes on without the guardrails' verdict; abort stops it and repairs what it did.
+            </p>
+          )}
           <div class="actions">
             {ACTIONS.map((a) => (
               <button type="button" data-testid={`rollout-${a}`} disabled={acting !== null || !enabled(a, x.state)} onClick={() => void act(a)}>
