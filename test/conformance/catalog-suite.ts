@@ -203,8 +203,12 @@ export function catalogConformance(name: string, make: () => Promise<CatalogHarn
       expect(await dlq.get('acme', 'k-2')).toMatchObject({ status: 'open', message: 'still bad', path: '/properties/x', schemaVersion: 3 });
 
       await dlq.record([dead('acme', 4)], 'held');
-      expect(await dlq.get('acme', 'k-4')).toMatchObject({ status: 'held' });
+      const held = await dlq.get('acme', 'k-4');
+      expect(held).toMatchObject({ status: 'held' });
+      await new Promise((r) => setTimeout(r, 5));
       expect(await dlq.discard('acme', { ids: ['k-2', 'k-4'] }, 100)).toBe(2);
+      // A discard is not a failure seen again: when it was last seen stays.
+      expect((await dlq.get('acme', 'k-4'))!.lastSeen).toBe(held!.lastSeen);
       expect(await dlq.discard('acme', { ids: ['k-2'] }, 100)).toBe(0);
       // A discarded entry stays discarded whatever arrives later.
       await dlq.record([dead('acme', 2, {}, { replay: 5 })]);

@@ -143,8 +143,9 @@ export class PostgresDeadLetters implements DeadLetterStore {
 
   async discard(tenant: string, filter: DeadLetterFilter, limit: number): Promise<number> {
     const w = where(tenant, { ...filter, status: ACTIVE });
+    // last_seen stays, as a replay leaves it: a discard is not a failure seen again (the audit log says when and why).
     const rows = await this.exec.query(
-      `UPDATE dead_letters SET status = 'discarded', last_seen = ${w.p.add(Date.now())}
+      `UPDATE dead_letters SET status = 'discarded'
        WHERE (tenant, idem) IN (SELECT tenant, idem FROM dead_letters WHERE ${w.sql} LIMIT ${w.p.add(Math.max(1, limit))}) RETURNING idem`,
       w.p.values,
     );

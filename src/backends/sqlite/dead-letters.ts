@@ -132,9 +132,10 @@ export class SqliteDeadLetters implements DeadLetterStore {
 
   async discard(tenant: string, filter: DeadLetterFilter, limit: number): Promise<number> {
     const w = where(tenant, { ...filter, status: ACTIVE });
+    // last_seen stays, as a replay leaves it: a discard is not a failure seen again (the audit log says when and why).
     return this.db
-      .prepare(`UPDATE dead_letters SET status = 'discarded', last_seen = ? WHERE (tenant, idem) IN (SELECT tenant, idem FROM dead_letters WHERE ${w.sql} LIMIT ?)`)
-      .run(Date.now(), ...w.args, Math.max(1, limit)).changes;
+      .prepare(`UPDATE dead_letters SET status = 'discarded' WHERE (tenant, idem) IN (SELECT tenant, idem FROM dead_letters WHERE ${w.sql} LIMIT ?)`)
+      .run(...w.args, Math.max(1, limit)).changes;
   }
 
   async groupStates(tenant: string, signatures: readonly string[]): Promise<Map<string, GroupState>> {
