@@ -40,7 +40,7 @@ const given = workerData.config as Config;
 const config: Config = workerData.consume === false ? { ...given, worker: { ...given.worker, consumers: 0 } } : given;
 const clock = systemClock;
 const port = parentPort!;
-const logger = createLogger(config.logLevel, 'sluice-worker');
+const logger = createLogger(config.logLevel, 'sluice-worker', config.logFormat === 'pretty' ? 'pretty' : 'json');
 if (!lowerThreadPriority()) logger.debug('could not lower the store thread priority; it competes with ingest as an equal');
 const log = await openLog(config);
 const catalog = await openCatalog(config);

@@ -8,7 +8,7 @@ import { cliCommand } from '../config/load.js';
 import { isolatedPipelineTests } from './pipeline-tests.js';
 import { buildApp } from '../http/app.js';
 import { Quotas } from '../ingest/quotas.js';
-import { createLogger } from '../obs/logger.js';
+import { createLogger, resolveLogFormat } from '../obs/logger.js';
 import { startTracing } from '../obs/tracing.js';
 import type { NewTenant } from '../ports/catalog.js';
 import { StoreThread } from './store-thread-client.js';
@@ -62,7 +62,10 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   const services = new Services();
   const unlock = ownsDir ? lockDataDir(config.dataDir) : () => undefined;
   services.adopt('data-directory lock', unlock);
-  const logger = createLogger(config.logLevel);
+  // Resolved here, where stderr may be a terminal; the store thread is told the result.
+  const logFormat = resolveLogFormat(config.logFormat);
+  config = { ...config, logFormat };
+  const logger = createLogger(config.logLevel, 'sluice', logFormat);
   const tracing = await startTracing(config, 'http');
   services.adopt('tracing', () => tracing.shutdown());
   // The store thread hosts the store (queries, status) and, in a worker, the consumers.

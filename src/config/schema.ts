@@ -19,6 +19,7 @@ export const configSchema = {
     port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
     partitions: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    logFormat: { enum: ['auto', 'json', 'pretty'], default: 'auto', description: 'log lines on stderr: JSON lines, or one readable line per entry (pino-pretty); auto: pretty on a terminal, JSON otherwise' },
     log: {
       type: 'object',
       additionalProperties: false,

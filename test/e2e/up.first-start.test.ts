@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { cliCommand } from '../../src/config/load.js';
+import { resolveLogFormat } from '../../src/obs/logger.js';
 import { CLI, freePort } from '../helpers/server.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -17,10 +18,10 @@ import { tmpDir } from '../helpers/tmp.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Starts `sluice up` with stdout and stderr in one file, in the order written; resolves when the banner is complete. */
-async function upInOrder(dir: string, port: number): Promise<{ pid: number; output: () => string; stop: () => Promise<void> }> {
+async function upInOrder(dir: string, port: number, env: Record<string, string> = {}): Promise<{ pid: number; output: () => string; stop: () => Promise<void> }> {
   const log = path.join(dir, 'out.txt');
   const fd = fs.openSync(log, 'w');
-  const child = spawn(process.execPath, [CLI, 'up', '--data-dir', dir, '--port', String(port)], { env: { ...process.env, SLUICE_LOG_LEVEL: 'info' }, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [CLI, 'up', '--data-dir', dir, '--port', String(port)], { env: { ...process.env, SLUICE_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const output = () => fs.readFileSync(log, 'utf8');
@@ -97,6 +98,25 @@ describe('the first start', () => {
     } finally {
       await up.stop();
     }
+  });
+
+  it('up.logs-readable-lines-with-log-format-pretty-from-both-threads-and-json-lines-otherwise', async () => {
+    const dir = tmpDir();
+    // Not a terminal here, so auto (the default) is JSON, as the test above reads; pretty is asked for.
+    const up = await upInOrder(dir, await freePort(), { SLUICE_LOG_FORMAT: 'pretty' });
+    try {
+      const lines = up.output().trimEnd().split('\n');
+      const logs = lines.slice(0, lines.findIndex((l) => l.startsWith('sluice is up on ')));
+      expect(logs.filter((l) => l.startsWith('{'))).toEqual([]);
+      // pino-pretty's single line: time, level, logger name (the HTTP thread's, the store thread's), message, fields.
+      expect(logs).toContainEqual(expect.stringMatching(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO \(sluice\): Server listening at http:\/\/127\.0\.0\.1:\d+ \{"component":"http"\}$/));
+      expect(logs).toContainEqual(expect.stringMatching(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO \(sluice-worker\): leases changed \{"owner":"[^"]+","taken":\[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\],"lost":\[\]\}$/));
+    } finally {
+      await up.stop();
+    }
+    expect(resolveLogFormat('auto', true)).toBe('pretty');
+    expect(resolveLogFormat('auto', false)).toBe('json');
+    expect(resolveLogFormat('json', true)).toBe('json');
   });
 
   it('start.does-not-rebuild-when-nothing-changed', () => {
