@@ -4,6 +4,7 @@ import { connect } from 'nats';
 import pg from 'pg';
 import { afterEach, expect } from 'vitest';
 import { namesOf } from '../../src/backends/nats/stream.js';
+import { membersKey, partitionKey } from '../../src/backends/nats/partition-state.js';
 import { WORKER_GROUP } from '../../src/worker/workers.js';
 import { until } from './pipeline.js';
 import { CLI, freePort, startServer, type ServerProcess } from './server.js';
@@ -86,8 +87,7 @@ export async function deploy(options: { partitions?: number; natsUrl?: string; p
         try {
           const kv = await nc.jetstream().views.kv(namesOf(stream).stateBucket);
           // Each key asked for by name (a listing of the bucket once left the partitions out).
-          const group = Buffer.from(WORKER_GROUP, 'utf8').toString('hex');
-          const keys = [`m.${group}`, ...Array.from({ length: options.partitions ?? 16 }, (_, p) => `p.${group}.${p}`)];
+          const keys = [membersKey(WORKER_GROUP), ...Array.from({ length: options.partitions ?? 16 }, (_, p) => partitionKey(WORKER_GROUP, p))];
           for (const key of keys) {
             const e = await kv.get(key);
             out.push(`log state ${key}: ${e ? `${e.operation} rev ${e.revision} ${e.string()}` : 'none'}`);

@@ -5,11 +5,14 @@ import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
 import type { Lease, Log, LogCapabilities, LogHealth, PartitionPosition } from '../../ports/log.js';
 import { deliveryWindow, type DeliveryMarker } from '../delivery.js';
+import { PartitionLag } from './lag.js';
+import { CAS_RETRIES, PartitionStates } from './partition-state.js';
 import { PipelinedPublisher } from './publisher.js';
 import { StreamReader } from './reader.js';
 import { searchOffsetForTime } from '../offset-for-time.js';
 import { decodeEntry, encodeEntry, msgIdOf } from './records.js';
 import { ensureStream, isNotFound, namesOf, subjectOf } from './stream.js';
+import { ReceiptTallies, TALLY_TTL_MS } from './tallies.js';
 
 export interface NatsLogOptions {
   /** NATS servers, `host:port` or `nats://host:port`. */
@@ -37,24 +40,8 @@ export interface NatsLogOptions {
   seenScanLimit?: number;
 }
 
-/** One partition's state for one consumer group, in one KV entry: lease, position, last delivery. */
-interface PartitionState {
-  owner: string | null;
-  /** The grant's fencing token; null on the write that granted it (the token is that write's revision). */
-  token: number | null;
-  expiresAt: number;
-  committed: number;
-  delivery: DeliveryMarker | null;
-}
-
-const EMPTY: PartitionState = { owner: null, token: null, expiresAt: 0, committed: 0, delivery: null };
-const TALLY_TTL_MS = 86_400_000;
 /** What a JetStream cluster answers while it forms or elects its leader: worth waiting for at start. */
 const FORMING = /no suitable peers|temporarily unavailable|no responders|timeout/i;
-const CAS_RETRIES = 20;
-
-/** How often a partition's lag is counted again by the server (ms); see NatsLog.pendingOf. */
-const PENDING_REFRESH_MS = 10_000;
 
 /**
  * The Log on NATS JetStream.
@@ -67,7 +54,7 @@ const PENDING_REFRESH_MS = 10_000;
  *   lease, the committed offset and the last delivery. Every change is a compare-and-set on
  *   that entry's revision, and a grant's token is the revision of the write that granted it,
  *   so a consumer that lost its lease cannot read, ack or renew: the check and the write are
- *   one atomic operation on the server.
+ *   one atomic operation on the server (partition-state.ts).
  * - Reads go through a per-partition ephemeral consumer positioned at the committed offset
  *   (no acks: the position lives in the KV entry, written after the store commits). The
  *   log does not use JetStream's redelivery: it would redeliver out of order (the store
@@ -77,11 +64,14 @@ const PENDING_REFRESH_MS = 10_000;
 export class NatsLog implements Log {
   readonly name = 'nats';
   readonly capabilities: LogCapabilities;
+  /** The clock of leases and memberships (epoch ms). */
   private readonly now: () => number;
-  /** Partition entries as this process last saw them (see getState). */
-  private readonly known = new Map<string, { s: PartitionState; revision: number }>();
-  private readonly tallyBuffer = new Map<string, Tally>();
-  private tallyTimer: NodeJS.Timeout | null = null;
+  /** Leases, committed offsets, deliveries and members (partition-state.ts). */
+  private readonly states: PartitionStates;
+  /** Ingest receipts per tenant and minute (tallies.ts). */
+  private readonly receipts: ReceiptTallies;
+  /** Records after the committed offset, counted by the server (lag.ts). */
+  private readonly lag: PartitionLag;
   private closed = false;
   private readonly inFlight = new Map<number, number>();
   private nextAppend = 1;
@@ -91,15 +81,16 @@ export class NatsLog implements Log {
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly reader: StreamReader,
-    private readonly state: KV,
-    private readonly talliesKv: KV,
+    state: KV,
+    tallies: KV,
     private readonly publisher: PipelinedPublisher,
   ) {
     const clock = opts.clock ?? systemClock;
     this.now = () => clock.now();
     this.capabilities = { partitions: opts.partitions, dedupeHorizonMs: Math.floor(opts.duplicateWindowMs / 2) };
-    this.tallyTimer = setInterval(() => void this.flushTallies(), 1_000);
-    this.tallyTimer.unref();
+    this.states = new PartitionStates(state, this.now);
+    this.receipts = new ReceiptTallies(tallies);
+    this.lag = new PartitionLag(reader);
   }
 
   /** Connects, and creates the stream and buckets if they do not exist (checking them if they do). */
@@ -161,56 +152,15 @@ export class NatsLog implements Log {
         }
         return { status: 'appended', partition: entries[i]!.partition, offset: ack.seq };
       });
-      if (receipt) this.tally(receipt, duplicates);
+      if (receipt) this.receipts.add(receipt, duplicates);
       return out;
     } finally {
       this.inFlight.delete(id);
     }
   }
 
-  /**
-   * Receipts are summed in memory and added to the tallies bucket every second (one
-   * compare-and-set per tenant and minute, not one per request). A crash loses at most the
-   * last second of tallies: the conservation check then shows a gap for that minute.
-   */
-  private tally(receipt: Receipt, duplicates: number): void {
-    const minute = receipt.receivedAt - (receipt.receivedAt % 60_000);
-    const k = `${minute}\u0000${receipt.tenant}`;
-    const t = this.tallyBuffer.get(k) ?? { tenant: receipt.tenant, minute, received: 0, rejected: 0, duplicate: 0 };
-    t.received += receipt.received;
-    t.rejected += receipt.rejected;
-    t.duplicate += duplicates;
-    this.tallyBuffer.set(k, t);
-  }
-
-  /** Adds the buffered receipts to the bucket: one entry per minute, holding each tenant's tally. */
-  private async flushTallies(): Promise<void> {
-    const byMinute = new Map<number, Tally[]>();
-    for (const t of this.tallyBuffer.values()) byMinute.set(t.minute, [...(byMinute.get(t.minute) ?? []), t]);
-    this.tallyBuffer.clear();
-    for (const [minute, adds] of byMinute) {
-      try {
-        await casUpdate(this.talliesKv, String(minute), (prev: Record<string, Tally> | null) => {
-          const next = { ...prev };
-          for (const t of adds) {
-            const p = next[t.tenant];
-            next[t.tenant] = p ? { ...p, received: p.received + t.received, rejected: p.rejected + t.rejected, duplicate: p.duplicate + t.duplicate } : t;
-          }
-          return next;
-        });
-      } catch {
-        // NATS unreachable: keep them for the next flush.
-        for (const t of adds) this.tally({ tenant: t.tenant, receivedAt: t.minute, received: t.received, rejected: t.rejected }, t.duplicate);
-      }
-    }
-  }
-
   async tallies(from: number, to: number): Promise<Tally[]> {
-    await this.flushTallies();
-    const minutes: number[] = [];
-    for (let m = from - (from % 60_000); m < to; m += 60_000) if (m >= from) minutes.push(m);
-    const entries = await Promise.all(minutes.map((m) => this.talliesKv.get(String(m))));
-    return entries.flatMap((e) => (e && e.operation === 'PUT' ? Object.values(e.json<Record<string, Tally>>()) : []));
+    return this.receipts.range(from, to);
   }
 
   async seen(tenant: string, idempotencyKey: string): Promise<boolean> {
@@ -230,66 +180,16 @@ export class NatsLog implements Log {
 
   // ---- leases and membership ------------------------------------------------------------
 
-  private stateKey(group: string, partition: number): string {
-    return `p.${hexOf(group)}.${partition}`;
-  }
-
-  /**
-   * A partition's entry. `cached`: as this process last wrote or read it, when it has, which
-   * saves a round trip per read of a held partition. Safe because every write is a
-   * compare-and-set on the revision: a stale entry makes the write fail, and the caller then
-   * reads it afresh. Only the holder writes its entry, so for a lease still held it is current.
-   */
-  private async getState(group: string, partition: number, cached = false): Promise<{ s: PartitionState; revision: number }> {
-    const key = this.stateKey(group, partition);
-    const known = cached ? this.known.get(key) : undefined;
-    if (known) return known;
-    const e = await this.state.get(key);
-    const got = !e || e.operation !== 'PUT' ? { s: EMPTY, revision: 0 } : { s: e.json<PartitionState>(), revision: e.revision };
-    this.known.set(key, got);
-    return got;
-  }
-
-  private holds(lease: Lease, s: PartitionState, revision: number): boolean {
-    return s.owner === lease.owner && (s.token ?? revision) === lease.token;
-  }
-
-  /** Writes a new state if the entry is still at `revision`; the new revision, or null when someone wrote first. */
-  private async put(group: string, partition: number, s: PartitionState, revision: number): Promise<number | null> {
-    const key = this.stateKey(group, partition);
-    this.known.delete(key);
-    const next = await writeAt(this.state, key, JSON.stringify(s), revision);
-    if (next !== null) this.known.set(key, { s, revision: next });
-    return next;
-  }
-
   async acquire(group: string, partition: number, owner: string, ttlMs: number): Promise<Lease | null> {
-    for (let i = 0; i < CAS_RETRIES; i++) {
-      const now = this.now();
-      const { s, revision } = await this.getState(group, partition);
-      if (s.owner !== null && s.owner !== owner && s.expiresAt > now) return null;
-      const token = await this.put(group, partition, { ...s, owner, token: null, expiresAt: now + ttlMs }, revision);
-      if (token !== null) {
-        this.reader.drop(readerKey(group, partition));
-        return { group, partition, owner, token, expiresAt: now + ttlMs };
-      }
-    }
-    return null;
-  }
-
-  /** Applies `change` to the lease's entry if the lease still holds; false when it was lost. */
-  private async withLease(lease: Lease, change: (s: PartitionState) => PartitionState): Promise<boolean> {
-    for (let i = 0; i < CAS_RETRIES; i++) {
-      const { s, revision } = await this.getState(lease.group, lease.partition, i === 0);
-      if (!this.holds(lease, s, revision)) return false;
-      if ((await this.put(lease.group, lease.partition, { ...change(s), token: lease.token }, revision)) !== null) return true;
-    }
-    return false;
+    const lease = await this.states.acquire(group, partition, owner, ttlMs);
+    // A new grant reads from the committed offset: the previous holder's consumer is dropped.
+    if (lease) this.reader.drop(readerKey(group, partition));
+    return lease;
   }
 
   async renew(lease: Lease, ttlMs: number): Promise<boolean> {
     try {
-      return await this.withLease(lease, (s) => ({ ...s, expiresAt: this.now() + ttlMs }));
+      return await this.states.withLease(lease, (s) => ({ ...s, expiresAt: this.now() + ttlMs }));
     } catch {
       return false;
     }
@@ -297,42 +197,27 @@ export class NatsLog implements Log {
 
   async release(lease: Lease): Promise<void> {
     try {
-      await this.withLease(lease, (s) => ({ ...s, owner: null, expiresAt: 0 }));
+      await this.states.withLease(lease, (s) => ({ ...s, owner: null, expiresAt: 0 }));
     } catch {
       // The lease expires by itself.
     }
     this.reader.drop(readerKey(lease.group, lease.partition));
   }
 
-  // KV key listings are not read-your-writes in this client: a group's members share one
-  // entry, changed by compare-and-set, instead of one key each.
-  async join(group: string, owner: string, ttlMs: number): Promise<number> {
-    let live = 0;
-    await casUpdate(this.state, `m.${hexOf(group)}`, (prev: Record<string, number> | null) => {
-      const now = this.now();
-      const members: Record<string, number> = {};
-      for (const [o, expiresAt] of Object.entries(prev ?? {})) if (expiresAt > now) members[o] = expiresAt;
-      members[owner] = now + ttlMs;
-      live = Object.keys(members).length;
-      return members;
-    });
-    return live;
+  join(group: string, owner: string, ttlMs: number): Promise<number> {
+    return this.states.join(group, owner, ttlMs);
   }
 
-  async leave(group: string, owner: string): Promise<void> {
-    await casUpdate(this.state, `m.${hexOf(group)}`, (prev: Record<string, number> | null) => {
-      const members = { ...prev };
-      delete members[owner];
-      return members;
-    }).catch(() => undefined);
+  leave(group: string, owner: string): Promise<void> {
+    return this.states.leave(group, owner);
   }
 
   // ---- read and ack ---------------------------------------------------------------------
 
   async read(lease: Lease, max: number): Promise<LogRecord[]> {
     for (let i = 0; i < CAS_RETRIES; i++) {
-      const { s, revision } = await this.getState(lease.group, lease.partition, i === 0);
-      if (!this.holds(lease, s, revision)) throw new FencedError(`lease on partition ${lease.partition} was lost (token ${lease.token})`);
+      const { s, revision } = await this.states.get(lease.group, lease.partition, i === 0);
+      if (!this.states.holds(lease, s, revision)) throw new FencedError(`lease on partition ${lease.partition} was lost (token ${lease.token})`);
       const start = s.committed + 1;
       const w = deliveryWindow(s.delivery, start, max);
       const msgs = (await this.reader.read(readerKey(lease.group, lease.partition), lease.partition, start, w.win)).filter((m) => w.to === null || m.seq <= w.to);
@@ -340,7 +225,7 @@ export class NatsLog implements Log {
       const delivery: DeliveryMarker = { from: start, to: w.to ?? msgs[msgs.length - 1]!.seq, win: msgs.length, attempts: w.attempts };
       // The delivery is persisted before the records are returned: a record that crashes
       // the process is counted too. A concurrent renew moved the revision: try again.
-      if ((await this.put(lease.group, lease.partition, { ...s, token: lease.token, delivery }, revision)) === null) continue;
+      if ((await this.states.put(lease.group, lease.partition, { ...s, token: lease.token, delivery }, revision)) === null) continue;
       return msgs.map((m) => ({ ...decodeEntry(m.data), partition: lease.partition, offset: m.seq, attempt: w.attempts, ...(w.suspect ? { suspect: true } : {}) }));
     }
     throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `the state of partition ${lease.partition} keeps changing under this reader`, { retryAfter: 1 });
@@ -372,7 +257,7 @@ export class NatsLog implements Log {
 
   async ack(lease: Lease, offset: number): Promise<boolean> {
     try {
-      return await this.withLease(lease, (s) => ({
+      return await this.states.withLease(lease, (s) => ({
         ...s,
         committed: Math.max(s.committed, offset),
         delivery: s.delivery && s.delivery.to <= offset ? null : s.delivery,
@@ -388,51 +273,19 @@ export class NatsLog implements Log {
     const now = this.now();
     return Promise.all(
       Array.from({ length: this.opts.partitions }, async (_, partition) => {
-        const [head, { s }] = await Promise.all([this.reader.head(partition), this.getState(group, partition)]);
+        const [head, { s }] = await Promise.all([this.reader.head(partition), this.states.get(group, partition)]);
         const committed = s.committed;
-        const [first, pending] = head > committed ? await Promise.all([this.reader.firstAfter(partition, committed), this.pendingOf(group, partition, committed, now)]) : [null, 0];
+        const [first, pending] = head > committed ? await Promise.all([this.reader.firstAfter(partition, committed), this.lag.of(group, partition, committed, now)]) : [null, 0];
         const oldest = first ? decodeEntry(first.data).receivedAt : null;
         return { partition, head, committed, oldestUnackedAt: oldest, owner: s.expiresAt > now ? s.owner : null, pending };
       }),
     );
   }
 
-  /** Per group and partition: the last count of records after the committed offset, and when it was made. */
-  private readonly pendingCounts = new Map<string, { at: number; pending: number; refreshing?: boolean }>();
-  /** Counts asked of the server, one at a time (see pendingOf). */
-  private counting: Promise<unknown> = Promise.resolve();
-
-  /**
-   * Records of `partition` after `committed`: counted by the server (a consumer's num_pending,
-   * reader.ts), since sequences are the stream's and their difference is not a count. The
-   * server may walk part of the partition to count it (up to tens of ms on a stream of a million
-   * records), so a partition is counted at most once a PENDING_REFRESH_MS, and this process
-   * asks one count at a time: a stale count is answered at once while its refresh waits its turn
-   * (a gauge, stale by that long and the queue); only a partition never counted waits for it.
-   */
-  private async pendingOf(group: string, partition: number, committed: number, now: number): Promise<number> {
-    const key = `${group}\u0000${partition}`;
-    const last = this.pendingCounts.get(key);
-    if (last && (now - last.at < PENDING_REFRESH_MS || last.refreshing)) return last.pending;
-    const counted = this.counting.then(() => this.reader.pending(partition, committed));
-    this.counting = counted.catch(() => undefined);
-    if (!last) {
-      const pending = await counted;
-      this.pendingCounts.set(key, { at: now, pending });
-      return pending;
-    }
-    last.refreshing = true;
-    counted.then(
-      (pending) => this.pendingCounts.set(key, { at: now, pending }),
-      () => this.pendingCounts.set(key, { ...last, refreshing: false }),
-    );
-    return last.pending;
-  }
-
   async backlogByTenant(group: string): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     for (let p = 0; p < this.opts.partitions; p++) {
-      const [head, { s }] = await Promise.all([this.reader.head(p), this.getState(group, p)]);
+      const [head, { s }] = await Promise.all([this.reader.head(p), this.states.get(group, p)]);
       await this.reader.scan(p, s.committed + 1, head, (m) => {
         const tenant = decodeEntry(m.data).tenant;
         out.set(tenant, (out.get(tenant) ?? 0) + 1);
@@ -466,12 +319,12 @@ export class NatsLog implements Log {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.tallyTimer) clearInterval(this.tallyTimer);
+    this.receipts.stop();
     try {
       // In-flight appends get their acks (or their timeout) first.
       const deadline = Date.now() + (this.opts.publishTimeoutMs ?? 10_000);
       while (this.publisher.pending > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      await this.flushTallies();
+      await this.receipts.flush();
       await this.reader.close();
       this.publisher.close();
       await this.nc.drain();
@@ -479,33 +332,6 @@ export class NatsLog implements Log {
       await this.nc.close().catch(() => undefined);
     }
   }
-}
-
-async function casUpdate<T>(kv: KV, key: string, change: (prev: T | null) => T): Promise<void> {
-  for (let i = 0; i < CAS_RETRIES; i++) {
-    const e = await kv.get(key);
-    const prev = e && e.operation === 'PUT' ? e.json<T>() : null;
-    if ((await writeAt(kv, key, JSON.stringify(change(prev)), e?.revision ?? 0)) !== null) return;
-  }
-  throw new SluiceError('SLUICE_ERR_LOG_UNAVAILABLE', `too much contention on ${key}`, { retryAfter: 1 });
-}
-
-/**
- * Writes `key` if it is still at `revision` (0: if it does not exist): the new revision, or
- * null when someone wrote first. Other failures throw.
- */
-async function writeAt(kv: KV, key: string, data: string, revision: number): Promise<number | null> {
-  try {
-    return revision === 0 ? await kv.create(key, data) : await kv.update(key, data, revision);
-  } catch (e: unknown) {
-    if (/wrong last sequence|key exists/i.test(coerceError(e).message)) return null;
-    throw e;
-  }
-}
-
-/** KV keys allow a small alphabet: names go in as hex. */
-function hexOf(s: string): string {
-  return Buffer.from(s, 'utf8').toString('hex');
 }
 
 /** The key of a (group, partition)'s consumer in the reader. */
