@@ -72,7 +72,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   const storeThread = new StoreThread(config, logger, { consume: consumes(roles), hold: options.holdConsumers === true });
   try {
     const logBackend = configured(config, 'log');
-    const log = await logBackend.create(config, { onFlush: () => storeThread.notify() });
+    const log = await logBackend.create(config, { onFlush: () => storeThread.notify(), logger });
     services.adopt('log', () => log.close());
     // What the log's engine needs beside it (the embedded log: free the leases of a process
     // that died, at start; prune acked records past their retention).

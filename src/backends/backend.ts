@@ -53,6 +53,8 @@ export interface BackendContext {
   onFlush?: () => void;
   /** The log's clock: leases, the dedupe horizon, retention (the system clock by default). */
   clock?: Clock;
+  /** Where an engine says, once at open, what in its configuration is unsafe for production (one replica, say). */
+  logger?: Logger;
 }
 
 /** What a backend's services are given. */

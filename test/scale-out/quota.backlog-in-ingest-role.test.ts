@@ -20,6 +20,8 @@ const BATCH = 500;
 it.runIf(ready)('quota.an-ingest-process-counts-its-tenants-backlog-down-as-workers-commit-and-still-refuses-past-the-cap', async () => {
   const d = await deployed({ partitions: 4, env: { SLUICE_QUOTAS_BACKLOG: String(CAP) } });
   const ingest = await d.start('ingest');
+  // The test's one NATS server holds one replica: said in the log at start, as `sluice doctor` says it.
+  expect(ingest.stderr).toContain("log.replicas is 1: the stream's records live on one server; losing its disk loses acknowledged events. Production runs 3 on a 3-node cluster (SLUICE_LOG_REPLICAS=3)");
   const producer = producerOf(d, () => ingest.url);
   const { send, currentBacklog } = producer;
 

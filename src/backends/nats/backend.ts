@@ -9,8 +9,16 @@ export const natsLog: Backend<'log'> = {
   example: 'nats://host:4222[,host2:4222]',
   configSchema: natsLogConfig,
   capabilities: { ownsDataDir: false },
-  async create(config) {
+  async create(config, ctx) {
     const { NatsLog } = await import('./log.js');
+    // As `sluice doctor` says (probe.ts), in each process's log at start too: a stream on one
+    // server loses its acknowledged records with that server's disk.
+    if (config.log.replicas < 3) {
+      ctx?.logger?.warn(
+        { replicas: config.log.replicas, stream: config.log.stream },
+        `log.replicas is ${config.log.replicas}: the stream's records live on ${config.log.replicas === 1 ? 'one server; losing its disk loses acknowledged events' : `${config.log.replicas} servers, with no majority left when one is lost`}. Production runs 3 on a 3-node cluster (SLUICE_LOG_REPLICAS=3)`,
+      );
+    }
     return NatsLog.open({
       servers: natsServers(config.log.url),
       stream: config.log.stream,
