@@ -188,8 +188,9 @@ export class DuckdbBackfills implements Backfills {
     const v = this.target(s.tenant, s.view, s.id);
     if (s.cursor >= s.to) {
       // Past the range: a table the view adopts is sorted first, a piece per step (sortPiece).
-      if ((await this.adopting(c, s.id, v)) && !(await this.sortPiece(c, s, v))) return s;
-      return this.finish(await this.catchUp(c, s, v));
+      const adopting = await this.adopting(c, s.id, v);
+      if (adopting && !(await this.sortPiece(c, s, v))) return s;
+      return this.finish(await this.catchUp(c, s, v, adopting), adopting);
     }
     const end = await this.spans.end(s, events, (before) => this.nth(c, s, v, events, before));
     await c.run('BEGIN TRANSACTION');
@@ -291,8 +292,7 @@ export class DuckdbBackfills implements Backfills {
    * that ran for minutes under live load added minutes of rows with every commit waiting (a
    * neighbour's freshness p99 went from 40 ms to 1.2 s when one of twenty costly views finished).
    */
-  private async catchUp(c: DuckDBConnection, s: BackfillState & { cursor: number }, v: BackfillTarget): Promise<BackfillState & { cursor: number }> {
-    const adopting = await this.adopting(c, s.id, v);
+  private async catchUp(c: DuckDBConnection, s: BackfillState & { cursor: number }, v: BackfillTarget, adopting: boolean): Promise<BackfillState & { cursor: number }> {
     await c.run('BEGIN TRANSACTION');
     try {
       const p = new Params();
@@ -334,12 +334,12 @@ export class DuckdbBackfills implements Backfills {
   /**
    * The catch-up and the swap, with live commits held back. A view built over the tenant's
    * whole history adopts the built table, which holds every committed event once this catch-up
-   * is in; other builds replace their range's rows in the live table.
+   * is in; other builds replace their range's rows in the live table. `adopting` as the
+   * build's steps found it (`whole` does not change after the build's start).
    */
-  private finish(s: BackfillState & { cursor: number }): Promise<BackfillState> {
+  private finish(s: BackfillState & { cursor: number }, adopting: boolean): Promise<BackfillState> {
     return this.locked(async (c) => {
       const v = this.target(s.tenant, s.view, s.id);
-      const adopting = await this.adopting(c, s.id, v);
       await c.run('BEGIN TRANSACTION');
       try {
         const p = new Params();
