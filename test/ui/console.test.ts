@@ -406,6 +406,9 @@ suite('console', () => {
     await page.getByLabel('owner').fill('growth');
     await page.getByTestId('schema-check').click();
     await expect.poll(async () => JSON.parse((await page.getByTestId('schema-report').textContent()) ?? '{}')).toMatchObject({ dry_run: true, compatible: true, traffic: { failed: 0 } });
+    // …and said in words above it.
+    expect(await page.getByTestId('schema-report-verdict').textContent()).toBe('Checked as v1, not published. Against no schema (this is the first version): compatible (accepts everything it accepts).');
+    expect(await page.getByTestId('schema-report-traffic').textContent()).toBe(`0 of the last ${SIGNUPS} stored events would be refused.`);
     expect((await call<{ schemas: unknown[] }>(a.adminKey, 'GET', '/v1/schemas')).schemas).toEqual([]);
     await page.getByTestId('schema-publish').click();
     await expect.poll(async () => JSON.parse((await page.getByTestId('schema-report').textContent()) ?? '{}')).toMatchObject({ published: true, version: 1 });
@@ -418,6 +421,13 @@ suite('console', () => {
     await page.getByTestId('schema-draft-from-latest').click();
     await expect.poll(async () => JSON.parse(await page.getByLabel('draft schema').inputValue())).toEqual(draft);
     expect(await page.getByTestId('schema-check').isEnabled()).toBe(true);
+    // A narrower draft, checked: what it narrows, how many recent events it would refuse and why.
+    await page.getByLabel('draft schema').fill(JSON.stringify({ ...draft, properties: { plan: { type: 'string', enum: ['pro'] } } }));
+    await page.getByTestId('schema-check').click();
+    await expect.poll(() => page.getByTestId('schema-report-verdict').textContent()).toMatch(/^Checked as v2, not published\. Against v1, the version ingest enforces: narrower in 1 place\.$/);
+    expect(await page.getByTestId('schema-report-incompatibilities').locator('li').allTextContents()).toEqual([expect.stringMatching(/^\/properties\/plan: /)]);
+    expect(await page.getByTestId('schema-report-traffic').textContent()).toBe(`${SIGNUPS} of the last ${SIGNUPS} stored events would be refused.`);
+    expect(await page.getByTestId('schema-report-examples').locator('tbody tr').allTextContents()).toEqual([expect.stringMatching(new RegExp(`^/properties/plan.*${SIGNUPS}$`))]);
     await page.context().close();
   });
   it('console.a-schema-key-sees-schemas-only', async () => {

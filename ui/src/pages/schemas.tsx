@@ -15,6 +15,71 @@ interface SchemaVersion {
   versions?: { version: number; owner: string; created_at: string; created_by: string }[];
 }
 
+/** What PUT /v1/schemas/:type answers (src/schema/publish.ts PublishReport), the parts shown. */
+interface PublishReport {
+  version: number;
+  published: boolean;
+  dry_run: boolean;
+  compatible: boolean;
+  incompatibilities: { path: string; message: string }[];
+  traffic: { checked: number; failed: number; already_rejected: number; examples: { path: string; message: string; count: number }[] };
+  compared_with: number | null;
+}
+
+/** A check's or a publish's answer in words: compatibility, what recent traffic it would refuse, with examples. */
+function ReportSummary(props: { report: PublishReport }) {
+  const r = props.report;
+  const against = r.compared_with === null ? 'no schema (this is the first version)' : `v${r.compared_with}, the version ingest enforces`;
+  const { checked, failed, already_rejected: already, examples } = r.traffic;
+  return (
+    <div data-testid="schema-report-summary">
+      <p class="meta" data-testid="schema-report-verdict">
+        {r.published ? `Published v${r.version}.` : r.dry_run ? `Checked as v${r.version}, not published.` : `Not published.`} Against {against}:{' '}
+        {r.compatible ? 'compatible (accepts everything it accepts).' : `narrower in ${r.incompatibilities.length} place${r.incompatibilities.length === 1 ? '' : 's'}.`}
+      </p>
+      {r.incompatibilities.length > 0 && (
+        <ul data-testid="schema-report-incompatibilities">
+          {r.incompatibilities.map((i) => (
+            <li>
+              <code>{i.path || '/'}</code>: {i.message}
+            </li>
+          ))}
+        </ul>
+      )}
+      <p class="meta" data-testid="schema-report-traffic">
+        {checked === 0
+          ? 'No recent events of this type were checked (none stored yet, or the store did not answer).'
+          : `${failed.toLocaleString('en-US')} of the last ${checked.toLocaleString('en-US')} stored events would be refused${already > 0 ? ` (and ${already.toLocaleString('en-US')} more that the enforced version refuses already)` : ''}.`}
+      </p>
+      {examples.length > 0 && (
+        <table data-testid="schema-report-examples">
+          <thead>
+            <tr>
+              <th>path</th>
+              <th>why</th>
+              <th>events</th>
+            </tr>
+          </thead>
+          <tbody>
+            {examples.map((e) => (
+              <tr>
+                <td>
+                  <code>{e.path || '/'}</code>
+                </td>
+                <td>{e.message}</td>
+                <td class="num">{e.count.toLocaleString('en-US')}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {!r.published && !r.compatible && (
+        <p class="hint">Publishing a narrower version needs a reason and force (sluice schema push TYPE FILE --force --reason …), or roll it out with a rollout to see what it refuses first.</p>
+      )}
+    </div>
+  );
+}
+
 /** `/ui/schemas?type=&from=&to=`: event types, versions, owners, diffs; a draft checked against recent traffic, then published. */
 export function Schemas(props: { who: Who }) {
   const route = useRoute();
@@ -127,7 +192,13 @@ export function Schemas(props: { who: Who }) {
             </button>
           </div>
           <ErrorBox error={error} />
-          {report !== null && <pre data-testid="schema-report">{pretty(report)}</pre>}
+          {report !== null && <ReportSummary report={report as PublishReport} />}
+          {report !== null && (
+            <details>
+              <summary>The whole answer (JSON)</summary>
+              <pre data-testid="schema-report">{pretty(report)}</pre>
+            </details>
+          )}
         </div>
       )}
     </section>
