@@ -17,6 +17,7 @@ import { scaleOutBench } from './scale-out.js';
 import { transformBench } from './transform.js';
 import { rolloutBench } from './rollout.js';
 import { neighbourQueriesBench, neighbourQueriesLines } from './neighbour-queries.js';
+import { checkpointBench, checkpointLines } from './duckdb-checkpoint.js';
 import { appendPath, ledgerCandidates, type AppendFigure, type CandidateFigure } from './ledger.js';
 import { logReadBench, logReadLines } from './log-read.js';
 import { batchBodies, eventsFor, post, queriedTotal, type LoadResult } from './load.js';
@@ -55,7 +56,7 @@ import { freePort, keysFrom, ROOT, spawnServer, startSluice, type Child } from '
  * 5,000,000), --ledger-keys N (keys measured per ledger figure, default 300,000), --ledger-prefill N
  * (keys in the ledger before the "after" figures, default 5,000,000; the issue's target is 50M),
  * --ledger-candidates N (keys before the candidates' figures, default 1,000,000), --ledger-candidate
- * btree|rowid-hash|log-structured (repeatable; all three by default), --recovery N (default 200,000), --query-events N (default 10,000,000), --typed-events N (default 1,000,000; the targets are judged at 10M), --typed-batch N (events per commit, default 20,000: the worker's commitBatch), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --rollout-events N (default 200,000), --neighbour-rounds N (default 10, 20 queries per condition each), --only ingest|fsync|backlog|recovery|query|typed|spike|scale-out|ledger|log-read|transform|rollout|neighbour-queries, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
+ * btree|rowid-hash|log-structured (repeatable; all three by default), --recovery N (default 200,000), --query-events N (default 10,000,000), --typed-events N (default 1,000,000; the targets are judged at 10M), --typed-batch N (events per commit, default 20,000: the worker's commitBatch), --spike-seconds N (default 20), --scale-out-events N (default 500,000), --transform-events N (default 200,000), --rollout-events N (default 200,000), --neighbour-rounds N (default 10, 20 queries per condition each), --only ingest|fsync|backlog|recovery|query|typed|spike|scale-out|ledger|log-read|transform|rollout|neighbour-queries|checkpoint, --batch 500, --concurrency 16, --quick (200k and 500k), --json.
  */
 const { values } = parseArgs({
   options: {
@@ -362,8 +363,8 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
 try {
   say(`sluice bench on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}; scratch ${work}`);
   const only = values.only;
-  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'typed', 'spike', 'scale-out', 'ledger', 'log-read', 'transform', 'rollout', 'neighbour-queries'].includes(only)) {
-    throw new Error('--only takes ingest, fsync, backlog, recovery, query, typed, spike, scale-out, ledger, log-read, transform, rollout or neighbour-queries');
+  if (only !== undefined && !['ingest', 'fsync', 'backlog', 'recovery', 'query', 'typed', 'spike', 'scale-out', 'ledger', 'log-read', 'transform', 'rollout', 'neighbour-queries', 'checkpoint'].includes(only)) {
+    throw new Error('--only takes ingest, fsync, backlog, recovery, query, typed, spike, scale-out, ledger, log-read, transform, rollout, neighbour-queries or checkpoint');
   }
   const lg = only === undefined || only === 'ledger' ? await ledgerBench(work) : null;
   const lr = only === undefined || only === 'log-read' ? await logReadBench(work, 300_000, say) : null;
@@ -378,12 +379,14 @@ try {
   const tf = only === undefined || only === 'transform' ? await transformBench(work, TRANSFORM_EVENTS, BATCH, CONCURRENCY, say) : null;
   const ro = only === undefined || only === 'rollout' ? await rolloutBench(work, ROLLOUT_EVENTS, BATCH, CONCURRENCY, say) : null;
   const nq = only === undefined || only === 'neighbour-queries' ? await neighbourQueriesBench(work, NEIGHBOUR_ROUNDS, 20, say) : null;
+  const ck = only === undefined || only === 'checkpoint' ? await checkpointBench(work) : null;
   const line = (name: string, r: LoadResult): string =>
     `  ${name.padEnd(44)}${fmt(r.eventsPerSecond).padStart(10)} ev/s   p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms`;
   const out: string[] = [];
   if (lg) out.push(...ledgerLines(lg));
   if (lr) out.push(...logReadLines(lr, fmt));
   if (nq) out.push(...neighbourQueriesLines(nq, fmt));
+  if (ck) out.push(...checkpointLines(ck, fmt));
   if (ie) {
     out.push(
     '',
@@ -556,7 +559,7 @@ try {
     );
   }
   process.stdout.write(out.join('\n') + '\n');
-  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ledger: lg, logRead: lr, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, typed: ty, spike: sp, scaleOut: so, transform: tf, rollout: ro, neighbourQueries: nq }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ events: EVENTS, backlog: BACKLOG, ledger: lg, logRead: lr, ...ie, fsync: fs_, backlogDrain: bl, recovery: rc, query: qb, typed: ty, spike: sp, scaleOut: so, transform: tf, rollout: ro, neighbourQueries: nq, checkpoint: ck }) + '\n');
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }
