@@ -416,6 +416,13 @@ suite('console', () => {
     // Which version ingest enforces is on the page (it differs from the latest under a rollout or after one rolled back).
     expect(await page.getByTestId('schema-enforced').textContent()).toBe('v1');
     expect(await call(a.adminKey, 'GET', '/v1/schemas/signup')).toMatchObject({ version: 1, owner: 'growth', schema: draft });
+    // The diff of v1 against nothing, a change a row.
+    await page.getByTestId('schema-diff').waitFor();
+    expect(await page.getByTestId('schema-diff-change').allTextContents()).toEqual([
+      'add/type"object"',
+      'add/required["plan"]',
+      'add/properties{"plan":{"type":"string","enum":["free","pro"]}}',
+    ]);
     // A next draft starts from the latest version at a click (it was only a grey placeholder).
     await page.reload();
     await page.getByTestId('schema-draft-from-latest').click();

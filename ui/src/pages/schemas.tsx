@@ -15,6 +15,48 @@ interface SchemaVersion {
   versions?: { version: number; owner: string; created_at: string; created_by: string }[];
 }
 
+/** One change between two versions (src/schema/diff.ts Change): `path` points into the schema. */
+interface SchemaChange {
+  op: 'add' | 'remove' | 'change';
+  path: string;
+  from?: unknown;
+  to?: unknown;
+}
+
+/** A schema diff, one change a row: what was added, removed or changed where, before and after. */
+function DiffTable(props: { changes: SchemaChange[] }) {
+  const value = (v: unknown) => (v === undefined ? '' : JSON.stringify(v));
+  if (props.changes.length === 0) return <p class="meta" data-testid="schema-diff">No differences.</p>;
+  return (
+    <table data-testid="schema-diff">
+      <thead>
+        <tr>
+          <th>change</th>
+          <th>where in the schema</th>
+          <th>before</th>
+          <th>after</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.changes.map((c) => (
+          <tr data-testid="schema-diff-change">
+            <td>{c.op}</td>
+            <td>
+              <code>{c.path || '/'}</code>
+            </td>
+            <td>
+              <code>{value(c.from)}</code>
+            </td>
+            <td>
+              <code>{value(c.to)}</code>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 /** What PUT /v1/schemas/:type answers (src/schema/publish.ts PublishReport), the parts shown. */
 interface PublishReport {
   version: number;
@@ -169,7 +211,7 @@ export function Schemas(props: { who: Who }) {
                   ))}
                 </select>
               </h4>
-              <pre data-testid="schema-diff">{diff.data ? pretty(diff.data.diff) : ''}</pre>
+              {diff.data && <DiffTable changes={diff.data.diff as SchemaChange[]} />}
             </>
           )}
           <h4>Draft</h4>
