@@ -102,6 +102,16 @@ suite('console rollouts', () => {
 
     const api = await call<{ decisions: Decision[]; hold_reason: string }>(keys.adminKey, 'GET', `/v1/rollouts/${id}`);
     expect(await page.getByTestId('rollout-hold-reason').textContent()).toBe(`Holding: ${api.hold_reason}`);
+    // The steps and guardrails in words, the step it is in marked.
+    expect(await page.getByTestId('rollout-step').allTextContents()).toEqual([
+      'shadow: the candidate runs beside the live version on 100% of events, its output kept apart, for 1s (now)',
+      'ramp: live for 50% of keys, 1h each',
+    ]);
+    expect(await page.getByTestId('rollout-guardrail').allTextContents()).toEqual([
+      "dead-letter rate at most 0.01 above the baseline's (1.0 percentage points)",
+      "drop rate at most 0.01 above the baseline's (1.0 percentage points)",
+      'judged on at least 50 events on each side; fewer holds the step',
+    ]);
     expect(await page.getByTestId('rollout-hold-next').textContent()).toMatch(/^Judged again at every evaluation( \(last [0-9T:.Z-]+\))?; it goes on by itself once it passes\. Meanwhile, advance goes on without the guardrails' verdict; abort stops it and repairs what it did\.$/);
     const verdicts = await page.getByTestId('decision-verdict').allTextContents();
     expect(verdicts).toEqual(api.decisions.map((d) => d.verdict));

@@ -70,6 +70,38 @@ interface ViewDiff {
   samples: { bucket: string; group: Record<string, string | null>; differs: string[]; active: Record<string, number | null>; candidate: Record<string, number | null> }[];
 }
 
+/** A rollout step as its document gives it (src/rollout/document.ts StepSpec). */
+type StepSpec =
+  | { shadow: { sample: number; duration: string } }
+  | { compare: { duration: string } }
+  | { cohort: { percent?: number; tenants?: string[]; duration: string } }
+  | { ramp: { percents: number[]; step_duration: string } };
+
+/** One step in words: what runs the candidate, on how much, for how long. */
+export function stepText(st: StepSpec): string {
+  if ('shadow' in st) return `shadow: the candidate runs beside the live version on ${Math.round(st.shadow.sample * 100)}% of events, its output kept apart, for ${st.shadow.duration}`;
+  if ('compare' in st) return `compare: outputs compared event by event and view by view, for ${st.compare.duration}`;
+  if ('cohort' in st) {
+    const who = [st.cohort.tenants?.length ? `the tenants ${st.cohort.tenants.join(', ')}` : '', st.cohort.percent !== undefined ? `${st.cohort.percent}% of keys` : ''].filter(Boolean).join(' and ');
+    return `cohort: live for ${who}, for ${st.cohort.duration}`;
+  }
+  return `ramp: live for ${st.ramp.percents.map((p) => `${p}%`).join(' → ')} of keys, ${st.ramp.step_duration} each`;
+}
+
+/** The guardrails in words: each the largest excess of the cohort over the baseline, then the sample size that judges. */
+export function guardrailTexts(g: Record<string, number>): string[] {
+  const out: string[] = [];
+  const rate = (name: string, what: string) => {
+    if (g[name] !== undefined) out.push(`${what} at most ${g[name]} above the baseline's (${(g[name] * 100).toPrecision(2)} percentage points)`);
+  };
+  rate('dead_letter_rate', 'dead-letter rate');
+  rate('drop_rate', 'drop rate');
+  if (g.diff_rate !== undefined) out.push(`diff rate (outputs that differ from the live version's) at most ${g.diff_rate}`);
+  if (g.cost_per_event_ms !== undefined) out.push(`processing time at most ${g.cost_per_event_ms} ms an event above the baseline's`);
+  out.push(`judged on at least ${(g.min_events ?? 1000).toLocaleString('en-US')} events on each side; fewer holds the step`);
+  return out;
+}
+
 export function changeText(c: Rollout['change']): string {
   return 'schema' in c ? `schema ${c.schema.type} v${c.schema.version}` : `pipeline version ${c.pipeline_version}`;
 }
@@ -174,9 +206,22 @@ export function RolloutDetail(props: { id: string; onChanged: () => void }) {
           </div>
           <ErrorBox error={error} />
           <h4>Steps and guardrails</h4>
-          <pre class="small" data-testid="rollout-steps">
-            {pretty({ steps: x.steps, guardrails: x.guardrails })}
-          </pre>
+          <ol data-testid="rollout-steps">
+            {(x.steps as StepSpec[]).map((st) => {
+              const name = Object.keys(st)[0]!;
+              return (
+                <li data-testid="rollout-step" class={name === x.step ? 'active' : ''}>
+                  {stepText(st)}
+                  {name === x.step && !['promoted', 'rolled_back', 'aborted'].includes(x.state) ? ' (now)' : ''}
+                </li>
+              );
+            })}
+          </ol>
+          <ul data-testid="rollout-guardrails">
+            {guardrailTexts(x.guardrails).map((g) => (
+              <li data-testid="rollout-guardrail">{g}</li>
+            ))}
+          </ul>
           <h4>Decisions</h4>
           <table data-testid="rollout-decisions">
             <thead>
