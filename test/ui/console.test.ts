@@ -359,6 +359,8 @@ suite('console', () => {
     const status = await page.getByTestId('view-status').first().textContent();
     expect(['building', 'ready']).toContain(status);
     expect(api.views.map((v) => v.name)).toContain('checkout_by_region');
+    // Its definition in one line (the JSON in its title).
+    expect(await page.getByTestId('view-row').filter({ hasText: 'checkout_by_region' }).getByTestId('view-definition').textContent()).toBe('count of checkout by properties.region, per 1h');
     await page.context().close();
   });
   it('console.settings-show-a-new-key-once-and-revoke-it', async () => {

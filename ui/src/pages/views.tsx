@@ -22,6 +22,22 @@ interface Backfill {
   eta_seconds: number | null;
 }
 
+/** A view's definition as GET /v1/views gives it (src/core/query.ts viewJson). */
+interface ViewDefinition {
+  event: string;
+  filters: { field: string; op: string; value: unknown }[];
+  dimensions: string[];
+  measures: string[];
+  grain: string;
+}
+
+/** A view's definition in one line: measures of which events, by which dimensions, per grain, where the filters hold. */
+export function definitionText(d: ViewDefinition): string {
+  const by = d.dimensions.length > 0 ? ` by ${d.dimensions.join(', ')}` : '';
+  const where = d.filters.length > 0 ? ` where ${d.filters.map((f) => `${f.field} ${f.op} ${JSON.stringify(f.value)}`).join(' and ')}` : '';
+  return `${d.measures.join(', ')} of ${d.event}${by}, per ${d.grain}${where}`;
+}
+
 /** `/ui/views`: view definitions, status and build progress (progress needs an admin key). */
 export function Views(props: { who: Who }) {
   const views = useLoad((signal) => api<{ views: View[] }>('/v1/views', { signal }), []);
@@ -71,7 +87,9 @@ export function Views(props: { who: Who }) {
                   {v.error && <div class="error">{v.error}</div>}
                 </td>
                 <td>
-                  <pre class="small">{pretty(v.definition)}</pre>
+                  <span data-testid="view-definition" title={pretty(v.definition)}>
+                    {definitionText(v.definition as ViewDefinition)}
+                  </span>
                 </td>
                 <td>{time(v.updated_at)}</td>
               </tr>
