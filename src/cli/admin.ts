@@ -6,6 +6,7 @@ import { generateTypes } from '../schema/typegen.js';
 import type { PublishReport } from '../schema/publish.js';
 import type { ReplayReport } from '../ops/replay.js';
 import { callJson, HttpError } from './http-client.js';
+import { StatusLine } from './progress.js';
 
 /**
  * The operator's commands that talk to a running server with an admin (or schema) key:
@@ -211,6 +212,7 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
       const patch = flags.patch === undefined ? undefined : readSchema(flags.patch);
       let wouldFail: ReplayReport['would_fail'] = undefined;
       let pages = 0;
+      const status = new StatusLine(t.err);
       do {
         const page = Math.min(1_000, limit - total.matched);
         const r: ReplayReport = await call<ReplayReport>(t, 'POST', '/v1/dlq/replay', {
@@ -228,7 +230,11 @@ export async function dlqCommand(t: Target, sub: string | undefined, args: strin
         cursor = r.cursor;
         // Progress only while pages remain: the summary below says the rest.
         const more = cursor !== null && total.matched < limit;
-        if (!t.json && (more || pages > 0)) t.err.write(`\r${flags.dryRun ? 'would replay' : 'replayed'} ${total.replayed + total.duplicates} of ${total.matched} seen, ${total.failed} ${flags.dryRun ? 'would fail' : 'failed again'}${more ? '' : '\n'}`);
+        if (!t.json && (more || pages > 0)) {
+          const text = `${flags.dryRun ? 'would replay' : 'replayed'} ${total.replayed + total.duplicates} of ${total.matched} seen, ${total.failed} ${flags.dryRun ? 'would fail' : 'failed again'}`;
+          if (more) status.show(text);
+          else status.end(text);
+        }
         pages++;
       } while (cursor !== null && total.matched < limit);
       // In a dry run `replayed` counts what would be replayed (kept for scripts); `would_pass` says so by name.
@@ -285,12 +291,13 @@ export async function backfillCommand(t: Target, flags: { view?: string; from?: 
   if (!flags.view) throw new SluiceError('SLUICE_ERR_CONFIG', 'name the view to rebuild: --view counts_1m');
   let s = await call<WireBackfill>(t, 'POST', '/v1/backfills', { view: flags.view, from: flags.from, to: flags.to, rate: flags.rate === undefined ? undefined : Number(flags.rate) });
   if (!t.json) t.err.write(`backfill ${s.id} of ${flags.view}: ${s.total} events to aggregate\n`);
+  const status = new StatusLine(t.err);
   while (flags.wait && s.status === 'running') {
     await new Promise((r) => setTimeout(r, 1_000));
     s = await call<WireBackfill>(t, 'GET', `/v1/backfills/${s.id}`);
-    if (!t.json) t.err.write(`\r${s.done} of ${s.total} events (${s.percent}%), ${s.events_per_second} events/s${s.eta_seconds === null ? '' : `, ETA ${s.eta_seconds} s`}   `);
+    if (!t.json) status.show(`${s.done} of ${s.total} events (${s.percent}%), ${s.events_per_second} events/s${s.eta_seconds === null ? '' : `, ETA ${s.eta_seconds} s`}`);
   }
-  if (!t.json && flags.wait) t.err.write('\n');
+  if (!t.json && flags.wait) status.end();
   print(t, s, () => (s.status === 'running' ? `backfill ${s.id} running; follow it with GET /v1/backfills/${s.id}` : `backfill ${s.id} ${s.status}${s.error ? `: ${s.error}` : ''}`));
   return s.status === 'failed' ? 1 : 0;
 }

@@ -40,3 +40,44 @@ export class Progress {
     process.stderr.write(this.tty ? `\r\x1b[K${text}` : `${text}\n`);
   }
 }
+
+/**
+ * One status line of a long command (a backfill followed, a replay page by page): redrawn in
+ * place on a terminal; elsewhere (a pipe, a CI log) written as a line of its own at most every
+ * LINE_EVERY_MS, so that a log gets a readable line now and then instead of one long line of
+ * carriage returns. `end` writes the last state on a line of its own in both cases.
+ */
+export class StatusLine {
+  private lastLine = -Infinity;
+  private pending: string | null = null;
+  private readonly tty: boolean;
+  static readonly LINE_EVERY_MS = 5_000;
+
+  constructor(
+    private readonly out: NodeJS.WritableStream & { isTTY?: boolean },
+    private readonly now: () => number = Date.now,
+  ) {
+    this.tty = out.isTTY === true;
+  }
+
+  show(text: string): void {
+    if (this.tty) {
+      this.out.write(`\r\x1b[K${text}`);
+      this.pending = text;
+      return;
+    }
+    this.pending = text;
+    if (this.now() - this.lastLine < StatusLine.LINE_EVERY_MS) return;
+    this.lastLine = this.now();
+    this.out.write(`${text}\n`);
+    this.pending = null;
+  }
+
+  /** Ends the status: `text` (or the last state not yet written) on its own line. */
+  end(text?: string): void {
+    const last = text ?? this.pending;
+    if (this.tty) this.out.write(last === null ? '\n' : `\r\x1b[K${last}\n`);
+    else if (last !== null) this.out.write(`${last}\n`);
+    this.pending = null;
+  }
+}
