@@ -41,7 +41,10 @@ export async function retryUntil<T>(
     onRetry?: (e: unknown, attempt: number) => void;
   },
 ): Promise<T> {
-  const clock = opts.clock ?? systemClock;
+  // Not systemClock's sleep, whose timer is unref'd: whoever retries waits for the answer, and
+  // a process whose only pending work was this wait (a role starting while NATS is down)
+  // ended mid-wait with exit code 0 and no word. This sleep keeps the process alive.
+  const clock = opts.clock ?? { now: systemClock.now, sleep };
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();

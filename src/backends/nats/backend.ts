@@ -1,3 +1,4 @@
+import { redactUrl } from '../../core/redact.js';
 import type { Backend } from '../backend.js';
 import { natsLogConfig, natsServers } from './config.js';
 
@@ -26,6 +27,14 @@ export const natsLog: Backend<'log'> = {
       replicas: config.log.replicas,
       duplicateWindowMs: config.log.duplicateWindowMs,
       retentionMs: config.log.retentionMs,
+      startTimeoutMs: config.log.startTimeoutMs,
+      // Said on the first failed attempt and every tenth: a process waiting for NATS is not silent.
+      onRetry: (e, attempt) => {
+        if (attempt === 1 || attempt % 10 === 0) {
+          const why = e instanceof Error ? e.message : String(e);
+          ctx?.logger?.warn({ attempt, cause: why }, `waiting for NATS at ${redactUrl(config.log.url)} (${why}; for up to ${Math.round(config.log.startTimeoutMs / 1000)} s, log.startTimeoutMs, then this process exits with 1)`);
+        }
+      },
     });
   },
   async probe(config) {

@@ -10,6 +10,12 @@ export const natsLogConfig = {
       default: 120_000,
       description: "NATS: how long the server remembers message ids (memory); the store's key ledger covers the rest of the dedupe horizon",
     },
+    startTimeoutMs: {
+      type: 'integer',
+      minimum: 1_000,
+      default: 60_000,
+      description: 'NATS: how long a starting process waits for the servers (refused connections, a cluster electing its leader) before it exits with 1',
+    },
   },
 } as const;
 

@@ -38,6 +38,8 @@ export interface NatsLogOptions {
   clock?: Pick<Clock, 'now'>;
   /** Records a `seen` lookup scans at most (the newest of the duplicate window). */
   seenScanLimit?: number;
+  /** Hears each failed attempt while opening waits for NATS (attempt 1, 2, …), to say so in the log. */
+  onRetry?: (e: unknown, attempt: number) => void;
 }
 
 /** What a JetStream cluster answers while it forms or elects its leader: worth waiting for at start. */
@@ -99,7 +101,7 @@ export class NatsLog implements Log {
     // connections, or a cluster still forming ("no suitable peers", "temporarily unavailable",
     // no answer), are waited for until the deadline.
     const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
-    const backoff = { deadline, baseMs: 250, capMs: 3_000 };
+    const backoff = { deadline, baseMs: 250, capMs: 3_000, ...(opts.onRetry ? { onRetry: opts.onRetry } : {}) };
     let nc: NatsConnection;
     try {
       nc = await retryUntil(() => connect({ servers: opts.servers, name: `sluice ${process.pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 }), backoff);
