@@ -13,7 +13,11 @@ import type { Store } from '../ports/store.js';
  * event received before it is in the store or dead-lettered). `received`, `rejected` and
  * `duplicate` come from the tallies the log writes with each request's records; `stored`
  * from the store, `dead_lettered` from the catalog. A positive gap means events were lost;
- * a negative one, counted twice.
+ * a negative one, counted twice, where the log writes receipts with the records
+ * (`talliesWithRecords`). Where it does not (NATS: receipts are written every second, and a
+ * crash loses up to a second of them), a negative gap is a receipt lost, not an event counted
+ * twice: such minutes are still listed, and the gap that alerts (`gapByTenant`, the metric
+ * `sluice_conservation_gap_events`, the built-in page) counts only events lost.
  */
 
 
@@ -24,7 +28,7 @@ export interface ConservationReport {
   from: number;
   /** The minutes whose gap is not zero. */
   unbalanced: MinuteBalance[];
-  /** Per tenant: the sum of |gap| over the window. */
+  /** Per tenant: the sum of |gap| over the window (of positive gaps only where receipts can be lost, see above). */
   gapByTenant: Map<string, number>;
 }
 
@@ -61,10 +65,10 @@ async function balanceBetween(deps: ConservationDeps, from: number, to: number):
   return { unbalanced: balance(tallies, stored, dead).filter((m) => m.gap !== 0), tenants: new Set(tallies.map((t) => t.tenant)) };
 }
 
-function report(settledUntil: number, from: number, unbalanced: MinuteBalance[], tenants: Iterable<string>): ConservationReport {
+function report(settledUntil: number, from: number, unbalanced: MinuteBalance[], tenants: Iterable<string>, talliesWithRecords: boolean): ConservationReport {
   const gapByTenant = new Map<string, number>();
   for (const t of tenants) gapByTenant.set(t, 0);
-  for (const m of unbalanced) gapByTenant.set(m.tenant, (gapByTenant.get(m.tenant) ?? 0) + Math.abs(m.gap));
+  for (const m of unbalanced) if (m.gap > 0 || talliesWithRecords) gapByTenant.set(m.tenant, (gapByTenant.get(m.tenant) ?? 0) + Math.abs(m.gap));
   return { settledUntil, from, unbalanced, gapByTenant };
 }
 
@@ -73,7 +77,7 @@ export async function checkConservation(deps: ConservationDeps, now: number, win
   const settledUntil = await settledUntilAt(deps, now);
   const from = Math.max(0, settledUntil - windowMs);
   const { unbalanced, tenants } = await balanceBetween(deps, from, settledUntil);
-  return report(settledUntil, from, unbalanced, tenants);
+  return report(settledUntil, from, unbalanced, tenants, deps.log.capabilities.talliesWithRecords === true);
 }
 
 /**
@@ -121,7 +125,7 @@ export class ConservationChecker {
     this.lastRunAt = now;
     const kept = last.unbalanced.filter((m) => m.minute >= from && m.minute < since && (m.minute < sliceFrom || m.minute >= sliceTo));
     const tenants = [...last.gapByTenant.keys(), ...recent.tenants, ...slice.tenants];
-    this.last = report(settledUntil, from, [...kept, ...slice.unbalanced, ...recent.unbalanced].sort((a, b) => a.minute - b.minute), tenants);
+    this.last = report(settledUntil, from, [...kept, ...slice.unbalanced, ...recent.unbalanced].sort((a, b) => a.minute - b.minute), tenants, this.deps.log.capabilities.talliesWithRecords === true);
     return this.last;
   }
 }

@@ -157,6 +157,14 @@ export interface LogCapabilities {
    * message to read its head from).
    */
   headsNeverGoBack?: boolean;
+  /**
+   * Whether a request's receipt (received, rejected, duplicate) is written in the same durable
+   * step as its records (the embedded log: one transaction). Then a minute with more events
+   * stored than received counted some twice. NATS: false (receipts are summed in memory and
+   * written every second, so a crash loses up to a second of them, and its minutes then show
+   * more stored than received without anything counted twice).
+   */
+  talliesWithRecords?: boolean;
 }
 
 export interface Lease {

@@ -1,4 +1,5 @@
 import { expect, it } from 'vitest';
+import { until } from '../helpers/pipeline.js';
 import { deployments, sendAll, settle } from '../helpers/scale-out.js';
 import { natsAvailable, postgresAvailable } from '../helpers/services.js';
 
@@ -54,13 +55,14 @@ it.skipIf(!ready)('scale-out.a-dead-workers-partitions-move-to-the-others-within
 }, 300_000);
 
 it.skipIf(!ready)('scale-out.kill-9-an-ingest-process-while-the-producer-retries-on-the-other-nothing-lost-nothing-doubled', async () => {
-  const d = await deployed();
+  const d = await deployed({ env: { SLUICE_OBS_CONSERVATION_INTERVAL_MS: '2000' } });
   await Promise.all([d.start('worker'), d.start('worker')]);
   const ingest = await Promise.all([d.start('ingest'), d.start('ingest')]);
   // Behind a load balancer: the producer sends to both, and retries a batch that got no answer
   // (connection refused or reset) with the same keys, on the next one.
   let flowing = true;
   let kills = 0;
+  let lastKillAt = 0;
   // A restart that fails ends the test with its error, instead of leaving the producer
   // retrying against a process that is gone until the test's timeout.
   let restartError: unknown = null;
@@ -71,6 +73,7 @@ it.skipIf(!ready)('scale-out.kill-9-an-ingest-process-while-the-producer-retries
       const victim = kills++ % 2;
       ingest[victim]!.child.kill('SIGKILL');
       await ingest[victim]!.exited;
+      lastKillAt = Date.now();
       ingest[victim] = await d.start('ingest');
     }
   })().catch((e: unknown) => {
@@ -88,4 +91,26 @@ it.skipIf(!ready)('scale-out.kill-9-an-ingest-process-while-the-producer-retries
   console.log(`kill-9 an ingest process: ${kills} kills, ${sent.retries} requests retried`);
   expect(sent.retries).toBeGreaterThan(0);
   await settle(d, 'kill-9 an ingest process every 2 s', sent);
-}, 300_000);
+
+  // A killed ingest process loses the receipts it had not written yet (NATS: written every
+  // second), so the minutes of the kills may show more stored than received. Nothing was lost
+  // or doubled (above): that is no conservation gap, and the built-in page does not fire on it.
+  // It did: a gap of 6,906 paged after one kill -9, with every event stored exactly once.
+  const query = await d.start('query');
+  const conservation = async () =>
+    ((await (await fetch(`${query.url}/v1/status`, { headers: { authorization: `Bearer ${d.tenant.adminKey}` } })).json()) as { conservation: { settled_until: string | null; gap_events: number; receipts_lost_events?: number } | null })
+      .conservation;
+  // Until the minute of the last kill has settled and been checked.
+  const settledPast = lastKillAt - (lastKillAt % 60_000) + 60_000;
+  await until(async () => {
+    const c = await conservation();
+    return c !== null && c.settled_until !== null && Date.parse(c.settled_until) >= settledPast;
+  }, 90_000);
+  const c = (await conservation())!;
+  console.log(`kill-9 an ingest process: receipts lost with the killed processes ${c.receipts_lost_events}, conservation gap ${c.gap_events}`);
+  expect(c.gap_events).toBe(0);
+  expect(c.receipts_lost_events).toBeGreaterThanOrEqual(0);
+  const metrics = await (await fetch(`${query.url}/metrics`)).text();
+  expect(metrics.match(/^sluice_conservation_gap_events\{[^}]*\} (\d+)$/gm) ?? []).not.toContainEqual(expect.stringMatching(/ [1-9]\d*$/));
+  expect(metrics).not.toMatch(/^sluice_alerts\{[^}]*alertname="sluice_conservation_gap"[^}]*state="firing"[^}]*\} 1$/m);
+}, 420_000);

@@ -71,7 +71,7 @@ export class SqliteLog implements Log {
       clock: options.clock ?? systemClock,
       onFlush: options.onFlush ?? (() => undefined),
     };
-    this.capabilities = { partitions: options.partitions, dedupeHorizonMs: options.dedupeHorizonMs, headsNeverGoBack: true };
+    this.capabilities = { partitions: options.partitions, dedupeHorizonMs: options.dedupeHorizonMs, headsNeverGoBack: true, talliesWithRecords: true };
     this.db = openDatabase(options.file, { fsync: options.fsync, integrityCheck: true });
     try {
       this.pos = openPositions(positionsFile(options.file), this.db, options.fsync);
