@@ -40,8 +40,12 @@ export class StoreThread implements StoreReader {
   constructor(
     private readonly config: Readonly<Config>,
     private readonly logger: Logger,
-    /** Whether the thread runs consumers (a worker), or only serves the store (a query or ingest process). */
-    private readonly role: { consume: boolean; hold?: boolean } = { consume: true },
+    /**
+     * Whether the thread runs consumers (a worker), or only serves the store (a query or ingest
+     * process); `ownLabels`: the process does not ingest, so no HTTP thread chooses which
+     * tenants get a metric label of their own, and this thread chooses (see store-thread.ts).
+     */
+    private readonly role: { consume: boolean; hold?: boolean; ownLabels?: boolean } = { consume: true },
   ) {}
 
   private begun = false;
@@ -54,7 +58,7 @@ export class StoreThread implements StoreReader {
 
   start(): void {
     const worker = new Worker(new URL('./store-thread.js', import.meta.url), {
-      workerData: { config: this.config, consume: this.role.consume, hold: this.role.hold === true && !this.begun },
+      workerData: { config: this.config, consume: this.role.consume, hold: this.role.hold === true && !this.begun, ownLabels: this.role.ownLabels === true },
       // A bounded heap: V8 otherwise grows it lazily while a large backlog drains, and the
       // process's memory would grow with the backlog instead of staying flat. The young
       // generation holds a batch's records while its stages and commit run: at 16 MiB they

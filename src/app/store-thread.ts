@@ -47,8 +47,11 @@ const catalog = await openCatalog(config);
 const store = await openStore(config);
 const registry = new prom.Registry();
 const metrics = config.obs.metrics ? storeMetrics(registry) : null;
-// The HTTP thread decides which tenants get their own label and tells this thread.
+// The HTTP thread decides which tenants get their own label and tells this thread, where it
+// ingests; in a worker or query process it sees no events, and this thread decides, first come
+// (a worker's every tenant was labelled sluice_other).
 const labels = new TenantLabels(config.obs.maxTenantLabels);
+const labelOf = (tenant: string): string => (workerData.ownLabels === true ? labels.of(tenant) : labels.peek(tenant));
 const tracing = await startTracing(config, 'store');
 const abort = new AbortController();
 const backfills = new BackfillRunner(store, { logger, signal: abort.signal });
@@ -106,7 +109,7 @@ services.add<Service>({
         catalog,
         logger,
         metrics: metrics ?? undefined,
-        tenantLabel: (t) => labels.peek(t),
+        tenantLabel: labelOf,
         tracer: tracing.tracer,
         onProcessed: (tenant, n) => processed.set(tenant, (processed.get(tenant) ?? 0) + n),
         onUnavailable: (message) => emit({ kind: 'unavailable', message }),
@@ -154,7 +157,7 @@ services.add(
         metrics.gap.reset();
         const byLabel = new Map<string, number>();
         for (const [tenant, gap] of r.gapByTenant) {
-          const label = labels.peek(tenant);
+          const label = labelOf(tenant);
           byLabel.set(label, (byLabel.get(label) ?? 0) + gap);
         }
         for (const [tenant, gap] of byLabel) metrics.gap.set({ tenant }, gap);
@@ -254,7 +257,7 @@ const controller = periodic(
         metrics.rolloutShare.reset();
         metrics.rolloutGuardrail.reset();
         for (const r of after) {
-          const tenant = labels.peek(r.tenant);
+          const tenant = labelOf(r.tenant);
           metrics.rolloutShare.set({ tenant, rollout: r.id, change: r.kind }, r.share);
           const last = [...r.decisions].reverse().find((d) => d.checks);
           for (const c of last?.checks ?? []) {

@@ -69,7 +69,7 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
   const tracing = await startTracing(config, 'http');
   services.adopt('tracing', () => tracing.shutdown());
   // The store thread hosts the store (queries, status) and, in a worker, the consumers.
-  const storeThread = new StoreThread(config, logger, { consume: consumes(roles), hold: options.holdConsumers === true });
+  const storeThread = new StoreThread(config, logger, { consume: consumes(roles), hold: options.holdConsumers === true, ownLabels: !servedApis(roles).ingest });
   try {
     const logBackend = configured(config, 'log');
     const log = await logBackend.create(config, { onFlush: () => storeThread.notify(), logger });

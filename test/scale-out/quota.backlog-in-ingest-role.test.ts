@@ -43,8 +43,13 @@ it.runIf(ready)('quota.an-ingest-process-counts-its-tenants-backlog-down-as-work
 
   // Workers store the backlog: the count comes down, and ten times the cap then goes through,
   // each batch counted down once the workers have committed it.
-  await Promise.all([d.start('worker'), d.start('worker')]);
+  const workers = await Promise.all([d.start('worker'), d.start('worker')]);
   await until(async () => (await currentBacklog()) === 0, 60_000);
+  // A worker process labels what it stores with the tenant's name: it sees no ingest request to
+  // choose labels from, and every tenant was labelled sluice_other there.
+  const stored = (await Promise.all(workers.map(async (w) => (await fetch(`${w.url}/metrics`)).text()))).join('\n');
+  expect(stored).toMatch(/^sluice_events_stored_total\{tenant="acme"\} [1-9]\d*$/m);
+  expect(stored).not.toContain('tenant="sluice_other"');
   // Generous waits: beside the kill-9 suite on the same two cores and NATS server, a batch once
   // took over a minute to be stored, and once three (drained: fails on two minutes without
   // progress). What is asserted is that the count comes down, not how fast.
