@@ -169,9 +169,16 @@ export function banner(running: Running, config: Readonly<Config>): string {
   const where =
     config.log.url === 'embedded' && config.store.url === 'embedded'
       ? `data in ${config.dataDir}, ${config.partitions} partitions, log fsync: ${config.log.fsync}`
-      : `log ${redactUrl(config.log.url)}, store ${redactUrl(config.store.url)}, catalog ${redactUrl(config.catalog.url)}, ${config.partitions} partitions`;
+      : `log ${redactUrl(config.log.url)}${config.log.url === 'embedded' ? '' : ` (stream ${config.log.stream})`}, store ${redactUrl(config.store.url)}, catalog ${config.catalog.url === 'embedded' ? `embedded in ${config.dataDir}` : redactUrl(config.catalog.url)}, ${config.partitions} partitions`;
   const what = running.roles.length === ALL_ROLES.length ? 'sluice is up' : `sluice ${running.roles.join(', ')} is up`;
-  const lines = [`${what} on ${url}  (${where})`, ''];
+  const lines = [`${what} on ${url}  (${where})`];
+  // Role processes share their keys and tenants through the catalog: an embedded one is this
+  // machine's data directory only, and a process elsewhere (or with another --data-dir) knows
+  // none of them (every key answered 401).
+  if (running.roles.length < ALL_ROLES.length && config.catalog.url === 'embedded') {
+    lines.push(`The catalog (tenants, keys, schemas) is the file in ${config.dataDir}: every process of this deployment must use the same one; across machines, --catalog postgres://…`);
+  }
+  lines.push('');
   if (created) {
     lines.push(
       'Created the tenant "default". Its keys are shown this once; keep them:',
@@ -195,8 +202,8 @@ export function banner(running: Running, config: Readonly<Config>): string {
     );
   }
   const obs = running.obsUrl ?? url;
+  if (lines.at(-1) !== '') lines.push('');
   lines.push(
-    '',
     `Health: ${obs}/healthz  ${obs}/readyz  Metrics: ${obs}/metrics${running.obsUrl ? '' : ' (loopback clients only)'}`,
     `Stop: Ctrl-C, or kill ${process.pid} (pid ${process.pid}; drains, nothing is lost)`,
   );

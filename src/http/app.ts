@@ -6,7 +6,7 @@ import type { Logger } from '../obs/logger.js';
 import { SluiceError } from '../core/errors.js';
 import { decodeBodyBytes, decodeJson } from './body.js';
 import { errorHandler, sendError } from './errors.js';
-import { ingestRoutes } from './routes/ingest.js';
+import { ingestRoutes, isIngestPath } from './routes/ingest.js';
 import { observeHttp, type HttpObservabilityOptions } from './observe.js';
 import { statusRoutes } from './routes/status.js';
 import { lagOf, positionsOf } from '../obs/lag.js';
@@ -116,9 +116,22 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     return Buffer.isBuffer(this.body) ? this.body.length : 0;
   });
   app.setErrorHandler(errorHandler(limits.bodyBytes));
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new SluiceError('SLUICE_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    // A role process asked for what another role serves: say which (a load balancer or a
+    // producer pointed at the wrong process is the usual cause).
+    const served = opts.serve ?? { ingest: true, query: true };
+    const ingestPath = request.method === 'POST' && isIngestPath(path);
+    const elsewhere =
+      !served.ingest && !served.query && (ingestPath || path.startsWith('/v1/'))
+        ? '; this process is a worker (health, status and metrics only): send events to an ingest process (sluice ingest), ask a query process (sluice query) for the API and the console, or run sluice up'
+        : !served.ingest && ingestPath
+        ? '; this process does not ingest: send events to an ingest process (sluice ingest, or sluice up)'
+        : !served.query && path.startsWith('/v1/') && !ingestPath
+          ? '; this process only ingests: ask a query process (sluice query, or sluice up) for the API and the console'
+          : '';
+    sendError(reply, new SluiceError('SLUICE_ERR_NOT_FOUND', `no route ${request.method} ${path}${elsewhere}`));
+  });
 
   const obs = observeHttp(app, {
     metrics: opts.config.obs.metrics,

@@ -50,6 +50,10 @@ it.runIf(ready)('quota.an-ingest-process-counts-its-tenants-backlog-down-as-work
   const stored = (await Promise.all(workers.map(async (w) => (await fetch(`${w.url}/metrics`)).text()))).join('\n');
   expect(stored).toMatch(/^sluice_events_stored_total\{tenant="acme"\} [1-9]\d*$/m);
   expect(stored).not.toContain('tenant="sluice_other"');
+  // Asked of the wrong role, a process says which role serves it.
+  const wrong = async (url: string, method: string, path: string) => ((await (await fetch(`${url}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(method === 'POST' ? { body: '{}' } : {}) })).json()) as { message: string }).message;
+  expect(await wrong(ingest.url, 'POST', '/v1/query')).toBe('no route POST /v1/query; this process only ingests: ask a query process (sluice query, or sluice up) for the API and the console');
+  expect(await wrong(workers[0]!.url, 'POST', '/v1/events')).toMatch(/^no route POST \/v1\/events; this process is a worker \(health, status and metrics only\): send events to an ingest process/);
   // Generous waits: beside the kill-9 suite on the same two cores and NATS server, a batch once
   // took over a minute to be stored, and once three (drained: fails on two minutes without
   // progress). What is asserted is that the count comes down, not how fast.

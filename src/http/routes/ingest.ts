@@ -39,6 +39,12 @@ type Decoded = { events: unknown[]; sentAt?: number };
 /** analytics.js (analytics-next) posts each call to `<apiHost>/<letter>`; with `apiHost: "<sluice>/v1"` these are its paths. */
 export const ANALYTICS_JS_PATHS = { t: 'track', p: 'page', i: 'identify', g: 'group', a: 'alias', s: 'screen', b: 'batch' } as const;
 
+/** Whether `POST path` is an ingest route (events, Segment's, analytics.js's short paths, CloudEvents). */
+export function isIngestPath(path: string): boolean {
+  const rest = path.startsWith('/v1/') ? path.slice(4) : '';
+  return rest === 'events' || rest === 'cloudevents' || rest === 'batch' || (SEGMENT_KINDS as readonly string[]).includes(rest) || rest in ANALYTICS_JS_PATHS;
+}
+
 /** A rejection the producer was not told of in a way its library reads: a 2xx would lose the event. */
 function refusedOutright(result: IngestResponse): IngestResponse['rejected'] {
   return result.rejected.filter((r) => !r.dead_lettered);
