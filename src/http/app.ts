@@ -185,6 +185,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     void sampling.stop();
     done();
   });
+  // A query process beside ingest processes sees no appends of its own: while it has live
+  // streams open, it follows the log for them (NATS: an ordered consumer from the next record).
+  const follow = opts.log.follow?.bind(opts.log);
+  if (serve.query && !serve.ingest && follow) followForTail(app, tail, follow, clock);
   // Live streams never end by themselves: end them first, or closing would wait for them.
   app.addHook('preClose', (done) => {
     tail.closeAll();
@@ -297,5 +301,43 @@ function watchLogBacklog(app: FastifyInstance, log: Log, quotas: Quotas, clock: 
   app.addHook('onClose', (_app, done) => {
     void backlog.stop();
     done();
+  });
+}
+
+/** How often a query process checks whether its live tail has streams open (ms), and how long it keeps following with none. */
+const FOLLOW_CHECK_MS = 1_000;
+const FOLLOW_IDLE_MS = 30_000;
+
+/**
+ * Follows the log into the live tail while streams are open, and stops after FOLLOW_IDLE_MS
+ * without any: decoding every record of every tenant costs a query process nothing while no one
+ * watches. A stream opened meanwhile sees events from when following began (within a second).
+ */
+function followForTail(app: FastifyInstance, tail: LiveTail, follow: NonNullable<Log['follow']>, clock: Clock): void {
+  let stop: (() => Promise<void>) | null = null;
+  let idleSince: number | null = null;
+  const check = periodic(
+    'live tail follower',
+    FOLLOW_CHECK_MS,
+    async () => {
+      const now = clock.now();
+      if (tail.clients > 0) {
+        idleSince = null;
+        stop ??= follow((r) => tail.publish(r.tenant, [r], [{ status: 'appended', partition: r.partition, offset: r.offset }]));
+      } else if (stop) {
+        idleSince ??= now;
+        if (now - idleSince >= FOLLOW_IDLE_MS) {
+          const stopping = stop;
+          stop = null;
+          await stopping();
+        }
+      }
+    },
+    { clock },
+  );
+  check.start(new AbortController().signal);
+  app.addHook('onClose', async () => {
+    await check.stop();
+    await stop?.();
   });
 }

@@ -77,6 +77,16 @@ export interface Log {
   offsetForTime(partition: number, time: number): Promise<number | null>;
 
   /**
+   * For the live tail of a process that does not append itself (a query role beside ingest
+   * processes): calls `onRecord` for each record appended from now on, by any process, in each
+   * partition's order, until the returned function is called (it resolves once following has
+   * stopped). Outside any consumer group: nothing is acknowledged or leased. A live view, best
+   * effort: records appended while the follower reconnects may be missed. Absent on logs that
+   * only one process appends to (the embedded log: its ingest publishes to the tail itself).
+   */
+  follow?(onRecord: (record: LogRecord) => void): () => Promise<void>;
+
+  /**
    * Marks every record up to and including `offset` as processed by the group. Call it only
    * after the store committed them. Must not throw: returns false when the lease was lost
    * (the records will be redelivered to the new owner, whose store commit skips them).

@@ -43,4 +43,30 @@ it.skipIf(!ready)('query-role.serves-the-console-and-its-apis-on-nats-and-postgr
   const saved = await fetch(`${query.url}/v1/saved-queries`, { method: 'POST', headers: auth(d.tenant.readKey), body: JSON.stringify({ name: 'all', query: { interval: '1h' } }) });
   expect(saved.status).toBe(201);
   expect(((await (await fetch(`${query.url}/v1/saved-queries`, { headers: auth(d.tenant.readKey) })).json()) as { saved_queries: unknown[] }).saved_queries).toHaveLength(1);
+
+  // The live tail of the query role shows what the ingest process appends: it follows the log
+  // while a stream is open (it sees no appends of its own; its stream stayed silent).
+  const ac = new AbortController();
+  const stream = await fetch(`${query.url}/v1/stream?type=signup`, { headers: auth(d.tenant.readKey), signal: ac.signal });
+  expect(stream.status).toBe(200);
+  const reader = stream.body!.getReader();
+  let tail = '';
+  const reading = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      tail += new TextDecoder().decode(value);
+    }
+  })().catch(() => undefined);
+  // Following begins within a second of the stream's opening: send until an event shows.
+  for (let i = 0; !tail.includes('"live-'); i++) {
+    if (i > 60) throw new Error(`no event in the query role's live tail after ${i} sends: ${tail}`);
+    await fetch(`${ingest.url}/v1/events`, { method: 'POST', headers: auth(d.tenant.writeKey), body: JSON.stringify([{ type: 'signup', key: 'u', idempotency_key: `live-${i}` }, { type: 'other', key: 'u', idempotency_key: `other-${i}` }]) });
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  ac.abort();
+  await reading;
+  // As on sluice up: the stream's type filter holds, and each event is framed with its partition:offset id.
+  expect(tail).not.toContain('"other-');
+  expect(tail).toMatch(/^id: \d+:\d+\nevent: event\ndata: \{.*"idempotency_key":"live-\d+"/m);
 });

@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from '../../core/clock.js';
-import { connect, type JetStreamManager, type KV, type NatsConnection } from 'nats';
+import { connect, DeliverPolicy, type ConsumerMessages, type JetStreamManager, type KV, type NatsConnection } from 'nats';
 import { retryUntil } from '../../core/backoff.js';
 import { coerceError, FencedError, SluiceError } from '../../core/errors.js';
 import type { AppendOutcome, LogEntry, LogRecord, Receipt, Tally } from '../../core/types.js';
@@ -11,7 +11,7 @@ import { PipelinedPublisher } from './publisher.js';
 import { StreamReader } from './reader.js';
 import { searchOffsetForTime } from '../offset-for-time.js';
 import { decodeEntry, encodeEntry, msgIdOf } from './records.js';
-import { ensureStream, isNotFound, namesOf, subjectOf } from './stream.js';
+import { ensureStream, isNotFound, namesOf, partitionOfSubject, subjectOf } from './stream.js';
 import { ReceiptTallies, TALLY_TTL_MS } from './tallies.js';
 
 export interface NatsLogOptions {
@@ -255,6 +255,30 @@ export class NatsLog implements Log {
       const m = await this.reader.firstAfter(partition, seq - 1);
       return m ? { o: m.seq, at: decodeEntry(m.data).receivedAt } : null;
     });
+  }
+
+  follow(onRecord: (record: LogRecord) => void): () => Promise<void> {
+    let stopped = false;
+    let messages: ConsumerMessages | null = null;
+    // An ordered consumer (ephemeral, flow-controlled, recreated by the client after a gap)
+    // from the next message on, over every partition's subject.
+    const running = (async () => {
+      const consumer = await this.nc.jetstream().consumers.get(this.opts.stream, { filterSubjects: subjectOf(this.opts.stream, '*'), deliver_policy: DeliverPolicy.New });
+      if (stopped) return;
+      messages = await consumer.consume();
+      for await (const m of messages) {
+        if (stopped) break;
+        const entry = decodeEntry(m.data);
+        // As the ingest path publishes: events as received, not replays of dead letters.
+        if (entry.replay !== undefined) continue;
+        onRecord({ ...entry, partition: partitionOfSubject(m.subject), offset: m.seq, attempt: 0 });
+      }
+    })().catch(() => undefined);
+    return async () => {
+      stopped = true;
+      await (messages as ConsumerMessages | null)?.close().catch(() => undefined);
+      await running;
+    };
   }
 
   async ack(lease: Lease, offset: number): Promise<boolean> {

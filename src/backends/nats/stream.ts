@@ -15,6 +15,11 @@ export function subjectOf(stream: string, partition: number | '*'): string {
   return `${stream}.p.${partition}`;
 }
 
+/** The partition a record's subject names (`<stream>.p.<p>`). */
+export function partitionOfSubject(subject: string): number {
+  return Number(subject.slice(subject.lastIndexOf('.') + 1));
+}
+
 export interface StreamSettings {
   stream: string;
   partitions: number;
