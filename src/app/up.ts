@@ -32,6 +32,8 @@ export interface Running {
   obsUrl: string | null;
   /** The default tenant's keys when this start created it; null otherwise. */
   created: NewTenant | null;
+  /** The catalog's tenants at start (names, up to 6), for the banner; empty for role processes. */
+  tenants: string[];
   /** Resolves true once the store thread is ready (consumers started), false after `ms`. */
   ready(ms: number): Promise<boolean>;
   /** Lets consumers held by `holdConsumers` process records. Idempotent. */
@@ -154,10 +156,13 @@ export async function up(config: Readonly<Config>, roles: readonly Role[] = ALL_
     // Role processes share a catalog: tenants are made with `sluice tenant create`, not at start.
     // Created after the bind and printed at once by the caller; a crash in between loses the
     // keys of a tenant that has received nothing, and the banner then says how to issue new ones.
-    const created = !all || (await catalog.getTenant('default')) ? null : await catalog.createTenant('default');
+    // The first start (a catalog without tenants) creates "default"; a catalog that has tenants
+    // (made with `sluice tenant create`, or shared on PostgreSQL) gets none it did not ask for.
+    const tenants = all ? (await catalog.listTenants()).map((t) => t.name) : [];
+    const created = !all || tenants.length > 0 ? null : await catalog.createTenant('default');
     let closing: Promise<void> | null = null;
     const close = (): Promise<void> => (closing ??= services.stop());
-    return { app, roles, url: address, obsUrl, created, ready: (ms) => storeThread.whenReady(ms), begin: () => storeThread.begin(), close };
+    return { app, roles, url: address, obsUrl, created, tenants: tenants.slice(0, 6), ready: (ms) => storeThread.whenReady(ms), begin: () => storeThread.begin(), close };
   } catch (e: unknown) {
     await services.stop();
     throw e;
@@ -195,9 +200,12 @@ export function banner(running: Running, config: Readonly<Config>): string {
     );
   } else if (running.roles.length === ALL_ROLES.length) {
     const dir = config.log.url === 'embedded' && config.dataDir !== './data' ? ` --data-dir ${config.dataDir}` : '';
+    const name = running.tenants.includes('default') ? 'default' : (running.tenants[0] ?? 'NAME');
     lines.push(
-      'Tenant "default" exists; its keys were printed when it was created.',
-      `Lost them? Issue new ones: ${cliCommand()} key create default --scope write${dir}   (or --scope read, --scope admin)`,
+      running.tenants.includes('default')
+        ? 'Tenant "default" exists; its keys were printed when it was created.'
+        : `Tenants: ${running.tenants.slice(0, 5).join(', ')}${running.tenants.length > 5 ? ', …' : ''}; their keys were printed when each was created.`,
+      `Lost them? Issue new ones: ${cliCommand()} key create ${name} --scope write${dir}   (or --scope read, --scope admin)`,
       `Another tenant and its keys: ${cliCommand()} tenant create NAME${dir}`,
     );
   }

@@ -75,6 +75,23 @@ describe('the first start', () => {
     expect(key.stdout).toMatch(/^read key: sluice_r_\S+\n\(shown this once\)\n$/);
   });
 
+  it('up.a-catalog-that-has-tenants-gets-no-default-tenant-and-the-banner-names-its-tenants', async () => {
+    const dir = tmpDir();
+    // A tenant made before the first start (or a catalog shared on PostgreSQL that has some).
+    expect(spawnSync(process.execPath, [CLI, 'tenant', 'create', 'acme', '--data-dir', dir], { encoding: 'utf8', timeout: 30_000 }).status).toBe(0);
+    const up = await upInOrder(dir, await freePort());
+    try {
+      expect(up.output()).not.toContain('Created the tenant "default"');
+      expect(up.output()).toContain('Tenants: acme; their keys were printed when each was created.');
+      expect(up.output()).toContain(`Lost them? Issue new ones: ${cliCommand()} key create acme --scope write --data-dir ${dir}`);
+    } finally {
+      await up.stop();
+    }
+    // No tenant "default" was made: a key for it is refused.
+    const key = spawnSync(process.execPath, [CLI, 'key', 'create', 'default', '--scope', 'read', '--data-dir', dir], { encoding: 'utf8', timeout: 30_000 });
+    expect(key.status, key.stdout).not.toBe(0);
+  });
+
   it('up.logs-one-line-per-fact-no-deprecation-and-the-banner-last-with-pid-and-stop', async () => {
     const dir = tmpDir();
     const up = await upInOrder(dir, await freePort());
