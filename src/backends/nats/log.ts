@@ -262,18 +262,26 @@ export class NatsLog implements Log {
     let messages: ConsumerMessages | null = null;
     // An ordered consumer (ephemeral, flow-controlled, recreated by the client after a gap)
     // from the next message on, over every partition's subject.
+    // Begun again a second after it fails (NATS away at the time, say), until stopped.
     const running = (async () => {
-      const consumer = await this.nc.jetstream().consumers.get(this.opts.stream, { filterSubjects: subjectOf(this.opts.stream, '*'), deliver_policy: DeliverPolicy.New });
-      if (stopped) return;
-      messages = await consumer.consume();
-      for await (const m of messages) {
-        if (stopped) break;
-        const entry = decodeEntry(m.data);
-        // As the ingest path publishes: events as received, not replays of dead letters.
-        if (entry.replay !== undefined) continue;
-        onRecord({ ...entry, partition: partitionOfSubject(m.subject), offset: m.seq, attempt: 0 });
+      while (!stopped && !this.closed) {
+        try {
+          const consumer = await this.nc.jetstream().consumers.get(this.opts.stream, { filterSubjects: subjectOf(this.opts.stream, '*'), deliver_policy: DeliverPolicy.New });
+          if (stopped) return;
+          messages = await consumer.consume();
+          for await (const m of messages) {
+            if (stopped) break;
+            const entry = decodeEntry(m.data);
+            // As the ingest path publishes: events as received, not replays of dead letters.
+            if (entry.replay !== undefined) continue;
+            onRecord({ ...entry, partition: partitionOfSubject(m.subject), offset: m.seq, attempt: 0 });
+          }
+        } catch {
+          // Tried again below.
+        }
+        if (!stopped) await new Promise((r) => setTimeout(r, 1_000).unref());
       }
-    })().catch(() => undefined);
+    })();
     return async () => {
       stopped = true;
       await (messages as ConsumerMessages | null)?.close().catch(() => undefined);
