@@ -39,8 +39,9 @@ describe('the backend registry', () => {
   it('config.backend-keys-keep-their-file-env-and-flag-names-and-are-validated', () => {
     const file = path.join(tmpDir(), 'sluice.json');
     fs.writeFileSync(file, JSON.stringify({ log: { url: 'nats://a:4222', stream: 'orders' }, store: { memoryMb: 1024 } }));
-    const c = loadConfig({ env: { SLUICE_LOG_REPLICAS: '3', SLUICE_LOG_DUPLICATE_WINDOW_MS: '60000', SLUICE_LOG_LEDGER_RUN_KEYS: '5000' }, file, flags: { log: { fsync: 'normal' } } });
-    expect(c.log).toEqual({ url: 'nats://a:4222', stream: 'orders', replicas: 3, duplicateWindowMs: 60_000, fsync: 'normal', ledgerRunKeys: 5_000, dedupeHorizonMs: 7 * 86_400_000, retentionMs: 86_400_000 });
+    const c = loadConfig({ env: { SLUICE_LOG_REPLICAS: '3', SLUICE_LOG_DUPLICATE_WINDOW_MS: '60000', SLUICE_LOG_LEDGER_RUN_KEYS: '5000', SLUICE_LOG_START_TIMEOUT_MS: '5000' }, file, flags: { log: { fsync: 'normal' } } });
+    expect(c.log).toEqual({ url: 'nats://a:4222', stream: 'orders', replicas: 3, duplicateWindowMs: 60_000, startTimeoutMs: 5_000, fsync: 'normal', ledgerRunKeys: 5_000, dedupeHorizonMs: 7 * 86_400_000, retentionMs: 86_400_000 });
+    expect(loadConfig({ env: {} }).log.startTimeoutMs).toBe(60_000);
     expect(loadConfig({ env: {} }).log.ledgerRunKeys).toBe(32_768);
     expect(() => loadConfig({ env: { SLUICE_LOG_LEDGER_RUN_KEYS: '0' } })).toThrow(/"log.ledgerRunKeys" must be >= 1/);
     expect(c.store).toEqual({ url: 'embedded', memoryMb: 1024, threads: 1 });
