@@ -40,7 +40,8 @@ const given = workerData.config as Config;
 const config: Config = workerData.consume === false ? { ...given, worker: { ...given.worker, consumers: 0 } } : given;
 const clock = systemClock;
 const port = parentPort!;
-const logger = createLogger(config.logLevel, 'sluice-worker', config.logFormat === 'pretty' ? 'pretty' : 'json');
+// Named for what it does here: a worker's consumers, or the store of an ingest or query process.
+const logger = createLogger(config.logLevel, workerData.consume === false ? 'sluice-store' : 'sluice-worker', config.logFormat === 'pretty' ? 'pretty' : 'json');
 if (!lowerThreadPriority()) logger.debug('could not lower the store thread priority; it competes with ingest as an equal');
 const log = await openLog(config);
 const catalog = await openCatalog(config);

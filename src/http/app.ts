@@ -311,7 +311,8 @@ const FOLLOW_IDLE_MS = 30_000;
 /**
  * Follows the log into the live tail while streams are open, and stops after FOLLOW_IDLE_MS
  * without any: decoding every record of every tenant costs a query process nothing while no one
- * watches. A stream opened meanwhile sees events from when following began (within a second).
+ * watches. A stream's first events are those appended once following has begun (the consumer
+ * is made when the first stream opens).
  */
 function followForTail(app: FastifyInstance, tail: LiveTail, follow: NonNullable<Log['follow']>, clock: Clock): void {
   let stop: (() => Promise<void>) | null = null;
@@ -336,6 +337,8 @@ function followForTail(app: FastifyInstance, tail: LiveTail, follow: NonNullable
     { clock },
   );
   check.start(new AbortController().signal);
+  // A first stream need not wait for the next check.
+  tail.onSubscribe = () => void check.runNow();
   app.addHook('onClose', async () => {
     await check.stop();
     await stop?.();

@@ -76,6 +76,9 @@ export class LiveTail {
     return n;
   }
 
+  /** Called after each new stream is subscribed (a query role begins following the log at once). */
+  onSubscribe: (() => void) | null = null;
+
   subscribe(grant: KeyGrant, key: string, type: string | null, res: ServerResponse): () => void {
     const { tenant, keyId } = grant;
     const client: TailClient = { tenant, keyId, key, type, res, pending: 0 };
@@ -84,6 +87,7 @@ export class LiveTail {
     set.add(client);
     this.perKey.set(keyId, (this.perKey.get(keyId) ?? 0) + 1);
     this.scheduleRecheck();
+    this.onSubscribe?.();
     const onDrain = (): void => {
       client.pending = 0;
     };

@@ -58,7 +58,7 @@ it.skipIf(!ready)('query-role.serves-the-console-and-its-apis-on-nats-and-postgr
       tail += new TextDecoder().decode(value);
     }
   })().catch(() => undefined);
-  // Following begins within a second of the stream's opening: send until an event shows.
+  // Following begins as the stream opens (the consumer is made then): send until an event shows.
   for (let i = 0; !tail.includes('"live-'); i++) {
     if (i > 60) throw new Error(`no event in the query role's live tail after ${i} sends: ${tail}`);
     await fetch(`${ingest.url}/v1/events`, { method: 'POST', headers: auth(d.tenant.writeKey), body: JSON.stringify([{ type: 'signup', key: 'u', idempotency_key: `live-${i}` }, { type: 'other', key: 'u', idempotency_key: `other-${i}` }]) });
