@@ -10,7 +10,8 @@ export const TALLY_TTL_MS = 86_400_000;
  * check, in the `<stream>_tallies` KV bucket: one entry per minute holding each tenant's tally.
  * Receipts are summed in memory and added to the bucket every second (one compare-and-set per
  * minute, not one per request). A crash loses at most the last second of tallies: the
- * conservation check then shows a gap for that minute.
+ * conservation check then shows that minute's receipts lost (`talliesWithRecords` is false on
+ * this log, obs/conservation.ts), not a gap.
  */
 export class ReceiptTallies {
   private readonly buffer = new Map<string, Tally>();

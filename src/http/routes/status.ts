@@ -5,6 +5,7 @@ import { authenticate } from '../auth.js';
 import type { Catalog } from '../../ports/catalog.js';
 import type { Log } from '../../ports/log.js';
 import type { StoreReader } from '../../ports/reader.js';
+import { countedGap } from '../../obs/conservation.js';
 import { lagOf, positionsOf } from '../../obs/lag.js';
 
 
@@ -55,8 +56,8 @@ export function statusRoutes(app: FastifyInstance, opts: { log: Log; catalog: Ca
         from: iso(conservation.from),
         settled_until: iso(conservation.settledUntil),
         // Where receipts can be lost in a crash (NATS), a minute with more stored than received
-        // lost receipts, not events: not a gap (obs/conservation.ts); said apart.
-        gap_events: mine.reduce((s, m) => s + (m.gap > 0 || withRecords ? Math.abs(m.gap) : 0), 0),
+        // lost receipts, not events: not counted in the gap (countedGap), said apart.
+        gap_events: mine.reduce((s, m) => s + countedGap(m, withRecords), 0),
         ...(withRecords ? {} : { receipts_lost_events: mine.reduce((s, m) => s + Math.max(0, -m.gap), 0) }),
         unbalanced: mine.map((m) => ({
           minute: iso(m.minute),
