@@ -118,19 +118,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.setErrorHandler(errorHandler(limits.bodyBytes));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!;
-    // A role process asked for what another role serves: say which (a load balancer or a
-    // producer pointed at the wrong process is the usual cause).
-    const served = opts.serve ?? { ingest: true, query: true };
-    const ingestPath = request.method === 'POST' && isIngestPath(path);
-    const elsewhere =
-      !served.ingest && !served.query && (ingestPath || path.startsWith('/v1/'))
-        ? '; this process is a worker (health, status and metrics only): send events to an ingest process (sluice ingest), ask a query process (sluice query) for the API and the console, or run sluice up'
-        : !served.ingest && ingestPath
-        ? '; this process does not ingest: send events to an ingest process (sluice ingest, or sluice up)'
-        : !served.query && path.startsWith('/v1/') && !ingestPath
-          ? '; this process only ingests: ask a query process (sluice query, or sluice up) for the API and the console'
-          : '';
-    sendError(reply, new SluiceError('SLUICE_ERR_NOT_FOUND', `no route ${request.method} ${path}${elsewhere}`));
+    const hint = otherRoleHint(opts.serve ?? { ingest: true, query: true }, request.method, path);
+    sendError(reply, new SluiceError('SLUICE_ERR_NOT_FOUND', `no route ${request.method} ${path}${hint}`));
   });
 
   const obs = observeHttp(app, {
@@ -302,6 +291,21 @@ function watchLogBacklog(app: FastifyInstance, log: Log, quotas: Quotas, clock: 
     void backlog.stop();
     done();
   });
+}
+
+/**
+ * For a request a role process does not serve because another role does: which one ('' when
+ * no role serves it). A load balancer or a producer pointed at the wrong process is the usual
+ * cause.
+ */
+function otherRoleHint(served: { ingest: boolean; query: boolean }, method: string, path: string): string {
+  const ingestPath = method === 'POST' && isIngestPath(path);
+  if (!ingestPath && !path.startsWith('/v1/')) return '';
+  if (!served.ingest && !served.query) {
+    return '; this process is a worker (health, status and metrics only): send events to an ingest process (sluice ingest), ask a query process (sluice query) for the API and the console, or run sluice up';
+  }
+  if (ingestPath) return served.ingest ? '' : '; this process does not ingest: send events to an ingest process (sluice ingest, or sluice up)';
+  return served.query ? '' : '; this process only ingests: ask a query process (sluice query, or sluice up) for the API and the console';
 }
 
 /** How often a query process checks whether its live tail has streams open (ms), and how long it keeps following with none. */
