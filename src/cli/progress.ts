@@ -1,51 +1,48 @@
 /**
- * Progress on stderr: a bar redrawn in place on a terminal, a line every few seconds
- * otherwise (CI logs, pipes).
+ * Progress on stderr: a bar redrawn in place on a terminal (at most every 100 ms), a line every
+ * few seconds otherwise (CI logs, pipes), through a StatusLine.
  */
 export class Progress {
   private readonly started = Date.now();
   private lastDraw = 0;
-  private readonly tty = process.stderr.isTTY === true;
+  private readonly line = new StatusLine(process.stderr, Date.now, 3_000);
 
   constructor(private readonly totalBytes: number | null) {}
 
   update(bytes: number, events: number): void {
     const now = Date.now();
-    if (now - this.lastDraw < (this.tty ? 100 : 3_000)) return;
+    if (now - this.lastDraw < 100) return;
     this.lastDraw = now;
-    this.draw(bytes, events, false);
+    this.line.show(this.text(bytes, events, false));
   }
 
   note(message: string): void {
-    if (this.tty) process.stderr.write('\r\x1b[K');
-    process.stderr.write(message + '\n');
+    this.line.note(message);
   }
 
   done(events: number): void {
-    this.draw(this.totalBytes ?? 0, events, true);
-    if (this.tty) process.stderr.write('\n');
+    this.line.end(this.text(this.totalBytes ?? 0, events, true));
   }
 
-  private draw(bytes: number, events: number, final: boolean): void {
+  private text(bytes: number, events: number, final: boolean): string {
     const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
     const rate = Math.round(events / secs).toLocaleString('en-US');
-    let text = `${events.toLocaleString('en-US')} events  ${rate} ev/s`;
-    if (this.totalBytes) {
-      const frac = final ? 1 : Math.min(1, bytes / this.totalBytes);
-      const width = 24;
-      const filled = Math.round(frac * width);
-      const eta = frac > 0 && !final ? `  eta ${Math.round((secs / frac) * (1 - frac))}s` : '';
-      text = `[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${Math.round(frac * 100)}%  ${text}${eta}`;
-    }
-    process.stderr.write(this.tty ? `\r\x1b[K${text}` : `${text}\n`);
+    const text = `${events.toLocaleString('en-US')} events  ${rate} ev/s`;
+    if (!this.totalBytes) return text;
+    const frac = final ? 1 : Math.min(1, bytes / this.totalBytes);
+    const width = 24;
+    const filled = Math.round(frac * width);
+    const eta = frac > 0 && !final ? `  eta ${Math.round((secs / frac) * (1 - frac))}s` : '';
+    return `[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${Math.round(frac * 100)}%  ${text}${eta}`;
   }
 }
 
 /**
  * One status line of a long command (a backfill followed, a replay page by page): redrawn in
  * place on a terminal; elsewhere (a pipe, a CI log) written as a line of its own at most every
- * LINE_EVERY_MS, so that a log gets a readable line now and then instead of one long line of
- * carriage returns. `end` writes the last state on a line of its own in both cases.
+ * `everyMs` (LINE_EVERY_MS by default), so that a log gets a readable line now and then
+ * instead of one long line of carriage returns. `end` writes the last state on a line of its
+ * own in both cases; `note` a message of its own between states.
  */
 export class StatusLine {
   private lastLine = -Infinity;
@@ -56,6 +53,7 @@ export class StatusLine {
   constructor(
     private readonly out: NodeJS.WritableStream & { isTTY?: boolean },
     private readonly now: () => number = Date.now,
+    private readonly everyMs = StatusLine.LINE_EVERY_MS,
   ) {
     this.tty = out.isTTY === true;
   }
@@ -67,10 +65,15 @@ export class StatusLine {
       return;
     }
     this.pending = text;
-    if (this.now() - this.lastLine < StatusLine.LINE_EVERY_MS) return;
+    if (this.now() - this.lastLine < this.everyMs) return;
     this.lastLine = this.now();
     this.out.write(`${text}\n`);
     this.pending = null;
+  }
+
+  /** A message on a line of its own (on a terminal, over the status, which the next `show` redraws). */
+  note(message: string): void {
+    this.out.write(this.tty ? `\r\x1b[K${message}\n` : `${message}\n`);
   }
 
   /** Ends the status: `text` (or the last state not yet written) on its own line. */

@@ -25,6 +25,15 @@ describe('a long command’s status line', () => {
     onTerminal.end('done');
     expect(tty.text()).toBe('\r\x1b[K1 of 2\r\x1b[K2 of 2\r\x1b[Kdone\n');
 
+    // A note is a line of its own, over the status on a terminal; a shorter interval is kept.
+    const noted = sink(true);
+    new StatusLine(noted, () => now).note('resent 3 batches');
+    expect(noted.text()).toBe('\r\x1b[Kresent 3 batches\n');
+    const every = sink(false);
+    const fast = new StatusLine(every, () => now, 3_000);
+    for (let s = 0; s < 7; s++, now += 1_000) fast.show(`${s}`);
+    expect(every.text()).toBe('0\n3\n6\n');
+
     // Ended right after a line was written: nothing is written twice.
     const again = sink(false);
     const once = new StatusLine(again, () => now);
