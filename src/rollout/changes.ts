@@ -23,6 +23,17 @@ export const REPLACEABLE: ReadonlySet<string> = new Set(['enrich', 'operator_tra
 export interface ChangeStages {
   candidate: Stage[];
   replaces: string | null;
+  /**
+   * What the candidate needs and the catalog does not hold yet (`schema checkout version 2`,
+   * `pipeline version 3`): the candidate is then empty and nothing is compared against it
+   * until it is found (see RolloutRuntime).
+   */
+  missing?: string;
+}
+
+/** A change whose candidate cannot be built yet: `what` names what the catalog lacks. */
+export function missingStages(what: string): ChangeStages {
+  return { candidate: [], replaces: null, missing: what };
 }
 
 /**

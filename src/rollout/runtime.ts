@@ -10,7 +10,7 @@ import { compile, newAjv } from '../schema/registry.js';
 import { compileStored } from '../transform/registry.js';
 import { SaltCache } from '../transform/salts.js';
 import { processBatch, type Processed, type Stage, type StageContext } from '../worker/pipeline.js';
-import { enforceSchema, enrichStages, operatorVersionStages, pipelineVersionStages, REPLACEABLE, schemaStages, type ChangeStages } from './changes.js';
+import { enforceSchema, enrichStages, missingStages, operatorVersionStages, pipelineVersionStages, REPLACEABLE, schemaStages, type ChangeStages } from './changes.js';
 import { cohortPoint, COHORT_POINTS, tenantInCohort } from './cohort.js';
 import { diffBatch, EMPTY_DIFF } from './diff.js';
 import { EMPTY_TALLY, addTally } from './guardrails.js';
@@ -105,7 +105,7 @@ export class RolloutRuntime {
     for (const r of list) {
       if (r.state === 'promoted' || r.state === 'rolled_back' || r.state === 'aborted') continue;
       const prev = this.active.get(r.id);
-      next.set(r.id, { rollout: r, stages: prev && prev.stages.candidate.length > 0 ? prev.stages : await this.candidateStages(r) });
+      next.set(r.id, { rollout: r, stages: prev && prev.stages.missing === undefined ? prev.stages : await this.candidateStages(r) });
     }
     const gone = [...this.active.values()].filter((a) => !next.has(a.rollout.id));
     for (const a of gone) {
@@ -127,18 +127,18 @@ export class RolloutRuntime {
     if ('operator_pipeline_version' in r.change) {
       const n = r.change.operator_pipeline_version;
       const v = await this.catalog.pipelines.get(OPERATOR_SCOPE, n);
-      if (!v) return { candidate: [], replaces: null };
+      if (!v) return missingStages(`operator pipeline version ${n}`);
       return operatorVersionStages(n, compileStored(v.steps, n), this.salts.of);
     }
     if ('pipeline_version' in r.change) {
       const n = r.change.pipeline_version;
       const v = await this.catalog.pipelines.get(r.tenant, n);
-      if (!v) return { candidate: [], replaces: null };
+      if (!v) return missingStages(`pipeline version ${n}`);
       return pipelineVersionStages(n, compileStored(v.steps, n), await this.catalog.pipelines.salt(r.tenant));
     }
     const { type, version } = r.change.schema;
     const v = (await this.catalog.schemas.versions(r.tenant, type)).find((s) => s.version === version);
-    if (!v) return { candidate: [], replaces: null };
+    if (!v) return missingStages(`schema ${type} version ${version}`);
     const compiled = compile(newAjv(), v.schema, v.version, v.owner);
     return schemaStages(
       enforceSchema(type, version, (rec) => {
@@ -198,7 +198,8 @@ export class RolloutRuntime {
   private routeOf(tenant: string, stage: string | null): LiveRoute | null {
     // One route per tenant and stage: the first active rollout with a share (one per change kind at most).
     for (const a of this.forTenant(tenant)) {
-      if (!isLive(a.rollout) || a.stages.replaces !== stage) continue;
+      // A candidate not found yet is not routed: its cohort's events would count as passing a change that never ran.
+      if (!isLive(a.rollout) || a.stages.replaces !== stage || a.stages.missing !== undefined) continue;
       const r = a.rollout;
       if (r.tenant !== OPERATOR_SCOPE) return { rolloutId: r.id, share: r.share, candidate: a.stages.candidate };
       // Operator-wide: the whole tenant is in or out; a tenant out of the cohort is routed too, as the baseline.
@@ -264,6 +265,12 @@ export class RolloutRuntime {
         }
         await this.loadViews([...tenants].filter(([, mine]) => mine.length > 0).map(([t]) => t));
         for (const [a, all] of byRollout) {
+          // A candidate published after the controller's last pass (a schema version pushed
+          // just before its events) is looked up now. While it is still missing, the records
+          // are not compared at all: compared with an empty candidate they would count as
+          // identical, a verdict on a change that never ran.
+          if (a.stages.missing !== undefined) a.stages = await this.candidateStages(a.rollout);
+          if (a.stages.missing !== undefined) continue;
           for (let from = 0; from < all.length; from += SHADOW_SLICE) {
             // Between slices the live consumer's work goes first: a large shadow batch never holds the thread for long.
             if (from > 0) await new Promise<void>((resolve) => setImmediate(resolve));
