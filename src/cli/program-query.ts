@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { serve } from '../app/up.js';
+import { serve } from './serve.js';
 import { didYouMean } from '../query/warnings.js';
 import { clientOptions, merged, READ, SERVER_FLAGS, serverConfig, serverOptions, target, usage, type Act, type Opts } from './grammar.js';
 import { queryCommand, type QueryFlags } from './query.js';

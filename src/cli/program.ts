@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Command, Option, type OutputConfiguration } from 'commander';
-import { ALL_ROLES, serve, type Role } from '../app/up.js';
+import { ALL_ROLES, type Role } from '../app/roles.js';
+import { serve } from './serve.js';
 import { backfillCommand } from './admin.js';
 import { doctor, formatFindings } from './doctor.js';
 import { ADMIN, clientOptions, DEFAULT_URL, int, io, serverConfig, serverOptions, target, usage, WRITE, type Opts } from './grammar.js';

@@ -1,6 +1,6 @@
 import { backendFor } from '../backends/registry.js';
 import { declareView } from '../core/query.js';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SluiceError } from '../core/errors.js';
@@ -32,8 +32,10 @@ const TEST_VARIABLES = 'SLUICE_TEST_';
 
 type Json = Record<string, unknown>;
 
-const ajv = new Ajv({ useDefaults: true, coerceTypes: true, allErrors: false, strict: false });
-const validate = ajv.compile<Config>(configSchema);
+/** Compiled at the first load, not at import: the client commands never load a configuration. */
+let compiled: ValidateFunction<Config> | null = null;
+const validator = (): ValidateFunction<Config> =>
+  (compiled ??= new Ajv({ useDefaults: true, coerceTypes: true, allErrors: false, strict: false }).compile<Config>(configSchema));
 
 function snake(name: string): string {
   return name.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
@@ -136,6 +138,7 @@ export function loadConfig(options: LoadOptions = {}): Readonly<Config> {
     setPath(fromEnv, p, p.join('.') === 'cors.origins' ? value.split(',').map((o) => o.trim()).filter((o) => o.length > 0) : value);
   }
   merged = merge(merge(merge(merged, otelEnv(env)), fromEnv), options.flags ?? {});
+  const validate = validator();
   if (!validate(merged)) {
     const err = validate.errors![0]!;
     const where = err.instancePath.replace(/^\//, '').replace(/\//g, '.');

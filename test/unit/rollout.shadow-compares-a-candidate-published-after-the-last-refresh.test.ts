@@ -28,7 +28,7 @@ const records = (from: number, n: number): LogRecord[] =>
 it('rollout.shadow-compares-against-a-schema-version-published-after-the-controllers-last-pass-and-compares-nothing-before-it-exists', async () => {
   catalog = new SqliteCatalog(path.join(tmpDir('sluice-shadow-late-'), 'sluice.db'));
   await catalog.createTenant('acme');
-  await catalog.schemas.publish('acme', 'checkout', { schema: v1, owner: 'payments', actor: 'test', expectedVersion: 0 });
+  await catalog.schemas.publish('acme', 'checkout', { schema: v1, owner: 'payments', actor: 'test', expectedVersion: 0, diff: null });
   const created = Date.now() - 60_000;
   const rollout = await createRollout(
     catalog,
@@ -54,7 +54,7 @@ it('rollout.shadow-compares-against-a-schema-version-published-after-the-control
   expect(await catalog.rollouts.diff(rollout.id)).toMatchObject({ compared: 0, identical: 0, dead_lettered: 0 });
 
   // Published after the controller's last pass; its events come before the next one.
-  await catalog.schemas.publish('acme', 'checkout', { schema: v2, owner: 'payments', actor: 'test', expectedVersion: 1, forcedReason: 'refunds are another type' });
+  await catalog.schemas.publish('acme', 'checkout', { schema: v2, owner: 'payments', actor: 'test', expectedVersion: 1, forcedReason: 'refunds are another type', diff: null });
   await shadow.run(records(0, 1000), ctx);
   await runtime.flush();
   expect(await catalog.rollouts.diff(rollout.id)).toMatchObject({ compared: 1000, identical: 970, changed: 0, dropped: 0, dead_lettered: 30 });
