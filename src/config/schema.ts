@@ -79,7 +79,13 @@ export const configSchema = {
         commitBatch: { type: 'integer', minimum: 1, default: 20_000, description: 'records per store transaction' },
         maxAttempts: { type: 'integer', minimum: 1, default: 5 },
         leaseTtlMs: { type: 'integer', minimum: 1_000, default: 6_000, description: 'a dead worker\'s partitions are taken over within 4/3 of this (8 s)' },
-        pollMs: { type: 'integer', minimum: 1, default: 50 },
+        pollMs: { type: 'integer', minimum: 1, default: 50, description: 'the idle wait after a round that found no records (ms); new records on the embedded log wake the consumer sooner' },
+        idleMaxMs: {
+          type: 'integer',
+          minimum: 1,
+          default: 250,
+          description: 'the longest idle wait (ms): it doubles from pollMs while rounds stay empty, so an idle worker on NATS asks for records 4 times a second instead of 20',
+        },
         heapMb: { type: 'integer', minimum: 64, default: 128, description: 'JavaScript heap of the store thread (MiB); DuckDB memory is apart' },
         id: {
           type: 'string',

@@ -55,7 +55,16 @@ export interface ConsumerOptions {
   commitBatch: number;
   maxAttempts: number;
   leaseTtlMs: number;
+  /** The idle wait after a round that found nothing (ms); doubled after each further empty round, up to `idleMaxMs`. */
   pollMs: number;
+  /**
+   * The longest idle wait (ms; default: `pollMs`, no growth). An idle consumer on a remote log
+   * (NATS) asks each held partition for records at every round; growing the wait while rounds
+   * stay empty bounds that cost, and a round that finds records sets it back to `pollMs`. On the
+   * embedded log new records wake the consumer at once (`notify`), so only a remote log's first
+   * record after a quiet spell waits up to this long.
+   */
+  idleMaxMs?: number;
   onEvent?: (e: ConsumerEvent) => void;
   /** Traces each batch (linked to its records' ingest spans) and its store commits. */
   tracer?: Tracer;
@@ -143,16 +152,21 @@ export class Consumer {
     await this.log.leave(this.opts.group, this.opts.owner);
   }
 
-  /** Renews held leases, drops lost ones, and moves towards the fair share. */
+  /**
+   * Renews held leases, drops lost ones, and moves towards the fair share. Renewals go out
+   * together, and so do acquisitions (as many at a time as the share lacks): on a loaded
+   * process each await waits its turn behind the batch in hand, so a round of one call after
+   * another grows with the partitions it touches, and a dead member's partitions wait for it.
+   */
   private async maintainLeases(): Promise<void> {
     if (this.stopping) return;
     const { group, owner, partitions, leaseTtlMs } = this.opts;
     try {
       const members = Math.max(1, await this.log.join(group, owner, leaseTtlMs));
       const share = Math.ceil(partitions / members);
-      for (const [p, lease] of this.leases) {
-        if (!(await this.log.renew(lease, leaseTtlMs))) this.drop(p);
-      }
+      const held = [...this.leases];
+      const renewed = await Promise.all(held.map(([, lease]) => this.log.renew(lease, leaseTtlMs)));
+      held.forEach(([p], i) => !renewed[i] && this.drop(p));
       // Over the share (a member joined): give the highest partitions back.
       for (const p of this.heldPartitions().reverse()) {
         if (this.leases.size <= share) break;
@@ -161,19 +175,30 @@ export class Consumer {
         await this.log.release(lease);
       }
       // Start at an owner-dependent partition so that members do not all race for partition 0.
-      const offset = hashOwner(owner) % partitions;
-      for (let i = 0; i < partitions && this.leases.size < share; i++) {
-        const p = (offset + i) % partitions;
-        if (this.leases.has(p)) continue;
-        const lease = await this.log.acquire(group, p, owner, leaseTtlMs);
-        if (lease) {
+      const start = hashOwner(owner) % partitions;
+      const candidates = Array.from({ length: partitions }, (_, i) => (start + i) % partitions).filter((p) => !this.leases.has(p));
+      // Read once, when a first lease is taken: applied offsets only grow, so an earlier reading is safe to ack.
+      let applied: Promise<Map<number, number>> | null = null;
+      while (candidates.length > 0 && this.leases.size < share && !this.stopping) {
+        const tried = candidates.splice(0, share - this.leases.size);
+        const results = await Promise.allSettled(tried.map((p) => this.log.acquire(group, p, owner, leaseTtlMs)));
+        const taken = tried.flatMap((partition, i) => {
+          const r = results[i]!;
+          return r.status === 'fulfilled' && r.value ? [{ partition, lease: r.value }] : [];
+        });
+        if (taken.length > 0) {
           // Records the store already applied were processed: ack them now, so that a
-          // predecessor's crash between commit and ack does not make them look suspect.
-          const applied = (await this.sinks.appliedOffsets()).get(p);
-          if (applied) await this.log.ack(lease, applied);
-          this.leases.set(p, lease);
-          this.opts.onEvent?.({ kind: 'lease', partition: p, held: true });
+          // predecessor's crash between commit and ack does not make them look suspect (if
+          // this fails, the first read finds them suspect and acks them: see unapplied()).
+          const upTo = await (applied ??= this.sinks.appliedOffsets().catch(() => new Map<number, number>()));
+          await Promise.allSettled(taken.map(({ partition, lease }) => (upTo.get(partition) ? this.log.ack(lease, upTo.get(partition)!) : undefined)));
+          for (const { partition, lease } of taken) {
+            this.leases.set(partition, lease);
+            this.opts.onEvent?.({ kind: 'lease', partition, held: true });
+          }
         }
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
       }
     } catch (e: unknown) {
       this.opts.onEvent?.({ kind: 'retry', error: `lease maintenance: ${coerceError(e).message}`, delayMs: 0 });
@@ -185,21 +210,29 @@ export class Consumer {
   }
 
   private async run(): Promise<void> {
+    let emptyRounds = 0;
     while (!this.stopping) {
       let worked = false;
+      let failure: string | null = null;
       try {
         worked = await this.round();
       } catch (e: unknown) {
-        this.opts.onEvent?.({ kind: 'retry', error: coerceError(e).message, delayMs: this.opts.pollMs });
+        failure = coerceError(e).message;
       }
-      if (!worked && !this.stopping) await this.idle();
+      if (worked) {
+        emptyRounds = 0;
+        continue;
+      }
+      const wait = idleWaitMs(this.opts.pollMs, this.opts.idleMaxMs ?? this.opts.pollMs, emptyRounds++);
+      if (failure !== null) this.opts.onEvent?.({ kind: 'retry', error: failure, delayMs: wait });
+      if (!this.stopping) await this.idle(wait);
     }
   }
 
-  private idle(): Promise<void> {
+  private idle(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const clock = this.clock;
-      const t = clock.setTimeout(done, this.opts.pollMs);
+      const t = clock.setTimeout(done, ms);
       function done(): void {
         clock.clearTimeout(t);
         resolve();
@@ -389,6 +422,14 @@ export class Consumer {
       }
     }
   }
+}
+
+/**
+ * The idle wait after the `emptyRounds`+1-th empty round in a row (ms): `pollMs`, doubled after
+ * each further one, at most `maxMs` (never below `pollMs`). A wake-up (`notify`) ends any wait.
+ */
+export function idleWaitMs(pollMs: number, maxMs: number, emptyRounds: number): number {
+  return Math.max(pollMs, Math.min(maxMs, pollMs * 2 ** Math.min(emptyRounds, 20)));
 }
 
 function hashOwner(owner: string): number {

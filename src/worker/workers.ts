@@ -135,6 +135,7 @@ export async function startWorkers(
         maxAttempts: w.maxAttempts,
         leaseTtlMs: w.leaseTtlMs,
         pollMs: w.pollMs,
+        idleMaxMs: w.idleMaxMs,
         tracer: deps.tracer,
         clock,
         stages,
