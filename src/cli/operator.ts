@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { SluiceError } from '../core/errors.js';
 import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { Catalog } from '../ports/catalog.js';
-import { act, createGlobalRollout, fromRecord, getRollout, OPERATOR_ACTIONS, wireRollout, type OperatorAction } from '../rollout/service.js';
+import { act, createGlobalRollout, fromRecord, getRollout, OPERATOR_ACTIONS, wireRolloutOf, type OperatorAction } from '../rollout/service.js';
 import { diffAnswer } from '../rollout/diff-answer.js';
 import { putPipeline } from '../transform/versions.js';
 import { actionText, details, diffText, summary } from './rollout.js';
@@ -112,18 +112,18 @@ export async function operatorRolloutCommand(catalog: Catalog, sub: string | und
   };
   switch (sub) {
     case 'list': {
-      const list = (await catalog.rollouts.list(OPERATOR_SCOPE)).map((rec) => wireRollout(fromRecord(rec)));
+      const list = await Promise.all((await catalog.rollouts.list(OPERATOR_SCOPE)).map((rec) => wireRolloutOf(catalog, fromRecord(rec))));
       print({ rollouts: list }, () => (list.length === 0 ? 'no operator-wide rollouts' : list.map(summary).join('\n')));
       return 0;
     }
     case 'show': {
-      const r = wireRollout(await one());
+      const r = await wireRolloutOf(catalog, await one());
       print(r, () => details(r, ' --global'));
       return 0;
     }
     case 'create': {
       if (!arg) throw new SluiceError('SLUICE_ERR_CONFIG', 'name the rollout document: sluice rollout create FILE.json --global (or - for standard input)');
-      const r = wireRollout(await createGlobalRollout(catalog, readJson(arg, 'rollout document'), now(), ACTOR));
+      const r = await wireRolloutOf(catalog, await createGlobalRollout(catalog, readJson(arg, 'rollout document'), now(), ACTOR));
       print(r, () => `created ${summary(r)}`);
       return 0;
     }
@@ -138,7 +138,7 @@ export async function operatorRolloutCommand(catalog: Catalog, sub: string | und
       if (!OPERATOR_ACTIONS.includes(sub as OperatorAction)) {
         throw new SluiceError('SLUICE_ERR_CONFIG', `unknown command "rollout ${sub ?? ''} --global"; use list, show, create, advance, pause, resume, abort, promote or diff`);
       }
-      const r = wireRollout(await act(catalog, OPERATOR_SCOPE, id(), sub as OperatorAction, now(), ACTOR));
+      const r = await wireRolloutOf(catalog, await act(catalog, OPERATOR_SCOPE, id(), sub as OperatorAction, now(), ACTOR));
       print(r, () => actionText(sub as OperatorAction, r));
       return 0;
     }

@@ -14,7 +14,8 @@ import { callJson } from './http-client.js';
  *
  * With --global, the same commands act on operator-wide rollouts, on the catalog (operator.ts).
  */
-type WireRollout = ReturnType<typeof wireRollout>;
+/** A rollout as the API answers it; `candidate_missing` is absent from servers older than the field (see wireRolloutOf). */
+type WireRollout = ReturnType<typeof wireRollout> & { candidate_missing?: string | null };
 
 async function call<T>(t: Target, method: string, path: string, payload?: unknown): Promise<T> {
   return (await callJson(method, `${t.url.replace(/\/$/, '')}${path}`, t.key, payload, { maxAttempts: 3 })).body as T;
@@ -43,9 +44,17 @@ export function holdNextStep(r: WireRollout, flag = ''): string | null {
   return `holding: judged again at every evaluation${judged ? ` (last ${judged})` : ''} and goes on by itself once it passes; meanwhile sluice rollout advance ${r.id}${flag} goes on without the guardrails' verdict, sluice rollout abort ${r.id}${flag} stops it and repairs what it did`;
 }
 
+/** For an active rollout whose candidate is not in the catalog yet: what it waits for. */
+export function missingNextStep(r: WireRollout): string | null {
+  if (!r.candidate_missing) return null;
+  const publish = 'schema' in r.change ? ` (sluice schema push ${r.change.schema.type} FILE, or PUT /v1/schemas/${r.change.schema.type})` : '';
+  return `waiting for ${r.candidate_missing}: nothing is compared, counted or routed until it is published${publish}`;
+}
+
 export function details(r: WireRollout, flag = ''): string {
   const hold = holdNextStep(r, flag);
-  const lines = [summary(r), ...(hold ? [hold] : []), `created ${r.created_at} by ${r.created_by}; auto ${r.auto ? 'on' : 'off'}`, 'decisions:'];
+  const missing = missingNextStep(r);
+  const lines = [summary(r), ...(missing ? [missing] : []), ...(hold ? [hold] : []), `created ${r.created_at} by ${r.created_by}; auto ${r.auto ? 'on' : 'off'}`, 'decisions:'];
   for (const d of r.decisions) {
     lines.push(`  ${d.at}  ${d.verdict.padEnd(9)} ${d.step} ${d.share}%  by ${d.actor}: ${d.reason}${d.last_at ? `  (still so when last judged, ${d.last_at})` : ''}`);
     for (const c of d.checks ?? []) {

@@ -15,7 +15,7 @@ import { cohortPoint, COHORT_POINTS, tenantInCohort } from './cohort.js';
 import { diffBatch, EMPTY_DIFF } from './diff.js';
 import { EMPTY_TALLY, addTally } from './guardrails.js';
 import { isLive, shadowSample, type Rollout } from './machine.js';
-import { fromRecord } from './service.js';
+import { fromRecord, storedCandidate } from './service.js';
 import { routeByCohort, routeInPlaceOf, type LiveRoute } from './route.js';
 import { diffViews } from './view-diff.js';
 
@@ -124,22 +124,13 @@ export class RolloutRuntime {
       if (!this.enrich) return { candidate: [], replaces: null };
       return enrichStages(r.change.enrich, this.enrich);
     }
-    if ('operator_pipeline_version' in r.change) {
-      const n = r.change.operator_pipeline_version;
-      const v = await this.catalog.pipelines.get(OPERATOR_SCOPE, n);
-      if (!v) return missingStages(`operator pipeline version ${n}`);
-      return operatorVersionStages(n, compileStored(v.steps, n), this.salts.of);
-    }
-    if ('pipeline_version' in r.change) {
-      const n = r.change.pipeline_version;
-      const v = await this.catalog.pipelines.get(r.tenant, n);
-      if (!v) return missingStages(`pipeline version ${n}`);
-      return pipelineVersionStages(n, compileStored(v.steps, n), await this.catalog.pipelines.salt(r.tenant));
-    }
-    const { type, version } = r.change.schema;
-    const v = (await this.catalog.schemas.versions(r.tenant, type)).find((s) => s.version === version);
-    if (!v) return missingStages(`schema ${type} version ${version}`);
-    const compiled = compile(newAjv(), v.schema, v.version, v.owner);
+    const found = await storedCandidate(this.catalog, r);
+    if (found.kind === 'missing') return missingStages(found.missing);
+    if (found.kind === 'operator_pipeline') return operatorVersionStages(found.stored.version, compileStored(found.stored.steps, found.stored.version), this.salts.of);
+    if (found.kind === 'pipeline') return pipelineVersionStages(found.stored.version, compileStored(found.stored.steps, found.stored.version), await this.catalog.pipelines.salt(r.tenant));
+    if (found.kind !== 'schema') return { candidate: [], replaces: null };
+    const { type, version, schema, owner } = found.stored;
+    const compiled = compile(newAjv(), schema, version, owner);
     return schemaStages(
       enforceSchema(type, version, (rec) => {
         let props: unknown;

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { SluiceError } from '../core/errors.js';
 import { OPERATOR_SCOPE } from '../core/operator.js';
 import type { Catalog } from '../ports/catalog.js';
+import type { PipelineVersion } from '../ports/pipelines.js';
 import type { MakeLive, RolloutRecord } from '../ports/rollouts.js';
+import type { SchemaVersion } from '../ports/schemas.js';
 import { finishEnrichRollout, repairRollout } from './repair.js';
 import { finishPipelineRepair, isPipelineRepair, planPipelineRepair, type PipelineRepairDeps } from './repair-pipeline.js';
 import { parseRolloutSpec } from './document.js';
@@ -159,6 +161,45 @@ export async function evaluateAll(catalog: Catalog, now: number): Promise<Rollou
 }
 
 /** The wire shape of `GET /v1/rollouts/:id`. */
+/**
+ * The stored version a rollout's change names, as the catalog holds it now: an operator or
+ * tenant pipeline version, a schema version, or the enrichment document (kept in the rollout
+ * itself). `missing` names what the catalog lacks: a schema version may be rolled out before
+ * it is published, and nothing is compared or routed until it is (see RolloutRuntime).
+ */
+export type StoredCandidate =
+  | { kind: 'enrich' }
+  | { kind: 'operator_pipeline' | 'pipeline'; stored: PipelineVersion }
+  | { kind: 'schema'; stored: SchemaVersion }
+  | { kind: 'missing'; missing: string };
+
+export async function storedCandidate(catalog: Pick<Catalog, 'pipelines' | 'schemas'>, r: Pick<Rollout, 'tenant' | 'change'>): Promise<StoredCandidate> {
+  const c = r.change;
+  if ('enrich' in c) return { kind: 'enrich' };
+  if ('operator_pipeline_version' in c) {
+    const stored = await catalog.pipelines.get(OPERATOR_SCOPE, c.operator_pipeline_version);
+    return stored ? { kind: 'operator_pipeline', stored } : { kind: 'missing', missing: `operator pipeline version ${c.operator_pipeline_version}` };
+  }
+  if ('pipeline_version' in c) {
+    const stored = await catalog.pipelines.get(r.tenant, c.pipeline_version);
+    return stored ? { kind: 'pipeline', stored } : { kind: 'missing', missing: `pipeline version ${c.pipeline_version}` };
+  }
+  const { type, version } = c.schema;
+  const stored = (await catalog.schemas.versions(r.tenant, type)).find((s) => s.version === version);
+  return stored ? { kind: 'schema', stored } : { kind: 'missing', missing: `schema ${type} version ${version}` };
+}
+
+/**
+ * A rollout as the API answers it, with `candidate_missing`: for an active rollout whose
+ * candidate the catalog does not hold yet (a schema version rolled out before it is
+ * published), what is missing; nothing is compared, counted or routed until it is found.
+ * Null otherwise.
+ */
+export async function wireRolloutOf(catalog: Pick<Catalog, 'pipelines' | 'schemas'>, r: Rollout) {
+  const c = isActive(r) ? await storedCandidate(catalog, r) : null;
+  return { ...wireRollout(r), candidate_missing: c?.kind === 'missing' ? c.missing : null };
+}
+
 export function wireRollout(r: Rollout) {
   return {
     id: r.id,

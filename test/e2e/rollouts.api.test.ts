@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { details } from '../../src/cli/rollout.js';
 import { evaluateAll } from '../../src/rollout/service.js';
 import { startPipeline, type Pipeline } from '../helpers/pipeline.js';
 
@@ -74,6 +75,23 @@ describe('rollouts API', () => {
     expect((await call(admin, 'POST', '/v1/rollouts', doc)).status).toBe(201);
     expect((await call(admin, 'GET', `/v1/rollouts/${id}/diff?limit=500`)).status).toBe(400);
     expect((await call(admin, 'GET', `/v1/rollouts/${id}/diff?limit=5`)).body).toMatchObject({ compared: 0, rates: { diff: 0 }, samples: [] });
+  });
+
+  it('rollouts.created-before-its-schema-version-is-published-says-what-it-waits-for', async () => {
+    p = await startPipeline({}, { workers: false });
+    await publish(1);
+    const admin = p.tenant.adminKey;
+    const created = await call(admin, 'POST', '/v1/rollouts', doc);
+    expect(created).toMatchObject({ status: 201, body: { state: 'shadow', candidate_missing: 'schema checkout version 2' } });
+    const id = created.body!.id as string;
+    expect((await call(admin, 'GET', `/v1/rollouts/${id}`)).body).toMatchObject({ candidate_missing: 'schema checkout version 2' });
+    const shown = details((await call(admin, 'GET', `/v1/rollouts/${id}`)).body as Parameters<typeof details>[0]);
+    expect(shown).toContain('waiting for schema checkout version 2: nothing is compared, counted or routed until it is published (sluice schema push checkout FILE');
+    await publish(2);
+    expect((await call(admin, 'GET', `/v1/rollouts/${id}`)).body).toMatchObject({ candidate_missing: null });
+    expect((await call(admin, 'GET', '/v1/rollouts')).body!.rollouts).toMatchObject([{ id, candidate_missing: null }]);
+    // A finished rollout waits for nothing.
+    expect((await call(admin, 'POST', `/v1/rollouts/${id}/abort`)).body).toMatchObject({ state: 'aborted', candidate_missing: null });
   });
 
   it('rollouts.the-controller-holds-on-low-traffic-advances-then-rolls-back-on-a-breach-from-the-catalog-tallies', async () => {

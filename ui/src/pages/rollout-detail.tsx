@@ -41,6 +41,8 @@ export interface Rollout {
   share: number;
   step: string;
   hold_reason: string | null;
+  /** What the candidate needs and the catalog lacks (a schema version rolled out before it is published); null otherwise. */
+  candidate_missing: string | null;
   steps: unknown[];
   guardrails: Record<string, number>;
   auto: boolean;
@@ -184,6 +186,11 @@ export function RolloutDetail(props: { id: string; onChanged: () => void }) {
               </div>
             )}
           </div>
+          {x.candidate_missing && (
+            <p class="meta" data-testid="rollout-candidate-missing">
+              Waiting for {x.candidate_missing}: nothing is compared, counted or routed until it is published.
+            </p>
+          )}
           {x.hold_reason && (
             <p class="meta" data-testid="rollout-hold-reason">
               Holding: {x.hold_reason}
