@@ -44,3 +44,30 @@ it.runIf(ready || process.env.CI)('nats.reader.records-a-consumer-delivered-to-a
   expect((await reader.read('k', 0, 4, 100)).map((m) => m.seq)).toEqual([4, 5]);
   await reader.close();
 });
+
+it.runIf(ready || process.env.CI)('nats.reader.a-partition-found-empty-is-checked-again-once-the-stream-has-grown', async () => {
+  const jsm = await nc.jetstreamManager();
+  const js = nc.jetstream();
+  const reader = new StreamReader(jsm, js, stream, 0);
+  const subject = subjectOf(stream, 1);
+  const publish = async (n: number): Promise<number[]> => {
+    const seqs: number[] = [];
+    for (let i = 0; i < n; i++) seqs.push((await js.publish(subject, new TextEncoder().encode(`p1-${i}`))).seq);
+    return seqs;
+  };
+  const first = await publish(2);
+  expect((await reader.read('p1', 1, first[0]!, 100)).map((m) => m.seq)).toEqual(first);
+  // Empty at the tail, twice: the second time the stream is as it was, and the partition is not asked.
+  const next = first[1]! + 1;
+  expect(await reader.read('p1', 1, next, 100)).toEqual([]);
+  expect(await reader.read('p1', 1, next, 100)).toEqual([]);
+  // Records appended, and delivered by the reader's consumer to a pull that is not the reader's.
+  const more = await publish(2);
+  const consumer = (await jsm.consumers.list(stream).next()).find((c) => c.config.filter_subject === subject)!;
+  const lost: number[] = [];
+  for await (const m of js.fetch(stream, consumer.name, { batch: 2, no_wait: true })) lost.push(m.seq);
+  expect(lost).toEqual(more);
+  // The stream grew since the partition was found empty: it is checked, and the records read.
+  expect((await reader.read('p1', 1, next, 100)).map((m) => m.seq)).toEqual(more);
+  await reader.close();
+});

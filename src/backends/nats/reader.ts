@@ -21,6 +21,8 @@ interface Cursor {
   delivered: number;
   /** When an empty pull of this consumer was last checked against the partition itself (Date.now() ms). */
   checkedAt: number;
+  /** The stream's last sequence when the partition was last found to hold nothing from `next` on (0: never checked). */
+  checkedUpTo: number;
 }
 
 /** How often an empty pull is checked against the partition (ms; see StreamReader.read). */
@@ -44,6 +46,8 @@ class SkippedDelivery extends SluiceError {}
 export class StreamReader {
   private readonly cursors = new Map<string, Cursor>();
   private directUntil = 0;
+  /** The stream's last sequence as last asked (shared by every partition's check), and when (Date.now() ms). */
+  private streamLast: { seq: number; at: number } | null = null;
 
   constructor(
     private readonly jsm: JetStreamManager,
@@ -60,7 +64,7 @@ export class StreamReader {
     try {
       if (!cursor || cursor.next !== start) {
         if (cursor) this.drop(key);
-        cursor = { name: (await this.createConsumer(subjectOf(this.stream, partition), start)).name, next: start, delivered: 0, checkedAt: Date.now() };
+        cursor = { name: (await this.createConsumer(subjectOf(this.stream, partition), start)).name, next: start, delivered: 0, checkedAt: Date.now(), checkedUpTo: 0 };
         this.cursors.set(key, cursor);
       }
       const out = await this.pull(cursor.name, max);
@@ -80,11 +84,18 @@ export class StreamReader {
         // and the consumer answers empty for ever while records wait (seen under load: a
         // partition's last 29 records unread for minutes). So an empty pull is checked against
         // the partition itself, at most once a second per consumer: records there, and the
-        // consumer is not trusted again.
+        // consumer is not trusted again. Unless nothing was appended to the stream since the
+        // partition was last found empty: on an idle stream that is one question a second for
+        // all partitions instead of one per partition.
         cursor.checkedAt = Date.now();
-        if ((await this.firstAfter(partition, start - 1)) !== null) {
-          this.drop(key);
-          return this.directRead(partition, start, Math.min(max, DIRECT_BATCH));
+        const last = await this.lastSeq();
+        if (last > cursor.checkedUpTo) {
+          if ((await this.firstAfter(partition, start - 1)) !== null) {
+            this.drop(key);
+            return this.directRead(partition, start, Math.min(max, DIRECT_BATCH));
+          }
+          // Read before the check: a record appended since has a later sequence and is checked for next time.
+          cursor.checkedUpTo = last;
         }
       }
       return out;
@@ -143,6 +154,15 @@ export class StreamReader {
     const { name, info } = await this.createConsumer(subjectOf(this.stream, partition), after + 1);
     void this.jsm.consumers.delete(this.stream, name).catch(() => undefined);
     return info.num_pending;
+  }
+
+  /** The stream's last sequence (0 when empty), asked at most once per `emptyCheckMs`. */
+  private async lastSeq(): Promise<number> {
+    const now = Date.now();
+    if (this.streamLast && now - this.streamLast.at < this.emptyCheckMs) return this.streamLast.seq;
+    const seq = (await this.jsm.streams.info(this.stream)).state.last_seq;
+    this.streamLast = { seq, at: now };
+    return seq;
   }
 
   /** The first record of a partition after sequence `after`, or null. */
