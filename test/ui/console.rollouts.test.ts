@@ -102,6 +102,8 @@ suite('console rollouts', () => {
 
     const api = await call<{ decisions: Decision[]; hold_reason: string }>(keys.adminKey, 'GET', `/v1/rollouts/${id}`);
     expect(await page.getByTestId('rollout-hold-reason').textContent()).toBe(`Holding: ${api.hold_reason}`);
+    // Its candidate is stored: nothing is missing.
+    expect(await page.getByTestId('rollout-candidate-missing').count()).toBe(0);
     // The steps and guardrails in words, the step it is in marked.
     expect(await page.getByTestId('rollout-step').allTextContents()).toEqual([
       'shadow: the candidate runs beside the live version on 100% of events, its output kept apart, for 1s (now)',
@@ -166,6 +168,24 @@ suite('console rollouts', () => {
     await page.getByTestId('rollout-repair').waitFor();
     expect(await page.getByTestId('rollout-repair').textContent()).toMatch(/^(pending|done): \d+ repaired, \d+ past retention$/);
     expect(r.repair.status).toMatch(/^(pending|done)$/);
+  });
+
+  it('console.rollouts-a-schema-rollout-created-before-its-version-is-published-says-what-it-waits-for', async () => {
+    const r = await call<{ id: string; candidate_missing: string | null }>(keys.adminKey, 'POST', '/v1/rollouts', {
+      change: { schema: { type: 'signup', version: 1 } },
+      steps: [{ shadow: { sample: 1, duration: '1h' } }],
+      guardrails: { dead_letter_rate: 0.01 },
+      auto: false,
+    });
+    expect(r.candidate_missing).toBe('schema signup version 1');
+    const page = await signedIn(keys.adminKey);
+    await page.goto(`${server.url}/ui/rollouts?id=${r.id}`);
+    await page.getByTestId('rollout-candidate-missing').waitFor();
+    expect(await page.getByTestId('rollout-candidate-missing').textContent()).toBe('Waiting for schema signup version 1: nothing is compared, counted or routed until it is published.');
+    await call(keys.adminKey, 'PUT', '/v1/schemas/signup', { owner: 'growth', schema: { type: 'object' } });
+    await page.reload();
+    await page.getByTestId('rollout-state').waitFor();
+    expect(await page.getByTestId('rollout-candidate-missing').count()).toBe(0);
   });
 
   it('console.rollouts-page-is-hidden-from-a-read-key', async () => {
