@@ -114,11 +114,13 @@ export class Consumer {
     if (this.loop) return;
     // Renewed every ttl/3, on a timer of its own: a slow commit does not cost the lease.
     const every = Math.max(200, Math.floor(this.opts.leaseTtlMs / 3));
+    // One maintenance run at a time (two would both take the partitions the other has taken
+    // and not yet recorded): the next is due `every` ms after the last one ended.
     const beat = (): void => {
-      this.heartbeat = this.clock.setTimeout(() => void this.maintainLeases().then(() => !this.stopping && beat()), every);
+      this.heartbeat = this.clock.setTimeout(() => void this.maintain().then(() => !this.stopping && beat()), every);
     };
-    beat();
-    this.firstLeases = this.maintainLeases();
+    this.firstLeases = this.maintain();
+    void this.firstLeases.then(() => !this.stopping && beat());
     const stopped = new Promise<void>((resolve) => this.abort.signal.addEventListener('abort', () => resolve(), { once: true }));
     const begun = this.opts.begin ? Promise.race([this.opts.begin, stopped]) : undefined;
     this.loop = this.firstLeases.then(() => begun).then(() => this.run());
@@ -126,6 +128,14 @@ export class Consumer {
 
   /** Settles when the first round of lease taking after start() is over (never rejects). */
   firstLeases: Promise<void> = Promise.resolve();
+
+  /** The maintenance run in progress or the last one (never rejects): stop() waits for it. */
+  private maintenance: Promise<void> = Promise.resolve();
+
+  private maintain(): Promise<void> {
+    this.maintenance = this.maintainLeases();
+    return this.maintenance;
+  }
 
   /** New records may be there: skip the rest of the idle wait. */
   notify(): void {
@@ -142,6 +152,8 @@ export class Consumer {
     this.abort.abort(new Error('consumer stopping'));
     this.wake?.();
     if (this.heartbeat) this.clock.clearTimeout(this.heartbeat);
+    // A run in progress records what it takes before the leases are released below.
+    await this.maintenance;
     try {
       await this.loop;
     } catch {

@@ -21,9 +21,18 @@ interface Cursor {
   delivered: number;
   /** When an empty pull of this consumer was last checked against the partition itself (Date.now() ms). */
   checkedAt: number;
-  /** The stream's last sequence when the partition was last found to hold nothing from `next` on (0: never checked). */
+  /**
+   * The stream's last sequence up to which the partition was found to hold nothing from `next`
+   * on, twice in a row (0: not yet), and when that was (Date.now() ms); see StreamReader.read.
+   */
   checkedUpTo: number;
+  confirmedAt: number;
+  /** The stream's last sequence at the last check that found nothing, waiting for a second one. */
+  emptyOnceAt: number;
 }
+
+/** How long a partition found empty (twice) is not checked again while the stream does not grow (ms). */
+const EMPTY_TRUST_MS = 30_000;
 
 /** How often an empty pull is checked against the partition (ms; see StreamReader.read). */
 const EMPTY_CHECK_MS = 1_000;
@@ -64,7 +73,7 @@ export class StreamReader {
     try {
       if (!cursor || cursor.next !== start) {
         if (cursor) this.drop(key);
-        cursor = { name: (await this.createConsumer(subjectOf(this.stream, partition), start)).name, next: start, delivered: 0, checkedAt: Date.now(), checkedUpTo: 0 };
+        cursor = { name: (await this.createConsumer(subjectOf(this.stream, partition), start)).name, next: start, delivered: 0, checkedAt: Date.now(), checkedUpTo: 0, confirmedAt: 0, emptyOnceAt: 0 };
         this.cursors.set(key, cursor);
       }
       const out = await this.pull(cursor.name, max);
@@ -85,17 +94,23 @@ export class StreamReader {
         // partition's last 29 records unread for minutes). So an empty pull is checked against
         // the partition itself, at most once a second per consumer: records there, and the
         // consumer is not trusted again. Unless nothing was appended to the stream since the
-        // partition was last found empty: on an idle stream that is one question a second for
-        // all partitions instead of one per partition.
-        cursor.checkedAt = Date.now();
+        // partition was found empty twice in a row (a direct get may be answered by a replica
+        // that lags) within the last EMPTY_TRUST_MS: on an idle stream that is one question a
+        // second for all partitions instead of one per partition.
+        const now = Date.now();
+        cursor.checkedAt = now;
         const last = await this.lastSeq();
-        if (last > cursor.checkedUpTo) {
+        if (last > cursor.checkedUpTo || now - cursor.confirmedAt >= EMPTY_TRUST_MS) {
           if ((await this.firstAfter(partition, start - 1)) !== null) {
             this.drop(key);
             return this.directRead(partition, start, Math.min(max, DIRECT_BATCH));
           }
-          // Read before the check: a record appended since has a later sequence and is checked for next time.
-          cursor.checkedUpTo = last;
+          // `last` was read before the check: a record appended since has a later sequence, and makes the next check ask.
+          if (cursor.emptyOnceAt === last) {
+            cursor.checkedUpTo = last;
+            cursor.confirmedAt = now;
+          }
+          cursor.emptyOnceAt = last;
         }
       }
       return out;
