@@ -47,7 +47,7 @@ export function holdNextStep(r: WireRollout, flag = ''): string | null {
 /** For an active rollout whose candidate is not in the catalog yet: what it waits for. */
 export function missingNextStep(r: WireRollout): string | null {
   if (!r.candidate_missing) return null;
-  const publish = 'schema' in r.change ? ` (sluice schema push ${r.change.schema.type} FILE, or PUT /v1/schemas/${r.change.schema.type})` : '';
+  const publish = 'schema' in r.change ? ` (sluice schema push ${r.change.schema.type} FILE, with --force --reason TEXT if it is stricter; or PUT /v1/schemas/${r.change.schema.type})` : '';
   return `waiting for ${r.candidate_missing}: nothing is compared, counted or routed until it is published${publish}`;
 }
 
@@ -123,7 +123,7 @@ export async function rolloutCommand(t: Target, sub: string | undefined, args: s
         throw new SluiceError('SLUICE_ERR_CONFIG', `cannot read the rollout document ${file}: ${(e as Error).message}`);
       }
       const r = await call<WireRollout>(t, 'POST', '/v1/rollouts', doc);
-      print(t, r, () => `created ${summary(r)}`);
+      print(t, r, () => [`created ${summary(r)}`, missingNextStep(r)].filter(Boolean).join('\n'));
       return 0;
     }
     case 'advance':
