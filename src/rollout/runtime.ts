@@ -120,15 +120,17 @@ export class RolloutRuntime {
   }
 
   private async candidateStages(r: Rollout): Promise<ChangeStages> {
-    if ('enrich' in r.change) {
-      if (!this.enrich) return { candidate: [], replaces: null };
-      return enrichStages(r.change.enrich, this.enrich);
-    }
     const found = await storedCandidate(this.catalog, r);
-    if (found.kind === 'missing') return missingStages(found.missing);
-    if (found.kind === 'operator_pipeline') return operatorVersionStages(found.stored.version, compileStored(found.stored.steps, found.stored.version), this.salts.of);
-    if (found.kind === 'pipeline') return pipelineVersionStages(found.stored.version, compileStored(found.stored.steps, found.stored.version), await this.catalog.pipelines.salt(r.tenant));
-    if (found.kind !== 'schema') return { candidate: [], replaces: null };
+    switch (found.kind) {
+      case 'missing':
+        return missingStages(found.missing);
+      case 'enrich':
+        return this.enrich ? enrichStages(found.document, this.enrich) : { candidate: [], replaces: null };
+      case 'operator_pipeline':
+        return operatorVersionStages(found.stored.version, compileStored(found.stored.steps, found.stored.version), this.salts.of);
+      case 'pipeline':
+        return pipelineVersionStages(found.stored.version, compileStored(found.stored.steps, found.stored.version), await this.catalog.pipelines.salt(r.tenant));
+    }
     const { type, version, schema, owner } = found.stored;
     const compiled = compile(newAjv(), schema, version, owner);
     return schemaStages(

@@ -7,7 +7,7 @@ import type { MakeLive, RolloutRecord } from '../ports/rollouts.js';
 import type { SchemaVersion } from '../ports/schemas.js';
 import { finishEnrichRollout, repairRollout } from './repair.js';
 import { finishPipelineRepair, isPipelineRepair, planPipelineRepair, type PipelineRepairDeps } from './repair-pipeline.js';
-import { parseRolloutSpec } from './document.js';
+import { parseRolloutSpec, type EnrichChange } from './document.js';
 import { abort, advance, currentStep, evaluate, isActive, observationWindow, pause, promote, resume, startRollout, type Decision, type Rollout } from './machine.js';
 
 /**
@@ -160,7 +160,6 @@ export async function evaluateAll(catalog: Catalog, now: number): Promise<Rollou
   return out;
 }
 
-/** The wire shape of `GET /v1/rollouts/:id`. */
 /**
  * The stored version a rollout's change names, as the catalog holds it now: an operator or
  * tenant pipeline version, a schema version, or the enrichment document (kept in the rollout
@@ -168,14 +167,14 @@ export async function evaluateAll(catalog: Catalog, now: number): Promise<Rollou
  * it is published, and nothing is compared or routed until it is (see RolloutRuntime).
  */
 export type StoredCandidate =
-  | { kind: 'enrich' }
+  | { kind: 'enrich'; document: EnrichChange }
   | { kind: 'operator_pipeline' | 'pipeline'; stored: PipelineVersion }
   | { kind: 'schema'; stored: SchemaVersion }
   | { kind: 'missing'; missing: string };
 
 export async function storedCandidate(catalog: Pick<Catalog, 'pipelines' | 'schemas'>, r: Pick<Rollout, 'tenant' | 'change'>): Promise<StoredCandidate> {
   const c = r.change;
-  if ('enrich' in c) return { kind: 'enrich' };
+  if ('enrich' in c) return { kind: 'enrich', document: c.enrich };
   if ('operator_pipeline_version' in c) {
     const stored = await catalog.pipelines.get(OPERATOR_SCOPE, c.operator_pipeline_version);
     return stored ? { kind: 'operator_pipeline', stored } : { kind: 'missing', missing: `operator pipeline version ${c.operator_pipeline_version}` };
@@ -200,6 +199,7 @@ export async function wireRolloutOf(catalog: Pick<Catalog, 'pipelines' | 'schema
   return { ...wireRollout(r), candidate_missing: c?.kind === 'missing' ? c.missing : null };
 }
 
+/** The wire shape of `GET /v1/rollouts/:id`. */
 export function wireRollout(r: Rollout) {
   return {
     id: r.id,

@@ -178,7 +178,7 @@ export class Consumer {
       const share = Math.ceil(partitions / members);
       const held = [...this.leases];
       const renewed = await Promise.all(held.map(([, lease]) => this.log.renew(lease, leaseTtlMs)));
-      held.forEach(([p], i) => !renewed[i] && this.drop(p));
+      for (const [i, [p]] of held.entries()) if (!renewed[i]) this.drop(p);
       // Over the share (a member joined): give the highest partitions back.
       for (const p of this.heldPartitions().reverse()) {
         if (this.leases.size <= share) break;
@@ -203,7 +203,12 @@ export class Consumer {
           // predecessor's crash between commit and ack does not make them look suspect (if
           // this fails, the first read finds them suspect and acks them: see unapplied()).
           const upTo = await (applied ??= this.sinks.appliedOffsets().catch(() => new Map<number, number>()));
-          await Promise.allSettled(taken.map(({ partition, lease }) => (upTo.get(partition) ? this.log.ack(lease, upTo.get(partition)!) : undefined)));
+          await Promise.allSettled(
+            taken.map(async ({ partition, lease }) => {
+              const offset = upTo.get(partition);
+              if (offset) await this.log.ack(lease, offset);
+            }),
+          );
           for (const { partition, lease } of taken) {
             this.leases.set(partition, lease);
             this.opts.onEvent?.({ kind: 'lease', partition, held: true });
